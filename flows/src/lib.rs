@@ -1,0 +1,7 @@
+//! flowscope's sans-IO engine: frames in, flows and spans out.
+//!
+//! Bytes and timestamps go in ([`engine::Engine::handle_frame`]), records come out
+//! ([`engine::Engine::poll_record`]). Nothing here reads a clock, a socket or the kernel.
+#![forbid(unsafe_code)]
+
+pub mod packet;

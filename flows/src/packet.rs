@@ -1,0 +1,735 @@
+//! Frame decoding: link layer (Ethernet, VLAN, Linux cooked, raw IP) down to TCP/UDP/ICMP.
+//!
+//! [`decode`] turns a captured frame into a borrowed [`Packet`] view: addresses, transport
+//! header fields and a payload slice pointing into the frame. Nothing is copied. Every way a
+//! frame can be rejected is a [`DecodeError`] variant with a stable [`DecodeError::reason`]
+//! string for counters; no input makes it panic.
+//!
+//! The link layer is parsed by hand (each header is a few fixed fields, and SLL2 is not in
+//! etherparse 0.16); IP and transport headers go through etherparse's lax slicers, which
+//! accept frames whose payload the capture cut short (the TC program snaps payload at N bytes).
+
+use std::fmt;
+use std::net::IpAddr;
+
+use etherparse::{LaxIpSlice, TcpSlice, UdpSlice};
+use serde::{Deserialize, Serialize};
+
+/// How a captured frame begins, i.e. which header comes first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum LinkType {
+    /// Ethernet II, optionally with 802.1Q / 802.1ad (QinQ) tags.
+    Ethernet,
+    /// No link header: the frame starts with an IPv4 or IPv6 header.
+    RawIp,
+    /// Linux "cooked" capture v1 (16-byte header), as from `tcpdump -i any`.
+    LinuxSll,
+    /// Linux "cooked" capture v2 (20-byte header).
+    LinuxSll2,
+}
+
+impl LinkType {
+    /// Maps a pcap/pcapng LINKTYPE_* number to a link type we decode.
+    ///
+    /// Numbers from <https://www.tcpdump.org/linktypes.html>: 1 ETHERNET, 101 RAW (and the
+    /// historical DLT values 12 and 14 that some files carry for raw IP), 228 IPV4, 229 IPV6,
+    /// 113 LINUX_SLL, 276 LINUX_SLL2.
+    pub fn from_pcap_linktype(linktype: u32) -> Option<Self> {
+        match linktype {
+            1 => Some(Self::Ethernet),
+            101 | 12 | 14 | 228 | 229 => Some(Self::RawIp),
+            113 => Some(Self::LinuxSll),
+            276 => Some(Self::LinuxSll2),
+            _ => None,
+        }
+    }
+
+    /// The LINKTYPE_* number to write in a pcap file header for this link type.
+    pub fn to_pcap_linktype(self) -> u32 {
+        match self {
+            Self::Ethernet => 1,
+            Self::RawIp => 101,
+            Self::LinuxSll => 113,
+            Self::LinuxSll2 => 276,
+        }
+    }
+}
+
+/// Which way a packet crossed the interface it was captured on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// Received by the host on this interface.
+    Ingress,
+    /// Sent by the host on this interface.
+    Egress,
+    /// Not known (e.g. a pcap file without direction flags).
+    #[default]
+    Unknown,
+}
+
+impl fmt::Display for Direction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Ingress => "ingress",
+            Self::Egress => "egress",
+            Self::Unknown => "unknown",
+        })
+    }
+}
+
+/// What the capture knows about a frame besides its bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CaptureMeta {
+    /// Capture time, nanoseconds since the Unix epoch (or any monotonic origin; only
+    /// differences matter to the engine).
+    pub ts_ns: u64,
+    /// Interface index the frame was seen on (0 when unknown).
+    pub ifindex: u32,
+    /// Ingress or egress on that interface.
+    pub direction: Direction,
+    /// Length of the frame on the wire; may exceed the captured bytes when snapped.
+    pub orig_len: u32,
+    /// Kernel socket cookie of the sending/receiving socket, when the capture had one.
+    pub socket_cookie: Option<u64>,
+}
+
+/// TCP control bits, in their wire positions (RFC 9293 §3.1).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    /// No more data from sender.
+    pub const FIN: Self = Self(0x01);
+    /// Synchronize sequence numbers.
+    pub const SYN: Self = Self(0x02);
+    /// Reset the connection.
+    pub const RST: Self = Self(0x04);
+    /// Push function.
+    pub const PSH: Self = Self(0x08);
+    /// Acknowledgment field is significant.
+    pub const ACK: Self = Self(0x10);
+    /// Urgent pointer field is significant.
+    pub const URG: Self = Self(0x20);
+    /// ECN-Echo (RFC 3168).
+    pub const ECE: Self = Self(0x40);
+    /// Congestion Window Reduced (RFC 3168).
+    pub const CWR: Self = Self(0x80);
+
+    /// Hubble's print order (cilium `TCPFlags` in flow.proto), paired with display names.
+    const NAMES: [(Self, &'static str); 8] = [
+        (Self::SYN, "SYN"),
+        (Self::FIN, "FIN"),
+        (Self::RST, "RST"),
+        (Self::PSH, "PSH"),
+        (Self::ACK, "ACK"),
+        (Self::URG, "URG"),
+        (Self::ECE, "ECE"),
+        (Self::CWR, "CWR"),
+    ];
+
+    /// True when every bit of `other` is set in `self`.
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// True when any of SYN, FIN or RST is set (the packets `L4Records::ControlOnly` keeps).
+    pub fn is_control(self) -> bool {
+        self.0 & (Self::SYN.0 | Self::FIN.0 | Self::RST.0) != 0
+    }
+
+    /// Names of the set flags in Hubble's order, e.g. `["SYN", "ACK"]`.
+    pub fn names(self) -> impl Iterator<Item = &'static str> {
+        Self::NAMES
+            .into_iter()
+            .filter(move |(f, _)| self.contains(*f))
+            .map(|(_, n)| n)
+    }
+}
+
+impl std::ops::BitOr for TcpFlags {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+impl fmt::Display for TcpFlags {
+    /// Hubble's compact style: `SYN, ACK`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, name) in self.names().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(name)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TcpFlags({self})")
+    }
+}
+
+/// TCP header fields the engine uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpInfo {
+    /// Source port.
+    pub src_port: u16,
+    /// Destination port.
+    pub dst_port: u16,
+    /// Sequence number of the first payload byte (or of the SYN).
+    pub seq: u32,
+    /// Acknowledgment number (meaningful when ACK is set).
+    pub ack: u32,
+    /// Control bits.
+    pub flags: TcpFlags,
+    /// Receive window, unscaled.
+    pub window: u16,
+}
+
+/// The transport layer of a decoded packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// TCP segment.
+    Tcp(TcpInfo),
+    /// UDP datagram.
+    Udp {
+        /// Source port.
+        src_port: u16,
+        /// Destination port.
+        dst_port: u16,
+    },
+    /// ICMP (v4) or ICMPv6 message.
+    Icmp {
+        /// True for ICMPv6.
+        v6: bool,
+        /// Message type.
+        icmp_type: u8,
+        /// Message code.
+        code: u8,
+    },
+    /// Any other IP protocol; the payload is the IP payload.
+    Other {
+        /// IP protocol number (or IPv6 next header after extensions).
+        protocol: u8,
+    },
+}
+
+/// A decoded packet: a borrowed L3/L4 view of one captured frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet<'a> {
+    /// Capture metadata passed to [`decode`].
+    pub meta: CaptureMeta,
+    /// Source IP address.
+    pub src: IpAddr,
+    /// Destination IP address.
+    pub dst: IpAddr,
+    /// Transport header.
+    pub transport: Transport,
+    /// Captured transport payload (may be shorter than on the wire when snapped).
+    pub payload: &'a [u8],
+    /// Bytes of the IP packet including its headers, per the IP header's length field.
+    pub ip_len: u32,
+    /// Transport payload length on the wire, per the IP length field; `>= payload.len()`.
+    /// The difference is what the capture cut off; TCP reassembly treats it as a gap.
+    pub payload_wire_len: u32,
+}
+
+impl Packet<'_> {
+    /// `(src_port, dst_port)` for TCP and UDP.
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match self.transport {
+            Transport::Tcp(t) => Some((t.src_port, t.dst_port)),
+            Transport::Udp { src_port, dst_port } => Some((src_port, dst_port)),
+            _ => None,
+        }
+    }
+
+    /// Protocol name as Hubble prints it: "TCP", "UDP", "ICMPv4", "ICMPv6" or "IP".
+    pub fn protocol_name(&self) -> &'static str {
+        match self.transport {
+            Transport::Tcp(_) => "TCP",
+            Transport::Udp { .. } => "UDP",
+            Transport::Icmp { v6: false, .. } => "ICMPv4",
+            Transport::Icmp { v6: true, .. } => "ICMPv6",
+            Transport::Other { .. } => "IP",
+        }
+    }
+
+    /// IP protocol number of the transport (6, 17, 1, 58 or the raw value).
+    pub fn ip_protocol(&self) -> u8 {
+        match self.transport {
+            Transport::Tcp(_) => 6,
+            Transport::Udp { .. } => 17,
+            Transport::Icmp { v6: false, .. } => 1,
+            Transport::Icmp { v6: true, .. } => 58,
+            Transport::Other { protocol } => protocol,
+        }
+    }
+
+    /// TCP header fields, when this is a TCP segment.
+    pub fn tcp(&self) -> Option<&TcpInfo> {
+        match &self.transport {
+            Transport::Tcp(t) => Some(t),
+            _ => None,
+        }
+    }
+}
+
+/// Why a frame could not be decoded into a [`Packet`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    /// The frame ends inside a header.
+    #[error("frame truncated in {layer} header: need {need} bytes, have {have}")]
+    Truncated {
+        /// Layer whose header is cut short.
+        layer: &'static str,
+        /// Bytes that layer needs.
+        need: usize,
+        /// Bytes available.
+        have: usize,
+    },
+    /// The link layer carries something other than IPv4/IPv6 (ARP, LLDP, ...).
+    #[error("frame carries ethertype {0:#06x}, not IPv4/IPv6")]
+    NotIp(u16),
+    /// More VLAN tags than we unwrap (QinQ is two).
+    #[error("frame has more than {0} VLAN tags")]
+    TooManyVlanTags(usize),
+    /// The IP header is malformed (bad version, IHL, extension header, ...).
+    #[error("malformed IP header: {0}")]
+    BadIpHeader(String),
+    /// An IP fragment; fragments are counted and skipped, not reassembled.
+    #[error("IP fragment from {src} to {dst} skipped (fragments are not reassembled)")]
+    Fragment {
+        /// Source address.
+        src: IpAddr,
+        /// Destination address.
+        dst: IpAddr,
+    },
+    /// The TCP header is malformed (data offset smaller than 5 words, ...).
+    #[error("malformed TCP header: {0}")]
+    BadTcpHeader(String),
+}
+
+impl DecodeError {
+    /// A stable snake_case name for counting this kind of failure.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Truncated { .. } => "truncated",
+            Self::NotIp(_) => "not_ip",
+            Self::TooManyVlanTags(_) => "too_many_vlan_tags",
+            Self::BadIpHeader(_) => "bad_ip_header",
+            Self::Fragment { .. } => "ip_fragment",
+            Self::BadTcpHeader(_) => "bad_tcp_header",
+        }
+    }
+}
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERTYPE_QINQ: u16 = 0x88a8;
+/// Pre-standard QinQ outer tag still emitted by some switches.
+const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
+/// QinQ is two tags; beyond a small margin it is garbage, not a real stack.
+const MAX_VLAN_TAGS: usize = 4;
+
+fn need(layer: &'static str, data: &[u8], n: usize) -> Result<(), DecodeError> {
+    if data.len() < n {
+        Err(DecodeError::Truncated {
+            layer,
+            need: n,
+            have: data.len(),
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+/// Strips the link-layer header and returns the ethertype and the bytes after it.
+fn strip_link(link: LinkType, frame: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
+    let (mut ethertype, mut rest) = match link {
+        LinkType::RawIp => {
+            // The IP version nibble says which family; etherparse checks it again.
+            let ethertype = match frame.first().map(|b| b >> 4) {
+                Some(6) => ETHERTYPE_IPV6,
+                _ => ETHERTYPE_IPV4,
+            };
+            return Ok((ethertype, frame));
+        }
+        LinkType::Ethernet => {
+            // dst mac(6) src mac(6) ethertype(2)
+            need("ethernet", frame, 14)?;
+            (be16(frame, 12), &frame[14..])
+        }
+        LinkType::LinuxSll => {
+            // pkttype(2) arphrd(2) addrlen(2) addr(8) protocol(2)
+            need("linux_sll", frame, 16)?;
+            (be16(frame, 14), &frame[16..])
+        }
+        LinkType::LinuxSll2 => {
+            // protocol(2) reserved(2) ifindex(4) arphrd(2) pkttype(1) addrlen(1) addr(8)
+            need("linux_sll2", frame, 20)?;
+            (be16(frame, 0), &frame[20..])
+        }
+    };
+    let mut tags = 0;
+    while matches!(
+        ethertype,
+        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
+    ) {
+        tags += 1;
+        if tags > MAX_VLAN_TAGS {
+            return Err(DecodeError::TooManyVlanTags(MAX_VLAN_TAGS));
+        }
+        // TCI(2) inner ethertype(2) — IEEE 802.1Q §9.6
+        need("vlan", rest, 4)?;
+        ethertype = be16(rest, 2);
+        rest = &rest[4..];
+    }
+    Ok((ethertype, rest))
+}
+
+/// Decodes one captured frame into a borrowed [`Packet`].
+///
+/// Call it once per frame from the capture; the engine's `handle_frame` calls it for you.
+/// IP fragments are reported as [`DecodeError::Fragment`] (the engine counts and skips them).
+pub fn decode(link: LinkType, frame: &[u8], meta: CaptureMeta) -> Result<Packet<'_>, DecodeError> {
+    let (ethertype, ip_bytes) = strip_link(link, frame)?;
+    if ethertype != ETHERTYPE_IPV4 && ethertype != ETHERTYPE_IPV6 {
+        return Err(DecodeError::NotIp(ethertype));
+    }
+    let (ip, ext_err) = LaxIpSlice::from_slice(ip_bytes).map_err(|e| match e {
+        etherparse::err::ip::LaxHeaderSliceError::Len(l) => DecodeError::Truncated {
+            layer: "ip",
+            need: l.required_len,
+            have: l.len,
+        },
+        etherparse::err::ip::LaxHeaderSliceError::Content(c) => {
+            DecodeError::BadIpHeader(c.to_string())
+        }
+    })?;
+    if let Some((err, _layer)) = ext_err {
+        return Err(DecodeError::BadIpHeader(err.to_string()));
+    }
+    let src = ip.source_addr();
+    let dst = ip.destination_addr();
+    let ip_payload = ip.payload();
+    if ip_payload.fragmented {
+        return Err(DecodeError::Fragment { src, dst });
+    }
+    // Length per the IP header (not the captured bytes) — the capture may snap the payload.
+    let (ip_len, header_len) = match &ip {
+        LaxIpSlice::Ipv4(v4) => {
+            let h = v4.header();
+            let hl = u32::from(h.ihl()) * 4;
+            (u32::from(h.total_len()).max(hl), hl)
+        }
+        LaxIpSlice::Ipv6(v6) => (
+            u32::from(v6.header().payload_length()) + 40,
+            40 + v6.extensions().slice().len() as u32,
+        ),
+    };
+    let ip_payload_wire = ip_len
+        .saturating_sub(header_len)
+        .max(ip_payload.payload.len() as u32);
+    let data = ip_payload.payload;
+    let protocol = ip_payload.ip_number.0;
+
+    let (transport, payload, payload_wire_len) = match protocol {
+        6 => {
+            let tcp = TcpSlice::from_slice(data).map_err(|e| match e {
+                etherparse::err::tcp::HeaderSliceError::Len(l) => DecodeError::Truncated {
+                    layer: "tcp",
+                    need: l.required_len,
+                    have: l.len,
+                },
+                etherparse::err::tcp::HeaderSliceError::Content(c) => {
+                    DecodeError::BadTcpHeader(c.to_string())
+                }
+            })?;
+            let hdr = tcp.header_slice();
+            let info = TcpInfo {
+                src_port: tcp.source_port(),
+                dst_port: tcp.destination_port(),
+                seq: tcp.sequence_number(),
+                ack: tcp.acknowledgment_number(),
+                // Byte 13 holds the eight control bits (RFC 9293 §3.1, RFC 3168 §23.2).
+                flags: TcpFlags(hdr[13]),
+                window: tcp.window_size(),
+            };
+            let payload = tcp.payload();
+            let wire = ip_payload_wire
+                .saturating_sub(hdr.len() as u32)
+                .max(payload.len() as u32);
+            (Transport::Tcp(info), payload, wire)
+        }
+        17 => {
+            let udp = UdpSlice::from_slice_lax(data).map_err(|l| DecodeError::Truncated {
+                layer: "udp",
+                need: l.required_len,
+                have: l.len,
+            })?;
+            let payload = udp.payload();
+            // UDP length field covers header + payload (RFC 768).
+            let udp_len = u32::from(be16(udp.header_slice(), 4));
+            let wire = udp_len.saturating_sub(8).max(payload.len() as u32);
+            (
+                Transport::Udp {
+                    src_port: udp.source_port(),
+                    dst_port: udp.destination_port(),
+                },
+                payload,
+                wire,
+            )
+        }
+        1 | 58 => {
+            need("icmp", data, 4)?;
+            let layer = Transport::Icmp {
+                v6: protocol == 58,
+                icmp_type: data[0],
+                code: data[1],
+            };
+            (layer, &data[4..], ip_payload_wire.saturating_sub(4))
+        }
+        _ => (Transport::Other { protocol }, data, ip_payload_wire),
+    };
+    Ok(Packet {
+        meta,
+        src,
+        dst,
+        transport,
+        payload,
+        ip_len,
+        payload_wire_len,
+    })
+}
+
+/// Frame builders shared by unit tests, property tests and benches.
+#[cfg(test)]
+pub(crate) mod build {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    /// An Ethernet/IPv4/TCP frame.
+    pub fn tcp_v4(
+        src: [u8; 4],
+        sport: u16,
+        dst: [u8; 4],
+        dport: u16,
+        seq: u32,
+        flags: TcpFlags,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let mut b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4(src, dst, 64)
+            .tcp(sport, dport, seq, 1024);
+        if flags.contains(TcpFlags::SYN) {
+            b = b.syn();
+        }
+        if flags.contains(TcpFlags::ACK) {
+            b = b.ack(1);
+        }
+        if flags.contains(TcpFlags::FIN) {
+            b = b.fin();
+        }
+        if flags.contains(TcpFlags::RST) {
+            b = b.rst();
+        }
+        if flags.contains(TcpFlags::PSH) {
+            b = b.psh();
+        }
+        let mut out = Vec::new();
+        b.write(&mut out, payload).unwrap();
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::*;
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    fn meta() -> CaptureMeta {
+        CaptureMeta::default()
+    }
+
+    #[test]
+    fn ethernet_ipv4_tcp() {
+        let f = tcp_v4(
+            [198, 18, 0, 2],
+            51234,
+            [198, 18, 0, 1],
+            80,
+            7,
+            TcpFlags::SYN,
+            b"",
+        );
+        let p = decode(LinkType::Ethernet, &f, meta()).unwrap();
+        assert_eq!(p.src, "198.18.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(p.ports(), Some((51234, 80)));
+        assert_eq!(p.protocol_name(), "TCP");
+        let t = p.tcp().unwrap();
+        assert_eq!(t.seq, 7);
+        assert_eq!(t.flags.to_string(), "SYN");
+        assert_eq!(p.ip_len, 40);
+    }
+
+    #[test]
+    fn flags_display_in_hubble_order() {
+        let f = TcpFlags::ACK | TcpFlags::SYN | TcpFlags::FIN | TcpFlags::PSH;
+        assert_eq!(f.to_string(), "SYN, FIN, PSH, ACK");
+        assert!(f.is_control());
+        assert!(!TcpFlags::ACK.is_control());
+    }
+
+    #[test]
+    fn qinq_ipv6_udp() {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .double_vlan(
+                etherparse::VlanId::try_new(10).unwrap(),
+                etherparse::VlanId::try_new(20).unwrap(),
+            )
+            .ipv6(
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+                64,
+            )
+            .udp(5353, 53)
+            .write(&mut out, b"hello")
+            .unwrap();
+        // Rewrite the outer tag to 802.1ad so both tag types are exercised.
+        out[12] = 0x88;
+        out[13] = 0xa8;
+        let p = decode(LinkType::Ethernet, &out, meta()).unwrap();
+        assert_eq!(p.protocol_name(), "UDP");
+        assert_eq!(p.payload, b"hello");
+        assert_eq!(p.ports(), Some((5353, 53)));
+        assert_eq!(p.payload_wire_len, 5);
+    }
+
+    #[test]
+    fn raw_ip_and_linux_cooked() {
+        let eth = tcp_v4(
+            [198, 18, 0, 2],
+            1,
+            [198, 18, 0, 1],
+            2,
+            0,
+            TcpFlags::ACK,
+            b"x",
+        );
+        let ip = &eth[14..];
+        let p = decode(LinkType::RawIp, ip, meta()).unwrap();
+        assert_eq!(p.payload, b"x");
+
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(ip);
+        assert_eq!(
+            decode(LinkType::LinuxSll, &sll, meta()).unwrap().payload,
+            b"x"
+        );
+
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
+        ];
+        sll2.extend_from_slice(ip);
+        assert_eq!(
+            decode(LinkType::LinuxSll2, &sll2, meta()).unwrap().payload,
+            b"x"
+        );
+    }
+
+    #[test]
+    fn snapped_payload_keeps_wire_length() {
+        let f = tcp_v4(
+            [198, 18, 0, 2],
+            1,
+            [198, 18, 0, 1],
+            2,
+            0,
+            TcpFlags::ACK,
+            &[b'a'; 100],
+        );
+        let p = decode(LinkType::Ethernet, &f[..f.len() - 60], meta()).unwrap();
+        assert_eq!(p.payload.len(), 40);
+        assert_eq!(p.payload_wire_len, 100);
+    }
+
+    #[test]
+    fn fragments_are_reported() {
+        let mut f = tcp_v4(
+            [198, 18, 0, 2],
+            1,
+            [198, 18, 0, 1],
+            2,
+            0,
+            TcpFlags::ACK,
+            b"abc",
+        );
+        // Set "more fragments" in the IPv4 flags (offset 14 + 6).
+        f[20] |= 0x20;
+        let e = decode(LinkType::Ethernet, &f, meta()).unwrap_err();
+        assert_eq!(e.reason(), "ip_fragment");
+    }
+
+    #[test]
+    fn bad_frames_are_counted_by_reason() {
+        assert_eq!(
+            decode(LinkType::Ethernet, &[0; 5], meta())
+                .unwrap_err()
+                .reason(),
+            "truncated"
+        );
+        let mut arp = vec![0u8; 42];
+        arp[12] = 0x08;
+        arp[13] = 0x06;
+        assert_eq!(
+            decode(LinkType::Ethernet, &arp, meta()).unwrap_err(),
+            DecodeError::NotIp(0x0806)
+        );
+        assert_eq!(
+            decode(LinkType::RawIp, &[0x75, 0, 0, 0], meta())
+                .unwrap_err()
+                .reason(),
+            "bad_ip_header"
+        );
+        let mut vlans = vec![0u8; 12];
+        for _ in 0..6 {
+            vlans.extend_from_slice(&[0x81, 0x00, 0, 1]);
+        }
+        vlans.extend_from_slice(&[0x08, 0x00]);
+        assert_eq!(
+            decode(LinkType::Ethernet, &vlans, meta())
+                .unwrap_err()
+                .reason(),
+            "too_many_vlan_tags"
+        );
+    }
+
+    #[test]
+    fn pcap_linktypes() {
+        assert_eq!(LinkType::from_pcap_linktype(1), Some(LinkType::Ethernet));
+        assert_eq!(LinkType::from_pcap_linktype(113), Some(LinkType::LinuxSll));
+        assert_eq!(LinkType::from_pcap_linktype(276), Some(LinkType::LinuxSll2));
+        assert_eq!(LinkType::from_pcap_linktype(101), Some(LinkType::RawIp));
+        assert_eq!(LinkType::from_pcap_linktype(147), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200), link in 0u8..4) {
+            let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2][link as usize];
+            let _ = decode(link, &bytes, CaptureMeta::default());
+        }
+    }
+}
