@@ -4,4 +4,8 @@
 //! ([`engine::Engine::poll_record`]). Nothing here reads a clock, a socket or the kernel.
 #![forbid(unsafe_code)]
 
+pub mod counters;
+pub mod key;
 pub mod packet;
+pub mod tcp;
+pub mod trace;

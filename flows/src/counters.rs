@@ -1,0 +1,145 @@
+//! Engine counters: every drop, cap hit and parse error, by reason.
+//!
+//! One plain `u64` per reason (the engine is single-threaded per worker, so no atomics).
+//! [`Counters::iter`] yields `(name, value)` pairs so the binary can print and export them
+//! without knowing the list.
+
+macro_rules! counters {
+    ($($(#[doc = $doc:literal])+ $name:ident,)*) => {
+        /// Running totals kept by the engine; read them with [`Counters::iter`].
+        #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        pub struct Counters {
+            $($(#[doc = $doc])+ pub $name: u64,)*
+        }
+
+        impl Counters {
+            /// Every counter as `(snake_case_name, value)`, in declaration order.
+            pub fn iter(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+                [$((stringify!($name), self.$name),)*].into_iter()
+            }
+        }
+    };
+}
+
+counters! {
+    /// Frames handed to the engine.
+    frames,
+    /// Frames cut short inside a header.
+    decode_truncated,
+    /// Frames that carry something other than IPv4/IPv6.
+    decode_not_ip,
+    /// Frames with more VLAN tags than we unwrap.
+    decode_too_many_vlan_tags,
+    /// Frames with a malformed IP header or extension header.
+    decode_bad_ip_header,
+    /// IP fragments (counted and skipped, not reassembled).
+    decode_ip_fragment,
+    /// Frames with a malformed TCP header.
+    decode_bad_tcp_header,
+    /// Packets decoded and given to the flow table.
+    packets,
+    /// Connections/conversations added to the flow table.
+    flows_created,
+    /// New flows refused because the table was at `max_flows`.
+    flows_refused_table_full,
+    /// Flows evicted after `idle_timeout_ns` without packets.
+    flows_evicted_idle,
+    /// TCP flows evicted after FIN in both directions or RST (after a short linger).
+    flows_evicted_closed,
+    /// Flows evicted by `flush` at the end of a capture.
+    flows_evicted_flush,
+    /// TCP segments entirely made of bytes already delivered (retransmits, duplicates).
+    tcp_retransmit_segments,
+    /// Bytes of overlapping segments that differed from the first copy (first copy wins).
+    tcp_overlap_conflict_bytes,
+    /// TCP segments that arrived ahead of a hole and were buffered.
+    tcp_out_of_order_segments,
+    /// TCP segments too far ahead of the stream to be plausible, dropped.
+    tcp_out_of_window_segments,
+    /// Holes skipped because a flow's buffered bytes passed `max_flow_buffer_bytes`.
+    tcp_gaps_flow_cap,
+    /// Holes skipped because all flows' buffered bytes passed `max_total_buffer_bytes`.
+    tcp_gaps_total_budget,
+    /// Holes skipped after `gap_timeout_ns`.
+    tcp_gaps_timeout,
+    /// Holes skipped because the peer acknowledged past them (the capture lost them).
+    tcp_gaps_peer_acked,
+    /// Holes skipped when a flow was closed or flushed.
+    tcp_gaps_on_close,
+    /// Payload bytes missing from the capture (snapped by the capture length).
+    tcp_snapped_bytes,
+    /// Bytes of stream skipped over in gaps, whatever the reason.
+    tcp_gap_bytes,
+    /// TCP connections first seen after their SYN.
+    tcp_mid_stream_starts,
+    /// Flows whose bytes matched no L7 protocol; no further L7 parsing is tried.
+    l7_unrecognised_flows,
+    /// HTTP/1 requests parsed.
+    http1_requests,
+    /// HTTP/1 final responses parsed.
+    http1_responses,
+    /// HTTP/1 informational (1xx) responses seen.
+    http1_informational,
+    /// HTTP/1 messages that failed to parse; the flow is marked not-HTTP.
+    http1_parse_errors,
+    /// HTTP/1 heads larger than `max_header_bytes` (skipped, stream resynced).
+    http1_header_too_large,
+    /// HTTP/1 heads with more than `max_headers` fields (skipped, stream resynced).
+    http1_too_many_headers,
+    /// Malformed chunked body framing (stream resynced).
+    http1_bad_chunked,
+    /// Times an HTTP/1 stream searched for the next message start after a gap.
+    http1_resyncs,
+    /// Bytes discarded while looking for the next message start.
+    http1_resync_skipped_bytes,
+    /// Responses with no request to pair with.
+    http1_unpaired_responses,
+    /// Requests dropped because `max_pending_requests` were already waiting.
+    http1_pending_overflow,
+    /// Requests forgotten because a gap made pairing uncertain.
+    http1_requests_lost_in_gap,
+    /// Requests that never got a response (emitted as error spans).
+    http1_unanswered,
+    /// Connections upgraded (101) or tunnelled (CONNECT); parsing stops there.
+    http1_upgrades,
+    /// Messages cut off by the end of the connection.
+    http1_truncated_messages,
+    /// DNS queries parsed.
+    dns_queries,
+    /// DNS responses parsed.
+    dns_responses,
+    /// DNS messages that failed to parse.
+    dns_parse_errors,
+    /// DNS responses with no matching query.
+    dns_unmatched_responses,
+    /// DNS queries dropped because `max_pending_requests` were waiting on a flow.
+    dns_pending_overflow,
+    /// DNS queries that never got a response.
+    dns_unanswered,
+    /// `traceparent` headers that failed validation (a fresh trace id is used).
+    trace_invalid_traceparent,
+    /// `tracestate` list-members dropped as invalid, duplicate or over 32.
+    trace_tracestate_dropped_members,
+    /// Records queued for `poll_record`.
+    records_emitted,
+    /// Records dropped because `max_queued_records` were waiting to be polled.
+    records_dropped_queue_full,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iter_names_every_field() {
+        let c = Counters {
+            http1_requests: 3,
+            ..Default::default()
+        };
+        let all: Vec<_> = c.iter().collect();
+        assert!(all.contains(&("http1_requests", 3)));
+        assert_eq!(all[0].0, "frames");
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), all.len());
+    }
+}

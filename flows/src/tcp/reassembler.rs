@@ -1,0 +1,689 @@
+//! Per-direction TCP stream reassembly.
+//!
+//! A [`TcpReassembler`] turns the segments of one direction of a connection, in whatever order
+//! the capture delivered them, into an ordered stream of [`StreamEvent`]s: data, gaps, end.
+//!
+//! Rules:
+//! - Positions are sequence numbers mapped onto a 64-bit stream offset, so wrap-around
+//!   (RFC 9293 §3.4) is handled once, at the edge.
+//! - In-order data with nothing buffered is handed out without copying.
+//! - Out-of-order data is copied into a map of non-overlapping pieces. On overlap the first
+//!   copy wins (the bytes already held are kept; differing bytes are counted as conflicts).
+//!   Bytes already delivered cannot be compared (they are not kept); such segments are counted
+//!   as retransmits.
+//! - A hole never stalls the stream forever: it is skipped (a `Gap` event, so the L7 parser
+//!   resyncs) when the flow's buffered bytes pass the cap, when the engine's total budget is
+//!   exceeded, when the hole is older than the gap timeout, when the peer acknowledged past it
+//!   (the capture lost those bytes), or when the flow closes.
+//! - Bytes the capture snapped off a segment (`wire_len > payload.len()`) become a gap too.
+
+use std::collections::BTreeMap;
+
+use crate::counters::Counters;
+use crate::packet::TcpFlags;
+use crate::tcp::seq::seq_diff;
+
+/// Bookkeeping cost charged per buffered piece on top of its bytes, so that a flood of tiny
+/// out-of-order segments is bounded by the byte budget too (BTreeMap node + Vec header).
+pub const PIECE_OVERHEAD: usize = 64;
+
+/// One TCP segment of the direction being reassembled.
+#[derive(Debug, Clone, Copy)]
+pub struct Segment<'a> {
+    /// Sequence number from the header.
+    pub seq: u32,
+    /// Control bits.
+    pub flags: TcpFlags,
+    /// Captured payload.
+    pub payload: &'a [u8],
+    /// Payload length on the wire (`>= payload.len()` when the capture snapped it).
+    pub wire_len: u32,
+}
+
+/// What the reassembler hands to the L7 layer, in stream order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEvent<'a> {
+    /// The next bytes of the stream.
+    Data(&'a [u8]),
+    /// Bytes that will never be seen. `len == 0` means an unknown amount: the stream was
+    /// joined mid-way. Either way the parser must resync.
+    Gap {
+        /// Bytes skipped.
+        len: u64,
+    },
+    /// The sender's FIN was reached in order: no more data in this direction.
+    Fin,
+    /// The connection was reset.
+    Reset,
+}
+
+/// Limits for one direction's reassembly.
+#[derive(Debug, Clone, Copy)]
+pub struct ReassemblerConfig {
+    /// Most bytes (plus [`PIECE_OVERHEAD`] per piece) held out of order before skipping holes.
+    pub max_buffered_bytes: usize,
+}
+
+#[derive(Debug)]
+enum Piece {
+    Bytes(Vec<u8>),
+    /// Bytes the capture did not keep (snapped); delivered as a gap.
+    Lost(u64),
+}
+
+impl Piece {
+    fn len(&self) -> u64 {
+        match self {
+            Piece::Bytes(b) => b.len() as u64,
+            Piece::Lost(n) => *n,
+        }
+    }
+
+    fn cost(&self) -> usize {
+        PIECE_OVERHEAD
+            + match self {
+                Piece::Bytes(b) => b.len(),
+                Piece::Lost(_) => 0,
+            }
+    }
+}
+
+/// Which counter a skipped hole is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GapReason {
+    /// The flow's buffer passed its cap.
+    FlowCap,
+    /// The engine's total buffer budget was exceeded.
+    TotalBudget,
+    /// The hole was older than the gap timeout.
+    Timeout,
+    /// The peer acknowledged past the hole.
+    PeerAcked,
+    /// The flow closed or was flushed.
+    Close,
+}
+
+impl GapReason {
+    fn counter(self, c: &mut Counters) -> &mut u64 {
+        match self {
+            GapReason::FlowCap => &mut c.tcp_gaps_flow_cap,
+            GapReason::TotalBudget => &mut c.tcp_gaps_total_budget,
+            GapReason::Timeout => &mut c.tcp_gaps_timeout,
+            GapReason::PeerAcked => &mut c.tcp_gaps_peer_acked,
+            GapReason::Close => &mut c.tcp_gaps_on_close,
+        }
+    }
+}
+
+/// Reassembles one direction of a TCP connection.
+#[derive(Debug, Default)]
+pub struct TcpReassembler {
+    /// Whether the stream position is known (from a SYN or the first segment seen).
+    synced: bool,
+    /// Whether the stream started before the capture did.
+    mid_stream: bool,
+    /// FIN reached or RST seen: nothing more is delivered.
+    closed: bool,
+    /// Sequence number of the next byte to deliver.
+    next_seq: u32,
+    /// Stream offset of `next_seq` (bytes delivered or skipped so far).
+    offset: u64,
+    /// Out-of-order pieces by stream offset; never overlapping.
+    pending: BTreeMap<u64, Piece>,
+    /// Cost of `pending` (bytes + per-piece overhead).
+    buffered: usize,
+    /// Stream offset of the FIN, once seen.
+    fin_at: Option<u64>,
+    /// When the current oldest hole appeared.
+    hole_since_ns: u64,
+}
+
+impl TcpReassembler {
+    /// A reassembler that has seen nothing yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes currently held out of order, including per-piece overhead.
+    pub fn buffered(&self) -> usize {
+        self.buffered
+    }
+
+    /// Whether this direction was joined after its start (no SYN seen).
+    pub fn mid_stream(&self) -> bool {
+        self.mid_stream
+    }
+
+    /// Whether the FIN was delivered or the stream reset.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Whether a FIN has been seen (delivered or still behind a hole).
+    pub fn fin_seen(&self) -> bool {
+        self.fin_at.is_some() || self.closed
+    }
+
+    /// Stream offset of the next byte to deliver.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// When the oldest hole appeared, if anything is buffered.
+    pub fn hole_since(&self) -> Option<u64> {
+        (!self.pending.is_empty()).then_some(self.hole_since_ns)
+    }
+
+    fn advance(&mut self, n: u64) {
+        self.offset += n;
+        self.next_seq = self.next_seq.wrapping_add(n as u32);
+    }
+
+    /// Feeds one segment; events for newly contiguous data go to `sink`.
+    pub fn push<F: FnMut(StreamEvent<'_>)>(
+        &mut self,
+        seg: &Segment<'_>,
+        now_ns: u64,
+        cfg: &ReassemblerConfig,
+        counters: &mut Counters,
+        sink: &mut F,
+    ) {
+        let syn = seg.flags.contains(TcpFlags::SYN);
+        if !self.synced {
+            self.synced = true;
+            if syn {
+                // The SYN occupies one sequence number (RFC 9293 §3.4); data starts after it.
+                self.next_seq = seg.seq.wrapping_add(1);
+            } else {
+                self.next_seq = seg.seq;
+                self.mid_stream = true;
+                sink(StreamEvent::Gap { len: 0 });
+            }
+        }
+        if self.closed {
+            if seg.wire_len > 0 && seq_diff(seg.seq, self.next_seq) >= 0 {
+                counters.tcp_out_of_window_segments += 1;
+            }
+            return;
+        }
+        if seg.flags.contains(TcpFlags::RST) {
+            self.skip_all(GapReason::Close, counters, sink);
+            self.closed = true;
+            sink(StreamEvent::Reset);
+            return;
+        }
+        let data_seq = if syn {
+            seg.seq.wrapping_add(1)
+        } else {
+            seg.seq
+        };
+        let start = self.offset as i64 + i64::from(seq_diff(data_seq, self.next_seq));
+        let wire_len = u64::from(seg.wire_len);
+        let end = start + wire_len as i64;
+        if seg.flags.contains(TcpFlags::FIN) && end >= self.offset as i64 && self.fin_at.is_none() {
+            self.fin_at = Some(end as u64);
+        }
+        if wire_len > 0 {
+            if end <= self.offset as i64 {
+                counters.tcp_retransmit_segments += 1;
+            } else {
+                let end = end as u64;
+                // Trim what was already delivered (a partial retransmit).
+                let skip = (self.offset as i64 - start).max(0) as u64;
+                let (start, captured) = if skip > 0 {
+                    let s = (skip as usize).min(seg.payload.len());
+                    (self.offset, &seg.payload[s..])
+                } else {
+                    (start as u64, seg.payload)
+                };
+                let data_end = start + captured.len() as u64;
+                if start == self.offset && self.pending.is_empty() {
+                    // Fast path: in order with nothing buffered — no copy.
+                    if !captured.is_empty() {
+                        self.advance(captured.len() as u64);
+                        sink(StreamEvent::Data(captured));
+                    }
+                    if data_end < end {
+                        let lost = end - data_end;
+                        counters.tcp_snapped_bytes += lost;
+                        counters.tcp_gap_bytes += lost;
+                        self.advance(lost);
+                        sink(StreamEvent::Gap { len: lost });
+                    }
+                } else {
+                    if start > self.offset {
+                        counters.tcp_out_of_order_segments += 1;
+                        if self.pending.is_empty() {
+                            self.hole_since_ns = now_ns;
+                        }
+                    }
+                    if !captured.is_empty() {
+                        self.insert(start, Some(captured), data_end, counters);
+                    }
+                    if data_end < end {
+                        counters.tcp_snapped_bytes += end - data_end;
+                        self.insert(data_end, None, end, counters);
+                    }
+                    self.drain(now_ns, counters, sink);
+                    while self.buffered > cfg.max_buffered_bytes && !self.pending.is_empty() {
+                        self.skip_hole(GapReason::FlowCap, now_ns, counters, sink);
+                    }
+                }
+            }
+        }
+        self.check_fin(sink);
+    }
+
+    /// Inserts `[start, end)` (bytes from `data`, or a lost marker) into the pending map,
+    /// filling only what is not already held: the first copy wins.
+    fn insert(&mut self, start: u64, data: Option<&[u8]>, end: u64, counters: &mut Counters) {
+        let mut overlaps: Vec<(u64, u64)> = Vec::new();
+        if let Some((&k, p)) = self.pending.range(..=start).next_back() {
+            if k + p.len() > start {
+                overlaps.push((k, k + p.len()));
+            }
+        }
+        for (&k, p) in self.pending.range(start + 1..end) {
+            overlaps.push((k, k + p.len()));
+        }
+        let mut cur = start;
+        for (os, oe) in overlaps {
+            if os > cur {
+                self.put(cur, os, start, data);
+            }
+            let (a, b) = (cur.max(os), end.min(oe));
+            if let (Some(new), Some(Piece::Bytes(old))) = (data, self.pending.get(&os)) {
+                if a < b {
+                    let n = &new[(a - start) as usize..(b - start) as usize];
+                    let o = &old[(a - os) as usize..(b - os) as usize];
+                    counters.tcp_overlap_conflict_bytes +=
+                        n.iter().zip(o).filter(|(x, y)| x != y).count() as u64;
+                }
+            }
+            cur = cur.max(oe);
+            if cur >= end {
+                break;
+            }
+        }
+        if cur < end {
+            self.put(cur, end, start, data);
+        }
+    }
+
+    fn put(&mut self, from: u64, to: u64, base: u64, data: Option<&[u8]>) {
+        let piece = match data {
+            Some(d) => Piece::Bytes(d[(from - base) as usize..(to - base) as usize].to_vec()),
+            None => Piece::Lost(to - from),
+        };
+        self.buffered += piece.cost();
+        self.pending.insert(from, piece);
+    }
+
+    /// Delivers every pending piece that starts at or before the current offset.
+    fn drain<F: FnMut(StreamEvent<'_>)>(
+        &mut self,
+        now_ns: u64,
+        counters: &mut Counters,
+        sink: &mut F,
+    ) {
+        let mut progressed = false;
+        while let Some(entry) = self.pending.first_entry() {
+            let k = *entry.key();
+            if k > self.offset {
+                break;
+            }
+            let piece = entry.remove();
+            self.buffered -= piece.cost();
+            let pend = k + piece.len();
+            if pend <= self.offset {
+                continue;
+            }
+            let trim = self.offset - k;
+            match &piece {
+                Piece::Bytes(b) => {
+                    self.advance(pend - self.offset);
+                    sink(StreamEvent::Data(&b[trim as usize..]));
+                }
+                Piece::Lost(n) => {
+                    let len = n - trim;
+                    counters.tcp_gap_bytes += len;
+                    self.advance(len);
+                    sink(StreamEvent::Gap { len });
+                }
+            }
+            progressed = true;
+        }
+        if progressed && !self.pending.is_empty() {
+            // A new hole is now the oldest one.
+            self.hole_since_ns = now_ns;
+        }
+    }
+
+    /// Skips the hole before the first pending piece and delivers what follows it.
+    fn skip_hole<F: FnMut(StreamEvent<'_>)>(
+        &mut self,
+        reason: GapReason,
+        now_ns: u64,
+        counters: &mut Counters,
+        sink: &mut F,
+    ) {
+        let Some((&k, _)) = self.pending.first_key_value() else {
+            return;
+        };
+        if k > self.offset {
+            let len = k - self.offset;
+            *reason.counter(counters) += 1;
+            counters.tcp_gap_bytes += len;
+            self.advance(len);
+            sink(StreamEvent::Gap { len });
+        }
+        self.drain(now_ns, counters, sink);
+    }
+
+    fn skip_all<F: FnMut(StreamEvent<'_>)>(
+        &mut self,
+        reason: GapReason,
+        counters: &mut Counters,
+        sink: &mut F,
+    ) {
+        while !self.pending.is_empty() {
+            self.skip_hole(reason, 0, counters, sink);
+        }
+    }
+
+    fn check_fin<F: FnMut(StreamEvent<'_>)>(&mut self, sink: &mut F) {
+        if !self.closed && self.fin_at.is_some_and(|f| f <= self.offset) {
+            self.closed = true;
+            sink(StreamEvent::Fin);
+        }
+    }
+
+    /// Skips every hole older than `gap_timeout_ns`. Call from the engine's timeout pass.
+    pub fn on_timeout<F: FnMut(StreamEvent<'_>)>(
+        &mut self,
+        now_ns: u64,
+        gap_timeout_ns: u64,
+        counters: &mut Counters,
+        sink: &mut F,
+    ) {
+        if !self.pending.is_empty() && now_ns.saturating_sub(self.hole_since_ns) >= gap_timeout_ns {
+            self.skip_all(GapReason::Timeout, counters, sink);
+            self.check_fin(sink);
+        }
+    }
+
+    /// The other direction acknowledged up to `ack`: holes entirely below it were received by
+    /// the peer, so the capture lost them and waiting is pointless.
+    pub fn on_peer_ack<F: FnMut(StreamEvent<'_>)>(
+        &mut self,
+        ack: u32,
+        now_ns: u64,
+        counters: &mut Counters,
+        sink: &mut F,
+    ) {
+        if !self.synced || self.closed || self.pending.is_empty() {
+            return;
+        }
+        let diff = seq_diff(ack, self.next_seq);
+        if diff <= 0 {
+            return;
+        }
+        let acked_to = self.offset + diff as u64;
+        while let Some((&k, _)) = self.pending.first_key_value() {
+            if k > acked_to {
+                break;
+            }
+            self.skip_hole(GapReason::PeerAcked, now_ns, counters, sink);
+        }
+        self.check_fin(sink);
+    }
+
+    /// Gives up on the total budget: skips every hole now (the engine calls this on the flow
+    /// that pushed the total over `max_total_buffer_bytes`).
+    pub fn shed<F: FnMut(StreamEvent<'_>)>(&mut self, counters: &mut Counters, sink: &mut F) {
+        self.skip_all(GapReason::TotalBudget, counters, sink);
+        self.check_fin(sink);
+    }
+
+    /// Delivers everything held, skipping holes; used when the flow ends or is evicted.
+    pub fn flush<F: FnMut(StreamEvent<'_>)>(&mut self, counters: &mut Counters, sink: &mut F) {
+        self.skip_all(GapReason::Close, counters, sink);
+        self.check_fin(sink);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, Eq, Clone)]
+    enum Ev {
+        Data(Vec<u8>),
+        Gap(u64),
+        Fin,
+        Reset,
+    }
+
+    struct Harness {
+        r: TcpReassembler,
+        cfg: ReassemblerConfig,
+        c: Counters,
+        out: Vec<Ev>,
+    }
+
+    impl Harness {
+        fn new() -> Self {
+            Self {
+                r: TcpReassembler::new(),
+                cfg: ReassemblerConfig {
+                    max_buffered_bytes: 1 << 20,
+                },
+                c: Counters::default(),
+                out: Vec::new(),
+            }
+        }
+        fn seg(&mut self, seq: u32, flags: TcpFlags, data: &[u8]) {
+            self.seg_snapped(seq, flags, data, data.len() as u32);
+        }
+        fn seg_snapped(&mut self, seq: u32, flags: TcpFlags, data: &[u8], wire: u32) {
+            let out = &mut self.out;
+            self.r.push(
+                &Segment {
+                    seq,
+                    flags,
+                    payload: data,
+                    wire_len: wire,
+                },
+                0,
+                &self.cfg,
+                &mut self.c,
+                &mut |e| out.push(ev(e)),
+            );
+        }
+        /// Data events merged, as a parser would see them.
+        fn stream(&self) -> Vec<Ev> {
+            let mut merged: Vec<Ev> = Vec::new();
+            for e in &self.out {
+                match (merged.last_mut(), e) {
+                    (Some(Ev::Data(a)), Ev::Data(b)) => a.extend_from_slice(b),
+                    _ => merged.push(e.clone()),
+                }
+            }
+            merged
+        }
+    }
+
+    fn ev(e: StreamEvent<'_>) -> Ev {
+        match e {
+            StreamEvent::Data(d) => Ev::Data(d.to_vec()),
+            StreamEvent::Gap { len } => Ev::Gap(len),
+            StreamEvent::Fin => Ev::Fin,
+            StreamEvent::Reset => Ev::Reset,
+        }
+    }
+
+    const A: TcpFlags = TcpFlags::ACK;
+
+    #[test]
+    fn in_order_after_syn() {
+        let mut h = Harness::new();
+        h.seg(100, TcpFlags::SYN, b"");
+        h.seg(101, A, b"hello ");
+        h.seg(107, A, b"world");
+        h.seg(112, TcpFlags::FIN | A, b"");
+        assert_eq!(h.stream(), vec![Ev::Data(b"hello world".to_vec()), Ev::Fin]);
+    }
+
+    #[test]
+    fn sequence_wrap_around() {
+        let mut h = Harness::new();
+        let isn = u32::MAX - 3;
+        h.seg(isn, TcpFlags::SYN, b"");
+        // Second segment first: it sits past the wrap.
+        h.seg(isn.wrapping_add(6), A, b"fgh");
+        h.seg(isn.wrapping_add(1), A, b"abcde");
+        assert_eq!(h.stream(), vec![Ev::Data(b"abcdefgh".to_vec())]);
+        assert_eq!(h.c.tcp_out_of_order_segments, 1);
+    }
+
+    #[test]
+    fn retransmits_are_dropped_and_counted() {
+        let mut h = Harness::new();
+        h.seg(0, TcpFlags::SYN, b"");
+        h.seg(1, A, b"abc");
+        h.seg(1, A, b"abc");
+        h.seg(2, A, b"bcdef"); // partial retransmit: only "def" is new
+        assert_eq!(h.stream(), vec![Ev::Data(b"abcdef".to_vec())]);
+        assert_eq!(h.c.tcp_retransmit_segments, 1);
+    }
+
+    #[test]
+    fn overlap_first_copy_wins_and_conflicts_are_counted() {
+        let mut h = Harness::new();
+        h.seg(0, TcpFlags::SYN, b"");
+        h.seg(4, A, b"DEF"); // buffered first
+        h.seg(5, A, b"xyZW"); // overlaps "EF" with "xy": conflict of 2 bytes, "ZW" is new
+        h.seg(1, A, b"abcQ"); // fills the hole; 'Q' overlaps 'D' → 1 conflict, 'D' kept
+        assert_eq!(h.stream(), vec![Ev::Data(b"abcDEFZW".to_vec())]);
+        assert_eq!(h.c.tcp_overlap_conflict_bytes, 3);
+        assert_eq!(h.r.buffered(), 0);
+    }
+
+    #[test]
+    fn mid_stream_start_reports_unknown_gap() {
+        let mut h = Harness::new();
+        h.seg(5000, A, b"GET / HTTP/1.1\r\n");
+        assert_eq!(h.stream()[0], Ev::Gap(0));
+        assert!(h.r.mid_stream());
+    }
+
+    #[test]
+    fn flow_cap_skips_the_hole() {
+        let mut h = Harness::new();
+        h.cfg.max_buffered_bytes = 2 * PIECE_OVERHEAD + 10;
+        h.seg(0, TcpFlags::SYN, b"");
+        h.seg(11, A, b"12345"); // hole [1, 11)
+        h.seg(16, A, b"67890"); // still within cap (2 pieces + 10 bytes)
+        assert_eq!(h.stream(), vec![]);
+        h.seg(21, A, b"x"); // over the cap: skip the hole, deliver everything
+        assert_eq!(
+            h.stream(),
+            vec![Ev::Gap(10), Ev::Data(b"1234567890x".to_vec())]
+        );
+        assert_eq!(h.c.tcp_gaps_flow_cap, 1);
+        assert_eq!(h.r.buffered(), 0);
+        // The late bytes for the skipped hole are now old.
+        h.seg(1, A, b"late");
+        assert_eq!(h.c.tcp_retransmit_segments, 1);
+    }
+
+    #[test]
+    fn timeout_and_peer_ack_skip_holes() {
+        let mut h = Harness::new();
+        h.seg(0, TcpFlags::SYN, b"");
+        h.seg(4, A, b"def");
+        let out = &mut h.out;
+        h.r.on_timeout(5, 10, &mut h.c, &mut |e| out.push(ev(e)));
+        assert!(out.is_empty());
+        h.r.on_timeout(10, 10, &mut h.c, &mut |e| out.push(ev(e)));
+        assert_eq!(h.stream(), vec![Ev::Gap(3), Ev::Data(b"def".to_vec())]);
+        assert_eq!(h.c.tcp_gaps_timeout, 1);
+
+        let mut h = Harness::new();
+        h.seg(0, TcpFlags::SYN, b"");
+        h.seg(4, A, b"def");
+        let out = &mut h.out;
+        h.r.on_peer_ack(3, 0, &mut h.c, &mut |e| out.push(ev(e)));
+        assert!(out.is_empty(), "ack inside the hole proves nothing");
+        h.r.on_peer_ack(7, 0, &mut h.c, &mut |e| out.push(ev(e)));
+        assert_eq!(h.stream(), vec![Ev::Gap(3), Ev::Data(b"def".to_vec())]);
+        assert_eq!(h.c.tcp_gaps_peer_acked, 1);
+    }
+
+    #[test]
+    fn snapped_segments_become_gaps() {
+        let mut h = Harness::new();
+        h.seg(0, TcpFlags::SYN, b"");
+        h.seg_snapped(1, A, b"ab", 5);
+        h.seg(6, A, b"fg");
+        assert_eq!(
+            h.stream(),
+            vec![
+                Ev::Data(b"ab".to_vec()),
+                Ev::Gap(3),
+                Ev::Data(b"fg".to_vec())
+            ]
+        );
+        // Out of order snapped segment: the lost tail is held as a marker.
+        let mut h = Harness::new();
+        h.seg(0, TcpFlags::SYN, b"");
+        h.seg_snapped(3, A, b"c", 3);
+        h.seg(1, A, b"ab");
+        h.seg(6, A, b"f");
+        assert_eq!(
+            h.stream(),
+            vec![
+                Ev::Data(b"abc".to_vec()),
+                Ev::Gap(2),
+                Ev::Data(b"f".to_vec())
+            ]
+        );
+        assert_eq!(h.c.tcp_snapped_bytes, 2);
+    }
+
+    #[test]
+    fn fin_waits_for_holes_and_rst_flushes() {
+        let mut h = Harness::new();
+        h.seg(0, TcpFlags::SYN, b"");
+        h.seg(3, TcpFlags::FIN | A, b"c");
+        assert_eq!(h.stream(), vec![]);
+        h.seg(1, A, b"ab");
+        assert_eq!(h.stream(), vec![Ev::Data(b"abc".to_vec()), Ev::Fin]);
+        assert!(h.r.is_closed());
+
+        let mut h = Harness::new();
+        h.seg(0, TcpFlags::SYN, b"");
+        h.seg(3, A, b"c");
+        h.seg(4, TcpFlags::RST, b"");
+        assert_eq!(
+            h.stream(),
+            vec![Ev::Gap(2), Ev::Data(b"c".to_vec()), Ev::Reset]
+        );
+    }
+
+    #[test]
+    fn a_million_tiny_out_of_order_segments_stay_bounded() {
+        let mut h = Harness::new();
+        h.cfg.max_buffered_bytes = 64 * 1024;
+        h.seg(0, TcpFlags::SYN, b"");
+        let mut max_seen = 0;
+        // Every other byte, never filling the holes: worst case for piece count.
+        for i in 0..1_000_000u32 {
+            h.seg(2 + i * 2, A, b"x");
+            max_seen = max_seen.max(h.r.buffered());
+            h.out.clear();
+        }
+        assert!(max_seen <= h.cfg.max_buffered_bytes);
+        assert!(h.c.tcp_gaps_flow_cap > 0);
+    }
+}
