@@ -1,0 +1,307 @@
+//! Byte layouts shared with the kernel programs (bpf/capture.h), as checked views.
+//!
+//! Parsed with explicit field ranges rather than pointer casts so a short or corrupt ring
+//! record is an error, never undefined behaviour.
+
+use std::ops::Range;
+
+/// Bytes in [`PacketHdr`] on the wire (`sizeof(struct fs_packet_hdr)`).
+pub const PACKET_HDR_LEN: usize = 40;
+/// Largest `cap_len` the kernel programs write (`FS_MAX_CAPTURE`).
+pub const MAX_CAPTURE: u32 = 8192;
+
+mod field {
+    use std::ops::Range;
+    pub const TS_NS: Range<usize> = 0..8;
+    pub const SOCKET_COOKIE: Range<usize> = 8..16;
+    pub const IFINDEX: Range<usize> = 16..20;
+    pub const ORIG_LEN: Range<usize> = 20..24;
+    pub const CAP_LEN: Range<usize> = 24..28;
+    pub const VLAN_TCI: Range<usize> = 28..30;
+    pub const DIRECTION: usize = 30;
+    pub const SOURCE: usize = 31;
+    pub const FLAGS: usize = 32;
+    pub const L2_KIND: usize = 33;
+}
+
+/// Where a packet was seen, as the kernel reports it (`FS_DIR_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireDirection {
+    /// Received by this host on `ifindex`.
+    Ingress,
+    /// Sent by this host on `ifindex`.
+    Egress,
+}
+
+/// Which capture path produced a record (`FS_SRC_*`, plus the userspace-only AF_PACKET path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CaptureSource {
+    /// TC classifier (TCX or clsact).
+    Tc,
+    /// eBPF socket filter on an AF_PACKET socket.
+    Socket,
+    /// Plain AF_PACKET socket read in userspace.
+    AfPacket,
+}
+
+/// Framing of the bytes that follow the header (`FS_L2_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum L2Kind {
+    /// Starts with an Ethernet header (also loopback).
+    Ethernet,
+    /// Starts with the IP header (tun, wireguard, ...).
+    RawIp,
+}
+
+/// Record flag: `socket_cookie` is valid.
+pub const FLAG_COOKIE: u8 = 1;
+/// Record flag: fewer bytes were captured than the packet had.
+pub const FLAG_TRUNCATED: u8 = 2;
+/// Record flag: the skb carried an offloaded VLAN tag in `vlan_tci`.
+pub const FLAG_VLAN_OFFLOAD: u8 = 4;
+
+/// Decoded `struct fs_packet_hdr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PacketHdr {
+    /// CLOCK_MONOTONIC nanoseconds when the program ran.
+    pub ts_ns: u64,
+    /// Socket cookie of the sending socket (egress), when [`Self::cookie`] is `Some`.
+    pub socket_cookie: u64,
+    /// Interface the packet crossed.
+    pub ifindex: u32,
+    /// Length of the whole packet from its first header on.
+    pub orig_len: u32,
+    /// Bytes captured after this header.
+    pub cap_len: u32,
+    /// Offloaded VLAN tag (valid with [`FLAG_VLAN_OFFLOAD`]).
+    pub vlan_tci: u16,
+    /// Ingress or egress.
+    pub direction: WireDirection,
+    /// Capture path.
+    pub source: CaptureSource,
+    /// `FLAG_*` bits.
+    pub flags: u8,
+    /// Framing of the captured bytes.
+    pub l2: L2Kind,
+}
+
+/// Why a ring record could not be read.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WireError {
+    /// The record is shorter than its header.
+    #[error("ring record of {0} bytes is shorter than the {PACKET_HDR_LEN}-byte header")]
+    Short(usize),
+    /// The header says more bytes follow than the record holds.
+    #[error("ring record claims {claimed} captured bytes but carries {present}")]
+    CapLen {
+        /// `cap_len` from the header.
+        claimed: u32,
+        /// Bytes actually after the header.
+        present: usize,
+    },
+    /// A field holds a value the kernel programs never write.
+    #[error("ring record has unknown {field} value {value}")]
+    Unknown {
+        /// Which field.
+        field: &'static str,
+        /// The value found.
+        value: u8,
+    },
+}
+
+fn le<const N: usize>(b: &[u8], r: Range<usize>) -> [u8; N] {
+    b[r].try_into().expect("range length matches N")
+}
+
+impl PacketHdr {
+    /// The socket cookie, when the kernel had a socket for this packet.
+    pub fn cookie(&self) -> Option<u64> {
+        (self.flags & FLAG_COOKIE != 0).then_some(self.socket_cookie)
+    }
+
+    /// Parses one ring record into its header and the captured bytes.
+    pub fn parse(record: &[u8]) -> Result<(PacketHdr, &[u8]), WireError> {
+        if record.len() < PACKET_HDR_LEN {
+            return Err(WireError::Short(record.len()));
+        }
+        let cap_len = u32::from_ne_bytes(le(record, field::CAP_LEN));
+        let present = record.len() - PACKET_HDR_LEN;
+        if cap_len as usize > present {
+            return Err(WireError::CapLen {
+                claimed: cap_len,
+                present,
+            });
+        }
+        let direction = match record[field::DIRECTION] {
+            0 => WireDirection::Ingress,
+            1 => WireDirection::Egress,
+            v => {
+                return Err(WireError::Unknown {
+                    field: "direction",
+                    value: v,
+                })
+            }
+        };
+        let source = match record[field::SOURCE] {
+            0 => CaptureSource::Tc,
+            1 => CaptureSource::Socket,
+            v => {
+                return Err(WireError::Unknown {
+                    field: "source",
+                    value: v,
+                })
+            }
+        };
+        let l2 = match record[field::L2_KIND] {
+            0 => L2Kind::Ethernet,
+            1 => L2Kind::RawIp,
+            v => {
+                return Err(WireError::Unknown {
+                    field: "l2_kind",
+                    value: v,
+                })
+            }
+        };
+        let hdr = PacketHdr {
+            ts_ns: u64::from_ne_bytes(le(record, field::TS_NS)),
+            socket_cookie: u64::from_ne_bytes(le(record, field::SOCKET_COOKIE)),
+            ifindex: u32::from_ne_bytes(le(record, field::IFINDEX)),
+            orig_len: u32::from_ne_bytes(le(record, field::ORIG_LEN)),
+            cap_len,
+            vlan_tci: u16::from_ne_bytes(le(record, field::VLAN_TCI)),
+            direction,
+            source,
+            flags: record[field::FLAGS],
+            l2,
+        };
+        let data = &record[PACKET_HDR_LEN..PACKET_HDR_LEN + cap_len as usize];
+        Ok((hdr, data))
+    }
+}
+
+/// `struct fs_filter_cfg`: the filter switches userspace writes at run time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterCfg {
+    /// Keep only packets whose src or dst port is in `port_allow`.
+    pub port_allow_on: bool,
+    /// Keep only packets whose src or dst address is in `cidr{4,6}_allow`.
+    pub cidr_allow_on: bool,
+    /// Payload bytes kept after the L4 header.
+    pub snaplen: u32,
+}
+
+/// Bytes of `struct fs_filter_cfg`.
+pub const FILTER_CFG_LEN: usize = 16;
+
+impl FilterCfg {
+    /// The C layout of this value.
+    pub fn to_bytes(self) -> [u8; FILTER_CFG_LEN] {
+        let mut b = [0u8; FILTER_CFG_LEN];
+        b[0..4].copy_from_slice(&u32::from(self.port_allow_on).to_ne_bytes());
+        b[4..8].copy_from_slice(&u32::from(self.cidr_allow_on).to_ne_bytes());
+        b[8..12].copy_from_slice(&self.snaplen.to_ne_bytes());
+        b
+    }
+}
+
+/// Indices of the per-CPU `counters` map (`FS_CNT_*`), with their metric names.
+pub const KERNEL_COUNTERS: &[(u32, &str)] = &[
+    (0, "kernel_packets_seen"),
+    (1, "kernel_packets_captured"),
+    (2, "kernel_ring_full_lost"),
+    (3, "kernel_packets_filtered"),
+    (4, "kernel_load_bytes_failed"),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The C header asserts its layout with `_Static_assert` lines (a mismatch there fails the
+    /// clang build); this test reads those same lines and checks our ranges agree with them.
+    #[test]
+    fn layout_matches_capture_h() {
+        let header = include_str!("../bpf/capture.h");
+        let mut checked = 0;
+        for line in header.lines().filter(|l| l.starts_with("_Static_assert(")) {
+            let (lhs, rhs) = line.split_once(" == ").expect("assert has ==");
+            let value: usize = rhs.split(',').next().unwrap().trim().parse().unwrap();
+            let expect = if lhs.contains("sizeof(struct fs_packet_hdr)") {
+                PACKET_HDR_LEN
+            } else if lhs.contains("sizeof(struct fs_filter_cfg)") {
+                FILTER_CFG_LEN
+            } else {
+                let name = lhs.rsplit(", ").next().unwrap().trim_end_matches(')');
+                match name {
+                    "ts_ns" => field::TS_NS.start,
+                    "socket_cookie" => field::SOCKET_COOKIE.start,
+                    "ifindex" => field::IFINDEX.start,
+                    "orig_len" => field::ORIG_LEN.start,
+                    "cap_len" => field::CAP_LEN.start,
+                    "vlan_tci" => field::VLAN_TCI.start,
+                    "direction" => field::DIRECTION,
+                    "source" => field::SOURCE,
+                    "flags" => field::FLAGS,
+                    "l2_kind" => field::L2_KIND,
+                    other => panic!("capture.h asserts an offset wire.rs does not know: {other}"),
+                }
+            };
+            assert_eq!(expect, value, "{line}");
+            checked += 1;
+        }
+        assert_eq!(
+            checked, 12,
+            "every field of the contract is asserted in capture.h"
+        );
+        assert!(header.contains(&format!("#define FS_MAX_CAPTURE {MAX_CAPTURE}")));
+    }
+
+    fn record(cap: u32, data: &[u8]) -> Vec<u8> {
+        let mut r = vec![0u8; PACKET_HDR_LEN];
+        r[0..8].copy_from_slice(&7u64.to_ne_bytes());
+        r[8..16].copy_from_slice(&99u64.to_ne_bytes());
+        r[16..20].copy_from_slice(&3u32.to_ne_bytes());
+        r[20..24].copy_from_slice(&1500u32.to_ne_bytes());
+        r[24..28].copy_from_slice(&cap.to_ne_bytes());
+        r[30] = 1;
+        r[32] = FLAG_COOKIE | FLAG_TRUNCATED;
+        r.extend_from_slice(data);
+        r
+    }
+
+    #[test]
+    fn parses_a_record() {
+        let r = record(3, b"abcdef");
+        let (h, d) = PacketHdr::parse(&r).unwrap();
+        assert_eq!(d, b"abc");
+        assert_eq!(h.ts_ns, 7);
+        assert_eq!(h.cookie(), Some(99));
+        assert_eq!(h.ifindex, 3);
+        assert_eq!(h.orig_len, 1500);
+        assert_eq!(h.direction, WireDirection::Egress);
+        assert_eq!(h.source, CaptureSource::Tc);
+        assert_eq!(h.l2, L2Kind::Ethernet);
+    }
+
+    #[test]
+    fn rejects_short_and_lying_records() {
+        assert_eq!(PacketHdr::parse(&[0; 10]), Err(WireError::Short(10)));
+        let r = record(9, b"abc");
+        assert_eq!(
+            PacketHdr::parse(&r),
+            Err(WireError::CapLen {
+                claimed: 9,
+                present: 3
+            })
+        );
+        let mut r = record(0, b"");
+        r[30] = 7;
+        assert!(matches!(
+            PacketHdr::parse(&r),
+            Err(WireError::Unknown {
+                field: "direction",
+                ..
+            })
+        ));
+    }
+}

@@ -1,0 +1,340 @@
+//! Choosing, starting and stopping the capture path, and the loops that read from it.
+//!
+//! Whatever ends the agent — Ctrl-C, SIGTERM, an error, a panic in a reader task — control comes
+//! back to [`run`], which detaches everything before returning. A SIGKILL can't be caught: TCX
+//! links die with the process by themselves, and clsact filters are removed by the next start
+//! ([`ebpf_tc::cleanup_stale`]).
+
+use std::{
+    io::{self, BufWriter},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+};
+
+use anyhow::{anyhow, bail, Context, Result};
+use ebpf_tc::{
+    afpacket::AfPacketCapture,
+    iface::{self, Interface},
+    linkwatch::{LinkEvent, LinkWatcher},
+    wire::PacketHdr,
+    KernelCapture, LoadOptions, TcMode,
+};
+use tokio::{
+    io::{unix::AsyncFd, Interest},
+    signal::unix::SignalKind,
+    task::JoinHandle,
+};
+use tracing::{info, warn};
+
+use super::{clock::MonoToWall, pipeline::Pipeline, AgentArgs, CaptureKind, TcAttach};
+
+type SharedCapture = Arc<Mutex<KernelCapture>>;
+
+fn tc_mode(a: TcAttach) -> TcMode {
+    match a {
+        TcAttach::Auto => TcMode::Auto,
+        TcAttach::Tcx => TcMode::Tcx,
+        TcAttach::Clsact => TcMode::Clsact,
+    }
+}
+
+/// Interfaces to attach to at start: the named ones, or every interface that is up.
+fn initial_ifaces(args: &AgentArgs) -> Result<Vec<Interface>> {
+    if args.ifaces.is_empty() {
+        Ok(iface::all()
+            .context("listing network interfaces in /sys/class/net")?
+            .into_iter()
+            .filter(|i| i.up)
+            .collect())
+    } else {
+        args.ifaces
+            .iter()
+            .map(|n| iface::by_name(n).with_context(|| format!("--iface {n}")))
+            .collect()
+    }
+}
+
+/// Attaches TC to each interface; Ok when at least one worked.
+fn attach_tc_all(cap: &mut KernelCapture, ifaces: &[Interface], mode: TcMode) -> Result<()> {
+    let mut errors = Vec::new();
+    for i in ifaces {
+        match cap.attach_tc(i, mode) {
+            Ok(m) => info!(iface = %i.name, method = m.as_str(), "capturing"),
+            Err(e) => {
+                warn!("{e}");
+                errors.push(e.to_string());
+            }
+        }
+    }
+    if cap.attached().is_empty() {
+        bail!("TC attach failed on every interface: {}", errors.join("; "));
+    }
+    Ok(())
+}
+
+/// Which path runs.
+enum Running {
+    Kernel {
+        cap: SharedCapture,
+        path: CaptureKind,
+    },
+    AfPacket,
+}
+
+/// Sets up capture per `--capture`, falling back when it wasn't given.
+fn start(args: &AgentArgs, ifaces: &[Interface]) -> Result<Running> {
+    let opts = LoadOptions {
+        snaplen: args.snaplen,
+        ring_bytes: args.ring_size,
+    };
+    let load = || -> Result<KernelCapture> {
+        let cleaned = ebpf_tc::cleanup_stale();
+        if !cleaned.filters.is_empty() || !cleaned.qdiscs.is_empty() {
+            info!(?cleaned, "cleaned up after an agent that was killed");
+        }
+        let mut cap = KernelCapture::load(&opts)?;
+        cap.set_filters(&args.filters())?;
+        Ok(cap)
+    };
+    let socket = |mut cap: KernelCapture| -> Result<Running> {
+        if args.ifaces.is_empty() {
+            cap.attach_socket(None)?;
+        } else {
+            for i in ifaces {
+                cap.attach_socket(Some(i))?;
+            }
+        }
+        Ok(Running::Kernel {
+            cap: Arc::new(Mutex::new(cap)),
+            path: CaptureKind::Socket,
+        })
+    };
+    match args.capture {
+        Some(CaptureKind::Tc) => {
+            let mut cap = load()?;
+            attach_tc_all(&mut cap, ifaces, tc_mode(args.tc_attach))?;
+            Ok(Running::Kernel {
+                cap: Arc::new(Mutex::new(cap)),
+                path: CaptureKind::Tc,
+            })
+        }
+        Some(CaptureKind::Socket) => socket(load()?),
+        Some(CaptureKind::Afpacket) => Ok(Running::AfPacket),
+        None => {
+            let mut cap = match load() {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!("eBPF capture unavailable ({e:#}); using the plain AF_PACKET path (every packet is copied to userspace)");
+                    return Ok(Running::AfPacket);
+                }
+            };
+            match attach_tc_all(&mut cap, ifaces, tc_mode(args.tc_attach)) {
+                Ok(()) => {
+                    info!("capture path: tc (default)");
+                    Ok(Running::Kernel {
+                        cap: Arc::new(Mutex::new(cap)),
+                        path: CaptureKind::Tc,
+                    })
+                }
+                Err(e) => {
+                    warn!("{e:#}; falling back to the socket-filter path");
+                    cap.detach_all();
+                    socket(cap)
+                }
+            }
+        }
+    }
+}
+
+/// Runs until a signal or an error; always detaches before returning.
+pub async fn run(args: AgentArgs) -> Result<()> {
+    let ifaces = initial_ifaces(&args)?;
+    let running = start(&args, &ifaces)?;
+    let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    match running {
+        Running::Kernel { cap, path } => {
+            let ring = cap.lock().expect("capture lock").take_ring()?;
+            info!(path = ?path, "capturing; Ctrl-C to stop");
+            let reader: JoinHandle<Result<Pipeline<BufWriter<io::Stdout>>>> =
+                tokio::spawn(read_ring(
+                    ring,
+                    Pipeline::new(
+                        BufWriter::new(io::stdout()),
+                        args.output,
+                        Some(MonoToWall::sample()),
+                    ),
+                ));
+            let watcher: JoinHandle<Result<()>> =
+                tokio::spawn(watch_links(cap.clone(), args.clone(), path));
+            let outcome: Result<()> = tokio::select! {
+                _ = tokio::signal::ctrl_c() => { info!("interrupted; detaching"); Ok(()) }
+                _ = sigterm.recv() => { info!("terminated; detaching"); Ok(()) }
+                r = flatten(reader) => r.map(|_| ()).and(Err(anyhow!("the ring reader stopped"))),
+                r = flatten(watcher) => r.and(Err(anyhow!("the interface watcher stopped"))),
+            };
+            let mut c = cap.lock().unwrap_or_else(|p| p.into_inner());
+            for (name, v) in c.counters() {
+                eprintln!("{name}: {v}");
+            }
+            c.detach_all();
+            outcome
+        }
+        Running::AfPacket => {
+            info!("capture path: afpacket");
+            let stop = Arc::new(AtomicBool::new(false));
+            let ifindex = match ifaces.as_slice() {
+                [one] if !args.ifaces.is_empty() => Some(one.index),
+                _ if args.ifaces.is_empty() => None,
+                _ => bail!("the afpacket path takes one --iface, or none for all interfaces"),
+            };
+            let mut sock = AfPacketCapture::open(ifindex, args.snaplen as usize + 128, l2_of)?;
+            sock.set_timeout(200)?;
+            let s2 = stop.clone();
+            let format = args.output;
+            let thread = std::thread::Builder::new().name("afpacket".into()).spawn(
+                move || -> Result<()> {
+                    let mut p = Pipeline::new(BufWriter::new(io::stdout()), format, None);
+                    while !s2.load(Ordering::Relaxed) {
+                        if let Some((hdr, data)) = sock.recv()? {
+                            p.on_frame(&hdr, data)?;
+                        }
+                        p.flush()?;
+                    }
+                    Ok(())
+                },
+            )?;
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => info!("interrupted"),
+                _ = sigterm.recv() => info!("terminated"),
+            }
+            stop.store(true, Ordering::Relaxed);
+            thread
+                .join()
+                .map_err(|_| anyhow!("the afpacket reader panicked"))?
+        }
+    }
+}
+
+fn l2_of(ifindex: u32) -> ebpf_tc::wire::L2Kind {
+    iface::name_of(ifindex)
+        .and_then(|n| iface::by_name(&n).ok())
+        .map(|i| i.l2)
+        .unwrap_or(ebpf_tc::wire::L2Kind::Ethernet)
+}
+
+async fn flatten<T>(h: JoinHandle<Result<T>>) -> Result<T> {
+    match h.await {
+        Ok(r) => r,
+        Err(e) if e.is_panic() => Err(anyhow!("a capture task panicked: {e}")),
+        Err(e) => Err(anyhow!("a capture task was cancelled: {e}")),
+    }
+}
+
+/// Drains the ring whenever the kernel signals data, a batch at a time.
+async fn read_ring(
+    ring: aya::maps::RingBuf<aya::maps::MapData>,
+    mut pipeline: Pipeline<BufWriter<io::Stdout>>,
+) -> Result<Pipeline<BufWriter<io::Stdout>>> {
+    // SAFETY: the ring owns its map fd and keeps it open, unchanged, for as long as it lives,
+    // and the AsyncFd owns the ring.
+    let mut afd =
+        unsafe { AsyncFd::register_with_interest(ring, Interest::READABLE) }.map_err(|e| {
+            anyhow!(
+                "registering the ring buffer with tokio: {}",
+                e.into_parts().1
+            )
+        })?;
+    let mut bad_records = 0u64;
+    loop {
+        let mut guard = afd
+            .readable_mut()
+            .await
+            .context("waiting on the ring buffer")?;
+        let rb = guard.get_inner_mut();
+        while let Some(item) = rb.next() {
+            match PacketHdr::parse(&item) {
+                Ok((hdr, data)) => pipeline.on_frame(&hdr, data)?,
+                Err(e) => {
+                    bad_records += 1;
+                    if bad_records.is_power_of_two() {
+                        warn!(bad_records, "unreadable ring record: {e}");
+                    }
+                }
+            }
+        }
+        pipeline.flush()?;
+        guard.clear_ready();
+    }
+}
+
+/// Follows interfaces that appear or go away (only when no --iface was given, or to tell the
+/// socket path about a raw-IP device).
+async fn watch_links(cap: SharedCapture, args: AgentArgs, path: CaptureKind) -> Result<()> {
+    let watcher = LinkWatcher::open().context("opening rtnetlink to follow new interfaces")?;
+    // SAFETY: the watcher owns its socket for its whole life, and the AsyncFd owns the watcher.
+    let afd =
+        unsafe { AsyncFd::register_with_interest(watcher, Interest::READABLE) }.map_err(|e| {
+            anyhow!(
+                "registering the netlink socket with tokio: {}",
+                e.into_parts().1
+            )
+        })?;
+    let all = args.ifaces.is_empty();
+    let mode = tc_mode(args.tc_attach);
+    loop {
+        let mut guard = afd.readable().await?;
+        let events = match guard.get_inner().poll_events() {
+            Ok(ev) => ev,
+            Err(e) => {
+                // Lost notifications (ENOBUFS): rescan everything.
+                warn!("interface notifications lost ({e}); rescanning");
+                iface::all()?
+                    .into_iter()
+                    .map(|i| LinkEvent::New {
+                        index: i.index,
+                        up: i.up,
+                    })
+                    .collect()
+            }
+        };
+        guard.clear_ready();
+        for ev in events {
+            match ev {
+                LinkEvent::New { index, up } => {
+                    let Some(i) = iface::name_of(index).and_then(|n| iface::by_name(&n).ok())
+                    else {
+                        continue;
+                    };
+                    let wanted = all || args.ifaces.contains(&i.name);
+                    let mut c = cap.lock().expect("capture lock");
+                    match path {
+                        CaptureKind::Tc if wanted && up && !c.is_attached(index) => {
+                            match c.attach_tc(&i, mode) {
+                                Ok(m) => {
+                                    info!(iface = %i.name, method = m.as_str(), "new interface: capturing")
+                                }
+                                Err(e) => warn!("new interface {}: {e}", i.name),
+                            }
+                        }
+                        CaptureKind::Socket => {
+                            if let Err(e) = c.note_interface(&i) {
+                                warn!("new interface {}: {e}", i.name);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                LinkEvent::Deleted { index } => {
+                    let mut c = cap.lock().expect("capture lock");
+                    if c.is_attached(index) {
+                        info!(ifindex = index, "interface removed");
+                        c.detach_tc(index);
+                    }
+                }
+            }
+        }
+    }
+}

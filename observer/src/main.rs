@@ -1,0 +1,41 @@
+//! `flowscope`: the node agent and its command-line tools.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+mod agent;
+mod timefmt;
+
+/// See what every process on this node says over the network.
+#[derive(Parser, Debug)]
+#[command(name = "flowscope", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Capture traffic on this node and print flows as they happen.
+    Agent(agent::AgentArgs),
+}
+
+fn init_logging() {
+    use tracing_subscriber::{fmt, EnvFilter};
+    let filter =
+        EnvFilter::try_from_env("FLOWSCOPE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr so stdout carries only flows.
+    fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    init_logging();
+    match cli.command {
+        Command::Agent(args) => agent::run(args),
+    }
+}

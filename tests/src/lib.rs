@@ -1,0 +1,1 @@
+//! Test support: network namespaces, veth pairs, server and agent launchers.
