@@ -32,7 +32,7 @@ pub fn delete_clsact(iface: &str) -> io::Result<()> {
     msg.extend_from_slice(&TC_H_CLSACT.to_ne_bytes());
     msg.extend_from_slice(&0u32.to_ne_bytes());
     msg.extend_from_slice(&11u16.to_ne_bytes());
-    msg.extend_from_slice(&(libc::TCA_KIND as u16).to_ne_bytes());
+    msg.extend_from_slice(&libc::TCA_KIND.to_ne_bytes());
     msg.extend_from_slice(b"clsact\0\0");
     debug_assert_eq!(msg.len(), len as usize);
     // SAFETY: sockaddr_nl zeroed is valid (destination: the kernel).

@@ -1,1 +1,457 @@
-//! Test support: network namespaces, veth pairs, server and agent launchers.
+//! Test support for flowscope's end-to-end tests: network namespaces and veth pairs that clean
+//! up on drop (and on panic), the agent and real servers launched inside them, and checks that
+//! nothing of ours stays attached to the kernel.
+//!
+//! Every helper fails loudly when a requirement (root, a tool, a kernel feature) is missing:
+//! these tests never skip.
+
+use std::{
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{
+        atomic::{AtomicU32, Ordering},
+        mpsc, Arc, Mutex,
+    },
+    thread,
+    time::{Duration, Instant},
+};
+
+/// Panics unless we run as root: these tests create namespaces and load eBPF.
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(
+        euid, 0,
+        "end-to-end tests need root (namespaces, eBPF); run `sudo ./dev.sh test`"
+    );
+}
+
+/// Panics unless `tool` is on PATH.
+pub fn require_tool(tool: &str) {
+    let ok = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .output()
+        .map(|o| o.status.success());
+    assert!(
+        matches!(ok, Ok(true)),
+        "{tool} is not installed: run ./dev.sh test, which installs it"
+    );
+}
+
+/// Runs a command and panics with its output if it fails.
+pub fn sh(cmd: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("spawn sh");
+    assert!(
+        out.status.success(),
+        "`{cmd}` failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a command and returns its output whatever the status.
+pub fn sh_any(cmd: &str) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .output()
+        .expect("spawn sh")
+}
+
+static SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// A unique short name (interface names are limited to 15 bytes).
+pub fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}{}{}",
+        std::process::id() % 10_000,
+        SEQ.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A network namespace, deleted on drop.
+#[derive(Debug)]
+pub struct Netns {
+    /// Its name under /run/netns.
+    pub name: String,
+}
+
+impl Netns {
+    /// Creates a namespace with loopback up.
+    pub fn new(prefix: &str) -> Self {
+        let name = unique(prefix);
+        sh(&format!("ip netns add {name}"));
+        let ns = Netns { name };
+        ns.exec("ip link set lo up");
+        ns
+    }
+
+    /// The `ip netns exec` prefix for a command in this namespace.
+    pub fn prefix(&self) -> String {
+        format!("ip netns exec {} ", self.name)
+    }
+
+    /// Runs a shell command inside the namespace; panics on failure.
+    pub fn exec(&self, cmd: &str) -> String {
+        sh(&format!(
+            "ip netns exec {} sh -c '{}'",
+            self.name,
+            cmd.replace('\'', r"'\''")
+        ))
+    }
+
+    /// Runs a shell command inside the namespace, whatever its status.
+    pub fn exec_any(&self, cmd: &str) -> Output {
+        sh_any(&format!(
+            "ip netns exec {} sh -c '{}'",
+            self.name,
+            cmd.replace('\'', r"'\''")
+        ))
+    }
+
+    /// Starts a long-running process inside the namespace, killed on drop of the guard.
+    pub fn spawn(&self, cmd: &str) -> Proc {
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "sh",
+                "-c",
+                &format!("exec {cmd}"),
+            ])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {cmd}: {e}"));
+        Proc::new(child, cmd)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill whatever is still inside, then remove it.
+        let _ = sh_any(&format!("ip netns pids {} | xargs -r kill -9", self.name));
+        let _ = sh_any(&format!("ip netns del {}", self.name));
+    }
+}
+
+/// Two namespaces joined by a veth pair: `server` has 198.18.0.1 and 2001:db8::1, `client` has
+/// 198.18.0.2 and 2001:db8::2 (RFC 2544 benchmarking and RFC 3849 documentation ranges).
+#[derive(Debug)]
+pub struct Link {
+    /// Server side.
+    pub server: Netns,
+    /// Client side.
+    pub client: Netns,
+    /// Interface name in the server namespace.
+    pub server_if: String,
+    /// Interface name in the client namespace.
+    pub client_if: String,
+}
+
+/// Server IPv4 address on a [`Link`].
+pub const SERVER_V4: &str = "198.18.0.1";
+/// Client IPv4 address on a [`Link`].
+pub const CLIENT_V4: &str = "198.18.0.2";
+/// Server IPv6 address on a [`Link`].
+pub const SERVER_V6: &str = "2001:db8::1";
+/// Client IPv6 address on a [`Link`].
+pub const CLIENT_V6: &str = "2001:db8::2";
+
+impl Link {
+    /// Creates both namespaces and the veth pair, addressed and up.
+    pub fn new() -> Self {
+        let server = Netns::new("fss");
+        let client = Netns::new("fsc");
+        let server_if = unique("vs");
+        let client_if = unique("vc");
+        sh(&format!(
+            "ip link add {server_if} netns {} type veth peer name {client_if} netns {}",
+            server.name, client.name
+        ));
+        server.exec(&format!(
+            "ip addr add {SERVER_V4}/24 dev {server_if} && ip -6 addr add {SERVER_V6}/64 dev {server_if} nodad && ip link set {server_if} up"
+        ));
+        client.exec(&format!(
+            "ip addr add {CLIENT_V4}/24 dev {client_if} && ip -6 addr add {CLIENT_V6}/64 dev {client_if} nodad && ip link set {client_if} up"
+        ));
+        Link {
+            server,
+            client,
+            server_if,
+            client_if,
+        }
+    }
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A child process with its stdout and stderr collected line by line; killed on drop.
+#[derive(Debug)]
+pub struct Proc {
+    child: Option<Child>,
+    what: String,
+    stdout: Arc<Mutex<Vec<String>>>,
+    stderr: Arc<Mutex<Vec<String>>>,
+    stderr_rx: mpsc::Receiver<String>,
+}
+
+impl Proc {
+    fn new(mut child: Child, what: &str) -> Self {
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let (tx, stderr_rx) = mpsc::channel();
+        let out = child.stdout.take().expect("piped");
+        let err = child.stderr.take().expect("piped");
+        let so = stdout.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                so.lock().unwrap().push(line);
+            }
+        });
+        let se = stderr.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                se.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Proc {
+            child: Some(child),
+            what: what.to_string(),
+            stdout,
+            stderr,
+            stderr_rx,
+        }
+    }
+
+    /// Waits until a stderr line contains `needle`; panics with all of stderr on timeout or exit.
+    pub fn wait_stderr(&mut self, needle: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self
+                .stderr_rx
+                .recv_timeout(left.min(Duration::from_millis(200)))
+            {
+                Ok(l) if l.contains(needle) => return,
+                Ok(_) => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    if let Some(st) = self
+                        .child
+                        .as_mut()
+                        .and_then(|c| c.try_wait().ok().flatten())
+                    {
+                        panic!(
+                            "{} exited ({st}) before printing {needle:?}; stderr:\n{}",
+                            self.what,
+                            self.stderr().join("\n")
+                        );
+                    }
+                    if Instant::now() >= deadline {
+                        panic!(
+                            "{} did not print {needle:?} in {timeout:?}; stderr:\n{}",
+                            self.what,
+                            self.stderr().join("\n")
+                        );
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    thread::sleep(Duration::from_millis(100));
+                    panic!(
+                        "{} closed stderr before printing {needle:?}; stderr:\n{}",
+                        self.what,
+                        self.stderr().join("\n")
+                    );
+                }
+            }
+        }
+    }
+
+    /// Lines printed on stdout so far.
+    pub fn stdout(&self) -> Vec<String> {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Lines printed on stderr so far.
+    pub fn stderr(&self) -> Vec<String> {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// The process id (of `ip netns exec`, which execs the command: the same process).
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().expect("running").id() as i32
+    }
+
+    /// Sends `sig` and waits for exit; returns the exit status code (None if killed by a signal).
+    pub fn signal_and_wait(&mut self, sig: i32, timeout: Duration) -> Option<i32> {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                // Let the reader threads drain the pipes.
+                thread::sleep(Duration::from_millis(200));
+                return st.code();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} did not exit within {timeout:?} of signal {sig}; stderr:\n{}",
+                    self.what,
+                    self.stderr().join("\n")
+                );
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The `flowscope` binary under test: $FLOWSCOPE_BIN, else target/debug/flowscope.
+pub fn flowscope_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("FLOWSCOPE_BIN") {
+        return PathBuf::from(p);
+    }
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/debug/flowscope");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first (cargo build -p flowscope; ./dev.sh test does)",
+        p.display()
+    );
+    p.canonicalize().expect("canonical path")
+}
+
+/// Starts `flowscope agent ARGS` in `ns` and waits until it says it is capturing.
+pub fn start_agent(ns: &Netns, args: &str) -> Proc {
+    let mut p = ns.spawn(&format!("{} agent {args}", flowscope_bin().display()));
+    p.wait_stderr("capturing; Ctrl-C to stop", Duration::from_secs(30));
+    p
+}
+
+/// Names of loaded BPF programs that are ours (`fs_` prefix), from bpftool.
+pub fn our_bpf_programs() -> Vec<String> {
+    let out = sh("bpftool -j prog show");
+    let v: serde_json::Value = serde_json::from_str(&out).expect("bpftool json");
+    v.as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|p| p.get("name").and_then(|n| n.as_str()))
+        .filter(|n| n.starts_with("fs_"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Waits (up to 5 s: program release is deferred in the kernel) until none of our programs
+/// is loaded; panics listing them otherwise.
+pub fn assert_no_bpf_left() {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = our_bpf_programs();
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("flowscope BPF programs still loaded after the agent exited: {left:?}");
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Qdiscs and TC filters on `dev` in `ns`, as `tc` prints them.
+pub fn tc_state(ns: &Netns, dev: &str) -> String {
+    ns.exec(&format!(
+        "tc qdisc show dev {dev}; tc filter show dev {dev} ingress 2>/dev/null; tc filter show dev {dev} egress 2>/dev/null"
+    ))
+}
+
+/// Starts nginx in `ns` on port 80 (v4 and v6) serving `root`; returns the guard.
+pub fn start_nginx(ns: &Netns, root: &Path) -> Proc {
+    require_tool("nginx");
+    let dir = root.join("nginx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log stderr;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+               server {{ listen 80; listen [::]:80; root {r}; }} }}\n",
+            d = dir.display(),
+            r = root.display()
+        ),
+    )
+    .unwrap();
+    let p = ns.spawn(&format!("nginx -c {} -e stderr", conf.display()));
+    // Wait for the listener.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ns.exec_any("ss -ltn | grep -q ':80 '").status.success() {
+        assert!(
+            Instant::now() < deadline,
+            "nginx did not listen on :80 in {}",
+            ns.name
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+    p
+}
+
+/// A scratch directory removed on drop.
+#[derive(Debug)]
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    /// Creates /tmp/flowscope-test-<unique>.
+    pub fn new() -> Self {
+        let p = std::env::temp_dir().join(unique("flowscope-test-"));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+}
+
+impl Default for TempDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Parses JSON lines (skipping none: a line that isn't JSON is a test failure).
+pub fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
+    lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("agent printed a non-JSON line {l:?}: {e}"))
+        })
+        .collect()
+}

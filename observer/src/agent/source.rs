@@ -192,6 +192,7 @@ pub async fn run(args: AgentArgs) -> Result<()> {
             };
             let mut sock = AfPacketCapture::open(ifindex, args.snaplen as usize + 128, l2_of)?;
             sock.set_timeout(200)?;
+            info!(path = ?CaptureKind::Afpacket, "capturing; Ctrl-C to stop");
             let s2 = stop.clone();
             let format = args.output;
             let thread = std::thread::Builder::new().name("afpacket".into()).spawn(

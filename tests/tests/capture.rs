@@ -1,0 +1,324 @@
+//! End-to-end capture tests: the real agent on a real veth in network namespaces, nginx serving
+//! and curl fetching, checked packet by packet; and cleanup after clean and unclean exits.
+
+use std::time::Duration;
+
+use flowscope_e2e::*;
+use serde_json::Value;
+
+/// What curl reports about one transfer.
+struct Transfer {
+    local_port: u16,
+    request_bytes: u64,
+    response_bytes: u64,
+}
+
+fn curl(ns: &Netns, url: &str) -> Transfer {
+    require_tool("curl");
+    let out = ns.exec(&format!(
+        "curl -sS -g -o /dev/null --max-time 10 -w '%{{local_port}} %{{size_request}} %{{size_header}} %{{size_download}} %{{http_code}}' '{url}'"
+    ));
+    let f: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert_eq!(f[4], 200, "curl {url}: HTTP {}", f[4]);
+    Transfer {
+        local_port: f[0] as u16,
+        request_bytes: f[1],
+        response_bytes: f[2] + f[3],
+    }
+}
+
+fn field<'a>(v: &'a Value, k: &str) -> &'a Value {
+    &v[k]
+}
+
+fn flags(v: &Value) -> Vec<String> {
+    v["tcp_flags"]
+        .as_array()
+        .map(|a| a.iter().map(|f| f.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// Runs one HTTP fetch through the agent with `agent_args` and checks every packet of it.
+fn fetch_and_check(agent_args: &str, v6: bool, source: &str) {
+    require_root();
+    require_tool("bpftool");
+    let link = Link::new();
+    let tmp = TempDir::new();
+    let body = "flowscope ".repeat(700); // 7000 bytes: several segments each way at MTU 1500
+    std::fs::write(tmp.0.join("page.txt"), &body).unwrap();
+    let _nginx = start_nginx(&link.server, &tmp.0);
+    let mut agent = start_agent(
+        &link.server,
+        &format!("-i {} -o json {agent_args}", link.server_if),
+    );
+
+    let (server_ip, client_ip, url) = if v6 {
+        (
+            SERVER_V6,
+            CLIENT_V6,
+            format!("http://[{SERVER_V6}]/page.txt"),
+        )
+    } else {
+        (SERVER_V4, CLIENT_V4, format!("http://{SERVER_V4}/page.txt"))
+    };
+    let t = curl(&link.client, &url);
+    // Let the FIN exchange and the ring drain.
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(
+        agent.signal_and_wait(libc::SIGTERM, Duration::from_secs(10)),
+        Some(0),
+        "agent exit status"
+    );
+
+    let events = json_lines(&agent.stdout());
+    let conn: Vec<&Value> = events
+        .iter()
+        .filter(|e| {
+            e["protocol"] == "TCP"
+                && (e["src_port"] == t.local_port || e["dst_port"] == t.local_port)
+        })
+        .collect();
+    assert!(
+        !conn.is_empty(),
+        "no packet of the curl connection (port {}) seen; got {} events",
+        t.local_port,
+        events.len()
+    );
+    for e in &conn {
+        assert_eq!(field(e, "iface"), link.server_if.as_str());
+        assert_eq!(field(e, "source"), source);
+        let c2s = e["src_port"] == t.local_port;
+        let (src, dst, dir) = if c2s {
+            (client_ip, server_ip, "ingress")
+        } else {
+            (server_ip, client_ip, "egress")
+        };
+        assert_eq!(e["src"], src, "{e}");
+        assert_eq!(e["dst"], dst, "{e}");
+        assert_eq!(e["direction"], dir, "{e}");
+        assert_eq!(if c2s { &e["dst_port"] } else { &e["src_port"] }, 80, "{e}");
+    }
+    // The handshake: the client's SYN comes first, then the server's SYN-ACK.
+    assert_eq!(flags(conn[0]), vec!["SYN"], "first packet {}", conn[0]);
+    assert_eq!(conn[0]["direction"], "ingress");
+    assert_eq!(
+        flags(conn[1]),
+        vec!["SYN", "ACK"],
+        "second packet {}",
+        conn[1]
+    );
+    assert_eq!(conn[1]["direction"], "egress");
+    // Both sides close.
+    for dir in ["ingress", "egress"] {
+        assert!(
+            conn.iter()
+                .any(|e| e["direction"] == dir && flags(e).contains(&"FIN".to_string())),
+            "no FIN {dir}"
+        );
+    }
+    // Payload bytes each way equal what curl sent and received, exactly (no loss on a veth).
+    let sum = |dir: &str| {
+        conn.iter()
+            .filter(|e| e["direction"] == dir)
+            .map(|e| e["payload_len"].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(sum("ingress"), t.request_bytes, "request bytes");
+    assert_eq!(
+        sum("egress"),
+        t.response_bytes,
+        "response bytes (headers + body)"
+    );
+    if source != "afpacket" {
+        let lost: Vec<String> = agent
+            .stderr()
+            .into_iter()
+            .filter(|l| l.starts_with("kernel_ring_full_lost"))
+            .collect();
+        assert_eq!(lost, vec!["kernel_ring_full_lost: 0".to_string()]);
+    }
+    drop(agent);
+    assert!(
+        !tc_state(&link.server, &link.server_if).contains("clsact"),
+        "clsact left behind"
+    );
+    assert_no_bpf_left();
+}
+
+#[test]
+fn tc_sees_every_packet_of_an_http_fetch_v4() {
+    fetch_and_check("--capture tc", false, "tc");
+}
+
+#[test]
+fn tc_sees_every_packet_of_an_http_fetch_v6() {
+    fetch_and_check("--capture tc", true, "tc");
+}
+
+#[test]
+fn tc_clsact_attach_sees_the_same_and_removes_its_qdisc() {
+    fetch_and_check("--capture tc --tc-attach clsact", false, "tc");
+}
+
+#[test]
+fn socket_filter_path_sees_the_same() {
+    fetch_and_check("--capture socket", false, "socket");
+}
+
+#[test]
+fn afpacket_path_sees_the_same() {
+    fetch_and_check("--capture afpacket", true, "afpacket");
+}
+
+/// While running with clsact, SIGKILL leaves the qdisc and filters (nothing can run at
+/// SIGKILL); the next start removes them, and its own clean exit leaves nothing.
+#[test]
+fn next_start_cleans_up_after_sigkill() {
+    require_root();
+    let link = Link::new();
+    let mut agent = start_agent(
+        &link.server,
+        &format!("-i {} --capture tc --tc-attach clsact", link.server_if),
+    );
+    let state = tc_state(&link.server, &link.server_if);
+    assert!(
+        state.contains("clsact")
+            && state.contains("fs_tc_ingress")
+            && state.contains("fs_tc_egress"),
+        "{state}"
+    );
+    assert_eq!(
+        agent.signal_and_wait(libc::SIGKILL, Duration::from_secs(5)),
+        None
+    );
+    let left = tc_state(&link.server, &link.server_if);
+    assert!(
+        left.contains("fs_tc_ingress"),
+        "SIGKILL is expected to leave the clsact filters: {left}"
+    );
+
+    let mut agent = start_agent(
+        &link.server,
+        &format!("-i {} --capture tc --tc-attach clsact", link.server_if),
+    );
+    assert!(
+        agent
+            .stderr()
+            .iter()
+            .any(|l| l.contains("did not exit cleanly") || l.contains("cleaned up after an agent")),
+        "the second start did not report the cleanup: {:?}",
+        agent.stderr()
+    );
+    // Exactly one filter each way: the stale ones are gone, the new ones are attached.
+    let state = tc_state(&link.server, &link.server_if);
+    assert_eq!(
+        state
+            .lines()
+            .filter(|l| l.contains("fs_tc_ingress"))
+            .count(),
+        1,
+        "{state}"
+    );
+    assert_eq!(
+        state.lines().filter(|l| l.contains("fs_tc_egress")).count(),
+        1,
+        "{state}"
+    );
+    assert_eq!(
+        agent.signal_and_wait(libc::SIGINT, Duration::from_secs(10)),
+        Some(0)
+    );
+    let state = tc_state(&link.server, &link.server_if);
+    assert!(
+        !state.contains("clsact") && !state.contains("fs_tc"),
+        "left after clean exit: {state}"
+    );
+    assert_no_bpf_left();
+}
+
+/// TCX links belong to the process: SIGKILL releases them and the programs with them.
+#[test]
+fn sigkill_with_tcx_leaves_nothing() {
+    require_root();
+    let link = Link::new();
+    let mut agent = start_agent(
+        &link.server,
+        &format!("-i {} --capture tc --tc-attach tcx", link.server_if),
+    );
+    assert!(our_bpf_programs().contains(&"fs_tc_ingress".to_string()));
+    assert_eq!(
+        agent.signal_and_wait(libc::SIGKILL, Duration::from_secs(5)),
+        None
+    );
+    assert_no_bpf_left();
+    assert!(!tc_state(&link.server, &link.server_if).contains("clsact"));
+}
+
+/// With no --iface the agent follows interfaces created after it started.
+#[test]
+fn attaches_to_interfaces_that_appear_later() {
+    require_root();
+    let ns = Netns::new("fsw");
+    let mut agent = start_agent(&ns, "-o json");
+    let a = unique("va");
+    let b = unique("vb");
+    let peer = Netns::new("fsp");
+    sh(&format!(
+        "ip link add {a} netns {} type veth peer name {b} netns {}",
+        ns.name, peer.name
+    ));
+    ns.exec(&format!(
+        "ip addr add 198.19.7.1/24 dev {a} && ip link set {a} up"
+    ));
+    peer.exec(&format!(
+        "ip addr add 198.19.7.2/24 dev {b} && ip link set {b} up"
+    ));
+    agent.wait_stderr("new interface: capturing", Duration::from_secs(10));
+    peer.exec("ping -c 2 -i 0.2 -W 2 198.19.7.1");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        agent.signal_and_wait(libc::SIGTERM, Duration::from_secs(10)),
+        Some(0)
+    );
+    let events = json_lines(&agent.stdout());
+    let echo: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["iface"] == a.as_str() && e["protocol"] == "ICMPv4")
+        .collect();
+    assert!(
+        echo.iter()
+            .any(|e| e["direction"] == "ingress" && e["src"] == "198.19.7.2"),
+        "{events:?}"
+    );
+    assert!(
+        echo.iter()
+            .any(|e| e["direction"] == "egress" && e["dst"] == "198.19.7.2"),
+        "{events:?}"
+    );
+    assert_no_bpf_left();
+}
+
+#[test]
+fn unknown_interface_is_a_clear_error() {
+    require_root();
+    let out = sh_any(&format!("{} agent -i fs-nope0", flowscope_bin().display()));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("fs-nope0") && err.contains("no network interface"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unprivileged_start_is_a_clear_error() {
+    require_root();
+    require_tool("setpriv");
+    let out = sh_any(&format!(
+        "setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all {} agent -i lo",
+        flowscope_bin().display()
+    ));
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("run it as root"), "{err}");
+}
