@@ -4,6 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod config;
 mod timefmt;
 
 /// See what every process on this node says over the network.
@@ -32,10 +33,19 @@ fn init_logging() {
         .init();
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
-    init_logging();
+fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Agent(args) => agent::run(args),
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    init_logging();
+    // Errors print as one chain of causes ("what failed: why"), not as a Debug dump with a
+    // backtrace, whatever RUST_BACKTRACE says.
+    if let Err(e) = run(cli) {
+        eprintln!("flowscope: error: {e:#}");
+        std::process::exit(1);
     }
 }

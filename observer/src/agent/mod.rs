@@ -5,15 +5,19 @@ mod pipeline;
 mod preflight;
 mod source;
 
-use std::{net::IpAddr, str::FromStr};
+use std::{net::IpAddr, path::PathBuf, str::FromStr};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+use crate::config::AgentConfig;
 
 pub use pipeline::Output;
 
 /// Which capture path to use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CaptureKind {
     /// TC classifiers on ingress and egress of each interface (TCX, or clsact before 6.6).
     Tc,
@@ -24,7 +28,8 @@ pub enum CaptureKind {
 }
 
 /// How TC programs attach.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum TcAttach {
     /// TCX where the kernel has it (6.6+), clsact otherwise.
     Auto,
@@ -61,9 +66,15 @@ impl FromStr for Cidr {
     }
 }
 
-/// Options of `flowscope agent`.
-#[derive(Args, Debug, Clone)]
+/// Options of `flowscope agent`. Each one overrides the same key of `--config`.
+#[derive(Args, Debug, Clone, Default)]
 pub struct AgentArgs {
+    /// TOML file with any of the options below (keys in kebab-case, e.g. `tc-attach`).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print the effective configuration as TOML and exit.
+    #[arg(long)]
+    pub print_config: bool,
     /// Interface to capture on (repeatable). Default: every interface that is up, and those
     /// that come up later.
     #[arg(long = "iface", short = 'i', value_name = "NAME")]
@@ -71,15 +82,15 @@ pub struct AgentArgs {
     /// Capture path. Default: tc, falling back to socket, then afpacket, saying why.
     #[arg(long, value_enum)]
     pub capture: Option<CaptureKind>,
-    /// How TC programs attach.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub tc_attach: TcAttach,
-    /// Payload bytes kept per packet after the TCP/UDP header.
-    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=8000))]
-    pub snaplen: u32,
-    /// Bytes of the kernel ring buffer (rounded up to a power of two).
-    #[arg(long, default_value_t = 16 << 20)]
-    pub ring_size: u32,
+    /// How TC programs attach [default: auto].
+    #[arg(long, value_enum)]
+    pub tc_attach: Option<TcAttach>,
+    /// Payload bytes kept per packet after the TCP/UDP header [default: 512].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8000))]
+    pub snaplen: Option<u32>,
+    /// Bytes of the kernel ring buffer, rounded up to a power of two [default: 16 MiB].
+    #[arg(long)]
+    pub ring_size: Option<u32>,
     /// Capture only packets with this port on either side (repeatable).
     #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
@@ -89,9 +100,9 @@ pub struct AgentArgs {
     /// Capture only packets from or to this prefix (repeatable), e.g. 10.0.0.0/8.
     #[arg(long = "cidr", value_name = "CIDR")]
     pub cidrs: Vec<Cidr>,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value = "compact")]
-    pub output: Output,
+    /// Output format [default: compact].
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<Output>,
     /// Keep the terminal's own SSH session in the capture (by default it is excluded, or every
     /// printed line would make another packet to print).
     #[arg(long)]
@@ -99,19 +110,65 @@ pub struct AgentArgs {
 }
 
 impl AgentArgs {
-    fn filters(&self) -> ebpf_tc::Filters {
-        let mut deny = self.exclude_ports.clone();
-        if !self.include_own_ssh {
-            if let Some(port) = own_ssh_client_port() {
-                tracing::info!(port, "excluding this terminal's SSH connection (client port {port}); --include-own-ssh keeps it");
-                deny.push(port);
-            }
+    /// The file's configuration (or the defaults) with every flag given laid over it.
+    pub fn into_config(self) -> Result<AgentConfig> {
+        let mut c = match &self.config {
+            Some(p) => AgentConfig::from_file(p)?,
+            None => AgentConfig::default(),
+        };
+        if !self.ifaces.is_empty() {
+            c.interfaces = self.ifaces;
         }
-        ebpf_tc::Filters {
-            allow_ports: self.ports.clone(),
-            deny_ports: deny,
-            allow_cidrs: self.cidrs.iter().map(|c| (c.0, c.1)).collect(),
+        if self.capture.is_some() {
+            c.capture = self.capture;
         }
+        if let Some(v) = self.tc_attach {
+            c.tc_attach = v;
+        }
+        if let Some(v) = self.snaplen {
+            c.snaplen = v;
+        }
+        if let Some(v) = self.ring_size {
+            c.ring_size = v;
+        }
+        if !self.ports.is_empty() {
+            c.ports = self.ports;
+        }
+        if !self.exclude_ports.is_empty() {
+            c.exclude_ports = self.exclude_ports;
+        }
+        if !self.cidrs.is_empty() {
+            c.cidrs = self
+                .cidrs
+                .iter()
+                .map(|x| format!("{}/{}", x.0, x.1))
+                .collect();
+        }
+        if let Some(v) = self.output {
+            c.output = v;
+        }
+        c.include_own_ssh |= self.include_own_ssh;
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// The in-kernel filters a configuration asks for.
+fn kernel_filters(c: &AgentConfig) -> ebpf_tc::Filters {
+    let mut deny = c.exclude_ports.clone();
+    if !c.include_own_ssh {
+        if let Some(port) = own_ssh_client_port() {
+            tracing::info!(
+                port,
+                "excluding this terminal's SSH connection (client port {port}); --include-own-ssh keeps it"
+            );
+            deny.push(port);
+        }
+    }
+    ebpf_tc::Filters {
+        allow_ports: c.ports.clone(),
+        deny_ports: deny,
+        allow_cidrs: c.parsed_cidrs().iter().map(|x| (x.0, x.1)).collect(),
     }
 }
 
@@ -123,20 +180,23 @@ fn own_ssh_client_port() -> Option<u16> {
 
 /// Runs the agent until Ctrl-C or SIGTERM.
 pub fn run(args: AgentArgs) -> Result<()> {
-    if args.ifaces.iter().any(|i| i.is_empty()) {
-        bail!("--iface needs an interface name");
+    let print_only = args.print_config;
+    let cfg = args.into_config()?;
+    if print_only {
+        print!("{}", cfg.to_toml());
+        return Ok(());
     }
-    for name in &args.ifaces {
-        ebpf_tc::iface::by_name(name).with_context(|| format!("--iface {name}"))?;
+    for name in &cfg.interfaces {
+        ebpf_tc::iface::by_name(name).with_context(|| format!("interface {name}"))?;
     }
-    preflight::check_privileges(args.capture != Some(CaptureKind::Afpacket))?;
+    preflight::check_privileges(cfg.capture != Some(CaptureKind::Afpacket))?;
     preflight::report_kernel();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    rt.block_on(source::run(args))
+    rt.block_on(source::run(cfg))
 }
 
 #[cfg(test)]

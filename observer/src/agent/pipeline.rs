@@ -14,7 +14,10 @@ use super::clock::MonoToWall;
 use crate::timefmt;
 
 /// How the agent prints.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Output {
     /// One line per event, like `hubble observe`.
     Compact,

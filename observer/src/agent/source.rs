@@ -28,7 +28,8 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use super::{clock::MonoToWall, pipeline::Pipeline, AgentArgs, CaptureKind, TcAttach};
+use super::{clock::MonoToWall, kernel_filters, pipeline::Pipeline, CaptureKind, TcAttach};
+use crate::config::AgentConfig;
 
 type SharedCapture = Arc<Mutex<KernelCapture>>;
 
@@ -41,15 +42,15 @@ fn tc_mode(a: TcAttach) -> TcMode {
 }
 
 /// Interfaces to attach to at start: the named ones, or every interface that is up.
-fn initial_ifaces(args: &AgentArgs) -> Result<Vec<Interface>> {
-    if args.ifaces.is_empty() {
+fn initial_ifaces(args: &AgentConfig) -> Result<Vec<Interface>> {
+    if args.interfaces.is_empty() {
         Ok(iface::all()
             .context("listing network interfaces in /sys/class/net")?
             .into_iter()
             .filter(|i| i.up)
             .collect())
     } else {
-        args.ifaces
+        args.interfaces
             .iter()
             .map(|n| iface::by_name(n).with_context(|| format!("--iface {n}")))
             .collect()
@@ -84,7 +85,7 @@ enum Running {
 }
 
 /// Sets up capture per `--capture`, falling back when it wasn't given.
-fn start(args: &AgentArgs, ifaces: &[Interface]) -> Result<Running> {
+fn start(args: &AgentConfig, ifaces: &[Interface]) -> Result<Running> {
     let opts = LoadOptions {
         snaplen: args.snaplen,
         ring_bytes: args.ring_size,
@@ -95,11 +96,11 @@ fn start(args: &AgentArgs, ifaces: &[Interface]) -> Result<Running> {
             info!(?cleaned, "cleaned up after an agent that was killed");
         }
         let mut cap = KernelCapture::load(&opts)?;
-        cap.set_filters(&args.filters())?;
+        cap.set_filters(&kernel_filters(args))?;
         Ok(cap)
     };
     let socket = |mut cap: KernelCapture| -> Result<Running> {
-        if args.ifaces.is_empty() {
+        if args.interfaces.is_empty() {
             cap.attach_socket(None)?;
         } else {
             for i in ifaces {
@@ -149,7 +150,7 @@ fn start(args: &AgentArgs, ifaces: &[Interface]) -> Result<Running> {
 }
 
 /// Runs until a signal or an error; always detaches before returning.
-pub async fn run(args: AgentArgs) -> Result<()> {
+pub async fn run(args: AgentConfig) -> Result<()> {
     let ifaces = initial_ifaces(&args)?;
     let running = start(&args, &ifaces)?;
     let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())
@@ -186,8 +187,8 @@ pub async fn run(args: AgentArgs) -> Result<()> {
             info!("capture path: afpacket");
             let stop = Arc::new(AtomicBool::new(false));
             let ifindex = match ifaces.as_slice() {
-                [one] if !args.ifaces.is_empty() => Some(one.index),
-                _ if args.ifaces.is_empty() => None,
+                [one] if !args.interfaces.is_empty() => Some(one.index),
+                _ if args.interfaces.is_empty() => None,
                 _ => bail!("the afpacket path takes one --iface, or none for all interfaces"),
             };
             let mut sock = AfPacketCapture::open(ifindex, args.snaplen as usize + 128, l2_of)?;
@@ -273,7 +274,7 @@ async fn read_ring(
 
 /// Follows interfaces that appear or go away (only when no --iface was given, or to tell the
 /// socket path about a raw-IP device).
-async fn watch_links(cap: SharedCapture, args: AgentArgs, path: CaptureKind) -> Result<()> {
+async fn watch_links(cap: SharedCapture, args: AgentConfig, path: CaptureKind) -> Result<()> {
     let watcher = LinkWatcher::open().context("opening rtnetlink to follow new interfaces")?;
     // SAFETY: the watcher owns its socket for its whole life, and the AsyncFd owns the watcher.
     let afd =
@@ -283,7 +284,7 @@ async fn watch_links(cap: SharedCapture, args: AgentArgs, path: CaptureKind) -> 
                 e.into_parts().1
             )
         })?;
-    let all = args.ifaces.is_empty();
+    let all = args.interfaces.is_empty();
     let mode = tc_mode(args.tc_attach);
     loop {
         let mut guard = afd.readable().await?;
@@ -309,7 +310,7 @@ async fn watch_links(cap: SharedCapture, args: AgentArgs, path: CaptureKind) -> 
                     else {
                         continue;
                     };
-                    let wanted = all || args.ifaces.contains(&i.name);
+                    let wanted = all || args.interfaces.contains(&i.name);
                     let mut c = cap.lock().expect("capture lock");
                     match path {
                         CaptureKind::Tc if wanted && up && !c.is_attached(index) => {
