@@ -5,7 +5,11 @@
 #![forbid(unsafe_code)]
 
 pub mod counters;
+pub mod engine;
 pub mod key;
+pub mod l7;
 pub mod packet;
+pub mod record;
+pub mod table;
 pub mod tcp;
 pub mod trace;

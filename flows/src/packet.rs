@@ -95,7 +95,9 @@ pub struct CaptureMeta {
 }
 
 /// TCP control bits, in their wire positions (RFC 9293 §3.1).
-#[derive(Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Serialises like Hubble's JSON: `{"SYN": true, "ACK": true}`.
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
@@ -144,6 +146,35 @@ impl TcpFlags {
             .into_iter()
             .filter(move |(f, _)| self.contains(*f))
             .map(|(_, n)| n)
+    }
+}
+
+impl Serialize for TcpFlags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(None)?;
+        for name in self.names() {
+            map.serialize_entry(name, &true)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for TcpFlags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let map = std::collections::BTreeMap::<String, bool>::deserialize(d)?;
+        let mut flags = TcpFlags::default();
+        for (name, set) in map {
+            let Some((f, _)) = Self::NAMES.iter().find(|(_, n)| *n == name) else {
+                return Err(serde::de::Error::custom(format!(
+                    "unknown TCP flag {name:?}"
+                )));
+            };
+            if set {
+                flags = flags | *f;
+            }
+        }
+        Ok(flags)
     }
 }
 
@@ -589,6 +620,12 @@ mod tests {
         assert_eq!(f.to_string(), "SYN, FIN, PSH, ACK");
         assert!(f.is_control());
         assert!(!TcpFlags::ACK.is_control());
+        let json = serde_json::to_string(&(TcpFlags::SYN | TcpFlags::ACK)).unwrap();
+        assert_eq!(json, r#"{"SYN":true,"ACK":true}"#);
+        assert_eq!(
+            serde_json::from_str::<TcpFlags>(&json).unwrap(),
+            TcpFlags::SYN | TcpFlags::ACK
+        );
     }
 
     #[test]

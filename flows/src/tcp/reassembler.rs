@@ -180,7 +180,7 @@ impl TcpReassembler {
     }
 
     /// Feeds one segment; events for newly contiguous data go to `sink`.
-    pub fn push<F: FnMut(StreamEvent<'_>)>(
+    pub fn push<F: FnMut(StreamEvent<'_>, &mut Counters)>(
         &mut self,
         seg: &Segment<'_>,
         now_ns: u64,
@@ -197,7 +197,7 @@ impl TcpReassembler {
             } else {
                 self.next_seq = seg.seq;
                 self.mid_stream = true;
-                sink(StreamEvent::Gap { len: 0 });
+                sink(StreamEvent::Gap { len: 0 }, counters);
             }
         }
         if self.closed {
@@ -209,7 +209,7 @@ impl TcpReassembler {
         if seg.flags.contains(TcpFlags::RST) {
             self.skip_all(GapReason::Close, counters, sink);
             self.closed = true;
-            sink(StreamEvent::Reset);
+            sink(StreamEvent::Reset, counters);
             return;
         }
         let data_seq = if syn {
@@ -241,14 +241,14 @@ impl TcpReassembler {
                     // Fast path: in order with nothing buffered — no copy.
                     if !captured.is_empty() {
                         self.advance(captured.len() as u64);
-                        sink(StreamEvent::Data(captured));
+                        sink(StreamEvent::Data(captured), counters);
                     }
                     if data_end < end {
                         let lost = end - data_end;
                         counters.tcp_snapped_bytes += lost;
                         counters.tcp_gap_bytes += lost;
                         self.advance(lost);
-                        sink(StreamEvent::Gap { len: lost });
+                        sink(StreamEvent::Gap { len: lost }, counters);
                     }
                 } else {
                     if start > self.offset {
@@ -271,7 +271,7 @@ impl TcpReassembler {
                 }
             }
         }
-        self.check_fin(sink);
+        self.check_fin(counters, sink);
     }
 
     /// Inserts `[start, end)` (bytes from `data`, or a lost marker) into the pending map,
@@ -320,7 +320,7 @@ impl TcpReassembler {
     }
 
     /// Delivers every pending piece that starts at or before the current offset.
-    fn drain<F: FnMut(StreamEvent<'_>)>(
+    fn drain<F: FnMut(StreamEvent<'_>, &mut Counters)>(
         &mut self,
         now_ns: u64,
         counters: &mut Counters,
@@ -342,13 +342,13 @@ impl TcpReassembler {
             match &piece {
                 Piece::Bytes(b) => {
                     self.advance(pend - self.offset);
-                    sink(StreamEvent::Data(&b[trim as usize..]));
+                    sink(StreamEvent::Data(&b[trim as usize..]), counters);
                 }
                 Piece::Lost(n) => {
                     let len = n - trim;
                     counters.tcp_gap_bytes += len;
                     self.advance(len);
-                    sink(StreamEvent::Gap { len });
+                    sink(StreamEvent::Gap { len }, counters);
                 }
             }
             progressed = true;
@@ -360,7 +360,7 @@ impl TcpReassembler {
     }
 
     /// Skips the hole before the first pending piece and delivers what follows it.
-    fn skip_hole<F: FnMut(StreamEvent<'_>)>(
+    fn skip_hole<F: FnMut(StreamEvent<'_>, &mut Counters)>(
         &mut self,
         reason: GapReason,
         now_ns: u64,
@@ -375,12 +375,12 @@ impl TcpReassembler {
             *reason.counter(counters) += 1;
             counters.tcp_gap_bytes += len;
             self.advance(len);
-            sink(StreamEvent::Gap { len });
+            sink(StreamEvent::Gap { len }, counters);
         }
         self.drain(now_ns, counters, sink);
     }
 
-    fn skip_all<F: FnMut(StreamEvent<'_>)>(
+    fn skip_all<F: FnMut(StreamEvent<'_>, &mut Counters)>(
         &mut self,
         reason: GapReason,
         counters: &mut Counters,
@@ -391,15 +391,19 @@ impl TcpReassembler {
         }
     }
 
-    fn check_fin<F: FnMut(StreamEvent<'_>)>(&mut self, sink: &mut F) {
+    fn check_fin<F: FnMut(StreamEvent<'_>, &mut Counters)>(
+        &mut self,
+        counters: &mut Counters,
+        sink: &mut F,
+    ) {
         if !self.closed && self.fin_at.is_some_and(|f| f <= self.offset) {
             self.closed = true;
-            sink(StreamEvent::Fin);
+            sink(StreamEvent::Fin, counters);
         }
     }
 
     /// Skips every hole older than `gap_timeout_ns`. Call from the engine's timeout pass.
-    pub fn on_timeout<F: FnMut(StreamEvent<'_>)>(
+    pub fn on_timeout<F: FnMut(StreamEvent<'_>, &mut Counters)>(
         &mut self,
         now_ns: u64,
         gap_timeout_ns: u64,
@@ -408,13 +412,13 @@ impl TcpReassembler {
     ) {
         if !self.pending.is_empty() && now_ns.saturating_sub(self.hole_since_ns) >= gap_timeout_ns {
             self.skip_all(GapReason::Timeout, counters, sink);
-            self.check_fin(sink);
+            self.check_fin(counters, sink);
         }
     }
 
     /// The other direction acknowledged up to `ack`: holes entirely below it were received by
     /// the peer, so the capture lost them and waiting is pointless.
-    pub fn on_peer_ack<F: FnMut(StreamEvent<'_>)>(
+    pub fn on_peer_ack<F: FnMut(StreamEvent<'_>, &mut Counters)>(
         &mut self,
         ack: u32,
         now_ns: u64,
@@ -435,20 +439,28 @@ impl TcpReassembler {
             }
             self.skip_hole(GapReason::PeerAcked, now_ns, counters, sink);
         }
-        self.check_fin(sink);
+        self.check_fin(counters, sink);
     }
 
     /// Gives up on the total budget: skips every hole now (the engine calls this on the flow
     /// that pushed the total over `max_total_buffer_bytes`).
-    pub fn shed<F: FnMut(StreamEvent<'_>)>(&mut self, counters: &mut Counters, sink: &mut F) {
+    pub fn shed<F: FnMut(StreamEvent<'_>, &mut Counters)>(
+        &mut self,
+        counters: &mut Counters,
+        sink: &mut F,
+    ) {
         self.skip_all(GapReason::TotalBudget, counters, sink);
-        self.check_fin(sink);
+        self.check_fin(counters, sink);
     }
 
     /// Delivers everything held, skipping holes; used when the flow ends or is evicted.
-    pub fn flush<F: FnMut(StreamEvent<'_>)>(&mut self, counters: &mut Counters, sink: &mut F) {
+    pub fn flush<F: FnMut(StreamEvent<'_>, &mut Counters)>(
+        &mut self,
+        counters: &mut Counters,
+        sink: &mut F,
+    ) {
         self.skip_all(GapReason::Close, counters, sink);
-        self.check_fin(sink);
+        self.check_fin(counters, sink);
     }
 }
 
@@ -497,7 +509,7 @@ mod tests {
                 0,
                 &self.cfg,
                 &mut self.c,
-                &mut |e| out.push(ev(e)),
+                &mut |e, _| out.push(ev(e)),
             );
         }
         /// Data events merged, as a parser would see them.
@@ -603,9 +615,9 @@ mod tests {
         h.seg(0, TcpFlags::SYN, b"");
         h.seg(4, A, b"def");
         let out = &mut h.out;
-        h.r.on_timeout(5, 10, &mut h.c, &mut |e| out.push(ev(e)));
+        h.r.on_timeout(5, 10, &mut h.c, &mut |e, _| out.push(ev(e)));
         assert!(out.is_empty());
-        h.r.on_timeout(10, 10, &mut h.c, &mut |e| out.push(ev(e)));
+        h.r.on_timeout(10, 10, &mut h.c, &mut |e, _| out.push(ev(e)));
         assert_eq!(h.stream(), vec![Ev::Gap(3), Ev::Data(b"def".to_vec())]);
         assert_eq!(h.c.tcp_gaps_timeout, 1);
 
@@ -613,9 +625,9 @@ mod tests {
         h.seg(0, TcpFlags::SYN, b"");
         h.seg(4, A, b"def");
         let out = &mut h.out;
-        h.r.on_peer_ack(3, 0, &mut h.c, &mut |e| out.push(ev(e)));
+        h.r.on_peer_ack(3, 0, &mut h.c, &mut |e, _| out.push(ev(e)));
         assert!(out.is_empty(), "ack inside the hole proves nothing");
-        h.r.on_peer_ack(7, 0, &mut h.c, &mut |e| out.push(ev(e)));
+        h.r.on_peer_ack(7, 0, &mut h.c, &mut |e, _| out.push(ev(e)));
         assert_eq!(h.stream(), vec![Ev::Gap(3), Ev::Data(b"def".to_vec())]);
         assert_eq!(h.c.tcp_gaps_peer_acked, 1);
     }

@@ -1,0 +1,383 @@
+//! DNS message parsing (RFC 1035 §4.1) for queries and responses over UDP.
+//!
+//! Parsed by hand as a borrowed walk over the datagram: header, questions, answers. Names
+//! follow compression pointers (RFC 1035 §4.1.4) with a jump limit and the 255-byte name limit
+//! (§2.3.4), so a pointer loop or a deep chain ends in an error, never a hang.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// Why a datagram is not a DNS message we can read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DnsError {
+    /// The message ends inside a field.
+    #[error("DNS message truncated at byte {0}")]
+    Truncated(usize),
+    /// A compression pointer chain is too long or loops.
+    #[error("DNS name at byte {0} has too many compression jumps (loop?)")]
+    PointerLoop(usize),
+    /// A name is longer than 255 bytes or a label uses a reserved type.
+    #[error("DNS name at byte {0} is malformed")]
+    BadName(usize),
+    /// More questions than a real query carries.
+    #[error("DNS message claims {0} questions")]
+    TooManyQuestions(u16),
+}
+
+/// Most compression jumps followed in one name; a valid name needs far fewer.
+const MAX_JUMPS: usize = 32;
+/// Most answers kept from one response.
+const MAX_ANSWERS: usize = 64;
+
+/// One question.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Question {
+    /// Name with a trailing dot.
+    pub name: String,
+    /// QTYPE.
+    pub qtype: u16,
+}
+
+/// Record data we decode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RData {
+    /// A or AAAA.
+    Addr(IpAddr),
+    /// CNAME, NS or PTR target.
+    Name(String),
+    /// Anything else (kept as its type only).
+    Other,
+}
+
+/// One answer-section record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// Owner name.
+    pub name: String,
+    /// TYPE.
+    pub rtype: u16,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// Decoded data.
+    pub data: RData,
+}
+
+/// A parsed DNS message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DnsMessage {
+    /// ID.
+    pub id: u16,
+    /// QR bit: a response.
+    pub is_response: bool,
+    /// OPCODE.
+    pub opcode: u8,
+    /// RCODE.
+    pub rcode: u8,
+    /// Question section.
+    pub questions: Vec<Question>,
+    /// Answer section (first [`MAX_ANSWERS`]).
+    pub answers: Vec<Answer>,
+}
+
+/// RR type mnemonic (RFC 1035 §3.2.2, RFC 3596, RFC 2782, RFC 9460).
+pub fn type_name(t: u16) -> String {
+    match t {
+        1 => "A".into(),
+        2 => "NS".into(),
+        5 => "CNAME".into(),
+        6 => "SOA".into(),
+        12 => "PTR".into(),
+        15 => "MX".into(),
+        16 => "TXT".into(),
+        28 => "AAAA".into(),
+        33 => "SRV".into(),
+        41 => "OPT".into(),
+        64 => "SVCB".into(),
+        65 => "HTTPS".into(),
+        255 => "ANY".into(),
+        n => format!("TYPE{n}"),
+    }
+}
+
+struct Reader<'a> {
+    msg: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], DnsError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|e| *e <= self.msg.len())
+            .ok_or(DnsError::Truncated(self.pos))?;
+        let s = &self.msg[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn u16(&mut self) -> Result<u16, DnsError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+    fn u32(&mut self) -> Result<u32, DnsError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// Reads a possibly compressed name starting at the cursor (RFC 1035 §4.1.4).
+    fn name(&mut self) -> Result<String, DnsError> {
+        let (name, end) = read_name(self.msg, self.pos)?;
+        self.pos = end;
+        Ok(name)
+    }
+}
+
+/// Reads a name at `start`; returns it and the offset just after it in the original position.
+fn read_name(msg: &[u8], start: usize) -> Result<(String, usize), DnsError> {
+    let mut name = String::new();
+    let mut pos = start;
+    let mut resume = None;
+    let mut jumps = 0;
+    // Wire length counts length octets too (RFC 1035 §2.3.4: 255 octets or less).
+    let mut wire_len = 0usize;
+    loop {
+        let len = *msg.get(pos).ok_or(DnsError::Truncated(pos))?;
+        match len & 0xc0 {
+            0xc0 => {
+                let lo = *msg.get(pos + 1).ok_or(DnsError::Truncated(pos + 1))?;
+                jumps += 1;
+                if jumps > MAX_JUMPS {
+                    return Err(DnsError::PointerLoop(start));
+                }
+                resume.get_or_insert(pos + 2);
+                pos = usize::from(len & 0x3f) << 8 | usize::from(lo);
+            }
+            0x00 => {
+                if len == 0 {
+                    if name.is_empty() {
+                        name.push('.');
+                    }
+                    return Ok((name, resume.unwrap_or(pos + 1)));
+                }
+                let label = msg
+                    .get(pos + 1..pos + 1 + usize::from(len))
+                    .ok_or(DnsError::Truncated(pos))?;
+                wire_len += 1 + label.len();
+                if wire_len > 255 {
+                    return Err(DnsError::BadName(start));
+                }
+                for &b in label {
+                    // Escape what would make the name ambiguous or unprintable.
+                    if b.is_ascii_graphic() && b != b'.' && b != b'\\' {
+                        name.push(b as char);
+                    } else {
+                        name.push_str(&format!("\\{b:03}"));
+                    }
+                }
+                name.push('.');
+                pos += 1 + usize::from(len);
+            }
+            // 0x40 and 0x80 label types are reserved / obsolete (RFC 6891 §5).
+            _ => return Err(DnsError::BadName(pos)),
+        }
+    }
+}
+
+/// Parses a DNS message from a UDP payload.
+pub fn parse(msg: &[u8]) -> Result<DnsMessage, DnsError> {
+    let mut r = Reader { msg, pos: 0 };
+    let id = r.u16()?;
+    let flags = r.u16()?;
+    let qdcount = r.u16()?;
+    let ancount = r.u16()?;
+    let _nscount = r.u16()?;
+    let _arcount = r.u16()?;
+    // Real servers reject QDCOUNT > 1; a few more is tolerable, thousands is an attack.
+    if qdcount > 8 {
+        return Err(DnsError::TooManyQuestions(qdcount));
+    }
+    let mut questions = Vec::with_capacity(usize::from(qdcount));
+    for _ in 0..qdcount {
+        let name = r.name()?;
+        let qtype = r.u16()?;
+        let _qclass = r.u16()?;
+        questions.push(Question { name, qtype });
+    }
+    let mut answers = Vec::new();
+    for _ in 0..ancount {
+        if answers.len() >= MAX_ANSWERS {
+            break;
+        }
+        let name = r.name()?;
+        let rtype = r.u16()?;
+        let _class = r.u16()?;
+        let ttl = r.u32()?;
+        let rdlen = usize::from(r.u16()?);
+        let rdata_at = r.pos;
+        let rdata = r.take(rdlen)?;
+        let data = match (rtype, rdlen) {
+            (1, 4) => RData::Addr(IpAddr::V4(Ipv4Addr::new(
+                rdata[0], rdata[1], rdata[2], rdata[3],
+            ))),
+            (28, 16) => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(rdata);
+                RData::Addr(IpAddr::V6(Ipv6Addr::from(a)))
+            }
+            (2 | 5 | 12, _) => RData::Name(read_name(msg, rdata_at)?.0),
+            _ => RData::Other,
+        };
+        answers.push(Answer {
+            name,
+            rtype,
+            ttl,
+            data,
+        });
+    }
+    Ok(DnsMessage {
+        id,
+        is_response: flags & 0x8000 != 0,
+        opcode: ((flags >> 11) & 0xf) as u8,
+        rcode: (flags & 0xf) as u8,
+        questions,
+        answers,
+    })
+}
+
+/// Test helpers that build DNS messages.
+#[cfg(test)]
+pub(crate) mod build {
+    /// Encodes `name` as uncompressed labels.
+    pub fn name(name: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for label in name
+            .trim_end_matches('.')
+            .split('.')
+            .filter(|l| !l.is_empty())
+        {
+            out.push(label.len() as u8);
+            out.extend_from_slice(label.as_bytes());
+        }
+        out.push(0);
+        out
+    }
+
+    /// A query for `qname`/`qtype` with id `id`.
+    pub fn query(id: u16, qname: &str, qtype: u16) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&id.to_be_bytes());
+        m.extend_from_slice(&[0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0]);
+        m.extend_from_slice(&name(qname));
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&[0, 1]);
+        m
+    }
+
+    /// A response to `query(id, qname, 1)` with A records pointing back at the question name.
+    pub fn a_response(id: u16, qname: &str, rcode: u8, ips: &[[u8; 4]], ttl: u32) -> Vec<u8> {
+        let mut m = Vec::new();
+        m.extend_from_slice(&id.to_be_bytes());
+        m.extend_from_slice(&[0x81, 0x80 | rcode, 0, 1, 0, ips.len() as u8, 0, 0, 0, 0]);
+        m.extend_from_slice(&name(qname));
+        m.extend_from_slice(&[0, 1, 0, 1]);
+        for ip in ips {
+            // Pointer to the question name at offset 12.
+            m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+            m.extend_from_slice(&ttl.to_be_bytes());
+            m.extend_from_slice(&[0, 4]);
+            m.extend_from_slice(ip);
+        }
+        m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::build::*;
+    use super::*;
+
+    #[test]
+    fn parses_query_and_compressed_answers() {
+        let q = parse(&query(0x1234, "example.test.", 1)).unwrap();
+        assert_eq!(q.id, 0x1234);
+        assert!(!q.is_response);
+        assert_eq!(
+            q.questions,
+            vec![Question {
+                name: "example.test.".into(),
+                qtype: 1
+            }]
+        );
+
+        let r = parse(&a_response(
+            0x1234,
+            "example.test",
+            0,
+            &[[198, 18, 0, 9], [198, 18, 0, 10]],
+            300,
+        ))
+        .unwrap();
+        assert!(r.is_response);
+        assert_eq!(r.rcode, 0);
+        assert_eq!(r.answers.len(), 2);
+        assert_eq!(r.answers[0].name, "example.test.");
+        assert_eq!(
+            r.answers[1].data,
+            RData::Addr("198.18.0.10".parse().unwrap())
+        );
+        assert_eq!(r.answers[0].ttl, 300);
+    }
+
+    #[test]
+    fn compression_loops_are_errors() {
+        // A name that points at itself (RFC 1035 §4.1.4 pointers must go somewhere sane).
+        let mut m = query(1, "a.", 1);
+        m.truncate(12);
+        m.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
+        assert_eq!(parse(&m), Err(DnsError::PointerLoop(12)));
+        // Two pointers pointing at each other.
+        let mut m = query(1, "a.", 1);
+        m.truncate(12);
+        m.extend_from_slice(&[0xc0, 14, 0xc0, 12, 0, 1, 0, 1]);
+        assert!(matches!(parse(&m), Err(DnsError::PointerLoop(_))));
+    }
+
+    #[test]
+    fn bad_names_and_truncation() {
+        let mut m = query(1, "a.", 1);
+        m.truncate(12);
+        m.extend_from_slice(&[0x40, 0, 0, 1, 0, 1]);
+        assert!(matches!(parse(&m), Err(DnsError::BadName(_))));
+        // A name longer than 255 octets built from 63-byte labels.
+        let long = vec!["x".repeat(63); 5].join(".");
+        assert!(matches!(
+            parse(&query(1, &long, 1)),
+            Err(DnsError::BadName(_))
+        ));
+        let q = query(1, "example.test", 1);
+        for cut in 0..q.len() {
+            assert!(parse(&q[..cut]).is_err(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn cname_targets_are_decoded() {
+        let mut m = Vec::new();
+        m.extend_from_slice(&[0, 7, 0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+        m.extend_from_slice(&name("www.example.test"));
+        m.extend_from_slice(&[0, 5, 0, 1]);
+        let target = name("example.test");
+        m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, target.len() as u8]);
+        m.extend_from_slice(&target);
+        let r = parse(&m).unwrap();
+        assert_eq!(r.answers[0].data, RData::Name("example.test.".into()));
+        assert_eq!(type_name(5), "CNAME");
+        assert_eq!(type_name(999), "TYPE999");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300)) {
+            let _ = parse(&bytes);
+        }
+    }
+}

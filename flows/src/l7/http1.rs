@@ -1,0 +1,1340 @@
+//! HTTP/1.x decoder (RFC 9112) over reassembled TCP streams.
+//!
+//! Heads are parsed with httparse; bodies are skipped by their framing without being buffered
+//! (only a partial head, at most `max_header_bytes`, is ever held). Requests are queued and
+//! paired in order with final responses, which gives keep-alive and pipelining for free.
+//!
+//! Rules, with their sources:
+//! - Message body length: RFC 9112 §6.3 (HEAD, 1xx, 204, 304 have none; CONNECT 2xx becomes a
+//!   tunnel; Transfer-Encoding beats Content-Length; chunked must be last; a request without
+//!   either has no body; a response without either runs until the connection closes).
+//! - Chunked coding: RFC 9112 §7.1 (hex size, extensions ignored, trailer section skipped).
+//! - 1xx are informational (RFC 9110 §15.2): the final response follows and pairs with the
+//!   request; 101 switches protocols (RFC 9110 §15.2.2), after which we stop parsing.
+//! - Empty lines before a request-line are ignored (RFC 9112 §2.2).
+//! - After a gap the stream is searched for the next request-line / `HTTP/1.x ` status-line;
+//!   gaps inside a Content-Length body only shorten it, so snapped captures stay in sync.
+//! - Bytes that are not HTTP mark the connection not-HTTP; we stop trying.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::l7::{
+    L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir, REDACTED,
+    SENSITIVE_HEADERS,
+};
+use crate::tcp::StreamEvent;
+use crate::trace::{SpanId, TraceId, TraceParent, TraceState};
+
+/// Largest `max_headers` honoured (the header array lives on the stack).
+const HEADER_ARRAY: usize = 128;
+
+/// Request methods recognised when resyncing (RFC 9110 §9 plus PATCH, RFC 5789).
+const METHODS: [&[u8]; 9] = [
+    b"GET ",
+    b"POST ",
+    b"PUT ",
+    b"HEAD ",
+    b"DELETE ",
+    b"OPTIONS ",
+    b"PATCH ",
+    b"CONNECT ",
+    b"TRACE ",
+];
+/// Status-line starts recognised when resyncing (RFC 9112 §4).
+const STATUS_STARTS: [&[u8]; 2] = [b"HTTP/1.1 ", b"HTTP/1.0 "];
+
+/// Trace identity of one exchange, fixed when its request head is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeTrace {
+    /// From a valid `traceparent`, else generated.
+    pub trace_id: TraceId,
+    /// Generated for the span of this exchange.
+    pub span_id: SpanId,
+    /// The caller's span (`traceparent` parent-id).
+    pub parent_span_id: Option<SpanId>,
+    /// Validated `tracestate`, re-serialised (only with a valid `traceparent`, §3.3).
+    pub trace_state: Option<String>,
+}
+
+/// A parsed request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    /// Method token.
+    pub method: String,
+    /// Request target as sent (origin-form `/path?q`, absolute-form, `*` or authority).
+    pub target: String,
+    /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
+    pub version: u8,
+    /// `Host` header value.
+    pub host: Option<String>,
+    /// `User-Agent` header value.
+    pub user_agent: Option<String>,
+    /// Allow-listed headers, sensitive values redacted.
+    pub headers: Vec<(String, String)>,
+    /// Body length from Content-Length (chunked bodies are counted as they pass).
+    pub content_length: Option<u64>,
+    /// Trace identity for the exchange.
+    pub trace: ExchangeTrace,
+    /// Packet that carried the first byte of the request.
+    pub start: PacketCtx,
+    /// Packet that completed the head.
+    pub head_end: PacketCtx,
+}
+
+impl RequestHead {
+    /// "HTTP/1.0" or "HTTP/1.1".
+    pub fn protocol(&self) -> &'static str {
+        version_str(self.version)
+    }
+}
+
+/// A parsed final response and how its body went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResponseHead {
+    /// Status code.
+    pub status: u16,
+    /// Minor version.
+    pub version: u8,
+    /// Allow-listed headers, sensitive values redacted.
+    pub headers: Vec<(String, String)>,
+    /// Packet that carried the first byte of the status line.
+    pub start: PacketCtx,
+    /// Packet that completed the head.
+    pub head_end: PacketCtx,
+    /// Time of the packet that completed the message (body included).
+    pub end_ns: u64,
+    /// Body bytes, when the whole body was seen.
+    pub body_size: Option<u64>,
+}
+
+/// What the HTTP/1 decoder reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Http1Event {
+    /// A request head was parsed.
+    Request(Arc<RequestHead>),
+    /// A final response completed; `request` is `None` when nothing was waiting for it.
+    Exchange {
+        /// The request it answers.
+        request: Option<Arc<RequestHead>>,
+        /// Request body bytes, when its body was seen whole.
+        request_body_size: Option<u64>,
+        /// The response.
+        response: Box<ResponseHead>,
+    },
+    /// A request that got no response before the connection ended.
+    Unanswered {
+        /// The request.
+        request: Arc<RequestHead>,
+        /// Request body bytes, when seen whole.
+        request_body_size: Option<u64>,
+        /// When we gave up on it.
+        at_ns: u64,
+    },
+}
+
+fn version_str(v: u8) -> &'static str {
+    if v == 0 {
+        "HTTP/1.0"
+    } else {
+        "HTTP/1.1"
+    }
+}
+
+/// Chunked transfer coding state (RFC 9112 §7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Chunked {
+    /// Reading hex digits of a chunk-size.
+    Size { size: u64, digits: u8 },
+    /// Skipping chunk-ext up to CRLF.
+    Ext { size: u64, skipped: u32 },
+    /// Expecting LF after the size line's CR.
+    SizeLf { size: u64 },
+    /// Inside chunk-data.
+    Data { remaining: u64 },
+    /// Expecting CR after chunk-data.
+    DataCr,
+    /// Expecting LF after chunk-data.
+    DataLf,
+    /// Inside the trailer section; `line` is the length of the current field line.
+    Trailer { line: u32, total: u32 },
+}
+
+/// Longest chunk-ext or trailer section we skip before calling the framing broken.
+const CHUNK_LINE_LIMIT: u32 = 16 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ChunkStep {
+    /// Consumed this many bytes; more body follows.
+    More(usize),
+    /// Consumed this many bytes; the body ended.
+    Done(usize),
+    /// Framing is broken.
+    Bad,
+}
+
+impl Chunked {
+    fn start() -> Self {
+        Chunked::Size { size: 0, digits: 0 }
+    }
+
+    /// Advances over `data`, adding chunk-data bytes to `body`.
+    fn step(&mut self, data: &[u8], body: &mut u64) -> ChunkStep {
+        let mut i = 0;
+        while i < data.len() {
+            let b = data[i];
+            match *self {
+                Chunked::Data { remaining } => {
+                    let take = remaining.min((data.len() - i) as u64);
+                    *body += take;
+                    i += take as usize;
+                    *self = if remaining == take {
+                        Chunked::DataCr
+                    } else {
+                        Chunked::Data {
+                            remaining: remaining - take,
+                        }
+                    };
+                    continue;
+                }
+                Chunked::Size { size, digits } => {
+                    if let Some(d) = (b as char).to_digit(16) {
+                        // 16 hex digits fill a u64; more is an overflow attack.
+                        if digits >= 16 {
+                            return ChunkStep::Bad;
+                        }
+                        *self = Chunked::Size {
+                            size: size << 4 | u64::from(d),
+                            digits: digits + 1,
+                        };
+                    } else if digits == 0 {
+                        return ChunkStep::Bad;
+                    } else if b == b';' || b == b' ' || b == b'\t' {
+                        *self = Chunked::Ext { size, skipped: 0 };
+                    } else if b == b'\r' {
+                        *self = Chunked::SizeLf { size };
+                    } else if b == b'\n' {
+                        // Bare LF: tolerated as many servers do (RFC 9112 §2.2 allows it).
+                        *self = Self::after_size(size);
+                    } else {
+                        return ChunkStep::Bad;
+                    }
+                }
+                Chunked::Ext { size, skipped } => {
+                    if b == b'\r' {
+                        *self = Chunked::SizeLf { size };
+                    } else if b == b'\n' {
+                        *self = Self::after_size(size);
+                    } else if skipped >= CHUNK_LINE_LIMIT {
+                        return ChunkStep::Bad;
+                    } else {
+                        *self = Chunked::Ext {
+                            size,
+                            skipped: skipped + 1,
+                        };
+                    }
+                }
+                Chunked::SizeLf { size } => {
+                    if b != b'\n' {
+                        return ChunkStep::Bad;
+                    }
+                    *self = Self::after_size(size);
+                }
+                Chunked::DataCr => {
+                    *self = match b {
+                        b'\r' => Chunked::DataLf,
+                        b'\n' => Chunked::start(),
+                        _ => return ChunkStep::Bad,
+                    };
+                }
+                Chunked::DataLf => {
+                    if b != b'\n' {
+                        return ChunkStep::Bad;
+                    }
+                    *self = Chunked::start();
+                }
+                Chunked::Trailer { line, total } => {
+                    if total >= CHUNK_LINE_LIMIT {
+                        return ChunkStep::Bad;
+                    }
+                    match b {
+                        b'\n' if line == 0 => return ChunkStep::Done(i + 1),
+                        b'\n' => {
+                            *self = Chunked::Trailer {
+                                line: 0,
+                                total: total + 1,
+                            }
+                        }
+                        b'\r' => {
+                            *self = Chunked::Trailer {
+                                line,
+                                total: total + 1,
+                            }
+                        }
+                        _ => {
+                            *self = Chunked::Trailer {
+                                line: line + 1,
+                                total: total + 1,
+                            }
+                        }
+                    }
+                }
+            }
+            i += 1;
+        }
+        ChunkStep::More(i)
+    }
+
+    fn after_size(size: u64) -> Self {
+        if size == 0 {
+            // last-chunk: the trailer section follows, ended by an empty line.
+            Chunked::Trailer { line: 0, total: 0 }
+        } else {
+            Chunked::Data { remaining: size }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Body {
+    Length(u64),
+    Chunked(Chunked),
+    UntilClose,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for / inside a message head.
+    Head,
+    /// Skipping a body.
+    Body(Body),
+    /// Searching for the next message start after a gap.
+    Resync,
+    /// After an upgrade or CONNECT: opaque bytes.
+    Tunnel,
+    /// Stream ended.
+    Ended,
+}
+
+/// One direction's parse state.
+#[derive(Debug)]
+struct Half {
+    phase: Phase,
+    /// Partial head (or a partial message start found while resyncing).
+    buf: Vec<u8>,
+    /// Packet that carried the current message's first byte.
+    msg_start: Option<PacketCtx>,
+    /// Body bytes of the current message so far.
+    body_size: u64,
+    /// The current head was found by resync: a parse failure means a false start.
+    resynced: bool,
+    /// A message has been parsed in this direction (it is HTTP).
+    confirmed: bool,
+    /// Bytes scanned while resyncing a not-yet-confirmed stream.
+    scanned: usize,
+    /// The last byte seen was a LF (a line starts at the next one).
+    at_line_start: bool,
+}
+
+impl Half {
+    fn new() -> Self {
+        Self {
+            phase: Phase::Head,
+            buf: Vec::new(),
+            msg_start: None,
+            body_size: 0,
+            resynced: false,
+            confirmed: false,
+            scanned: 0,
+            at_line_start: true,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Pending {
+    head: Arc<RequestHead>,
+    body_size: Option<u64>,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    request: Option<Pending>,
+    response: ResponseHead,
+}
+
+/// Decodes both directions of one HTTP/1 connection.
+#[derive(Debug)]
+pub struct Http1Decoder {
+    req: Half,
+    resp: Half,
+    /// Requests waiting for their final response, oldest first.
+    pending: VecDeque<Pending>,
+    /// The response whose body is being skipped.
+    in_flight: Option<InFlight>,
+    /// The request whose body is being skipped is `pending.back()`.
+    req_in_body: bool,
+    dead: bool,
+}
+
+impl Default for Http1Decoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+enum HeadOutcome {
+    /// Head complete; this many bytes of the input consumed.
+    Complete(usize),
+    /// Need more bytes; all input consumed.
+    Partial,
+    /// The head is over the byte or field-count cap.
+    TooLarge { too_many_headers: bool },
+    /// Not HTTP.
+    Invalid,
+}
+
+impl Http1Decoder {
+    /// A decoder expecting a request from the client and a response from the server.
+    pub fn new() -> Self {
+        Self {
+            req: Half::new(),
+            resp: Half::new(),
+            pending: VecDeque::new(),
+            in_flight: None,
+            req_in_body: false,
+            dead: false,
+        }
+    }
+
+    fn half(&mut self, dir: StreamDir) -> &mut Half {
+        match dir {
+            StreamDir::ToServer => &mut self.req,
+            StreamDir::ToClient => &mut self.resp,
+        }
+    }
+
+    fn die(&mut self, cx: &mut L7Context<'_>) {
+        if !self.dead {
+            cx.counters.http1_parse_errors += 1;
+            self.dead = true;
+        }
+    }
+
+    fn feed(
+        &mut self,
+        dir: StreamDir,
+        mut data: &[u8],
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        while !data.is_empty() && !self.dead {
+            let phase = self.half(dir).phase;
+            let used = match phase {
+                Phase::Tunnel | Phase::Ended => return,
+                Phase::Resync => self.resync(dir, data, at, cx),
+                Phase::Head => self.head(dir, data, at, cx, out),
+                Phase::Body(body) => self.body(dir, body, data, at, cx, out),
+            };
+            if used > 0 {
+                self.half(dir).at_line_start = data[used - 1] == b'\n';
+            }
+            data = &data[used..];
+        }
+    }
+
+    /// Searches for a message start; returns the bytes consumed (skipped).
+    fn resync(
+        &mut self,
+        dir: StreamDir,
+        data: &[u8],
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+    ) -> usize {
+        let patterns: &[&[u8]] = match dir {
+            StreamDir::ToServer => &METHODS,
+            StreamDir::ToClient => &STATUS_STARTS,
+        };
+        let max_detect = cx.config.max_detect_bytes;
+        let half = self.half(dir);
+        // A start split across the previous chunk's end was parked in `buf`.
+        if !half.buf.is_empty() {
+            let mut probe = std::mem::take(&mut half.buf);
+            let take = data.len().min(16);
+            probe.extend_from_slice(&data[..take]);
+            match match_start(patterns, &probe) {
+                Match::Full => {
+                    probe.truncate(probe.len() - take);
+                    half.buf = probe;
+                    half.phase = Phase::Head;
+                    half.resynced = true;
+                    return 0;
+                }
+                Match::Prefix => {
+                    half.buf = probe;
+                    return take;
+                }
+                Match::No => {}
+            }
+        }
+        let mut found = None;
+        let mut line_start = half.at_line_start;
+        for (i, &b) in data.iter().enumerate() {
+            if line_start {
+                match match_start(patterns, &data[i..]) {
+                    Match::Full => {
+                        found = Some(i);
+                        break;
+                    }
+                    Match::Prefix => {
+                        half.buf = data[i..].to_vec();
+                        cx.counters.http1_resync_skipped_bytes += i as u64;
+                        return data.len();
+                    }
+                    Match::No => {}
+                }
+            }
+            line_start = b == b'\n';
+        }
+        let skipped = found.unwrap_or(data.len());
+        cx.counters.http1_resync_skipped_bytes += skipped as u64;
+        if !half.confirmed {
+            half.scanned += skipped;
+            if half.scanned > max_detect {
+                // Never looked like HTTP: stop trying.
+                self.dead = true;
+                return data.len();
+            }
+        }
+        if found.is_some() {
+            half.phase = Phase::Head;
+            half.resynced = true;
+            half.msg_start = Some(*at);
+        }
+        skipped
+    }
+
+    /// Parses (part of) a message head; returns bytes of `data` consumed.
+    fn head(
+        &mut self,
+        dir: StreamDir,
+        data: &[u8],
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) -> usize {
+        let max_bytes = cx.config.max_header_bytes;
+        let max_headers = cx.config.max_headers.clamp(1, HEADER_ARRAY);
+        let half = self.half(dir);
+        let mut skip = 0;
+        if half.buf.is_empty() && half.msg_start.is_none() {
+            // RFC 9112 §2.2: ignore empty lines before a message.
+            skip = data
+                .iter()
+                .take_while(|b| **b == b'\r' || **b == b'\n')
+                .count();
+            if skip == data.len() {
+                return skip;
+            }
+        }
+        if half.msg_start.is_none() {
+            half.msg_start = Some(*at);
+        }
+        let data = &data[skip..];
+        let prev = half.buf.len();
+        if prev > 0 {
+            let room = (max_bytes + 1).saturating_sub(prev);
+            half.buf.extend_from_slice(&data[..data.len().min(room)]);
+        }
+        let mut headers = [httparse::EMPTY_HEADER; HEADER_ARRAY];
+        let outcome;
+        let parsed;
+        {
+            let input: &[u8] = if prev > 0 { &half.buf } else { data };
+            (outcome, parsed) = match dir {
+                StreamDir::ToServer => {
+                    parse_request(input, &mut headers[..max_headers], max_bytes, cx.config)
+                }
+                StreamDir::ToClient => {
+                    parse_response(input, &mut headers[..max_headers], max_bytes, cx.config)
+                }
+            };
+        }
+        match outcome {
+            HeadOutcome::Complete(n) => {
+                let used = skip + n.saturating_sub(prev);
+                half.buf.clear();
+                half.confirmed = true;
+                half.resynced = false;
+                half.scanned = 0;
+                let start = half.msg_start.take().unwrap_or(*at);
+                half.body_size = 0;
+                match parsed {
+                    Some(Parsed::Request(r)) => self.on_request(r, start, at, cx, out),
+                    Some(Parsed::Response(r)) => self.on_response(r, start, at, cx, out),
+                    None => {}
+                }
+                used
+            }
+            HeadOutcome::Partial => {
+                if prev == 0 {
+                    half.buf.extend_from_slice(data);
+                }
+                skip + data.len()
+            }
+            HeadOutcome::TooLarge { too_many_headers } => {
+                if too_many_headers {
+                    cx.counters.http1_too_many_headers += 1;
+                } else {
+                    cx.counters.http1_header_too_large += 1;
+                }
+                half.buf.clear();
+                half.msg_start = None;
+                match dir {
+                    StreamDir::ToServer => {
+                        // The request is lost: keep pairing aligned with a placeholder.
+                        let mut r = parsed_placeholder(&parsed);
+                        r.trace = new_trace(None, None, cx);
+                        self.push_pending(r, cx);
+                    }
+                    StreamDir::ToClient => {
+                        let status = match &parsed {
+                            Some(Parsed::Response(r)) => r.status,
+                            _ => 0,
+                        };
+                        self.resp_too_large(status, at, cx, out);
+                    }
+                }
+                let half = self.half(dir);
+                half.phase = Phase::Resync;
+                half.resynced = true;
+                skip + data.len()
+            }
+            HeadOutcome::Invalid => {
+                if half.resynced {
+                    // A false start found by resync: keep searching after its first byte.
+                    half.buf.clear();
+                    half.msg_start = None;
+                    half.phase = Phase::Resync;
+                    half.at_line_start = false;
+                    skip + usize::from(prev == 0)
+                } else {
+                    self.die(cx);
+                    skip + data.len()
+                }
+            }
+        }
+    }
+
+    fn resp_too_large(
+        &mut self,
+        status: u16,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        let request = self.pending.pop_front();
+        if status >= 200 {
+            cx.counters.http1_responses += 1;
+            out.push(L7Event::Http1(Http1Event::Exchange {
+                request_body_size: request.as_ref().and_then(|p| p.body_size),
+                request: request.map(|p| p.head),
+                response: Box::new(ResponseHead {
+                    status,
+                    version: 1,
+                    headers: Vec::new(),
+                    start: *at,
+                    head_end: *at,
+                    end_ns: at.ts_ns,
+                    body_size: None,
+                }),
+            }));
+        } else if let Some(p) = request {
+            self.pending.push_front(p);
+        }
+    }
+
+    fn push_pending(&mut self, r: RequestHead, cx: &mut L7Context<'_>) -> Arc<RequestHead> {
+        if self.pending.len() >= cx.config.max_pending_requests.max(1) {
+            cx.counters.http1_pending_overflow += 1;
+            self.pending.pop_front();
+        }
+        let head = Arc::new(r);
+        self.pending.push_back(Pending {
+            head: head.clone(),
+            body_size: None,
+        });
+        head
+    }
+
+    fn on_request(
+        &mut self,
+        r: ParsedRequest,
+        start: PacketCtx,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        cx.counters.http1_requests += 1;
+        let trace = new_trace(r.traceparent.as_deref(), r.tracestate.as_deref(), cx);
+        let body = r.body;
+        let head = RequestHead {
+            method: r.method,
+            target: r.target,
+            version: r.version,
+            host: r.host,
+            user_agent: r.user_agent,
+            headers: r.headers,
+            content_length: r.content_length,
+            trace,
+            start,
+            head_end: *at,
+        };
+        let head = self.push_pending(head, cx);
+        out.push(L7Event::Http1(Http1Event::Request(head)));
+        self.req_in_body = true;
+        match body {
+            Body::Length(0) => self.request_done(),
+            b => self.req.phase = Phase::Body(b),
+        }
+    }
+
+    fn request_done(&mut self) {
+        if self.req_in_body {
+            if let Some(p) = self.pending.back_mut() {
+                p.body_size = Some(self.req.body_size);
+            }
+        }
+        self.req_in_body = false;
+        self.req.phase = Phase::Head;
+        self.req.body_size = 0;
+    }
+
+    fn on_response(
+        &mut self,
+        r: ParsedResponse,
+        start: PacketCtx,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        let head = ResponseHead {
+            status: r.status,
+            version: r.version,
+            headers: r.headers,
+            start,
+            head_end: *at,
+            end_ns: at.ts_ns,
+            body_size: None,
+        };
+        if r.status == 101 {
+            // RFC 9110 §15.2.2: the connection switches protocol after this response.
+            cx.counters.http1_upgrades += 1;
+            let request = self.pending.pop_front();
+            self.emit_exchange(request, head, Some(0), cx, out);
+            self.req.phase = Phase::Tunnel;
+            self.resp.phase = Phase::Tunnel;
+            return;
+        }
+        if (100..200).contains(&r.status) {
+            // Informational: the final response to the same request follows.
+            cx.counters.http1_informational += 1;
+            self.resp.phase = Phase::Head;
+            return;
+        }
+        let request = self.pending.pop_front();
+        let method = request
+            .as_ref()
+            .map(|p| p.head.method.as_str())
+            .unwrap_or("");
+        // RFC 9112 §6.3, in order.
+        let body = if method == "HEAD" || r.status == 204 || r.status == 304 {
+            Body::Length(0)
+        } else if method == "CONNECT" && (200..300).contains(&r.status) {
+            cx.counters.http1_upgrades += 1;
+            self.emit_exchange(request, head, Some(0), cx, out);
+            self.req.phase = Phase::Tunnel;
+            self.resp.phase = Phase::Tunnel;
+            return;
+        } else {
+            r.body
+        };
+        self.in_flight = Some(InFlight {
+            request,
+            response: head,
+        });
+        match body {
+            Body::Length(0) => self.response_done(at.ts_ns, true, cx, out),
+            b => self.resp.phase = Phase::Body(b),
+        }
+    }
+
+    fn response_done(
+        &mut self,
+        end_ns: u64,
+        complete: bool,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        if let Some(InFlight {
+            request,
+            mut response,
+        }) = self.in_flight.take()
+        {
+            response.end_ns = end_ns;
+            let size = complete.then_some(self.resp.body_size);
+            self.emit_exchange(request, response, size, cx, out);
+        }
+        self.resp.body_size = 0;
+        if self.resp.phase != Phase::Tunnel && self.resp.phase != Phase::Ended {
+            self.resp.phase = Phase::Head;
+        }
+    }
+
+    fn emit_exchange(
+        &mut self,
+        request: Option<Pending>,
+        mut response: ResponseHead,
+        body_size: Option<u64>,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        cx.counters.http1_responses += 1;
+        if request.is_none() {
+            cx.counters.http1_unpaired_responses += 1;
+        }
+        response.body_size = body_size;
+        out.push(L7Event::Http1(Http1Event::Exchange {
+            request_body_size: request.as_ref().and_then(|p| p.body_size),
+            request: request.map(|p| p.head),
+            response: Box::new(response),
+        }));
+    }
+
+    /// Skips body bytes; returns bytes consumed.
+    fn body(
+        &mut self,
+        dir: StreamDir,
+        body: Body,
+        data: &[u8],
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) -> usize {
+        let half = self.half(dir);
+        let (used, done) = match body {
+            Body::Length(remaining) => {
+                let take = remaining.min(data.len() as u64);
+                half.body_size += take;
+                half.phase = Phase::Body(Body::Length(remaining - take));
+                (take as usize, remaining == take)
+            }
+            Body::UntilClose => {
+                half.body_size += data.len() as u64;
+                (data.len(), false)
+            }
+            Body::Chunked(mut state) => match state.step(data, &mut half.body_size) {
+                ChunkStep::More(n) => {
+                    half.phase = Phase::Body(Body::Chunked(state));
+                    (n, false)
+                }
+                ChunkStep::Done(n) => (n, true),
+                ChunkStep::Bad => {
+                    cx.counters.http1_bad_chunked += 1;
+                    self.lose_sync(dir, at, cx, out);
+                    return 0;
+                }
+            },
+        };
+        if done {
+            self.message_done(dir, at, true, cx, out);
+        }
+        used
+    }
+
+    fn message_done(
+        &mut self,
+        dir: StreamDir,
+        at: &PacketCtx,
+        complete: bool,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        match dir {
+            StreamDir::ToServer => self.request_done(),
+            StreamDir::ToClient => self.response_done(at.ts_ns, complete, cx, out),
+        }
+    }
+
+    /// The stream position in `dir` is unknown: finish what can be finished and resync.
+    fn lose_sync(
+        &mut self,
+        dir: StreamDir,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        cx.counters.http1_resyncs += 1;
+        if dir == StreamDir::ToClient && self.in_flight.is_some() {
+            // The head was seen: report the exchange, without a body size.
+            self.response_done(at.ts_ns, false, cx, out);
+        }
+        if dir == StreamDir::ToServer {
+            self.req_in_body = false;
+        }
+        // Messages may have vanished in the gap, so in-order pairing can no longer be trusted.
+        cx.counters.http1_requests_lost_in_gap += self.pending.len() as u64;
+        self.pending.clear();
+        let half = self.half(dir);
+        if matches!(half.phase, Phase::Tunnel | Phase::Ended) {
+            return;
+        }
+        half.phase = Phase::Resync;
+        half.buf.clear();
+        half.msg_start = None;
+        half.body_size = 0;
+        // Segment boundaries usually fall on message boundaries: try a match right after.
+        half.at_line_start = true;
+    }
+
+    fn gap(
+        &mut self,
+        dir: StreamDir,
+        len: u64,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        let half = self.half(dir);
+        match half.phase {
+            Phase::Tunnel | Phase::Ended => {}
+            // A gap inside a sized body only shortens it: framing survives.
+            Phase::Body(Body::Length(remaining)) if len > 0 && len <= remaining => {
+                half.body_size += len;
+                half.phase = Phase::Body(Body::Length(remaining - len));
+                if len == remaining {
+                    self.message_done(dir, at, false, cx, out);
+                }
+            }
+            Phase::Body(Body::UntilClose) if len > 0 => half.body_size += len,
+            Phase::Resync => {
+                half.buf.clear();
+                half.at_line_start = true;
+            }
+            _ => self.lose_sync(dir, at, cx, out),
+        }
+    }
+
+    fn end(
+        &mut self,
+        dir: StreamDir,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        let half = self.half(dir);
+        match half.phase {
+            // RFC 9112 §6.3 rule 8: the close delimits the response.
+            Phase::Body(Body::UntilClose) if dir == StreamDir::ToClient => {
+                self.response_done(at.ts_ns, true, cx, out);
+            }
+            Phase::Body(_) => {
+                cx.counters.http1_truncated_messages += 1;
+                self.message_done(dir, at, false, cx, out);
+            }
+            Phase::Head if !half.buf.is_empty() => cx.counters.http1_truncated_messages += 1,
+            _ => {}
+        }
+        let half = self.half(dir);
+        half.phase = Phase::Ended;
+        half.buf = Vec::new();
+    }
+}
+
+impl StreamDecoder for Http1Decoder {
+    fn protocol(&self) -> L7Protocol {
+        L7Protocol::Http1
+    }
+
+    fn on_event(
+        &mut self,
+        dir: StreamDir,
+        event: StreamEvent<'_>,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        if self.dead {
+            return;
+        }
+        match event {
+            StreamEvent::Data(d) => self.feed(dir, d, at, cx, out),
+            StreamEvent::Gap { len } => self.gap(dir, len, at, cx, out),
+            StreamEvent::Fin | StreamEvent::Reset => self.end(dir, at, cx, out),
+        }
+    }
+
+    fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+        if matches!(self.resp.phase, Phase::Body(Body::UntilClose)) {
+            self.response_done(now_ns, false, cx, out);
+        } else if self.in_flight.is_some() {
+            cx.counters.http1_truncated_messages += 1;
+            self.response_done(now_ns, false, cx, out);
+        }
+        for p in self.pending.drain(..) {
+            cx.counters.http1_unanswered += 1;
+            out.push(L7Event::Http1(Http1Event::Unanswered {
+                request: p.head,
+                request_body_size: p.body_size,
+                at_ns: now_ns,
+            }));
+        }
+        self.req.phase = Phase::Ended;
+        self.resp.phase = Phase::Ended;
+    }
+
+    fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    fn buffered(&self) -> usize {
+        self.req.buf.capacity() + self.resp.buf.capacity()
+    }
+}
+
+enum Match {
+    Full,
+    Prefix,
+    No,
+}
+
+fn match_start(patterns: &[&[u8]], data: &[u8]) -> Match {
+    for p in patterns {
+        if data.len() >= p.len() {
+            if data.starts_with(p) {
+                return Match::Full;
+            }
+        } else if p.starts_with(data) {
+            return Match::Prefix;
+        }
+    }
+    Match::No
+}
+
+fn new_trace(
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+    cx: &mut L7Context<'_>,
+) -> ExchangeTrace {
+    let parent = traceparent.and_then(|v| match TraceParent::parse(v) {
+        Ok(tp) => Some(tp),
+        Err(_) => {
+            cx.counters.trace_invalid_traceparent += 1;
+            None
+        }
+    });
+    // W3C Trace Context §3.3: tracestate is only meaningful with a valid traceparent.
+    let trace_state = parent.and(tracestate).and_then(|v| {
+        let ts = TraceState::parse(v);
+        cx.counters.trace_tracestate_dropped_members += ts.dropped as u64;
+        (!ts.is_empty()).then(|| ts.to_string())
+    });
+    ExchangeTrace {
+        trace_id: parent
+            .map(|p| p.trace_id)
+            .unwrap_or_else(|| cx.ids.trace_id()),
+        span_id: cx.ids.span_id(),
+        parent_span_id: parent.map(|p| p.parent_id),
+        trace_state,
+    }
+}
+
+#[derive(Debug)]
+enum Parsed {
+    Request(ParsedRequest),
+    Response(ParsedResponse),
+}
+
+#[derive(Debug, Default)]
+struct ParsedRequest {
+    method: String,
+    target: String,
+    version: u8,
+    host: Option<String>,
+    user_agent: Option<String>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
+    headers: Vec<(String, String)>,
+    content_length: Option<u64>,
+    body: Body,
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body::Length(0)
+    }
+}
+
+#[derive(Debug)]
+struct ParsedResponse {
+    status: u16,
+    version: u8,
+    headers: Vec<(String, String)>,
+    body: Body,
+}
+
+fn parsed_placeholder(parsed: &Option<Parsed>) -> RequestHead {
+    let (method, target, version) = match parsed {
+        Some(Parsed::Request(r)) => (r.method.clone(), r.target.clone(), r.version),
+        _ => (String::new(), String::new(), 1),
+    };
+    RequestHead {
+        method,
+        target,
+        version,
+        host: None,
+        user_agent: None,
+        headers: Vec::new(),
+        content_length: None,
+        trace: ExchangeTrace {
+            trace_id: TraceId::default(),
+            span_id: SpanId::default(),
+            parent_span_id: None,
+            trace_state: None,
+        },
+        start: PacketCtx::default(),
+        head_end: PacketCtx::default(),
+    }
+}
+
+/// Framing facts from the header fields (RFC 9112 §6.1-6.3).
+struct Framing {
+    chunked: bool,
+    transfer_encoding: bool,
+    content_length: Option<u64>,
+    invalid: bool,
+}
+
+fn framing(headers: &[httparse::Header<'_>]) -> Framing {
+    let mut f = Framing {
+        chunked: false,
+        transfer_encoding: false,
+        content_length: None,
+        invalid: false,
+    };
+    for h in headers {
+        if h.name.eq_ignore_ascii_case("transfer-encoding") {
+            f.transfer_encoding = true;
+            // Only the final coding matters: chunked must be last (RFC 9112 §6.3 rule 4).
+            let last = h.value.rsplit(|b| *b == b',').next().unwrap_or(b"");
+            f.chunked = last.trim_ascii().eq_ignore_ascii_case(b"chunked");
+        } else if h.name.eq_ignore_ascii_case("content-length") {
+            // A list of identical values is allowed (RFC 9110 §8.6); differing ones are not.
+            for v in h.value.split(|b| *b == b',') {
+                let v = v.trim_ascii();
+                let n = std::str::from_utf8(v)
+                    .ok()
+                    .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+                    .and_then(|s| s.parse::<u64>().ok());
+                match (n, f.content_length) {
+                    (None, _) => f.invalid = true,
+                    (Some(n), Some(old)) if n != old => f.invalid = true,
+                    (Some(n), _) => f.content_length = Some(n),
+                }
+            }
+        }
+    }
+    f
+}
+
+fn keep_headers(
+    headers: &[httparse::Header<'_>],
+    cfg: &crate::l7::L7Config,
+) -> Vec<(String, String)> {
+    let mut kept = Vec::new();
+    for h in headers {
+        if !cfg
+            .header_allow_list
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(h.name))
+        {
+            continue;
+        }
+        let value = if SENSITIVE_HEADERS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(h.name))
+        {
+            REDACTED.to_string()
+        } else {
+            String::from_utf8_lossy(h.value).into_owned()
+        };
+        kept.push((h.name.to_string(), value));
+    }
+    kept
+}
+
+fn header_str(headers: &[httparse::Header<'_>], name: &str) -> Option<String> {
+    headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case(name))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+}
+
+fn classify(err: httparse::Error, len: usize, max_bytes: usize) -> HeadOutcome {
+    match err {
+        httparse::Error::TooManyHeaders => HeadOutcome::TooLarge {
+            too_many_headers: true,
+        },
+        _ if len > max_bytes => HeadOutcome::TooLarge {
+            too_many_headers: false,
+        },
+        _ => HeadOutcome::Invalid,
+    }
+}
+
+fn parse_request<'b>(
+    input: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+    max_bytes: usize,
+    cfg: &crate::l7::L7Config,
+) -> (HeadOutcome, Option<Parsed>) {
+    let mut req = httparse::Request::new(headers);
+    match req.parse(input) {
+        Ok(httparse::Status::Complete(n)) if n <= max_bytes => {
+            let hs = &*req.headers;
+            let f = framing(hs);
+            // RFC 9112 §6.3 rule 4: a request whose final coding is not chunked is invalid;
+            // conflicting Content-Length values are too (rule 5).
+            if f.invalid || f.transfer_encoding && !f.chunked {
+                return (HeadOutcome::Invalid, None);
+            }
+            let body = if f.chunked {
+                Body::Chunked(Chunked::start())
+            } else {
+                Body::Length(f.content_length.unwrap_or(0))
+            };
+            let parsed = ParsedRequest {
+                method: req.method.unwrap_or_default().to_string(),
+                target: req.path.unwrap_or_default().to_string(),
+                version: req.version.unwrap_or(1),
+                host: header_str(hs, "host"),
+                user_agent: header_str(hs, "user-agent"),
+                traceparent: header_str(hs, "traceparent"),
+                tracestate: header_str(hs, "tracestate"),
+                headers: keep_headers(hs, cfg),
+                content_length: if f.chunked { None } else { f.content_length },
+                body,
+            };
+            (HeadOutcome::Complete(n), Some(Parsed::Request(parsed)))
+        }
+        Ok(httparse::Status::Complete(_)) => (
+            HeadOutcome::TooLarge {
+                too_many_headers: false,
+            },
+            None,
+        ),
+        Ok(httparse::Status::Partial) => {
+            let partial = req.method.map(|m| {
+                Parsed::Request(ParsedRequest {
+                    method: m.to_string(),
+                    target: req.path.unwrap_or_default().to_string(),
+                    version: req.version.unwrap_or(1),
+                    ..Default::default()
+                })
+            });
+            if input.len() > max_bytes {
+                (
+                    HeadOutcome::TooLarge {
+                        too_many_headers: false,
+                    },
+                    partial,
+                )
+            } else {
+                (HeadOutcome::Partial, None)
+            }
+        }
+        Err(e) => {
+            let partial = req.method.map(|m| {
+                Parsed::Request(ParsedRequest {
+                    method: m.to_string(),
+                    target: req.path.unwrap_or_default().to_string(),
+                    version: req.version.unwrap_or(1),
+                    ..Default::default()
+                })
+            });
+            (classify(e, input.len(), max_bytes), partial)
+        }
+    }
+}
+
+fn parse_response<'b>(
+    input: &'b [u8],
+    headers: &mut [httparse::Header<'b>],
+    max_bytes: usize,
+    cfg: &crate::l7::L7Config,
+) -> (HeadOutcome, Option<Parsed>) {
+    let mut resp = httparse::Response::new(headers);
+    match resp.parse(input) {
+        Ok(httparse::Status::Complete(n)) if n <= max_bytes => {
+            let hs = &*resp.headers;
+            let f = framing(hs);
+            if f.invalid {
+                return (HeadOutcome::Invalid, None);
+            }
+            let body = if f.transfer_encoding {
+                // RFC 9112 §6.3 rule 4: chunked last, else read until close.
+                if f.chunked {
+                    Body::Chunked(Chunked::start())
+                } else {
+                    Body::UntilClose
+                }
+            } else if let Some(n) = f.content_length {
+                Body::Length(n)
+            } else {
+                Body::UntilClose
+            };
+            let parsed = ParsedResponse {
+                status: resp.code.unwrap_or(0),
+                version: resp.version.unwrap_or(1),
+                headers: keep_headers(hs, cfg),
+                body,
+            };
+            (HeadOutcome::Complete(n), Some(Parsed::Response(parsed)))
+        }
+        Ok(httparse::Status::Complete(_)) => (
+            HeadOutcome::TooLarge {
+                too_many_headers: false,
+            },
+            None,
+        ),
+        Ok(httparse::Status::Partial) if input.len() > max_bytes => {
+            let partial = resp.code.map(|c| {
+                Parsed::Response(ParsedResponse {
+                    status: c,
+                    version: resp.version.unwrap_or(1),
+                    headers: Vec::new(),
+                    body: Body::UntilClose,
+                })
+            });
+            (
+                HeadOutcome::TooLarge {
+                    too_many_headers: false,
+                },
+                partial,
+            )
+        }
+        Ok(httparse::Status::Partial) => (HeadOutcome::Partial, None),
+        Err(e) => {
+            let partial = resp.code.map(|c| {
+                Parsed::Response(ParsedResponse {
+                    status: c,
+                    version: resp.version.unwrap_or(1),
+                    headers: Vec::new(),
+                    body: Body::UntilClose,
+                })
+            });
+            (classify(e, input.len(), max_bytes), partial)
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! Application protocols: detection and decoders.
+//!
+//! A TCP connection's reassembled streams go to one [`StreamDecoder`], picked by [`detect`]
+//! from the first bytes (content, not ports). A new protocol (HTTP/2 in `http2.rs`) plugs in by
+//! adding an [`L7Protocol`] variant, a branch in [`detect`] and a `StreamDecoder` impl; its
+//! events get an [`L7Event`] variant that the engine turns into records.
+//!
+//! DNS is datagram-based and has its own entry point ([`dns::parse`]).
+
+pub mod dns;
+pub mod http1;
+
+use serde::{Deserialize, Serialize};
+
+use crate::counters::Counters;
+use crate::packet::CaptureMeta;
+use crate::tcp::StreamEvent;
+use crate::trace::IdGenerator;
+
+/// Application protocols the engine knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum L7Protocol {
+    /// HTTP/1.0 and HTTP/1.1 (RFC 9112).
+    Http1,
+    /// DNS over UDP (RFC 1035).
+    Dns,
+}
+
+/// Which way stream bytes flow, in connection roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StreamDir {
+    /// Client to server (requests).
+    ToServer,
+    /// Server to client (responses).
+    ToClient,
+}
+
+/// Where and when the bytes being decoded were captured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacketCtx {
+    /// Capture time of the packet that carried them.
+    pub ts_ns: u64,
+    /// Its capture metadata.
+    pub meta: CaptureMeta,
+}
+
+/// Limits and options for the L7 decoders.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct L7Config {
+    /// Most bytes of an HTTP/1 message head (start line + fields) we hold while it arrives.
+    pub max_header_bytes: usize,
+    /// Most header fields in one HTTP/1 message.
+    pub max_headers: usize,
+    /// Most requests (or DNS queries) per flow waiting for a response.
+    pub max_pending_requests: usize,
+    /// Header names (case-insensitive) copied onto flow records. Sensitive ones are redacted
+    /// even when listed.
+    pub header_allow_list: Vec<String>,
+    /// Bytes of a never-recognised stream to search for an HTTP message start before giving up.
+    pub max_detect_bytes: usize,
+}
+
+impl Default for L7Config {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: 16 * 1024,
+            max_headers: 64,
+            max_pending_requests: 64,
+            header_allow_list: [
+                "host",
+                "user-agent",
+                "content-type",
+                "content-length",
+                "traceparent",
+            ]
+            .into_iter()
+            .map(String::from)
+            .collect(),
+            max_detect_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// Headers whose values never leave the engine (RFC 9110 §11.6.2, §11.7.2; RFC 6265 §4).
+pub const SENSITIVE_HEADERS: [&str; 4] = [
+    "authorization",
+    "proxy-authorization",
+    "cookie",
+    "set-cookie",
+];
+
+/// The value recorded in place of a sensitive header's value.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// Everything a decoder may touch besides its own state.
+#[derive(Debug)]
+pub struct L7Context<'a> {
+    /// Engine counters.
+    pub counters: &'a mut Counters,
+    /// Span/trace id source.
+    pub ids: &'a mut IdGenerator,
+    /// Limits.
+    pub config: &'a L7Config,
+}
+
+/// What decoders report to the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum L7Event {
+    /// HTTP/1 request/response progress.
+    Http1(http1::Http1Event),
+}
+
+/// A per-connection, bidirectional stream decoder.
+pub trait StreamDecoder: Send + std::fmt::Debug {
+    /// Which protocol this decodes.
+    fn protocol(&self) -> L7Protocol;
+
+    /// Feeds one reassembled stream event of direction `dir`, captured as `at`.
+    fn on_event(
+        &mut self,
+        dir: StreamDir,
+        event: StreamEvent<'_>,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    );
+
+    /// The connection is gone (closed, evicted or flushed) at `now_ns`: report what is still
+    /// pending (e.g. unanswered requests).
+    fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>);
+
+    /// True once the decoder has given up (not this protocol) and wants no more bytes.
+    fn is_dead(&self) -> bool;
+
+    /// Bytes held (partial message heads and the like).
+    fn buffered(&self) -> usize;
+}
+
+/// Outcome of looking at a stream's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detection {
+    /// This protocol; create its decoder.
+    Protocol(L7Protocol),
+    /// A protocol we recognise but do not decode yet (e.g. the HTTP/2 preface).
+    Unsupported(&'static str),
+}
+
+/// Picks the decoder for a TCP stream from its first bytes (either direction).
+///
+/// HTTP/1 is the default: its decoder validates the bytes itself and gives up on garbage, and
+/// after a mid-stream start it searches for a message start, which a prefix test cannot do.
+pub fn detect(first: &[u8]) -> Detection {
+    // RFC 9113 §3.4: the client connection preface.
+    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+    if first.len() >= 3 && H2_PREFACE.starts_with(&first[..first.len().min(H2_PREFACE.len())]) {
+        return Detection::Unsupported("http2");
+    }
+    Detection::Protocol(L7Protocol::Http1)
+}
+
+/// Creates the decoder for a detected stream protocol.
+pub fn new_stream_decoder(protocol: L7Protocol) -> Option<Box<dyn StreamDecoder>> {
+    match protocol {
+        L7Protocol::Http1 => Some(Box::new(http1::Http1Decoder::new())),
+        L7Protocol::Dns => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_http2_preface_as_unsupported() {
+        assert_eq!(
+            detect(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
+            Detection::Unsupported("http2")
+        );
+        assert_eq!(
+            detect(b"GET / HTTP/1.1\r\n"),
+            Detection::Protocol(L7Protocol::Http1)
+        );
+    }
+}

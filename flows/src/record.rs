@@ -1,0 +1,486 @@
+//! What the engine emits: Hubble-style [`Flow`]s and OpenTelemetry-style [`Span`]s.
+//!
+//! Field names follow Hubble's `flow.Flow` JSON where a field exists there (`l4.TCP.flags`,
+//! `l7.http.code`, `is_reply`, `socket_cookie`) and OpenTelemetry semantic conventions for span
+//! attributes ([`attr`]). Times are nanoseconds from the capture timestamps.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::packet::{Direction, TcpFlags};
+use crate::trace::{SpanId, TraceId};
+
+/// One output of the engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Record {
+    /// A Hubble-style flow event (L3/L4 packet or L7 request/response).
+    Flow(Box<Flow>),
+    /// A finished request/response exchange as a span.
+    Span(Box<Span>),
+}
+
+impl Record {
+    /// The record's time: the flow's packet time or the span's end.
+    pub fn time_ns(&self) -> u64 {
+        match self {
+            Record::Flow(f) => f.time_ns,
+            Record::Span(s) => s.end_time_ns,
+        }
+    }
+}
+
+/// Whether the packet went through. A passive observer only sees forwarded traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Verdict {
+    /// The packet was delivered.
+    Forwarded,
+    /// The packet was dropped (by a policy or the kernel).
+    Dropped,
+}
+
+/// Hubble's flow type: a packet event or an L7 event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlowType {
+    /// A packet (L3/L4 view).
+    #[serde(rename = "L3_L4")]
+    L3L4,
+    /// A parsed L7 request or response.
+    L7,
+}
+
+/// The IP layer of a flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IpInfo {
+    /// Source address.
+    pub source: IpAddr,
+    /// Destination address.
+    pub destination: IpAddr,
+    /// "IPv4" or "IPv6".
+    #[serde(rename = "ipVersion")]
+    pub ip_version: IpVersion,
+}
+
+/// IP version as Hubble names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum IpVersion {
+    /// IPv4.
+    IPv4,
+    /// IPv6.
+    IPv6,
+}
+
+impl IpInfo {
+    /// The IP layer for `source -> destination`.
+    pub fn new(source: IpAddr, destination: IpAddr) -> Self {
+        Self {
+            source,
+            destination,
+            ip_version: if source.is_ipv4() {
+                IpVersion::IPv4
+            } else {
+                IpVersion::IPv6
+            },
+        }
+    }
+}
+
+/// The transport layer of a flow, keyed like Hubble's `l4` oneof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Layer4 {
+    /// TCP.
+    #[serde(rename = "TCP")]
+    Tcp {
+        /// Source port.
+        source_port: u16,
+        /// Destination port.
+        destination_port: u16,
+        /// Control bits of this segment (empty on L7 flows).
+        flags: TcpFlags,
+    },
+    /// UDP.
+    #[serde(rename = "UDP")]
+    Udp {
+        /// Source port.
+        source_port: u16,
+        /// Destination port.
+        destination_port: u16,
+    },
+    /// ICMP for IPv4.
+    #[serde(rename = "ICMPv4")]
+    Icmpv4 {
+        /// Message type.
+        r#type: u8,
+        /// Message code.
+        code: u8,
+    },
+    /// ICMPv6.
+    #[serde(rename = "ICMPv6")]
+    Icmpv6 {
+        /// Message type.
+        r#type: u8,
+        /// Message code.
+        code: u8,
+    },
+    /// Another IP protocol.
+    #[serde(rename = "other")]
+    Other {
+        /// IP protocol number.
+        protocol: u8,
+    },
+}
+
+impl Layer4 {
+    /// `(source, destination)` ports for TCP and UDP.
+    pub fn ports(&self) -> Option<(u16, u16)> {
+        match *self {
+            Layer4::Tcp {
+                source_port,
+                destination_port,
+                ..
+            }
+            | Layer4::Udp {
+                source_port,
+                destination_port,
+            } => Some((source_port, destination_port)),
+            _ => None,
+        }
+    }
+}
+
+/// Kernel/agent attribution of a flow to a process; the engine leaves it `None` and the agent
+/// fills it from the socket cookie.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    /// Process (thread group) id.
+    pub pid: u32,
+    /// Thread id, when known.
+    pub tid: Option<u32>,
+    /// Command name (`comm`), when known.
+    pub comm: Option<String>,
+    /// cgroup v2 id, when known.
+    pub cgroup_id: Option<u64>,
+    /// Container id derived from the cgroup path, when known.
+    pub container_id: Option<String>,
+}
+
+/// Trace identity attached to L7 flows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceContext {
+    /// Trace id (from `traceparent` or generated).
+    pub trace_id: TraceId,
+    /// Id of the span the engine made for this exchange.
+    pub span_id: SpanId,
+    /// The caller's span id from `traceparent`, when there was one.
+    pub parent_span_id: Option<SpanId>,
+}
+
+/// REQUEST or RESPONSE, as in Hubble's `L7FlowType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum L7Type {
+    /// A request (or DNS query).
+    Request,
+    /// A response (or DNS answer).
+    Response,
+}
+
+/// One HTTP header kept on a flow (allow-listed; sensitive values redacted).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpHeader {
+    /// Header name as sent.
+    pub key: String,
+    /// Header value, or `[REDACTED]`.
+    pub value: String,
+}
+
+/// HTTP part of an L7 flow (Hubble's `HTTP` message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpInfo {
+    /// Status code; responses only.
+    pub code: Option<u16>,
+    /// Request method.
+    pub method: String,
+    /// `http://host/target` when the Host is known, else the request target.
+    pub url: String,
+    /// "HTTP/1.1" or "HTTP/1.0".
+    pub protocol: String,
+    /// Allow-listed headers of this message.
+    pub headers: Vec<HttpHeader>,
+}
+
+/// One DNS resource record of an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsAnswer {
+    /// Owner name.
+    pub name: String,
+    /// Record type name ("A", "AAAA", "CNAME", ...).
+    pub rrtype: String,
+    /// Time to live, seconds.
+    pub ttl: u32,
+    /// Address for A/AAAA, target name for CNAME/NS/PTR, empty otherwise.
+    pub data: String,
+}
+
+/// DNS part of an L7 flow (Hubble's `DNS` message plus the answers).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsInfo {
+    /// Message id.
+    pub id: u16,
+    /// Queried name, with a trailing dot like Hubble.
+    pub query: String,
+    /// Query types ("A", "AAAA", ...).
+    pub qtypes: Vec<String>,
+    /// Response code; responses only.
+    pub rcode: Option<u16>,
+    /// Addresses from A/AAAA answers.
+    pub ips: Vec<IpAddr>,
+    /// Smallest TTL among the answers.
+    pub ttl: Option<u32>,
+    /// CNAME targets.
+    pub cnames: Vec<String>,
+    /// Types of the answer records.
+    pub rrtypes: Vec<String>,
+    /// Every answer record.
+    pub answers: Vec<DnsAnswer>,
+}
+
+/// The protocol-specific part of an L7 flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum L7Record {
+    /// HTTP/1.x.
+    Http(HttpInfo),
+    /// DNS.
+    Dns(DnsInfo),
+}
+
+/// The L7 part of a flow (Hubble's `Layer7`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layer7 {
+    /// REQUEST or RESPONSE.
+    pub r#type: L7Type,
+    /// Response time minus request time; responses only.
+    pub latency_ns: Option<u64>,
+    /// HTTP or DNS details.
+    #[serde(flatten)]
+    pub record: L7Record,
+}
+
+/// A Hubble-style flow event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Flow {
+    /// Packet time (for L7: the time of the packet that completed the message head).
+    pub time_ns: u64,
+    /// FORWARDED for everything a passive capture sees.
+    pub verdict: Verdict,
+    /// L3_L4 or L7.
+    #[serde(rename = "Type")]
+    pub flow_type: FlowType,
+    /// Addresses.
+    #[serde(rename = "IP")]
+    pub ip: IpInfo,
+    /// Transport.
+    pub l4: Layer4,
+    /// L7 event, for L7 flows.
+    pub l7: Option<Layer7>,
+    /// Capture direction of the packet on its interface.
+    pub traffic_direction: Direction,
+    /// True when the packet goes server -> client; `None` when the roles are unknown.
+    pub is_reply: Option<bool>,
+    /// Interface the packet was captured on.
+    pub ifindex: u32,
+    /// Socket cookie of the local socket, when captured.
+    pub socket_cookie: Option<u64>,
+    /// IP packet length per its header (L3/L4 flows).
+    pub ip_len: u32,
+    /// Transport payload bytes on the wire (L3/L4 flows) or body bytes (L7 flows, when known).
+    pub payload_bytes: u64,
+    /// Trace identity (L7 flows).
+    pub trace_context: Option<TraceContext>,
+    /// Process attribution, filled by the agent.
+    pub process: Option<ProcessInfo>,
+}
+
+/// OpenTelemetry span kind (only the two an observer can tell apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SpanKind {
+    /// The local process served the request.
+    Server,
+    /// The local process made the request.
+    Client,
+}
+
+/// OpenTelemetry span status code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StatusCode {
+    /// Not set (the HTTP semantic conventions leave successes unset).
+    Unset,
+    /// Explicitly OK.
+    Ok,
+    /// Failed.
+    Error,
+}
+
+/// Span status with an optional description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanStatus {
+    /// Status code.
+    pub code: StatusCode,
+    /// Why it failed, for errors.
+    pub message: Option<String>,
+}
+
+/// A span attribute value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttributeValue {
+    /// Boolean.
+    Bool(bool),
+    /// Integer.
+    Int(i64),
+    /// String.
+    String(String),
+}
+
+impl From<&str> for AttributeValue {
+    fn from(s: &str) -> Self {
+        Self::String(s.to_string())
+    }
+}
+impl From<String> for AttributeValue {
+    fn from(s: String) -> Self {
+        Self::String(s)
+    }
+}
+impl From<i64> for AttributeValue {
+    fn from(v: i64) -> Self {
+        Self::Int(v)
+    }
+}
+
+/// OpenTelemetry semantic-convention attribute names used on spans (semconv 1.26+).
+pub mod attr {
+    /// HTTP request method, e.g. `GET`.
+    pub const HTTP_REQUEST_METHOD: &str = "http.request.method";
+    /// HTTP response status code.
+    pub const HTTP_RESPONSE_STATUS_CODE: &str = "http.response.status_code";
+    /// Request body size in bytes (when known from framing).
+    pub const HTTP_REQUEST_BODY_SIZE: &str = "http.request.body.size";
+    /// Response body size in bytes (when known from framing).
+    pub const HTTP_RESPONSE_BODY_SIZE: &str = "http.response.body.size";
+    /// Path part of the request target.
+    pub const URL_PATH: &str = "url.path";
+    /// `http` (an observer of cleartext HTTP only sees this scheme).
+    pub const URL_SCHEME: &str = "url.scheme";
+    /// Query part of the request target, without `?`.
+    pub const URL_QUERY: &str = "url.query";
+    /// Server host name or address.
+    pub const SERVER_ADDRESS: &str = "server.address";
+    /// Server port.
+    pub const SERVER_PORT: &str = "server.port";
+    /// Client address.
+    pub const CLIENT_ADDRESS: &str = "client.address";
+    /// Client port.
+    pub const CLIENT_PORT: &str = "client.port";
+    /// Address of the other end of the connection, as seen locally.
+    pub const NETWORK_PEER_ADDRESS: &str = "network.peer.address";
+    /// Port of the other end of the connection.
+    pub const NETWORK_PEER_PORT: &str = "network.peer.port";
+    /// Application protocol, e.g. `http`.
+    pub const NETWORK_PROTOCOL_NAME: &str = "network.protocol.name";
+    /// Application protocol version, e.g. `1.1`.
+    pub const NETWORK_PROTOCOL_VERSION: &str = "network.protocol.version";
+    /// `tcp` or `udp`.
+    pub const NETWORK_TRANSPORT: &str = "network.transport";
+    /// User-Agent header value.
+    pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
+    /// Error class when the span failed (status code as a string, or `no_response`).
+    pub const ERROR_TYPE: &str = "error.type";
+}
+
+/// A request/response exchange as an OpenTelemetry span.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Span {
+    /// Trace id (from the request's `traceparent` or generated).
+    pub trace_id: TraceId,
+    /// This span's id (generated).
+    pub span_id: SpanId,
+    /// Parent span id from `traceparent`.
+    pub parent_span_id: Option<SpanId>,
+    /// Validated `tracestate` from the request, re-serialised.
+    pub trace_state: Option<String>,
+    /// Span name per HTTP semconv: the method (no route is known to an observer).
+    pub name: String,
+    /// SERVER when the local process received the request, CLIENT when it sent it.
+    pub kind: SpanKind,
+    /// Time of the first request packet.
+    pub start_time_ns: u64,
+    /// Time of the last response packet (or of the timeout for unanswered requests).
+    pub end_time_ns: u64,
+    /// Status per HTTP semconv (5xx on servers, 4xx/5xx on clients are errors).
+    pub status: SpanStatus,
+    /// Semantic-convention attributes ([`attr`]).
+    pub attributes: BTreeMap<String, AttributeValue>,
+    /// Socket cookie of the local socket, when captured.
+    pub socket_cookie: Option<u64>,
+    /// Interface the request was captured on.
+    pub ifindex: u32,
+    /// Process attribution, filled by the agent.
+    pub process: Option<ProcessInfo>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flow_json_looks_like_hubble() {
+        let flow = Flow {
+            time_ns: 1,
+            verdict: Verdict::Forwarded,
+            flow_type: FlowType::L7,
+            ip: IpInfo::new("198.18.0.2".parse().unwrap(), "198.18.0.1".parse().unwrap()),
+            l4: Layer4::Tcp {
+                source_port: 5000,
+                destination_port: 80,
+                flags: TcpFlags::default(),
+            },
+            l7: Some(Layer7 {
+                r#type: L7Type::Response,
+                latency_ns: Some(1000),
+                record: L7Record::Http(HttpInfo {
+                    code: Some(200),
+                    method: "GET".into(),
+                    url: "http://h/".into(),
+                    protocol: "HTTP/1.1".into(),
+                    headers: vec![],
+                }),
+            }),
+            traffic_direction: Direction::Ingress,
+            is_reply: Some(true),
+            ifindex: 2,
+            socket_cookie: None,
+            ip_len: 0,
+            payload_bytes: 0,
+            trace_context: None,
+            process: None,
+        };
+        let record = Record::Flow(Box::new(flow));
+        let v = serde_json::to_value(&record).unwrap();
+        assert_eq!(v["flow"]["verdict"], "FORWARDED");
+        assert_eq!(v["flow"]["Type"], "L7");
+        assert_eq!(v["flow"]["IP"]["ipVersion"], "IPv4");
+        assert_eq!(v["flow"]["l4"]["TCP"]["destination_port"], 80);
+        assert_eq!(v["flow"]["l7"]["type"], "RESPONSE");
+        assert_eq!(v["flow"]["l7"]["http"]["code"], 200);
+        assert_eq!(v["flow"]["traffic_direction"], "ingress");
+        let back: Record = serde_json::from_value(v).unwrap();
+        assert_eq!(back, record);
+    }
+}

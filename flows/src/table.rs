@@ -1,0 +1,261 @@
+//! The flow table: per-conversation state keyed by [`FlowKey`], with a cap on entries.
+//!
+//! Backed by a `DashMap` so a table can be shared by reference; the engine owns one per worker
+//! and drives eviction itself (idle, closed, flush) in a deterministic order (by creation time,
+//! then key) so replaying a capture always yields records in the same order.
+
+use std::collections::{HashMap, VecDeque};
+
+use dashmap::mapref::one::RefMut;
+use dashmap::DashMap;
+
+use crate::key::{FlowKey, Side};
+use crate::l7::{Detection, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir};
+use crate::record::DnsInfo;
+use crate::tcp::{StreamEvent, TcpReassembler};
+
+/// The table is at its entry cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("flow table full ({max} flows): new flow {key:?} not tracked — raise max_flows or lower idle_timeout")]
+pub struct TableFull {
+    /// The cap.
+    pub max: usize,
+    /// The flow that did not fit.
+    pub key: FlowKey,
+}
+
+/// Which L7 decoder a TCP connection has, if any.
+#[derive(Debug)]
+pub enum L7Slot {
+    /// No stream bytes yet; `gapped[i]` records a gap/mid-stream start in direction `i`
+    /// (0 = to server, 1 = to client) to replay to the decoder once it exists.
+    Detecting {
+        /// Per direction: did the stream start with a gap?
+        gapped: [bool; 2],
+    },
+    /// A decoder is attached.
+    Active(Box<dyn StreamDecoder>),
+    /// Not a protocol we decode; bytes are ignored.
+    Unrecognised,
+}
+
+fn dir_index(dir: StreamDir) -> usize {
+    match dir {
+        StreamDir::ToServer => 0,
+        StreamDir::ToClient => 1,
+    }
+}
+
+impl L7Slot {
+    /// Routes one reassembled stream event to the decoder, detecting the protocol on the first
+    /// bytes.
+    pub fn on_event(
+        &mut self,
+        dir: StreamDir,
+        event: StreamEvent<'_>,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        match self {
+            L7Slot::Detecting { gapped } => match event {
+                StreamEvent::Data(d) if !d.is_empty() => match crate::l7::detect(d) {
+                    Detection::Protocol(p) => {
+                        let Some(mut dec) = crate::l7::new_stream_decoder(p) else {
+                            cx.counters.l7_unrecognised_flows += 1;
+                            *self = L7Slot::Unrecognised;
+                            return;
+                        };
+                        for (i, d) in [StreamDir::ToServer, StreamDir::ToClient]
+                            .into_iter()
+                            .enumerate()
+                        {
+                            if gapped[i] {
+                                dec.on_event(d, StreamEvent::Gap { len: 0 }, at, cx, out);
+                            }
+                        }
+                        *self = L7Slot::Active(dec);
+                        self.on_event(dir, event, at, cx, out);
+                    }
+                    Detection::Unsupported(_) => {
+                        cx.counters.l7_unrecognised_flows += 1;
+                        *self = L7Slot::Unrecognised;
+                    }
+                },
+                StreamEvent::Gap { .. } => gapped[dir_index(dir)] = true,
+                _ => {}
+            },
+            L7Slot::Active(dec) => {
+                dec.on_event(dir, event, at, cx, out);
+                if dec.is_dead() {
+                    cx.counters.l7_unrecognised_flows += 1;
+                    dec.finish(at.ts_ns, cx, out);
+                    *self = L7Slot::Unrecognised;
+                }
+            }
+            L7Slot::Unrecognised => {}
+        }
+    }
+
+    /// The connection is over: let the decoder report what is pending.
+    pub fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+        if let L7Slot::Active(dec) = self {
+            dec.finish(now_ns, cx, out);
+        }
+        *self = L7Slot::Unrecognised;
+    }
+
+    /// Bytes the decoder holds.
+    pub fn buffered(&self) -> usize {
+        match self {
+            L7Slot::Active(dec) => dec.buffered(),
+            _ => 0,
+        }
+    }
+}
+
+/// TCP connection state.
+#[derive(Debug)]
+pub struct TcpConn {
+    /// Reassembly per sending side, indexed by [`Side::index`].
+    pub reasm: [TcpReassembler; 2],
+    /// The L7 decoder.
+    pub l7: L7Slot,
+    /// When both directions ended (FIN/FIN or RST).
+    pub closed_at: Option<u64>,
+}
+
+impl TcpConn {
+    /// Bytes held by reassembly and the decoder.
+    pub fn buffered(&self) -> usize {
+        self.reasm[0].buffered() + self.reasm[1].buffered() + self.l7.buffered()
+    }
+}
+
+/// A DNS query waiting for its response.
+#[derive(Debug, Clone)]
+pub struct DnsPending {
+    /// Parsed query.
+    pub info: DnsInfo,
+    /// When it was seen.
+    pub at: PacketCtx,
+}
+
+/// UDP conversation state.
+#[derive(Debug, Default)]
+pub struct UdpConn {
+    /// DNS queries by id, with their arrival order for the cap.
+    pub dns_pending: HashMap<u16, DnsPending>,
+    /// Ids in arrival order (oldest first) to drop the oldest at the cap.
+    pub dns_order: VecDeque<u16>,
+}
+
+/// Protocol-specific state.
+#[derive(Debug)]
+pub enum ConnState {
+    /// TCP.
+    Tcp(Box<TcpConn>),
+    /// UDP.
+    Udp(UdpConn),
+    /// Anything else (ICMP, ...): counted only.
+    Other,
+}
+
+/// One conversation in the table.
+#[derive(Debug)]
+pub struct FlowEntry {
+    /// Creation time.
+    pub created_ns: u64,
+    /// Last packet time.
+    pub last_seen_ns: u64,
+    /// Which side is the server.
+    pub server: Side,
+    /// Socket cookie, once any packet carried one.
+    pub socket_cookie: Option<u64>,
+    /// Bytes of this flow counted in the engine's total buffer.
+    pub accounted: usize,
+    /// Protocol state.
+    pub state: ConnState,
+}
+
+impl FlowEntry {
+    /// The stream direction of bytes sent by `side`.
+    pub fn dir_of(&self, side: Side) -> StreamDir {
+        if side == self.server {
+            StreamDir::ToClient
+        } else {
+            StreamDir::ToServer
+        }
+    }
+}
+
+/// Why a flow left the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EvictReason {
+    /// No packets for the idle timeout.
+    Idle,
+    /// Closed (FIN both ways, or RST) and the linger passed.
+    Closed,
+    /// End of capture.
+    Flush,
+}
+
+/// Conversations by normalised 5-tuple.
+#[derive(Debug)]
+pub struct FlowTable {
+    map: DashMap<FlowKey, FlowEntry>,
+    max_entries: usize,
+}
+
+impl FlowTable {
+    /// An empty table holding at most `max_entries` flows.
+    pub fn new(max_entries: usize) -> Self {
+        Self {
+            map: DashMap::new(),
+            max_entries,
+        }
+    }
+
+    /// Number of flows.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no flows are tracked.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// The flow for `key`, if tracked.
+    pub fn get_mut(&self, key: &FlowKey) -> Option<RefMut<'_, FlowKey, FlowEntry>> {
+        self.map.get_mut(key)
+    }
+
+    /// Adds a new flow, unless the table is full.
+    pub fn insert(
+        &self,
+        key: FlowKey,
+        entry: FlowEntry,
+    ) -> Result<RefMut<'_, FlowKey, FlowEntry>, TableFull> {
+        if self.map.len() >= self.max_entries {
+            return Err(TableFull {
+                max: self.max_entries,
+                key,
+            });
+        }
+        Ok(self.map.entry(key).or_insert(entry))
+    }
+
+    /// Removes a flow.
+    pub fn remove(&self, key: &FlowKey) -> Option<FlowEntry> {
+        self.map.remove(key).map(|(_, v)| v)
+    }
+
+    /// Keys of every flow, ordered by creation time then key (a deterministic order).
+    pub fn keys_in_order(&self) -> Vec<FlowKey> {
+        let mut keys: Vec<(u64, FlowKey)> =
+            self.map.iter().map(|e| (e.created_ns, *e.key())).collect();
+        keys.sort_unstable();
+        keys.into_iter().map(|(_, k)| k).collect()
+    }
+}
