@@ -478,10 +478,14 @@ impl Http1Decoder {
                 Match::No => {}
             }
         }
+        // A status-line start ("HTTP/1.1 ") is distinctive enough to match anywhere (a
+        // response often follows the previous body on the same line); a method name is not,
+        // so requests are only looked for at line starts.
+        let anywhere = dir == StreamDir::ToClient;
         let mut found = None;
         let mut line_start = half.at_line_start;
         for (i, &b) in data.iter().enumerate() {
-            if line_start {
+            if line_start || anywhere && b == b'H' {
                 match match_start(patterns, &data[i..]) {
                     Match::Full => {
                         found = Some(i);
@@ -609,7 +613,10 @@ impl Http1Decoder {
                 let half = self.half(dir);
                 half.phase = Phase::Resync;
                 half.resynced = true;
-                skip + data.len()
+                half.at_line_start = false;
+                // Search on from just after the message start: the next message may already
+                // be in this chunk (the bytes held in `buf` were searched before).
+                skip + usize::from(prev == 0)
             }
             HeadOutcome::Invalid => {
                 if half.resynced {
@@ -1335,6 +1342,422 @@ fn parse_response<'b>(
                 })
             });
             (classify(e, input.len(), max_bytes), partial)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::Counters;
+    use crate::l7::L7Config;
+    use crate::trace::IdGenerator;
+
+    struct H {
+        dec: Http1Decoder,
+        c: Counters,
+        ids: IdGenerator,
+        cfg: L7Config,
+        out: Vec<L7Event>,
+        ts: u64,
+    }
+
+    /// A compact view of the events for assertions.
+    #[derive(Debug, PartialEq, Eq)]
+    enum E {
+        Req(String, String),
+        Ex(Option<(String, String)>, u16, Option<u64>),
+        NoResp(String, String),
+    }
+
+    impl H {
+        fn new() -> Self {
+            Self::with(L7Config::default())
+        }
+        fn with(cfg: L7Config) -> Self {
+            Self {
+                dec: Http1Decoder::new(),
+                c: Counters::default(),
+                ids: IdGenerator::new(1),
+                cfg,
+                out: Vec::new(),
+                ts: 0,
+            }
+        }
+        fn ev(&mut self, dir: StreamDir, ev: StreamEvent<'_>) {
+            self.ts += 1;
+            let at = PacketCtx {
+                ts_ns: self.ts,
+                ..Default::default()
+            };
+            let mut cx = L7Context {
+                counters: &mut self.c,
+                ids: &mut self.ids,
+                config: &self.cfg,
+            };
+            self.dec.on_event(dir, ev, &at, &mut cx, &mut self.out);
+        }
+        fn req(&mut self, bytes: &[u8]) {
+            self.ev(StreamDir::ToServer, StreamEvent::Data(bytes));
+        }
+        fn resp(&mut self, bytes: &[u8]) {
+            self.ev(StreamDir::ToClient, StreamEvent::Data(bytes));
+        }
+        fn finish(&mut self) {
+            let mut cx = L7Context {
+                counters: &mut self.c,
+                ids: &mut self.ids,
+                config: &self.cfg,
+            };
+            self.dec.finish(999, &mut cx, &mut self.out);
+        }
+        fn events(&self) -> Vec<E> {
+            self.out
+                .iter()
+                .map(|L7Event::Http1(e)| match e {
+                    Http1Event::Request(r) => E::Req(r.method.clone(), r.target.clone()),
+                    Http1Event::Exchange {
+                        request, response, ..
+                    } => E::Ex(
+                        request
+                            .as_ref()
+                            .map(|r| (r.method.clone(), r.target.clone())),
+                        response.status,
+                        response.body_size,
+                    ),
+                    Http1Event::Unanswered { request, .. } => {
+                        E::NoResp(request.method.clone(), request.target.clone())
+                    }
+                })
+                .collect()
+        }
+        fn exchanges(&self) -> Vec<E> {
+            self.events()
+                .into_iter()
+                .filter(|e| !matches!(e, E::Req(..)))
+                .collect()
+        }
+    }
+
+    fn ex(m: &str, p: &str, status: u16, body: Option<u64>) -> E {
+        E::Ex(Some((m.into(), p.into())), status, body)
+    }
+
+    #[test]
+    fn keep_alive_exchanges_pair_in_order() {
+        let mut h = H::new();
+        h.req(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n");
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello");
+        h.req(b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nxyz");
+        h.resp(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            h.events(),
+            vec![
+                E::Req("GET".into(), "/a".into()),
+                ex("GET", "/a", 200, Some(5)),
+                E::Req("POST".into(), "/b".into()),
+                ex("POST", "/b", 201, Some(0)),
+            ]
+        );
+        match &h.out[3] {
+            L7Event::Http1(Http1Event::Exchange {
+                request_body_size, ..
+            }) => assert_eq!(*request_body_size, Some(3)),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn pipelined_requests_pair_with_responses_in_order() {
+        let mut h = H::new();
+        h.req(b"GET /1 HTTP/1.1\r\nHost: h\r\n\r\nGET /2 HTTP/1.1\r\nHost: h\r\n\r\nGET /3 HTTP/1.1\r\nHost: h\r\n\r\n");
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\naHTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nbbHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            h.exchanges(),
+            vec![
+                ex("GET", "/1", 200, Some(1)),
+                ex("GET", "/2", 404, Some(2)),
+                ex("GET", "/3", 500, Some(0))
+            ]
+        );
+    }
+
+    #[test]
+    fn chunked_body_with_extensions_and_trailers() {
+        let mut h = H::new();
+        h.req(b"GET /c HTTP/1.1\r\n\r\n");
+        h.resp(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n4;name=value;x=\"q\"\r\nWiki\r\n5\r\npedia\r\nE\r\n in\r\n\r\nchunks.\r\n0;last\r\nExpires: never\r\nX-Trailer: 1\r\n\r\n");
+        h.req(b"GET /next HTTP/1.1\r\n\r\n");
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            h.exchanges(),
+            vec![
+                ex("GET", "/c", 200, Some(23)),
+                ex("GET", "/next", 200, Some(0))
+            ]
+        );
+        assert_eq!(h.c.http1_bad_chunked, 0);
+    }
+
+    #[test]
+    fn chunked_request_body_byte_by_byte() {
+        let mut h = H::new();
+        let req = b"POST /up HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /after HTTP/1.1\r\n\r\n";
+        for b in req.iter() {
+            h.req(std::slice::from_ref(b));
+        }
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            h.exchanges(),
+            vec![
+                ex("POST", "/up", 200, Some(0)),
+                ex("GET", "/after", 200, Some(0))
+            ]
+        );
+        match &h.out[2] {
+            L7Event::Http1(Http1Event::Exchange {
+                request_body_size, ..
+            }) => assert_eq!(*request_body_size, Some(3)),
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn head_204_and_304_have_no_body() {
+        let mut h = H::new();
+        h.req(b"HEAD /h HTTP/1.1\r\n\r\nGET /n HTTP/1.1\r\n\r\nGET /m HTTP/1.1\r\n\r\nGET /z HTTP/1.1\r\n\r\n");
+        // HEAD's Content-Length describes the GET body that was not sent (RFC 9110 §9.3.2).
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n");
+        h.resp(b"HTTP/1.1 204 No Content\r\n\r\n");
+        h.resp(b"HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n");
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert_eq!(
+            h.exchanges(),
+            vec![
+                ex("HEAD", "/h", 200, Some(0)),
+                ex("GET", "/n", 204, Some(0)),
+                ex("GET", "/m", 304, Some(0)),
+                ex("GET", "/z", 200, Some(2)),
+            ]
+        );
+    }
+
+    #[test]
+    fn continue_100_is_informational() {
+        let mut h = H::new();
+        h.req(b"POST /upload HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+        h.resp(b"HTTP/1.1 100 Continue\r\n\r\n");
+        h.req(b"data");
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(h.exchanges(), vec![ex("POST", "/upload", 200, Some(0))]);
+        assert_eq!(h.c.http1_informational, 1);
+    }
+
+    #[test]
+    fn upgrade_101_stops_parsing() {
+        let mut h = H::new();
+        h.req(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n");
+        h.resp(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n\x81\x05hello");
+        h.req(b"\x81\x85garbage that is not http");
+        assert_eq!(h.exchanges(), vec![ex("GET", "/ws", 101, Some(0))]);
+        assert_eq!(h.c.http1_upgrades, 1);
+        assert_eq!(h.c.http1_parse_errors, 0);
+        assert!(!h.dec.is_dead());
+    }
+
+    #[test]
+    fn close_delimited_response_ends_at_fin() {
+        let mut h = H::new();
+        h.req(b"GET /old HTTP/1.0\r\n\r\n");
+        h.resp(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\nall of ");
+        h.resp(b"this body");
+        assert_eq!(h.exchanges(), vec![]);
+        h.ev(StreamDir::ToClient, StreamEvent::Fin);
+        assert_eq!(h.exchanges(), vec![ex("GET", "/old", 200, Some(16))]);
+    }
+
+    #[test]
+    fn garbage_marks_the_flow_not_http() {
+        let mut h = H::new();
+        h.req(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+        assert!(h.dec.is_dead());
+        assert_eq!(h.c.http1_parse_errors, 1);
+        h.req(b"GET / HTTP/1.1\r\n\r\n");
+        assert!(h.events().is_empty());
+    }
+
+    #[test]
+    fn header_caps_are_counted_and_the_stream_resyncs() {
+        let cfg = L7Config {
+            max_headers: 4,
+            max_header_bytes: 256,
+            ..L7Config::default()
+        };
+        let mut h = H::with(cfg);
+        h.req(b"GET /many HTTP/1.1\r\na: 1\r\nb: 2\r\nc: 3\r\nd: 4\r\ne: 5\r\n\r\nGET /ok HTTP/1.1\r\n\r\n");
+        assert_eq!(h.c.http1_too_many_headers, 1);
+        let mut big = b"GET /big HTTP/1.1\r\n".to_vec();
+        big.extend_from_slice(b"X-Filler: ");
+        big.extend_from_slice(&[b'z'; 2000]);
+        big.extend_from_slice(b"\r\n");
+        h.req(&big[..100]);
+        h.req(&big[100..]);
+        h.req(b"\r\nGET /after HTTP/1.1\r\n\r\n");
+        assert_eq!(h.c.http1_header_too_large, 1);
+        assert!(h.dec.buffered() <= 2 * 512, "buffer stays near the cap");
+        let reqs: Vec<_> = h
+            .events()
+            .into_iter()
+            .filter(|e| matches!(e, E::Req(..)))
+            .collect();
+        assert_eq!(
+            reqs,
+            vec![
+                E::Req("GET".into(), "/ok".into()),
+                E::Req("GET".into(), "/after".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn endless_headers_stay_bounded() {
+        let mut h = H::new();
+        h.req(b"GET / HTTP/1.1\r\n");
+        for _ in 0..100_000 {
+            h.req(b"X-Endless: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n");
+            assert!(h.dec.buffered() <= 4 * h.cfg.max_header_bytes);
+        }
+        // Either cap may trip first; both end the same way.
+        assert!(h.c.http1_header_too_large + h.c.http1_too_many_headers >= 1);
+    }
+
+    #[test]
+    fn gap_in_head_resyncs_on_next_message() {
+        let mut h = H::new();
+        h.req(b"GET /1 HTTP/1.1\r\n\r\nGET /2 HTTP/1.1\r\n\r\n");
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Le");
+        h.ev(StreamDir::ToClient, StreamEvent::Gap { len: 100 });
+        h.resp(b"ngth: 3\r\n\r\nabcHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        h.req(b"GET /3 HTTP/1.1\r\n\r\n");
+        h.resp(b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n");
+        // Pairing across the gap is unknowable; the response after resync is reported alone
+        // and pairing restarts with the next request.
+        assert_eq!(
+            h.exchanges(),
+            vec![E::Ex(None, 404, Some(0)), ex("GET", "/3", 201, Some(0))]
+        );
+        assert_eq!(h.c.http1_resyncs, 1);
+        assert_eq!(h.c.http1_requests_lost_in_gap, 2);
+    }
+
+    #[test]
+    fn gap_inside_sized_body_keeps_sync() {
+        let mut h = H::new();
+        h.req(b"GET /big HTTP/1.1\r\n\r\n");
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n0123456789");
+        h.ev(StreamDir::ToClient, StreamEvent::Gap { len: 980 });
+        h.resp(b"0123456789");
+        assert_eq!(h.exchanges(), vec![ex("GET", "/big", 200, Some(1000))]);
+        assert_eq!(h.c.http1_resyncs, 0);
+    }
+
+    #[test]
+    fn mid_stream_start_finds_the_next_request() {
+        let mut h = H::new();
+        h.ev(StreamDir::ToServer, StreamEvent::Gap { len: 0 });
+        h.ev(StreamDir::ToClient, StreamEvent::Gap { len: 0 });
+        h.req(b"rest of some body\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+        h.resp(b"tail of an earlier response\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(h.exchanges(), vec![ex("GET", "/x", 200, Some(0))]);
+    }
+
+    #[test]
+    fn sensitive_headers_are_redacted_even_when_allowed() {
+        let cfg = L7Config {
+            header_allow_list: vec!["authorization".into(), "cookie".into(), "x-safe".into()],
+            ..L7Config::default()
+        };
+        let mut h = H::with(cfg);
+        h.req(b"GET / HTTP/1.1\r\nAuthorization: Bearer secret\r\nCookie: s=1\r\nX-Safe: yes\r\nX-Other: no\r\n\r\n");
+        let L7Event::Http1(Http1Event::Request(r)) = &h.out[0] else {
+            panic!()
+        };
+        assert_eq!(
+            r.headers,
+            vec![
+                ("Authorization".into(), REDACTED.into()),
+                ("Cookie".into(), REDACTED.into()),
+                ("X-Safe".into(), "yes".into())
+            ]
+        );
+        let dbg = format!("{:?}", h.out);
+        assert!(!dbg.contains("secret"));
+    }
+
+    #[test]
+    fn traceparent_sets_trace_and_parent() {
+        let mut h = H::new();
+        h.req(b"GET / HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\ntracestate: a=1,B=2\r\n\r\n");
+        h.req(b"GET / HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01\r\ntracestate: a=1\r\n\r\n");
+        let traces: Vec<_> = h
+            .out
+            .iter()
+            .map(|L7Event::Http1(e)| match e {
+                Http1Event::Request(r) => r.trace.clone(),
+                _ => panic!(),
+            })
+            .collect();
+        assert_eq!(
+            traces[0].trace_id.to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(
+            traces[0].parent_span_id.unwrap().to_string(),
+            "00f067aa0ba902b7"
+        );
+        assert_eq!(traces[0].trace_state.as_deref(), Some("a=1"));
+        assert_eq!(h.c.trace_tracestate_dropped_members, 1);
+        assert_ne!(
+            traces[1].trace_id.to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(traces[1].parent_span_id, None);
+        assert_eq!(traces[1].trace_state, None);
+        assert_eq!(h.c.trace_invalid_traceparent, 1);
+    }
+
+    #[test]
+    fn unanswered_requests_are_reported_on_finish() {
+        let mut h = H::new();
+        h.req(b"GET /slow HTTP/1.1\r\n\r\n");
+        h.finish();
+        assert_eq!(h.exchanges(), vec![E::NoResp("GET".into(), "/slow".into())]);
+        assert_eq!(h.c.http1_unanswered, 1);
+    }
+
+    #[test]
+    fn conflicting_content_length_is_not_http() {
+        let mut h = H::new();
+        h.req(b"POST / HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd");
+        assert!(h.dec.is_dead());
+        let mut h = H::new();
+        h.req(b"POST / HTTP/1.1\r\nContent-Length: 3, 3\r\n\r\nabc");
+        assert!(!h.dec.is_dead());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            chunks in proptest::collection::vec((proptest::bool::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..64)), 0..20),
+            prefix in proptest::sample::select(vec![&b""[..], b"GET / HTTP/1.1\r\n", b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"]),
+        ) {
+            let mut h = H::new();
+            h.req(prefix);
+            h.resp(prefix);
+            for (to_server, bytes) in chunks {
+                if to_server { h.req(&bytes) } else { h.resp(&bytes) }
+            }
+            h.finish();
         }
     }
 }
