@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: GPL-2.0
+/* flowscope process attribution: who owns each socket.
+ *
+ * Two sets of programs share the ring and the record layout; the loader picks one set at
+ * start-up from feature probes (src/probe.rs):
+ *
+ *  - "kprobe": kprobes on tcp_connect, inet_csk_accept (return), tcp_sendmsg/tcp_recvmsg,
+ *    udp_sendmsg/udpv6_sendmsg and tcp_close. Every hook runs in the owning process's context
+ *    with the struct sock in hand, so tuple and owner come in one record.
+ *  - "cgroup+tp_btf", for kernels without kprobes (or with lockdown blocking fentry):
+ *      cgroup/connect{4,6}        process context, before the local port is bound: owner + cookie
+ *      cgroup/{send,recv}msg{4,6} unconnected UDP: owner + local port + peer, deduplicated
+ *      tp_btf/inet_sock_set_state TCP: cookie <-> tuple join; SYN_SENT runs inside connect(2),
+ *                                 so it also carries the owner; TCP_CLOSE tells userspace to evict
+ *      tp_btf/sys_exit            accept/accept4 (and UDP connect) return: walk the fd table to
+ *                                 the new socket and report its tuple with the owner
+ *
+ * comm, tgid, tid and cgroup id are taken here, at the event: a process that connects and exits
+ * within a millisecond is gone before userspace could read /proc.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "attribution.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+#define EINPROGRESS 115
+
+/* Syscall numbers the sys_exit program cares about (arch-specific, see unistd tables). */
+#if defined(__TARGET_ARCH_arm64)
+#define NR_CONNECT 203
+#define NR_ACCEPT 202
+#define NR_ACCEPT4 242
+#else
+#define NR_CONNECT 42
+#define NR_ACCEPT 43
+#define NR_ACCEPT4 288
+#endif
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FSA_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Send/recv hooks fire per message; report a (socket, peer) only when its owner changes. */
+struct io_key {
+	__u64 sock; /* cookie (cgroup hooks) or struct sock address (kprobes) */
+	__u32 peer; /* xor of the peer address words */
+	__u16 dport;
+	__u16 _pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct io_key);
+	__type(value, __u32);
+} io_seen SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline struct fsa_sock_event *reserve(__u8 kind)
+{
+	struct fsa_sock_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(FSA_CNT_RING_FULL);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	return e;
+}
+
+static __always_inline void submit(struct fsa_sock_event *e)
+{
+	count(FSA_CNT_EVENTS);
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* The current task as owner. */
+static __always_inline void fill_process(struct fsa_sock_event *e)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	e->flags |= FSA_F_PROCESS;
+}
+
+/* Network namespace of the current task (task->nsproxy->net_ns->ns.inum). */
+static __always_inline void fill_task_netns(struct fsa_sock_event *e)
+{
+	struct task_struct *t = (struct task_struct *)bpf_get_current_task();
+	e->netns = BPF_CORE_READ(t, nsproxy, net_ns, ns.inum);
+	if (e->netns)
+		e->flags |= FSA_F_NETNS;
+}
+
+/* Family, protocol, both ends and netns of a kernel socket. Returns 0 for TCP/UDP over IP. */
+static __always_inline int fill_sock(struct fsa_sock_event *e, struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return -1;
+	if (family == AF_INET) {
+		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
+		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+		__builtin_memcpy(e->saddr, &s, 4);
+		__builtin_memcpy(e->daddr, &d, 4);
+	} else if (family == AF_INET6) {
+		BPF_CORE_READ_INTO(e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
+		BPF_CORE_READ_INTO(e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+	} else {
+		return -1;
+	}
+	e->family = family;
+	e->protocol = proto;
+	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	e->flags |= FSA_F_LOCAL | FSA_F_REMOTE;
+	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	if (e->netns)
+		e->flags |= FSA_F_NETNS;
+	return 0;
+}
+
+/* The socket's cookie as the kernel stored it; 0 when nothing has asked for one yet. */
+static __always_inline void fill_stored_cookie(struct fsa_sock_event *e, struct sock *sk)
+{
+	e->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	if (e->cookie)
+		e->flags |= FSA_F_COOKIE;
+}
+
+/* ---------------------------------------------------------------- cgroup sock_addr hooks -- */
+
+static __always_inline void sock_addr_event(struct bpf_sock_addr *ctx, __u8 kind, int v6)
+{
+	struct fsa_sock_event *e = reserve(kind);
+	if (!e)
+		return;
+	fill_process(e);
+	fill_task_netns(e);
+	e->cookie = bpf_get_socket_cookie(ctx);
+	e->flags |= FSA_F_COOKIE | FSA_F_REMOTE;
+	e->protocol = ctx->protocol;
+	e->dport = bpf_ntohs(ctx->user_port);
+	if (v6) {
+		e->family = AF_INET6;
+		__u32 d[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+		__builtin_memcpy(e->daddr, d, 16);
+	} else {
+		e->family = AF_INET;
+		__u32 d = ctx->user_ip4;
+		__builtin_memcpy(e->daddr, &d, 4);
+	}
+	if (kind != FSA_KIND_CONNECT) {
+		/* sendmsg/recvmsg: the socket is bound by now (inet_send_prepare autobinds). */
+		struct bpf_sock *sk = ctx->sk;
+		if (sk) {
+			e->sport = sk->src_port;
+			if (v6) {
+				__u32 s[4] = { sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3] };
+				__builtin_memcpy(e->saddr, s, 16);
+			} else {
+				__u32 s = sk->src_ip4;
+				__builtin_memcpy(e->saddr, &s, 4);
+			}
+			e->flags |= FSA_F_LOCAL;
+		}
+	}
+	submit(e);
+}
+
+/* True when (cookie, peer) was already reported for this tgid. */
+static __always_inline int io_already_seen(__u64 sock, __u32 peer, __u16 dport)
+{
+	struct io_key k = { .sock = sock, .peer = peer, .dport = dport };
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *old = bpf_map_lookup_elem(&io_seen, &k);
+	if (old && *old == tgid) {
+		count(FSA_CNT_DEDUP);
+		return 1;
+	}
+	bpf_map_update_elem(&io_seen, &k, &tgid, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int udp_msg(struct bpf_sock_addr *ctx, __u8 kind, int v6)
+{
+	__u32 peer = v6 ? ctx->user_ip6[0] ^ ctx->user_ip6[1] ^ ctx->user_ip6[2] ^ ctx->user_ip6[3]
+			: ctx->user_ip4;
+	if (!io_already_seen(bpf_get_socket_cookie(ctx), peer, ctx->user_port))
+		sock_addr_event(ctx, kind, v6);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int fsa_connect4(struct bpf_sock_addr *ctx)
+{
+	sock_addr_event(ctx, FSA_KIND_CONNECT, 0);
+	return 1;
+}
+
+SEC("cgroup/connect6")
+int fsa_connect6(struct bpf_sock_addr *ctx)
+{
+	sock_addr_event(ctx, FSA_KIND_CONNECT, 1);
+	return 1;
+}
+
+SEC("cgroup/sendmsg4")
+int fsa_sendmsg4(struct bpf_sock_addr *ctx)
+{
+	return udp_msg(ctx, FSA_KIND_UDP_SEND, 0);
+}
+
+SEC("cgroup/sendmsg6")
+int fsa_sendmsg6(struct bpf_sock_addr *ctx)
+{
+	return udp_msg(ctx, FSA_KIND_UDP_SEND, 1);
+}
+
+SEC("cgroup/recvmsg4")
+int fsa_recvmsg4(struct bpf_sock_addr *ctx)
+{
+	return udp_msg(ctx, FSA_KIND_UDP_RECV, 0);
+}
+
+SEC("cgroup/recvmsg6")
+int fsa_recvmsg6(struct bpf_sock_addr *ctx)
+{
+	return udp_msg(ctx, FSA_KIND_UDP_RECV, 1);
+}
+
+/* ----------------------------------------------------------------------- tp_btf programs -- */
+
+SEC("tp_btf/inet_sock_set_state")
+int BPF_PROG(fsa_state, struct sock *sk, int oldstate, int newstate)
+{
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	/* Asking for the cookie also creates it, so the accept path below can read it. */
+	__u64 cookie = bpf_get_socket_cookie(sk);
+	__u8 kind;
+	if (newstate == TCP_SYN_SENT)
+		kind = FSA_KIND_CONNECT; /* inside connect(2): current is the owner */
+	else if (newstate == TCP_CLOSE)
+		kind = FSA_KIND_CLOSE;
+	else if (newstate == TCP_ESTABLISHED)
+		kind = FSA_KIND_STATE;
+	else
+		return 0;
+	struct fsa_sock_event *e = reserve(kind);
+	if (!e)
+		return 0;
+	if (fill_sock(e, sk) < 0) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	e->cookie = cookie;
+	e->flags |= FSA_F_COOKIE;
+	e->old_state = oldstate;
+	e->new_state = newstate;
+	if (kind == FSA_KIND_CONNECT)
+		fill_process(e);
+	submit(e);
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(fsa_sys_exit, struct pt_regs *regs, long ret)
+{
+	if (ret < 0 && ret != -EINPROGRESS)
+		return 0;
+#if defined(__TARGET_ARCH_arm64)
+	long nr = regs->syscallno;
+	long arg0 = regs->orig_x0;
+#else
+	long nr = regs->orig_ax;
+	long arg0 = regs->di;
+#endif
+	__u8 kind;
+	long fd;
+	if (nr == NR_ACCEPT || nr == NR_ACCEPT4) {
+		kind = FSA_KIND_ACCEPT;
+		fd = ret;
+	} else if (nr == NR_CONNECT) {
+		kind = FSA_KIND_CONNECT;
+		fd = arg0;
+	} else {
+		return 0;
+	}
+	struct task_struct *task = bpf_get_current_task_btf();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	if (fd < 0 || fd >= max_fds) {
+		count(FSA_CNT_NO_SOCK);
+		return 0;
+	}
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f) {
+		count(FSA_CNT_NO_SOCK);
+		return 0;
+	}
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk) {
+		count(FSA_CNT_NO_SOCK);
+		return 0;
+	}
+	/* TCP connects are reported at SYN_SENT; here only UDP connect needs its bound tuple. */
+	if (kind == FSA_KIND_CONNECT && BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+		return 0;
+	struct fsa_sock_event *e = reserve(kind);
+	if (!e)
+		return 0;
+	if (fill_sock(e, sk) < 0) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	fill_stored_cookie(e, sk);
+	fill_process(e);
+	submit(e);
+	return 0;
+}
+
+/* ------------------------------------------------------------------------------ kprobes -- */
+
+static __always_inline int kprobe_sock(struct sock *sk, __u8 kind)
+{
+	if (!sk)
+		return 0;
+	struct fsa_sock_event *e = reserve(kind);
+	if (!e)
+		return 0;
+	if (fill_sock(e, sk) < 0) {
+		bpf_ringbuf_discard(e, 0);
+		return 0;
+	}
+	fill_stored_cookie(e, sk);
+	if (kind != FSA_KIND_CLOSE)
+		fill_process(e);
+	submit(e);
+	return 0;
+}
+
+static __always_inline int kprobe_io(struct sock *sk, __u8 kind)
+{
+	if (!sk)
+		return 0;
+	__u32 peer = BPF_CORE_READ(sk, __sk_common.skc_daddr);
+	__u16 dport = BPF_CORE_READ(sk, __sk_common.skc_dport);
+	if (io_already_seen((__u64)sk, peer, dport))
+		return 0;
+	return kprobe_sock(sk, kind);
+}
+
+SEC("kprobe/tcp_connect")
+int BPF_KPROBE(fsa_kp_connect, struct sock *sk)
+{
+	return kprobe_sock(sk, FSA_KIND_CONNECT);
+}
+
+SEC("kretprobe/inet_csk_accept")
+int BPF_KRETPROBE(fsa_kr_accept, struct sock *sk)
+{
+	return kprobe_sock(sk, FSA_KIND_ACCEPT);
+}
+
+SEC("kprobe/tcp_sendmsg")
+int BPF_KPROBE(fsa_kp_tcp_send, struct sock *sk)
+{
+	return kprobe_io(sk, FSA_KIND_IO);
+}
+
+SEC("kprobe/tcp_recvmsg")
+int BPF_KPROBE(fsa_kp_tcp_recv, struct sock *sk)
+{
+	return kprobe_io(sk, FSA_KIND_IO);
+}
+
+SEC("kprobe/udp_sendmsg")
+int BPF_KPROBE(fsa_kp_udp_send, struct sock *sk)
+{
+	return kprobe_io(sk, FSA_KIND_UDP_SEND);
+}
+
+SEC("kprobe/udpv6_sendmsg")
+int BPF_KPROBE(fsa_kp_udp6_snd, struct sock *sk)
+{
+	return kprobe_io(sk, FSA_KIND_UDP_SEND);
+}
+
+SEC("kprobe/tcp_close")
+int BPF_KPROBE(fsa_kp_close, struct sock *sk)
+{
+	return kprobe_sock(sk, FSA_KIND_CLOSE);
+}

@@ -1,0 +1,384 @@
+//! Loading and attaching the attribution programs, with the method chosen by feature probes.
+//! Everything attached is owned by [`Attribution`] and detached when it is dropped (bpf_links
+//! only: nothing is pinned, nothing outlives the process).
+
+use std::{fs::File, path::PathBuf};
+
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, KProbe},
+    Btf, Ebpf, EbpfLoader,
+};
+use tracing::{debug, info, warn};
+
+use crate::{
+    error::{hint_for, shorten, AttributionError},
+    probe::{self, Features},
+    wire::KERNEL_COUNTERS,
+};
+
+static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/attribution.bpf.o"));
+
+/// Prefix of every program name in the object (`bpftool prog show` finds them by it).
+pub const PROGRAM_PREFIX: &str = "fsa_";
+
+/// kprobe programs: (name, kernel function).
+const KPROBES: &[(&str, &str)] = &[
+    ("fsa_kp_connect", "tcp_connect"),
+    ("fsa_kr_accept", "inet_csk_accept"),
+    ("fsa_kp_tcp_send", "tcp_sendmsg"),
+    ("fsa_kp_tcp_recv", "tcp_recvmsg"),
+    ("fsa_kp_udp_send", "udp_sendmsg"),
+    ("fsa_kp_udp6_snd", "udpv6_sendmsg"),
+    ("fsa_kp_close", "tcp_close"),
+];
+/// tp_btf programs: (name, tracepoint).
+const TP_BTF: &[(&str, &str)] = &[
+    ("fsa_state", "inet_sock_set_state"),
+    ("fsa_sys_exit", "sys_exit"),
+];
+/// cgroup sock_addr programs (attach type comes from the section name).
+const CGROUP_HOOKS: &[&str] = &[
+    "fsa_connect4",
+    "fsa_connect6",
+    "fsa_sendmsg4",
+    "fsa_sendmsg6",
+    "fsa_recvmsg4",
+    "fsa_recvmsg6",
+];
+
+/// How sockets get their owners.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// kprobes on tcp_connect, inet_csk_accept, tcp/udp send and recv, tcp_close.
+    Kprobe,
+    /// cgroup connect/sendmsg/recvmsg hooks on the cgroup v2 root plus tp_btf
+    /// inet_sock_set_state and sys_exit (accept).
+    CgroupTpBtf,
+    /// tp_btf only (no cgroup v2): TCP connect at SYN_SENT, accept at sys_exit; UDP via /proc.
+    TpBtf,
+    /// No kernel programs: every owner comes from /proc scans.
+    ProcOnly,
+}
+
+impl Method {
+    /// Short name for logs and status: "kprobe", "cgroup+tp_btf", "tp_btf", "proc-only".
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Kprobe => "kprobe",
+            Method::CgroupTpBtf => "cgroup+tp_btf",
+            Method::TpBtf => "tp_btf",
+            Method::ProcOnly => "proc-only",
+        }
+    }
+}
+
+/// Settings for [`Attribution::start`].
+#[derive(Clone, Debug)]
+pub struct AttributionOptions {
+    /// Force a method; None probes the kernel and takes the best that loads.
+    pub method: Option<Method>,
+    /// Bytes of the event ring; rounded up to a power of two of at least one page.
+    pub ring_bytes: u32,
+    /// cgroup v2 directory the cgroup hooks attach to (None: the hierarchy's root, so every
+    /// process on the host is covered).
+    pub cgroup: Option<PathBuf>,
+    /// Where to mount cgroup2 when no cgroup2 filesystem is mounted.
+    pub cgroup2_mount_fallback: PathBuf,
+}
+
+impl Default for AttributionOptions {
+    fn default() -> Self {
+        Self {
+            method: None,
+            ring_bytes: 4 << 20,
+            cgroup: None,
+            cgroup2_mount_fallback: PathBuf::from("/run/flowscope/cgroup2"),
+        }
+    }
+}
+
+/// The loaded attribution programs; detached and unloaded on drop.
+pub struct Attribution {
+    ebpf: Option<Ebpf>,
+    method: Method,
+    reason: String,
+    attached: Vec<String>,
+    ring_taken: bool,
+}
+
+impl std::fmt::Debug for Attribution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Attribution")
+            .field("method", &self.method.as_str())
+            .field("attached", &self.attached)
+            .finish()
+    }
+}
+
+fn load_err(program: &'static str) -> impl Fn(aya::programs::ProgramError) -> AttributionError {
+    move |e| {
+        let detail = shorten(&e);
+        AttributionError::Load {
+            program,
+            hint: hint_for(&detail),
+            detail,
+        }
+    }
+}
+
+fn attach_err(
+    program: &'static str,
+    target: String,
+) -> impl FnOnce(aya::programs::ProgramError) -> AttributionError {
+    move |e| {
+        let detail = shorten(&e);
+        AttributionError::Attach {
+            program,
+            target,
+            hint: hint_for(&detail),
+            detail,
+        }
+    }
+}
+
+fn raise_memlock_limit() {
+    let lim = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: setrlimit with a valid struct.
+    if unsafe { libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim) } != 0 {
+        debug!(
+            "raising RLIMIT_MEMLOCK failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+}
+
+fn load_object(ring_bytes: u32) -> Result<Ebpf, AttributionError> {
+    raise_memlock_limit();
+    let ring = ring_bytes.max(4096).next_power_of_two();
+    EbpfLoader::new()
+        .map_max_entries("events", ring)
+        .load(OBJ)
+        .map_err(|e| {
+            let detail = shorten(&e);
+            AttributionError::Load {
+                program: "object",
+                hint: hint_for(&detail),
+                detail,
+            }
+        })
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, AttributionError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program>,
+{
+    ebpf.program_mut(name)
+        .ok_or(AttributionError::Missing(name))?
+        .try_into()
+        .map_err(|_| AttributionError::Missing("program of the expected type"))
+}
+
+fn attach_kprobes(ebpf: &mut Ebpf, attached: &mut Vec<String>) -> Result<(), AttributionError> {
+    for &(name, func) in KPROBES {
+        let p: &mut KProbe = program(ebpf, name)?;
+        p.load().map_err(load_err(name))?;
+        p.attach(func, 0).map_err(attach_err(name, func.to_string()))?;
+        attached.push(format!("{name} -> {func}"));
+    }
+    Ok(())
+}
+
+fn attach_tp_btf(ebpf: &mut Ebpf, attached: &mut Vec<String>) -> Result<(), AttributionError> {
+    let btf = Btf::from_sys_fs().map_err(|e| AttributionError::Load {
+        program: "btf",
+        detail: e.to_string(),
+        hint: "tp_btf needs kernel BTF at /sys/kernel/btf/vmlinux",
+    })?;
+    for &(name, tp) in TP_BTF {
+        let p: &mut BtfTracePoint = program(ebpf, name)?;
+        p.load(tp, &btf).map_err(load_err(name))?;
+        p.attach().map_err(attach_err(name, format!("tp_btf/{tp}")))?;
+        attached.push(format!("{name} -> tp_btf/{tp}"));
+    }
+    Ok(())
+}
+
+fn attach_cgroup(
+    ebpf: &mut Ebpf,
+    dir: &std::path::Path,
+    attached: &mut Vec<String>,
+) -> Result<(), AttributionError> {
+    let cg = File::open(dir).map_err(|e| AttributionError::Attach {
+        program: "cgroup hooks",
+        target: dir.display().to_string(),
+        detail: e.to_string(),
+        hint: "the cgroup v2 directory must exist and be readable",
+    })?;
+    for &name in CGROUP_HOOKS {
+        let p: &mut CgroupSockAddr = program(ebpf, name)?;
+        p.load().map_err(load_err(name))?;
+        // AllowMultiple: other agents' (Cilium, systemd) programs on the root keep running.
+        p.attach(&cg, CgroupAttachMode::AllowMultiple)
+            .map_err(attach_err(name, dir.display().to_string()))?;
+        attached.push(format!("{name} -> cgroup {}", dir.display()));
+    }
+    Ok(())
+}
+
+impl Attribution {
+    /// Probes the kernel, loads and attaches the best method that works (or the one forced in
+    /// `opts`), and logs which was chosen and why.
+    pub fn start(opts: &AttributionOptions) -> Result<Self, AttributionError> {
+        let features = probe::probe();
+        debug!(?features, "attribution feature probe");
+        let order: Vec<Method> = match opts.method {
+            Some(m) => vec![m],
+            None => vec![Method::Kprobe, Method::CgroupTpBtf, Method::TpBtf, Method::ProcOnly],
+        };
+        let mut why_not: Vec<String> = Vec::new();
+        let mut last_err = None;
+        for m in order {
+            match Self::try_method(m, opts, &features) {
+                Ok(me) => {
+                    let mut reason = match m {
+                        Method::Kprobe => "kprobes available".to_string(),
+                        Method::CgroupTpBtf => "kernel BTF and cgroup v2 present".to_string(),
+                        Method::TpBtf => "kernel BTF present".to_string(),
+                        Method::ProcOnly => "no kernel method loaded".to_string(),
+                    };
+                    if opts.method.is_some() {
+                        reason = format!("forced by configuration; {reason}");
+                    }
+                    if !why_not.is_empty() {
+                        reason = format!("{reason}; {}", why_not.join("; "));
+                    }
+                    info!(
+                        method = m.as_str(),
+                        programs = me.attached.len(),
+                        "process attribution: using {} ({reason})",
+                        m.as_str()
+                    );
+                    return Ok(Self { reason, ..me });
+                }
+                Err(e) => {
+                    if opts.method.is_none() {
+                        warn!("attribution method {} not used: {e}", m.as_str());
+                    }
+                    why_not.push(format!("not {}: {e}", m.as_str()));
+                    last_err = Some(e);
+                }
+            }
+        }
+        Err(last_err.expect("at least one method was tried"))
+    }
+
+    fn try_method(
+        m: Method,
+        opts: &AttributionOptions,
+        f: &Features,
+    ) -> Result<Self, AttributionError> {
+        let unavailable = |why: &String| AttributionError::Unavailable {
+            method: m.as_str(),
+            why: why.clone(),
+        };
+        let mut attached = Vec::new();
+        let ebpf = match m {
+            Method::ProcOnly => None,
+            Method::Kprobe => {
+                f.kprobes.as_ref().map_err(unavailable)?;
+                let mut ebpf = load_object(opts.ring_bytes)?;
+                attach_kprobes(&mut ebpf, &mut attached)?;
+                Some(ebpf)
+            }
+            Method::TpBtf => {
+                f.btf.as_ref().map_err(unavailable)?;
+                let mut ebpf = load_object(opts.ring_bytes)?;
+                attach_tp_btf(&mut ebpf, &mut attached)?;
+                Some(ebpf)
+            }
+            Method::CgroupTpBtf => {
+                f.btf.as_ref().map_err(unavailable)?;
+                let dir = match (&opts.cgroup, &f.cgroup2) {
+                    (Some(d), _) => d.clone(),
+                    (None, Ok(root)) => root.clone(),
+                    (None, Err(why)) => {
+                        warn!("{why}; mounting cgroup2 at {}", opts.cgroup2_mount_fallback.display());
+                        probe::mount_cgroup2(&opts.cgroup2_mount_fallback)
+                            .map_err(|e| unavailable(&e))?;
+                        opts.cgroup2_mount_fallback.clone()
+                    }
+                };
+                let mut ebpf = load_object(opts.ring_bytes)?;
+                attach_tp_btf(&mut ebpf, &mut attached)?;
+                attach_cgroup(&mut ebpf, &dir, &mut attached)?;
+                Some(ebpf)
+            }
+        };
+        Ok(Self {
+            ebpf,
+            method: m,
+            reason: String::new(),
+            attached,
+            ring_taken: false,
+        })
+    }
+
+    /// The method in use: "kprobe", "cgroup+tp_btf", "tp_btf" or "proc-only".
+    pub fn method(&self) -> &'static str {
+        self.method.as_str()
+    }
+
+    /// The method in use, as a value.
+    pub fn method_kind(&self) -> Method {
+        self.method
+    }
+
+    /// Why this method was chosen (and why better ones were not).
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+
+    /// What is attached, one `program -> hook` line each (for `flowscope status`).
+    pub fn attached(&self) -> &[String] {
+        &self.attached
+    }
+
+    /// Takes the ring of [`crate::SockEvent`] records. Call once; "proc-only" has no ring.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, AttributionError> {
+        let name = self.method.as_str();
+        if self.ring_taken {
+            return Err(AttributionError::NoRing(name));
+        }
+        let ebpf = self.ebpf.as_mut().ok_or(AttributionError::NoRing(name))?;
+        let map = ebpf.take_map("events").ok_or(AttributionError::NoRing(name))?;
+        self.ring_taken = true;
+        RingBuf::try_from(map).map_err(|e| AttributionError::Map {
+            map: "events",
+            detail: e.to_string(),
+        })
+    }
+
+    /// Kernel-side counters summed over CPUs (events written, ring-full losses, ...).
+    pub fn kernel_counters(&self) -> Vec<(&'static str, u64)> {
+        let Some(ebpf) = self.ebpf.as_ref() else {
+            return Vec::new();
+        };
+        let Some(map) = ebpf.map("counters") else {
+            return Vec::new();
+        };
+        let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else {
+            return Vec::new();
+        };
+        KERNEL_COUNTERS
+            .iter()
+            .map(|&(i, name)| {
+                let v = arr.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0);
+                (name, v)
+            })
+            .collect()
+    }
+}

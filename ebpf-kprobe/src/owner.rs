@@ -1,0 +1,575 @@
+//! The userspace side of attribution: socket cookie / tuple -> owning process, bounded.
+//!
+//! [`OwnerCache::apply`] feeds it the kernel's [`SockEvent`]s; [`OwnerCache::lookup_cookie`]
+//! and [`OwnerCache::lookup_tuple`] answer "whose packet is this". Tuples the kernel never
+//! reported (sockets older than the agent) are resolved once through /proc and cached, misses
+//! included. Closed sockets stay for a grace period: their last packets still need an owner.
+//!
+//! Time is a parameter (the events' CLOCK_MONOTONIC `ts_ns`, and [`OwnerCache::expire`]'s
+//! `now_ns`), never read here.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    hash::Hash,
+    path::PathBuf,
+    sync::Arc,
+    time::Instant,
+};
+
+use crate::{
+    cgroup::{self, CgroupResolver},
+    procfs::{self, ProcSnapshot},
+    wire::{SockEvent, SockEventKind, SocketTuple, Transport},
+};
+
+/// The process that owns a socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// Thread group id (what `ps` calls the pid).
+    pub pid: u32,
+    /// The thread that acted (equal to `pid` when resolved through /proc).
+    pub tid: u32,
+    /// Task command name (at most 15 bytes), taken when the socket was used.
+    pub comm: String,
+    /// cgroup v2 id (the inode of the cgroup directory); 0 when unknown.
+    pub cgroup_id: u64,
+    /// cgroup v2 path, e.g. `/system.slice/docker-<id>.scope`.
+    pub cgroup_path: Option<String>,
+    /// Container id parsed from the cgroup path.
+    pub container_id: Option<String>,
+    /// Container runtime that named the cgroup ("docker", "containerd", "crio", "podman").
+    pub container_runtime: Option<&'static str>,
+    /// Kubernetes pod UID parsed from the cgroup path.
+    pub pod_uid: Option<String>,
+    /// Network namespace inode; 0 when unknown.
+    pub netns: u32,
+    /// Where this answer came from.
+    pub source: OwnerSource,
+}
+
+/// How an owner was learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OwnerSource {
+    /// A kernel event at connect/accept/send time.
+    Kernel,
+    /// A /proc scan (the socket predates the agent, or its events were lost).
+    Proc,
+}
+
+/// Limits of the cache.
+#[derive(Clone, Debug)]
+pub struct OwnerCacheOptions {
+    /// Most sockets remembered per index (cookie, tuple); older ones are forgotten first.
+    pub capacity: usize,
+    /// How long a closed socket keeps its owner, in nanoseconds.
+    pub close_grace_ns: u64,
+    /// How long an unresolvable tuple is not looked up again, in nanoseconds.
+    pub negative_ttl_ns: u64,
+    /// Shortest time between two /proc scans, in milliseconds (a scan answers every tuple
+    /// present at that moment).
+    pub proc_rescan_ms: u64,
+    /// Resolve unknown tuples through /proc.
+    pub proc_fallback: bool,
+    /// /proc (tests point it elsewhere).
+    pub proc_root: PathBuf,
+    /// Mount point of the cgroup v2 hierarchy (None: found in /proc/self/mountinfo).
+    pub cgroup_root: Option<PathBuf>,
+}
+
+impl Default for OwnerCacheOptions {
+    fn default() -> Self {
+        Self {
+            capacity: 65_536,
+            close_grace_ns: 5_000_000_000,
+            negative_ttl_ns: 30_000_000_000,
+            proc_rescan_ms: 250,
+            proc_fallback: true,
+            proc_root: PathBuf::from("/proc"),
+            cgroup_root: None,
+        }
+    }
+}
+
+/// A map that keeps at most `cap` entries by holding two generations: inserts go to the young
+/// one; when it is full, the old one is dropped and the young one becomes old. A hit in the old
+/// generation is moved back to the young one, so entries in use survive (LRU-ish, O(1)).
+#[derive(Debug)]
+struct TwoGen<K, V> {
+    young: HashMap<K, V>,
+    old: HashMap<K, V>,
+    half: usize,
+    evicted: u64,
+}
+
+impl<K: Hash + Eq + Clone, V> TwoGen<K, V> {
+    fn new(cap: usize) -> Self {
+        Self {
+            young: HashMap::new(),
+            old: HashMap::new(),
+            half: (cap / 2).max(1),
+            evicted: 0,
+        }
+    }
+
+    fn insert(&mut self, k: K, v: V) {
+        self.old.remove(&k);
+        if self.young.len() >= self.half && !self.young.contains_key(&k) {
+            self.evicted += self.old.len() as u64;
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(k, v);
+    }
+
+    fn get(&mut self, k: &K) -> Option<&V> {
+        if let Some(v) = self.old.remove(k) {
+            self.insert(k.clone(), v);
+        }
+        self.young.get(k)
+    }
+
+    fn peek(&self, k: &K) -> Option<&V> {
+        self.young.get(k).or_else(|| self.old.get(k))
+    }
+
+    fn remove(&mut self, k: &K) -> Option<V> {
+        self.young.remove(k).or_else(|| self.old.remove(k))
+    }
+
+    fn len(&self) -> usize {
+        self.young.len() + self.old.len()
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Owner {
+    info: Arc<ProcessInfo>,
+    /// Set when the socket closed: the ts_ns of the close.
+    closed_at: Option<u64>,
+}
+
+/// Keys queued for removal once their grace period ends.
+#[derive(Debug)]
+enum Closing {
+    Cookie(u64),
+    Tuple(SocketTuple),
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    events: u64,
+    cookie_hits: u64,
+    cookie_misses: u64,
+    tuple_hits: u64,
+    tuple_misses: u64,
+    proc_scans: u64,
+    proc_lookups: u64,
+    proc_resolved: u64,
+    negative_hits: u64,
+    close_evictions: u64,
+}
+
+/// Bounded socket -> owner maps fed by kernel events, with a /proc fallback.
+#[derive(Debug)]
+pub struct OwnerCache {
+    opts: OwnerCacheOptions,
+    by_cookie: TwoGen<u64, Owner>,
+    by_tuple: TwoGen<SocketTuple, Owner>,
+    /// UDP sockets reported with an unspecified local address: (local port, peer) -> owner.
+    by_udp_port: TwoGen<(u16, std::net::SocketAddr), Owner>,
+    negative: TwoGen<SocketTuple, u64>,
+    closing: VecDeque<(u64, Closing)>,
+    cgroups: CgroupResolver,
+    snapshot: Option<(Instant, ProcSnapshot)>,
+    now_ns: u64,
+    counters: Counters,
+}
+
+impl OwnerCache {
+    /// An empty cache.
+    pub fn new(opts: OwnerCacheOptions) -> Self {
+        let cap = opts.capacity;
+        let root = opts.cgroup_root.clone().or_else(cgroup::cgroup2_mount);
+        Self {
+            by_cookie: TwoGen::new(cap),
+            by_tuple: TwoGen::new(cap),
+            by_udp_port: TwoGen::new(cap),
+            negative: TwoGen::new(cap),
+            closing: VecDeque::new(),
+            cgroups: CgroupResolver::new(root),
+            snapshot: None,
+            now_ns: 0,
+            counters: Counters::default(),
+            opts,
+        }
+    }
+
+    /// Sockets currently remembered (by cookie, by tuple).
+    pub fn len(&self) -> (usize, usize) {
+        (self.by_cookie.len(), self.by_tuple.len())
+    }
+
+    /// Whether nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.by_cookie.len() == 0 && self.by_tuple.len() == 0
+    }
+
+    /// Learns from one kernel event. Call for every record read from the ring, in order.
+    pub fn apply(&mut self, ev: &SockEvent) {
+        self.counters.events += 1;
+        self.now_ns = self.now_ns.max(ev.ts_ns);
+        match ev.kind {
+            SockEventKind::Close => {
+                let until = ev.ts_ns + self.opts.close_grace_ns;
+                if let Some(c) = ev.cookie {
+                    if let Some(o) = self.by_cookie.get(&c).cloned() {
+                        self.by_cookie.insert(c, Owner { closed_at: Some(ev.ts_ns), ..o });
+                        self.closing.push_back((until, Closing::Cookie(c)));
+                    }
+                }
+                if let Some(t) = ev.tuple {
+                    if let Some(o) = self.by_tuple.get(&t).cloned() {
+                        self.by_tuple.insert(t, Owner { closed_at: Some(ev.ts_ns), ..o });
+                        self.closing.push_back((until, Closing::Tuple(t)));
+                    }
+                }
+            }
+            _ => {
+                let owner = match &ev.process {
+                    Some(p) => {
+                        let info = self.process_info(ev, p);
+                        Some(Owner {
+                            info: Arc::new(info),
+                            closed_at: None,
+                        })
+                    }
+                    // A state change joins a cookie the connect hook saw to the tuple.
+                    None => ev
+                        .cookie
+                        .and_then(|c| self.by_cookie.peek(&c).cloned())
+                        .filter(|o| o.closed_at.is_none()),
+                };
+                let Some(owner) = owner else {
+                    return;
+                };
+                if let Some(c) = ev.cookie {
+                    self.by_cookie.insert(c, owner.clone());
+                }
+                if let Some(t) = ev.tuple {
+                    self.negative.remove(&t);
+                    if t.proto == Transport::Udp && t.local.ip().is_unspecified() {
+                        self.by_udp_port.insert((t.local.port(), t.remote), owner.clone());
+                    }
+                    self.by_tuple.insert(t, owner);
+                }
+            }
+        }
+        self.expire(self.now_ns);
+    }
+
+    fn process_info(&mut self, ev: &SockEvent, p: &crate::wire::WireProcess) -> ProcessInfo {
+        let cgroup_path = (p.cgroup_id != 0)
+            .then(|| self.cgroups.path_of(p.cgroup_id))
+            .flatten();
+        let container = cgroup_path.as_deref().and_then(cgroup::parse_container);
+        ProcessInfo {
+            pid: p.pid,
+            tid: p.tid,
+            comm: p.comm.clone(),
+            cgroup_id: p.cgroup_id,
+            cgroup_path,
+            container_id: container.as_ref().map(|c| c.id.clone()),
+            container_runtime: container.as_ref().map(|c| c.runtime),
+            pod_uid: container.and_then(|c| c.pod_uid),
+            netns: ev.netns.unwrap_or(0),
+            source: OwnerSource::Kernel,
+        }
+    }
+
+    /// Forgets closed sockets whose grace period ended before `now_ns` (CLOCK_MONOTONIC).
+    /// [`Self::apply`] calls it too; call it from a timer when no events arrive.
+    pub fn expire(&mut self, now_ns: u64) {
+        self.now_ns = self.now_ns.max(now_ns);
+        while let Some((until, _)) = self.closing.front() {
+            if *until > self.now_ns {
+                break;
+            }
+            let (_, key) = self.closing.pop_front().expect("front exists");
+            // Only remove if still the closed entry (a reused cookie/tuple has closed_at None).
+            let removed = match key {
+                Closing::Cookie(c) => match self.by_cookie.peek(&c) {
+                    Some(o) if o.closed_at.is_some() => self.by_cookie.remove(&c).is_some(),
+                    _ => false,
+                },
+                Closing::Tuple(t) => match self.by_tuple.peek(&t) {
+                    Some(o) if o.closed_at.is_some() => self.by_tuple.remove(&t).is_some(),
+                    _ => false,
+                },
+            };
+            self.counters.close_evictions += u64::from(removed);
+        }
+    }
+
+    /// The owner of the socket with this cookie (as TC egress records carry it).
+    pub fn lookup_cookie(&mut self, cookie: u64) -> Option<&ProcessInfo> {
+        if self.by_cookie.get(&cookie).is_some() {
+            self.counters.cookie_hits += 1;
+            self.by_cookie.peek(&cookie).map(|o| &*o.info)
+        } else {
+            self.counters.cookie_misses += 1;
+            None
+        }
+    }
+
+    /// The owner of the socket whose local end is `t.local`, or failing that the one whose
+    /// local end is `t.remote` (so either orientation of a packet finds the local socket; when
+    /// both ends are local, the one asked for wins). Unknown tuples are resolved once through
+    /// /proc; a miss is remembered for `negative_ttl_ns`.
+    pub fn lookup_tuple(&mut self, t: &SocketTuple) -> Option<&ProcessInfo> {
+        let t = t.canonical();
+        let found = self.find_known(&t).or_else(|| self.find_known(&t.reversed()));
+        if let Some(k) = found {
+            self.counters.tuple_hits += 1;
+            return self.owner_at(&k);
+        }
+        if !self.opts.proc_fallback {
+            self.counters.tuple_misses += 1;
+            return None;
+        }
+        if let Some(&until) = self.negative.peek(&t) {
+            if until > self.now_ns {
+                self.counters.negative_hits += 1;
+                self.counters.tuple_misses += 1;
+                return None;
+            }
+        }
+        match self.resolve_proc(&t) {
+            Some(k) => self.owner_at(&k),
+            None => {
+                self.negative.insert(t, self.now_ns + self.opts.negative_ttl_ns);
+                self.counters.tuple_misses += 1;
+                None
+            }
+        }
+    }
+
+    fn owner_at(&self, k: &TupleKey) -> Option<&ProcessInfo> {
+        match k {
+            TupleKey::Exact(t) => self.by_tuple.peek(t).map(|o| &*o.info),
+            TupleKey::UdpPort(p) => self.by_udp_port.peek(p).map(|o| &*o.info),
+        }
+    }
+
+    fn find_known(&mut self, t: &SocketTuple) -> Option<TupleKey> {
+        if self.by_tuple.get(t).is_some() {
+            return Some(TupleKey::Exact(*t));
+        }
+        if t.proto == Transport::Udp {
+            let k = (t.local.port(), t.remote);
+            if self.by_udp_port.get(&k).is_some() {
+                return Some(TupleKey::UdpPort(k));
+            }
+        }
+        None
+    }
+
+    /// Scans /proc (at most once per `proc_rescan_ms`) and caches the owner of `t` (or of its
+    /// reverse) under the tuple found.
+    fn resolve_proc(&mut self, t: &SocketTuple) -> Option<TupleKey> {
+        self.counters.proc_lookups += 1;
+        let fresh = self.snapshot.as_ref().is_some_and(|(at, _)| {
+            at.elapsed().as_millis() < u128::from(self.opts.proc_rescan_ms)
+        });
+        if !fresh {
+            self.counters.proc_scans += 1;
+            self.snapshot = Some((Instant::now(), ProcSnapshot::scan(&self.opts.proc_root)));
+        }
+        let snap = &self.snapshot.as_ref().expect("just set").1;
+        let (key, (pid, netns)) = [*t, t.reversed()]
+            .into_iter()
+            .find_map(|k| snap.owner_of(&k).map(|o| (k, o)))?;
+        let p = procfs::read_process(&self.opts.proc_root, pid)?;
+        let cgroup_id = p
+            .cgroup_path
+            .as_deref()
+            .and_then(|path| self.cgroups.id_of(path))
+            .unwrap_or(0);
+        let container = p.cgroup_path.as_deref().and_then(cgroup::parse_container);
+        let info = ProcessInfo {
+            pid,
+            tid: pid,
+            comm: p.comm,
+            cgroup_id,
+            cgroup_path: p.cgroup_path,
+            container_id: container.as_ref().map(|c| c.id.clone()),
+            container_runtime: container.as_ref().map(|c| c.runtime),
+            pod_uid: container.and_then(|c| c.pod_uid),
+            netns: if p.netns != 0 { p.netns } else { netns },
+            source: OwnerSource::Proc,
+        };
+        self.counters.proc_resolved += 1;
+        self.by_tuple.insert(
+            key,
+            Owner {
+                info: Arc::new(info),
+                closed_at: None,
+            },
+        );
+        Some(TupleKey::Exact(key))
+    }
+
+    /// Counters by name: events applied, hits and misses per index, /proc scans and lookups,
+    /// evictions (capacity and close).
+    pub fn counters(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        let c = &self.counters;
+        [
+            ("owner_events_applied", c.events),
+            ("owner_cookie_hits", c.cookie_hits),
+            ("owner_cookie_misses", c.cookie_misses),
+            ("owner_tuple_hits", c.tuple_hits),
+            ("owner_tuple_misses", c.tuple_misses),
+            ("owner_negative_cache_hits", c.negative_hits),
+            ("owner_proc_scans", c.proc_scans),
+            ("owner_proc_lookups", c.proc_lookups),
+            ("owner_proc_resolved", c.proc_resolved),
+            ("owner_close_evictions", c.close_evictions),
+            (
+                "owner_capacity_evictions",
+                self.by_cookie.evicted + self.by_tuple.evicted + self.by_udp_port.evicted,
+            ),
+        ]
+        .into_iter()
+    }
+}
+
+enum TupleKey {
+    Exact(SocketTuple),
+    UdpPort((u16, std::net::SocketAddr)),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::tests::record;
+
+    fn opts() -> OwnerCacheOptions {
+        OwnerCacheOptions {
+            proc_fallback: false,
+            capacity: 8,
+            close_grace_ns: 100,
+            ..Default::default()
+        }
+    }
+
+    fn ev(kind: u8, cookie: u64, ports: Option<(u16, u16)>, pid: u32, comm: &str, ts: u64) -> SockEvent {
+        let mut r = record(
+            kind,
+            cookie,
+            ports.map(|(s, d)| ([10, 0, 0, 1], s, [10, 0, 0, 2], d)),
+            pid,
+            comm,
+        );
+        r[0..8].copy_from_slice(&ts.to_ne_bytes());
+        SockEvent::parse(&r).unwrap()
+    }
+
+    fn tuple(s: u16, d: u16) -> SocketTuple {
+        SocketTuple {
+            proto: Transport::Tcp,
+            local: format!("10.0.0.1:{s}").parse().unwrap(),
+            remote: format!("10.0.0.2:{d}").parse().unwrap(),
+        }
+    }
+
+    #[test]
+    fn joins_connect_cookie_to_state_tuple() {
+        let mut c = OwnerCache::new(opts());
+        c.apply(&ev(1, 7, None, 100, "curl", 1)); // cgroup/connect4: cookie + owner
+        c.apply(&ev(3, 7, Some((40000, 80)), 0, "", 2)); // ESTABLISHED: cookie + tuple
+        assert_eq!(c.lookup_cookie(7).unwrap().pid, 100);
+        let p = c.lookup_tuple(&tuple(40000, 80)).unwrap();
+        assert_eq!((p.pid, p.comm.as_str()), (100, "curl"));
+        // the reverse orientation finds the same socket
+        assert_eq!(c.lookup_tuple(&tuple(40000, 80).reversed()).unwrap().pid, 100);
+        assert_eq!(c.lookup_tuple(&tuple(1, 2)), None);
+    }
+
+    #[test]
+    fn exact_orientation_wins_when_both_ends_are_local() {
+        let mut c = OwnerCache::new(opts());
+        c.apply(&ev(1, 1, Some((40000, 80)), 100, "curl", 1));
+        let mut server = tuple(40000, 80).reversed();
+        server.proto = Transport::Tcp;
+        let mut r = record(2, 2, Some(([10, 0, 0, 2], 80, [10, 0, 0, 1], 40000)), 200, "nginx");
+        r[0..8].copy_from_slice(&2u64.to_ne_bytes());
+        c.apply(&SockEvent::parse(&r).unwrap());
+        assert_eq!(c.lookup_tuple(&tuple(40000, 80)).unwrap().comm, "curl");
+        assert_eq!(c.lookup_tuple(&server).unwrap().comm, "nginx");
+    }
+
+    #[test]
+    fn close_keeps_owner_for_grace_period() {
+        let mut c = OwnerCache::new(opts());
+        c.apply(&ev(2, 9, Some((80, 5000)), 5, "nginx", 10));
+        c.apply(&ev(4, 9, Some((80, 5000)), 0, "", 20));
+        assert_eq!(c.lookup_cookie(9).unwrap().pid, 5, "still there in the grace period");
+        c.expire(119);
+        assert!(c.lookup_tuple(&tuple(80, 5000)).is_some());
+        c.expire(121);
+        assert!(c.lookup_cookie(9).is_none());
+        assert!(c.lookup_tuple(&tuple(80, 5000)).is_none());
+        let counters: HashMap<_, _> = c.counters().collect();
+        assert_eq!(counters["owner_close_evictions"], 2);
+    }
+
+    #[test]
+    fn a_reused_tuple_is_not_evicted_by_the_old_close() {
+        let mut c = OwnerCache::new(opts());
+        c.apply(&ev(2, 0, Some((80, 5000)), 5, "old", 10));
+        c.apply(&ev(4, 0, Some((80, 5000)), 0, "", 20));
+        c.apply(&ev(2, 0, Some((80, 5000)), 6, "new", 30));
+        c.expire(1000);
+        assert_eq!(c.lookup_tuple(&tuple(80, 5000)).unwrap().comm, "new");
+    }
+
+    #[test]
+    fn stays_bounded_and_keeps_what_is_used() {
+        let mut c = OwnerCache::new(opts()); // capacity 8
+        c.apply(&ev(1, 1, None, 1, "hot", 1));
+        for i in 2..100u64 {
+            c.apply(&ev(1, i, None, i as u32, "x", i));
+            assert!(c.lookup_cookie(1).is_some(), "entry in use survives ({i})");
+        }
+        assert!(c.len().0 <= 8);
+        assert!(c.lookup_cookie(2).is_none());
+        let counters: HashMap<_, _> = c.counters().collect();
+        assert!(counters["owner_capacity_evictions"] > 80);
+    }
+
+    #[test]
+    fn unknown_tuple_goes_to_proc_once() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_a, _) = l.accept().unwrap();
+        let mut c = OwnerCache::new(OwnerCacheOptions::default());
+        let t = SocketTuple {
+            proto: Transport::Tcp,
+            local: s.local_addr().unwrap(),
+            remote: s.peer_addr().unwrap(),
+        };
+        let p = c.lookup_tuple(&t).expect("found through /proc").clone();
+        assert_eq!(p.pid, std::process::id());
+        assert_eq!(p.source, OwnerSource::Proc);
+        assert!(p.netns != 0);
+        assert!(c.lookup_tuple(&t).is_some());
+        let gone = SocketTuple {
+            proto: Transport::Tcp,
+            local: "127.0.0.1:1".parse().unwrap(),
+            remote: "127.0.0.1:2".parse().unwrap(),
+        };
+        assert!(c.lookup_tuple(&gone).is_none());
+        assert!(c.lookup_tuple(&gone).is_none());
+        let counters: HashMap<_, _> = c.counters().collect();
+        assert_eq!(counters["owner_proc_lookups"], 2, "{counters:?}");
+        assert_eq!(counters["owner_negative_cache_hits"], 1);
+    }
+}
