@@ -10,6 +10,7 @@ pub mod key;
 pub mod l7;
 pub mod packet;
 pub mod record;
+pub mod synth;
 pub mod table;
 pub mod tcp;
 pub mod trace;

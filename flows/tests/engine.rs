@@ -1,0 +1,391 @@
+//! Engine behaviour end to end on synthetic conversations.
+
+mod support;
+
+use flows::engine::{Engine, EngineConfig, L4Records};
+use flows::packet::{CaptureMeta, Direction, LinkType, TcpFlags};
+use flows::record::{
+    attr, AttributeValue, FlowType, L7Record, L7Type, Record, SpanKind, StatusCode,
+};
+use flows::synth::{SynthFrame, TcpConversation};
+use support::*;
+
+fn conv() -> TcpConversation {
+    TcpConversation::new(
+        "198.18.0.2:51234".parse().unwrap(),
+        "198.18.0.1:80".parse().unwrap(),
+        100,
+        9000,
+        1_000_000,
+    )
+}
+
+#[test]
+fn one_exchange_gives_flows_and_a_server_span() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(
+        b"GET /hello?x=1 HTTP/1.1\r\nHost: example.test:8080\r\nUser-Agent: curl/8\r\n\r\n",
+        1448,
+    );
+    c.server_send(
+        b"HTTP/1.1 503 Unavailable\r\nContent-Length: 4\r\n\r\nbusy",
+        1448,
+    );
+    c.close();
+    let mut e = Engine::new(EngineConfig::default());
+    let records = run(&mut e, c.frames());
+
+    let l4: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Flow(f) if f.flow_type == FlowType::L3L4 => Some(f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(l4.len(), c.frames().len(), "one L3/L4 record per packet");
+    assert_eq!(
+        l4[0].l4,
+        flows::record::Layer4::Tcp {
+            source_port: 51234,
+            destination_port: 80,
+            flags: TcpFlags::SYN
+        }
+    );
+    assert_eq!(l4[0].is_reply, Some(false));
+    assert_eq!(l4[1].is_reply, Some(true));
+
+    assert_eq!(
+        http_flows(&records),
+        vec![
+            (
+                L7Type::Request,
+                "GET".into(),
+                "http://example.test:8080/hello?x=1".into(),
+                None
+            ),
+            (
+                L7Type::Response,
+                "GET".into(),
+                "http://example.test:8080/hello?x=1".into(),
+                Some(503)
+            ),
+        ]
+    );
+    let spans = spans(&records);
+    assert_eq!(spans.len(), 1);
+    let s = spans[0];
+    assert_eq!(s.name, "GET");
+    assert_eq!(
+        s.kind,
+        SpanKind::Server,
+        "request seen at ingress: a local server received it"
+    );
+    assert_eq!(
+        s.status.code,
+        StatusCode::Error,
+        "5xx is an error on a server span"
+    );
+    let a = &s.attributes;
+    assert_eq!(
+        a[attr::HTTP_REQUEST_METHOD],
+        AttributeValue::String("GET".into())
+    );
+    assert_eq!(a[attr::URL_PATH], AttributeValue::String("/hello".into()));
+    assert_eq!(a[attr::URL_QUERY], AttributeValue::String("x=1".into()));
+    assert_eq!(a[attr::HTTP_RESPONSE_STATUS_CODE], AttributeValue::Int(503));
+    assert_eq!(
+        a[attr::SERVER_ADDRESS],
+        AttributeValue::String("example.test".into())
+    );
+    assert_eq!(a[attr::SERVER_PORT], AttributeValue::Int(8080));
+    assert_eq!(
+        a[attr::CLIENT_ADDRESS],
+        AttributeValue::String("198.18.0.2".into())
+    );
+    assert_eq!(a[attr::NETWORK_PEER_PORT], AttributeValue::Int(51234));
+    assert_eq!(
+        a[attr::USER_AGENT_ORIGINAL],
+        AttributeValue::String("curl/8".into())
+    );
+    assert_eq!(a[attr::HTTP_RESPONSE_BODY_SIZE], AttributeValue::Int(4));
+    assert!(s.end_time_ns > s.start_time_ns);
+    assert_eq!(
+        e.counters().flows_evicted_flush + e.counters().flows_evicted_closed,
+        1
+    );
+}
+
+#[test]
+fn egress_requests_make_client_spans_and_4xx_is_an_error() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(b"GET /missing HTTP/1.1\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 1448);
+    let mut frames = c.into_frames();
+    for f in &mut frames {
+        // Captured on the client host: requests leave, responses arrive.
+        f.direction = if f.direction == Direction::Ingress {
+            Direction::Egress
+        } else {
+            Direction::Ingress
+        };
+    }
+    let records = run(&mut l7_engine(), &frames);
+    let s = spans(&records)[0];
+    assert_eq!(s.kind, SpanKind::Client);
+    assert_eq!(s.status.code, StatusCode::Error);
+    assert_eq!(
+        s.attributes[attr::NETWORK_PEER_ADDRESS],
+        AttributeValue::String("198.18.0.1".into())
+    );
+}
+
+#[test]
+fn traceparent_is_carried_to_flows_and_span() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(b"GET / HTTP/1.1\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1448);
+    let records = run(&mut l7_engine(), c.frames());
+    let s = spans(&records)[0];
+    assert_eq!(s.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(s.parent_span_id.unwrap().to_string(), "00f067aa0ba902b7");
+    for r in &records {
+        if let Record::Flow(f) = r {
+            let tc = f.trace_context.unwrap();
+            assert_eq!(tc.trace_id, s.trace_id);
+            assert_eq!(tc.span_id, s.span_id);
+        }
+    }
+}
+
+#[test]
+fn duplicate_capture_on_two_interfaces_is_deduplicated() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(b"GET /dup HTTP/1.1\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 1448);
+    c.close();
+    // Each frame seen twice (veth host end, then container end).
+    let doubled: Vec<SynthFrame> = c
+        .frames()
+        .iter()
+        .flat_map(|f| [f.clone(), f.clone()])
+        .collect();
+    let mut e = l7_engine();
+    let records = run(&mut e, &doubled);
+    assert_eq!(spans(&records).len(), 1);
+    assert_eq!(http_flows(&records).len(), 2);
+    assert!(e.counters().tcp_retransmit_segments >= 2);
+}
+
+#[test]
+fn unanswered_request_becomes_an_error_span_at_flush() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(b"POST /slow HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", 1448);
+    let mut e = l7_engine();
+    let records = run(&mut e, c.frames());
+    let s = spans(&records)[0];
+    assert_eq!(s.name, "POST");
+    assert_eq!(s.status.code, StatusCode::Error);
+    assert_eq!(s.status.message.as_deref(), Some("no response"));
+    assert_eq!(
+        s.attributes[attr::HTTP_REQUEST_BODY_SIZE],
+        AttributeValue::Int(2)
+    );
+    assert_eq!(e.counters().http1_unanswered, 1);
+}
+
+#[test]
+fn l4_record_modes() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(b"GET / HTTP/1.1\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1448);
+    c.close();
+    let count_l4 = |mode| {
+        let mut e = Engine::new(EngineConfig {
+            l4_records: mode,
+            ..EngineConfig::default()
+        });
+        run(&mut e, c.frames())
+            .iter()
+            .filter(|r| matches!(r, Record::Flow(f) if f.flow_type == FlowType::L3L4))
+            .count()
+    };
+    assert_eq!(count_l4(L4Records::EveryPacket), c.frames().len());
+    // SYN, SYN-ACK, FIN, FIN.
+    assert_eq!(count_l4(L4Records::ControlOnly), 4);
+    assert_eq!(count_l4(L4Records::Off), 0);
+}
+
+#[test]
+fn flow_table_cap_refuses_and_counts() {
+    let mut e = Engine::new(EngineConfig {
+        max_flows: 2,
+        ..EngineConfig::default()
+    });
+    let mut frames = Vec::new();
+    for port in 0..5u16 {
+        frames.extend(flows::synth::http_connection(
+            40000 + port,
+            1,
+            10,
+            1_000 + u64::from(port),
+        ));
+    }
+    frames.sort_by_key(|f| f.ts_ns);
+    let _ = run(&mut e, &frames);
+    assert!(e.counters().flows_refused_table_full > 0);
+    assert!(e.flow_count() <= 2);
+}
+
+#[test]
+fn idle_flows_are_evicted_by_timeouts() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(b"GET / HTTP/1.1\r\n\r\n", 1448);
+    let mut e = l7_engine();
+    for f in c.frames() {
+        let meta = CaptureMeta {
+            ts_ns: f.ts_ns,
+            direction: f.direction,
+            ..Default::default()
+        };
+        e.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta)
+            .unwrap();
+    }
+    assert_eq!(e.flow_count(), 1);
+    e.handle_timeout(1_000_000 + 121_000_000_000);
+    assert_eq!(e.flow_count(), 0);
+    assert_eq!(e.counters().flows_evicted_idle, 1);
+    let mut got_span = false;
+    while let Some(r) = e.poll_record() {
+        got_span |= matches!(r, Record::Span(_));
+    }
+    assert!(got_span, "the unanswered request is reported at eviction");
+}
+
+#[test]
+fn reset_closes_and_reports() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(b"GET /r HTTP/1.1\r\n\r\n", 1448);
+    let f = c.frame(
+        false,
+        c.server_next(),
+        c.client_next(),
+        TcpFlags::RST | TcpFlags::ACK,
+        b"",
+    );
+    c.push_raw(f, Direction::Egress);
+    let mut e = l7_engine();
+    let records = run(&mut e, c.frames());
+    assert_eq!(spans(&records).len(), 1);
+    assert_eq!(
+        spans(&records)[0].status.message.as_deref(),
+        Some("no response")
+    );
+}
+
+#[test]
+fn sensitive_headers_never_leave_unredacted() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(
+        b"GET / HTTP/1.1\r\nAuthorization: Basic c2VjcmV0\r\nCookie: session=topsecret\r\n\r\n",
+        1448,
+    );
+    c.server_send(
+        b"HTTP/1.1 200 OK\r\nSet-Cookie: session=alsosecret\r\nContent-Length: 0\r\n\r\n",
+        1448,
+    );
+    let mut config = EngineConfig::default();
+    config.l7.header_allow_list =
+        vec!["authorization".into(), "cookie".into(), "set-cookie".into()];
+    let records = run(&mut Engine::new(config), c.frames());
+    let json = serde_json::to_string(&records).unwrap();
+    assert!(
+        !json.contains("c2VjcmV0") && !json.contains("topsecret") && !json.contains("alsosecret")
+    );
+    assert_eq!(json.matches("[REDACTED]").count(), 3);
+}
+
+#[test]
+fn dns_query_and_response_pair_by_id() {
+    use etherparse::PacketBuilder;
+    let udp = |src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]| {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4(src, dst, 64)
+            .udp(sport, dport)
+            .write(&mut out, payload)
+            .unwrap();
+        out
+    };
+    // id 0x1234 query for example.test A; response with two addresses via a name pointer.
+    let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+    q.extend_from_slice(b"\x07example\x04test\x00\x00\x01\x00\x01");
+    let mut r = vec![0x12, 0x34, 0x81, 0x80, 0, 1, 0, 2, 0, 0, 0, 0];
+    r.extend_from_slice(b"\x07example\x04test\x00\x00\x01\x00\x01");
+    for last in [9u8, 10] {
+        r.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 198, 18, 0, last]);
+    }
+    let frames = vec![
+        SynthFrame {
+            ts_ns: 1_000,
+            data: udp([198, 18, 0, 2], 40000, [198, 18, 0, 1], 53, &q),
+            direction: Direction::Egress,
+        },
+        SynthFrame {
+            ts_ns: 251_000,
+            data: udp([198, 18, 0, 1], 53, [198, 18, 0, 2], 40000, &r),
+            direction: Direction::Ingress,
+        },
+    ];
+    let mut e = l7_engine();
+    let records = run(&mut e, &frames);
+    let dns: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Flow(f) => match &f.l7.as_ref()?.record {
+                L7Record::Dns(d) => Some((
+                    f.l7.as_ref().unwrap().r#type,
+                    f.l7.as_ref().unwrap().latency_ns,
+                    d.clone(),
+                    f.is_reply,
+                )),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dns.len(), 2);
+    assert_eq!(dns[0].0, L7Type::Request);
+    assert_eq!(dns[0].2.query, "example.test.");
+    assert_eq!(dns[0].2.qtypes, vec!["A"]);
+    assert_eq!(dns[0].3, Some(false));
+    assert_eq!(dns[1].0, L7Type::Response);
+    assert_eq!(dns[1].1, Some(250_000));
+    assert_eq!(dns[1].2.rcode, Some(0));
+    assert_eq!(
+        dns[1].2.ips,
+        vec![
+            "198.18.0.9".parse::<std::net::IpAddr>().unwrap(),
+            "198.18.0.10".parse().unwrap()
+        ]
+    );
+    assert_eq!(dns[1].2.ttl, Some(60));
+    assert_eq!(e.counters().dns_unmatched_responses, 0);
+}
+
+#[test]
+fn counters_iterate_by_name() {
+    let mut e = l7_engine();
+    let _ = e.handle_frame(0, LinkType::Ethernet, &[0u8; 3], CaptureMeta::default());
+    let c: std::collections::BTreeMap<_, _> = e.counters().iter().collect();
+    assert_eq!(c["frames"], 1);
+    assert_eq!(c["decode_truncated"], 1);
+}

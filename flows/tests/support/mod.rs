@@ -1,0 +1,68 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use flows::engine::{Engine, EngineConfig};
+use flows::packet::{CaptureMeta, LinkType};
+use flows::record::{L7Record, L7Type, Record, Span};
+use flows::synth::SynthFrame;
+
+/// Feeds frames to the engine (with timeouts as time passes), flushes, returns every record.
+pub fn run(engine: &mut Engine, frames: &[SynthFrame]) -> Vec<Record> {
+    let mut out = Vec::new();
+    let mut last = 0;
+    for f in frames {
+        let meta = CaptureMeta {
+            ts_ns: f.ts_ns,
+            ifindex: 2,
+            direction: f.direction,
+            orig_len: f.data.len() as u32,
+            socket_cookie: None,
+        };
+        let _ = engine.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta);
+        engine.handle_timeout(f.ts_ns);
+        while let Some(r) = engine.poll_record() {
+            out.push(r);
+        }
+        last = f.ts_ns;
+    }
+    engine.flush(last + 1);
+    while let Some(r) = engine.poll_record() {
+        out.push(r);
+    }
+    out
+}
+
+/// An engine with default config but no per-packet records.
+pub fn l7_engine() -> Engine {
+    Engine::new(EngineConfig {
+        l4_records: flows::engine::L4Records::Off,
+        ..EngineConfig::default()
+    })
+}
+
+pub fn spans(records: &[Record]) -> Vec<&Span> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Span(s) => Some(&**s),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `(type, method, url, code)` of every HTTP L7 flow.
+pub fn http_flows(records: &[Record]) -> Vec<(L7Type, String, String, Option<u16>)> {
+    records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Flow(f) => match &f.l7 {
+                Some(l7) => match &l7.record {
+                    L7Record::Http(h) => Some((l7.r#type, h.method.clone(), h.url.clone(), h.code)),
+                    _ => None,
+                },
+                None => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
