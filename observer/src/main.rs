@@ -4,6 +4,8 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 mod agent;
+mod api;
+mod cli;
 mod config;
 mod timefmt;
 

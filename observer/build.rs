@@ -1,0 +1,28 @@
+//! Compiles the gRPC API in proto/ with protox (a Rust protobuf compiler: no `protoc` needed)
+//! and generates the prost messages and tonic services; also writes the descriptor set that
+//! the JSON printers use (`-o json`/`jsonpb` follow protobuf's JSON mapping by reflection).
+
+use std::{env, path::PathBuf};
+
+use prost::Message;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let protos = [
+        "proto/flow/flow.proto",
+        "proto/observer/observer.proto",
+        "proto/relay/relay.proto",
+        "proto/flowscope/flowscope.proto",
+    ];
+    for p in &protos {
+        println!("cargo:rerun-if-changed={p}");
+    }
+    let fds = protox::compile(protos, ["proto"])?;
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+    std::fs::write(out.join("flowscope_descriptor.bin"), fds.encode_to_vec())?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .emit_rerun_if_changed(false)
+        .compile_fds(fds)?;
+    Ok(())
+}

@@ -1,0 +1,688 @@
+//! Engine flows ([`flows::record::Flow`]) to Hubble's wire `flow.Flow`, and back for what the
+//! wire carries.
+//!
+//! Hubble's conventions followed here: `event_type.type` is 4 (MessageTypeTrace) for L3/L4
+//! packets, 129 (MessageTypeAccessLog) for L7 and 1 (MessageTypeDrop) for drops; the trace
+//! sub-type and `trace_observation_point` say which way the packet went (to-endpoint for
+//! packets arriving at this host, from-endpoint for packets leaving it);
+//! `traffic_direction` is the direction of the *connection* (INGRESS when the peer connected
+//! to us), so a reply keeps its request's direction.
+
+use std::net::IpAddr;
+
+use flows::{
+    packet::{Direction, TcpFlags},
+    record::{
+        self, DnsInfo, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7,
+        ProcessInfo, TraceContext, Verdict,
+    },
+    trace::{SpanId, TraceId},
+};
+use prost_types::Timestamp;
+
+use super::proto::{
+    flow::{self as pb, layer4::Protocol, layer7::Record},
+    flowscope::{FlowExtension, Grpc, Process},
+};
+
+/// Cilium's MessageTypeDrop.
+pub const EVENT_TYPE_DROP: i32 = 1;
+/// Cilium's MessageTypeTrace (L3/L4 packets).
+pub const EVENT_TYPE_TRACE: i32 = 4;
+/// Cilium's MessageTypeAccessLog (L7 records).
+pub const EVENT_TYPE_L7: i32 = 129;
+/// Cilium's TraceToLxc sub-type, printed "to-endpoint".
+pub const TRACE_TO_ENDPOINT: i32 = 0;
+/// Cilium's TraceFromLxc sub-type, printed "from-endpoint".
+pub const TRACE_FROM_ENDPOINT: i32 = 5;
+
+/// Why a wire flow can't become an engine flow.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConvertError {
+    /// `IP.source`/`IP.destination` missing or not an address.
+    #[error("flow has no valid IP layer (source {src:?}, destination {dst:?})")]
+    BadIp {
+        /// The source string.
+        src: String,
+        /// The destination string.
+        dst: String,
+    },
+    /// A port above 65535.
+    #[error("port {0} is out of range")]
+    BadPort(u32),
+    /// An `l7` without an HTTP or DNS record.
+    #[error("flow has an l7 layer with neither http nor dns")]
+    NoL7Record,
+    /// A trace or span id that is not hex of the right width.
+    #[error("{0:?} is not a valid trace or span id")]
+    BadId(String),
+}
+
+/// Nanoseconds since the Unix epoch as a protobuf Timestamp.
+pub fn timestamp(ns: u64) -> Timestamp {
+    Timestamp {
+        seconds: (ns / 1_000_000_000) as i64,
+        nanos: (ns % 1_000_000_000) as i32,
+    }
+}
+
+/// A protobuf Timestamp as nanoseconds since the Unix epoch (0 before it).
+pub fn timestamp_ns(t: &Timestamp) -> u64 {
+    if t.seconds < 0 {
+        return 0;
+    }
+    (t.seconds as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.nanos.max(0) as u64)
+}
+
+fn tcp_flags(f: TcpFlags) -> pb::TcpFlags {
+    pb::TcpFlags {
+        fin: f.contains(TcpFlags::FIN),
+        syn: f.contains(TcpFlags::SYN),
+        rst: f.contains(TcpFlags::RST),
+        psh: f.contains(TcpFlags::PSH),
+        ack: f.contains(TcpFlags::ACK),
+        urg: f.contains(TcpFlags::URG),
+        ece: f.contains(TcpFlags::ECE),
+        cwr: f.contains(TcpFlags::CWR),
+        ns: false,
+    }
+}
+
+fn tcp_flags_back(f: &pb::TcpFlags) -> TcpFlags {
+    let mut out = 0u8;
+    for (set, bit) in [
+        (f.fin, TcpFlags::FIN),
+        (f.syn, TcpFlags::SYN),
+        (f.rst, TcpFlags::RST),
+        (f.psh, TcpFlags::PSH),
+        (f.ack, TcpFlags::ACK),
+        (f.urg, TcpFlags::URG),
+        (f.ece, TcpFlags::ECE),
+        (f.cwr, TcpFlags::CWR),
+    ] {
+        if set {
+            out |= bit.0;
+        }
+    }
+    TcpFlags(out)
+}
+
+/// `(service, method)` of a gRPC call: an HTTP request to `/package.Service/Method` sent with
+/// `content-type: application/grpc*` or over HTTP/2 (gRPC over HTTP/2, PROTOCOL-HTTP2.md).
+pub fn grpc_method(http: &HttpInfo) -> Option<(String, String)> {
+    let is_grpc_type = http.headers.iter().any(|h| {
+        h.key.eq_ignore_ascii_case("content-type") && h.value.starts_with("application/grpc")
+    });
+    if !is_grpc_type && !http.protocol.eq_ignore_ascii_case("HTTP/2") {
+        return None;
+    }
+    let path = url_path(&http.url);
+    let rest = path.strip_prefix('/')?;
+    let (service, method) = rest.split_once('/')?;
+    if service.is_empty() || method.is_empty() || method.contains('/') {
+        return None;
+    }
+    if !is_grpc_type && !service.contains('.') {
+        // Plain HTTP/2 with a two-segment path: only call it gRPC when it looks qualified.
+        return None;
+    }
+    Some((service.to_string(), method.to_string()))
+}
+
+/// The path part of an `http://host/path?query` URL or of a bare request target.
+pub fn url_path(url: &str) -> &str {
+    let after_scheme = match url.find("://") {
+        Some(i) => {
+            let rest = &url[i + 3..];
+            match rest.find('/') {
+                Some(j) => &rest[j..],
+                None => "/",
+            }
+        }
+        None => url,
+    };
+    let end = after_scheme.find(['?', '#']).unwrap_or(after_scheme.len());
+    &after_scheme[..end]
+}
+
+/// Hubble's `traffic_direction`: the direction of the connection relative to this host.
+fn connection_direction(packet: Direction, is_reply: Option<bool>) -> pb::TrafficDirection {
+    let ingress = match (packet, is_reply) {
+        (Direction::Unknown, _) => return pb::TrafficDirection::Unknown,
+        (Direction::Ingress, Some(true)) => false,
+        (Direction::Egress, Some(true)) => true,
+        (Direction::Ingress, _) => true,
+        (Direction::Egress, _) => false,
+    };
+    if ingress {
+        pb::TrafficDirection::Ingress
+    } else {
+        pb::TrafficDirection::Egress
+    }
+}
+
+/// Converts an engine flow to Hubble's wire flow, stamped with `node_name`. `uuid` is left
+/// empty ([`super::store::FlowStore::push`] fills it).
+pub fn flow_to_proto(f: &record::Flow, node_name: &str) -> pb::Flow {
+    let l4 = match f.l4 {
+        Layer4::Tcp {
+            source_port,
+            destination_port,
+            flags,
+        } => Some(Protocol::Tcp(pb::Tcp {
+            source_port: source_port.into(),
+            destination_port: destination_port.into(),
+            flags: Some(tcp_flags(flags)),
+        })),
+        Layer4::Udp {
+            source_port,
+            destination_port,
+        } => Some(Protocol::Udp(pb::Udp {
+            source_port: source_port.into(),
+            destination_port: destination_port.into(),
+        })),
+        Layer4::Icmpv4 { r#type, code } => Some(Protocol::IcmPv4(pb::IcmPv4 {
+            r#type: r#type.into(),
+            code: code.into(),
+        })),
+        Layer4::Icmpv6 { r#type, code } => Some(Protocol::IcmPv6(pb::IcmPv6 {
+            r#type: r#type.into(),
+            code: code.into(),
+        })),
+        Layer4::Other { .. } => None,
+    };
+    let mut grpc = None;
+    let l7 = f.l7.as_ref().map(|l7| pb::Layer7 {
+        r#type: match l7.r#type {
+            L7Type::Request => pb::L7FlowType::Request,
+            L7Type::Response => pb::L7FlowType::Response,
+        } as i32,
+        latency_ns: l7.latency_ns.unwrap_or(0),
+        record: Some(match &l7.record {
+            L7Record::Http(h) => {
+                grpc = grpc_method(h).map(|(service, method)| Grpc { service, method });
+                Record::Http(pb::Http {
+                    code: h.code.map(u32::from).unwrap_or(0),
+                    method: h.method.clone(),
+                    url: h.url.clone(),
+                    protocol: h.protocol.clone(),
+                    headers: h
+                        .headers
+                        .iter()
+                        .map(|x| pb::HttpHeader {
+                            key: x.key.clone(),
+                            value: x.value.clone(),
+                        })
+                        .collect(),
+                })
+            }
+            L7Record::Dns(d) => Record::Dns(pb::Dns {
+                query: d.query.clone(),
+                ips: d.ips.iter().map(IpAddr::to_string).collect(),
+                ttl: d.ttl.unwrap_or(0),
+                cnames: d.cnames.clone(),
+                observation_source: String::new(),
+                rcode: d.rcode.map(u32::from).unwrap_or(0),
+                qtypes: d.qtypes.clone(),
+                rrtypes: d.rrtypes.clone(),
+            }),
+        }),
+    });
+    let is_l7 = f.flow_type == FlowType::L7;
+    let (event_type, sub_type, point) = match (f.verdict, is_l7, f.traffic_direction) {
+        (Verdict::Dropped, _, _) => (EVENT_TYPE_DROP, 0, pb::TraceObservationPoint::UnknownPoint),
+        (_, true, _) => (EVENT_TYPE_L7, 0, pb::TraceObservationPoint::UnknownPoint),
+        (_, false, Direction::Egress) => (
+            EVENT_TYPE_TRACE,
+            TRACE_FROM_ENDPOINT,
+            pb::TraceObservationPoint::FromEndpoint,
+        ),
+        (_, false, _) => (
+            EVENT_TYPE_TRACE,
+            TRACE_TO_ENDPOINT,
+            pb::TraceObservationPoint::ToEndpoint,
+        ),
+    };
+    let process = f.process.as_ref().map(|p| Process {
+        pid: p.pid,
+        tid: p.tid.unwrap_or(0),
+        comm: p.comm.clone().unwrap_or_default(),
+        cgroup_id: p.cgroup_id.unwrap_or(0),
+        container_id: p.container_id.clone().unwrap_or_default(),
+    });
+    let ext = FlowExtension {
+        process,
+        span_id: f
+            .trace_context
+            .map(|t| t.span_id.to_string())
+            .unwrap_or_default(),
+        parent_span_id: f
+            .trace_context
+            .and_then(|t| t.parent_span_id)
+            .map(|s| s.to_string())
+            .unwrap_or_default(),
+        grpc,
+        payload_bytes: f.payload_bytes,
+        ip_len: f.ip_len,
+    };
+    pb::Flow {
+        time: Some(timestamp(f.time_ns)),
+        uuid: String::new(),
+        verdict: match f.verdict {
+            Verdict::Forwarded => pb::Verdict::Forwarded,
+            Verdict::Dropped => pb::Verdict::Dropped,
+        } as i32,
+        ip: Some(pb::Ip {
+            source: f.ip.source.to_string(),
+            destination: f.ip.destination.to_string(),
+            ip_version: match f.ip.ip_version {
+                record::IpVersion::IPv4 => pb::IpVersion::IPv4,
+                record::IpVersion::IPv6 => pb::IpVersion::IPv6,
+            } as i32,
+            encrypted: false,
+        }),
+        l4: Some(pb::Layer4 { protocol: l4 }),
+        r#type: if is_l7 {
+            pb::FlowType::L7
+        } else {
+            pb::FlowType::L3L4
+        } as i32,
+        node_name: node_name.to_string(),
+        l7,
+        event_type: Some(pb::CiliumEventType {
+            r#type: event_type,
+            sub_type,
+        }),
+        traffic_direction: connection_direction(f.traffic_direction, f.is_reply) as i32,
+        trace_observation_point: point as i32,
+        is_reply: f.is_reply,
+        interface: (f.ifindex != 0).then(|| pb::NetworkInterface {
+            index: f.ifindex,
+            name: String::new(),
+        }),
+        trace_context: f.trace_context.map(|t| pb::TraceContext {
+            parent: Some(pb::TraceParent {
+                trace_id: t.trace_id.to_string(),
+            }),
+        }),
+        socket_cookie: f.socket_cookie.unwrap_or(0),
+        cgroup_id: f
+            .process
+            .as_ref()
+            .and_then(|p| p.cgroup_id)
+            .unwrap_or(0),
+        extensions: (ext != FlowExtension::default()).then(|| ext.to_any()),
+    }
+}
+
+/// The packet's capture direction, from what [`flow_to_proto`] wrote.
+pub fn packet_direction(f: &pb::Flow) -> Direction {
+    match f.event_type.as_ref().map(|e| (e.r#type, e.sub_type)) {
+        Some((EVENT_TYPE_TRACE, TRACE_TO_ENDPOINT)) => return Direction::Ingress,
+        Some((EVENT_TYPE_TRACE, TRACE_FROM_ENDPOINT)) => return Direction::Egress,
+        _ => {}
+    }
+    let conn_ingress = match pb::TrafficDirection::try_from(f.traffic_direction) {
+        Ok(pb::TrafficDirection::Ingress) => true,
+        Ok(pb::TrafficDirection::Egress) => false,
+        _ => return Direction::Unknown,
+    };
+    let reply = f.is_reply.unwrap_or(false);
+    if conn_ingress != reply {
+        Direction::Ingress
+    } else {
+        Direction::Egress
+    }
+}
+
+fn port(p: u32) -> Result<u16, ConvertError> {
+    u16::try_from(p).map_err(|_| ConvertError::BadPort(p))
+}
+
+/// Converts a wire flow back to an engine flow (what `replay` or tests need): everything the
+/// wire carries round-trips; the DNS answer list (not on Hubble's wire) comes back empty.
+pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
+    let ip = f.ip.clone().unwrap_or_default();
+    let bad_ip = || ConvertError::BadIp {
+        src: ip.source.clone(),
+        dst: ip.destination.clone(),
+    };
+    let source: IpAddr = ip.source.parse().map_err(|_| bad_ip())?;
+    let destination: IpAddr = ip.destination.parse().map_err(|_| bad_ip())?;
+    let l4 = match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+        Some(Protocol::Tcp(t)) => Layer4::Tcp {
+            source_port: port(t.source_port)?,
+            destination_port: port(t.destination_port)?,
+            flags: t.flags.as_ref().map(tcp_flags_back).unwrap_or_default(),
+        },
+        Some(Protocol::Udp(u)) => Layer4::Udp {
+            source_port: port(u.source_port)?,
+            destination_port: port(u.destination_port)?,
+        },
+        Some(Protocol::Sctp(_)) => Layer4::Other { protocol: 132 },
+        Some(Protocol::IcmPv4(i)) => Layer4::Icmpv4 {
+            r#type: i.r#type as u8,
+            code: i.code as u8,
+        },
+        Some(Protocol::IcmPv6(i)) => Layer4::Icmpv6 {
+            r#type: i.r#type as u8,
+            code: i.code as u8,
+        },
+        None => Layer4::Other { protocol: 0 },
+    };
+    let ext = FlowExtension::from_flow(f).unwrap_or_default();
+    let l7 = match &f.l7 {
+        Some(l7) => {
+            let record = match &l7.record {
+                Some(Record::Http(h)) => L7Record::Http(HttpInfo {
+                    code: (h.code != 0).then_some(h.code as u16),
+                    method: h.method.clone(),
+                    url: h.url.clone(),
+                    protocol: h.protocol.clone(),
+                    headers: h
+                        .headers
+                        .iter()
+                        .map(|x| HttpHeader {
+                            key: x.key.clone(),
+                            value: x.value.clone(),
+                        })
+                        .collect(),
+                }),
+                Some(Record::Dns(d)) => {
+                    let response = l7.r#type == pb::L7FlowType::Response as i32;
+                    L7Record::Dns(DnsInfo {
+                        id: 0,
+                        query: d.query.clone(),
+                        qtypes: d.qtypes.clone(),
+                        rcode: response.then_some(d.rcode as u16),
+                        ips: d.ips.iter().filter_map(|s| s.parse().ok()).collect(),
+                        ttl: (response && d.ttl != 0).then_some(d.ttl),
+                        cnames: d.cnames.clone(),
+                        rrtypes: d.rrtypes.clone(),
+                        answers: Vec::new(),
+                    })
+                }
+                None => return Err(ConvertError::NoL7Record),
+            };
+            Some(Layer7 {
+                r#type: if l7.r#type == pb::L7FlowType::Response as i32 {
+                    L7Type::Response
+                } else {
+                    L7Type::Request
+                },
+                latency_ns: (l7.latency_ns != 0).then_some(l7.latency_ns),
+                record,
+            })
+        }
+        None => None,
+    };
+    let trace_context = match f.trace_context.as_ref().and_then(|t| t.parent.as_ref()) {
+        Some(p) => {
+            let trace_id: TraceId = p
+                .trace_id
+                .parse()
+                .map_err(|_| ConvertError::BadId(p.trace_id.clone()))?;
+            let span = |s: &str| -> Result<SpanId, ConvertError> {
+                s.parse().map_err(|_| ConvertError::BadId(s.to_string()))
+            };
+            Some(TraceContext {
+                trace_id,
+                span_id: if ext.span_id.is_empty() {
+                    SpanId::default()
+                } else {
+                    span(&ext.span_id)?
+                },
+                parent_span_id: if ext.parent_span_id.is_empty() {
+                    None
+                } else {
+                    Some(span(&ext.parent_span_id)?)
+                },
+            })
+        }
+        None => None,
+    };
+    let process = ext.process.as_ref().map(|p| ProcessInfo {
+        pid: p.pid,
+        tid: (p.tid != 0).then_some(p.tid),
+        comm: (!p.comm.is_empty()).then(|| p.comm.clone()),
+        cgroup_id: (p.cgroup_id != 0).then_some(p.cgroup_id),
+        container_id: (!p.container_id.is_empty()).then(|| p.container_id.clone()),
+    });
+    Ok(record::Flow {
+        time_ns: f.time.as_ref().map(timestamp_ns).unwrap_or(0),
+        verdict: if f.verdict == pb::Verdict::Dropped as i32 {
+            Verdict::Dropped
+        } else {
+            Verdict::Forwarded
+        },
+        flow_type: if f.r#type == pb::FlowType::L7 as i32 {
+            FlowType::L7
+        } else {
+            FlowType::L3L4
+        },
+        ip: IpInfo::new(source, destination),
+        l4,
+        l7,
+        traffic_direction: packet_direction(f),
+        is_reply: f.is_reply,
+        ifindex: f.interface.as_ref().map(|i| i.index).unwrap_or(0),
+        socket_cookie: (f.socket_cookie != 0).then_some(f.socket_cookie),
+        ip_len: ext.ip_len,
+        payload_bytes: ext.payload_bytes,
+        trace_context,
+        process,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A fixed L7 HTTP request flow (server side: the request arrived on ifindex 2).
+    pub(crate) fn http_request() -> record::Flow {
+        record::Flow {
+            time_ns: 1_795_612_801_123_456_789,
+            verdict: Verdict::Forwarded,
+            flow_type: FlowType::L7,
+            ip: IpInfo::new("198.18.0.2".parse().unwrap(), "198.18.0.1".parse().unwrap()),
+            l4: Layer4::Tcp {
+                source_port: 51234,
+                destination_port: 80,
+                flags: TcpFlags::default(),
+            },
+            l7: Some(Layer7 {
+                r#type: L7Type::Request,
+                latency_ns: None,
+                record: L7Record::Http(HttpInfo {
+                    code: None,
+                    method: "GET".into(),
+                    url: "http://198.18.0.1/page".into(),
+                    protocol: "HTTP/1.1".into(),
+                    headers: vec![HttpHeader {
+                        key: "user-agent".into(),
+                        value: "curl/8".into(),
+                    }],
+                }),
+            }),
+            traffic_direction: Direction::Ingress,
+            is_reply: Some(false),
+            ifindex: 2,
+            socket_cookie: Some(4242),
+            ip_len: 0,
+            payload_bytes: 0,
+            trace_context: Some(TraceContext {
+                trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap(),
+                span_id: "00f067aa0ba902b7".parse().unwrap(),
+                parent_span_id: Some("b7ad6b7169203331".parse().unwrap()),
+            }),
+            process: Some(ProcessInfo {
+                pid: 456,
+                tid: Some(457),
+                comm: Some("nginx".into()),
+                cgroup_id: Some(99),
+                container_id: None,
+            }),
+        }
+    }
+
+    /// A fixed L3/L4 SYN leaving the host (client side).
+    pub(crate) fn tcp_syn() -> record::Flow {
+        record::Flow {
+            time_ns: 1_795_612_801_000_000_000,
+            verdict: Verdict::Forwarded,
+            flow_type: FlowType::L3L4,
+            ip: IpInfo::new("2001:db8::2".parse().unwrap(), "2001:db8::1".parse().unwrap()),
+            l4: Layer4::Tcp {
+                source_port: 40000,
+                destination_port: 443,
+                flags: TcpFlags::SYN,
+            },
+            l7: None,
+            traffic_direction: Direction::Egress,
+            is_reply: Some(false),
+            ifindex: 3,
+            socket_cookie: None,
+            ip_len: 60,
+            payload_bytes: 0,
+            trace_context: None,
+            process: None,
+        }
+    }
+
+    fn dns_response() -> record::Flow {
+        record::Flow {
+            time_ns: 5,
+            verdict: Verdict::Forwarded,
+            flow_type: FlowType::L7,
+            ip: IpInfo::new("198.18.0.1".parse().unwrap(), "198.18.0.2".parse().unwrap()),
+            l4: Layer4::Udp {
+                source_port: 53,
+                destination_port: 33333,
+            },
+            l7: Some(Layer7 {
+                r#type: L7Type::Response,
+                latency_ns: Some(1500),
+                record: L7Record::Dns(DnsInfo {
+                    id: 0,
+                    query: "example.com.".into(),
+                    qtypes: vec!["A".into()],
+                    rcode: Some(0),
+                    ips: vec!["93.184.216.34".parse().unwrap()],
+                    ttl: Some(300),
+                    cnames: vec![],
+                    rrtypes: vec!["A".into()],
+                    answers: vec![],
+                }),
+            }),
+            traffic_direction: Direction::Egress,
+            is_reply: Some(true),
+            ifindex: 2,
+            socket_cookie: None,
+            ip_len: 0,
+            payload_bytes: 0,
+            trace_context: None,
+            process: None,
+        }
+    }
+
+    #[test]
+    fn http_request_fills_hubble_fields() {
+        let p = flow_to_proto(&http_request(), "node-a");
+        assert_eq!(p.time.as_ref().unwrap().seconds, 1_795_612_801);
+        assert_eq!(p.time.as_ref().unwrap().nanos, 123_456_789);
+        assert_eq!(p.verdict, pb::Verdict::Forwarded as i32);
+        assert_eq!(p.r#type, pb::FlowType::L7 as i32);
+        assert_eq!(p.node_name, "node-a");
+        assert_eq!(p.ip.as_ref().unwrap().source, "198.18.0.2");
+        assert_eq!(p.ip.as_ref().unwrap().ip_version, pb::IpVersion::IPv4 as i32);
+        assert_eq!(p.event_type.as_ref().unwrap().r#type, 129);
+        assert_eq!(p.traffic_direction, pb::TrafficDirection::Ingress as i32);
+        assert_eq!(p.is_reply, Some(false));
+        assert_eq!(p.socket_cookie, 4242);
+        assert_eq!(p.cgroup_id, 99);
+        assert_eq!(
+            p.trace_context.as_ref().unwrap().parent.as_ref().unwrap().trace_id,
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        let Some(Record::Http(h)) = p.l7.as_ref().unwrap().record.as_ref() else {
+            panic!("not http")
+        };
+        assert_eq!((h.code, h.method.as_str()), (0, "GET"));
+        let ext = FlowExtension::from_flow(&p).unwrap();
+        assert_eq!(ext.process.as_ref().unwrap().pid, 456);
+        assert_eq!(ext.process.as_ref().unwrap().comm, "nginx");
+        assert_eq!(ext.span_id, "00f067aa0ba902b7");
+        assert_eq!(ext.parent_span_id, "b7ad6b7169203331");
+    }
+
+    #[test]
+    fn l4_packets_are_traces_with_observation_points() {
+        let p = flow_to_proto(&tcp_syn(), "n");
+        let e = p.event_type.as_ref().unwrap();
+        assert_eq!((e.r#type, e.sub_type), (4, TRACE_FROM_ENDPOINT));
+        assert_eq!(
+            p.trace_observation_point,
+            pb::TraceObservationPoint::FromEndpoint as i32
+        );
+        assert_eq!(p.traffic_direction, pb::TrafficDirection::Egress as i32);
+        let Some(Protocol::Tcp(t)) = p.l4.as_ref().unwrap().protocol.as_ref() else {
+            panic!()
+        };
+        assert!(t.flags.as_ref().unwrap().syn && !t.flags.as_ref().unwrap().ack);
+        // ip_len travels in the extension; no process, so no process there.
+        let ext = FlowExtension::from_flow(&p).unwrap();
+        assert_eq!((ext.ip_len, ext.process), (60, None));
+    }
+
+    #[test]
+    fn replies_keep_the_connection_direction() {
+        // A DNS answer arriving at the client: connection EGRESS, packet ingress.
+        let mut f = dns_response();
+        f.traffic_direction = Direction::Ingress;
+        let p = flow_to_proto(&f, "n");
+        assert_eq!(p.traffic_direction, pb::TrafficDirection::Egress as i32);
+        assert_eq!(packet_direction(&p), Direction::Ingress);
+    }
+
+    #[test]
+    fn round_trips() {
+        for f in [http_request(), tcp_syn(), dns_response()] {
+            let back = flow_from_proto(&flow_to_proto(&f, "n")).unwrap();
+            assert_eq!(back, f);
+        }
+    }
+
+    #[test]
+    fn grpc_is_recognised_from_path_and_content_type() {
+        let mut h = HttpInfo {
+            code: None,
+            method: "POST".into(),
+            url: "http://svc:50051/helloworld.Greeter/SayHello".into(),
+            protocol: "HTTP/2".into(),
+            headers: vec![],
+        };
+        assert_eq!(
+            grpc_method(&h),
+            Some(("helloworld.Greeter".into(), "SayHello".into()))
+        );
+        h.url = "/index.html".into();
+        assert_eq!(grpc_method(&h), None);
+        h.protocol = "HTTP/1.1".into();
+        h.url = "/a.B/C".into();
+        assert_eq!(grpc_method(&h), None);
+        h.headers.push(HttpHeader {
+            key: "Content-Type".into(),
+            value: "application/grpc+proto".into(),
+        });
+        assert_eq!(grpc_method(&h), Some(("a.B".into(), "C".into())));
+    }
+
+    #[test]
+    fn url_paths() {
+        assert_eq!(url_path("http://h/a/b?x=1"), "/a/b");
+        assert_eq!(url_path("http://h"), "/");
+        assert_eq!(url_path("/p#frag"), "/p");
+    }
+}

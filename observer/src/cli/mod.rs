@@ -1,0 +1,1 @@
+//! `flowscope observe` and `flowscope status`: the client side of the Observer API.
