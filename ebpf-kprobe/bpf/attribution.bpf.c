@@ -129,8 +129,8 @@ static __always_inline int fill_sock(struct fsa_sock_event *e, struct sock *sk)
 		__builtin_memcpy(e->saddr, &s, 4);
 		__builtin_memcpy(e->daddr, &d, 4);
 	} else if (family == AF_INET6) {
-		BPF_CORE_READ_INTO(e->saddr, sk, __sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8);
-		BPF_CORE_READ_INTO(e->daddr, sk, __sk_common.skc_v6_daddr.in6_u.u6_addr8);
+		bpf_core_read(&e->saddr, sizeof(e->saddr), &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(&e->daddr, sizeof(e->daddr), &sk->__sk_common.skc_v6_daddr);
 	} else {
 		return -1;
 	}
@@ -138,7 +138,11 @@ static __always_inline int fill_sock(struct fsa_sock_event *e, struct sock *sk)
 	e->protocol = proto;
 	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	e->flags |= FSA_F_LOCAL | FSA_F_REMOTE;
+	e->flags |= FSA_F_REMOTE;
+	/* At SYN_SENT the port is not bound yet (tcp_v4_connect sets the state before
+	 * inet_hash_connect), and at TCP_CLOSE it is already released: no local end then. */
+	if (e->sport)
+		e->flags |= FSA_F_LOCAL;
 	e->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 	if (e->netns)
 		e->flags |= FSA_F_NETNS;

@@ -221,8 +221,10 @@ fn attach_cgroup(
     for &name in CGROUP_HOOKS {
         let p: &mut CgroupSockAddr = program(ebpf, name)?;
         p.load().map_err(load_err(name))?;
-        // AllowMultiple: other agents' (Cilium, systemd) programs on the root keep running.
-        p.attach(&cg, CgroupAttachMode::AllowMultiple)
+        // aya attaches with a bpf_link on 5.7+, and the kernel rejects any flag on a cgroup
+        // link_create (EINVAL): links always behave as BPF_F_ALLOW_MULTI, so other agents'
+        // programs on the root keep running. `Single` is aya's "no flags".
+        p.attach(&cg, CgroupAttachMode::Single)
             .map_err(attach_err(name, dir.display().to_string()))?;
         attached.push(format!("{name} -> cgroup {}", dir.display()));
     }

@@ -145,6 +145,8 @@ struct Owner {
     info: Arc<ProcessInfo>,
     /// Set when the socket closed: the ts_ns of the close.
     closed_at: Option<u64>,
+    /// The tuple this socket was last seen with (so a close by cookie also retires the tuple).
+    tuple: Option<SocketTuple>,
 }
 
 /// Keys queued for removal once their grace period ends.
@@ -220,13 +222,17 @@ impl OwnerCache {
         match ev.kind {
             SockEventKind::Close => {
                 let until = ev.ts_ns + self.opts.close_grace_ns;
+                // The close record rarely has the local port (it is released first): the tuple
+                // comes from what the cookie was joined to.
+                let mut tuple = ev.tuple;
                 if let Some(c) = ev.cookie {
                     if let Some(o) = self.by_cookie.get(&c).cloned() {
+                        tuple = tuple.or(o.tuple);
                         self.by_cookie.insert(c, Owner { closed_at: Some(ev.ts_ns), ..o });
                         self.closing.push_back((until, Closing::Cookie(c)));
                     }
                 }
-                if let Some(t) = ev.tuple {
+                if let Some(t) = tuple {
                     if let Some(o) = self.by_tuple.get(&t).cloned() {
                         self.by_tuple.insert(t, Owner { closed_at: Some(ev.ts_ns), ..o });
                         self.closing.push_back((until, Closing::Tuple(t)));
@@ -240,6 +246,7 @@ impl OwnerCache {
                         Some(Owner {
                             info: Arc::new(info),
                             closed_at: None,
+                            tuple: None,
                         })
                     }
                     // A state change joins a cookie the connect hook saw to the tuple.
@@ -248,9 +255,10 @@ impl OwnerCache {
                         .and_then(|c| self.by_cookie.peek(&c).cloned())
                         .filter(|o| o.closed_at.is_none()),
                 };
-                let Some(owner) = owner else {
+                let Some(mut owner) = owner else {
                     return;
                 };
+                owner.tuple = ev.tuple.or(owner.tuple);
                 if let Some(c) = ev.cookie {
                     self.by_cookie.insert(c, owner.clone());
                 }
@@ -321,13 +329,29 @@ impl OwnerCache {
     }
 
     /// The owner of the socket whose local end is `t.local`, or failing that the one whose
-    /// local end is `t.remote` (so either orientation of a packet finds the local socket; when
-    /// both ends are local, the one asked for wins). Unknown tuples are resolved once through
-    /// /proc; a miss is remembered for `negative_ttl_ns`.
+    /// local end is `t.remote`: for callers that do not know which end of a packet is local.
+    /// When both ends are on this host (namespaces, loopback) and only one end is known yet,
+    /// this answers with that end's owner; callers that know the direction should use
+    /// [`Self::lookup_local`]. Unknown tuples are resolved once through /proc; a miss is
+    /// remembered for `negative_ttl_ns`.
     pub fn lookup_tuple(&mut self, t: &SocketTuple) -> Option<&ProcessInfo> {
+        self.lookup(t, true)
+    }
+
+    /// The owner of the socket whose local end is exactly `t.local` and peer `t.remote`
+    /// (egress packet: `local` = source; ingress packet: `local` = destination). Unknown tuples
+    /// are resolved once through /proc; a miss is remembered for `negative_ttl_ns`.
+    pub fn lookup_local(&mut self, t: &SocketTuple) -> Option<&ProcessInfo> {
+        self.lookup(t, false)
+    }
+
+    fn lookup(&mut self, t: &SocketTuple, either: bool) -> Option<&ProcessInfo> {
         let t = t.canonical();
-        let found = self.find_known(&t).or_else(|| self.find_known(&t.reversed()));
-        if let Some(k) = found {
+        let find = |me: &mut Self| {
+            me.find_known(&t)
+                .or_else(|| either.then(|| me.find_known(&t.reversed())).flatten())
+        };
+        if let Some(k) = find(self) {
             self.counters.tuple_hits += 1;
             return self.owner_at(&k);
         }
@@ -342,7 +366,8 @@ impl OwnerCache {
                 return None;
             }
         }
-        match self.resolve_proc(&t) {
+        self.resolve_proc(&t);
+        match find(self) {
             Some(k) => self.owner_at(&k),
             None => {
                 self.negative.insert(t, self.now_ns + self.opts.negative_ttl_ns);
@@ -372,9 +397,9 @@ impl OwnerCache {
         None
     }
 
-    /// Scans /proc (at most once per `proc_rescan_ms`) and caches the owner of `t` (or of its
-    /// reverse) under the tuple found.
-    fn resolve_proc(&mut self, t: &SocketTuple) -> Option<TupleKey> {
+    /// Scans /proc (at most once per `proc_rescan_ms`) and caches the owners of `t` and of its
+    /// reverse, where the scan found them.
+    fn resolve_proc(&mut self, t: &SocketTuple) {
         self.counters.proc_lookups += 1;
         let fresh = self.snapshot.as_ref().is_some_and(|(at, _)| {
             at.elapsed().as_millis() < u128::from(self.opts.proc_rescan_ms)
@@ -384,37 +409,45 @@ impl OwnerCache {
             self.snapshot = Some((Instant::now(), ProcSnapshot::scan(&self.opts.proc_root)));
         }
         let snap = &self.snapshot.as_ref().expect("just set").1;
-        let (key, (pid, netns)) = [*t, t.reversed()]
+        // Cache every orientation the scan knows: when both ends are on this host (namespaces,
+        // loopback), each end is a different socket with a different owner, and caching only
+        // one would let the other orientation's lookup fall back to it.
+        let found: Vec<(SocketTuple, (u32, u32))> = [*t, t.reversed()]
             .into_iter()
-            .find_map(|k| snap.owner_of(&k).map(|o| (k, o)))?;
-        let p = procfs::read_process(&self.opts.proc_root, pid)?;
-        let cgroup_id = p
-            .cgroup_path
-            .as_deref()
-            .and_then(|path| self.cgroups.id_of(path))
-            .unwrap_or(0);
-        let container = p.cgroup_path.as_deref().and_then(cgroup::parse_container);
-        let info = ProcessInfo {
-            pid,
-            tid: pid,
-            comm: p.comm,
-            cgroup_id,
-            cgroup_path: p.cgroup_path,
-            container_id: container.as_ref().map(|c| c.id.clone()),
-            container_runtime: container.as_ref().map(|c| c.runtime),
-            pod_uid: container.and_then(|c| c.pod_uid),
-            netns: if p.netns != 0 { p.netns } else { netns },
-            source: OwnerSource::Proc,
-        };
-        self.counters.proc_resolved += 1;
-        self.by_tuple.insert(
-            key,
-            Owner {
-                info: Arc::new(info),
-                closed_at: None,
-            },
-        );
-        Some(TupleKey::Exact(key))
+            .filter_map(|k| snap.owner_of(&k).map(|o| (k, o)))
+            .collect();
+        for (key, (pid, netns)) in found {
+            let Some(p) = procfs::read_process(&self.opts.proc_root, pid) else {
+                continue;
+            };
+            let cgroup_id = p
+                .cgroup_path
+                .as_deref()
+                .and_then(|path| self.cgroups.id_of(path))
+                .unwrap_or(0);
+            let container = p.cgroup_path.as_deref().and_then(cgroup::parse_container);
+            let info = ProcessInfo {
+                pid,
+                tid: pid,
+                comm: p.comm,
+                cgroup_id,
+                cgroup_path: p.cgroup_path,
+                container_id: container.as_ref().map(|c| c.id.clone()),
+                container_runtime: container.as_ref().map(|c| c.runtime),
+                pod_uid: container.and_then(|c| c.pod_uid),
+                netns: if p.netns != 0 { p.netns } else { netns },
+                source: OwnerSource::Proc,
+            };
+            self.counters.proc_resolved += 1;
+            self.by_tuple.insert(
+                key,
+                Owner {
+                    info: Arc::new(info),
+                    closed_at: None,
+                    tuple: Some(key),
+                },
+            );
+        }
     }
 
     /// Counters by name: events applied, hits and misses per index, /proc scans and lookups,
@@ -490,6 +523,7 @@ mod tests {
         assert_eq!((p.pid, p.comm.as_str()), (100, "curl"));
         // the reverse orientation finds the same socket
         assert_eq!(c.lookup_tuple(&tuple(40000, 80).reversed()).unwrap().pid, 100);
+        assert!(c.lookup_local(&tuple(40000, 80).reversed()).is_none(), "exact only");
         assert_eq!(c.lookup_tuple(&tuple(1, 2)), None);
     }
 
@@ -519,6 +553,17 @@ mod tests {
         assert!(c.lookup_tuple(&tuple(80, 5000)).is_none());
         let counters: HashMap<_, _> = c.counters().collect();
         assert_eq!(counters["owner_close_evictions"], 2);
+    }
+
+    #[test]
+    fn close_by_cookie_retires_the_joined_tuple() {
+        let mut c = OwnerCache::new(opts());
+        c.apply(&ev(1, 7, None, 100, "curl", 1));
+        c.apply(&ev(3, 7, Some((40000, 80)), 0, "", 2));
+        c.apply(&ev(4, 7, None, 0, "", 3)); // TCP_CLOSE: port already released
+        c.expire(1000);
+        assert!(c.lookup_cookie(7).is_none());
+        assert!(c.lookup_tuple(&tuple(40000, 80)).is_none());
     }
 
     #[test]

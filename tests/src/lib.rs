@@ -5,6 +5,8 @@
 //! Every helper fails loudly when a requirement (root, a tool, a kernel feature) is missing:
 //! these tests never skip.
 
+pub mod attribution_support;
+
 use std::{
     io::{BufRead, BufReader},
     path::{Path, PathBuf},

@@ -1,0 +1,313 @@
+//! End-to-end process attribution (issue 5): ebpf-kprobe's `Attribution` on this kernel, with
+//! real servers and clients in network namespaces. Every connection's two ends must be
+//! attributed to the pids and comms the test started.
+
+use std::{net::SocketAddr, thread, time::Duration};
+
+use ebpf_kprobe::{
+    Attribution, AttributionError, AttributionOptions, Method, OwnerSource, SockEventKind,
+    SocketTuple, Transport,
+};
+use flowscope_e2e::{attribution_support::*, *};
+
+const WAIT: Duration = Duration::from_secs(3);
+
+fn tcp(local: SocketAddr, remote: SocketAddr) -> SocketTuple {
+    SocketTuple {
+        proto: Transport::Tcp,
+        local,
+        remote,
+    }
+}
+
+fn sa(ip: &str, port: u16) -> SocketAddr {
+    SocketAddr::new(ip.parse().unwrap(), port)
+}
+
+fn write_script(tmp: &TempDir, name: &str, text: &str) -> String {
+    let p = tmp.0.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+/// The comm the kernel gives a process (read while it runs).
+fn comm_of(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/comm: {e}"))
+        .trim()
+        .to_string()
+}
+
+fn assert_owner(c: &Collector, t: SocketTuple, pid: u32, comm: &str, what: &str) {
+    let p = c
+        .owner_of(&t, WAIT)
+        .unwrap_or_else(|| panic!("{what}: no owner for {t:?}; events: {:#?}", c.events.lock().unwrap()));
+    assert_eq!(
+        (p.pid, p.comm.as_str(), p.source),
+        (pid, comm, OwnerSource::Kernel),
+        "{what}: owner of {t:?}: {p:?}"
+    );
+    assert_ne!(p.cgroup_id, 0, "{what}: cgroup id");
+    assert!(p.cgroup_path.is_some(), "{what}: cgroup path resolved: {p:?}");
+    assert_ne!(p.netns, 0, "{what}: netns");
+}
+
+#[test]
+fn picks_cgroup_tp_btf_here_and_refuses_kprobes_clearly() {
+    require_root();
+    let _g = serial();
+    let a = Attribution::start(&AttributionOptions::default()).expect("start");
+    assert_eq!(a.method(), "cgroup+tp_btf", "reason: {}", a.reason());
+    assert!(a.reason().contains("not kprobe"), "{}", a.reason());
+    drop(a);
+    let err = Attribution::start(&AttributionOptions {
+        method: Some(Method::Kprobe),
+        ..Default::default()
+    })
+    .expect_err("this kernel has no kprobes");
+    assert!(
+        matches!(err, AttributionError::Unavailable { method: "kprobe", .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("CONFIG_KPROBES"), "{err}");
+    let p = Attribution::start(&AttributionOptions {
+        method: Some(Method::ProcOnly),
+        ..Default::default()
+    })
+    .expect("proc-only always starts");
+    assert_eq!(p.method(), "proc-only");
+}
+
+#[test]
+fn nginx_and_curl_both_ends_v4_and_v6_then_nothing_left_after_drop() {
+    require_root();
+    require_tool("bpftool");
+    require_tool("curl");
+    let _g = serial();
+    let mut c = Collector::start();
+    assert_eq!(c.method(), "cgroup+tp_btf");
+    let progs = attribution_programs();
+    for p in ["fsa_connect4", "fsa_connect6", "fsa_state", "fsa_sys_exit", "fsa_sendmsg4"] {
+        assert!(progs.iter().any(|x| x == p), "{p} not loaded: {progs:?}");
+    }
+
+    let link = Link::new();
+    let tmp = TempDir::new();
+    std::fs::write(tmp.0.join("index.html"), "hello").unwrap();
+    let nginx = start_nginx(&link.server, &tmp.0);
+    let nginx_pid = nginx.pid() as u32;
+
+    for (server, client, url) in [
+        (SERVER_V4, CLIENT_V4, format!("http://{SERVER_V4}/index.html")),
+        (SERVER_V6, CLIENT_V6, format!("http://[{SERVER_V6}]/index.html")),
+    ] {
+        let (curl_pid, out) = run_in_ns(
+            &link.client,
+            &format!("curl -sS -g -o /dev/null --max-time 10 -w '%{{local_port}}' '{url}'"),
+        );
+        let port: u16 = out.trim().parse().unwrap();
+        let client_end = sa(client, port);
+        let server_end = sa(server, 80);
+        assert_owner(&c, tcp(client_end, server_end), curl_pid, "curl", "curl side");
+        assert_owner(&c, tcp(server_end, client_end), nginx_pid, "nginx", "nginx side");
+
+        // The cookie path: the connect hook's cookie maps to curl, the accept's to nginx.
+        let events = c.events.lock().unwrap().clone();
+        let connect = events
+            .iter()
+            .find(|e| {
+                e.kind == SockEventKind::Connect
+                    && e.tuple.is_none()
+                    && e.process.as_ref().is_some_and(|p| p.pid == curl_pid)
+            })
+            .unwrap_or_else(|| panic!("no cgroup connect event for curl: {events:#?}"));
+        assert_eq!(connect.remote, Some(server_end));
+        let cookie = connect.cookie.expect("connect carries the cookie");
+        assert_eq!(
+            c.cache.lock().unwrap().lookup_cookie(cookie).map(|p| p.pid),
+            Some(curl_pid)
+        );
+        let accept = events
+            .iter()
+            .find(|e| e.kind == SockEventKind::Accept && e.tuple.is_some_and(|t| t.remote == client_end))
+            .unwrap_or_else(|| panic!("no accept event for {client_end}: {events:#?}"));
+        let acookie = accept.cookie.expect("accepted socket has a cookie");
+        assert_eq!(
+            c.cache.lock().unwrap().lookup_cookie(acookie).map(|p| p.comm.clone()),
+            Some("nginx".to_string())
+        );
+        // curl's socket reaches TCP_CLOSE when nginx's FIN arrives, maybe after curl exited.
+        let deadline = std::time::Instant::now() + WAIT;
+        while !c.events.lock().unwrap().iter().any(|e| e.kind == SockEventKind::Close && e.cookie == Some(cookie)) {
+            assert!(std::time::Instant::now() < deadline, "curl's socket close was not seen");
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let kc: Vec<_> = c.attribution.as_ref().unwrap().kernel_counters();
+    assert!(kc.iter().any(|&(n, v)| n == "kernel_sock_events" && v > 0), "{kc:?}");
+    assert!(kc.iter().any(|&(n, v)| n == "kernel_sock_ring_full_lost" && v == 0), "{kc:?}");
+
+    c.stop();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = attribution_programs();
+        if left.is_empty() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "attribution programs still loaded after drop: {left:?}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+    drop(nginx);
+}
+
+#[test]
+fn python_tcp_and_udp_pairs() {
+    require_root();
+    let _g = serial();
+    let py = python3();
+    let tmp = TempDir::new();
+    let (srv, cli, usrv, ucli) = (
+        write_script(&tmp, "srv.py", PY_TCP_SERVER),
+        write_script(&tmp, "cli.py", PY_TCP_CLIENT),
+        write_script(&tmp, "usrv.py", PY_UDP_SERVER),
+        write_script(&tmp, "ucli.py", PY_UDP_CLIENT),
+    );
+    let c = Collector::start();
+    let link = Link::new();
+    let mut server = link.server.spawn(&format!("{py} {srv} 0.0.0.0 9000"));
+    server.wait_stderr("listening", Duration::from_secs(10));
+    let comm = comm_of(server.pid());
+    let (pid, out) = run_in_ns(&link.client, &format!("{py} {cli} {SERVER_V4} 9000 0"));
+    let port: u16 = out.trim().parse().unwrap();
+    assert_owner(&c, tcp(sa(CLIENT_V4, port), sa(SERVER_V4, 9000)), pid, &comm, "python client");
+    assert_owner(
+        &c,
+        tcp(sa(SERVER_V4, 9000), sa(CLIENT_V4, port)),
+        server.pid() as u32,
+        &comm,
+        "python server",
+    );
+
+    let mut userver = link.server.spawn(&format!("{py} {usrv} 0.0.0.0 9053"));
+    userver.wait_stderr("listening", Duration::from_secs(10));
+    let (upid, out) = run_in_ns(&link.client, &format!("{py} {ucli} {SERVER_V4} 9053"));
+    let uport: u16 = out.trim().parse().unwrap();
+    let udp = |l: SocketAddr, r: SocketAddr| SocketTuple {
+        proto: Transport::Udp,
+        local: l,
+        remote: r,
+    };
+    // The client socket is unconnected and bound to 0.0.0.0: found by port and peer.
+    let p = c
+        .owner_of(&udp(sa(CLIENT_V4, uport), sa(SERVER_V4, 9053)), WAIT)
+        .expect("udp client owner");
+    assert_eq!((p.pid, p.comm.as_str()), (upid, comm.as_str()), "{p:?}");
+    let p = c
+        .owner_of(&udp(sa(SERVER_V4, 9053), sa(CLIENT_V4, uport)), WAIT)
+        .expect("udp server owner");
+    assert_eq!(p.pid, userver.pid() as u32, "{p:?}");
+    assert_eq!(p.source, OwnerSource::Kernel);
+}
+
+#[test]
+fn connection_older_than_the_agent_is_found_through_proc() {
+    require_root();
+    let _g = serial();
+    let py = python3();
+    let tmp = TempDir::new();
+    let (srv, cli) = (
+        write_script(&tmp, "srv.py", PY_TCP_SERVER),
+        write_script(&tmp, "cli.py", PY_TCP_CLIENT),
+    );
+    let link = Link::new();
+    let mut server = link.server.spawn(&format!("{py} {srv} {SERVER_V6} 9001"));
+    server.wait_stderr("listening", Duration::from_secs(10));
+    let client = link.client.spawn(&format!("{py} {cli} {SERVER_V6} 9001 60"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let port: u16 = loop {
+        if let Some(l) = client.stdout().first() {
+            break l.trim().parse().unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "python client printed no port");
+        thread::sleep(Duration::from_millis(20));
+    };
+    thread::sleep(Duration::from_millis(200)); // let the server accept
+
+    let c = Collector::start();
+    let t = tcp(sa(CLIENT_V6, port), sa(SERVER_V6, 9001));
+    let mut cache = c.cache.lock().unwrap();
+    let p = cache.lookup_tuple(&t).expect("client owner from /proc").clone();
+    assert_eq!((p.pid, p.source), (client.pid() as u32, OwnerSource::Proc), "{p:?}");
+    assert_eq!(p.comm, comm_of(client.pid()));
+    assert_ne!(p.netns, 0);
+    assert_ne!(p.cgroup_id, 0, "{p:?}");
+    let p = cache.lookup_local(&t.reversed()).expect("server owner from /proc").clone();
+    assert_eq!((p.pid, p.source), (server.pid() as u32, OwnerSource::Proc), "{p:?}");
+    let counters: std::collections::HashMap<_, _> = cache.counters().collect();
+    assert_eq!(counters["owner_proc_scans"], 1, "one scan answered both: {counters:?}");
+}
+
+#[test]
+fn burst_of_200_short_lived_curls() {
+    require_root();
+    require_tool("curl");
+    let _g = serial();
+    let c = Collector::start();
+    let link = Link::new();
+    let tmp = TempDir::new();
+    std::fs::write(tmp.0.join("index.html"), "hi").unwrap();
+    let _nginx = start_nginx(&link.server, &tmp.0);
+    let mut runs: Vec<(u32, u16)> = Vec::new();
+    for _batch in 0..20 {
+        let handles: Vec<_> = (0..10)
+            .map(|_| {
+                let name = link.client.name.clone();
+                thread::spawn(move || {
+                    let ns = NsRef(name);
+                    ns.run(&format!(
+                        "curl -sS -o /dev/null --max-time 10 -w '%{{local_port}}' http://{SERVER_V4}/index.html"
+                    ))
+                })
+            })
+            .collect();
+        for h in handles {
+            let (pid, out) = h.join().unwrap();
+            runs.push((pid, out.trim().parse().unwrap()));
+        }
+    }
+    assert_eq!(runs.len(), 200);
+    thread::sleep(Duration::from_millis(300));
+    let mut ok = 0;
+    let mut bad = Vec::new();
+    for &(pid, port) in &runs {
+        let t = tcp(sa(CLIENT_V4, port), sa(SERVER_V4, 80));
+        match c.owner_of(&t, Duration::from_millis(500)) {
+            Some(p) if p.pid == pid && p.comm == "curl" && p.source == OwnerSource::Kernel => ok += 1,
+            other => bad.push((pid, port, other)),
+        }
+    }
+    assert!(ok >= 198, "only {ok}/200 curls attributed; wrong: {bad:#?}");
+    let kc = c.attribution.as_ref().unwrap().kernel_counters();
+    assert!(kc.iter().any(|&(n, v)| n == "kernel_sock_ring_full_lost" && v == 0), "{kc:?}");
+}
+
+/// A namespace by name, for threads (Netns deletes on drop, so it can't be cloned).
+struct NsRef(String);
+
+impl NsRef {
+    fn run(&self, cmd: &str) -> (u32, String) {
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.0, "sh", "-c", &format!("exec {cmd}")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let pid = child.id();
+        let out = child.wait_with_output().expect("wait");
+        assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+        (pid, String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
