@@ -66,3 +66,43 @@ pub fn http_flows(records: &[Record]) -> Vec<(L7Type, String, String, Option<u16
         })
         .collect()
 }
+
+/// Replays a pcap from `tests/data` through a default engine (seed 1, no L3/L4 records).
+pub fn replay_pcap(name: &str) -> (Vec<Record>, flows::counters::Counters) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name);
+    let file =
+        std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap file");
+    let link = LinkType::from_pcap_linktype(u32::from(reader.header().datalink))
+        .expect("supported link type");
+    let mut e = Engine::new(EngineConfig {
+        l4_records: flows::engine::L4Records::Off,
+        id_seed: 1,
+        ..EngineConfig::default()
+    });
+    let mut out = Vec::new();
+    let mut last = 0;
+    while let Some(pkt) = reader.next_packet() {
+        let pkt = pkt.expect("valid pcap record");
+        let ts = pkt.timestamp.as_nanos() as u64;
+        let meta = CaptureMeta {
+            ts_ns: ts,
+            orig_len: pkt.orig_len,
+            ..Default::default()
+        };
+        e.handle_frame(ts, link, &pkt.data, meta)
+            .expect("every recorded frame decodes");
+        e.handle_timeout(ts);
+        while let Some(r) = e.poll_record() {
+            out.push(r);
+        }
+        last = ts;
+    }
+    e.flush(last);
+    while let Some(r) = e.poll_record() {
+        out.push(r);
+    }
+    (out, e.counters().clone())
+}
