@@ -364,10 +364,10 @@ impl Engine {
                     entry.accounted = now_buffered;
                 }
             }
-            (ConnState::Udp(udp), Transport::Udp { src_port, dst_port }) => {
-                if is_dns_port(src_port) || is_dns_port(dst_port) {
-                    dns_datagram(udp, packet, &at, side, &view, config, counters, queue);
-                }
+            (ConnState::Udp(udp), Transport::Udp { src_port, dst_port })
+                if is_dns_port(src_port) || is_dns_port(dst_port) =>
+            {
+                dns_datagram(udp, packet, &at, side, &view, config, counters, queue);
             }
             _ => {}
         }

@@ -354,7 +354,8 @@ mod tests {
     #[test]
     fn rejects_invalid_traceparents() {
         use TraceContextError as E;
-        let cases: &[(&str, fn(String) -> E)] = &[
+        type MakeErr = fn(String) -> E;
+        let cases: &[(&str, MakeErr)] = &[
             // uppercase hex is not allowed (§3.2.2.3)
             (
                 "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
