@@ -43,6 +43,11 @@ char LICENSE[] SEC("license") = "GPL";
 #define NR_ACCEPT4 288
 #endif
 
+/* Set by the loader before load. With the cgroup connect hooks attached, the SYN_SENT record
+ * would repeat what connect4/6 already said (its local port is not bound yet), so only the
+ * tp_btf-only method asks for it. */
+const volatile __u8 cfg_syn_sent_owner = 1;
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 4 << 20);
@@ -268,14 +273,14 @@ int BPF_PROG(fsa_state, struct sock *sk, int oldstate, int newstate)
 	/* Asking for the cookie also creates it, so the accept path below can read it. */
 	__u64 cookie = bpf_get_socket_cookie(sk);
 	__u8 kind;
-	if (newstate == TCP_SYN_SENT)
+	if (newstate == TCP_SYN_SENT && cfg_syn_sent_owner)
 		kind = FSA_KIND_CONNECT; /* inside connect(2): current is the owner */
 	else if (newstate == TCP_CLOSE)
 		kind = FSA_KIND_CLOSE;
-	else if (newstate == TCP_ESTABLISHED)
-		kind = FSA_KIND_STATE;
+	else if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT)
+		kind = FSA_KIND_STATE; /* active open: joins the connect's cookie to the tuple */
 	else
-		return 0;
+		return 0; /* the passive side's tuple and owner come with the accept */
 	struct fsa_sock_event *e = reserve(kind);
 	if (!e)
 		return 0;

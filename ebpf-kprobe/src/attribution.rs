@@ -156,11 +156,13 @@ fn raise_memlock_limit() {
     }
 }
 
-fn load_object(ring_bytes: u32) -> Result<Ebpf, AttributionError> {
+fn load_object(ring_bytes: u32, syn_sent_owner: bool) -> Result<Ebpf, AttributionError> {
     raise_memlock_limit();
     let ring = ring_bytes.max(4096).next_power_of_two();
+    let syn_sent = u8::from(syn_sent_owner);
     EbpfLoader::new()
         .map_max_entries("events", ring)
+        .set_global("cfg_syn_sent_owner", &syn_sent, true)
         .load(OBJ)
         .map_err(|e| {
             let detail = shorten(&e);
@@ -292,13 +294,13 @@ impl Attribution {
             Method::ProcOnly => None,
             Method::Kprobe => {
                 f.kprobes.as_ref().map_err(unavailable)?;
-                let mut ebpf = load_object(opts.ring_bytes)?;
+                let mut ebpf = load_object(opts.ring_bytes, false)?;
                 attach_kprobes(&mut ebpf, &mut attached)?;
                 Some(ebpf)
             }
             Method::TpBtf => {
                 f.btf.as_ref().map_err(unavailable)?;
-                let mut ebpf = load_object(opts.ring_bytes)?;
+                let mut ebpf = load_object(opts.ring_bytes, true)?;
                 attach_tp_btf(&mut ebpf, &mut attached)?;
                 Some(ebpf)
             }
@@ -314,7 +316,7 @@ impl Attribution {
                         opts.cgroup2_mount_fallback.clone()
                     }
                 };
-                let mut ebpf = load_object(opts.ring_bytes)?;
+                let mut ebpf = load_object(opts.ring_bytes, false)?;
                 attach_tp_btf(&mut ebpf, &mut attached)?;
                 attach_cgroup(&mut ebpf, &dir, &mut attached)?;
                 Some(ebpf)

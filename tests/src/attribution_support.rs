@@ -38,7 +38,12 @@ impl Collector {
     /// Starts attribution with the kernel's best method and a cache that keeps closed sockets
     /// for a minute (the tests look them up after the clients exit).
     pub fn start() -> Self {
-        let mut attribution = Attribution::start(&AttributionOptions::default())
+        Self::start_with(&AttributionOptions::default())
+    }
+
+    /// [`Collector::start`] with explicit options (e.g. a forced method).
+    pub fn start_with(opts: &AttributionOptions) -> Self {
+        let mut attribution = Attribution::start(opts)
             .unwrap_or_else(|e| panic!("Attribution::start failed: {e}"));
         let cache = Arc::new(Mutex::new(OwnerCache::new(OwnerCacheOptions {
             close_grace_ns: 60_000_000_000,

@@ -164,6 +164,30 @@ fn nginx_and_curl_both_ends_v4_and_v6_then_nothing_left_after_drop() {
 }
 
 #[test]
+fn tp_btf_only_method_attributes_curl_and_nginx() {
+    require_root();
+    require_tool("curl");
+    let _g = serial();
+    let c = Collector::start_with(&AttributionOptions {
+        method: Some(Method::TpBtf),
+        ..Default::default()
+    });
+    assert_eq!(c.method(), "tp_btf");
+    let link = Link::new();
+    let tmp = TempDir::new();
+    std::fs::write(tmp.0.join("index.html"), "hello").unwrap();
+    let nginx = start_nginx(&link.server, &tmp.0);
+    let (curl_pid, out) = run_in_ns(
+        &link.client,
+        &format!("curl -sS -o /dev/null --max-time 10 -w '%{{local_port}}' http://{SERVER_V4}/index.html"),
+    );
+    let port: u16 = out.trim().parse().unwrap();
+    let (client_end, server_end) = (sa(CLIENT_V4, port), sa(SERVER_V4, 80));
+    assert_owner(&c, tcp(client_end, server_end), curl_pid, "curl", "curl side (SYN_SENT)");
+    assert_owner(&c, tcp(server_end, client_end), nginx.pid() as u32, "nginx", "nginx side");
+}
+
+#[test]
 fn python_tcp_and_udp_pairs() {
     require_root();
     let _g = serial();
