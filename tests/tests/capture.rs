@@ -322,3 +322,26 @@ fn unprivileged_start_is_a_clear_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("run it as root"), "{err}");
 }
+
+/// Once attached, the agent keeps only the capabilities running needs.
+#[test]
+fn agent_drops_capabilities_after_start() {
+    require_root();
+    let link = Link::new();
+    let mut agent = start_agent(&link.server, &format!("-i {}", link.server_if));
+    let status = std::fs::read_to_string(format!("/proc/{}/status", agent.pid())).unwrap();
+    let caps = |k: &str| {
+        let v = status.lines().find_map(|l| l.strip_prefix(k)).unwrap().trim();
+        u64::from_str_radix(v, 16).unwrap()
+    };
+    // NET_ADMIN(12) DAC_READ_SEARCH(2) SYS_PTRACE(19) BPF(39) PERFMON(38).
+    let want: u64 = (1 << 12) | (1 << 2) | (1 << 19) | (1 << 39) | (1 << 38);
+    assert_eq!(caps("CapEff:"), want, "effective set {:#x}", caps("CapEff:"));
+    assert_eq!(caps("CapPrm:"), want, "permitted set");
+    assert_eq!(caps("CapBnd:"), want, "bounding set");
+    assert_eq!(caps("CapInh:"), 0);
+    // And it still works: a new TC attach would need NET_ADMIN + BPF, reading counters BPF.
+    assert_eq!(agent.signal_and_wait(libc::SIGTERM, Duration::from_secs(10)), Some(0));
+    assert!(agent.stderr().iter().any(|l| l.starts_with("kernel_packets_seen")), "{:?}", agent.stderr());
+    assert_no_bpf_left();
+}

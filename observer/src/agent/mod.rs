@@ -3,6 +3,7 @@
 mod clock;
 mod pipeline;
 mod preflight;
+mod privileges;
 mod source;
 
 use std::{net::IpAddr, path::PathBuf, str::FromStr};

@@ -153,6 +153,7 @@ fn start(args: &AgentConfig, ifaces: &[Interface]) -> Result<Running> {
 pub async fn run(args: AgentConfig) -> Result<()> {
     let ifaces = initial_ifaces(&args)?;
     let running = start(&args, &ifaces)?;
+    super::privileges::drop_unneeded(matches!(running, Running::AfPacket));
     let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
     match running {
