@@ -85,8 +85,14 @@ fn main() {
     let (b, w) = (median(&mut base), median(&mut with));
     println!("method: {method}");
     println!("connections per round: {n}, rounds: {rounds}, events read: {events}");
-    println!("without attribution: {b:.0} conn/s ({:.2} us/conn)", 1e6 / b);
-    println!("with attribution:    {w:.0} conn/s ({:.2} us/conn)", 1e6 / w);
+    println!(
+        "without attribution: {b:.0} conn/s ({:.2} us/conn)",
+        1e6 / b
+    );
+    println!(
+        "with attribution:    {w:.0} conn/s ({:.2} us/conn)",
+        1e6 / w
+    );
     println!(
         "ratio (with/without): {:.3}; added cost: {:.2} us per connection",
         w / b,

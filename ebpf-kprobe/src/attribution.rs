@@ -162,7 +162,7 @@ fn load_object(ring_bytes: u32, syn_sent_owner: bool) -> Result<Ebpf, Attributio
     let syn_sent = u8::from(syn_sent_owner);
     EbpfLoader::new()
         .map_max_entries("events", ring)
-        .set_global("cfg_syn_sent_owner", &syn_sent, true)
+        .override_global("cfg_syn_sent_owner", &syn_sent, true)
         .load(OBJ)
         .map_err(|e| {
             let detail = shorten(&e);
@@ -188,7 +188,8 @@ fn attach_kprobes(ebpf: &mut Ebpf, attached: &mut Vec<String>) -> Result<(), Att
     for &(name, func) in KPROBES {
         let p: &mut KProbe = program(ebpf, name)?;
         p.load().map_err(load_err(name))?;
-        p.attach(func, 0).map_err(attach_err(name, func.to_string()))?;
+        p.attach(func, 0)
+            .map_err(attach_err(name, func.to_string()))?;
         attached.push(format!("{name} -> {func}"));
     }
     Ok(())
@@ -203,7 +204,8 @@ fn attach_tp_btf(ebpf: &mut Ebpf, attached: &mut Vec<String>) -> Result<(), Attr
     for &(name, tp) in TP_BTF {
         let p: &mut BtfTracePoint = program(ebpf, name)?;
         p.load(tp, &btf).map_err(load_err(name))?;
-        p.attach().map_err(attach_err(name, format!("tp_btf/{tp}")))?;
+        p.attach()
+            .map_err(attach_err(name, format!("tp_btf/{tp}")))?;
         attached.push(format!("{name} -> tp_btf/{tp}"));
     }
     Ok(())
@@ -241,7 +243,12 @@ impl Attribution {
         debug!(?features, "attribution feature probe");
         let order: Vec<Method> = match opts.method {
             Some(m) => vec![m],
-            None => vec![Method::Kprobe, Method::CgroupTpBtf, Method::TpBtf, Method::ProcOnly],
+            None => vec![
+                Method::Kprobe,
+                Method::CgroupTpBtf,
+                Method::TpBtf,
+                Method::ProcOnly,
+            ],
         };
         let mut why_not: Vec<String> = Vec::new();
         let mut last_err = None;
@@ -310,7 +317,10 @@ impl Attribution {
                     (Some(d), _) => d.clone(),
                     (None, Ok(root)) => root.clone(),
                     (None, Err(why)) => {
-                        warn!("{why}; mounting cgroup2 at {}", opts.cgroup2_mount_fallback.display());
+                        warn!(
+                            "{why}; mounting cgroup2 at {}",
+                            opts.cgroup2_mount_fallback.display()
+                        );
                         probe::mount_cgroup2(&opts.cgroup2_mount_fallback)
                             .map_err(|e| unavailable(&e))?;
                         opts.cgroup2_mount_fallback.clone()
@@ -329,6 +339,17 @@ impl Attribution {
             attached,
             ring_taken: false,
         })
+    }
+
+    /// Loads (verifies) the kprobe programs without attaching them, and unloads them again: a
+    /// check that they pass this kernel's verifier even where kprobes cannot attach.
+    pub fn verify_kprobe_programs() -> Result<(), AttributionError> {
+        let mut ebpf = load_object(4096, false)?;
+        for &(name, _) in KPROBES {
+            let p: &mut KProbe = program(&mut ebpf, name)?;
+            p.load().map_err(load_err(name))?;
+        }
+        Ok(())
     }
 
     /// The method in use: "kprobe", "cgroup+tp_btf", "tp_btf" or "proc-only".
@@ -358,7 +379,9 @@ impl Attribution {
             return Err(AttributionError::NoRing(name));
         }
         let ebpf = self.ebpf.as_mut().ok_or(AttributionError::NoRing(name))?;
-        let map = ebpf.take_map("events").ok_or(AttributionError::NoRing(name))?;
+        let map = ebpf
+            .take_map("events")
+            .ok_or(AttributionError::NoRing(name))?;
         self.ring_taken = true;
         RingBuf::try_from(map).map_err(|e| AttributionError::Map {
             map: "events",

@@ -208,7 +208,8 @@ mod tests {
     #[test]
     fn parses_container_ids() {
         let uid_ = UID.replace('-', "_");
-        let cases: Vec<(String, Option<(&str, Option<&str>)>)> = vec![
+        type Want<'a> = Option<(&'a str, Option<&'a str>)>;
+        let cases: Vec<(String, Want)> = vec![
             (format!("/system.slice/docker-{ID}.scope"), Some(("docker", None))),
             (format!("/docker/{ID}"), Some(("docker", None))),
             (
@@ -244,7 +245,10 @@ mod tests {
     fn finds_cgroup2_mount_and_proc_path() {
         let mi = "30 24 0:26 / /sys/fs/cgroup/cpu rw,relatime shared:5 - cgroup cgroup rw,cpu\n\
                   36 25 0:31 / /sys/fs/cgroup/unified rw,relatime shared:9 - cgroup2 cgroup2 rw\n";
-        assert_eq!(cgroup2_mount_in(mi), Some(PathBuf::from("/sys/fs/cgroup/unified")));
+        assert_eq!(
+            cgroup2_mount_in(mi),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
         assert_eq!(cgroup2_mount_in("1 2 0:1 / / rw - ext4 /dev/x rw\n"), None);
         let pc = "12:pids:/user.slice\n1:name=systemd:/user.slice/x\n0::/user.slice/x.scope\n";
         assert_eq!(cgroup2_path_in(pc).as_deref(), Some("/user.slice/x.scope"));
@@ -258,6 +262,10 @@ mod tests {
         assert_eq!(r.path_of(ino).as_deref(), Some("/"));
         assert_eq!(r.id_of("/"), Some(ino));
         assert_eq!(r.path_of(u64::MAX), None);
-        assert_eq!(r.walks(), 1, "a miss right after a walk does not walk again");
+        assert_eq!(
+            r.walks(),
+            1,
+            "a miss right after a walk does not walk again"
+        );
     }
 }

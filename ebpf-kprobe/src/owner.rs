@@ -228,13 +228,25 @@ impl OwnerCache {
                 if let Some(c) = ev.cookie {
                     if let Some(o) = self.by_cookie.get(&c).cloned() {
                         tuple = tuple.or(o.tuple);
-                        self.by_cookie.insert(c, Owner { closed_at: Some(ev.ts_ns), ..o });
+                        self.by_cookie.insert(
+                            c,
+                            Owner {
+                                closed_at: Some(ev.ts_ns),
+                                ..o
+                            },
+                        );
                         self.closing.push_back((until, Closing::Cookie(c)));
                     }
                 }
                 if let Some(t) = tuple {
                     if let Some(o) = self.by_tuple.get(&t).cloned() {
-                        self.by_tuple.insert(t, Owner { closed_at: Some(ev.ts_ns), ..o });
+                        self.by_tuple.insert(
+                            t,
+                            Owner {
+                                closed_at: Some(ev.ts_ns),
+                                ..o
+                            },
+                        );
                         self.closing.push_back((until, Closing::Tuple(t)));
                     }
                 }
@@ -265,7 +277,8 @@ impl OwnerCache {
                 if let Some(t) = ev.tuple {
                     self.negative.remove(&t);
                     if t.proto == Transport::Udp && t.local.ip().is_unspecified() {
-                        self.by_udp_port.insert((t.local.port(), t.remote), owner.clone());
+                        self.by_udp_port
+                            .insert((t.local.port(), t.remote), owner.clone());
                     }
                     self.by_tuple.insert(t, owner);
                 }
@@ -370,7 +383,8 @@ impl OwnerCache {
         match find(self) {
             Some(k) => self.owner_at(&k),
             None => {
-                self.negative.insert(t, self.now_ns + self.opts.negative_ttl_ns);
+                self.negative
+                    .insert(t, self.now_ns + self.opts.negative_ttl_ns);
                 self.counters.tuple_misses += 1;
                 None
             }
@@ -401,9 +415,10 @@ impl OwnerCache {
     /// reverse, where the scan found them.
     fn resolve_proc(&mut self, t: &SocketTuple) {
         self.counters.proc_lookups += 1;
-        let fresh = self.snapshot.as_ref().is_some_and(|(at, _)| {
-            at.elapsed().as_millis() < u128::from(self.opts.proc_rescan_ms)
-        });
+        let fresh = self
+            .snapshot
+            .as_ref()
+            .is_some_and(|(at, _)| at.elapsed().as_millis() < u128::from(self.opts.proc_rescan_ms));
         if !fresh {
             self.counters.proc_scans += 1;
             self.snapshot = Some((Instant::now(), ProcSnapshot::scan(&self.opts.proc_root)));
@@ -493,7 +508,14 @@ mod tests {
         }
     }
 
-    fn ev(kind: u8, cookie: u64, ports: Option<(u16, u16)>, pid: u32, comm: &str, ts: u64) -> SockEvent {
+    fn ev(
+        kind: u8,
+        cookie: u64,
+        ports: Option<(u16, u16)>,
+        pid: u32,
+        comm: &str,
+        ts: u64,
+    ) -> SockEvent {
         let mut r = record(
             kind,
             cookie,
@@ -522,8 +544,14 @@ mod tests {
         let p = c.lookup_tuple(&tuple(40000, 80)).unwrap();
         assert_eq!((p.pid, p.comm.as_str()), (100, "curl"));
         // the reverse orientation finds the same socket
-        assert_eq!(c.lookup_tuple(&tuple(40000, 80).reversed()).unwrap().pid, 100);
-        assert!(c.lookup_local(&tuple(40000, 80).reversed()).is_none(), "exact only");
+        assert_eq!(
+            c.lookup_tuple(&tuple(40000, 80).reversed()).unwrap().pid,
+            100
+        );
+        assert!(
+            c.lookup_local(&tuple(40000, 80).reversed()).is_none(),
+            "exact only"
+        );
         assert_eq!(c.lookup_tuple(&tuple(1, 2)), None);
     }
 
@@ -533,7 +561,13 @@ mod tests {
         c.apply(&ev(1, 1, Some((40000, 80)), 100, "curl", 1));
         let mut server = tuple(40000, 80).reversed();
         server.proto = Transport::Tcp;
-        let mut r = record(2, 2, Some(([10, 0, 0, 2], 80, [10, 0, 0, 1], 40000)), 200, "nginx");
+        let mut r = record(
+            2,
+            2,
+            Some(([10, 0, 0, 2], 80, [10, 0, 0, 1], 40000)),
+            200,
+            "nginx",
+        );
         r[0..8].copy_from_slice(&2u64.to_ne_bytes());
         c.apply(&SockEvent::parse(&r).unwrap());
         assert_eq!(c.lookup_tuple(&tuple(40000, 80)).unwrap().comm, "curl");
@@ -545,7 +579,11 @@ mod tests {
         let mut c = OwnerCache::new(opts());
         c.apply(&ev(2, 9, Some((80, 5000)), 5, "nginx", 10));
         c.apply(&ev(4, 9, Some((80, 5000)), 0, "", 20));
-        assert_eq!(c.lookup_cookie(9).unwrap().pid, 5, "still there in the grace period");
+        assert_eq!(
+            c.lookup_cookie(9).unwrap().pid,
+            5,
+            "still there in the grace period"
+        );
         c.expire(119);
         assert!(c.lookup_tuple(&tuple(80, 5000)).is_some());
         c.expire(121);

@@ -1,6 +1,9 @@
 //! Feature probes run at start-up to pick the attribution method.
 
-use std::{fs, path::{Path, PathBuf}};
+use std::{
+    fs,
+    path::{Path, PathBuf},
+};
 
 /// What this kernel offers for attribution.
 #[derive(Clone, Debug)]
@@ -40,9 +43,11 @@ fn probe_kprobes() -> Result<(), String> {
     if mount_tracefs().is_ok() && Path::new("/sys/kernel/tracing/kprobe_events").exists() {
         return kallsyms_has("tcp_connect");
     }
-    Err("no kprobe perf PMU (/sys/bus/event_source/devices/kprobe) and no kprobe_events in \
+    Err(
+        "no kprobe perf PMU (/sys/bus/event_source/devices/kprobe) and no kprobe_events in \
          tracefs: the kernel is built without CONFIG_KPROBES"
-        .into())
+            .into(),
+    )
 }
 
 fn kallsyms_has(sym: &str) -> Result<(), String> {
@@ -65,7 +70,9 @@ pub fn mount_tracefs() -> Result<(), String> {
         return Ok(());
     }
     mount("tracefs", target, "tracefs").map_err(|e| {
-        format!("tracefs is not mounted and `mount -t tracefs nodev /sys/kernel/tracing` failed: {e}")
+        format!(
+            "tracefs is not mounted and `mount -t tracefs nodev /sys/kernel/tracing` failed: {e}"
+        )
     })
 }
 
@@ -73,14 +80,21 @@ pub fn mount_tracefs() -> Result<(), String> {
 pub fn mount_cgroup2(target: &Path) -> Result<(), String> {
     fs::create_dir_all(target).map_err(|e| format!("mkdir {}: {e}", target.display()))?;
     mount("cgroup2", target, "cgroup2").map_err(|e| {
-        format!("no cgroup2 mount and `mount -t cgroup2 none {}` failed: {e}", target.display())
+        format!(
+            "no cgroup2 mount and `mount -t cgroup2 none {}` failed: {e}",
+            target.display()
+        )
     })
 }
 
 fn mount(src: &str, target: &Path, fstype: &str) -> Result<(), std::io::Error> {
     use std::{ffi::CString, os::unix::ffi::OsStrExt};
     let c = |s: &[u8]| CString::new(s).expect("no NUL in mount arguments");
-    let (src, tgt, ty) = (c(src.as_bytes()), c(target.as_os_str().as_bytes()), c(fstype.as_bytes()));
+    let (src, tgt, ty) = (
+        c(src.as_bytes()),
+        c(target.as_os_str().as_bytes()),
+        c(fstype.as_bytes()),
+    );
     // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
     let rc = unsafe { libc::mount(src.as_ptr(), tgt.as_ptr(), ty.as_ptr(), 0, std::ptr::null()) };
     if rc == 0 {

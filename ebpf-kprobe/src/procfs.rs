@@ -76,7 +76,10 @@ pub fn parse_net_table(text: &str, proto: Transport) -> Vec<ProcSocket> {
 
 /// The inode in a `socket:[12345]` fd link.
 pub fn socket_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// The inode in a `net:[4026531840]` namespace link.
@@ -188,17 +191,20 @@ impl ProcSnapshot {
             if t.proto != Transport::Udp {
                 return None;
             }
-            [t.local, SocketAddr::new(unspec(t.local).ip(), t.local.port())]
-                .into_iter()
-                .find_map(|local| {
-                    self.by_tuple
-                        .get(&SocketTuple {
-                            proto: t.proto,
-                            local,
-                            remote: unspec(t.remote),
-                        })
-                        .copied()
-                })
+            [
+                t.local,
+                SocketAddr::new(unspec(t.local).ip(), t.local.port()),
+            ]
+            .into_iter()
+            .find_map(|local| {
+                self.by_tuple
+                    .get(&SocketTuple {
+                        proto: t.proto,
+                        local,
+                        remote: unspec(t.remote),
+                    })
+                    .copied()
+            })
         })?;
         let pid = *self.owner.get(&inode.0)?;
         Some((pid, inode.1))
@@ -247,7 +253,11 @@ mod tests {
         let t = "sl local rem st tx rx tr tm retr uid timeout inode\n\
    0: 0000000000000000FFFF00000100007F:1F90 0000000000000000FFFF00000100007F:A000 01 00000000:00000000 00:00000000 00000000 0 0 99 1\n";
         let v = parse_net_table(t, Transport::Tcp);
-        assert_eq!(v[0].tuple.local, "127.0.0.1:8080".parse().unwrap(), "mapped -> v4");
+        assert_eq!(
+            v[0].tuple.local,
+            "127.0.0.1:8080".parse().unwrap(),
+            "mapped -> v4"
+        );
         assert_eq!(v[0].tuple.remote, "127.0.0.1:40960".parse().unwrap());
         assert_eq!(parse_hex_addr("zz:0050"), None);
         assert_eq!(parse_hex_addr("0100007F"), None);
@@ -275,7 +285,11 @@ mod tests {
             remote: addr,
         };
         assert_eq!(snap.owner_of(&t).map(|x| x.0), Some(me));
-        assert_eq!(snap.owner_of(&t.reversed()).map(|x| x.0), None, "not accepted yet");
+        assert_eq!(
+            snap.owner_of(&t.reversed()).map(|x| x.0),
+            None,
+            "not accepted yet"
+        );
         let p = read_process(Path::new("/proc"), me).unwrap();
         assert_eq!(p.pid, me);
         assert!(!p.comm.is_empty());

@@ -270,8 +270,7 @@ impl SockEvent {
             remote: remote.map(canonical_addr),
             proto,
             process,
-            netns: (flags & FLAG_NETNS != 0)
-                .then(|| u32::from_ne_bytes(arr(record, field::NETNS))),
+            netns: (flags & FLAG_NETNS != 0).then(|| u32::from_ne_bytes(arr(record, field::NETNS))),
             tcp_states: (record[field::OLD_STATE], record[field::NEW_STATE]),
         })
     }
@@ -312,7 +311,9 @@ pub(crate) mod tests {
                     "old_state" => field::OLD_STATE,
                     "new_state" => field::NEW_STATE,
                     "comm" => field::COMM.start,
-                    other => panic!("attribution.h asserts an offset wire.rs does not know: {other}"),
+                    other => {
+                        panic!("attribution.h asserts an offset wire.rs does not know: {other}")
+                    }
                 }
             };
             assert_eq!(expect, value, "{line}");
@@ -373,7 +374,13 @@ pub(crate) mod tests {
 
     #[test]
     fn parses_a_record() {
-        let r = record(2, 42, Some(([10, 0, 0, 1], 80, [10, 0, 0, 2], 5555)), 9, "nginx");
+        let r = record(
+            2,
+            42,
+            Some(([10, 0, 0, 1], 80, [10, 0, 0, 2], 5555)),
+            9,
+            "nginx",
+        );
         let e = SockEvent::parse(&r).unwrap();
         assert_eq!(e.kind, SockEventKind::Accept);
         assert_eq!(e.cookie, Some(42));
@@ -382,7 +389,10 @@ pub(crate) mod tests {
         assert_eq!(t.remote, "10.0.0.2:5555".parse().unwrap());
         assert_eq!(t.proto, Transport::Tcp);
         let p = e.process.unwrap();
-        assert_eq!((p.pid, p.tid, p.comm.as_str(), p.cgroup_id), (9, 10, "nginx", 77));
+        assert_eq!(
+            (p.pid, p.tid, p.comm.as_str(), p.cgroup_id),
+            (9, 10, "nginx", 77)
+        );
         assert_eq!(e.netns, None);
     }
 
@@ -416,7 +426,10 @@ pub(crate) mod tests {
         r[36] = 1;
         assert!(matches!(
             SockEvent::parse(&r),
-            Err(WireError::Unknown { field: "family", .. })
+            Err(WireError::Unknown {
+                field: "family",
+                ..
+            })
         ));
     }
 }

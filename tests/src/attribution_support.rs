@@ -43,8 +43,8 @@ impl Collector {
 
     /// [`Collector::start`] with explicit options (e.g. a forced method).
     pub fn start_with(opts: &AttributionOptions) -> Self {
-        let mut attribution = Attribution::start(opts)
-            .unwrap_or_else(|e| panic!("Attribution::start failed: {e}"));
+        let mut attribution =
+            Attribution::start(opts).unwrap_or_else(|e| panic!("Attribution::start failed: {e}"));
         let cache = Arc::new(Mutex::new(OwnerCache::new(OwnerCacheOptions {
             close_grace_ns: 60_000_000_000,
             ..Default::default()
@@ -137,7 +137,14 @@ pub fn attribution_programs() -> Vec<String> {
 /// command, so it is the command's pid) and its stdout; panics if it fails.
 pub fn run_in_ns(ns: &crate::Netns, cmd: &str) -> (u32, String) {
     let child = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "sh", "-c", &format!("exec {cmd}")])
+        .args([
+            "netns",
+            "exec",
+            &ns.name,
+            "sh",
+            "-c",
+            &format!("exec {cmd}"),
+        ])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
