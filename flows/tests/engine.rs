@@ -389,3 +389,19 @@ fn counters_iterate_by_name() {
     assert_eq!(c["frames"], 1);
     assert_eq!(c["decode_truncated"], 1);
 }
+
+proptest::proptest! {
+    /// Arbitrary frames on every link type never panic the engine.
+    #[test]
+    fn arbitrary_frames_never_panic(frames in proptest::collection::vec((0u8..4, proptest::collection::vec(proptest::num::u8::ANY, 0..120)), 0..30)) {
+        let mut e = Engine::new(EngineConfig::default());
+        for (i, (link, bytes)) in frames.iter().enumerate() {
+            let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2][*link as usize];
+            let _ = e.handle_frame(i as u64, link, bytes, CaptureMeta::default());
+            e.handle_timeout(i as u64 * 1_000_000_000);
+        }
+        e.flush(u64::MAX / 2);
+        while e.poll_record().is_some() {}
+        proptest::prop_assert_eq!(e.buffered_bytes(), 0);
+    }
+}

@@ -698,4 +698,30 @@ mod tests {
         assert!(max_seen <= h.cfg.max_buffered_bytes);
         assert!(h.c.tcp_gaps_flow_cap > 0);
     }
+
+    proptest::proptest! {
+        /// Mirrors the `reassembly` fuzz target: arbitrary segments never panic, the buffer
+        /// stays under its cap, and no more is delivered than the stream offset.
+        #[test]
+        fn arbitrary_segments_never_panic(
+            segs in proptest::collection::vec(
+                (proptest::num::u32::ANY, proptest::num::u8::ANY, proptest::collection::vec(proptest::num::u8::ANY, 0..40), 0u32..8),
+                0..60,
+            ),
+            base in proptest::num::u32::ANY,
+        ) {
+            let mut h = Harness::new();
+            h.cfg.max_buffered_bytes = 512;
+            for (i, (seq, flags, payload, extra)) in segs.iter().enumerate() {
+                // Half the segments land near the stream, half anywhere.
+                let seq = if i % 2 == 0 { base.wrapping_add(seq % 200) } else { *seq };
+                h.seg_snapped(seq, TcpFlags(*flags), payload, payload.len() as u32 + extra);
+                proptest::prop_assert!(h.r.buffered() <= 512);
+            }
+            let out = &mut h.out;
+            h.r.flush(&mut h.c, &mut |e, _| out.push(ev(e)));
+            let delivered: u64 = h.out.iter().map(|e| match e { Ev::Data(d) => d.len() as u64, Ev::Gap(n) => *n, _ => 0 }).sum();
+            proptest::prop_assert_eq!(delivered, h.r.offset());
+        }
+    }
 }

@@ -1,0 +1,21 @@
+//! Any frame, any link type: `decode` returns a packet or an error, never panics, and the
+//! engine ingests whatever decodes.
+#![no_main]
+use flows::engine::{Engine, EngineConfig};
+use flows::packet::{decode, CaptureMeta, LinkType};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let Some((&sel, frame)) = data.split_first() else {
+        return;
+    };
+    let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2][usize::from(sel % 4)];
+    if let Ok(p) = decode(link, frame, CaptureMeta::default()) {
+        assert!(p.payload.len() <= frame.len());
+        assert!(p.payload_wire_len as usize >= p.payload.len());
+    }
+    let mut e = Engine::new(EngineConfig::default());
+    let _ = e.handle_frame(1, link, frame, CaptureMeta::default());
+    e.flush(2);
+    while e.poll_record().is_some() {}
+});
