@@ -21,6 +21,10 @@ struct Cli {
 enum Command {
     /// Capture traffic on this node and print flows as they happen.
     Agent(agent::AgentArgs),
+    /// Show recent and new flows from the agent (like `hubble observe`).
+    Observe(cli::observe::ObserveArgs),
+    /// Show the agent's status: flows, attachments, drop counters.
+    Status(cli::status::StatusArgs),
 }
 
 fn init_logging() {
@@ -38,6 +42,8 @@ fn init_logging() {
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Agent(args) => agent::run(args),
+        Command::Observe(args) => cli::observe::run(args),
+        Command::Status(args) => cli::status::run(args),
     }
 }
 

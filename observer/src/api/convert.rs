@@ -308,11 +308,7 @@ pub fn flow_to_proto(f: &record::Flow, node_name: &str) -> pb::Flow {
             }),
         }),
         socket_cookie: f.socket_cookie.unwrap_or(0),
-        cgroup_id: f
-            .process
-            .as_ref()
-            .and_then(|p| p.cgroup_id)
-            .unwrap_or(0),
+        cgroup_id: f.process.as_ref().and_then(|p| p.cgroup_id).unwrap_or(0),
         extensions: (ext != FlowExtension::default()).then(|| ext.to_any()),
     }
 }
@@ -533,7 +529,10 @@ pub(crate) mod tests {
             time_ns: 1_795_612_801_000_000_000,
             verdict: Verdict::Forwarded,
             flow_type: FlowType::L3L4,
-            ip: IpInfo::new("2001:db8::2".parse().unwrap(), "2001:db8::1".parse().unwrap()),
+            ip: IpInfo::new(
+                "2001:db8::2".parse().unwrap(),
+                "2001:db8::1".parse().unwrap(),
+            ),
             l4: Layer4::Tcp {
                 source_port: 40000,
                 destination_port: 443,
@@ -596,14 +595,23 @@ pub(crate) mod tests {
         assert_eq!(p.r#type, pb::FlowType::L7 as i32);
         assert_eq!(p.node_name, "node-a");
         assert_eq!(p.ip.as_ref().unwrap().source, "198.18.0.2");
-        assert_eq!(p.ip.as_ref().unwrap().ip_version, pb::IpVersion::IPv4 as i32);
+        assert_eq!(
+            p.ip.as_ref().unwrap().ip_version,
+            pb::IpVersion::IPv4 as i32
+        );
         assert_eq!(p.event_type.as_ref().unwrap().r#type, 129);
         assert_eq!(p.traffic_direction, pb::TrafficDirection::Ingress as i32);
         assert_eq!(p.is_reply, Some(false));
         assert_eq!(p.socket_cookie, 4242);
         assert_eq!(p.cgroup_id, 99);
         assert_eq!(
-            p.trace_context.as_ref().unwrap().parent.as_ref().unwrap().trace_id,
+            p.trace_context
+                .as_ref()
+                .unwrap()
+                .parent
+                .as_ref()
+                .unwrap()
+                .trace_id,
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
         let Some(Record::Http(h)) = p.l7.as_ref().unwrap().record.as_ref() else {

@@ -13,6 +13,9 @@
 //! store.note_lost(LostSource::KernelRing, n);   // when the kernel ring overflowed
 //! ```
 
+// Parts of this surface are for the agent and `replay` to wire in.
+#![allow(dead_code)]
+
 pub mod convert;
 pub mod filter;
 pub mod proto;
@@ -163,22 +166,177 @@ pub async fn serve(
             .add_service(AgentServer::new(svc.clone()))
     };
     tracing::info!(socket = %cfg.unix_socket.display(), "observer API listening");
-    let unix_srv = router().serve_with_incoming_shutdown(
-        UnixListenerStream::new(unix),
-        stopped(stop_rx.clone()),
-    );
+    let unix_srv = router()
+        .serve_with_incoming_shutdown(UnixListenerStream::new(unix), stopped(stop_rx.clone()));
     match tcp {
         Some(l) => {
             tracing::info!(addr = %l.local_addr()?, "observer API listening on TCP (plaintext)");
-            let tcp_srv = router().serve_with_incoming_shutdown(
-                TcpListenerStream::new(l),
-                stopped(stop_rx.clone()),
-            );
+            let tcp_srv = router()
+                .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop_rx.clone()));
             let (a, b) = tokio::join!(unix_srv, tcp_srv);
             a.context("observer API (unix socket) failed")?;
             b.context("observer API (TCP) failed")?;
         }
-        None => unix_srv.await.context("observer API (unix socket) failed")?,
+        None => unix_srv
+            .await
+            .context("observer API (unix socket) failed")?,
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use tokio_stream::StreamExt;
+
+    use super::*;
+    use crate::api::proto::{
+        flow::FlowFilter,
+        flowscope::{agent_client::AgentClient, GetAgentStatusRequest},
+        observer::{
+            get_flows_response::ResponseTypes, observer_client::ObserverClient, GetFlowsRequest,
+            ServerStatusRequest,
+        },
+    };
+
+    fn temp_socket(name: &str) -> PathBuf {
+        std::env::temp_dir()
+            .join(format!("flowscope-api-{}-{name}", std::process::id()))
+            .join("run/observer.sock")
+    }
+
+    #[tokio::test]
+    async fn serves_the_hubble_api_on_a_unix_socket() {
+        let sock = temp_socket("serve");
+        // A stale socket file left by a dead agent is replaced.
+        std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        let cfg = ApiConfig {
+            unix_socket: sock.clone(),
+            tcp: None,
+            max_flows: 10,
+            node_name: "n1".into(),
+        };
+        let store = cfg.new_store();
+        store.push_record(&convert::tests::http_request());
+        store.push_record(&convert::tests::tcp_syn());
+        store.note_lost(LostSource::KernelRing, 5);
+        let status = StatusHandle::new(AgentStatus {
+            capture_path: "tc".into(),
+            attachments: vec![("eth0".into(), "tcx".into())],
+            attribution: "kprobe".into(),
+            counters: vec![("kernel_ring_full_lost".into(), 5)],
+        });
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(serve(cfg, store, status, async {
+            let _ = stopped.await;
+        }));
+        let url = format!("unix://{}", sock.display());
+        let mut channel = None;
+        for _ in 0..100 {
+            if let Ok(c) = crate::cli::client::connect(&url).await {
+                channel = Some(c);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let channel = channel.expect("server came up");
+        let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+
+        let mut observer = ObserverClient::new(channel.clone());
+        let st = observer
+            .server_status(ServerStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!((st.num_flows, st.max_flows, st.seen_flows), (2, 10, 2));
+        assert!(st.version.starts_with("flowscope"));
+
+        let req = GetFlowsRequest {
+            whitelist: vec![FlowFilter {
+                protocol: vec!["http".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let flows: Vec<_> = observer
+            .get_flows(req)
+            .await
+            .unwrap()
+            .into_inner()
+            .collect::<Vec<_>>()
+            .await;
+        assert_eq!(flows.len(), 1);
+        let resp = flows[0].as_ref().unwrap();
+        assert_eq!(resp.node_name, "n1");
+        let Some(ResponseTypes::Flow(f)) = &resp.response_types else {
+            panic!("not a flow")
+        };
+        assert_eq!(f.ip.as_ref().unwrap().destination, "198.18.0.1");
+        assert!(f.extensions.is_none(), "not asked for");
+
+        let bad = GetFlowsRequest {
+            blacklist: vec![FlowFilter {
+                http_status_code: vec!["600".into()],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let err = observer.get_flows(bad).await.err().unwrap();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+
+        let agent = AgentClient::new(channel)
+            .get_agent_status(GetAgentStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(agent.capture_path, "tc");
+        assert_eq!(agent.attachments[0].iface, "eth0");
+        let lost = agent
+            .counters
+            .iter()
+            .find(|c| c.name == "lost_events_kernel_ring")
+            .unwrap();
+        assert_eq!(lost.value, 5);
+
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("server stopped")
+            .unwrap()
+            .unwrap();
+        assert!(!sock.exists(), "socket removed on shutdown");
+        let _ = std::fs::remove_dir_all(sock.parent().unwrap().parent().unwrap());
+    }
+
+    #[test]
+    fn refuses_to_replace_a_live_socket_or_a_file() {
+        let sock = temp_socket("live");
+        std::fs::create_dir_all(sock.parent().unwrap()).unwrap();
+        let live = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+        let err = bind_unix(&sock).err().unwrap().to_string();
+        assert!(err.contains("another process is serving"), "{err}");
+        drop(live);
+        std::fs::remove_file(&sock).unwrap();
+        std::fs::write(&sock, "x").unwrap();
+        let err = bind_unix(&sock).err().unwrap().to_string();
+        assert!(err.contains("not a socket"), "{err}");
+        let _ = std::fs::remove_dir_all(sock.parent().unwrap().parent().unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_missing_agent_is_a_clear_error() {
+        let err = crate::cli::client::connect("unix:///nonexistent/flowscope/observer.sock")
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            err,
+            "cannot reach the flowscope agent at unix:///nonexistent/flowscope/observer.sock: \
+             No such file or directory — is `flowscope agent` running?"
+        );
+    }
 }

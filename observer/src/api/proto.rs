@@ -33,7 +33,8 @@ pub const FLOW_EXTENSION_TYPE_URL: &str = "type.googleapis.com/flowscope.FlowExt
 pub const REQUEST_EXTENSION_TYPE_URL: &str =
     "type.googleapis.com/flowscope.GetFlowsRequestExtension";
 
-static DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/flowscope_descriptor.bin"));
+static DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/flowscope_descriptor.bin"));
 
 /// Descriptors of every message of the API (for protobuf's JSON mapping by reflection).
 pub fn descriptor_pool() -> &'static DescriptorPool {

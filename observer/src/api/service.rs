@@ -88,7 +88,13 @@ fn select_history(
     if w.first {
         snapshot.iter().filter(keep).take(limit).cloned().collect()
     } else {
-        let mut last: Vec<_> = snapshot.iter().rev().filter(keep).take(limit).cloned().collect();
+        let mut last: Vec<_> = snapshot
+            .iter()
+            .rev()
+            .filter(keep)
+            .take(limit)
+            .cloned()
+            .collect();
         last.reverse();
         last
     }
@@ -243,7 +249,11 @@ impl Observer for ObserverService {
                     Some(FollowEvent::Lost { source, count }) => {
                         lost.add(source, count);
                         for (source, count) in lost.due(Instant::now()) {
-                            if tx.send(Ok(lost_response(&node, source, count))).await.is_err() {
+                            if tx
+                                .send(Ok(lost_response(&node, source, count)))
+                                .await
+                                .is_err()
+                            {
                                 return;
                             }
                         }
@@ -372,7 +382,12 @@ mod tests {
         assert_eq!(times(&svc, req(3, false)).await, [8, 9, 10]);
         assert_eq!(times(&svc, req(3, true)).await, [1, 2, 3]);
         assert_eq!(times(&svc, req(0, false)).await.len(), 10);
-        let ts = |s| Some(prost_types::Timestamp { seconds: s, nanos: 0 });
+        let ts = |s| {
+            Some(prost_types::Timestamp {
+                seconds: s,
+                nanos: 0,
+            })
+        };
         let windowed = GetFlowsRequest {
             since: ts(4),
             until: ts(6),
@@ -424,7 +439,9 @@ mod tests {
         };
         let mut s = svc.get_flows(Request::new(req)).await.unwrap().into_inner();
         let first = s.next().await.unwrap().unwrap();
-        assert!(matches!(first.response_types, Some(ResponseTypes::Flow(ref f)) if f.time.unwrap().seconds == 2));
+        assert!(
+            matches!(first.response_types, Some(ResponseTypes::Flow(ref f)) if f.time.unwrap().seconds == 2)
+        );
         store.note_lost(LostSource::KernelRing, 3);
         store.note_lost(LostSource::KernelRing, 4); // within the second: aggregated
         store.push(flow::Flow {

@@ -231,7 +231,11 @@ impl FlowStore {
 
     /// Flows in the ring now.
     pub fn num_flows(&self) -> usize {
-        self.ring.lock().unwrap_or_else(|e| e.into_inner()).flows.len()
+        self.ring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .flows
+            .len()
     }
 
     /// Ring capacity.
@@ -292,8 +296,7 @@ impl Follower {
         match self.rx.recv().await {
             Ok(ev) => Some(ev),
             Err(broadcast::error::RecvError::Lagged(n)) => {
-                self.store.lost[LostSource::ObserverQueue.index()]
-                    .fetch_add(n, Ordering::Relaxed);
+                self.store.lost[LostSource::ObserverQueue.index()].fetch_add(n, Ordering::Relaxed);
                 Some(FollowEvent::Lost {
                     source: LostSource::ObserverQueue,
                     count: n,
@@ -356,7 +359,9 @@ mod tests {
         }
         let snap = store.snapshot();
         assert_eq!(
-            snap.iter().map(|f| f.time_ns / 1_000_000_000).collect::<Vec<_>>(),
+            snap.iter()
+                .map(|f| f.time_ns / 1_000_000_000)
+                .collect::<Vec<_>>(),
             [3, 4, 5]
         );
         assert_eq!(snap[0].seq, 3);

@@ -51,7 +51,9 @@ fn side(
         .iter()
         .map(|v| IpMatch::parse(v))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(any_of(parsed, move |m, f| pick(f).is_some_and(|a| m.contains(a))))
+    Ok(any_of(parsed, move |m, f| {
+        pick(f).is_some_and(|a| m.contains(a))
+    }))
 }
 
 /// Compiles `source_ip` and `destination_ip`.

@@ -12,6 +12,7 @@ use super::proto::{
     flowscope::FlowExtension,
 };
 
+pub mod dns_query;
 pub mod event_type;
 pub mod grpc;
 pub mod http_method;
@@ -25,7 +26,6 @@ pub mod port;
 pub mod process;
 pub mod protocol;
 pub mod reply;
-pub mod dns_query;
 pub mod tcp_flags;
 pub mod trace_id;
 pub mod traffic_direction;
@@ -61,7 +61,9 @@ pub enum FilterError {
     #[error("invalid port {0:?} (expected 0-65535)")]
     Port(String),
     /// Unknown protocol name.
-    #[error("unknown protocol {0:?} (expected tcp, udp, icmp, icmpv4, icmpv6, sctp, http, dns or grpc)")]
+    #[error(
+        "unknown protocol {0:?} (expected tcp, udp, icmp, icmpv4, icmpv6, sctp, http, dns or grpc)"
+    )]
     Protocol(String),
     /// Not a status code or prefix.
     #[error("invalid HTTP status {0:?} (expected a code like 404 or a prefix like 4+ or 40+)")]
@@ -269,7 +271,12 @@ mod tests {
             (&[f("198.18.0.2", "80")], &[], true, false),
             (&[f("198.18.0.2", "443")], &[], false, false),
             // filters OR
-            (&[f("198.18.0.2", "80"), f("2001:db8::2", "443")], &[], true, true),
+            (
+                &[f("198.18.0.2", "80"), f("2001:db8::2", "443")],
+                &[],
+                true,
+                true,
+            ),
             // whitelist AND NOT blacklist
             (&[], &[f("198.18.0.2", "80")], false, true),
             (

@@ -37,7 +37,10 @@ mod tests {
         ];
         for (i, (vs, want)) in cases.iter().enumerate() {
             let f = FlowFilter {
-                verdict: vs.iter().map(|s| parse_verdict(s).unwrap() as i32).collect(),
+                verdict: vs
+                    .iter()
+                    .map(|s| parse_verdict(s).unwrap() as i32)
+                    .collect(),
                 ..Default::default()
             };
             assert_eq!(matches(&f, &req), *want, "case {i}");

@@ -1,0 +1,308 @@
+//! `hubble observe`'s filter flags turned into a whitelist and a blacklist, honouring order:
+//! `--not` negates the next filter flag only.
+//!
+//! Like hubble, flags build two FlowFilters, "left" and "right": `--ip X` puts X in left's
+//! source and right's destination (either direction), `--from-ip` / `--to-ip` and every
+//! non-directional flag go into both; when both come out equal only one is sent.
+
+use anyhow::{bail, Result};
+
+use crate::api::{
+    filter::{
+        event_type::parse_event_type, http_status::StatusMatch, ip::IpMatch,
+        port::parse_port, protocol::ProtocolMatch, regex, tcp_flags::parse_flags,
+        traffic_direction::parse_direction, verdict::parse_verdict,
+    },
+    proto::{
+        flow::{FlowFilter, IpVersion},
+        flowscope::FlowFilterExtension,
+    },
+};
+
+/// Filter flags: (long name, short name, takes a value).
+const FLAGS: &[(&str, Option<&str>, bool)] = &[
+    ("ip", None, true),
+    ("from-ip", None, true),
+    ("to-ip", None, true),
+    ("port", None, true),
+    ("from-port", None, true),
+    ("to-port", None, true),
+    ("protocol", None, true),
+    ("tcp-flags", None, true),
+    ("verdict", None, true),
+    ("type", Some("-t"), true),
+    ("http-status", None, true),
+    ("http-method", None, true),
+    ("http-path", None, true),
+    ("trace-id", None, true),
+    ("traffic-direction", None, true),
+    ("ipv4", Some("-4"), false),
+    ("ipv6", Some("-6"), false),
+    ("pid", None, true),
+    ("comm", None, true),
+    ("grpc-service", None, true),
+    ("grpc-method", None, true),
+    ("node-name", None, true),
+    ("uuid", None, true),
+    ("dns-query", None, true),
+];
+
+/// One filter flag as given, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterArg {
+    /// Long name without dashes.
+    pub name: &'static str,
+    /// Its value (empty for -4/-6).
+    pub value: String,
+    /// Preceded by `--not`.
+    pub negated: bool,
+}
+
+/// Extracts the filter flags from raw arguments, in order, with `--not` applied.
+pub fn ordered_filter_args(args: &[String]) -> Result<Vec<FilterArg>> {
+    let mut out = Vec::new();
+    let mut pending_not = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        i += 1;
+        if a == "--" {
+            break;
+        }
+        if a == "--not" {
+            if pending_not {
+                bail!("--not --not: --not negates the next filter flag");
+            }
+            pending_not = true;
+            continue;
+        }
+        let (name, inline) = match a.strip_prefix("--") {
+            Some(long) => match long.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (long, None),
+            },
+            None => (a, None),
+        };
+        let hit = FLAGS.iter().find(|(long, short, _)| {
+            (a.starts_with("--") && *long == name) || short.is_some_and(|s| s == a)
+        });
+        let Some((long, _, takes_value)) = hit else {
+            if a.starts_with('-') && pending_not {
+                bail!("--not must be followed by a filter flag, not {a}");
+            }
+            continue;
+        };
+        let value = if *takes_value {
+            match inline {
+                Some(v) => v,
+                None => {
+                    let v = args.get(i).cloned().unwrap_or_default();
+                    i += 1;
+                    v
+                }
+            }
+        } else {
+            String::new()
+        };
+        out.push(FilterArg {
+            name: long,
+            value,
+            negated: pending_not,
+        });
+        pending_not = false;
+    }
+    if pending_not {
+        bail!("--not must be followed by a filter flag");
+    }
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Pair {
+    left: FlowFilter,
+    right: FlowFilter,
+    used: bool,
+}
+
+impl Pair {
+    fn both(&mut self, f: impl Fn(&mut FlowFilter)) {
+        f(&mut self.left);
+        f(&mut self.right);
+        self.used = true;
+    }
+
+    fn split(&mut self, l: impl Fn(&mut FlowFilter), r: impl Fn(&mut FlowFilter)) {
+        l(&mut self.left);
+        r(&mut self.right);
+        self.used = true;
+    }
+
+    fn into_filters(self) -> Vec<FlowFilter> {
+        if !self.used {
+            Vec::new()
+        } else if self.left == self.right {
+            vec![self.left]
+        } else {
+            vec![self.left, self.right]
+        }
+    }
+}
+
+fn ext(f: &mut FlowFilter) -> &mut FlowFilterExtension {
+    f.flowscope.get_or_insert_with(Default::default)
+}
+
+/// Builds `(whitelist, blacklist)` from filter flags, checking every value.
+pub fn build_filters(args: &[FilterArg]) -> Result<(Vec<FlowFilter>, Vec<FlowFilter>)> {
+    let mut white = Pair::default();
+    let mut black = Pair::default();
+    for a in args {
+        let pair = if a.negated { &mut black } else { &mut white };
+        let v = a.value.clone();
+        let flag = a.name;
+        match flag {
+            "ip" => {
+                IpMatch::parse(&v)?;
+                pair.split(|f| f.source_ip.push(v.clone()), |f| f.destination_ip.push(v.clone()));
+            }
+            "from-ip" => {
+                IpMatch::parse(&v)?;
+                pair.both(|f| f.source_ip.push(v.clone()));
+            }
+            "to-ip" => {
+                IpMatch::parse(&v)?;
+                pair.both(|f| f.destination_ip.push(v.clone()));
+            }
+            "port" => {
+                parse_port(&v)?;
+                pair.split(
+                    |f| f.source_port.push(v.clone()),
+                    |f| f.destination_port.push(v.clone()),
+                );
+            }
+            "from-port" => {
+                parse_port(&v)?;
+                pair.both(|f| f.source_port.push(v.clone()));
+            }
+            "to-port" => {
+                parse_port(&v)?;
+                pair.both(|f| f.destination_port.push(v.clone()));
+            }
+            "protocol" => {
+                ProtocolMatch::parse(&v)?;
+                pair.both(|f| f.protocol.push(v.clone()));
+            }
+            "tcp-flags" => {
+                let flags = parse_flags(&v)?;
+                pair.both(|f| f.tcp_flags.push(flags));
+            }
+            "verdict" => {
+                let verdict = parse_verdict(&v)? as i32;
+                pair.both(|f| f.verdict.push(verdict));
+            }
+            "type" => {
+                let t = parse_event_type(&v)?;
+                pair.both(|f| f.event_type.push(t));
+            }
+            "http-status" => {
+                StatusMatch::parse(&v)?;
+                pair.both(|f| f.http_status_code.push(v.clone()));
+            }
+            "http-method" => pair.both(|f| f.http_method.push(v.clone())),
+            "http-path" => {
+                regex(&v)?;
+                pair.both(|f| f.http_path.push(v.clone()));
+            }
+            "trace-id" => pair.both(|f| f.trace_id.push(v.clone())),
+            "traffic-direction" => {
+                let d = parse_direction(&v)? as i32;
+                pair.both(|f| f.traffic_direction.push(d));
+            }
+            "ipv4" => pair.both(|f| f.ip_version.push(IpVersion::IPv4 as i32)),
+            "ipv6" => pair.both(|f| f.ip_version.push(IpVersion::IPv6 as i32)),
+            "pid" => {
+                let pid: u32 = v
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("invalid --pid {v:?} (expected a process id)"))?;
+                pair.both(|f| ext(f).pid.push(pid));
+            }
+            "comm" => pair.both(|f| ext(f).comm.push(v.clone())),
+            "grpc-service" => pair.both(|f| ext(f).grpc_service.push(v.clone())),
+            "grpc-method" => pair.both(|f| ext(f).grpc_method.push(v.clone())),
+            "node-name" => pair.both(|f| f.node_name.push(v.clone())),
+            "uuid" => pair.both(|f| f.uuid.push(v.clone())),
+            "dns-query" => {
+                regex(&v)?;
+                pair.both(|f| f.dns_query.push(v.clone()));
+            }
+            other => bail!("unhandled filter flag --{other}"),
+        }
+    }
+    Ok((white.into_filters(), black.into_filters()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn not_negates_only_the_next_filter_flag() {
+        let got = ordered_filter_args(&args(
+            "observe --last 10 --not --port 80 --http-method=GET -4 -o json --not -t l7",
+        ))
+        .unwrap();
+        let view: Vec<_> = got
+            .iter()
+            .map(|a| (a.name, a.value.as_str(), a.negated))
+            .collect();
+        assert_eq!(
+            view,
+            [
+                ("port", "80", true),
+                ("http-method", "GET", false),
+                ("ipv4", "", false),
+                ("type", "l7", true),
+            ]
+        );
+        assert!(ordered_filter_args(&args("--not --last 5")).is_err());
+        assert!(ordered_filter_args(&args("--port 80 --not")).is_err());
+    }
+
+    #[test]
+    fn either_direction_and_negation() {
+        let a = ordered_filter_args(&args("--ip 10.0.0.1 --protocol tcp --not --to-port 22"))
+            .unwrap();
+        let (wl, bl) = build_filters(&a).unwrap();
+        assert_eq!(wl.len(), 2);
+        assert_eq!(wl[0].source_ip, ["10.0.0.1"]);
+        assert_eq!(wl[1].destination_ip, ["10.0.0.1"]);
+        assert!(wl.iter().all(|f| f.protocol == ["tcp"]));
+        assert_eq!(bl.len(), 1);
+        assert_eq!(bl[0].destination_port, ["22"]);
+    }
+
+    #[test]
+    fn flowscope_flags_and_bad_values() {
+        let a = ordered_filter_args(&args("--pid 42 --comm nginx --grpc-service Greeter")).unwrap();
+        let (wl, bl) = build_filters(&a).unwrap();
+        assert!(bl.is_empty());
+        let e = wl[0].flowscope.as_ref().unwrap();
+        assert_eq!((e.pid.as_slice(), e.comm.as_slice()), (&[42][..], &["nginx".to_string()][..]));
+        for bad in [
+            "--ip 10.0.0.0/40",
+            "--http-status 99",
+            "--http-path (",
+            "--verdict MAYBE",
+            "--pid x",
+            "--protocol quic",
+        ] {
+            let a = ordered_filter_args(&args(bad)).unwrap();
+            assert!(build_filters(&a).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,660 @@
+//! Prints GetFlowsResponses the way `hubble observe` does: compact, dict, table, json (the
+//! bare flow) and jsonpb (the whole response), one event at a time.
+
+use std::io::{self, Write};
+
+use crate::api::{
+    convert::{packet_direction, timestamp_ns, EVENT_TYPE_DROP, EVENT_TYPE_L7, EVENT_TYPE_TRACE},
+    filter::event_type::TRACE_SUB_TYPES,
+    proto::{
+        flow::{
+            layer4::Protocol, layer7::Record, Flow, L7FlowType, LostEvent, LostEventSource,
+            TcpFlags, Verdict,
+        },
+        flowscope::FlowExtension,
+        observer::{get_flows_response::ResponseTypes, GetFlowsResponse},
+    },
+};
+use flows::packet::Direction;
+
+use super::{
+    json,
+    time::{format_time, TimeFormat},
+};
+
+/// Output format (`-o`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Format {
+    /// One line per flow, like `hubble observe`.
+    #[default]
+    Compact,
+    /// A block of `KEY: value` lines per flow.
+    Dict,
+    /// The flow as protobuf JSON, one per line.
+    Json,
+    /// The whole GetFlowsResponse as protobuf JSON, one per line (readable by --input-file).
+    Jsonpb,
+    /// Aligned columns with a header.
+    Table,
+}
+
+/// When to use colours (`--color`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ColorMode {
+    /// When stdout is a terminal and NO_COLOR is unset.
+    #[default]
+    Auto,
+    /// Always.
+    Always,
+    /// Never.
+    Never,
+}
+
+impl ColorMode {
+    /// Resolves `auto` against stdout.
+    pub fn enabled(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            Self::Always => true,
+            Self::Never => false,
+            Self::Auto => std::env::var_os("NO_COLOR").is_none() && io::stdout().is_terminal(),
+        }
+    }
+}
+
+/// How a [`Printer`] prints.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PrinterOptions {
+    /// Output format.
+    pub format: Format,
+    /// Use ANSI colours.
+    pub color: bool,
+    /// Timestamp layout.
+    pub time_format: TimeFormat,
+    /// Print times in UTC instead of local time.
+    pub utc: bool,
+    /// Show the node name (compact: ` [node]`, dict/table: a NODE field).
+    pub node_name: bool,
+    /// Table: print each row as it comes (when following) instead of aligning at the end.
+    pub streaming: bool,
+}
+
+const GREEN: &str = "\x1b[32m";
+const RED: &str = "\x1b[31m";
+const YELLOW: &str = "\x1b[33m";
+const CYAN: &str = "\x1b[36m";
+const RESET: &str = "\x1b[0m";
+
+/// Prints responses to a writer; call [`Printer::finish`] at the end (tables are aligned
+/// then).
+pub struct Printer<W: Write> {
+    opts: PrinterOptions,
+    out: W,
+    printed: usize,
+    rows: Vec<Vec<String>>,
+}
+
+impl<W: Write> std::fmt::Debug for Printer<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Printer").field("opts", &self.opts).finish()
+    }
+}
+
+/// The pieces of a flow every human format shows.
+struct Fields {
+    time: String,
+    node: String,
+    source: String,
+    destination: String,
+    arrow: &'static str,
+    r#type: String,
+    verdict: String,
+    summary: String,
+}
+
+fn endpoint(ip: &str, port: Option<u32>) -> String {
+    match port {
+        Some(p) if ip.contains(':') => format!("[{ip}]:{p}"),
+        Some(p) => format!("{ip}:{p}"),
+        None => ip.to_string(),
+    }
+}
+
+/// Hubble's TCP flag order.
+fn flag_names(f: &TcpFlags) -> String {
+    [
+        (f.syn, "SYN"),
+        (f.fin, "FIN"),
+        (f.rst, "RST"),
+        (f.psh, "PSH"),
+        (f.ack, "ACK"),
+        (f.urg, "URG"),
+        (f.ece, "ECE"),
+        (f.cwr, "CWR"),
+        (f.ns, "NS"),
+    ]
+    .iter()
+    .filter(|(set, _)| *set)
+    .map(|(_, n)| *n)
+    .collect::<Vec<_>>()
+    .join(", ")
+}
+
+fn icmp_name(v6: bool, t: u32) -> Option<&'static str> {
+    Some(match (v6, t) {
+        (false, 0) => "EchoReply",
+        (false, 3) => "DestinationUnreachable",
+        (false, 5) => "Redirect",
+        (false, 8) => "EchoRequest",
+        (false, 11) => "TimeExceeded",
+        (true, 1) => "DestinationUnreachable",
+        (true, 2) => "PacketTooBig",
+        (true, 3) => "TimeExceeded",
+        (true, 128) => "EchoRequest",
+        (true, 129) => "EchoReply",
+        (true, 133) => "RouterSolicitation",
+        (true, 134) => "RouterAdvertisement",
+        (true, 135) => "NeighborSolicitation",
+        (true, 136) => "NeighborAdvertisement",
+        _ => return None,
+    })
+}
+
+fn rcode_name(rcode: u32) -> String {
+    match rcode {
+        1 => "Format Error".into(),
+        2 => "Server Failure".into(),
+        3 => "Non-Existent Domain".into(),
+        4 => "Not Implemented".into(),
+        5 => "Query Refused".into(),
+        n => format!("{n}"),
+    }
+}
+
+/// Hubble's one-phrase summary of a flow.
+pub fn summary(f: &Flow) -> String {
+    if let Some(l7) = &f.l7 {
+        let response = l7.r#type == L7FlowType::Response as i32;
+        match &l7.record {
+            Some(Record::Http(h)) if response => {
+                return format!(
+                    "{} {} {}ms ({} {})",
+                    h.protocol,
+                    h.code,
+                    l7.latency_ns / 1_000_000,
+                    h.method,
+                    h.url
+                )
+            }
+            Some(Record::Http(h)) => return format!("{} {} {}", h.protocol, h.method, h.url),
+            Some(Record::Dns(d)) if response => {
+                let q = format!("{} {}", d.query, d.qtypes.join(","));
+                return if d.rcode != 0 {
+                    format!("DNS Answer RCode: {} ({q})", rcode_name(d.rcode))
+                } else {
+                    let ips = d.ips.join(",");
+                    let mut s = String::from("DNS Answer");
+                    if !ips.is_empty() {
+                        s.push_str(&format!(" \"{ips}\""));
+                    }
+                    if !d.cnames.is_empty() {
+                        s.push_str(&format!(" CNAMEs: \"{}\"", d.cnames.join(",")));
+                    }
+                    format!("{s} TTL: {} ({q})", d.ttl)
+                };
+            }
+            Some(Record::Dns(d)) => {
+                return format!("DNS Query {} {}", d.query, d.qtypes.join(","))
+            }
+            None => {}
+        }
+    }
+    match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+        Some(Protocol::Tcp(t)) => format!(
+            "TCP Flags: {}",
+            t.flags.as_ref().map(flag_names).unwrap_or_default()
+        ),
+        Some(Protocol::Udp(_)) => "UDP".into(),
+        Some(Protocol::Sctp(_)) => "SCTP".into(),
+        Some(Protocol::IcmPv4(i)) => match icmp_name(false, i.r#type) {
+            Some(n) => format!("ICMPv4 {n}"),
+            None => format!("ICMPv4 type {} code {}", i.r#type, i.code),
+        },
+        Some(Protocol::IcmPv6(i)) => match icmp_name(true, i.r#type) {
+            Some(n) => format!("ICMPv6 {n}"),
+            None => format!("ICMPv6 type {} code {}", i.r#type, i.code),
+        },
+        None => "IP".into(),
+    }
+}
+
+/// Hubble's event type word: `http-request`, `dns-response`, `to-endpoint`, `drop`, ...
+pub fn flow_type(f: &Flow) -> String {
+    let et = f.event_type.as_ref().map(|e| (e.r#type, e.sub_type));
+    if let Some(l7) = &f.l7 {
+        let dir = if l7.r#type == L7FlowType::Response as i32 {
+            "response"
+        } else {
+            "request"
+        };
+        return match l7.record {
+            Some(Record::Http(_)) => format!("http-{dir}"),
+            Some(Record::Dns(_)) => format!("dns-{dir}"),
+            None => "l7".into(),
+        };
+    }
+    match et {
+        Some((EVENT_TYPE_TRACE, sub)) => TRACE_SUB_TYPES
+            .iter()
+            .find(|(_, v)| *v == sub)
+            .map(|(n, _)| n.to_string())
+            .unwrap_or_else(|| "trace".into()),
+        Some((EVENT_TYPE_DROP, _)) => "drop".into(),
+        Some((EVENT_TYPE_L7, _)) => "l7".into(),
+        _ => "unknown".into(),
+    }
+}
+
+/// `(pid N comm)` for the side of the flow that is the local socket.
+fn process_note(f: &Flow) -> Option<(bool, String)> {
+    let ext = FlowExtension::from_flow(f)?;
+    let p = ext.process?;
+    let note = if p.comm.is_empty() {
+        format!("(pid {})", p.pid)
+    } else {
+        format!("(pid {} {})", p.pid, p.comm)
+    };
+    // The local socket sends egress packets and receives ingress ones.
+    let on_source = packet_direction(f) != Direction::Ingress;
+    Some((on_source, note))
+}
+
+impl<W: Write> Printer<W> {
+    /// A printer writing to `out`.
+    pub fn new(opts: PrinterOptions, out: W) -> Self {
+        Self {
+            opts,
+            out,
+            printed: 0,
+            rows: Vec::new(),
+        }
+    }
+
+    fn paint(&self, color: &str, s: &str) -> String {
+        if self.opts.color {
+            format!("{color}{s}{RESET}")
+        } else {
+            s.to_string()
+        }
+    }
+
+    fn fields(&self, f: &Flow) -> Fields {
+        let ip = f.ip.clone().unwrap_or_default();
+        let ports = match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+            Some(Protocol::Tcp(t)) => Some((t.source_port, t.destination_port)),
+            Some(Protocol::Udp(u)) => Some((u.source_port, u.destination_port)),
+            Some(Protocol::Sctp(s)) => Some((s.source_port, s.destination_port)),
+            _ => None,
+        };
+        let mut source = self.paint(CYAN, &endpoint(&ip.source, ports.map(|p| p.0)));
+        let mut destination = self.paint(CYAN, &endpoint(&ip.destination, ports.map(|p| p.1)));
+        if let Some((on_source, note)) = process_note(f) {
+            let side = if on_source {
+                &mut source
+            } else {
+                &mut destination
+            };
+            side.push(' ');
+            side.push_str(&note);
+        }
+        let mut arrow = "->";
+        match f.is_reply {
+            None => arrow = "<>",
+            Some(true) => {
+                // Hubble shows replies from the client's point of view.
+                std::mem::swap(&mut source, &mut destination);
+                arrow = "<-";
+            }
+            Some(false) => {}
+        }
+        let verdict_name = Verdict::try_from(f.verdict)
+            .map(|v| v.as_str_name().to_string())
+            .unwrap_or_else(|_| f.verdict.to_string());
+        let verdict = match Verdict::try_from(f.verdict) {
+            Ok(Verdict::Forwarded) => self.paint(GREEN, &verdict_name),
+            Ok(Verdict::Dropped | Verdict::Error) => self.paint(RED, &verdict_name),
+            _ => self.paint(YELLOW, &verdict_name),
+        };
+        Fields {
+            time: format_time(
+                f.time.as_ref().map(timestamp_ns).unwrap_or(0),
+                self.opts.time_format,
+                self.opts.utc,
+            ),
+            node: f.node_name.clone(),
+            source,
+            destination,
+            arrow,
+            r#type: flow_type(f),
+            verdict,
+            summary: summary(f),
+        }
+    }
+
+    /// Prints one response (a flow or a lost-events notice).
+    pub fn print_response(&mut self, r: &GetFlowsResponse) -> io::Result<()> {
+        match &r.response_types {
+            Some(ResponseTypes::Flow(f)) => match self.opts.format {
+                Format::Jsonpb => writeln!(self.out, "{}", json::response_to_json(r)),
+                _ => self.print_flow(f),
+            },
+            Some(ResponseTypes::LostEvents(l)) => match self.opts.format {
+                Format::Json | Format::Jsonpb => {
+                    writeln!(self.out, "{}", json::response_to_json(r))
+                }
+                _ => self.print_lost(l),
+            },
+            None => Ok(()),
+        }
+    }
+
+    fn print_lost(&mut self, l: &LostEvent) -> io::Result<()> {
+        let source = LostEventSource::try_from(l.source)
+            .map(|s| s.as_str_name())
+            .unwrap_or("UNKNOWN_LOST_EVENT_SOURCE");
+        let cpu = l
+            .cpu
+            .map(|c| format!("CPU({c})"))
+            .unwrap_or_else(|| "CPU(unknown)".into());
+        let line = format!("EVENTS LOST: {source} {cpu} {}", l.num_events_lost);
+        let line = self.paint(RED, &line);
+        writeln!(self.out, "{line}")
+    }
+
+    /// Prints one flow.
+    pub fn print_flow(&mut self, f: &Flow) -> io::Result<()> {
+        match self.opts.format {
+            Format::Json => writeln!(self.out, "{}", json::flow_to_json(f)),
+            Format::Jsonpb => {
+                let r = GetFlowsResponse {
+                    node_name: f.node_name.clone(),
+                    time: f.time,
+                    response_types: Some(ResponseTypes::Flow(f.clone())),
+                };
+                writeln!(self.out, "{}", json::response_to_json(&r))
+            }
+            Format::Compact => {
+                let x = self.fields(f);
+                let node = if self.opts.node_name {
+                    format!(" [{}]", x.node)
+                } else {
+                    String::new()
+                };
+                writeln!(
+                    self.out,
+                    "{}{node}: {} {} {} {} {} ({})",
+                    x.time, x.source, x.arrow, x.destination, x.r#type, x.verdict, x.summary
+                )
+            }
+            Format::Dict => {
+                let x = self.fields(f);
+                if self.printed > 0 {
+                    writeln!(self.out, "------------")?;
+                }
+                writeln!(self.out, "  TIMESTAMP: {}", x.time)?;
+                if self.opts.node_name {
+                    writeln!(self.out, "       NODE: {}", x.node)?;
+                }
+                writeln!(self.out, "     SOURCE: {}", x.source)?;
+                writeln!(self.out, "DESTINATION: {}", x.destination)?;
+                writeln!(self.out, "       TYPE: {}", x.r#type)?;
+                writeln!(self.out, "    VERDICT: {}", x.verdict)?;
+                writeln!(self.out, "    SUMMARY: {}", x.summary)?;
+                self.printed += 1;
+                Ok(())
+            }
+            Format::Table => {
+                let x = self.fields(f);
+                let mut row = vec![x.time];
+                if self.opts.node_name {
+                    row.push(x.node);
+                }
+                row.extend([x.source, x.destination, x.r#type, x.verdict, x.summary]);
+                if self.opts.streaming {
+                    if self.printed == 0 {
+                        let h = self.header();
+                        self.write_row(&h, &[])?;
+                    }
+                    self.write_row(&row, &[])?;
+                    self.printed += 1;
+                } else {
+                    self.rows.push(row);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn header(&self) -> Vec<String> {
+        let mut h = vec!["TIMESTAMP".to_string()];
+        if self.opts.node_name {
+            h.push("NODE".into());
+        }
+        h.extend(
+            ["SOURCE", "DESTINATION", "TYPE", "VERDICT", "SUMMARY"].map(String::from),
+        );
+        h
+    }
+
+    /// Writes cells separated by 3 spaces, padded to `widths` (the last cell is not padded).
+    fn write_row(&mut self, row: &[String], widths: &[usize]) -> io::Result<()> {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < row.len() {
+                let w = widths.get(i).copied().unwrap_or(0);
+                let visible = visible_len(cell);
+                line.push_str(cell);
+                line.push_str(&" ".repeat(w.saturating_sub(visible) + 3));
+            } else {
+                line.push_str(cell);
+            }
+        }
+        writeln!(self.out, "{line}")
+    }
+
+    /// Flushes buffered output (aligns and prints a table).
+    pub fn finish(&mut self) -> io::Result<()> {
+        if !self.rows.is_empty() {
+            let mut rows = std::mem::take(&mut self.rows);
+            rows.insert(0, self.header());
+            let cols = rows[0].len();
+            let widths: Vec<usize> = (0..cols)
+                .map(|c| rows.iter().map(|r| visible_len(&r[c])).max().unwrap_or(0))
+                .collect();
+            for r in &rows {
+                self.write_row(r, &widths)?;
+            }
+            self.printed += rows.len() - 1;
+        }
+        self.out.flush()
+    }
+
+    /// The writer, for flushing between followed events.
+    pub fn writer(&mut self) -> &mut W {
+        &mut self.out
+    }
+}
+
+/// Length without ANSI colour sequences.
+fn visible_len(s: &str) -> usize {
+    let mut n = 0;
+    let mut in_esc = false;
+    for c in s.chars() {
+        match (in_esc, c) {
+            (false, '\x1b') => in_esc = true,
+            (true, 'm') => in_esc = false,
+            (true, _) => {}
+            (false, _) => n += 1,
+        }
+    }
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::convert::{flow_to_proto, tests as conv};
+
+    fn render(format: Format, flows: &[Flow], color: bool) -> String {
+        let mut p = Printer::new(
+            PrinterOptions {
+                format,
+                color,
+                utc: true,
+                ..Default::default()
+            },
+            Vec::new(),
+        );
+        for f in flows {
+            p.print_flow(f).unwrap();
+        }
+        p.finish().unwrap();
+        String::from_utf8(p.out).unwrap()
+    }
+
+    fn request() -> Flow {
+        let mut f = flow_to_proto(&conv::http_request(), "node-a");
+        f.uuid = "u-1".into();
+        f
+    }
+
+    fn response() -> Flow {
+        let mut r = conv::http_request();
+        std::mem::swap(&mut r.ip.source, &mut r.ip.destination);
+        r.l4 = flows::record::Layer4::Tcp {
+            source_port: 80,
+            destination_port: 51234,
+            flags: Default::default(),
+        };
+        r.traffic_direction = Direction::Egress;
+        r.is_reply = Some(true);
+        r.time_ns += 2_000_000;
+        let l7 = r.l7.as_mut().unwrap();
+        l7.r#type = flows::record::L7Type::Response;
+        l7.latency_ns = Some(2_000_000);
+        if let flows::record::L7Record::Http(h) = &mut l7.record {
+            h.code = Some(200);
+        }
+        flow_to_proto(&r, "node-a")
+    }
+
+    fn syn() -> Flow {
+        flow_to_proto(&conv::tcp_syn(), "node-b")
+    }
+
+    #[test]
+    fn compact_golden() {
+        let got = render(Format::Compact, &[request(), response(), syn()], false);
+        assert_eq!(
+            got,
+            "Nov 25 13:20:01.123: 198.18.0.2:51234 -> 198.18.0.1:80 (pid 456 nginx) http-request FORWARDED (HTTP/1.1 GET http://198.18.0.1/page)\n\
+             Nov 25 13:20:01.125: 198.18.0.2:51234 <- 198.18.0.1:80 (pid 456 nginx) http-response FORWARDED (HTTP/1.1 200 2ms (GET http://198.18.0.1/page))\n\
+             Nov 25 13:20:01.000: [2001:db8::2]:40000 -> [2001:db8::1]:443 from-endpoint FORWARDED (TCP Flags: SYN)\n"
+        );
+    }
+
+    #[test]
+    fn compact_with_color_and_node() {
+        let mut p = Printer::new(
+            PrinterOptions {
+                color: true,
+                utc: true,
+                node_name: true,
+                ..Default::default()
+            },
+            Vec::new(),
+        );
+        p.print_flow(&syn()).unwrap();
+        let got = String::from_utf8(p.out).unwrap();
+        assert_eq!(
+            got,
+            "Nov 25 13:20:01.000 [node-b]: \x1b[36m[2001:db8::2]:40000\x1b[0m -> \x1b[36m[2001:db8::1]:443\x1b[0m from-endpoint \x1b[32mFORWARDED\x1b[0m (TCP Flags: SYN)\n"
+        );
+    }
+
+    #[test]
+    fn dict_golden() {
+        let got = render(Format::Dict, &[request(), syn()], false);
+        assert_eq!(
+            got,
+            "  TIMESTAMP: Nov 25 13:20:01.123\n     SOURCE: 198.18.0.2:51234\nDESTINATION: 198.18.0.1:80 (pid 456 nginx)\n       TYPE: http-request\n    VERDICT: FORWARDED\n    SUMMARY: HTTP/1.1 GET http://198.18.0.1/page\n\
+             ------------\n  TIMESTAMP: Nov 25 13:20:01.000\n     SOURCE: [2001:db8::2]:40000\nDESTINATION: [2001:db8::1]:443\n       TYPE: from-endpoint\n    VERDICT: FORWARDED\n    SUMMARY: TCP Flags: SYN\n"
+        );
+    }
+
+    #[test]
+    fn table_golden() {
+        let got = render(Format::Table, &[request(), syn()], false);
+        let want = [
+            "TIMESTAMP             SOURCE                DESTINATION                     TYPE            VERDICT     SUMMARY",
+            "Nov 25 13:20:01.123   198.18.0.2:51234      198.18.0.1:80 (pid 456 nginx)   http-request    FORWARDED   HTTP/1.1 GET http://198.18.0.1/page",
+            "Nov 25 13:20:01.000   [2001:db8::2]:40000   [2001:db8::1]:443               from-endpoint   FORWARDED   TCP Flags: SYN",
+            "",
+        ]
+        .join("\n");
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn json_golden() {
+        let got = render(Format::Json, &[syn()], false);
+        assert_eq!(
+            got,
+            concat!(
+                r#"{"time":"2026-11-25T13:20:01Z","verdict":"FORWARDED","IP":{"source":"2001:db8::2","destination":"2001:db8::1","ipVersion":"IPv6"},"#,
+                r#""l4":{"TCP":{"source_port":40000,"destination_port":443,"flags":{"SYN":true}}},"Type":"L3_L4","node_name":"node-b","#,
+                r#""event_type":{"type":4,"sub_type":5},"traffic_direction":"EGRESS","trace_observation_point":"FROM_ENDPOINT","is_reply":false,"#,
+                r#""interface":{"index":3},"extensions":{"@type":"type.googleapis.com/flowscope.FlowExtension","ip_len":60}}"#,
+                "\n"
+            )
+        );
+        let pb = render(Format::Jsonpb, &[syn()], false);
+        assert!(pb.starts_with(r#"{"flow":{"time":"2026-11-25T13:20:01Z","#), "{pb}");
+        assert!(pb.ends_with("\"node_name\":\"node-b\",\"time\":\"2026-11-25T13:20:01Z\"}\n"), "{pb}");
+    }
+
+    #[test]
+    fn lost_events_and_summaries() {
+        let mut p = Printer::new(PrinterOptions::default(), Vec::new());
+        p.print_response(&GetFlowsResponse {
+            response_types: Some(ResponseTypes::LostEvents(LostEvent {
+                source: LostEventSource::PerfEventRingBuffer as i32,
+                num_events_lost: 12,
+                cpu: None,
+            })),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(p.out).unwrap(),
+            "EVENTS LOST: PERF_EVENT_RING_BUFFER CPU(unknown) 12\n"
+        );
+        let mut dns = request();
+        dns.l7 = Some(crate::api::proto::flow::Layer7 {
+            r#type: L7FlowType::Response as i32,
+            latency_ns: 0,
+            record: Some(Record::Dns(crate::api::proto::flow::Dns {
+                query: "example.com.".into(),
+                ips: vec!["93.184.216.34".into()],
+                ttl: 300,
+                qtypes: vec!["A".into()],
+                ..Default::default()
+            })),
+        });
+        assert_eq!(
+            summary(&dns),
+            "DNS Answer \"93.184.216.34\" TTL: 300 (example.com. A)"
+        );
+        assert_eq!(flow_type(&dns), "dns-response");
+    }
+}
