@@ -80,7 +80,9 @@ fn observe_filters_follows_and_pipes_like_hubble() {
         &format!("-i {} --listen unix://{sock}", link.server_if),
     );
     let url = format!("http://{SERVER_V4}/page.txt");
-    let clients: BTreeSet<u64> = (0..3).map(|_| u64::from(curl(&link.client, &url))).collect();
+    let clients: BTreeSet<u64> = (0..3)
+        .map(|_| u64::from(curl(&link.client, &url)))
+        .collect();
 
     // --http-status 200: exactly the three responses, each to one of curl's ports.
     let ok = observe_until(&sock, "--last 100 -o json --http-status 200", |f| {
@@ -93,7 +95,10 @@ fn observe_filters_follows_and_pipes_like_hubble() {
         assert_eq!(f["l7"]["type"], "RESPONSE");
         assert_eq!(f["l7"]["http"]["code"], 200);
         assert_eq!(f["l7"]["http"]["method"], "GET");
-        assert!(f["l7"]["http"]["url"].as_str().unwrap().ends_with("/page.txt"));
+        assert!(f["l7"]["http"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/page.txt"));
         assert_eq!(f["IP"]["source"], SERVER_V4);
         assert_eq!(f["is_reply"], true);
         assert_eq!(f["traffic_direction"], "INGRESS");
@@ -149,7 +154,10 @@ fn observe_filters_follows_and_pipes_like_hubble() {
         flowscope_bin().display()
     )))
     .unwrap();
-    assert!(st["seen_flows"].as_u64().unwrap() >= all.len() as u64, "{st}");
+    assert!(
+        st["seen_flows"].as_u64().unwrap() >= all.len() as u64,
+        "{st}"
+    );
     assert_eq!(st["max_flows"], 65536, "{st}");
     assert!(st["counters"].is_object(), "{st}");
 }

@@ -36,7 +36,10 @@ use anyhow::{bail, Context, Result};
 use tokio::{net::UnixListener, sync::watch};
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 
+// The agent's entry points.
+#[allow(unused_imports)]
 pub use status::{AgentStatus, StatusHandle};
+#[allow(unused_imports)]
 pub use store::{FlowStore, LostSource};
 
 use proto::{flowscope::agent_server::AgentServer, observer::observer_server::ObserverServer};

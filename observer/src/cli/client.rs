@@ -33,7 +33,10 @@ pub async fn connect(server: &str) -> Result<Channel> {
             root_cause(e)
         )
     };
-    if let Some(path) = server.strip_prefix("unix://").or_else(|| server.strip_prefix("unix:")) {
+    if let Some(path) = server
+        .strip_prefix("unix://")
+        .or_else(|| server.strip_prefix("unix:"))
+    {
         let path = PathBuf::from(path);
         // The URI is only a placeholder: the connector below dials the socket.
         let ep = Endpoint::from_static("http://flowscope.local");
@@ -53,8 +56,9 @@ pub async fn connect(server: &str) -> Result<Channel> {
     } else {
         format!("http://{server}")
     };
-    let ep = Endpoint::from_shared(uri)
-        .map_err(|e| anyhow!("invalid --server {server:?}: {e} (expected unix:///path or host:port)"))?;
+    let ep = Endpoint::from_shared(uri).map_err(|e| {
+        anyhow!("invalid --server {server:?}: {e} (expected unix:///path or host:port)")
+    })?;
     ep.connect().await.map_err(|e| unreachable(&e))
 }
 

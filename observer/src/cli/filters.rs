@@ -9,9 +9,9 @@ use anyhow::{bail, Result};
 
 use crate::api::{
     filter::{
-        event_type::parse_event_type, http_status::StatusMatch, ip::IpMatch,
-        port::parse_port, protocol::ProtocolMatch, regex, tcp_flags::parse_flags,
-        traffic_direction::parse_direction, verdict::parse_verdict,
+        event_type::parse_event_type, http_status::StatusMatch, ip::IpMatch, port::parse_port,
+        protocol::ProtocolMatch, regex, tcp_flags::parse_flags, traffic_direction::parse_direction,
+        verdict::parse_verdict,
     },
     proto::{
         flow::{FlowFilter, IpVersion},
@@ -163,7 +163,10 @@ pub fn build_filters(args: &[FilterArg]) -> Result<(Vec<FlowFilter>, Vec<FlowFil
         match flag {
             "ip" => {
                 IpMatch::parse(&v)?;
-                pair.split(|f| f.source_ip.push(v.clone()), |f| f.destination_ip.push(v.clone()));
+                pair.split(
+                    |f| f.source_ip.push(v.clone()),
+                    |f| f.destination_ip.push(v.clone()),
+                );
             }
             "from-ip" => {
                 IpMatch::parse(&v)?;
@@ -275,8 +278,8 @@ mod tests {
 
     #[test]
     fn either_direction_and_negation() {
-        let a = ordered_filter_args(&args("--ip 10.0.0.1 --protocol tcp --not --to-port 22"))
-            .unwrap();
+        let a =
+            ordered_filter_args(&args("--ip 10.0.0.1 --protocol tcp --not --to-port 22")).unwrap();
         let (wl, bl) = build_filters(&a).unwrap();
         assert_eq!(wl.len(), 2);
         assert_eq!(wl[0].source_ip, ["10.0.0.1"]);
@@ -292,7 +295,10 @@ mod tests {
         let (wl, bl) = build_filters(&a).unwrap();
         assert!(bl.is_empty());
         let e = wl[0].flowscope.as_ref().unwrap();
-        assert_eq!((e.pid.as_slice(), e.comm.as_slice()), (&[42][..], &["nginx".to_string()][..]));
+        assert_eq!(
+            (e.pid.as_slice(), e.comm.as_slice()),
+            (&[42][..], &["nginx".to_string()][..])
+        );
         for bad in [
             "--ip 10.0.0.0/40",
             "--http-status 99",

@@ -61,9 +61,15 @@ pub fn response_from_json(line: &str) -> Result<GetFlowsResponse, JsonError> {
     let obj = value
         .as_object()
         .ok_or_else(|| JsonError::Decode("expected a JSON object".into()))?;
-    let is_response = ["flow", "lost_events", "lostEvents", "node_status", "nodeStatus"]
-        .iter()
-        .any(|k| obj.contains_key(*k));
+    let is_response = [
+        "flow",
+        "lost_events",
+        "lostEvents",
+        "node_status",
+        "nodeStatus",
+    ]
+    .iter()
+    .any(|k| obj.contains_key(*k));
     if is_response {
         from_json(line, "observer.GetFlowsResponse")
     } else {
@@ -81,8 +87,8 @@ pub fn response_from_json(line: &str) -> Result<GetFlowsResponse, JsonError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{convert::flow_to_proto, convert::tests as conv};
     use crate::api::proto::observer::get_flows_response::ResponseTypes;
+    use crate::api::{convert::flow_to_proto, convert::tests as conv};
 
     #[test]
     fn jsonpb_round_trips_with_hubble_field_names() {

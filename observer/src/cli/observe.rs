@@ -36,8 +36,10 @@ const DEFAULT_LAST: u64 = 20;
 
 /// Show flows from the agent (or a file), filtered like `hubble observe`.
 #[derive(clap::Args, Debug, Default)]
-#[command(after_help = "Filter flags of the same kind are ORed, different kinds ANDed. \
---not negates the next filter flag. --ip/--port match either direction.")]
+#[command(
+    after_help = "Filter flags of the same kind are ORed, different kinds ANDed. \
+--not negates the next filter flag. --ip/--port match either direction."
+)]
 pub struct ObserveArgs {
     /// Agent API address: unix:///path or host:port.
     #[arg(long, default_value = DEFAULT_SERVER, env = "FLOWSCOPE_SERVER")]
@@ -207,10 +209,30 @@ impl ObserveArgs {
             .map(|a| a.name)
             .any(|n| got.iter().filter(|a| a.name == n).count() != self.clap_count(n));
         let total: usize = [
-            "ip", "from-ip", "to-ip", "port", "from-port", "to-port", "protocol", "tcp-flags",
-            "verdict", "type", "http-status", "http-method", "http-path", "trace-id",
-            "traffic-direction", "ipv4", "ipv6", "pid", "comm", "grpc-service", "grpc-method",
-            "node-name", "uuid", "dns-query",
+            "ip",
+            "from-ip",
+            "to-ip",
+            "port",
+            "from-port",
+            "to-port",
+            "protocol",
+            "tcp-flags",
+            "verdict",
+            "type",
+            "http-status",
+            "http-method",
+            "http-path",
+            "trace-id",
+            "traffic-direction",
+            "ipv4",
+            "ipv6",
+            "pid",
+            "comm",
+            "grpc-service",
+            "grpc-method",
+            "node-name",
+            "uuid",
+            "dns-query",
         ]
         .iter()
         .map(|n| self.clap_count(n))
@@ -343,10 +365,9 @@ fn read_input<W: Write>(
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
-        Box::new(io::BufReader::new(
-            std::fs::File::open(path)
-                .with_context(|| format!("cannot open --input-file {}", path.display()))?,
-        ))
+        Box::new(io::BufReader::new(std::fs::File::open(path).with_context(
+            || format!("cannot open --input-file {}", path.display()),
+        )?))
     };
     let since = req.since.as_ref().map(timestamp_ns);
     let until = req.until.as_ref().map(timestamp_ns);
@@ -443,7 +464,9 @@ mod tests {
         assert_eq!(r.whitelist[0].http_status_code, ["200"]);
         assert_eq!(r.whitelist[0].ip_version, [1]);
         assert_eq!(r.blacklist.len(), 2);
-        assert!(parse("--since tomorrow").request(SystemTime::now()).is_err());
+        assert!(parse("--since tomorrow")
+            .request(SystemTime::now())
+            .is_err());
         assert!(parse("--ip 1.2.3.400").request(SystemTime::now()).is_err());
     }
 }

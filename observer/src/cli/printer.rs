@@ -203,9 +203,7 @@ pub fn summary(f: &Flow) -> String {
                     format!("{s} TTL: {} ({q})", d.ttl)
                 };
             }
-            Some(Record::Dns(d)) => {
-                return format!("DNS Query {} {}", d.query, d.qtypes.join(","))
-            }
+            Some(Record::Dns(d)) => return format!("DNS Query {} {}", d.query, d.qtypes.join(",")),
             None => {}
         }
     }
@@ -440,9 +438,7 @@ impl<W: Write> Printer<W> {
         if self.opts.node_name {
             h.push("NODE".into());
         }
-        h.extend(
-            ["SOURCE", "DESTINATION", "TYPE", "VERDICT", "SUMMARY"].map(String::from),
-        );
+        h.extend(["SOURCE", "DESTINATION", "TYPE", "VERDICT", "SUMMARY"].map(String::from));
         h
     }
 
@@ -619,8 +615,14 @@ mod tests {
             )
         );
         let pb = render(Format::Jsonpb, &[syn()], false);
-        assert!(pb.starts_with(r#"{"flow":{"time":"2026-11-25T13:20:01Z","#), "{pb}");
-        assert!(pb.ends_with("\"node_name\":\"node-b\",\"time\":\"2026-11-25T13:20:01Z\"}\n"), "{pb}");
+        assert!(
+            pb.starts_with(r#"{"flow":{"time":"2026-11-25T13:20:01Z","#),
+            "{pb}"
+        );
+        assert!(
+            pb.ends_with("\"node_name\":\"node-b\",\"time\":\"2026-11-25T13:20:01Z\"}\n"),
+            "{pb}"
+        );
     }
 
     #[test]

@@ -44,7 +44,10 @@ fn human_duration(d: Duration) -> String {
 }
 
 /// Renders the two responses (agent status is absent on a plain Hubble server).
-pub fn render_text(server: &ServerStatusResponse, agent: Option<&GetAgentStatusResponse>) -> String {
+pub fn render_text(
+    server: &ServerStatusResponse,
+    agent: Option<&GetAgentStatusResponse>,
+) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:<13}{v}\n"));
     if let Some(a) = agent {
@@ -204,7 +207,8 @@ mod tests {
              \x20 kernel_ring_full_lost       3\n\
              \x20 lost_events_observer_queue  0\n"
         );
-        let j: serde_json::Value = serde_json::from_str(&render_json(&server, Some(&agent))).unwrap();
+        let j: serde_json::Value =
+            serde_json::from_str(&render_json(&server, Some(&agent))).unwrap();
         assert_eq!(j["counters"]["kernel_ring_full_lost"], 3);
     }
 }

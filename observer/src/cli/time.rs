@@ -119,10 +119,7 @@ pub fn parse_time(s: &str, now: SystemTime) -> Result<u64, TimeError> {
     let t = s.trim();
     if let Some(d) = parse_duration(t) {
         let at = now.checked_sub(d).ok_or_else(err)?;
-        return Ok(at
-            .duration_since(UNIX_EPOCH)
-            .map_err(|_| err())?
-            .as_nanos() as u64);
+        return Ok(at.duration_since(UNIX_EPOCH).map_err(|_| err())?.as_nanos() as u64);
     }
     let to_ns = |dt: DateTime<Utc>| -> Result<u64, TimeError> {
         dt.timestamp_nanos_opt()
@@ -134,13 +131,19 @@ pub fn parse_time(s: &str, now: SystemTime) -> Result<u64, TimeError> {
     }
     for layout in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"] {
         if let Ok(naive) = NaiveDateTime::parse_from_str(t, layout) {
-            let local = Local.from_local_datetime(&naive).earliest().ok_or_else(err)?;
+            let local = Local
+                .from_local_datetime(&naive)
+                .earliest()
+                .ok_or_else(err)?;
             return to_ns(local.with_timezone(&Utc));
         }
     }
     if let Ok(d) = NaiveDate::parse_from_str(t, "%Y-%m-%d") {
         let naive = d.and_hms_opt(0, 0, 0).ok_or_else(err)?;
-        let local = Local.from_local_datetime(&naive).earliest().ok_or_else(err)?;
+        let local = Local
+            .from_local_datetime(&naive)
+            .earliest()
+            .ok_or_else(err)?;
         return to_ns(local.with_timezone(&Utc));
     }
     Err(err())
@@ -195,10 +198,7 @@ mod tests {
     fn times() {
         let now = UNIX_EPOCH + Duration::from_nanos(T);
         assert_eq!(parse_time("1s", now), Ok(T - 1_000_000_000));
-        assert_eq!(
-            parse_time("2026-11-25T13:20:01.123456789Z", now),
-            Ok(T)
-        );
+        assert_eq!(parse_time("2026-11-25T13:20:01.123456789Z", now), Ok(T));
         assert_eq!(
             parse_time("2026-11-25T14:20:01+01:00", now),
             Ok(T - 123_456_789)
