@@ -162,7 +162,7 @@ pub async fn serve(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let svc = ObserverService::new(store, status);
+    let svc = ObserverService::new(store, status).with_stop(stop_rx.clone());
     let router = || {
         tonic::transport::Server::builder()
             .add_service(ObserverServer::new(svc.clone()))
@@ -304,7 +304,20 @@ mod tests {
             .unwrap();
         assert_eq!(lost.value, 5);
 
+        // An open --follow stream must not hold the shutdown up.
+        let mut follow = observer
+            .get_flows(GetFlowsRequest {
+                follow: true,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
         stop.send(()).unwrap();
+        let end = tokio::time::timeout(Duration::from_secs(5), follow.next())
+            .await
+            .expect("follow stream ended on shutdown");
+        assert!(matches!(end, None | Some(Err(_))), "{end:?}");
         tokio::time::timeout(Duration::from_secs(5), server)
             .await
             .expect("server stopped")

@@ -42,16 +42,28 @@ pub struct ObserverService {
     store: Arc<FlowStore>,
     status: StatusHandle,
     tls: bool,
+    stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl ObserverService {
     /// A service over `store`, reporting agent state from `status`.
     pub fn new(store: Arc<FlowStore>, status: StatusHandle) -> Self {
+        // Never signalled: streams end when their client goes away.
+        let (tx, stop) = tokio::sync::watch::channel(false);
+        std::mem::forget(tx);
         Self {
             store,
             status,
             tls: false,
+            stop,
         }
+    }
+
+    /// Ends every `--follow` stream when `stop` turns true (graceful server shutdown waits
+    /// for open streams, and a follow stream would otherwise never end).
+    pub fn with_stop(mut self, stop: tokio::sync::watch::Receiver<bool>) -> Self {
+        self.stop = stop;
+        self
     }
 }
 
@@ -164,6 +176,18 @@ impl LostAggregator {
     }
 }
 
+/// Completes once `stop` is true.
+async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow_and_update() {
+            return;
+        }
+        if stop.changed().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
 type FlowStream = Pin<Box<dyn Stream<Item = Result<GetFlowsResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
@@ -204,6 +228,7 @@ impl Observer for ObserverService {
         drop(snapshot);
         let node = self.store.node_name().to_string();
         let (tx, rx) = mpsc::channel(256);
+        let mut stop = self.stop.clone();
         tokio::spawn(async move {
             for s in &history {
                 if tx.send(Ok(flow_response(s, include_ext))).await.is_err() {
@@ -230,6 +255,7 @@ impl Observer for ObserverService {
                         continue;
                     }
                     _ = tx.closed() => return,
+                    _ = stopped(&mut stop) => return,
                 };
                 match ev {
                     None => return,
