@@ -12,8 +12,10 @@
  *      cgroup/{send,recv}msg{4,6} unconnected UDP: owner + local port + peer, deduplicated
  *      tp_btf/inet_sock_set_state TCP: cookie <-> tuple join; SYN_SENT runs inside connect(2),
  *                                 so it also carries the owner; TCP_CLOSE tells userspace to evict
- *      tp_btf/sys_exit            accept/accept4 (and UDP connect) return: walk the fd table to
- *                                 the new socket and report its tuple with the owner
+ *      syscalls/sys_exit_accept{,4}, sys_{enter,exit}_connect tracepoints (or tp_btf/sys_exit
+ *                                 where those are missing): accept/accept4 (and UDP connect)
+ *                                 return: walk the fd table to the new socket and report its
+ *                                 tuple with the owner
  *
  * comm, tgid, tid and cgroup id are taken here, at the event: a process that connects and exits
  * within a millisecond is gone before userspace could read /proc.
@@ -47,6 +49,11 @@ char LICENSE[] SEC("license") = "GPL";
  * would repeat what connect4/6 already said (its local port is not bound yet), so only the
  * tp_btf-only method asks for it. */
 const volatile __u8 cfg_syn_sent_owner = 1;
+
+/* 0: wake the reader on every record (lowest latency). N: wake it only once N bytes wait; the
+ * reader must then also poll on a timer. Each wakeup is an irq_work (a self-IPI, a VM exit under
+ * virtualisation), which dominates the per-connection cost when the reader keeps up. */
+const volatile __u32 cfg_wakeup_bytes = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -98,7 +105,12 @@ static __always_inline struct fsa_sock_event *reserve(__u8 kind)
 static __always_inline void submit(struct fsa_sock_event *e)
 {
 	count(FSA_CNT_EVENTS);
-	bpf_ringbuf_submit(e, 0);
+	if (!cfg_wakeup_bytes) {
+		bpf_ringbuf_submit(e, 0);
+		return;
+	}
+	__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	bpf_ringbuf_submit(e, waiting >= cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
 /* The current task as owner. */
@@ -270,7 +282,10 @@ int BPF_PROG(fsa_state, struct sock *sk, int oldstate, int newstate)
 {
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return 0;
-	/* Asking for the cookie also creates it, so the accept path below can read it. */
+	if (newstate != TCP_SYN_SENT && newstate != TCP_ESTABLISHED && newstate != TCP_CLOSE)
+		return 0;
+	/* Asking for the cookie also creates it (at ESTABLISHED for an accepted socket), so the
+	 * accept path below can read it from the socket. */
 	__u64 cookie = bpf_get_socket_cookie(sk);
 	__u8 kind;
 	if (newstate == TCP_SYN_SENT && cfg_syn_sent_owner)
@@ -298,6 +313,111 @@ int BPF_PROG(fsa_state, struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
+/* Reports the socket behind `fd` of the current task: walks task->files->fdt->fd[fd] to the
+ * struct socket and its struct sock with bpf_probe_read_kernel (a variable index into the fd
+ * array can't be a direct BTF load). */
+static __always_inline void report_fd(long fd, __u8 kind)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	if (fd < 0 || fd >= max_fds) {
+		count(FSA_CNT_NO_SOCK);
+		return;
+	}
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
+	if (!f) {
+		count(FSA_CNT_NO_SOCK);
+		return;
+	}
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	struct sock *sk = BPF_CORE_READ(sock, sk);
+	if (!sk) {
+		count(FSA_CNT_NO_SOCK);
+		return;
+	}
+	/* TCP connects are reported by the connect hooks and joined at ESTABLISHED; here only
+	 * UDP connect needs its bound tuple. */
+	if (kind == FSA_KIND_CONNECT && BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
+		return;
+	struct fsa_sock_event *e = reserve(kind);
+	if (!e)
+		return;
+	if (fill_sock(e, sk) < 0) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	fill_stored_cookie(e, sk);
+	fill_process(e);
+	submit(e);
+}
+
+/* Preferred: the per-syscall tracepoints, which run only for these syscalls. Their context is
+ * the tracepoint format: 8 bytes of common fields, the syscall number, then the return value
+ * (exit) or the six arguments (enter), each in an 8-byte slot. */
+struct syscall_exit_ctx {
+	__u64 common;
+	long nr;
+	long ret;
+};
+
+struct syscall_enter_ctx {
+	__u64 common;
+	long nr;
+	unsigned long args[6];
+};
+
+/* connect(2)'s fd, from entry to exit, per thread. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __s32);
+} connect_fd SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int fsa_exit_accept4(struct syscall_exit_ctx *ctx)
+{
+	if (ctx->ret >= 0)
+		report_fd(ctx->ret, FSA_KIND_ACCEPT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int fsa_exit_accept(struct syscall_exit_ctx *ctx)
+{
+	if (ctx->ret >= 0)
+		report_fd(ctx->ret, FSA_KIND_ACCEPT);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int fsa_enter_conn(struct syscall_enter_ctx *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__s32 fd = ctx->args[0];
+	bpf_map_update_elem(&connect_fd, &tid, &fd, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int fsa_exit_conn(struct syscall_exit_ctx *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__s32 *fd = bpf_map_lookup_elem(&connect_fd, &tid);
+	if (!fd)
+		return 0;
+	__s32 v = *fd;
+	bpf_map_delete_elem(&connect_fd, &tid);
+	if (ctx->ret == 0 || ctx->ret == -EINPROGRESS)
+		report_fd(v, FSA_KIND_CONNECT);
+	return 0;
+}
+
+/* Fallback where syscall tracepoints are missing (no CONFIG_FTRACE_SYSCALLS or no tracefs):
+ * one program on every syscall exit, filtering by number first. */
 SEC("tp_btf/sys_exit")
 int BPF_PROG(fsa_sys_exit, struct pt_regs *regs, long ret)
 {
@@ -310,50 +430,10 @@ int BPF_PROG(fsa_sys_exit, struct pt_regs *regs, long ret)
 	long nr = regs->orig_ax;
 	long arg0 = regs->di;
 #endif
-	__u8 kind;
-	long fd;
-	if (nr == NR_ACCEPT || nr == NR_ACCEPT4) {
-		kind = FSA_KIND_ACCEPT;
-		fd = ret;
-	} else if (nr == NR_CONNECT) {
-		kind = FSA_KIND_CONNECT;
-		fd = arg0;
-	} else {
-		return 0;
-	}
-	struct task_struct *task = bpf_get_current_task_btf();
-	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
-	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
-	if (fd < 0 || fd >= max_fds) {
-		count(FSA_CNT_NO_SOCK);
-		return 0;
-	}
-	struct file **fds = BPF_CORE_READ(fdt, fd);
-	struct file *f = NULL;
-	bpf_probe_read_kernel(&f, sizeof(f), &fds[fd]);
-	if (!f) {
-		count(FSA_CNT_NO_SOCK);
-		return 0;
-	}
-	struct socket *sock = BPF_CORE_READ(f, private_data);
-	struct sock *sk = BPF_CORE_READ(sock, sk);
-	if (!sk) {
-		count(FSA_CNT_NO_SOCK);
-		return 0;
-	}
-	/* TCP connects are reported at SYN_SENT; here only UDP connect needs its bound tuple. */
-	if (kind == FSA_KIND_CONNECT && BPF_CORE_READ(sk, sk_protocol) != IPPROTO_UDP)
-		return 0;
-	struct fsa_sock_event *e = reserve(kind);
-	if (!e)
-		return 0;
-	if (fill_sock(e, sk) < 0) {
-		bpf_ringbuf_discard(e, 0);
-		return 0;
-	}
-	fill_stored_cookie(e, sk);
-	fill_process(e);
-	submit(e);
+	if (nr == NR_ACCEPT || nr == NR_ACCEPT4)
+		report_fd(ret, FSA_KIND_ACCEPT);
+	else if (nr == NR_CONNECT)
+		report_fd(arg0, FSA_KIND_CONNECT);
 	return 0;
 }
 

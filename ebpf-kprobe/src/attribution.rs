@@ -6,7 +6,7 @@ use std::{fs::File, path::PathBuf};
 
 use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, KProbe},
+    programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, KProbe, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
 use tracing::{debug, info, warn};
@@ -32,10 +32,12 @@ const KPROBES: &[(&str, &str)] = &[
     ("fsa_kp_udp6_snd", "udpv6_sendmsg"),
     ("fsa_kp_close", "tcp_close"),
 ];
-/// tp_btf programs: (name, tracepoint).
-const TP_BTF: &[(&str, &str)] = &[
-    ("fsa_state", "inet_sock_set_state"),
-    ("fsa_sys_exit", "sys_exit"),
+/// Per-syscall tracepoints for accept/connect returns: (name, tracepoint in `syscalls`).
+const SYSCALL_TPS: &[(&str, &str)] = &[
+    ("fsa_exit_accept4", "sys_exit_accept4"),
+    ("fsa_exit_accept", "sys_exit_accept"),
+    ("fsa_enter_conn", "sys_enter_connect"),
+    ("fsa_exit_conn", "sys_exit_connect"),
 ];
 /// cgroup sock_addr programs (attach type comes from the section name).
 const CGROUP_HOOKS: &[&str] = &[
@@ -52,10 +54,11 @@ const CGROUP_HOOKS: &[&str] = &[
 pub enum Method {
     /// kprobes on tcp_connect, inet_csk_accept, tcp/udp send and recv, tcp_close.
     Kprobe,
-    /// cgroup connect/sendmsg/recvmsg hooks on the cgroup v2 root plus tp_btf
-    /// inet_sock_set_state and sys_exit (accept).
+    /// cgroup connect/sendmsg/recvmsg hooks on the cgroup v2 root, tp_btf
+    /// inet_sock_set_state, and accept/connect-return syscall tracepoints.
     CgroupTpBtf,
-    /// tp_btf only (no cgroup v2): TCP connect at SYN_SENT, accept at sys_exit; UDP via /proc.
+    /// No cgroup v2: TCP connect at SYN_SENT (tp_btf), accept and UDP connect at syscall
+    /// return; unconnected UDP only via /proc.
     TpBtf,
     /// No kernel programs: every owner comes from /proc scans.
     ProcOnly,
@@ -85,6 +88,10 @@ pub struct AttributionOptions {
     pub cgroup: Option<PathBuf>,
     /// Where to mount cgroup2 when no cgroup2 filesystem is mounted.
     pub cgroup2_mount_fallback: PathBuf,
+    /// 0: the ring wakes its reader on every record. N > 0: only once N bytes wait (fewer
+    /// wakeups, much cheaper per connection); the reader must then also drain the ring on a
+    /// timer (e.g. every 10 ms), or events can wait there indefinitely.
+    pub wakeup_batch_bytes: u32,
 }
 
 impl Default for AttributionOptions {
@@ -94,6 +101,7 @@ impl Default for AttributionOptions {
             ring_bytes: 4 << 20,
             cgroup: None,
             cgroup2_mount_fallback: PathBuf::from("/run/flowscope/cgroup2"),
+            wakeup_batch_bytes: 0,
         }
     }
 }
@@ -156,13 +164,15 @@ fn raise_memlock_limit() {
     }
 }
 
-fn load_object(ring_bytes: u32, syn_sent_owner: bool) -> Result<Ebpf, AttributionError> {
+fn load_object(opts: &AttributionOptions, syn_sent_owner: bool) -> Result<Ebpf, AttributionError> {
     raise_memlock_limit();
-    let ring = ring_bytes.max(4096).next_power_of_two();
+    let ring = opts.ring_bytes.max(4096).next_power_of_two();
     let syn_sent = u8::from(syn_sent_owner);
+    let wakeup = opts.wakeup_batch_bytes.min(ring / 2);
     EbpfLoader::new()
         .map_max_entries("events", ring)
         .override_global("cfg_syn_sent_owner", &syn_sent, true)
+        .override_global("cfg_wakeup_bytes", &wakeup, true)
         .load(OBJ)
         .map_err(|e| {
             let detail = shorten(&e);
@@ -195,20 +205,52 @@ fn attach_kprobes(ebpf: &mut Ebpf, attached: &mut Vec<String>) -> Result<(), Att
     Ok(())
 }
 
+/// `tp_btf/inet_sock_set_state`, and the accept/connect-return hooks: the per-syscall
+/// tracepoints (they run only for those syscalls), else `tp_btf/sys_exit` (runs on every
+/// syscall exit, so it is only the fallback).
 fn attach_tp_btf(ebpf: &mut Ebpf, attached: &mut Vec<String>) -> Result<(), AttributionError> {
     let btf = Btf::from_sys_fs().map_err(|e| AttributionError::Load {
         program: "btf",
         detail: e.to_string(),
         hint: "tp_btf needs kernel BTF at /sys/kernel/btf/vmlinux",
     })?;
-    for &(name, tp) in TP_BTF {
+    let load_btf = |ebpf: &mut Ebpf, name: &'static str, tp: &'static str| {
         let p: &mut BtfTracePoint = program(ebpf, name)?;
         p.load(tp, &btf).map_err(load_err(name))?;
         p.attach()
             .map_err(attach_err(name, format!("tp_btf/{tp}")))?;
-        attached.push(format!("{name} -> tp_btf/{tp}"));
+        Ok::<_, AttributionError>(format!("{name} -> tp_btf/{tp}"))
+    };
+    attached.push(load_btf(ebpf, "fsa_state", "inet_sock_set_state")?);
+    match attach_syscall_tracepoints(ebpf) {
+        Ok(names) => attached.extend(names),
+        Err(e) => {
+            warn!("syscall tracepoints unusable ({e}); using tp_btf/sys_exit, which runs on every syscall exit");
+            for &(name, _) in SYSCALL_TPS {
+                if let Ok(p) = program::<TracePoint>(ebpf, name) {
+                    let _ = p.unload();
+                }
+            }
+            attached.push(load_btf(ebpf, "fsa_sys_exit", "sys_exit")?);
+        }
     }
     Ok(())
+}
+
+fn attach_syscall_tracepoints(ebpf: &mut Ebpf) -> Result<Vec<String>, AttributionError> {
+    probe::mount_tracefs().map_err(|why| AttributionError::Unavailable {
+        method: "syscall tracepoints",
+        why,
+    })?;
+    let mut names = Vec::new();
+    for &(name, tp) in SYSCALL_TPS {
+        let p: &mut TracePoint = program(ebpf, name)?;
+        p.load().map_err(load_err(name))?;
+        p.attach("syscalls", tp)
+            .map_err(attach_err(name, format!("tracepoint/syscalls/{tp}")))?;
+        names.push(format!("{name} -> tracepoint/syscalls/{tp}"));
+    }
+    Ok(names)
 }
 
 fn attach_cgroup(
@@ -301,13 +343,13 @@ impl Attribution {
             Method::ProcOnly => None,
             Method::Kprobe => {
                 f.kprobes.as_ref().map_err(unavailable)?;
-                let mut ebpf = load_object(opts.ring_bytes, false)?;
+                let mut ebpf = load_object(opts, false)?;
                 attach_kprobes(&mut ebpf, &mut attached)?;
                 Some(ebpf)
             }
             Method::TpBtf => {
                 f.btf.as_ref().map_err(unavailable)?;
-                let mut ebpf = load_object(opts.ring_bytes, true)?;
+                let mut ebpf = load_object(opts, true)?;
                 attach_tp_btf(&mut ebpf, &mut attached)?;
                 Some(ebpf)
             }
@@ -326,7 +368,7 @@ impl Attribution {
                         opts.cgroup2_mount_fallback.clone()
                     }
                 };
-                let mut ebpf = load_object(opts.ring_bytes, false)?;
+                let mut ebpf = load_object(opts, false)?;
                 attach_tp_btf(&mut ebpf, &mut attached)?;
                 attach_cgroup(&mut ebpf, &dir, &mut attached)?;
                 Some(ebpf)
@@ -344,7 +386,7 @@ impl Attribution {
     /// Loads (verifies) the kprobe programs without attaching them, and unloads them again: a
     /// check that they pass this kernel's verifier even where kprobes cannot attach.
     pub fn verify_kprobe_programs() -> Result<(), AttributionError> {
-        let mut ebpf = load_object(4096, false)?;
+        let mut ebpf = load_object(&AttributionOptions::default(), false)?;
         for &(name, _) in KPROBES {
             let p: &mut KProbe = program(&mut ebpf, name)?;
             p.load().map_err(load_err(name))?;

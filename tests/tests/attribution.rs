@@ -112,7 +112,8 @@ fn nginx_and_curl_both_ends_v4_and_v6_then_nothing_left_after_drop() {
         "fsa_connect4",
         "fsa_connect6",
         "fsa_state",
-        "fsa_sys_exit",
+        "fsa_exit_accept4",
+        "fsa_exit_conn",
         "fsa_sendmsg4",
     ] {
         assert!(progs.iter().any(|x| x == p), "{p} not loaded: {progs:?}");
