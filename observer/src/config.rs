@@ -32,6 +32,14 @@ pub struct AgentConfig {
     pub output: Output,
     /// Keep the terminal's own SSH connection in the capture.
     pub include_own_ssh: bool,
+    /// Where the Observer API listens: `unix:///path`.
+    pub listen: String,
+    /// Also serve the Observer API on this TCP address (e.g. "0.0.0.0:4244" for Hubble Relay).
+    pub listen_tcp: Option<String>,
+    /// Flows kept for `flowscope observe --last` (the ring the API serves).
+    pub max_flows: usize,
+    /// Node name on every flow; unset: $FLOWSCOPE_NODE_NAME, $NODE_NAME, then the hostname.
+    pub node_name: Option<String>,
 }
 
 impl Default for AgentConfig {
@@ -47,6 +55,10 @@ impl Default for AgentConfig {
             cidrs: Vec::new(),
             output: Output::Compact,
             include_own_ssh: false,
+            listen: "unix:///var/run/flowscope/observer.sock".into(),
+            listen_tcp: None,
+            max_flows: 65_536,
+            node_name: None,
         }
     }
 }
@@ -82,10 +94,41 @@ impl AgentConfig {
             c.parse::<Cidr>()
                 .map_err(|e| anyhow::anyhow!("key `cidrs`: {e}"))?;
         }
+        self.unix_socket()?;
+        if let Some(t) = &self.listen_tcp {
+            t.parse::<std::net::SocketAddr>()
+                .map_err(|e| anyhow::anyhow!("key `listen-tcp`: {t:?}: {e}"))?;
+        }
+        if self.max_flows == 0 {
+            anyhow::bail!("key `max-flows`: must be at least 1");
+        }
         if self.interfaces.iter().any(String::is_empty) {
             anyhow::bail!("key `interfaces`: an interface name is empty");
         }
         Ok(())
+    }
+
+    /// The Observer API's unix socket path, from `listen`.
+    pub fn unix_socket(&self) -> Result<std::path::PathBuf> {
+        match self.listen.strip_prefix("unix://") {
+            Some(p) if p.starts_with('/') => Ok(p.into()),
+            _ => anyhow::bail!(
+                "key `listen`: {:?} is not unix:///absolute/path",
+                self.listen
+            ),
+        }
+    }
+
+    /// The node name flows carry.
+    pub fn node_name(&self) -> String {
+        self.node_name
+            .clone()
+            .or_else(|| {
+                std::env::var("FLOWSCOPE_NODE_NAME")
+                    .ok()
+                    .filter(|n| !n.is_empty())
+            })
+            .unwrap_or_else(crate::api::default_node_name)
     }
 
     /// The CIDR filters, parsed (validated before).
@@ -123,6 +166,10 @@ mod tests {
             cidrs = ["198.18.0.0/15", "2001:db8::/32"]
             output = "json"
             include-own-ssh = true
+            listen = "unix:///tmp/fs.sock"
+            listen-tcp = "127.0.0.1:4244"
+            max-flows = 100
+            node-name = "node-a"
         "#;
         let c = AgentConfig::from_toml(text).unwrap();
         assert_eq!(c.interfaces, ["eth0", "lo"]);
@@ -130,6 +177,11 @@ mod tests {
         assert_eq!(c.tc_attach, TcAttach::Clsact);
         assert_eq!(c.snaplen, 1024);
         assert_eq!(c.parsed_cidrs().len(), 2);
+        assert_eq!(
+            c.unix_socket().unwrap(),
+            std::path::PathBuf::from("/tmp/fs.sock")
+        );
+        assert_eq!(c.node_name(), "node-a");
         assert_eq!(AgentConfig::from_toml(&c.to_toml()).unwrap(), c);
     }
 

@@ -7,7 +7,6 @@ mod agent;
 mod api;
 mod cli;
 mod config;
-mod timefmt;
 
 /// See what every process on this node says over the network.
 #[derive(Parser, Debug)]
@@ -22,7 +21,7 @@ enum Command {
     /// Capture traffic on this node and print flows as they happen.
     Agent(agent::AgentArgs),
     /// Show recent and new flows from the agent (like `hubble observe`).
-    Observe(cli::observe::ObserveArgs),
+    Observe(Box<cli::observe::ObserveArgs>),
     /// Show the agent's status: flows, attachments, drop counters.
     Status(cli::status::StatusArgs),
 }
@@ -36,13 +35,14 @@ fn init_logging() {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Agent(args) => agent::run(args),
-        Command::Observe(args) => cli::observe::run(args),
+        Command::Observe(args) => cli::observe::run(*args),
         Command::Status(args) => cli::status::run(args),
     }
 }

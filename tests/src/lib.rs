@@ -350,7 +350,7 @@ pub fn flowscope_bin() -> PathBuf {
 /// Starts `flowscope agent ARGS` in `ns` and waits until it says it is capturing.
 pub fn start_agent(ns: &Netns, args: &str) -> Proc {
     let mut p = ns.spawn(&format!("{} agent {args}", flowscope_bin().display()));
-    p.wait_stderr("capturing; Ctrl-C to stop", Duration::from_secs(30));
+    p.wait_stderr("Ctrl-C to stop", Duration::from_secs(30));
     p
 }
 
@@ -456,4 +456,79 @@ pub fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
                 .unwrap_or_else(|e| panic!("agent printed a non-JSON line {l:?}: {e}"))
         })
         .collect()
+}
+
+/// Reading Hubble's flow JSON (what `flowscope agent -o json` and `observe -o json` print).
+pub mod flow {
+    use serde_json::Value;
+
+    /// Source address.
+    pub fn src(f: &Value) -> &str {
+        f["IP"]["source"].as_str().unwrap_or("")
+    }
+    /// Destination address.
+    pub fn dst(f: &Value) -> &str {
+        f["IP"]["destination"].as_str().unwrap_or("")
+    }
+    /// "TCP", "UDP", "ICMPv4", "ICMPv6" (the key of the `l4` oneof).
+    pub fn protocol(f: &Value) -> String {
+        f["l4"]
+            .as_object()
+            .and_then(|o| o.keys().next().cloned())
+            .unwrap_or_default()
+    }
+    /// Source port (TCP/UDP), 0 otherwise.
+    pub fn src_port(f: &Value) -> u64 {
+        f["l4"]
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v["source_port"].as_u64())
+            .unwrap_or(0)
+    }
+    /// Destination port (TCP/UDP), 0 otherwise.
+    pub fn dst_port(f: &Value) -> u64 {
+        f["l4"]
+            .as_object()
+            .and_then(|o| o.values().next())
+            .and_then(|v| v["destination_port"].as_u64())
+            .unwrap_or(0)
+    }
+    /// TCP flags set on the packet, in Hubble's names.
+    pub fn flags(f: &Value) -> Vec<String> {
+        let mut v: Vec<String> = f["l4"]["TCP"]["flags"]
+            .as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(_, b)| b.as_bool() == Some(true))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+    /// Interface name.
+    pub fn iface(f: &Value) -> &str {
+        f["interface"]["name"].as_str().unwrap_or("")
+    }
+    /// "ingress" when the packet arrived on the interface (to-endpoint), "egress" when sent.
+    pub fn packet_direction(f: &Value) -> &'static str {
+        match f["trace_observation_point"].as_str() {
+            Some("TO_ENDPOINT") => "ingress",
+            Some("FROM_ENDPOINT") => "egress",
+            _ => "unknown",
+        }
+    }
+    /// Transport payload bytes of an L3/L4 flow (flowscope extension; 0 when absent).
+    pub fn payload_bytes(f: &Value) -> u64 {
+        f["extensions"]["payload_bytes"]
+            .as_str()
+            .and_then(|s| s.parse().ok())
+            .or_else(|| f["extensions"]["payload_bytes"].as_u64())
+            .unwrap_or(0)
+    }
+    /// True for L7 flows.
+    pub fn is_l7(f: &Value) -> bool {
+        f["Type"] == "L7"
+    }
 }

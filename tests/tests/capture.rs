@@ -27,17 +27,6 @@ fn curl(ns: &Netns, url: &str) -> Transfer {
     }
 }
 
-fn field<'a>(v: &'a Value, k: &str) -> &'a Value {
-    &v[k]
-}
-
-fn flags(v: &Value) -> Vec<String> {
-    v["tcp_flags"]
-        .as_array()
-        .map(|a| a.iter().map(|f| f.as_str().unwrap().to_string()).collect())
-        .unwrap_or_default()
-}
-
 /// Runs one HTTP fetch through the agent with `agent_args` and checks every packet of it.
 fn fetch_and_check(agent_args: &str, v6: bool, source: &str) {
     require_root();
@@ -70,57 +59,80 @@ fn fetch_and_check(agent_args: &str, v6: bool, source: &str) {
         "agent exit status"
     );
 
+    assert!(
+        agent
+            .stderr()
+            .iter()
+            .any(|l| l.contains(&format!("capturing (path: {source})"))),
+        "capture path {source} not in use: {:?}",
+        agent.stderr()
+    );
     let events = json_lines(&agent.stdout());
+    let port = u64::from(t.local_port);
     let conn: Vec<&Value> = events
         .iter()
         .filter(|e| {
-            e["protocol"] == "TCP"
-                && (e["src_port"] == t.local_port || e["dst_port"] == t.local_port)
+            !flow::is_l7(e)
+                && flow::protocol(e) == "TCP"
+                && (flow::src_port(e) == port || flow::dst_port(e) == port)
         })
         .collect();
     assert!(
         !conn.is_empty(),
-        "no packet of the curl connection (port {}) seen; got {} events",
-        t.local_port,
+        "no packet of the curl connection (port {port}) seen; got {} events",
         events.len()
     );
     for e in &conn {
-        assert_eq!(field(e, "iface"), link.server_if.as_str());
-        assert_eq!(field(e, "source"), source);
-        let c2s = e["src_port"] == t.local_port;
+        assert_eq!(flow::iface(e), link.server_if.as_str(), "{e}");
+        let c2s = flow::src_port(e) == port;
         let (src, dst, dir) = if c2s {
             (client_ip, server_ip, "ingress")
         } else {
             (server_ip, client_ip, "egress")
         };
-        assert_eq!(e["src"], src, "{e}");
-        assert_eq!(e["dst"], dst, "{e}");
-        assert_eq!(e["direction"], dir, "{e}");
-        assert_eq!(if c2s { &e["dst_port"] } else { &e["src_port"] }, 80, "{e}");
+        assert_eq!(flow::src(e), src, "{e}");
+        assert_eq!(flow::dst(e), dst, "{e}");
+        assert_eq!(flow::packet_direction(e), dir, "{e}");
+        assert_eq!(
+            if c2s {
+                flow::dst_port(e)
+            } else {
+                flow::src_port(e)
+            },
+            80,
+            "{e}"
+        );
+        assert_eq!(e["is_reply"], !c2s, "{e}");
     }
     // The handshake: the client's SYN comes first, then the server's SYN-ACK.
-    assert_eq!(flags(conn[0]), vec!["SYN"], "first packet {}", conn[0]);
-    assert_eq!(conn[0]["direction"], "ingress");
     assert_eq!(
-        flags(conn[1]),
-        vec!["SYN", "ACK"],
+        flow::flags(conn[0]),
+        vec!["SYN"],
+        "first packet {}",
+        conn[0]
+    );
+    assert_eq!(flow::packet_direction(conn[0]), "ingress");
+    assert_eq!(
+        flow::flags(conn[1]),
+        vec!["ACK", "SYN"],
         "second packet {}",
         conn[1]
     );
-    assert_eq!(conn[1]["direction"], "egress");
+    assert_eq!(flow::packet_direction(conn[1]), "egress");
     // Both sides close.
     for dir in ["ingress", "egress"] {
         assert!(
             conn.iter()
-                .any(|e| e["direction"] == dir && flags(e).contains(&"FIN".to_string())),
+                .any(|e| flow::packet_direction(e) == dir
+                    && flow::flags(e).contains(&"FIN".to_string())),
             "no FIN {dir}"
         );
     }
     // Payload bytes each way equal what curl sent and received, exactly (no loss on a veth).
     let sum = |dir: &str| {
         conn.iter()
-            .filter(|e| e["direction"] == dir)
-            .map(|e| e["payload_len"].as_u64().unwrap())
+            .filter(|e| flow::packet_direction(e) == dir)
+            .map(|e| flow::payload_bytes(e))
             .sum::<u64>()
     };
     assert_eq!(sum("ingress"), t.request_bytes, "request bytes");
@@ -129,6 +141,24 @@ fn fetch_and_check(agent_args: &str, v6: bool, source: &str) {
         t.response_bytes,
         "response bytes (headers + body)"
     );
+    // And the engine paired the exchange: one HTTP request and one response for this connection.
+    let l7: Vec<&Value> = events
+        .iter()
+        .filter(|e| flow::is_l7(e) && (flow::src_port(e) == port || flow::dst_port(e) == port))
+        .collect();
+    assert_eq!(l7.len(), 2, "L7 flows of the fetch: {l7:?}");
+    assert_eq!(l7[0]["l7"]["type"], "REQUEST");
+    assert_eq!(l7[0]["l7"]["http"]["method"], "GET");
+    assert!(
+        l7[0]["l7"]["http"]["url"]
+            .as_str()
+            .unwrap()
+            .ends_with("/page.txt"),
+        "{}",
+        l7[0]
+    );
+    assert_eq!(l7[1]["l7"]["type"], "RESPONSE");
+    assert_eq!(l7[1]["l7"]["http"]["code"], 200);
     if source != "afpacket" {
         let lost: Vec<String> = agent
             .stderr()
@@ -283,16 +313,16 @@ fn attaches_to_interfaces_that_appear_later() {
     let events = json_lines(&agent.stdout());
     let echo: Vec<&Value> = events
         .iter()
-        .filter(|e| e["iface"] == a.as_str() && e["protocol"] == "ICMPv4")
+        .filter(|e| flow::iface(e) == a.as_str() && flow::protocol(e) == "ICMPv4")
         .collect();
     assert!(
         echo.iter()
-            .any(|e| e["direction"] == "ingress" && e["src"] == "198.19.7.2"),
+            .any(|e| flow::packet_direction(e) == "ingress" && flow::src(e) == "198.19.7.2"),
         "{events:?}"
     );
     assert!(
         echo.iter()
-            .any(|e| e["direction"] == "egress" && e["dst"] == "198.19.7.2"),
+            .any(|e| flow::packet_direction(e) == "egress" && flow::dst(e) == "198.19.7.2"),
         "{events:?}"
     );
     assert_no_bpf_left();
@@ -331,17 +361,36 @@ fn agent_drops_capabilities_after_start() {
     let mut agent = start_agent(&link.server, &format!("-i {}", link.server_if));
     let status = std::fs::read_to_string(format!("/proc/{}/status", agent.pid())).unwrap();
     let caps = |k: &str| {
-        let v = status.lines().find_map(|l| l.strip_prefix(k)).unwrap().trim();
+        let v = status
+            .lines()
+            .find_map(|l| l.strip_prefix(k))
+            .unwrap()
+            .trim();
         u64::from_str_radix(v, 16).unwrap()
     };
     // NET_ADMIN(12) DAC_READ_SEARCH(2) SYS_PTRACE(19) BPF(39) PERFMON(38).
     let want: u64 = (1 << 12) | (1 << 2) | (1 << 19) | (1 << 39) | (1 << 38);
-    assert_eq!(caps("CapEff:"), want, "effective set {:#x}", caps("CapEff:"));
+    assert_eq!(
+        caps("CapEff:"),
+        want,
+        "effective set {:#x}",
+        caps("CapEff:")
+    );
     assert_eq!(caps("CapPrm:"), want, "permitted set");
     assert_eq!(caps("CapBnd:"), want, "bounding set");
     assert_eq!(caps("CapInh:"), 0);
     // And it still works: a new TC attach would need NET_ADMIN + BPF, reading counters BPF.
-    assert_eq!(agent.signal_and_wait(libc::SIGTERM, Duration::from_secs(10)), Some(0));
-    assert!(agent.stderr().iter().any(|l| l.starts_with("kernel_packets_seen")), "{:?}", agent.stderr());
+    assert_eq!(
+        agent.signal_and_wait(libc::SIGTERM, Duration::from_secs(10)),
+        Some(0)
+    );
+    assert!(
+        agent
+            .stderr()
+            .iter()
+            .any(|l| l.starts_with("kernel_packets_seen")),
+        "{:?}",
+        agent.stderr()
+    );
     assert_no_bpf_left();
 }

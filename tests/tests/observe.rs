@@ -67,7 +67,6 @@ fn observe_until(sock: &str, args: &str, done: impl Fn(&[Value]) -> bool) -> Vec
 }
 
 #[test]
-#[ignore = "needs `flowscope agent --listen` serving the API with L7 flows from the engine; remove this line once the agent wires api::serve"]
 fn observe_filters_follows_and_pipes_like_hubble() {
     require_root();
     let link = Link::new();

@@ -104,6 +104,15 @@ pub struct AgentArgs {
     /// Output format [default: compact].
     #[arg(short = 'o', long, value_enum)]
     pub output: Option<Output>,
+    /// Where the Observer API listens [default: unix:///var/run/flowscope/observer.sock].
+    #[arg(long, value_name = "unix:///PATH")]
+    pub listen: Option<String>,
+    /// Also serve the Observer API on TCP (plaintext), e.g. 0.0.0.0:4244 for Hubble Relay.
+    #[arg(long, value_name = "ADDR")]
+    pub listen_tcp: Option<String>,
+    /// Flows kept for `flowscope observe --last` [default: 65536].
+    #[arg(long)]
+    pub max_flows: Option<usize>,
     /// Keep the terminal's own SSH session in the capture (by default it is excluded, or every
     /// printed line would make another packet to print).
     #[arg(long)]
@@ -149,6 +158,15 @@ impl AgentArgs {
             c.output = v;
         }
         c.include_own_ssh |= self.include_own_ssh;
+        if let Some(v) = self.listen {
+            c.listen = v;
+        }
+        if self.listen_tcp.is_some() {
+            c.listen_tcp = self.listen_tcp;
+        }
+        if let Some(v) = self.max_flows {
+            c.max_flows = v;
+        }
         c.validate()?;
         Ok(c)
     }

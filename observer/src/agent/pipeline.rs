@@ -1,96 +1,117 @@
-//! From a captured frame to a printed line: decode with `flows::packet`, label with the
-//! interface, print. The flows engine plugs in here.
+//! From a captured frame to flows: the flows engine decodes and pairs, the agent names the
+//! interface, then each flow goes into the store the Observer API serves and, unless `-o none`,
+//! to stdout through the same printer `flowscope observe` uses.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::HashMap,
     io::Write,
+    sync::{Arc, Mutex},
 };
 
-use ebpf_tc::wire::{CaptureSource, L2Kind, PacketHdr, WireDirection};
-use flows::packet::{self, CaptureMeta, Direction, LinkType, Transport};
-use serde::Serialize;
+use ebpf_tc::wire::{L2Kind, PacketHdr, WireDirection};
+use flows::{
+    engine::{Engine, EngineConfig},
+    packet::{CaptureMeta, Direction, LinkType},
+    record::Record,
+};
+use serde::{Deserialize, Serialize};
 
 use super::clock::MonoToWall;
-use crate::timefmt;
+use crate::{
+    api::{convert::flow_to_proto, FlowStore},
+    cli::printer::{Format, Printer, PrinterOptions},
+};
 
-/// How the agent prints.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize,
-)]
+/// How the agent prints flows on stdout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Output {
-    /// One line per event, like `hubble observe`.
+    /// One line per flow, like `hubble observe`.
     Compact,
-    /// One JSON object per line.
+    /// `KEY: value` blocks.
+    Dict,
+    /// Hubble's flow JSON, one per line.
     Json,
+    /// GetFlowsResponse JSON, one per line (what `flowscope observe --input-file` reads).
+    Jsonpb,
+    /// Nothing: flows are only served over the API (the DaemonSet's choice).
+    None,
 }
 
-/// One L3/L4 packet event, as printed with `-o json`.
-#[derive(Serialize, Debug)]
-pub struct PacketEvent<'a> {
-    /// RFC 3339 capture time.
-    pub time: String,
-    /// Interface name (or index when it has gone).
-    pub iface: &'a str,
-    /// Interface index.
-    pub ifindex: u32,
-    /// ingress or egress.
-    pub direction: Direction,
-    /// Capture path: tc, socket or afpacket.
-    pub source: &'static str,
-    /// Source address.
-    pub src: String,
-    /// Destination address.
-    pub dst: String,
-    /// Source port (TCP/UDP).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub src_port: Option<u16>,
-    /// Destination port (TCP/UDP).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub dst_port: Option<u16>,
-    /// TCP, UDP, ICMPv4, ICMPv6 or IP.
-    pub protocol: &'static str,
-    /// TCP flags as Hubble names them.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub tcp_flags: Vec<&'static str>,
-    /// Transport payload bytes on the wire.
-    pub payload_len: u32,
-    /// Bytes of the whole packet.
-    pub orig_len: u32,
-    /// Kernel socket cookie (egress on TC).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub socket_cookie: Option<u64>,
+impl Output {
+    fn format(self) -> Option<Format> {
+        match self {
+            Output::Compact => Some(Format::Compact),
+            Output::Dict => Some(Format::Dict),
+            Output::Json => Some(Format::Json),
+            Output::Jsonpb => Some(Format::Jsonpb),
+            Output::None => None,
+        }
+    }
 }
+
+/// Engine counters as last published, for `flowscope status` (the engine itself lives on the
+/// reader task).
+pub type SharedCounters = Arc<Mutex<Vec<(String, u64)>>>;
 
 /// Receives every captured frame of one capture path, in order.
 pub struct Pipeline<W: Write> {
-    out: W,
-    format: Output,
+    engine: Engine,
+    printer: Option<Printer<W>>,
+    store: Arc<FlowStore>,
     clock: Option<MonoToWall>,
     names: HashMap<u32, String>,
-    /// Frames that did not decode, by reason.
-    pub decode_errors: BTreeMap<&'static str, u64>,
-    /// Frames printed.
-    pub printed: u64,
+    published: SharedCounters,
+    last_now: u64,
 }
 
 impl<W: Write> Pipeline<W> {
     /// `clock` converts kernel monotonic stamps; None when stamps are already wall-clock.
-    pub fn new(out: W, format: Output, clock: Option<MonoToWall>) -> Self {
+    pub fn new(
+        out: W,
+        output: Output,
+        clock: Option<MonoToWall>,
+        store: Arc<FlowStore>,
+        published: SharedCounters,
+    ) -> Self {
+        let engine = Engine::new(EngineConfig {
+            id_seed: random_seed(),
+            ..EngineConfig::default()
+        });
+        let printer = output.format().map(|format| {
+            Printer::new(
+                PrinterOptions {
+                    format,
+                    color: false,
+                    streaming: true,
+                    ..PrinterOptions::default()
+                },
+                out,
+            )
+        });
         Self {
-            out,
-            format,
+            engine,
+            printer,
+            store,
             clock,
             names: HashMap::new(),
-            decode_errors: BTreeMap::new(),
-            printed: 0,
+            published,
+            last_now: 0,
         }
     }
 
-    fn iface_name(&mut self, ifindex: u32) -> &str {
-        self.names.entry(ifindex).or_insert_with(|| {
-            ebpf_tc::iface::name_of(ifindex).unwrap_or_else(|| format!("if{ifindex}"))
-        })
+    /// Kernel stamps are CLOCK_MONOTONIC: convert them with `clock`.
+    pub fn set_clock(&mut self, clock: MonoToWall) {
+        self.clock = Some(clock);
+    }
+
+    fn iface_name(&mut self, ifindex: u32) -> String {
+        self.names
+            .entry(ifindex)
+            .or_insert_with(|| {
+                ebpf_tc::iface::name_of(ifindex).unwrap_or_else(|| format!("if{ifindex}"))
+            })
+            .clone()
     }
 
     /// Handles one captured frame.
@@ -99,6 +120,7 @@ impl<W: Write> Pipeline<W> {
             Some(c) => c.wall_ns(hdr.ts_ns),
             None => hdr.ts_ns,
         };
+        self.last_now = self.last_now.max(ts_ns);
         let meta = CaptureMeta {
             ts_ns,
             ifindex: hdr.ifindex,
@@ -113,77 +135,75 @@ impl<W: Write> Pipeline<W> {
             L2Kind::Ethernet => LinkType::Ethernet,
             L2Kind::RawIp => LinkType::RawIp,
         };
-        let pkt = match packet::decode(link, data, meta) {
-            Ok(p) => p,
-            Err(e) => {
-                *self.decode_errors.entry(e.reason()).or_default() += 1;
-                return Ok(());
-            }
-        };
-        let source = match hdr.source {
-            CaptureSource::Tc => "tc",
-            CaptureSource::Socket => "socket",
-            CaptureSource::AfPacket => "afpacket",
-        };
-        let tcp_flags: Vec<&'static str> = match pkt.transport {
-            Transport::Tcp(t) => t.flags.names().collect(),
-            _ => Vec::new(),
-        };
-        let (sp, dp) = pkt.ports().unzip();
-        let format = self.format;
-        let iface = self.iface_name(hdr.ifindex).to_string();
-        let ev = PacketEvent {
-            time: timefmt::rfc3339_nanos(ts_ns),
-            iface: &iface,
-            ifindex: hdr.ifindex,
-            direction: meta.direction,
-            source,
-            src: pkt.src.to_string(),
-            dst: pkt.dst.to_string(),
-            src_port: sp,
-            dst_port: dp,
-            protocol: pkt.protocol_name(),
-            tcp_flags,
-            payload_len: pkt.payload_wire_len,
-            orig_len: hdr.orig_len,
-            socket_cookie: hdr.cookie(),
-        };
-        match format {
-            Output::Json => {
-                serde_json::to_writer(&mut self.out, &ev)?;
-                self.out.write_all(b"\n")?;
-            }
-            Output::Compact => {
-                let ep = |a: &str, p: Option<u16>| match p {
-                    Some(p) if a.contains(':') => format!("[{a}]:{p}"),
-                    Some(p) => format!("{a}:{p}"),
-                    None => a.to_string(),
-                };
-                let flags = if ev.tcp_flags.is_empty() {
-                    String::new()
-                } else {
-                    format!(" Flags: {}", ev.tcp_flags.join(", "))
-                };
-                writeln!(
-                    self.out,
-                    "{}: {} -> {} {} {} {}{} len={}",
-                    timefmt::stamp_milli(ts_ns),
-                    ep(&ev.src, sp),
-                    ep(&ev.dst, dp),
-                    ev.iface,
-                    ev.direction,
-                    ev.protocol,
-                    flags,
-                    ev.payload_len
-                )?;
+        // Decode errors are counted inside the engine (and shown by `flowscope status`).
+        let _ = self.engine.handle_frame(ts_ns, link, data, meta);
+        self.drain()
+    }
+
+    /// Runs the engine's timers (idle eviction, unanswered requests) at wall time `now_ns`,
+    /// and publishes the counters.
+    pub fn tick(&mut self, now_ns: u64) -> std::io::Result<()> {
+        self.last_now = self.last_now.max(now_ns);
+        self.engine.handle_timeout(self.last_now);
+        self.drain()?;
+        let counters: Vec<(String, u64)> = self
+            .engine
+            .counters()
+            .iter()
+            .map(|(k, v)| (format!("engine_{k}"), v))
+            .collect();
+        *self.published.lock().unwrap_or_else(|p| p.into_inner()) = counters;
+        self.flush()
+    }
+
+    /// Emits what is still pending (at exit).
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        self.engine.flush(self.last_now);
+        self.drain()?;
+        if let Some(p) = self.printer.as_mut() {
+            p.finish()?;
+        }
+        Ok(())
+    }
+
+    fn drain(&mut self) -> std::io::Result<()> {
+        while let Some(rec) = self.engine.poll_record() {
+            match rec {
+                Record::Flow(f) => {
+                    let mut pf = flow_to_proto(&f, self.store.node_name());
+                    if let Some(i) = pf.interface.as_mut() {
+                        i.name = self.iface_name(i.index);
+                    }
+                    if let Some(p) = self.printer.as_mut() {
+                        p.print_flow(&pf)?;
+                    }
+                    self.store.push(pf);
+                }
+                // Spans go to OTLP (issue 7); until then they are counted by the engine.
+                Record::Span(_) => {}
             }
         }
-        self.printed += 1;
         Ok(())
     }
 
     /// Flushes buffered output (after each batch).
     pub fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush()
+        match self.printer.as_mut() {
+            Some(p) => p.writer().flush(),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A seed for span and trace ids that differs between runs and hosts.
+fn random_seed() -> u64 {
+    let mut b = [0u8; 8];
+    if std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut b))
+        .is_ok()
+    {
+        u64::from_ne_bytes(b)
+    } else {
+        std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15
     }
 }

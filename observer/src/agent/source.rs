@@ -11,6 +11,7 @@ use std::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex,
     },
+    time::Duration,
 };
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -28,7 +29,13 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use super::{clock::MonoToWall, kernel_filters, pipeline::Pipeline, CaptureKind, TcAttach};
+use super::{
+    clock::MonoToWall,
+    kernel_filters,
+    pipeline::{Pipeline, SharedCounters},
+    CaptureKind, TcAttach,
+};
+use crate::api::{self, AgentStatus, ApiConfig, LostSource, StatusHandle};
 use crate::config::AgentConfig;
 
 type SharedCapture = Arc<Mutex<KernelCapture>>;
@@ -149,6 +156,13 @@ fn start(args: &AgentConfig, ifaces: &[Interface]) -> Result<Running> {
     }
 }
 
+fn wall_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 /// Runs until a signal or an error; always detaches before returning.
 pub async fn run(args: AgentConfig) -> Result<()> {
     let ifaces = initial_ifaces(&args)?;
@@ -156,27 +170,104 @@ pub async fn run(args: AgentConfig) -> Result<()> {
     super::privileges::drop_unneeded(matches!(running, Running::AfPacket));
     let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
-    match running {
+
+    let api_cfg = ApiConfig {
+        unix_socket: args.unix_socket()?,
+        tcp: args
+            .listen_tcp
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("listen-tcp")?,
+        max_flows: args.max_flows,
+        node_name: args.node_name(),
+    };
+    let store = api_cfg.new_store();
+    let engine_counters: SharedCounters = Arc::default();
+    let status = StatusHandle::default();
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let api_stop = {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let api = tokio::spawn(api::serve(
+        api_cfg.clone(),
+        store.clone(),
+        status.clone(),
+        api_stop,
+    ));
+    info!(socket = %api_cfg.unix_socket.display(), tcp = ?api_cfg.tcp, "serving the Observer API");
+    let pipeline = Pipeline::new(
+        BufWriter::new(io::stdout()),
+        args.output,
+        None,
+        store.clone(),
+        engine_counters.clone(),
+    );
+
+    let outcome = match running {
         Running::Kernel { cap, path } => {
             let ring = cap.lock().expect("capture lock").take_ring()?;
-            info!(path = ?path, "capturing; Ctrl-C to stop");
-            let reader: JoinHandle<Result<Pipeline<BufWriter<io::Stdout>>>> =
-                tokio::spawn(read_ring(
-                    ring,
-                    Pipeline::new(
-                        BufWriter::new(io::stdout()),
-                        args.output,
-                        Some(MonoToWall::sample()),
-                    ),
-                ));
+            let path_name = match path {
+                CaptureKind::Tc => "tc",
+                CaptureKind::Socket => "socket",
+                CaptureKind::Afpacket => "afpacket",
+            };
+            {
+                let cap = cap.clone();
+                let engine_counters = engine_counters.clone();
+                status.set_provider(move || {
+                    let c = cap.lock().unwrap_or_else(|p| p.into_inner());
+                    let mut counters: Vec<(String, u64)> = c
+                        .counters()
+                        .into_iter()
+                        .map(|(k, v)| (k.to_string(), v))
+                        .collect();
+                    counters.extend(
+                        engine_counters
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .iter()
+                            .cloned(),
+                    );
+                    AgentStatus {
+                        capture_path: path_name.into(),
+                        attachments: c
+                            .attached()
+                            .into_iter()
+                            .map(|(i, m)| (i, m.as_str().to_string()))
+                            .collect(),
+                        attribution: "none".into(),
+                        counters,
+                    }
+                });
+            }
+            info!("capturing (path: {path_name}); Ctrl-C to stop");
+            let mut pipeline = pipeline;
+            pipeline.set_clock(MonoToWall::sample());
+            let reader = tokio::spawn(read_ring(ring, pipeline, stop_rx.clone()));
             let watcher: JoinHandle<Result<()>> =
                 tokio::spawn(watch_links(cap.clone(), args.clone(), path));
+            let losses = tokio::spawn(report_kernel_losses(cap.clone(), store.clone()));
+            let mut reader = reader;
             let outcome: Result<()> = tokio::select! {
                 _ = tokio::signal::ctrl_c() => { info!("interrupted; detaching"); Ok(()) }
                 _ = sigterm.recv() => { info!("terminated; detaching"); Ok(()) }
-                r = flatten(reader) => r.map(|_| ()).and(Err(anyhow!("the ring reader stopped"))),
+                r = &mut reader => Err(match r { Ok(Err(e)) => e, Ok(Ok(_)) => anyhow!("the ring reader stopped"), Err(e) => anyhow!("the ring reader panicked: {e}") }),
                 r = flatten(watcher) => r.and(Err(anyhow!("the interface watcher stopped"))),
             };
+            let _ = stop_tx.send(true);
+            losses.abort();
+            // Let the reader emit what the engine still holds, unless it is what failed.
+            if !reader.is_finished() {
+                match tokio::time::timeout(Duration::from_secs(5), reader).await {
+                    Ok(Ok(Err(e))) => warn!("ring reader: {e:#}"),
+                    Ok(Err(e)) => warn!("ring reader: {e}"),
+                    _ => {}
+                }
+            }
             let mut c = cap.lock().unwrap_or_else(|p| p.into_inner());
             for (name, v) in c.counters() {
                 eprintln!("{name}: {v}");
@@ -185,8 +276,6 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             outcome
         }
         Running::AfPacket => {
-            info!("capture path: afpacket");
-            let stop = Arc::new(AtomicBool::new(false));
             let ifindex = match ifaces.as_slice() {
                 [one] if !args.interfaces.is_empty() => Some(one.index),
                 _ if args.interfaces.is_empty() => None,
@@ -194,18 +283,31 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             };
             let mut sock = AfPacketCapture::open(ifindex, args.snaplen as usize + 128, l2_of)?;
             sock.set_timeout(200)?;
-            info!(path = ?CaptureKind::Afpacket, "capturing; Ctrl-C to stop");
+            status.set(AgentStatus {
+                capture_path: "afpacket".into(),
+                attribution: "none".into(),
+                ..AgentStatus::default()
+            });
+            info!("capturing (path: afpacket); Ctrl-C to stop");
+            let stop = Arc::new(AtomicBool::new(false));
             let s2 = stop.clone();
-            let format = args.output;
+            let mut p = pipeline;
             let thread = std::thread::Builder::new().name("afpacket".into()).spawn(
                 move || -> Result<()> {
-                    let mut p = Pipeline::new(BufWriter::new(io::stdout()), format, None);
+                    let mut last_tick = wall_now_ns();
                     while !s2.load(Ordering::Relaxed) {
                         if let Some((hdr, data)) = sock.recv()? {
                             p.on_frame(&hdr, data)?;
                         }
+                        let now = wall_now_ns();
+                        if now - last_tick > 1_000_000_000 {
+                            p.tick(now)?;
+                            last_tick = now;
+                        }
                         p.flush()?;
                     }
+                    p.finish()?;
+                    p.flush()?;
                     Ok(())
                 },
             )?;
@@ -214,9 +316,39 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 _ = sigterm.recv() => info!("terminated"),
             }
             stop.store(true, Ordering::Relaxed);
+            let _ = stop_tx.send(true);
             thread
                 .join()
                 .map_err(|_| anyhow!("the afpacket reader panicked"))?
+        }
+    };
+    // The API removes its socket when it stops.
+    match tokio::time::timeout(Duration::from_secs(5), api).await {
+        Ok(Ok(Err(e))) => warn!("observer API: {e:#}"),
+        Ok(Err(e)) => warn!("observer API task: {e}"),
+        Err(_) => warn!("observer API did not stop within 5 s"),
+        Ok(Ok(Ok(()))) => {}
+    }
+    outcome
+}
+
+/// Tells the store (and so `flowscope observe`, as LostEvents) when the kernel ring overflowed.
+async fn report_kernel_losses(cap: SharedCapture, store: Arc<crate::api::FlowStore>) {
+    let mut last = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let lost = cap
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .counters()
+            .into_iter()
+            .find(|(k, _)| *k == "kernel_ring_full_lost")
+            .map(|(_, v)| v)
+            .unwrap_or(0);
+        if lost > last {
+            store.note_lost(LostSource::KernelRing, lost - last);
+            last = lost;
         }
     }
 }
@@ -236,11 +368,13 @@ async fn flatten<T>(h: JoinHandle<Result<T>>) -> Result<T> {
     }
 }
 
-/// Drains the ring whenever the kernel signals data, a batch at a time.
+/// Drains the ring whenever the kernel signals data, a batch at a time; runs the engine's
+/// timers once a second; on `stop`, emits what is pending and returns.
 async fn read_ring(
     ring: aya::maps::RingBuf<aya::maps::MapData>,
     mut pipeline: Pipeline<BufWriter<io::Stdout>>,
-) -> Result<Pipeline<BufWriter<io::Stdout>>> {
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<()> {
     // SAFETY: the ring owns its map fd and keeps it open, unchanged, for as long as it lives,
     // and the AsyncFd owns the ring.
     let mut afd =
@@ -251,25 +385,40 @@ async fn read_ring(
             )
         })?;
     let mut bad_records = 0u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
-        let mut guard = afd
-            .readable_mut()
-            .await
-            .context("waiting on the ring buffer")?;
-        let rb = guard.get_inner_mut();
-        while let Some(item) = rb.next() {
-            match PacketHdr::parse(&item) {
-                Ok((hdr, data)) => pipeline.on_frame(&hdr, data)?,
-                Err(e) => {
-                    bad_records += 1;
-                    if bad_records.is_power_of_two() {
-                        warn!(bad_records, "unreadable ring record: {e}");
+        tokio::select! {
+            guard = afd.readable_mut() => {
+                let mut guard = guard.context("waiting on the ring buffer")?;
+                let rb = guard.get_inner_mut();
+                while let Some(item) = rb.next() {
+                    match PacketHdr::parse(&item) {
+                        Ok((hdr, data)) => pipeline.on_frame(&hdr, data)?,
+                        Err(e) => {
+                            bad_records += 1;
+                            if bad_records.is_power_of_two() {
+                                warn!(bad_records, "unreadable ring record: {e}");
+                            }
+                        }
                     }
                 }
+                pipeline.flush()?;
+                guard.clear_ready();
+            }
+            _ = tick.tick() => pipeline.tick(wall_now_ns())?,
+            _ = stop.wait_for(|s| *s) => {
+                // Drain what is already in the ring, then flush the engine.
+                let rb = afd.get_mut();
+                while let Some(item) = rb.next() {
+                    if let Ok((hdr, data)) = PacketHdr::parse(&item) {
+                        pipeline.on_frame(&hdr, data)?;
+                    }
+                }
+                pipeline.finish()?;
+                pipeline.flush()?;
+                return Ok(());
             }
         }
-        pipeline.flush()?;
-        guard.clear_ready();
     }
 }
 
