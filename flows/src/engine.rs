@@ -5,7 +5,7 @@
 //! `None` after each of those calls, and [`Engine::flush`] at the end of a capture. It never
 //! reads a clock: every method takes the current time in nanoseconds.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -17,9 +17,9 @@ use crate::l7::http1::{Http1Event, RequestHead, ResponseHead};
 use crate::l7::{L7Config, L7Context, L7Event, PacketCtx, StreamDir};
 use crate::packet::{decode, CaptureMeta, DecodeError, LinkType, Packet, TcpFlags, Transport};
 use crate::record::{
-    attr, AttributeValue, DnsAnswer, DnsInfo, Flow, FlowType, HttpHeader, HttpInfo, IpInfo,
-    L7Record, L7Type, Layer4, Layer7, Record, Span, SpanKind, SpanStatus, StatusCode, TraceContext,
-    Verdict,
+    attr, AttributeValue, Attributes, DnsAnswer, DnsInfo, Flow, FlowType, HttpHeader, HttpInfo,
+    IpInfo, L7Record, L7Type, Layer4, Layer7, Record, Span, SpanKind, SpanStatus, StatusCode,
+    TraceContext, Verdict,
 };
 use crate::table::{
     ConnState, DnsPending, EvictReason, FlowEntry, FlowTable, L7Slot, TcpConn, UdpConn,
@@ -200,6 +200,20 @@ impl Engine {
             meta: packet.meta,
         };
         let (key, side) = FlowKey::from_packet(packet);
+        // A fresh SYN on a tuple whose connection already closed is a new connection (port
+        // reuse inside the close linger): retire the old one first.
+        let pure_syn = packet
+            .tcp()
+            .is_some_and(|t| t.flags.contains(TcpFlags::SYN) && !t.flags.contains(TcpFlags::ACK));
+        if pure_syn {
+            let closed = self.table.get_mut(&key).is_some_and(|e| match &e.state {
+                ConnState::Tcp(c) => c.closed_at.is_some() || c.reasm[side.index()].is_closed(),
+                _ => false,
+            });
+            if closed {
+                self.evict(key, EvictReason::Closed, now_ns);
+            }
+        }
         let Self {
             config,
             table,
@@ -967,10 +981,8 @@ fn http_span(
         crate::packet::Direction::Egress => SpanKind::Client,
         _ => SpanKind::Server,
     };
-    let mut a: BTreeMap<String, AttributeValue> = BTreeMap::new();
-    let mut set = |k: &str, v: AttributeValue| {
-        a.insert(k.to_string(), v);
-    };
+    let mut a = Attributes::new();
+    let mut set = |k: &'static str, v: AttributeValue| a.insert(k, v);
     let method_known = KNOWN_METHODS.contains(&req.method.as_str());
     set(
         attr::HTTP_REQUEST_METHOD,

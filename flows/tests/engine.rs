@@ -311,6 +311,50 @@ fn sensitive_headers_never_leave_unredacted() {
         !json.contains("c2VjcmV0") && !json.contains("topsecret") && !json.contains("alsosecret")
     );
     assert_eq!(json.matches("[REDACTED]").count(), 3);
+    // Records round-trip through JSON (the agent's ring and `observe` read them back).
+    let back: Vec<Record> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, records);
+}
+
+#[test]
+fn engine_is_send() {
+    fn is_send<T: Send>() {}
+    is_send::<Engine>();
+}
+
+#[test]
+fn a_new_syn_on_a_closed_tuple_starts_a_new_connection() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(b"GET /one HTTP/1.1\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1448);
+    c.close();
+    // The same 4-tuple reused right away (within the close linger), new ISNs.
+    let mut c2 = TcpConversation::new(
+        "198.18.0.2:51234".parse().unwrap(),
+        "198.18.0.1:80".parse().unwrap(),
+        777_777,
+        3,
+        2_000_000,
+    );
+    c2.handshake();
+    c2.client_send(b"GET /two HTTP/1.1\r\n\r\n", 1448);
+    c2.server_send(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 1448);
+    let frames: Vec<_> = c.frames().iter().chain(c2.frames()).cloned().collect();
+    let mut e = l7_engine();
+    let records = run(&mut e, &frames);
+    let names: Vec<_> = spans(&records)
+        .iter()
+        .map(|s| s.attributes[attr::URL_PATH].clone())
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            AttributeValue::String("/one".into()),
+            AttributeValue::String("/two".into())
+        ]
+    );
+    assert_eq!(e.counters().flows_created, 2);
 }
 
 #[test]

@@ -11,8 +11,6 @@ use flows::record::{
     attr, AttributeValue, Flow, L7Record, L7Type, Layer4, ProcessInfo, Record, Span, Verdict,
 };
 
-use crate::timefmt::stamp_milli;
-
 /// One JSON object (no trailing newline).
 pub fn json_line(record: &Record) -> serde_json::Result<String> {
     serde_json::to_string(record)
@@ -163,4 +161,46 @@ fn compact_span(s: &Span) -> String {
     }
     line.push(')');
     line
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `hubble observe`'s compact stamp (Go's StampMilli, UTC): `Nov 25 13:20:01.123`.
+pub fn stamp_milli(ns: u64) -> String {
+    let secs = ns / 1_000_000_000;
+    // H. Hinnant's civil_from_days: days since 1970-01-01 -> (month, day).
+    let z = (secs / 86_400) as i64 + 719_468;
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let sod = secs % 86_400;
+    format!(
+        "{} {:>2} {:02}:{:02}:{:02}.{:03}",
+        MONTHS[(month - 1) as usize],
+        day,
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60,
+        ns % 1_000_000_000 / 1_000_000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::stamp_milli;
+
+    #[test]
+    fn stamps_like_hubble() {
+        // 2026-11-25T13:20:01.123Z
+        assert_eq!(
+            stamp_milli(1_795_612_801_123_000_000),
+            "Nov 25 13:20:01.123"
+        );
+        assert_eq!(stamp_milli(0), "Jan  1 00:00:00.000");
+    }
 }
