@@ -179,6 +179,8 @@ pub struct OwnerCache {
     /// UDP sockets reported with an unspecified local address: (local port, peer) -> owner.
     by_udp_port: TwoGen<(u16, std::net::SocketAddr), Owner>,
     negative: TwoGen<SocketTuple, u64>,
+    /// (pid, tid, cgroup id, netns) -> the ProcessInfo last built for it.
+    processes: TwoGen<(u32, u32, u64, u32), Arc<ProcessInfo>>,
     closing: VecDeque<(u64, Closing)>,
     cgroups: CgroupResolver,
     snapshot: Option<(Instant, ProcSnapshot)>,
@@ -196,6 +198,7 @@ impl OwnerCache {
             by_tuple: TwoGen::new(cap),
             by_udp_port: TwoGen::new(cap),
             negative: TwoGen::new(cap),
+            processes: TwoGen::new(4096),
             closing: VecDeque::new(),
             cgroups: CgroupResolver::new(root),
             snapshot: None,
@@ -253,14 +256,11 @@ impl OwnerCache {
             }
             _ => {
                 let owner = match &ev.process {
-                    Some(p) => {
-                        let info = self.process_info(ev, p);
-                        Some(Owner {
-                            info: Arc::new(info),
-                            closed_at: None,
-                            tuple: None,
-                        })
-                    }
+                    Some(p) => Some(Owner {
+                        info: self.process_info(ev, p),
+                        closed_at: None,
+                        tuple: None,
+                    }),
                     // A state change joins a cookie the connect hook saw to the tuple.
                     None => ev
                         .cookie
@@ -287,12 +287,21 @@ impl OwnerCache {
         self.expire(self.now_ns);
     }
 
-    fn process_info(&mut self, ev: &SockEvent, p: &crate::wire::WireProcess) -> ProcessInfo {
+    /// The shared ProcessInfo for this (thread, comm, cgroup, netns): one process's many sockets
+    /// share one allocation, and the cgroup path and container id are worked out once.
+    fn process_info(&mut self, ev: &SockEvent, p: &crate::wire::WireProcess) -> Arc<ProcessInfo> {
+        let netns = ev.netns.unwrap_or(0);
+        let key = (p.pid, p.tid, p.cgroup_id, netns);
+        if let Some(info) = self.processes.get(&key) {
+            if info.comm == p.comm {
+                return info.clone();
+            }
+        }
         let cgroup_path = (p.cgroup_id != 0)
             .then(|| self.cgroups.path_of(p.cgroup_id))
             .flatten();
         let container = cgroup_path.as_deref().and_then(cgroup::parse_container);
-        ProcessInfo {
+        let info = ProcessInfo {
             pid: p.pid,
             tid: p.tid,
             comm: p.comm.clone(),
@@ -301,9 +310,12 @@ impl OwnerCache {
             container_id: container.as_ref().map(|c| c.id.clone()),
             container_runtime: container.as_ref().map(|c| c.runtime),
             pod_uid: container.and_then(|c| c.pod_uid),
-            netns: ev.netns.unwrap_or(0),
+            netns,
             source: OwnerSource::Kernel,
-        }
+        };
+        let info = Arc::new(info);
+        self.processes.insert(key, info.clone());
+        info
     }
 
     /// Forgets closed sockets whose grace period ended before `now_ns` (CLOCK_MONOTONIC).
