@@ -655,6 +655,31 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_extension_headers_are_skipped() {
+        let mut out = Vec::new();
+        let (src, dst) = (
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2],
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+        );
+        PacketBuilder::ipv6(src, dst, 64)
+            .tcp(40000, 80, 1, 100)
+            .write(&mut out, b"GET")
+            .unwrap();
+        // Insert a Hop-by-Hop Options header (RFC 8200 §4.3): next=TCP, len=0, PadN.
+        let mut v6 = out[..40].to_vec();
+        v6[6] = 0; // next header: Hop-by-Hop
+        let plen = u16::from_be_bytes([v6[4], v6[5]]) + 8;
+        v6[4..6].copy_from_slice(&plen.to_be_bytes());
+        v6.extend_from_slice(&[6, 0, 1, 4, 0, 0, 0, 0]);
+        v6.extend_from_slice(&out[40..]);
+        let p = decode(LinkType::RawIp, &v6, meta()).unwrap();
+        assert_eq!(p.protocol_name(), "TCP");
+        assert_eq!(p.payload, b"GET");
+        assert_eq!(p.ip_len, v6.len() as u32);
+        assert_eq!(p.payload_wire_len, 3);
+    }
+
+    #[test]
     fn raw_ip_and_linux_cooked() {
         let eth = tcp_v4(
             [198, 18, 0, 2],

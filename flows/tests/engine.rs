@@ -449,3 +449,131 @@ proptest::proptest! {
         proptest::prop_assert_eq!(e.buffered_bytes(), 0);
     }
 }
+
+/// Frames of a client->server request whose middle segment the capture lost, then the rest.
+fn lossy_conversation() -> (TcpConversation, Vec<SynthFrame>) {
+    let mut c = conv();
+    c.handshake();
+    let req1 = b"GET /lost HTTP/1.1\r\nX-Pad: aaaaaaaaaaaaaaaaaaaa\r\n\r\n";
+    let req2 = b"GET /after HTTP/1.1\r\n\r\n";
+    let base = c.client_next();
+    let ack = c.server_next();
+    let mut frames = c.frames().to_vec();
+    // Segment 1 = req1[..10] (lost), segment 2 = req1[10..] + req2 (captured).
+    let mut tail = req1[10..].to_vec();
+    tail.extend_from_slice(req2);
+    let f = c.frame(
+        true,
+        base.wrapping_add(10),
+        ack,
+        TcpFlags::ACK | TcpFlags::PSH,
+        &tail,
+    );
+    frames.push(SynthFrame {
+        ts_ns: 2_000_000,
+        data: f,
+        direction: Direction::Ingress,
+    });
+    (c, frames)
+}
+
+#[test]
+fn a_hole_is_skipped_after_the_gap_timeout() {
+    let (_, frames) = lossy_conversation();
+    let mut e = l7_engine();
+    for f in &frames {
+        let meta = CaptureMeta {
+            ts_ns: f.ts_ns,
+            direction: f.direction,
+            ..Default::default()
+        };
+        e.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta)
+            .unwrap();
+    }
+    assert_eq!(
+        e.counters().http1_requests,
+        0,
+        "waiting for the hole to fill"
+    );
+    assert!(e.buffered_bytes() > 0);
+    e.handle_timeout(2_000_000 + 3_000_000_000);
+    assert_eq!(e.counters().tcp_gaps_timeout, 1);
+    assert_eq!(
+        e.counters().http1_requests,
+        1,
+        "resynced on the next request line"
+    );
+    assert_eq!(e.buffered_bytes(), 0);
+    let reqs: Vec<_> = std::iter::from_fn(|| e.poll_record()).collect();
+    assert_eq!(http_flows(&reqs)[0].2, "/after");
+}
+
+#[test]
+fn a_hole_the_peer_acknowledged_is_skipped_at_once() {
+    let (c, mut frames) = lossy_conversation();
+    let req_len = (b"GET /lost HTTP/1.1\r\nX-Pad: aaaaaaaaaaaaaaaaaaaa\r\n\r\n".len()
+        + b"GET /after HTTP/1.1\r\n\r\n".len()) as u32;
+    // The server acknowledges everything: the capture, not the network, lost the bytes.
+    let ack = c.client_next().wrapping_add(req_len);
+    let f = c.frame(false, c.server_next(), ack, TcpFlags::ACK, b"");
+    frames.push(SynthFrame {
+        ts_ns: 2_100_000,
+        data: f,
+        direction: Direction::Egress,
+    });
+    let mut e = l7_engine();
+    let records = run(&mut e, &frames);
+    assert_eq!(e.counters().tcp_gaps_peer_acked, 1);
+    assert_eq!(http_flows(&records)[0].2, "/after");
+}
+
+#[test]
+fn snapped_capture_keeps_content_length_framing() {
+    // Like the TC program's snap: only the first 128 payload bytes of each packet are kept.
+    let mut c = conv();
+    c.handshake();
+    let body = vec![b'z'; 5000];
+    for i in 0..3 {
+        c.client_send(
+            format!("GET /big/{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes(),
+            1448,
+        );
+        let mut resp =
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+        resp.extend_from_slice(&body);
+        c.server_send(&resp, 1448);
+    }
+    c.close();
+    let snapped: Vec<SynthFrame> = c
+        .frames()
+        .iter()
+        .map(|f| SynthFrame {
+            data: f.data[..f.data.len().min(14 + 20 + 20 + 128)].to_vec(),
+            ..f.clone()
+        })
+        .collect();
+    let mut e = l7_engine();
+    let records = run(&mut e, &snapped);
+    let sizes: Vec<_> = spans(&records)
+        .iter()
+        .map(|s| s.attributes[attr::HTTP_RESPONSE_BODY_SIZE].clone())
+        .collect();
+    assert_eq!(sizes, vec![AttributeValue::Int(5000); 3]);
+    assert!(e.counters().tcp_snapped_bytes > 0);
+    assert_eq!(e.counters().http1_resyncs, 0);
+}
+
+#[test]
+fn http2_preface_is_recognised_but_not_decoded_yet() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00",
+        1448,
+    );
+    let mut e = l7_engine();
+    let records = run(&mut e, c.frames());
+    assert!(http_flows(&records).is_empty());
+    assert_eq!(e.counters().l7_unrecognised_flows, 1);
+    assert_eq!(e.counters().http1_parse_errors, 0);
+}

@@ -921,7 +921,8 @@ impl Http1Decoder {
                 half.body_size += len;
                 half.phase = Phase::Body(Body::Length(remaining - len));
                 if len == remaining {
-                    self.message_done(dir, at, false, cx, out);
+                    // The size is known from the framing even if some bytes were not seen.
+                    self.message_done(dir, at, true, cx, out);
                 }
             }
             Phase::Body(Body::UntilClose) if len > 0 => half.body_size += len,
