@@ -384,6 +384,35 @@ fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
+/// Direction from a Linux cooked header's packet type (`PACKET_*` in `<linux/if_packet.h>`):
+/// 4 (OUTGOING) was sent by this host; everything else (HOST, BROADCAST, ...) was received.
+fn sll_direction(pkttype: u16) -> Direction {
+    if pkttype == 4 {
+        Direction::Egress
+    } else {
+        Direction::Ingress
+    }
+}
+
+/// Fills direction and interface from a Linux cooked header when the capture did not say.
+fn cooked_meta(link: LinkType, frame: &[u8], mut meta: CaptureMeta) -> CaptureMeta {
+    match link {
+        LinkType::LinuxSll if frame.len() >= 16 && meta.direction == Direction::Unknown => {
+            meta.direction = sll_direction(be16(frame, 0));
+        }
+        LinkType::LinuxSll2 if frame.len() >= 20 => {
+            if meta.direction == Direction::Unknown {
+                meta.direction = sll_direction(u16::from(frame[10]));
+            }
+            if meta.ifindex == 0 {
+                meta.ifindex = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
+            }
+        }
+        _ => {}
+    }
+    meta
+}
+
 /// Strips the link-layer header and returns the ethertype and the bytes after it.
 fn strip_link(link: LinkType, frame: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
     let (mut ethertype, mut rest) = match link {
@@ -432,7 +461,10 @@ fn strip_link(link: LinkType, frame: &[u8]) -> Result<(u16, &[u8]), DecodeError>
 ///
 /// Call it once per frame from the capture; the engine's `handle_frame` calls it for you.
 /// IP fragments are reported as [`DecodeError::Fragment`] (the engine counts and skips them).
+/// For Linux cooked captures, an unknown direction (and, for SLL2, interface) in `meta` is
+/// filled from the cooked header.
 pub fn decode(link: LinkType, frame: &[u8], meta: CaptureMeta) -> Result<Packet<'_>, DecodeError> {
+    let meta = cooked_meta(link, frame, meta);
     let (ethertype, ip_bytes) = strip_link(link, frame)?;
     if ethertype != ETHERTYPE_IPV4 && ethertype != ETHERTYPE_IPV6 {
         return Err(DecodeError::NotIp(ethertype));
@@ -696,19 +728,25 @@ mod tests {
 
         let mut sll = vec![0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
         sll.extend_from_slice(ip);
+        let p = decode(LinkType::LinuxSll, &sll, meta()).unwrap();
+        assert_eq!(p.payload, b"x");
+        assert_eq!(p.meta.direction, Direction::Ingress);
+        sll[1] = 4; // PACKET_OUTGOING
         assert_eq!(
-            decode(LinkType::LinuxSll, &sll, meta()).unwrap().payload,
-            b"x"
+            decode(LinkType::LinuxSll, &sll, meta())
+                .unwrap()
+                .meta
+                .direction,
+            Direction::Egress
         );
 
         let mut sll2 = vec![
             0x08, 0x00, 0, 0, 0, 0, 0, 3, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
         ];
         sll2.extend_from_slice(ip);
-        assert_eq!(
-            decode(LinkType::LinuxSll2, &sll2, meta()).unwrap().payload,
-            b"x"
-        );
+        let p = decode(LinkType::LinuxSll2, &sll2, meta()).unwrap();
+        assert_eq!(p.payload, b"x");
+        assert_eq!((p.meta.ifindex, p.meta.direction), (3, Direction::Ingress));
     }
 
     #[test]

@@ -11,9 +11,11 @@ use flows::record::{
     attr, AttributeValue, Flow, L7Record, L7Type, Layer4, ProcessInfo, Record, Span, Verdict,
 };
 
-/// One JSON object (no trailing newline).
-pub fn json_line(record: &Record) -> serde_json::Result<String> {
-    serde_json::to_string(record)
+/// Writes one record as a JSON object and a newline, straight into `w` (no `String` per
+/// record; the agent and `replay -o json` print this way).
+pub fn write_json_line<W: std::io::Write>(w: &mut W, record: &Record) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *w, record).map_err(std::io::Error::from)?;
+    w.write_all(b"\n")
 }
 
 /// One `hubble observe`-style compact line (no trailing newline).

@@ -227,11 +227,11 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         if quiet {
             return Ok(true);
         }
-        let line = match format {
-            OutputFormat::Compact => print::compact_line(r),
-            OutputFormat::Json => print::json_line(r).context("cannot serialise a record")?,
+        let written = match format {
+            OutputFormat::Compact => writeln!(out, "{}", print::compact_line(r)),
+            OutputFormat::Json => print::write_json_line(&mut out, r),
         };
-        match writeln!(out, "{line}") {
+        match written {
             Ok(()) => Ok(true),
             // `flowscope replay x.pcap | head` closes the pipe: stop quietly.
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
