@@ -1,8 +1,19 @@
 //! flowscope's sans-IO engine: frames in, flows and spans out.
 //!
 //! Bytes and timestamps go in ([`engine::Engine::handle_frame`]), records come out
-//! ([`engine::Engine::poll_record`]). Nothing here reads a clock, a socket or the kernel.
+//! ([`engine::Engine::poll_record`]). Nothing here reads a clock, a socket or the kernel; the
+//! agent and `flowscope replay` drive the same engine.
+//!
+//! - [`packet`]: link/IP/transport decoding into borrowed [`packet::Packet`] views.
+//! - [`key`]: normalised 5-tuples; [`table`]: per-conversation state and eviction.
+//! - [`tcp`]: per-direction stream reassembly.
+//! - [`l7`]: protocol detection and decoders (HTTP/1.x, DNS).
+//! - [`trace`]: W3C Trace Context and id generation.
+//! - [`record`]: the Hubble-style flows and OpenTelemetry-style spans we emit.
+//! - [`counters`]: every drop, cap hit and parse error, by reason.
+//! - [`synth`]: synthetic conversations for tests and benches.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod counters;
 pub mod engine;
