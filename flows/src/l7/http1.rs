@@ -374,6 +374,10 @@ pub struct Http1Decoder {
     in_flight: Option<InFlight>,
     /// The request whose body is being skipped is `pending.back()`.
     req_in_body: bool,
+    /// Final responses that came with no request waiting, oldest first. The capture may
+    /// deliver a request after its response (the two directions can be captured on different
+    /// CPUs); a request sent no later than a parked response is paired with it.
+    orphans: VecDeque<ResponseHead>,
     dead: bool,
 }
 
@@ -403,6 +407,7 @@ impl Http1Decoder {
             pending: VecDeque::new(),
             in_flight: None,
             req_in_body: false,
+            orphans: VecDeque::new(),
             dead: false,
         }
     }
@@ -698,6 +703,28 @@ impl Http1Decoder {
             start,
             head_end: *at,
         };
+        // A parked response captured no earlier than this request answers it.
+        while let Some(o) = self.orphans.front() {
+            if start.ts_ns <= o.start.ts_ns {
+                let response = self.orphans.pop_front().expect("front exists");
+                let head = Arc::new(head);
+                out.push(L7Event::Http1(Http1Event::Request(head.clone())));
+                out.push(L7Event::Http1(Http1Event::Exchange {
+                    request: Some(head),
+                    request_body_size: None,
+                    response: Box::new(response),
+                }));
+                self.req_in_body = false;
+                match body {
+                    Body::Length(0) => self.request_done(),
+                    b => self.req.phase = Phase::Body(b),
+                }
+                return;
+            }
+            // This response was sent before the request: it answers nothing we saw.
+            let response = self.orphans.pop_front().expect("front exists");
+            emit_unpaired(response, cx, out);
+        }
         let head = self.push_pending(head, cx);
         out.push(L7Event::Http1(Http1Event::Request(head)));
         self.req_in_body = true;
@@ -808,15 +835,27 @@ impl Http1Decoder {
         out: &mut Vec<L7Event>,
     ) {
         cx.counters.http1_responses += 1;
-        if request.is_none() {
-            cx.counters.http1_unpaired_responses += 1;
-        }
         response.body_size = body_size;
+        if request.is_none() {
+            if self.orphans.len() >= cx.config.max_pending_requests.max(1) {
+                if let Some(old) = self.orphans.pop_front() {
+                    emit_unpaired(old, cx, out);
+                }
+            }
+            self.orphans.push_back(response);
+            return;
+        }
         out.push(L7Event::Http1(Http1Event::Exchange {
             request_body_size: request.as_ref().and_then(|p| p.body_size),
             request: request.map(|p| p.head),
             response: Box::new(response),
         }));
+    }
+
+    fn flush_orphans(&mut self, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+        for o in self.orphans.drain(..) {
+            emit_unpaired(o, cx, out);
+        }
     }
 
     /// Skips body bytes; returns bytes consumed.
@@ -893,6 +932,7 @@ impl Http1Decoder {
         // Messages may have vanished in the gap, so in-order pairing can no longer be trusted.
         cx.counters.http1_requests_lost_in_gap += self.pending.len() as u64;
         self.pending.clear();
+        self.flush_orphans(cx, out);
         let half = self.half(dir);
         if matches!(half.phase, Phase::Tunnel | Phase::Ended) {
             return;
@@ -990,6 +1030,7 @@ impl StreamDecoder for Http1Decoder {
             cx.counters.http1_truncated_messages += 1;
             self.response_done(now_ns, false, cx, out);
         }
+        self.flush_orphans(cx, out);
         for p in self.pending.drain(..) {
             cx.counters.http1_unanswered += 1;
             out.push(L7Event::Http1(Http1Event::Unanswered {
@@ -1009,6 +1050,16 @@ impl StreamDecoder for Http1Decoder {
     fn buffered(&self) -> usize {
         self.req.buf.capacity() + self.resp.buf.capacity()
     }
+}
+
+/// Reports a response that answers no request we saw.
+fn emit_unpaired(response: ResponseHead, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+    cx.counters.http1_unpaired_responses += 1;
+    out.push(L7Event::Http1(Http1Event::Exchange {
+        request: None,
+        request_body_size: None,
+        response: Box::new(response),
+    }));
 }
 
 enum Match {
@@ -1387,8 +1438,11 @@ mod tests {
         }
         fn ev(&mut self, dir: StreamDir, ev: StreamEvent<'_>) {
             self.ts += 1;
+            self.ev_at(dir, ev, self.ts);
+        }
+        fn ev_at(&mut self, dir: StreamDir, ev: StreamEvent<'_>, ts: u64) {
             let at = PacketCtx {
-                ts_ns: self.ts,
+                ts_ns: ts,
                 ..Default::default()
             };
             let mut cx = L7Context {
@@ -1725,6 +1779,50 @@ mod tests {
         assert_eq!(traces[1].parent_span_id, None);
         assert_eq!(traces[1].trace_state, None);
         assert_eq!(h.c.trace_invalid_traceparent, 1);
+    }
+
+    #[test]
+    fn a_request_captured_after_its_response_still_pairs() {
+        let mut h = H::new();
+        // The response's packet reached us first, but the request was sent earlier.
+        h.ev_at(
+            StreamDir::ToClient,
+            StreamEvent::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"),
+            20,
+        );
+        assert_eq!(h.exchanges(), vec![]);
+        h.ev_at(
+            StreamDir::ToServer,
+            StreamEvent::Data(b"GET /late HTTP/1.1\r\n\r\n"),
+            10,
+        );
+        assert_eq!(h.exchanges(), vec![ex("GET", "/late", 200, Some(0))]);
+        assert_eq!(h.c.http1_unpaired_responses, 0);
+        // A response older than the next request answers nothing we saw.
+        h.ev_at(
+            StreamDir::ToClient,
+            StreamEvent::Data(b"HTTP/1.1 500 X\r\nContent-Length: 0\r\n\r\n"),
+            30,
+        );
+        h.ev_at(
+            StreamDir::ToServer,
+            StreamEvent::Data(b"GET /next HTTP/1.1\r\n\r\n"),
+            40,
+        );
+        h.ev_at(
+            StreamDir::ToClient,
+            StreamEvent::Data(b"HTTP/1.1 201 Y\r\nContent-Length: 0\r\n\r\n"),
+            50,
+        );
+        assert_eq!(
+            h.exchanges(),
+            vec![
+                ex("GET", "/late", 200, Some(0)),
+                E::Ex(None, 500, Some(0)),
+                ex("GET", "/next", 201, Some(0))
+            ]
+        );
+        assert_eq!(h.c.http1_unpaired_responses, 1);
     }
 
     #[test]
