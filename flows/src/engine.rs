@@ -56,6 +56,9 @@ pub struct EngineConfig {
     pub close_linger_ns: u64,
     /// A hole in a TCP stream older than this is skipped.
     pub gap_timeout_ns: u64,
+    /// A hole the peer has acknowledged is skipped once it is this old (the two directions
+    /// may reach us slightly out of order, so an ACK can overtake the data it covers).
+    pub peer_ack_grace_ns: u64,
     /// A DNS query with no answer for this long is counted unanswered and forgotten.
     pub dns_timeout_ns: u64,
     /// Minimum capture time between two timeout scans of the table.
@@ -81,6 +84,7 @@ impl Default for EngineConfig {
             idle_timeout_ns: 120 * SECOND,
             close_linger_ns: 2 * SECOND,
             gap_timeout_ns: 2 * SECOND,
+            peer_ack_grace_ns: 10_000_000,
             dns_timeout_ns: 10 * SECOND,
             timeout_scan_interval_ns: SECOND,
             l4_records: L4Records::EveryPacket,
@@ -342,7 +346,13 @@ impl Engine {
                             };
                             l7.on_event(other_dir(dir), ev, &at, &mut cx, events);
                         };
-                        other.on_peer_ack(tcp.ack, now_ns, counters, &mut sink_other);
+                        other.on_peer_ack(
+                            tcp.ack,
+                            now_ns,
+                            config.peer_ack_grace_ns,
+                            counters,
+                            &mut sink_other,
+                        );
                     }
                 }
                 let rst = tcp.flags.contains(TcpFlags::RST);

@@ -509,22 +509,39 @@ fn a_hole_is_skipped_after_the_gap_timeout() {
 }
 
 #[test]
-fn a_hole_the_peer_acknowledged_is_skipped_at_once() {
+fn a_hole_the_peer_acknowledged_is_skipped_once_past_the_grace() {
     let (c, mut frames) = lossy_conversation();
     let req_len = (b"GET /lost HTTP/1.1\r\nX-Pad: aaaaaaaaaaaaaaaaaaaa\r\n\r\n".len()
         + b"GET /after HTTP/1.1\r\n\r\n".len()) as u32;
     // The server acknowledges everything: the capture, not the network, lost the bytes.
     let ack = c.client_next().wrapping_add(req_len);
     let f = c.frame(false, c.server_next(), ack, TcpFlags::ACK, b"");
+    // An ACK right behind the hole proves nothing yet (the directions may be reordered) ...
     frames.push(SynthFrame {
         ts_ns: 2_100_000,
+        data: f.clone(),
+        direction: Direction::Egress,
+    });
+    let mut e = l7_engine();
+    let early = run(&mut e, &frames);
+    assert_eq!(e.counters().tcp_gaps_peer_acked, 0);
+    assert_eq!(
+        e.counters().tcp_gaps_on_close,
+        1,
+        "only the final flush skipped it"
+    );
+    // ... one past the grace period does, without waiting for the gap timeout.
+    frames.push(SynthFrame {
+        ts_ns: 22_000_000,
         data: f,
         direction: Direction::Egress,
     });
     let mut e = l7_engine();
     let records = run(&mut e, &frames);
     assert_eq!(e.counters().tcp_gaps_peer_acked, 1);
+    assert_eq!(e.counters().tcp_gaps_timeout, 0);
     assert_eq!(http_flows(&records)[0].2, "/after");
+    assert_eq!(http_flows(&records), http_flows(&early));
 }
 
 #[test]

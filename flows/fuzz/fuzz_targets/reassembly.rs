@@ -33,7 +33,7 @@ fuzz_target!(|data: &[u8]| {
             r.on_timeout(now, 3, &mut c, &mut |_, _| {});
         }
         if now % 5 == 0 {
-            r.on_peer_ack(seq.wrapping_add(100), now, &mut c, &mut |_, _| {});
+            r.on_peer_ack(seq.wrapping_add(100), now, 2, &mut c, &mut |_, _| {});
         }
     }
     r.flush(&mut c, &mut |_, _| {});

@@ -417,15 +417,21 @@ impl TcpReassembler {
     }
 
     /// The other direction acknowledged up to `ack`: holes entirely below it were received by
-    /// the peer, so the capture lost them and waiting is pointless.
+    /// the peer, so the capture lost them and waiting is pointless. Holes younger than
+    /// `grace_ns` are left alone: the capture may deliver the two directions slightly out of
+    /// order (per-CPU queues), so the missing bytes can still be on their way to us.
     pub fn on_peer_ack<F: FnMut(StreamEvent<'_>, &mut Counters)>(
         &mut self,
         ack: u32,
         now_ns: u64,
+        grace_ns: u64,
         counters: &mut Counters,
         sink: &mut F,
     ) {
         if !self.synced || self.closed || self.pending.is_empty() {
+            return;
+        }
+        if now_ns.saturating_sub(self.hole_since_ns) < grace_ns {
             return;
         }
         let diff = seq_diff(ack, self.next_seq);
@@ -625,9 +631,9 @@ mod tests {
         h.seg(0, TcpFlags::SYN, b"");
         h.seg(4, A, b"def");
         let out = &mut h.out;
-        h.r.on_peer_ack(3, 0, &mut h.c, &mut |e, _| out.push(ev(e)));
+        h.r.on_peer_ack(3, 0, 0, &mut h.c, &mut |e, _| out.push(ev(e)));
         assert!(out.is_empty(), "ack inside the hole proves nothing");
-        h.r.on_peer_ack(7, 0, &mut h.c, &mut |e, _| out.push(ev(e)));
+        h.r.on_peer_ack(7, 0, 0, &mut h.c, &mut |e, _| out.push(ev(e)));
         assert_eq!(h.stream(), vec![Ev::Gap(3), Ev::Data(b"def".to_vec())]);
         assert_eq!(h.c.tcp_gaps_peer_acked, 1);
     }
