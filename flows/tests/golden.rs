@@ -230,6 +230,29 @@ fn dns_over_udp() {
     assert_eq!(c.dns_unmatched_responses, 0);
 }
 
+#[test]
+fn linux_cooked_capture_gives_direction_and_interface() {
+    let (records, c) = replay_pcap("cooked.pcap");
+    assert_eq!(exchanges(&records), vec![ex("GET", "/b", 200, Some(12))]);
+    // Captured on the client host: the request leaves, so a local client made it.
+    let s = spans(&records)[0];
+    assert_eq!(s.kind, flows::record::SpanKind::Client);
+    assert_ne!(s.ifindex, 0, "SLL2 carries the interface index");
+    let dirs: Vec<_> = records
+        .iter()
+        .filter_map(|r| match r {
+            Record::Flow(f) => Some((f.l7.as_ref().unwrap().r#type, f.traffic_direction)),
+            _ => None,
+        })
+        .collect();
+    use flows::packet::Direction::{Egress, Ingress};
+    assert_eq!(
+        dirs,
+        vec![(L7Type::Request, Egress), (L7Type::Response, Ingress)]
+    );
+    assert_clean(&c);
+}
+
 /// tshark's view: requests `(method, uri)` and final response codes, in capture order.
 fn tshark_http(name: &str) -> (Vec<(String, String)>, Vec<u16>) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -69,9 +69,12 @@ ip netns exec "$srv" python3 "$here/dns_server.py" 198.18.0.1 & pids+=($!)
 sleep 1
 
 # --- captures ------------------------------------------------------------------
-record() { # record NAME COMMAND...
-    local name="$1"; shift
-    ip netns exec "$cli" tcpdump -q --immediate-mode -i fs-veth-c -s 0 -U -w "$here/$name.pcap" 'tcp or udp' 2>"$work/tcpdump-$name.log" &
+record() { # record NAME COMMAND...  (on the client's veth: Ethernet)
+    record_on fs-veth-c "$@"
+}
+record_on() { # record_on IFACE NAME COMMAND...  (IFACE "any": Linux cooked v2 headers)
+    local iface="$1" name="$2"; shift 2
+    ip netns exec "$cli" tcpdump -q --immediate-mode -i "$iface" -s 0 -U -w "$here/$name.pcap" 'tcp or udp' 2>"$work/tcpdump-$name.log" &
     local tp=$!
     sleep 1
     ip netns exec "$cli" "$@"
@@ -105,3 +108,6 @@ record dns sh -c 'dig +tries=1 +time=2 +noedns @198.18.0.1 example.test A >/dev/
     dig +tries=1 +time=2 @198.18.0.1 example.test AAAA >/dev/null
     dig +tries=1 +time=2 +noedns @198.18.0.1 www.test A >/dev/null
     dig +tries=1 +time=2 +noedns @198.18.0.1 missing.test A >/dev/null'
+# Linux cooked capture on the client host ("any"): direction and ifindex come from the
+# cooked header, so the request is seen leaving (a CLIENT span).
+record_on any cooked sh -c 'curl -s -o /dev/null http://198.18.0.1/b'
