@@ -508,7 +508,8 @@ impl Http1Decoder {
         }
         let skipped = found.unwrap_or(data.len());
         cx.counters.http1_resync_skipped_bytes += skipped as u64;
-        if !half.confirmed {
+        if !self.req.confirmed && !self.resp.confirmed {
+            let half = self.half(dir);
             half.scanned += skipped;
             if half.scanned > max_detect {
                 // Never looked like HTTP: stop trying.
@@ -517,6 +518,7 @@ impl Http1Decoder {
             }
         }
         if found.is_some() {
+            let half = self.half(dir);
             half.phase = Phase::Head;
             half.resynced = true;
             half.msg_start = Some(*at);
@@ -1724,6 +1726,34 @@ mod tests {
         h.req(b"rest of some body\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n");
         h.resp(b"tail of an earlier response\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
         assert_eq!(h.exchanges(), vec![ex("GET", "/x", 200, Some(0))]);
+    }
+
+    #[test]
+    fn mid_stream_garbage_gives_up_after_the_scan_budget() {
+        let cfg = L7Config {
+            max_detect_bytes: 1000,
+            ..L7Config::default()
+        };
+        let mut h = H::with(cfg);
+        h.ev(StreamDir::ToServer, StreamEvent::Gap { len: 0 });
+        for _ in 0..5 {
+            h.req(&[0x17; 300]);
+        }
+        assert!(h.dec.is_dead());
+        // Once either direction has shown HTTP, long stretches of body are searched on.
+        let mut h = H::with(L7Config {
+            max_detect_bytes: 1000,
+            ..L7Config::default()
+        });
+        h.req(b"GET /dl HTTP/1.1\r\n\r\n");
+        h.ev(StreamDir::ToClient, StreamEvent::Gap { len: 0 });
+        for _ in 0..10 {
+            h.resp(&[b'x'; 300]);
+        }
+        h.resp(b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert!(!h.dec.is_dead());
+        h.finish();
+        assert_eq!(h.exchanges(), vec![E::Ex(None, 200, Some(0))]);
     }
 
     #[test]

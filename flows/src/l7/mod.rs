@@ -57,7 +57,8 @@ pub struct L7Config {
     /// Header names (case-insensitive) copied onto flow records. Sensitive ones are redacted
     /// even when listed.
     pub header_allow_list: Vec<String>,
-    /// Bytes of a never-recognised stream to search for an HTTP message start before giving up.
+    /// Bytes of a stream joined mid-way to search for an HTTP message start, while neither
+    /// direction has shown an HTTP message yet, before calling it not-HTTP.
     pub max_detect_bytes: usize,
 }
 
@@ -77,7 +78,7 @@ impl Default for L7Config {
             .into_iter()
             .map(String::from)
             .collect(),
-            max_detect_bytes: 64 * 1024,
+            max_detect_bytes: 256 * 1024,
         }
     }
 }
