@@ -299,7 +299,9 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir, __u8 source
 	cap += 1;
 
 	s->hdr.ts_ns = bpf_ktime_get_ns();
-	s->hdr.socket_cookie = bpf_get_socket_cookie(skb);
+	/* At TC egress skb->sk is the sending socket. A socket filter runs on the AF_PACKET tap's
+	 * copy, whose socket is not the sender's: its cookie would mislead, so leave it out. */
+	s->hdr.socket_cookie = source == FS_SRC_TC ? bpf_get_socket_cookie(skb) : 0;
 	s->hdr.ifindex = ifindex;
 	s->hdr.orig_len = len;
 	s->hdr.cap_len = cap;

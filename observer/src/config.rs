@@ -40,6 +40,9 @@ pub struct AgentConfig {
     pub max_flows: usize,
     /// Node name on every flow; unset: $FLOWSCOPE_NODE_NAME, $NODE_NAME, then the hostname.
     pub node_name: Option<String>,
+    /// How sockets are tied to processes: "auto" (probe the kernel, take the best that loads),
+    /// "kprobe", "cgroup+tp_btf", "tp_btf", "proc-only" (no kernel programs) or "off".
+    pub attribution: String,
 }
 
 impl Default for AgentConfig {
@@ -59,6 +62,7 @@ impl Default for AgentConfig {
             listen_tcp: None,
             max_flows: 65_536,
             node_name: None,
+            attribution: "auto".into(),
         }
     }
 }
@@ -99,6 +103,7 @@ impl AgentConfig {
             t.parse::<std::net::SocketAddr>()
                 .map_err(|e| anyhow::anyhow!("key `listen-tcp`: {t:?}: {e}"))?;
         }
+        self.attribution_method()?;
         if self.max_flows == 0 {
             anyhow::bail!("key `max-flows`: must be at least 1");
         }
@@ -117,6 +122,22 @@ impl AgentConfig {
                 self.listen
             ),
         }
+    }
+
+    /// `None` for "off"; `Some(None)` for "auto"; `Some(Some(m))` for a forced method.
+    pub fn attribution_method(&self) -> Result<Option<Option<ebpf_kprobe::Method>>> {
+        use ebpf_kprobe::Method;
+        Ok(match self.attribution.as_str() {
+            "off" => None,
+            "auto" => Some(None),
+            "kprobe" => Some(Some(Method::Kprobe)),
+            "cgroup+tp_btf" => Some(Some(Method::CgroupTpBtf)),
+            "tp_btf" => Some(Some(Method::TpBtf)),
+            "proc-only" => Some(Some(Method::ProcOnly)),
+            other => anyhow::bail!(
+                "key `attribution`: {other:?} is not one of auto, kprobe, cgroup+tp_btf, tp_btf, proc-only, off"
+            ),
+        })
     }
 
     /// The node name flows carry.
@@ -170,6 +191,7 @@ mod tests {
             listen-tcp = "127.0.0.1:4244"
             max-flows = 100
             node-name = "node-a"
+            attribution = "proc-only"
         "#;
         let c = AgentConfig::from_toml(text).unwrap();
         assert_eq!(c.interfaces, ["eth0", "lo"]);

@@ -35,7 +35,7 @@ fn fetch_and_check(agent_args: &str, v6: bool, source: &str) {
     let tmp = TempDir::new();
     let body = "flowscope ".repeat(700); // 7000 bytes: several segments each way at MTU 1500
     std::fs::write(tmp.0.join("page.txt"), &body).unwrap();
-    let _nginx = start_nginx(&link.server, &tmp.0);
+    let nginx = start_nginx(&link.server, &tmp.0);
     let mut agent = start_agent(
         &link.server,
         &format!("-i {} -o json {agent_args}", link.server_if),
@@ -159,6 +159,20 @@ fn fetch_and_check(agent_args: &str, v6: bool, source: &str) {
     );
     assert_eq!(l7[1]["l7"]["type"], "RESPONSE");
     assert_eq!(l7[1]["l7"]["http"]["code"], 200);
+    // Both ends are processes on this node: nginx owns the server socket (the local end of
+    // this capture), curl the client socket (the peer).
+    for e in &l7 {
+        assert_eq!(
+            e["extensions"]["process"]["pid"],
+            nginx.pid(),
+            "server owner {e}"
+        );
+        assert_eq!(e["extensions"]["process"]["comm"], "nginx", "{e}");
+        assert_eq!(
+            e["extensions"]["peer_process"]["comm"], "curl",
+            "client owner {e}"
+        );
+    }
     if source != "afpacket" {
         let lost: Vec<String> = agent
             .stderr()

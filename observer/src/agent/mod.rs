@@ -110,6 +110,10 @@ pub struct AgentArgs {
     /// Also serve the Observer API on TCP (plaintext), e.g. 0.0.0.0:4244 for Hubble Relay.
     #[arg(long, value_name = "ADDR")]
     pub listen_tcp: Option<String>,
+    /// How sockets are tied to processes: auto, kprobe, cgroup+tp_btf, tp_btf, proc-only, off
+    /// [default: auto].
+    #[arg(long)]
+    pub attribution: Option<String>,
     /// Flows kept for `flowscope observe --last` [default: 65536].
     #[arg(long)]
     pub max_flows: Option<usize>,
@@ -163,6 +167,9 @@ impl AgentArgs {
         }
         if self.listen_tcp.is_some() {
             c.listen_tcp = self.listen_tcp;
+        }
+        if let Some(v) = self.attribution {
+            c.attribution = v;
         }
         if let Some(v) = self.max_flows {
             c.max_flows = v;

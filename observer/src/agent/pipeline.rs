@@ -3,22 +3,25 @@
 //! to stdout through the same printer `flowscope observe` uses.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     io::Write,
+    net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
 };
 
+use ebpf_kprobe::{OwnerCache, SockEvent, SocketTuple, Transport};
 use ebpf_tc::wire::{L2Kind, PacketHdr, WireDirection};
 use flows::{
     engine::{Engine, EngineConfig},
     packet::{CaptureMeta, Direction, LinkType},
-    record::Record,
+    record::{Flow, Layer4, ProcessInfo, Record},
+    trace::SpanId,
 };
 use serde::{Deserialize, Serialize};
 
 use super::clock::MonoToWall;
 use crate::{
-    api::{convert::flow_to_proto, FlowStore},
+    api::{convert::flow_to_proto, proto::flowscope::FlowExtension, FlowStore},
     cli::printer::{Format, Printer, PrinterOptions},
 };
 
@@ -63,6 +66,48 @@ pub struct Pipeline<W: Write> {
     names: HashMap<u32, String>,
     published: SharedCounters,
     last_now: u64,
+    owners: OwnerCache,
+    /// Owner of the local end of each L7 exchange in flight, keyed by its span id: the span
+    /// comes at the response, after the request flow told us who the ends are.
+    span_owner: HashMap<SpanId, ProcessInfo>,
+    /// Records waiting for their owner, with the wall time after which they go out anyway.
+    pending: VecDeque<(u64, Record)>,
+}
+
+/// How long a record may wait for the kernel event naming its local process.
+const ATTRIBUTION_HOLD_NS: u64 = 250_000_000;
+/// Most records waiting; beyond it the oldest go out unattributed.
+const MAX_PENDING: usize = 65_536;
+
+/// Most exchanges in flight whose owner is remembered for their span.
+const MAX_SPAN_OWNERS: usize = 16_384;
+
+fn process_info(p: &ebpf_kprobe::ProcessInfo) -> ProcessInfo {
+    ProcessInfo {
+        pid: p.pid,
+        tid: Some(p.tid).filter(|t| *t != 0),
+        comm: Some(p.comm.clone()).filter(|c| !c.is_empty()),
+        cgroup_id: Some(p.cgroup_id).filter(|c| *c != 0),
+        container_id: p.container_id.clone(),
+    }
+}
+
+/// `(source, destination, transport)` of a flow, when it has ports.
+fn endpoints(f: &Flow) -> Option<(SocketAddr, SocketAddr, Transport)> {
+    let (sp, dp, t) = match f.l4 {
+        Layer4::Tcp {
+            source_port,
+            destination_port,
+            ..
+        } => (source_port, destination_port, Transport::Tcp),
+        Layer4::Udp {
+            source_port,
+            destination_port,
+        } => (source_port, destination_port, Transport::Udp),
+        _ => return None,
+    };
+    let (s, d): (IpAddr, IpAddr) = (f.ip.source, f.ip.destination);
+    Some((SocketAddr::new(s, sp), SocketAddr::new(d, dp), t))
 }
 
 impl<W: Write> Pipeline<W> {
@@ -73,6 +118,7 @@ impl<W: Write> Pipeline<W> {
         clock: Option<MonoToWall>,
         store: Arc<FlowStore>,
         published: SharedCounters,
+        owners: OwnerCache,
     ) -> Self {
         let engine = Engine::new(EngineConfig {
             id_seed: random_seed(),
@@ -97,12 +143,55 @@ impl<W: Write> Pipeline<W> {
             names: HashMap::new(),
             published,
             last_now: 0,
+            owners,
+            span_owner: HashMap::new(),
+            pending: VecDeque::new(),
         }
     }
 
     /// Kernel stamps are CLOCK_MONOTONIC: convert them with `clock`.
     pub fn set_clock(&mut self, clock: MonoToWall) {
         self.clock = Some(clock);
+    }
+
+    /// Learns a socket's owner from the attribution programs. Drain these before the packets
+    /// read after them, so a connection's first packet already finds its owner.
+    pub fn on_sock_event(&mut self, ev: &SockEvent) {
+        self.owners.apply(ev);
+    }
+
+    /// `(local owner, peer owner)` of a flow: the local socket sends egress packets and
+    /// receives ingress ones; the peer is the other end when it lives on this node too.
+    fn owners_of(&mut self, f: &Flow) -> (Option<ProcessInfo>, Option<ProcessInfo>) {
+        let Some((src, dst, proto)) = endpoints(f) else {
+            return (None, None);
+        };
+        let (local, remote) = match f.traffic_direction {
+            Direction::Ingress => (dst, src),
+            _ => (src, dst),
+        };
+        let by_cookie = match (f.traffic_direction, f.socket_cookie) {
+            (Direction::Egress, Some(c)) => self.owners.lookup_cookie(c).map(process_info),
+            _ => None,
+        };
+        let mine = by_cookie.or_else(|| {
+            self.owners
+                .lookup_local(&SocketTuple {
+                    proto,
+                    local,
+                    remote,
+                })
+                .map(process_info)
+        });
+        let peer = self
+            .owners
+            .lookup_local(&SocketTuple {
+                proto,
+                local: remote,
+                remote: local,
+            })
+            .map(process_info);
+        (mine, peer)
     }
 
     fn iface_name(&mut self, ifindex: u32) -> String {
@@ -146,12 +235,18 @@ impl<W: Write> Pipeline<W> {
         self.last_now = self.last_now.max(now_ns);
         self.engine.handle_timeout(self.last_now);
         self.drain()?;
-        let counters: Vec<(String, u64)> = self
+        self.owners.expire(monotonic_ns());
+        let mut counters: Vec<(String, u64)> = self
             .engine
             .counters()
             .iter()
             .map(|(k, v)| (format!("engine_{k}"), v))
             .collect();
+        counters.extend(
+            self.owners
+                .counters()
+                .map(|(k, v)| (format!("attribution_{k}"), v)),
+        );
         *self.published.lock().unwrap_or_else(|p| p.into_inner()) = counters;
         self.flush()
     }
@@ -160,29 +255,82 @@ impl<W: Write> Pipeline<W> {
     pub fn finish(&mut self) -> std::io::Result<()> {
         self.engine.flush(self.last_now);
         self.drain()?;
+        self.release(true)?;
         if let Some(p) = self.printer.as_mut() {
             p.finish()?;
         }
         Ok(())
     }
 
+    /// Moves the engine's records into the attribution queue, then emits what is ready.
     fn drain(&mut self) -> std::io::Result<()> {
+        let deadline = wall_now_ns() + ATTRIBUTION_HOLD_NS;
         while let Some(rec) = self.engine.poll_record() {
-            match rec {
+            self.pending.push_back((deadline, rec));
+        }
+        self.release(false)
+    }
+
+    /// Emits queued records in order. The head waits (up to [`ATTRIBUTION_HOLD_NS`]) until its
+    /// local socket has an owner: a server's accept() returns after the first request bytes
+    /// may already be captured, and the kernel event naming the process comes with it.
+    fn release(&mut self, force: bool) -> std::io::Result<()> {
+        let now = wall_now_ns();
+        while let Some((deadline, rec)) = self.pending.pop_front() {
+            let overdue = force || deadline <= now || self.pending.len() >= MAX_PENDING;
+            let owners = match &rec {
                 Record::Flow(f) => {
-                    let mut pf = flow_to_proto(&f, self.store.node_name());
-                    if let Some(i) = pf.interface.as_mut() {
-                        i.name = self.iface_name(i.index);
+                    let o = self.owners_of(f);
+                    if o.0.is_none() && endpoints(f).is_some() && !overdue {
+                        // Not yet known; everything behind waits too, to keep the order.
+                        self.pending.push_front((deadline, rec));
+                        return Ok(());
                     }
-                    if let Some(p) = self.printer.as_mut() {
-                        p.print_flow(&pf)?;
-                    }
-                    self.store.push(pf);
+                    o
                 }
+                Record::Span(_) => (None, None),
+            };
+            match rec {
+                Record::Flow(f) => self.emit_flow(*f, owners)?,
                 // Spans go to OTLP (issue 7); until then they are counted by the engine.
-                Record::Span(_) => {}
+                Record::Span(mut span) => {
+                    span.process = self.span_owner.remove(&span.span_id).or(span.process);
+                }
             }
         }
+        Ok(())
+    }
+
+    fn emit_flow(
+        &mut self,
+        mut f: Flow,
+        (mine, peer): (Option<ProcessInfo>, Option<ProcessInfo>),
+    ) -> std::io::Result<()> {
+        f.process = mine;
+        if let (Some(tc), Some(p)) = (f.trace_context, f.process.as_ref()) {
+            if f.l7.is_some() && self.span_owner.len() < MAX_SPAN_OWNERS {
+                self.span_owner.insert(tc.span_id, p.clone());
+            }
+        }
+        let mut pf = flow_to_proto(&f, self.store.node_name());
+        if let Some(i) = pf.interface.as_mut() {
+            i.name = self.iface_name(i.index);
+        }
+        if let Some(peer) = peer {
+            let mut ext = FlowExtension::from_flow(&pf).unwrap_or_default();
+            ext.peer_process = Some(crate::api::proto::flowscope::Process {
+                pid: peer.pid,
+                tid: peer.tid.unwrap_or(0),
+                comm: peer.comm.unwrap_or_default(),
+                cgroup_id: peer.cgroup_id.unwrap_or(0),
+                container_id: peer.container_id.unwrap_or_default(),
+            });
+            pf.extensions = Some(ext.to_any());
+        }
+        if let Some(p) = self.printer.as_mut() {
+            p.print_flow(&pf)?;
+        }
+        self.store.push(pf);
         Ok(())
     }
 
@@ -193,6 +341,23 @@ impl<W: Write> Pipeline<W> {
             None => Ok(()),
         }
     }
+}
+
+fn wall_now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we pass.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// A seed for span and trace ids that differs between runs and hosts.

@@ -37,6 +37,7 @@ use super::{
 };
 use crate::api::{self, AgentStatus, ApiConfig, LostSource, StatusHandle};
 use crate::config::AgentConfig;
+use ebpf_kprobe::{Attribution, AttributionOptions, OwnerCache, OwnerCacheOptions, SockEvent};
 
 type SharedCapture = Arc<Mutex<KernelCapture>>;
 
@@ -167,6 +168,25 @@ fn wall_now_ns() -> u64 {
 pub async fn run(args: AgentConfig) -> Result<()> {
     let ifaces = initial_ifaces(&args)?;
     let running = start(&args, &ifaces)?;
+    let (attribution, owners) = start_attribution(&args);
+    let attribution_method =
+        attribution
+            .as_ref()
+            .map(|a| a.method())
+            .unwrap_or(if args.attribution == "off" {
+                "off"
+            } else {
+                "proc-only"
+            });
+    let mut attribution = attribution;
+    let attr_ring = match attribution.as_mut().map(|a| a.take_ring()) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(e)) => {
+            info!("attribution has no event ring ({e}); owners come from /proc");
+            None
+        }
+        None => None,
+    };
     super::privileges::drop_unneeded(matches!(running, Running::AfPacket));
     let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -205,6 +225,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         None,
         store.clone(),
         engine_counters.clone(),
+        owners,
     );
 
     let outcome = match running {
@@ -239,7 +260,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                             .into_iter()
                             .map(|(i, m)| (i, m.as_str().to_string()))
                             .collect(),
-                        attribution: "none".into(),
+                        attribution: attribution_method.into(),
                         counters,
                     }
                 });
@@ -247,7 +268,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             info!("capturing (path: {path_name}); Ctrl-C to stop");
             let mut pipeline = pipeline;
             pipeline.set_clock(MonoToWall::sample());
-            let reader = tokio::spawn(read_ring(ring, pipeline, stop_rx.clone()));
+            let reader = tokio::spawn(read_ring(ring, attr_ring, pipeline, stop_rx.clone()));
             let watcher: JoinHandle<Result<()>> =
                 tokio::spawn(watch_links(cap.clone(), args.clone(), path));
             let losses = tokio::spawn(report_kernel_losses(cap.clone(), store.clone()));
@@ -283,11 +304,19 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             };
             let mut sock = AfPacketCapture::open(ifindex, args.snaplen as usize + 128, l2_of)?;
             sock.set_timeout(200)?;
-            status.set(AgentStatus {
-                capture_path: "afpacket".into(),
-                attribution: "none".into(),
-                ..AgentStatus::default()
-            });
+            {
+                let engine_counters = engine_counters.clone();
+                status.set_provider(move || AgentStatus {
+                    capture_path: "afpacket".into(),
+                    attribution: attribution_method.into(),
+                    counters: engine_counters
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone(),
+                    ..AgentStatus::default()
+                });
+            }
+            let mut attr_ring = attr_ring;
             info!("capturing (path: afpacket); Ctrl-C to stop");
             let stop = Arc::new(AtomicBool::new(false));
             let s2 = stop.clone();
@@ -296,11 +325,14 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 move || -> Result<()> {
                     let mut last_tick = wall_now_ns();
                     while !s2.load(Ordering::Relaxed) {
+                        if let Some(r) = attr_ring.as_mut() {
+                            drain_sock_events(r, &mut p);
+                        }
                         if let Some((hdr, data)) = sock.recv()? {
                             p.on_frame(&hdr, data)?;
                         }
                         let now = wall_now_ns();
-                        if now - last_tick > 1_000_000_000 {
+                        if now - last_tick > 100_000_000 {
                             p.tick(now)?;
                             last_tick = now;
                         }
@@ -330,6 +362,53 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         Ok(Ok(Ok(()))) => {}
     }
     outcome
+}
+
+/// Loads the attribution programs as configured. Failing to is not fatal: flows stay visible,
+/// with owners from /proc where it can tell.
+fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
+    let owners = OwnerCache::new(OwnerCacheOptions {
+        proc_fallback: args.attribution != "off",
+        ..OwnerCacheOptions::default()
+    });
+    let method = match args.attribution_method() {
+        Ok(Some(m)) => m,
+        _ => return (None, owners),
+    };
+    match Attribution::start(&AttributionOptions {
+        method,
+        ..AttributionOptions::default()
+    }) {
+        Ok(a) => {
+            info!(
+                method = a.method(),
+                reason = a.reason(),
+                "process attribution"
+            );
+            (Some(a), owners)
+        }
+        Err(e) => {
+            warn!(
+                "process attribution programs unavailable ({e}); owners come from /proc scans only"
+            );
+            (None, owners)
+        }
+    }
+}
+
+/// Applies every pending attribution event.
+fn drain_sock_events<W: std::io::Write>(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    p: &mut Pipeline<W>,
+) -> u64 {
+    let mut bad = 0;
+    while let Some(item) = ring.next() {
+        match SockEvent::parse(&item) {
+            Ok(ev) => p.on_sock_event(&ev),
+            Err(_) => bad += 1,
+        }
+    }
+    bad
 }
 
 /// Tells the store (and so `flowscope observe`, as LostEvents) when the kernel ring overflowed.
@@ -372,6 +451,7 @@ async fn flatten<T>(h: JoinHandle<Result<T>>) -> Result<T> {
 /// timers once a second; on `stop`, emits what is pending and returns.
 async fn read_ring(
     ring: aya::maps::RingBuf<aya::maps::MapData>,
+    attr_ring: Option<aya::maps::RingBuf<aya::maps::MapData>>,
     mut pipeline: Pipeline<BufWriter<io::Stdout>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
@@ -384,12 +464,35 @@ async fn read_ring(
                 e.into_parts().1
             )
         })?;
+    let mut attr = match attr_ring {
+        // SAFETY: as above: the ring owns its fd for its whole life and the AsyncFd owns it.
+        Some(r) => Some(
+            unsafe { AsyncFd::register_with_interest(r, Interest::READABLE) }.map_err(|e| {
+                anyhow!(
+                    "registering the attribution ring with tokio: {}",
+                    e.into_parts().1
+                )
+            })?,
+        ),
+        None => None,
+    };
     let mut bad_records = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // Often enough to release records waiting for their owner promptly.
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
     loop {
         tokio::select! {
+            guard = async { attr.as_mut().expect("guarded").readable_mut().await }, if attr.is_some() => {
+                let mut guard = guard.context("waiting on the attribution ring")?;
+                bad_records += drain_sock_events(guard.get_inner_mut(), &mut pipeline);
+                guard.clear_ready();
+            }
             guard = afd.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
+                // Owners first: an event written before a packet must be known when the
+                // packet is decoded.
+                if let Some(a) = attr.as_mut() {
+                    bad_records += drain_sock_events(a.get_mut(), &mut pipeline);
+                }
                 let rb = guard.get_inner_mut();
                 while let Some(item) = rb.next() {
                     match PacketHdr::parse(&item) {

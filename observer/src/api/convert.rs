@@ -266,6 +266,8 @@ pub fn flow_to_proto(f: &record::Flow, node_name: &str) -> pb::Flow {
         grpc,
         payload_bytes: f.payload_bytes,
         ip_len: f.ip_len,
+        // The engine knows one end; the agent adds the peer's owner when it is local too.
+        peer_process: None,
     };
     pb::Flow {
         time: Some(timestamp(f.time_ns)),

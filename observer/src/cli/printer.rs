@@ -253,18 +253,27 @@ pub fn flow_type(f: &Flow) -> String {
     }
 }
 
-/// `(pid N comm)` for the side of the flow that is the local socket.
-fn process_note(f: &Flow) -> Option<(bool, String)> {
-    let ext = FlowExtension::from_flow(f)?;
-    let p = ext.process?;
-    let note = if p.comm.is_empty() {
+fn pid_note(p: &crate::api::proto::flowscope::Process) -> String {
+    if p.comm.is_empty() {
         format!("(pid {})", p.pid)
     } else {
         format!("(pid {} {})", p.pid, p.comm)
+    }
+}
+
+/// `(pid N comm)` notes for the source and destination ends, where their owners are known:
+/// the local socket sends egress packets and receives ingress ones; the peer is the other end.
+fn process_notes(f: &Flow) -> (Option<String>, Option<String>) {
+    let Some(ext) = FlowExtension::from_flow(f) else {
+        return (None, None);
     };
-    // The local socket sends egress packets and receives ingress ones.
-    let on_source = packet_direction(f) != Direction::Ingress;
-    Some((on_source, note))
+    let local = ext.process.as_ref().map(pid_note);
+    let peer = ext.peer_process.as_ref().map(pid_note);
+    if packet_direction(f) != Direction::Ingress {
+        (local, peer)
+    } else {
+        (peer, local)
+    }
 }
 
 impl<W: Write> Printer<W> {
@@ -296,14 +305,12 @@ impl<W: Write> Printer<W> {
         };
         let mut source = self.paint(CYAN, &endpoint(&ip.source, ports.map(|p| p.0)));
         let mut destination = self.paint(CYAN, &endpoint(&ip.destination, ports.map(|p| p.1)));
-        if let Some((on_source, note)) = process_note(f) {
-            let side = if on_source {
-                &mut source
-            } else {
-                &mut destination
-            };
-            side.push(' ');
-            side.push_str(&note);
+        let (src_note, dst_note) = process_notes(f);
+        for (side, note) in [(&mut source, src_note), (&mut destination, dst_note)] {
+            if let Some(note) = note {
+                side.push(' ');
+                side.push_str(&note);
+            }
         }
         let mut arrow = "->";
         match f.is_reply {

@@ -1,5 +1,6 @@
-//! flowscope's `pid` and `comm` filters (`FlowFilter.flowscope`): the process that owns the
-//! flow's local socket. `comm` accepts `*` wildcards.
+//! flowscope's `pid` and `comm` filters (`FlowFilter.flowscope`): a process that owns either
+//! end of the flow on this node (the local socket, or the peer's when it is local too), like
+//! `--ip` matches either address. `comm` accepts `*` wildcards.
 
 use super::{any_of, regex, Check, FilterError};
 use crate::api::proto::flow::FlowFilter;
@@ -10,9 +11,12 @@ pub fn compile(filter: &FlowFilter) -> Result<Vec<Check>, FilterError> {
         return Ok(Vec::new());
     };
     let mut checks = any_of(ext.pid.clone(), |pid, f| {
-        f.ext
-            .and_then(|e| e.process.as_ref())
-            .is_some_and(|p| p.pid == *pid)
+        f.ext.is_some_and(|e| {
+            e.process
+                .iter()
+                .chain(e.peer_process.iter())
+                .any(|p| p.pid == *pid)
+        })
     });
     let res = ext
         .comm
@@ -27,9 +31,12 @@ pub fn compile(filter: &FlowFilter) -> Result<Vec<Check>, FilterError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     checks.extend(any_of(res, |re, f| {
-        f.ext
-            .and_then(|e| e.process.as_ref())
-            .is_some_and(|p| re.is_match(&p.comm))
+        f.ext.is_some_and(|e| {
+            e.process
+                .iter()
+                .chain(e.peer_process.iter())
+                .any(|p| re.is_match(&p.comm))
+        })
     }));
     Ok(checks)
 }
