@@ -7,6 +7,7 @@ mod agent;
 mod api;
 mod cli;
 mod config;
+mod export;
 
 /// See what every process on this node says over the network.
 #[derive(Parser, Debug)]

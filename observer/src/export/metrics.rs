@@ -1,0 +1,556 @@
+//! Prometheus metrics: RED metrics per (service, peer, protocol, method, route, status) from
+//! spans, TCP connection and byte counts from flows, the agent's own counters, and the span
+//! exporter's counters — encoded in the Prometheus text format on each scrape.
+
+use std::sync::{Arc, Mutex};
+
+use flows::{
+    packet::{Direction, TcpFlags},
+    record::{attr, AttributeValue, Flow, FlowType, Layer4, Span, SpanKind, StatusCode},
+};
+use prometheus_client::{
+    collector::Collector,
+    encoding::{DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric},
+    metrics::{
+        counter::{ConstCounter, Counter},
+        family::Family,
+        gauge::ConstGauge,
+        histogram::Histogram,
+        MetricType,
+    },
+    registry::{Registry, Unit},
+};
+
+use super::{
+    config::ExportConfig,
+    otlp::ResourceNamer,
+    queue::ExportCounters,
+    route::{route_template, LabelLimiter, OVERFLOW},
+};
+
+/// Labels of the RED metrics.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedLabels {
+    /// `service.name` of the local process (as on exported spans).
+    pub service: String,
+    /// The other side: the client's address on server spans, the server's on client spans.
+    pub peer: String,
+    /// `http` or the RPC system (`grpc`).
+    pub protocol: String,
+    /// HTTP method or RPC method.
+    pub method: String,
+    /// Templated path (`/users/{id}`), or `/Service/Method` for RPCs.
+    pub route: String,
+    /// HTTP status code, gRPC status code, or the error type (`no_response`).
+    pub status: String,
+    /// `server` or `client`.
+    pub kind: SpanKindLabel,
+}
+
+/// Span kind as a label value.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum SpanKindLabel {
+    /// The local process served the request.
+    server,
+    /// The local process made the request.
+    client,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DirectionLabels {
+    direction: DirectionLabel,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum DirectionLabel {
+    ingress,
+    egress,
+    unknown,
+}
+
+/// Request duration buckets, seconds (500 µs .. 10 s).
+const DURATION_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+fn duration_histogram() -> Histogram {
+    Histogram::new(DURATION_BUCKETS)
+}
+
+/// Values pushed in by the agent (and the exporter's counters), encoded at scrape time.
+#[derive(Debug, Default)]
+struct PushedValues {
+    counters: Mutex<Vec<(String, u64)>>,
+    gauges: Mutex<Vec<(String, i64)>>,
+    exporter: Mutex<Option<Arc<ExportCounters>>>,
+    overflow: Mutex<(u64, u64)>,
+}
+
+/// Every metric the agent serves on `/metrics`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RedLabels, Counter>,
+    errors: Family<RedLabels, Counter>,
+    duration: Family<RedLabels, Histogram, fn() -> Histogram>,
+    tcp_flows: Counter,
+    bytes: [Counter; 3],
+    namer: ResourceNamer,
+    routes: Mutex<LabelLimiter>,
+    peers: Mutex<LabelLimiter>,
+    pushed: Arc<PushedValues>,
+}
+
+impl Metrics {
+    /// Registers every metric; service names follow `cfg` like the exporter's.
+    pub fn new(cfg: &ExportConfig) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RedLabels, Counter>::default();
+        let errors = Family::<RedLabels, Counter>::default();
+        let duration = Family::<RedLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram,
+        );
+        let tcp_flows = Counter::default();
+        let bytes_family = Family::<DirectionLabels, Counter>::default();
+        registry.register(
+            "flowscope_requests",
+            "Requests observed (HTTP exchanges and RPCs), by service, peer, protocol, method, route and status",
+            requests.clone(),
+        );
+        registry.register(
+            "flowscope_request_errors",
+            "Requests whose span status is ERROR (5xx on servers, 4xx/5xx on clients, gRPC errors, no response)",
+            errors.clone(),
+        );
+        registry.register_with_unit(
+            "flowscope_request_duration",
+            "Request duration from the first request packet to the last response packet",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        registry.register(
+            "flowscope_tcp_flows",
+            "TCP connections opened (a SYN without ACK seen)",
+            tcp_flows.clone(),
+        );
+        registry.register(
+            "flowscope_bytes",
+            "IP bytes of captured packets, by capture direction",
+            bytes_family.clone(),
+        );
+        let d = |direction| bytes_family.get_or_create_owned(&DirectionLabels { direction });
+        let bytes = [
+            d(DirectionLabel::ingress),
+            d(DirectionLabel::egress),
+            d(DirectionLabel::unknown),
+        ];
+        let pushed = Arc::new(PushedValues::default());
+        registry.register_collector(Box::new(pushed.clone()));
+        Self {
+            registry,
+            requests,
+            errors,
+            duration,
+            tcp_flows,
+            bytes,
+            namer: ResourceNamer::new("", cfg.default_service_name(), cfg.service_name_map.clone()),
+            routes: Mutex::new(LabelLimiter::new(cfg.max_routes_per_service)),
+            peers: Mutex::new(LabelLimiter::new(cfg.max_peers.max(1))),
+            pushed,
+        }
+    }
+
+    /// Counts one finished exchange in the RED metrics.
+    pub fn observe_span(&self, s: &Span) {
+        let labels = self.red_labels(s);
+        self.requests.get_or_create(&labels).inc();
+        if s.status.code == StatusCode::Error {
+            self.errors.get_or_create(&labels).inc();
+        }
+        let secs = s.end_time_ns.saturating_sub(s.start_time_ns) as f64 / 1e9;
+        self.duration.get_or_create(&labels).observe(secs);
+    }
+
+    /// Counts a flow: TCP connections (SYN without ACK) and bytes of L3/L4 flows.
+    pub fn observe_flow(&self, f: &Flow) {
+        if f.flow_type != FlowType::L3L4 {
+            return;
+        }
+        if let Layer4::Tcp { flags, .. } = f.l4 {
+            if flags.0 & TcpFlags::SYN.0 != 0 && flags.0 & TcpFlags::ACK.0 == 0 {
+                self.tcp_flows.inc();
+            }
+        }
+        let i = match f.traffic_direction {
+            Direction::Ingress => 0,
+            Direction::Egress => 1,
+            Direction::Unknown => 2,
+        };
+        self.bytes[i].inc_by(u64::from(f.ip_len));
+    }
+
+    /// Replaces the agent's own counters (engine, kernel, API: `(name, value)`), served as
+    /// `flowscope_agent_<name>_total`. Call it every second or so.
+    pub fn set_counters(&self, counters: &[(String, u64)]) {
+        let mut c = self
+            .pushed
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        c.clear();
+        c.extend(counters.iter().cloned());
+    }
+
+    /// Replaces the agent's gauges (values that go up and down, e.g. flows in the table),
+    /// served as `flowscope_agent_<name>`.
+    pub fn set_gauges(&self, gauges: &[(String, i64)]) {
+        let mut g = self.pushed.gauges.lock().unwrap_or_else(|p| p.into_inner());
+        g.clear();
+        g.extend(gauges.iter().cloned());
+    }
+
+    /// Serves the span exporter's counters as `flowscope_otlp_*`.
+    pub fn watch_exporter(&self, counters: Arc<ExportCounters>) {
+        *self
+            .pushed
+            .exporter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(counters);
+    }
+
+    /// Everything, in the Prometheus text format (version 0.0.4).
+    pub fn encode(&self) -> String {
+        {
+            let r = self
+                .routes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .overflowed();
+            let p = self
+                .peers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .overflowed();
+            *self
+                .pushed
+                .overflow
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = (r, p);
+        }
+        let mut out = String::with_capacity(8192);
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::prometheus_text::encode(&mut out, &self.registry);
+        out
+    }
+
+    /// The `Content-Type` of [`Self::encode`]'s output.
+    pub const CONTENT_TYPE: &'static str =
+        prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
+
+    fn red_labels(&self, s: &Span) -> RedLabels {
+        let a = &s.attributes;
+        let string = |k: &str| match a.get(k) {
+            Some(AttributeValue::String(v)) => Some(v.as_str()),
+            _ => None,
+        };
+        let number = |k: &str| match a.get(k) {
+            Some(AttributeValue::Int(v)) => Some(v.to_string()),
+            Some(AttributeValue::String(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let service = self.namer.service_name(s.process.as_ref()).to_string();
+        let rpc_system = string("rpc.system");
+        let protocol = rpc_system
+            .or_else(|| string(attr::NETWORK_PROTOCOL_NAME))
+            .unwrap_or("http")
+            .to_string();
+        let method = string(attr::HTTP_REQUEST_METHOD)
+            .or_else(|| string("rpc.method"))
+            .unwrap_or("")
+            .to_string();
+        let route = match (rpc_system, string("rpc.service"), string("rpc.method")) {
+            (Some(_), Some(svc), Some(m)) => format!("/{svc}/{m}"),
+            _ => string(attr::URL_PATH)
+                .map(route_template)
+                .unwrap_or_default(),
+        };
+        let route = {
+            let mut l = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+            let admitted = l.admit(&service, &route);
+            if admitted == OVERFLOW {
+                OVERFLOW.to_string()
+            } else {
+                route
+            }
+        };
+        let peer_attr = match s.kind {
+            SpanKind::Server => string(attr::CLIENT_ADDRESS),
+            SpanKind::Client => string(attr::SERVER_ADDRESS),
+        }
+        .or_else(|| string(attr::NETWORK_PEER_ADDRESS))
+        .unwrap_or("");
+        let peer = self
+            .peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit("", peer_attr)
+            .to_string();
+        let status = number(attr::HTTP_RESPONSE_STATUS_CODE)
+            .or_else(|| number("rpc.grpc.status_code"))
+            .or_else(|| string(attr::ERROR_TYPE).map(str::to_string))
+            .unwrap_or_default();
+        RedLabels {
+            service,
+            peer,
+            protocol,
+            method,
+            route,
+            status,
+            kind: match s.kind {
+                SpanKind::Server => SpanKindLabel::server,
+                SpanKind::Client => SpanKindLabel::client,
+            },
+        }
+    }
+}
+
+/// `engine.flows-evicted` -> `engine_flows_evicted` (Prometheus names are `[a-zA-Z0-9_:]`).
+fn metric_name(prefix: &str, name: &str) -> String {
+    let name = name.strip_suffix("_total").unwrap_or(name);
+    let mut out = String::with_capacity(prefix.len() + name.len());
+    out.push_str(prefix);
+    out.extend(
+        name.chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }),
+    );
+    out
+}
+
+impl Collector for PushedValues {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let counters = self
+            .counters
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (name, v) in &counters {
+            let n = metric_name("flowscope_agent_", name);
+            let m = encoder.encode_descriptor(
+                &n,
+                "flowscope agent counter",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(*v).encode(m)?;
+        }
+        let gauges = self
+            .gauges
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (name, v) in &gauges {
+            let n = metric_name("flowscope_agent_", name);
+            let m =
+                encoder.encode_descriptor(&n, "flowscope agent gauge", None, MetricType::Gauge)?;
+            ConstGauge::new(*v).encode(m)?;
+        }
+        let exporter = self
+            .exporter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(c) = exporter {
+            for (name, v) in c.snapshot() {
+                let n = metric_name("flowscope_", name);
+                let m = encoder.encode_descriptor(
+                    &n,
+                    "OTLP span exporter",
+                    None,
+                    MetricType::Counter,
+                )?;
+                ConstCounter::new(v).encode(m)?;
+            }
+            let len = c.queue_len.load(std::sync::atomic::Ordering::Relaxed) as i64;
+            let m = encoder.encode_descriptor(
+                "flowscope_otlp_queue_spans",
+                "Spans waiting in the OTLP export queue",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(len).encode(m)?;
+        }
+        let (routes, peers) = *self.overflow.lock().unwrap_or_else(|p| p.into_inner());
+        let m = encoder.encode_descriptor(
+            "flowscope_route_overflow",
+            "Requests counted under route=\"other\" because their service had too many routes",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(routes).encode(m)?;
+        let m = encoder.encode_descriptor(
+            "flowscope_peer_overflow",
+            "Requests counted under peer=\"other\" because there were too many peers",
+            None,
+            MetricType::Counter,
+        )?;
+        ConstCounter::new(peers).encode(m)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flows::record::{Attributes, IpInfo, ProcessInfo, SpanStatus, Verdict};
+    use flows::trace::{SpanId, TraceId};
+
+    pub(crate) fn http_span(path: &str, status: i64, ms: u64, error: bool) -> Span {
+        let mut a = Attributes::new();
+        a.insert(attr::HTTP_REQUEST_METHOD, "GET".into());
+        a.insert(attr::URL_PATH, path.into());
+        a.insert(attr::HTTP_RESPONSE_STATUS_CODE, status.into());
+        a.insert(attr::CLIENT_ADDRESS, "198.18.0.2".into());
+        a.insert(attr::NETWORK_PROTOCOL_NAME, "http".into());
+        Span {
+            trace_id: TraceId([1; 16]),
+            span_id: SpanId([2; 8]),
+            parent_span_id: None,
+            trace_state: None,
+            name: "GET".into(),
+            kind: SpanKind::Server,
+            start_time_ns: 1_000_000_000,
+            end_time_ns: 1_000_000_000 + ms * 1_000_000,
+            status: SpanStatus {
+                code: if error {
+                    StatusCode::Error
+                } else {
+                    StatusCode::Unset
+                },
+                message: None,
+            },
+            attributes: a,
+            socket_cookie: None,
+            ifindex: 1,
+            process: Some(ProcessInfo {
+                pid: 42,
+                comm: Some("nginx".into()),
+                ..ProcessInfo::default()
+            }),
+        }
+    }
+
+    fn line<'a>(text: &'a str, prefix: &str) -> Option<&'a str> {
+        text.lines().find(|l| l.starts_with(prefix))
+    }
+
+    #[test]
+    fn red_metrics_count_by_status_and_route() {
+        let m = Metrics::new(&ExportConfig::default());
+        for _ in 0..3 {
+            m.observe_span(&http_span("/users/1", 200, 2, false));
+        }
+        m.observe_span(&http_span("/users/2", 404, 1, false));
+        m.observe_span(&http_span("/users/3", 500, 30, true));
+        let t = m.encode();
+        let l = r#"flowscope_requests_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server"} 3"#;
+        assert!(t.contains(l), "{t}");
+        assert!(t.contains(r#"status="404",kind="server"} 1"#), "{t}");
+        assert!(
+            t.contains(r#"flowscope_request_errors_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="500",kind="server"} 1"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"flowscope_request_duration_seconds_bucket{le="0.0025",service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server"} 3"#)
+                || t.contains(r#"flowscope_request_duration_seconds_bucket{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server",le="0.0025"} 3"#),
+            "{t}"
+        );
+        assert!(
+            line(&t, "# TYPE flowscope_request_duration_seconds histogram").is_some(),
+            "{t}"
+        );
+    }
+
+    #[test]
+    fn routes_per_service_are_capped() {
+        let cfg = ExportConfig {
+            max_routes_per_service: 2,
+            ..ExportConfig::default()
+        };
+        let m = Metrics::new(&cfg);
+        for p in ["/a", "/b", "/c", "/d", "/a"] {
+            m.observe_span(&http_span(p, 200, 1, false));
+        }
+        let t = m.encode();
+        assert!(
+            t.contains(r#"route="other",status="200",kind="server"} 2"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"route="/a",status="200",kind="server"} 2"#),
+            "{t}"
+        );
+        assert!(t.contains("flowscope_route_overflow_total 2"), "{t}");
+    }
+
+    #[test]
+    fn flows_agent_counters_and_exporter_counters() {
+        let m = Metrics::new(&ExportConfig::default());
+        let flow = |flags: u8, dir, len| Flow {
+            time_ns: 0,
+            verdict: Verdict::Forwarded,
+            flow_type: FlowType::L3L4,
+            ip: IpInfo::new("198.18.0.2".parse().unwrap(), "198.18.0.1".parse().unwrap()),
+            l4: Layer4::Tcp {
+                source_port: 5000,
+                destination_port: 80,
+                flags: TcpFlags(flags),
+            },
+            l7: None,
+            traffic_direction: dir,
+            is_reply: None,
+            ifindex: 1,
+            socket_cookie: None,
+            ip_len: len,
+            payload_bytes: 0,
+            trace_context: None,
+            process: None,
+        };
+        m.observe_flow(&flow(TcpFlags::SYN.0, Direction::Ingress, 60));
+        m.observe_flow(&flow(
+            TcpFlags::SYN.0 | TcpFlags::ACK.0,
+            Direction::Egress,
+            60,
+        ));
+        m.observe_flow(&flow(TcpFlags::ACK.0, Direction::Ingress, 100));
+        m.set_counters(&[
+            ("engine_packets".into(), 7),
+            ("kernel_ring_full_lost".into(), 0),
+        ]);
+        m.set_gauges(&[("flows.active".into(), 3)]);
+        let c = Arc::new(ExportCounters::default());
+        c.spans_dropped_queue_full
+            .store(5, std::sync::atomic::Ordering::Relaxed);
+        m.watch_exporter(c);
+        let t = m.encode();
+        for want in [
+            "flowscope_tcp_flows_total 1",
+            r#"flowscope_bytes_total{direction="ingress"} 160"#,
+            r#"flowscope_bytes_total{direction="egress"} 60"#,
+            "flowscope_agent_engine_packets_total 7",
+            "flowscope_agent_kernel_ring_full_lost_total 0",
+            "flowscope_agent_flows_active 3",
+            "flowscope_otlp_spans_dropped_queue_full_total 5",
+            "flowscope_otlp_spans_exported_total 0",
+            "flowscope_otlp_queue_spans 0",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in\n{t}");
+        }
+        // A second push replaces the first.
+        m.set_counters(&[("engine_packets".into(), 9)]);
+        let t = m.encode();
+        assert!(t.contains("flowscope_agent_engine_packets_total 9"), "{t}");
+        assert!(!t.contains("kernel_ring_full_lost"), "{t}");
+    }
+}

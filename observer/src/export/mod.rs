@@ -1,0 +1,42 @@
+//! Where spans and metrics leave the agent: OTLP span export (gRPC or HTTP/protobuf, batched,
+//! bounded, retried), `--print-spans`, and Prometheus metrics on `/metrics`.
+//!
+//! The agent's pipeline calls [`SpanSink::push`] and [`Metrics::observe_span`] /
+//! [`Metrics::observe_flow`] per record; neither blocks.
+
+// Until the agent calls this module (issue 7 wiring), parts are only used by tests.
+#![allow(dead_code, unused_imports)]
+
+mod config;
+mod exporter;
+mod metrics;
+mod otlp;
+mod print;
+pub mod proto;
+mod queue;
+mod route;
+mod server;
+mod transport;
+
+pub use config::{ExportConfig, OtlpCompression, OtlpProtocol, OtlpTarget};
+pub use exporter::{SpanExporter, SpanSink};
+pub use metrics::Metrics;
+pub use otlp::{span_to_proto, ResourceNamer};
+pub use print::SpanPrinter;
+pub use queue::ExportCounters;
+pub use route::route_template;
+pub use server::serve_metrics;
+
+#[cfg(test)]
+mod tests;
+
+/// What can go wrong setting up export or metrics.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// A bad option value; the message names the key or variable and the value.
+    #[error("{0}")]
+    Config(String),
+    /// The metrics server could not bind.
+    #[error("metrics server: cannot listen on {0}: {1} — pick another --metrics-listen address")]
+    Listen(std::net::SocketAddr, #[source] std::io::Error),
+}
