@@ -251,3 +251,103 @@ proptest! {
         prop_assert_eq!(e.counters().tcp_overlap_conflict_bytes, 0);
     }
 }
+
+/// Frames for the same exchanges where the two directions reach the engine interleaved in any
+/// order (per-CPU capture queues), each frame keeping its true send time.
+fn interleaved_frames(
+    ex: &[Exchange],
+    cd: &Delivery,
+    sd: &Delivery,
+    pattern: &[bool],
+) -> Vec<SynthFrame> {
+    let mut c = TcpConversation::new(
+        "198.18.0.2:40000".parse().unwrap(),
+        "198.18.0.1:80".parse().unwrap(),
+        10,
+        20,
+        1_000,
+    );
+    c.handshake();
+    let (cs, ss) = (client_stream(ex), server_stream(ex));
+    let (c0, s0) = (c.client_next(), c.server_next());
+    let c_end = c0.wrapping_add(cs.len() as u32);
+    // True send times: requests first (by stream offset), responses after all of them.
+    let client: Vec<SynthFrame> = segments(&cs, cd)
+        .into_iter()
+        .map(|(off, bytes)| SynthFrame {
+            ts_ns: 1_000_000 + off as u64,
+            data: c.frame(
+                true,
+                c0.wrapping_add(off as u32),
+                s0,
+                TcpFlags::ACK | TcpFlags::PSH,
+                &bytes,
+            ),
+            direction: Direction::Ingress,
+        })
+        .collect();
+    let server: Vec<SynthFrame> = segments(&ss, sd)
+        .into_iter()
+        .map(|(off, bytes)| SynthFrame {
+            ts_ns: 5_000_000 + off as u64,
+            data: c.frame(
+                false,
+                s0.wrapping_add(off as u32),
+                c_end,
+                TcpFlags::ACK | TcpFlags::PSH,
+                &bytes,
+            ),
+            direction: Direction::Egress,
+        })
+        .collect();
+    let mut frames = c.frames().to_vec();
+    let (mut ci, mut si) = (client.into_iter().peekable(), server.into_iter().peekable());
+    for take_client in pattern.iter().cycle() {
+        match (ci.peek().is_some(), si.peek().is_some()) {
+            (false, false) => break,
+            (true, false) => frames.push(ci.next().unwrap()),
+            (false, true) => frames.push(si.next().unwrap()),
+            (true, true) => frames.push(if *take_client {
+                ci.next().unwrap()
+            } else {
+                si.next().unwrap()
+            }),
+        }
+    }
+    let s_end = s0.wrapping_add(ss.len() as u32);
+    for (from_client, seq, ack) in [(true, c_end, s_end), (false, s_end, c_end.wrapping_add(1))] {
+        frames.push(SynthFrame {
+            ts_ns: 9_000_000,
+            data: c.frame(from_client, seq, ack, TcpFlags::FIN | TcpFlags::ACK, b""),
+            direction: if from_client {
+                Direction::Ingress
+            } else {
+                Direction::Egress
+            },
+        });
+    }
+    frames
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    /// Responses that reach us before their requests still pair with them (by capture time);
+    /// records may come out in another order, so they are compared as a multiset.
+    #[test]
+    fn cross_direction_interleaving_pairs_the_same(
+        ex in prop::collection::vec(exchange(), 1..5),
+        cd in delivery(),
+        sd in delivery(),
+        pattern in prop::collection::vec(any::<bool>(), 1..16),
+    ) {
+        let mut expected = projection(&run(&mut l7_engine(), &frames(&ex, 10, 20, None, None)));
+        let mut e = l7_engine();
+        let mut got = projection(&run(&mut e, &interleaved_frames(&ex, &cd, &sd, &pattern)));
+        // Span/trace ids follow request order, which interleaving does not change.
+        expected.sort();
+        got.sort();
+        prop_assert_eq!(got, expected, "{:?}", e.counters());
+        prop_assert_eq!(e.counters().http1_unpaired_responses, 0);
+    }
+}

@@ -378,6 +378,9 @@ pub struct Http1Decoder {
     /// deliver a request after its response (the two directions can be captured on different
     /// CPUs); a request sent no later than a parked response is paired with it.
     orphans: VecDeque<ResponseHead>,
+    /// A late request already paired with a parked response, waiting for its body to end
+    /// so the exchange carries the request body size.
+    paired_in_body: Option<(Arc<RequestHead>, ResponseHead)>,
     dead: bool,
 }
 
@@ -408,6 +411,7 @@ impl Http1Decoder {
             in_flight: None,
             req_in_body: false,
             orphans: VecDeque::new(),
+            paired_in_body: None,
             dead: false,
         }
     }
@@ -711,14 +715,11 @@ impl Http1Decoder {
                 let response = self.orphans.pop_front().expect("front exists");
                 let head = Arc::new(head);
                 out.push(L7Event::Http1(Http1Event::Request(head.clone())));
-                out.push(L7Event::Http1(Http1Event::Exchange {
-                    request: Some(head),
-                    request_body_size: None,
-                    response: Box::new(response),
-                }));
-                self.req_in_body = false;
+                self.flush_paired(out);
+                self.paired_in_body = Some((head, response));
+                self.req_in_body = true;
                 match body {
-                    Body::Length(0) => self.request_done(),
+                    Body::Length(0) => self.request_done(out),
                     b => self.req.phase = Phase::Body(b),
                 }
                 return;
@@ -731,14 +732,26 @@ impl Http1Decoder {
         out.push(L7Event::Http1(Http1Event::Request(head)));
         self.req_in_body = true;
         match body {
-            Body::Length(0) => self.request_done(),
+            Body::Length(0) => self.request_done(out),
             b => self.req.phase = Phase::Body(b),
         }
     }
 
-    fn request_done(&mut self) {
+    fn request_done(&mut self, out: &mut Vec<L7Event>) {
         if self.req_in_body {
-            if let Some(p) = self.pending.back_mut() {
+            if let Some((request, response)) = self.paired_in_body.take() {
+                out.push(L7Event::Http1(Http1Event::Exchange {
+                    request: Some(request),
+                    request_body_size: Some(self.req.body_size),
+                    response: Box::new(response),
+                }));
+            } else if let Some(p) = self.pending.back_mut() {
+                p.body_size = Some(self.req.body_size);
+            } else if let Some(InFlight {
+                request: Some(p), ..
+            }) = &mut self.in_flight
+            {
+                // Its response started before the body ended: the request left `pending`.
                 p.body_size = Some(self.req.body_size);
             }
         }
@@ -838,6 +851,34 @@ impl Http1Decoder {
     ) {
         cx.counters.http1_responses += 1;
         response.body_size = body_size;
+        // The request may have been parsed while this response's body was passing (it was
+        // captured late): pair it if it was sent no later than the response.
+        let request = match request {
+            Some(r) => Some(r),
+            None => match self.pending.front() {
+                Some(p) if p.head.start.ts_ns <= response.start.ts_ns => {
+                    let p = self.pending.pop_front().expect("front exists");
+                    if self.req_in_body && self.pending.is_empty() {
+                        // Its body is still passing: report once it ends, with its size.
+                        self.flush_paired(out);
+                        self.paired_in_body = Some((p.head, response));
+                        return;
+                    }
+                    Some(p)
+                }
+                _ => None,
+            },
+        };
+        let request = match request {
+            Some(p) if self.req_in_body && self.pending.is_empty() => {
+                // The request's body is still passing (the server answered early or the
+                // capture delivered the response first): report once it ends, with its size.
+                self.flush_paired(out);
+                self.paired_in_body = Some((p.head, response));
+                return;
+            }
+            r => r,
+        };
         if request.is_none() {
             if self.orphans.len() >= cx.config.max_pending_requests.max(1) {
                 if let Some(old) = self.orphans.pop_front() {
@@ -852,6 +893,17 @@ impl Http1Decoder {
             request: request.map(|p| p.head),
             response: Box::new(response),
         }));
+    }
+
+    /// Reports a late-paired exchange whose request body will not be seen whole.
+    fn flush_paired(&mut self, out: &mut Vec<L7Event>) {
+        if let Some((request, response)) = self.paired_in_body.take() {
+            out.push(L7Event::Http1(Http1Event::Exchange {
+                request: Some(request),
+                request_body_size: None,
+                response: Box::new(response),
+            }));
+        }
     }
 
     fn flush_orphans(&mut self, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
@@ -910,7 +962,7 @@ impl Http1Decoder {
         out: &mut Vec<L7Event>,
     ) {
         match dir {
-            StreamDir::ToServer => self.request_done(),
+            StreamDir::ToServer => self.request_done(out),
             StreamDir::ToClient => self.response_done(at.ts_ns, complete, cx, out),
         }
     }
@@ -930,6 +982,7 @@ impl Http1Decoder {
         }
         if dir == StreamDir::ToServer {
             self.req_in_body = false;
+            self.flush_paired(out);
         }
         // Messages may have vanished in the gap, so in-order pairing can no longer be trusted.
         cx.counters.http1_requests_lost_in_gap += self.pending.len() as u64;
@@ -1032,6 +1085,7 @@ impl StreamDecoder for Http1Decoder {
             cx.counters.http1_truncated_messages += 1;
             self.response_done(now_ns, false, cx, out);
         }
+        self.flush_paired(out);
         self.flush_orphans(cx, out);
         for p in self.pending.drain(..) {
             cx.counters.http1_unanswered += 1;
