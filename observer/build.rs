@@ -15,6 +15,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // OTLP (opentelemetry-proto, verbatim): the span exporter's messages, its gRPC client,
         // and the TraceService server the tests receive spans with.
         "proto/opentelemetry/proto/collector/trace/v1/trace_service.proto",
+        "proto/opentelemetry/proto/trace/v1/trace.proto",
+        "proto/opentelemetry/proto/resource/v1/resource.proto",
+        "proto/opentelemetry/proto/common/v1/common.proto",
     ];
     for p in &protos {
         println!("cargo:rerun-if-changed={p}");

@@ -1,8 +1,10 @@
 //! Where spans and metrics leave the agent: OTLP span export (gRPC or HTTP/protobuf, batched,
 //! bounded, retried), `--print-spans`, and Prometheus metrics on `/metrics`.
 //!
-//! The agent's pipeline calls [`SpanSink::push`] and [`Metrics::observe_span`] /
-//! [`Metrics::observe_flow`] per record; neither blocks.
+//! The agent starts an [`ExportRuntime`] from its [`ExportConfig`], gives the pipeline its
+//! [`ExportHandles`] (per record: [`ExportHandles::observe_flow`] and
+//! [`ExportHandles::emit_span`], which count, print and queue without blocking), and calls
+//! [`ExportRuntime::shutdown`] at exit.
 
 // Until the agent calls this module (issue 7 wiring), parts are only used by tests.
 #![allow(dead_code, unused_imports)]
@@ -15,6 +17,7 @@ mod print;
 pub mod proto;
 mod queue;
 mod route;
+mod runtime;
 mod server;
 mod transport;
 
@@ -22,9 +25,10 @@ pub use config::{ExportConfig, OtlpCompression, OtlpProtocol, OtlpTarget};
 pub use exporter::{SpanExporter, SpanSink};
 pub use metrics::Metrics;
 pub use otlp::{span_to_proto, ResourceNamer};
-pub use print::SpanPrinter;
+pub use print::{write_span_line, SpanPrinter};
 pub use queue::ExportCounters;
 pub use route::route_template;
+pub use runtime::{ExportHandles, ExportRuntime};
 pub use server::serve_metrics;
 
 #[cfg(test)]

@@ -19,12 +19,19 @@ impl<W: Write> SpanPrinter<W> {
 
     /// Writes one span and a newline.
     pub fn print(&mut self, span: &Span) -> std::io::Result<()> {
-        serde_json::to_writer(&mut self.out, span)?;
-        self.out.write_all(b"\n")
+        write_span_line(&mut self.out, span)
     }
 
     /// Flushes (after each batch).
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
     }
+}
+
+/// Writes `span` as one JSON line to `w` (one write, so lines from other writers to the same
+/// stream never interleave inside it).
+pub fn write_span_line<W: Write + ?Sized>(w: &mut W, span: &Span) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(span)?;
+    line.push(b'\n');
+    w.write_all(&line)
 }
