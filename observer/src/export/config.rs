@@ -492,9 +492,11 @@ mod tests {
 
     #[test]
     fn toml_round_trip() {
-        let mut c = ExportConfig::default();
-        c.otlp_endpoint = Some("http://c:4317".into());
-        c.otlp_protocol = Some(OtlpProtocol::HttpProtobuf);
+        let mut c = ExportConfig {
+            otlp_endpoint: Some("http://c:4317".into()),
+            otlp_protocol: Some(OtlpProtocol::HttpProtobuf),
+            ..ExportConfig::default()
+        };
         c.service_name_map.insert("nginx".into(), "frontend".into());
         let text = toml::to_string(&c).unwrap();
         assert!(text.contains("otlp-protocol = \"http/protobuf\""), "{text}");

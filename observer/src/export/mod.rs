@@ -6,7 +6,7 @@
 //! [`ExportHandles::emit_span`], which count, print and queue without blocking), and calls
 //! [`ExportRuntime::shutdown`] at exit.
 
-// Until the agent calls this module (issue 7 wiring), parts are only used by tests.
+// Until the agent wires this module in (/tmp/export-wiring.patch removes this line).
 #![allow(dead_code, unused_imports)]
 
 mod config;
@@ -21,15 +21,9 @@ mod runtime;
 mod server;
 mod transport;
 
-pub use config::{ExportConfig, OtlpCompression, OtlpProtocol, OtlpTarget};
-pub use exporter::{SpanExporter, SpanSink};
-pub use metrics::Metrics;
-pub use otlp::{span_to_proto, ResourceNamer};
-pub use print::{write_span_line, SpanPrinter};
-pub use queue::ExportCounters;
-pub use route::route_template;
+pub use config::{ExportConfig, OtlpCompression, OtlpProtocol};
+pub use exporter::SpanSink;
 pub use runtime::{ExportHandles, ExportRuntime};
-pub use server::serve_metrics;
 
 #[cfg(test)]
 mod tests;

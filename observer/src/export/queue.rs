@@ -106,6 +106,7 @@ impl SpanQueue {
     }
 
     /// Takes up to `n` of the oldest spans.
+    #[allow(clippy::vec_box)] // spans arrive boxed (Record::Span) and stay boxed: no moves
     pub(crate) fn take(&self, n: usize) -> Vec<Box<Span>> {
         let mut q = self.spans.lock().unwrap_or_else(|p| p.into_inner());
         let k = n.min(q.len());

@@ -28,6 +28,11 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{Request, Response, Status};
 
 use super::{
+    config::{ExportConfig, OtlpCompression, OtlpProtocol},
+    exporter::{SpanExporter, SpanSink},
+    metrics::Metrics,
+    otlp::ResourceNamer,
+    print::write_span_line,
     proto::{
         collector::{
             trace_service_server::{TraceService, TraceServiceServer},
@@ -36,7 +41,7 @@ use super::{
         common::any_value,
         trace as pb,
     },
-    *,
+    server::serve_metrics,
 };
 
 /// What a receiver got: each request's spans with their resource's service.name, and the
@@ -223,10 +228,10 @@ fn test_span(i: u64) -> Box<Span> {
     Box::new(Span {
         trace_id: TraceId(trace),
         span_id: SpanId((i + 1).to_be_bytes()),
-        parent_span_id: (i % 2 == 0).then(|| SpanId((i + 1_000_000).to_be_bytes())),
+        parent_span_id: (i.is_multiple_of(2)).then(|| SpanId((i + 1_000_000).to_be_bytes())),
         trace_state: None,
         name: "GET".into(),
-        kind: if i % 3 == 0 {
+        kind: if i.is_multiple_of(3) {
             SpanKind::Client
         } else {
             SpanKind::Server
@@ -242,7 +247,7 @@ fn test_span(i: u64) -> Box<Span> {
         ifindex: 1,
         process: Some(ProcessInfo {
             pid: 100 + (i % 2) as u32,
-            comm: Some(if i % 2 == 0 { "nginx" } else { "curl" }.into()),
+            comm: Some(if i.is_multiple_of(2) { "nginx" } else { "curl" }.into()),
             ..ProcessInfo::default()
         }),
     })
@@ -299,7 +304,14 @@ fn check_all_arrived(rx: &Received, n: u64) {
         );
         assert_eq!(got.start_time_unix_nano, want.start_time_ns);
         assert_eq!(got.end_time_unix_nano, want.end_time_ns);
-        assert_eq!(service, if i % 2 == 0 { "frontend" } else { "curl" });
+        assert_eq!(
+            service,
+            if i.is_multiple_of(2) {
+                "frontend"
+            } else {
+                "curl"
+            }
+        );
         let path = got
             .attributes
             .iter()
@@ -337,10 +349,12 @@ async fn exports_every_span_once(protocol: OtlpProtocol) {
     assert_eq!(c.spans_exported.load(Ordering::Relaxed), n);
     assert_eq!(c.spans_dropped_queue_full.load(Ordering::Relaxed), 0);
     assert_eq!(c.export_failures.load(Ordering::Relaxed), 0);
-    let headers = rx.headers.lock().unwrap();
-    assert!(headers
-        .iter()
-        .all(|h| h.get("x-tenant").map(String::as_str) == Some("net-team")));
+    {
+        let headers = rx.headers.lock().unwrap();
+        assert!(headers
+            .iter()
+            .all(|h| h.get("x-tenant").map(String::as_str) == Some("net-team")));
+    }
     server.stop().await;
 }
 
@@ -515,10 +529,8 @@ async fn metrics_server_serves_metrics_and_healthz() {
 #[test]
 fn printed_spans_are_json_lines() {
     let mut out = Vec::new();
-    let mut p = SpanPrinter::new(&mut out);
-    p.print(&test_span(0)).unwrap();
-    p.print(&test_span(1)).unwrap();
-    p.flush().unwrap();
+    write_span_line(&mut out, &test_span(0)).unwrap();
+    write_span_line(&mut out, &test_span(1)).unwrap();
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<serde_json::Value> = text
         .lines()

@@ -34,7 +34,9 @@ pub(crate) struct SendError {
     pub message: String,
 }
 
-/// A connection to the collector over the configured protocol.
+/// A connection to the collector over the configured protocol (one per exporter, so the
+/// variants' size difference costs nothing).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Transport {
     Grpc {
         client: TraceServiceClient<Channel>,
