@@ -351,3 +351,60 @@ proptest! {
         prop_assert_eq!(e.counters().http1_unpaired_responses, 0);
     }
 }
+
+/// The persisted case that once lost `http.request.body.size`: the second response was decoded
+/// before the second request's body ended, and its span was finalised without the size.
+#[test]
+fn response_decoded_before_request_body_end_keeps_body_size() {
+    let ex = [
+        Exchange {
+            method: "POST",
+            path: "/aaaaa".into(),
+            req_body: 124,
+            status: 200,
+            chunked: false,
+            resp_body: 0,
+        },
+        Exchange {
+            method: "PUT",
+            path: "/aaaaaaa".into(),
+            req_body: 106,
+            status: 301,
+            chunked: false,
+            resp_body: 940,
+        },
+    ];
+    let cd = Delivery {
+        cuts: vec![
+            1127, 24557, 1, 418, 44084, 4325, 6456, 3972, 68, 16044, 38410, 1136, 72, 9658, 5399,
+            75, 76,
+        ],
+        order_seed: vec![
+            56, 101, 0, 0, 0, 0, 146, 110, 0, 0, 0, 58, 146, 47, 202, 0, 5, 115, 49, 5, 0, 5, 12,
+        ],
+        dups: vec![(0, 1), (0, 1), (0, 1), (0, 6), (4273, 289)],
+    };
+    let sd = Delivery {
+        cuts: vec![
+            67166, 86889, 5186, 2784, 42192, 29944, 80783, 90656, 83575, 29272, 59520, 88598,
+            94678, 51599, 67710, 12180, 59213,
+        ],
+        order_seed: vec![
+            237, 829, 209, 571, 232, 894, 911, 501, 91, 817, 408, 821, 267, 675, 425, 180, 551,
+            681, 51, 704, 877,
+        ],
+        dups: vec![(69086, 306)],
+    };
+    let pattern = [false, true, true, false, false];
+    let mut expected = projection(&run(&mut l7_engine(), &frames(&ex, 10, 20, None, None)));
+    let mut e = l7_engine();
+    let mut got = projection(&run(&mut e, &interleaved_frames(&ex, &cd, &sd, &pattern)));
+    expected.sort();
+    got.sort();
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("span PUT") && l.contains("Some(Int(106))")),
+        "{got:#?}"
+    );
+    assert_eq!(got, expected, "{:?}", e.counters());
+}

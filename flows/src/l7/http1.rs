@@ -15,6 +15,10 @@
 //! - After a gap the stream is searched for the next request-line / `HTTP/1.x ` status-line;
 //!   gaps inside a Content-Length body only shorten it, so snapped captures stay in sync.
 //! - Bytes that are not HTTP mark the connection not-HTTP; we stop trying.
+//! - An exchange is reported once both its messages are complete: a response that ends while
+//!   its request body is still passing (an early 301/413, RFC 9110 §15.5.14, or the capture
+//!   delivering the response first) waits for the body's end, or for a close, gap or flush
+//!   that means it will not be seen whole (then without a request body size).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -372,15 +376,19 @@ pub struct Http1Decoder {
     pending: VecDeque<Pending>,
     /// The response whose body is being skipped.
     in_flight: Option<InFlight>,
-    /// The request whose body is being skipped is `pending.back()`.
-    req_in_body: bool,
+    /// The request whose body is being skipped (wherever it sits: `pending`, `in_flight` or
+    /// `awaiting_body`). Only one can be: messages in one direction are sequential.
+    body_passing: Option<Arc<RequestHead>>,
     /// Final responses that came with no request waiting, oldest first. The capture may
     /// deliver a request after its response (the two directions can be captured on different
     /// CPUs); a request sent no later than a parked response is paired with it.
     orphans: VecDeque<ResponseHead>,
-    /// A late request already paired with a parked response, waiting for its body to end
-    /// so the exchange carries the request body size.
-    paired_in_body: Option<(Arc<RequestHead>, ResponseHead)>,
+    /// An exchange whose response is complete while its request body is still passing (the
+    /// server answered early, e.g. 301/413 before reading the body, or the capture delivered
+    /// the response first). It is reported when the body ends, with its size, or when it can
+    /// no longer end (gap, close, flush), without. One slot suffices: it only ever holds the
+    /// `body_passing` request.
+    awaiting_body: Option<(Arc<RequestHead>, ResponseHead)>,
     dead: bool,
 }
 
@@ -409,9 +417,9 @@ impl Http1Decoder {
             resp: Half::new(),
             pending: VecDeque::new(),
             in_flight: None,
-            req_in_body: false,
+            body_passing: None,
             orphans: VecDeque::new(),
-            paired_in_body: None,
+            awaiting_body: None,
             dead: false,
         }
     }
@@ -715,13 +723,9 @@ impl Http1Decoder {
                 let response = self.orphans.pop_front().expect("front exists");
                 let head = Arc::new(head);
                 out.push(L7Event::Http1(Http1Event::Request(head.clone())));
-                self.flush_paired(out);
-                self.paired_in_body = Some((head, response));
-                self.req_in_body = true;
-                match body {
-                    Body::Length(0) => self.request_done(out),
-                    b => self.req.phase = Phase::Body(b),
-                }
+                // Complete as soon as its body is (at once when it has none).
+                self.await_request_body(head.clone(), response, out);
+                self.start_request_body(head, body, out);
                 return;
             }
             // This response was sent before the request: it answers nothing we saw.
@@ -729,35 +733,87 @@ impl Http1Decoder {
             emit_unpaired(response, cx, out);
         }
         let head = self.push_pending(head, cx);
-        out.push(L7Event::Http1(Http1Event::Request(head)));
-        self.req_in_body = true;
+        out.push(L7Event::Http1(Http1Event::Request(head.clone())));
+        self.start_request_body(head, body, out);
+    }
+
+    /// Enters the body of the request just parsed (or ends it at once when it has none).
+    fn start_request_body(&mut self, head: Arc<RequestHead>, body: Body, out: &mut Vec<L7Event>) {
+        // A body still marked passing never ended; it can no longer (a new head began).
+        self.end_request_body(false, out);
+        self.body_passing = Some(head);
         match body {
-            Body::Length(0) => self.request_done(out),
+            Body::Length(0) => self.request_done(true, out),
             b => self.req.phase = Phase::Body(b),
         }
     }
 
-    fn request_done(&mut self, out: &mut Vec<L7Event>) {
-        if self.req_in_body {
-            if let Some((request, response)) = self.paired_in_body.take() {
-                out.push(L7Event::Http1(Http1Event::Exchange {
-                    request: Some(request),
-                    request_body_size: Some(self.req.body_size),
-                    response: Box::new(response),
-                }));
-            } else if let Some(p) = self.pending.back_mut() {
-                p.body_size = Some(self.req.body_size);
-            } else if let Some(InFlight {
-                request: Some(p), ..
-            }) = &mut self.in_flight
-            {
-                // Its response started before the body ended: the request left `pending`.
-                p.body_size = Some(self.req.body_size);
-            }
-        }
-        self.req_in_body = false;
+    /// The request message ended (`complete`: seen whole, else cut short by a close or a
+    /// broken framing); the next request head follows.
+    fn request_done(&mut self, complete: bool, out: &mut Vec<L7Event>) {
+        self.end_request_body(complete, out);
         self.req.phase = Phase::Head;
         self.req.body_size = 0;
+    }
+
+    /// The passing request body ended: its size is known when `complete`, else it was cut
+    /// short (close, gap, flush). Reports the exchange that waited for it.
+    fn end_request_body(&mut self, complete: bool, out: &mut Vec<L7Event>) {
+        if let Some(head) = self.body_passing.take() {
+            let size = complete.then_some(self.req.body_size);
+            match &self.awaiting_body {
+                Some((r, _)) if Arc::ptr_eq(r, &head) => {
+                    let (request, response) = self.awaiting_body.take().expect("checked");
+                    out.push(L7Event::Http1(Http1Event::Exchange {
+                        request: Some(request),
+                        request_body_size: size,
+                        response: Box::new(response),
+                    }));
+                }
+                _ => {
+                    // Still waiting for its response, or its response is still passing.
+                    let in_flight = self.in_flight.as_mut().and_then(|f| f.request.as_mut());
+                    if let Some(p) = self
+                        .pending
+                        .iter_mut()
+                        .rev()
+                        .chain(in_flight)
+                        .find(|p| Arc::ptr_eq(&p.head, &head))
+                    {
+                        p.body_size = size;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Holds a complete exchange until its request body ends.
+    fn await_request_body(
+        &mut self,
+        request: Arc<RequestHead>,
+        response: ResponseHead,
+        out: &mut Vec<L7Event>,
+    ) {
+        // The slot is free here (only the passing request ever waits); flushing guards
+        // against losing an exchange should that change.
+        self.flush_awaiting(out);
+        self.awaiting_body = Some((request, response));
+    }
+
+    /// Both directions become opaque (upgrade, CONNECT): a request body still passing will not
+    /// be seen end, so its exchange is reported now.
+    fn enter_tunnel(&mut self, out: &mut Vec<L7Event>) {
+        self.end_request_body(false, out);
+        self.flush_awaiting(out);
+        self.req.phase = Phase::Tunnel;
+        self.resp.phase = Phase::Tunnel;
+    }
+
+    /// True while `head`'s body is still passing (its size is not known yet).
+    fn body_passing(&self, head: &Arc<RequestHead>) -> bool {
+        self.body_passing
+            .as_ref()
+            .is_some_and(|h| Arc::ptr_eq(h, head))
     }
 
     fn on_response(
@@ -782,8 +838,7 @@ impl Http1Decoder {
             cx.counters.http1_upgrades += 1;
             let request = self.pending.pop_front();
             self.emit_exchange(request, head, Some(0), cx, out);
-            self.req.phase = Phase::Tunnel;
-            self.resp.phase = Phase::Tunnel;
+            self.enter_tunnel(out);
             return;
         }
         if (100..200).contains(&r.status) {
@@ -803,8 +858,7 @@ impl Http1Decoder {
         } else if method == "CONNECT" && (200..300).contains(&r.status) {
             cx.counters.http1_upgrades += 1;
             self.emit_exchange(request, head, Some(0), cx, out);
-            self.req.phase = Phase::Tunnel;
-            self.resp.phase = Phase::Tunnel;
+            self.enter_tunnel(out);
             return;
         } else {
             r.body
@@ -856,29 +910,18 @@ impl Http1Decoder {
         let request = match request {
             Some(r) => Some(r),
             None => match self.pending.front() {
-                Some(p) if p.head.start.ts_ns <= response.start.ts_ns => {
-                    let p = self.pending.pop_front().expect("front exists");
-                    if self.req_in_body && self.pending.is_empty() {
-                        // Its body is still passing: report once it ends, with its size.
-                        self.flush_paired(out);
-                        self.paired_in_body = Some((p.head, response));
-                        return;
-                    }
-                    Some(p)
-                }
+                Some(p) if p.head.start.ts_ns <= response.start.ts_ns => self.pending.pop_front(),
                 _ => None,
             },
         };
-        let request = match request {
-            Some(p) if self.req_in_body && self.pending.is_empty() => {
-                // The request's body is still passing (the server answered early or the
-                // capture delivered the response first): report once it ends, with its size.
-                self.flush_paired(out);
-                self.paired_in_body = Some((p.head, response));
-                return;
-            }
-            r => r,
-        };
+        if let Some(p) = request.as_ref().filter(|p| self.body_passing(&p.head)) {
+            // The response is complete but the request body is still passing (the server
+            // answered early, or the capture delivered the response first): the exchange is
+            // final only once both messages are, so it waits for the body's size.
+            let head = p.head.clone();
+            self.await_request_body(head, response, out);
+            return;
+        }
         if request.is_none() {
             if self.orphans.len() >= cx.config.max_pending_requests.max(1) {
                 if let Some(old) = self.orphans.pop_front() {
@@ -895,9 +938,9 @@ impl Http1Decoder {
         }));
     }
 
-    /// Reports a late-paired exchange whose request body will not be seen whole.
-    fn flush_paired(&mut self, out: &mut Vec<L7Event>) {
-        if let Some((request, response)) = self.paired_in_body.take() {
+    /// Reports the exchange waiting for a request body that will not be seen whole.
+    fn flush_awaiting(&mut self, out: &mut Vec<L7Event>) {
+        if let Some((request, response)) = self.awaiting_body.take() {
             out.push(L7Event::Http1(Http1Event::Exchange {
                 request: Some(request),
                 request_body_size: None,
@@ -962,7 +1005,7 @@ impl Http1Decoder {
         out: &mut Vec<L7Event>,
     ) {
         match dir {
-            StreamDir::ToServer => self.request_done(out),
+            StreamDir::ToServer => self.request_done(complete, out),
             StreamDir::ToClient => self.response_done(at.ts_ns, complete, cx, out),
         }
     }
@@ -981,8 +1024,9 @@ impl Http1Decoder {
             self.response_done(at.ts_ns, false, cx, out);
         }
         if dir == StreamDir::ToServer {
-            self.req_in_body = false;
-            self.flush_paired(out);
+            // A body cut by the gap has no known size.
+            self.end_request_body(false, out);
+            self.flush_awaiting(out);
         }
         // Messages may have vanished in the gap, so in-order pairing can no longer be trusted.
         cx.counters.http1_requests_lost_in_gap += self.pending.len() as u64;
@@ -1085,7 +1129,8 @@ impl StreamDecoder for Http1Decoder {
             cx.counters.http1_truncated_messages += 1;
             self.response_done(now_ns, false, cx, out);
         }
-        self.flush_paired(out);
+        self.end_request_body(false, out);
+        self.flush_awaiting(out);
         self.flush_orphans(cx, out);
         for p in self.pending.drain(..) {
             cx.counters.http1_unanswered += 1;
@@ -1542,6 +1587,18 @@ mod tests {
                 })
                 .collect()
         }
+        /// `request_body_size` of every exchange, in order.
+        fn req_body_sizes(&self) -> Vec<Option<u64>> {
+            self.out
+                .iter()
+                .filter_map(|L7Event::Http1(e)| match e {
+                    Http1Event::Exchange {
+                        request_body_size, ..
+                    } => Some(*request_body_size),
+                    _ => None,
+                })
+                .collect()
+        }
         fn exchanges(&self) -> Vec<E> {
             self.events()
                 .into_iter()
@@ -1907,6 +1964,91 @@ mod tests {
             ]
         );
         assert_eq!(h.c.http1_unpaired_responses, 1);
+    }
+
+    #[test]
+    fn an_early_answer_waits_for_the_request_body() {
+        let mut h = H::new();
+        // The server answers before reading the body (RFC 9110 §15.5.14 413, or a redirect).
+        h.req(b"PUT /up HTTP/1.1\r\nContent-Length: 10\r\n\r\n01234");
+        h.resp(b"HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(h.exchanges(), vec![], "final only once both messages are");
+        h.req(b"56789");
+        assert_eq!(h.exchanges(), vec![ex("PUT", "/up", 413, Some(0))]);
+        assert_eq!(h.req_body_sizes(), vec![Some(10)]);
+    }
+
+    #[test]
+    fn an_early_answer_is_reported_when_the_body_never_ends() {
+        // Client closes mid-body.
+        let mut h = H::new();
+        h.req(b"POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\n012");
+        h.resp(b"HTTP/1.1 301 Moved\r\nContent-Length: 0\r\n\r\n");
+        h.ev(StreamDir::ToServer, StreamEvent::Fin);
+        assert_eq!(h.exchanges(), vec![ex("POST", "/a", 301, Some(0))]);
+        assert_eq!(h.req_body_sizes(), vec![None], "a cut body has no size");
+        // Flush (timeout, agent stop) with the body still passing.
+        let mut h = H::new();
+        h.req(b"POST /b HTTP/1.1\r\nContent-Length: 10\r\n\r\n012");
+        h.resp(b"HTTP/1.1 413 X\r\nContent-Length: 0\r\n\r\n");
+        h.finish();
+        assert_eq!(h.exchanges(), vec![ex("POST", "/b", 413, Some(0))]);
+        assert_eq!(h.req_body_sizes(), vec![None]);
+        // A gap inside a chunked body loses its framing.
+        let mut h = H::new();
+        h.req(b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab");
+        h.resp(b"HTTP/1.1 413 X\r\nContent-Length: 0\r\n\r\n");
+        h.ev(StreamDir::ToServer, StreamEvent::Gap { len: 100 });
+        assert_eq!(h.exchanges(), vec![ex("POST", "/c", 413, Some(0))]);
+        assert_eq!(h.req_body_sizes(), vec![None]);
+    }
+
+    #[test]
+    fn responses_captured_before_the_request_body_ends_keep_its_size() {
+        // The two directions reach us interleaved: both responses are decoded while the
+        // second request's body is still arriving.
+        let mut h = H::new();
+        h.ev_at(
+            StreamDir::ToServer,
+            StreamEvent::Data(b"POST /a HTTP/1.1\r\nContent-Length: 3\r\n\r\nxyz"),
+            10,
+        );
+        h.ev_at(
+            StreamDir::ToServer,
+            StreamEvent::Data(b"PUT /b HTTP/1.1\r\nContent-Length: 6\r\n\r\nabc"),
+            11,
+        );
+        h.ev_at(
+            StreamDir::ToClient,
+            StreamEvent::Data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 301 M\r\nContent-Length: 4\r\n\r\nmove"),
+            50,
+        );
+        assert_eq!(h.exchanges(), vec![ex("POST", "/a", 200, Some(0))]);
+        h.ev_at(StreamDir::ToServer, StreamEvent::Data(b"def"), 12);
+        assert_eq!(
+            h.exchanges(),
+            vec![
+                ex("POST", "/a", 200, Some(0)),
+                ex("PUT", "/b", 301, Some(4))
+            ]
+        );
+        assert_eq!(h.req_body_sizes(), vec![Some(3), Some(6)]);
+        // The same when the response is decoded before the request head.
+        let mut h = H::new();
+        h.ev_at(
+            StreamDir::ToClient,
+            StreamEvent::Data(b"HTTP/1.1 301 M\r\nContent-Length: 0\r\n\r\n"),
+            50,
+        );
+        h.ev_at(
+            StreamDir::ToServer,
+            StreamEvent::Data(b"PUT /b HTTP/1.1\r\nContent-Length: 6\r\n\r\nabc"),
+            10,
+        );
+        assert_eq!(h.exchanges(), vec![]);
+        h.ev_at(StreamDir::ToServer, StreamEvent::Data(b"def"), 11);
+        assert_eq!(h.exchanges(), vec![ex("PUT", "/b", 301, Some(0))]);
+        assert_eq!(h.req_body_sizes(), vec![Some(6)]);
     }
 
     #[test]
