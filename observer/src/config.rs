@@ -43,6 +43,8 @@ pub struct AgentConfig {
     /// How sockets are tied to processes: "auto" (probe the kernel, take the best that loads),
     /// "kprobe", "cgroup+tp_btf", "tp_btf", "proc-only" (no kernel programs) or "off".
     pub attribution: String,
+    /// OTLP span export, `--print-spans` and Prometheus metrics (the `[export]` table).
+    pub export: crate::export::ExportConfig,
 }
 
 impl Default for AgentConfig {
@@ -63,6 +65,7 @@ impl Default for AgentConfig {
             max_flows: 65_536,
             node_name: None,
             attribution: "auto".into(),
+            export: crate::export::ExportConfig::default(),
         }
     }
 }
@@ -107,6 +110,7 @@ impl AgentConfig {
         if self.max_flows == 0 {
             anyhow::bail!("key `max-flows`: must be at least 1");
         }
+        self.export.validate()?;
         if self.interfaces.iter().any(String::is_empty) {
             anyhow::bail!("key `interfaces`: an interface name is empty");
         }

@@ -8,6 +8,7 @@ mod api;
 mod cli;
 mod config;
 mod export;
+mod replay;
 
 /// See what every process on this node says over the network.
 #[derive(Parser, Debug)]
@@ -20,11 +21,13 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Capture traffic on this node and print flows as they happen.
-    Agent(agent::AgentArgs),
+    Agent(Box<agent::AgentArgs>),
     /// Show recent and new flows from the agent (like `hubble observe`).
     Observe(Box<cli::observe::ObserveArgs>),
     /// Show the agent's status: flows, attachments, drop counters.
     Status(cli::status::StatusArgs),
+    /// Run the same decoders over a pcap/pcapng capture and print its flows (or spans).
+    Replay(Box<replay::ReplayArgs>),
 }
 
 fn init_logging() {
@@ -42,9 +45,10 @@ fn init_logging() {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Agent(args) => agent::run(args),
+        Command::Agent(args) => agent::run(*args),
         Command::Observe(args) => cli::observe::run(*args),
         Command::Status(args) => cli::status::run(args),
+        Command::Replay(args) => replay::run(&args),
     }
 }
 

@@ -6,6 +6,7 @@
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::PathBuf;
+use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use flows::engine::{Engine, EngineConfig, L4Records};
@@ -16,16 +17,15 @@ use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
 
-use crate::print;
-
-/// How records are printed.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OutputFormat {
-    /// One `hubble observe`-style line per record.
-    Compact,
-    /// One JSON object per line.
-    Json,
-}
+use crate::api::{
+    convert::flow_to_proto,
+    filter,
+    proto::observer::{get_flows_response::ResponseTypes, GetFlowsResponse},
+};
+use crate::cli::{
+    observe::{print_window, quiet_pipe, ObserveArgs},
+    printer::Printer,
+};
 
 /// Which packets print as L3/L4 records.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,14 +38,13 @@ pub enum L4Arg {
     Off,
 }
 
-/// Arguments of `flowscope replay`.
+/// Arguments of `flowscope replay`: the capture, engine options, and every filter and output
+/// flag of `flowscope observe` (so `replay -o jsonpb x.pcap | observe --input-file -` and
+/// `replay --http-status 5+ x.pcap` agree).
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
     /// Capture to read (pcap or pcapng; Ethernet, raw IP or Linux cooked link types).
     pub file: PathBuf,
-    /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value = "compact")]
-    pub output: OutputFormat,
     /// Which packets make L3/L4 records.
     #[arg(long, value_enum, default_value = "every-packet")]
     pub l4: L4Arg,
@@ -55,6 +54,12 @@ pub struct ReplayArgs {
     /// Do not print records, only the counter summary (for timing the engine).
     #[arg(long)]
     pub quiet: bool,
+    /// Print the spans (one JSON object per line) instead of the flows.
+    #[arg(long)]
+    pub spans: bool,
+    /// Filters and output, as for `flowscope observe`.
+    #[command(flatten)]
+    pub view: ObserveArgs,
 }
 
 /// One frame from the capture.
@@ -220,31 +225,65 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         id_seed: args.seed,
         ..EngineConfig::default()
     });
+    let req = args.view.request(SystemTime::now())?;
+    let pred = filter::compile(&req.whitelist, &req.blacklist)?;
+    let node = crate::api::default_node_name();
     let stdout = std::io::stdout();
-    let mut out = BufWriter::with_capacity(1 << 16, stdout.lock());
-    let (format, quiet) = (args.output, args.quiet);
-    let result = replay_file(&args.file, &mut engine, |r| {
-        if quiet {
-            return Ok(true);
+    let (quiet, spans) = (args.quiet, args.spans);
+    // The engine runs on its own thread and hands flows over a bounded channel, so the
+    // observe window/filter/printer code consumes them as a stream.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<GetFlowsResponse>(4096);
+    let file = args.file.clone();
+    let producer = std::thread::spawn(move || -> Result<Engine> {
+        let mut span_out = BufWriter::with_capacity(1 << 16, std::io::stdout());
+        replay_file(&file, &mut engine, |r| {
+            if quiet {
+                return Ok(true);
+            }
+            match r {
+                Record::Flow(f) if !spans => {
+                    let flow = flow_to_proto(f, &node);
+                    let resp = GetFlowsResponse {
+                        node_name: flow.node_name.clone(),
+                        time: flow.time,
+                        response_types: Some(ResponseTypes::Flow(flow)),
+                    };
+                    // The reader stopped (e.g. `--first N` reached, or a closed pipe).
+                    Ok(tx.send(resp).is_ok())
+                }
+                Record::Span(s) if spans => {
+                    let written = serde_json::to_writer(&mut span_out, s)
+                        .map_err(std::io::Error::from)
+                        .and_then(|()| span_out.write_all(b"\n"));
+                    match written {
+                        Ok(()) => Ok(true),
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
+                        Err(e) => Err(e).context("cannot write to stdout"),
+                    }
+                }
+                _ => Ok(true),
+            }
+        })?;
+        match span_out.flush() {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(e).context("cannot write to stdout")?
+            }
+            _ => {}
         }
-        let written = match format {
-            OutputFormat::Compact => writeln!(out, "{}", print::compact_line(r)),
-            OutputFormat::Json => print::write_json_line(&mut out, r),
-        };
-        match written {
-            Ok(()) => Ok(true),
-            // `flowscope replay x.pcap | head` closes the pipe: stop quietly.
-            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(false),
-            Err(e) => Err(e).context("cannot write to stdout"),
-        }
+        Ok(engine)
     });
-    match out.flush() {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
-            return Err(e).context("cannot write to stdout")
-        }
-        _ => {}
-    }
-    result?;
+    // Not `stdout.lock()`: the engine thread writes spans to stdout too (then nothing else is
+    // printed here), and a lock held here would block it forever.
+    let mut printer = Printer::new(
+        args.view.printer_options(),
+        BufWriter::with_capacity(1 << 16, stdout),
+    );
+    let printed = print_window(rx.into_iter().map(Ok), &req, &pred, &mut printer)
+        .and_then(|()| quiet_pipe(printer.finish()));
+    let engine = producer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the replay engine panicked"))??;
+    printed?;
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "--- counters ({})", args.file.display());
     for (name, value) in engine.counters().iter().filter(|(_, v)| *v > 0) {

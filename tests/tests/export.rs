@@ -116,7 +116,6 @@ fn setup(agent_args: &str) -> Setup {
 }
 
 #[test]
-#[ignore = "needs the agent wiring of issue 7 (export::ExportRuntime)"]
 fn spans_reach_an_otlp_grpc_collector_and_metrics_count_requests() {
     let s = setup("--otlp-endpoint http://127.0.0.1:14317 --print-spans");
     let base = format!("http://{SERVER_V4}");
@@ -271,7 +270,6 @@ fn spans_reach_an_otlp_grpc_collector_and_metrics_count_requests() {
 }
 
 #[test]
-#[ignore = "needs the agent wiring of issue 7 (export::ExportRuntime)"]
 fn spans_reach_an_otlp_http_collector_with_gzip() {
     let s = setup(
         "--otlp-endpoint http://127.0.0.1:14318/v1/traces --otlp-compression gzip \

@@ -121,6 +121,28 @@ pub struct AgentArgs {
     /// printed line would make another packet to print).
     #[arg(long)]
     pub include_own_ssh: bool,
+    /// Send spans to this OTLP collector: http://HOST:4317 is gRPC, http://HOST:4318 or a
+    /// /v1/traces path is HTTP/protobuf, https:// uses TLS. Default: $OTEL_EXPORTER_OTLP_*.
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+    /// OTLP transport [default: from the endpoint, or $OTEL_EXPORTER_OTLP_PROTOCOL].
+    #[arg(long, value_enum)]
+    pub otlp_protocol: Option<crate::export::OtlpProtocol>,
+    /// Extra OTLP request header (repeatable), e.g. authorization=Bearer\ TOKEN.
+    #[arg(long = "otlp-header", value_name = "KEY=VALUE")]
+    pub otlp_headers: Vec<String>,
+    /// OTLP body compression [default: none, or $OTEL_EXPORTER_OTLP_COMPRESSION].
+    #[arg(long, value_enum)]
+    pub otlp_compression: Option<crate::export::OtlpCompression>,
+    /// service.name for a process by its comm (repeatable), e.g. nginx=frontend.
+    #[arg(long = "service-name-map", value_name = "COMM=NAME")]
+    pub service_name_map: Vec<String>,
+    /// Print each span as a JSON line on stdout.
+    #[arg(long)]
+    pub print_spans: bool,
+    /// Where /metrics and /healthz are served [default: 127.0.0.1:9965]; "" turns it off.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 impl AgentArgs {
@@ -162,6 +184,21 @@ impl AgentArgs {
             c.output = v;
         }
         c.include_own_ssh |= self.include_own_ssh;
+        if self.otlp_endpoint.is_some() {
+            c.export.otlp_endpoint = self.otlp_endpoint;
+        }
+        if self.otlp_protocol.is_some() {
+            c.export.otlp_protocol = self.otlp_protocol;
+        }
+        if self.otlp_compression.is_some() {
+            c.export.otlp_compression = self.otlp_compression;
+        }
+        c.export.add_header_flags(&self.otlp_headers)?;
+        c.export.add_service_map_flags(&self.service_name_map)?;
+        c.export.print_spans |= self.print_spans;
+        if let Some(v) = self.metrics_listen {
+            c.export.metrics_listen = v;
+        }
         if let Some(v) = self.listen {
             c.listen = v;
         }

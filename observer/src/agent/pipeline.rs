@@ -72,6 +72,9 @@ pub struct Pipeline<W: Write> {
     span_owner: HashMap<SpanId, ProcessInfo>,
     /// Records waiting for their owner, with the wall time after which they go out anyway.
     pending: VecDeque<(u64, Record)>,
+    exports: crate::export::ExportHandles,
+    /// stdout when no flow printer owns it (for `--print-spans` with `-o none`).
+    raw_out: Option<W>,
 }
 
 /// How long a record may wait for the kernel event naming its local process.
@@ -124,17 +127,21 @@ impl<W: Write> Pipeline<W> {
             id_seed: random_seed(),
             ..EngineConfig::default()
         });
-        let printer = output.format().map(|format| {
-            Printer::new(
-                PrinterOptions {
-                    format,
-                    color: false,
-                    streaming: true,
-                    ..PrinterOptions::default()
-                },
-                out,
-            )
-        });
+        let (printer, raw_out) = match output.format() {
+            Some(format) => (
+                Some(Printer::new(
+                    PrinterOptions {
+                        format,
+                        color: false,
+                        streaming: true,
+                        ..PrinterOptions::default()
+                    },
+                    out,
+                )),
+                None,
+            ),
+            None => (None, Some(out)),
+        };
         Self {
             engine,
             printer,
@@ -146,7 +153,14 @@ impl<W: Write> Pipeline<W> {
             owners,
             span_owner: HashMap::new(),
             pending: VecDeque::new(),
+            exports: crate::export::ExportHandles::default(),
+            raw_out,
         }
+    }
+
+    /// Where spans and per-record metrics go (OTLP, `--print-spans`, `/metrics`).
+    pub fn set_exports(&mut self, exports: crate::export::ExportHandles) {
+        self.exports = exports;
     }
 
     /// Kernel stamps are CLOCK_MONOTONIC: convert them with `clock`.
@@ -292,9 +306,13 @@ impl<W: Write> Pipeline<W> {
             };
             match rec {
                 Record::Flow(f) => self.emit_flow(*f, owners)?,
-                // Spans go to OTLP (issue 7); until then they are counted by the engine.
                 Record::Span(mut span) => {
                     span.process = self.span_owner.remove(&span.span_id).or(span.process);
+                    let out = match self.printer.as_mut() {
+                        Some(p) => Some(p.writer()),
+                        None => self.raw_out.as_mut(),
+                    };
+                    self.exports.emit_span(span, out)?;
                 }
             }
         }
@@ -307,6 +325,7 @@ impl<W: Write> Pipeline<W> {
         (mine, peer): (Option<ProcessInfo>, Option<ProcessInfo>),
     ) -> std::io::Result<()> {
         f.process = mine;
+        self.exports.observe_flow(&f);
         if let (Some(tc), Some(p)) = (f.trace_context, f.process.as_ref()) {
             if f.l7.is_some() && self.span_owner.len() < MAX_SPAN_OWNERS {
                 self.span_owner.insert(tc.span_id, p.clone());
@@ -338,7 +357,7 @@ impl<W: Write> Pipeline<W> {
     pub fn flush(&mut self) -> std::io::Result<()> {
         match self.printer.as_mut() {
             Some(p) => p.writer().flush(),
-            None => Ok(()),
+            None => self.raw_out.as_mut().map_or(Ok(()), |w| w.flush()),
         }
     }
 }

@@ -219,7 +219,15 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         api_stop,
     ));
     info!(socket = %api_cfg.unix_socket.display(), tcp = ?api_cfg.tcp, "serving the Observer API");
-    let pipeline = Pipeline::new(
+    let exports = {
+        let status = status.clone();
+        crate::export::ExportRuntime::start(&args.export, &api_cfg.node_name, move || {
+            status.get().counters
+        })
+        .await
+        .context("starting span export and metrics")?
+    };
+    let mut pipeline = Pipeline::new(
         BufWriter::new(io::stdout()),
         args.output,
         None,
@@ -227,6 +235,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         engine_counters.clone(),
         owners,
     );
+    pipeline.set_exports(exports.handles());
 
     let outcome = match running {
         Running::Kernel { cap, path } => {
@@ -354,6 +363,8 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 .map_err(|_| anyhow!("the afpacket reader panicked"))?
         }
     };
+    // The pipeline has emitted its last spans: send them.
+    exports.shutdown().await;
     // The API removes its socket when it stops.
     match tokio::time::timeout(Duration::from_secs(5), api).await {
         Ok(Ok(Err(e))) => warn!("observer API: {e:#}"),

@@ -247,7 +247,8 @@ impl ObserveArgs {
     }
 
     /// The filters, time window and count of the request.
-    fn request(&self, now: SystemTime) -> Result<GetFlowsRequest> {
+    /// The GetFlows request these flags describe.
+    pub fn request(&self, now: SystemTime) -> Result<GetFlowsRequest> {
         let (whitelist, blacklist) = build_filters(&self.filter_args()?)?;
         let since = self
             .since
@@ -288,7 +289,8 @@ impl ObserveArgs {
         })
     }
 
-    fn printer_options(&self) -> PrinterOptions {
+    /// How to print, per these flags.
+    pub fn printer_options(&self) -> PrinterOptions {
         PrinterOptions {
             format: self.output,
             color: self.color.enabled(),
@@ -301,7 +303,7 @@ impl ObserveArgs {
 }
 
 /// Treats a closed stdout (`| head`) as a normal end.
-fn quiet_pipe(r: io::Result<()>) -> Result<()> {
+pub fn quiet_pipe(r: io::Result<()>) -> Result<()> {
     match r {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         other => other.context("cannot write to stdout"),
@@ -369,6 +371,30 @@ fn read_input<W: Write>(
             || format!("cannot open --input-file {}", path.display()),
         )?))
     };
+    let responses = reader.lines().enumerate().filter_map(|(n, line)| {
+        let parsed = line
+            .with_context(|| format!("cannot read {}", path.display()))
+            .and_then(|line| {
+                if line.trim().is_empty() {
+                    return Ok(None);
+                }
+                response_from_json(&line)
+                    .map(Some)
+                    .with_context(|| format!("{} line {}", path.display(), n + 1))
+            });
+        parsed.transpose()
+    });
+    print_window(responses, req, pred, printer)
+}
+
+/// Prints responses that are not from a live agent (a file, a replayed capture) through the
+/// request's window (`--first/--last/--since/--until`), filters and printer.
+pub fn print_window<W: Write>(
+    responses: impl Iterator<Item = Result<GetFlowsResponse>>,
+    req: &GetFlowsRequest,
+    pred: &FlowPredicate,
+    printer: &mut Printer<W>,
+) -> Result<()> {
     let since = req.since.as_ref().map(timestamp_ns);
     let until = req.until.as_ref().map(timestamp_ns);
     // A file has no "default 20": unless a count was given, print everything.
@@ -380,13 +406,8 @@ fn read_input<W: Write>(
     };
     let mut last: VecDeque<GetFlowsResponse> = VecDeque::new();
     let mut printed = 0usize;
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let resp = response_from_json(&line)
-            .with_context(|| format!("{} line {}", path.display(), n + 1))?;
+    for resp in responses {
+        let resp = resp?;
         if let Some(ResponseTypes::Flow(f)) = &resp.response_types {
             let t = f.time.as_ref().map(timestamp_ns).unwrap_or(0);
             if since.is_some_and(|s| t < s) || until.is_some_and(|u| t > u) {
