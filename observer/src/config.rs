@@ -43,6 +43,9 @@ pub struct AgentConfig {
     /// How sockets are tied to processes: "auto" (probe the kernel, take the best that loads),
     /// "kprobe", "cgroup+tp_btf", "tp_btf", "proc-only" (no kernel programs) or "off".
     pub attribution: String,
+    /// The host's procfs, for sockets older than the agent (in a container: where the host's
+    /// /proc is mounted, e.g. /host/proc).
+    pub proc_root: std::path::PathBuf,
     /// OTLP span export, `--print-spans` and Prometheus metrics (the `[export]` table).
     pub export: crate::export::ExportConfig,
 }
@@ -65,6 +68,7 @@ impl Default for AgentConfig {
             max_flows: 65_536,
             node_name: None,
             attribution: "auto".into(),
+            proc_root: "/proc".into(),
             export: crate::export::ExportConfig::default(),
         }
     }

@@ -52,7 +52,7 @@ fn the_configmap_toml_values_are_in_the_agents_ranges() {
     for (key, allowed) in [
         ("capture", &["tc", "socket", "afpacket"][..]),
         ("tc-attach", &["auto", "tcx", "clsact"][..]),
-        ("output", &["compact", "json"][..]),
+        ("output", &["compact", "dict", "json", "jsonpb", "none"][..]),
     ] {
         if let Some(v) = table.get(key) {
             let s = v.as_str().unwrap_or_else(|| panic!("{key} is a string"));

@@ -114,6 +114,9 @@ pub struct AgentArgs {
     /// [default: auto].
     #[arg(long)]
     pub attribution: Option<String>,
+    /// The host's procfs, for sockets older than the agent [default: /proc].
+    #[arg(long, value_name = "DIR")]
+    pub proc_root: Option<PathBuf>,
     /// Flows kept for `flowscope observe --last` [default: 65536].
     #[arg(long)]
     pub max_flows: Option<usize>,
@@ -207,6 +210,9 @@ impl AgentArgs {
         }
         if let Some(v) = self.attribution {
             c.attribution = v;
+        }
+        if let Some(v) = self.proc_root {
+            c.proc_root = v;
         }
         if let Some(v) = self.max_flows {
             c.max_flows = v;

@@ -380,6 +380,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
 fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
     let owners = OwnerCache::new(OwnerCacheOptions {
         proc_fallback: args.attribution != "off",
+        proc_root: args.proc_root.clone(),
         ..OwnerCacheOptions::default()
     });
     let method = match args.attribution_method() {
