@@ -1,0 +1,188 @@
+#!/bin/sh
+# Runs inside the VM that tests/vm/run.sh boots (busybox sh, as PID 1's child): the checks of
+# tests/tests/capture.rs `fetch_and_check` (v4, default `--capture tc`, `--tc-attach auto`) plus
+# what this kernel must choose: clsact (no TCX before 6.6) and kprobe attribution.
+# Prints PASS/FAIL per check and `N passed, M failed`; exits with M.
+#
+# Two namespaces joined by a veth: fss (vs0, 198.18.0.1) runs nginx and the agent, fsc (vc0,
+# 198.18.0.2) runs curl.
+
+pass=0
+fail=0
+ok() { echo "PASS: $*"; pass=$((pass + 1)); }
+bad() { echo "FAIL: $*"; fail=$((fail + 1)); }
+# check DESCRIPTION COMMAND...: PASS if the command succeeds.
+check() { d=$1; shift; if "$@"; then ok "$d"; else bad "$d"; fi; }
+finish() {
+  if [ "$fail" != 0 ]; then
+    echo "---- agent stderr ----"; cat /tmp/agent.err 2>/dev/null
+    echo "---- nginx stderr ----"; cat /tmp/nginx.err 2>/dev/null
+    echo "---- agent status ----"; cat /tmp/status.txt 2>/dev/null
+    echo "---- agent flows (first 40) ----"; head -n 40 /tmp/agent.out 2>/dev/null
+    echo "---- dmesg (last 40) ----"; dmesg | tail -n 40
+  fi
+  echo "$pass passed, $fail failed"
+  exit "$fail"
+}
+# wait_for SECONDS COMMAND...: polls every 0.2 s.
+wait_for() {
+  n=$(($1 * 5)); shift
+  while ! "$@" 2>/dev/null; do
+    n=$((n - 1)); [ "$n" -gt 0 ] || return 1
+    sleep 0.2
+  done
+}
+# Debian's busybox runs its own applets before PATH (FEATURE_PREFER_APPLETS): iproute2's ip and
+# tc by path. Commands run through `ip netns exec` are looked up in PATH (/usr/sbin first).
+ip() { /usr/sbin/ip "$@"; }
+tc() { /usr/sbin/tc "$@"; }
+in_s() { ip netns exec fss "$@"; }
+in_c() { ip netns exec fsc "$@"; }
+
+SIF=vs0
+CIF=vc0
+SERVER=198.18.0.1
+CLIENT=198.18.0.2
+SOCK=unix:///run/fs.sock
+
+echo "== flowscope checks on $(uname -r)"
+check "kernel modules loaded (veth sch_ingress cls_bpf)" [ "${MODFAIL:-0}" = 0 ]
+
+# --- Link ---
+ip netns add fss && ip netns add fsc \
+  && ip link add "$SIF" netns fss type veth peer name "$CIF" netns fsc \
+  && in_s ip link set lo up && in_c ip link set lo up \
+  && in_s ip addr add "$SERVER/24" dev "$SIF" && in_s ip link set "$SIF" up \
+  && in_c ip addr add "$CLIENT/24" dev "$CIF" && in_c ip link set "$CIF" up
+check "veth $SIF/$CIF between namespaces fss/fsc" [ $? = 0 ]
+[ "$fail" = 0 ] || finish
+
+# --- nginx, serving 7000 bytes (several segments each way at MTU 1500) ---
+i=0
+while [ $i -lt 700 ]; do printf 'flowscope '; i=$((i + 1)); done > /www/page.txt
+mkdir -p /tmp/nginx
+cat > /tmp/nginx/nginx.conf <<'EOF'
+daemon off; master_process off; worker_processes 1; pid /tmp/nginx/nginx.pid; error_log stderr;
+events { worker_connections 64; }
+http { access_log off; client_body_temp_path /tmp/nginx; proxy_temp_path /tmp/nginx;
+  fastcgi_temp_path /tmp/nginx; uwsgi_temp_path /tmp/nginx; scgi_temp_path /tmp/nginx;
+  server { listen 80; listen [::]:80; root /www; } }
+EOF
+# `ip netns exec` execs nginx: $! is nginx's pid (one process: master_process off). By path, not
+# through the ip() function: a function in the background is a forked shell, $! would be its pid.
+/usr/sbin/ip netns exec fss nginx -c /tmp/nginx/nginx.conf -e stderr 2>/tmp/nginx.err &
+NGINX_PID=$!
+nginx_listens() { in_s netstat -ltn | grep -q ':80 '; }
+check "nginx (pid $NGINX_PID) listens on :80" wait_for 30 nginx_listens
+
+# --- the agent, on the server side's veth ---
+/usr/sbin/ip netns exec fss flowscope agent -i "$SIF" -o json --listen "$SOCK" >/tmp/agent.out 2>/tmp/agent.err &
+AGENT_PID=$!
+agent_ready() { grep -q "Ctrl-C to stop" /tmp/agent.err; }
+agent_alive() { kill -0 "$AGENT_PID"; }
+started() { agent_ready || { agent_alive || return 2; return 1; }; }
+t=0
+while :; do
+  started; r=$?
+  [ $r = 0 ] && break
+  [ $r = 2 ] && break
+  t=$((t + 1)); [ $t -lt 600 ] || break
+  sleep 0.2
+done
+check "agent started (printed 'Ctrl-C to stop')" agent_ready
+agent_ready || finish
+
+check "agent: capturing (path: tc)" grep -q "capturing (path: tc)" /tmp/agent.err
+check "agent log: attribution method=\"kprobe\"" grep -q 'process attribution method="kprobe"' /tmp/agent.err
+flowscope status --server "$SOCK" >/tmp/status.txt 2>&1
+echo "---- flowscope status ----"; cat /tmp/status.txt; echo "----"
+check "status: Attached: $SIF (clsact)  [6.1 has no TCX]" grep -Eq "^Attached: +$SIF \(clsact\)$" /tmp/status.txt
+check "status: Attribution: kprobe" grep -Eq "^Attribution: +kprobe$" /tmp/status.txt
+in_s tc qdisc show dev "$SIF" > /tmp/tc.running
+in_s tc filter show dev "$SIF" ingress >> /tmp/tc.running
+in_s tc filter show dev "$SIF" egress >> /tmp/tc.running
+check "tc while running: clsact qdisc with fs_tc_ingress and fs_tc_egress" \
+  sh -c 'grep -q clsact /tmp/tc.running && grep -q fs_tc_ingress /tmp/tc.running && grep -q fs_tc_egress /tmp/tc.running'
+
+# --- one fetch ---
+T=$(in_c curl -sS -g -o /dev/null --max-time 20 \
+  -w '%{local_port} %{size_request} %{size_header} %{size_download} %{http_code}' \
+  "http://$SERVER/page.txt" 2>/tmp/curl.err)
+echo "curl: local_port size_request size_header size_download http_code = $T $(cat /tmp/curl.err)"
+set -- $T
+PORT=${1:-0} REQ=${2:-0} RESP=$((${3:-0} + ${4:-0})) CODE=${5:-0}
+check "curl http://$SERVER/page.txt: HTTP 200" [ "$CODE" = 200 ]
+# Let the FIN exchange and the ring drain (TCG is slow: more than the host's 0.7 s).
+sleep 3
+
+kill -TERM "$AGENT_PID"
+t=0
+while agent_alive && [ $t -lt 300 ]; do sleep 0.1; t=$((t + 1)); done
+if agent_alive; then
+  bad "agent exited within 30 s of SIGTERM"
+  kill -KILL "$AGENT_PID"
+else
+  wait "$AGENT_PID"
+  check "agent exit status 0 after SIGTERM" [ $? = 0 ]
+fi
+
+# --- the flows: same assertions as capture.rs ---
+# jq -e over all JSON lines ($e: every event); prints the offending value on failure.
+flows() { # DESCRIPTION JQ-EXPRESSION (true when the check holds)
+  d=$1
+  if jq -se --argjson port "$PORT" --argjson req "$REQ" --argjson resp "$RESP" \
+    --argjson nginx "$NGINX_PID" --arg sif "$SIF" --arg s "$SERVER" --arg c "$CLIENT" \
+    "def conn: [.[] | select(.Type != \"L7\" and .l4.TCP != null
+                  and (.l4.TCP.source_port == \$port or .l4.TCP.destination_port == \$port))];
+     def l7: [.[] | select(.Type == \"L7\" and ((.l4.TCP.source_port == \$port) or (.l4.TCP.destination_port == \$port)))];
+     def dir: if .trace_observation_point == \"TO_ENDPOINT\" then \"ingress\"
+              elif .trace_observation_point == \"FROM_ENDPOINT\" then \"egress\" else \"unknown\" end;
+     def flags: [(.l4.TCP.flags // {}) | to_entries[] | select(.value == true) | .key] | sort;
+     def payload: (.extensions.payload_bytes // 0 | tonumber);
+     $2" /tmp/agent.out >/tmp/jq.out 2>&1; then
+    ok "$d"
+  else
+    bad "$d"; echo "   jq said: $(head -c 2000 /tmp/jq.out)"
+  fi
+}
+check "agent printed only JSON lines" jq -e -s 'length > 0' /tmp/agent.out
+flows "packets of the curl connection (port $PORT) seen" 'conn | length > 0'
+flows "each packet: on $SIF, client->server ingress / server->client egress, port 80, is_reply" \
+  'conn | map(select(
+      (.interface.name == $sif) and
+      (if .l4.TCP.source_port == $port
+       then .IP.source == $c and .IP.destination == $s and dir == "ingress" and .l4.TCP.destination_port == 80 and .is_reply == false
+       else .IP.source == $s and .IP.destination == $c and dir == "egress" and .l4.TCP.source_port == 80 and .is_reply == true end)
+      | not)) | if length == 0 then true else (.[0] | tostring | error) end'
+flows "handshake: SYN ingress first" 'conn[0] | (flags == ["SYN"] and dir == "ingress") or (tostring | error)'
+flows "handshake: SYN-ACK egress second" 'conn[1] | (flags == ["ACK", "SYN"] and dir == "egress") or (tostring | error)'
+flows "both sides close (FIN ingress and egress)" \
+  '(conn | map(select(dir == "ingress" and (flags | any(. == "FIN")))) | length > 0) and
+   (conn | map(select(dir == "egress" and (flags | any(. == "FIN")))) | length > 0)'
+flows "payload bytes ingress = curl's request bytes ($REQ)" \
+  '(conn | map(select(dir == "ingress") | payload) | add) as $n | $n == $req or ("got \($n)" | error)'
+flows "payload bytes egress = curl's response bytes, headers + body ($RESP)" \
+  '(conn | map(select(dir == "egress") | payload) | add) as $n | $n == $resp or ("got \($n)" | error)'
+flows "L7: exactly one request and one response for the fetch" 'l7 | length == 2 or (tostring | error)'
+flows "L7 request: GET .../page.txt" \
+  'l7[0] | (.l7.type == "REQUEST" and .l7.http.method == "GET" and (.l7.http.url | endswith("/page.txt"))) or (tostring | error)'
+flows "L7 response: 200" 'l7[1] | (.l7.type == "RESPONSE" and .l7.http.code == 200) or (tostring | error)'
+flows "L7 process: nginx, pid $NGINX_PID (server socket owner, via attribution)" \
+  'l7 | length > 0 and all(.extensions.process.pid == $nginx and .extensions.process.comm == "nginx")
+   or (map(.extensions) | tostring | error)'
+flows "L7 peer_process: curl (client socket owner)" \
+  'l7 | length > 0 and all(.extensions.peer_process.comm == "curl") or (map(.extensions) | tostring | error)'
+check "kernel_ring_full_lost: 0" sh -c '[ "$(grep ^kernel_ring_full_lost /tmp/agent.err)" = "kernel_ring_full_lost: 0" ]'
+
+# --- cleanup after SIGTERM ---
+in_s tc qdisc show dev "$SIF" > /tmp/tc.after
+in_s tc filter show dev "$SIF" ingress > /tmp/tc.after.filters 2>&1
+in_s tc filter show dev "$SIF" egress >> /tmp/tc.after.filters 2>&1
+check "after exit: no clsact qdisc on $SIF" sh -c '! grep -q clsact /tmp/tc.after || { cat /tmp/tc.after; false; }'
+check "after exit: no TC filter of ours on $SIF" sh -c '! grep -q fs_tc /tmp/tc.after.filters || { cat /tmp/tc.after.filters; false; }'
+no_bpf_left() { ! bpftool prog show | grep -q ' name fs_'; }
+if wait_for 5 no_bpf_left; then ok "after exit: no fs_* BPF program loaded (bpftool)"
+else bad "after exit: no fs_* BPF program loaded (bpftool)"; bpftool prog show | grep -A2 ' name fs_'; fi
+
+kill "$NGINX_PID" 2>/dev/null
+finish
