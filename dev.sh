@@ -12,6 +12,7 @@ PACKAGES=(
   clang-19 llvm-19 libbpf-dev bpftool linux-libc-dev
   iproute2 iputils-ping procps psmisc util-linux
   nginx-light curl tcpdump tshark python3 bind9-dnsutils
+  qemu-system-x86 linux-image-amd64 busybox-static cpio jq file binutils
 )
 
 need_root() {
@@ -55,6 +56,7 @@ case "${1:-}" in
     cargo test --workspace --exclude flowscope-e2e
     # End-to-end tests share the kernel (namespaces, TC links): one at a time.
     cargo test -p flowscope-e2e -- --test-threads=1
+    tests/vm/run.sh  # the same checks in a VM on Debian's stock kernel (clsact, kprobes): README "Testing another kernel"
     ;;
   *)
     echo "usage: $0 run [agent options] | test" >&2
