@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# Overhead of `flowscope agent` on an observed HTTP/1.1 service, A/B interleaved in one run.
+#
+# nginx (1 worker, 1 KiB static body) runs in one network namespace, h2load in another, joined
+# by a veth pair. Each pair of runs is "off" (no agent) then "on" (agent attached with TC to
+# the server's veth, `-o none`); each run has two phases:
+#   rate: h2load --h1 at a fixed total rate (default 10k req/s over 10 connections)
+#   sat:  h2load --h1 closed loop (default 32 connections), i.e. saturation
+# Reported per run: achieved req/s, p50/p99 latency (from h2load's per-request log), and when
+# the agent is on: its CPU (utime+stime from /proc/PID/stat, µs per request), RSS (VmRSS at the
+# end of the rate phase, VmHWM at the end), kernel ring losses and HTTP/1 responses decoded
+# (from `flowscope status -o json`) against requests sent.
+#
+# Load generator: h2load (Debian nghttp2-client) because wrk has no fixed-rate mode and wrk2 is
+# not packaged. `--rps` is per client, so total rate = RPS; it paces sends per connection but is
+# not coordinated-omission corrected (a stalled response delays the next send on that
+# connection; latency is measured from the actual send).
+#
+# Needs root, nginx, h2load, a release build. Not run in CI. Stops by itself.
+#   bench/ab.sh [PAIRS=3] [SECS=10] [RPS=10000] [RATE_CONNS=10] [SAT_CONNS=32]
+# Env: FLOWSCOPE=path/to/flowscope (default target/release/flowscope), KEEP=1 keeps the work dir,
+#      AGENT_ARGS="..." extra agent options.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+pairs="${1:-3}" secs="${2:-10}" rps="${3:-10000}" rate_conns="${4:-10}" sat_conns="${5:-32}"
+fs="${FLOWSCOPE:-$root/target/release/flowscope}"
+for t in nginx h2load ip "$fs"; do
+    command -v "$t" >/dev/null || { echo "ab.sh: $t not found (apt-get install -y nginx nghttp2-client; cargo build --release -p flowscope)" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "ab.sh: needs root (namespaces, eBPF)" >&2; exit 1; }
+
+tag="fsab$$"
+srv="${tag}s" cli="${tag}c"
+work="$(mktemp -d /tmp/flowscope-ab.XXXXXX)"
+agent_pid="" nginx_pid=""
+cleanup() {
+    set +e
+    [ -n "$agent_pid" ] && kill -INT "$agent_pid" 2>/dev/null && sleep 1 && kill -KILL "$agent_pid" 2>/dev/null
+    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null
+    wait 2>/dev/null
+    ip netns del "$srv" 2>/dev/null
+    ip netns del "$cli" 2>/dev/null
+    if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "ab.sh: kept $work" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- namespaces: 198.18.0.1 (server) <-> 198.18.0.2 (client), RFC 2544 benchmarking range ---
+ip netns add "$srv"
+ip netns add "$cli"
+ip link add "${tag}a" netns "$srv" type veth peer name "${tag}b" netns "$cli"
+ip -n "$srv" addr add 198.18.0.1/30 dev "${tag}a"
+ip -n "$cli" addr add 198.18.0.2/30 dev "${tag}b"
+for n in "$srv" "$cli"; do ip -n "$n" link set lo up; done
+ip -n "$srv" link set "${tag}a" up
+ip -n "$cli" link set "${tag}b" up
+
+# --- nginx: 1 worker, 1 KiB body (the published reference uses 1 KB payloads) ---
+mkdir -p "$work/www" "$work/nginx"
+head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
+cat > "$work/nginx/nginx.conf" <<EOF
+daemon off; master_process off; worker_processes 1; pid $work/nginx/nginx.pid; error_log stderr;
+worker_rlimit_nofile 4096;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000; client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  server { listen 198.18.0.1:80; root $work/www; } }
+EOF
+ip netns exec "$srv" nginx -c "$work/nginx/nginx.conf" -e stderr 2>"$work/nginx.err" &
+nginx_pid=$!
+for _ in $(seq 100); do ip netns exec "$cli" bash -c 'exec 3<>/dev/tcp/198.18.0.1/80' 2>/dev/null && break; sleep 0.1; done
+url="http://198.18.0.1/index.html"
+
+sock="$work/agent.sock"
+status_json() { "$fs" status --server "unix://$sock" -o json 2>/dev/null || echo '{}'; }
+# counter NAME < status json: the first integer value of a key named NAME anywhere in it.
+counter() { python3 -c '
+import json, sys
+name = sys.argv[1]
+def walk(v):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            if k == name and isinstance(x, (int, float, str)):
+                try: return int(x)
+                except ValueError: pass
+            r = walk(x)
+            if r is not None: return r
+        # {"name": NAME, "value": N} pairs
+        if v.get("name") == name and "value" in v: return int(v["value"])
+    elif isinstance(v, list):
+        for x in v:
+            r = walk(x)
+            if r is not None: return r
+    return None
+r = walk(json.load(sys.stdin))
+print(0 if r is None else r)' "$1"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+hz=$(getconf CLK_TCK)
+
+start_agent() {
+    rm -f "$sock"
+    # shellcheck disable=SC2086
+    ip netns exec "$srv" "$fs" agent -i "${tag}a" -o none --listen "unix://$sock" \
+        --metrics-listen 127.0.0.1:9965 ${AGENT_ARGS:-} 2>>"$work/agent.log" &
+    agent_pid=$!
+    for _ in $(seq 150); do
+        [ -S "$sock" ] && "$fs" status --server "unix://$sock" >/dev/null 2>&1 && return 0
+        kill -0 "$agent_pid" 2>/dev/null || { echo "ab.sh: agent died:" >&2; tail "$work/agent.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    echo "ab.sh: agent did not answer on $sock" >&2; exit 1
+}
+stop_agent() {
+    kill -INT "$agent_pid"
+    for _ in $(seq 50); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$agent_pid" 2>/dev/null || true
+    wait "$agent_pid" 2>/dev/null || true
+    agent_pid=""
+}
+
+# load PHASE LOGFILE: runs h2load, prints "done rps p50_us p99_us"
+load() {
+    local phase="$1" log="$2" args
+    if [ "$phase" = rate ]; then
+        args=(-c "$rate_conns" -t 1 --rps "$(( rps / rate_conns ))")
+    else
+        args=(-c "$sat_conns" -t 1)
+    fi
+    ip netns exec "$cli" h2load --h1 "${args[@]}" -D "$secs" --log-file="$log" "$url" \
+        > "$log.out" 2>&1 || { echo "ab.sh: h2load failed:" >&2; tail "$log.out" >&2; exit 1; }
+    local done_ rps_
+    done_=$(awk '/^requests:/ {print $8}' "$log.out")
+    rps_=$(awk '/^finished in/ {gsub(",", "", $4); print $4}' "$log.out")
+    # Column 3: µs from request start to end of response.
+    read -r p50 p99 < <(awk -F'\t' '$2 == 200 {print $3}' "$log" | sort -n | awk '
+        function q(f,  i) {i = int(NR * f) + 1; if (i > NR) i = NR; return v[i]}
+        {v[NR] = $1} END {if (NR == 0) {print "nan nan"; exit} print q(0.50), q(0.99)}')
+    echo "$done_ $rps_ $p50 $p99"
+}
+
+results="$work/results.tsv"
+printf 'pair\tagent\tphase\trequests\treq_s\tp50_us\tp99_us\tagent_us_per_req\tagent_cpu_pct\trss_kb\thwm_kb\tring_lost\tdecoded\n' > "$results"
+echo "ab.sh: $pairs pairs x (rate ${rps}/s over $rate_conns conns, saturation over $sat_conns conns), ${secs}s each, work dir $work" >&2
+for pair in $(seq "$pairs"); do
+    for mode in off on; do
+        [ "$mode" = on ] && { start_agent; sleep 1; }
+        for phase in rate sat; do
+            if [ "$mode" = on ]; then
+                s0=$(status_json); c0=$(cpu_ticks "$agent_pid")
+            fi
+            read -r n r p50 p99 < <(load "$phase" "$work/h2load-$pair-$mode-$phase.log")
+            if [ "$mode" = on ]; then
+                sleep 1.5   # let the agent drain its ring and the engine pair the last exchanges
+                c1=$(cpu_ticks "$agent_pid"); s1=$(status_json)
+                sent_all=$n
+                dec=$(( $(counter engine_http1_responses <<<"$s1") - $(counter engine_http1_responses <<<"$s0") ))
+                lost=$(( $(counter kernel_ring_full_lost <<<"$s1") - $(counter kernel_ring_full_lost <<<"$s0") ))
+                us=$(echo "($c1 - $c0) * 1000000 / $hz / $sent_all" | bc -l)
+                pct=$(echo "($c1 - $c0) * 100 / $hz / $secs" | bc -l)
+                rss=$(status_kb "$agent_pid" VmRSS); hwm=$(status_kb "$agent_pid" VmHWM)
+                echo "$s1" > "$work/status-$pair-$phase.json"
+                printf '%s\ton\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.1f\t%s\t%s\t%s\t%s\n' "$pair" "$phase" "$n" "$r" "$p50" "$p99" "$us" "$pct" "$rss" "$hwm" "$lost" "$dec/$sent_all" >> "$results"
+            else
+                printf '%s\toff\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\n' "$pair" "$phase" "$n" "$r" "$p50" "$p99" >> "$results"
+            fi
+            tail -n1 "$results" >&2
+        done
+        [ "$mode" = on ] && stop_agent
+    done
+done
+
+echo
+column -t -s $'\t' "$results"
+echo
+# Summary: per pair on/off, then the median over pairs.
+python3 - "$results" <<'EOF'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+def get(pair, agent, phase):
+    return next(r for r in rows if r["pair"] == pair and r["agent"] == agent and r["phase"] == phase)
+pairs = sorted({r["pair"] for r in rows}, key=int)
+sat_ratio, rate_ratio, d50, d99, us, rss, hwm, lost = [], [], [], [], [], [], [], 0
+dec = []
+for p in pairs:
+    off_s, on_s = get(p, "off", "sat"), get(p, "on", "sat")
+    off_r, on_r = get(p, "off", "rate"), get(p, "on", "rate")
+    sat_ratio.append(float(on_s["req_s"]) / float(off_s["req_s"]))
+    rate_ratio.append(float(on_r["req_s"]) / float(off_r["req_s"]))
+    d50.append(float(on_r["p50_us"]) - float(off_r["p50_us"]))
+    d99.append(float(on_r["p99_us"]) - float(off_r["p99_us"]))
+    us.append((float(on_r["agent_us_per_req"]), float(on_s["agent_us_per_req"])))
+    rss.append(int(on_r["rss_kb"])); hwm.append(int(on_s["hwm_kb"]))
+    lost_r = int(on_r["ring_lost"]); lost_s = int(on_s["ring_lost"])
+    dec.append((on_r["decoded"], on_s["decoded"], lost_r, lost_s))
+m = statistics.median
+print(f"throughput ratio at saturation (on/off): median {m(sat_ratio):.3f}  per pair {', '.join(f'{x:.3f}' for x in sat_ratio)}  (budget >= 0.97)")
+print(f"throughput ratio at fixed rate (on/off): median {m(rate_ratio):.3f}")
+print(f"added latency at fixed rate: p50 {m(d50):+.0f} us, p99 {m(d99):+.0f} us (median over pairs; per pair p99 {', '.join(f'{x:+.0f}' for x in d99)}; budget p99 < +100 us)")
+print(f"agent CPU per request: {m(u[0] for u in us):.2f} us at fixed rate, {m(u[1] for u in us):.2f} us at saturation")
+print(f"agent RSS: steady VmRSS {m(rss)/1024:.1f} MiB (end of rate phase), peak VmHWM {max(hwm)/1024:.1f} MiB (budget < 50 MB)")
+for p, (dr, ds, lr, ls) in zip(pairs, dec):
+    print(f"pair {p}: decoded/sent rate {dr} (ring lost {lr}), saturation {ds} (ring lost {ls})")
+EOF
