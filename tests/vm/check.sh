@@ -104,6 +104,14 @@ in_s tc filter show dev "$SIF" egress >> /tmp/tc.running
 check "tc while running: clsact qdisc with fs_tc_ingress and fs_tc_egress" \
   sh -c 'grep -q clsact /tmp/tc.running && grep -q fs_tc_ingress /tmp/tc.running && grep -q fs_tc_egress /tmp/tc.running'
 
+# The kernel's own list of registered kprobes (debugfs): aya attaches them through perf_event
+# bpf_links, which `bpftool perf show` (perf event fds only) doesn't list.
+cat /sys/kernel/debug/kprobes/list > /tmp/kprobes.running 2>&1
+echo "---- /sys/kernel/debug/kprobes/list ----"; cat /tmp/kprobes.running; echo "----"
+check "kprobes registered: tcp_connect, inet_csk_accept (kretprobe), tcp_sendmsg, tcp_recvmsg, tcp_close" \
+  sh -c 'for f in " k  tcp_connect+0x0" " r  inet_csk_accept+0x0" " k  tcp_sendmsg+0x0" " k  tcp_recvmsg+0x0" " k  tcp_close+0x0"; do
+           grep -q "$f" /tmp/kprobes.running || { echo "   missing: $f"; exit 1; }; done'
+
 # --- one fetch ---
 T=$(in_c curl -sS -g -o /dev/null --max-time 20 \
   -w '%{local_port} %{size_request} %{size_header} %{size_download} %{http_code}' \
@@ -114,6 +122,12 @@ PORT=${1:-0} REQ=${2:-0} RESP=$((${3:-0} + ${4:-0})) CODE=${5:-0}
 check "curl http://$SERVER/page.txt: HTTP 200" [ "$CODE" = 200 ]
 # Let the FIN exchange and the ring drain (TCG is slow: more than the host's 0.7 s).
 sleep 3
+# The owners must come from the kernel programs, not only from /proc scans.
+flowscope status --server "$SOCK" >/tmp/status.after 2>&1
+echo "---- attribution counters after the fetch ----"; grep attribution_ /tmp/status.after
+counter() { awk -v k="$1" '$1 == k { print $2 }' /tmp/status.after; }
+check "attribution events from the kernel applied (attribution_owner_events_applied > 0)" \
+  [ "$(counter attribution_owner_events_applied)" -gt 0 ]
 
 kill -TERM "$AGENT_PID"
 t=0
@@ -180,9 +194,12 @@ in_s tc filter show dev "$SIF" ingress > /tmp/tc.after.filters 2>&1
 in_s tc filter show dev "$SIF" egress >> /tmp/tc.after.filters 2>&1
 check "after exit: no clsact qdisc on $SIF" sh -c '! grep -q clsact /tmp/tc.after || { cat /tmp/tc.after; false; }'
 check "after exit: no TC filter of ours on $SIF" sh -c '! grep -q fs_tc /tmp/tc.after.filters || { cat /tmp/tc.after.filters; false; }'
-no_bpf_left() { ! bpftool prog show | grep -q ' name fs_'; }
-if wait_for 5 no_bpf_left; then ok "after exit: no fs_* BPF program loaded (bpftool)"
-else bad "after exit: no fs_* BPF program loaded (bpftool)"; bpftool prog show | grep -A2 ' name fs_'; fi
+# fs_* capture and fsa_* attribution programs (the host e2e checks fs_* only).
+no_bpf_left() { ! bpftool prog show | grep -Eq ' name fsa?_'; }
+if wait_for 5 no_bpf_left; then ok "after exit: no fs_*/fsa_* BPF program loaded (bpftool)"
+else bad "after exit: no fs_*/fsa_* BPF program loaded (bpftool)"; bpftool prog show | grep -EA2 ' name fsa?_'; fi
+check "after exit: no kprobe left registered (debugfs kprobes/list)" sh -c '! grep -Eq "(tcp_connect|inet_csk_accept|tcp_sendmsg|tcp_recvmsg|tcp_close)\\+" /sys/kernel/debug/kprobes/list'
+
 
 kill "$NGINX_PID" 2>/dev/null
 finish
