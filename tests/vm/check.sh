@@ -76,20 +76,31 @@ nginx_listens() { in_s netstat -ltn | grep -q ':80 '; }
 check "nginx (pid $NGINX_PID) listens on :80" wait_for 30 nginx_listens
 
 # --- the agent, on the server side's veth ---
-/usr/sbin/ip netns exec fss flowscope agent -i "$SIF" -o json --listen "$SOCK" >/tmp/agent.out 2>/tmp/agent.err &
-AGENT_PID=$!
-agent_ready() { grep -q "Ctrl-C to stop" /tmp/agent.err; }
-agent_alive() { kill -0 "$AGENT_PID"; }
-started() { agent_ready || { agent_alive || return 2; return 1; }; }
-t=0
-while :; do
-  started; r=$?
-  [ $r = 0 ] && break
-  [ $r = 2 ] && break
-  t=$((t + 1)); [ $t -lt 600 ] || break
-  sleep 0.2
-done
-check "agent started (printed 'Ctrl-C to stop')" agent_ready
+# start_agent STDOUT STDERR ARGS...: sets AGENT_PID; waits (120 s: TCG) for "Ctrl-C to stop".
+start_agent() {
+  out=$1 err=$2; shift 2
+  /usr/sbin/ip netns exec fss flowscope agent -i "$SIF" "$@" >"$out" 2>"$err" &
+  AGENT_PID=$! AGENT_ERR=$err
+  t=0
+  while ! agent_ready && agent_alive && [ $t -lt 600 ]; do sleep 0.2; t=$((t + 1)); done
+  agent_ready
+}
+agent_ready() { grep -q "Ctrl-C to stop" "$AGENT_ERR"; }
+agent_alive() { kill -0 "$AGENT_PID" 2>/dev/null; }
+# stop_agent SIGNAL: sets AGENT_RC (exit status; 255 if it didn't exit in 30 s)
+stop_agent() {
+  kill -"$1" "$AGENT_PID"
+  t=0
+  while agent_alive && [ $t -lt 300 ]; do sleep 0.1; t=$((t + 1)); done
+  if agent_alive; then kill -KILL "$AGENT_PID"; wait "$AGENT_PID"; AGENT_RC=255
+  else wait "$AGENT_PID"; AGENT_RC=$?; fi
+}
+tc_state() {
+  in_s tc qdisc show dev "$SIF"
+  in_s tc filter show dev "$SIF" ingress 2>&1
+  in_s tc filter show dev "$SIF" egress 2>&1
+}
+check "agent started (printed 'Ctrl-C to stop')" start_agent /tmp/agent.out /tmp/agent.err -o json --listen "$SOCK"
 agent_ready || finish
 
 check "agent: capturing (path: tc)" grep -q "capturing (path: tc)" /tmp/agent.err
@@ -129,16 +140,8 @@ counter() { awk -v k="$1" '$1 == k { print $2 }' /tmp/status.after; }
 check "attribution events from the kernel applied (attribution_owner_events_applied > 0)" \
   [ "$(counter attribution_owner_events_applied)" -gt 0 ]
 
-kill -TERM "$AGENT_PID"
-t=0
-while agent_alive && [ $t -lt 300 ]; do sleep 0.1; t=$((t + 1)); done
-if agent_alive; then
-  bad "agent exited within 30 s of SIGTERM"
-  kill -KILL "$AGENT_PID"
-else
-  wait "$AGENT_PID"
-  check "agent exit status 0 after SIGTERM" [ $? = 0 ]
-fi
+stop_agent TERM
+check "agent exit status 0 after SIGTERM (got $AGENT_RC; 255: still running after 30 s)" [ "$AGENT_RC" = 0 ]
 
 # --- the flows: same assertions as capture.rs ---
 # jq -e over all JSON lines ($e: every event); prints the offending value on failure.
@@ -200,6 +203,32 @@ if wait_for 5 no_bpf_left; then ok "after exit: no fs_*/fsa_* BPF program loaded
 else bad "after exit: no fs_*/fsa_* BPF program loaded (bpftool)"; bpftool prog show | grep -EA2 ' name fsa?_'; fi
 check "after exit: no kprobe left registered (debugfs kprobes/list)" sh -c '! grep -Eq "(tcp_connect|inet_csk_accept|tcp_sendmsg|tcp_recvmsg|tcp_close)\\+" /sys/kernel/debug/kprobes/list'
 
+
+# --- unclean exit (capture.rs next_start_cleans_up_after_sigkill): clsact filters outlive a
+# SIGKILLed agent; the next start removes them and its own clean exit leaves nothing ---
+if start_agent /dev/null /tmp/agent2.err -o none --listen unix:///run/fs2.sock; then
+  stop_agent KILL
+  tc_state > /tmp/tc.killed
+  check "after SIGKILL: the clsact filters stay (expected: nothing runs at SIGKILL)" grep -q fs_tc_ingress /tmp/tc.killed
+  check "after SIGKILL: no kprobe left registered (perf links die with the process)" \
+    sh -c '! grep -Eq "(tcp_connect|inet_csk_accept|tcp_sendmsg|tcp_recvmsg|tcp_close)\+" /sys/kernel/debug/kprobes/list'
+  if start_agent /dev/null /tmp/agent3.err -o none --listen unix:///run/fs3.sock; then
+    check "next start reports the cleanup" grep -Eq "did not exit cleanly|cleaned up after an agent" /tmp/agent3.err
+    tc_state > /tmp/tc.restarted
+    check "next start: exactly one fs_tc_ingress and one fs_tc_egress filter" \
+      sh -c '[ "$(grep -c fs_tc_ingress /tmp/tc.restarted)" = 1 ] && [ "$(grep -c fs_tc_egress /tmp/tc.restarted)" = 1 ] || { cat /tmp/tc.restarted; false; }'
+    stop_agent INT
+    check "agent exit status 0 after SIGINT (got $AGENT_RC)" [ "$AGENT_RC" = 0 ]
+    tc_state > /tmp/tc.final
+    check "after clean exit: no clsact, no fs_tc filter" sh -c '! grep -Eq "clsact|fs_tc" /tmp/tc.final || { cat /tmp/tc.final; false; }'
+    if wait_for 5 no_bpf_left; then ok "after clean exit: no fs_*/fsa_* BPF program loaded"
+    else bad "after clean exit: no fs_*/fsa_* BPF program loaded"; fi
+  else
+    bad "agent restarted after SIGKILL"; cat /tmp/agent3.err
+  fi
+else
+  bad "agent started (second run, for SIGKILL)"; cat /tmp/agent2.err
+fi
 
 kill "$NGINX_PID" 2>/dev/null
 finish

@@ -217,12 +217,12 @@ if [ -z "$result" ]; then
     why="qemu exited with status $qemu_rc"
   fi
   echo "== FAIL: the VM ($KVER) did not finish the checks: $why; console output above" >&2
-  KEEP=1
+  KEEP=1; rm -rf "$R"
   exit 1
 fi
 if [ "$result" != 0 ]; then
   echo "== FAIL: $result check(s) failed in the VM ($KVER) after $((t2 - t1)) s; console output above" >&2
-  KEEP=1
+  KEEP=1; rm -rf "$R"
   exit 1
 fi
 echo "== PASS: all checks passed in the VM ($KVER) in $((t2 - t1)) s (total $((t2 - t0)) s)"
