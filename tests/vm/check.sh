@@ -45,7 +45,8 @@ SERVER=198.18.0.1
 CLIENT=198.18.0.2
 SOCK=unix:///run/fs.sock
 
-echo "== flowscope checks on $(uname -r)"
+echo "== flowscope checks on $(uname -r); lockdown: $(cat /sys/kernel/security/lockdown 2>&1)"
+# (The agent logs lockdown=unknown: `ip netns exec` mounts a fresh /sys without securityfs.)
 check "kernel modules loaded (veth sch_ingress cls_bpf)" [ "${MODFAIL:-0}" = 0 ]
 
 # --- Link ---
@@ -105,6 +106,7 @@ agent_ready || finish
 
 check "agent: capturing (path: tc)" grep -q "capturing (path: tc)" /tmp/agent.err
 check "agent log: attribution method=\"kprobe\"" grep -q 'process attribution method="kprobe"' /tmp/agent.err
+echo "---- agent start-up log ----"; cat /tmp/agent.err; echo "----"
 flowscope status --server "$SOCK" >/tmp/status.txt 2>&1
 echo "---- flowscope status ----"; cat /tmp/status.txt; echo "----"
 check "status: Attached: $SIF (clsact)  [6.1 has no TCX]" grep -Eq "^Attached: +$SIF \(clsact\)$" /tmp/status.txt

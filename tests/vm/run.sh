@@ -181,6 +181,7 @@ mount -t bpf bpf /sys/fs/bpf
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t debugfs debugfs /sys/kernel/debug
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
+mount -t securityfs securityfs /sys/kernel/security  # the agent logs the lockdown mode from it
 hostname flowscope-vm
 echo "FLOWSCOPE-VM: booted $(uname -r) in $(cut -d' ' -f1 /proc/uptime) s"
 modfail=0
