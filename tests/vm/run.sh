@@ -36,7 +36,7 @@ MODULES=(veth sch_ingress cls_bpf)
 TOOLS=(nginx curl ip tc bpftool jq)
 
 die() { echo "tests/vm/run.sh: $*" >&2; exit 1; }
-usage() { sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
 
 while [ $# -gt 0 ]; do
   case "$1" in
