@@ -354,30 +354,59 @@ pub fn start_agent(ns: &Netns, args: &str) -> Proc {
     p
 }
 
-/// Names of loaded BPF programs that are ours (`fs_` prefix), from bpftool.
-pub fn our_bpf_programs() -> Vec<String> {
+/// Ids of the BPF programs process `pid` holds (directly or through links), from the
+/// `prog_id:` lines of its /proc/PID/fdinfo: exactly this agent's programs, whatever else
+/// runs on the host.
+pub fn bpf_prog_ids_of(pid: i32) -> Vec<u64> {
+    let mut ids = Vec::new();
+    let dir = format!("/proc/{pid}/fdinfo");
+    for e in std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .flatten()
+    {
+        if let Ok(info) = std::fs::read_to_string(e.path()) {
+            for l in info.lines() {
+                if let Some(v) = l.strip_prefix("prog_id:") {
+                    if let Ok(id) = v.trim().parse::<u64>() {
+                        if !ids.contains(&id) {
+                            ids.push(id);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    ids.sort_unstable();
+    ids
+}
+
+/// Ids of every loaded BPF program, from bpftool.
+pub fn loaded_bpf_prog_ids() -> Vec<u64> {
     let out = sh("bpftool -j prog show");
     let v: serde_json::Value = serde_json::from_str(&out).expect("bpftool json");
     v.as_array()
         .expect("array")
         .iter()
-        .filter_map(|p| p.get("name").and_then(|n| n.as_str()))
-        .filter(|n| n.starts_with("fs_"))
-        .map(str::to_string)
+        .filter_map(|p| p.get("id").and_then(|n| n.as_u64()))
         .collect()
 }
 
-/// Waits (up to 5 s: program release is deferred in the kernel) until none of our programs
-/// is loaded; panics listing them otherwise.
-pub fn assert_no_bpf_left() {
+/// Waits (up to 5 s: program release is deferred in the kernel) until none of `ids` is loaded
+/// any more; panics listing the survivors otherwise.
+pub fn assert_bpf_released(ids: &[u64]) {
+    assert!(
+        !ids.is_empty(),
+        "no BPF program ids recorded for the agent: nothing would be checked"
+    );
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let left = our_bpf_programs();
+        let loaded = loaded_bpf_prog_ids();
+        let left: Vec<&u64> = ids.iter().filter(|i| loaded.contains(i)).collect();
         if left.is_empty() {
             return;
         }
         if Instant::now() > deadline {
-            panic!("flowscope BPF programs still loaded after the agent exited: {left:?}");
+            panic!("BPF programs of the agent still loaded after it exited: ids {left:?}");
         }
         thread::sleep(Duration::from_millis(100));
     }

@@ -40,6 +40,7 @@ fn fetch_and_check(agent_args: &str, v6: bool, source: &str) {
         &link.server,
         &format!("-i {} -o json {agent_args}", link.server_if),
     );
+    let bpf_ids = bpf_prog_ids_of(agent.pid());
 
     let (server_ip, client_ip, url) = if v6 {
         (
@@ -186,7 +187,7 @@ fn fetch_and_check(agent_args: &str, v6: bool, source: &str) {
         !tc_state(&link.server, &link.server_if).contains("clsact"),
         "clsact left behind"
     );
-    assert_no_bpf_left();
+    assert_bpf_released(&bpf_ids);
 }
 
 #[test]
@@ -224,6 +225,7 @@ fn next_start_cleans_up_after_sigkill() {
         &link.server,
         &format!("-i {} --capture tc --tc-attach clsact", link.server_if),
     );
+    let first_ids = bpf_prog_ids_of(agent.pid());
     let state = tc_state(&link.server, &link.server_if);
     assert!(
         state.contains("clsact")
@@ -245,6 +247,7 @@ fn next_start_cleans_up_after_sigkill() {
         &link.server,
         &format!("-i {} --capture tc --tc-attach clsact", link.server_if),
     );
+    let bpf_ids = bpf_prog_ids_of(agent.pid());
     assert!(
         agent
             .stderr()
@@ -277,7 +280,9 @@ fn next_start_cleans_up_after_sigkill() {
         !state.contains("clsact") && !state.contains("fs_tc"),
         "left after clean exit: {state}"
     );
-    assert_no_bpf_left();
+    assert_bpf_released(&bpf_ids);
+    // The killed agent's programs were held by its clsact filters until the second start removed them.
+    assert_bpf_released(&first_ids);
 }
 
 /// TCX links belong to the process: SIGKILL releases them and the programs with them.
@@ -289,12 +294,16 @@ fn sigkill_with_tcx_leaves_nothing() {
         &link.server,
         &format!("-i {} --capture tc --tc-attach tcx", link.server_if),
     );
-    assert!(our_bpf_programs().contains(&"fs_tc_ingress".to_string()));
+    let bpf_ids = bpf_prog_ids_of(agent.pid());
+    assert!(
+        bpf_ids.len() >= 2,
+        "the agent holds its TC programs: {bpf_ids:?}"
+    );
     assert_eq!(
         agent.signal_and_wait(libc::SIGKILL, Duration::from_secs(5)),
         None
     );
-    assert_no_bpf_left();
+    assert_bpf_released(&bpf_ids);
     assert!(!tc_state(&link.server, &link.server_if).contains("clsact"));
 }
 
@@ -304,6 +313,7 @@ fn attaches_to_interfaces_that_appear_later() {
     require_root();
     let ns = Netns::new("fsw");
     let mut agent = start_agent(&ns, "-o json");
+    let bpf_ids = bpf_prog_ids_of(agent.pid());
     let a = unique("va");
     let b = unique("vb");
     let peer = Netns::new("fsp");
@@ -339,7 +349,7 @@ fn attaches_to_interfaces_that_appear_later() {
             .any(|e| flow::packet_direction(e) == "egress" && flow::dst(e) == "198.19.7.2"),
         "{events:?}"
     );
-    assert_no_bpf_left();
+    assert_bpf_released(&bpf_ids);
 }
 
 #[test]
@@ -373,6 +383,7 @@ fn agent_drops_capabilities_after_start() {
     require_root();
     let link = Link::new();
     let mut agent = start_agent(&link.server, &format!("-i {}", link.server_if));
+    let bpf_ids = bpf_prog_ids_of(agent.pid());
     let status = std::fs::read_to_string(format!("/proc/{}/status", agent.pid())).unwrap();
     let caps = |k: &str| {
         let v = status
@@ -406,5 +417,5 @@ fn agent_drops_capabilities_after_start() {
         "{:?}",
         agent.stderr()
     );
-    assert_no_bpf_left();
+    assert_bpf_released(&bpf_ids);
 }
