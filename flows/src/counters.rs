@@ -116,6 +116,68 @@ counters! {
     dns_pending_overflow,
     /// DNS queries that never got a response.
     dns_unanswered,
+    /// HTTP/2 frames decoded (headers that passed RFC 9113 §6 checks).
+    h2_frames,
+    /// HTTP/2 DATA frames seen.
+    h2_data_frames,
+    /// HTTP/2 frames that broke an RFC 9113 rule (ignored; field blocks among them lose HPACK state).
+    h2_frame_errors,
+    /// HTTP/2 non-DATA frames over `h2_max_frame_bytes`, skipped unbuffered.
+    h2_frames_oversized,
+    /// HTTP/2 connections whose client preface did not match (RFC 9113 §3.4).
+    h2_bad_preface,
+    /// Times an HTTP/2 direction searched for a frame boundary (joined mid-way, gap, bad frame).
+    h2_resyncs,
+    /// Bytes skipped while searching for an HTTP/2 frame boundary.
+    h2_sync_skipped_bytes,
+    /// Capture gaps inside HTTP/2 streams.
+    h2_gaps,
+    /// HTTP/1.1 connections upgraded to HTTP/2 (`Upgrade: h2c` + 101).
+    h2_upgrades,
+    /// HTTP/2 streams tracked.
+    h2_streams,
+    /// HTTP/2 streams not tracked because `h2_max_streams` were open.
+    h2_streams_over_cap,
+    /// HTTP/2 frames for streams already reported (ignored).
+    h2_frames_on_closed_streams,
+    /// HTTP/2 request field blocks decoded.
+    h2_requests,
+    /// HTTP/2 final response field blocks decoded.
+    h2_responses,
+    /// HTTP/2 streams ended by RST_STREAM.
+    h2_streams_reset,
+    /// HTTP/2 streams a GOAWAY's Last-Stream-ID left unprocessed.
+    h2_streams_refused_by_goaway,
+    /// HTTP/2 GOAWAY frames.
+    h2_goaways,
+    /// HTTP/2 streams still open when the connection ended.
+    h2_streams_unfinished,
+    /// HTTP/2 streams reported with something unknown: frames unseen (joined mid-way, gaps) or fields from unknown HPACK entries.
+    h2_streams_partial,
+    /// HPACK field blocks decoded.
+    h2_field_blocks,
+    /// HPACK field blocks not decoded (gap, oversized, broken framing); that direction's table is forgotten.
+    h2_field_blocks_lost,
+    /// HPACK field blocks decoded while older dynamic table entries were unknown.
+    h2_field_blocks_with_partial_table,
+    /// Header fields whose name or value stayed unknown (dynamic entries from before the capture).
+    h2_hpack_unknown_fields,
+    /// Header fields resolved exactly from entries inserted since capture began while older ones were unknown.
+    h2_hpack_resolved_in_partial_table,
+    /// HPACK decoding errors (RFC 7541); the table is forgotten.
+    h2_hpack_errors,
+    /// HPACK table size updates above SETTINGS_HEADER_TABLE_SIZE (RFC 7541 §6.3).
+    h2_hpack_bad_size_updates,
+    /// Field blocks whose decoded size passed `h2_max_header_list_bytes` (HPACK bombs); later fields dropped.
+    h2_header_list_capped,
+    /// Field blocks over `h2_max_header_block_bytes` (dropped).
+    h2_header_block_too_large,
+    /// Field blocks cut for too many CONTINUATION frames or bytes (CVE-2024-27316).
+    h2_continuation_flood,
+    /// CONTINUATION frames with no open field block (its HEADERS was before the capture).
+    h2_orphan_continuations,
+    /// gRPC calls reported.
+    grpc_calls,
     /// `traceparent` headers that failed validation (a fresh trace id is used).
     trace_invalid_traceparent,
     /// `tracestate` list-members dropped as invalid, duplicate or over 32.

@@ -829,6 +829,28 @@ fn drain_events(
                     push(queue, counters, config, Record::Span(Box::new(span)));
                 }
             }
+            L7Event::Http2(ev) => {
+                use crate::l7::http2::{records, Http2Event};
+                let peers = records::Peers {
+                    client: view.client(),
+                    server: view.server(),
+                    socket_cookie: view.socket_cookie,
+                };
+                match ev {
+                    Http2Event::Request(req) => {
+                        let flow = records::request_flow(&peers, &req);
+                        push(queue, counters, config, Record::Flow(Box::new(flow)));
+                    }
+                    Http2Event::Stream(st) => {
+                        if let Some(flow) = records::response_flow(&peers, &st) {
+                            push(queue, counters, config, Record::Flow(Box::new(flow)));
+                        }
+                        if let Some(span) = records::span(&peers, &st) {
+                            push(queue, counters, config, Record::Span(Box::new(span)));
+                        }
+                    }
+                }
+            }
             L7Event::Http1(Http1Event::Unanswered {
                 request,
                 request_body_size,

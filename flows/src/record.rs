@@ -488,6 +488,28 @@ pub mod attr {
     pub const USER_AGENT_ORIGINAL: &str = "user_agent.original";
     /// Error class when the span failed (status code as a string, or `no_response`).
     pub const ERROR_TYPE: &str = "error.type";
+    /// RPC system, `grpc` (RPC semconv).
+    pub const RPC_SYSTEM: &str = "rpc.system";
+    /// Fully-qualified RPC service, e.g. `helloworld.Greeter`.
+    pub const RPC_SERVICE: &str = "rpc.service";
+    /// RPC method, e.g. `SayHello`.
+    pub const RPC_METHOD: &str = "rpc.method";
+    /// Numeric gRPC status code.
+    pub const RPC_GRPC_STATUS_CODE: &str = "rpc.grpc.status_code";
+    /// gRPC request messages seen (flowscope; from the Length-Prefixed-Message framing).
+    pub const GRPC_REQUEST_MESSAGES: &str = "flowscope.grpc.request.messages";
+    /// Sum of the gRPC request messages' lengths (flowscope).
+    pub const GRPC_REQUEST_MESSAGE_BYTES: &str = "flowscope.grpc.request.message_bytes";
+    /// gRPC response messages seen (flowscope).
+    pub const GRPC_RESPONSE_MESSAGES: &str = "flowscope.grpc.response.messages";
+    /// Sum of the gRPC response messages' lengths (flowscope).
+    pub const GRPC_RESPONSE_MESSAGE_BYTES: &str = "flowscope.grpc.response.message_bytes";
+    /// The call's `grpc-timeout` in nanoseconds (flowscope).
+    pub const GRPC_TIMEOUT_NS: &str = "flowscope.grpc.timeout_ns";
+    /// HTTP/2 stream id (flowscope).
+    pub const HTTP2_STREAM_ID: &str = "flowscope.http2.stream_id";
+    /// Set when part of the stream stayed unknown (joined mid-way, HPACK state partial).
+    pub const HTTP2_PARTIAL: &str = "flowscope.http2.partial";
 }
 
 /// A request/response exchange as an OpenTelemetry span.

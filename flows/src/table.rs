@@ -61,7 +61,7 @@ impl L7Slot {
             L7Slot::Detecting { gapped } => match event {
                 StreamEvent::Data(d) if !d.is_empty() => match crate::l7::detect(d) {
                     Detection::Protocol(p) => {
-                        let Some(mut dec) = crate::l7::new_stream_decoder(p) else {
+                        let Some(mut dec) = crate::l7::new_stream_decoder(p, d, cx.config) else {
                             cx.counters.l7_unrecognised_flows += 1;
                             *self = L7Slot::Unrecognised;
                             return;
@@ -87,6 +87,9 @@ impl L7Slot {
             },
             L7Slot::Active(dec) => {
                 dec.on_event(dir, event, at, cx, out);
+                if let Some(next) = dec.take_upgrade() {
+                    *dec = next;
+                }
                 if dec.is_dead() {
                     cx.counters.l7_unrecognised_flows += 1;
                     dec.finish(at.ts_ns, cx, out);

@@ -581,7 +581,7 @@ fn snapped_capture_keeps_content_length_framing() {
 }
 
 #[test]
-fn http2_preface_is_recognised_but_not_decoded_yet() {
+fn http2_preface_goes_to_the_http2_decoder() {
     let mut c = conv();
     c.handshake();
     c.client_send(
@@ -591,6 +591,7 @@ fn http2_preface_is_recognised_but_not_decoded_yet() {
     let mut e = l7_engine();
     let records = run(&mut e, c.frames());
     assert!(http_flows(&records).is_empty());
-    assert_eq!(e.counters().l7_unrecognised_flows, 1);
+    assert_eq!(e.counters().l7_unrecognised_flows, 0);
+    assert_eq!(e.counters().h2_frames, 1);
     assert_eq!(e.counters().http1_parse_errors, 0);
 }

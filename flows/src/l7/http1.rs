@@ -389,6 +389,9 @@ pub struct Http1Decoder {
     /// no longer end (gap, close, flush), without. One slot suffices: it only ever holds the
     /// `body_passing` request.
     awaiting_body: Option<(Arc<RequestHead>, ResponseHead)>,
+    /// After `101` with `Upgrade: h2c`: the HTTP/2 decoder that takes over, fed the bytes
+    /// after the 101 head until the caller swaps it in ([`StreamDecoder::take_upgrade`]).
+    upgraded: Option<Box<crate::l7::http2::Http2Decoder>>,
     dead: bool,
 }
 
@@ -420,6 +423,7 @@ impl Http1Decoder {
             body_passing: None,
             orphans: VecDeque::new(),
             awaiting_body: None,
+            upgraded: None,
             dead: false,
         }
     }
@@ -449,7 +453,13 @@ impl Http1Decoder {
         while !data.is_empty() && !self.dead {
             let phase = self.half(dir).phase;
             let used = match phase {
-                Phase::Tunnel | Phase::Ended => return,
+                Phase::Tunnel => {
+                    if let Some(h2) = self.upgraded.as_mut() {
+                        h2.on_event(dir, StreamEvent::Data(data), at, cx, out);
+                    }
+                    return;
+                }
+                Phase::Ended => return,
                 Phase::Resync => self.resync(dir, data, at, cx),
                 Phase::Head => self.head(dir, data, at, cx, out),
                 Phase::Body(body) => self.body(dir, body, data, at, cx, out),
@@ -837,6 +847,15 @@ impl Http1Decoder {
             // RFC 9110 §15.2.2: the connection switches protocol after this response.
             cx.counters.http1_upgrades += 1;
             let request = self.pending.pop_front();
+            if let (true, Some(req)) = (r.upgrade_h2c, &request) {
+                // RFC 7540 §3.2: HTTP/2 follows; the upgrade request is stream 1 and the
+                // HTTP/2 decoder reports it with its HTTP/2 response.
+                cx.counters.h2_upgrades += 1;
+                let h2 = crate::l7::http2::Http2Decoder::after_upgrade(&req.head, cx.config);
+                self.upgraded = Some(Box::new(h2));
+                self.enter_tunnel(out);
+                return;
+            }
             self.emit_exchange(request, head, Some(0), cx, out);
             self.enter_tunnel(out);
             return;
@@ -1151,6 +1170,10 @@ impl StreamDecoder for Http1Decoder {
     fn buffered(&self) -> usize {
         self.req.buf.capacity() + self.resp.buf.capacity()
     }
+
+    fn take_upgrade(&mut self) -> Option<Box<dyn StreamDecoder>> {
+        self.upgraded.take().map(|d| d as Box<dyn StreamDecoder>)
+    }
 }
 
 /// Reports a response that answers no request we saw.
@@ -1182,7 +1205,9 @@ fn match_start(patterns: &[&[u8]], data: &[u8]) -> Match {
     Match::No
 }
 
-fn new_trace(
+/// Trace identity for a new exchange from its `traceparent`/`tracestate` values (shared with
+/// the HTTP/2 decoder).
+pub(crate) fn new_trace(
     traceparent: Option<&str>,
     tracestate: Option<&str>,
     cx: &mut L7Context<'_>,
@@ -1242,6 +1267,8 @@ struct ParsedResponse {
     version: u8,
     headers: Vec<(String, String)>,
     body: Body,
+    /// `Upgrade: h2c` (RFC 7540 §3.2): on a 101 the connection continues as HTTP/2.
+    upgrade_h2c: bool,
 }
 
 fn parsed_placeholder(parsed: &Option<Parsed>) -> RequestHead {
@@ -1454,11 +1481,16 @@ fn parse_response<'b>(
             } else {
                 Body::UntilClose
             };
+            let upgrade_h2c = hs.iter().any(|h| {
+                h.name.eq_ignore_ascii_case("upgrade")
+                    && h.value.trim_ascii().eq_ignore_ascii_case(b"h2c")
+            });
             let parsed = ParsedResponse {
                 status: resp.code.unwrap_or(0),
                 version: resp.version.unwrap_or(1),
                 headers: keep_headers(hs, cfg),
                 body,
+                upgrade_h2c,
             };
             (HeadOutcome::Complete(n), Some(Parsed::Response(parsed)))
         }
@@ -1475,6 +1507,7 @@ fn parse_response<'b>(
                     version: resp.version.unwrap_or(1),
                     headers: Vec::new(),
                     body: Body::UntilClose,
+                    upgrade_h2c: false,
                 })
             });
             (
@@ -1492,6 +1525,7 @@ fn parse_response<'b>(
                     version: resp.version.unwrap_or(1),
                     headers: Vec::new(),
                     body: Body::UntilClose,
+                    upgrade_h2c: false,
                 })
             });
             (classify(e, input.len(), max_bytes), partial)
@@ -1570,7 +1604,11 @@ mod tests {
         fn events(&self) -> Vec<E> {
             self.out
                 .iter()
-                .map(|L7Event::Http1(e)| match e {
+                .filter_map(|e| match e {
+                    L7Event::Http1(e) => Some(e),
+                    _ => None,
+                })
+                .map(|e| match e {
                     Http1Event::Request(r) => E::Req(r.method.clone(), r.target.clone()),
                     Http1Event::Exchange {
                         request, response, ..
@@ -1591,10 +1629,10 @@ mod tests {
         fn req_body_sizes(&self) -> Vec<Option<u64>> {
             self.out
                 .iter()
-                .filter_map(|L7Event::Http1(e)| match e {
-                    Http1Event::Exchange {
+                .filter_map(|e| match e {
+                    L7Event::Http1(Http1Event::Exchange {
                         request_body_size, ..
-                    } => Some(*request_body_size),
+                    }) => Some(*request_body_size),
                     _ => None,
                 })
                 .collect()
@@ -1898,8 +1936,8 @@ mod tests {
         let traces: Vec<_> = h
             .out
             .iter()
-            .map(|L7Event::Http1(e)| match e {
-                Http1Event::Request(r) => r.trace.clone(),
+            .map(|e| match e {
+                L7Event::Http1(Http1Event::Request(r)) => r.trace.clone(),
                 _ => panic!(),
             })
             .collect();

@@ -9,6 +9,7 @@
 
 pub mod dns;
 pub mod http1;
+pub mod http2;
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +25,8 @@ pub enum L7Protocol {
     Http1,
     /// DNS over UDP (RFC 1035).
     Dns,
+    /// HTTP/2 (RFC 9113), including gRPC.
+    Http2,
 }
 
 /// Which way stream bytes flow, in connection roles.
@@ -60,6 +63,18 @@ pub struct L7Config {
     /// Bytes of a stream joined mid-way to search for an HTTP message start, while neither
     /// direction has shown an HTTP message yet, before calling it not-HTTP.
     pub max_detect_bytes: usize,
+    /// Largest HTTP/2 non-DATA frame payload buffered; bigger ones are skipped and counted.
+    pub h2_max_frame_bytes: usize,
+    /// Most bytes of one HTTP/2 field block (HEADERS + CONTINUATION) held.
+    pub h2_max_header_block_bytes: usize,
+    /// Most CONTINUATION frames in one field block.
+    pub h2_max_continuation_frames: usize,
+    /// Most decoded bytes kept from one field block (RFC 7541 §4.1 sizes); bounds HPACK bombs.
+    pub h2_max_header_list_bytes: usize,
+    /// Most bytes of one direction's HPACK dynamic table held.
+    pub h2_max_hpack_table_bytes: usize,
+    /// Most HTTP/2 streams tracked at once per connection.
+    pub h2_max_streams: usize,
 }
 
 impl Default for L7Config {
@@ -79,6 +94,12 @@ impl Default for L7Config {
             .map(String::from)
             .collect(),
             max_detect_bytes: 256 * 1024,
+            h2_max_frame_bytes: 64 * 1024,
+            h2_max_header_block_bytes: 64 * 1024,
+            h2_max_continuation_frames: 64,
+            h2_max_header_list_bytes: 64 * 1024,
+            h2_max_hpack_table_bytes: 64 * 1024,
+            h2_max_streams: 256,
         }
     }
 }
@@ -110,6 +131,8 @@ pub struct L7Context<'a> {
 pub enum L7Event {
     /// HTTP/1 request/response progress.
     Http1(http1::Http1Event),
+    /// HTTP/2 requests and finished streams.
+    Http2(http2::Http2Event),
 }
 
 /// A per-connection, bidirectional stream decoder.
@@ -136,6 +159,12 @@ pub trait StreamDecoder: Send + std::fmt::Debug {
 
     /// Bytes held (partial message heads and the like).
     fn buffered(&self) -> usize;
+
+    /// The decoder that takes over the connection after a protocol switch (HTTP/1.1
+    /// `Upgrade: h2c`), once; the caller swaps it in.
+    fn take_upgrade(&mut self) -> Option<Box<dyn StreamDecoder>> {
+        None
+    }
 }
 
 /// Outcome of looking at a stream's first bytes.
@@ -149,21 +178,41 @@ pub enum Detection {
 
 /// Picks the decoder for a TCP stream from its first bytes (either direction).
 ///
-/// HTTP/1 is the default: its decoder validates the bytes itself and gives up on garbage, and
-/// after a mid-stream start it searches for a message start, which a prefix test cannot do.
+/// The HTTP/2 client preface (RFC 9113 §3.4) means HTTP/2. HTTP/1 messages start with a
+/// method or `HTTP/1.`. A stream joined mid-way (or a server that speaks first) that starts
+/// with a run of plausible HTTP/2 frame headers is HTTP/2. Anything else goes to HTTP/1: its
+/// decoder validates the bytes itself and gives up on garbage, and after a mid-stream start
+/// it searches for a message start, which a prefix test cannot do.
 pub fn detect(first: &[u8]) -> Detection {
-    // RFC 9113 §3.4: the client connection preface.
-    const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
-    if first.len() >= 3 && H2_PREFACE.starts_with(&first[..first.len().min(H2_PREFACE.len())]) {
-        return Detection::Unsupported("http2");
+    let preface = http2::PREFACE;
+    if first.len() >= 3 && preface.starts_with(&first[..first.len().min(preface.len())]) {
+        return Detection::Protocol(L7Protocol::Http2);
+    }
+    let looks_http1 = first.starts_with(b"HTTP/1.")
+        || first
+            .iter()
+            .take(8)
+            .position(|&b| b == b' ')
+            .is_some_and(|i| i > 0 && first[..i].iter().all(u8::is_ascii_uppercase));
+    if !looks_http1 && http2::frame::find_frame_start(first, true) == Ok(0) {
+        return Detection::Protocol(L7Protocol::Http2);
     }
     Detection::Protocol(L7Protocol::Http1)
 }
 
-/// Creates the decoder for a detected stream protocol.
-pub fn new_stream_decoder(protocol: L7Protocol) -> Option<Box<dyn StreamDecoder>> {
+/// Creates the decoder for a detected stream protocol; `first` are the bytes it was detected
+/// on (an HTTP/2 decoder needs to know whether it starts at the preface).
+pub fn new_stream_decoder(
+    protocol: L7Protocol,
+    first: &[u8],
+    config: &L7Config,
+) -> Option<Box<dyn StreamDecoder>> {
     match protocol {
         L7Protocol::Http1 => Some(Box::new(http1::Http1Decoder::new())),
+        L7Protocol::Http2 if first.starts_with(&http2::PREFACE[..3]) => {
+            Some(Box::new(http2::Http2Decoder::with_preface(config)))
+        }
+        L7Protocol::Http2 => Some(Box::new(http2::Http2Decoder::mid_stream(config))),
         L7Protocol::Dns => None,
     }
 }
@@ -173,13 +222,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn detects_http2_preface_as_unsupported() {
-        assert_eq!(
-            detect(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
-            Detection::Unsupported("http2")
-        );
+    fn detects_http2_by_preface_or_frames() {
+        let h2 = Detection::Protocol(L7Protocol::Http2);
+        assert_eq!(detect(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), h2);
+        assert_eq!(detect(b"PRI"), h2);
         assert_eq!(
             detect(b"GET / HTTP/1.1\r\n"),
+            Detection::Protocol(L7Protocol::Http1)
+        );
+        // A server SETTINGS frame then a SETTINGS ACK.
+        let mut f = http2::frame::encode::frame(4, 0, 0, &[0, 3, 0, 0, 0, 100]);
+        f.extend(http2::frame::encode::frame(4, 1, 0, &[]));
+        assert_eq!(detect(&f), h2);
+        assert_eq!(
+            detect(b"\x00\x01garbage"),
             Detection::Protocol(L7Protocol::Http1)
         );
     }

@@ -1,0 +1,209 @@
+//! HPACK Huffman decoding (RFC 7541 §5.2, code from Appendix B).
+//!
+//! The Appendix B code is canonical: codes of each length are consecutive, and lengths
+//! ascend with (length, symbol) order. So the code lengths alone define it, and decoding
+//! walks one bit at a time comparing against each length's first code (the textbook
+//! canonical decoder), with no tree and a 257-byte table.
+
+/// Code length in bits of each symbol 0..=256 (256 is EOS), RFC 7541 Appendix B.
+const CODE_LEN: [u8; 257] = [
+    13, 23, 28, 28, 28, 28, 28, 28, 28, 24, 30, 28, 28, 30, 28, 28, 28, 28, 28, 28, 28, 28, 30, 28,
+    28, 28, 28, 28, 28, 28, 28, 28, 6, 10, 10, 12, 13, 6, 8, 11, 10, 10, 8, 11, 8, 6, 6, 6, 5, 5,
+    5, 6, 6, 6, 6, 6, 6, 6, 7, 8, 15, 6, 12, 10, 13, 6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+    7, 7, 7, 7, 7, 7, 7, 7, 8, 7, 8, 13, 19, 13, 14, 6, 15, 5, 6, 5, 6, 5, 6, 6, 6, 5, 7, 7, 6, 6,
+    6, 5, 6, 7, 6, 5, 5, 6, 7, 7, 7, 7, 7, 15, 11, 14, 13, 28, 20, 22, 20, 20, 22, 22, 22, 23, 22,
+    23, 23, 23, 23, 23, 24, 23, 24, 24, 22, 23, 24, 23, 23, 23, 23, 21, 22, 23, 22, 23, 23, 24, 22,
+    21, 20, 22, 22, 23, 23, 21, 23, 22, 22, 24, 21, 22, 23, 23, 21, 21, 22, 21, 23, 22, 23, 23, 20,
+    22, 22, 22, 23, 22, 22, 23, 26, 26, 20, 19, 22, 23, 22, 25, 26, 26, 26, 27, 27, 26, 24, 25, 19,
+    21, 26, 27, 27, 26, 27, 24, 21, 21, 26, 26, 28, 27, 27, 27, 20, 24, 20, 21, 22, 21, 21, 23, 22,
+    22, 25, 25, 24, 24, 26, 23, 26, 27, 26, 26, 27, 27, 27, 27, 27, 28, 27, 27, 27, 27, 27, 26, 30,
+];
+
+/// Longest code (EOS).
+const MAX_LEN: usize = 30;
+
+/// Canonical-code tables: per length, the first code, how many codes, and where their
+/// symbols start in `SYMBOLS`.
+struct Canonical {
+    first: [u32; MAX_LEN + 1],
+    count: [u16; MAX_LEN + 1],
+    offset: [u16; MAX_LEN + 1],
+    symbols: [u16; 257],
+}
+
+const fn build() -> Canonical {
+    let mut count = [0u16; MAX_LEN + 1];
+    let mut s = 0;
+    while s < 257 {
+        count[CODE_LEN[s] as usize] += 1;
+        s += 1;
+    }
+    let mut first = [0u32; MAX_LEN + 1];
+    let mut offset = [0u16; MAX_LEN + 1];
+    let mut code = 0u32;
+    let mut off = 0u16;
+    let mut len = 1;
+    while len <= MAX_LEN {
+        code = (code + count[len - 1] as u32) << 1;
+        first[len] = code;
+        offset[len] = off;
+        off += count[len];
+        len += 1;
+    }
+    // Symbols sorted by (length, symbol): fill each length's slots in symbol order.
+    let mut symbols = [0u16; 257];
+    let mut next = offset;
+    let mut s = 0;
+    while s < 257 {
+        let l = CODE_LEN[s] as usize;
+        symbols[next[l] as usize] = s as u16;
+        next[l] += 1;
+        s += 1;
+    }
+    Canonical {
+        first,
+        count,
+        offset,
+        symbols,
+    }
+}
+
+static TABLE: Canonical = build();
+
+/// Why a Huffman string did not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HuffmanError {
+    /// §5.2: "A Huffman-encoded string literal containing the EOS symbol MUST be treated as a
+    /// decoding error."
+    #[error("Huffman string contains EOS (RFC 7541 §5.2)")]
+    Eos,
+    /// §5.2: padding longer than 7 bits, or not the EOS prefix (all ones).
+    #[error("Huffman string has {bits} bits of bad padding (RFC 7541 §5.2)")]
+    BadPadding {
+        /// Bits left over.
+        bits: u8,
+    },
+}
+
+/// Decodes `src` (RFC 7541 §5.2), appending to `out`.
+pub fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
+    let t = &TABLE;
+    let mut code = 0u32;
+    let mut len = 0usize;
+    for &byte in src {
+        for shift in (0..8).rev() {
+            code = code << 1 | u32::from(byte >> shift & 1);
+            len += 1;
+            let idx = code.wrapping_sub(t.first[len]);
+            if code >= t.first[len] && idx < u32::from(t.count[len]) {
+                let sym = t.symbols[usize::from(t.offset[len]) + idx as usize];
+                if sym == 256 {
+                    return Err(HuffmanError::Eos);
+                }
+                out.push(sym as u8);
+                code = 0;
+                len = 0;
+            } else if len == MAX_LEN {
+                // Only EOS is 30 bits long and it matched above; unreachable for valid input.
+                return Err(HuffmanError::Eos);
+            }
+        }
+    }
+    // Padding: the most significant bits of EOS (all ones), strictly shorter than 8 bits.
+    if len > 7 || code != (1u32 << len) - 1 {
+        return Err(HuffmanError::BadPadding { bits: len as u8 });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dec(b: &[u8]) -> Result<Vec<u8>, HuffmanError> {
+        let mut v = Vec::new();
+        decode(b, &mut v).map(|_| v)
+    }
+
+    #[test]
+    fn appendix_c4_strings() {
+        // RFC 7541 §C.4.1-C.4.3.
+        assert_eq!(
+            dec(&[0xf1, 0xe3, 0xc2, 0xe5, 0xf2, 0x3a, 0x6b, 0xa0, 0xab, 0x90, 0xf4, 0xff]).unwrap(),
+            b"www.example.com"
+        );
+        assert_eq!(
+            dec(&[0xa8, 0xeb, 0x10, 0x64, 0x9c, 0xbf]).unwrap(),
+            b"no-cache"
+        );
+        assert_eq!(
+            dec(&[0x25, 0xa8, 0x49, 0xe9, 0x5b, 0xa9, 0x7d, 0x7f]).unwrap(),
+            b"custom-key"
+        );
+        assert_eq!(
+            dec(&[0x25, 0xa8, 0x49, 0xe9, 0x5b, 0xb8, 0xe8, 0xb4, 0xbf]).unwrap(),
+            b"custom-value"
+        );
+    }
+
+    #[test]
+    fn canonical_table_matches_known_codes() {
+        // Spot checks from Appendix B: '0' = 00000 (5), 'a' = 00011 (5), ' ' = 010100 (6),
+        // EOS = 30 ones.
+        let t = &TABLE;
+        let code_of = |sym: u16| {
+            let l = CODE_LEN[sym as usize] as usize;
+            let pos = t.symbols[t.offset[l] as usize..][..t.count[l] as usize]
+                .iter()
+                .position(|&s| s == sym)
+                .unwrap();
+            (t.first[l] + pos as u32, l)
+        };
+        assert_eq!(code_of(b'0' as u16), (0b00000, 5));
+        assert_eq!(code_of(b'a' as u16), (0b00011, 5));
+        assert_eq!(code_of(b' ' as u16), (0b010100, 6));
+        assert_eq!(code_of(256), (0x3fff_ffff, 30));
+    }
+
+    #[test]
+    fn every_byte_round_trips() {
+        // Encode with the canonical codes, decode back.
+        let t = &TABLE;
+        let mut bits: Vec<bool> = Vec::new();
+        let input: Vec<u8> = (0..=255u8).collect();
+        for &b in &input {
+            let l = CODE_LEN[b as usize] as usize;
+            let pos = t.symbols[t.offset[l] as usize..][..t.count[l] as usize]
+                .iter()
+                .position(|&s| s == u16::from(b))
+                .unwrap();
+            let code = t.first[l] + pos as u32;
+            bits.extend((0..l).rev().map(|i| code >> i & 1 == 1));
+        }
+        while !bits.len().is_multiple_of(8) {
+            bits.push(true);
+        }
+        let bytes: Vec<u8> = bits
+            .chunks(8)
+            .map(|c| c.iter().fold(0u8, |a, &b| a << 1 | u8::from(b)))
+            .collect();
+        assert_eq!(dec(&bytes).unwrap(), input);
+    }
+
+    #[test]
+    fn padding_and_eos_rules() {
+        // 'a' (00011) padded with zeros instead of ones.
+        assert_eq!(
+            dec(&[0b0001_1000]),
+            Err(HuffmanError::BadPadding { bits: 3 })
+        );
+        // A full byte of ones as padding is more than 7 bits.
+        assert!(matches!(
+            dec(&[0b0001_1111, 0xff]),
+            Err(HuffmanError::BadPadding { .. })
+        ));
+        // EOS itself.
+        assert_eq!(dec(&[0xff, 0xff, 0xff, 0xff]), Err(HuffmanError::Eos));
+        assert_eq!(dec(&[]).unwrap(), b"");
+    }
+}

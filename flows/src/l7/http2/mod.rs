@@ -1,0 +1,1015 @@
+//! HTTP/2 (RFC 9113) and gRPC over reassembled TCP streams, in layers like h2:
+//! [`frame`] (one module per frame type, RFC checks beside each) -> [`hpack`] (one decoder
+//! per direction) -> [`stream`] (per-stream state) -> [`grpc`].
+//!
+//! Entry points: the client preface (prior knowledge, RFC 9113 §3.3), an HTTP/1.1
+//! `Upgrade: h2c` answered by 101 (RFC 7540 §3.2; the upgrade request becomes stream 1), or
+//! a connection joined mid-way, recognised by a run of plausible frame headers. For the last,
+//! HPACK state is unknown: only what can be known is decoded (static-table and literal
+//! fields, and dynamic entries inserted since capture began — see [`hpack::table`]), unknown
+//! fields stay unknown and are counted, and every stream still yields one report.
+//!
+//! Bounded under hostile input: DATA is streamed, never buffered; other frames are buffered
+//! up to `h2_max_frame_bytes` (bigger ones are skipped); a field block across CONTINUATION
+//! frames is capped in bytes and frames; decoded field lists are capped; the HPACK table is
+//! capped; tracked streams are capped. Every cap hit is counted.
+
+pub mod frame;
+pub mod grpc;
+pub mod hpack;
+pub mod records;
+pub mod stream;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use frame::{flags, FrameHeader, FrameType, HEADER_LEN};
+use hpack::Field;
+use stream::{FieldSummary, Stream};
+pub use stream::{GrpcCall, H2Request, H2Response, H2Stream, StreamEnd};
+
+use crate::counters::Counters;
+use crate::l7::http1::{new_trace, RequestHead};
+use crate::l7::{L7Config, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir};
+use crate::tcp::StreamEvent;
+
+/// The client connection preface (RFC 9113 §3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Bytes of a stream searched for frame boundaries at once.
+const SYNC_WINDOW: usize = 4 * (frame::DEFAULT_MAX_FRAME_SIZE as usize + HEADER_LEN);
+
+/// Stream ids remembered after they finish, so late frames do not reopen them.
+const CLOSED_MEMORY: usize = 256;
+
+/// What the HTTP/2 decoder reports.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Http2Event {
+    /// A request's field block was decoded.
+    Request(Arc<H2Request>),
+    /// A stream finished.
+    Stream(Box<H2Stream>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Matching the client preface; bytes matched so far.
+    Preface(usize),
+    /// At frame boundaries.
+    Frames,
+    /// Searching for a frame boundary (joined mid-way, or after a gap).
+    Sync,
+    /// The direction ended.
+    Ended,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum InFrame {
+    /// Gathering the payload of a frame we decode.
+    Buffer(FrameHeader),
+    /// Skipping a payload (too large, or lost to a gap).
+    Skip { remaining: u64 },
+    /// DATA: waiting for the Pad Length byte.
+    DataPad(FrameHeader),
+    /// DATA: streaming the data, then skipping the padding.
+    Data {
+        hdr: FrameHeader,
+        data_left: u32,
+        pad_left: u32,
+    },
+}
+
+#[derive(Debug)]
+enum BlockKind {
+    Headers { end_stream: bool },
+    PushPromise { promised: u32 },
+}
+
+/// A field block waiting for CONTINUATION frames.
+#[derive(Debug)]
+struct PendingBlock {
+    stream_id: u32,
+    kind: BlockKind,
+    buf: Vec<u8>,
+    frames: usize,
+    start: PacketCtx,
+}
+
+/// One direction of the connection.
+#[derive(Debug)]
+struct Half {
+    mode: Mode,
+    /// Partial frame header, buffered payload, or bytes being searched.
+    buf: Vec<u8>,
+    frame: Option<InFrame>,
+    hpack: hpack::Decoder,
+    block: Option<PendingBlock>,
+    /// Frames decoded in this direction.
+    frames: u64,
+    /// Field blocks decoded in this direction.
+    blocks: u64,
+    /// Bytes discarded while searching for frame boundaries.
+    sync_skipped: usize,
+    gapped: bool,
+}
+
+impl Half {
+    fn new(mode: Mode, hpack: hpack::Decoder) -> Self {
+        Self {
+            mode,
+            buf: Vec::new(),
+            frame: None,
+            hpack,
+            block: None,
+            frames: 0,
+            blocks: 0,
+            sync_skipped: 0,
+            gapped: false,
+        }
+    }
+}
+
+fn idx(dir: StreamDir) -> usize {
+    match dir {
+        StreamDir::ToServer => 0,
+        StreamDir::ToClient => 1,
+    }
+}
+
+/// Decodes both directions of one HTTP/2 connection.
+#[derive(Debug)]
+pub struct Http2Decoder {
+    halves: [Half; 2],
+    streams: BTreeMap<u32, Stream>,
+    closed: VecDeque<u32>,
+    /// The HPACK state was known from the start (preface or upgrade seen).
+    from_start: bool,
+    dead: bool,
+}
+
+impl Http2Decoder {
+    /// A connection seen from its client preface (prior knowledge, RFC 9113 §3.3).
+    pub fn with_preface(config: &L7Config) -> Self {
+        let cap = config.h2_max_hpack_table_bytes;
+        Self {
+            halves: [
+                Half::new(Mode::Preface(0), hpack::Decoder::new(cap)),
+                Half::new(Mode::Frames, hpack::Decoder::new(cap)),
+            ],
+            streams: BTreeMap::new(),
+            closed: VecDeque::new(),
+            from_start: true,
+            dead: false,
+        }
+    }
+
+    /// A connection joined mid-way: frames are found by their headers, HPACK state is partial.
+    pub fn mid_stream(config: &L7Config) -> Self {
+        let cap = config.h2_max_hpack_table_bytes;
+        Self {
+            halves: [
+                Half::new(Mode::Frames, hpack::Decoder::partial(cap)),
+                Half::new(Mode::Frames, hpack::Decoder::partial(cap)),
+            ],
+            streams: BTreeMap::new(),
+            closed: VecDeque::new(),
+            from_start: false,
+            dead: false,
+        }
+    }
+
+    /// A connection upgraded from HTTP/1.1 (`Upgrade: h2c` + 101, RFC 7540 §3.2): the
+    /// upgrade request is stream 1, half-closed by the client, and the server's first
+    /// response answers it; the client sends the preface next.
+    pub fn after_upgrade(request: &RequestHead, config: &L7Config) -> Self {
+        let mut d = Self::with_preface(config);
+        let mut s = Stream::new(&request.start, false);
+        s.request = Some(Arc::new(H2Request {
+            stream_id: 1,
+            method: Some(request.method.clone()),
+            scheme: Some("http".into()),
+            authority: request.host.clone(),
+            path: Some(request.target.clone()),
+            content_type: None,
+            user_agent: request.user_agent.clone(),
+            grpc_timeout_ns: None,
+            headers: request.headers.clone(),
+            unknown_fields: 0,
+            pushed: false,
+            upgraded: true,
+            trace: request.trace.clone(),
+            start: request.start,
+            head_end: request.head_end,
+        }));
+        s.done[0] = true;
+        d.streams.insert(1, s);
+        d
+    }
+
+    fn feed(
+        &mut self,
+        d: usize,
+        mut data: &[u8],
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        while !data.is_empty() && !self.dead {
+            let half = &mut self.halves[d];
+            match half.mode {
+                Mode::Ended => return,
+                Mode::Preface(n) => {
+                    let want = &PREFACE[n..];
+                    let take = want.len().min(data.len());
+                    if data[..take] == want[..take] {
+                        data = &data[take..];
+                        if n + take == PREFACE.len() {
+                            half.mode = Mode::Frames;
+                            self.preface_done(d, cx.config.h2_max_hpack_table_bytes);
+                        } else {
+                            half.mode = Mode::Preface(n + take);
+                        }
+                    } else {
+                        cx.counters.h2_bad_preface += 1;
+                        self.enter_sync(d, cx);
+                    }
+                }
+                Mode::Sync => {
+                    self.sync(d, data, at, cx, out);
+                    return;
+                }
+                Mode::Frames => {
+                    // A connection taken for mid-way whose client then sends the preface
+                    // (the server spoke first): it was seen from its start after all.
+                    if d == 0
+                        && half.frames == 0
+                        && half.frame.is_none()
+                        && half.buf.is_empty()
+                        && !half.gapped
+                        && data.len() >= 4
+                        && PREFACE.starts_with(&data[..PREFACE.len().min(data.len())])
+                    {
+                        half.mode = Mode::Preface(0);
+                        continue;
+                    }
+                    let used = self.frames(d, data, at, cx, out);
+                    data = &data[used..];
+                }
+            }
+        }
+    }
+
+    /// The preface completed: if nothing was decoded yet and no gap intervened, the HPACK
+    /// state of both directions is known from the start.
+    fn preface_done(&mut self, d: usize, table_cap: usize) {
+        let other = &self.halves[1 - d];
+        if !self.from_start && other.blocks == 0 && !other.gapped {
+            self.from_start = true;
+            for h in &mut self.halves {
+                h.hpack = hpack::Decoder::new(table_cap);
+            }
+        }
+    }
+
+    fn enter_sync(&mut self, d: usize, cx: &mut L7Context<'_>) {
+        let half = &mut self.halves[d];
+        if half.mode != Mode::Sync {
+            cx.counters.h2_resyncs += 1;
+        }
+        half.mode = Mode::Sync;
+        half.frame = None;
+        half.buf.clear();
+        if half.block.take().is_some() {
+            cx.counters.h2_field_blocks_lost += 1;
+        }
+        half.hpack.forget();
+    }
+
+    /// Searches for a frame boundary; consumes all of `data`.
+    fn sync(
+        &mut self,
+        d: usize,
+        data: &[u8],
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        let half = &mut self.halves[d];
+        half.buf.extend_from_slice(data);
+        match frame::find_frame_start(&half.buf, true) {
+            Ok(off) => {
+                cx.counters.h2_sync_skipped_bytes += off as u64;
+                let rest = std::mem::take(&mut half.buf);
+                half.mode = Mode::Frames;
+                self.feed(d, &rest[off..], at, cx, out);
+            }
+            Err(keep) => {
+                let keep = keep.min(SYNC_WINDOW);
+                let drop = half.buf.len() - keep;
+                half.buf.drain(..drop);
+                half.sync_skipped += drop;
+                cx.counters.h2_sync_skipped_bytes += drop as u64;
+                let never_framed = self.halves.iter().all(|h| h.frames == 0);
+                if never_framed && self.halves[d].sync_skipped > cx.config.max_detect_bytes {
+                    self.dead = true;
+                }
+            }
+        }
+    }
+
+    /// Consumes frame bytes from `data`; returns how many.
+    fn frames(
+        &mut self,
+        d: usize,
+        data: &[u8],
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) -> usize {
+        let half = &mut self.halves[d];
+        match half.frame {
+            None => {
+                // Gather the 9-byte header.
+                let have = half.buf.len();
+                let take = (HEADER_LEN - have).min(data.len());
+                let hdr = if have == 0 && take == HEADER_LEN {
+                    FrameHeader::parse(data)
+                } else {
+                    half.buf.extend_from_slice(&data[..take]);
+                    if half.buf.len() < HEADER_LEN {
+                        return take;
+                    }
+                    let h = FrameHeader::parse(&half.buf);
+                    half.buf.clear();
+                    h
+                };
+                let hdr = hdr.expect("nine bytes");
+                self.start_frame(d, hdr, at, cx, out);
+                take
+            }
+            Some(InFrame::Skip { remaining }) => {
+                let take = remaining.min(data.len() as u64);
+                half.frame = (remaining > take).then_some(InFrame::Skip {
+                    remaining: remaining - take,
+                });
+                take as usize
+            }
+            Some(InFrame::DataPad(hdr)) => {
+                match frame::data::split(&hdr, data[0]) {
+                    Ok((data_left, pad_left)) => {
+                        half.frame = Some(InFrame::Data {
+                            hdr,
+                            data_left,
+                            pad_left,
+                        });
+                        if data_left == 0 && pad_left == 0 {
+                            half.frame = None;
+                            self.data_end(d, &hdr, at, cx, out);
+                        }
+                    }
+                    Err(_) => {
+                        cx.counters.h2_frame_errors += 1;
+                        half.frame = Some(InFrame::Skip {
+                            remaining: u64::from(hdr.len - 1),
+                        });
+                        if hdr.len == 1 {
+                            half.frame = None;
+                        }
+                    }
+                }
+                1
+            }
+            Some(InFrame::Data {
+                hdr,
+                data_left,
+                pad_left,
+            }) => {
+                let take = (data_left as usize).min(data.len());
+                let pad = (pad_left as usize).min(data.len() - take);
+                let (data_left, pad_left) = (data_left - take as u32, pad_left - pad as u32);
+                half.frame = Some(InFrame::Data {
+                    hdr,
+                    data_left,
+                    pad_left,
+                });
+                if take > 0 {
+                    self.stream_data(d, hdr.stream_id, &data[..take], at);
+                }
+                if data_left == 0 && pad_left == 0 {
+                    self.halves[d].frame = None;
+                    self.data_end(d, &hdr, at, cx, out);
+                }
+                take + pad
+            }
+            Some(InFrame::Buffer(hdr)) => {
+                let len = hdr.len as usize;
+                if half.buf.is_empty() && data.len() >= len {
+                    half.frame = None;
+                    self.handle_frame(d, &hdr, &data[..len], at, cx, out);
+                    return len;
+                }
+                let take = (len - half.buf.len()).min(data.len());
+                half.buf.extend_from_slice(&data[..take]);
+                if half.buf.len() == len {
+                    half.frame = None;
+                    let payload = std::mem::take(&mut half.buf);
+                    self.handle_frame(d, &hdr, &payload, at, cx, out);
+                    let mut payload = payload;
+                    payload.clear();
+                    if self.halves[d].buf.is_empty() && payload.capacity() <= 16 * 1024 {
+                        self.halves[d].buf = payload;
+                    }
+                }
+                take
+            }
+        }
+    }
+
+    fn start_frame(
+        &mut self,
+        d: usize,
+        hdr: FrameHeader,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        if hdr.check().is_err() || hdr.reserved_bit && self.halves[d].frames == 0 {
+            // A header that breaks §6's rules: we are not at a frame boundary after all (or
+            // the peer is broken). Either way, find the next boundary.
+            cx.counters.h2_frame_errors += 1;
+            self.enter_sync(d, cx);
+            return;
+        }
+        cx.counters.h2_frames += 1;
+        let half = &mut self.halves[d];
+        half.frames += 1;
+        // §6.10: a field block's frames are contiguous; anything else is a connection error.
+        if let Some(b) = &half.block {
+            if !frame::continuation::continues(&hdr, b.stream_id) {
+                cx.counters.h2_frame_errors += 1;
+                cx.counters.h2_field_blocks_lost += 1;
+                let sid = b.stream_id;
+                half.block = None;
+                half.hpack.forget();
+                self.mark_partial(sid);
+            }
+        }
+        let half = &mut self.halves[d];
+        match hdr.kind {
+            FrameType::Data => {
+                half.frame = if hdr.has(flags::PADDED) {
+                    Some(InFrame::DataPad(hdr))
+                } else {
+                    Some(InFrame::Data {
+                        hdr,
+                        data_left: hdr.len,
+                        pad_left: 0,
+                    })
+                };
+                if hdr.len == 0 {
+                    half.frame = None;
+                    self.data_end(d, &hdr, at, cx, out);
+                }
+            }
+            _ if hdr.len as usize > cx.config.h2_max_frame_bytes => {
+                cx.counters.h2_frames_oversized += 1;
+                half.frame = Some(InFrame::Skip {
+                    remaining: u64::from(hdr.len),
+                });
+                if hdr.kind.carries_field_block() {
+                    cx.counters.h2_field_blocks_lost += 1;
+                    half.block = None;
+                    half.hpack.forget();
+                    self.mark_partial(hdr.stream_id);
+                }
+            }
+            _ if hdr.len == 0 => self.handle_frame(d, &hdr, &[], at, cx, out),
+            _ => half.frame = Some(InFrame::Buffer(hdr)),
+        }
+    }
+
+    fn mark_partial(&mut self, sid: u32) {
+        if let Some(s) = self.streams.get_mut(&sid) {
+            s.partial = true;
+        }
+    }
+
+    /// The stream `sid` for a frame in direction `d`, created when first seen (unless it
+    /// finished already or too many are open).
+    fn stream_for(
+        &mut self,
+        sid: u32,
+        at: &PacketCtx,
+        counters: &mut Counters,
+        max_streams: usize,
+        opens: bool,
+    ) -> Option<&mut Stream> {
+        if !self.streams.contains_key(&sid) {
+            if self.closed.contains(&sid) {
+                counters.h2_frames_on_closed_streams += 1;
+                return None;
+            }
+            if self.streams.len() >= max_streams {
+                counters.h2_streams_over_cap += 1;
+                return None;
+            }
+            // A stream whose first frame we see is not its opening HEADERS was under way
+            // before the capture (or before a gap).
+            self.streams.insert(sid, Stream::new(at, !opens));
+            counters.h2_streams += 1;
+        }
+        let s = self.streams.get_mut(&sid)?;
+        s.last_ns = s.last_ns.max(at.ts_ns);
+        Some(s)
+    }
+
+    fn stream_data(&mut self, d: usize, sid: u32, bytes: &[u8], at: &PacketCtx) {
+        if let Some(s) = self.streams.get_mut(&sid) {
+            s.body_bytes[d] += bytes.len() as u64;
+            s.readers[d].feed(bytes);
+            s.last_ns = s.last_ns.max(at.ts_ns);
+        }
+    }
+
+    /// A DATA frame ended (its payload streamed through `stream_data`).
+    fn data_end(
+        &mut self,
+        d: usize,
+        hdr: &FrameHeader,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        cx.counters.h2_data_frames += 1;
+        let max = cx.config.h2_max_streams;
+        // DATA for a stream not seen yet: it was opened before the capture.
+        if self
+            .stream_for(hdr.stream_id, at, cx.counters, max, false)
+            .is_none()
+        {
+            return;
+        }
+        if hdr.has(flags::END_STREAM) {
+            self.end_side(d, hdr.stream_id, at, cx, out);
+        }
+    }
+
+    fn end_side(
+        &mut self,
+        d: usize,
+        sid: u32,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        let Some(s) = self.streams.get_mut(&sid) else {
+            return;
+        };
+        s.done[d] = true;
+        if s.done == [true, true] {
+            self.close_stream(sid, StreamEnd::Complete, at.ts_ns, cx, out);
+        }
+    }
+
+    fn close_stream(
+        &mut self,
+        sid: u32,
+        end: StreamEnd,
+        at_ns: u64,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        let Some(s) = self.streams.remove(&sid) else {
+            return;
+        };
+        if self.closed.len() >= CLOSED_MEMORY {
+            self.closed.pop_front();
+        }
+        self.closed.push_back(sid);
+        let st = s.finish(sid, end, at_ns);
+        let c = &mut *cx.counters;
+        match st.end {
+            StreamEnd::Complete => {}
+            StreamEnd::Reset { .. } => c.h2_streams_reset += 1,
+            StreamEnd::GoAway { .. } => c.h2_streams_refused_by_goaway += 1,
+            StreamEnd::ConnectionEnd => c.h2_streams_unfinished += 1,
+        }
+        let unknown_fields = st.request.as_ref().map_or(0, |r| r.unknown_fields)
+            + st.response.as_ref().map_or(0, |r| r.unknown_fields);
+        if st.partial || unknown_fields > 0 {
+            c.h2_streams_partial += 1;
+        }
+        if st.grpc.is_some() {
+            c.grpc_calls += 1;
+        }
+        out.push(L7Event::Http2(Http2Event::Stream(Box::new(st))));
+    }
+
+    fn handle_frame(
+        &mut self,
+        d: usize,
+        hdr: &FrameHeader,
+        payload: &[u8],
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        match hdr.kind {
+            FrameType::Headers => match frame::headers::parse(hdr, payload) {
+                Ok(h) => {
+                    let kind = BlockKind::Headers {
+                        end_stream: h.end_stream,
+                    };
+                    self.block_fragment(d, hdr, kind, h.fragment, h.end_headers, at, cx, out);
+                }
+                Err(_) => self.lost_block(d, hdr.stream_id, cx),
+            },
+            FrameType::PushPromise => match frame::push_promise::parse(hdr, payload) {
+                Ok(p) => {
+                    let kind = BlockKind::PushPromise {
+                        promised: p.promised_stream_id,
+                    };
+                    self.block_fragment(d, hdr, kind, p.fragment, p.end_headers, at, cx, out);
+                }
+                Err(_) => self.lost_block(d, hdr.stream_id, cx),
+            },
+            FrameType::Continuation => self.continuation(d, hdr, payload, at, cx, out),
+            FrameType::RstStream => {
+                if let Ok(code) = frame::rst_stream::parse(hdr, payload) {
+                    let max = cx.config.h2_max_streams;
+                    // A reset of a stream we never saw still says a request was under way.
+                    if self
+                        .stream_for(hdr.stream_id, at, cx.counters, max, false)
+                        .is_some()
+                    {
+                        let end = StreamEnd::Reset {
+                            code,
+                            by_client: d == 0,
+                        };
+                        self.close_stream(hdr.stream_id, end, at.ts_ns, cx, out);
+                    }
+                }
+            }
+            FrameType::Settings => match frame::settings::parse(hdr, payload) {
+                Ok(params) => {
+                    for p in params {
+                        match p {
+                            // §6.5.2: the sender's limit on the *peer's* encoder, which
+                            // writes the other direction's field blocks.
+                            Ok((frame::settings::HEADER_TABLE_SIZE, v)) => {
+                                self.halves[1 - d].hpack.set_limit(v as usize)
+                            }
+                            Ok(_) => {}
+                            Err(_) => cx.counters.h2_frame_errors += 1,
+                        }
+                    }
+                }
+                Err(_) => cx.counters.h2_frame_errors += 1,
+            },
+            FrameType::GoAway => {
+                if let Ok(g) = frame::goaway::parse(hdr, payload) {
+                    cx.counters.h2_goaways += 1;
+                    // §6.8: streams the *receiver* initiated above Last-Stream-ID were not
+                    // processed. The server's GOAWAY (d = 1) covers client (odd) streams.
+                    let receiver_parity = if d == 1 { 1 } else { 0 };
+                    let refused: Vec<u32> = self
+                        .streams
+                        .range(g.last_stream_id.saturating_add(1)..)
+                        .map(|(&id, _)| id)
+                        .filter(|id| id % 2 == receiver_parity)
+                        .collect();
+                    for id in refused {
+                        let end = StreamEnd::GoAway { code: g.error_code };
+                        self.close_stream(id, end, at.ts_ns, cx, out);
+                    }
+                }
+            }
+            FrameType::WindowUpdate => {
+                if frame::window_update::parse(hdr, payload).is_err() {
+                    cx.counters.h2_frame_errors += 1;
+                }
+            }
+            FrameType::Priority | FrameType::Ping | FrameType::Unknown(_) => {}
+            FrameType::Data => unreachable!("DATA is streamed"),
+        }
+    }
+
+    fn lost_block(&mut self, d: usize, sid: u32, cx: &mut L7Context<'_>) {
+        cx.counters.h2_frame_errors += 1;
+        cx.counters.h2_field_blocks_lost += 1;
+        self.halves[d].hpack.forget();
+        self.mark_partial(sid);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn block_fragment(
+        &mut self,
+        d: usize,
+        hdr: &FrameHeader,
+        kind: BlockKind,
+        fragment: &[u8],
+        end_headers: bool,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        if end_headers {
+            self.field_block(d, hdr.stream_id, kind, fragment, at, at, cx, out);
+            return;
+        }
+        if fragment.len() > cx.config.h2_max_header_block_bytes {
+            cx.counters.h2_header_block_too_large += 1;
+            self.lost_block(d, hdr.stream_id, cx);
+            return;
+        }
+        self.halves[d].block = Some(PendingBlock {
+            stream_id: hdr.stream_id,
+            kind,
+            buf: fragment.to_vec(),
+            frames: 1,
+            start: *at,
+        });
+    }
+
+    fn continuation(
+        &mut self,
+        d: usize,
+        hdr: &FrameHeader,
+        payload: &[u8],
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        let half = &mut self.halves[d];
+        let Some(b) = half.block.as_mut() else {
+            // Its HEADERS was before the capture (or a gap): the block cannot be decoded and
+            // the table's later indices are off by an unknown amount.
+            cx.counters.h2_orphan_continuations += 1;
+            half.hpack.forget();
+            self.mark_partial(hdr.stream_id);
+            return;
+        };
+        b.frames += 1;
+        // CONTINUATION floods (CVE-2024-27316): cap frames and bytes per block.
+        if b.frames > cx.config.h2_max_continuation_frames
+            || b.buf.len() + payload.len() > cx.config.h2_max_header_block_bytes
+        {
+            cx.counters.h2_continuation_flood += 1;
+            let sid = b.stream_id;
+            half.block = None;
+            self.lost_block(d, sid, cx);
+            return;
+        }
+        b.buf.extend_from_slice(payload);
+        if hdr.has(flags::END_HEADERS) {
+            let b = half.block.take().expect("checked above");
+            self.field_block(d, b.stream_id, b.kind, &b.buf, &b.start, at, cx, out);
+        }
+    }
+
+    /// A complete field block of stream `sid` from direction `d`.
+    #[allow(clippy::too_many_arguments)]
+    fn field_block(
+        &mut self,
+        d: usize,
+        sid: u32,
+        kind: BlockKind,
+        block: &[u8],
+        start: &PacketCtx,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        let mut fields: Vec<Field> = Vec::new();
+        let half = &mut self.halves[d];
+        half.blocks += 1;
+        let r = half
+            .hpack
+            .decode(block, cx.config.h2_max_header_list_bytes, &mut fields);
+        let c = &mut *cx.counters;
+        c.h2_field_blocks += 1;
+        let mut lost = false;
+        match r {
+            Ok(s) => {
+                c.h2_hpack_unknown_fields += u64::from(s.unknown_fields);
+                c.h2_hpack_resolved_in_partial_table += u64::from(s.resolved_in_partial_table);
+                c.h2_header_list_capped += u64::from(s.list_capped);
+                c.h2_hpack_bad_size_updates += u64::from(s.bad_size_update);
+            }
+            Err(_) => {
+                c.h2_hpack_errors += 1;
+                lost = true;
+            }
+        }
+        if !half.hpack.table().fully_known() {
+            c.h2_field_blocks_with_partial_table += 1;
+        }
+        let summary = FieldSummary::new(&fields, &cx.config.header_allow_list);
+        let max = cx.config.h2_max_streams;
+        match kind {
+            BlockKind::PushPromise { promised } => {
+                // §8.4: the promised request, decoded by the server's encoder state.
+                let req = self.request_from(promised, &summary, true, start, at, lost, cx);
+                if let Some(s) = self.stream_for(promised, start, cx.counters, max, true) {
+                    s.request = Some(req.clone());
+                    s.done[0] = true;
+                    out.push(L7Event::Http2(Http2Event::Request(req)));
+                }
+            }
+            BlockKind::Headers { end_stream } if d == 0 => {
+                let existing = self.streams.get(&sid).is_some_and(|s| s.request.is_some());
+                if !existing {
+                    let req = self.request_from(sid, &summary, false, start, at, lost, cx);
+                    let Some(s) = self.stream_for(sid, start, cx.counters, max, true) else {
+                        return;
+                    };
+                    s.request = Some(req.clone());
+                    cx.counters.h2_requests += 1;
+                    out.push(L7Event::Http2(Http2Event::Request(req)));
+                }
+                // Otherwise: request trailers (§8.1); nothing we report.
+                if end_stream {
+                    self.end_side(0, sid, at, cx, out);
+                }
+            }
+            BlockKind::Headers { end_stream } => {
+                let Some(s) = self.stream_for(sid, start, cx.counters, max, false) else {
+                    return;
+                };
+                let status = summary
+                    .pseudo(":status")
+                    .and_then(|v| v.parse::<u16>().ok());
+                let informational = status.is_some_and(|v| (100..200).contains(&v));
+                if informational {
+                    // §8.1: 1xx responses precede the final one.
+                } else if s.response.is_none() && !(status.is_none() && s.response_started()) {
+                    cx.counters.h2_responses += 1;
+                    s.response = Some(H2Response {
+                        status,
+                        content_type: summary.get("content-type"),
+                        headers: summary.headers.clone(),
+                        unknown_fields: summary.unknown + u32::from(lost),
+                        start: *start,
+                        head_end: *at,
+                    });
+                }
+                // Trailers, or a trailers-only response (gRPC: grpc-status in the only block).
+                if let Some(v) = summary.get("grpc-status") {
+                    s.grpc_status = v.trim().parse().ok();
+                }
+                if let Some(v) = summary.get("grpc-message") {
+                    s.grpc_message = Some(grpc::decode_message(&v));
+                }
+                if lost {
+                    s.partial = true;
+                }
+                if end_stream {
+                    self.end_side(1, sid, at, cx, out);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn request_from(
+        &mut self,
+        sid: u32,
+        f: &FieldSummary,
+        pushed: bool,
+        start: &PacketCtx,
+        at: &PacketCtx,
+        lost: bool,
+        cx: &mut L7Context<'_>,
+    ) -> Arc<H2Request> {
+        let trace = new_trace(
+            f.get("traceparent").as_deref(),
+            f.get("tracestate").as_deref(),
+            cx,
+        );
+        Arc::new(H2Request {
+            stream_id: sid,
+            method: f.pseudo(":method"),
+            scheme: f.pseudo(":scheme"),
+            authority: f.pseudo(":authority").or_else(|| f.get("host")),
+            path: f.pseudo(":path"),
+            content_type: f.get("content-type"),
+            user_agent: f.get("user-agent"),
+            grpc_timeout_ns: f.get("grpc-timeout").and_then(|v| grpc::parse_timeout(&v)),
+            headers: f.headers.clone(),
+            unknown_fields: f.unknown + u32::from(lost),
+            pushed,
+            upgraded: false,
+            trace,
+            start: *start,
+            head_end: *at,
+        })
+    }
+
+    fn gap(&mut self, d: usize, len: u64, cx: &mut L7Context<'_>) {
+        cx.counters.h2_gaps += 1;
+        let half = &mut self.halves[d];
+        half.gapped = true;
+        match (half.mode, half.frame) {
+            (
+                Mode::Frames,
+                Some(InFrame::Data {
+                    hdr,
+                    data_left,
+                    pad_left,
+                }),
+            ) if len > 0 && len < u64::from(data_left) + u64::from(pad_left) => {
+                // A hole inside a DATA payload: frame boundaries survive, the stream's
+                // message framing does not.
+                let from_data = len.min(u64::from(data_left)) as u32;
+                let from_pad = (len - u64::from(from_data)) as u32;
+                half.frame = Some(InFrame::Data {
+                    hdr,
+                    data_left: data_left - from_data,
+                    pad_left: pad_left - from_pad,
+                });
+                if let Some(s) = self.streams.get_mut(&hdr.stream_id) {
+                    s.readers[d].gap();
+                    s.body_bytes[d] += u64::from(from_data);
+                    s.partial = true;
+                }
+            }
+            (Mode::Frames, Some(InFrame::Skip { remaining })) if len > 0 && len < remaining => {
+                half.frame = Some(InFrame::Skip {
+                    remaining: remaining - len,
+                });
+            }
+            (Mode::Frames, Some(InFrame::Buffer(hdr)))
+                if len > 0 && len < u64::from(hdr.len) - half.buf.len() as u64 =>
+            {
+                let remaining = u64::from(hdr.len) - half.buf.len() as u64 - len;
+                half.buf.clear();
+                half.frame = Some(InFrame::Skip { remaining });
+                if hdr.kind.carries_field_block() || half.block.is_some() {
+                    half.block = None;
+                    self.lost_block(d, hdr.stream_id, cx);
+                }
+            }
+            _ => self.enter_sync(d, cx),
+        }
+    }
+}
+
+impl Stream {
+    /// A response field block was seen (its status may be unknown).
+    fn response_started(&self) -> bool {
+        self.response.is_some()
+    }
+}
+
+impl StreamDecoder for Http2Decoder {
+    fn protocol(&self) -> L7Protocol {
+        L7Protocol::Http2
+    }
+
+    fn on_event(
+        &mut self,
+        dir: StreamDir,
+        event: StreamEvent<'_>,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        if self.dead {
+            return;
+        }
+        let d = idx(dir);
+        match event {
+            StreamEvent::Data(data) => self.feed(d, data, at, cx, out),
+            StreamEvent::Gap { len } => self.gap(d, len, cx),
+            StreamEvent::Fin | StreamEvent::Reset => self.halves[d].mode = Mode::Ended,
+        }
+    }
+
+    fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+        let ids: Vec<u32> = self.streams.keys().copied().collect();
+        for id in ids {
+            self.close_stream(id, StreamEnd::ConnectionEnd, now_ns, cx, out);
+        }
+        for h in &mut self.halves {
+            h.mode = Mode::Ended;
+        }
+    }
+
+    fn is_dead(&self) -> bool {
+        self.dead
+    }
+
+    fn buffered(&self) -> usize {
+        self.halves
+            .iter()
+            .map(|h| {
+                h.buf.capacity()
+                    + h.block.as_ref().map_or(0, |b| b.buf.capacity())
+                    + h.hpack.table().bytes()
+            })
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,372 @@
+//! HTTP/2 streams as Hubble-style flows and OpenTelemetry spans.
+//!
+//! Flows use Hubble's `l7.http` with protocol `HTTP/2` (Hubble has no gRPC record; consumers
+//! find gRPC by `:path` and content-type, see observer's `grpc_method`). Spans follow the
+//! HTTP semantic conventions, or the RPC ones (`rpc.system = grpc`) for gRPC calls. Unknown
+//! fields (partial HPACK state) are left out rather than guessed, and such spans carry
+//! `flowscope.http2.partial = true`.
+
+use super::frame::rst_stream::error_name;
+use super::grpc;
+use super::stream::{H2Request, H2Stream, StreamEnd};
+use crate::key::Endpoint;
+use crate::packet::{Direction, TcpFlags};
+use crate::record::{
+    attr, AttributeValue, Attributes, Flow, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record,
+    L7Type, Layer4, Layer7, Span, SpanKind, SpanStatus, StatusCode, TraceContext, Verdict,
+};
+
+/// The connection a stream belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Peers {
+    /// The client end.
+    pub client: Endpoint,
+    /// The server end.
+    pub server: Endpoint,
+    /// Socket cookie seen on the connection.
+    pub socket_cookie: Option<u64>,
+}
+
+/// Hubble's protocol string for HTTP/2 flows.
+pub const PROTOCOL: &str = "HTTP/2";
+
+/// `http://authority/path` when both are known, else the path, else empty (unknown).
+fn url_of(req: &H2Request) -> String {
+    match (&req.authority, &req.path) {
+        (Some(a), Some(p)) if p.starts_with('/') => {
+            format!("{}://{a}{p}", req.scheme.as_deref().unwrap_or("http"))
+        }
+        (_, Some(p)) => p.clone(),
+        _ => String::new(),
+    }
+}
+
+fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
+    h.iter()
+        .map(|(k, v)| HttpHeader {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn l7_flow(
+    p: &Peers,
+    reply: bool,
+    at: &crate::l7::PacketCtx,
+    kind: L7Type,
+    latency: Option<u64>,
+    http: HttpInfo,
+    payload: u64,
+    req: Option<&H2Request>,
+) -> Flow {
+    let (src, dst) = if reply {
+        (p.server, p.client)
+    } else {
+        (p.client, p.server)
+    };
+    Flow {
+        time_ns: at.ts_ns,
+        verdict: Verdict::Forwarded,
+        flow_type: FlowType::L7,
+        ip: IpInfo::new(src.addr, dst.addr),
+        l4: Layer4::Tcp {
+            source_port: src.port,
+            destination_port: dst.port,
+            flags: TcpFlags::default(),
+        },
+        l7: Some(Layer7 {
+            r#type: kind,
+            latency_ns: latency,
+            record: L7Record::Http(http),
+        }),
+        traffic_direction: at.meta.direction,
+        is_reply: Some(reply),
+        ifindex: at.meta.ifindex,
+        socket_cookie: at.meta.socket_cookie.or(p.socket_cookie),
+        ip_len: 0,
+        payload_bytes: payload,
+        trace_context: req.map(|r| TraceContext {
+            trace_id: r.trace.trace_id,
+            span_id: r.trace.span_id,
+            parent_span_id: r.trace.parent_span_id,
+        }),
+        process: None,
+    }
+}
+
+/// The REQUEST flow of a stream, at the end of its request field block.
+pub fn request_flow(p: &Peers, req: &H2Request) -> Flow {
+    let http = HttpInfo {
+        code: None,
+        method: req.method.clone().unwrap_or_default(),
+        url: url_of(req),
+        protocol: PROTOCOL.into(),
+        headers: headers_of(&req.headers),
+    };
+    l7_flow(
+        p,
+        false,
+        &req.head_end,
+        L7Type::Request,
+        None,
+        http,
+        0,
+        Some(req),
+    )
+}
+
+/// The RESPONSE flow of a finished stream, when its response head was seen.
+pub fn response_flow(p: &Peers, st: &H2Stream) -> Option<Flow> {
+    let resp = st.response.as_ref()?;
+    let req = st.request.as_deref();
+    let mut headers = headers_of(&resp.headers);
+    if let Some(g) = &st.grpc {
+        if let Some(code) = g.status {
+            headers.push(HttpHeader {
+                key: "grpc-status".into(),
+                value: code.to_string(),
+            });
+        }
+        if let Some(m) = &g.message {
+            headers.push(HttpHeader {
+                key: "grpc-message".into(),
+                value: m.clone(),
+            });
+        }
+    }
+    let http = HttpInfo {
+        code: resp.status,
+        method: req.and_then(|r| r.method.clone()).unwrap_or_default(),
+        url: req.map(url_of).unwrap_or_default(),
+        protocol: PROTOCOL.into(),
+        headers,
+    };
+    let latency = req.map(|r| resp.start.ts_ns.saturating_sub(r.start.ts_ns));
+    Some(l7_flow(
+        p,
+        true,
+        &resp.head_end,
+        L7Type::Response,
+        latency,
+        http,
+        st.response_body_bytes,
+        req,
+    ))
+}
+
+/// Methods the HTTP semantic conventions name spans after; others become `HTTP`.
+const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+fn split_host_port(host: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        if let Some((h, tail)) = rest.split_once(']') {
+            return (h, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
+        }
+    }
+    match host.rsplit_once(':') {
+        Some((h, port)) if !h.contains(':') => (h, port.parse().ok()),
+        _ => (host, None),
+    }
+}
+
+fn error(a: &mut Attributes, kind: String, message: Option<String>) -> SpanStatus {
+    a.insert(attr::ERROR_TYPE, kind.into());
+    SpanStatus {
+        code: StatusCode::Error,
+        message,
+    }
+}
+
+/// How a stream that did not end cleanly failed, for `error.type`.
+fn end_error(end: StreamEnd) -> Option<(String, String)> {
+    match end {
+        StreamEnd::Complete => None,
+        StreamEnd::Reset { code, by_client } => Some((
+            error_name(code).to_string(),
+            format!(
+                "stream reset by the {} ({})",
+                if by_client { "client" } else { "server" },
+                error_name(code)
+            ),
+        )),
+        StreamEnd::GoAway { code } => Some((
+            "GOAWAY".to_string(),
+            format!("refused by GOAWAY ({})", error_name(code)),
+        )),
+        StreamEnd::ConnectionEnd => Some((
+            "no_response".to_string(),
+            "connection ended before the stream".to_string(),
+        )),
+    }
+}
+
+/// The span of a finished stream whose request was seen.
+pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
+    let req = st.request.as_deref()?;
+    let kind = match req.start.meta.direction {
+        Direction::Egress => SpanKind::Client,
+        _ => SpanKind::Server,
+    };
+    let server_side = kind == SpanKind::Server;
+    let mut a = Attributes::new();
+    let partial = st.partial
+        || req.unknown_fields > 0
+        || st.response.as_ref().is_some_and(|r| r.unknown_fields > 0);
+    let name;
+    let status;
+    if let Some(g) = &st.grpc {
+        a.insert(attr::RPC_SYSTEM, "grpc".into());
+        if !g.service.is_empty() {
+            a.insert(attr::RPC_SERVICE, g.service.as_str().into());
+            a.insert(attr::RPC_METHOD, g.method.as_str().into());
+            name = format!("{}/{}", g.service, g.method);
+        } else {
+            name = "grpc".to_string();
+        }
+        if let Some(code) = g.status {
+            a.insert(attr::RPC_GRPC_STATUS_CODE, i64::from(code).into());
+        }
+        let stats = [
+            (attr::GRPC_REQUEST_MESSAGES, g.request.messages),
+            (attr::GRPC_REQUEST_MESSAGE_BYTES, g.request.bytes),
+            (attr::GRPC_RESPONSE_MESSAGES, g.response.messages),
+            (attr::GRPC_RESPONSE_MESSAGE_BYTES, g.response.bytes),
+        ];
+        for (k, v) in stats {
+            a.insert(k, (v as i64).into());
+        }
+        if let Some(t) = req.grpc_timeout_ns {
+            a.insert(attr::GRPC_TIMEOUT_NS, (t as i64).into());
+        }
+        status = match (g.status, end_error(st.end)) {
+            // RPC semconv: error by code; servers only for the server-fault codes.
+            (Some(code), _) if grpc::is_error(code, server_side) => error(
+                &mut a,
+                grpc::status_name(code).to_string(),
+                g.message.clone(),
+            ),
+            (Some(_), _) => SpanStatus {
+                code: StatusCode::Unset,
+                message: None,
+            },
+            (None, Some((kind, msg))) => error(&mut a, kind, Some(msg)),
+            // Ended cleanly with no status we could read: unknown when HPACK state was
+            // partial, else a broken call (gRPC requires grpc-status).
+            (None, None) if partial => SpanStatus {
+                code: StatusCode::Unset,
+                message: None,
+            },
+            (None, None) => error(
+                &mut a,
+                "missing_grpc_status".into(),
+                Some("no grpc-status".into()),
+            ),
+        };
+    } else {
+        let method = req.method.as_deref();
+        let known = method.is_some_and(|m| KNOWN_METHODS.contains(&m));
+        if let Some(m) = method {
+            a.insert(
+                attr::HTTP_REQUEST_METHOD,
+                if known { m } else { "_OTHER" }.into(),
+            );
+        }
+        if let Some(path) = &req.path {
+            let (p, q) = match path.split_once('?') {
+                Some((p, q)) => (p, Some(q)),
+                None => (path.as_str(), None),
+            };
+            a.insert(attr::URL_PATH, p.into());
+            if let Some(q) = q {
+                a.insert(attr::URL_QUERY, q.into());
+            }
+        }
+        if let Some(s) = &req.scheme {
+            a.insert(attr::URL_SCHEME, s.as_str().into());
+        }
+        name = match method {
+            Some(m) if known => m.to_string(),
+            _ => "HTTP".to_string(),
+        };
+        let code = st.response.as_ref().and_then(|r| r.status);
+        if let Some(c) = code {
+            a.insert(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(c).into());
+        }
+        if st.request_body_bytes > 0 {
+            a.insert(
+                attr::HTTP_REQUEST_BODY_SIZE,
+                (st.request_body_bytes as i64).into(),
+            );
+        }
+        if st.response.is_some() && st.end == StreamEnd::Complete {
+            a.insert(
+                attr::HTTP_RESPONSE_BODY_SIZE,
+                (st.response_body_bytes as i64).into(),
+            );
+        }
+        status = match (code, end_error(st.end)) {
+            // HTTP semconv: 5xx is an error for servers; 4xx too for clients.
+            (Some(c), _) if c >= 500 || !server_side && c >= 400 => {
+                error(&mut a, c.to_string(), None)
+            }
+            (Some(_), None) => SpanStatus {
+                code: StatusCode::Unset,
+                message: None,
+            },
+            // A reset after a complete response with NO_ERROR is how servers stop reading a
+            // request body they do not need (RFC 9113 §8.1).
+            (Some(_), Some(_)) if matches!(st.end, StreamEnd::Reset { code: 0, .. }) => {
+                SpanStatus {
+                    code: StatusCode::Unset,
+                    message: None,
+                }
+            }
+            (_, Some((kind, msg))) => error(&mut a, kind, Some(msg)),
+            (None, None) => SpanStatus {
+                code: StatusCode::Unset,
+                message: None,
+            },
+        };
+    }
+    let (client, server) = (p.client, p.server);
+    let (host, port) = match req.authority.as_deref().map(split_host_port) {
+        Some((h, port)) => (h.to_string(), port.unwrap_or(server.port)),
+        None => (server.addr.to_string(), server.port),
+    };
+    a.insert(attr::SERVER_ADDRESS, host.into());
+    a.insert(attr::SERVER_PORT, i64::from(port).into());
+    a.insert(attr::CLIENT_ADDRESS, client.addr.to_string().into());
+    a.insert(attr::CLIENT_PORT, i64::from(client.port).into());
+    let peer = if server_side { client } else { server };
+    a.insert(attr::NETWORK_PEER_ADDRESS, peer.addr.to_string().into());
+    a.insert(attr::NETWORK_PEER_PORT, i64::from(peer.port).into());
+    a.insert(attr::NETWORK_PROTOCOL_NAME, "http".into());
+    a.insert(attr::NETWORK_PROTOCOL_VERSION, "2".into());
+    a.insert(attr::NETWORK_TRANSPORT, "tcp".into());
+    if let Some(ua) = &req.user_agent {
+        a.insert(attr::USER_AGENT_ORIGINAL, ua.as_str().into());
+    }
+    a.insert(attr::HTTP2_STREAM_ID, i64::from(st.stream_id).into());
+    if partial {
+        a.insert(attr::HTTP2_PARTIAL, AttributeValue::Bool(true));
+    }
+    Some(Span {
+        trace_id: req.trace.trace_id,
+        span_id: req.trace.span_id,
+        parent_span_id: req.trace.parent_span_id,
+        trace_state: req.trace.trace_state.clone(),
+        name,
+        kind,
+        start_time_ns: req.start.ts_ns,
+        end_time_ns: st.end_ns.max(req.start.ts_ns),
+        status,
+        attributes: a,
+        socket_cookie: req.start.meta.socket_cookie.or(p.socket_cookie),
+        ifindex: req.start.meta.ifindex,
+        process: None,
+    })
+}

@@ -1,0 +1,276 @@
+//! Per-stream state (RFC 9113 §5.1) and what a finished stream reports.
+//!
+//! A stream is reported once: when both ends have sent END_STREAM, when either resets it
+//! (RST_STREAM, §6.4), when a GOAWAY says it was never processed (§6.8), or when the
+//! connection ends first. Streams first seen mid-way (their HEADERS were before the capture)
+//! are reported too, with what is known and `partial` set.
+
+use std::sync::Arc;
+
+use super::grpc::{MessageReader, MessageStats};
+use super::hpack::Field;
+use crate::l7::http1::ExchangeTrace;
+use crate::l7::{PacketCtx, REDACTED, SENSITIVE_HEADERS};
+
+/// The request side of a stream: its pseudo-headers (RFC 9113 §8.3.1) and chosen fields.
+/// `None` means unknown (not seen, or from an HPACK entry we never saw), never "absent".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct H2Request {
+    /// Stream id.
+    pub stream_id: u32,
+    /// `:method`.
+    pub method: Option<String>,
+    /// `:scheme`.
+    pub scheme: Option<String>,
+    /// `:authority` (or `host`).
+    pub authority: Option<String>,
+    /// `:path`.
+    pub path: Option<String>,
+    /// `content-type`.
+    pub content_type: Option<String>,
+    /// `user-agent`.
+    pub user_agent: Option<String>,
+    /// `grpc-timeout`, in nanoseconds.
+    pub grpc_timeout_ns: Option<u64>,
+    /// Allow-listed fields, sensitive values redacted.
+    pub headers: Vec<(String, String)>,
+    /// Fields whose name or value stayed unknown.
+    pub unknown_fields: u32,
+    /// Promised by the server (PUSH_PROMISE, §8.4) rather than sent by the client.
+    pub pushed: bool,
+    /// The HTTP/1.1 request that upgraded the connection (RFC 7540 §3.2: stream 1).
+    pub upgraded: bool,
+    /// Trace identity.
+    pub trace: ExchangeTrace,
+    /// Packet of the first frame of the request.
+    pub start: PacketCtx,
+    /// Packet that completed the request's field block.
+    pub head_end: PacketCtx,
+}
+
+/// The response side's final (non-1xx) field block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct H2Response {
+    /// `:status`.
+    pub status: Option<u16>,
+    /// `content-type`.
+    pub content_type: Option<String>,
+    /// Allow-listed fields, sensitive values redacted.
+    pub headers: Vec<(String, String)>,
+    /// Fields whose name or value stayed unknown.
+    pub unknown_fields: u32,
+    /// Packet of the response's first frame.
+    pub start: PacketCtx,
+    /// Packet that completed the field block.
+    pub head_end: PacketCtx,
+}
+
+/// How a stream ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// Both ends sent END_STREAM.
+    Complete,
+    /// RST_STREAM with this error code (RFC 9113 §7), sent by the client or the server.
+    Reset {
+        /// Error code.
+        code: u32,
+        /// Whether the client sent it.
+        by_client: bool,
+    },
+    /// A GOAWAY's Last-Stream-ID excluded it: never processed (§6.8).
+    GoAway {
+        /// The GOAWAY's error code.
+        code: u32,
+    },
+    /// The connection ended (or the capture did) before the stream did.
+    ConnectionEnd,
+}
+
+/// gRPC facts about a stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GrpcCall {
+    /// Fully-qualified service, e.g. `helloworld.Greeter`.
+    pub service: String,
+    /// Method, e.g. `SayHello`.
+    pub method: String,
+    /// `grpc-status` from the trailers (or a trailers-only response).
+    pub status: Option<u32>,
+    /// `grpc-message`, percent-decoded.
+    pub message: Option<String>,
+    /// Request messages.
+    pub request: MessageStats,
+    /// Response messages.
+    pub response: MessageStats,
+    /// Message framing was lost in a capture gap: counts are lower bounds.
+    pub framing_lost: bool,
+}
+
+/// A finished stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct H2Stream {
+    /// Stream id.
+    pub stream_id: u32,
+    /// The request, when its field block was seen.
+    pub request: Option<Arc<H2Request>>,
+    /// The final response head, when seen.
+    pub response: Option<H2Response>,
+    /// gRPC details, when the stream carried gRPC.
+    pub grpc: Option<GrpcCall>,
+    /// DATA bytes from the client (payload without padding).
+    pub request_body_bytes: u64,
+    /// DATA bytes from the server.
+    pub response_body_bytes: u64,
+    /// How it ended.
+    pub end: StreamEnd,
+    /// When it ended.
+    pub end_ns: u64,
+    /// First frame of the stream we saw.
+    pub first_seen: PacketCtx,
+    /// Some of the stream's frames were not seen (joined mid-way, or a gap).
+    pub partial: bool,
+}
+
+/// A stream in progress.
+#[derive(Debug)]
+pub(crate) struct Stream {
+    pub request: Option<Arc<H2Request>>,
+    pub response: Option<H2Response>,
+    pub grpc_status: Option<u32>,
+    pub grpc_message: Option<String>,
+    pub readers: [MessageReader; 2],
+    pub body_bytes: [u64; 2],
+    pub done: [bool; 2],
+    pub partial: bool,
+    pub first_seen: PacketCtx,
+    pub last_ns: u64,
+}
+
+impl Stream {
+    pub fn new(at: &PacketCtx, partial: bool) -> Self {
+        Self {
+            request: None,
+            response: None,
+            grpc_status: None,
+            grpc_message: None,
+            readers: Default::default(),
+            body_bytes: [0; 2],
+            done: [false; 2],
+            partial,
+            first_seen: *at,
+            last_ns: at.ts_ns,
+        }
+    }
+
+    /// Whether this looks like gRPC: a gRPC content-type on either side.
+    fn is_grpc(&self) -> bool {
+        let ct = |c: &Option<String>| c.as_deref().is_some_and(super::grpc::is_grpc_content_type);
+        self.request.as_ref().is_some_and(|r| ct(&r.content_type))
+            || self.response.as_ref().is_some_and(|r| ct(&r.content_type))
+            || self.grpc_status.is_some()
+    }
+
+    pub fn finish(self, stream_id: u32, end: StreamEnd, end_ns: u64) -> H2Stream {
+        let grpc = if self.is_grpc() {
+            let (service, method) = self
+                .request
+                .as_ref()
+                .and_then(|r| r.path.as_deref())
+                .and_then(super::grpc::split_path)
+                .map(|(s, m)| (s.to_string(), m.to_string()))
+                .unwrap_or_default();
+            Some(GrpcCall {
+                service,
+                method,
+                status: self.grpc_status,
+                message: self.grpc_message,
+                request: self.readers[0].stats,
+                response: self.readers[1].stats,
+                framing_lost: self.readers.iter().any(|r| r.lost),
+            })
+        } else {
+            None
+        };
+        H2Stream {
+            stream_id,
+            request: self.request,
+            response: self.response,
+            grpc,
+            request_body_bytes: self.body_bytes[0],
+            response_body_bytes: self.body_bytes[1],
+            end,
+            end_ns: end_ns.max(self.last_ns),
+            first_seen: self.first_seen,
+            partial: self.partial,
+        }
+    }
+}
+
+/// Field name as text; pseudo-header and field names are lowercase ASCII in HTTP/2
+/// (RFC 9113 §8.2.1), anything else is kept lossily.
+fn name_of(f: &Field) -> Option<String> {
+    f.name
+        .as_deref()
+        .map(|n| String::from_utf8_lossy(n).into_owned())
+}
+
+/// Walks a field block's fields, sorting them into pseudo-headers, chosen fields and
+/// allow-listed copies; unknown ones are counted.
+pub(crate) struct FieldSummary {
+    pub pseudo: Vec<(String, Option<String>)>,
+    pub regular: Vec<(String, Option<String>)>,
+    pub headers: Vec<(String, String)>,
+    pub unknown: u32,
+}
+
+impl FieldSummary {
+    pub fn new(fields: &[Field], allow: &[String]) -> Self {
+        let mut s = FieldSummary {
+            pseudo: Vec::new(),
+            regular: Vec::new(),
+            headers: Vec::new(),
+            unknown: 0,
+        };
+        for f in fields {
+            let Some(name) = name_of(f) else {
+                s.unknown += 1;
+                continue;
+            };
+            let value = f.value_string();
+            if value.is_none() {
+                s.unknown += 1;
+            }
+            if name.starts_with(':') {
+                s.pseudo.push((name, value));
+                continue;
+            }
+            if let Some(v) = &value {
+                if allow.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
+                    let v = if SENSITIVE_HEADERS.contains(&name.as_str()) {
+                        REDACTED.to_string()
+                    } else {
+                        v.clone()
+                    };
+                    s.headers.push((name.clone(), v));
+                }
+            }
+            s.regular.push((name, value));
+        }
+        s
+    }
+
+    /// A pseudo-header's value; `None` when absent or unknown.
+    pub fn pseudo(&self, name: &str) -> Option<String> {
+        self.pseudo
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.clone())
+    }
+
+    /// A regular field's value; `None` when absent or unknown.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.regular
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.clone())
+    }
+}
