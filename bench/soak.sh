@@ -85,7 +85,7 @@ end=$(( $(date +%s) + minutes * 60 ))
 # The load: 10 s slots until the end.
 (
     while [ "$(date +%s)" -lt "$end" ]; do
-        ip netns exec "$cli" h2load --h1 -r 1 --rate-period 0.001 -c 10000 -n 20000 -t 1 "${urls[@]}" >/dev/null 2>&1 &
+        ip netns exec "$cli" h2load --h1 -r 1 --rate-period=1ms -c 10000 -n 20000 -t 1 "${urls[@]}" >/dev/null 2>&1 &
         ip netns exec "$cli" h2load --h1 -c 4 -t 1 --rps 125 -D 10 "${urls[@]}" >/dev/null 2>&1 &
         wait
     done
