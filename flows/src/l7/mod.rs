@@ -10,6 +10,7 @@
 pub mod dns;
 pub mod http1;
 pub mod http2;
+pub mod sniff;
 
 use serde::{Deserialize, Serialize};
 
@@ -182,19 +183,15 @@ pub enum Detection {
 /// method or `HTTP/1.`. A stream joined mid-way (or a server that speaks first) that starts
 /// with a run of plausible HTTP/2 frame headers is HTTP/2. Anything else goes to HTTP/1: its
 /// decoder validates the bytes itself and gives up on garbage, and after a mid-stream start
-/// it searches for a message start, which a prefix test cannot do.
+/// it searches for a message start, which a prefix test cannot do. (When the first bytes are
+/// not an HTTP/1 start either, [`new_stream_decoder`] holds them in a [`sniff::Sniffer`]
+/// until the stream says which.)
 pub fn detect(first: &[u8]) -> Detection {
     let preface = http2::PREFACE;
     if first.len() >= 3 && preface.starts_with(&first[..first.len().min(preface.len())]) {
         return Detection::Protocol(L7Protocol::Http2);
     }
-    let looks_http1 = first.starts_with(b"HTTP/1.")
-        || first
-            .iter()
-            .take(8)
-            .position(|&b| b == b' ')
-            .is_some_and(|i| i > 0 && first[..i].iter().all(u8::is_ascii_uppercase));
-    if !looks_http1 && http2::frame::find_frame_start(first, true) == Ok(0) {
+    if !sniff::looks_http1(first) && http2::frame::find_frame_start(first, true) == Ok(0) {
         return Detection::Protocol(L7Protocol::Http2);
     }
     Detection::Protocol(L7Protocol::Http1)
@@ -208,7 +205,10 @@ pub fn new_stream_decoder(
     config: &L7Config,
 ) -> Option<Box<dyn StreamDecoder>> {
     match protocol {
-        L7Protocol::Http1 => Some(Box::new(http1::Http1Decoder::new())),
+        L7Protocol::Http1 if sniff::looks_http1(first) => {
+            Some(Box::new(http1::Http1Decoder::new()))
+        }
+        L7Protocol::Http1 => Some(Box::new(sniff::Sniffer::new())),
         L7Protocol::Http2 if first.starts_with(&http2::PREFACE[..3]) => {
             Some(Box::new(http2::Http2Decoder::with_preface(config)))
         }

@@ -296,7 +296,9 @@ impl Http2Decoder {
     ) {
         let half = &mut self.halves[d];
         half.buf.extend_from_slice(data);
-        match frame::find_frame_start(&half.buf, true) {
+        // Segment ends say nothing here (any segmentation must give the same result): insist
+        // on two chained plausible headers.
+        match frame::find_frame_start(&half.buf, false) {
             Ok(off) => {
                 cx.counters.h2_sync_skipped_bytes += off as u64;
                 let rest = std::mem::take(&mut half.buf);
