@@ -111,6 +111,8 @@ struct Half {
     /// Bytes discarded while searching for frame boundaries.
     sync_skipped: usize,
     gapped: bool,
+    /// The receiver's SETTINGS_MAX_FRAME_SIZE (RFC 9113 §4.2), when known.
+    max_frame: Option<u32>,
 }
 
 impl Half {
@@ -125,6 +127,7 @@ impl Half {
             blocks: 0,
             sync_skipped: 0,
             gapped: false,
+            max_frame: None,
         }
     }
 }
@@ -151,11 +154,15 @@ impl Http2Decoder {
     /// A connection seen from its client preface (prior knowledge, RFC 9113 §3.3).
     pub fn with_preface(config: &L7Config) -> Self {
         let cap = config.h2_max_hpack_table_bytes;
+        let mut halves = [
+            Half::new(Mode::Preface(0), hpack::Decoder::new(cap)),
+            Half::new(Mode::Frames, hpack::Decoder::new(cap)),
+        ];
+        for h in &mut halves {
+            h.max_frame = Some(frame::DEFAULT_MAX_FRAME_SIZE);
+        }
         Self {
-            halves: [
-                Half::new(Mode::Preface(0), hpack::Decoder::new(cap)),
-                Half::new(Mode::Frames, hpack::Decoder::new(cap)),
-            ],
+            halves,
             streams: BTreeMap::new(),
             closed: VecDeque::new(),
             from_start: true,
@@ -267,6 +274,7 @@ impl Http2Decoder {
             self.from_start = true;
             for h in &mut self.halves {
                 h.hpack = hpack::Decoder::new(table_cap);
+                h.max_frame.get_or_insert(frame::DEFAULT_MAX_FRAME_SIZE);
             }
         }
     }
@@ -435,7 +443,18 @@ impl Http2Decoder {
         cx: &mut L7Context<'_>,
         out: &mut Vec<L7Event>,
     ) {
-        if hdr.check().is_err() || hdr.reserved_bit && self.halves[d].frames == 0 {
+        // §4.2: a frame larger than the receiver's SETTINGS_MAX_FRAME_SIZE is an error. Joined
+        // mid-way the setting is unknown: any length for known types, the default for
+        // extension types (small in practice, and junk often looks like one).
+        let max_len = match (self.halves[d].max_frame, hdr.kind) {
+            (Some(m), _) => m,
+            (None, FrameType::Unknown(_)) => frame::DEFAULT_MAX_FRAME_SIZE,
+            (None, _) => u32::MAX,
+        };
+        if hdr.check().is_err()
+            || hdr.len > max_len
+            || hdr.reserved_bit && self.halves[d].frames == 0
+        {
             // A header that breaks §6's rules: we are not at a frame boundary after all (or
             // the peer is broken). Either way, find the next boundary.
             cx.counters.h2_frame_errors += 1;
@@ -660,6 +679,9 @@ impl Http2Decoder {
                             // writes the other direction's field blocks.
                             Ok((frame::settings::HEADER_TABLE_SIZE, v)) => {
                                 self.halves[1 - d].hpack.set_limit(v as usize)
+                            }
+                            Ok((frame::settings::MAX_FRAME_SIZE, v)) => {
+                                self.halves[1 - d].max_frame = Some(v)
                             }
                             Ok(_) => {}
                             Err(_) => cx.counters.h2_frame_errors += 1,
