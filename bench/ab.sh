@@ -19,11 +19,17 @@
 # Needs root, nginx, h2load, a release build. Not run in CI. Stops by itself.
 #   bench/ab.sh [PAIRS=3] [SECS=10] [RPS=10000] [RATE_CONNS=10] [SAT_CONNS=32]
 # Env: FLOWSCOPE=path/to/flowscope (default target/release/flowscope), KEEP=1 keeps the work dir,
-#      AGENT_ARGS="..." extra agent options.
+#      AGENT_ARGS="..." extra agent options, PROFILE=1 records the agent with `perf record -g`
+#      during each "on" phase (PROFILE=dwarf: DWARF call graphs, the release build has no frame pointers) (perf-PAIR-PHASE.{data,txt} in the work dir; implies KEEP=1; the
+#      profiler's own cost then shows in the numbers), PIN=1 pins nginx to CPU 1 and h2load and the
+#      agent to CPU 0 (isolates the agent's in-kernel cost on the server's path from CPU sharing).
 set -euo pipefail
+[ -n "${PROFILE:-}" ] && KEEP=1
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pairs="${1:-3}" secs="${2:-10}" rps="${3:-10000}" rate_conns="${4:-10}" sat_conns="${5:-32}"
 fs="${FLOWSCOPE:-$root/target/release/flowscope}"
+pin_srv="" pin_cli=""
+[ -n "${PIN:-}" ] && pin_srv="taskset -c 1" pin_cli="taskset -c 0"
 for t in nginx h2load ip "$fs"; do
     command -v "$t" >/dev/null || { echo "ab.sh: $t not found (apt-get install -y nginx nghttp2-client; cargo build --release -p flowscope)" >&2; exit 1; }
 done
@@ -66,7 +72,7 @@ http { access_log off; keepalive_requests 1000000; client_body_temp_path $work/n
   fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
   server { listen 198.18.0.1:80; root $work/www; } }
 EOF
-ip netns exec "$srv" nginx -c "$work/nginx/nginx.conf" -e stderr 2>"$work/nginx.err" &
+$pin_srv ip netns exec "$srv" nginx -c "$work/nginx/nginx.conf" -e stderr 2>"$work/nginx.err" &
 nginx_pid=$!
 for _ in $(seq 100); do ip netns exec "$cli" bash -c 'exec 3<>/dev/tcp/198.18.0.1/80' 2>/dev/null && break; sleep 0.1; done
 url="http://198.18.0.1/index.html"
@@ -101,7 +107,7 @@ hz=$(getconf CLK_TCK)
 start_agent() {
     rm -f "$sock"
     # shellcheck disable=SC2086
-    ip netns exec "$srv" "$fs" agent -i "${tag}a" -o none --listen "unix://$sock" \
+    $pin_cli ip netns exec "$srv" "$fs" agent -i "${tag}a" -o none --listen "unix://$sock" \
         --metrics-listen 127.0.0.1:9965 ${AGENT_ARGS:-} 2>>"$work/agent.log" &
     agent_pid=$!
     for _ in $(seq 150); do
@@ -127,7 +133,7 @@ load() {
     else
         args=(-c "$sat_conns" -t 1)
     fi
-    ip netns exec "$cli" h2load --h1 "${args[@]}" -D "$secs" --log-file="$log" "$url" \
+    $pin_cli ip netns exec "$cli" h2load --h1 "${args[@]}" -D "$secs" --log-file="$log" "$url" \
         > "$log.out" 2>&1 || { echo "ab.sh: h2load failed:" >&2; tail "$log.out" >&2; exit 1; }
     local done_ rps_
     done_=$(awk '/^requests:/ {print $8}' "$log.out")
@@ -149,7 +155,17 @@ for pair in $(seq "$pairs"); do
             if [ "$mode" = on ]; then
                 s0=$(status_json); c0=$(cpu_ticks "$agent_pid")
             fi
+            perf_pid=""
+            if [ "$mode" = on ] && [ -n "${PROFILE:-}" ]; then
+                perf record -q -F 499 $( [ "$PROFILE" = dwarf ] && echo "-F 199 --call-graph dwarf,16384" || echo -g ) -p "$agent_pid" -o "$work/perf-$pair-$phase.data" -- sleep "$secs" 2>/dev/null &
+                perf_pid=$!
+            fi
             read -r n r p50 p99 < <(load "$phase" "$work/h2load-$pair-$mode-$phase.log")
+            if [ -n "$perf_pid" ]; then
+                wait "$perf_pid" || true
+                perf report -i "$work/perf-$pair-$phase.data" --no-children --percent-limit 1 --stdio -g none \
+                    > "$work/perf-$pair-$phase.txt" 2>/dev/null || true
+            fi
             if [ "$mode" = on ]; then
                 sleep 1.5   # let the agent drain its ring and the engine pair the last exchanges
                 c1=$(cpu_ticks "$agent_pid"); s1=$(status_json)
