@@ -146,7 +146,7 @@ load() {
 }
 
 results="$work/results.tsv"
-printf 'pair\tagent\tphase\trequests\treq_s\tp50_us\tp99_us\tagent_us_per_req\tagent_cpu_pct\trss_kb\thwm_kb\tring_lost\tdecoded\n' > "$results"
+printf 'pair\tagent\tphase\trequests\treq_s\tp50_us\tp99_us\tagent_us_per_req\tagent_cpu_pct\trss_kb\tanon_kb\thwm_kb\tring_lost\tdecoded\n' > "$results"
 echo "ab.sh: $pairs pairs x (rate ${rps}/s over $rate_conns conns, saturation over $sat_conns conns), ${secs}s each, work dir $work" >&2
 for pair in $(seq "$pairs"); do
     for mode in off on; do
@@ -174,11 +174,11 @@ for pair in $(seq "$pairs"); do
                 lost=$(( $(counter kernel_ring_full_lost <<<"$s1") - $(counter kernel_ring_full_lost <<<"$s0") ))
                 us=$(echo "($c1 - $c0) * 1000000 / $hz / $sent_all" | bc -l)
                 pct=$(echo "($c1 - $c0) * 100 / $hz / $secs" | bc -l)
-                rss=$(status_kb "$agent_pid" VmRSS); hwm=$(status_kb "$agent_pid" VmHWM)
+                rss=$(status_kb "$agent_pid" VmRSS); anon=$(status_kb "$agent_pid" RssAnon); hwm=$(status_kb "$agent_pid" VmHWM)
                 echo "$s1" > "$work/status-$pair-$phase.json"
-                printf '%s\ton\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.1f\t%s\t%s\t%s\t%s\n' "$pair" "$phase" "$n" "$r" "$p50" "$p99" "$us" "$pct" "$rss" "$hwm" "$lost" "$dec/$sent_all" >> "$results"
+                printf '%s\ton\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\n' "$pair" "$phase" "$n" "$r" "$p50" "$p99" "$us" "$pct" "$rss" "$anon" "$hwm" "$lost" "$dec/$sent_all" >> "$results"
             else
-                printf '%s\toff\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\n' "$pair" "$phase" "$n" "$r" "$p50" "$p99" >> "$results"
+                printf '%s\toff\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n' "$pair" "$phase" "$n" "$r" "$p50" "$p99" >> "$results"
             fi
             tail -n1 "$results" >&2
         done
@@ -196,7 +196,7 @@ rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
 def get(pair, agent, phase):
     return next(r for r in rows if r["pair"] == pair and r["agent"] == agent and r["phase"] == phase)
 pairs = sorted({r["pair"] for r in rows}, key=int)
-sat_ratio, rate_ratio, d50, d99, us, rss, hwm, lost = [], [], [], [], [], [], [], 0
+sat_ratio, rate_ratio, d50, d99, us, rss, anon, hwm = [], [], [], [], [], [], [], []
 dec = []
 for p in pairs:
     off_s, on_s = get(p, "off", "sat"), get(p, "on", "sat")
@@ -206,7 +206,7 @@ for p in pairs:
     d50.append(float(on_r["p50_us"]) - float(off_r["p50_us"]))
     d99.append(float(on_r["p99_us"]) - float(off_r["p99_us"]))
     us.append((float(on_r["agent_us_per_req"]), float(on_s["agent_us_per_req"])))
-    rss.append(int(on_r["rss_kb"])); hwm.append(int(on_s["hwm_kb"]))
+    rss.append(int(on_r["rss_kb"])); anon.append(int(on_r["anon_kb"])); hwm.append(int(on_s["hwm_kb"]))
     lost_r = int(on_r["ring_lost"]); lost_s = int(on_s["ring_lost"])
     dec.append((on_r["decoded"], on_s["decoded"], lost_r, lost_s))
 m = statistics.median
@@ -214,7 +214,7 @@ print(f"throughput ratio at saturation (on/off): median {m(sat_ratio):.3f}  per 
 print(f"throughput ratio at fixed rate (on/off): median {m(rate_ratio):.3f}")
 print(f"added latency at fixed rate: p50 {m(d50):+.0f} us, p99 {m(d99):+.0f} us (median over pairs; per pair p99 {', '.join(f'{x:+.0f}' for x in d99)}; budget p99 < +100 us)")
 print(f"agent CPU per request: {m(u[0] for u in us):.2f} us at fixed rate, {m(u[1] for u in us):.2f} us at saturation")
-print(f"agent RSS: steady VmRSS {m(rss)/1024:.1f} MiB (end of rate phase), peak VmHWM {max(hwm)/1024:.1f} MiB (budget < 50 MB)")
+print(f"agent RSS: steady VmRSS {m(rss)/1024:.1f} MiB of which RssAnon {m(anon)/1024:.1f} MiB (end of rate phase; the rest is mostly the mmapped kernel ring, mapped twice), peak VmHWM {max(hwm)/1024:.1f} MiB (budget < 50 MB)")
 for p, (dr, ds, lr, ls) in zip(pairs, dec):
     print(f"pair {p}: decoded/sent rate {dr} (ring lost {lr}), saturation {ds} (ring lost {ls})")
 EOF
