@@ -9,7 +9,7 @@
 #   - 4 keep-alive connections at 500 req/s in total;
 #   both cycling through a 1 KiB page, a 64 KiB page, a 404 and a 301.
 # Every 10 s: VmRSS, VmHWM, agent CPU, and from `flowscope status -o json` the engine's flows
-# created/evicted (live = created - evicted), HTTP/1 responses, kernel ring losses.
+# created/evicted (live = created - evicted), HTTP/1 responses, packets captured, ring losses.
 #
 # Needs root, nginx, h2load, a release build. Not run in CI. Stops by itself.
 #   bench/soak.sh [MINUTES=10]
@@ -93,7 +93,7 @@ end=$(( $(date +%s) + minutes * 60 ))
 load_pid=$!
 
 hz=$(getconf CLK_TCK)
-printf 'elapsed_s\trss_mib\thwm_mib\tcpu_pct\tflows_created\tflows_evicted\tflows_live\thttp1_responses\tring_lost\n' | tee "$work/soak.tsv"
+printf 'elapsed_s\trss_mib\thwm_mib\tcpu_pct\tflows_created\tflows_evicted\tflows_live\thttp1_responses\tpackets_captured\tring_lost\n' | tee "$work/soak.tsv"
 t0=$(date +%s); c_prev=$(awk '{print $14 + $15}' "/proc/$agent_pid/stat")
 while :; do
     sleep 10
@@ -103,7 +103,7 @@ while :; do
 import json, sys
 c = json.load(sys.stdin)["counters"]
 ev = c["engine_flows_evicted_idle"] + c["engine_flows_evicted_closed"] + c["engine_flows_evicted_flush"]
-print(c["engine_flows_created"], ev, c["engine_flows_created"] - ev, c["engine_http1_responses"], c["kernel_ring_full_lost"], sep="\t")' > "$work/c"
+print(c["engine_flows_created"], ev, c["engine_flows_created"] - ev, c["engine_http1_responses"], c["kernel_packets_captured"], c["kernel_ring_full_lost"], sep="\t")' > "$work/c"
     rss=$(awk '$1 == "VmRSS:" {printf "%.1f", $2 / 1024}' "/proc/$agent_pid/status")
     hwm=$(awk '$1 == "VmHWM:" {printf "%.1f", $2 / 1024}' "/proc/$agent_pid/status")
     printf '%s\t%s\t%s\t%.1f\t%s\n' "$(( now - t0 ))" "$rss" "$hwm" "$(echo "($c - $c_prev) * 100 / $hz / 10" | bc -l)" "$(cat "$work/c")" | tee -a "$work/soak.tsv"
