@@ -39,6 +39,10 @@ pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// Bytes of a stream searched for frame boundaries at once.
 const SYNC_WINDOW: usize = 4 * (frame::DEFAULT_MAX_FRAME_SIZE as usize + HEADER_LEN);
 
+/// Packets whose times are kept while searching for a frame boundary (later ones share the
+/// last slot's time).
+const MAX_SYNC_CHUNKS: usize = 64;
+
 /// Stream ids remembered after they finish, so late frames do not reopen them.
 const CLOSED_MEMORY: usize = 256;
 
@@ -113,6 +117,8 @@ struct Half {
     gapped: bool,
     /// The receiver's SETTINGS_MAX_FRAME_SIZE (RFC 9113 §4.2), when known.
     max_frame: Option<u32>,
+    /// While searching: where each packet's bytes start in `buf`.
+    sync_ctx: Vec<(usize, PacketCtx)>,
 }
 
 impl Half {
@@ -128,6 +134,7 @@ impl Half {
             sync_skipped: 0,
             gapped: false,
             max_frame: None,
+            sync_ctx: Vec::new(),
         }
     }
 }
@@ -287,6 +294,7 @@ impl Http2Decoder {
         half.mode = Mode::Sync;
         half.frame = None;
         half.buf.clear();
+        half.sync_ctx.clear();
         if half.block.take().is_some() {
             cx.counters.h2_field_blocks_lost += 1;
         }
@@ -303,20 +311,51 @@ impl Http2Decoder {
         out: &mut Vec<L7Event>,
     ) {
         let half = &mut self.halves[d];
+        // Remember which packet brought which bytes, so frames found later keep their times.
+        if half.sync_ctx.len() >= MAX_SYNC_CHUNKS {
+            half.sync_ctx.pop();
+        }
+        half.sync_ctx.push((half.buf.len(), *at));
         half.buf.extend_from_slice(data);
-        // Segment ends say nothing here (any segmentation must give the same result): insist
-        // on two chained plausible headers.
-        match frame::find_frame_start(&half.buf, false) {
+        // Segment ends say little here (any segmentation should give the same result): insist
+        // on two chained plausible headers, except for a frame that starts right where the
+        // search began (a capture that starts at a segment that starts a frame).
+        let found = match frame::find_frame_start(&half.buf, false) {
+            Ok(off) => Ok(off),
+            Err(keep) if frame::find_frame_start(&half.buf, true) == Ok(0) => {
+                let _ = keep;
+                Ok(0)
+            }
+            Err(keep) => Err(keep),
+        };
+        match found {
             Ok(off) => {
                 cx.counters.h2_sync_skipped_bytes += off as u64;
                 let rest = std::mem::take(&mut half.buf);
+                let chunks = std::mem::take(&mut half.sync_ctx);
                 half.mode = Mode::Frames;
-                self.feed(d, &rest[off..], at, cx, out);
+                for (i, (start, ctx)) in chunks.iter().enumerate() {
+                    let end = chunks.get(i + 1).map_or(rest.len(), |c| c.0);
+                    let (start, end) = ((*start).max(off), end.max(off));
+                    if start < end {
+                        self.feed(d, &rest[start..end], ctx, cx, out);
+                    }
+                }
             }
             Err(keep) => {
                 let keep = keep.min(SYNC_WINDOW);
                 let drop = half.buf.len() - keep;
                 half.buf.drain(..drop);
+                // Shift the chunk offsets; chunks wholly dropped collapse onto offset 0.
+                let mut kept: Vec<(usize, PacketCtx)> = Vec::new();
+                for (start, ctx) in half.sync_ctx.drain(..) {
+                    let start = start.saturating_sub(drop);
+                    match kept.last_mut() {
+                        Some(last) if last.0 == start => *last = (start, ctx),
+                        _ => kept.push((start, ctx)),
+                    }
+                }
+                half.sync_ctx = kept;
                 half.sync_skipped += drop;
                 cx.counters.h2_sync_skipped_bytes += drop as u64;
                 let never_framed = self.halves.iter().all(|h| h.frames == 0);

@@ -1,0 +1,222 @@
+//! HTTP/2 golden tests on captures recorded from real peers (nghttpd + nghttp) by
+//! `tests/data/h2/record.sh`; expectations checked by hand against the script.
+
+mod support;
+
+use flows::counters::Counters;
+use flows::engine::{Engine, EngineConfig, L4Records};
+use flows::packet::{CaptureMeta, LinkType};
+use flows::record::{attr, AttributeValue, Record, Span, StatusCode};
+use support::spans;
+
+/// Replays `tests/data/h2/NAME`, dropping the first `skip` packets (a capture that began
+/// late).
+fn replay(name: &str, skip: usize) -> (Vec<Record>, Counters) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/h2")
+        .join(name);
+    let file =
+        std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap file");
+    let link = LinkType::from_pcap_linktype(u32::from(reader.header().datalink)).unwrap();
+    let mut e = Engine::new(EngineConfig {
+        l4_records: L4Records::Off,
+        id_seed: 1,
+        ..EngineConfig::default()
+    });
+    let mut out = Vec::new();
+    let mut last = 0;
+    let mut n = 0;
+    while let Some(pkt) = reader.next_packet() {
+        let pkt = pkt.expect("valid pcap record");
+        n += 1;
+        if n <= skip {
+            continue;
+        }
+        let ts = pkt.timestamp.as_nanos() as u64;
+        let meta = CaptureMeta {
+            ts_ns: ts,
+            orig_len: pkt.orig_len,
+            ..Default::default()
+        };
+        e.handle_frame(ts, link, &pkt.data, meta)
+            .expect("frame decodes");
+        e.handle_timeout(ts);
+        while let Some(r) = e.poll_record() {
+            out.push(r);
+        }
+        last = ts;
+    }
+    e.flush(last);
+    while let Some(r) = e.poll_record() {
+        out.push(r);
+    }
+    (out, e.counters().clone())
+}
+
+fn s(span: &Span, k: &str) -> Option<String> {
+    match span.attributes.get(k) {
+        Some(AttributeValue::String(v)) => Some(v.clone()),
+        Some(AttributeValue::Int(v)) => Some(v.to_string()),
+        Some(AttributeValue::Bool(v)) => Some(v.to_string()),
+        None => None,
+    }
+}
+
+/// `(path, status, response body size, stream id)` per span.
+fn summary(
+    records: &[Record],
+) -> Vec<(
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+)> {
+    let mut v: Vec<_> = spans(records)
+        .iter()
+        .map(|sp| {
+            (
+                s(sp, attr::URL_PATH),
+                s(sp, attr::HTTP_RESPONSE_STATUS_CODE),
+                s(sp, attr::HTTP_RESPONSE_BODY_SIZE),
+                s(sp, attr::HTTP2_STREAM_ID),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+#[ignore = "prints a capture's records: H2_PCAP=name H2_SKIP=n"]
+fn print_capture() {
+    let name = std::env::var("H2_PCAP").unwrap_or("prior.pcap".into());
+    let skip = std::env::var("H2_SKIP").map_or(0, |v| v.parse().unwrap());
+    let (records, c) = replay(&name, skip);
+    for r in &records {
+        println!("{}", serde_json::to_string(r).unwrap());
+    }
+    for (k, v) in c.iter().filter(|(_, v)| *v > 0) {
+        println!("{k} = {v}");
+    }
+    println!("{:?}", summary(&records));
+}
+
+type Row = (&'static str, &'static str, &'static str, &'static str);
+
+fn rows(
+    want: &[Row],
+) -> Vec<(
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+)> {
+    let mut v: Vec<_> = want
+        .iter()
+        .map(|(a, b, c, d)| {
+            (
+                Some(a.to_string()),
+                Some(b.to_string()),
+                Some(c.to_string()),
+                Some(d.to_string()),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// nghttp -> nghttpd, prior knowledge: four concurrent streams (nghttp opens 3..11 as
+/// PRIORITY anchors, so requests are 13..19), a 404 among them, traceparent on each.
+#[test]
+fn nghttp_prior_knowledge_multiplexed() {
+    let (records, c) = replay("prior.pcap", 0);
+    assert_eq!(
+        summary(&records),
+        rows(&[
+            ("/a", "200", "6", "13"),
+            ("/b", "200", "12", "15"),
+            ("/missing", "404", "147", "17"),
+            ("/big", "200", "40000", "19"),
+        ])
+    );
+    for sp in spans(&records) {
+        assert_eq!(sp.trace_id.to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(sp.parent_span_id.unwrap().to_string(), "00f067aa0ba902b7");
+        assert_eq!(
+            s(sp, attr::USER_AGENT_ORIGINAL).as_deref(),
+            Some("nghttp2/1.52.0")
+        );
+        assert_eq!(sp.status.code, StatusCode::Unset);
+        assert_eq!(s(sp, attr::HTTP2_PARTIAL), None);
+    }
+    assert_eq!((c.h2_requests, c.h2_responses, c.h2_goaways), (4, 4, 1));
+    assert_eq!(
+        c.h2_frame_errors + c.h2_hpack_errors + c.h2_hpack_unknown_fields,
+        0
+    );
+}
+
+/// h2load -m 1: six requests one after another on one connection.
+#[test]
+fn h2load_sequential_requests() {
+    let (records, c) = replay("sequential.pcap", 0);
+    let paths: Vec<_> = spans(&records)
+        .iter()
+        .map(|sp| s(sp, attr::URL_PATH).unwrap())
+        .collect();
+    assert_eq!(paths, ["/a", "/b", "/missing", "/a", "/b", "/missing"]);
+    assert_eq!(c.h2_hpack_unknown_fields, 0);
+}
+
+/// The same capture joined at the second request (the handshake, preface, SETTINGS and the
+/// first exchange dropped): the client's HPACK table is unknown, yet every later :path is
+/// exact (h2load sends them as literals or indexes entries inserted since the join), latencies
+/// are exact, and fields that come from entries inserted before the join (:authority,
+/// user-agent) are left out rather than guessed.
+#[test]
+fn h2load_joined_mid_way() {
+    let (records, c) = replay("sequential.pcap", 8);
+    assert_eq!(
+        summary(&records),
+        rows(&[
+            ("/b", "200", "12", "3"),
+            ("/missing", "404", "147", "5"),
+            ("/a", "200", "6", "7"),
+            ("/b", "200", "12", "9"),
+            ("/missing", "404", "147", "11"),
+        ])
+    );
+    for sp in spans(&records) {
+        assert_eq!(s(sp, attr::HTTP2_PARTIAL).as_deref(), Some("true"));
+        assert_eq!(s(sp, attr::USER_AGENT_ORIGINAL), None);
+        assert_eq!(s(sp, attr::SERVER_ADDRESS).as_deref(), Some("198.18.0.1"));
+        assert_eq!(s(sp, attr::HTTP_REQUEST_METHOD).as_deref(), Some("GET"));
+    }
+    // Request 2 left at .896743, its response at .896756 (tcpdump -r sequential.pcap).
+    let first = spans(&records)[0].clone();
+    assert_eq!(first.end_time_ns - first.start_time_ns, 13_000);
+    assert_eq!(c.tcp_mid_stream_starts, 1);
+    assert_eq!(c.h2_streams_partial, 5);
+    assert!(c.h2_hpack_unknown_fields > 0);
+    assert_eq!(c.h2_frame_errors + c.h2_hpack_errors, 0);
+}
+
+/// curl --http2 -> nghttpx: HTTP/1.1 `Upgrade: h2c`, 101, then the answer on stream 1.
+#[test]
+fn curl_h2c_upgrade() {
+    let (records, c) = replay("upgrade.pcap", 0);
+    assert_eq!(summary(&records), rows(&[("/a", "200", "6", "1")]));
+    let sp = spans(&records)[0].clone();
+    assert_eq!(
+        s(&sp, attr::USER_AGENT_ORIGINAL).as_deref(),
+        Some("curl/7.88.1")
+    );
+    assert_eq!(s(&sp, attr::NETWORK_PROTOCOL_VERSION).as_deref(), Some("2"));
+    assert_eq!((c.http1_requests, c.h2_upgrades, c.h2_responses), (1, 1, 1));
+    assert_eq!(
+        c.h2_frame_errors + c.h2_hpack_errors + c.l7_unrecognised_flows,
+        0
+    );
+}
