@@ -64,14 +64,7 @@ fn s(span: &Span, k: &str) -> Option<String> {
 }
 
 /// `(path, status, response body size, stream id)` per span.
-fn summary(
-    records: &[Record],
-) -> Vec<(
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-)> {
+fn summary(records: &[Record]) -> Vec<Summary> {
     let mut v: Vec<_> = spans(records)
         .iter()
         .map(|sp| {
@@ -102,16 +95,17 @@ fn print_capture() {
     println!("{:?}", summary(&records));
 }
 
+/// `(path, status, response body size, stream id)`; `None` when absent.
+type Summary = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 type Row = (&'static str, &'static str, &'static str, &'static str);
 
-fn rows(
-    want: &[Row],
-) -> Vec<(
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-)> {
+fn rows(want: &[Row]) -> Vec<Summary> {
     let mut v: Vec<_> = want
         .iter()
         .map(|(a, b, c, d)| {
