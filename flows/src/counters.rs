@@ -136,7 +136,7 @@ counters! {
     h2_upgrades,
     /// HTTP/2 streams tracked.
     h2_streams,
-    /// HTTP/2 streams not tracked because `h2_max_streams` were open.
+    /// HTTP/2 streams not tracked because `h2_max_streams` were open or their kept fields passed `h2_max_stream_state_bytes`.
     h2_streams_over_cap,
     /// HTTP/2 frames for streams already reported (ignored).
     h2_frames_on_closed_streams,

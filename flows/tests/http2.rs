@@ -627,3 +627,137 @@ mod props {
         }
     }
 }
+
+#[test]
+fn server_push_is_a_stream_of_its_own() {
+    let mut c = conv();
+    open(&mut c);
+    let get = |path: &str| {
+        block(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", path),
+            (":authority", "push.test"),
+        ])
+    };
+    c.client_send(
+        &frame(HEADERS, END_HEADERS | END_STREAM, 1, &get("/")),
+        1448,
+    );
+    // §8.4: PUSH_PROMISE on stream 1 promising stream 2, then both responses.
+    let mut promise = vec![0, 0, 0, 2];
+    promise.extend(get("/style.css"));
+    let mut resp = frame(5, END_HEADERS, 1, &promise);
+    resp.extend(frame(
+        HEADERS,
+        END_HEADERS,
+        2,
+        &block(&[(":status", "200")]),
+    ));
+    resp.extend(frame(DATA, END_STREAM, 2, b"body{}"));
+    resp.extend(frame(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        1,
+        &block(&[(":status", "200")]),
+    ));
+    c.server_send(&resp, 1448);
+    let mut e = l7_engine();
+    let records = run(&mut e, c.frames());
+    let spans = spans(&records);
+    let paths: Vec<_> = spans.iter().map(|s| string(s, attr::URL_PATH)).collect();
+    assert_eq!(paths, ["/style.css", "/"]);
+    assert_eq!(
+        spans[0].kind,
+        SpanKind::Server,
+        "pushed by the local server"
+    );
+    assert_eq!(int(spans[0], attr::HTTP_RESPONSE_BODY_SIZE), 6);
+}
+
+#[test]
+fn streams_begun_before_the_capture_are_reported_once_the_client_moves_on() {
+    let mut c = conv();
+    open(&mut c);
+    c.client_send(
+        &frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            1,
+            &owned(&grpc_request("/pkg.Svc/Old")),
+        ),
+        1448,
+    );
+    let start = c.frames().len();
+    // Captured: only the old stream's answer, then a new call.
+    c.server_send(
+        &frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            1,
+            &block(&[
+                (":status", "200"),
+                ("content-type", "application/grpc"),
+                ("grpc-status", "0"),
+            ]),
+        ),
+        1448,
+    );
+    c.client_send(
+        &frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            3,
+            &owned(&grpc_request("/pkg.Svc/New")),
+        ),
+        1448,
+    );
+    c.server_send(
+        &frame(
+            HEADERS,
+            END_HEADERS | END_STREAM,
+            3,
+            &block(&[
+                (":status", "200"),
+                ("content-type", "application/grpc"),
+                ("grpc-status", "0"),
+            ]),
+        ),
+        1448,
+    );
+    let frames = c.frames()[start..].to_vec();
+    let mut e = l7_engine();
+    // Feed all but the end: the old stream is reported as soon as the new request shows.
+    let mut all = Vec::new();
+    for f in &frames {
+        let meta = flows::packet::CaptureMeta {
+            ts_ns: f.ts_ns,
+            ifindex: 2,
+            direction: f.direction,
+            orig_len: f.data.len() as u32,
+            socket_cookie: None,
+        };
+        e.handle_frame(f.ts_ns, flows::packet::LinkType::Ethernet, &f.data, meta)
+            .unwrap();
+        while let Some(r) = e.poll_record() {
+            all.push(r);
+        }
+    }
+    let responses: Vec<_> = h2_flows(&all)
+        .into_iter()
+        .filter(|f| f.0 == L7Type::Response)
+        .collect();
+    assert_eq!(
+        responses,
+        vec![
+            (L7Type::Response, String::new(), String::new(), Some(200)),
+            (
+                L7Type::Response,
+                "POST".into(),
+                "http://greeter.test:50051/pkg.Svc/New".into(),
+                Some(200)
+            ),
+        ]
+    );
+    assert_eq!(spans(&all).len(), 1, "no span for a request never seen");
+}

@@ -76,6 +76,9 @@ pub struct L7Config {
     pub h2_max_hpack_table_bytes: usize,
     /// Most HTTP/2 streams tracked at once per connection.
     pub h2_max_streams: usize,
+    /// Most bytes of field values kept by one connection's open HTTP/2 streams; new streams
+    /// past it are not tracked (counted with `h2_streams_over_cap`).
+    pub h2_max_stream_state_bytes: usize,
 }
 
 impl Default for L7Config {
@@ -101,6 +104,7 @@ impl Default for L7Config {
             h2_max_header_list_bytes: 64 * 1024,
             h2_max_hpack_table_bytes: 64 * 1024,
             h2_max_streams: 256,
+            h2_max_stream_state_bytes: 1024 * 1024,
         }
     }
 }

@@ -152,6 +152,11 @@ pub struct Http2Decoder {
     halves: [Half; 2],
     streams: BTreeMap<u32, Stream>,
     closed: VecDeque<u32>,
+    /// Bytes of field values kept by open streams (bounded by `h2_max_stream_state_bytes`).
+    stream_bytes: usize,
+    max_stream_bytes: usize,
+    /// Highest client stream id whose request we decoded.
+    max_client_stream: u32,
     /// The HPACK state was known from the start (preface or upgrade seen).
     from_start: bool,
     dead: bool,
@@ -172,6 +177,9 @@ impl Http2Decoder {
             halves,
             streams: BTreeMap::new(),
             closed: VecDeque::new(),
+            stream_bytes: 0,
+            max_stream_bytes: config.h2_max_stream_state_bytes,
+            max_client_stream: 0,
             from_start: true,
             dead: false,
         }
@@ -187,6 +195,9 @@ impl Http2Decoder {
             ],
             streams: BTreeMap::new(),
             closed: VecDeque::new(),
+            stream_bytes: 0,
+            max_stream_bytes: config.h2_max_stream_state_bytes,
+            max_client_stream: 0,
             from_start: false,
             dead: false,
         }
@@ -569,7 +580,7 @@ impl Http2Decoder {
                 counters.h2_frames_on_closed_streams += 1;
                 return None;
             }
-            if self.streams.len() >= max_streams {
+            if self.streams.len() >= max_streams || self.stream_bytes > self.max_stream_bytes {
                 counters.h2_streams_over_cap += 1;
                 return None;
             }
@@ -626,6 +637,12 @@ impl Http2Decoder {
             return;
         };
         s.done[d] = true;
+        if d == 1 && s.request.is_none() && s.partial && sid < self.max_client_stream {
+            // Its request (and the client's END_STREAM) went by before the capture began —
+            // the client has opened later streams (§5.1.1: ids only grow) — so the server's
+            // end is the last we will learn.
+            s.done[0] = true;
+        }
         if s.done == [true, true] {
             self.close_stream(sid, StreamEnd::Complete, at.ts_ns, cx, out);
         }
@@ -642,6 +659,7 @@ impl Http2Decoder {
         let Some(s) = self.streams.remove(&sid) else {
             return;
         };
+        self.stream_bytes -= s.bytes;
         if self.closed.len() >= CLOSED_MEMORY {
             self.closed.pop_front();
         }
@@ -873,9 +891,12 @@ impl Http2Decoder {
             BlockKind::PushPromise { promised } => {
                 // §8.4: the promised request, decoded by the server's encoder state.
                 let req = self.request_from(promised, &summary, true, start, at, lost, cx);
+                let size = request_bytes(&req);
                 if let Some(s) = self.stream_for(promised, start, cx.counters, max, true) {
                     s.request = Some(req.clone());
+                    s.bytes += size;
                     s.done[0] = true;
+                    self.stream_bytes += size;
                     out.push(L7Event::Http2(Http2Event::Request(req)));
                 }
             }
@@ -883,12 +904,29 @@ impl Http2Decoder {
                 let existing = self.streams.get(&sid).is_some_and(|s| s.request.is_some());
                 if !existing {
                     let req = self.request_from(sid, &summary, false, start, at, lost, cx);
+                    let size = request_bytes(&req);
                     let Some(s) = self.stream_for(sid, start, cx.counters, max, true) else {
                         return;
                     };
                     s.request = Some(req.clone());
+                    s.bytes += size;
+                    self.stream_bytes += size;
                     cx.counters.h2_requests += 1;
                     out.push(L7Event::Http2(Http2Event::Request(req)));
+                    if sid % 2 == 1 && sid > self.max_client_stream {
+                        self.max_client_stream = sid;
+                        // Streams joined mid-way that the server already ended: their
+                        // requests predate the capture, nothing more will come.
+                        let stale: Vec<u32> = self
+                            .streams
+                            .range(..sid)
+                            .filter(|(_, s)| s.request.is_none() && s.partial && s.done[1])
+                            .map(|(&id, _)| id)
+                            .collect();
+                        for id in stale {
+                            self.close_stream(id, StreamEnd::Complete, at.ts_ns, cx, out);
+                        }
+                    }
                 }
                 // Otherwise: request trailers (§8.1); nothing we report.
                 if end_stream {
@@ -899,14 +937,23 @@ impl Http2Decoder {
                 let Some(s) = self.stream_for(sid, start, cx.counters, max, false) else {
                     return;
                 };
+                let mut added = 0;
                 let status = summary
                     .pseudo(":status")
                     .and_then(|v| v.parse::<u16>().ok());
                 let informational = status.is_some_and(|v| (100..200).contains(&v));
                 if informational {
                     // §8.1: 1xx responses precede the final one.
-                } else if s.response.is_none() && !(status.is_none() && s.response_started()) {
+                } else if s.response.is_none() {
                     cx.counters.h2_responses += 1;
+                    let size = summary
+                        .headers
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len())
+                        .sum::<usize>()
+                        + 64;
+                    s.bytes += size;
+                    added = size;
                     s.response = Some(H2Response {
                         status,
                         content_type: summary.get("content-type"),
@@ -926,6 +973,7 @@ impl Http2Decoder {
                 if lost {
                     s.partial = true;
                 }
+                self.stream_bytes += added;
                 if end_stream {
                     self.end_side(1, sid, at, cx, out);
                 }
@@ -1017,11 +1065,21 @@ impl Http2Decoder {
     }
 }
 
-impl Stream {
-    /// A response field block was seen (its status may be unknown).
-    fn response_started(&self) -> bool {
-        self.response.is_some()
-    }
+/// Bytes a request's kept fields hold (for the per-connection cap).
+fn request_bytes(r: &H2Request) -> usize {
+    let opt = |v: &Option<String>| v.as_ref().map_or(0, String::len);
+    opt(&r.method)
+        + opt(&r.scheme)
+        + opt(&r.authority)
+        + opt(&r.path)
+        + opt(&r.content_type)
+        + opt(&r.user_agent)
+        + r.headers
+            .iter()
+            .map(|(k, v)| k.len() + v.len())
+            .sum::<usize>()
+        + r.trace.trace_state.as_ref().map_or(0, String::len)
+        + 128
 }
 
 impl StreamDecoder for Http2Decoder {
@@ -1070,7 +1128,8 @@ impl StreamDecoder for Http2Decoder {
                     + h.block.as_ref().map_or(0, |b| b.buf.capacity())
                     + h.hpack.table().bytes()
             })
-            .sum()
+            .sum::<usize>()
+            + self.stream_bytes
     }
 }
 

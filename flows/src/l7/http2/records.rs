@@ -207,8 +207,9 @@ fn end_error(end: StreamEnd) -> Option<(String, String)> {
 /// The span of a finished stream whose request was seen.
 pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
     let req = st.request.as_deref()?;
-    let kind = match req.start.meta.direction {
-        Direction::Egress => SpanKind::Client,
+    // A pushed request travels server -> client (PUSH_PROMISE): its direction is reversed.
+    let kind = match (req.start.meta.direction, req.pushed) {
+        (Direction::Egress, false) | (Direction::Ingress, true) => SpanKind::Client,
         _ => SpanKind::Server,
     };
     let server_side = kind == SpanKind::Server;

@@ -143,6 +143,8 @@ pub(crate) struct Stream {
     pub partial: bool,
     pub first_seen: PacketCtx,
     pub last_ns: u64,
+    /// Bytes of kept field values (counted against the connection's cap).
+    pub bytes: usize,
 }
 
 impl Stream {
@@ -158,6 +160,7 @@ impl Stream {
             partial,
             first_seen: *at,
             last_ns: at.ts_ns,
+            bytes: 0,
         }
     }
 
