@@ -214,3 +214,109 @@ fn curl_h2c_upgrade() {
         0
     );
 }
+
+/// grpcio client -> grpcio server (`grpc_peers.py`): five calls on one connection.
+#[test]
+fn grpcio_calls() {
+    let (records, c) = replay("grpc.pcap", 0);
+    let sp = spans(&records);
+    let got: Vec<_> = sp
+        .iter()
+        .map(|x| {
+            (
+                x.name.as_str(),
+                s(x, attr::RPC_GRPC_STATUS_CODE).unwrap(),
+                x.status.code,
+                s(x, attr::GRPC_REQUEST_MESSAGES).unwrap(),
+                s(x, attr::GRPC_RESPONSE_MESSAGES).unwrap(),
+                s(x, attr::GRPC_RESPONSE_MESSAGE_BYTES).unwrap(),
+            )
+        })
+        .collect();
+    let want = [
+        (
+            "pkg.Greeter/SayHello",
+            "0",
+            StatusCode::Unset,
+            "1",
+            "1",
+            "12",
+        ),
+        // NOT_FOUND is not a server-side error per the RPC semantic conventions.
+        ("pkg.Greeter/Fail", "5", StatusCode::Unset, "1", "0", "0"),
+        ("pkg.Greeter/Stream", "0", StatusCode::Unset, "1", "3", "12"),
+        (
+            "pkg.Greeter/Missing",
+            "12",
+            StatusCode::Error,
+            "1",
+            "0",
+            "0",
+        ),
+        (
+            "pkg.Greeter/SayHello",
+            "0",
+            StatusCode::Unset,
+            "1",
+            "1",
+            "19",
+        ),
+    ];
+    let want: Vec<_> = want
+        .iter()
+        .map(|(n, st, code, rq, rs, rb)| {
+            (
+                *n,
+                st.to_string(),
+                *code,
+                rq.to_string(),
+                rs.to_string(),
+                rb.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(got, want);
+    for x in &sp {
+        assert_eq!(x.trace_id.to_string(), "0af7651916cd43dd8448eb211c80319c");
+        assert_eq!(x.parent_span_id.unwrap().to_string(), "b7ad6b7169203331");
+        assert_eq!(s(x, attr::RPC_SYSTEM).as_deref(), Some("grpc"));
+        assert_eq!(s(x, attr::RPC_SERVICE).as_deref(), Some("pkg.Greeter"));
+    }
+    assert_eq!(sp[3].status.message.as_deref(), Some("Method not found!"));
+    assert_eq!(s(sp[3], attr::ERROR_TYPE).as_deref(), Some("UNIMPLEMENTED"));
+    // grpc-timeout as sent by grpc-c for a 5 s deadline (rounded up on the wire).
+    let timeout: i64 = s(sp[0], attr::GRPC_TIMEOUT_NS).unwrap().parse().unwrap();
+    assert!(
+        (5_000_000_000..=5_100_000_000).contains(&timeout),
+        "{timeout}"
+    );
+    // The NOT_FOUND message travels on the response flow.
+    let fail = records
+        .iter()
+        .find_map(|r| match r {
+            Record::Flow(f) => match &f.l7 {
+                Some(l7) => match &l7.record {
+                    flows::record::L7Record::Http(h)
+                        if h.url.ends_with("/Fail") && h.code.is_some() =>
+                    {
+                        Some(h.headers.clone())
+                    }
+                    _ => None,
+                },
+                None => None,
+            },
+            _ => None,
+        })
+        .unwrap();
+    assert!(fail
+        .iter()
+        .any(|h| h.key == "grpc-status" && h.value == "5"));
+    assert!(fail
+        .iter()
+        .any(|h| h.key == "grpc-message" && h.value == "no such thing"));
+    assert_eq!((c.grpc_calls, c.h2_requests), (5, 5));
+    assert_eq!(
+        c.h2_frame_errors + c.h2_hpack_errors + c.h2_hpack_unknown_fields,
+        0
+    );
+}

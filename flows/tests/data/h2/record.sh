@@ -6,7 +6,7 @@
 # (198.18.0.1), clients in fs-h2c (198.18.0.2); only 198.18.0.0/15 is used and nothing leaves
 # the namespaces. tcpdump records on the client's veth end (Ethernet link type).
 # Needs: ip, tcpdump, nghttpd (nghttp2-server), nghttp and h2load (nghttp2-client), nghttpx
-# (nghttp2-proxy), curl.
+# (nghttp2-proxy), curl, python3 with grpcio (pip install grpcio).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -50,6 +50,8 @@ ip netns exec "$srv" nghttpx --frontend='198.18.0.1,8081;no-tls' \
     --backend='198.18.0.1,8080;;proto=h2' --workers=1 --log-level=WARN \
     --conf=/dev/null --errorlog-file="$work/nghttpx.log" &
 pids+=($!)
+ip netns exec "$srv" python3 "$here/grpc_peers.py" server 198.18.0.1:50051 &
+pids+=($!)
 sleep 1
 
 capture() {
@@ -79,5 +81,9 @@ capture sequential.pcap 8080 h2load -n 6 -c 1 -m 1 \
 
 # h2c upgrade (RFC 7540 §3.2): HTTP/1.1 GET with Upgrade: h2c, 101, then HTTP/2.
 capture upgrade.pcap 8081 curl -s --http2 -o /dev/null http://198.18.0.1:8081/a
+
+# gRPC (grpcio on both ends, prior knowledge): unary OK with traceparent and grpc-timeout,
+# NOT_FOUND, server streaming, UNIMPLEMENTED, a gzip-compressed request.
+capture grpc.pcap 50051 python3 "$here/grpc_peers.py" client 198.18.0.1:50051
 
 echo "recorded: $(cd "$here" && ls ./*.pcap)"
