@@ -134,6 +134,9 @@ counters! {
     h2_gaps,
     /// HTTP/1.1 connections upgraded to HTTP/2 (`Upgrade: h2c` + 101).
     h2_upgrades,
+    /// HTTP/2 connections whose client/server roles were the other way round from the
+    /// engine's guess (joined mid-way; learned from `:method`/`:status`).
+    h2_roles_swapped,
     /// HTTP/2 streams tracked.
     h2_streams,
     /// HTTP/2 streams not tracked because `h2_max_streams` were open or their kept fields passed `h2_max_stream_state_bytes`.

@@ -320,3 +320,63 @@ fn grpcio_calls() {
         0
     );
 }
+
+/// The gRPC capture joined at packet 18 (after the first call): the engine's port guess
+/// takes the client (37406) for the server — both ports are ephemeral — and the decoder
+/// turns the roles round from `:method`/`:status`. Fields from grpc-c's dynamic table
+/// entries inserted before the join (content-type, the first call's :path, `grpc-status: 0`)
+/// stay unknown; new literals (the other paths, `grpc-status: 5`/`12`) are exact.
+#[test]
+fn grpcio_joined_mid_way() {
+    let (records, c) = replay("grpc.pcap", 17);
+    let sp = spans(&records);
+    let got: Vec<_> = sp
+        .iter()
+        .map(|x| {
+            (
+                x.name.clone(),
+                s(x, attr::RPC_GRPC_STATUS_CODE),
+                s(x, attr::CLIENT_PORT).unwrap(),
+                s(x, attr::HTTP2_STREAM_ID).unwrap(),
+            )
+        })
+        .collect();
+    let want = vec![
+        (
+            "pkg.Greeter/Fail".to_string(),
+            Some("5".to_string()),
+            "37406".to_string(),
+            "3".to_string(),
+        ),
+        (
+            "pkg.Greeter/Stream".to_string(),
+            None,
+            "37406".to_string(),
+            "5".to_string(),
+        ),
+        (
+            "pkg.Greeter/Missing".to_string(),
+            Some("12".to_string()),
+            "37406".to_string(),
+            "7".to_string(),
+        ),
+        // The fifth call's :path was indexed from call 1's entry: unknown, so no RPC name.
+        (
+            "grpc".to_string(),
+            None,
+            "37406".to_string(),
+            "9".to_string(),
+        ),
+    ];
+    assert_eq!(got, want);
+    for x in &sp {
+        assert_eq!(s(x, attr::HTTP2_PARTIAL).as_deref(), Some("true"));
+        assert_eq!(s(x, attr::SERVER_PORT).as_deref(), Some("50051"));
+    }
+    // Unknown status is not an error we can claim; UNIMPLEMENTED is.
+    assert_eq!(sp[1].status.code, StatusCode::Unset);
+    assert_eq!(sp[2].status.code, StatusCode::Error);
+    assert_eq!(c.h2_roles_swapped, 1);
+    assert!(c.h2_hpack_unknown_fields > 0);
+    assert_eq!(c.h2_frame_errors + c.h2_hpack_errors, 0);
+}

@@ -157,6 +157,12 @@ pub struct Http2Decoder {
     max_stream_bytes: usize,
     /// Highest client stream id whose request we decoded.
     max_client_stream: u32,
+    /// Whether we know which side is the client (preface/upgrade seen, or a field block with
+    /// `:method` or `:status` decoded).
+    roles_known: bool,
+    /// The engine's guess of the roles was wrong (a connection joined mid-way between two
+    /// ephemeral ports): bytes "to the server" come from the server.
+    swapped: bool,
     /// The HPACK state was known from the start (preface or upgrade seen).
     from_start: bool,
     dead: bool,
@@ -174,12 +180,14 @@ impl Http2Decoder {
             h.max_frame = Some(frame::DEFAULT_MAX_FRAME_SIZE);
         }
         Self {
+            roles_known: true,
             halves,
             streams: BTreeMap::new(),
             closed: VecDeque::new(),
             stream_bytes: 0,
             max_stream_bytes: config.h2_max_stream_state_bytes,
             max_client_stream: 0,
+            swapped: false,
             from_start: true,
             dead: false,
         }
@@ -198,6 +206,8 @@ impl Http2Decoder {
             stream_bytes: 0,
             max_stream_bytes: config.h2_max_stream_state_bytes,
             max_client_stream: 0,
+            roles_known: false,
+            swapped: false,
             from_start: false,
             dead: false,
         }
@@ -222,6 +232,7 @@ impl Http2Decoder {
             unknown_fields: 0,
             pushed: false,
             upgraded: true,
+            roles_swapped: false,
             trace: request.trace.clone(),
             start: request.start,
             head_end: request.head_end,
@@ -287,6 +298,11 @@ impl Http2Decoder {
     /// The preface completed: if nothing was decoded yet and no gap intervened, the HPACK
     /// state of both directions is known from the start.
     fn preface_done(&mut self, d: usize, table_cap: usize) {
+        // §3.4: the preface comes from the client.
+        if !self.roles_known {
+            self.roles_known = true;
+            self.swapped = d == 1;
+        }
         let other = &self.halves[1 - d];
         if !self.from_start && other.blocks == 0 && !other.gapped {
             self.from_start = true;
@@ -295,6 +311,11 @@ impl Http2Decoder {
                 h.max_frame.get_or_insert(frame::DEFAULT_MAX_FRAME_SIZE);
             }
         }
+    }
+
+    /// The role (0 client, 1 server) of the side that sends wire direction `d`.
+    fn role(&self, d: usize) -> usize {
+        usize::from(self.swapped) ^ d
     }
 
     fn enter_sync(&mut self, d: usize, cx: &mut L7Context<'_>) {
@@ -595,9 +616,11 @@ impl Http2Decoder {
     }
 
     fn stream_data(&mut self, d: usize, sid: u32, bytes: &[u8], at: &PacketCtx) {
+        let role = self.role(d);
         if let Some(s) = self.streams.get_mut(&sid) {
-            s.body_bytes[d] += bytes.len() as u64;
-            s.readers[d].feed(bytes);
+            let r = role;
+            s.body_bytes[r] += bytes.len() as u64;
+            s.readers[r].feed(bytes);
             s.last_ns = s.last_ns.max(at.ts_ns);
         }
     }
@@ -621,7 +644,7 @@ impl Http2Decoder {
             return;
         }
         if hdr.has(flags::END_STREAM) {
-            self.end_side(d, hdr.stream_id, at, cx, out);
+            self.end_side(self.role(d), hdr.stream_id, at, cx, out);
         }
     }
 
@@ -664,7 +687,8 @@ impl Http2Decoder {
             self.closed.pop_front();
         }
         self.closed.push_back(sid);
-        let st = s.finish(sid, end, at_ns);
+        let mut st = s.finish(sid, end, at_ns);
+        st.roles_swapped = self.swapped;
         let c = &mut *cx.counters;
         match st.end {
             StreamEnd::Complete => {}
@@ -722,7 +746,7 @@ impl Http2Decoder {
                     {
                         let end = StreamEnd::Reset {
                             code,
-                            by_client: d == 0,
+                            by_client: self.role(d) == 0,
                         };
                         self.close_stream(hdr.stream_id, end, at.ts_ns, cx, out);
                     }
@@ -752,7 +776,7 @@ impl Http2Decoder {
                     cx.counters.h2_goaways += 1;
                     // §6.8: streams the *receiver* initiated above Last-Stream-ID were not
                     // processed. The server's GOAWAY (d = 1) covers client (odd) streams.
-                    let receiver_parity = if d == 1 { 1 } else { 0 };
+                    let receiver_parity = if self.role(d) == 1 { 1 } else { 0 };
                     let refused: Vec<u32> = self
                         .streams
                         .range(g.last_stream_id.saturating_add(1)..)
@@ -886,6 +910,28 @@ impl Http2Decoder {
             c.h2_field_blocks_with_partial_table += 1;
         }
         let summary = FieldSummary::new(&fields, &cx.config.header_allow_list);
+        if !self.roles_known {
+            // RFC 9113 §8.3: requests carry `:method`, responses `:status`. Joined mid-way,
+            // this is how we learn who the client is.
+            let client = match (summary.pseudo(":method"), summary.pseudo(":status")) {
+                (Some(_), None) => Some(!matches!(kind, BlockKind::PushPromise { .. })),
+                (None, Some(_)) => Some(false),
+                _ => None,
+            };
+            if let Some(sender_is_client) = client {
+                self.roles_known = true;
+                self.swapped = sender_is_client != (d == 0);
+                if self.swapped {
+                    cx.counters.h2_roles_swapped += 1;
+                    // Streams made so far had their sides crossed; they were only partial.
+                    for st in self.streams.values_mut() {
+                        st.done.swap(0, 1);
+                        st.body_bytes.swap(0, 1);
+                        st.readers.swap(0, 1);
+                    }
+                }
+            }
+        }
         let max = cx.config.h2_max_streams;
         match kind {
             BlockKind::PushPromise { promised } => {
@@ -900,7 +946,7 @@ impl Http2Decoder {
                     out.push(L7Event::Http2(Http2Event::Request(req)));
                 }
             }
-            BlockKind::Headers { end_stream } if d == 0 => {
+            BlockKind::Headers { end_stream } if self.role(d) == 0 => {
                 let existing = self.streams.get(&sid).is_some_and(|s| s.request.is_some());
                 if !existing {
                     let req = self.request_from(sid, &summary, false, start, at, lost, cx);
@@ -1010,6 +1056,7 @@ impl Http2Decoder {
             unknown_fields: f.unknown + u32::from(lost),
             pushed,
             upgraded: false,
+            roles_swapped: self.swapped,
             trace,
             start: *start,
             head_end: *at,
@@ -1038,9 +1085,10 @@ impl Http2Decoder {
                     data_left: data_left - from_data,
                     pad_left: pad_left - from_pad,
                 });
+                let role = usize::from(self.swapped) ^ d;
                 if let Some(s) = self.streams.get_mut(&hdr.stream_id) {
-                    s.readers[d].gap();
-                    s.body_bytes[d] += u64::from(from_data);
+                    s.readers[role].gap();
+                    s.body_bytes[role] += u64::from(from_data);
                     s.partial = true;
                 }
             }

@@ -27,6 +27,21 @@ pub struct Peers {
     pub socket_cookie: Option<u64>,
 }
 
+impl Peers {
+    /// The same connection with the roles the other way round.
+    fn swapped_if(self, swapped: bool) -> Self {
+        if swapped {
+            Self {
+                client: self.server,
+                server: self.client,
+                socket_cookie: self.socket_cookie,
+            }
+        } else {
+            self
+        }
+    }
+}
+
 /// Hubble's protocol string for HTTP/2 flows.
 pub const PROTOCOL: &str = "HTTP/2";
 
@@ -98,6 +113,7 @@ fn l7_flow(
 
 /// The REQUEST flow of a stream, at the end of its request field block.
 pub fn request_flow(p: &Peers, req: &H2Request) -> Flow {
+    let p = &p.swapped_if(req.roles_swapped);
     let http = HttpInfo {
         code: None,
         method: req.method.clone().unwrap_or_default(),
@@ -119,6 +135,7 @@ pub fn request_flow(p: &Peers, req: &H2Request) -> Flow {
 
 /// The RESPONSE flow of a finished stream, when its response head was seen.
 pub fn response_flow(p: &Peers, st: &H2Stream) -> Option<Flow> {
+    let p = &p.swapped_if(st.roles_swapped);
     let resp = st.response.as_ref()?;
     let req = st.request.as_deref();
     let mut headers = headers_of(&resp.headers);
@@ -206,6 +223,7 @@ fn end_error(end: StreamEnd) -> Option<(String, String)> {
 
 /// The span of a finished stream whose request was seen.
 pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
+    let p = &p.swapped_if(st.roles_swapped);
     let req = st.request.as_deref()?;
     // A pushed request travels server -> client (PUSH_PROMISE): its direction is reversed.
     let kind = match (req.start.meta.direction, req.pushed) {

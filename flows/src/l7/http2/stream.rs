@@ -40,6 +40,8 @@ pub struct H2Request {
     pub pushed: bool,
     /// The HTTP/1.1 request that upgraded the connection (RFC 7540 §3.2: stream 1).
     pub upgraded: bool,
+    /// The engine's client/server guess was backwards (learned from the field blocks).
+    pub roles_swapped: bool,
     /// Trace identity.
     pub trace: ExchangeTrace,
     /// Packet of the first frame of the request.
@@ -128,6 +130,8 @@ pub struct H2Stream {
     pub first_seen: PacketCtx,
     /// Some of the stream's frames were not seen (joined mid-way, or a gap).
     pub partial: bool,
+    /// The engine's client/server guess was backwards (learned from the field blocks).
+    pub roles_swapped: bool,
 }
 
 /// A stream in progress.
@@ -167,7 +171,21 @@ impl Stream {
     /// Whether this looks like gRPC: a gRPC content-type on either side.
     fn is_grpc(&self) -> bool {
         let ct = |c: &Option<String>| c.as_deref().is_some_and(super::grpc::is_grpc_content_type);
-        self.request.as_ref().is_some_and(|r| ct(&r.content_type))
+        // Joined mid-way, content-type may have come from a table entry we never saw: a POST
+        // to a `/package.Service/Method` path with unknown fields is then taken for gRPC
+        // (as observer's `grpc_method` does for HTTP/2); its status stays unknown.
+        let looks_grpc = |r: &H2Request| {
+            r.content_type.is_none()
+                && r.unknown_fields > 0
+                && r.method.as_deref() == Some("POST")
+                && r.path
+                    .as_deref()
+                    .and_then(super::grpc::split_path)
+                    .is_some_and(|(service, _)| service.contains('.'))
+        };
+        self.request
+            .as_ref()
+            .is_some_and(|r| ct(&r.content_type) || looks_grpc(r))
             || self.response.as_ref().is_some_and(|r| ct(&r.content_type))
             || self.grpc_status.is_some()
     }
@@ -204,6 +222,7 @@ impl Stream {
             end_ns: end_ns.max(self.last_ns),
             first_seen: self.first_seen,
             partial: self.partial,
+            roles_swapped: false,
         }
     }
 }
