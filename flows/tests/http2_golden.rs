@@ -360,9 +360,10 @@ fn grpcio_joined_mid_way() {
             "37406".to_string(),
             "7".to_string(),
         ),
-        // The fifth call's :path was indexed from call 1's entry: unknown, so no RPC name.
+        // The fifth call's :path was indexed from call 1's entry: unknown, so nothing says it
+        // is gRPC: a plain HTTP POST span.
         (
-            "grpc".to_string(),
+            "POST".to_string(),
             None,
             "37406".to_string(),
             "9".to_string(),
