@@ -7,7 +7,7 @@
 //! - [`packet`]: link/IP/transport decoding into borrowed [`packet::Packet`] views.
 //! - [`key`]: normalised 5-tuples; [`table`]: per-conversation state and eviction.
 //! - [`tcp`]: per-direction stream reassembly.
-//! - [`l7`]: protocol detection and decoders (HTTP/1.x, DNS).
+//! - [`l7`]: protocol detection and decoders (HTTP/1.x, HTTP/2 and gRPC, DNS).
 //! - [`trace`]: W3C Trace Context and id generation.
 //! - [`record`]: the Hubble-style flows and OpenTelemetry-style spans we emit.
 //! - [`counters`]: every drop, cap hit and parse error, by reason.

@@ -1,9 +1,11 @@
 //! Application protocols: detection and decoders.
 //!
 //! A TCP connection's reassembled streams go to one [`StreamDecoder`], picked by [`detect`]
-//! from the first bytes (content, not ports). A new protocol (HTTP/2 in `http2.rs`) plugs in by
-//! adding an [`L7Protocol`] variant, a branch in [`detect`] and a `StreamDecoder` impl; its
-//! events get an [`L7Event`] variant that the engine turns into records.
+//! from the first bytes (content, not ports), or by [`sniff::Sniffer`] when those do not say.
+//! A protocol plugs in by adding an [`L7Protocol`] variant, a branch in [`detect`] and a
+//! `StreamDecoder` impl; its events get an [`L7Event`] variant that the engine turns into
+//! records. A decoder hands the connection to another after a protocol switch
+//! ([`StreamDecoder::take_upgrade`]: HTTP/1.1 `Upgrade: h2c` -> [`http2`]).
 //!
 //! DNS is datagram-based and has its own entry point ([`dns::parse`]).
 
