@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::agent::{CaptureKind, Cidr, Output, TcAttach};
+use crate::agent::{CaptureKind, Cidr, L4Mode, Output, TcAttach};
 
 /// Everything `flowscope agent` can be told. Defaults are what runs with no flags.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -28,6 +28,9 @@ pub struct AgentConfig {
     pub exclude_ports: Vec<u16>,
     /// Capture only these prefixes (source or destination), e.g. "10.0.0.0/8"; empty keeps all.
     pub cidrs: Vec<String>,
+    /// Which packets become L3/L4 flow records: "every-packet", "control-only" (SYN/FIN/RST)
+    /// or "off". L7 flows and spans come regardless.
+    pub l4_records: L4Mode,
     /// Output on stdout: "compact" or "json".
     pub output: Output,
     /// Keep the terminal's own SSH connection in the capture.
@@ -61,6 +64,7 @@ impl Default for AgentConfig {
             ports: Vec::new(),
             exclude_ports: Vec::new(),
             cidrs: Vec::new(),
+            l4_records: L4Mode::EveryPacket,
             output: Output::Compact,
             include_own_ssh: false,
             listen: "unix:///var/run/flowscope/observer.sock".into(),
@@ -194,6 +198,7 @@ mod tests {
             exclude-ports = [22]
             cidrs = ["198.18.0.0/15", "2001:db8::/32"]
             output = "json"
+            l4-records = "control-only"
             include-own-ssh = true
             listen = "unix:///tmp/fs.sock"
             listen-tcp = "127.0.0.1:4244"

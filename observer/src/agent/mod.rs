@@ -28,6 +28,30 @@ pub enum CaptureKind {
     Afpacket,
 }
 
+/// Which packets become L3/L4 flow records (L7 flows and spans come regardless).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum L4Mode {
+    /// One record per packet, like Hubble's per-packet trace events.
+    #[default]
+    EveryPacket,
+    /// Only TCP SYN/FIN/RST packets: connection starts and ends, a fraction of the cost.
+    ControlOnly,
+    /// None.
+    Off,
+}
+
+impl L4Mode {
+    /// The engine's setting.
+    pub fn engine(self) -> flows::engine::L4Records {
+        match self {
+            L4Mode::EveryPacket => flows::engine::L4Records::EveryPacket,
+            L4Mode::ControlOnly => flows::engine::L4Records::ControlOnly,
+            L4Mode::Off => flows::engine::L4Records::Off,
+        }
+    }
+}
+
 /// How TC programs attach.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,6 +141,9 @@ pub struct AgentArgs {
     /// The host's procfs, for sockets older than the agent [default: /proc].
     #[arg(long, value_name = "DIR")]
     pub proc_root: Option<PathBuf>,
+    /// Which packets become L3/L4 flow records [default: every-packet].
+    #[arg(long, value_enum)]
+    pub l4_records: Option<L4Mode>,
     /// Flows kept for `flowscope observe --last` [default: 65536].
     #[arg(long)]
     pub max_flows: Option<usize>,
@@ -210,6 +237,9 @@ impl AgentArgs {
         }
         if let Some(v) = self.attribution {
             c.attribution = v;
+        }
+        if let Some(v) = self.l4_records {
+            c.l4_records = v;
         }
         if let Some(v) = self.proc_root {
             c.proc_root = v;

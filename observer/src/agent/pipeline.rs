@@ -122,9 +122,11 @@ impl<W: Write> Pipeline<W> {
         store: Arc<FlowStore>,
         published: SharedCounters,
         owners: OwnerCache,
+        l4_records: flows::engine::L4Records,
     ) -> Self {
         let engine = Engine::new(EngineConfig {
             id_seed: random_seed(),
+            l4_records,
             ..EngineConfig::default()
         });
         let (printer, raw_out) = match output.format() {

@@ -234,6 +234,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         store.clone(),
         engine_counters.clone(),
         owners,
+        args.l4_records.engine(),
     );
     pipeline.set_exports(exports.handles());
 
