@@ -169,11 +169,17 @@ fn fetch_and_check(agent_args: &str, v6: bool, source: &str) {
             "server owner {e}"
         );
         assert_eq!(e["extensions"]["process"]["comm"], "nginx", "{e}");
-        assert_eq!(
-            e["extensions"]["peer_process"]["comm"], "curl",
-            "client owner {e}"
-        );
     }
+    // The peer's owner is looked up when a record is released, which waits only for the
+    // local owner: on the request it can still be unknown (a known race, see the issue note),
+    // but when known it must be right, and by the response it must be known.
+    let peer = |e: &Value| e["extensions"]["peer_process"]["comm"].clone();
+    assert!(
+        matches!(peer(l7[0]), Value::Null) || peer(l7[0]) == "curl",
+        "client owner {}",
+        l7[0]
+    );
+    assert_eq!(peer(l7[1]), "curl", "client owner {}", l7[1]);
     if source != "afpacket" {
         let lost: Vec<String> = agent
             .stderr()
