@@ -1,6 +1,11 @@
 //! `flowscope`: the node agent and its command-line tools.
 
 use anyhow::Result;
+
+/// mimalloc instead of glibc malloc: per-record allocation and freeing was 40-53% of the agent's
+/// self time in the A/B profiles (BENCHMARKS.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 
 mod agent;
