@@ -31,7 +31,10 @@ pub fn deploy_dir() -> PathBuf {
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    deploy_dir().parent().expect("deploy/ has a parent").to_path_buf()
+    deploy_dir()
+        .parent()
+        .expect("deploy/ has a parent")
+        .to_path_buf()
 }
 
 /// `deploy/kubernetes`.
@@ -214,7 +217,8 @@ pub fn first_difference(a: &Value, b: &Value, at: String) -> Option<String> {
 pub fn yaml_documents(text: &str) -> Result<Vec<Value>, DeployError> {
     let mut out = Vec::new();
     for (i, doc) in serde_norway::Deserializer::from_str(text).enumerate() {
-        let v = Value::deserialize(doc).map_err(|e| DeployError(format!("document {}: {e}", i + 1)))?;
+        let v =
+            Value::deserialize(doc).map_err(|e| DeployError(format!("document {}: {e}", i + 1)))?;
         if !v.is_null() {
             out.push(v);
         }
@@ -313,7 +317,10 @@ impl KustomizationDir {
                 k.kind
             ));
         }
-        Ok(Self { dir: dir.to_path_buf(), k })
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            k,
+        })
     }
 
     /// Every path this kustomization names, resolved against its folder, and whether each is a
@@ -393,8 +400,13 @@ pub fn render(dir: &Path) -> Result<Vec<Object>, DeployError> {
                 .expect("generator file has a name")
                 .to_string();
             let p = dir.join(f);
-            let text = std::fs::read_to_string(&p)
-                .map_err(|e| DeployError(format!("{}: configMapGenerator {}: {e}", dir.display(), p.display())))?;
+            let text = std::fs::read_to_string(&p).map_err(|e| {
+                DeployError(format!(
+                    "{}: configMapGenerator {}: {e}",
+                    dir.display(),
+                    p.display()
+                ))
+            })?;
             data.insert(name, text);
         }
         let mut cm = ConfigMap::default();
@@ -405,9 +417,13 @@ pub fn render(dir: &Path) -> Result<Vec<Object>, DeployError> {
     }
     for patch in &kd.k.patches {
         let p = dir.join(&patch.path);
-        let docs = yaml_documents(&read(&p)).map_err(|e| DeployError(format!("{}: {e}", p.display())))?;
+        let docs =
+            yaml_documents(&read(&p)).map_err(|e| DeployError(format!("{}: {e}", p.display())))?;
         let [ops] = docs.as_slice() else {
-            return err(format!("{}: a patch file holds one list of operations", p.display()));
+            return err(format!(
+                "{}: a patch file holds one list of operations",
+                p.display()
+            ));
         };
         let ops: json_patch::Patch = serde_json::from_value(ops.clone()).map_err(|e| {
             DeployError(format!(
@@ -440,15 +456,25 @@ pub fn render(dir: &Path) -> Result<Vec<Object>, DeployError> {
             ));
         };
         let mut v = objects[*i].to_value();
-        json_patch::patch(&mut v, &ops)
-            .map_err(|e| DeployError(format!("{}: does not apply to {}: {e}", p.display(), objects[*i].id())))?;
-        objects[*i] = Object::from_value(v).map_err(|e| DeployError(format!("{} after {}: {e}", objects[*i].id(), p.display())))?;
+        json_patch::patch(&mut v, &ops).map_err(|e| {
+            DeployError(format!(
+                "{}: does not apply to {}: {e}",
+                p.display(),
+                objects[*i].id()
+            ))
+        })?;
+        objects[*i] = Object::from_value(v)
+            .map_err(|e| DeployError(format!("{} after {}: {e}", objects[*i].id(), p.display())))?;
     }
     Ok(objects)
 }
 
 /// The one object of type `T` named `name` among `objects`.
-pub fn find<'a, T>(objects: &'a [Object], name: &str, pick: impl Fn(&'a Object) -> Option<&'a T>) -> &'a T {
+pub fn find<'a, T>(
+    objects: &'a [Object],
+    name: &str,
+    pick: impl Fn(&'a Object) -> Option<&'a T>,
+) -> &'a T {
     let found: Vec<&T> = objects
         .iter()
         .filter(|o| o.name() == name)
@@ -456,7 +482,10 @@ pub fn find<'a, T>(objects: &'a [Object], name: &str, pick: impl Fn(&'a Object) 
         .collect();
     match found.as_slice() {
         [one] => one,
-        other => panic!("expected one object named {name:?} of that kind, found {}", other.len()),
+        other => panic!(
+            "expected one object named {name:?} of that kind, found {}",
+            other.len()
+        ),
     }
 }
 
@@ -500,7 +529,10 @@ pub fn agent_config_keys() -> BTreeSet<String> {
     body.lines()
         .skip(1)
         .filter_map(|l| l.trim().strip_prefix("pub "))
-        .filter_map(|l| l.split_once(':').map(|(name, _)| name.trim().replace('_', "-")))
+        .filter_map(|l| {
+            l.split_once(':')
+                .map(|(name, _)| name.trim().replace('_', "-"))
+        })
         .collect()
 }
 

@@ -54,17 +54,45 @@ fn sorted(v: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
 fn the_agent_is_not_privileged_and_holds_exactly_the_documented_capabilities() {
     for (at, objects) in every_rendering() {
         let (pod, c) = agent(&objects);
-        let sc = c.security_context.as_ref().expect("container securityContext");
+        let sc = c
+            .security_context
+            .as_ref()
+            .expect("container securityContext");
         assert_eq!(sc.privileged, Some(false), "{at}: privileged");
-        assert_eq!(sc.allow_privilege_escalation, Some(false), "{at}: allowPrivilegeEscalation");
-        assert_eq!(sc.read_only_root_filesystem, Some(true), "{at}: readOnlyRootFilesystem");
+        assert_eq!(
+            sc.allow_privilege_escalation,
+            Some(false),
+            "{at}: allowPrivilegeEscalation"
+        );
+        assert_eq!(
+            sc.read_only_root_filesystem,
+            Some(true),
+            "{at}: readOnlyRootFilesystem"
+        );
         let caps = sc.capabilities.as_ref().expect("capabilities");
-        assert_eq!(caps.drop.as_deref(), Some(&["ALL".to_string()][..]), "{at}: drop");
+        assert_eq!(
+            caps.drop.as_deref(),
+            Some(&["ALL".to_string()][..]),
+            "{at}: drop"
+        );
         let added = caps.add.clone().unwrap_or_default();
-        assert_eq!(sorted(added.clone()), sorted(CAPABILITIES.iter().copied()), "{at}: add");
-        assert!(!added.iter().any(|c| c == "SYS_ADMIN" || c == "CAP_SYS_ADMIN"), "{at}: SYS_ADMIN");
+        assert_eq!(
+            sorted(added.clone()),
+            sorted(CAPABILITIES.iter().copied()),
+            "{at}: add"
+        );
+        assert!(
+            !added
+                .iter()
+                .any(|c| c == "SYS_ADMIN" || c == "CAP_SYS_ADMIN"),
+            "{at}: SYS_ADMIN"
+        );
         // bpf(2) is refused by some runtimes' default seccomp profile: see daemonset.yaml.
-        assert_eq!(sc.seccomp_profile.as_ref().map(|p| p.type_.as_str()), Some("Unconfined"), "{at}");
+        assert_eq!(
+            sc.seccomp_profile.as_ref().map(|p| p.type_.as_str()),
+            Some("Unconfined"),
+            "{at}"
+        );
         // uid 0 on purpose (no ambient capabilities in Kubernetes): see daemonset.yaml.
         assert_eq!(sc.run_as_user, Some(0), "{at}");
         // Nothing at pod level may hand the container more (a pod-level sysctl, say).
@@ -79,7 +107,11 @@ fn the_agent_is_not_privileged_and_holds_exactly_the_documented_capabilities() {
 fn the_capability_list_is_the_one_the_readme_and_dockerfile_document() {
     let readme = read(&deploy_dir().join("README.md"));
     let documented = documented_capabilities(&readme, "### Capabilities");
-    assert_eq!(sorted(documented), sorted(CAPABILITIES.iter().copied()), "deploy/README.md table");
+    assert_eq!(
+        sorted(documented),
+        sorted(CAPABILITIES.iter().copied()),
+        "deploy/README.md table"
+    );
 
     let dockerfile = read(&deploy_dir().join("Dockerfile"));
     let docker_run: Vec<String> = dockerfile
@@ -87,7 +119,11 @@ fn the_capability_list_is_the_one_the_readme_and_dockerfile_document() {
         .filter_map(|w| w.strip_prefix("--cap-add="))
         .map(str::to_string)
         .collect();
-    assert_eq!(sorted(docker_run), sorted(CAPABILITIES.iter().copied()), "deploy/Dockerfile `docker run` example");
+    assert_eq!(
+        sorted(docker_run),
+        sorted(CAPABILITIES.iter().copied()),
+        "deploy/Dockerfile `docker run` example"
+    );
 
     // Each capability has its reason written beside it in the manifest.
     let ds = read(&base_dir().join("daemonset.yaml"));
@@ -97,7 +133,10 @@ fn the_capability_list_is_the_one_the_readme_and_dockerfile_document() {
             .position(|l| l.trim() == format!("- {cap}"))
             .unwrap_or_else(|| panic!("daemonset.yaml: no `- {cap}` line"));
         let above = ds.lines().nth(line - 1).unwrap().trim();
-        assert!(above.starts_with('#'), "daemonset.yaml: {cap} has no comment saying why");
+        assert!(
+            above.starts_with('#'),
+            "daemonset.yaml: {cap} has no comment saying why"
+        );
     }
 }
 
@@ -107,13 +146,23 @@ fn the_agent_shares_the_hosts_network_and_pid_namespaces_and_runs_on_every_node(
         let (pod, _) = agent(&objects);
         assert_eq!(pod.host_network, Some(true), "{at}: hostNetwork");
         assert_eq!(pod.host_pid, Some(true), "{at}: hostPID");
-        assert_eq!(pod.dns_policy.as_deref(), Some("ClusterFirstWithHostNet"), "{at}: dnsPolicy");
-        assert_eq!(pod.priority_class_name.as_deref(), Some("system-node-critical"), "{at}");
+        assert_eq!(
+            pod.dns_policy.as_deref(),
+            Some("ClusterFirstWithHostNet"),
+            "{at}: dnsPolicy"
+        );
+        assert_eq!(
+            pod.priority_class_name.as_deref(),
+            Some("system-node-critical"),
+            "{at}"
+        );
         let tolerations = pod.tolerations.clone().unwrap_or_default();
         assert!(
-            tolerations.iter().any(|t| t.operator.as_deref() == Some("Exists")
-                && t.key.is_none()
-                && t.effect.is_none()),
+            tolerations
+                .iter()
+                .any(|t| t.operator.as_deref() == Some("Exists")
+                    && t.key.is_none()
+                    && t.effect.is_none()),
             "{at}: tolerates every taint: {tolerations:?}"
         );
         // The agent reads nothing from the API server (yet): no token in the pod.
@@ -129,7 +178,10 @@ fn host_mounts_are_read_only_except_bpffs_and_the_run_directory() {
         ("btf", ("/sys/kernel/btf", "/sys/kernel/btf", true)),
         ("host-proc", ("/proc", "/host/proc", true)),
         ("cgroup", ("/sys/fs/cgroup", "/sys/fs/cgroup", true)),
-        ("tracefs", ("/sys/kernel/tracing", "/sys/kernel/tracing", true)),
+        (
+            "tracefs",
+            ("/sys/kernel/tracing", "/sys/kernel/tracing", true),
+        ),
         ("run", ("/run/flowscope", "/var/run/flowscope", false)),
     ]);
     for (at, objects) in every_rendering() {
@@ -140,8 +192,10 @@ fn host_mounts_are_read_only_except_bpffs_and_the_run_directory() {
             .flatten()
             .filter_map(|v| Some((v.name.clone(), v.host_path.as_ref()?.path.clone())))
             .collect();
-        let want: BTreeMap<String, String> =
-            expected.iter().map(|(n, (h, _, _))| (n.to_string(), h.to_string())).collect();
+        let want: BTreeMap<String, String> = expected
+            .iter()
+            .map(|(n, (h, _, _))| (n.to_string(), h.to_string()))
+            .collect();
         assert_eq!(host_paths, want, "{at}: the hostPath volumes");
         for m in c.volume_mounts.iter().flatten() {
             let read_only = m.read_only.unwrap_or(false);
@@ -150,7 +204,11 @@ fn host_mounts_are_read_only_except_bpffs_and_the_run_directory() {
                 assert_eq!(read_only, *ro, "{at}: {} readOnly", m.name);
                 assert_eq!(m.mount_propagation, None, "{at}: {} propagation", m.name);
             } else {
-                assert!(read_only, "{at}: non-host mount {} must be read-only", m.name);
+                assert!(
+                    read_only,
+                    "{at}: non-host mount {} must be read-only",
+                    m.name
+                );
             }
         }
     }
@@ -176,13 +234,14 @@ fn http_probe_port(c: &Container, p: &Probe) -> (String, i32) {
     let get = p.http_get.as_ref().expect("httpGet probe");
     let port = match &get.port {
         IntOrString::Int(n) => *n,
-        IntOrString::String(name) => c
-            .ports
-            .iter()
-            .flatten()
-            .find(|p| p.name.as_deref() == Some(name))
-            .unwrap_or_else(|| panic!("probe names port {name}, which the container lacks"))
-            .container_port,
+        IntOrString::String(name) => {
+            c.ports
+                .iter()
+                .flatten()
+                .find(|p| p.name.as_deref() == Some(name))
+                .unwrap_or_else(|| panic!("probe names port {name}, which the container lacks"))
+                .container_port
+        }
     };
     (get.path.clone().unwrap_or_default(), port)
 }
@@ -197,23 +256,47 @@ fn probes_ask_the_metrics_endpoint_and_the_service_exposes_it() {
             ("startup", c.startup_probe.as_ref()),
         ] {
             let p = p.unwrap_or_else(|| panic!("{at}: no {what} probe"));
-            assert_eq!(http_probe_port(c, p), ("/metrics".to_string(), 9965), "{at}: {what}");
+            assert_eq!(
+                http_probe_port(c, p),
+                ("/metrics".to_string(), 9965),
+                "{at}: {what}"
+            );
         }
-        assert!(c.args.iter().flatten().any(|a| a == "--metrics-listen=0.0.0.0:9965"), "{at}: metrics flag");
+        assert!(
+            c.args
+                .iter()
+                .flatten()
+                .any(|a| a == "--metrics-listen=0.0.0.0:9965"),
+            "{at}: metrics flag"
+        );
 
         let svc = find(&objects, "flowscope-agent-metrics", |o| match o {
             Object::Service(s) => Some(s),
             _ => None,
         });
         let ann = svc.metadata.annotations.clone().unwrap_or_default();
-        assert_eq!(ann.get("prometheus.io/scrape").map(String::as_str), Some("true"), "{at}");
-        assert_eq!(ann.get("prometheus.io/port").map(String::as_str), Some("9965"), "{at}");
-        assert_eq!(ann.get("prometheus.io/path").map(String::as_str), Some("/metrics"), "{at}");
+        assert_eq!(
+            ann.get("prometheus.io/scrape").map(String::as_str),
+            Some("true"),
+            "{at}"
+        );
+        assert_eq!(
+            ann.get("prometheus.io/port").map(String::as_str),
+            Some("9965"),
+            "{at}"
+        );
+        assert_eq!(
+            ann.get("prometheus.io/path").map(String::as_str),
+            Some("/metrics"),
+            "{at}"
+        );
         let spec = svc.spec.as_ref().unwrap();
         assert_eq!(spec.type_.as_deref(), Some("ClusterIP"));
         let ports = spec.ports.clone().unwrap_or_default();
         assert!(
-            ports.iter().any(|p| p.name.as_deref() == Some("metrics") && p.port == 9965),
+            ports
+                .iter()
+                .any(|p| p.name.as_deref() == Some("metrics") && p.port == 9965),
             "{at}: {ports:?}"
         );
     }
@@ -224,7 +307,11 @@ fn the_agent_reads_its_config_file_from_the_configmap() {
     for (at, objects) in every_rendering() {
         let (pod, c) = agent(&objects);
         let args = c.args.clone().unwrap_or_default();
-        assert_eq!(args.first().map(String::as_str), Some("agent"), "{at}: subcommand");
+        assert_eq!(
+            args.first().map(String::as_str),
+            Some("agent"),
+            "{at}: subcommand"
+        );
         let file = args
             .iter()
             .find_map(|a| a.strip_prefix("--config="))
@@ -236,17 +323,31 @@ fn the_agent_reads_its_config_file_from_the_configmap() {
             .flatten()
             .find(|m| m.mount_path == dir)
             .unwrap_or_else(|| panic!("{at}: nothing mounted at {dir}"));
-        let vol = pod.volumes.iter().flatten().find(|v| v.name == mount.name).unwrap();
+        let vol = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == mount.name)
+            .unwrap();
         let cm_name = &vol.config_map.as_ref().expect("a ConfigMap volume").name;
         let cm = find(&objects, cm_name, |o| match o {
             Object::ConfigMap(c) => Some(c),
             _ => None,
         });
-        assert!(cm.data.as_ref().is_some_and(|d| d.contains_key(key)), "{at}: {cm_name} has no {key}");
         assert!(
-            c.env.iter().flatten().any(|e| e.name == "FLOWSCOPE_NODE_NAME"
-                && e.value_from.as_ref().and_then(|v| v.field_ref.as_ref()).map(|f| f.field_path.as_str())
-                    == Some("spec.nodeName")),
+            cm.data.as_ref().is_some_and(|d| d.contains_key(key)),
+            "{at}: {cm_name} has no {key}"
+        );
+        assert!(
+            c.env
+                .iter()
+                .flatten()
+                .any(|e| e.name == "FLOWSCOPE_NODE_NAME"
+                    && e.value_from
+                        .as_ref()
+                        .and_then(|v| v.field_ref.as_ref())
+                        .map(|f| f.field_path.as_str())
+                        == Some("spec.nodeName")),
             "{at}: node name from the downward API"
         );
     }
@@ -267,7 +368,9 @@ fn rbac_grants_only_get_on_nodes() {
     assert_eq!(r.verbs, ["get"]);
     assert!(r.resource_names.is_none() && r.non_resource_urls.is_none());
     assert!(
-        !objects.iter().any(|o| matches!(o, Object::Role(_) | Object::RoleBinding(_))),
+        !objects
+            .iter()
+            .any(|o| matches!(o, Object::Role(_) | Object::RoleBinding(_))),
         "no namespaced roles"
     );
 }
@@ -292,19 +395,38 @@ fn the_otel_overlay_points_the_agent_at_its_collector_service() {
     });
     assert_eq!(svc.metadata.namespace.as_deref(), Some(ns));
     let port: i32 = port.parse().unwrap();
-    assert!(svc.spec.as_ref().unwrap().ports.iter().flatten().any(|p| p.port == port));
+    assert!(svc
+        .spec
+        .as_ref()
+        .unwrap()
+        .ports
+        .iter()
+        .flatten()
+        .any(|p| p.port == port));
     // The base doesn't export.
     let base_objects = render(&base_dir()).unwrap();
     let (_, base) = agent(&base_objects);
-    assert!(!base.args.iter().flatten().any(|a| a.starts_with("--otlp-endpoint")));
+    assert!(!base
+        .args
+        .iter()
+        .flatten()
+        .any(|a| a.starts_with("--otlp-endpoint")));
 }
 
 #[test]
 fn the_relay_overlay_serves_tcp_4244_and_relay_asks_the_peer_service() {
     let objects = render(&overlay_dir("hubble-relay")).unwrap();
     let (_, c) = agent(&objects);
-    assert!(c.args.iter().flatten().any(|a| a == "--listen-tcp=0.0.0.0:4244"));
-    assert!(c.ports.iter().flatten().any(|p| p.container_port == 4244 && p.name.as_deref() == Some("observer")));
+    assert!(c
+        .args
+        .iter()
+        .flatten()
+        .any(|a| a == "--listen-tcp=0.0.0.0:4244"));
+    assert!(c
+        .ports
+        .iter()
+        .flatten()
+        .any(|p| p.container_port == 4244 && p.name.as_deref() == Some("observer")));
 
     let peer = find(&objects, "flowscope-peer", |o| match o {
         Object::Service(s) => Some(s),
@@ -332,10 +454,19 @@ fn the_relay_overlay_serves_tcp_4244_and_relay_asks_the_peer_service() {
         "disable-server-tls",
     ];
     for k in config.as_object().unwrap().keys() {
-        assert!(known.contains(&k.as_str()), "hubble-relay config key {k} is not one relay reads");
+        assert!(
+            known.contains(&k.as_str()),
+            "hubble-relay config key {k} is not one relay reads"
+        );
     }
-    assert_eq!(config["peer-service"], "flowscope-peer.flowscope.svc.cluster.local:4244");
-    assert_eq!(config["disable-client-tls"], true, "agents serve plaintext on 4244");
+    assert_eq!(
+        config["peer-service"],
+        "flowscope-peer.flowscope.svc.cluster.local:4244"
+    );
+    assert_eq!(
+        config["disable-client-tls"], true,
+        "agents serve plaintext on 4244"
+    );
 
     let relay = find(&objects, "hubble-relay", |o| match o {
         Object::Deployment(d) => Some(d),
@@ -351,5 +482,8 @@ fn the_relay_overlay_serves_tcp_4244_and_relay_asks_the_peer_service() {
         .any(|m| m.mount_path == "/etc/hubble-relay" && m.read_only == Some(true)));
     let sc = rc.security_context.as_ref().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));
-    assert_eq!(pod.security_context.as_ref().unwrap().run_as_non_root, Some(true));
+    assert_eq!(
+        pod.security_context.as_ref().unwrap().run_as_non_root,
+        Some(true)
+    );
 }

@@ -19,10 +19,20 @@ fn agent_toml() -> String {
 fn the_agent_config_key_list_is_read_from_the_agent_source() {
     let keys = agent_config_keys();
     // Guards the source reader itself: these keys exist today.
-    for k in ["interfaces", "snaplen", "ring-size", "exclude-ports", "tc-attach", "include-own-ssh"] {
+    for k in [
+        "interfaces",
+        "snaplen",
+        "ring-size",
+        "exclude-ports",
+        "tc-attach",
+        "include-own-ssh",
+    ] {
         assert!(keys.contains(k), "{k} not found in AgentConfig: {keys:?}");
     }
-    assert!(!keys.iter().any(|k| k.contains('_') || k.contains(' ')), "{keys:?}");
+    assert!(
+        !keys.iter().any(|k| k.contains('_') || k.contains(' ')),
+        "{keys:?}"
+    );
 }
 
 #[test]
@@ -56,13 +66,18 @@ fn the_configmap_toml_values_are_in_the_agents_ranges() {
     ] {
         if let Some(v) = table.get(key) {
             let s = v.as_str().unwrap_or_else(|| panic!("{key} is a string"));
-            assert!(allowed.contains(&s), "{key} = {s:?}, not one of {allowed:?}");
+            assert!(
+                allowed.contains(&s),
+                "{key} = {s:?}, not one of {allowed:?}"
+            );
         }
     }
     for key in ["ports", "exclude-ports"] {
         if let Some(v) = table.get(key) {
             for p in v.as_array().unwrap_or_else(|| panic!("{key} is a list")) {
-                let p = p.as_integer().unwrap_or_else(|| panic!("{key}: {p} is not a port"));
+                let p = p
+                    .as_integer()
+                    .unwrap_or_else(|| panic!("{key}: {p} is not a port"));
                 assert!((1..=65535).contains(&p), "{key}: {p}");
             }
         }
@@ -74,8 +89,14 @@ fn the_configmap_toml_values_are_in_the_agents_ranges() {
         .iter()
         .filter_map(|v| v.as_integer())
         .collect();
-    assert!(excluded.contains(&9965) && excluded.contains(&4244), "{excluded:?}");
-    assert_eq!(table.get("include-own-ssh").and_then(|v| v.as_bool()), Some(false));
+    assert!(
+        excluded.contains(&9965) && excluded.contains(&4244),
+        "{excluded:?}"
+    );
+    assert_eq!(
+        table.get("include-own-ssh").and_then(|v| v.as_bool()),
+        Some(false)
+    );
 }
 
 fn collector_config() -> Value {
@@ -98,7 +119,9 @@ fn the_collector_receives_otlp_over_grpc_and_http_on_all_addresses() {
 #[test]
 fn every_collector_pipeline_limits_memory_first_batches_and_exports_over_otlp() {
     let c = collector_config();
-    let pipelines = c["service"]["pipelines"].as_object().expect("service.pipelines");
+    let pipelines = c["service"]["pipelines"]
+        .as_object()
+        .expect("service.pipelines");
     assert!(pipelines.contains_key("traces"), "{pipelines:?}");
     for (name, p) in pipelines {
         let list = |k: &str| -> Vec<String> {
@@ -108,30 +131,65 @@ fn every_collector_pipeline_limits_memory_first_batches_and_exports_over_otlp() 
                 .map(|v| v.as_str().unwrap().to_string())
                 .collect()
         };
-        let (receivers, processors, exporters) = (list("receivers"), list("processors"), list("exporters"));
-        assert!(receivers.contains(&"otlp".to_string()), "{name}: {receivers:?}");
-        assert_eq!(processors.first().map(String::as_str), Some("memory_limiter"), "{name}: memory_limiter must come first");
-        assert!(processors.iter().any(|p| p == "batch"), "{name}: {processors:?}");
+        let (receivers, processors, exporters) =
+            (list("receivers"), list("processors"), list("exporters"));
+        assert!(
+            receivers.contains(&"otlp".to_string()),
+            "{name}: {receivers:?}"
+        );
+        assert_eq!(
+            processors.first().map(String::as_str),
+            Some("memory_limiter"),
+            "{name}: memory_limiter must come first"
+        );
+        assert!(
+            processors.iter().any(|p| p == "batch"),
+            "{name}: {processors:?}"
+        );
         assert!(!exporters.is_empty(), "{name}");
         // Every component a pipeline names is defined.
-        for (section, names) in [("receivers", &receivers), ("processors", &processors), ("exporters", &exporters)] {
+        for (section, names) in [
+            ("receivers", &receivers),
+            ("processors", &processors),
+            ("exporters", &exporters),
+        ] {
             for n in names {
-                assert!(c[section].get(n).is_some(), "{name}: {section}.{n} is not defined");
+                assert!(
+                    c[section].get(n).is_some(),
+                    "{name}: {section}.{n} is not defined"
+                );
             }
         }
         for e in &exporters {
-            assert!(e == "otlp" || e.starts_with("otlp/"), "{name}: exporter {e} is not the OTLP exporter");
+            assert!(
+                e == "otlp" || e.starts_with("otlp/"),
+                "{name}: exporter {e} is not the OTLP exporter"
+            );
             let endpoint = c["exporters"][e]["endpoint"].as_str().unwrap_or("");
-            let (host, port) = endpoint.rsplit_once(':').unwrap_or_else(|| panic!("{e}: endpoint {endpoint:?}"));
-            assert!(!host.is_empty() && port.parse::<u16>().is_ok(), "{e}: endpoint {endpoint:?}");
+            let (host, port) = endpoint
+                .rsplit_once(':')
+                .unwrap_or_else(|| panic!("{e}: endpoint {endpoint:?}"));
+            assert!(
+                !host.is_empty() && port.parse::<u16>().is_ok(),
+                "{e}: endpoint {endpoint:?}"
+            );
         }
     }
     let ml = &c["processors"]["memory_limiter"];
-    assert!(ml.get("check_interval").is_some(), "memory_limiter needs check_interval: {ml}");
-    assert!(ml.get("limit_percentage").is_some() || ml.get("limit_mib").is_some(), "{ml}");
+    assert!(
+        ml.get("check_interval").is_some(),
+        "memory_limiter needs check_interval: {ml}"
+    );
+    assert!(
+        ml.get("limit_percentage").is_some() || ml.get("limit_mib").is_some(),
+        "{ml}"
+    );
     // Extensions in service.extensions are defined, and the probes ask health_check's port.
     for e in c["service"]["extensions"].as_array().into_iter().flatten() {
-        assert!(c["extensions"].get(e.as_str().unwrap()).is_some(), "extension {e} undefined");
+        assert!(
+            c["extensions"].get(e.as_str().unwrap()).is_some(),
+            "extension {e} undefined"
+        );
     }
     assert_eq!(c["extensions"]["health_check"]["endpoint"], "0.0.0.0:13133");
 }
@@ -159,20 +217,42 @@ fn the_collector_deployment_uses_this_config_file() {
         .find_map(|a| a.strip_prefix("--config="))
         .expect("--config=");
     let (dir, key) = file.rsplit_once('/').unwrap();
-    let mount = c.volume_mounts.iter().flatten().find(|m| m.mount_path == dir).expect("config mount");
-    let vol = pod.volumes.iter().flatten().find(|v| v.name == mount.name).unwrap();
-    let cm = find(&objects, &vol.config_map.as_ref().unwrap().name, |o| match o {
-        Object::ConfigMap(c) => Some(c),
-        _ => None,
-    });
-    assert_eq!(cm.data.as_ref().unwrap()[key], read(&deploy_dir().join("otel-collector.yaml")));
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.mount_path == dir)
+        .expect("config mount");
+    let vol = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == mount.name)
+        .unwrap();
+    let cm = find(
+        &objects,
+        &vol.config_map.as_ref().unwrap().name,
+        |o| match o {
+            Object::ConfigMap(c) => Some(c),
+            _ => None,
+        },
+    );
+    assert_eq!(
+        cm.data.as_ref().unwrap()[key],
+        read(&deploy_dir().join("otel-collector.yaml"))
+    );
     let ports: BTreeSet<i32> = c.ports.iter().flatten().map(|p| p.container_port).collect();
     assert_eq!(ports, BTreeSet::from([4317, 4318, 13133]));
     let sc = c.security_context.as_ref().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(sc.read_only_root_filesystem, Some(true));
-    assert!(c.resources.as_ref().and_then(|r| r.limits.as_ref()).is_some_and(|l| l.contains_key("memory")),
-        "memory_limiter's percentages need a memory limit");
+    assert!(
+        c.resources
+            .as_ref()
+            .and_then(|r| r.limits.as_ref())
+            .is_some_and(|l| l.contains_key("memory")),
+        "memory_limiter's percentages need a memory limit"
+    );
 }
 
 #[test]
@@ -196,7 +276,15 @@ fn the_image_builds_the_agent_from_source_on_debian_12() {
         Object::DaemonSet(d) => Some(d),
         _ => None,
     });
-    let image = ds.spec.as_ref().unwrap().template.spec.as_ref().unwrap().containers[0]
+    let image = ds
+        .spec
+        .as_ref()
+        .unwrap()
+        .template
+        .spec
+        .as_ref()
+        .unwrap()
+        .containers[0]
         .image
         .clone()
         .unwrap();

@@ -30,7 +30,12 @@ fn every_yaml_file_is_used_by_a_kustomization_and_every_reference_exists() {
                     p.display()
                 );
             } else {
-                assert!(p.is_file(), "{}: names {}, which does not exist", dir.display(), p.display());
+                assert!(
+                    p.is_file(),
+                    "{}: names {}, which does not exist",
+                    dir.display(),
+                    p.display()
+                );
                 used.insert(p.canonicalize().unwrap());
             }
         }
@@ -75,7 +80,8 @@ fn unknown_kinds_are_rejected() {
     .unwrap_err();
     assert!(e.0.contains("ServiceMonitor"), "{e}");
     // A known kind under the wrong apiVersion is unknown too.
-    let e = parse_objects("apiVersion: extensions/v1beta1\nkind: DaemonSet\nmetadata: {name: a}\n").unwrap_err();
+    let e = parse_objects("apiVersion: extensions/v1beta1\nkind: DaemonSet\nmetadata: {name: a}\n")
+        .unwrap_err();
     assert!(e.0.contains("DaemonSet"), "{e}");
 }
 
@@ -83,7 +89,10 @@ fn unknown_kinds_are_rejected() {
 fn misspelt_or_misplaced_fields_are_rejected() {
     let ds = read(&base_dir().join("daemonset.yaml"));
     assert!(parse_objects(&ds).is_ok());
-    let typo = ds.replace("readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true");
+    let typo = ds.replace(
+        "readOnlyRootFilesystem: true",
+        "readOnlyRootFileSystem: true",
+    );
     assert_ne!(typo, ds);
     let e = parse_objects(&typo).unwrap_err();
     assert!(e.0.contains("readOnlyRootFileSystem"), "{e}");
@@ -95,7 +104,12 @@ fn misspelt_or_misplaced_fields_are_rejected() {
 fn base_and_overlays_render_and_keep_everything_in_the_flowscope_namespace() {
     for dir in std::iter::once(base_dir()).chain(overlay_dirs()) {
         let kd = KustomizationDir::load(&dir).unwrap();
-        assert_eq!(kd.k.namespace.as_deref(), Some("flowscope"), "{}", dir.display());
+        assert_eq!(
+            kd.k.namespace.as_deref(),
+            Some("flowscope"),
+            "{}",
+            dir.display()
+        );
         let objects = render(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         let mut ids = BTreeSet::new();
         for o in &objects {
@@ -103,10 +117,18 @@ fn base_and_overlays_render_and_keep_everything_in_the_flowscope_namespace() {
             if o.is_namespaced() {
                 assert_eq!(o.namespace(), "flowscope", "{}: {}", dir.display(), o.id());
             } else {
-                assert_eq!(o.namespace(), "", "{}: cluster-scoped {} has a namespace", dir.display(), o.id());
+                assert_eq!(
+                    o.namespace(),
+                    "",
+                    "{}: cluster-scoped {} has a namespace",
+                    dir.display(),
+                    o.id()
+                );
             }
         }
-        assert!(objects.iter().any(|o| o.kind() == "Namespace" && o.name() == "flowscope"));
+        assert!(objects
+            .iter()
+            .any(|o| o.kind() == "Namespace" && o.name() == "flowscope"));
     }
 }
 
@@ -127,34 +149,63 @@ fn references_resolve_in_base_and_every_overlay() {
     for dir in std::iter::once(base_dir()).chain(overlay_dirs()) {
         let objects = render(&dir).unwrap();
         let here = dir.display();
-        let has = |kind: &str, name: &str| objects.iter().any(|o| o.kind() == kind && o.name() == name);
+        let has =
+            |kind: &str, name: &str| objects.iter().any(|o| o.kind() == kind && o.name() == name);
         let templates = pod_templates(&objects);
         assert!(!templates.is_empty(), "{here}: no workload");
 
         for (owner, t) in &templates {
             // The workload's selector picks its own pods.
             let spec = t.spec.as_ref().unwrap();
-            let labels = t.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+            let labels = t
+                .metadata
+                .as_ref()
+                .and_then(|m| m.labels.clone())
+                .unwrap_or_default();
             let selector = objects
                 .iter()
                 .find(|o| &o.id() == owner)
                 .map(|o| o.to_value()["spec"]["selector"]["matchLabels"].clone())
                 .unwrap();
             for (k, v) in selector.as_object().expect("matchLabels") {
-                assert_eq!(labels.get(k).map(String::as_str), v.as_str(), "{here}: {owner} selector {k}");
+                assert_eq!(
+                    labels.get(k).map(String::as_str),
+                    v.as_str(),
+                    "{here}: {owner} selector {k}"
+                );
             }
             if let Some(sa) = &spec.service_account_name {
-                assert!(has("ServiceAccount", sa), "{here}: {owner} uses missing ServiceAccount {sa}");
+                assert!(
+                    has("ServiceAccount", sa),
+                    "{here}: {owner} uses missing ServiceAccount {sa}"
+                );
             }
             for vol in spec.volumes.iter().flatten() {
                 if let Some(cm) = &vol.config_map {
-                    assert!(has("ConfigMap", &cm.name), "{here}: {owner} mounts missing ConfigMap {}", cm.name);
+                    assert!(
+                        has("ConfigMap", &cm.name),
+                        "{here}: {owner} mounts missing ConfigMap {}",
+                        cm.name
+                    );
                 }
             }
             for c in &spec.containers {
-                let mounts: BTreeSet<_> = c.volume_mounts.iter().flatten().map(|m| m.name.clone()).collect();
-                let vols: BTreeSet<_> = spec.volumes.iter().flatten().map(|v| v.name.clone()).collect();
-                assert_eq!(mounts, vols, "{here}: {owner}: every volume mounted, every mount a volume");
+                let mounts: BTreeSet<_> = c
+                    .volume_mounts
+                    .iter()
+                    .flatten()
+                    .map(|m| m.name.clone())
+                    .collect();
+                let vols: BTreeSet<_> = spec
+                    .volumes
+                    .iter()
+                    .flatten()
+                    .map(|v| v.name.clone())
+                    .collect();
+                assert_eq!(
+                    mounts, vols,
+                    "{here}: {owner}: every volume mounted, every mount a volume"
+                );
             }
         }
 
@@ -167,31 +218,67 @@ fn references_resolve_in_base_and_every_overlay() {
             let pods: Vec<_> = templates
                 .iter()
                 .filter(|(_, t)| {
-                    let l = t.metadata.as_ref().and_then(|m| m.labels.clone()).unwrap_or_default();
+                    let l = t
+                        .metadata
+                        .as_ref()
+                        .and_then(|m| m.labels.clone())
+                        .unwrap_or_default();
                     sel.iter().all(|(k, v)| l.get(k) == Some(v))
                 })
                 .collect();
-            assert!(!pods.is_empty(), "{here}: {} selects no workload's pods", o.id());
+            assert!(
+                !pods.is_empty(),
+                "{here}: {} selects no workload's pods",
+                o.id()
+            );
             for port in spec.ports.iter().flatten() {
                 let target = port.target_port.as_ref().expect("targetPort set");
                 for (owner, t) in &pods {
-                    let found = t.spec.as_ref().unwrap().containers.iter().flat_map(|c| c.ports.iter().flatten()).any(|p| match target {
-                        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(n) => p.name.as_deref() == Some(n),
-                        k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => p.container_port == *n,
-                    });
-                    assert!(found, "{here}: {} port {:?} -> {target:?}: no such port on {owner}", o.id(), port.name);
+                    let found = t
+                        .spec
+                        .as_ref()
+                        .unwrap()
+                        .containers
+                        .iter()
+                        .flat_map(|c| c.ports.iter().flatten())
+                        .any(|p| match target {
+                            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String(
+                                n,
+                            ) => p.name.as_deref() == Some(n),
+                            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(n) => {
+                                p.container_port == *n
+                            }
+                        });
+                    assert!(
+                        found,
+                        "{here}: {} port {:?} -> {target:?}: no such port on {owner}",
+                        o.id(),
+                        port.name
+                    );
                 }
             }
         }
 
         // Bindings point at roles and accounts that exist.
         for o in &objects {
-            let Object::ClusterRoleBinding(b) = o else { continue };
-            assert!(has(&b.role_ref.kind, &b.role_ref.name), "{here}: {} -> missing {}", o.id(), b.role_ref.name);
+            let Object::ClusterRoleBinding(b) = o else {
+                continue;
+            };
+            assert!(
+                has(&b.role_ref.kind, &b.role_ref.name),
+                "{here}: {} -> missing {}",
+                o.id(),
+                b.role_ref.name
+            );
             for s in b.subjects.iter().flatten() {
                 assert_eq!(s.kind, "ServiceAccount");
                 assert_eq!(s.namespace.as_deref(), Some("flowscope"));
-                assert!(has("ServiceAccount", &s.name), "{here}: {} -> missing account {}", o.id(), s.name);
+                assert!(
+                    has("ServiceAccount", &s.name),
+                    "{here}: {} -> missing account {}",
+                    o.id(),
+                    s.name
+                );
             }
         }
     }
@@ -210,7 +297,11 @@ fn render_rejects_a_patch_that_matches_nothing() {
         ),
     )
     .unwrap();
-    std::fs::write(tmp.join("p.yaml"), "- op: add\n  path: /spec/x\n  value: 1\n").unwrap();
+    std::fs::write(
+        tmp.join("p.yaml"),
+        "- op: add\n  path: /spec/x\n  value: 1\n",
+    )
+    .unwrap();
     let e = render(&tmp).unwrap_err();
     std::fs::remove_dir_all(&tmp).unwrap();
     assert!(e.0.contains("matches 0 objects"), "{e}");
