@@ -55,6 +55,9 @@ case "${1:-}" in
     install_packages
     # Unit, property and golden tests; then the binary the end-to-end tests drive.
     cargo build --workspace --all-targets
+    # Style gates (DESIGN.md): formatted, and clippy-clean with warnings as errors.
+    cargo fmt --all --check
+    cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace --exclude flowscope-e2e
     # End-to-end tests share the kernel (namespaces, TC links): one at a time.
     cargo test -p flowscope-e2e -- --test-threads=1
