@@ -2,10 +2,6 @@
 
 use anyhow::Result;
 
-/// mimalloc instead of glibc malloc: per-record allocation and freeing was 40-53% of the agent's
-/// self time in the A/B profiles (BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 
 mod agent;
