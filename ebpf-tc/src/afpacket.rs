@@ -6,6 +6,7 @@
 //! copy loopback delivers of every packet.
 
 use std::{
+    collections::HashMap,
     io,
     mem::size_of,
     os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd},
@@ -66,6 +67,9 @@ pub struct AfPacketCapture {
     snap: usize,
     buf: Vec<u8>,
     l2_of: fn(u32) -> L2Kind,
+    /// Framing per interface index, asked of `l2_of` once per index: it reads sysfs, which
+    /// must not happen per packet.
+    l2_cache: HashMap<u32, L2Kind>,
 }
 
 impl AfPacketCapture {
@@ -94,6 +98,7 @@ impl AfPacketCapture {
             snap: snap.max(64),
             buf: vec![0u8; snap.max(64)],
             l2_of,
+            l2_cache: HashMap::new(),
         })
     }
 
@@ -167,7 +172,10 @@ impl AfPacketCapture {
             },
             source: CaptureSource::AfPacket,
             flags: if cap < orig { FLAG_TRUNCATED } else { 0 },
-            l2: (self.l2_of)(ifindex),
+            l2: *self
+                .l2_cache
+                .entry(ifindex)
+                .or_insert_with(|| (self.l2_of)(ifindex)),
         };
         Ok(Some((hdr, &self.buf[..cap])))
     }

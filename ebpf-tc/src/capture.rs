@@ -626,7 +626,7 @@ pub fn cleanup_stale() -> StaleCleanup {
     done
 }
 
-/// A raw AF_PACKET socket, for the plain userspace capture path.
+/// Takes ownership of a descriptor a libc call returned, or the call's errno when it failed.
 pub(crate) fn owned(raw: i32) -> io::Result<OwnedFd> {
     if raw < 0 {
         return Err(io::Error::last_os_error());

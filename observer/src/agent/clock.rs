@@ -1,4 +1,5 @@
-//! Turns the kernel's CLOCK_MONOTONIC packet stamps into wall-clock time for display.
+//! The agent's clocks: the kernel stamps packets with CLOCK_MONOTONIC, owner-cache expiry runs
+//! on it too, and flows are shown and queued in wall-clock time.
 
 /// Offset between CLOCK_REALTIME and CLOCK_MONOTONIC, sampled once at start.
 #[derive(Clone, Copy, Debug)]
@@ -14,6 +15,16 @@ fn now_ns(clock: libc::clockid_t) -> i128 {
     // SAFETY: clock_gettime writes into the timespec we pass.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     i128::from(ts.tv_sec) * 1_000_000_000 + i128::from(ts.tv_nsec)
+}
+
+/// CLOCK_REALTIME now, nanoseconds since the epoch.
+pub fn wall_now_ns() -> u64 {
+    now_ns(libc::CLOCK_REALTIME).max(0) as u64
+}
+
+/// CLOCK_MONOTONIC now (the clock of kernel stamps), nanoseconds.
+pub fn monotonic_now_ns() -> u64 {
+    now_ns(libc::CLOCK_MONOTONIC).max(0) as u64
 }
 
 impl MonoToWall {

@@ -19,7 +19,7 @@ use flows::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::clock::MonoToWall;
+use super::clock::{monotonic_now_ns, wall_now_ns, MonoToWall};
 use crate::{
     api::{convert::flow_to_proto, proto::flowscope::FlowExtension, FlowStore},
     cli::printer::{Format, Printer, PrinterOptions},
@@ -251,7 +251,7 @@ impl<W: Write> Pipeline<W> {
         self.last_now = self.last_now.max(now_ns);
         self.engine.handle_timeout(self.last_now);
         self.drain()?;
-        self.owners.expire(monotonic_ns());
+        self.owners.expire(monotonic_now_ns());
         let mut counters: Vec<(String, u64)> = self
             .engine
             .counters()
@@ -362,23 +362,6 @@ impl<W: Write> Pipeline<W> {
             None => self.raw_out.as_mut().map_or(Ok(()), |w| w.flush()),
         }
     }
-}
-
-fn wall_now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we pass.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// A seed for span and trace ids that differs between runs and hosts.

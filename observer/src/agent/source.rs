@@ -30,7 +30,7 @@ use tokio::{
 use tracing::{info, warn};
 
 use super::{
-    clock::MonoToWall,
+    clock::{wall_now_ns, MonoToWall},
     kernel_filters,
     pipeline::{Pipeline, SharedCounters},
     CaptureKind, TcAttach,
@@ -155,13 +155,6 @@ fn start(args: &AgentConfig, ifaces: &[Interface]) -> Result<Running> {
             }
         }
     }
-}
-
-fn wall_now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 /// Runs until a signal or an error; always detaches before returning.
