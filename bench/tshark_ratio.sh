@@ -6,6 +6,9 @@
 #
 #   bench/tshark_ratio.sh [CONNECTIONS] [EXCHANGES_PER_CONNECTION] [BODY_BYTES]   (env REPS=3)
 #
+# Env: CARGO_TARGET_DIR is honoured; FLOWSCOPE=path/to/flowscope times that binary instead of
+# the one just built (e.g. an older build, for a before/after pair).
+#
 # Timed:
 #   engine:  flowscope replay FILE --quiet --l4 off     (decode + reassembly + HTTP/1 pairing)
 #   json:    flowscope replay FILE -o json --l4 off     (the same, printing every HTTP record)
@@ -19,8 +22,9 @@ trap 'rm -rf "$work"' EXIT
 command -v tshark >/dev/null || { echo "tshark_ratio.sh: tshark is not installed (apt-get install tshark)" >&2; exit 1; }
 cd "$root"
 cargo build --release -p flowscope -p flowscope-bench >&2
-fs="$root/target/release/flowscope"
-"$root/target/release/gen-pcap" "$work/http.pcap" "$conns" "$exchanges" "$body" 2> "$work/gen.out"
+target="${CARGO_TARGET_DIR:-$root/target}"
+fs="${FLOWSCOPE:-$target/release/flowscope}"
+"$target/release/gen-pcap" "$work/http.pcap" "$conns" "$exchanges" "$body" 2> "$work/gen.out"
 cat "$work/gen.out" >&2
 packets=$(grep -o '[0-9]* packets' "$work/gen.out" | awk '{print $1}')
 

@@ -49,9 +49,11 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
-    for (name, mode) in [
-        ("l7_only", L4Records::Off),
-        ("every_packet", L4Records::EveryPacket),
+    // `l7_no_spans` is what `flowscope replay --quiet` and an agent without a span sink run.
+    for (name, mode, spans) in [
+        ("l7_only", L4Records::Off, true),
+        ("l7_no_spans", L4Records::Off, false),
+        ("every_packet", L4Records::EveryPacket, true),
     ] {
         let mut g = c.benchmark_group(format!("engine_{name}"));
         g.sample_size(20);
@@ -61,6 +63,7 @@ fn benches(c: &mut Criterion) {
                 || {
                     Engine::new(EngineConfig {
                         l4_records: mode,
+                        spans,
                         ..EngineConfig::default()
                     })
                 },
@@ -74,6 +77,7 @@ fn benches(c: &mut Criterion) {
                 || {
                     Engine::new(EngineConfig {
                         l4_records: mode,
+                        spans,
                         ..EngineConfig::default()
                     })
                 },

@@ -263,9 +263,11 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir, __u8 source
 
 	struct fs_filter_cfg *cfg = bpf_map_lookup_elem(&filter_cfg, &zero);
 	__u32 snaplen = DEFAULT_SNAPLEN;
+	__u32 wakeup_bytes = 0;
 	if (cfg) {
 		if (cfg->snaplen)
 			snaplen = cfg->snaplen;
+		wakeup_bytes = cfg->wakeup_bytes;
 		if (cfg->port_allow_on && !(p.has_ports && port_in(&port_allow, p.sport, p.dport))) {
 			count(FS_CNT_FILTERED);
 			return;
@@ -316,7 +318,13 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir, __u8 source
 		count(FS_CNT_LOAD_ERR);
 		return;
 	}
-	if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + cap, 0)) {
+	__u64 flags = 0;
+	if (wakeup_bytes)
+		flags = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) + sizeof(s->hdr) + cap >=
+				wakeup_bytes ?
+			BPF_RB_FORCE_WAKEUP :
+			BPF_RB_NO_WAKEUP;
+	if (bpf_ringbuf_output(&events, s, sizeof(s->hdr) + cap, flags)) {
 		count(FS_CNT_RING_FULL);
 		return;
 	}

@@ -50,7 +50,10 @@ struct fs_filter_cfg {
 	__u32 port_allow_on; /* keep only packets whose src or dst port is in `port_allow` */
 	__u32 cidr_allow_on; /* keep only packets whose src or dst address is in `cidr4/6_allow` */
 	__u32 snaplen; /* payload bytes to keep after the L4 header (0 = default 512) */
-	__u32 _pad;
+	/* Wake the reader only once this many bytes wait in the ring (0: on every record the
+	 * reader has not caught up with, the kernel's default). The reader also polls on a timer,
+	 * so a quiet ring is still read; batching cuts wakeups, and the agent's CPU with them. */
+	__u32 wakeup_bytes;
 };
 
 /* LPM trie keys for the CIDR filters. */

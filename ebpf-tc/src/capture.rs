@@ -74,13 +74,17 @@ pub struct LoadOptions {
     pub snaplen: u32,
     /// Bytes of the ring buffer; rounded up to a power of two of at least one page.
     pub ring_bytes: u32,
+    /// Wake the reader only when this many bytes wait in the ring; 0 wakes it for every
+    /// record it has not caught up with. A reader that sets it must also poll on a timer.
+    pub wakeup_bytes: u32,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
         Self {
             snaplen: 512,
-            ring_bytes: 16 << 20,
+            ring_bytes: 8 << 20,
+            wakeup_bytes: 0,
         }
     }
 }
@@ -107,6 +111,7 @@ struct TcAttachment {
 pub struct KernelCapture {
     ebpf: Ebpf,
     snaplen: u32,
+    wakeup_bytes: u32,
     tc: HashMap<u32, TcAttachment>,
     sockets: Vec<OwnedFd>,
     state: StateFile,
@@ -177,6 +182,7 @@ impl KernelCapture {
         let mut me = Self {
             ebpf,
             snaplen,
+            wakeup_bytes: opts.wakeup_bytes.min(opts.ring_bytes / 2),
             tc: HashMap::new(),
             sockets: Vec::new(),
             state: StateFile::new(),
@@ -260,6 +266,7 @@ impl KernelCapture {
             port_allow_on: !f.allow_ports.is_empty(),
             cidr_allow_on: !f.allow_cidrs.is_empty(),
             snaplen: self.snaplen,
+            wakeup_bytes: self.wakeup_bytes,
         };
         let mut arr: aya::maps::Array<_, [u8; 16]> = aya::maps::Array::try_from(
             self.ebpf

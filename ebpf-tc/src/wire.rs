@@ -188,6 +188,8 @@ pub struct FilterCfg {
     pub cidr_allow_on: bool,
     /// Payload bytes kept after the L4 header.
     pub snaplen: u32,
+    /// Wake the reader only once this many bytes wait in the ring (0: the kernel's default).
+    pub wakeup_bytes: u32,
 }
 
 /// Bytes of `struct fs_filter_cfg`.
@@ -200,6 +202,7 @@ impl FilterCfg {
         b[0..4].copy_from_slice(&u32::from(self.port_allow_on).to_ne_bytes());
         b[4..8].copy_from_slice(&u32::from(self.cidr_allow_on).to_ne_bytes());
         b[8..12].copy_from_slice(&self.snaplen.to_ne_bytes());
+        b[12..16].copy_from_slice(&self.wakeup_bytes.to_ne_bytes());
         b
     }
 }

@@ -185,7 +185,7 @@ counters! {
     trace_invalid_traceparent,
     /// `tracestate` list-members dropped as invalid, duplicate or over 32.
     trace_tracestate_dropped_members,
-    /// Records queued for `poll_record`.
+    /// Records queued for `poll_record` (spans count even when `EngineConfig::spans` is off and they are not built).
     records_emitted,
     /// Records dropped because `max_queued_records` were waiting to be polled.
     records_dropped_queue_full,

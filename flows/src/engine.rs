@@ -34,7 +34,8 @@ pub enum L4Records {
     /// One record per packet, like Hubble's per-packet trace events.
     #[default]
     EveryPacket,
-    /// Only TCP packets with SYN, FIN or RST (and nothing for UDP/ICMP).
+    /// Only TCP packets with SYN, FIN or RST; for other protocols the first packet of a flow
+    /// each way, then one every [`L4_REPORT_INTERVAL_NS`] each way.
     ControlOnly,
     /// No L3/L4 records; only L7 flows and spans.
     Off,
@@ -69,6 +70,10 @@ pub struct EngineConfig {
     pub max_queued_records: usize,
     /// Seed of the span/trace id generator (the binary seeds it randomly).
     pub id_seed: u64,
+    /// Build [`Record::Span`]s. When false the engine builds none (no attribute strings, no
+    /// formatted addresses: the expensive part of an exchange when nothing consumes spans)
+    /// and emits everything else unchanged; counters stay as if the spans had been queued.
+    pub spans: bool,
     /// L7 decoder limits.
     pub l7: L7Config,
 }
@@ -90,6 +95,7 @@ impl Default for EngineConfig {
             l4_records: L4Records::EveryPacket,
             max_queued_records: 65_536,
             id_seed: 0x5eed_f10e_5c09_e000,
+            spans: true,
             l7: L7Config::default(),
         }
     }
@@ -252,6 +258,7 @@ impl Engine {
                     server,
                     socket_cookie: None,
                     accounted: 0,
+                    l4_reported_ns: [0; 2],
                     state,
                 };
                 match table.insert(key, new) {
@@ -284,7 +291,8 @@ impl Engine {
             server: entry.server,
             socket_cookie: entry.socket_cookie,
         };
-        if wants_l4(config.l4_records, packet) {
+        let reported = &mut entry.l4_reported_ns[side.index()];
+        if wants_l4_in_flow(config.l4_records, packet, reported, now_ns) {
             let is_reply = Some(side == entry.server);
             push(
                 queue,
@@ -603,6 +611,32 @@ fn is_dns_port(p: u16) -> bool {
     matches!(p, 53 | 5353 | 5355)
 }
 
+/// Like [`wants_l4`] for a packet of a tracked flow. Control-only also reports a
+/// connectionless flow (UDP, ICMP, ...) on its first packet each way and then at most once
+/// per [`L4_REPORT_INTERVAL_NS`] each way, as Cilium's monitor aggregation does (its
+/// `CT_REPORT_INTERVAL`): `hubble observe` users still see who pings or queries whom.
+fn wants_l4_in_flow(
+    mode: L4Records,
+    packet: &Packet<'_>,
+    last_reported_ns: &mut u64,
+    now_ns: u64,
+) -> bool {
+    let want = match mode {
+        L4Records::ControlOnly if packet.tcp().is_none() => {
+            *last_reported_ns == 0
+                || now_ns.saturating_sub(*last_reported_ns) >= L4_REPORT_INTERVAL_NS
+        }
+        _ => wants_l4(mode, packet),
+    };
+    if want {
+        *last_reported_ns = now_ns.max(1);
+    }
+    want
+}
+
+/// How often control-only reports a connectionless flow that keeps sending (per direction).
+pub const L4_REPORT_INTERVAL_NS: u64 = 5 * SECOND;
+
 fn wants_l4(mode: L4Records, packet: &Packet<'_>) -> bool {
     match mode {
         L4Records::EveryPacket => true,
@@ -622,6 +656,23 @@ fn push(
     } else {
         counters.records_emitted += 1;
         queue.push_back(record);
+    }
+}
+
+/// Queues the span `make` builds, or with [`EngineConfig::spans`] off, only counts it as
+/// [`push`] would have (so counters do not depend on whether spans are consumed).
+fn push_span(
+    queue: &mut VecDeque<Record>,
+    counters: &mut Counters,
+    config: &EngineConfig,
+    make: impl FnOnce() -> Span,
+) {
+    if config.spans {
+        push(queue, counters, config, Record::Span(Box::new(make())));
+    } else if queue.len() >= config.max_queued_records {
+        counters.records_dropped_queue_full += 1;
+    } else {
+        counters.records_emitted += 1;
     }
 }
 
@@ -819,14 +870,15 @@ fn drain_events(
                 };
                 push(queue, counters, config, Record::Flow(Box::new(flow)));
                 if let Some(req) = request {
-                    let span = http_span(
-                        view,
-                        &req,
-                        request_body_size,
-                        Some(&response),
-                        response.end_ns,
-                    );
-                    push(queue, counters, config, Record::Span(Box::new(span)));
+                    push_span(queue, counters, config, || {
+                        http_span(
+                            view,
+                            &req,
+                            request_body_size,
+                            Some(&response),
+                            response.end_ns,
+                        )
+                    });
                 }
             }
             L7Event::Http2(ev) => {
@@ -845,8 +897,10 @@ fn drain_events(
                         if let Some(flow) = records::response_flow(&peers, &st) {
                             push(queue, counters, config, Record::Flow(Box::new(flow)));
                         }
-                        if let Some(span) = records::span(&peers, &st) {
-                            push(queue, counters, config, Record::Span(Box::new(span)));
+                        if records::has_span(&st) {
+                            push_span(queue, counters, config, || {
+                                records::span(&peers, &st).expect("has_span checked")
+                            });
                         }
                     }
                 }
@@ -858,14 +912,15 @@ fn drain_events(
             }) => {
                 // Placeholders for requests whose head was over the cap have no method.
                 if !request.method.is_empty() {
-                    let span = http_span(
-                        view,
-                        &request,
-                        request_body_size,
-                        None,
-                        at_ns.max(request.head_end.ts_ns),
-                    );
-                    push(queue, counters, config, Record::Span(Box::new(span)));
+                    push_span(queue, counters, config, || {
+                        http_span(
+                            view,
+                            &request,
+                            request_body_size,
+                            None,
+                            at_ns.max(request.head_end.ts_ns),
+                        )
+                    });
                 }
             }
         }

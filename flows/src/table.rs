@@ -177,6 +177,9 @@ pub struct FlowEntry {
     pub socket_cookie: Option<u64>,
     /// Bytes of this flow counted in the engine's total buffer.
     pub accounted: usize,
+    /// Time of the last L3/L4 record per sending side ([`crate::key::Side::index`]); 0: none
+    /// yet. Control-only reporting uses it to show connectionless flows now and then.
+    pub l4_reported_ns: [u64; 2],
     /// Protocol state.
     pub state: ConnState,
 }

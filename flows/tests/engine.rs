@@ -198,6 +198,76 @@ fn unanswered_request_becomes_an_error_span_at_flush() {
     assert_eq!(e.counters().http1_unanswered, 1);
 }
 
+/// Every golden capture, HTTP/1, HTTP/2, gRPC and DNS.
+const GOLDEN_PCAPS: [&str; 12] = [
+    "keepalive.pcap",
+    "pipeline.pcap",
+    "pyserver.pcap",
+    "odd.pcap",
+    "ipv6.pcap",
+    "cooked.pcap",
+    "dns.pcap",
+    "upgrade.pcap",
+    "h2/grpc.pcap",
+    "h2/prior.pcap",
+    "h2/sequential.pcap",
+    "h2/upgrade.pcap",
+];
+
+fn without_spans(records: Vec<Record>) -> Vec<Record> {
+    records
+        .into_iter()
+        .filter(|r| !matches!(r, Record::Span(_)))
+        .collect()
+}
+
+#[test]
+fn spans_off_builds_no_spans_and_changes_nothing_else() {
+    let mut spans_seen = 0;
+    for name in GOLDEN_PCAPS {
+        for l4_records in [L4Records::EveryPacket, L4Records::Off] {
+            let config = EngineConfig {
+                l4_records,
+                id_seed: 1,
+                ..EngineConfig::default()
+            };
+            assert!(config.spans, "spans are on by default");
+            let (with, c_with) = replay_pcap_with(name, config.clone());
+            let (without, c_without) = replay_pcap_with(
+                name,
+                EngineConfig {
+                    spans: false,
+                    ..config
+                },
+            );
+            spans_seen += spans(&with).len();
+            assert!(spans(&without).is_empty(), "{name}: spans built when off");
+            assert_eq!(without, without_spans(with), "{name} {l4_records:?}");
+            assert_eq!(c_without, c_with, "{name} {l4_records:?}: counters differ");
+        }
+    }
+    assert!(spans_seen > 20, "the captures make spans when on");
+}
+
+#[test]
+fn spans_off_still_counts_unanswered_requests() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(b"POST /slow HTTP/1.1\r\nContent-Length: 2\r\n\r\nhi", 1448);
+    let mut on = l7_engine();
+    let with = run(&mut on, c.frames());
+    let mut off = Engine::new(EngineConfig {
+        l4_records: L4Records::Off,
+        spans: false,
+        ..EngineConfig::default()
+    });
+    let without = run(&mut off, c.frames());
+    assert_eq!(spans(&with).len(), 1);
+    assert_eq!(without, without_spans(with));
+    assert_eq!(off.counters(), on.counters());
+    assert_eq!(off.counters().http1_unanswered, 1);
+}
+
 #[test]
 fn l4_record_modes() {
     let mut c = conv();
@@ -219,6 +289,85 @@ fn l4_record_modes() {
     // SYN, SYN-ACK, FIN, FIN.
     assert_eq!(count_l4(L4Records::ControlOnly), 4);
     assert_eq!(count_l4(L4Records::Off), 0);
+}
+
+/// Control-only keeps connectionless flows visible: the first packet each way, then one per
+/// 5 s each way while the flow keeps sending (Cilium's monitor aggregation does the same).
+#[test]
+fn control_only_reports_udp_and_icmp_first_packets_then_every_5s() {
+    use etherparse::PacketBuilder;
+    let udp = |fwd: bool| {
+        let (src, dst, sport, dport) = if fwd {
+            ([198, 18, 0, 2], [198, 18, 0, 1], 40000, 9999)
+        } else {
+            ([198, 18, 0, 1], [198, 18, 0, 2], 9999, 40000)
+        };
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4(src, dst, 64)
+            .udp(sport, dport)
+            .write(&mut out, b"ping")
+            .unwrap();
+        out
+    };
+    let ping = |seq: u16| {
+        let mut out = Vec::new();
+        PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+            .icmpv4_echo_request(7, seq)
+            .write(&mut out, b"x")
+            .unwrap();
+        out
+    };
+    const S: u64 = 1_000_000_000;
+    let mut frames = Vec::new();
+    // (time, forward?) for UDP: out at 0,1,2,6,7 s; back at 0.5, 1.5, 6.5 s.
+    for (t, fwd) in [
+        (0, true),
+        (S / 2, false),
+        (S, true),
+        (3 * S / 2, false),
+        (2 * S, true),
+        (6 * S, true),
+        (13 * S / 2, false),
+        (7 * S, true),
+    ] {
+        frames.push(SynthFrame {
+            ts_ns: 1_000 + t,
+            data: udp(fwd),
+            direction: if fwd {
+                Direction::Ingress
+            } else {
+                Direction::Egress
+            },
+        });
+    }
+    for (i, t) in [0, S, 2 * S, 5 * S].into_iter().enumerate() {
+        frames.push(SynthFrame {
+            ts_ns: 8 * S + t,
+            data: ping(i as u16),
+            direction: Direction::Ingress,
+        });
+    }
+    let l4_times = |mode| {
+        let mut e = Engine::new(EngineConfig {
+            l4_records: mode,
+            ..EngineConfig::default()
+        });
+        run(&mut e, &frames)
+            .iter()
+            .filter_map(|r| match r {
+                Record::Flow(f) if f.flow_type == FlowType::L3L4 => Some(f.time_ns - 1_000),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(l4_times(L4Records::EveryPacket).len(), frames.len());
+    assert_eq!(
+        l4_times(L4Records::ControlOnly),
+        [0, S / 2, 6 * S, 13 * S / 2, 8 * S - 1_000, 13 * S - 1_000]
+    );
+    assert!(l4_times(L4Records::Off).is_empty());
 }
 
 #[test]

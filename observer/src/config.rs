@@ -28,8 +28,9 @@ pub struct AgentConfig {
     pub exclude_ports: Vec<u16>,
     /// Capture only these prefixes (source or destination), e.g. "10.0.0.0/8"; empty keeps all.
     pub cidrs: Vec<String>,
-    /// Which packets become L3/L4 flow records: "every-packet", "control-only" (SYN/FIN/RST)
-    /// or "off". L7 flows and spans come regardless.
+    /// Which packets become L3/L4 flow records: "every-packet", "control-only" (SYN/FIN/RST;
+    /// the default, like Hubble's default monitor aggregation) or "off". L7 flows and spans
+    /// come regardless. Every packet as a record costs ~3 records per HTTP exchange.
     pub l4_records: L4Mode,
     /// Output on stdout: "compact" or "json".
     pub output: Output,
@@ -60,16 +61,16 @@ impl Default for AgentConfig {
             capture: None,
             tc_attach: TcAttach::Auto,
             snaplen: 512,
-            ring_size: 16 << 20,
+            ring_size: 4 << 20,
             ports: Vec::new(),
             exclude_ports: Vec::new(),
             cidrs: Vec::new(),
-            l4_records: L4Mode::EveryPacket,
+            l4_records: L4Mode::ControlOnly,
             output: Output::Compact,
             include_own_ssh: false,
             listen: "unix:///var/run/flowscope/observer.sock".into(),
             listen_tcp: None,
-            max_flows: 65_536,
+            max_flows: crate::api::store::DEFAULT_MAX_FLOWS,
             node_name: None,
             attribution: "auto".into(),
             proc_root: "/proc".into(),

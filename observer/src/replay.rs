@@ -223,6 +223,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
             L4Arg::Off => L4Records::Off,
         },
         id_seed: args.seed,
+        spans: args.spans && !args.quiet,
         ..EngineConfig::default()
     });
     let req = args.view.request(SystemTime::now())?;

@@ -38,7 +38,10 @@ fn fetch_and_check(agent_args: &str, v6: bool, source: &str) {
     let nginx = start_nginx(&link.server, &tmp.0);
     let mut agent = start_agent(
         &link.server,
-        &format!("-i {} -o json {agent_args}", link.server_if),
+        &format!(
+            "-i {} -o json --l4-records every-packet {agent_args}",
+            link.server_if
+        ),
     );
     let bpf_ids = bpf_prog_ids_of(agent.pid());
 

@@ -506,7 +506,8 @@ fn slow_python_follower_gets_lost_events_and_does_not_hold_the_agent() {
     );
     // Every flow pushed while it followed either reached the follower or was reported lost.
     let seen = summary["seen_after"].as_u64().unwrap() - summary["seen_before"].as_u64().unwrap();
-    assert!(seen >= REQUESTS * 4, "flows during the burst: {summary}");
+    // At least the L7 request and response of each (L3/L4 records are control-only).
+    assert!(seen >= REQUESTS * 2, "flows during the burst: {summary}");
     assert_eq!(
         summary["flows"].as_u64().unwrap() + lost,
         seen,

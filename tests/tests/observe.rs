@@ -157,7 +157,7 @@ fn observe_filters_follows_and_pipes_like_hubble() {
         st["seen_flows"].as_u64().unwrap() >= all.len() as u64,
         "{st}"
     );
-    assert_eq!(st["max_flows"], 65536, "{st}");
+    assert_eq!(st["max_flows"], 4095, "{st}");
     assert!(st["counters"].is_object(), "{st}");
 }
 

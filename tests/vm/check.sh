@@ -101,7 +101,7 @@ tc_state() {
   in_s tc filter show dev "$SIF" ingress 2>&1
   in_s tc filter show dev "$SIF" egress 2>&1
 }
-check "agent started (printed 'Ctrl-C to stop')" start_agent /tmp/agent.out /tmp/agent.err -o json --listen "$SOCK"
+check "agent started (printed 'Ctrl-C to stop')" start_agent /tmp/agent.out /tmp/agent.err -o json --l4-records every-packet --listen "$SOCK"
 agent_ready || finish
 
 check "agent: capturing (path: tc)" grep -q "capturing (path: tc)" /tmp/agent.err

@@ -69,6 +69,21 @@ pub fn http_flows(records: &[Record]) -> Vec<(L7Type, String, String, Option<u16
 
 /// Replays a pcap from `tests/data` through a default engine (seed 1, no L3/L4 records).
 pub fn replay_pcap(name: &str) -> (Vec<Record>, flows::counters::Counters) {
+    replay_pcap_with(
+        name,
+        EngineConfig {
+            l4_records: flows::engine::L4Records::Off,
+            id_seed: 1,
+            ..EngineConfig::default()
+        },
+    )
+}
+
+/// Replays a pcap from `tests/data` through an engine with `config`.
+pub fn replay_pcap_with(
+    name: &str,
+    config: EngineConfig,
+) -> (Vec<Record>, flows::counters::Counters) {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(name);
@@ -77,11 +92,7 @@ pub fn replay_pcap(name: &str) -> (Vec<Record>, flows::counters::Counters) {
     let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap file");
     let link = LinkType::from_pcap_linktype(u32::from(reader.header().datalink))
         .expect("supported link type");
-    let mut e = Engine::new(EngineConfig {
-        l4_records: flows::engine::L4Records::Off,
-        id_seed: 1,
-        ..EngineConfig::default()
-    });
+    let mut e = Engine::new(config);
     let mut out = Vec::new();
     let mut last = 0;
     while let Some(pkt) = reader.next_packet() {

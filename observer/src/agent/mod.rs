@@ -113,7 +113,7 @@ pub struct AgentArgs {
     /// Payload bytes kept per packet after the TCP/UDP header [default: 512].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8000))]
     pub snaplen: Option<u32>,
-    /// Bytes of the kernel ring buffer, rounded up to a power of two [default: 16 MiB].
+    /// Bytes of the kernel ring buffer, rounded up to a power of two [default: 4 MiB].
     #[arg(long)]
     pub ring_size: Option<u32>,
     /// Capture only packets with this port on either side (repeatable).
@@ -141,10 +141,10 @@ pub struct AgentArgs {
     /// The host's procfs, for sockets older than the agent [default: /proc].
     #[arg(long, value_name = "DIR")]
     pub proc_root: Option<PathBuf>,
-    /// Which packets become L3/L4 flow records [default: every-packet].
+    /// Which packets become L3/L4 flow records [default: control-only].
     #[arg(long, value_enum)]
     pub l4_records: Option<L4Mode>,
-    /// Flows kept for `flowscope observe --last` [default: 65536].
+    /// Flows kept for `flowscope observe --last` [default: 4095].
     #[arg(long)]
     pub max_flows: Option<usize>,
     /// Keep the terminal's own SSH session in the capture (by default it is excluded, or every

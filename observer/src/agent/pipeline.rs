@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::clock::{monotonic_now_ns, wall_now_ns, MonoToWall};
 use crate::{
-    api::{convert::flow_to_proto, proto::flowscope::FlowExtension, FlowStore},
+    api::{store::EngineFlow, FlowStore},
     cli::printer::{Format, Printer, PrinterOptions},
 };
 
@@ -63,7 +63,7 @@ pub struct Pipeline<W: Write> {
     printer: Option<Printer<W>>,
     store: Arc<FlowStore>,
     clock: Option<MonoToWall>,
-    names: HashMap<u32, String>,
+    names: HashMap<u32, Arc<str>>,
     published: SharedCounters,
     last_now: u64,
     owners: OwnerCache,
@@ -210,11 +210,13 @@ impl<W: Write> Pipeline<W> {
         (mine, peer)
     }
 
-    fn iface_name(&mut self, ifindex: u32) -> String {
+    fn iface_name(&mut self, ifindex: u32) -> Arc<str> {
         self.names
             .entry(ifindex)
             .or_insert_with(|| {
-                ebpf_tc::iface::name_of(ifindex).unwrap_or_else(|| format!("if{ifindex}"))
+                ebpf_tc::iface::name_of(ifindex)
+                    .unwrap_or_else(|| format!("if{ifindex}"))
+                    .into()
             })
             .clone()
     }
@@ -333,25 +335,16 @@ impl<W: Write> Pipeline<W> {
                 self.span_owner.insert(tc.span_id, p.clone());
             }
         }
-        let mut pf = flow_to_proto(&f, self.store.node_name());
-        if let Some(i) = pf.interface.as_mut() {
-            i.name = self.iface_name(i.index);
-        }
-        if let Some(peer) = peer {
-            let mut ext = FlowExtension::from_flow(&pf).unwrap_or_default();
-            ext.peer_process = Some(crate::api::proto::flowscope::Process {
-                pid: peer.pid,
-                tid: peer.tid.unwrap_or(0),
-                comm: peer.comm.unwrap_or_default(),
-                cgroup_id: peer.cgroup_id.unwrap_or(0),
-                container_id: peer.container_id.unwrap_or_default(),
-            });
-            pf.extensions = Some(ext.to_any());
-        }
+        let iface = (f.ifindex != 0).then(|| self.iface_name(f.ifindex));
+        // Stored compact; the wire message is built only for the printer and for clients.
+        let stored = self.store.push_engine(EngineFlow {
+            flow: f,
+            iface,
+            peer,
+        });
         if let Some(p) = self.printer.as_mut() {
-            p.print_flow(&pf)?;
+            p.print_flow(&stored.to_wire(self.store.node_name(), true).flow)?;
         }
-        self.store.push(pf);
         Ok(())
     }
 

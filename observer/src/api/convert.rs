@@ -163,9 +163,28 @@ fn connection_direction(packet: Direction, is_reply: Option<bool>) -> pb::Traffi
     }
 }
 
-/// Converts an engine flow to Hubble's wire flow, stamped with `node_name`. `uuid` is left
-/// empty ([`super::store::FlowStore::push`] fills it).
+/// Converts an engine flow to Hubble's wire flow, stamped with `node_name`, with flowscope's
+/// extension packed in `extensions` when it has anything. `uuid` is left empty.
 pub fn flow_to_proto(f: &record::Flow, node_name: &str) -> pb::Flow {
+    let (mut flow, ext) = flow_to_wire(f, node_name);
+    flow.extensions = (ext != FlowExtension::default()).then(|| ext.to_any());
+    flow
+}
+
+/// The wire process message of an owner.
+pub fn process_to_proto(p: &ProcessInfo) -> Process {
+    Process {
+        pid: p.pid,
+        tid: p.tid.unwrap_or(0),
+        comm: p.comm.clone().unwrap_or_default(),
+        cgroup_id: p.cgroup_id.unwrap_or(0),
+        container_id: p.container_id.clone().unwrap_or_default(),
+    }
+}
+
+/// Like [`flow_to_proto`], but with the extension returned unpacked (and `extensions` unset),
+/// so that callers that add to it or only filter on it don't encode and decode it.
+pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtension) {
     let l4 = match f.l4 {
         Layer4::Tcp {
             source_port,
@@ -245,13 +264,7 @@ pub fn flow_to_proto(f: &record::Flow, node_name: &str) -> pb::Flow {
             pb::TraceObservationPoint::ToEndpoint,
         ),
     };
-    let process = f.process.as_ref().map(|p| Process {
-        pid: p.pid,
-        tid: p.tid.unwrap_or(0),
-        comm: p.comm.clone().unwrap_or_default(),
-        cgroup_id: p.cgroup_id.unwrap_or(0),
-        container_id: p.container_id.clone().unwrap_or_default(),
-    });
+    let process = f.process.as_ref().map(process_to_proto);
     let ext = FlowExtension {
         process,
         span_id: f
@@ -269,7 +282,7 @@ pub fn flow_to_proto(f: &record::Flow, node_name: &str) -> pb::Flow {
         // The engine knows one end; the agent adds the peer's owner when it is local too.
         peer_process: None,
     };
-    pb::Flow {
+    let flow = pb::Flow {
         time: Some(timestamp(f.time_ns)),
         uuid: String::new(),
         verdict: match f.verdict {
@@ -311,8 +324,9 @@ pub fn flow_to_proto(f: &record::Flow, node_name: &str) -> pb::Flow {
         }),
         socket_cookie: f.socket_cookie.unwrap_or(0),
         cgroup_id: f.process.as_ref().and_then(|p| p.cgroup_id).unwrap_or(0),
-        extensions: (ext != FlowExtension::default()).then(|| ext.to_any()),
-    }
+        extensions: None,
+    };
+    (flow, ext)
 }
 
 /// The packet's capture direction, from what [`flow_to_proto`] wrote.

@@ -27,7 +27,7 @@ use super::{
         relay::NodeState,
     },
     status::StatusHandle,
-    store::{FlowStore, FollowEvent, LostSource, StoredFlow},
+    store::{FlowStore, FollowEvent, LostSource, StoredFlow, WireFlow},
 };
 
 /// flowscope's version, reported as the server version.
@@ -82,31 +82,41 @@ impl Window {
     }
 }
 
-/// The flows of `snapshot` a request asks for, oldest first.
+/// The wire form of `s` when it is in the window and passes the filters.
+fn select(
+    s: &StoredFlow,
+    node: &str,
+    pred: &FlowPredicate,
+    w: &Window,
+    include_ext: bool,
+) -> Option<WireFlow> {
+    if !w.contains(s.time_ns) {
+        return None;
+    }
+    let wire = s.to_wire(node, include_ext);
+    pred.matches(&FlowRef::new(&wire.flow, wire.ext.as_ref()))
+        .then_some(wire)
+}
+
+/// The flows of `snapshot` a request asks for, oldest first, in wire form.
 fn select_history(
     snapshot: &[Arc<StoredFlow>],
+    node: &str,
     pred: &FlowPredicate,
     w: &Window,
     follow: bool,
-) -> Vec<Arc<StoredFlow>> {
+    include_ext: bool,
+) -> Vec<WireFlow> {
     // Following with neither a count nor a start time means "only new flows".
     if follow && w.number.is_none() && w.since.is_none() {
         return Vec::new();
     }
-    let keep = |s: &&Arc<StoredFlow>| {
-        w.contains(s.time_ns) && pred.matches(&FlowRef::new(&s.flow, s.ext.as_ref()))
-    };
+    let keep = |s: &Arc<StoredFlow>| select(s, node, pred, w, include_ext);
     let limit = w.number.unwrap_or(usize::MAX);
     if w.first {
-        snapshot.iter().filter(keep).take(limit).cloned().collect()
+        snapshot.iter().filter_map(keep).take(limit).collect()
     } else {
-        let mut last: Vec<_> = snapshot
-            .iter()
-            .rev()
-            .filter(keep)
-            .take(limit)
-            .cloned()
-            .collect();
+        let mut last: Vec<_> = snapshot.iter().rev().filter_map(keep).take(limit).collect();
         last.reverse();
         last
     }
@@ -119,11 +129,8 @@ fn now_ns() -> u64 {
         .unwrap_or(0)
 }
 
-fn flow_response(s: &StoredFlow, include_ext: bool) -> GetFlowsResponse {
-    let mut flow = s.flow.clone();
-    if !include_ext {
-        flow.extensions = None;
-    }
+fn flow_response(w: WireFlow) -> GetFlowsResponse {
+    let flow = w.flow;
     GetFlowsResponse {
         node_name: flow.node_name.clone(),
         time: flow.time,
@@ -224,14 +231,14 @@ impl Observer for ObserverService {
         } else {
             (self.store.snapshot(), None)
         };
-        let history = select_history(&snapshot, &pred, &window, req.follow);
-        drop(snapshot);
         let node = self.store.node_name().to_string();
+        let history = select_history(&snapshot, &node, &pred, &window, req.follow, include_ext);
+        drop(snapshot);
         let (tx, rx) = mpsc::channel(256);
         let mut stop = self.stop.clone();
         tokio::spawn(async move {
-            for s in &history {
-                if tx.send(Ok(flow_response(s, include_ext))).await.is_err() {
+            for w in history {
+                if tx.send(Ok(flow_response(w))).await.is_err() {
                     return;
                 }
             }
@@ -263,12 +270,10 @@ impl Observer for ObserverService {
                         if window.until.is_some_and(|u| s.time_ns > u) {
                             return;
                         }
-                        if !window.contains(s.time_ns)
-                            || !pred.matches(&FlowRef::new(&s.flow, s.ext.as_ref()))
-                        {
+                        let Some(w) = select(&s, &node, &pred, &window, include_ext) else {
                             continue;
-                        }
-                        if tx.send(Ok(flow_response(&s, include_ext))).await.is_err() {
+                        };
+                        if tx.send(Ok(flow_response(w))).await.is_err() {
                             return;
                         }
                     }

@@ -21,8 +21,9 @@ use super::proto::{
     flowscope::FlowExtension,
 };
 
-/// Default ring capacity (Hubble's default too).
-pub const DEFAULT_MAX_FLOWS: usize = 65_536;
+/// Default ring capacity: Hubble's default (`hubble-event-buffer-capacity` 4095). At ~0.5 KiB
+/// per stored engine flow that is ~2 MiB.
+pub const DEFAULT_MAX_FLOWS: usize = 4_095;
 /// Default per-follower buffer: how far a `--follow` reader may fall behind before it loses flows.
 pub const DEFAULT_FOLLOW_BUFFER: usize = 4_096;
 
@@ -67,17 +68,85 @@ impl LostSource {
     }
 }
 
-/// One flow in the ring: the wire message plus what filters read often, decoded once.
+/// One flow in the ring.
+///
+/// Flows from the engine stay in the engine's compact form and become Hubble's wire message
+/// only when a client reads them: building and keeping a protobuf `Flow` (strings for every
+/// address, a packed `Any`, a formatted UUID) per record was most of the agent's CPU and
+/// memory, and most stored flows are overwritten without ever being read.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredFlow {
     /// Position in the stream of all flows ever pushed (starts at 1).
     pub seq: u64,
     /// Flow time, ns since the Unix epoch.
     pub time_ns: u64,
-    /// The flow as sent to clients that asked for flowscope's extension.
+    /// The flow's id, formatted as an RFC 9562 UUID on the wire.
+    pub uuid: Uuid,
+    body: FlowBody,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum FlowBody {
+    Engine(EngineFlow),
+    Wire {
+        flow: flow::Flow,
+        ext: Option<FlowExtension>,
+    },
+}
+
+/// An engine flow plus what the agent knows about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineFlow {
+    /// The flow, with its local owner in `process`.
+    pub flow: flows::record::Flow,
+    /// Name of the capture interface, when known.
+    pub iface: Option<Arc<str>>,
+    /// Owner of the other end, when it lives on this node too.
+    pub peer: Option<flows::record::ProcessInfo>,
+}
+
+/// A flow as clients see it: the wire message and its flowscope extension, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireFlow {
+    /// The wire message; `extensions` is set only when asked for.
     pub flow: flow::Flow,
-    /// The flowscope extension of `flow`, decoded.
+    /// The flowscope extension (for filters), whether or not it is packed into `flow`.
     pub ext: Option<FlowExtension>,
+}
+
+impl StoredFlow {
+    /// The wire form of the flow, stamped with `node_name` when it has none; with the
+    /// extension packed into `flow.extensions` when `include_ext`.
+    pub fn to_wire(&self, node_name: &str, include_ext: bool) -> WireFlow {
+        let (mut flow, ext) = match &self.body {
+            FlowBody::Engine(e) => {
+                let (mut flow, mut ext) = super::convert::flow_to_wire(&e.flow, node_name);
+                if let (Some(i), Some(name)) = (flow.interface.as_mut(), e.iface.as_ref()) {
+                    i.name = name.to_string();
+                }
+                ext.peer_process = e.peer.as_ref().map(super::convert::process_to_proto);
+                let ext = (ext != FlowExtension::default()).then_some(ext);
+                if include_ext {
+                    flow.extensions = ext.as_ref().map(FlowExtension::to_any);
+                }
+                (flow, ext)
+            }
+            FlowBody::Wire { flow, ext } => {
+                let mut flow = flow.clone();
+                if !include_ext {
+                    flow.extensions = None;
+                }
+                (flow, ext.clone())
+            }
+        };
+        if flow.node_name.is_empty() {
+            flow.node_name = node_name.to_string();
+        }
+        if flow.uuid.is_empty() {
+            flow.uuid = self.uuid.to_string();
+        }
+        WireFlow { flow, ext }
+    }
 }
 
 /// What a follower receives.
@@ -145,7 +214,7 @@ impl FlowStore {
             ^ (u64::from(std::process::id()) << 32);
         Self {
             ring: Mutex::new(Ring {
-                flows: VecDeque::with_capacity(max_flows.min(DEFAULT_MAX_FLOWS)),
+                flows: VecDeque::with_capacity(max_flows.min(65_536)),
                 next_seq: 1,
                 ids: UuidGenerator(seed),
             }),
@@ -159,42 +228,55 @@ impl FlowStore {
         }
     }
 
-    /// Adds a flow, evicting the oldest when full. Fills `uuid` and `node_name` when empty.
-    /// Never blocks on readers.
-    pub fn push(&self, mut flow: flow::Flow) {
-        if flow.node_name.is_empty() {
-            flow.node_name.clone_from(&self.node_name);
-        }
+    /// Adds a wire flow (e.g. one read back from JSON), evicting the oldest when full.
+    /// `uuid` and `node_name` are filled on the way out when empty. Never blocks on readers.
+    pub fn push(&self, flow: flow::Flow) -> Arc<StoredFlow> {
         let time_ns = flow
             .time
             .as_ref()
-            .map(|t| (t.seconds.max(0) as u64) * 1_000_000_000 + t.nanos.max(0) as u64)
+            .map(super::convert::timestamp_ns)
             .unwrap_or(0);
         let ext = FlowExtension::from_flow(&flow);
+        self.insert(time_ns, FlowBody::Wire { flow, ext })
+    }
+
+    /// Adds an engine flow, kept compact until a client reads it. Never blocks on readers.
+    pub fn push_engine(&self, flow: EngineFlow) -> Arc<StoredFlow> {
+        self.insert(flow.flow.time_ns, FlowBody::Engine(flow))
+    }
+
+    /// Adds a copy of an engine flow with no interface name or peer.
+    pub fn push_record(&self, flow: &flows::record::Flow) -> Arc<StoredFlow> {
+        self.push_engine(EngineFlow {
+            flow: flow.clone(),
+            iface: None,
+            peer: None,
+        })
+    }
+
+    fn insert(&self, time_ns: u64, body: FlowBody) -> Arc<StoredFlow> {
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        if flow.uuid.is_empty() {
-            flow.uuid = ring.ids.next();
-        }
         let stored = Arc::new(StoredFlow {
             seq: ring.next_seq,
             time_ns,
-            flow,
-            ext,
+            uuid: ring.ids.next(),
+            body,
         });
         ring.next_seq += 1;
-        if ring.flows.len() >= self.max_flows {
-            ring.flows.pop_front();
-        }
+        let evicted = if ring.flows.len() >= self.max_flows {
+            ring.flows.pop_front()
+        } else {
+            None
+        };
         ring.flows.push_back(stored.clone());
         self.seen.fetch_add(1, Ordering::Relaxed);
         // Sent under the lock so that `subscribe` sees a clean cut between snapshot and stream.
         // An error only means nobody follows.
-        let _ = self.tx.send(FollowEvent::Flow(stored));
-    }
-
-    /// Converts an engine flow (see [`super::convert`]) and adds it.
-    pub fn push_record(&self, flow: &flows::record::Flow) {
-        self.push(super::convert::flow_to_proto(flow, &self.node_name));
+        let _ = self.tx.send(FollowEvent::Flow(stored.clone()));
+        drop(ring);
+        // Freed outside the lock: readers taking a snapshot don't wait for it.
+        drop(evicted);
+        stored
     }
 
     /// Records that `count` events were lost at `source` (e.g. the kernel ring was full);
@@ -307,8 +389,28 @@ impl Follower {
     }
 }
 
-/// Random-looking RFC 9562 version-4 UUIDs from a SplitMix64 stream (unique per store; no
-/// need for cryptographic randomness in a flow id).
+/// A flow id: 128 bits shown as an RFC 9562 version-4 UUID. Kept as a number and formatted
+/// only when a client reads the flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Uuid(pub u128);
+
+impl std::fmt::Display for Uuid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let v = self.0;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            (v >> 96) as u32,
+            (v >> 80) as u16,
+            (v >> 64) as u16,
+            (v >> 48) as u16,
+            v & 0xffff_ffff_ffff
+        )
+    }
+}
+
+/// Random-looking version-4 UUIDs from a SplitMix64 stream (unique per store; no need for
+/// cryptographic randomness in a flow id).
 struct UuidGenerator(u64);
 
 impl UuidGenerator {
@@ -320,20 +422,13 @@ impl UuidGenerator {
         z ^ (z >> 31)
     }
 
-    fn next(&mut self) -> String {
+    fn next(&mut self) -> Uuid {
         let hi = self.next_u64();
         let lo = self.next_u64();
         // Version 4 in bits 48..52 of hi, variant 10 in the top bits of lo (RFC 9562 §5.4).
         let hi = (hi & !0xf000) | 0x4000;
         let lo = (lo & !(0b11 << 62)) | (0b10 << 62);
-        format!(
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            hi >> 32,
-            (hi >> 16) & 0xffff,
-            hi & 0xffff,
-            lo >> 48,
-            lo & 0xffff_ffff_ffff
-        )
+        Uuid((u128::from(hi) << 64) | u128::from(lo))
     }
 }
 
@@ -368,11 +463,13 @@ mod tests {
         assert_eq!(store.num_flows(), 3);
         assert_eq!(store.max_flows(), 3);
         assert_eq!(store.seen_flows(), 5);
-        assert_eq!(snap[0].flow.node_name, "node1");
-        let u = &snap[0].flow.uuid;
+        let w = snap[0].to_wire(store.node_name(), false);
+        assert_eq!(w.flow.node_name, "node1");
+        let u = &w.flow.uuid;
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
-        assert_ne!(snap[0].flow.uuid, snap[1].flow.uuid);
+        assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
+        assert_ne!(*u, snap[1].to_wire("node1", false).flow.uuid);
     }
 
     #[tokio::test]

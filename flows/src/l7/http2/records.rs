@@ -221,6 +221,11 @@ fn end_error(end: StreamEnd) -> Option<(String, String)> {
     }
 }
 
+/// True when [`span`] makes a span for `st` (its request was seen).
+pub fn has_span(st: &H2Stream) -> bool {
+    st.request.is_some()
+}
+
 /// The span of a finished stream whose request was seen.
 pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
     let p = &p.swapped_if(st.roles_swapped);
