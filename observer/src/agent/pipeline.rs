@@ -114,19 +114,20 @@ fn endpoints(f: &Flow) -> Option<(SocketAddr, SocketAddr, Transport)> {
 }
 
 impl<W: Write> Pipeline<W> {
-    /// `clock` converts kernel monotonic stamps; None when stamps are already wall-clock.
+    /// Stamps are taken as wall-clock until [`Pipeline::set_clock`].
     pub fn new(
         out: W,
         output: Output,
-        clock: Option<MonoToWall>,
         store: Arc<FlowStore>,
         published: SharedCounters,
         owners: OwnerCache,
         l4_records: flows::engine::L4Records,
+        exports: crate::export::ExportHandles,
     ) -> Self {
         let engine = Engine::new(EngineConfig {
             id_seed: random_seed(),
             l4_records,
+            spans: exports.wants_spans(),
             ..EngineConfig::default()
         });
         let (printer, raw_out) = match output.format() {
@@ -148,21 +149,16 @@ impl<W: Write> Pipeline<W> {
             engine,
             printer,
             store,
-            clock,
+            clock: None,
             names: HashMap::new(),
             published,
             last_now: 0,
             owners,
             span_owner: HashMap::new(),
             pending: VecDeque::new(),
-            exports: crate::export::ExportHandles::default(),
+            exports,
             raw_out,
         }
-    }
-
-    /// Where spans and per-record metrics go (OTLP, `--print-spans`, `/metrics`).
-    pub fn set_exports(&mut self, exports: crate::export::ExportHandles) {
-        self.exports = exports;
     }
 
     /// Kernel stamps are CLOCK_MONOTONIC: convert them with `clock`.
@@ -242,6 +238,8 @@ impl<W: Write> Pipeline<W> {
             L2Kind::Ethernet => LinkType::Ethernet,
             L2Kind::RawIp => LinkType::RawIp,
         };
+        self.exports
+            .observe_packet(meta.direction, ip_bytes(link, hdr.orig_len, data));
         // Decode errors are counted inside the engine (and shown by `flowscope status`).
         let _ = self.engine.handle_frame(ts_ns, link, data, meta);
         self.drain()
@@ -357,6 +355,25 @@ impl<W: Write> Pipeline<W> {
     }
 }
 
+/// IP bytes of a frame of `orig_len` bytes whose captured start is `data`: the length minus
+/// the link header (Ethernet, with one or two in-band VLAN tags).
+fn ip_bytes(link: LinkType, orig_len: u32, data: &[u8]) -> u32 {
+    let l2 = match link {
+        LinkType::Ethernet => {
+            let mut off = 12;
+            while off + 2 <= data.len()
+                && matches!(u16::from_be_bytes([data[off], data[off + 1]]), 0x8100 | 0x88a8)
+                && off < 20
+            {
+                off += 4;
+            }
+            off as u32 + 2
+        }
+        _ => 0,
+    };
+    orig_len.saturating_sub(l2)
+}
+
 /// A seed for span and trace ids that differs between runs and hosts.
 fn random_seed() -> u64 {
     let mut b = [0u8; 8];
@@ -367,5 +384,25 @@ fn random_seed() -> u64 {
         u64::from_ne_bytes(b)
     } else {
         std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_bytes_strips_the_link_header() {
+        let mut eth = vec![0u8; 60];
+        eth[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        assert_eq!(ip_bytes(LinkType::Ethernet, 74, &eth), 60);
+        eth[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+        eth[16..18].copy_from_slice(&0x86ddu16.to_be_bytes());
+        assert_eq!(ip_bytes(LinkType::Ethernet, 78, &eth), 60);
+        eth[16..18].copy_from_slice(&0x8100u16.to_be_bytes());
+        eth[20..22].copy_from_slice(&0x0800u16.to_be_bytes());
+        assert_eq!(ip_bytes(LinkType::Ethernet, 82, &eth), 60);
+        assert_eq!(ip_bytes(LinkType::RawIp, 60, &eth), 60);
+        assert_eq!(ip_bytes(LinkType::Ethernet, 10, &eth[..4]), 0);
     }
 }

@@ -221,16 +221,15 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         .await
         .context("starting span export and metrics")?
     };
-    let mut pipeline = Pipeline::new(
+    let pipeline = Pipeline::new(
         BufWriter::new(io::stdout()),
         args.output,
-        None,
         store.clone(),
         engine_counters.clone(),
         owners,
         args.l4_records.engine(),
+        exports.handles(),
     );
-    pipeline.set_exports(exports.handles());
 
     let outcome = match running {
         Running::Kernel { cap, path } => {

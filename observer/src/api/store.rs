@@ -85,13 +85,13 @@ pub struct StoredFlow {
     body: FlowBody,
 }
 
+// Engine flows are nearly all of them and live in an `Arc` already: boxing them would only
+// add an allocation per flow.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 enum FlowBody {
     Engine(EngineFlow),
-    Wire {
-        flow: flow::Flow,
-        ext: Option<FlowExtension>,
-    },
+    Wire(Box<WireFlow>),
 }
 
 /// An engine flow plus what the agent knows about it.
@@ -131,12 +131,12 @@ impl StoredFlow {
                 }
                 (flow, ext)
             }
-            FlowBody::Wire { flow, ext } => {
-                let mut flow = flow.clone();
+            FlowBody::Wire(w) => {
+                let mut flow = w.flow.clone();
                 if !include_ext {
                     flow.extensions = None;
                 }
-                (flow, ext.clone())
+                (flow, w.ext.clone())
             }
         };
         if flow.node_name.is_empty() {
@@ -237,7 +237,7 @@ impl FlowStore {
             .map(super::convert::timestamp_ns)
             .unwrap_or(0);
         let ext = FlowExtension::from_flow(&flow);
-        self.insert(time_ns, FlowBody::Wire { flow, ext })
+        self.insert(time_ns, FlowBody::Wire(Box::new(WireFlow { flow, ext })))
     }
 
     /// Adds an engine flow, kept compact until a client reads it. Never blocks on readers.

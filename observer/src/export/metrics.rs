@@ -173,7 +173,8 @@ impl Metrics {
         self.duration.get_or_create(&labels).observe(secs);
     }
 
-    /// Counts a flow: TCP connections (SYN without ACK) and bytes of L3/L4 flows.
+    /// Counts a flow: TCP connections (an L3/L4 flow of a SYN without ACK; every L4 record
+    /// mode but `off` has them).
     pub fn observe_flow(&self, f: &Flow) {
         if f.flow_type != FlowType::L3L4 {
             return;
@@ -183,12 +184,17 @@ impl Metrics {
                 self.tcp_flows.inc();
             }
         }
-        let i = match f.traffic_direction {
+    }
+
+    /// Counts the IP bytes of one captured packet. Counted per packet, not per L3/L4 record:
+    /// records may be control-only.
+    pub fn observe_packet(&self, direction: Direction, ip_bytes: u32) {
+        let i = match direction {
             Direction::Ingress => 0,
             Direction::Egress => 1,
             Direction::Unknown => 2,
         };
-        self.bytes[i].inc_by(u64::from(f.ip_len));
+        self.bytes[i].inc_by(u64::from(ip_bytes));
     }
 
     /// Replaces the agent's own counters (engine, kernel, API: `(name, value)`), served as
@@ -525,6 +531,9 @@ mod tests {
             60,
         ));
         m.observe_flow(&flow(TcpFlags::ACK.0, Direction::Ingress, 100));
+        m.observe_packet(Direction::Ingress, 60);
+        m.observe_packet(Direction::Egress, 60);
+        m.observe_packet(Direction::Ingress, 100);
         m.set_counters(&[
             ("engine_packets".into(), 7),
             ("kernel_ring_full_lost".into(), 0),

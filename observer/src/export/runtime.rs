@@ -31,6 +31,19 @@ impl ExportHandles {
         }
     }
 
+    /// Counts a captured packet's IP bytes in the metrics.
+    pub fn observe_packet(&self, direction: flows::packet::Direction, ip_bytes: u32) {
+        if let Some(m) = &self.metrics {
+            m.observe_packet(direction, ip_bytes);
+        }
+    }
+
+    /// True when something consumes spans (OTLP, `--print-spans` or the RED metrics): the
+    /// engine builds none otherwise.
+    pub fn wants_spans(&self) -> bool {
+        self.spans.is_some() || self.metrics.is_some() || self.print_spans
+    }
+
     /// Counts a span, prints it to `out` (with `--print-spans`) and queues it for export.
     pub fn emit_span<W: Write>(&self, span: Box<Span>, out: Option<&mut W>) -> std::io::Result<()> {
         if let Some(m) = &self.metrics {
