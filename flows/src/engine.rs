@@ -234,7 +234,7 @@ impl Engine {
             events,
             ..
         } = self;
-        let mut entry = match table.get_mut(&key) {
+        let entry = match table.get_mut(&key) {
             Some(e) => e,
             None => {
                 let server = initial_server(&key, side, packet);
@@ -281,7 +281,6 @@ impl Engine {
                 }
             }
         };
-        let entry = &mut *entry;
         entry.last_seen_ns = entry.last_seen_ns.max(now_ns);
         if entry.socket_cookie.is_none() {
             entry.socket_cookie = packet.meta.socket_cookie;
@@ -417,10 +416,9 @@ impl Engine {
         self.next_scan_ns = now_ns.saturating_add(self.config.timeout_scan_interval_ns);
         for key in self.table.keys_in_order() {
             let evict = {
-                let Some(mut entry) = self.table.get_mut(&key) else {
+                let Some(entry) = self.table.get_mut(&key) else {
                     continue;
                 };
-                let entry = &mut *entry;
                 let view = FlowView {
                     key,
                     server: entry.server,

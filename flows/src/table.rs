@@ -1,13 +1,13 @@
 //! The flow table: per-conversation state keyed by [`FlowKey`], with a cap on entries.
 //!
-//! Backed by a `DashMap` so a table can be shared by reference; the engine owns one per worker
-//! and drives eviction itself (idle, closed, flush) in a deterministic order (by creation time,
-//! then key) so replaying a capture always yields records in the same order.
+//! A plain `HashMap` owned by one engine (one per worker thread, so no locking), hashed with
+//! foldhash under random seeds (see [`FlowHasher`]). The engine drives eviction itself (idle,
+//! closed, flush) in a deterministic order (by creation time, then key), so replaying a capture
+//! always yields records in the same order whatever the hash seeds.
 
 use std::collections::{HashMap, VecDeque};
-
-use dashmap::mapref::one::RefMut;
-use dashmap::DashMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::OnceLock;
 
 use crate::key::{FlowKey, Side};
 use crate::l7::{Detection, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir};
@@ -206,10 +206,55 @@ pub enum EvictReason {
     Flush,
 }
 
+/// The flow table's hasher: foldhash (several times cheaper than std's SipHash on a 5-tuple)
+/// with both of its seeds drawn from std's `RandomState`, i.e. from the OS's randomness.
+///
+/// Flow keys come off the network, so an attacker picks them: an unseeded hash (FxHash) would
+/// let one precompute colliding tuples and turn every lookup into a list walk (HashDoS).
+/// foldhash's own seeding mixes address-space layout and the clock; drawing its seeds from the
+/// OS as well keeps them unguessable across processes and tables. (foldhash does not claim
+/// resistance to an attacker who can measure our timing interactively; neither the capture
+/// path nor the API exposes hash order, since eviction sorts by creation time and key.)
+#[derive(Debug, Clone)]
+pub struct FlowHasher(foldhash::fast::SeedableRandomState);
+
+impl FlowHasher {
+    /// A hasher with a fresh per-table seed and the process-wide random shared seed.
+    pub fn new() -> Self {
+        static SHARED: OnceLock<foldhash::SharedSeed> = OnceLock::new();
+        let shared = SHARED.get_or_init(|| foldhash::SharedSeed::from_u64(os_random_u64()));
+        Self(foldhash::fast::SeedableRandomState::with_seed(
+            os_random_u64(),
+            shared,
+        ))
+    }
+}
+
+impl Default for FlowHasher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl BuildHasher for FlowHasher {
+    type Hasher = foldhash::fast::FoldHasher<'static>;
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
+    }
+}
+
+/// 64 random bits from std's `RandomState` (SipHash keys the OS supplies once per thread and
+/// that std advances for every new state).
+fn os_random_u64() -> u64 {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(0x666c_6f77_7363_6f70);
+    h.finish()
+}
+
 /// Conversations by normalised 5-tuple.
 #[derive(Debug)]
 pub struct FlowTable {
-    map: DashMap<FlowKey, FlowEntry>,
+    map: HashMap<FlowKey, FlowEntry, FlowHasher>,
     max_entries: usize,
 }
 
@@ -217,7 +262,7 @@ impl FlowTable {
     /// An empty table holding at most `max_entries` flows.
     pub fn new(max_entries: usize) -> Self {
         Self {
-            map: DashMap::new(),
+            map: HashMap::with_hasher(FlowHasher::new()),
             max_entries,
         }
     }
@@ -233,16 +278,13 @@ impl FlowTable {
     }
 
     /// The flow for `key`, if tracked.
-    pub fn get_mut(&self, key: &FlowKey) -> Option<RefMut<'_, FlowKey, FlowEntry>> {
+    pub fn get_mut(&mut self, key: &FlowKey) -> Option<&mut FlowEntry> {
         self.map.get_mut(key)
     }
 
-    /// Adds a new flow, unless the table is full.
-    pub fn insert(
-        &self,
-        key: FlowKey,
-        entry: FlowEntry,
-    ) -> Result<RefMut<'_, FlowKey, FlowEntry>, TableFull> {
+    /// Adds a new flow, unless the table is full. A flow already tracked under `key` is kept
+    /// (and returned); `entry` is then dropped.
+    pub fn insert(&mut self, key: FlowKey, entry: FlowEntry) -> Result<&mut FlowEntry, TableFull> {
         if self.map.len() >= self.max_entries {
             return Err(TableFull {
                 max: self.max_entries,
@@ -253,15 +295,39 @@ impl FlowTable {
     }
 
     /// Removes a flow.
-    pub fn remove(&self, key: &FlowKey) -> Option<FlowEntry> {
-        self.map.remove(key).map(|(_, v)| v)
+    pub fn remove(&mut self, key: &FlowKey) -> Option<FlowEntry> {
+        self.map.remove(key)
     }
 
     /// Keys of every flow, ordered by creation time then key (a deterministic order).
     pub fn keys_in_order(&self) -> Vec<FlowKey> {
         let mut keys: Vec<(u64, FlowKey)> =
-            self.map.iter().map(|e| (e.created_ns, *e.key())).collect();
+            self.map.iter().map(|(k, e)| (e.created_ns, *k)).collect();
         keys.sort_unstable();
         keys.into_iter().map(|(_, k)| k).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tables_hash_with_different_seeds() {
+        let key = FlowKey::new(
+            6,
+            crate::key::Endpoint {
+                addr: "198.18.0.2".parse().unwrap(),
+                port: 51234,
+            },
+            crate::key::Endpoint {
+                addr: "198.18.0.1".parse().unwrap(),
+                port: 80,
+            },
+        )
+        .0;
+        let (a, b) = (FlowHasher::new(), FlowHasher::new());
+        assert_eq!(a.hash_one(key), a.hash_one(key));
+        assert_ne!(a.hash_one(key), b.hash_one(key));
     }
 }
