@@ -19,7 +19,7 @@
 # Needs root, nginx, h2load, a release build. Not run in CI. Stops by itself.
 #   bench/ab.sh [PAIRS=3] [SECS=10] [RPS=10000] [RATE_CONNS=10] [SAT_CONNS=32]
 # Env: FLOWSCOPE=path/to/flowscope (default target/release/flowscope), KEEP=1 keeps the work dir,
-#      AGENT_ARGS="..." extra agent options, PROFILE=1 records the agent with `perf record -g`
+#      AGENT_ARGS="..." extra agent options, PERF_FREQ=Hz for PROFILE, PROFILE=1 records the agent with `perf record -g`
 #      during each "on" phase (PROFILE=dwarf: DWARF call graphs, the release build has no frame pointers) (perf-PAIR-PHASE.{data,txt} in the work dir; implies KEEP=1; the
 #      profiler's own cost then shows in the numbers), PIN=1 pins nginx to CPU 1 and h2load and the
 #      agent to CPU 0 (isolates the agent's in-kernel cost on the server's path from CPU sharing).
@@ -157,7 +157,7 @@ for pair in $(seq "$pairs"); do
             fi
             perf_pid=""
             if [ "$mode" = on ] && [ -n "${PROFILE:-}" ]; then
-                perf record -q -F 499 $( [ "$PROFILE" = dwarf ] && echo "-F 199 --call-graph dwarf,16384" || echo -g ) -p "$agent_pid" -o "$work/perf-$pair-$phase.data" -- sleep "$secs" 2>/dev/null &
+                perf record -q $( [ "$PROFILE" = dwarf ] && echo "-F ${PERF_FREQ:-199} --call-graph dwarf,16384" || echo "-F ${PERF_FREQ:-499} -g" ) -p "$agent_pid" -o "$work/perf-$pair-$phase.data" -- sleep "$secs" 2>/dev/null &
                 perf_pid=$!
             fi
             read -r n r p50 p99 < <(load "$phase" "$work/h2load-$pair-$mode-$phase.log")

@@ -72,6 +72,10 @@ pub struct Pipeline<W: Write> {
     span_owner: HashMap<SpanId, ProcessInfo>,
     /// Records waiting for their owner, with the wall time after which they go out anyway.
     pending: VecDeque<(u64, Record)>,
+    /// Attribution events applied so far.
+    sock_events: u64,
+    /// `(sock_events, wall time)` when the head of `pending` last found no owner.
+    blocked: Option<(u64, u64)>,
     exports: crate::export::ExportHandles,
     /// stdout when no flow printer owns it (for `--print-spans` with `-o none`).
     raw_out: Option<W>,
@@ -79,6 +83,8 @@ pub struct Pipeline<W: Write> {
 
 /// How long a record may wait for the kernel event naming its local process.
 const ATTRIBUTION_HOLD_NS: u64 = 250_000_000;
+/// A head waiting for its owner is looked up again after this long even without new events.
+const RETRY_BLOCKED_NS: u64 = 5_000_000;
 /// Most records waiting; beyond it the oldest go out unattributed.
 const MAX_PENDING: usize = 65_536;
 
@@ -156,6 +162,8 @@ impl<W: Write> Pipeline<W> {
             owners,
             span_owner: HashMap::new(),
             pending: VecDeque::new(),
+            sock_events: 0,
+            blocked: None,
             exports,
             raw_out,
         }
@@ -169,6 +177,7 @@ impl<W: Write> Pipeline<W> {
     /// Learns a socket's owner from the attribution programs. Drain these before the packets
     /// read after them, so a connection's first packet already finds its owner.
     pub fn on_sock_event(&mut self, ev: &SockEvent) {
+        self.sock_events += 1;
         self.owners.apply(ev);
     }
 
@@ -280,7 +289,12 @@ impl<W: Write> Pipeline<W> {
 
     /// Moves the engine's records into the attribution queue, then emits what is ready.
     fn drain(&mut self) -> std::io::Result<()> {
+        // Most packets make no record (L3/L4 records are control-only by default).
+        let Some(first) = self.engine.poll_record() else {
+            return self.release(false);
+        };
         let deadline = wall_now_ns() + ATTRIBUTION_HOLD_NS;
+        self.pending.push_back((deadline, first));
         while let Some(rec) = self.engine.poll_record() {
             self.pending.push_back((deadline, rec));
         }
@@ -291,7 +305,23 @@ impl<W: Write> Pipeline<W> {
     /// local socket has an owner: a server's accept() returns after the first request bytes
     /// may already be captured, and the kernel event naming the process comes with it.
     fn release(&mut self, force: bool) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
         let now = wall_now_ns();
+        // The head waits for its owner: look again only when an attribution event came in
+        // or a little time passed (a /proc scan may find it), not on every packet.
+        if let Some((events, at)) = self.blocked {
+            if !force
+                && events == self.sock_events
+                && now < at + RETRY_BLOCKED_NS
+                && self.pending.front().is_some_and(|(d, _)| *d > now)
+                && self.pending.len() < MAX_PENDING
+            {
+                return Ok(());
+            }
+        }
+        self.blocked = None;
         while let Some((deadline, rec)) = self.pending.pop_front() {
             let overdue = force || deadline <= now || self.pending.len() >= MAX_PENDING;
             let owners = match &rec {
@@ -300,6 +330,7 @@ impl<W: Write> Pipeline<W> {
                     if o.0.is_none() && endpoints(f).is_some() && !overdue {
                         // Not yet known; everything behind waits too, to keep the order.
                         self.pending.push_front((deadline, rec));
+                        self.blocked = Some((self.sock_events, now));
                         return Ok(());
                     }
                     o
