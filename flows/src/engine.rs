@@ -17,9 +17,9 @@ use crate::l7::http1::{Http1Event, RequestHead, ResponseHead};
 use crate::l7::{L7Config, L7Context, L7Event, PacketCtx, StreamDir};
 use crate::packet::{decode, CaptureMeta, DecodeError, LinkType, Packet, TcpFlags, Transport};
 use crate::record::{
-    attr, AttributeValue, Attributes, DnsAnswer, DnsInfo, Flow, FlowType, HttpHeader, HttpInfo,
-    IpInfo, L7Record, L7Type, Layer4, Layer7, Record, Span, SpanKind, SpanStatus, StatusCode,
-    TraceContext, Verdict,
+    attr, ip_string, AttributeValue, Attributes, DnsAnswer, DnsInfo, Flow, FlowType, HttpHeader,
+    HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7, Record, Span, SpanKind, SpanStatus,
+    StatusCode, TraceContext, Verdict,
 };
 use crate::table::{
     ConnState, DnsPending, EvictReason, FlowEntry, FlowTable, L7Slot, TcpConn, UdpConn,
@@ -851,20 +851,22 @@ fn drain_events(
     for ev in events.drain(..) {
         match ev {
             L7Event::Http1(Http1Event::Request(req)) => {
-                let flow = http_flow(view, &req, None, None);
+                let flow = http_flow(view, &req, None, None, headers_of(&req.headers));
                 push(queue, counters, config, Record::Flow(Box::new(flow)));
             }
             L7Event::Http1(Http1Event::Exchange {
                 request,
                 request_body_size,
-                response,
+                mut response,
             }) => {
                 let latency = request
                     .as_ref()
                     .map(|r| response.start.ts_ns.saturating_sub(r.start.ts_ns));
+                // The flow is the only user of the response's headers: move them over.
+                let headers = headers_into(std::mem::take(&mut response.headers));
                 let flow = match &request {
-                    Some(req) => http_flow(view, req, Some(&response), latency),
-                    None => orphan_response_flow(view, &response),
+                    Some(req) => http_flow(view, req, Some(&response), latency, headers),
+                    None => orphan_response_flow(view, &response, headers),
                 };
                 push(queue, counters, config, Record::Flow(Box::new(flow)));
                 if let Some(req) = request {
@@ -928,9 +930,23 @@ fn drain_events(
 /// `http://host/target` for origin-form targets with a Host, else the target as sent.
 fn full_url(req: &RequestHead) -> String {
     match &req.host {
-        Some(host) if req.target.starts_with('/') => format!("http://{host}{}", req.target),
+        Some(host) if req.target.starts_with('/') => {
+            let mut url = String::with_capacity(7 + host.len() + req.target.len());
+            url.push_str("http://");
+            url.push_str(host);
+            url.push_str(&req.target);
+            url
+        }
         _ => req.target.clone(),
     }
+}
+
+/// Header pairs as record headers, reusing their strings (and, as the layouts match, the
+/// vector's buffer).
+fn headers_into(h: Vec<(String, String)>) -> Vec<HttpHeader> {
+    h.into_iter()
+        .map(|(key, value)| HttpHeader { key, value })
+        .collect()
 }
 
 fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
@@ -942,16 +958,19 @@ fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
         .collect()
 }
 
+/// The request flow (`resp` `None`) or the response flow of an exchange, carrying `headers`
+/// (the message's kept headers).
 fn http_flow(
     view: &FlowView,
     req: &RequestHead,
     resp: Option<&ResponseHead>,
     latency: Option<u64>,
+    headers: Vec<HttpHeader>,
 ) -> Flow {
     let (client, server) = (view.client(), view.server());
-    let (src, dst, at, kind, headers) = match resp {
-        None => (client, server, &req.head_end, L7Type::Request, &req.headers),
-        Some(r) => (server, client, &r.head_end, L7Type::Response, &r.headers),
+    let (src, dst, at, kind) = match resp {
+        None => (client, server, &req.head_end, L7Type::Request),
+        Some(r) => (server, client, &r.head_end, L7Type::Response),
     };
     Flow {
         time_ns: at.ts_ns,
@@ -971,7 +990,7 @@ fn http_flow(
                 method: req.method.clone(),
                 url: full_url(req),
                 protocol: req.protocol().to_string(),
-                headers: headers_of(headers),
+                headers,
             }),
         }),
         traffic_direction: at.meta.direction,
@@ -992,7 +1011,7 @@ fn http_flow(
     }
 }
 
-fn orphan_response_flow(view: &FlowView, resp: &ResponseHead) -> Flow {
+fn orphan_response_flow(view: &FlowView, resp: &ResponseHead, headers: Vec<HttpHeader>) -> Flow {
     let (client, server) = (view.client(), view.server());
     Flow {
         time_ns: resp.head_end.ts_ns,
@@ -1017,7 +1036,7 @@ fn orphan_response_flow(view: &FlowView, resp: &ResponseHead) -> Flow {
                     "HTTP/1.1"
                 }
                 .to_string(),
-                headers: headers_of(&resp.headers),
+                headers,
             }),
         }),
         traffic_direction: resp.head_end.meta.direction,
@@ -1067,7 +1086,7 @@ fn http_span(
         _ => SpanKind::Server,
     };
     let mut a = Attributes::new();
-    let mut set = |k: &'static str, v: AttributeValue| a.insert(k, v);
+    let mut set = |k: &'static str, v: AttributeValue| a.push_new(k, v);
     let method_known = KNOWN_METHODS.contains(&req.method.as_str());
     set(
         attr::HTTP_REQUEST_METHOD,
@@ -1087,18 +1106,24 @@ fn http_span(
     // server.address/port: the Host header when present (semconv), else the server socket.
     let (host, port) = match req.host.as_deref().map(split_host_port) {
         Some((h, p)) => (h.to_string(), p.unwrap_or(server.port)),
-        None => (server.addr.to_string(), server.port),
+        None => (ip_string(server.addr), server.port),
     };
     set(attr::SERVER_ADDRESS, host.into());
     set(attr::SERVER_PORT, i64::from(port).into());
-    set(attr::CLIENT_ADDRESS, client.addr.to_string().into());
-    set(attr::CLIENT_PORT, i64::from(client.port).into());
+    let client_addr = ip_string(client.addr);
     let peer = if kind == SpanKind::Server {
         client
     } else {
         server
     };
-    set(attr::NETWORK_PEER_ADDRESS, peer.addr.to_string().into());
+    let peer_addr = if peer.addr == client.addr {
+        client_addr.clone()
+    } else {
+        ip_string(peer.addr)
+    };
+    set(attr::CLIENT_ADDRESS, client_addr.into());
+    set(attr::CLIENT_PORT, i64::from(client.port).into());
+    set(attr::NETWORK_PEER_ADDRESS, peer_addr.into());
     set(attr::NETWORK_PEER_PORT, i64::from(peer.port).into());
     set(attr::NETWORK_PROTOCOL_NAME, "http".into());
     set(

@@ -74,6 +74,30 @@ pub enum IpVersion {
     IPv6,
 }
 
+/// `addr` as text, like its `Display` but without the formatting machinery for IPv4 (spans
+/// carry two or three addresses each).
+pub(crate) fn ip_string(addr: IpAddr) -> String {
+    match addr {
+        IpAddr::V4(v4) => {
+            let mut s = String::with_capacity(15);
+            for (i, o) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    s.push('.');
+                }
+                if o >= 100 {
+                    s.push(char::from(b'0' + o / 100));
+                }
+                if o >= 10 {
+                    s.push(char::from(b'0' + o / 10 % 10));
+                }
+                s.push(char::from(b'0' + o % 10));
+            }
+            s
+        }
+        IpAddr::V6(v6) => v6.to_string(),
+    }
+}
+
 impl IpInfo {
     /// The IP layer for `source -> destination`.
     pub fn new(source: IpAddr, destination: IpAddr) -> Self {
@@ -378,6 +402,13 @@ impl Attributes {
         Self(Vec::with_capacity(16))
     }
 
+    /// Appends `key`, which the caller knows is not set yet (the engine's span builders set
+    /// each semantic-convention key once), without `insert`'s search for an earlier value.
+    pub(crate) fn push_new(&mut self, key: &'static str, value: AttributeValue) {
+        debug_assert!(self.get(key).is_none(), "span attribute {key} set twice");
+        self.0.push((Cow::Borrowed(key), value));
+    }
+
     /// Sets `key` to `value`, replacing an earlier value.
     pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: AttributeValue) {
         let key = key.into();
@@ -546,6 +577,37 @@ pub struct Span {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ip_string_is_display() {
+        for a in [
+            "0.0.0.0",
+            "198.18.0.1",
+            "10.20.100.255",
+            "255.255.255.255",
+            "1.2.30.4",
+        ] {
+            let ip: IpAddr = a.parse().unwrap();
+            assert_eq!(ip_string(ip), a);
+        }
+        for bits in (0..=u32::MAX).step_by(65_537) {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from_bits(bits));
+            assert_eq!(ip_string(ip), ip.to_string());
+        }
+        let v6: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(ip_string(v6), "2001:db8::1");
+    }
+
+    #[test]
+    fn push_new_appends_like_insert() {
+        let mut a = Attributes::new();
+        let mut b = Attributes::new();
+        a.insert(attr::URL_PATH, "/".into());
+        a.insert(attr::SERVER_PORT, 80.into());
+        b.push_new(attr::URL_PATH, "/".into());
+        b.push_new(attr::SERVER_PORT, 80.into());
+        assert_eq!(a, b);
+    }
 
     #[test]
     fn flow_json_looks_like_hubble() {

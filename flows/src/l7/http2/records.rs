@@ -12,8 +12,9 @@ use super::stream::{H2Request, H2Stream, StreamEnd};
 use crate::key::Endpoint;
 use crate::packet::{Direction, TcpFlags};
 use crate::record::{
-    attr, AttributeValue, Attributes, Flow, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record,
-    L7Type, Layer4, Layer7, Span, SpanKind, SpanStatus, StatusCode, TraceContext, Verdict,
+    attr, ip_string, AttributeValue, Attributes, Flow, FlowType, HttpHeader, HttpInfo, IpInfo,
+    L7Record, L7Type, Layer4, Layer7, Span, SpanKind, SpanStatus, StatusCode, TraceContext,
+    Verdict,
 };
 
 /// The connection a stream belongs to.
@@ -191,7 +192,7 @@ fn split_host_port(host: &str) -> (&str, Option<u16>) {
 }
 
 fn error(a: &mut Attributes, kind: String, message: Option<String>) -> SpanStatus {
-    a.insert(attr::ERROR_TYPE, kind.into());
+    a.push_new(attr::ERROR_TYPE, kind.into());
     SpanStatus {
         code: StatusCode::Error,
         message,
@@ -243,16 +244,16 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
     let name;
     let status;
     if let Some(g) = &st.grpc {
-        a.insert(attr::RPC_SYSTEM, "grpc".into());
+        a.push_new(attr::RPC_SYSTEM, "grpc".into());
         if !g.service.is_empty() {
-            a.insert(attr::RPC_SERVICE, g.service.as_str().into());
-            a.insert(attr::RPC_METHOD, g.method.as_str().into());
+            a.push_new(attr::RPC_SERVICE, g.service.as_str().into());
+            a.push_new(attr::RPC_METHOD, g.method.as_str().into());
             name = format!("{}/{}", g.service, g.method);
         } else {
             name = "grpc".to_string();
         }
         if let Some(code) = g.status {
-            a.insert(attr::RPC_GRPC_STATUS_CODE, i64::from(code).into());
+            a.push_new(attr::RPC_GRPC_STATUS_CODE, i64::from(code).into());
         }
         let stats = [
             (attr::GRPC_REQUEST_MESSAGES, g.request.messages),
@@ -261,10 +262,10 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
             (attr::GRPC_RESPONSE_MESSAGE_BYTES, g.response.bytes),
         ];
         for (k, v) in stats {
-            a.insert(k, (v as i64).into());
+            a.push_new(k, (v as i64).into());
         }
         if let Some(t) = req.grpc_timeout_ns {
-            a.insert(attr::GRPC_TIMEOUT_NS, (t as i64).into());
+            a.push_new(attr::GRPC_TIMEOUT_NS, (t as i64).into());
         }
         status = match (g.status, end_error(st.end)) {
             // RPC semconv: error by code; servers only for the server-fault codes.
@@ -294,7 +295,7 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
         let method = req.method.as_deref();
         let known = method.is_some_and(|m| KNOWN_METHODS.contains(&m));
         if let Some(m) = method {
-            a.insert(
+            a.push_new(
                 attr::HTTP_REQUEST_METHOD,
                 if known { m } else { "_OTHER" }.into(),
             );
@@ -304,13 +305,13 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
                 Some((p, q)) => (p, Some(q)),
                 None => (path.as_str(), None),
             };
-            a.insert(attr::URL_PATH, p.into());
+            a.push_new(attr::URL_PATH, p.into());
             if let Some(q) = q {
-                a.insert(attr::URL_QUERY, q.into());
+                a.push_new(attr::URL_QUERY, q.into());
             }
         }
         if let Some(s) = &req.scheme {
-            a.insert(attr::URL_SCHEME, s.as_str().into());
+            a.push_new(attr::URL_SCHEME, s.as_str().into());
         }
         name = match method {
             Some(m) if known => m.to_string(),
@@ -318,16 +319,16 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
         };
         let code = st.response.as_ref().and_then(|r| r.status);
         if let Some(c) = code {
-            a.insert(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(c).into());
+            a.push_new(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(c).into());
         }
         if st.request_body_bytes > 0 {
-            a.insert(
+            a.push_new(
                 attr::HTTP_REQUEST_BODY_SIZE,
                 (st.request_body_bytes as i64).into(),
             );
         }
         if st.response.is_some() && st.end == StreamEnd::Complete {
-            a.insert(
+            a.push_new(
                 attr::HTTP_RESPONSE_BODY_SIZE,
                 (st.response_body_bytes as i64).into(),
             );
@@ -359,24 +360,24 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
     let (client, server) = (p.client, p.server);
     let (host, port) = match req.authority.as_deref().map(split_host_port) {
         Some((h, port)) => (h.to_string(), port.unwrap_or(server.port)),
-        None => (server.addr.to_string(), server.port),
+        None => (ip_string(server.addr), server.port),
     };
-    a.insert(attr::SERVER_ADDRESS, host.into());
-    a.insert(attr::SERVER_PORT, i64::from(port).into());
-    a.insert(attr::CLIENT_ADDRESS, client.addr.to_string().into());
-    a.insert(attr::CLIENT_PORT, i64::from(client.port).into());
+    a.push_new(attr::SERVER_ADDRESS, host.into());
+    a.push_new(attr::SERVER_PORT, i64::from(port).into());
+    a.push_new(attr::CLIENT_ADDRESS, ip_string(client.addr).into());
+    a.push_new(attr::CLIENT_PORT, i64::from(client.port).into());
     let peer = if server_side { client } else { server };
-    a.insert(attr::NETWORK_PEER_ADDRESS, peer.addr.to_string().into());
-    a.insert(attr::NETWORK_PEER_PORT, i64::from(peer.port).into());
-    a.insert(attr::NETWORK_PROTOCOL_NAME, "http".into());
-    a.insert(attr::NETWORK_PROTOCOL_VERSION, "2".into());
-    a.insert(attr::NETWORK_TRANSPORT, "tcp".into());
+    a.push_new(attr::NETWORK_PEER_ADDRESS, ip_string(peer.addr).into());
+    a.push_new(attr::NETWORK_PEER_PORT, i64::from(peer.port).into());
+    a.push_new(attr::NETWORK_PROTOCOL_NAME, "http".into());
+    a.push_new(attr::NETWORK_PROTOCOL_VERSION, "2".into());
+    a.push_new(attr::NETWORK_TRANSPORT, "tcp".into());
     if let Some(ua) = &req.user_agent {
-        a.insert(attr::USER_AGENT_ORIGINAL, ua.as_str().into());
+        a.push_new(attr::USER_AGENT_ORIGINAL, ua.as_str().into());
     }
-    a.insert(attr::HTTP2_STREAM_ID, i64::from(st.stream_id).into());
+    a.push_new(attr::HTTP2_STREAM_ID, i64::from(st.stream_id).into());
     if partial {
-        a.insert(attr::HTTP2_PARTIAL, AttributeValue::Bool(true));
+        a.push_new(attr::HTTP2_PARTIAL, AttributeValue::Bool(true));
     }
     Some(Span {
         trace_id: req.trace.trace_id,
