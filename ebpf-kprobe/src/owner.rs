@@ -93,10 +93,15 @@ impl Default for OwnerCacheOptions {
 /// A map that keeps at most `cap` entries by holding two generations: inserts go to the young
 /// one; when it is full, the old one is dropped and the young one becomes old. A hit in the old
 /// generation is moved back to the young one, so entries in use survive (LRU-ish, O(1)).
+/// The generations' map: foldhash with a per-map random seed. SipHash was a tenth of the
+/// agent's time in owner lookups; keys (ports, addresses) are partly remote-chosen, so the
+/// hasher stays seeded.
+type Gen<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug)]
 struct TwoGen<K, V> {
-    young: HashMap<K, V>,
-    old: HashMap<K, V>,
+    young: Gen<K, V>,
+    old: Gen<K, V>,
     half: usize,
     evicted: u64,
 }
@@ -104,8 +109,8 @@ struct TwoGen<K, V> {
 impl<K: Hash + Eq + Clone, V> TwoGen<K, V> {
     fn new(cap: usize) -> Self {
         Self {
-            young: HashMap::new(),
-            old: HashMap::new(),
+            young: Gen::default(),
+            old: Gen::default(),
             half: (cap / 2).max(1),
             evicted: 0,
         }

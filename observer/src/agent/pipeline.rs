@@ -69,7 +69,7 @@ pub struct Pipeline<W: Write> {
     owners: OwnerCache,
     /// Owner of the local end of each L7 exchange in flight, keyed by its span id: the span
     /// comes at the response, after the request flow told us who the ends are.
-    span_owner: HashMap<SpanId, ProcessInfo>,
+    span_owner: HashMap<SpanId, ProcessInfo, foldhash::fast::RandomState>,
     /// Records waiting for their owner, with the wall time after which they go out anyway.
     pending: VecDeque<(u64, Record)>,
     /// Attribution events applied so far.
@@ -160,7 +160,7 @@ impl<W: Write> Pipeline<W> {
             published,
             last_now: 0,
             owners,
-            span_owner: HashMap::new(),
+            span_owner: HashMap::default(),
             pending: VecDeque::new(),
             sock_events: 0,
             blocked: None,
