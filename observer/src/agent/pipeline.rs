@@ -393,7 +393,10 @@ fn ip_bytes(link: LinkType, orig_len: u32, data: &[u8]) -> u32 {
         LinkType::Ethernet => {
             let mut off = 12;
             while off + 2 <= data.len()
-                && matches!(u16::from_be_bytes([data[off], data[off + 1]]), 0x8100 | 0x88a8)
+                && matches!(
+                    u16::from_be_bytes([data[off], data[off + 1]]),
+                    0x8100 | 0x88a8
+                )
                 && off < 20
             {
                 off += 4;

@@ -257,31 +257,66 @@ impl Metrics {
         prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
     fn red_labels(&self, s: &Span) -> RedLabels {
-        let a = &s.attributes;
-        let string = |k: &str| match a.get(k) {
-            Some(AttributeValue::String(v)) => Some(v.as_str()),
-            _ => None,
-        };
-        let number = |k: &str| match a.get(k) {
+        // One pass over the attributes: looking each key up on its own compared every key
+        // a dozen times per span (a tenth of the agent's time at 10k req/s).
+        #[derive(Default)]
+        struct Picked<'a> {
+            rpc_system: Option<&'a AttributeValue>,
+            rpc_service: Option<&'a AttributeValue>,
+            rpc_method: Option<&'a AttributeValue>,
+            rpc_status: Option<&'a AttributeValue>,
+            protocol_name: Option<&'a AttributeValue>,
+            http_method: Option<&'a AttributeValue>,
+            http_status: Option<&'a AttributeValue>,
+            url_path: Option<&'a AttributeValue>,
+            client_address: Option<&'a AttributeValue>,
+            server_address: Option<&'a AttributeValue>,
+            peer_address: Option<&'a AttributeValue>,
+            error_type: Option<&'a AttributeValue>,
+        }
+        let mut p = Picked::default();
+        for (k, v) in s.attributes.iter() {
+            let slot = match k {
+                attr::RPC_SYSTEM => &mut p.rpc_system,
+                attr::RPC_SERVICE => &mut p.rpc_service,
+                attr::RPC_METHOD => &mut p.rpc_method,
+                attr::RPC_GRPC_STATUS_CODE => &mut p.rpc_status,
+                attr::NETWORK_PROTOCOL_NAME => &mut p.protocol_name,
+                attr::HTTP_REQUEST_METHOD => &mut p.http_method,
+                attr::HTTP_RESPONSE_STATUS_CODE => &mut p.http_status,
+                attr::URL_PATH => &mut p.url_path,
+                attr::CLIENT_ADDRESS => &mut p.client_address,
+                attr::SERVER_ADDRESS => &mut p.server_address,
+                attr::NETWORK_PEER_ADDRESS => &mut p.peer_address,
+                attr::ERROR_TYPE => &mut p.error_type,
+                _ => continue,
+            };
+            *slot = Some(v);
+        }
+        fn string(v: Option<&AttributeValue>) -> Option<&str> {
+            match v {
+                Some(AttributeValue::String(v)) => Some(v.as_str()),
+                _ => None,
+            }
+        }
+        let number = |v: Option<&AttributeValue>| match v {
             Some(AttributeValue::Int(v)) => Some(v.to_string()),
             Some(AttributeValue::String(v)) => Some(v.clone()),
             _ => None,
         };
         let service = self.namer.service_name(s.process.as_ref()).to_string();
-        let rpc_system = string("rpc.system");
+        let rpc_system = string(p.rpc_system);
         let protocol = rpc_system
-            .or_else(|| string(attr::NETWORK_PROTOCOL_NAME))
+            .or_else(|| string(p.protocol_name))
             .unwrap_or("http")
             .to_string();
-        let method = string(attr::HTTP_REQUEST_METHOD)
-            .or_else(|| string("rpc.method"))
+        let method = string(p.http_method)
+            .or_else(|| string(p.rpc_method))
             .unwrap_or("")
             .to_string();
-        let route = match (rpc_system, string("rpc.service"), string("rpc.method")) {
+        let route = match (rpc_system, string(p.rpc_service), string(p.rpc_method)) {
             (Some(_), Some(svc), Some(m)) => format!("/{svc}/{m}"),
-            _ => string(attr::URL_PATH)
-                .map(route_template)
-                .unwrap_or_default(),
+            _ => string(p.url_path).map(route_template).unwrap_or_default(),
         };
         let route = {
             let mut l = self.routes.lock().unwrap_or_else(|p| p.into_inner());
@@ -293,10 +328,10 @@ impl Metrics {
             }
         };
         let peer_attr = match s.kind {
-            SpanKind::Server => string(attr::CLIENT_ADDRESS),
-            SpanKind::Client => string(attr::SERVER_ADDRESS),
+            SpanKind::Server => string(p.client_address),
+            SpanKind::Client => string(p.server_address),
         }
-        .or_else(|| string(attr::NETWORK_PEER_ADDRESS))
+        .or_else(|| string(p.peer_address))
         .unwrap_or("");
         let peer = self
             .peers
@@ -304,9 +339,9 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .admit("", peer_attr)
             .to_string();
-        let status = number(attr::HTTP_RESPONSE_STATUS_CODE)
-            .or_else(|| number("rpc.grpc.status_code"))
-            .or_else(|| string(attr::ERROR_TYPE).map(str::to_string))
+        let status = number(p.http_status)
+            .or_else(|| number(p.rpc_status))
+            .or_else(|| string(p.error_type).map(str::to_string))
             .unwrap_or_default();
         RedLabels {
             service,

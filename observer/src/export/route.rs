@@ -56,7 +56,8 @@ fn is_uuid(b: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct LabelLimiter {
     cap: usize,
-    seen: HashMap<String, HashSet<String>>,
+    seen:
+        HashMap<String, HashSet<String, foldhash::fast::RandomState>, foldhash::fast::RandomState>,
     overflowed: u64,
 }
 
@@ -65,7 +66,7 @@ impl LabelLimiter {
     pub fn new(cap: usize) -> Self {
         Self {
             cap,
-            seen: HashMap::new(),
+            seen: HashMap::default(),
             overflowed: 0,
         }
     }
@@ -84,7 +85,7 @@ impl LabelLimiter {
             set.insert(value.to_string());
             return value;
         }
-        let mut set = HashSet::new();
+        let mut set = HashSet::default();
         set.insert(value.to_string());
         self.seen.insert(key.to_string(), set);
         value
