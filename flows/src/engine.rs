@@ -5,6 +5,7 @@
 //! `None` after each of those calls, and [`Engine::flush`] at the end of a capture. It never
 //! reads a clock: every method takes the current time in nanoseconds.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -17,9 +18,9 @@ use crate::l7::http1::{Http1Event, RequestHead, ResponseHead};
 use crate::l7::{L7Config, L7Context, L7Event, PacketCtx, StreamDir};
 use crate::packet::{decode, CaptureMeta, DecodeError, LinkType, Packet, TcpFlags, Transport};
 use crate::record::{
-    attr, ip_string, AttributeValue, Attributes, DnsAnswer, DnsInfo, Flow, FlowType, HttpHeader,
-    HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7, Record, Span, SpanKind, SpanStatus,
-    StatusCode, TraceContext, Verdict,
+    attr, ip_string, text, text_owned, AttributeValue, Attributes, DnsAnswer, DnsInfo, Flow,
+    FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7, Record, Span,
+    SpanKind, SpanStatus, StatusCode, TraceContext, Verdict,
 };
 use crate::table::{
     ConnState, DnsPending, EvictReason, FlowEntry, FlowTable, L7Slot, TcpConn, UdpConn,
@@ -945,14 +946,17 @@ fn full_url(req: &RequestHead) -> String {
 /// vector's buffer).
 fn headers_into(h: Vec<(String, String)>) -> Vec<HttpHeader> {
     h.into_iter()
-        .map(|(key, value)| HttpHeader { key, value })
+        .map(|(key, value)| HttpHeader {
+            key: text_owned(key),
+            value,
+        })
         .collect()
 }
 
 fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
     h.iter()
         .map(|(k, v)| HttpHeader {
-            key: k.clone(),
+            key: text(k),
             value: v.clone(),
         })
         .collect()
@@ -989,7 +993,7 @@ fn http_flow(
                 code: resp.map(|r| r.status),
                 method: req.method.clone(),
                 url: full_url(req),
-                protocol: req.protocol().to_string(),
+                protocol: Cow::Borrowed(req.protocol()),
                 headers,
             }),
         }),
@@ -1028,14 +1032,13 @@ fn orphan_response_flow(view: &FlowView, resp: &ResponseHead, headers: Vec<HttpH
             latency_ns: None,
             record: L7Record::Http(HttpInfo {
                 code: Some(resp.status),
-                method: String::new(),
+                method: Cow::Borrowed(""),
                 url: String::new(),
-                protocol: if resp.version == 0 {
+                protocol: Cow::Borrowed(if resp.version == 0 {
                     "HTTP/1.0"
                 } else {
                     "HTTP/1.1"
-                }
-                .to_string(),
+                }),
                 headers,
             }),
         }),
@@ -1087,15 +1090,10 @@ fn http_span(
     };
     let mut a = Attributes::new();
     let mut set = |k: &'static str, v: AttributeValue| a.push_new(k, v);
-    let method_known = KNOWN_METHODS.contains(&req.method.as_str());
+    let method_known = KNOWN_METHODS.contains(&&*req.method);
     set(
         attr::HTTP_REQUEST_METHOD,
-        if method_known {
-            req.method.as_str()
-        } else {
-            "_OTHER"
-        }
-        .into(),
+        if method_known { &*req.method } else { "_OTHER" }.into(),
     );
     let (path, query) = path_and_query(&req.target);
     set(attr::URL_PATH, path.into());
@@ -1174,7 +1172,7 @@ fn http_span(
         // HTTP semconv: `{method} {http.route}`, and just `{method}` when no route is known
         // (an observer never knows routes); `HTTP` for methods outside the known set.
         name: if method_known {
-            req.method.clone()
+            req.method.to_string()
         } else {
             "HTTP".to_string()
         },

@@ -213,11 +213,66 @@ pub enum L7Type {
     Response,
 }
 
+/// A record string that is most often one of a few well-known tokens (a method, a protocol
+/// version, an allow-listed header name): those borrow a static copy, so most records
+/// allocate (and later free) nothing for them. Build with [`text`] or [`text_owned`].
+pub type Text = Cow<'static, str>;
+
+/// The static copy of a common token, if `s` is one.
+fn known(s: &str) -> Option<&'static str> {
+    Some(match s {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        "HTTP/1.0" => "HTTP/1.0",
+        "HTTP/1.1" => "HTTP/1.1",
+        "HTTP/2" => "HTTP/2",
+        "host" => "host",
+        "Host" => "Host",
+        "user-agent" => "user-agent",
+        "User-Agent" => "User-Agent",
+        "content-type" => "content-type",
+        "Content-Type" => "Content-Type",
+        "content-length" => "content-length",
+        "Content-Length" => "Content-Length",
+        "traceparent" => "traceparent",
+        "tracestate" => "tracestate",
+        ":authority" => ":authority",
+        "grpc-status" => "grpc-status",
+        "grpc-message" => "grpc-message",
+        "application/grpc" => "application/grpc",
+        "" => "",
+        _ => return None,
+    })
+}
+
+/// `s` as a [`Text`]: borrowed when it is a common token, else copied.
+pub fn text(s: &str) -> Text {
+    match known(s) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(s.to_owned()),
+    }
+}
+
+/// `s` as a [`Text`]: borrowed when it is a common token, else `s` itself.
+pub fn text_owned(s: String) -> Text {
+    match known(&s) {
+        Some(k) => Cow::Borrowed(k),
+        None => Cow::Owned(s),
+    }
+}
+
 /// One HTTP header kept on a flow (allow-listed; sensitive values redacted).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpHeader {
     /// Header name as sent.
-    pub key: String,
+    pub key: Text,
     /// Header value, or `[REDACTED]`.
     pub value: String,
 }
@@ -228,11 +283,11 @@ pub struct HttpInfo {
     /// Status code; responses only.
     pub code: Option<u16>,
     /// Request method.
-    pub method: String,
+    pub method: Text,
     /// `http://host/target` when the Host is known, else the request target.
     pub url: String,
-    /// "HTTP/1.1" or "HTTP/1.0".
-    pub protocol: String,
+    /// "HTTP/1.1", "HTTP/1.0" or "HTTP/2".
+    pub protocol: Text,
     /// Allow-listed headers of this message.
     pub headers: Vec<HttpHeader>,
 }
@@ -576,6 +631,19 @@ pub struct Span {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn common_tokens_borrow_others_are_owned() {
+        for t in ["GET", "HTTP/1.1", "Host", "content-length", ""] {
+            assert!(matches!(text(t), Cow::Borrowed(b) if b == t), "{t}");
+            assert!(matches!(text_owned(t.to_string()), Cow::Borrowed(_)), "{t}");
+        }
+        for t in ["get", "PROPFIND", "X-Custom", "HOST"] {
+            assert!(matches!(text(t), Cow::Owned(ref o) if o == t), "{t}");
+            assert!(matches!(text_owned(t.to_string()), Cow::Owned(_)), "{t}");
+        }
+    }
+
     use super::*;
 
     #[test]

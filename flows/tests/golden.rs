@@ -321,7 +321,7 @@ fn tshark_agrees() {
                                     h.url.split_once("://").map_or(h.url.as_str(), |(_, rest)| {
                                         rest.find('/').map_or("/", |i| &rest[i..])
                                     });
-                                reqs.push((h.method.clone(), uri.to_string()));
+                                reqs.push((h.method.to_string(), uri.to_string()));
                             }
                             L7Type::Response => codes.push(h.code.unwrap()),
                         }

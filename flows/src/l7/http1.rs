@@ -66,7 +66,7 @@ pub struct ExchangeTrace {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestHead {
     /// Method token.
-    pub method: String,
+    pub method: crate::record::Text,
     /// Request target as sent (origin-form `/path?q`, absolute-form, `*` or authority).
     pub target: String,
     /// Minor version: 0 for HTTP/1.0, 1 for HTTP/1.1.
@@ -874,10 +874,7 @@ impl Http1Decoder {
             return;
         }
         let request = self.pending.pop_front();
-        let method = request
-            .as_ref()
-            .map(|p| p.head.method.as_str())
-            .unwrap_or("");
+        let method = request.as_ref().map(|p| &*p.head.method).unwrap_or("");
         // RFC 9112 §6.3, in order.
         let body = if method == "HEAD" || r.status == 204 || r.status == 304 {
             Body::Length(0)
@@ -1250,7 +1247,7 @@ enum Parsed {
 
 #[derive(Debug, Default)]
 struct ParsedRequest {
-    method: String,
+    method: crate::record::Text,
     target: String,
     version: u8,
     host: Option<String>,
@@ -1281,7 +1278,7 @@ struct ParsedResponse {
 fn parsed_placeholder(parsed: &Option<Parsed>) -> RequestHead {
     let (method, target, version) = match parsed {
         Some(Parsed::Request(r)) => (r.method.clone(), r.target.clone(), r.version),
-        _ => (String::new(), String::new(), 1),
+        _ => (crate::record::Text::Borrowed(""), String::new(), 1),
     };
     RequestHead {
         method,
@@ -1409,7 +1406,7 @@ fn parse_request<'b>(
                 Body::Length(f.content_length.unwrap_or(0))
             };
             let parsed = ParsedRequest {
-                method: req.method.unwrap_or_default().to_string(),
+                method: crate::record::text(req.method.unwrap_or_default()),
                 target: req.path.unwrap_or_default().to_string(),
                 version: req.version.unwrap_or(1),
                 host: header_str(hs, "host"),
@@ -1431,7 +1428,7 @@ fn parse_request<'b>(
         Ok(httparse::Status::Partial) => {
             let partial = req.method.map(|m| {
                 Parsed::Request(ParsedRequest {
-                    method: m.to_string(),
+                    method: crate::record::text(m),
                     target: req.path.unwrap_or_default().to_string(),
                     version: req.version.unwrap_or(1),
                     ..Default::default()
@@ -1451,7 +1448,7 @@ fn parse_request<'b>(
         Err(e) => {
             let partial = req.method.map(|m| {
                 Parsed::Request(ParsedRequest {
-                    method: m.to_string(),
+                    method: crate::record::text(m),
                     target: req.path.unwrap_or_default().to_string(),
                     version: req.version.unwrap_or(1),
                     ..Default::default()
@@ -1618,18 +1615,18 @@ mod tests {
                     _ => None,
                 })
                 .map(|e| match e {
-                    Http1Event::Request(r) => E::Req(r.method.clone(), r.target.clone()),
+                    Http1Event::Request(r) => E::Req(r.method.to_string(), r.target.clone()),
                     Http1Event::Exchange {
                         request, response, ..
                     } => E::Ex(
                         request
                             .as_ref()
-                            .map(|r| (r.method.clone(), r.target.clone())),
+                            .map(|r| (r.method.to_string(), r.target.clone())),
                         response.status,
                         response.body_size,
                     ),
                     Http1Event::Unanswered { request, .. } => {
-                        E::NoResp(request.method.clone(), request.target.clone())
+                        E::NoResp(request.method.to_string(), request.target.clone())
                     }
                 })
                 .collect()

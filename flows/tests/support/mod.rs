@@ -57,7 +57,9 @@ pub fn http_flows(records: &[Record]) -> Vec<(L7Type, String, String, Option<u16
         .filter_map(|r| match r {
             Record::Flow(f) => match &f.l7 {
                 Some(l7) => match &l7.record {
-                    L7Record::Http(h) => Some((l7.r#type, h.method.clone(), h.url.clone(), h.code)),
+                    L7Record::Http(h) => {
+                        Some((l7.r#type, h.method.to_string(), h.url.clone(), h.code))
+                    }
                     _ => None,
                 },
                 None => None,

@@ -224,14 +224,14 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
                 grpc = grpc_method(h).map(|(service, method)| Grpc { service, method });
                 Record::Http(pb::Http {
                     code: h.code.map(u32::from).unwrap_or(0),
-                    method: h.method.clone(),
+                    method: h.method.to_string(),
                     url: h.url.clone(),
-                    protocol: h.protocol.clone(),
+                    protocol: h.protocol.to_string(),
                     headers: h
                         .headers
                         .iter()
                         .map(|x| pb::HttpHeader {
-                            key: x.key.clone(),
+                            key: x.key.to_string(),
                             value: x.value.clone(),
                         })
                         .collect(),
@@ -390,14 +390,14 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
             let record = match &l7.record {
                 Some(Record::Http(h)) => L7Record::Http(HttpInfo {
                     code: (h.code != 0).then_some(h.code as u16),
-                    method: h.method.clone(),
+                    method: record::text(&h.method),
                     url: h.url.clone(),
-                    protocol: h.protocol.clone(),
+                    protocol: record::text(&h.protocol),
                     headers: h
                         .headers
                         .iter()
                         .map(|x| HttpHeader {
-                            key: x.key.clone(),
+                            key: record::text(&x.key),
                             value: x.value.clone(),
                         })
                         .collect(),

@@ -221,7 +221,7 @@ impl Http2Decoder {
         let mut s = Stream::new(&request.start, false);
         s.request = Some(Arc::new(H2Request {
             stream_id: 1,
-            method: Some(request.method.clone()),
+            method: Some(request.method.to_string()),
             scheme: Some("http".into()),
             authority: request.host.clone(),
             path: Some(request.target.clone()),

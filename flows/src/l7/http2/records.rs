@@ -60,7 +60,7 @@ fn url_of(req: &H2Request) -> String {
 fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
     h.iter()
         .map(|(k, v)| HttpHeader {
-            key: k.clone(),
+            key: crate::record::text(k),
             value: v.clone(),
         })
         .collect()
@@ -117,7 +117,7 @@ pub fn request_flow(p: &Peers, req: &H2Request) -> Flow {
     let p = &p.swapped_if(req.roles_swapped);
     let http = HttpInfo {
         code: None,
-        method: req.method.clone().unwrap_or_default(),
+        method: crate::record::text(req.method.as_deref().unwrap_or_default()),
         url: url_of(req),
         protocol: PROTOCOL.into(),
         headers: headers_of(&req.headers),
@@ -156,7 +156,7 @@ pub fn response_flow(p: &Peers, st: &H2Stream) -> Option<Flow> {
     }
     let http = HttpInfo {
         code: resp.status,
-        method: req.and_then(|r| r.method.clone()).unwrap_or_default(),
+        method: crate::record::text(req.and_then(|r| r.method.as_deref()).unwrap_or_default()),
         url: req.map(url_of).unwrap_or_default(),
         protocol: PROTOCOL.into(),
         headers,
