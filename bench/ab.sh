@@ -19,7 +19,7 @@
 # Needs root, nginx, h2load, a release build. Not run in CI. Stops by itself.
 #   bench/ab.sh [PAIRS=3] [SECS=10] [RPS=10000] [RATE_CONNS=10] [SAT_CONNS=32]
 # Env: FLOWSCOPE=path/to/flowscope (default target/release/flowscope), KEEP=1 keeps the work dir,
-#      AGENT_ARGS="..." extra agent options, PERF_FREQ=Hz for PROFILE, PROFILE=1 records the agent with `perf record -g`
+#      AGENT_ARGS="..." extra agent options, NICE=N runs the agent under `nice -n N`, PERF_FREQ=Hz for PROFILE, PROFILE=1 records the agent with `perf record -g`
 #      during each "on" phase (PROFILE=dwarf: DWARF call graphs, the release build has no frame pointers) (perf-PAIR-PHASE.{data,txt} in the work dir; implies KEEP=1; the
 #      profiler's own cost then shows in the numbers), PIN=1 pins nginx to CPU 1 and h2load and the
 #      agent to CPU 0 (isolates the agent's in-kernel cost on the server's path from CPU sharing).
@@ -107,7 +107,7 @@ hz=$(getconf CLK_TCK)
 start_agent() {
     rm -f "$sock"
     # shellcheck disable=SC2086
-    $pin_cli ip netns exec "$srv" "$fs" agent -i "${tag}a" -o none --listen "unix://$sock" \
+    $pin_cli ip netns exec "$srv" ${NICE:+nice -n "$NICE"} "$fs" agent -i "${tag}a" -o none --listen "unix://$sock" \
         --metrics-listen 127.0.0.1:9965 ${AGENT_ARGS:-} 2>>"$work/agent.log" &
     agent_pid=$!
     for _ in $(seq 150); do

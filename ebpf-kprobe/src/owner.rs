@@ -70,6 +70,12 @@ pub struct OwnerCacheOptions {
     pub proc_rescan_ms: u64,
     /// Resolve unknown tuples through /proc.
     pub proc_fallback: bool,
+    /// Scan /proc on a thread of its own and answer from the last finished scan. A scan of a
+    /// busy host (thousands of sockets, TIME_WAIT included, listed by the kernel's
+    /// /proc/net/tcp) takes tens to hundreds of milliseconds; run inline it stalled the
+    /// capture reader until the kernel ring overflowed. Callers then retry a miss (the agent
+    /// holds a record up to 250 ms for its owner).
+    pub background_scans: bool,
     /// /proc (tests point it elsewhere).
     pub proc_root: PathBuf,
     /// Mount point of the cgroup v2 hierarchy (None: found in /proc/self/mountinfo).
@@ -84,6 +90,7 @@ impl Default for OwnerCacheOptions {
             negative_ttl_ns: 30_000_000_000,
             proc_rescan_ms: 250,
             proc_fallback: true,
+            background_scans: false,
             proc_root: PathBuf::from("/proc"),
             cgroup_root: None,
         }
@@ -189,6 +196,8 @@ pub struct OwnerCache {
     closing: VecDeque<(u64, Closing)>,
     cgroups: CgroupResolver,
     snapshot: Option<(Instant, ProcSnapshot)>,
+    /// A background scan in flight.
+    scanning: Option<std::sync::mpsc::Receiver<(Instant, ProcSnapshot)>>,
     now_ns: u64,
     counters: Counters,
 }
@@ -207,6 +216,7 @@ impl OwnerCache {
             closing: VecDeque::new(),
             cgroups: CgroupResolver::new(root),
             snapshot: None,
+            scanning: None,
             now_ns: 0,
             counters: Counters::default(),
             opts,
@@ -375,6 +385,30 @@ impl OwnerCache {
         self.lookup(t, false)
     }
 
+    /// Like [`OwnerCache::lookup_local`], but never starts a /proc scan: for the far end of a
+    /// flow, which is usually on another host, so a scan could only miss (one per new peer).
+    /// Sockets of this host are still found from kernel events and from the last scan.
+    pub fn lookup_local_no_scan(&mut self, t: &SocketTuple) -> Option<&ProcessInfo> {
+        let t = t.canonical();
+        if let Some(k) = self.find_known(&t) {
+            self.counters.tuple_hits += 1;
+            return self.owner_at(&k);
+        }
+        self.take_finished_scan();
+        if self.opts.proc_fallback {
+            if let Some((_, snap)) = &self.snapshot {
+                if snap.owner_of(&t).is_some() {
+                    self.resolve_from_snapshot(&t);
+                    if let Some(k) = self.find_known(&t) {
+                        return self.owner_at(&k);
+                    }
+                }
+            }
+        }
+        self.counters.tuple_misses += 1;
+        None
+    }
+
     fn lookup(&mut self, t: &SocketTuple, either: bool) -> Option<&ProcessInfo> {
         let t = t.canonical();
         let find = |me: &mut Self| {
@@ -396,14 +430,31 @@ impl OwnerCache {
                 return None;
             }
         }
-        self.resolve_proc(&t);
+        let settled = self.resolve_proc(&t);
         match find(self) {
             Some(k) => self.owner_at(&k),
             None => {
-                self.negative
-                    .insert(t, self.now_ns + self.opts.negative_ttl_ns);
+                // A scan still running may find it: no negative entry yet.
+                if settled {
+                    self.negative
+                        .insert(t, self.now_ns + self.opts.negative_ttl_ns);
+                }
                 self.counters.tuple_misses += 1;
                 None
+            }
+        }
+    }
+
+    /// Adopts a background scan that has finished.
+    fn take_finished_scan(&mut self) {
+        if let Some(rx) = &self.scanning {
+            match rx.try_recv() {
+                Ok(done) => {
+                    self.snapshot = Some(done);
+                    self.scanning = None;
+                }
+                Err(std::sync::mpsc::TryRecvError::Empty) => {}
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => self.scanning = None,
             }
         }
     }
@@ -429,18 +480,45 @@ impl OwnerCache {
     }
 
     /// Scans /proc (at most once per `proc_rescan_ms`) and caches the owners of `t` and of its
-    /// reverse, where the scan found them.
-    fn resolve_proc(&mut self, t: &SocketTuple) {
+    /// reverse, where the scan found them. False while a background scan that may still find
+    /// them runs.
+    fn resolve_proc(&mut self, t: &SocketTuple) -> bool {
         self.counters.proc_lookups += 1;
+        self.take_finished_scan();
         let fresh = self
             .snapshot
             .as_ref()
             .is_some_and(|(at, _)| at.elapsed().as_millis() < u128::from(self.opts.proc_rescan_ms));
-        if !fresh {
+        if !fresh && self.scanning.is_none() {
             self.counters.proc_scans += 1;
-            self.snapshot = Some((Instant::now(), ProcSnapshot::scan(&self.opts.proc_root)));
+            if self.opts.background_scans {
+                let (tx, rx) = std::sync::mpsc::channel();
+                let root = self.opts.proc_root.clone();
+                let spawned =
+                    std::thread::Builder::new()
+                        .name("proc-scan".into())
+                        .spawn(move || {
+                            let started = Instant::now();
+                            let _ = tx.send((started, ProcSnapshot::scan(&root)));
+                        });
+                if spawned.is_ok() {
+                    self.scanning = Some(rx);
+                }
+            } else {
+                self.snapshot = Some((Instant::now(), ProcSnapshot::scan(&self.opts.proc_root)));
+            }
         }
-        let snap = &self.snapshot.as_ref().expect("just set").1;
+        if self.snapshot.is_some() {
+            self.resolve_from_snapshot(t);
+        }
+        self.scanning.is_none()
+    }
+
+    /// Caches what the last scan knows of `t` and its reverse.
+    fn resolve_from_snapshot(&mut self, t: &SocketTuple) {
+        let Some((_, snap)) = self.snapshot.as_ref() else {
+            return;
+        };
         // Cache every orientation the scan knows: when both ends are on this host (namespaces,
         // loopback), each end is a different socket with a different owner, and caching only
         // one would let the other orientation's lookup fall back to it.
@@ -671,5 +749,56 @@ mod tests {
         let counters: HashMap<_, _> = c.counters().collect();
         assert_eq!(counters["owner_proc_lookups"], 2, "{counters:?}");
         assert_eq!(counters["owner_negative_cache_hits"], 1);
+    }
+
+    /// With background scans a miss does not wait for /proc: the first lookup starts a scan,
+    /// and a retry after it finished finds the owner. Peers looked up without scans never
+    /// start one.
+    #[test]
+    fn background_scan_answers_a_retry_and_peer_lookups_never_scan() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let s = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (_a, _) = l.accept().unwrap();
+        let t = SocketTuple {
+            proto: Transport::Tcp,
+            local: s.local_addr().unwrap(),
+            remote: s.peer_addr().unwrap(),
+        };
+        let mut c = OwnerCache::new(OwnerCacheOptions {
+            background_scans: true,
+            ..OwnerCacheOptions::default()
+        });
+        assert!(c.lookup_local_no_scan(&t).is_none());
+        let counters: HashMap<_, _> = c.counters().collect();
+        assert_eq!(counters["owner_proc_scans"], 0, "{counters:?}");
+        let deadline = Instant::now() + std::time::Duration::from_secs(20);
+        let found = loop {
+            if let Some(p) = c.lookup_local(&t) {
+                break p.clone();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the background scan never answered"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        assert_eq!(found.pid, std::process::id());
+        assert_eq!(found.source, OwnerSource::Proc);
+        let counters: HashMap<_, _> = c.counters().collect();
+        assert_eq!(counters["owner_proc_scans"], 1, "{counters:?}");
+        // A miss while the scan ran left no negative entry behind.
+        assert_eq!(counters["owner_negative_cache_hits"], 0, "{counters:?}");
+        // The other end is in the finished scan: found without starting another one.
+        let back = SocketTuple {
+            proto: Transport::Tcp,
+            local: t.remote,
+            remote: t.local,
+        };
+        assert_eq!(
+            c.lookup_local_no_scan(&back).map(|p| p.pid),
+            Some(std::process::id())
+        );
+        let counters: HashMap<_, _> = c.counters().collect();
+        assert_eq!(counters["owner_proc_scans"], 1, "{counters:?}");
     }
 }

@@ -204,9 +204,10 @@ impl<W: Write> Pipeline<W> {
                 })
                 .map(process_info)
         });
+        // The far end is usually another host: never scan /proc for it.
         let peer = self
             .owners
-            .lookup_local(&SocketTuple {
+            .lookup_local_no_scan(&SocketTuple {
                 proto,
                 local: remote,
                 remote: local,

@@ -372,14 +372,24 @@ pub async fn run(args: AgentConfig) -> Result<()> {
 /// Loads the attribution programs as configured. Failing to is not fatal: flows stay visible,
 /// with owners from /proc where it can tell.
 fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
-    let owners = OwnerCache::new(OwnerCacheOptions {
-        proc_fallback: args.attribution != "off",
-        proc_root: args.proc_root.clone(),
-        ..OwnerCacheOptions::default()
-    });
+    let owners = |kernel_events: bool| {
+        OwnerCache::new(OwnerCacheOptions {
+            proc_fallback: args.attribution != "off",
+            proc_root: args.proc_root.clone(),
+            background_scans: true,
+            // With kernel events every socket opened after start is reported; /proc is for
+            // the ones that predate the agent (or whose events were lost), so scan rarely.
+            proc_rescan_ms: if kernel_events {
+                PROC_RESCAN_WITH_EVENTS_MS
+            } else {
+                OwnerCacheOptions::default().proc_rescan_ms
+            },
+            ..OwnerCacheOptions::default()
+        })
+    };
     let method = match args.attribution_method() {
         Ok(Some(m)) => m,
-        _ => return (None, owners),
+        _ => return (None, owners(false)),
     };
     match Attribution::start(&AttributionOptions {
         method,
@@ -391,16 +401,19 @@ fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
                 reason = a.reason(),
                 "process attribution"
             );
-            (Some(a), owners)
+            (Some(a), owners(true))
         }
         Err(e) => {
             warn!(
                 "process attribution programs unavailable ({e}); owners come from /proc scans only"
             );
-            (None, owners)
+            (None, owners(false))
         }
     }
 }
+
+/// Shortest time between /proc scans when kernel events name new sockets.
+const PROC_RESCAN_WITH_EVENTS_MS: u64 = 10_000;
 
 /// Applies every pending attribution event.
 fn drain_sock_events<W: std::io::Write>(
