@@ -53,7 +53,18 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// glibc gives each thread that allocates an arena of its own (up to 8 per core), and the
+/// agent's tokio workers, exporter and scan threads each kept a partly used one: two arenas
+/// cut the agent's anonymous memory under a connection-heavy soak (BENCHMARKS.md).
+fn limit_malloc_arenas() {
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() {
+    limit_malloc_arenas();
     let cli = Cli::parse();
     init_logging();
     // Errors print as one chain of causes ("what failed: why"), not as a Debug dump with a
