@@ -393,6 +393,11 @@ fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
     };
     match Attribution::start(&AttributionOptions {
         method,
+        // ~100-byte events: 1 MiB holds seconds of a connection-heavy node, and it counts
+        // twice in RSS (the kernel maps a ring's pages twice). The reader drains it before
+        // every capture batch and every RING_POLL, so it needs no wakeup per event.
+        ring_bytes: 1 << 20,
+        wakeup_batch_bytes: 32 << 10,
         ..AttributionOptions::default()
     }) {
         Ok(a) => {
