@@ -377,6 +377,10 @@ fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
             proc_fallback: args.attribution != "off",
             proc_root: args.proc_root.clone(),
             background_scans: true,
+            // Long enough for a closed socket's last records (held up to 250 ms for their
+            // owner); every connection of the last grace period is remembered, so on a node
+            // opening thousands per second the default 5 s held several MiB more.
+            close_grace_ns: 2_000_000_000,
             // With kernel events every socket opened after start is reported; /proc is for
             // the ones that predate the agent (or whose events were lost), so scan rarely.
             proc_rescan_ms: if kernel_events {
