@@ -375,41 +375,26 @@ impl OwnerCache {
     /// [`Self::lookup_local`]. Unknown tuples are resolved once through /proc; a miss is
     /// remembered for `negative_ttl_ns`.
     pub fn lookup_tuple(&mut self, t: &SocketTuple) -> Option<&ProcessInfo> {
-        self.lookup(t, true)
+        self.lookup(t, true, true)
     }
 
     /// The owner of the socket whose local end is exactly `t.local` and peer `t.remote`
     /// (egress packet: `local` = source; ingress packet: `local` = destination). Unknown tuples
     /// are resolved once through /proc; a miss is remembered for `negative_ttl_ns`.
     pub fn lookup_local(&mut self, t: &SocketTuple) -> Option<&ProcessInfo> {
-        self.lookup(t, false)
+        self.lookup(t, false, true)
     }
 
     /// Like [`OwnerCache::lookup_local`], but never starts a /proc scan: for the far end of a
     /// flow, which is usually on another host, so a scan could only miss (one per new peer).
     /// Sockets of this host are still found from kernel events and from the last scan.
     pub fn lookup_local_no_scan(&mut self, t: &SocketTuple) -> Option<&ProcessInfo> {
-        let t = t.canonical();
-        if let Some(k) = self.find_known(&t) {
-            self.counters.tuple_hits += 1;
-            return self.owner_at(&k);
-        }
-        self.take_finished_scan();
-        if self.opts.proc_fallback {
-            if let Some((_, snap)) = &self.snapshot {
-                if snap.owner_of(&t).is_some() {
-                    self.resolve_from_snapshot(&t);
-                    if let Some(k) = self.find_known(&t) {
-                        return self.owner_at(&k);
-                    }
-                }
-            }
-        }
-        self.counters.tuple_misses += 1;
-        None
+        self.lookup(t, false, false)
     }
 
-    fn lookup(&mut self, t: &SocketTuple, either: bool) -> Option<&ProcessInfo> {
+    /// Known owner of `t` (or, with `either`, of its reverse); else what /proc says, starting a
+    /// scan only when `may_scan`.
+    fn lookup(&mut self, t: &SocketTuple, either: bool, may_scan: bool) -> Option<&ProcessInfo> {
         let t = t.canonical();
         let find = |me: &mut Self| {
             me.find_known(&t)
@@ -430,7 +415,13 @@ impl OwnerCache {
                 return None;
             }
         }
-        let settled = self.resolve_proc(&t);
+        let settled = if may_scan {
+            self.resolve_proc(&t)
+        } else {
+            self.take_finished_scan();
+            self.resolve_from_snapshot(&t);
+            false
+        };
         match find(self) {
             Some(k) => self.owner_at(&k),
             None => {
@@ -508,9 +499,7 @@ impl OwnerCache {
                 self.snapshot = Some((Instant::now(), ProcSnapshot::scan(&self.opts.proc_root)));
             }
         }
-        if self.snapshot.is_some() {
-            self.resolve_from_snapshot(t);
-        }
+        self.resolve_from_snapshot(t);
         self.scanning.is_none()
     }
 

@@ -38,6 +38,12 @@ counters! {
     decode_bad_tcp_header,
     /// Packets decoded and given to the flow table.
     packets,
+    /// IP bytes (per the IP length field) of decoded packets captured arriving at this host.
+    ip_bytes_ingress,
+    /// IP bytes of decoded packets captured leaving this host.
+    ip_bytes_egress,
+    /// IP bytes of decoded packets whose capture direction is unknown (e.g. pcap files).
+    ip_bytes_unknown_direction,
     /// Connections/conversations added to the flow table.
     flows_created,
     /// New flows refused because the table was at `max_flows`.

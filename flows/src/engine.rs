@@ -202,6 +202,11 @@ impl Engine {
     /// decoded elsewhere; then drain [`Engine::poll_record`].
     pub fn handle_packet(&mut self, now_ns: u64, packet: &Packet<'_>) {
         self.counters.packets += 1;
+        *match packet.meta.direction {
+            crate::packet::Direction::Ingress => &mut self.counters.ip_bytes_ingress,
+            crate::packet::Direction::Egress => &mut self.counters.ip_bytes_egress,
+            crate::packet::Direction::Unknown => &mut self.counters.ip_bytes_unknown_direction,
+        } += u64::from(packet.ip_len);
         let at = PacketCtx {
             ts_ns: if packet.meta.ts_ns != 0 {
                 packet.meta.ts_ns

@@ -268,6 +268,48 @@ fn spans_off_still_counts_unanswered_requests() {
     assert_eq!(off.counters().http1_unanswered, 1);
 }
 
+/// IP bytes are counted per capture direction from the IP length field, whatever the L3/L4
+/// record mode (the agent's `flowscope_bytes_total` comes from these counters).
+#[test]
+fn ip_bytes_are_counted_per_direction_in_every_mode() {
+    let mut c = conv();
+    c.handshake();
+    c.client_send(b"GET / HTTP/1.1\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello", 1448);
+    c.close();
+    let (mut want_in, mut want_out) = (0u64, 0u64);
+    for f in c.frames() {
+        // IPv4 total length, after the 14-byte Ethernet header.
+        let len = u64::from(u16::from_be_bytes([f.data[16], f.data[17]]));
+        match f.direction {
+            Direction::Ingress => want_in += len,
+            _ => want_out += len,
+        }
+    }
+    assert!(want_in > 0 && want_out > 0);
+    for mode in [
+        L4Records::EveryPacket,
+        L4Records::ControlOnly,
+        L4Records::Off,
+    ] {
+        let mut e = Engine::new(EngineConfig {
+            l4_records: mode,
+            ..EngineConfig::default()
+        });
+        run(&mut e, c.frames());
+        let k = e.counters();
+        assert_eq!(
+            (
+                k.ip_bytes_ingress,
+                k.ip_bytes_egress,
+                k.ip_bytes_unknown_direction
+            ),
+            (want_in, want_out, 0),
+            "{mode:?}"
+        );
+    }
+}
+
 #[test]
 fn l4_record_modes() {
     let mut c = conv();

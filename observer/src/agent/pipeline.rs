@@ -74,6 +74,8 @@ pub struct Pipeline<W: Write> {
     pending: VecDeque<(u64, Record)>,
     /// Attribution events applied so far.
     sock_events: u64,
+    /// The engine's IP byte counters (ingress, egress, unknown) as last given to the metrics.
+    bytes_reported: [u64; 3],
     /// `(sock_events, wall time)` when the head of `pending` last found no owner.
     blocked: Option<(u64, u64)>,
     exports: crate::export::ExportHandles,
@@ -163,6 +165,7 @@ impl<W: Write> Pipeline<W> {
             span_owner: HashMap::default(),
             pending: VecDeque::new(),
             sock_events: 0,
+            bytes_reported: [0; 3],
             blocked: None,
             exports,
             raw_out,
@@ -248,8 +251,6 @@ impl<W: Write> Pipeline<W> {
             L2Kind::Ethernet => LinkType::Ethernet,
             L2Kind::RawIp => LinkType::RawIp,
         };
-        self.exports
-            .observe_packet(meta.direction, ip_bytes(link, hdr.orig_len, data));
         // Decode errors are counted inside the engine (and shown by `flowscope status`).
         let _ = self.engine.handle_frame(ts_ns, link, data, meta);
         self.drain()
@@ -262,6 +263,7 @@ impl<W: Write> Pipeline<W> {
         self.engine.handle_timeout(self.last_now);
         self.drain()?;
         self.owners.expire(monotonic_now_ns());
+        self.report_bytes();
         let mut counters: Vec<(String, u64)> = self
             .engine
             .counters()
@@ -275,6 +277,20 @@ impl<W: Write> Pipeline<W> {
         );
         *self.published.lock().unwrap_or_else(|p| p.into_inner()) = counters;
         self.flush()
+    }
+
+    /// Adds the IP bytes the engine counted since the last call to the metrics.
+    fn report_bytes(&mut self) {
+        let c = self.engine.counters();
+        let now = [
+            (Direction::Ingress, c.ip_bytes_ingress),
+            (Direction::Egress, c.ip_bytes_egress),
+            (Direction::Unknown, c.ip_bytes_unknown_direction),
+        ];
+        for ((direction, total), reported) in now.into_iter().zip(&mut self.bytes_reported) {
+            self.exports.add_bytes(direction, total - *reported);
+            *reported = total;
+        }
     }
 
     /// Emits what is still pending (at exit).
@@ -387,28 +403,6 @@ impl<W: Write> Pipeline<W> {
     }
 }
 
-/// IP bytes of a frame of `orig_len` bytes whose captured start is `data`: the length minus
-/// the link header (Ethernet, with one or two in-band VLAN tags).
-fn ip_bytes(link: LinkType, orig_len: u32, data: &[u8]) -> u32 {
-    let l2 = match link {
-        LinkType::Ethernet => {
-            let mut off = 12;
-            while off + 2 <= data.len()
-                && matches!(
-                    u16::from_be_bytes([data[off], data[off + 1]]),
-                    0x8100 | 0x88a8
-                )
-                && off < 20
-            {
-                off += 4;
-            }
-            off as u32 + 2
-        }
-        _ => 0,
-    };
-    orig_len.saturating_sub(l2)
-}
-
 /// A seed for span and trace ids that differs between runs and hosts.
 fn random_seed() -> u64 {
     let mut b = [0u8; 8];
@@ -419,25 +413,5 @@ fn random_seed() -> u64 {
         u64::from_ne_bytes(b)
     } else {
         std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ip_bytes_strips_the_link_header() {
-        let mut eth = vec![0u8; 60];
-        eth[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        assert_eq!(ip_bytes(LinkType::Ethernet, 74, &eth), 60);
-        eth[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
-        eth[16..18].copy_from_slice(&0x86ddu16.to_be_bytes());
-        assert_eq!(ip_bytes(LinkType::Ethernet, 78, &eth), 60);
-        eth[16..18].copy_from_slice(&0x8100u16.to_be_bytes());
-        eth[20..22].copy_from_slice(&0x0800u16.to_be_bytes());
-        assert_eq!(ip_bytes(LinkType::Ethernet, 82, &eth), 60);
-        assert_eq!(ip_bytes(LinkType::RawIp, 60, &eth), 60);
-        assert_eq!(ip_bytes(LinkType::Ethernet, 10, &eth[..4]), 0);
     }
 }

@@ -564,13 +564,9 @@ async fn read_ring(
             }
             _ = tick.tick() => pipeline.tick(wall_now_ns())?,
             _ = stop.wait_for(|s| *s) => {
-                // Drain what is already in the ring, then flush the engine.
-                let rb = afd.get_mut();
-                while let Some(item) = rb.next() {
-                    if let Ok((hdr, data)) = PacketHdr::parse(&item) {
-                        pipeline.on_frame(&hdr, data)?;
-                    }
-                }
+                // Drain what is already in the rings, then flush the engine.
+                let attr = attr.as_mut().map(|a| a.get_mut());
+                drain_ring(afd.get_mut(), attr, &mut pipeline, &mut bad_records)?;
                 pipeline.finish()?;
                 pipeline.flush()?;
                 return Ok(());

@@ -186,15 +186,15 @@ impl Metrics {
         }
     }
 
-    /// Counts the IP bytes of one captured packet. Counted per packet, not per L3/L4 record:
-    /// records may be control-only.
-    pub fn observe_packet(&self, direction: Direction, ip_bytes: u32) {
+    /// Adds IP bytes captured in `direction` (the agent feeds the engine's per-packet byte
+    /// counters here; L3/L4 records may be control-only, so they can't be summed instead).
+    pub fn add_bytes(&self, direction: Direction, ip_bytes: u64) {
         let i = match direction {
             Direction::Ingress => 0,
             Direction::Egress => 1,
             Direction::Unknown => 2,
         };
-        self.bytes[i].inc_by(u64::from(ip_bytes));
+        self.bytes[i].inc_by(ip_bytes);
     }
 
     /// Replaces the agent's own counters (engine, kernel, API: `(name, value)`), served as
@@ -566,9 +566,9 @@ mod tests {
             60,
         ));
         m.observe_flow(&flow(TcpFlags::ACK.0, Direction::Ingress, 100));
-        m.observe_packet(Direction::Ingress, 60);
-        m.observe_packet(Direction::Egress, 60);
-        m.observe_packet(Direction::Ingress, 100);
+        m.add_bytes(Direction::Ingress, 60);
+        m.add_bytes(Direction::Egress, 60);
+        m.add_bytes(Direction::Ingress, 100);
         m.set_counters(&[
             ("engine_packets".into(), 7),
             ("kernel_ring_full_lost".into(), 0),

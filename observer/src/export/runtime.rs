@@ -31,10 +31,10 @@ impl ExportHandles {
         }
     }
 
-    /// Counts a captured packet's IP bytes in the metrics.
-    pub fn observe_packet(&self, direction: flows::packet::Direction, ip_bytes: u32) {
+    /// Adds IP bytes captured in `direction` to the metrics.
+    pub fn add_bytes(&self, direction: flows::packet::Direction, ip_bytes: u64) {
         if let Some(m) = &self.metrics {
-            m.observe_packet(direction, ip_bytes);
+            m.add_bytes(direction, ip_bytes);
         }
     }
 
