@@ -119,6 +119,7 @@ struct l3l4 {
 	__u16 sport, dport; /* host order, 0 when the packet has none */
 	__u8 family; /* 4, 6 or 0 */
 	__u8 has_ports;
+	__u8 later_fragment; /* an IP fragment other than the first: no L4 header, no ports */
 	__u8 saddr[16], daddr[16];
 };
 
@@ -161,8 +162,10 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 l2, struct l3l4 *ou
 		l4off = off + ip.ihl * 4;
 		out->payload_off = l4off;
 		/* Non-first fragments carry no L4 header (RFC 791): capture them without ports. */
-		if (bpf_ntohs(ip.frag_off) & IP_FRAG_OFF_MASK)
+		if (bpf_ntohs(ip.frag_off) & IP_FRAG_OFF_MASK) {
+			out->later_fragment = 1;
 			return 1;
+		}
 		l4proto = ip.protocol;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
@@ -190,6 +193,7 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 l2, struct l3l4 *ou
 				l4off += 8;
 				if (bpf_ntohs(fo) & 0xFFF8) {
 					out->payload_off = l4off;
+					out->later_fragment = 1;
 					return 1;
 				}
 				continue;
@@ -268,7 +272,13 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir, __u8 source
 		if (cfg->snaplen)
 			snaplen = cfg->snaplen;
 		wakeup_bytes = cfg->wakeup_bytes;
-		if (cfg->port_allow_on && !(p.has_ports && port_in(&port_allow, p.sport, p.dport))) {
+		/* A later fragment has no ports to test (RFC 791 §3.2, RFC 8200 §4.5): keep it, so
+		 * that userspace can reassemble a datagram whose first fragment passed. Those of
+		 * other datagrams never complete there and are dropped and counted
+		 * (ip_frag_dropped_timeout); dropping them here would lose every fragmented
+		 * datagram on the allowed ports. */
+		if (cfg->port_allow_on && !p.later_fragment &&
+		    !(p.has_ports && port_in(&port_allow, p.sport, p.dport))) {
 			count(FS_CNT_FILTERED);
 			return;
 		}

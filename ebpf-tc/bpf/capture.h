@@ -47,7 +47,8 @@ struct fs_packet_hdr {
 
 /* Filter switches in `filter_cfg` (array, one entry). A zero field means "no such filter". */
 struct fs_filter_cfg {
-	__u32 port_allow_on; /* keep only packets whose src or dst port is in `port_allow` */
+	__u32 port_allow_on; /* keep only packets whose src or dst port is in `port_allow`
+			      * (and IP fragments after the first: they carry no ports) */
 	__u32 cidr_allow_on; /* keep only packets whose src or dst address is in `cidr4/6_allow` */
 	__u32 snaplen; /* payload bytes to keep after the L4 header (0 = default 512) */
 	/* Wake the reader only once this many bytes wait in the ring (0: on every record the

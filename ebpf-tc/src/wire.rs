@@ -182,7 +182,8 @@ impl PacketHdr {
 /// `struct fs_filter_cfg`: the filter switches userspace writes at run time.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FilterCfg {
-    /// Keep only packets whose src or dst port is in `port_allow`.
+    /// Keep only packets whose src or dst port is in `port_allow` (and IP fragments after
+    /// the first, which carry no ports, so the engine can reassemble their datagram).
     pub port_allow_on: bool,
     /// Keep only packets whose src or dst address is in `cidr{4,6}_allow`.
     pub cidr_allow_on: bool,

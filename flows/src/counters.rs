@@ -32,7 +32,7 @@ counters! {
     decode_too_many_vlan_tags,
     /// Frames with a malformed IP header or extension header.
     decode_bad_ip_header,
-    /// IP fragments (counted and skipped, not reassembled).
+    /// IP fragments seen (handed to reassembly; dropped when `max_ip_fragmented_datagrams` is 0).
     decode_ip_fragment,
     /// Frames with a malformed TCP header.
     decode_bad_tcp_header,
@@ -195,6 +195,33 @@ counters! {
     records_emitted,
     /// Records dropped because `max_queued_records` were waiting to be polled.
     records_dropped_queue_full,
+    // IP fragment reassembly (RFC 791 §3.2, RFC 8200 §4.5); `ip_frag_dropped_*` count
+    // datagrams (each once, with all its fragments), the others count fragments.
+    /// Datagrams reassembled from fragments and decoded like unfragmented packets.
+    ip_frag_reassembled,
+    /// Reassembled datagrams a fragment of which the capture cut short (decoded as snapped).
+    ip_frag_reassembled_snapped,
+    /// Fragments dropped as exact duplicates of one held (RFC 5722 §4); the datagram goes on.
+    ip_frag_duplicates,
+    /// Fragments dropped as unusable (IPv6 M set and a length not a multiple of 8, no data,
+    /// cut inside a header, or a Fragment header inside a reassembled datagram).
+    ip_frag_malformed,
+    /// Fragments dropped because their datagram was already abandoned.
+    ip_frag_late_fragments,
+    /// Datagrams abandoned because two fragments overlapped (RFC 5722; IPv4 too, like Linux).
+    ip_frag_dropped_overlap,
+    /// Datagrams abandoned because their fragments disagreed on where the datagram ends.
+    ip_frag_dropped_inconsistent_length,
+    /// Datagrams abandoned for passing 65535 bytes (RFC 791 §3.1, RFC 8200 §4.5).
+    ip_frag_dropped_too_big,
+    /// Datagrams still incomplete `ip_fragment_timeout_ns` after their first fragment.
+    ip_frag_dropped_timeout,
+    /// Datagrams dropped (oldest first) to stay under `max_ip_fragment_bytes`.
+    ip_frag_dropped_bytes_cap,
+    /// Datagrams dropped (oldest first) to stay under `max_ip_fragmented_datagrams`.
+    ip_frag_dropped_datagrams_cap,
+    /// Datagrams still incomplete when the capture ended (`flush`): orphans, lost fragments.
+    ip_frag_dropped_incomplete_at_flush,
 }
 
 #[cfg(test)]

@@ -12,11 +12,15 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
+use crate::ip::{Fragment, IpReassembler, ReassemblyLimits};
 use crate::key::{Endpoint, FlowKey, Side};
 use crate::l7::dns::{self, RData};
 use crate::l7::http1::{Http1Event, RequestHead, ResponseHead};
 use crate::l7::{L7Config, L7Context, L7Event, PacketCtx, StreamDir};
-use crate::packet::{decode, CaptureMeta, DecodeError, LinkType, Packet, TcpFlags, Transport};
+use crate::packet::{
+    decode, decode_ip, ip_layer, CaptureMeta, DecodeError, Direction, LinkType, Packet, TcpFlags,
+    Transport,
+};
 use crate::record::{
     attr, ip_string, text, text_owned, AttributeValue, Attributes, DnsAnswer, DnsInfo, Flow,
     FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7, Record, Span,
@@ -77,6 +81,17 @@ pub struct EngineConfig {
     pub spans: bool,
     /// L7 decoder limits.
     pub l7: L7Config,
+    /// An IP datagram still missing fragments this long after its first fragment arrived is
+    /// dropped. 30 s is Linux's `ipfrag_time` for IPv4 and IPv6, what the hosts we watch do
+    /// (RFC 791 §3.2 suggests a 15 s lower bound, RFC 8200 §4.5 allows up to 60 s).
+    pub ip_fragment_timeout_ns: u64,
+    /// Most bytes held in IP fragments waiting for the rest of their datagram (data plus a
+    /// small fixed charge per fragment). 4 MiB is Linux's `ipfrag_high_thresh`; over it the
+    /// oldest datagrams are dropped.
+    pub max_ip_fragment_bytes: usize,
+    /// Most IP datagrams being reassembled at once; beyond it the oldest is dropped. 0 turns
+    /// reassembly off: fragments are counted (`decode_ip_fragment`) and dropped.
+    pub max_ip_fragmented_datagrams: usize,
 }
 
 const SECOND: u64 = 1_000_000_000;
@@ -98,6 +113,9 @@ impl Default for EngineConfig {
             id_seed: 0x5eed_f10e_5c09_e000,
             spans: true,
             l7: L7Config::default(),
+            ip_fragment_timeout_ns: 30 * SECOND,
+            max_ip_fragment_bytes: 4 * 1024 * 1024,
+            max_ip_fragmented_datagrams: 4096,
         }
     }
 }
@@ -130,6 +148,7 @@ pub struct Engine {
     total_buffered: usize,
     next_scan_ns: u64,
     events: Vec<L7Event>,
+    fragments: IpReassembler,
 }
 
 impl Engine {
@@ -144,6 +163,7 @@ impl Engine {
             total_buffered: 0,
             next_scan_ns: 0,
             events: Vec::new(),
+            fragments: IpReassembler::new(),
         }
     }
 
@@ -183,30 +203,103 @@ impl Engine {
                 self.handle_packet(now_ns, &packet);
                 Ok(())
             }
+            Err(DecodeError::Fragment { .. }) if self.config.max_ip_fragmented_datagrams > 0 => {
+                self.counters.decode_ip_fragment += 1;
+                self.handle_fragment(now_ns, link, frame, meta)
+            }
             Err(e) => {
-                let c = &mut self.counters;
-                *match e {
-                    DecodeError::Truncated { .. } => &mut c.decode_truncated,
-                    DecodeError::NotIp(_) => &mut c.decode_not_ip,
-                    DecodeError::TooManyVlanTags(_) => &mut c.decode_too_many_vlan_tags,
-                    DecodeError::BadIpHeader(_) => &mut c.decode_bad_ip_header,
-                    DecodeError::Fragment { .. } => &mut c.decode_ip_fragment,
-                    DecodeError::BadTcpHeader(_) => &mut c.decode_bad_tcp_header,
-                } += 1;
+                self.count_decode_error(&e);
                 Err(e)
             }
         }
     }
 
+    fn count_decode_error(&mut self, e: &DecodeError) {
+        let c = &mut self.counters;
+        *match e {
+            DecodeError::Truncated { .. } => &mut c.decode_truncated,
+            DecodeError::NotIp(_) => &mut c.decode_not_ip,
+            DecodeError::TooManyVlanTags(_) => &mut c.decode_too_many_vlan_tags,
+            DecodeError::BadIpHeader(_) => &mut c.decode_bad_ip_header,
+            DecodeError::Fragment { .. } => &mut c.decode_ip_fragment,
+            DecodeError::BadTcpHeader(_) => &mut c.decode_bad_tcp_header,
+        } += 1;
+    }
+
+    /// Holds one IP fragment; when it completes its datagram, decodes the datagram and
+    /// ingests it like an unfragmented packet (only the whole datagram has a transport
+    /// header: RFC 791 §3.2, RFC 8200 §4.5). The datagram carries the completing fragment's
+    /// capture metadata (its time is when the receiver could have it). Fragments are off the
+    /// fast path: an unfragmented packet never gets here.
+    fn handle_fragment(
+        &mut self,
+        now_ns: u64,
+        link: LinkType,
+        frame: &[u8],
+        meta: CaptureMeta,
+    ) -> Result<(), DecodeError> {
+        let (ip, meta) = ip_layer(link, frame, meta)?;
+        let Ok(fragment) = Fragment::parse(ip) else {
+            self.counters.ip_frag_malformed += 1;
+            return Ok(());
+        };
+        // The bytes crossed the interface whether or not the datagram ever completes.
+        self.count_ip_bytes(meta.direction, fragment.ip_len);
+        let limits = self.fragment_limits();
+        let Some(datagram) = self
+            .fragments
+            .push(now_ns, &fragment, &limits, &mut self.counters)
+        else {
+            return Ok(());
+        };
+        match decode_ip(&datagram.packet, meta) {
+            Ok(packet) => {
+                self.ingest(now_ns, &packet);
+                Ok(())
+            }
+            Err(DecodeError::Fragment { .. }) => {
+                // A second Fragment header inside the datagram: never reassemble twice.
+                self.counters.ip_frag_malformed += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.count_decode_error(&e);
+                Err(e)
+            }
+        }
+    }
+
+    fn fragment_limits(&self) -> ReassemblyLimits {
+        ReassemblyLimits {
+            timeout_ns: self.config.ip_fragment_timeout_ns,
+            max_bytes: self.config.max_ip_fragment_bytes,
+            max_datagrams: self.config.max_ip_fragmented_datagrams,
+        }
+    }
+
+    /// Bytes held in IP fragments waiting for the rest of their datagram.
+    pub fn ip_fragment_bytes(&self) -> usize {
+        self.fragments.held_bytes()
+    }
+
+    fn count_ip_bytes(&mut self, direction: Direction, ip_len: u32) {
+        *match direction {
+            Direction::Ingress => &mut self.counters.ip_bytes_ingress,
+            Direction::Egress => &mut self.counters.ip_bytes_egress,
+            Direction::Unknown => &mut self.counters.ip_bytes_unknown_direction,
+        } += u64::from(ip_len);
+    }
+
     /// Ingests one decoded packet. Call it instead of `handle_frame` when the packet was
     /// decoded elsewhere; then drain [`Engine::poll_record`].
     pub fn handle_packet(&mut self, now_ns: u64, packet: &Packet<'_>) {
+        self.count_ip_bytes(packet.meta.direction, packet.ip_len);
+        self.ingest(now_ns, packet);
+    }
+
+    /// Tracks a decoded packet whose IP bytes were already counted.
+    fn ingest(&mut self, now_ns: u64, packet: &Packet<'_>) {
         self.counters.packets += 1;
-        *match packet.meta.direction {
-            crate::packet::Direction::Ingress => &mut self.counters.ip_bytes_ingress,
-            crate::packet::Direction::Egress => &mut self.counters.ip_bytes_egress,
-            crate::packet::Direction::Unknown => &mut self.counters.ip_bytes_unknown_direction,
-        } += u64::from(packet.ip_len);
         let at = PacketCtx {
             ts_ns: if packet.meta.ts_ns != 0 {
                 packet.meta.ts_ns
@@ -412,7 +505,8 @@ impl Engine {
     }
 
     /// Runs timers: skips stale TCP holes, evicts idle and closed flows (reporting unanswered
-    /// requests as error spans) and forgets stale DNS queries. Call it regularly with the
+    /// requests as error spans), forgets stale DNS queries and drops IP datagrams whose
+    /// fragments did not all arrive within `ip_fragment_timeout_ns`. Call it regularly with the
     /// current time (e.g. every 100 ms in the agent, or with each frame's time in replay); it
     /// only scans the table once per `timeout_scan_interval_ns`.
     pub fn handle_timeout(&mut self, now_ns: u64) {
@@ -420,6 +514,9 @@ impl Engine {
             return;
         }
         self.next_scan_ns = now_ns.saturating_add(self.config.timeout_scan_interval_ns);
+        let limits = self.fragment_limits();
+        self.fragments
+            .on_timeout(now_ns, &limits, &mut self.counters);
         for key in self.table.keys_in_order() {
             let evict = {
                 let Some(entry) = self.table.get_mut(&key) else {
@@ -510,6 +607,9 @@ impl Engine {
     /// become error spans, close-delimited responses complete). Call once after the last frame
     /// of a replay, or when the agent stops; then drain [`Engine::poll_record`].
     pub fn flush(&mut self, now_ns: u64) {
+        // Datagrams still missing fragments never reach a decoder: a lone first fragment is
+        // not a datagram, a later one has no transport header.
+        self.fragments.flush(&mut self.counters);
         for key in self.table.keys_in_order() {
             self.evict(key, EvictReason::Flush, now_ns);
         }

@@ -5,6 +5,7 @@
 //! agent and `flowscope replay` drive the same engine.
 //!
 //! - [`packet`]: link/IP/transport decoding into borrowed [`packet::Packet`] views.
+//! - [`ip`]: IP fragment reassembly, before the transport decoders.
 //! - [`key`]: normalised 5-tuples; [`table`]: per-conversation state and eviction.
 //! - [`tcp`]: per-direction stream reassembly.
 //! - [`l7`]: protocol detection and decoders (HTTP/1.x, HTTP/2 and gRPC, DNS).
@@ -17,6 +18,7 @@
 
 pub mod counters;
 pub mod engine;
+pub mod ip;
 pub mod key;
 pub mod l7;
 pub mod packet;

@@ -332,8 +332,9 @@ pub enum DecodeError {
     /// The IP header is malformed (bad version, IHL, extension header, ...).
     #[error("malformed IP header: {0}")]
     BadIpHeader(String),
-    /// An IP fragment; fragments are counted and skipped, not reassembled.
-    #[error("IP fragment from {src} to {dst} skipped (fragments are not reassembled)")]
+    /// An IP fragment: only the reassembled datagram can be decoded (RFC 791 §3.2, RFC 8200
+    /// §4.5); the engine's `handle_frame` reassembles it.
+    #[error("IP fragment from {src} to {dst}: decode the reassembled datagram")]
     Fragment {
         /// Source address.
         src: IpAddr,
@@ -460,15 +461,32 @@ fn strip_link(link: LinkType, frame: &[u8]) -> Result<(u16, &[u8]), DecodeError>
 /// Decodes one captured frame into a borrowed [`Packet`].
 ///
 /// Call it once per frame from the capture; the engine's `handle_frame` calls it for you.
-/// IP fragments are reported as [`DecodeError::Fragment`] (the engine counts and skips them).
+/// IP fragments are reported as [`DecodeError::Fragment`] (the engine reassembles them and
+/// decodes the whole datagram with [`decode_ip`]).
 /// For Linux cooked captures, an unknown direction (and, for SLL2, interface) in `meta` is
 /// filled from the cooked header.
 pub fn decode(link: LinkType, frame: &[u8], meta: CaptureMeta) -> Result<Packet<'_>, DecodeError> {
+    let (ip_bytes, meta) = ip_layer(link, frame, meta)?;
+    decode_ip(ip_bytes, meta)
+}
+
+/// The IP packet a frame carries (its link header stripped), and `meta` completed from the
+/// link header as [`decode`] does.
+pub fn ip_layer(
+    link: LinkType,
+    frame: &[u8],
+    meta: CaptureMeta,
+) -> Result<(&[u8], CaptureMeta), DecodeError> {
     let meta = cooked_meta(link, frame, meta);
     let (ethertype, ip_bytes) = strip_link(link, frame)?;
     if ethertype != ETHERTYPE_IPV4 && ethertype != ETHERTYPE_IPV6 {
         return Err(DecodeError::NotIp(ethertype));
     }
+    Ok((ip_bytes, meta))
+}
+
+/// Decodes an IP packet (no link header) into a borrowed [`Packet`], like [`decode`].
+pub fn decode_ip(ip_bytes: &[u8], meta: CaptureMeta) -> Result<Packet<'_>, DecodeError> {
     let (ip, ext_err) = LaxIpSlice::from_slice(ip_bytes).map_err(|e| match e {
         etherparse::err::ip::LaxHeaderSliceError::Len(l) => DecodeError::Truncated {
             layer: "ip",
@@ -479,14 +497,16 @@ pub fn decode(link: LinkType, frame: &[u8], meta: CaptureMeta) -> Result<Packet<
             DecodeError::BadIpHeader(c.to_string())
         }
     })?;
-    if let Some((err, _layer)) = ext_err {
-        return Err(DecodeError::BadIpHeader(err.to_string()));
-    }
     let src = ip.source_addr();
     let dst = ip.destination_addr();
     let ip_payload = ip.payload();
+    // Before the extension header check: after a Fragment header that is not the first
+    // fragment's, the bytes are data that would misread as headers (RFC 8200 §4.5).
     if ip_payload.fragmented {
         return Err(DecodeError::Fragment { src, dst });
+    }
+    if let Some((err, _layer)) = ext_err {
+        return Err(DecodeError::BadIpHeader(err.to_string()));
     }
     // Length per the IP header (not the captured bytes) — the capture may snap the payload.
     let (ip_len, header_len) = match &ip {
