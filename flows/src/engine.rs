@@ -12,7 +12,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
-use crate::ip::{Fragment, IpReassembler, ReassemblyLimits};
+use crate::ip::{CapturePoint, Fragment, IpReassembler, ReassemblyLimits};
 use crate::key::{Endpoint, FlowKey, Side};
 use crate::l7::dns::{self, RData};
 use crate::l7::http1::{Http1Event, RequestHead, ResponseHead};
@@ -238,7 +238,13 @@ impl Engine {
         frame: &[u8],
         meta: CaptureMeta,
     ) -> Result<(), DecodeError> {
-        let (ip, meta) = ip_layer(link, frame, meta)?;
+        let (ip, meta) = match ip_layer(link, frame, meta) {
+            Ok(v) => v,
+            Err(e) => {
+                self.count_decode_error(&e);
+                return Err(e);
+            }
+        };
         let Ok(fragment) = Fragment::parse(ip) else {
             self.counters.ip_frag_malformed += 1;
             return Ok(());
@@ -246,9 +252,13 @@ impl Engine {
         // The bytes crossed the interface whether or not the datagram ever completes.
         self.count_ip_bytes(meta.direction, fragment.ip_len);
         let limits = self.fragment_limits();
-        let Some(datagram) = self
-            .fragments
-            .push(now_ns, &fragment, &limits, &mut self.counters)
+        let at = CapturePoint {
+            ifindex: meta.ifindex,
+            direction: meta.direction,
+        };
+        let Some(datagram) =
+            self.fragments
+                .push(now_ns, at, &fragment, &limits, &mut self.counters)
         else {
             return Ok(());
         };

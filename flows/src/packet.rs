@@ -803,6 +803,19 @@ mod tests {
     }
 
     #[test]
+    fn a_later_ipv6_fragment_is_a_fragment_whatever_its_data_looks_like() {
+        // Fragment header naming Destination Options; this later fragment's data is not that
+        // header, and must not be parsed as one (RFC 8200 §4.5).
+        let mut p = vec![0x60, 0, 0, 0, 0, 16, 44, 64];
+        p.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
+        p.extend_from_slice(&[0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
+        p.extend_from_slice(&[60, 0, 0, 8, 0, 0, 0, 1]);
+        p.extend_from_slice(&[0xff; 8]);
+        let e = decode(LinkType::RawIp, &p, meta()).unwrap_err();
+        assert_eq!(e.reason(), "ip_fragment");
+    }
+
+    #[test]
     fn bad_frames_are_counted_by_reason() {
         assert_eq!(
             decode(LinkType::Ethernet, &[0; 5], meta())

@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use etherparse::PacketBuilder;
 use flows::counters::Counters;
 use flows::engine::{Engine, EngineConfig, L4Records};
-use flows::ip::{Fragment, IpReassembler, ReassemblyLimits};
+use flows::ip::{CapturePoint, Fragment, IpReassembler, ReassemblyLimits};
 use flows::packet::{decode_ip, CaptureMeta, DecodeError, Direction, LinkType};
 use flows::record::{L7Record, L7Type, Record};
 use proptest::prelude::*;
@@ -392,9 +392,13 @@ fn a_snapped_fragment_gives_a_snapped_datagram() {
     };
     let (mut r, mut c) = (IpReassembler::new(), Counters::default());
     let first = Fragment::parse(&frags[0][..120]).unwrap();
-    assert!(r.push(0, &first, &limits, &mut c).is_none());
+    assert!(r
+        .push(0, CapturePoint::default(), &first, &limits, &mut c)
+        .is_none());
     let last = Fragment::parse(&frags[1][..120]).unwrap();
-    let out = r.push(0, &last, &limits, &mut c).unwrap();
+    let out = r
+        .push(0, CapturePoint::default(), &last, &limits, &mut c)
+        .unwrap();
     assert!(out.snapped);
     let p = decode_ip(&out.packet, CaptureMeta::default()).unwrap();
     assert_eq!(p.ports(), Some((53, 40006)));

@@ -6,7 +6,7 @@
 #![no_main]
 use flows::counters::Counters;
 use flows::engine::{Engine, EngineConfig};
-use flows::ip::{Fragment, IpReassembler, ReassemblyLimits};
+use flows::ip::{CapturePoint, Fragment, IpReassembler, ReassemblyLimits};
 use flows::packet::{decode_ip, CaptureMeta, LinkType};
 use libfuzzer_sys::fuzz_target;
 
@@ -14,7 +14,9 @@ use libfuzzer_sys::fuzz_target;
 fn v4(id: u16, offset: u16, more: bool, data: &[u8]) -> Vec<u8> {
     let total = (20 + data.len()) as u16;
     let fo = (offset / 8) | if more { 0x2000 } else { 0 };
-    let mut p = vec![0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 53, 198, 18, 0, 2];
+    let mut p = vec![
+        0x45, 0, 0, 0, 0, 0, 0, 0, 64, 17, 0, 0, 198, 18, 0, 53, 198, 18, 0, 2,
+    ];
     p[2..4].copy_from_slice(&total.to_be_bytes());
     p[4..6].copy_from_slice(&id.to_be_bytes());
     p[6..8].copy_from_slice(&fo.to_be_bytes());
@@ -39,7 +41,11 @@ fn v6(id: u32, offset: u16, more: bool, hbh: bool, data: &[u8]) -> Vec<u8> {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let limits = ReassemblyLimits { timeout_ns: 50, max_bytes: 8192, max_datagrams: 3 };
+    let limits = ReassemblyLimits {
+        timeout_ns: 50,
+        max_bytes: 8192,
+        max_datagrams: 3,
+    };
     let mut r = IpReassembler::new();
     let mut c = Counters::default();
     let mut e = Engine::new(EngineConfig {
@@ -52,8 +58,12 @@ fuzz_target!(|data: &[u8]| {
     let mut now = 0u64;
     // Each record: sel(1) offset(2) len(1) snap(1), then for raw records `len` packet bytes.
     while rest.len() >= 5 {
-        let (sel, offset, len, snap) =
-            (rest[0], u16::from_be_bytes([rest[1], rest[2]]), usize::from(rest[3]), rest[4]);
+        let (sel, offset, len, snap) = (
+            rest[0],
+            u16::from_be_bytes([rest[1], rest[2]]),
+            usize::from(rest[3]),
+            rest[4],
+        );
         rest = &rest[5..];
         now += u64::from(sel >> 5);
         let packet = if sel & 0x80 != 0 && sel & 0x40 != 0 {
@@ -71,10 +81,14 @@ fuzz_target!(|data: &[u8]| {
             }
         };
         let cut = packet.len().saturating_sub(usize::from(snap) * 8);
-        let captured = if snap & 0x80 != 0 { &packet[..cut] } else { &packet[..] };
+        let captured = if snap & 0x80 != 0 {
+            &packet[..cut]
+        } else {
+            &packet[..]
+        };
         if let Ok(f) = Fragment::parse(captured) {
             assert!(f.data.len() as u32 <= f.len);
-            if let Some(out) = r.push(now, &f, &limits, &mut c) {
+            if let Some(out) = r.push(now, CapturePoint::default(), &f, &limits, &mut c) {
                 if let Ok(p) = decode_ip(&out.packet, CaptureMeta::default()) {
                     assert!(p.payload_wire_len as usize >= p.payload.len());
                 }

@@ -8,4 +8,4 @@ pub mod fragment;
 pub mod reassembly;
 
 pub use fragment::{DatagramKey, Fragment, FragmentError};
-pub use reassembly::{IpReassembler, Reassembled, ReassemblyLimits};
+pub use reassembly::{CapturePoint, IpReassembler, Reassembled, ReassemblyLimits};

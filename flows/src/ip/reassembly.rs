@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::fragment::{DatagramKey, Fragment};
 use crate::counters::Counters;
+use crate::packet::Direction;
 
 /// Bookkeeping charged per held fragment on top of its data, so that a flood of tiny
 /// fragments meets the bytes cap too (the BTreeMap node, the Vec header, the allocation).
@@ -21,6 +22,21 @@ pub const FRAGMENT_OVERHEAD_BYTES: usize = 64;
 /// Largest IP datagram: the 16-bit IPv4 Total Length (RFC 791 §3.1) and IPv6 Payload Length
 /// (RFC 8200 §3, §4.5) fields.
 const MAX_LEN: u32 = 65_535;
+
+/// Where a fragment was captured. Datagrams are reassembled per capture point: the same
+/// datagram seen on two interfaces (or leaving after it arrived, refragmented by a router
+/// with other boundaries) is two datagrams, as an unfragmented packet seen twice is two
+/// packets; mixing the copies would read their differing boundaries as overlaps.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct CapturePoint {
+    /// Interface index (0 when unknown).
+    pub ifindex: u32,
+    /// Ingress or egress on it.
+    pub direction: Direction,
+}
+
+/// A datagram's key in the reassembler: the RFC key at one capture point.
+type Key = (CapturePoint, DatagramKey);
 
 /// How long and how much the reassembler may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,9 +126,9 @@ struct Datagram {
 /// Datagrams being reassembled, keyed as RFC 791 §3.2 and RFC 8200 §4.5 say.
 #[derive(Debug, Default)]
 pub struct IpReassembler {
-    datagrams: HashMap<DatagramKey, Datagram>,
+    datagrams: HashMap<Key, Datagram>,
     /// Datagrams by arrival of their first fragment: the timeout and eviction order.
-    by_age: BTreeMap<u64, DatagramKey>,
+    by_age: BTreeMap<u64, Key>,
     next_serial: u64,
     held: usize,
 }
@@ -133,16 +149,18 @@ impl IpReassembler {
         self.datagrams.len()
     }
 
-    /// Adds one fragment seen at `now_ns`; returns the datagram when this fragment completed
-    /// it. Fragments that cannot be used are dropped and counted.
+    /// Adds one fragment seen at `now_ns` at capture point `at`; returns the datagram when
+    /// this fragment completed it. Fragments that cannot be used are dropped and counted.
     pub fn push(
         &mut self,
         now_ns: u64,
+        at: CapturePoint,
         frag: &Fragment<'_>,
         limits: &ReassemblyLimits,
         counters: &mut Counters,
     ) -> Option<Reassembled> {
-        if !self.datagrams.contains_key(&frag.key) {
+        let key = (at, frag.key);
+        if !self.datagrams.contains_key(&key) {
             if limits.max_datagrams == 0 {
                 return None;
             }
@@ -151,9 +169,9 @@ impl IpReassembler {
             }
             let serial = self.next_serial;
             self.next_serial += 1;
-            self.by_age.insert(serial, frag.key);
+            self.by_age.insert(serial, key);
             self.datagrams.insert(
-                frag.key,
+                key,
                 Datagram {
                     serial,
                     first_seen_ns: now_ns,
@@ -161,7 +179,7 @@ impl IpReassembler {
                 },
             );
         }
-        let dgram = self.datagrams.get(&frag.key)?;
+        let dgram = self.datagrams.get(&key)?;
         let Some(parts) = &dgram.parts else {
             counters.ip_frag_late_fragments += 1;
             return None;
@@ -174,7 +192,7 @@ impl IpReassembler {
                 return None;
             }
             Check::Drop(reason) => {
-                self.abandon(&frag.key, reason, counters);
+                self.abandon(&key, reason, counters);
                 return None;
             }
         }
@@ -187,7 +205,7 @@ impl IpReassembler {
             };
         if held + cost > limits.max_bytes {
             // It could never fit, whatever else is dropped.
-            self.abandon(&frag.key, DropReason::BytesCap, counters);
+            self.abandon(&key, DropReason::BytesCap, counters);
             return None;
         }
         // Over the cap, the oldest datagrams go first: the longer a datagram has waited, the
@@ -195,12 +213,12 @@ impl IpReassembler {
         // burst of orphans (as Linux does over ipfrag_high_thresh) would miss the live ones.
         while self.held + cost > limits.max_bytes {
             if self.by_age.keys().next() == Some(&serial) {
-                self.abandon(&frag.key, DropReason::BytesCap, counters);
+                self.abandon(&key, DropReason::BytesCap, counters);
                 return None;
             }
             self.drop_oldest(DropReason::BytesCap, counters);
         }
-        let dgram = self.datagrams.get_mut(&frag.key)?;
+        let dgram = self.datagrams.get_mut(&key)?;
         let parts = dgram.parts.as_mut()?;
         if frag.offset == 0 {
             parts.header = frag.header.to_vec();
@@ -223,7 +241,7 @@ impl IpReassembler {
         if parts.total != Some(parts.received) {
             return None;
         }
-        let dgram = self.remove(&frag.key)?;
+        let dgram = self.remove(&key)?;
         let parts = dgram.parts?;
         match build(frag.key, parts) {
             Some(r) => {
@@ -270,7 +288,7 @@ impl IpReassembler {
         self.held = 0;
     }
 
-    fn remove(&mut self, key: &DatagramKey) -> Option<Datagram> {
+    fn remove(&mut self, key: &Key) -> Option<Datagram> {
         let d = self.datagrams.remove(key)?;
         self.by_age.remove(&d.serial);
         if let Some(p) = &d.parts {
@@ -293,7 +311,7 @@ impl IpReassembler {
     }
 
     /// Frees what a datagram holds and remembers it as abandoned until it times out.
-    fn abandon(&mut self, key: &DatagramKey, reason: DropReason, counters: &mut Counters) {
+    fn abandon(&mut self, key: &Key, reason: DropReason, counters: &mut Counters) {
         let Some(d) = self.datagrams.get_mut(key) else {
             return;
         };
@@ -422,6 +440,10 @@ mod tests {
     use super::*;
 
     const SECOND: u64 = 1_000_000_000;
+    const PT: CapturePoint = CapturePoint {
+        ifindex: 0,
+        direction: Direction::Unknown,
+    };
 
     fn limits() -> ReassemblyLimits {
         ReassemblyLimits {
@@ -440,7 +462,7 @@ mod tests {
 
     fn push(r: &mut IpReassembler, c: &mut Counters, now: u64, pkt: &[u8]) -> Option<Reassembled> {
         let f = Fragment::parse(pkt).unwrap();
-        r.push(now, &f, &limits(), c)
+        r.push(now, CapturePoint::default(), &f, &limits(), c)
     }
 
     fn v4_parts(id: u16, data: &[u8]) -> Vec<Vec<u8>> {
@@ -506,6 +528,36 @@ mod tests {
         assert_eq!(r.datagrams(), 2);
         assert!(push(&mut r, &mut c, 0, &a[2]).is_some());
         assert_eq!(c.ip_frag_dropped_overlap, 0);
+    }
+
+    #[test]
+    fn each_capture_point_reassembles_its_own_copy() {
+        // In on eth0 as 0..16 + 16..24; out on eth1 refragmented as 0..8 + 8..24. Interleaved,
+        // the copies would overlap; per capture point both complete.
+        let d = udp24();
+        let (mut r, mut c) = (IpReassembler::new(), Counters::default());
+        let eth0 = CapturePoint {
+            ifindex: 2,
+            direction: Direction::Ingress,
+        };
+        let eth1 = CapturePoint {
+            ifindex: 3,
+            direction: Direction::Egress,
+        };
+        let mut got = 0;
+        for (at, pkt) in [
+            (eth0, v4(1, 0, true, &d[..16])),
+            (eth1, v4(1, 0, true, &d[..8])),
+            (eth0, v4(1, 16, false, &d[16..])),
+            (eth1, v4(1, 8, false, &d[8..])),
+        ] {
+            let f = Fragment::parse(&pkt).unwrap();
+            if let Some(out) = r.push(0, at, &f, &limits(), &mut c) {
+                assert_eq!(&out.packet[20..], &d[..]);
+                got += 1;
+            }
+        }
+        assert_eq!((got, c.ip_frag_dropped_overlap), (2, 0));
     }
 
     #[test]
@@ -619,14 +671,14 @@ mod tests {
         for id in 1..=3u16 {
             let f = v4(id, 8, true, &[0; 8]);
             assert!(r
-                .push(0, &Fragment::parse(&f).unwrap(), &lim, &mut c)
+                .push(0, PT, &Fragment::parse(&f).unwrap(), &lim, &mut c)
                 .is_none());
         }
         assert_eq!(c.ip_frag_dropped_bytes_cap, 0);
         // A fourth fragment needs room: datagram 1 (the oldest) goes.
         let f = v4(4, 8, true, &[0; 8]);
         assert!(r
-            .push(1, &Fragment::parse(&f).unwrap(), &lim, &mut c)
+            .push(1, PT, &Fragment::parse(&f).unwrap(), &lim, &mut c)
             .is_none());
         assert_eq!(c.ip_frag_dropped_bytes_cap, 1);
         assert_eq!(r.datagrams(), 3);
@@ -634,7 +686,7 @@ mod tests {
         // A fragment bigger than the whole cap is dropped with its datagram.
         let f = v4(9, 0, true, &vec![0; 512]);
         assert!(r
-            .push(2, &Fragment::parse(&f).unwrap(), &lim, &mut c)
+            .push(2, PT, &Fragment::parse(&f).unwrap(), &lim, &mut c)
             .is_none());
         assert_eq!(c.ip_frag_dropped_bytes_cap, 2);
     }
@@ -649,7 +701,13 @@ mod tests {
         for id in 1..=3u16 {
             let f = v4(id, 8, true, &[0; 8]);
             assert!(r
-                .push(u64::from(id), &Fragment::parse(&f).unwrap(), &lim, &mut c)
+                .push(
+                    u64::from(id),
+                    PT,
+                    &Fragment::parse(&f).unwrap(),
+                    &lim,
+                    &mut c
+                )
                 .is_none());
         }
         assert_eq!(r.datagrams(), 2);
@@ -658,10 +716,10 @@ mod tests {
         let f = v4(2, 0, true, &[0; 8]);
         let last = v4(2, 16, false, &[0; 8]);
         assert!(r
-            .push(4, &Fragment::parse(&f).unwrap(), &lim, &mut c)
+            .push(4, PT, &Fragment::parse(&f).unwrap(), &lim, &mut c)
             .is_none());
         assert!(r
-            .push(5, &Fragment::parse(&last).unwrap(), &lim, &mut c)
+            .push(5, PT, &Fragment::parse(&last).unwrap(), &lim, &mut c)
             .is_some());
     }
 
