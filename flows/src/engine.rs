@@ -779,7 +779,7 @@ fn drain_events(
             }
             L7Event::Dns(ev) => {
                 let flow = crate::l7::dns::records::flow(
-                    ev,
+                    *ev,
                     view.client(),
                     view.server(),
                     view.socket_cookie,

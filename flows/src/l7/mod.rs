@@ -142,7 +142,7 @@ pub enum L7Event {
     /// HTTP/2 requests and finished streams.
     Http2(http2::Http2Event),
     /// A DNS query or response (any transport), paired.
-    Dns(dns::DnsEvent),
+    Dns(Box<dns::DnsEvent>),
 }
 
 /// A per-connection, bidirectional stream decoder.

@@ -54,7 +54,7 @@ impl StreamDecoder for DnsTcpDecoder {
             StreamEvent::Data(data) => {
                 half.push(data, cx, &mut |msg: &[u8], cx: &mut L7Context<'_>| {
                     match parse(msg) {
-                        Ok(m) => out.push(L7Event::Dns(to_event(
+                        Ok(m) => out.push(L7Event::Dns(Box::new(to_event(
                             transactions,
                             &m,
                             dir,
@@ -62,7 +62,7 @@ impl StreamDecoder for DnsTcpDecoder {
                             at,
                             msg.len(),
                             cx,
-                        ))),
+                        )))),
                         // Framing does not depend on the content: the next message is intact.
                         Err(_) => cx.counters.dns_parse_errors += 1,
                     }
@@ -134,7 +134,7 @@ mod tests {
             };
             self.dec.on_event(dir, ev, &at, &mut cx, &mut out);
             self.events.extend(out.into_iter().map(|e| match e {
-                L7Event::Dns(d) => d,
+                L7Event::Dns(d) => *d,
                 e => panic!("{e:?}"),
             }));
         }

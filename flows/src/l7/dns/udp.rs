@@ -32,7 +32,7 @@ impl DatagramDecoder for DnsUdpDecoder {
         out: &mut Vec<L7Event>,
     ) {
         match parse(payload) {
-            Ok(msg) => out.push(L7Event::Dns(to_event(
+            Ok(msg) => out.push(L7Event::Dns(Box::new(to_event(
                 &mut self.transactions,
                 &msg,
                 dir,
@@ -40,7 +40,7 @@ impl DatagramDecoder for DnsUdpDecoder {
                 at,
                 wire_len,
                 cx,
-            ))),
+            )))),
             Err(_) => cx.counters.dns_parse_errors += 1,
         }
     }
