@@ -214,6 +214,8 @@ counters! {
     dns_tcp_messages_lost_in_gap,
     /// DNS-over-TCP messages cut off by the end of the connection.
     dns_tcp_truncated_messages,
+    /// DNS-over-HTTPS bodies not decoded: cut by a capture gap or longer than a DNS message.
+    dns_doh_bodies_incomplete,
 }
 
 #[cfg(test)]

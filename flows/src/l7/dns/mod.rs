@@ -9,10 +9,12 @@
 //! - [`pairing`]: answers matched with queries by ID and question on one conversation
 //!   (RFC 7766 §7: pipelined queries may be answered out of order), so UDP and TCP pair alike.
 //! - [`records`]: [`DnsEvent`]s as Hubble-style flows (`l7.dns`).
+//! - [`doh`]: DNS over HTTPS bodies (RFC 8484), for the HTTP decoders to call.
 //!
 //! [`DatagramDecoder`]: crate::l7::DatagramDecoder
 //! [`StreamDecoder`]: crate::l7::StreamDecoder
 
+pub mod doh;
 pub mod framing;
 pub mod message;
 pub mod pairing;
@@ -49,6 +51,8 @@ pub enum DnsTransport {
     Udp,
     /// Length-prefixed messages in a TCP stream (RFC 1035 §4.2.2).
     Tcp,
+    /// An HTTP message body or GET parameter (RFC 8484), over TCP.
+    Https,
 }
 
 /// One DNS message, decoded and paired, ready to become a flow record.

@@ -79,7 +79,7 @@ pub fn flow(ev: DnsEvent, client: Endpoint, server: Endpoint, socket_cookie: Opt
             source_port: src.port,
             destination_port: dst.port,
         },
-        DnsTransport::Tcp => Layer4::Tcp {
+        DnsTransport::Tcp | DnsTransport::Https => Layer4::Tcp {
             source_port: src.port,
             destination_port: dst.port,
             flags: TcpFlags::default(),
