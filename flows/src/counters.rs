@@ -222,6 +222,27 @@ counters! {
     ip_frag_dropped_datagrams_cap,
     /// Datagrams still incomplete when the capture ended (`flush`): orphans, lost fragments.
     ip_frag_dropped_incomplete_at_flush,
+    // DNS over TCP and DNS pairing (issue 15, kind 3).
+    /// DNS responses with the TC bit (cut to fit; the client retries over TCP).
+    dns_truncated_responses,
+    /// DNS queries resent with the ID and question of one still pending (paired with the first).
+    dns_retransmitted_queries,
+    /// DNS responses whose ID matched a pending query but whose question did not (RFC 5452 §9.1); reported response-only.
+    dns_question_mismatches,
+    /// TCP connections on a DNS port whose first bytes are no DNS message (not decoded).
+    dns_tcp_not_dns,
+    /// Times a DNS-over-TCP direction searched for a message start (joined mid-way, or a gap).
+    dns_tcp_resyncs,
+    /// Bytes skipped while searching for a DNS-over-TCP message start.
+    dns_tcp_resync_skipped_bytes,
+    /// DNS-over-TCP directions that found no message start within the search budget (no longer decoded).
+    dns_tcp_resync_failed,
+    /// DNS-over-TCP messages a capture gap cut (not decoded; framing kept when the gap's length is known).
+    dns_tcp_messages_lost_in_gap,
+    /// DNS-over-TCP messages cut off by the end of the connection.
+    dns_tcp_truncated_messages,
+    /// DNS-over-HTTPS bodies not decoded: cut by a capture gap or longer than a DNS message.
+    dns_doh_bodies_incomplete,
 }
 
 #[cfg(test)]

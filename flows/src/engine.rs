@@ -14,7 +14,6 @@ use serde::{Deserialize, Serialize};
 use crate::counters::Counters;
 use crate::ip::{CapturePoint, Fragment, IpReassembler, ReassemblyLimits};
 use crate::key::{Endpoint, FlowKey, Side};
-use crate::l7::dns::{self, RData};
 use crate::l7::http1::{Http1Event, RequestHead, ResponseHead};
 use crate::l7::{L7Config, L7Context, L7Event, PacketCtx, StreamDir};
 use crate::packet::{
@@ -22,13 +21,11 @@ use crate::packet::{
     Transport,
 };
 use crate::record::{
-    attr, ip_string, text, text_owned, AttributeValue, Attributes, DnsAnswer, DnsInfo, Flow,
-    FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7, Record, Span,
-    SpanKind, SpanStatus, StatusCode, TraceContext, Verdict,
+    attr, ip_string, text, text_owned, AttributeValue, Attributes, Flow, FlowType, HttpHeader,
+    HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7, Record, Span, SpanKind, SpanStatus,
+    StatusCode, TraceContext, Verdict,
 };
-use crate::table::{
-    ConnState, DnsPending, EvictReason, FlowEntry, FlowTable, L7Slot, TcpConn, UdpConn,
-};
+use crate::table::{ConnState, EvictReason, FlowEntry, FlowTable, L7Slot, TcpConn, UdpConn};
 use crate::tcp::{ReassemblerConfig, Segment, StreamEvent, TcpReassembler};
 use crate::trace::IdGenerator;
 
@@ -354,11 +351,17 @@ impl Engine {
                         }
                         ConnState::Tcp(Box::new(TcpConn {
                             reasm: [TcpReassembler::new(), TcpReassembler::new()],
-                            l7: L7Slot::Detecting { gapped: [false; 2] },
+                            l7: match crate::l7::stream_decoder_for_ports([t.src_port, t.dst_port])
+                            {
+                                Some(dec) => L7Slot::Active(dec),
+                                None => L7Slot::Detecting { gapped: [false; 2] },
+                            },
                             closed_at: None,
                         }))
                     }
-                    Transport::Udp { .. } => ConnState::Udp(UdpConn::default()),
+                    Transport::Udp { src_port, dst_port } => ConnState::Udp(UdpConn {
+                        l7: crate::l7::datagram_decoder_for_ports([src_port, dst_port]),
+                    }),
                     _ => ConnState::Other,
                 };
                 let new = FlowEntry {
@@ -504,10 +507,14 @@ impl Engine {
                     entry.accounted = now_buffered;
                 }
             }
-            (ConnState::Udp(udp), Transport::Udp { src_port, dst_port })
-                if is_dns_port(src_port) || is_dns_port(dst_port) =>
-            {
-                dns_datagram(udp, packet, &at, side, &view, config, counters, queue);
+            (ConnState::Udp(UdpConn { l7: Some(dec) }), Transport::Udp { .. }) => {
+                let mut cx = L7Context {
+                    counters,
+                    ids,
+                    config: &config.l7,
+                };
+                let wire_len = packet.payload_wire_len as usize;
+                dec.on_datagram(dir, packet.payload, wire_len, &at, &mut cx, events);
             }
             _ => {}
         }
@@ -590,17 +597,13 @@ impl Engine {
                         }
                     }
                     ConnState::Udp(udp) => {
-                        let timeout = self.config.dns_timeout_ns;
-                        while let Some(id) = udp.dns_order.front().copied() {
-                            match udp.dns_pending.get(&id) {
-                                Some(q) if now_ns.saturating_sub(q.at.ts_ns) < timeout => break,
-                                Some(_) => {
-                                    udp.dns_pending.remove(&id);
-                                    self.counters.dns_unanswered += 1;
-                                }
-                                None => {}
-                            }
-                            udp.dns_order.pop_front();
+                        if let Some(dec) = &mut udp.l7 {
+                            let mut cx = L7Context {
+                                counters: &mut self.counters,
+                                ids: &mut self.ids,
+                                config: &self.config.l7,
+                            };
+                            dec.on_timeout(now_ns, self.config.dns_timeout_ns, &mut cx);
                         }
                         idle.then_some(EvictReason::Idle)
                     }
@@ -674,7 +677,16 @@ impl Engine {
                 };
                 l7.finish(now_ns, &mut cx, &mut self.events);
             }
-            ConnState::Udp(udp) => self.counters.dns_unanswered += udp.dns_pending.len() as u64,
+            ConnState::Udp(udp) => {
+                if let Some(dec) = &mut udp.l7 {
+                    let mut cx = L7Context {
+                        counters: &mut self.counters,
+                        ids: &mut self.ids,
+                        config: &self.config.l7,
+                    };
+                    dec.finish(now_ns, &mut cx, &mut self.events);
+                }
+            }
             ConnState::Other => {}
         }
         drain_events(
@@ -718,11 +730,6 @@ fn initial_server(key: &FlowKey, side: Side, packet: &Packet<'_>) -> Side {
         // ICMP and the rest: the first sender is the "client".
         _ => side.other(),
     }
-}
-
-fn is_dns_port(p: u16) -> bool {
-    // DNS (RFC 1035), mDNS (RFC 6762), LLMNR (RFC 4795).
-    matches!(p, 53 | 5353 | 5355)
 }
 
 /// Like [`wants_l4`] for a packet of a tracked flow. Control-only also reports a
@@ -840,123 +847,6 @@ fn l4_flow(packet: &Packet<'_>, at: &PacketCtx, is_reply: Option<bool>) -> Flow 
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn dns_datagram(
-    udp: &mut UdpConn,
-    packet: &Packet<'_>,
-    at: &PacketCtx,
-    side: Side,
-    view: &FlowView,
-    config: &EngineConfig,
-    counters: &mut Counters,
-    queue: &mut VecDeque<Record>,
-) {
-    let msg = match dns::parse(packet.payload) {
-        Ok(m) => m,
-        Err(_) => {
-            counters.dns_parse_errors += 1;
-            return;
-        }
-    };
-    let mut info = DnsInfo {
-        id: msg.id,
-        query: msg
-            .questions
-            .first()
-            .map(|q| q.name.clone())
-            .unwrap_or_default(),
-        qtypes: msg
-            .questions
-            .iter()
-            .map(|q| dns::type_name(q.qtype))
-            .collect(),
-        rcode: None,
-        ips: Vec::new(),
-        ttl: None,
-        cnames: Vec::new(),
-        rrtypes: Vec::new(),
-        answers: Vec::new(),
-    };
-    let (kind, latency) = if !msg.is_response {
-        counters.dns_queries += 1;
-        if udp.dns_pending.len() >= config.l7.max_pending_requests.max(1) {
-            counters.dns_pending_overflow += 1;
-            while let Some(old) = udp.dns_order.pop_front() {
-                if udp.dns_pending.remove(&old).is_some() {
-                    break;
-                }
-            }
-        }
-        udp.dns_pending.insert(
-            msg.id,
-            DnsPending {
-                info: info.clone(),
-                at: *at,
-            },
-        );
-        udp.dns_order.push_back(msg.id);
-        (L7Type::Request, None)
-    } else {
-        counters.dns_responses += 1;
-        info.rcode = Some(u16::from(msg.rcode));
-        for a in &msg.answers {
-            let data = match &a.data {
-                RData::Addr(ip) => {
-                    info.ips.push(*ip);
-                    ip.to_string()
-                }
-                RData::Name(n) => {
-                    if a.rtype == 5 {
-                        info.cnames.push(n.clone());
-                    }
-                    n.clone()
-                }
-                RData::Other => String::new(),
-            };
-            let rrtype = dns::type_name(a.rtype);
-            if !info.rrtypes.contains(&rrtype) {
-                info.rrtypes.push(rrtype.clone());
-            }
-            info.ttl = Some(info.ttl.map_or(a.ttl, |t| t.min(a.ttl)));
-            info.answers.push(DnsAnswer {
-                name: a.name.clone(),
-                rrtype,
-                ttl: a.ttl,
-                data,
-            });
-        }
-        let latency = match udp.dns_pending.remove(&msg.id) {
-            Some(q) => Some(at.ts_ns.saturating_sub(q.at.ts_ns)),
-            None => {
-                counters.dns_unmatched_responses += 1;
-                None
-            }
-        };
-        (L7Type::Response, latency)
-    };
-    let flow = Flow {
-        time_ns: at.ts_ns,
-        verdict: Verdict::Forwarded,
-        flow_type: FlowType::L7,
-        ip: IpInfo::new(packet.src, packet.dst),
-        l4: layer4(packet),
-        l7: Some(Layer7 {
-            r#type: kind,
-            latency_ns: latency,
-            record: L7Record::Dns(info),
-        }),
-        traffic_direction: packet.meta.direction,
-        is_reply: Some(side == view.server),
-        ifindex: packet.meta.ifindex,
-        socket_cookie: packet.meta.socket_cookie.or(view.socket_cookie),
-        ip_len: packet.ip_len,
-        payload_bytes: u64::from(packet.payload_wire_len),
-        trace_context: None,
-        process: None,
-    };
-    push(queue, counters, config, Record::Flow(Box::new(flow)));
-}
-
 fn drain_events(
     events: &mut Vec<L7Event>,
     view: &FlowView,
@@ -996,6 +886,15 @@ fn drain_events(
                         )
                     });
                 }
+            }
+            L7Event::Dns(ev) => {
+                let flow = crate::l7::dns::records::flow(
+                    *ev,
+                    view.client(),
+                    view.server(),
+                    view.socket_cookie,
+                );
+                push(queue, counters, config, Record::Flow(Box::new(flow)));
             }
             L7Event::Http2(ev) => {
                 use crate::l7::http2::{records, Http2Event};

@@ -305,6 +305,15 @@ pub struct DnsAnswer {
     pub data: String,
 }
 
+/// One entry of a DNS question section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsQuestion {
+    /// Name, with a trailing dot.
+    pub name: String,
+    /// QTYPE name ("A", "AAAA", ...).
+    pub qtype: String,
+}
+
 /// DNS part of an L7 flow (Hubble's `DNS` message plus the answers).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnsInfo {
@@ -326,6 +335,15 @@ pub struct DnsInfo {
     pub rrtypes: Vec<String>,
     /// Every answer record.
     pub answers: Vec<DnsAnswer>,
+    /// TC: the response was cut to fit its transport, so the answers are partial (RFC 1035
+    /// §4.1.1); the client retries over TCP (RFC 7766 §5).
+    pub truncated: bool,
+    /// Every question in the message (QDCOUNT may be above 1); `query` and `qtypes` keep
+    /// Hubble's shape (the first name, every type).
+    pub questions: Vec<DnsQuestion>,
+    /// A response whose query was never seen (joined mid-way, query on another path or
+    /// expired): it has no latency.
+    pub response_only: bool,
 }
 
 /// The protocol-specific part of an L7 flow.

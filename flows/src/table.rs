@@ -5,13 +5,14 @@
 //! closed, flush) in a deterministic order (by creation time, then key), so replaying a capture
 //! always yields records in the same order whatever the hash seeds.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
 use crate::key::{FlowKey, Side};
-use crate::l7::{Detection, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir};
-use crate::record::DnsInfo;
+use crate::l7::{
+    DatagramDecoder, Detection, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir,
+};
 use crate::tcp::{StreamEvent, TcpReassembler};
 
 /// The table is at its entry cap.
@@ -135,22 +136,11 @@ impl TcpConn {
     }
 }
 
-/// A DNS query waiting for its response.
-#[derive(Debug, Clone)]
-pub struct DnsPending {
-    /// Parsed query.
-    pub info: DnsInfo,
-    /// When it was seen.
-    pub at: PacketCtx,
-}
-
 /// UDP conversation state.
 #[derive(Debug, Default)]
 pub struct UdpConn {
-    /// DNS queries by id, with their arrival order for the cap.
-    pub dns_pending: HashMap<u16, DnsPending>,
-    /// Ids in arrival order (oldest first) to drop the oldest at the cap.
-    pub dns_order: VecDeque<u16>,
+    /// The decoder of its datagrams, when its ports name a protocol we decode.
+    pub l7: Option<Box<dyn DatagramDecoder>>,
 }
 
 /// Protocol-specific state.

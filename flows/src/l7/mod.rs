@@ -1,13 +1,14 @@
 //! Application protocols: detection and decoders.
 //!
 //! A TCP connection's reassembled streams go to one [`StreamDecoder`], picked by [`detect`]
-//! from the first bytes (content, not ports), or by [`sniff::Sniffer`] when those do not say.
-//! A protocol plugs in by adding an [`L7Protocol`] variant, a branch in [`detect`] and a
-//! `StreamDecoder` impl; its events get an [`L7Event`] variant that the engine turns into
+//! from the first bytes (content, not ports), or by [`sniff::Sniffer`] when those do not say;
+//! a protocol whose content says little (DNS) may claim its ports up front
+//! ([`stream_decoder_for_ports`]). A UDP conversation's datagrams go to one
+//! [`DatagramDecoder`] ([`datagram_decoder_for_ports`]). A protocol plugs in by adding an
+//! [`L7Protocol`] variant, a branch in [`detect`] and a `StreamDecoder` (or
+//! `DatagramDecoder`) impl; its events get an [`L7Event`] variant that the engine turns into
 //! records. A decoder hands the connection to another after a protocol switch
 //! ([`StreamDecoder::take_upgrade`]: HTTP/1.1 `Upgrade: h2c` -> [`http2`]).
-//!
-//! DNS is datagram-based and has its own entry point ([`dns::parse`]).
 
 pub mod dns;
 pub mod http1;
@@ -26,7 +27,7 @@ use crate::trace::IdGenerator;
 pub enum L7Protocol {
     /// HTTP/1.0 and HTTP/1.1 (RFC 9112).
     Http1,
-    /// DNS over UDP (RFC 1035).
+    /// DNS over UDP or TCP (RFC 1035 §4.2).
     Dns,
     /// HTTP/2 (RFC 9113), including gRPC.
     Http2,
@@ -140,6 +141,8 @@ pub enum L7Event {
     Http1(http1::Http1Event),
     /// HTTP/2 requests and finished streams.
     Http2(http2::Http2Event),
+    /// A DNS query or response (any transport), paired.
+    Dns(Box<dns::DnsEvent>),
 }
 
 /// A per-connection, bidirectional stream decoder.
@@ -174,6 +177,49 @@ pub trait StreamDecoder: Send + std::fmt::Debug {
     }
 }
 
+/// A per-conversation decoder of datagrams (UDP), each one whole message.
+pub trait DatagramDecoder: Send + std::fmt::Debug {
+    /// Which protocol this decodes.
+    fn protocol(&self) -> L7Protocol;
+
+    /// Feeds one datagram's payload sent in direction `dir`, captured as `at`; `wire_len` is
+    /// its length on the wire (the capture may have cut `payload`).
+    fn on_datagram(
+        &mut self,
+        dir: StreamDir,
+        payload: &[u8],
+        wire_len: usize,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    );
+
+    /// Time is `now_ns`: forget requests unanswered for `request_timeout_ns` (counted).
+    fn on_timeout(&mut self, now_ns: u64, request_timeout_ns: u64, cx: &mut L7Context<'_>);
+
+    /// The conversation is gone at `now_ns`: report or count what is still pending.
+    fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>);
+}
+
+/// The decoder for a UDP conversation between `ports`, if a protocol we decode uses them
+/// (datagrams carry no preamble to detect, and every datagram stands alone).
+pub fn datagram_decoder_for_ports(ports: [u16; 2]) -> Option<Box<dyn DatagramDecoder>> {
+    ports
+        .into_iter()
+        .any(dns::is_udp_port)
+        .then(|| Box::new(dns::DnsUdpDecoder::new()) as Box<dyn DatagramDecoder>)
+}
+
+/// The decoder for a TCP connection between `ports` before any byte is seen, for protocols
+/// whose content is too weak a sign to detect (DNS: binary, no magic). `None`: detect from
+/// content ([`detect`]).
+pub fn stream_decoder_for_ports(ports: [u16; 2]) -> Option<Box<dyn StreamDecoder>> {
+    ports
+        .into_iter()
+        .any(dns::is_tcp_port)
+        .then(|| Box::new(dns::DnsTcpDecoder::new()) as Box<dyn StreamDecoder>)
+}
+
 /// Outcome of looking at a stream's first bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Detection {
@@ -187,7 +233,9 @@ pub enum Detection {
 ///
 /// The HTTP/2 client preface (RFC 9113 §3.4) means HTTP/2. HTTP/1 messages start with a
 /// method or `HTTP/1.`. A stream joined mid-way (or a server that speaks first) that starts
-/// with a run of plausible HTTP/2 frame headers is HTTP/2. Anything else goes to HTTP/1: its
+/// with a run of plausible HTTP/2 frame headers is HTTP/2. A whole length-prefixed DNS
+/// message that parses exactly to its length (RFC 1035 §4.2.2) is DNS over TCP on a port
+/// [`stream_decoder_for_ports`] does not know. Anything else goes to HTTP/1: its
 /// decoder validates the bytes itself and gives up on garbage, and after a mid-stream start
 /// it searches for a message start, which a prefix test cannot do. (When the first bytes are
 /// not an HTTP/1 start either, [`new_stream_decoder`] holds them in a [`sniff::Sniffer`]
@@ -199,6 +247,9 @@ pub fn detect(first: &[u8]) -> Detection {
     }
     if !sniff::looks_http1(first) && http2::frame::find_frame_start(first, true) == Ok(0) {
         return Detection::Protocol(L7Protocol::Http2);
+    }
+    if !sniff::looks_http1(first) && dns::framing::starts_with_message(first) {
+        return Detection::Protocol(L7Protocol::Dns);
     }
     Detection::Protocol(L7Protocol::Http1)
 }
@@ -219,7 +270,7 @@ pub fn new_stream_decoder(
             Some(Box::new(http2::Http2Decoder::with_preface(config)))
         }
         L7Protocol::Http2 => Some(Box::new(http2::Http2Decoder::mid_stream(config))),
-        L7Protocol::Dns => None,
+        L7Protocol::Dns => Some(Box::new(dns::DnsTcpDecoder::new())),
     }
 }
 
@@ -244,5 +295,28 @@ mod tests {
             detect(b"\x00\x01garbage"),
             Detection::Protocol(L7Protocol::Http1)
         );
+    }
+
+    #[test]
+    fn detects_dns_over_tcp_by_a_whole_message_or_by_port() {
+        let q = dns::message::build::query(7, "www.example.test.", 1);
+        let mut framed = (q.len() as u16).to_be_bytes().to_vec();
+        framed.extend_from_slice(&q);
+        let dns = Detection::Protocol(L7Protocol::Dns);
+        assert_eq!(detect(&framed), dns);
+        // Part of a message, or a length that does not end where the message does: not
+        // enough to call it DNS without the port.
+        assert_ne!(detect(&framed[..framed.len() - 1]), dns);
+        let mut long = framed.clone();
+        long[1] += 1;
+        long.push(0);
+        assert_ne!(detect(&long), dns);
+        assert!(stream_decoder_for_ports([40000, 53]).is_some());
+        assert!(
+            stream_decoder_for_ports([40000, 853]).is_none(),
+            "DoT is TLS"
+        );
+        assert!(datagram_decoder_for_ports([5353, 5353]).is_some());
+        assert!(datagram_decoder_for_ports([40000, 443]).is_none());
     }
 }

@@ -11,6 +11,7 @@
 use std::net::IpAddr;
 
 use flows::{
+    l7::dns::rcode_name,
     packet::{Direction, TcpFlags},
     record::{
         self, DnsInfo, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7,
@@ -22,7 +23,7 @@ use prost_types::Timestamp;
 
 use super::proto::{
     flow::{self as pb, layer4::Protocol, layer7::Record},
-    flowscope::{FlowExtension, Grpc, Process},
+    flowscope::{DnsExtension, DnsQuestion, FlowExtension, Grpc, Process},
 };
 
 /// Cilium's MessageTypeDrop.
@@ -246,6 +247,20 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
                 rcode: d.rcode.map(u32::from).unwrap_or(0),
                 qtypes: d.qtypes.clone(),
                 rrtypes: d.rrtypes.clone(),
+                flowscope: Some(DnsExtension {
+                    id: d.id.into(),
+                    questions: d
+                        .questions
+                        .iter()
+                        .map(|q| DnsQuestion {
+                            name: q.name.clone(),
+                            qtype: q.qtype.clone(),
+                        })
+                        .collect(),
+                    truncated: d.truncated,
+                    response_only: d.response_only,
+                    rcode_name: d.rcode.map(rcode_name).unwrap_or_default(),
+                }),
             }),
         }),
     });
@@ -404,8 +419,9 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
                 }),
                 Some(Record::Dns(d)) => {
                     let response = l7.r#type == pb::L7FlowType::Response as i32;
+                    let ext = d.flowscope.clone().unwrap_or_default();
                     L7Record::Dns(DnsInfo {
-                        id: 0,
+                        id: ext.id as u16,
                         query: d.query.clone(),
                         qtypes: d.qtypes.clone(),
                         rcode: response.then_some(d.rcode as u16),
@@ -414,6 +430,16 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
                         cnames: d.cnames.clone(),
                         rrtypes: d.rrtypes.clone(),
                         answers: Vec::new(),
+                        truncated: ext.truncated,
+                        questions: ext
+                            .questions
+                            .into_iter()
+                            .map(|q| record::DnsQuestion {
+                                name: q.name,
+                                qtype: q.qtype,
+                            })
+                            .collect(),
+                        response_only: ext.response_only,
                     })
                 }
                 None => return Err(ConvertError::NoL7Record),
@@ -580,15 +606,27 @@ pub(crate) mod tests {
                 r#type: L7Type::Response,
                 latency_ns: Some(1500),
                 record: L7Record::Dns(DnsInfo {
-                    id: 0,
+                    id: 0x1234,
                     query: "example.com.".into(),
-                    qtypes: vec!["A".into()],
+                    qtypes: vec!["A".into(), "AAAA".into()],
                     rcode: Some(0),
                     ips: vec!["93.184.216.34".parse().unwrap()],
                     ttl: Some(300),
                     cnames: vec![],
                     rrtypes: vec!["A".into()],
                     answers: vec![],
+                    truncated: true,
+                    questions: vec![
+                        record::DnsQuestion {
+                            name: "example.com.".into(),
+                            qtype: "A".into(),
+                        },
+                        record::DnsQuestion {
+                            name: "example.org.".into(),
+                            qtype: "AAAA".into(),
+                        },
+                    ],
+                    response_only: true,
                 }),
             }),
             traffic_direction: Direction::Egress,
@@ -668,6 +706,20 @@ pub(crate) mod tests {
         let p = flow_to_proto(&f, "n");
         assert_eq!(p.traffic_direction, pb::TrafficDirection::Egress as i32);
         assert_eq!(packet_direction(&p), Direction::Ingress);
+    }
+
+    #[test]
+    fn dns_extension_carries_what_hubble_lacks() {
+        let p = flow_to_proto(&dns_response(), "n");
+        let Some(Record::Dns(d)) = p.l7.as_ref().and_then(|l| l.record.as_ref()) else {
+            panic!("{p:?}")
+        };
+        assert_eq!((d.query.as_str(), d.rcode), ("example.com.", 0));
+        let ext = d.flowscope.as_ref().unwrap();
+        assert_eq!((ext.id, ext.rcode_name.as_str()), (0x1234, "NOERROR"));
+        assert!(ext.truncated && ext.response_only);
+        let names: Vec<_> = ext.questions.iter().map(|q| q.name.as_str()).collect();
+        assert_eq!(names, ["example.com.", "example.org."]);
     }
 
     #[test]
