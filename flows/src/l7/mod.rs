@@ -10,6 +10,7 @@
 //! DNS is datagram-based and has its own entry point ([`dns::parse`]).
 
 pub mod dns;
+pub mod exchange;
 pub mod http1;
 pub mod http2;
 pub mod sniff;
