@@ -243,6 +243,25 @@ counters! {
     dns_tcp_truncated_messages,
     /// DNS-over-HTTPS bodies not decoded: cut by a capture gap or longer than a DNS message.
     dns_doh_bodies_incomplete,
+    // HTTP/1 fidelity (issue 15 kinds 4-6, 10): lenient heads, message length rules.
+    /// HTTP/1 heads httparse rejected that the lenient parser read (RFC 9112 §2.2: odd
+    /// versions, status codes as text, odd reason phrases, HTTP/0.9, ...).
+    http1_lenient_heads,
+    /// HTTP/1 field lines without a colon or with an empty name, skipped (RFC 9112 §5).
+    http1_field_lines_skipped,
+    /// HTTP/1 responses whose status code is not 3 digits (RFC 9112 §4): reported without one.
+    http1_unusable_status_codes,
+    /// HTTP/0.9 simple requests (answered by a bare body until the close).
+    http1_simple_requests,
+    /// HTTP/1 heads neither parser could read on a connection already seen to be HTTP
+    /// (skipped; the stream resyncs at the next message start).
+    http1_invalid_heads,
+    /// HTTP/1 messages whose framing fields break RFC 9112 §6 (Transfer-Encoding not ending in
+    /// chunked, Transfer-Encoding with Content-Length, bad Content-Length); marked on the record.
+    http1_invalid_framing,
+    /// Bytes after a request whose length could not be determined, not read as requests
+    /// (RFC 9112 §6.3 rules 4, 5).
+    http1_unframed_bytes,
 }
 
 #[cfg(test)]

@@ -5,26 +5,20 @@
 //! `None` after each of those calls, and [`Engine::flush`] at the end of a capture. It never
 //! reads a clock: every method takes the current time in nanoseconds.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
-use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
 use crate::counters::Counters;
 use crate::ip::{CapturePoint, Fragment, IpReassembler, ReassemblyLimits};
 use crate::key::{Endpoint, FlowKey, Side};
-use crate::l7::http1::{Http1Event, RequestHead, ResponseHead};
+use crate::l7::http1::{self, Http1Event};
 use crate::l7::{L7Config, L7Context, L7Event, PacketCtx, StreamDir};
 use crate::packet::{
     decode, decode_ip, ip_layer, CaptureMeta, DecodeError, Direction, LinkType, Packet, TcpFlags,
     Transport,
 };
-use crate::record::{
-    attr, ip_string, text, text_owned, AttributeValue, Attributes, Flow, FlowType, HttpHeader,
-    HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7, Record, Span, SpanKind, SpanStatus,
-    StatusCode, TraceContext, Verdict,
-};
+use crate::record::{Flow, FlowType, IpInfo, Layer4, Record, Span, Verdict};
 use crate::table::{ConnState, EvictReason, FlowEntry, FlowTable, L7Slot, TcpConn, UdpConn};
 use crate::tcp::{ReassemblerConfig, Segment, StreamEvent, TcpReassembler};
 use crate::trace::IdGenerator;
@@ -856,37 +850,7 @@ fn drain_events(
 ) {
     for ev in events.drain(..) {
         match ev {
-            L7Event::Http1(Http1Event::Request(req)) => {
-                let flow = http_flow(view, &req, None, None, headers_of(&req.headers));
-                push(queue, counters, config, Record::Flow(Box::new(flow)));
-            }
-            L7Event::Http1(Http1Event::Exchange {
-                request,
-                request_body_size,
-                mut response,
-            }) => {
-                let latency = request
-                    .as_ref()
-                    .map(|r| response.start.ts_ns.saturating_sub(r.start.ts_ns));
-                // The flow is the only user of the response's headers: move them over.
-                let headers = headers_into(std::mem::take(&mut response.headers));
-                let flow = match &request {
-                    Some(req) => http_flow(view, req, Some(&response), latency, headers),
-                    None => orphan_response_flow(view, &response, headers),
-                };
-                push(queue, counters, config, Record::Flow(Box::new(flow)));
-                if let Some(req) = request {
-                    push_span(queue, counters, config, || {
-                        http_span(
-                            view,
-                            &req,
-                            request_body_size,
-                            Some(&response),
-                            response.end_ns,
-                        )
-                    });
-                }
-            }
+            L7Event::Http1(ev) => http1_records(ev, view, config, counters, queue),
             L7Event::Dns(ev) => {
                 let flow = crate::l7::dns::records::flow(
                     *ev,
@@ -920,296 +884,63 @@ fn drain_events(
                     }
                 }
             }
-            L7Event::Http1(Http1Event::Unanswered {
-                request,
-                request_body_size,
-                at_ns,
-            }) => {
-                // Placeholders for requests whose head was over the cap have no method.
-                if !request.method.is_empty() {
-                    push_span(queue, counters, config, || {
-                        http_span(
-                            view,
-                            &request,
-                            request_body_size,
-                            None,
-                            at_ns.max(request.head_end.ts_ns),
-                        )
-                    });
-                }
-            }
         }
     }
 }
 
-/// `http://host/target` for origin-form targets with a Host, else the target as sent.
-fn full_url(req: &RequestHead) -> String {
-    match &req.host {
-        Some(host) if req.target.starts_with('/') => {
-            let mut url = String::with_capacity(7 + host.len() + req.target.len());
-            url.push_str("http://");
-            url.push_str(host);
-            url.push_str(&req.target);
-            url
-        }
-        _ => req.target.clone(),
-    }
-}
-
-/// Header pairs as record headers, reusing their strings (and, as the layouts match, the
-/// vector's buffer).
-fn headers_into(h: Vec<(String, String)>) -> Vec<HttpHeader> {
-    h.into_iter()
-        .map(|(key, value)| HttpHeader {
-            key: text_owned(key),
-            value,
-        })
-        .collect()
-}
-
-fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
-    h.iter()
-        .map(|(k, v)| HttpHeader {
-            key: text(k),
-            value: v.clone(),
-        })
-        .collect()
-}
-
-/// The request flow (`resp` `None`) or the response flow of an exchange, carrying `headers`
-/// (the message's kept headers).
-fn http_flow(
+/// Turns an HTTP/1 decoder event into its flow and span records.
+fn http1_records(
+    ev: Http1Event,
     view: &FlowView,
-    req: &RequestHead,
-    resp: Option<&ResponseHead>,
-    latency: Option<u64>,
-    headers: Vec<HttpHeader>,
-) -> Flow {
-    let (client, server) = (view.client(), view.server());
-    let (src, dst, at, kind) = match resp {
-        None => (client, server, &req.head_end, L7Type::Request),
-        Some(r) => (server, client, &r.head_end, L7Type::Response),
+    config: &EngineConfig,
+    counters: &mut Counters,
+    queue: &mut VecDeque<Record>,
+) {
+    use crate::l7::exchange::headers_into;
+    let peers = http1::records::Peers {
+        client: view.client(),
+        server: view.server(),
+        socket_cookie: view.socket_cookie,
     };
-    Flow {
-        time_ns: at.ts_ns,
-        verdict: Verdict::Forwarded,
-        flow_type: FlowType::L7,
-        ip: IpInfo::new(src.addr, dst.addr),
-        l4: Layer4::Tcp {
-            source_port: src.port,
-            destination_port: dst.port,
-            flags: TcpFlags::default(),
-        },
-        l7: Some(Layer7 {
-            r#type: kind,
-            latency_ns: latency,
-            record: L7Record::Http(HttpInfo {
-                code: resp.map(|r| r.status),
-                method: req.method.clone(),
-                url: full_url(req),
-                protocol: Cow::Borrowed(req.protocol()),
-                headers,
-            }),
-        }),
-        traffic_direction: at.meta.direction,
-        is_reply: Some(resp.is_some()),
-        ifindex: at.meta.ifindex,
-        socket_cookie: at.meta.socket_cookie.or(view.socket_cookie),
-        ip_len: 0,
-        payload_bytes: match resp {
-            None => req.content_length.unwrap_or(0),
-            Some(r) => r.body_size.unwrap_or(0),
-        },
-        trace_context: Some(TraceContext {
-            trace_id: req.trace.trace_id,
-            span_id: req.trace.span_id,
-            parent_span_id: req.trace.parent_span_id,
-        }),
-        process: None,
-    }
-}
-
-fn orphan_response_flow(view: &FlowView, resp: &ResponseHead, headers: Vec<HttpHeader>) -> Flow {
-    let (client, server) = (view.client(), view.server());
-    Flow {
-        time_ns: resp.head_end.ts_ns,
-        verdict: Verdict::Forwarded,
-        flow_type: FlowType::L7,
-        ip: IpInfo::new(server.addr, client.addr),
-        l4: Layer4::Tcp {
-            source_port: server.port,
-            destination_port: client.port,
-            flags: TcpFlags::default(),
-        },
-        l7: Some(Layer7 {
-            r#type: L7Type::Response,
-            latency_ns: None,
-            record: L7Record::Http(HttpInfo {
-                code: Some(resp.status),
-                method: Cow::Borrowed(""),
-                url: String::new(),
-                protocol: Cow::Borrowed(if resp.version == 0 {
-                    "HTTP/1.0"
-                } else {
-                    "HTTP/1.1"
-                }),
-                headers,
-            }),
-        }),
-        traffic_direction: resp.head_end.meta.direction,
-        is_reply: Some(true),
-        ifindex: resp.head_end.meta.ifindex,
-        socket_cookie: resp.head_end.meta.socket_cookie.or(view.socket_cookie),
-        ip_len: 0,
-        payload_bytes: resp.body_size.unwrap_or(0),
-        trace_context: None,
-        process: None,
-    }
-}
-
-/// Methods the HTTP semantic conventions name spans after; others become `HTTP`.
-const KNOWN_METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-];
-
-/// Splits a request target into path and query (RFC 9112 §3.2; absolute-form drops the
-/// scheme and authority).
-fn path_and_query(target: &str) -> (&str, Option<&str>) {
-    let rest = match target.find("://") {
-        Some(i) => {
-            let after = &target[i + 3..];
-            after.find('/').map_or("/", |j| &after[j..])
+    match ev {
+        Http1Event::Request(req) => {
+            let flow = http1::records::request_flow(&peers, &req);
+            push(queue, counters, config, Record::Flow(Box::new(flow)));
         }
-        None => target,
-    };
-    match rest.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (rest, None),
-    }
-}
-
-fn http_span(
-    view: &FlowView,
-    req: &Arc<RequestHead>,
-    req_body: Option<u64>,
-    resp: Option<&ResponseHead>,
-    end_ns: u64,
-) -> Span {
-    let (client, server) = (view.client(), view.server());
-    // A request captured leaving this host was sent by a local client; otherwise a local
-    // server received it (the default when the direction is unknown, e.g. pcap files).
-    let kind = match req.start.meta.direction {
-        crate::packet::Direction::Egress => SpanKind::Client,
-        _ => SpanKind::Server,
-    };
-    let mut a = Attributes::new();
-    let mut set = |k: &'static str, v: AttributeValue| a.push_new(k, v);
-    let method_known = KNOWN_METHODS.contains(&&*req.method);
-    set(
-        attr::HTTP_REQUEST_METHOD,
-        if method_known { &*req.method } else { "_OTHER" }.into(),
-    );
-    let (path, query) = path_and_query(&req.target);
-    set(attr::URL_PATH, path.into());
-    if let Some(q) = query {
-        set(attr::URL_QUERY, q.into());
-    }
-    set(attr::URL_SCHEME, "http".into());
-    // server.address/port: the Host header when present (semconv), else the server socket.
-    let (host, port) = match req.host.as_deref().map(split_host_port) {
-        Some((h, p)) => (h.to_string(), p.unwrap_or(server.port)),
-        None => (ip_string(server.addr), server.port),
-    };
-    set(attr::SERVER_ADDRESS, host.into());
-    set(attr::SERVER_PORT, i64::from(port).into());
-    let client_addr = ip_string(client.addr);
-    let peer = if kind == SpanKind::Server {
-        client
-    } else {
-        server
-    };
-    let peer_addr = if peer.addr == client.addr {
-        client_addr.clone()
-    } else {
-        ip_string(peer.addr)
-    };
-    set(attr::CLIENT_ADDRESS, client_addr.into());
-    set(attr::CLIENT_PORT, i64::from(client.port).into());
-    set(attr::NETWORK_PEER_ADDRESS, peer_addr.into());
-    set(attr::NETWORK_PEER_PORT, i64::from(peer.port).into());
-    set(attr::NETWORK_PROTOCOL_NAME, "http".into());
-    set(
-        attr::NETWORK_PROTOCOL_VERSION,
-        if req.version == 0 { "1.0" } else { "1.1" }.into(),
-    );
-    set(attr::NETWORK_TRANSPORT, "tcp".into());
-    if let Some(ua) = &req.user_agent {
-        set(attr::USER_AGENT_ORIGINAL, ua.as_str().into());
-    }
-    if let Some(n) = req_body.filter(|n| *n > 0) {
-        set(attr::HTTP_REQUEST_BODY_SIZE, (n as i64).into());
-    }
-    let status = match resp {
-        Some(r) => {
-            set(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(r.status).into());
-            if let Some(n) = r.body_size {
-                set(attr::HTTP_RESPONSE_BODY_SIZE, (n as i64).into());
-            }
-            // HTTP semconv: 5xx is an error for servers; 4xx too for clients.
-            let error = r.status >= 500 || kind == SpanKind::Client && r.status >= 400;
-            if error {
-                set(attr::ERROR_TYPE, r.status.to_string().into());
-                SpanStatus {
-                    code: StatusCode::Error,
-                    message: None,
-                }
-            } else {
-                SpanStatus {
-                    code: StatusCode::Unset,
-                    message: None,
-                }
+        Http1Event::Exchange {
+            request,
+            request_body,
+            mut response,
+        } => {
+            // The flow is the only user of the response's headers: move them over.
+            let headers = headers_into(std::mem::take(&mut response.headers));
+            let flow =
+                http1::records::response_flow(&peers, request.as_deref(), &response, headers);
+            push(queue, counters, config, Record::Flow(Box::new(flow)));
+            if let Some(req) = request {
+                push_span(queue, counters, config, || {
+                    http1::records::span(
+                        &peers,
+                        &req,
+                        request_body,
+                        Some(&response),
+                        response.end_ns,
+                    )
+                });
             }
         }
-        None => {
-            set(attr::ERROR_TYPE, "no_response".into());
-            SpanStatus {
-                code: StatusCode::Error,
-                message: Some("no response".into()),
+        Http1Event::Unanswered {
+            request,
+            request_body,
+            at_ns,
+        } => {
+            // Placeholders for requests whose head was over the cap have no method.
+            if !request.method.is_empty() {
+                push_span(queue, counters, config, || {
+                    let end = at_ns.max(request.head_end.ts_ns);
+                    http1::records::span(&peers, &request, request_body, None, end)
+                });
             }
         }
-    };
-    Span {
-        trace_id: req.trace.trace_id,
-        span_id: req.trace.span_id,
-        parent_span_id: req.trace.parent_span_id,
-        trace_state: req.trace.trace_state.clone(),
-        // HTTP semconv: `{method} {http.route}`, and just `{method}` when no route is known
-        // (an observer never knows routes); `HTTP` for methods outside the known set.
-        name: if method_known {
-            req.method.to_string()
-        } else {
-            "HTTP".to_string()
-        },
-        kind,
-        start_time_ns: req.start.ts_ns,
-        end_time_ns: end_ns.max(req.start.ts_ns),
-        status,
-        attributes: a,
-        socket_cookie: req.start.meta.socket_cookie.or(view.socket_cookie),
-        ifindex: req.start.meta.ifindex,
-        process: None,
-    }
-}
-
-/// Splits `host[:port]` / `[v6]:port` from a Host header.
-fn split_host_port(host: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        if let Some((h, tail)) = rest.split_once(']') {
-            return (h, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
-        }
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
-        _ => (host, None),
     }
 }

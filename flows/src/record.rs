@@ -290,6 +290,60 @@ pub struct HttpInfo {
     pub protocol: Text,
     /// Allow-listed headers of this message.
     pub headers: Vec<HttpHeader>,
+    /// Why this message's body was not seen whole or its length could not be trusted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_error: Option<BodyError>,
+}
+
+/// Why an HTTP message's body was not seen whole, or why its length could not be trusted
+/// (RFC 9112 §6.1, §6.3, §7.1, §8). Shown on flows and spans so an exchange is never
+/// reported as if it were whole when it was not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyError {
+    /// The connection ended (or the capture stopped) before the body did (RFC 9112 §8).
+    Truncated,
+    /// A chunk-size line that is not hex digits or overflows 64 bits (RFC 9112 §7.1).
+    MalformedChunk,
+    /// A request whose final transfer coding is not chunked: its length cannot be determined
+    /// (RFC 9112 §6.3 rule 4).
+    TransferEncodingNotChunked,
+    /// Both Transfer-Encoding and Content-Length: the former wins, but the message may be a
+    /// smuggling attempt (RFC 9112 §6.1, §6.3 rule 3).
+    TransferEncodingWithContentLength,
+    /// A Content-Length that is not a number, or several that differ (RFC 9112 §6.3 rule 5;
+    /// RFC 9110 §8.6).
+    InvalidContentLength,
+    /// Transfer-Encoding on an HTTP/1.0 message: framing faulty (RFC 9112 §6.1).
+    TransferEncodingInHttp10,
+}
+
+impl BodyError {
+    /// The snake_case name used on records and spans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Truncated => "truncated",
+            Self::MalformedChunk => "malformed_chunk",
+            Self::TransferEncodingNotChunked => "transfer_encoding_not_chunked",
+            Self::TransferEncodingWithContentLength => "transfer_encoding_with_content_length",
+            Self::InvalidContentLength => "invalid_content_length",
+            Self::TransferEncodingInHttp10 => "transfer_encoding_in_http10",
+        }
+    }
+
+    /// Parses [`BodyError::as_str`]'s names.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Truncated,
+            Self::MalformedChunk,
+            Self::TransferEncodingNotChunked,
+            Self::TransferEncodingWithContentLength,
+            Self::InvalidContentLength,
+            Self::TransferEncodingInHttp10,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == name)
+    }
 }
 
 /// One DNS resource record of an answer.
@@ -614,6 +668,11 @@ pub mod attr {
     pub const HTTP2_STREAM_ID: &str = "flowscope.http2.stream_id";
     /// Set when part of the stream stayed unknown (joined mid-way, HPACK state partial).
     pub const HTTP2_PARTIAL: &str = "flowscope.http2.partial";
+    /// Why the request body was not seen whole or its length not trusted (flowscope;
+    /// [`super::BodyError`] names).
+    pub const HTTP_REQUEST_BODY_ERROR: &str = "flowscope.http.request.body_error";
+    /// Why the response body was not seen whole or its length not trusted (flowscope).
+    pub const HTTP_RESPONSE_BODY_ERROR: &str = "flowscope.http.response.body_error";
 }
 
 /// A request/response exchange as an OpenTelemetry span.
@@ -716,6 +775,7 @@ mod tests {
                     url: "http://h/".into(),
                     protocol: "HTTP/1.1".into(),
                     headers: vec![],
+                    body_error: None,
                 }),
             }),
             traffic_direction: Direction::Ingress,

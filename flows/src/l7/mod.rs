@@ -11,6 +11,7 @@
 //! ([`StreamDecoder::take_upgrade`]: HTTP/1.1 `Upgrade: h2c` -> [`http2`]).
 
 pub mod dns;
+pub mod exchange;
 pub mod http1;
 pub mod http2;
 pub mod sniff;

@@ -84,34 +84,11 @@ fn judge(buf: &[u8], gapped: bool, line_start: bool) -> Verdict {
     if frame::find_frame_start(buf, false).is_ok() {
         return Verdict::Http2Frames;
     }
-    if http1_start(buf, line_start) {
+    // What the HTTP/1 decoder's search for a message start would find.
+    if super::http1::message_start_at_line(buf, line_start) {
         return Verdict::Http1;
     }
     Verdict::Unsure
-}
-
-/// Whether an HTTP/1 message starts at a line start in `buf` (what the HTTP/1 decoder's
-/// resync looks for); `line_start` says whether `buf[0]` begins a line.
-fn http1_start(buf: &[u8], line_start: bool) -> bool {
-    const STARTS: [&[u8]; 11] = [
-        b"GET ",
-        b"POST ",
-        b"PUT ",
-        b"HEAD ",
-        b"DELETE ",
-        b"OPTIONS ",
-        b"PATCH ",
-        b"CONNECT ",
-        b"TRACE ",
-        b"HTTP/1.1 ",
-        b"HTTP/1.0 ",
-    ];
-    let at = |p: usize| STARTS.iter().any(|m| buf[p..].starts_with(m));
-    (line_start && at(0))
-        || buf
-            .iter()
-            .enumerate()
-            .any(|(i, &b)| b == b'\n' && i + 1 < buf.len() && at(i + 1))
 }
 
 impl Sniffer {
@@ -195,9 +172,18 @@ impl Sniffer {
             Ok(_) => return,
             Err(keep) => keep,
         };
-        // HTTP/1 starts are checked at every line start as bytes arrive; a partial one
-        // needs at most the longest start pattern.
-        let keep = keep_h2.max(16).min(buf.len());
+        // HTTP/1 starts are checked at every line start as bytes arrive; a partial one is
+        // the last line, when it is short enough to be a start line.
+        let last_line = buf
+            .iter()
+            .rposition(|b| *b == b'\n')
+            .map_or(buf.len(), |lf| buf.len() - lf - 1);
+        let keep_h1 = if last_line <= super::http1::MAX_START_LINE {
+            last_line
+        } else {
+            16
+        };
+        let keep = keep_h2.max(keep_h1).max(16).min(buf.len());
         let mut trim = buf.len() - keep;
         if trim == 0 {
             return;
@@ -302,9 +288,7 @@ impl StreamDecoder for Sniffer {
             }
             (_, held) => self.held.push((dir, held, *at)),
         }
-        if self.gapped[i] {
-            self.trim(i, dir);
-        }
+        // Judged before trimming: a start line that just arrived whole is in the buffer.
         let verdict = match judge(&self.bufs[i], self.gapped[i], self.line_start[i]) {
             Verdict::Unsure if self.scanned > SNIFF_LIMIT => Verdict::Http1,
             Verdict::Unsure if matches!(event, StreamEvent::Fin | StreamEvent::Reset) => {
@@ -314,6 +298,8 @@ impl StreamDecoder for Sniffer {
         };
         if verdict != Verdict::Unsure && !self.bufs[i].is_empty() || self.scanned > SNIFF_LIMIT {
             self.decide(verdict, cx, out);
+        } else if self.gapped[i] {
+            self.trim(i, dir);
         }
     }
 
@@ -380,5 +366,31 @@ mod tests {
             Verdict::Http1
         );
         assert_eq!(judge(b"ody bytes", true, true), Verdict::Unsure);
+    }
+
+    #[test]
+    fn a_request_line_arriving_with_junk_is_judged_before_the_junk_is_trimmed() {
+        // Joined mid-way: one segment holds the end of a body and a whole request.
+        let (mut c, mut ids, cfg) = (
+            crate::counters::Counters::default(),
+            crate::trace::IdGenerator::new(1),
+            crate::l7::L7Config::default(),
+        );
+        let mut cx = L7Context {
+            counters: &mut c,
+            ids: &mut ids,
+            config: &cfg,
+        };
+        let (mut s, mut out) = (Sniffer::new(), Vec::new());
+        let at = PacketCtx::default();
+        let dir = StreamDir::ToServer;
+        s.on_event(dir, StreamEvent::Gap { len: 0 }, &at, &mut cx, &mut out);
+        let mut seg = vec![b'x'; 600];
+        seg.extend_from_slice(b"\r\nGET /next HTTP/1.1\r\nHost: h\r\n\r\n");
+        s.on_event(dir, StreamEvent::Data(&seg), &at, &mut cx, &mut out);
+        assert!(
+            matches!(&out[..], [L7Event::Http1(_)]),
+            "decided and decoded at once: {out:?}"
+        );
     }
 }

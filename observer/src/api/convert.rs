@@ -14,8 +14,8 @@ use flows::{
     l7::dns::rcode_name,
     packet::{Direction, TcpFlags},
     record::{
-        self, DnsInfo, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7,
-        ProcessInfo, TraceContext, Verdict,
+        self, BodyError, DnsInfo, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4,
+        Layer7, ProcessInfo, TraceContext, Verdict,
     },
     trace::{SpanId, TraceId},
 };
@@ -214,6 +214,7 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         Layer4::Other { .. } => None,
     };
     let mut grpc = None;
+    let mut http_body_error = "";
     let l7 = f.l7.as_ref().map(|l7| pb::Layer7 {
         r#type: match l7.r#type {
             L7Type::Request => pb::L7FlowType::Request,
@@ -223,6 +224,7 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         record: Some(match &l7.record {
             L7Record::Http(h) => {
                 grpc = grpc_method(h).map(|(service, method)| Grpc { service, method });
+                http_body_error = h.body_error.map_or("", BodyError::as_str);
                 Record::Http(pb::Http {
                     code: h.code.map(u32::from).unwrap_or(0),
                     method: h.method.to_string(),
@@ -296,6 +298,7 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         ip_len: f.ip_len,
         // The engine knows one end; the agent adds the peer's owner when it is local too.
         peer_process: None,
+        http_body_error: http_body_error.to_string(),
     };
     let flow = pb::Flow {
         time: Some(timestamp(f.time_ns)),
@@ -416,6 +419,7 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
                             value: x.value.clone(),
                         })
                         .collect(),
+                    body_error: BodyError::from_name(&ext.http_body_error),
                 }),
                 Some(Record::Dns(d)) => {
                     let response = l7.r#type == pb::L7FlowType::Response as i32;
@@ -542,6 +546,7 @@ pub(crate) mod tests {
                         key: "user-agent".into(),
                         value: "curl/8".into(),
                     }],
+                    body_error: None,
                 }),
             }),
             traffic_direction: Direction::Ingress,
@@ -731,6 +736,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn http_body_errors_travel_in_the_extension() {
+        let mut f = http_request();
+        if let Some(Layer7 {
+            record: L7Record::Http(h),
+            ..
+        }) = &mut f.l7
+        {
+            h.body_error = Some(BodyError::MalformedChunk);
+        }
+        let (_, ext) = flow_to_wire(&f, "n");
+        assert_eq!(ext.http_body_error, "malformed_chunk");
+        assert_eq!(flow_from_proto(&flow_to_proto(&f, "n")).unwrap(), f);
+    }
+
+    #[test]
     fn grpc_is_recognised_from_path_and_content_type() {
         let mut h = HttpInfo {
             code: None,
@@ -738,6 +758,7 @@ pub(crate) mod tests {
             url: "http://svc:50051/helloworld.Greeter/SayHello".into(),
             protocol: "HTTP/2".into(),
             headers: vec![],
+            body_error: None,
         };
         assert_eq!(
             grpc_method(&h),

@@ -29,7 +29,7 @@ use stream::{FieldSummary, Stream};
 pub use stream::{GrpcCall, H2Request, H2Response, H2Stream, StreamEnd};
 
 use crate::counters::Counters;
-use crate::l7::http1::{new_trace, RequestHead};
+use crate::l7::exchange::{new_trace, RequestHead};
 use crate::l7::{L7Config, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir};
 use crate::tcp::StreamEvent;
 

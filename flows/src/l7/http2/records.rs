@@ -121,6 +121,7 @@ pub fn request_flow(p: &Peers, req: &H2Request) -> Flow {
         url: url_of(req),
         protocol: PROTOCOL.into(),
         headers: headers_of(&req.headers),
+        body_error: None,
     };
     l7_flow(
         p,
@@ -160,6 +161,7 @@ pub fn response_flow(p: &Peers, st: &H2Stream) -> Option<Flow> {
         url: req.map(url_of).unwrap_or_default(),
         protocol: PROTOCOL.into(),
         headers,
+        body_error: None,
     };
     let latency = req.map(|r| resp.start.ts_ns.saturating_sub(r.start.ts_ns));
     Some(l7_flow(

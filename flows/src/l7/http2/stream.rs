@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::grpc::{MessageReader, MessageStats};
 use super::hpack::Field;
-use crate::l7::http1::ExchangeTrace;
+use crate::l7::exchange::ExchangeTrace;
 use crate::l7::{PacketCtx, REDACTED, SENSITIVE_HEADERS};
 
 /// The request side of a stream: its pseudo-headers (RFC 9113 §8.3.1) and chosen fields.

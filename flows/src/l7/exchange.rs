@@ -1,0 +1,249 @@
+//! What the HTTP/1 and HTTP/2 decoders share: an exchange's trace identity (W3C Trace
+//! Context), the HTTP/1 request head (HTTP/2 takes one over after `Upgrade: h2c`, RFC 7540
+//! §3.2), and the pieces of the HTTP semantic conventions both build spans from.
+//!
+//! It sits here rather than in either decoder so that neither imports the other.
+
+use std::borrow::Cow;
+
+use crate::l7::{L7Context, PacketCtx};
+use crate::record::{text, BodyError, HttpHeader, Text};
+use crate::trace::{SpanId, TraceId, TraceParent, TraceState};
+
+/// Trace identity of one exchange, fixed when its request head is parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeTrace {
+    /// From a valid `traceparent`, else generated.
+    pub trace_id: TraceId,
+    /// Generated for the span of this exchange.
+    pub span_id: SpanId,
+    /// The caller's span (`traceparent` parent-id).
+    pub parent_span_id: Option<SpanId>,
+    /// Validated `tracestate`, re-serialised (only with a valid `traceparent`, §3.3).
+    pub trace_state: Option<String>,
+}
+
+impl ExchangeTrace {
+    /// All-zero ids: for placeholder requests that are never reported.
+    pub fn none() -> Self {
+        Self {
+            trace_id: TraceId::default(),
+            span_id: SpanId::default(),
+            parent_span_id: None,
+            trace_state: None,
+        }
+    }
+}
+
+/// Trace identity for a new exchange from its `traceparent`/`tracestate` values.
+pub(crate) fn new_trace(
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+    cx: &mut L7Context<'_>,
+) -> ExchangeTrace {
+    let parent = traceparent.and_then(|v| match TraceParent::parse(v) {
+        Ok(tp) => Some(tp),
+        Err(_) => {
+            cx.counters.trace_invalid_traceparent += 1;
+            None
+        }
+    });
+    // W3C Trace Context §3.3: tracestate is only meaningful with a valid traceparent.
+    let trace_state = parent.and(tracestate).and_then(|v| {
+        let ts = TraceState::parse(v);
+        cx.counters.trace_tracestate_dropped_members += ts.dropped as u64;
+        (!ts.is_empty()).then(|| ts.to_string())
+    });
+    ExchangeTrace {
+        trace_id: parent
+            .map(|p| p.trace_id)
+            .unwrap_or_else(|| cx.ids.trace_id()),
+        span_id: cx.ids.span_id(),
+        parent_span_id: parent.map(|p| p.parent_id),
+        trace_state,
+    }
+}
+
+/// HTTP/1 protocol versions a message can carry (RFC 9112 §2.3; RFC 1945 for 0.9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpVersion {
+    /// HTTP/0.9: a simple request (`GET /path`, no version, no fields) answered by a bare
+    /// body that the close ends (RFC 1945 §4.1, §6).
+    Http09,
+    /// HTTP/1.0 (RFC 1945).
+    Http10,
+    /// HTTP/1.1, and any higher 1.x minor version (RFC 9110 §2.5: a recipient treats a
+    /// higher minor version as the highest it supports).
+    #[default]
+    Http11,
+}
+
+impl HttpVersion {
+    /// From the minor version of an `HTTP/1.x` version.
+    pub fn from_minor(minor: u8) -> Self {
+        if minor == 0 {
+            Self::Http10
+        } else {
+            Self::Http11
+        }
+    }
+
+    /// The protocol as Hubble's `l7.http.protocol` spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http09 => "HTTP/0.9",
+            Self::Http10 => "HTTP/1.0",
+            Self::Http11 => "HTTP/1.1",
+        }
+    }
+
+    /// `network.protocol.version` (OTel semconv).
+    pub fn semconv(self) -> &'static str {
+        match self {
+            Self::Http09 => "0.9",
+            Self::Http10 => "1.0",
+            Self::Http11 => "1.1",
+        }
+    }
+}
+
+/// A parsed HTTP/1 request head.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestHead {
+    /// Method token.
+    pub method: Text,
+    /// Request target as sent (origin-form `/path?q`, absolute-form, `*` or authority).
+    pub target: String,
+    /// Protocol version.
+    pub version: HttpVersion,
+    /// `Host` header value.
+    pub host: Option<String>,
+    /// `User-Agent` header value.
+    pub user_agent: Option<String>,
+    /// Allow-listed headers, sensitive values redacted.
+    pub headers: Vec<(String, String)>,
+    /// Body length from Content-Length (chunked bodies are counted as they pass).
+    pub content_length: Option<u64>,
+    /// Trace identity for the exchange.
+    pub trace: ExchangeTrace,
+    /// Packet that carried the first byte of the request.
+    pub start: PacketCtx,
+    /// Packet that completed the head.
+    pub head_end: PacketCtx,
+    /// The head's framing fields break a message length rule (RFC 9112 §6.1, §6.3).
+    pub framing_error: Option<BodyError>,
+}
+
+impl RequestHead {
+    /// "HTTP/0.9", "HTTP/1.0" or "HTTP/1.1".
+    pub fn protocol(&self) -> &'static str {
+        self.version.as_str()
+    }
+
+    /// `http://host/target` for origin-form targets with a Host, else the target as sent.
+    pub fn url(&self) -> String {
+        match &self.host {
+            Some(host) if self.target.starts_with('/') => {
+                let mut url = String::with_capacity(7 + host.len() + self.target.len());
+                url.push_str("http://");
+                url.push_str(host);
+                url.push_str(&self.target);
+                url
+            }
+            _ => self.target.clone(),
+        }
+    }
+}
+
+/// Methods the HTTP semantic conventions name spans after; others become `HTTP` and
+/// `http.request.method` `_OTHER`.
+pub const KNOWN_METHODS: [&str; 9] = [
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+];
+
+/// Splits a request target into path and query (RFC 9112 §3.2; absolute-form drops the
+/// scheme and authority).
+pub fn path_and_query(target: &str) -> (&str, Option<&str>) {
+    let rest = match target.find("://") {
+        Some(i) => {
+            let after = &target[i + 3..];
+            after.find('/').map_or("/", |j| &after[j..])
+        }
+        None => target,
+    };
+    match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    }
+}
+
+/// Splits `host[:port]` / `[v6]:port` from a Host header or `:authority`.
+pub fn split_host_port(host: &str) -> (&str, Option<u16>) {
+    if let Some(rest) = host.strip_prefix('[') {
+        if let Some((h, tail)) = rest.split_once(']') {
+            return (h, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
+        }
+    }
+    match host.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
+        _ => (host, None),
+    }
+}
+
+/// Header pairs as record headers, reusing their strings (and, as the layouts match, the
+/// vector's buffer).
+pub fn headers_into(h: Vec<(String, String)>) -> Vec<HttpHeader> {
+    h.into_iter()
+        .map(|(key, value)| HttpHeader {
+            key: crate::record::text_owned(key),
+            value,
+        })
+        .collect()
+}
+
+/// Header pairs as record headers, copied.
+pub fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
+    h.iter()
+        .map(|(k, v)| HttpHeader {
+            key: text(k),
+            value: v.clone(),
+        })
+        .collect()
+}
+
+/// The protocol string of a message whose request is unknown.
+pub fn protocol_text(version: HttpVersion) -> Text {
+    Cow::Borrowed(version.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_split_into_path_and_query() {
+        assert_eq!(path_and_query("/a?b=1"), ("/a", Some("b=1")));
+        assert_eq!(path_and_query("http://h:8/x/y?q"), ("/x/y", Some("q")));
+        assert_eq!(path_and_query("http://h"), ("/", None));
+        assert_eq!(path_and_query("*"), ("*", None));
+    }
+
+    #[test]
+    fn hosts_split_into_name_and_port() {
+        assert_eq!(split_host_port("h:8080"), ("h", Some(8080)));
+        assert_eq!(
+            split_host_port("[2001:db8::1]:80"),
+            ("2001:db8::1", Some(80))
+        );
+        assert_eq!(split_host_port("2001:db8::1"), ("2001:db8::1", None));
+        assert_eq!(split_host_port("h"), ("h", None));
+    }
+
+    #[test]
+    fn versions_above_1_1_are_1_1() {
+        assert_eq!(HttpVersion::from_minor(0), HttpVersion::Http10);
+        assert_eq!(HttpVersion::from_minor(2), HttpVersion::Http11);
+        assert_eq!(HttpVersion::Http09.as_str(), "HTTP/0.9");
+        assert_eq!(HttpVersion::Http09.semconv(), "0.9");
+    }
+}

@@ -1,0 +1,425 @@
+//! A message head through httparse (falling back to [`super::lenient`] when it rejects one),
+//! and what its fields mean for the exchange: framing, trace context, kept headers.
+
+use std::mem::MaybeUninit;
+
+use super::framing::{Body, Framing};
+use super::lenient::{self, LenientHead, StartLine};
+use crate::l7::exchange::HttpVersion;
+use crate::l7::{L7Config, REDACTED, SENSITIVE_HEADERS};
+use crate::record::{BodyError, Text};
+
+/// Largest `max_headers` honoured (the header array lives on the stack).
+pub(super) const HEADER_ARRAY: usize = 128;
+
+/// How parsing a (possibly partial) head went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HeadOutcome {
+    /// Head complete; this many bytes of the input consumed.
+    Complete(usize),
+    /// Need more bytes; all input consumed.
+    Partial,
+    /// The head is over the byte or field-count cap.
+    TooLarge { too_many_headers: bool },
+    /// Not an HTTP/1 message head, even read leniently.
+    Invalid,
+}
+
+/// How far a head strayed from the grammar; all zero when httparse took it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Oddities {
+    /// httparse rejected it and the lenient parser read it.
+    pub lenient: bool,
+    /// Field lines skipped (no colon, empty name; RFC 9112 §5).
+    pub skipped_lines: u32,
+    /// The status was not three digits (RFC 9112 §4): no usable status code.
+    pub unusable_status: bool,
+}
+
+/// What a request head says, owned.
+#[derive(Debug, Default)]
+pub(super) struct ParsedRequest {
+    pub method: Text,
+    pub target: String,
+    pub version: HttpVersion,
+    pub host: Option<String>,
+    pub user_agent: Option<String>,
+    pub traceparent: Option<String>,
+    pub tracestate: Option<String>,
+    pub headers: Vec<(String, String)>,
+    pub content_length: Option<u64>,
+    pub body: Body,
+    pub framing_error: Option<BodyError>,
+    pub odd: Oddities,
+}
+
+/// What a response head says, owned.
+#[derive(Debug, Default)]
+pub(super) struct ParsedResponse {
+    pub status: Option<u16>,
+    pub version: HttpVersion,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+    pub framing_error: Option<BodyError>,
+    /// `Upgrade: h2c` (RFC 7540 §3.2): on a 101 the connection continues as HTTP/2.
+    pub upgrade_h2c: bool,
+    /// The connection stays open after this response (RFC 9112 §9.3).
+    pub persistent: bool,
+    pub odd: Oddities,
+}
+
+/// A head of either direction.
+#[derive(Debug)]
+pub(super) enum Parsed {
+    Request(ParsedRequest),
+    Response(ParsedResponse),
+}
+
+/// Parses a request head from `input`: httparse first, the lenient parser if it refuses.
+/// With [`HeadOutcome::TooLarge`] the start line, when it was read, comes along.
+pub(super) fn parse_request<'b>(
+    input: &'b [u8],
+    headers: &mut [MaybeUninit<httparse::Header<'b>>],
+    cfg: &L7Config,
+) -> (HeadOutcome, Option<Parsed>) {
+    let max_bytes = cfg.max_header_bytes;
+    let mut req = httparse::Request::new(&mut []);
+    let partial = |req: &httparse::Request<'_, 'b>| {
+        req.method.map(|m| {
+            Parsed::Request(ParsedRequest {
+                method: crate::record::text(m),
+                target: req.path.unwrap_or_default().to_string(),
+                version: HttpVersion::from_minor(req.version.unwrap_or(1)),
+                ..Default::default()
+            })
+        })
+    };
+    match req.parse_with_uninit_headers(input, headers) {
+        Ok(httparse::Status::Complete(n)) if n <= max_bytes => {
+            let version = HttpVersion::from_minor(req.version.unwrap_or(1));
+            let method = req.method.unwrap_or_default();
+            let target = req.path.unwrap_or_default();
+            let parsed = request(method, target, version, req.headers, cfg);
+            (HeadOutcome::Complete(n), Some(Parsed::Request(parsed)))
+        }
+        Ok(httparse::Status::Complete(_)) => (too_large(false), None),
+        Ok(httparse::Status::Partial) if input.len() > max_bytes => {
+            (too_large(false), partial(&req))
+        }
+        Ok(httparse::Status::Partial) => (HeadOutcome::Partial, None),
+        Err(httparse::Error::TooManyHeaders) => (too_large(true), partial(&req)),
+        Err(_) => lenient_head(input, true, headers.len(), cfg),
+    }
+}
+
+/// Parses a response head from `input`, like [`parse_request`].
+pub(super) fn parse_response<'b>(
+    input: &'b [u8],
+    headers: &mut [MaybeUninit<httparse::Header<'b>>],
+    cfg: &L7Config,
+) -> (HeadOutcome, Option<Parsed>) {
+    let max_bytes = cfg.max_header_bytes;
+    let mut resp = httparse::Response::new(&mut []);
+    let partial = |resp: &httparse::Response<'_, 'b>| {
+        resp.code.map(|c| {
+            Parsed::Response(ParsedResponse {
+                status: Some(c),
+                version: HttpVersion::from_minor(resp.version.unwrap_or(1)),
+                body: Body::UntilClose,
+                ..Default::default()
+            })
+        })
+    };
+    match httparse::ParserConfig::default()
+        .parse_response_with_uninit_headers(&mut resp, input, headers)
+    {
+        Ok(httparse::Status::Complete(n)) if n <= max_bytes => {
+            let version = HttpVersion::from_minor(resp.version.unwrap_or(1));
+            let parsed = response(resp.code, version, resp.headers, cfg);
+            (HeadOutcome::Complete(n), Some(Parsed::Response(parsed)))
+        }
+        Ok(httparse::Status::Complete(_)) => (too_large(false), None),
+        Ok(httparse::Status::Partial) if input.len() > max_bytes => {
+            (too_large(false), partial(&resp))
+        }
+        Ok(httparse::Status::Partial) => (HeadOutcome::Partial, None),
+        Err(httparse::Error::TooManyHeaders) => (too_large(true), partial(&resp)),
+        Err(_) => lenient_head(input, false, headers.len(), cfg),
+    }
+}
+
+fn too_large(too_many_headers: bool) -> HeadOutcome {
+    HeadOutcome::TooLarge { too_many_headers }
+}
+
+/// The lenient parser's reading of a head httparse refused (RFC 9112 §2.2); `want_request` says
+/// which kind of start line the direction carries.
+fn lenient_head(
+    input: &[u8],
+    want_request: bool,
+    max_headers: usize,
+    cfg: &L7Config,
+) -> (HeadOutcome, Option<Parsed>) {
+    let max_bytes = cfg.max_header_bytes;
+    let head = lenient::parse(input, max_headers);
+    if let LenientHead::Complete { start, .. } = &head {
+        if matches!(start, StartLine::Request { .. }) != want_request {
+            return (HeadOutcome::Invalid, None);
+        }
+    }
+    match head {
+        LenientHead::Complete { len, .. } if len > max_bytes => (too_large(false), None),
+        LenientHead::Partial if input.len() > max_bytes => {
+            let partial = match lenient::parse_start_line(input) {
+                Some(StartLine::Request {
+                    method,
+                    target,
+                    version,
+                }) => Some(Parsed::Request(ParsedRequest {
+                    method: crate::record::text(method),
+                    target: String::from_utf8_lossy(target).into_owned(),
+                    version,
+                    ..Default::default()
+                })),
+                _ => None,
+            };
+            (too_large(false), partial)
+        }
+        LenientHead::Complete {
+            len,
+            start,
+            fields,
+            skipped_lines,
+        } => {
+            let mut odd = Oddities {
+                lenient: true,
+                skipped_lines,
+                unusable_status: false,
+            };
+            let parsed = match start {
+                StartLine::Request {
+                    method,
+                    target,
+                    version,
+                } => {
+                    let target = String::from_utf8_lossy(target);
+                    let mut r = request(method, &target, version, &fields, cfg);
+                    r.odd = odd;
+                    Parsed::Request(r)
+                }
+                StartLine::Response { version, status } => {
+                    odd.unusable_status = status.is_none();
+                    let mut r = response(status, version, &fields, cfg);
+                    r.odd = odd;
+                    Parsed::Response(r)
+                }
+            };
+            (HeadOutcome::Complete(len), Some(parsed))
+        }
+        LenientHead::TooManyFields => (too_large(true), None),
+        LenientHead::Partial => (HeadOutcome::Partial, None),
+        LenientHead::Invalid => (HeadOutcome::Invalid, None),
+    }
+}
+
+/// A request head from its start line and fields.
+pub(super) fn request(
+    method: &str,
+    target: &str,
+    version: HttpVersion,
+    fields: &[httparse::Header<'_>],
+    cfg: &L7Config,
+) -> ParsedRequest {
+    let mut framing = Framing::default();
+    let mut r = ParsedRequest {
+        method: crate::record::text(method),
+        target: target.to_string(),
+        version,
+        ..Default::default()
+    };
+    for h in fields {
+        framing.field(h.name, h.value);
+        let slot = if h.name.eq_ignore_ascii_case("host") {
+            &mut r.host
+        } else if h.name.eq_ignore_ascii_case("user-agent") {
+            &mut r.user_agent
+        } else if h.name.eq_ignore_ascii_case("traceparent") {
+            &mut r.traceparent
+        } else if h.name.eq_ignore_ascii_case("tracestate") {
+            &mut r.tracestate
+        } else {
+            continue;
+        };
+        // The first of each is the one taken, as before.
+        if slot.is_none() {
+            *slot = Some(String::from_utf8_lossy(h.value).into_owned());
+        }
+    }
+    r.headers = keep_headers(fields, cfg);
+    (r.body, r.framing_error) = framing.request_body(version);
+    r.content_length = match r.body {
+        Body::Length(n) if framing.has_content_length => Some(n),
+        _ => None,
+    };
+    r
+}
+
+/// A response head from its status line and fields.
+pub(super) fn response(
+    status: Option<u16>,
+    version: HttpVersion,
+    fields: &[httparse::Header<'_>],
+    cfg: &L7Config,
+) -> ParsedResponse {
+    let mut framing = Framing::default();
+    let mut upgrade_h2c = false;
+    // RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
+    let mut close = false;
+    let mut keep_alive = false;
+    for h in fields {
+        framing.field(h.name, h.value);
+        if h.name.eq_ignore_ascii_case("upgrade") {
+            upgrade_h2c |= h.value.trim_ascii().eq_ignore_ascii_case(b"h2c");
+        } else if h.name.eq_ignore_ascii_case("connection") {
+            for option in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                close |= option.eq_ignore_ascii_case(b"close");
+                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+            }
+        }
+    }
+    let (body, framing_error) = framing.response_body(version);
+    ParsedResponse {
+        status,
+        version,
+        headers: keep_headers(fields, cfg),
+        body,
+        framing_error,
+        upgrade_h2c,
+        persistent: !close && (version == HttpVersion::Http11 || keep_alive),
+        odd: Oddities::default(),
+    }
+}
+
+/// The allow-listed fields, sensitive values redacted.
+fn keep_headers(headers: &[httparse::Header<'_>], cfg: &L7Config) -> Vec<(String, String)> {
+    let mut kept = Vec::new();
+    for h in headers {
+        if !cfg
+            .header_allow_list
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(h.name))
+        {
+            continue;
+        }
+        let value = if SENSITIVE_HEADERS
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(h.name))
+        {
+            REDACTED.to_string()
+        } else {
+            String::from_utf8_lossy(h.value).into_owned()
+        };
+        kept.push((h.name.to_string(), value));
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(input: &[u8]) -> (HeadOutcome, Option<ParsedRequest>) {
+        let cfg = L7Config::default();
+        let mut h = [const { MaybeUninit::uninit() }; 16];
+        match parse_request(input, &mut h, &cfg) {
+            (o, Some(Parsed::Request(r))) => (o, Some(r)),
+            (o, _) => (o, None),
+        }
+    }
+
+    fn resp(input: &[u8]) -> (HeadOutcome, Option<ParsedResponse>) {
+        let cfg = L7Config::default();
+        let mut h = [const { MaybeUninit::uninit() }; 16];
+        match parse_response(input, &mut h, &cfg) {
+            (o, Some(Parsed::Response(r))) => (o, Some(r)),
+            (o, _) => (o, None),
+        }
+    }
+
+    #[test]
+    fn strict_heads_take_the_fast_path() {
+        let head =
+            b"GET /a?b HTTP/1.1\r\nHost: h\r\nUser-Agent: ua\r\nContent-Length: 3\r\n\r\nabc";
+        let (o, r) = req(head);
+        let r = r.unwrap();
+        assert_eq!(o, HeadOutcome::Complete(head.len() - 3));
+        assert_eq!((&*r.method, r.target.as_str()), ("GET", "/a?b"));
+        assert_eq!(
+            (r.host.as_deref(), r.user_agent.as_deref()),
+            (Some("h"), Some("ua"))
+        );
+        assert_eq!((r.body, r.content_length), (Body::Length(3), Some(3)));
+        assert_eq!(r.odd, Oddities::default());
+    }
+
+    #[test]
+    fn sensitive_headers_are_redacted() {
+        let cfg = L7Config {
+            header_allow_list: vec!["authorization".into(), "host".into()],
+            ..L7Config::default()
+        };
+        let mut h = [const { MaybeUninit::uninit() }; 16];
+        let input = b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer x\r\n\r\n";
+        let Some(Parsed::Request(r)) = parse_request(input, &mut h, &cfg).1 else {
+            panic!()
+        };
+        assert_eq!(
+            r.headers,
+            vec![
+                ("Host".into(), "h".into()),
+                ("Authorization".into(), REDACTED.into())
+            ]
+        );
+    }
+
+    #[test]
+    fn rejected_heads_fall_back_to_the_lenient_parser() {
+        // RFC 9110 §2.5: HTTP/1.2 is handled as 1.1.
+        let (o, r) = req(b"GET /v12 HTTP/1.2\r\nHost: h\r\n\r\n");
+        let r = r.unwrap();
+        assert!(matches!(o, HeadOutcome::Complete(_)));
+        assert_eq!((r.version, r.odd.lenient), (HttpVersion::Http11, true));
+        // RFC 9112 §4: a status that is not 3 digits is no usable status; framing still holds.
+        let (o, r) = resp(b"HTTP/1.1 2XX OK\r\nContent-Length: 3\r\n\r\nabc");
+        let r = r.unwrap();
+        assert!(matches!(o, HeadOutcome::Complete(n) if n == 38));
+        assert_eq!(
+            (r.status, r.body, r.odd.unusable_status),
+            (None, Body::Length(3), true)
+        );
+    }
+
+    #[test]
+    fn persistence_follows_version_and_connection_options() {
+        // RFC 9112 §9.3.
+        let p = |h: &[u8]| resp(h).1.unwrap().persistent;
+        assert!(p(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"));
+        assert!(!p(b"HTTP/1.1 400 Bad\r\nConnection: close\r\n\r\n"));
+        assert!(!p(b"HTTP/1.0 200 OK\r\n\r\n"));
+        assert!(p(b"HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\n\r\n"));
+    }
+
+    #[test]
+    fn over_the_cap_is_too_large_with_the_start_line() {
+        let mut input = b"GET /big HTTP/1.1\r\n".to_vec();
+        input.extend(std::iter::repeat_n(b"X-A: b\r\n", 4000).flatten());
+        let (o, r) = req(&input);
+        assert_eq!(
+            o,
+            HeadOutcome::TooLarge {
+                too_many_headers: true
+            }
+        );
+        assert_eq!(r.unwrap().target, "/big");
+    }
+}

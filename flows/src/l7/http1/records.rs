@@ -1,0 +1,238 @@
+//! HTTP/1 exchanges as Hubble-style flows and OpenTelemetry spans (HTTP semantic
+//! conventions). A message whose body was not seen whole, or whose framing broke a rule,
+//! carries the [`BodyError`] on its flow and on the span, so it is never reported as if it
+//! were whole.
+
+use super::{BodySeen, ResponseHead};
+use crate::key::Endpoint;
+use crate::l7::exchange::{
+    path_and_query, protocol_text, split_host_port, RequestHead, KNOWN_METHODS,
+};
+use crate::packet::{Direction, TcpFlags};
+use crate::record::{
+    attr, ip_string, AttributeValue, Attributes, BodyError, Flow, FlowType, HttpHeader, HttpInfo,
+    IpInfo, L7Record, L7Type, Layer4, Layer7, Span, SpanKind, SpanStatus, StatusCode, TraceContext,
+    Verdict,
+};
+
+/// The connection an exchange belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Peers {
+    /// The client end.
+    pub client: Endpoint,
+    /// The server end.
+    pub server: Endpoint,
+    /// Socket cookie seen on the connection.
+    pub socket_cookie: Option<u64>,
+}
+
+/// The flow of a request head, carrying its kept headers.
+pub fn request_flow(p: &Peers, req: &RequestHead) -> Flow {
+    let http = HttpInfo {
+        code: None,
+        method: req.method.clone(),
+        url: req.url(),
+        protocol: req.protocol().into(),
+        headers: crate::l7::exchange::headers_of(&req.headers),
+        body_error: req.framing_error,
+    };
+    let payload = req.content_length.unwrap_or(0);
+    l7_flow(p, false, &req.head_end, None, http, payload, Some(req))
+}
+
+/// The flow of a final response, carrying `headers` (its kept headers); `req` is the request
+/// it answers, when one was seen.
+pub fn response_flow(
+    p: &Peers,
+    req: Option<&RequestHead>,
+    resp: &ResponseHead,
+    headers: Vec<HttpHeader>,
+) -> Flow {
+    let http = HttpInfo {
+        code: resp.status,
+        method: req.map_or(crate::record::Text::Borrowed(""), |r| r.method.clone()),
+        url: req.map(RequestHead::url).unwrap_or_default(),
+        protocol: req.map_or_else(|| protocol_text(resp.version), |r| r.protocol().into()),
+        headers,
+        body_error: resp.body_error,
+    };
+    let latency = req.map(|r| resp.start.ts_ns.saturating_sub(r.start.ts_ns));
+    let payload = resp.body_size.unwrap_or(0);
+    l7_flow(p, true, &resp.head_end, latency, http, payload, req)
+}
+
+fn l7_flow(
+    p: &Peers,
+    reply: bool,
+    at: &crate::l7::PacketCtx,
+    latency: Option<u64>,
+    http: HttpInfo,
+    payload: u64,
+    req: Option<&RequestHead>,
+) -> Flow {
+    let (src, dst, kind) = if reply {
+        (p.server, p.client, L7Type::Response)
+    } else {
+        (p.client, p.server, L7Type::Request)
+    };
+    Flow {
+        time_ns: at.ts_ns,
+        verdict: Verdict::Forwarded,
+        flow_type: FlowType::L7,
+        ip: IpInfo::new(src.addr, dst.addr),
+        l4: Layer4::Tcp {
+            source_port: src.port,
+            destination_port: dst.port,
+            flags: TcpFlags::default(),
+        },
+        l7: Some(Layer7 {
+            r#type: kind,
+            latency_ns: latency,
+            record: L7Record::Http(http),
+        }),
+        traffic_direction: at.meta.direction,
+        is_reply: Some(reply),
+        ifindex: at.meta.ifindex,
+        socket_cookie: at.meta.socket_cookie.or(p.socket_cookie),
+        ip_len: 0,
+        payload_bytes: payload,
+        trace_context: req.map(|r| TraceContext {
+            trace_id: r.trace.trace_id,
+            span_id: r.trace.span_id,
+            parent_span_id: r.trace.parent_span_id,
+        }),
+        process: None,
+    }
+}
+
+/// The span of an exchange: `resp` `None` for a request that got no answer, ending at
+/// `end_ns`.
+pub fn span(
+    p: &Peers,
+    req: &RequestHead,
+    req_body: BodySeen,
+    resp: Option<&ResponseHead>,
+    end_ns: u64,
+) -> Span {
+    let (client, server) = (p.client, p.server);
+    // A request captured leaving this host was sent by a local client; otherwise a local
+    // server received it (the default when the direction is unknown, e.g. pcap files).
+    let kind = match req.start.meta.direction {
+        Direction::Egress => SpanKind::Client,
+        _ => SpanKind::Server,
+    };
+    let mut a = Attributes::new();
+    let mut set = |k: &'static str, v: AttributeValue| a.push_new(k, v);
+    let method_known = KNOWN_METHODS.contains(&&*req.method);
+    set(
+        attr::HTTP_REQUEST_METHOD,
+        if method_known { &*req.method } else { "_OTHER" }.into(),
+    );
+    let (path, query) = path_and_query(&req.target);
+    set(attr::URL_PATH, path.into());
+    if let Some(q) = query {
+        set(attr::URL_QUERY, q.into());
+    }
+    set(attr::URL_SCHEME, "http".into());
+    // server.address/port: the Host header when present (semconv), else the server socket.
+    let (host, port) = match req.host.as_deref().map(split_host_port) {
+        Some((h, p)) => (h.to_string(), p.unwrap_or(server.port)),
+        None => (ip_string(server.addr), server.port),
+    };
+    set(attr::SERVER_ADDRESS, host.into());
+    set(attr::SERVER_PORT, i64::from(port).into());
+    let client_addr = ip_string(client.addr);
+    let peer = if kind == SpanKind::Server {
+        client
+    } else {
+        server
+    };
+    let peer_addr = if peer.addr == client.addr {
+        client_addr.clone()
+    } else {
+        ip_string(peer.addr)
+    };
+    set(attr::CLIENT_ADDRESS, client_addr.into());
+    set(attr::CLIENT_PORT, i64::from(client.port).into());
+    set(attr::NETWORK_PEER_ADDRESS, peer_addr.into());
+    set(attr::NETWORK_PEER_PORT, i64::from(peer.port).into());
+    set(attr::NETWORK_PROTOCOL_NAME, "http".into());
+    set(attr::NETWORK_PROTOCOL_VERSION, req.version.semconv().into());
+    set(attr::NETWORK_TRANSPORT, "tcp".into());
+    if let Some(ua) = &req.user_agent {
+        set(attr::USER_AGENT_ORIGINAL, ua.as_str().into());
+    }
+    if let Some(n) = req_body.size.filter(|n| *n > 0) {
+        set(attr::HTTP_REQUEST_BODY_SIZE, (n as i64).into());
+    }
+    if let Some(e) = req_body.error.or(req.framing_error) {
+        set(attr::HTTP_REQUEST_BODY_ERROR, e.as_str().into());
+    }
+    let status = match resp {
+        Some(r) => {
+            if let Some(code) = r.status {
+                set(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(code).into());
+            }
+            if let Some(n) = r.body_size {
+                set(attr::HTTP_RESPONSE_BODY_SIZE, (n as i64).into());
+            }
+            if let Some(e) = r.body_error {
+                set(attr::HTTP_RESPONSE_BODY_ERROR, e.as_str().into());
+            }
+            // HTTP semconv: 5xx is an error for servers; 4xx too for clients. A response
+            // whose body was cut short or unreadable did not arrive whole: an error too.
+            let code = r.status.unwrap_or(0);
+            let failed = code >= 500 || kind == SpanKind::Client && code >= 400;
+            let broken = r.body_error.filter(|e| is_incomplete(*e));
+            if failed {
+                set(attr::ERROR_TYPE, code.to_string().into());
+            } else if let Some(e) = broken {
+                set(attr::ERROR_TYPE, e.as_str().into());
+            }
+            if failed || broken.is_some() {
+                SpanStatus {
+                    code: StatusCode::Error,
+                    message: None,
+                }
+            } else {
+                SpanStatus {
+                    code: StatusCode::Unset,
+                    message: None,
+                }
+            }
+        }
+        None => {
+            set(attr::ERROR_TYPE, "no_response".into());
+            SpanStatus {
+                code: StatusCode::Error,
+                message: Some("no response".into()),
+            }
+        }
+    };
+    Span {
+        trace_id: req.trace.trace_id,
+        span_id: req.trace.span_id,
+        parent_span_id: req.trace.parent_span_id,
+        trace_state: req.trace.trace_state.clone(),
+        // HTTP semconv: `{method} {http.route}`, and just `{method}` when no route is known
+        // (an observer never knows routes); `HTTP` for methods outside the known set.
+        name: if method_known {
+            req.method.to_string()
+        } else {
+            "HTTP".to_string()
+        },
+        kind,
+        start_time_ns: req.start.ts_ns,
+        end_time_ns: end_ns.max(req.start.ts_ns),
+        status,
+        attributes: a,
+        socket_cookie: req.start.meta.socket_cookie.or(p.socket_cookie),
+        ifindex: req.start.meta.ifindex,
+        process: None,
+    }
+}
+
+/// Whether a response body error means the client did not get the whole answer.
+fn is_incomplete(e: BodyError) -> bool {
+    matches!(e, BodyError::Truncated | BodyError::MalformedChunk)
+}
