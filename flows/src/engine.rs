@@ -1000,6 +1000,7 @@ fn http_flow(
                 url: full_url(req),
                 protocol: Cow::Borrowed(req.protocol()),
                 headers,
+                http2: None,
             }),
         }),
         traffic_direction: at.meta.direction,
@@ -1045,6 +1046,7 @@ fn orphan_response_flow(view: &FlowView, resp: &ResponseHead, headers: Vec<HttpH
                     "HTTP/1.1"
                 }),
                 headers,
+                http2: None,
             }),
         }),
         traffic_direction: resp.head_end.meta.direction,
