@@ -11,12 +11,11 @@
 use std::net::IpAddr;
 
 use flows::{
-    packet::{Direction, TcpFlags},
     l7::http2::frame::rst_stream::error_name,
+    packet::{Direction, TcpFlags},
     record::{
         self, DnsInfo, FlowType, GrpcStatus, GrpcStatusSource, Http2Info, HttpHeader, HttpInfo,
-        IpInfo, L7Record, L7Type, Layer4, Layer7, ProcessInfo, StreamReset, TraceContext,
-        Verdict,
+        IpInfo, L7Record, L7Type, Layer4, Layer7, ProcessInfo, StreamReset, TraceContext, Verdict,
     },
     trace::{SpanId, TraceId},
 };
@@ -599,6 +598,7 @@ pub(crate) mod tests {
                         key: "user-agent".into(),
                         value: "curl/8".into(),
                     }],
+                    http2: None,
                 }),
             }),
             traffic_direction: Direction::Ingress,
@@ -788,9 +788,15 @@ pub(crate) mod tests {
         }));
         let (_, ext) = flow_to_wire(&f, "n");
         let g = ext.grpc.as_ref().unwrap();
-        assert_eq!((g.status_code, g.status_source.as_str()), (Some(14), "derived_from_http_status"));
+        assert_eq!(
+            (g.status_code, g.status_source.as_str()),
+            (Some(14), "derived_from_http_status")
+        );
         let x = ext.http2.as_ref().unwrap();
-        assert_eq!((x.stream_id, x.reset_error_code.as_str(), x.cancelled), (3, "CANCEL", true));
+        assert_eq!(
+            (x.stream_id, x.reset_error_code.as_str(), x.cancelled),
+            (3, "CANCEL", true)
+        );
         assert_eq!(flow_from_proto(&flow_to_proto(&f, "n")).unwrap(), f);
         // Codes without an RFC 9113 name survive as hex.
         assert_eq!(h2_error_name(0x1f), "0x1f");

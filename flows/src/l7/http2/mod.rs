@@ -29,9 +29,9 @@ use stream::{FieldSummary, Stream};
 pub use stream::{GrpcCall, H2Request, H2Response, H2Stream, StreamEnd};
 
 use crate::counters::Counters;
-use crate::record::GrpcStatusSource;
 use crate::l7::http1::{new_trace, RequestHead};
 use crate::l7::{L7Config, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir};
+use crate::record::GrpcStatusSource;
 use crate::tcp::StreamEvent;
 
 /// The client connection preface (RFC 9113 §3.4).

@@ -256,7 +256,10 @@ fn end_error(end: StreamEnd) -> Option<(String, String)> {
         )),
         StreamEnd::ConnectionError { code } => Some((
             error_name(code).to_string(),
-            format!("connection error ({}) before the stream ended", error_name(code)),
+            format!(
+                "connection error ({}) before the stream ended",
+                error_name(code)
+            ),
         )),
     }
 }
@@ -430,8 +433,14 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
         a.push_new(attr::HTTP2_PARTIAL, AttributeValue::Bool(true));
     }
     if let Some(r) = reset_of(st) {
-        a.push_new(attr::HTTP2_RESET_ERROR_CODE, error_name(r.error_code).into());
-        a.push_new(attr::HTTP2_RESET_BY_CLIENT, AttributeValue::Bool(r.by_client));
+        a.push_new(
+            attr::HTTP2_RESET_ERROR_CODE,
+            error_name(r.error_code).into(),
+        );
+        a.push_new(
+            attr::HTTP2_RESET_BY_CLIENT,
+            AttributeValue::Bool(r.by_client),
+        );
     }
     if st.cancelled {
         a.push_new(attr::HTTP2_CANCELLED, AttributeValue::Bool(true));

@@ -432,7 +432,12 @@ fn hpack_stays_in_step_through_frames_on_reset_and_closed_streams() {
 fn grpc_without_grpc_status_maps_the_http_status() {
     // grpc/grpc doc/http-grpc-status-mapping.md: a proxy's 503 is UNAVAILABLE.
     let mut h = H::new();
-    h.client(&frame(HEADERS, EH, 1, &grpc_req("/helloworld.Greeter/SayHello")));
+    h.client(&frame(
+        HEADERS,
+        EH,
+        1,
+        &grpc_req("/helloworld.Greeter/SayHello"),
+    ));
     h.client(&frame(DATA, ES, 1, &[0, 0, 0, 0, 0]));
     let mut b = status("503");
     hp::literal_indexed_name(&mut b, 31, "text/html", false);
@@ -462,7 +467,12 @@ fn undecodable_grpc_status_with_a_message_is_unknown_never_ok() {
         h.client(&frame(HEADERS, EH | ES, sid, &b));
         let mut b = status("200");
         hp::indexed(&mut b, 64); // grpc-status, unknown
-        hp::literal(&mut b, "grpc-message", if sid == 21 { "" } else { "no%20such" }, false);
+        hp::literal(
+            &mut b,
+            "grpc-message",
+            if sid == 21 { "" } else { "no%20such" },
+            false,
+        );
         h.server(&frame(HEADERS, EH | ES, sid, &b));
     }
     let s = h.finished();
@@ -472,6 +482,9 @@ fn undecodable_grpc_status_with_a_message_is_unknown_never_ok() {
         g(1),
         Some((Some(2), Some(GrpcStatusSource::InferredFromMessage)))
     );
-    assert_eq!(s[1].grpc.as_ref().unwrap().message.as_deref(), Some("no such"));
+    assert_eq!(
+        s[1].grpc.as_ref().unwrap().message.as_deref(),
+        Some("no such")
+    );
     assert_eq!(h.c.grpc_status_inferred_from_message, 1);
 }
