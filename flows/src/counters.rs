@@ -262,6 +262,17 @@ counters! {
     /// Bytes after a request whose length could not be determined, not read as requests
     /// (RFC 9112 §6.3 rules 4, 5).
     http1_unframed_bytes,
+    // --- HTTP/2 and gRPC (issue 15: resets, connection errors, gRPC status) ---
+    /// HTTP/2 connections whose decoding stopped at a connection error (RFC 9113 §5.4.1): a field block interrupted by a frame other than its CONTINUATION (§6.10, §4.3).
+    h2_connection_error_field_block_interrupted,
+    /// HTTP/2 streams the client reset before the server ended them (cancelled, RFC 9113 §8.7); reported with what the server sent anyway.
+    h2_streams_cancelled,
+    /// HTTP/2 frames the server sent on a stream the client had reset, still decoded (RFC 9113 §5.4.2, §6.4: sent before the server read the reset).
+    h2_frames_after_reset,
+    /// gRPC calls without `grpc-status` whose status was derived from the HTTP status (gRPC http-grpc-status-mapping).
+    grpc_status_derived_from_http_status,
+    /// gRPC calls whose `grpc-status` was undecodable (or absent) but whose non-empty `grpc-message` says they failed: UNKNOWN.
+    grpc_status_inferred_from_message,
 }
 
 #[cfg(test)]

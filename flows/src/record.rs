@@ -293,6 +293,9 @@ pub struct HttpInfo {
     /// Why this message's body was not seen whole or its length could not be trusted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_error: Option<BodyError>,
+    /// HTTP/2 facts Hubble's `HTTP` message has no field for (HTTP/2 flows only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http2: Option<Box<Http2Info>>,
 }
 
 /// Why an HTTP message's body was not seen whole, or why its length could not be trusted
@@ -343,6 +346,65 @@ impl BodyError {
         ]
         .into_iter()
         .find(|e| e.as_str() == name)
+    }
+}
+
+/// HTTP/2 facts of an exchange (RFC 9113) that Hubble's `HTTP` message has no field for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Http2Info {
+    /// Stream id.
+    pub stream_id: u32,
+    /// The RST_STREAM that ended the stream (RFC 9113 §6.4), if one did.
+    pub reset: Option<StreamReset>,
+    /// The client reset the stream before the server had finished its response (RFC 9113
+    /// §8.7, typically CANCEL): the client gave up; what the server sent anyway is reported.
+    pub cancelled: bool,
+    /// The gRPC status of the call (RESPONSE flows of gRPC calls), when known.
+    pub grpc: Option<GrpcStatus>,
+}
+
+/// An RST_STREAM frame (RFC 9113 §6.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamReset {
+    /// Error code (RFC 9113 §7).
+    pub error_code: u32,
+    /// Whether the client sent it.
+    pub by_client: bool,
+}
+
+/// A gRPC call's status (grpc/grpc doc/statuscodes.md) and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GrpcStatus {
+    /// Status code.
+    pub code: u32,
+    /// How the code was learned.
+    pub source: GrpcStatusSource,
+    /// `grpc-message`, percent-decoded, when the server sent one.
+    pub message: Option<String>,
+}
+
+/// How a gRPC status was learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrpcStatusSource {
+    /// The server's `grpc-status` (trailers, or a Trailers-Only response).
+    Trailers,
+    /// No `grpc-status`: derived from the HTTP status by gRPC's HTTP-to-status mapping
+    /// (grpc/grpc doc/http-grpc-status-mapping.md).
+    DerivedFromHttpStatus,
+    /// The `grpc-status` could not be decoded (HPACK state from before the capture), but a
+    /// non-empty `grpc-message` says the call failed: UNKNOWN.
+    InferredFromMessage,
+}
+
+impl GrpcStatusSource {
+    /// Name used in span attributes and flow extensions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Trailers => "trailers",
+            Self::DerivedFromHttpStatus => "derived_from_http_status",
+            Self::InferredFromMessage => "inferred_from_grpc_message",
+        }
     }
 }
 
@@ -673,6 +735,15 @@ pub mod attr {
     pub const HTTP_REQUEST_BODY_ERROR: &str = "flowscope.http.request.body_error";
     /// Why the response body was not seen whole or its length not trusted (flowscope).
     pub const HTTP_RESPONSE_BODY_ERROR: &str = "flowscope.http.response.body_error";
+    /// Where `rpc.grpc.status_code` came from when not from `grpc-status` itself:
+    /// `derived_from_http_status` or `inferred_from_grpc_message` (flowscope).
+    pub const GRPC_STATUS_CODE_SOURCE: &str = "flowscope.grpc.status_code.source";
+    /// The client reset the stream before the response completed (flowscope; RFC 9113 §8.7).
+    pub const HTTP2_CANCELLED: &str = "flowscope.http2.cancelled";
+    /// Error code name of the RST_STREAM that ended the stream (flowscope; RFC 9113 §7).
+    pub const HTTP2_RESET_ERROR_CODE: &str = "flowscope.http2.reset.error_code";
+    /// Whether the client sent that RST_STREAM (flowscope).
+    pub const HTTP2_RESET_BY_CLIENT: &str = "flowscope.http2.reset.by_client";
 }
 
 /// A request/response exchange as an OpenTelemetry span.
@@ -776,6 +847,7 @@ mod tests {
                     protocol: "HTTP/1.1".into(),
                     headers: vec![],
                     body_error: None,
+                    http2: None,
                 }),
             }),
             traffic_direction: Direction::Ingress,

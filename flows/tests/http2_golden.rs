@@ -360,10 +360,11 @@ fn grpcio_joined_mid_way() {
             "37406".to_string(),
             "7".to_string(),
         ),
-        // The fifth call's :path was indexed from call 1's entry: unknown, so nothing says it
-        // is gRPC: a plain HTTP POST span.
+        // The fifth call's :path was indexed from call 1's entry: unknown; its trailers'
+        // grpc-message (gRPC's own field) still says gRPC. Its grpc-status (`0`, indexed
+        // from before the join) stays unknown: no status, never OK by default.
         (
-            "POST".to_string(),
+            "grpc".to_string(),
             None,
             "37406".to_string(),
             "9".to_string(),

@@ -12,10 +12,12 @@ use std::net::IpAddr;
 
 use flows::{
     l7::dns::rcode_name,
+    l7::http2::frame::rst_stream::error_name,
     packet::{Direction, TcpFlags},
     record::{
-        self, BodyError, DnsInfo, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4,
-        Layer7, ProcessInfo, TraceContext, Verdict,
+        self, BodyError, DnsInfo, FlowType, GrpcStatus, GrpcStatusSource, Http2Info, HttpHeader,
+        HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7, ProcessInfo, StreamReset, TraceContext,
+        Verdict,
     },
     trace::{SpanId, TraceId},
 };
@@ -23,7 +25,7 @@ use prost_types::Timestamp;
 
 use super::proto::{
     flow::{self as pb, layer4::Protocol, layer7::Record},
-    flowscope::{DnsExtension, DnsQuestion, FlowExtension, Grpc, Process},
+    flowscope::{DnsExtension, DnsQuestion, FlowExtension, Grpc, Http2, Process},
 };
 
 /// Cilium's MessageTypeDrop.
@@ -132,6 +134,83 @@ pub fn grpc_method(http: &HttpInfo) -> Option<(String, String)> {
     Some((service.to_string(), method.to_string()))
 }
 
+/// flowscope's gRPC extension of an HTTP flow: the method from the path (see
+/// [`grpc_method`]) and, on responses, the call's status and how it was learned.
+fn grpc_ext(http: &HttpInfo) -> Option<Grpc> {
+    let status = http.http2.as_ref().and_then(|x| x.grpc.as_ref());
+    let method = grpc_method(http);
+    if method.is_none() && status.is_none() {
+        return None;
+    }
+    let (service, method) = method.unwrap_or_default();
+    Some(Grpc {
+        service,
+        method,
+        status_code: status.map(|s| s.code),
+        status_source: status
+            .map(|s| s.source.as_str().to_string())
+            .unwrap_or_default(),
+        message: status.and_then(|s| s.message.clone()).unwrap_or_default(),
+    })
+}
+
+/// The RFC 9113 §7 name of an HTTP/2 error code, or `0x..` for codes without one.
+fn h2_error_name(code: u32) -> String {
+    match error_name(code) {
+        "UNKNOWN_ERROR" => format!("{code:#x}"),
+        name => name.to_string(),
+    }
+}
+
+/// The inverse of [`h2_error_name`].
+fn h2_error_code(name: &str) -> Option<u32> {
+    match name.strip_prefix("0x") {
+        Some(hex) => u32::from_str_radix(hex, 16).ok(),
+        None => (0..=0xd).find(|&c| error_name(c) == name),
+    }
+}
+
+/// flowscope's HTTP/2 extension of an HTTP/2 flow.
+fn http2_ext(http: &HttpInfo) -> Option<Http2> {
+    let x = http.http2.as_deref()?;
+    Some(Http2 {
+        stream_id: x.stream_id,
+        reset_error_code: x
+            .reset
+            .map(|r| h2_error_name(r.error_code))
+            .unwrap_or_default(),
+        reset_by_client: x.reset.is_some_and(|r| r.by_client),
+        cancelled: x.cancelled,
+    })
+}
+
+/// The engine's [`Http2Info`] back from the extension.
+fn http2_info_back(ext: &FlowExtension) -> Option<Box<Http2Info>> {
+    let x = ext.http2.as_ref()?;
+    let grpc = ext.grpc.as_ref().and_then(|g| {
+        let source = match g.status_source.as_str() {
+            "trailers" => GrpcStatusSource::Trailers,
+            "derived_from_http_status" => GrpcStatusSource::DerivedFromHttpStatus,
+            "inferred_from_grpc_message" => GrpcStatusSource::InferredFromMessage,
+            _ => return None,
+        };
+        Some(GrpcStatus {
+            code: g.status_code?,
+            source,
+            message: (!g.message.is_empty()).then(|| g.message.clone()),
+        })
+    });
+    Some(Box::new(Http2Info {
+        stream_id: x.stream_id,
+        reset: h2_error_code(&x.reset_error_code).map(|error_code| StreamReset {
+            error_code,
+            by_client: x.reset_by_client,
+        }),
+        cancelled: x.cancelled,
+        grpc,
+    }))
+}
+
 /// The path part of an `http://host/path?query` URL or of a bare request target.
 pub fn url_path(url: &str) -> &str {
     let after_scheme = match url.find("://") {
@@ -215,6 +294,7 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
     };
     let mut grpc = None;
     let mut http_body_error = "";
+    let mut http2 = None;
     let l7 = f.l7.as_ref().map(|l7| pb::Layer7 {
         r#type: match l7.r#type {
             L7Type::Request => pb::L7FlowType::Request,
@@ -223,7 +303,8 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         latency_ns: l7.latency_ns.unwrap_or(0),
         record: Some(match &l7.record {
             L7Record::Http(h) => {
-                grpc = grpc_method(h).map(|(service, method)| Grpc { service, method });
+                grpc = grpc_ext(h);
+                http2 = http2_ext(h);
                 http_body_error = h.body_error.map_or("", BodyError::as_str);
                 Record::Http(pb::Http {
                     code: h.code.map(u32::from).unwrap_or(0),
@@ -299,6 +380,7 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         // The engine knows one end; the agent adds the peer's owner when it is local too.
         peer_process: None,
         http_body_error: http_body_error.to_string(),
+        http2,
     };
     let flow = pb::Flow {
         time: Some(timestamp(f.time_ns)),
@@ -420,6 +502,7 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
                         })
                         .collect(),
                     body_error: BodyError::from_name(&ext.http_body_error),
+                    http2: http2_info_back(&ext),
                 }),
                 Some(Record::Dns(d)) => {
                     let response = l7.r#type == pb::L7FlowType::Response as i32;
@@ -547,6 +630,7 @@ pub(crate) mod tests {
                         value: "curl/8".into(),
                     }],
                     body_error: None,
+                    http2: None,
                 }),
             }),
             traffic_direction: Direction::Ingress,
@@ -751,6 +835,49 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn http2_marks_and_grpc_status_round_trip() {
+        let mut f = http_request();
+        let Some(Layer7 {
+            record: L7Record::Http(h),
+            ..
+        }) = f.l7.as_mut()
+        else {
+            unreachable!()
+        };
+        h.protocol = "HTTP/2".into();
+        h.url = "http://svc/demo.v1.Echo/Say".into();
+        h.http2 = Some(Box::new(Http2Info {
+            stream_id: 3,
+            reset: Some(StreamReset {
+                error_code: 8,
+                by_client: true,
+            }),
+            cancelled: true,
+            grpc: Some(GrpcStatus {
+                code: 14,
+                source: GrpcStatusSource::DerivedFromHttpStatus,
+                message: None,
+            }),
+        }));
+        let (_, ext) = flow_to_wire(&f, "n");
+        let g = ext.grpc.as_ref().unwrap();
+        assert_eq!(
+            (g.status_code, g.status_source.as_str()),
+            (Some(14), "derived_from_http_status")
+        );
+        let x = ext.http2.as_ref().unwrap();
+        assert_eq!(
+            (x.stream_id, x.reset_error_code.as_str(), x.cancelled),
+            (3, "CANCEL", true)
+        );
+        assert_eq!(flow_from_proto(&flow_to_proto(&f, "n")).unwrap(), f);
+        // Codes without an RFC 9113 name survive as hex.
+        assert_eq!(h2_error_name(0x1f), "0x1f");
+        assert_eq!(h2_error_code("0x1f"), Some(0x1f));
+        assert_eq!(h2_error_code("REFUSED_STREAM"), Some(7));
+    }
+
+    #[test]
     fn grpc_is_recognised_from_path_and_content_type() {
         let mut h = HttpInfo {
             code: None,
@@ -759,6 +886,7 @@ pub(crate) mod tests {
             protocol: "HTTP/2".into(),
             headers: vec![],
             body_error: None,
+            http2: None,
         };
         assert_eq!(
             grpc_method(&h),

@@ -35,6 +35,7 @@ pub fn request_flow(p: &Peers, req: &RequestHead) -> Flow {
         protocol: req.protocol().into(),
         headers: crate::l7::exchange::headers_of(&req.headers),
         body_error: req.framing_error,
+        http2: None,
     };
     let payload = req.content_length.unwrap_or(0);
     l7_flow(p, false, &req.head_end, None, http, payload, Some(req))
@@ -55,6 +56,7 @@ pub fn response_flow(
         protocol: req.map_or_else(|| protocol_text(resp.version), |r| r.protocol().into()),
         headers,
         body_error: resp.body_error,
+        http2: None,
     };
     let latency = req.map(|r| resp.start.ts_ns.saturating_sub(r.start.ts_ns));
     let payload = resp.body_size.unwrap_or(0);

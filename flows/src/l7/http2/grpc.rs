@@ -3,6 +3,8 @@
 //! and message counts and sizes from the 5-byte Length-Prefixed-Message header, read from
 //! DATA bytes as they pass without buffering messages.
 
+use crate::record::GrpcStatusSource;
+
 /// A checked view of the Length-Prefixed-Message header:
 ///
 /// ```text
@@ -166,6 +168,63 @@ pub fn decode_message(v: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// The gRPC status for a response that carries no `grpc-status`, from its HTTP status, as
+/// gRPC clients map it (grpc/grpc doc/http-grpc-status-mapping.md): such a response did not
+/// come from a gRPC server (a proxy or load balancer answered), so the HTTP status is all
+/// there is.
+pub fn status_from_http(status: u16) -> u32 {
+    match status {
+        400 => 13,                   // INTERNAL
+        401 => 16,                   // UNAUTHENTICATED
+        403 => 7,                    // PERMISSION_DENIED
+        404 => 12,                   // UNIMPLEMENTED
+        429 | 502 | 503 | 504 => 14, // UNAVAILABLE
+        _ => 2,                      // UNKNOWN
+    }
+}
+
+/// What the server's field blocks told about a call's outcome.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StatusEvidence<'a> {
+    /// `grpc-status`, when decoded.
+    pub grpc_status: Option<u32>,
+    /// `grpc-message`, percent-decoded, when decoded.
+    pub message: Option<&'a str>,
+    /// The final `:status`, when decoded.
+    pub http_status: Option<u16>,
+    /// A server field block of the stream had fields we could not decode (HPACK entries from
+    /// before the capture) or was lost: `grpc-status` may have been among them.
+    pub fields_unknown: bool,
+    /// The server ended the stream (END_STREAM): no `grpc-status` is still to come.
+    pub response_ended: bool,
+}
+
+/// The call's gRPC status, and how it was learned; `None` when it cannot be known.
+///
+/// - `grpc-status` as sent (PROTOCOL-HTTP2.md: in the trailers or a Trailers-Only response).
+/// - Undecodable fields may hide the `grpc-status`: never guess, least of all OK. A
+///   non-empty `grpc-message` only comes with a failure, so the call failed: UNKNOWN,
+///   inferred. Otherwise the status stays unknown.
+/// - All fields decoded and no `grpc-status`: a non-200 HTTP status maps by gRPC's
+///   HTTP-to-status table (derived); else a non-empty `grpc-message` means UNKNOWN
+///   (inferred); else a 200 whose stream ended without `grpc-status` is UNKNOWN, as gRPC
+///   clients report it ("missing grpc-status", derived).
+pub fn call_status(e: &StatusEvidence<'_>) -> Option<(u32, GrpcStatusSource)> {
+    if let Some(code) = e.grpc_status {
+        return Some((code, GrpcStatusSource::Trailers));
+    }
+    let failure_message = e.message.is_some_and(|m| !m.is_empty());
+    if e.fields_unknown {
+        return failure_message.then_some((2, GrpcStatusSource::InferredFromMessage));
+    }
+    match e.http_status {
+        Some(s) if s != 200 => Some((status_from_http(s), GrpcStatusSource::DerivedFromHttpStatus)),
+        _ if failure_message => Some((2, GrpcStatusSource::InferredFromMessage)),
+        Some(_) if e.response_ended => Some((2, GrpcStatusSource::DerivedFromHttpStatus)),
+        _ => None,
+    }
+}
+
 /// gRPC status code names (grpc/grpc doc/statuscodes.md).
 pub fn status_name(code: u32) -> &'static str {
     match code {
@@ -251,5 +310,102 @@ mod tests {
         assert_eq!(parse_timeout("1x"), None);
         assert_eq!(decode_message("not%20found%zz"), "not found%zz");
         assert!(is_error(14, true) && !is_error(5, true) && is_error(5, false));
+    }
+
+    #[test]
+    fn http_status_maps_by_grpc_table() {
+        // grpc/grpc doc/http-grpc-status-mapping.md.
+        let table = [
+            (400, 13),
+            (401, 16),
+            (403, 7),
+            (404, 12),
+            (429, 14),
+            (502, 14),
+            (503, 14),
+            (504, 14),
+            (500, 2),
+            (418, 2),
+        ];
+        for (http, grpc) in table {
+            assert_eq!(status_from_http(http), grpc, "HTTP {http}");
+        }
+    }
+
+    #[test]
+    fn sent_status_wins_over_everything() {
+        let e = StatusEvidence {
+            grpc_status: Some(5),
+            message: Some("gone"),
+            http_status: Some(503),
+            fields_unknown: true,
+            response_ended: true,
+        };
+        assert_eq!(call_status(&e), Some((5, GrpcStatusSource::Trailers)));
+    }
+
+    #[test]
+    fn no_grpc_status_derives_from_http_status() {
+        let e = StatusEvidence {
+            http_status: Some(503),
+            ..Default::default()
+        };
+        assert_eq!(
+            call_status(&e),
+            Some((14, GrpcStatusSource::DerivedFromHttpStatus))
+        );
+        // A 200 without grpc-status: UNKNOWN once the stream ended, else still to come.
+        let mut e = StatusEvidence {
+            http_status: Some(200),
+            ..Default::default()
+        };
+        assert_eq!(call_status(&e), None);
+        e.response_ended = true;
+        assert_eq!(
+            call_status(&e),
+            Some((2, GrpcStatusSource::DerivedFromHttpStatus))
+        );
+    }
+
+    #[test]
+    fn undecodable_status_is_never_ok_and_a_message_means_failure() {
+        // The grpc-status may be among the unknown fields: the HTTP status says nothing.
+        let mut e = StatusEvidence {
+            http_status: Some(200),
+            fields_unknown: true,
+            response_ended: true,
+            ..Default::default()
+        };
+        assert_eq!(call_status(&e), None);
+        e.message = Some("");
+        assert_eq!(call_status(&e), None);
+        e.message = Some("no such ghost");
+        assert_eq!(
+            call_status(&e),
+            Some((2, GrpcStatusSource::InferredFromMessage))
+        );
+    }
+
+    #[test]
+    fn a_failure_message_without_status_is_unknown_even_when_all_fields_decoded() {
+        // Trailers seen without the response head (joined mid-way): no HTTP status to map.
+        let e = StatusEvidence {
+            message: Some("deadline"),
+            ..Default::default()
+        };
+        assert_eq!(
+            call_status(&e),
+            Some((2, GrpcStatusSource::InferredFromMessage))
+        );
+        // A non-200 status still maps by the table.
+        let e = StatusEvidence {
+            message: Some("bad gateway"),
+            http_status: Some(502),
+            ..Default::default()
+        };
+        assert_eq!(
+            call_status(&e),
+            Some((14, GrpcStatusSource::DerivedFromHttpStatus))
+        );
     }
 }

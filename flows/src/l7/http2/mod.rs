@@ -31,6 +31,7 @@ pub use stream::{GrpcCall, H2Request, H2Response, H2Stream, StreamEnd};
 use crate::counters::Counters;
 use crate::l7::exchange::{new_trace, RequestHead};
 use crate::l7::{L7Config, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir};
+use crate::record::GrpcStatusSource;
 use crate::tcp::StreamEvent;
 
 /// The client connection preface (RFC 9113 §3.4).
@@ -45,6 +46,18 @@ const MAX_SYNC_CHUNKS: usize = 64;
 
 /// Stream ids remembered after they finish, so late frames do not reopen them.
 const CLOSED_MEMORY: usize = 256;
+
+/// How long a stream the client reset waits for the server's frames already in flight
+/// (RFC 9113 §5.4.2, §6.4: the sender of RST_STREAM must expect them). They were sent before
+/// the server read the reset, so they arrive within about a round trip plus the server's
+/// delay in reading; a second covers real networks and keeps cancellations prompt. A stream
+/// the server ends (END_STREAM or its own RST_STREAM) is reported at once. The wait is timed
+/// by the connection's own packets: without any, the report comes when the connection ends
+/// or is evicted.
+const RESET_LINGER_NS: u64 = 1_000_000_000;
+
+/// RFC 9113 §7 PROTOCOL_ERROR.
+const PROTOCOL_ERROR: u32 = 0x1;
 
 /// What the HTTP/2 decoder reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -166,6 +179,9 @@ pub struct Http2Decoder {
     /// The HPACK state was known from the start (preface or upgrade seen).
     from_start: bool,
     dead: bool,
+    /// Streams the client reset before the server ended them, with the reset's time, oldest
+    /// first: reported once the server ends them or [`RESET_LINGER_NS`] passes.
+    lingering: VecDeque<(u32, u64)>,
 }
 
 impl Http2Decoder {
@@ -190,6 +206,7 @@ impl Http2Decoder {
             swapped: false,
             from_start: true,
             dead: false,
+            lingering: VecDeque::new(),
         }
     }
 
@@ -210,6 +227,7 @@ impl Http2Decoder {
             swapped: false,
             from_start: false,
             dead: false,
+            lingering: VecDeque::new(),
         }
     }
 
@@ -535,15 +553,14 @@ impl Http2Decoder {
         cx.counters.h2_frames += 1;
         let half = &mut self.halves[d];
         half.frames += 1;
-        // §6.10: a field block's frames are contiguous; anything else is a connection error.
+        // §6.10, §4.3: a field block's frames are contiguous, and any other frame (another
+        // stream's, or not a CONTINUATION) is a connection error of type PROTOCOL_ERROR: the
+        // peer closes the connection, and what follows cannot be tied to any request.
         if let Some(b) = &half.block {
             if !frame::continuation::continues(&hdr, b.stream_id) {
-                cx.counters.h2_frame_errors += 1;
-                cx.counters.h2_field_blocks_lost += 1;
-                let sid = b.stream_id;
-                half.block = None;
-                half.hpack.forget();
-                self.mark_partial(sid);
+                cx.counters.h2_connection_error_field_block_interrupted += 1;
+                self.connection_error(PROTOCOL_ERROR, at.ts_ns, cx, out);
+                return;
             }
         }
         let half = &mut self.halves[d];
@@ -572,7 +589,7 @@ impl Http2Decoder {
                     cx.counters.h2_field_blocks_lost += 1;
                     half.block = None;
                     half.hpack.forget();
-                    self.mark_partial(hdr.stream_id);
+                    self.mark_lost(d, hdr.stream_id);
                 }
             }
             _ if hdr.len == 0 => self.handle_frame(d, &hdr, &[], at, cx, out),
@@ -580,9 +597,90 @@ impl Http2Decoder {
         }
     }
 
-    fn mark_partial(&mut self, sid: u32) {
+    /// A field block of stream `sid` from direction `d` was lost: the stream is partial, and
+    /// from the server, its `grpc-status` may have been in it.
+    fn mark_lost(&mut self, d: usize, sid: u32) {
+        let server = self.role(d) == 1;
         if let Some(s) = self.streams.get_mut(&sid) {
             s.partial = true;
+            s.response_fields_unknown |= server;
+        }
+    }
+
+    /// A connection error (RFC 9113 §5.4.1): the peer sends GOAWAY and closes the connection,
+    /// so decoding stops here. Streams under way end with it; their requests were reported.
+    fn connection_error(
+        &mut self,
+        code: u32,
+        at_ns: u64,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        self.dead = true;
+        for h in &mut self.halves {
+            h.mode = Mode::Ended;
+            h.frame = None;
+            h.buf = Vec::new();
+            h.block = None;
+            h.sync_ctx = Vec::new();
+        }
+        let ids: Vec<u32> = self.streams.keys().copied().collect();
+        for id in ids {
+            self.close_stream(id, StreamEnd::ConnectionError { code }, at_ns, cx, out);
+        }
+    }
+
+    /// Reports the streams the client reset whose wait for the server's frames in flight is
+    /// over at `now_ns`.
+    fn end_lingering(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+        while let Some(&(sid, reset_ns)) = self.lingering.front() {
+            if now_ns.saturating_sub(reset_ns) < RESET_LINGER_NS {
+                break;
+            }
+            self.lingering.pop_front();
+            // Already reported if the server ended it meanwhile.
+            self.close_stream(sid, StreamEnd::ConnectionEnd, now_ns, cx, out);
+        }
+    }
+
+    /// RST_STREAM from direction `d` (RFC 9113 §6.4).
+    fn rst_stream(
+        &mut self,
+        d: usize,
+        sid: u32,
+        code: u32,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        let max = cx.config.h2_max_streams;
+        let by_client = self.role(d) == 0;
+        // A reset of a stream we never saw still says a request was under way.
+        let Some(s) = self.stream_for(sid, at, cx.counters, max, false) else {
+            return;
+        };
+        let end = StreamEnd::Reset { code, by_client };
+        match (by_client, s.reset.is_some()) {
+            // The client repeating itself: nothing new.
+            (true, true) => {}
+            // §5.4.2, §6.4: the server's frames sent before it read the reset still come
+            // (a response crossing a cancel); wait for them. The client's side is over.
+            (true, false) if !s.done[1] => {
+                s.reset = Some(end);
+                s.cancelled = true;
+                s.done[0] = true;
+                cx.counters.h2_streams_cancelled += 1;
+                self.lingering.push_back((sid, at.ts_ns));
+                // Bounded like the streams themselves; the oldest wait ends early.
+                if self.lingering.len() > max {
+                    if let Some((old, _)) = self.lingering.pop_front() {
+                        self.close_stream(old, end, at.ts_ns, cx, out);
+                    }
+                }
+            }
+            // The server's reset (or a reset after the server ended): nothing more will
+            // answer the request.
+            _ => self.close_stream(sid, end, at.ts_ns, cx, out),
         }
     }
 
@@ -612,6 +710,9 @@ impl Http2Decoder {
         }
         let s = self.streams.get_mut(&sid)?;
         s.last_ns = s.last_ns.max(at.ts_ns);
+        if s.reset.is_some() {
+            counters.h2_frames_after_reset += 1;
+        }
         Some(s)
     }
 
@@ -682,6 +783,11 @@ impl Http2Decoder {
         let Some(s) = self.streams.remove(&sid) else {
             return;
         };
+        // A stream the client reset ends with that reset, when its last frame came.
+        let (end, at_ns) = match s.reset {
+            Some(reset) => (reset, s.last_ns),
+            None => (end, at_ns),
+        };
         self.stream_bytes -= s.bytes;
         if self.closed.len() >= CLOSED_MEMORY {
             self.closed.pop_front();
@@ -694,15 +800,26 @@ impl Http2Decoder {
             StreamEnd::Complete => {}
             StreamEnd::Reset { .. } => c.h2_streams_reset += 1,
             StreamEnd::GoAway { .. } => c.h2_streams_refused_by_goaway += 1,
-            StreamEnd::ConnectionEnd => c.h2_streams_unfinished += 1,
+            StreamEnd::ConnectionEnd | StreamEnd::ConnectionError { .. } => {
+                c.h2_streams_unfinished += 1
+            }
         }
         let unknown_fields = st.request.as_ref().map_or(0, |r| r.unknown_fields)
             + st.response.as_ref().map_or(0, |r| r.unknown_fields);
         if st.partial || unknown_fields > 0 {
             c.h2_streams_partial += 1;
         }
-        if st.grpc.is_some() {
+        if let Some(g) = &st.grpc {
             c.grpc_calls += 1;
+            match g.status_source {
+                Some(GrpcStatusSource::DerivedFromHttpStatus) => {
+                    c.grpc_status_derived_from_http_status += 1
+                }
+                Some(GrpcStatusSource::InferredFromMessage) => {
+                    c.grpc_status_inferred_from_message += 1
+                }
+                Some(GrpcStatusSource::Trailers) | None => {}
+            }
         }
         out.push(L7Event::Http2(Http2Event::Stream(Box::new(st))));
     }
@@ -738,18 +855,7 @@ impl Http2Decoder {
             FrameType::Continuation => self.continuation(d, hdr, payload, at, cx, out),
             FrameType::RstStream => {
                 if let Ok(code) = frame::rst_stream::parse(hdr, payload) {
-                    let max = cx.config.h2_max_streams;
-                    // A reset of a stream we never saw still says a request was under way.
-                    if self
-                        .stream_for(hdr.stream_id, at, cx.counters, max, false)
-                        .is_some()
-                    {
-                        let end = StreamEnd::Reset {
-                            code,
-                            by_client: self.role(d) == 0,
-                        };
-                        self.close_stream(hdr.stream_id, end, at.ts_ns, cx, out);
-                    }
+                    self.rst_stream(d, hdr.stream_id, code, at, cx, out);
                 }
             }
             FrameType::Settings => match frame::settings::parse(hdr, payload) {
@@ -803,7 +909,7 @@ impl Http2Decoder {
         cx.counters.h2_frame_errors += 1;
         cx.counters.h2_field_blocks_lost += 1;
         self.halves[d].hpack.forget();
-        self.mark_partial(sid);
+        self.mark_lost(d, sid);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -851,7 +957,7 @@ impl Http2Decoder {
             // the table's later indices are off by an unknown amount.
             cx.counters.h2_orphan_continuations += 1;
             half.hpack.forget();
-            self.mark_partial(hdr.stream_id);
+            self.mark_lost(d, hdr.stream_id);
             return;
         };
         b.frames += 1;
@@ -990,7 +1096,10 @@ impl Http2Decoder {
                 let informational = status.is_some_and(|v| (100..200).contains(&v));
                 if informational {
                     // §8.1: 1xx responses precede the final one.
-                } else if s.response.is_none() {
+                } else if let Some(r) = s.response.as_mut() {
+                    // Trailers: what stayed unknown there counts for the response too.
+                    r.unknown_fields += summary.unknown + u32::from(lost);
+                } else {
                     cx.counters.h2_responses += 1;
                     let size = summary
                         .headers
@@ -1019,6 +1128,8 @@ impl Http2Decoder {
                 if lost {
                     s.partial = true;
                 }
+                // An unknown field may be the grpc-status (see grpc::call_status).
+                s.response_fields_unknown |= lost || summary.unknown > 0;
                 self.stream_bytes += added;
                 if end_stream {
                     self.end_side(1, sid, at, cx, out);
@@ -1146,6 +1257,9 @@ impl StreamDecoder for Http2Decoder {
         if self.dead {
             return;
         }
+        if !self.lingering.is_empty() {
+            self.end_lingering(at.ts_ns, cx, out);
+        }
         let d = idx(dir);
         match event {
             StreamEvent::Data(data) => self.feed(d, data, at, cx, out),
@@ -1155,6 +1269,8 @@ impl StreamDecoder for Http2Decoder {
     }
 
     fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+        // Streams the client reset end with their reset (see `close_stream`).
+        self.lingering.clear();
         let ids: Vec<u32> = self.streams.keys().copied().collect();
         for id in ids {
             self.close_stream(id, StreamEnd::ConnectionEnd, now_ns, cx, out);

@@ -4,7 +4,9 @@
 //! find gRPC by `:path` and content-type, see observer's `grpc_method`). Spans follow the
 //! HTTP semantic conventions, or the RPC ones (`rpc.system = grpc`) for gRPC calls. Unknown
 //! fields (partial HPACK state) are left out rather than guessed, and such spans carry
-//! `flowscope.http2.partial = true`.
+//! `flowscope.http2.partial = true`. What Hubble has no field for (stream id, reset,
+//! cancellation, a gRPC status and how it was learned) goes in [`Http2Info`] on the flow and
+//! in `flowscope.*` span attributes.
 
 use super::frame::rst_stream::error_name;
 use super::grpc;
@@ -12,9 +14,9 @@ use super::stream::{H2Request, H2Stream, StreamEnd};
 use crate::key::Endpoint;
 use crate::packet::{Direction, TcpFlags};
 use crate::record::{
-    attr, ip_string, AttributeValue, Attributes, Flow, FlowType, HttpHeader, HttpInfo, IpInfo,
-    L7Record, L7Type, Layer4, Layer7, Span, SpanKind, SpanStatus, StatusCode, TraceContext,
-    Verdict,
+    attr, ip_string, AttributeValue, Attributes, Flow, FlowType, GrpcStatus, GrpcStatusSource,
+    Http2Info, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7, Span, SpanKind,
+    SpanStatus, StatusCode, StreamReset, TraceContext, Verdict,
 };
 
 /// The connection a stream belongs to.
@@ -122,6 +124,10 @@ pub fn request_flow(p: &Peers, req: &H2Request) -> Flow {
         protocol: PROTOCOL.into(),
         headers: headers_of(&req.headers),
         body_error: None,
+        http2: Some(Box::new(Http2Info {
+            stream_id: req.stream_id,
+            ..Http2Info::default()
+        })),
     };
     l7_flow(
         p,
@@ -142,7 +148,8 @@ pub fn response_flow(p: &Peers, st: &H2Stream) -> Option<Flow> {
     let req = st.request.as_deref();
     let mut headers = headers_of(&resp.headers);
     if let Some(g) = &st.grpc {
-        if let Some(code) = g.status {
+        // Only what the server sent: a derived or inferred status is in `http2.grpc`.
+        if let (Some(code), Some(GrpcStatusSource::Trailers)) = (g.status, g.status_source) {
             headers.push(HttpHeader {
                 key: "grpc-status".into(),
                 value: code.to_string(),
@@ -162,6 +169,7 @@ pub fn response_flow(p: &Peers, st: &H2Stream) -> Option<Flow> {
         protocol: PROTOCOL.into(),
         headers,
         body_error: None,
+        http2: Some(Box::new(http2_info(st))),
     };
     let latency = req.map(|r| resp.start.ts_ns.saturating_sub(r.start.ts_ns));
     Some(l7_flow(
@@ -174,6 +182,33 @@ pub fn response_flow(p: &Peers, st: &H2Stream) -> Option<Flow> {
         st.response_body_bytes,
         req,
     ))
+}
+
+/// The stream's reset, if a RST_STREAM ended it.
+fn reset_of(st: &H2Stream) -> Option<StreamReset> {
+    match st.end {
+        StreamEnd::Reset { code, by_client } => Some(StreamReset {
+            error_code: code,
+            by_client,
+        }),
+        _ => None,
+    }
+}
+
+/// What a RESPONSE flow tells beyond Hubble's fields.
+fn http2_info(st: &H2Stream) -> Http2Info {
+    Http2Info {
+        stream_id: st.stream_id,
+        reset: reset_of(st),
+        cancelled: st.cancelled,
+        grpc: st.grpc.as_ref().and_then(|g| {
+            Some(GrpcStatus {
+                code: g.status?,
+                source: g.status_source?,
+                message: g.message.clone(),
+            })
+        }),
+    }
 }
 
 /// Methods the HTTP semantic conventions name spans after; others become `HTTP`.
@@ -221,6 +256,13 @@ fn end_error(end: StreamEnd) -> Option<(String, String)> {
             "no_response".to_string(),
             "connection ended before the stream".to_string(),
         )),
+        StreamEnd::ConnectionError { code } => Some((
+            error_name(code).to_string(),
+            format!(
+                "connection error ({}) before the stream ended",
+                error_name(code)
+            ),
+        )),
     }
 }
 
@@ -257,6 +299,17 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
         if let Some(code) = g.status {
             a.push_new(attr::RPC_GRPC_STATUS_CODE, i64::from(code).into());
         }
+        match g.status_source {
+            Some(src @ GrpcStatusSource::DerivedFromHttpStatus)
+            | Some(src @ GrpcStatusSource::InferredFromMessage) => {
+                a.push_new(attr::GRPC_STATUS_CODE_SOURCE, src.as_str().into());
+            }
+            Some(GrpcStatusSource::Trailers) | None => {}
+        }
+        // The HTTP status stays: a proxy's 503 is what the derived code came from.
+        if let Some(c) = st.response.as_ref().and_then(|r| r.status) {
+            a.push_new(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(c).into());
+        }
         let stats = [
             (attr::GRPC_REQUEST_MESSAGES, g.request.messages),
             (attr::GRPC_REQUEST_MESSAGE_BYTES, g.request.bytes),
@@ -271,27 +324,27 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
         }
         status = match (g.status, end_error(st.end)) {
             // RPC semconv: error by code; servers only for the server-fault codes.
-            (Some(code), _) if grpc::is_error(code, server_side) => error(
-                &mut a,
-                grpc::status_name(code).to_string(),
-                g.message.clone(),
-            ),
+            (Some(code), _) if grpc::is_error(code, server_side) => {
+                let message = g.message.clone().filter(|m| !m.is_empty()).or_else(|| {
+                    (g.status_source == Some(GrpcStatusSource::DerivedFromHttpStatus)).then(|| {
+                        let http = st.response.as_ref().and_then(|r| r.status);
+                        format!("no grpc-status; HTTP status {}", http.unwrap_or_default())
+                    })
+                });
+                error(&mut a, grpc::status_name(code).to_string(), message)
+            }
             (Some(_), _) => SpanStatus {
                 code: StatusCode::Unset,
                 message: None,
             },
             (None, Some((kind, msg))) => error(&mut a, kind, Some(msg)),
-            // Ended cleanly with no status we could read: unknown when HPACK state was
-            // partial, else a broken call (gRPC requires grpc-status).
-            (None, None) if partial => SpanStatus {
+            // Ended cleanly with a status we could not read (HPACK state partial, fields
+            // unseen): unknown, never guessed. (A readable response without grpc-status
+            // has a derived one, see grpc::call_status.)
+            (None, None) => SpanStatus {
                 code: StatusCode::Unset,
                 message: None,
             },
-            (None, None) => error(
-                &mut a,
-                "missing_grpc_status".into(),
-                Some("no grpc-status".into()),
-            ),
         };
     } else {
         let method = req.method.as_deref();
@@ -380,6 +433,19 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
     a.push_new(attr::HTTP2_STREAM_ID, i64::from(st.stream_id).into());
     if partial {
         a.push_new(attr::HTTP2_PARTIAL, AttributeValue::Bool(true));
+    }
+    if let Some(r) = reset_of(st) {
+        a.push_new(
+            attr::HTTP2_RESET_ERROR_CODE,
+            error_name(r.error_code).into(),
+        );
+        a.push_new(
+            attr::HTTP2_RESET_BY_CLIENT,
+            AttributeValue::Bool(r.by_client),
+        );
+    }
+    if st.cancelled {
+        a.push_new(attr::HTTP2_CANCELLED, AttributeValue::Bool(true));
     }
     Some(Span {
         trace_id: req.trace.trace_id,

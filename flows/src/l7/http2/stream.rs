@@ -2,15 +2,19 @@
 //!
 //! A stream is reported once: when both ends have sent END_STREAM, when either resets it
 //! (RST_STREAM, §6.4), when a GOAWAY says it was never processed (§6.8), or when the
-//! connection ends first. Streams first seen mid-way (their HEADERS were before the capture)
+//! connection ends first. A client's reset crosses the server's frames already on the wire
+//! (§5.4.2, §6.4: the sender of RST_STREAM must expect them), so a stream the client reset
+//! before the server finished waits for them (see `Http2Decoder`) and is reported with what
+//! arrived, marked cancelled. Streams first seen mid-way (their HEADERS were before the capture)
 //! are reported too, with what is known and `partial` set.
 
 use std::sync::Arc;
 
-use super::grpc::{MessageReader, MessageStats};
+use super::grpc::{MessageReader, MessageStats, StatusEvidence};
 use super::hpack::Field;
 use crate::l7::exchange::ExchangeTrace;
 use crate::l7::{PacketCtx, REDACTED, SENSITIVE_HEADERS};
+use crate::record::GrpcStatusSource;
 
 /// The request side of a stream: its pseudo-headers (RFC 9113 §8.3.1) and chosen fields.
 /// `None` means unknown (not seen, or from an HPACK entry we never saw), never "absent".
@@ -86,6 +90,12 @@ pub enum StreamEnd {
     },
     /// The connection ended (or the capture did) before the stream did.
     ConnectionEnd,
+    /// A connection error (RFC 9113 §5.4.1) with this code ended the connection before the
+    /// stream: decoding stopped there.
+    ConnectionError {
+        /// Error code (§7).
+        code: u32,
+    },
 }
 
 /// gRPC facts about a stream.
@@ -95,7 +105,9 @@ pub struct GrpcCall {
     pub service: String,
     /// Method, e.g. `SayHello`.
     pub method: String,
-    /// `grpc-status` from the trailers (or a trailers-only response).
+    /// The call's gRPC status: `grpc-status` from the trailers (or a trailers-only
+    /// response), else what [`super::grpc::call_status`] makes of the response; `None` when
+    /// unknown.
     pub status: Option<u32>,
     /// `grpc-message`, percent-decoded.
     pub message: Option<String>,
@@ -105,6 +117,8 @@ pub struct GrpcCall {
     pub response: MessageStats,
     /// Message framing was lost in a capture gap: counts are lower bounds.
     pub framing_lost: bool,
+    /// How `status` was learned (set with it).
+    pub status_source: Option<GrpcStatusSource>,
 }
 
 /// A finished stream.
@@ -132,6 +146,9 @@ pub struct H2Stream {
     pub partial: bool,
     /// The engine's client/server guess was backwards (learned from the field blocks).
     pub roles_swapped: bool,
+    /// The client reset the stream before the server ended it (RFC 9113 §8.7): the client
+    /// gave up; `response` is what the server had sent anyway.
+    pub cancelled: bool,
 }
 
 /// A stream in progress.
@@ -149,6 +166,12 @@ pub(crate) struct Stream {
     pub last_ns: u64,
     /// Bytes of kept field values (counted against the connection's cap).
     pub bytes: usize,
+    /// The reset that ends the stream, once the server's frames in flight have arrived.
+    pub reset: Option<StreamEnd>,
+    /// The client reset the stream before the server ended it.
+    pub cancelled: bool,
+    /// A server field block had fields we could not decode, or was lost.
+    pub response_fields_unknown: bool,
 }
 
 impl Stream {
@@ -165,6 +188,9 @@ impl Stream {
             first_seen: *at,
             last_ns: at.ts_ns,
             bytes: 0,
+            reset: None,
+            cancelled: false,
+            response_fields_unknown: false,
         }
     }
 
@@ -187,7 +213,9 @@ impl Stream {
             .as_ref()
             .is_some_and(|r| ct(&r.content_type) || looks_grpc(r))
             || self.response.as_ref().is_some_and(|r| ct(&r.content_type))
+            // grpc-status and grpc-message are gRPC's own trailers (PROTOCOL-HTTP2.md).
             || self.grpc_status.is_some()
+            || self.grpc_message.is_some()
     }
 
     pub fn finish(self, stream_id: u32, end: StreamEnd, end_ns: u64) -> H2Stream {
@@ -199,14 +227,22 @@ impl Stream {
                 .and_then(super::grpc::split_path)
                 .map(|(s, m)| (s.to_string(), m.to_string()))
                 .unwrap_or_default();
+            let status = super::grpc::call_status(&StatusEvidence {
+                grpc_status: self.grpc_status,
+                message: self.grpc_message.as_deref(),
+                http_status: self.response.as_ref().and_then(|r| r.status),
+                fields_unknown: self.response_fields_unknown,
+                response_ended: self.done[1],
+            });
             Some(GrpcCall {
                 service,
                 method,
-                status: self.grpc_status,
+                status: status.map(|(code, _)| code),
                 message: self.grpc_message,
                 request: self.readers[0].stats,
                 response: self.readers[1].stats,
                 framing_lost: self.readers.iter().any(|r| r.lost),
+                status_source: status.map(|(_, source)| source),
             })
         } else {
             None
@@ -223,6 +259,7 @@ impl Stream {
             first_seen: self.first_seen,
             partial: self.partial,
             roles_swapped: false,
+            cancelled: self.cancelled,
         }
     }
 }

@@ -4,6 +4,7 @@
 use super::frame::encode::frame;
 use super::hpack::encode as hp;
 use super::*;
+use crate::record::GrpcStatusSource;
 use crate::trace::IdGenerator;
 
 const DATA: u8 = 0;
@@ -153,16 +154,45 @@ fn a_gap_inside_a_field_block_forgets_the_table() {
 }
 
 #[test]
-fn interrupted_field_block_is_lost() {
-    // §6.10: a field block's frames are contiguous; anything between is an error.
+fn a_frame_inside_a_field_block_is_a_connection_error() {
+    // §6.10, §4.3: only CONTINUATION frames of the same stream may follow a HEADERS without
+    // END_HEADERS; anything else is a connection error: decoding stops.
     let mut h = H::new();
+    h.client(&frame(HEADERS, EH, 1, &req("/open")));
     let b = req("/split");
-    h.client(&frame(HEADERS, 0, 1, &b[..2]));
+    h.client(&frame(HEADERS, 0, 3, &b[..2]));
     h.client(&frame(WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0]));
+    h.client(&frame(CONTINUATION, EH, 3, &b[2..]));
+    h.server(&frame(HEADERS, EH | ES, 1, &status("200")));
+    assert!(h.dec.is_dead());
+    assert_eq!(h.c.h2_connection_error_field_block_interrupted, 1);
+    assert_eq!(h.c.h2_requests, 1, "only /open, before the error");
+    // The stream under way ends with the connection; nothing after the error is decoded.
+    assert_eq!(
+        h.streams(),
+        [(
+            1,
+            Some("/open".into()),
+            None,
+            StreamEnd::ConnectionError { code: 1 }
+        )]
+    );
+    assert_eq!(h.c.h2_responses, 0);
+}
+
+#[test]
+fn another_streams_headers_inside_a_field_block_yields_no_record() {
+    // Field case 11 (f): HEADERS(1, no END_HEADERS), HEADERS(3, complete), CONTINUATION(1):
+    // no request is guessed from either block.
+    let mut h = H::new();
+    let b = req("/one");
+    h.client(&frame(HEADERS, 0, 1, &b[..2]));
+    h.client(&frame(HEADERS, EH | ES, 3, &req("/three")));
     h.client(&frame(CONTINUATION, EH, 1, &b[2..]));
-    assert_eq!(h.c.h2_field_blocks_lost, 1);
-    assert_eq!(h.c.h2_orphan_continuations, 1);
-    assert_eq!(h.c.h2_requests, 0);
+    h.finish();
+    assert!(h.out.is_empty(), "{:?}", h.out);
+    assert_eq!(h.c.h2_connection_error_field_block_interrupted, 1);
+    assert_eq!(h.c.h2_orphan_continuations, 0);
 }
 
 #[test]
@@ -229,4 +259,232 @@ fn unfinished_streams_are_reported_when_the_connection_ends() {
         [(1, Some("/slow".into()), None, StreamEnd::ConnectionEnd)]
     );
     assert_eq!(h.c.h2_streams_unfinished, 1);
+}
+
+impl H {
+    /// A connection joined mid-way (HPACK state from before the capture unknown).
+    fn mid() -> Self {
+        let cfg = L7Config::default();
+        Self {
+            dec: Http2Decoder::mid_stream(&cfg),
+            c: Counters::default(),
+            ids: IdGenerator::new(1),
+            cfg,
+            out: Vec::new(),
+            ts: 0,
+        }
+    }
+    /// Moves the clock to `ts_ns` (for the next event).
+    fn at(&mut self, ts_ns: u64) {
+        self.ts = ts_ns;
+    }
+    /// Finished streams, whole.
+    fn finished(&self) -> Vec<&H2Stream> {
+        self.out
+            .iter()
+            .filter_map(|e| match e {
+                L7Event::Http2(Http2Event::Stream(s)) => Some(&**s),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+const CANCEL: [u8; 4] = [0, 0, 0, 8];
+
+fn grpc_req(path: &str) -> Vec<u8> {
+    let mut b = req(path);
+    hp::literal_indexed_name(&mut b, 31, "application/grpc", false); // content-type
+    b
+}
+
+#[test]
+fn a_response_crossing_the_clients_reset_is_reported_cancelled() {
+    // §5.4.2, §6.4: the server's answer was on the wire when the client's RST_STREAM(CANCEL)
+    // went out; an endpoint must expect such frames, and a passive observer sees them all.
+    let mut h = H::new();
+    h.client(&frame(HEADERS, EH | ES, 1, &req("/slow")));
+    h.client(&frame(RST_STREAM, 0, 1, &CANCEL));
+    assert!(h.finished().is_empty(), "waits for the frames in flight");
+    h.server(&frame(HEADERS, EH, 1, &status("200")));
+    h.server(&frame(DATA, ES, 1, b"late body"));
+    let s = h.finished();
+    assert_eq!(s.len(), 1);
+    assert_eq!(s[0].response.as_ref().and_then(|r| r.status), Some(200));
+    assert_eq!(s[0].response_body_bytes, 9);
+    assert_eq!(
+        s[0].end,
+        StreamEnd::Reset {
+            code: 8,
+            by_client: true
+        }
+    );
+    assert!(s[0].cancelled);
+    assert_eq!(h.c.h2_streams_cancelled, 1);
+    assert_eq!(h.c.h2_frames_after_reset, 2);
+    assert_eq!(h.c.h2_frames_on_closed_streams, 0);
+}
+
+#[test]
+fn grpc_trailers_after_the_clients_reset_give_the_status() {
+    let mut h = H::new();
+    h.client(&frame(HEADERS, EH, 3, &grpc_req("/demo.v1.Echo/Say")));
+    h.client(&frame(DATA, ES, 3, &[0, 0, 0, 0, 0]));
+    h.server(&frame(HEADERS, EH, 3, &status("200")));
+    h.client(&frame(RST_STREAM, 0, 3, &CANCEL));
+    h.server(&frame(DATA, 0, 3, &[0, 0, 0, 0, 0]));
+    let mut t = Vec::new();
+    hp::literal(&mut t, "grpc-status", "0", false);
+    h.server(&frame(HEADERS, EH | ES, 3, &t));
+    let s = h.finished();
+    let g = s[0].grpc.as_ref().unwrap();
+    assert_eq!(
+        (g.status, g.status_source),
+        (Some(0), Some(GrpcStatusSource::Trailers))
+    );
+    assert!(s[0].cancelled);
+}
+
+#[test]
+fn a_stream_cancelled_without_answer_is_reported_without_response() {
+    let mut h = H::new();
+    h.at(1_000);
+    h.client(&frame(HEADERS, EH | ES, 5, &req("/never")));
+    h.client(&frame(RST_STREAM, 0, 5, &CANCEL));
+    h.client(&frame(HEADERS, EH | ES, 7, &req("/ok")));
+    assert!(h.finished().is_empty());
+    // The wait ends with the connection's first packet RESET_LINGER_NS after the reset
+    // (seen at 1_002; each event advances the clock by one).
+    h.at(1_002 + RESET_LINGER_NS - 1);
+    h.server(&frame(HEADERS, EH | ES, 7, &status("200")));
+    let s = h.finished();
+    assert_eq!(s.len(), 2);
+    assert_eq!((s[0].stream_id, s[0].response.is_none()), (5, true));
+    assert!(s[0].cancelled);
+    // It ended when the reset was seen, not when the wait did.
+    assert_eq!(s[0].end_ns, 1_002);
+    assert_eq!(s[1].stream_id, 7);
+    // A late frame now is on a closed stream.
+    h.server(&frame(HEADERS, EH | ES, 5, &status("200")));
+    assert_eq!(h.c.h2_frames_on_closed_streams, 1);
+}
+
+#[test]
+fn a_cancelled_stream_is_reported_when_the_connection_ends() {
+    let mut h = H::new();
+    h.client(&frame(HEADERS, EH | ES, 1, &req("/never")));
+    h.client(&frame(RST_STREAM, 0, 1, &CANCEL));
+    h.finish();
+    let s = h.finished();
+    assert_eq!(s.len(), 1);
+    assert!(matches!(s[0].end, StreamEnd::Reset { code: 8, .. }) && s[0].cancelled);
+    assert!(s[0].response.is_none());
+}
+
+#[test]
+fn a_reset_after_the_response_ended_is_reported_at_once_and_not_cancelled() {
+    let mut h = H::new();
+    h.client(&frame(HEADERS, EH, 1, &req("/upload")));
+    h.server(&frame(HEADERS, EH | ES, 1, &status("413")));
+    h.client(&frame(RST_STREAM, 0, 1, &CANCEL));
+    let s = h.finished();
+    assert_eq!(s.len(), 1);
+    assert!(!s[0].cancelled);
+    assert_eq!(h.c.h2_streams_cancelled, 0);
+}
+
+#[test]
+fn hpack_stays_in_step_through_frames_on_reset_and_closed_streams() {
+    // RFC 9113 §4.3: every field block changes the connection's decoding state, whatever
+    // became of its stream; skipping one would shift every later dynamic-table index.
+    let mut h = H::new();
+    for sid in [1, 3, 5] {
+        h.client(&frame(HEADERS, EH | ES, sid, &req("/x")));
+    }
+    h.client(&frame(RST_STREAM, 0, 1, &CANCEL));
+    // A response on the reset stream inserts content-type "text/one" (index 62).
+    let mut b = status("200");
+    hp::literal_indexed_name(&mut b, 31, "text/one", true);
+    h.server(&frame(HEADERS, EH | ES, 1, &b));
+    // The server resets stream 3 (closed); a block of it still inserts "text/three".
+    h.server(&frame(RST_STREAM, 0, 3, &[0, 0, 0, 7]));
+    let mut b = status("200");
+    hp::literal_indexed_name(&mut b, 31, "text/three", true);
+    h.server(&frame(HEADERS, EH | ES, 3, &b));
+    assert_eq!(h.c.h2_frames_on_closed_streams, 1);
+    // Index 62 is now "text/three", 63 "text/one".
+    let mut b = status("200");
+    hp::indexed(&mut b, 63);
+    h.server(&frame(HEADERS, EH | ES, 5, &b));
+    h.finish();
+    let ct = |sid: u32| {
+        h.finished()
+            .iter()
+            .find(|s| s.stream_id == sid)
+            .and_then(|s| s.response.as_ref())
+            .and_then(|r| r.content_type.clone())
+    };
+    assert_eq!(ct(1).as_deref(), Some("text/one"));
+    assert_eq!(ct(5).as_deref(), Some("text/one"));
+}
+
+#[test]
+fn grpc_without_grpc_status_maps_the_http_status() {
+    // grpc/grpc doc/http-grpc-status-mapping.md: a proxy's 503 is UNAVAILABLE.
+    let mut h = H::new();
+    h.client(&frame(
+        HEADERS,
+        EH,
+        1,
+        &grpc_req("/helloworld.Greeter/SayHello"),
+    ));
+    h.client(&frame(DATA, ES, 1, &[0, 0, 0, 0, 0]));
+    let mut b = status("503");
+    hp::literal_indexed_name(&mut b, 31, "text/html", false);
+    h.server(&frame(HEADERS, EH, 1, &b));
+    h.server(&frame(DATA, ES, 1, b"<html>"));
+    let s = h.finished();
+    let g = s[0].grpc.as_ref().unwrap();
+    assert_eq!(
+        (g.status, g.status_source),
+        (Some(14), Some(GrpcStatusSource::DerivedFromHttpStatus))
+    );
+    assert_eq!(s[0].response.as_ref().unwrap().status, Some(503));
+    assert_eq!(h.c.grpc_status_derived_from_http_status, 1);
+}
+
+#[test]
+fn undecodable_grpc_status_with_a_message_is_unknown_never_ok() {
+    // Joined mid-way: grpc-status refers to a table entry from before the capture; a
+    // non-empty literal grpc-message says the call failed (UNKNOWN, inferred). Without a
+    // message the status stays unknown.
+    let mut h = H::mid();
+    for sid in [21, 23] {
+        let mut b = Vec::new();
+        hp::indexed(&mut b, 3); // :method POST
+        hp::indexed(&mut b, 62); // :path, unknown
+        hp::indexed(&mut b, 63); // content-type, unknown
+        h.client(&frame(HEADERS, EH | ES, sid, &b));
+        let mut b = status("200");
+        hp::indexed(&mut b, 64); // grpc-status, unknown
+        hp::literal(
+            &mut b,
+            "grpc-message",
+            if sid == 21 { "" } else { "no%20such" },
+            false,
+        );
+        h.server(&frame(HEADERS, EH | ES, sid, &b));
+    }
+    let s = h.finished();
+    let g = |i: usize| s[i].grpc.as_ref().map(|g| (g.status, g.status_source));
+    assert_eq!(g(0), Some((None, None)));
+    assert_eq!(
+        g(1),
+        Some((Some(2), Some(GrpcStatusSource::InferredFromMessage)))
+    );
+    assert_eq!(
+        s[1].grpc.as_ref().unwrap().message.as_deref(),
+        Some("no such")
+    );
+    assert_eq!(h.c.grpc_status_inferred_from_message, 1);
 }

@@ -38,6 +38,7 @@ mod tests {
                 grpc: Some(Grpc {
                     service: "helloworld.Greeter".into(),
                     method: "SayHello".into(),
+                    ..Default::default()
                 }),
                 ..Default::default()
             }

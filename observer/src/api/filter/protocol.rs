@@ -103,6 +103,7 @@ mod tests {
             grpc: Some(Grpc {
                 service: "a.B".into(),
                 method: "C".into(),
+                ..Default::default()
             }),
             ..Default::default()
         };
