@@ -195,6 +195,17 @@ counters! {
     records_emitted,
     /// Records dropped because `max_queued_records` were waiting to be polled.
     records_dropped_queue_full,
+    // --- TCP RST (RFC 9293 §3.10.7.4, RFC 5961 §3.2) ---
+    /// RSTs the receiver drops: sequence number outside its window (or, answering a SYN, an ACK of nothing sent); decoding goes on.
+    tcp_rst_out_of_window,
+    /// RSTs in the window but not at the next sequence number: the receiver sends a challenge ACK and keeps the connection.
+    tcp_rst_challenged,
+    /// RSTs at the next sequence number: the connection resets unless the peers carry on.
+    tcp_resets,
+    /// Resets withdrawn: the RST's sender carried on in its sequence space (forged, or dropped before the receiver).
+    tcp_rst_peers_continued,
+    /// Segments out of sequence after a reset: a new connection on the same 4-tuple, picked up mid-way.
+    tcp_rst_new_connections,
 }
 
 #[cfg(test)]
