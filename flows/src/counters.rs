@@ -187,7 +187,7 @@ counters! {
     h2_orphan_continuations,
     /// gRPC calls reported.
     grpc_calls,
-    /// `traceparent` headers that failed validation (a fresh trace id is used).
+    /// `traceparent` values that failed validation (a fresh trace id is used; marked on the record).
     trace_invalid_traceparent,
     /// `tracestate` list-members dropped as invalid, duplicate or over 32.
     trace_tracestate_dropped_members,
@@ -206,6 +206,9 @@ counters! {
     tcp_rst_peers_continued,
     /// Segments out of sequence after a reset: a new connection on the same 4-tuple, picked up mid-way.
     tcp_rst_new_connections,
+    // --- W3C Trace Context (§3.2) ---
+    /// Requests with more than one `traceparent` field: none is taken (a new trace), marked on the record.
+    trace_duplicated_traceparent,
 }
 
 #[cfg(test)]

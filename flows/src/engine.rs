@@ -1066,6 +1066,7 @@ fn http_flow(
             trace_id: req.trace.trace_id,
             span_id: req.trace.span_id,
             parent_span_id: req.trace.parent_span_id,
+            traceparent_invalid: req.trace.traceparent_invalid,
         }),
         process: None,
     }
@@ -1190,6 +1191,9 @@ fn http_span(
     }
     if let Some(n) = req_body.filter(|n| *n > 0) {
         set(attr::HTTP_REQUEST_BODY_SIZE, (n as i64).into());
+    }
+    if let Some(r) = req.trace.traceparent_invalid {
+        set(attr::TRACEPARENT_INVALID, r.as_str().into());
     }
     let status = match resp {
         Some(r) => {

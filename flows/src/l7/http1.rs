@@ -29,7 +29,9 @@ use crate::l7::{
     SENSITIVE_HEADERS,
 };
 use crate::tcp::StreamEvent;
-use crate::trace::{SpanId, TraceId, TraceParent, TraceState};
+use crate::trace::{
+    is_traceparent, InboundTraceParent, InvalidTraceParent, SpanId, TraceId, TraceState,
+};
 
 /// Largest `max_headers` honoured (the header array lives on the stack).
 const HEADER_ARRAY: usize = 128;
@@ -60,6 +62,8 @@ pub struct ExchangeTrace {
     pub parent_span_id: Option<SpanId>,
     /// Validated `tracestate`, re-serialised (only with a valid `traceparent`, §3.3).
     pub trace_state: Option<String>,
+    /// Why the request's `traceparent` was not taken, when it had an invalid one.
+    pub traceparent_invalid: Option<InvalidTraceParent>,
 }
 
 /// A parsed request head.
@@ -635,7 +639,7 @@ impl Http1Decoder {
                     StreamDir::ToServer => {
                         // The request is lost: keep pairing aligned with a placeholder.
                         let mut r = parsed_placeholder(&parsed);
-                        r.trace = new_trace(None, None, cx);
+                        r.trace = new_trace(InboundTraceParent::Absent, None, cx);
                         self.push_pending(r, cx);
                     }
                     StreamDir::ToClient => {
@@ -720,7 +724,7 @@ impl Http1Decoder {
         out: &mut Vec<L7Event>,
     ) {
         cx.counters.http1_requests += 1;
-        let trace = new_trace(r.traceparent.as_deref(), r.tracestate.as_deref(), cx);
+        let trace = new_trace(r.traceparent, r.tracestate.as_deref(), cx);
         let body = r.body;
         let head = RequestHead {
             method: r.method,
@@ -1209,20 +1213,16 @@ fn match_start(patterns: &[&[u8]], data: &[u8]) -> Match {
     Match::No
 }
 
-/// Trace identity for a new exchange from its `traceparent`/`tracestate` values (shared with
-/// the HTTP/2 decoder).
+/// Trace identity for a new exchange from its `traceparent` fields and `tracestate` value
+/// (shared with the HTTP/2 decoder). An invalid `traceparent` counts as none (W3C Trace
+/// Context §3.2.2), counted and kept as a mark.
 pub(crate) fn new_trace(
-    traceparent: Option<&str>,
+    traceparent: InboundTraceParent,
     tracestate: Option<&str>,
     cx: &mut L7Context<'_>,
 ) -> ExchangeTrace {
-    let parent = traceparent.and_then(|v| match TraceParent::parse(v) {
-        Ok(tp) => Some(tp),
-        Err(_) => {
-            cx.counters.trace_invalid_traceparent += 1;
-            None
-        }
-    });
+    traceparent.count(cx.counters);
+    let parent = traceparent.parent();
     // W3C Trace Context §3.3: tracestate is only meaningful with a valid traceparent.
     let trace_state = parent.and(tracestate).and_then(|v| {
         let ts = TraceState::parse(v);
@@ -1236,6 +1236,7 @@ pub(crate) fn new_trace(
         span_id: cx.ids.span_id(),
         parent_span_id: parent.map(|p| p.parent_id),
         trace_state,
+        traceparent_invalid: traceparent.invalid(),
     }
 }
 
@@ -1252,7 +1253,7 @@ struct ParsedRequest {
     version: u8,
     host: Option<String>,
     user_agent: Option<String>,
-    traceparent: Option<String>,
+    traceparent: InboundTraceParent,
     tracestate: Option<String>,
     headers: Vec<(String, String)>,
     content_length: Option<u64>,
@@ -1293,6 +1294,7 @@ fn parsed_placeholder(parsed: &Option<Parsed>) -> RequestHead {
             span_id: SpanId::default(),
             parent_span_id: None,
             trace_state: None,
+            traceparent_invalid: None,
         },
         start: PacketCtx::default(),
         head_end: PacketCtx::default(),
@@ -1411,7 +1413,12 @@ fn parse_request<'b>(
                 version: req.version.unwrap_or(1),
                 host: header_str(hs, "host"),
                 user_agent: header_str(hs, "user-agent"),
-                traceparent: header_str(hs, "traceparent"),
+                // W3C Trace Context §3.2.1: any casing; every field, as two are invalid.
+                traceparent: InboundTraceParent::from_fields(
+                    hs.iter()
+                        .filter(|h| is_traceparent(h.name.as_bytes()))
+                        .map(|h| h.value),
+                ),
                 tracestate: header_str(hs, "tracestate"),
                 headers: keep_headers(hs, cfg),
                 content_length: if f.chunked { None } else { f.content_length },

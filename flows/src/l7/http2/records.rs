@@ -107,6 +107,7 @@ fn l7_flow(
             trace_id: r.trace.trace_id,
             span_id: r.trace.span_id,
             parent_span_id: r.trace.parent_span_id,
+            traceparent_invalid: r.trace.traceparent_invalid,
         }),
         process: None,
     }
@@ -378,6 +379,9 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
     a.push_new(attr::HTTP2_STREAM_ID, i64::from(st.stream_id).into());
     if partial {
         a.push_new(attr::HTTP2_PARTIAL, AttributeValue::Bool(true));
+    }
+    if let Some(r) = req.trace.traceparent_invalid {
+        a.push_new(attr::TRACEPARENT_INVALID, r.as_str().into());
     }
     Some(Span {
         trace_id: req.trace.trace_id,
