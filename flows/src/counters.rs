@@ -187,7 +187,7 @@ counters! {
     h2_orphan_continuations,
     /// gRPC calls reported.
     grpc_calls,
-    /// `traceparent` headers that failed validation (a fresh trace id is used).
+    /// `traceparent` values that failed validation (a fresh trace id is used; marked on the record).
     trace_invalid_traceparent,
     /// `tracestate` list-members dropped as invalid, duplicate or over 32.
     trace_tracestate_dropped_members,
@@ -273,6 +273,20 @@ counters! {
     grpc_status_derived_from_http_status,
     /// gRPC calls whose `grpc-status` was undecodable (or absent) but whose non-empty `grpc-message` says they failed: UNKNOWN.
     grpc_status_inferred_from_message,
+    // --- TCP RST (RFC 9293 §3.10.7.4, RFC 5961 §3.2) ---
+    /// RSTs the receiver drops: sequence number outside its window (or, answering a SYN, an ACK of nothing sent); decoding goes on.
+    tcp_rst_out_of_window,
+    /// RSTs in the window but not at the next sequence number: the receiver sends a challenge ACK and keeps the connection.
+    tcp_rst_challenged,
+    /// RSTs at the next sequence number: the connection resets unless the peers carry on.
+    tcp_resets,
+    /// Resets withdrawn: the RST's sender carried on in its sequence space (forged, or dropped before the receiver).
+    tcp_rst_peers_continued,
+    /// Segments out of sequence after a reset: a new connection on the same 4-tuple, picked up mid-way.
+    tcp_rst_new_connections,
+    // --- W3C Trace Context (§3.2) ---
+    /// Requests with more than one `traceparent` field: none is taken (a new trace), marked on the record.
+    trace_duplicated_traceparent,
 }
 
 #[cfg(test)]

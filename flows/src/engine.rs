@@ -20,7 +20,9 @@ use crate::packet::{
 };
 use crate::record::{Flow, FlowType, IpInfo, Layer4, Record, Span, Verdict};
 use crate::table::{ConnState, EvictReason, FlowEntry, FlowTable, L7Slot, TcpConn, UdpConn};
-use crate::tcp::{ReassemblerConfig, Segment, StreamEvent, TcpReassembler};
+use crate::tcp::{
+    AfterReset, ReassemblerConfig, ResetTracker, RstVerdict, Segment, StreamEvent, TcpReassembler,
+};
 use crate::trace::IdGenerator;
 
 /// Which packets produce L3/L4 flow records.
@@ -301,6 +303,12 @@ impl Engine {
     /// Tracks a decoded packet whose IP bytes were already counted.
     fn ingest(&mut self, now_ns: u64, packet: &Packet<'_>) {
         self.counters.packets += 1;
+        self.route(now_ns, packet, true);
+    }
+
+    /// Routes a counted packet to its flow. `report_l4` is false when the packet goes in a
+    /// second time, after retiring the connection it first reached.
+    fn route(&mut self, now_ns: u64, packet: &Packet<'_>, report_l4: bool) {
         let at = PacketCtx {
             ts_ns: if packet.meta.ts_ns != 0 {
                 packet.meta.ts_ns
@@ -324,6 +332,8 @@ impl Engine {
                 self.evict(key, EvictReason::Closed, now_ns);
             }
         }
+        // Set when the packet turns out to start a new connection on this tuple.
+        let mut retire = false;
         let Self {
             config,
             table,
@@ -351,6 +361,7 @@ impl Engine {
                                 None => L7Slot::Detecting { gapped: [false; 2] },
                             },
                             closed_at: None,
+                            rst: ResetTracker::default(),
                         }))
                     }
                     Transport::Udp { src_port, dst_port } => ConnState::Udp(UdpConn {
@@ -374,7 +385,7 @@ impl Engine {
                     }
                     Err(_) => {
                         counters.flows_refused_table_full += 1;
-                        if wants_l4(config.l4_records, packet) {
+                        if report_l4 && wants_l4(config.l4_records, packet) {
                             push(
                                 queue,
                                 counters,
@@ -397,7 +408,7 @@ impl Engine {
             socket_cookie: entry.socket_cookie,
         };
         let reported = &mut entry.l4_reported_ns[side.index()];
-        if wants_l4_in_flow(config.l4_records, packet, reported, now_ns) {
+        if report_l4 && wants_l4_in_flow(config.l4_records, packet, reported, now_ns) {
             let is_reply = Some(side == entry.server);
             push(
                 queue,
@@ -422,6 +433,7 @@ impl Engine {
                     reasm,
                     l7,
                     closed_at,
+                    rst,
                 } = &mut **conn;
                 let [lo, hi] = reasm;
                 let (this, other) = match side {
@@ -429,7 +441,43 @@ impl Engine {
                     Side::Hi => (hi, lo),
                 };
                 let l7cfg = &config.l7;
-                {
+                if rst.pending().is_some() && !tcp.flags.contains(TcpFlags::RST) {
+                    // After a reset: the RST's sender carrying on in its sequence space
+                    // withdraws it; a segment outside it is a new connection (see tcp::rst).
+                    match rst.judge_after_reset(side, &tcp, this.send_position()) {
+                        AfterReset::Continued => {
+                            counters.tcp_rst_peers_continued += 1;
+                            rst.withdraw();
+                            *closed_at = None;
+                        }
+                        AfterReset::NewConnection => {
+                            counters.tcp_rst_new_connections += 1;
+                            retire = true;
+                        }
+                        AfterReset::Undecided => {}
+                    }
+                }
+                if retire {
+                    // Not this connection's segment: it goes to the new one below.
+                } else if tcp.flags.contains(TcpFlags::RST) {
+                    // Judged as the receiver would (RFC 9293 §3.10.7.4, RFC 5961 §3.2; see
+                    // tcp::rst); a RST carries no stream data. A reset stays pending until the
+                    // flow is evicted (close linger, a new connection, the end): then it
+                    // takes effect as of the RST's time.
+                    if closed_at.is_none() {
+                        match rst.judge_rst(side, &tcp, this.send_position(), other.send_position())
+                        {
+                            RstVerdict::OutOfWindow => counters.tcp_rst_out_of_window += 1,
+                            RstVerdict::Challenge => counters.tcp_rst_challenged += 1,
+                            RstVerdict::Reset => {
+                                counters.tcp_resets += 1;
+                                rst.begin_reset(side, &tcp, at.ts_ns);
+                                *closed_at = Some(now_ns);
+                            }
+                        }
+                    }
+                } else {
+                    rst.on_segment(side, &tcp);
                     let mut sink = |ev: StreamEvent<'_>, counters: &mut Counters| {
                         let mut cx = L7Context {
                             counters,
@@ -439,18 +487,7 @@ impl Engine {
                         l7.on_event(dir, ev, &at, &mut cx, events);
                     };
                     this.push(&seg, now_ns, &rcfg, counters, &mut sink);
-                    if tcp.flags.contains(TcpFlags::RST) {
-                        // A reset ends both directions; what the other side held is final.
-                        let mut sink_other = |ev: StreamEvent<'_>, counters: &mut Counters| {
-                            let mut cx = L7Context {
-                                counters,
-                                ids,
-                                config: l7cfg,
-                            };
-                            l7.on_event(other_dir(dir), ev, &at, &mut cx, events);
-                        };
-                        other.flush(counters, &mut sink_other);
-                    } else if tcp.flags.contains(TcpFlags::ACK) {
+                    if tcp.flags.contains(TcpFlags::ACK) {
                         let mut sink_other = |ev: StreamEvent<'_>, counters: &mut Counters| {
                             let mut cx = L7Context {
                                 counters,
@@ -468,8 +505,7 @@ impl Engine {
                         );
                     }
                 }
-                let rst = tcp.flags.contains(TcpFlags::RST);
-                if closed_at.is_none() && (rst || this.is_closed() && other.is_closed()) {
+                if closed_at.is_none() && this.is_closed() && other.is_closed() {
                     *closed_at = Some(now_ns);
                     let mut cx = L7Context {
                         counters,
@@ -513,6 +549,12 @@ impl Engine {
             _ => {}
         }
         drain_events(events, &view, config, counters, queue);
+        if retire {
+            // The old connection's reset takes effect; this packet starts the new one,
+            // picked up mid-way.
+            self.evict(key, EvictReason::Closed, now_ns);
+            self.route(now_ns, packet, false);
+        }
     }
 
     /// Runs timers: skips stale TCP holes, evicts idle and closed flows (reporting unanswered
@@ -546,6 +588,7 @@ impl Engine {
                             reasm,
                             l7,
                             closed_at,
+                            ..
                         } = &mut **conn;
                         for (i, r) in reasm.iter_mut().enumerate() {
                             let d = stream_dir_of_index(i, server);
@@ -646,9 +689,13 @@ impl Engine {
         match &mut entry.state {
             ConnState::Tcp(conn) => {
                 let server = entry.server;
-                let TcpConn { reasm, l7, .. } = &mut **conn;
+                let TcpConn { reasm, l7, rst, .. } = &mut **conn;
+                // A pending reset takes effect now, as of the RST's time: its sender's
+                // direction ends with `Reset`, what the other held is final.
+                let reset = rst.pending().copied();
+                let end_ns = reset.map_or(now_ns, |p| p.at_ns);
                 let at = PacketCtx {
-                    ts_ns: now_ns,
+                    ts_ns: end_ns,
                     meta: CaptureMeta::default(),
                 };
                 for (i, r) in reasm.iter_mut().enumerate() {
@@ -662,14 +709,18 @@ impl Engine {
                         };
                         l7.on_event(d, ev, &at, &mut cx, events);
                     };
-                    r.flush(&mut self.counters, &mut sink);
+                    if reset.is_some_and(|p| p.sender.index() == i) {
+                        r.reset(&mut self.counters, &mut sink);
+                    } else {
+                        r.flush(&mut self.counters, &mut sink);
+                    }
                 }
                 let mut cx = L7Context {
                     counters: &mut self.counters,
                     ids: &mut self.ids,
                     config: &self.config.l7,
                 };
-                l7.finish(now_ns, &mut cx, &mut self.events);
+                l7.finish(end_ns, &mut cx, &mut self.events);
             }
             ConnState::Udp(udp) => {
                 if let Some(dec) = &mut udp.l7 {

@@ -219,6 +219,9 @@ pub struct TcpInfo {
     pub flags: TcpFlags,
     /// Receive window, unscaled.
     pub window: u16,
+    /// Window scale shift from the options of a SYN segment (RFC 7323 §2.2); `None` on other
+    /// segments and on SYNs without the option.
+    pub window_scale: Option<u8>,
 }
 
 /// The transport layer of a decoded packet.
@@ -547,6 +550,11 @@ pub fn decode_ip(ip_bytes: &[u8], meta: CaptureMeta) -> Result<Packet<'_>, Decod
                 // Byte 13 holds the eight control bits (RFC 9293 §3.1, RFC 3168 §23.2).
                 flags: TcpFlags(hdr[13]),
                 window: tcp.window_size(),
+                window_scale: if tcp.syn() {
+                    syn_window_scale(&tcp)
+                } else {
+                    None
+                },
             };
             let payload = tcp.payload();
             let wire = ip_payload_wire
@@ -592,6 +600,14 @@ pub fn decode_ip(ip_bytes: &[u8], meta: CaptureMeta) -> Result<Packet<'_>, Decod
         payload,
         ip_len,
         payload_wire_len,
+    })
+}
+
+/// The window scale shift a SYN offers (RFC 7323 §2.2); malformed options end the walk.
+fn syn_window_scale(tcp: &TcpSlice<'_>) -> Option<u8> {
+    tcp.options_iterator().find_map(|o| match o {
+        Ok(etherparse::TcpOptionElement::WindowScale(shift)) => Some(shift),
+        _ => None,
     })
 }
 
@@ -664,6 +680,44 @@ mod tests {
         assert_eq!(t.seq, 7);
         assert_eq!(t.flags.to_string(), "SYN");
         assert_eq!(p.ip_len, 40);
+    }
+
+    /// RFC 7323 §2.2: the shift is read from SYN options only.
+    #[test]
+    fn syn_window_scale_is_read() {
+        let frame = |syn: bool| {
+            let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+                .ipv4([198, 18, 0, 2], [198, 18, 0, 1], 64)
+                .tcp(51234, 80, 7, 502)
+                .options(&[
+                    etherparse::TcpOptionElement::MaximumSegmentSize(1460),
+                    etherparse::TcpOptionElement::Noop,
+                    etherparse::TcpOptionElement::WindowScale(7),
+                ])
+                .unwrap();
+            let b = if syn { b.syn() } else { b.ack(1) };
+            let mut out = Vec::new();
+            b.write(&mut out, b"").unwrap();
+            out
+        };
+        let f = frame(true);
+        let t = *decode(LinkType::Ethernet, &f, meta())
+            .unwrap()
+            .tcp()
+            .unwrap();
+        assert_eq!((t.window, t.window_scale), (502, Some(7)));
+        let f = frame(false);
+        let t = *decode(LinkType::Ethernet, &f, meta())
+            .unwrap()
+            .tcp()
+            .unwrap();
+        assert_eq!(t.window_scale, None, "not a SYN");
+        let f = tcp_v4([1, 1, 1, 1], 1, [2, 2, 2, 2], 2, 0, TcpFlags::SYN, b"");
+        let t = *decode(LinkType::Ethernet, &f, meta())
+            .unwrap()
+            .tcp()
+            .unwrap();
+        assert_eq!(t.window_scale, None, "SYN without the option");
     }
 
     #[test]

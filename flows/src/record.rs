@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use crate::packet::{Direction, TcpFlags};
-use crate::trace::{SpanId, TraceId};
+use crate::trace::{InvalidTraceParent, SpanId, TraceId};
 
 /// One output of the engine.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -201,6 +201,10 @@ pub struct TraceContext {
     pub span_id: SpanId,
     /// The caller's span id from `traceparent`, when there was one.
     pub parent_span_id: Option<SpanId>,
+    /// Why the request's `traceparent` was not taken (W3C Trace Context §3.2.2), when it had
+    /// an invalid or duplicated one: the trace id is then a new one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent_invalid: Option<InvalidTraceParent>,
 }
 
 /// REQUEST or RESPONSE, as in Hubble's `L7FlowType`.
@@ -744,6 +748,10 @@ pub mod attr {
     pub const HTTP2_RESET_ERROR_CODE: &str = "flowscope.http2.reset.error_code";
     /// Whether the client sent that RST_STREAM (flowscope).
     pub const HTTP2_RESET_BY_CLIENT: &str = "flowscope.http2.reset.by_client";
+    /// Why the request's `traceparent` was not taken (`duplicated`, `layout`,
+    /// `not_lower_hex`, `forbidden_version`, `zero_trace_id`, `zero_parent_id`; W3C Trace
+    /// Context §3.2.2): the span starts a new trace.
+    pub const TRACEPARENT_INVALID: &str = "flowscope.trace.traceparent_invalid";
 }
 
 /// A request/response exchange as an OpenTelemetry span.

@@ -13,7 +13,7 @@ use crate::key::{FlowKey, Side};
 use crate::l7::{
     DatagramDecoder, Detection, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir,
 };
-use crate::tcp::{StreamEvent, TcpReassembler};
+use crate::tcp::{ResetTracker, StreamEvent, TcpReassembler};
 
 /// The table is at its entry cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -127,6 +127,8 @@ pub struct TcpConn {
     pub l7: L7Slot,
     /// When both directions ended (FIN/FIN or RST).
     pub closed_at: Option<u64>,
+    /// What each side advertised and a reset waiting to take effect (RFC 5961 §3.2).
+    pub rst: ResetTracker,
 }
 
 impl TcpConn {

@@ -192,6 +192,145 @@ impl fmt::Display for TraceParent {
     }
 }
 
+/// Why a request's `traceparent` was not taken; the request then starts a new trace, as if it
+/// had none (§3.2.2: "If the vendor failed to parse traceparent, it MUST NOT attempt to parse
+/// tracestate", §3.2.4: "... restart the trace").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InvalidTraceParent {
+    /// The field came more than once. It is not a list (RFC 9110 §5.3: such a field must not
+    /// be repeated, and its values cannot be combined), so no one of them is the parent; the
+    /// W3C test suite (`test_traceparent_duplicated`) expects a new trace.
+    Duplicated,
+    /// Wrong length or layout for its version (§3.2.2, §3.2.4), or not text.
+    Layout,
+    /// A field is not lowercase hex (§3.2.2.1-5; uppercase is invalid).
+    NotLowerHex,
+    /// Version `ff` (§3.2.2.1).
+    ForbiddenVersion,
+    /// All-zero trace-id (§3.2.2.3).
+    ZeroTraceId,
+    /// All-zero parent-id (§3.2.2.4).
+    ZeroParentId,
+}
+
+impl InvalidTraceParent {
+    /// The reason as a snake_case word, for records and span attributes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Duplicated => "duplicated",
+            Self::Layout => "layout",
+            Self::NotLowerHex => "not_lower_hex",
+            Self::ForbiddenVersion => "forbidden_version",
+            Self::ZeroTraceId => "zero_trace_id",
+            Self::ZeroParentId => "zero_parent_id",
+        }
+    }
+
+    /// The reason named by [`InvalidTraceParent::as_str`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        [
+            Self::Duplicated,
+            Self::Layout,
+            Self::NotLowerHex,
+            Self::ForbiddenVersion,
+            Self::ZeroTraceId,
+            Self::ZeroParentId,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == name)
+    }
+}
+
+impl From<&TraceContextError> for InvalidTraceParent {
+    fn from(e: &TraceContextError) -> Self {
+        match e {
+            TraceContextError::Layout(_) | TraceContextError::BadId(_) => Self::Layout,
+            TraceContextError::NotLowerHex(_) => Self::NotLowerHex,
+            TraceContextError::ForbiddenVersion(_) => Self::ForbiddenVersion,
+            TraceContextError::ZeroTraceId(_) => Self::ZeroTraceId,
+            TraceContextError::ZeroParentId(_) => Self::ZeroParentId,
+        }
+    }
+}
+
+/// Whether a field name is `traceparent`, in any casing (§3.2.1: "Vendors MUST expect the
+/// header name in any case (upper, lower, mixed)"; RFC 9110 §5.1).
+pub fn is_traceparent(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"traceparent")
+}
+
+/// Whether a field name is `tracestate`, in any casing (§3.3.1).
+pub fn is_tracestate(name: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"tracestate")
+}
+
+/// What the `traceparent` fields of one request amount to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum InboundTraceParent {
+    /// No `traceparent` field: the request starts a trace.
+    #[default]
+    Absent,
+    /// One valid field: the request continues that trace.
+    Valid(TraceParent),
+    /// Present but not usable: treated as absent (a new trace), counted and marked.
+    Invalid(InvalidTraceParent),
+}
+
+impl InboundTraceParent {
+    /// Judges every `traceparent` field value of one request (collected whatever the name's
+    /// casing, see [`is_traceparent`]): none is absent, two or more are
+    /// [`InvalidTraceParent::Duplicated`], one is parsed by [`TraceParent::parse`] (which trims
+    /// the optional whitespace around it, RFC 9110 §5.5).
+    pub fn from_fields<I, V>(values: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: AsRef<[u8]>,
+    {
+        let mut values = values.into_iter();
+        let Some(first) = values.next() else {
+            return Self::Absent;
+        };
+        if values.next().is_some() {
+            return Self::Invalid(InvalidTraceParent::Duplicated);
+        }
+        let Ok(text) = std::str::from_utf8(first.as_ref()) else {
+            return Self::Invalid(InvalidTraceParent::Layout);
+        };
+        match TraceParent::parse(text) {
+            Ok(tp) => Self::Valid(tp),
+            Err(e) => Self::Invalid((&e).into()),
+        }
+    }
+
+    /// The parent to continue, when valid.
+    pub fn parent(&self) -> Option<TraceParent> {
+        match self {
+            Self::Valid(tp) => Some(*tp),
+            _ => None,
+        }
+    }
+
+    /// Why the field was not taken, when it was there and invalid.
+    pub fn invalid(&self) -> Option<InvalidTraceParent> {
+        match self {
+            Self::Invalid(r) => Some(*r),
+            _ => None,
+        }
+    }
+
+    /// Counts an invalid field by reason: duplicates apart from malformed values.
+    pub fn count(&self, counters: &mut crate::counters::Counters) {
+        match self {
+            Self::Invalid(InvalidTraceParent::Duplicated) => {
+                counters.trace_duplicated_traceparent += 1
+            }
+            Self::Invalid(_) => counters.trace_invalid_traceparent += 1,
+            _ => {}
+        }
+    }
+}
+
 /// Most list-members a `tracestate` may carry (§3.3.1.1).
 pub const TRACESTATE_MAX_MEMBERS: usize = 32;
 
@@ -272,6 +411,23 @@ impl TraceState {
             state.members.push((key.to_string(), val.to_string()));
         }
         state
+    }
+
+    /// Parses every `tracestate` field of one request as one list: several fields combine
+    /// in order, joined by commas (§3.3.1.1; RFC 9110 §5.3).
+    pub fn parse_fields<I, V>(values: I) -> Self
+    where
+        I: IntoIterator<Item = V>,
+        V: AsRef<str>,
+    {
+        let mut joined = String::new();
+        for (i, v) in values.into_iter().enumerate() {
+            if i > 0 {
+                joined.push(',');
+            }
+            joined.push_str(v.as_ref());
+        }
+        Self::parse(&joined)
     }
 
     /// True when no valid member survived.
@@ -433,6 +589,89 @@ mod tests {
         );
         // Surrounding whitespace from the header line is tolerated.
         assert!(TraceParent::parse(&format!(" {VALID}\t")).is_ok());
+    }
+
+    /// §3.2.1: any casing of the name; RFC 9110 §5.3: a repeated non-list field is invalid.
+    #[test]
+    fn inbound_fields_are_judged_together() {
+        assert!(is_traceparent(b"traceparent"));
+        assert!(is_traceparent(b"Traceparent"));
+        assert!(is_traceparent(b"TRACEPARENT"));
+        assert!(!is_traceparent(b"traceparent-x"));
+        assert!(is_tracestate(b"TraceState"));
+        let none: [&str; 0] = [];
+        assert_eq!(
+            InboundTraceParent::from_fields(none),
+            InboundTraceParent::Absent
+        );
+        let one = InboundTraceParent::from_fields([VALID]);
+        assert_eq!(one.parent(), TraceParent::parse(VALID).ok());
+        assert_eq!(one.invalid(), None);
+        // Two fields are invalid even when they agree: neither is taken.
+        for pair in [[VALID, VALID], [VALID, "garbage"]] {
+            let two = InboundTraceParent::from_fields(pair);
+            assert_eq!(two.invalid(), Some(InvalidTraceParent::Duplicated));
+            assert_eq!(two.parent(), None);
+        }
+        // OWS around the value (RFC 9110 §5.5) is not part of it.
+        let ows = format!(" \t{VALID} \t");
+        assert!(InboundTraceParent::from_fields([ows.as_bytes()])
+            .parent()
+            .is_some());
+        assert_eq!(
+            InboundTraceParent::from_fields([b"00-\xff".as_slice()]).invalid(),
+            Some(InvalidTraceParent::Layout)
+        );
+    }
+
+    /// Each rejected value maps to its reason, named for records.
+    #[test]
+    fn invalid_reasons_are_named_and_counted() {
+        let cases = [
+            (
+                "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                InvalidTraceParent::ForbiddenVersion,
+            ),
+            (
+                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                InvalidTraceParent::NotLowerHex,
+            ),
+            (
+                "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                InvalidTraceParent::ZeroTraceId,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+                InvalidTraceParent::ZeroParentId,
+            ),
+            (
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-xx",
+                InvalidTraceParent::Layout,
+            ),
+        ];
+        let mut c = crate::counters::Counters::default();
+        for (value, reason) in cases {
+            let t = InboundTraceParent::from_fields([value]);
+            assert_eq!(t.invalid(), Some(reason), "{value}");
+            assert_eq!(InvalidTraceParent::from_name(reason.as_str()), Some(reason));
+            t.count(&mut c);
+        }
+        InboundTraceParent::from_fields([VALID, VALID]).count(&mut c);
+        InboundTraceParent::from_fields([VALID]).count(&mut c);
+        assert_eq!(c.trace_invalid_traceparent, 5);
+        assert_eq!(c.trace_duplicated_traceparent, 1);
+        // A later version with more fields parses its first ones (§3.2.4).
+        let future = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
+        assert!(InboundTraceParent::from_fields([future]).parent().is_some());
+    }
+
+    #[test]
+    fn tracestate_fields_combine_in_order() {
+        let ts = TraceState::parse_fields(["a=1,b=2", " c=3", "a=9"]);
+        assert_eq!(ts.to_string(), "a=1,b=2,c=3");
+        assert_eq!(ts.dropped, 1, "the repeated key");
+        let none: [&str; 0] = [];
+        assert!(TraceState::parse_fields(none).is_empty());
     }
 
     #[test]

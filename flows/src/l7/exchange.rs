@@ -8,7 +8,7 @@ use std::borrow::Cow;
 
 use crate::l7::{L7Context, PacketCtx};
 use crate::record::{text, BodyError, HttpHeader, Text};
-use crate::trace::{SpanId, TraceId, TraceParent, TraceState};
+use crate::trace::{InboundTraceParent, InvalidTraceParent, SpanId, TraceId, TraceState};
 
 /// Trace identity of one exchange, fixed when its request head is parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +21,8 @@ pub struct ExchangeTrace {
     pub parent_span_id: Option<SpanId>,
     /// Validated `tracestate`, re-serialised (only with a valid `traceparent`, §3.3).
     pub trace_state: Option<String>,
+    /// Why the request's `traceparent` was not taken, when it had an invalid one.
+    pub traceparent_invalid: Option<InvalidTraceParent>,
 }
 
 impl ExchangeTrace {
@@ -31,23 +33,21 @@ impl ExchangeTrace {
             span_id: SpanId::default(),
             parent_span_id: None,
             trace_state: None,
+            traceparent_invalid: None,
         }
     }
 }
 
-/// Trace identity for a new exchange from its `traceparent`/`tracestate` values.
+/// Trace identity for a new exchange from its `traceparent` fields and `tracestate` value.
+/// An invalid `traceparent` counts as none (W3C Trace Context §3.2.2: a new trace), counted
+/// and kept as a mark.
 pub(crate) fn new_trace(
-    traceparent: Option<&str>,
+    traceparent: InboundTraceParent,
     tracestate: Option<&str>,
     cx: &mut L7Context<'_>,
 ) -> ExchangeTrace {
-    let parent = traceparent.and_then(|v| match TraceParent::parse(v) {
-        Ok(tp) => Some(tp),
-        Err(_) => {
-            cx.counters.trace_invalid_traceparent += 1;
-            None
-        }
-    });
+    traceparent.count(cx.counters);
+    let parent = traceparent.parent();
     // W3C Trace Context §3.3: tracestate is only meaningful with a valid traceparent.
     let trace_state = parent.and(tracestate).and_then(|v| {
         let ts = TraceState::parse(v);
@@ -61,6 +61,7 @@ pub(crate) fn new_trace(
         span_id: cx.ids.span_id(),
         parent_span_id: parent.map(|p| p.parent_id),
         trace_state,
+        traceparent_invalid: traceparent.invalid(),
     }
 }
 

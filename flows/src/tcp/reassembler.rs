@@ -136,6 +136,23 @@ pub struct TcpReassembler {
     fin_at: Option<u64>,
     /// When the current oldest hole appeared.
     hole_since_ns: u64,
+    /// Stream offset one past the highest sequence number seen (a FIN counts as one), for
+    /// [`TcpReassembler::send_position`].
+    highest_end: u64,
+}
+
+/// Where one direction's sequence space stands, as far as the capture showed it: what a RST
+/// or a later segment of the same sender is judged against (RFC 9293 §3.10.7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendPosition {
+    /// Sequence number of the next byte to deliver (the receiver's RCV.NXT when the capture
+    /// saw all it received).
+    pub next: u32,
+    /// One past the highest sequence number seen, FIN included (the sender's SND.NXT as far
+    /// as the capture knows).
+    pub highest: u32,
+    /// Sequence number of the sender's FIN, once seen.
+    pub fin: Option<u32>,
 }
 
 impl TcpReassembler {
@@ -174,6 +191,22 @@ impl TcpReassembler {
         (!self.pending.is_empty()).then_some(self.hole_since_ns)
     }
 
+    /// Where the sender's sequence space stands; `None` before its first segment.
+    pub fn send_position(&self) -> Option<SendPosition> {
+        if !self.synced {
+            return None;
+        }
+        let seq_at = |o: u64| {
+            self.next_seq
+                .wrapping_add((o as i64 - self.offset as i64) as u32)
+        };
+        Some(SendPosition {
+            next: self.next_seq,
+            highest: seq_at(self.highest_end.max(self.offset)),
+            fin: self.fin_at.map(seq_at),
+        })
+    }
+
     fn advance(&mut self, n: u64) {
         self.offset += n;
         self.next_seq = self.next_seq.wrapping_add(n as u32);
@@ -207,9 +240,7 @@ impl TcpReassembler {
             return;
         }
         if seg.flags.contains(TcpFlags::RST) {
-            self.skip_all(GapReason::Close, counters, sink);
-            self.closed = true;
-            sink(StreamEvent::Reset, counters);
+            self.reset(counters, sink);
             return;
         }
         let data_seq = if syn {
@@ -222,6 +253,11 @@ impl TcpReassembler {
         let end = start + wire_len as i64;
         if seg.flags.contains(TcpFlags::FIN) && end >= self.offset as i64 && self.fin_at.is_none() {
             self.fin_at = Some(end as u64);
+        }
+        // The FIN occupies one sequence number (RFC 9293 §3.4).
+        let seq_end = end + i64::from(seg.flags.contains(TcpFlags::FIN));
+        if seq_end > self.highest_end as i64 {
+            self.highest_end = seq_end as u64;
         }
         if wire_len > 0 {
             if end <= self.offset as i64 {
@@ -378,6 +414,21 @@ impl TcpReassembler {
             sink(StreamEvent::Gap { len }, counters);
         }
         self.drain(now_ns, counters, sink);
+    }
+
+    /// The connection was reset: holes are skipped, what is held is delivered, then `Reset`;
+    /// nothing more is accepted.
+    pub fn reset<F: FnMut(StreamEvent<'_>, &mut Counters)>(
+        &mut self,
+        counters: &mut Counters,
+        sink: &mut F,
+    ) {
+        if self.closed {
+            return;
+        }
+        self.skip_all(GapReason::Close, counters, sink);
+        self.closed = true;
+        sink(StreamEvent::Reset, counters);
     }
 
     fn skip_all<F: FnMut(StreamEvent<'_>, &mut Counters)>(

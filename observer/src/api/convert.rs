@@ -19,7 +19,7 @@ use flows::{
         HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7, ProcessInfo, StreamReset, TraceContext,
         Verdict,
     },
-    trace::{SpanId, TraceId},
+    trace::{InvalidTraceParent, SpanId, TraceId},
 };
 use prost_types::Timestamp;
 
@@ -381,6 +381,11 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         peer_process: None,
         http_body_error: http_body_error.to_string(),
         http2,
+        traceparent_invalid: f
+            .trace_context
+            .and_then(|t| t.traceparent_invalid)
+            .map(|r| r.as_str().to_string())
+            .unwrap_or_default(),
     };
     let flow = pb::Flow {
         time: Some(timestamp(f.time_ns)),
@@ -564,6 +569,8 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
                 } else {
                     Some(span(&ext.parent_span_id)?)
                 },
+                // A reason this build does not know reads as none.
+                traceparent_invalid: InvalidTraceParent::from_name(&ext.traceparent_invalid),
             })
         }
         None => None,
@@ -643,6 +650,7 @@ pub(crate) mod tests {
                 trace_id: "4bf92f3577b34da6a3ce929d0e0e4736".parse().unwrap(),
                 span_id: "00f067aa0ba902b7".parse().unwrap(),
                 parent_span_id: Some("b7ad6b7169203331".parse().unwrap()),
+                traceparent_invalid: None,
             }),
             process: Some(ProcessInfo {
                 pid: 456,
@@ -817,6 +825,19 @@ pub(crate) mod tests {
             let back = flow_from_proto(&flow_to_proto(&f, "n")).unwrap();
             assert_eq!(back, f);
         }
+    }
+
+    /// W3C Trace Context §3.2.2: an invalid `traceparent` is marked on the flow's extension.
+    #[test]
+    fn invalid_traceparent_is_marked_and_round_trips() {
+        let mut f = http_request();
+        let t = f.trace_context.as_mut().unwrap();
+        t.parent_span_id = None;
+        t.traceparent_invalid = Some(InvalidTraceParent::Duplicated);
+        let p = flow_to_proto(&f, "n");
+        let ext = FlowExtension::from_flow(&p).unwrap();
+        assert_eq!(ext.traceparent_invalid, "duplicated");
+        assert_eq!(flow_from_proto(&p).unwrap(), f);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use crate::l7::exchange::{new_trace, HttpVersion, RequestHead};
 use crate::l7::{L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir};
 use crate::record::BodyError;
 use crate::tcp::StreamEvent;
+use crate::trace::InboundTraceParent;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Phase {
@@ -353,7 +354,7 @@ impl Http1Decoder {
                     StreamDir::ToServer => {
                         // The request is lost: keep pairing aligned with a placeholder.
                         let mut r = placeholder(&parsed);
-                        r.trace = new_trace(None, None, cx);
+                        r.trace = new_trace(InboundTraceParent::Absent, None, cx);
                         self.push_pending(r, cx);
                     }
                     StreamDir::ToClient => {

@@ -8,6 +8,7 @@ use super::lenient::{self, LenientHead, StartLine};
 use crate::l7::exchange::HttpVersion;
 use crate::l7::{L7Config, REDACTED, SENSITIVE_HEADERS};
 use crate::record::{BodyError, Text};
+use crate::trace::{is_traceparent, InboundTraceParent};
 
 /// Largest `max_headers` honoured (the header array lives on the stack).
 pub(super) const HEADER_ARRAY: usize = 128;
@@ -44,7 +45,7 @@ pub(super) struct ParsedRequest {
     pub version: HttpVersion,
     pub host: Option<String>,
     pub user_agent: Option<String>,
-    pub traceparent: Option<String>,
+    pub traceparent: InboundTraceParent,
     pub tracestate: Option<String>,
     pub headers: Vec<(String, String)>,
     pub content_length: Option<u64>,
@@ -243,8 +244,6 @@ pub(super) fn request(
             &mut r.host
         } else if h.name.eq_ignore_ascii_case("user-agent") {
             &mut r.user_agent
-        } else if h.name.eq_ignore_ascii_case("traceparent") {
-            &mut r.traceparent
         } else if h.name.eq_ignore_ascii_case("tracestate") {
             &mut r.tracestate
         } else {
@@ -255,6 +254,13 @@ pub(super) fn request(
             *slot = Some(String::from_utf8_lossy(h.value).into_owned());
         }
     }
+    // W3C Trace Context §3.2.1: any name casing; every field, as two make it invalid.
+    r.traceparent = InboundTraceParent::from_fields(
+        fields
+            .iter()
+            .filter(|h| is_traceparent(h.name.as_bytes()))
+            .map(|h| h.value),
+    );
     r.headers = keep_headers(fields, cfg);
     (r.body, r.framing_error) = framing.request_body(version);
     r.content_length = match r.body {

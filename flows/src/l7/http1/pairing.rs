@@ -106,7 +106,7 @@ impl Http1Decoder {
         if r.version == HttpVersion::Http09 {
             cx.counters.http1_simple_requests += 1;
         }
-        let trace = new_trace(r.traceparent.as_deref(), r.tracestate.as_deref(), cx);
+        let trace = new_trace(r.traceparent, r.tracestate.as_deref(), cx);
         let body = r.body;
         let head = RequestHead {
             method: r.method,

@@ -102,6 +102,7 @@ fn l7_flow(
             trace_id: r.trace.trace_id,
             span_id: r.trace.span_id,
             parent_span_id: r.trace.parent_span_id,
+            traceparent_invalid: r.trace.traceparent_invalid,
         }),
         process: None,
     }
@@ -169,6 +170,9 @@ pub fn span(
     }
     if let Some(e) = req_body.error.or(req.framing_error) {
         set(attr::HTTP_REQUEST_BODY_ERROR, e.as_str().into());
+    }
+    if let Some(r) = req.trace.traceparent_invalid {
+        set(attr::TRACEPARENT_INVALID, r.as_str().into());
     }
     let status = match resp {
         Some(r) => {

@@ -33,6 +33,7 @@ use crate::l7::exchange::{new_trace, RequestHead};
 use crate::l7::{L7Config, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir};
 use crate::record::GrpcStatusSource;
 use crate::tcp::StreamEvent;
+use crate::trace::{is_traceparent, InboundTraceParent};
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -1149,11 +1150,14 @@ impl Http2Decoder {
         lost: bool,
         cx: &mut L7Context<'_>,
     ) -> Arc<H2Request> {
-        let trace = new_trace(
-            f.get("traceparent").as_deref(),
-            f.get("tracestate").as_deref(),
-            cx,
+        // W3C Trace Context §3.2.1: any casing; every field, as two are invalid.
+        let traceparent = InboundTraceParent::from_fields(
+            f.regular
+                .iter()
+                .filter(|(n, _)| is_traceparent(n.as_bytes()))
+                .filter_map(|(_, v)| v.as_deref()),
         );
+        let trace = new_trace(traceparent, f.get("tracestate").as_deref(), cx);
         Arc::new(H2Request {
             stream_id: sid,
             method: f.pseudo(":method"),

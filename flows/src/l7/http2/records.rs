@@ -109,6 +109,7 @@ fn l7_flow(
             trace_id: r.trace.trace_id,
             span_id: r.trace.span_id,
             parent_span_id: r.trace.parent_span_id,
+            traceparent_invalid: r.trace.traceparent_invalid,
         }),
         process: None,
     }
@@ -446,6 +447,9 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
     }
     if st.cancelled {
         a.push_new(attr::HTTP2_CANCELLED, AttributeValue::Bool(true));
+    }
+    if let Some(r) = req.trace.traceparent_invalid {
+        a.push_new(attr::TRACEPARENT_INVALID, r.as_str().into());
     }
     Some(Span {
         trace_id: req.trace.trace_id,
