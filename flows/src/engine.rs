@@ -197,8 +197,8 @@ impl Engine {
                 Ok(())
             }
             Err(DecodeError::Fragment { .. }) if self.config.max_ip_fragmented_datagrams > 0 => {
-                self.counters.decode_ip_fragment += 1;
-                self.handle_fragment(now_ns, link, frame, meta)
+                self.handle_fragment(now_ns, link, frame, meta);
+                Ok(())
             }
             Err(e) => {
                 self.count_decode_error(&e);
@@ -223,24 +223,20 @@ impl Engine {
     /// ingests it like an unfragmented packet (only the whole datagram has a transport
     /// header: RFC 791 §3.2, RFC 8200 §4.5). The datagram carries the completing fragment's
     /// capture metadata (its time is when the receiver could have it). Fragments are off the
-    /// fast path: an unfragmented packet never gets here.
-    fn handle_fragment(
-        &mut self,
-        now_ns: u64,
-        link: LinkType,
-        frame: &[u8],
-        meta: CaptureMeta,
-    ) -> Result<(), DecodeError> {
+    /// fast path: an unfragmented packet never gets here (cold and out of line, so that
+    /// `handle_frame` stays as lean as before). Every outcome is counted, none is an error
+    /// of the frame: a reassembled datagram that fails to decode is counted by reason.
+    #[cold]
+    #[inline(never)]
+    fn handle_fragment(&mut self, now_ns: u64, link: LinkType, frame: &[u8], meta: CaptureMeta) {
+        self.counters.decode_ip_fragment += 1;
         let (ip, meta) = match ip_layer(link, frame, meta) {
             Ok(v) => v,
-            Err(e) => {
-                self.count_decode_error(&e);
-                return Err(e);
-            }
+            Err(e) => return self.count_decode_error(&e),
         };
         let Ok(fragment) = Fragment::parse(ip) else {
             self.counters.ip_frag_malformed += 1;
-            return Ok(());
+            return;
         };
         // The bytes crossed the interface whether or not the datagram ever completes.
         self.count_ip_bytes(meta.direction, fragment.ip_len);
@@ -253,22 +249,13 @@ impl Engine {
             self.fragments
                 .push(now_ns, at, &fragment, &limits, &mut self.counters)
         else {
-            return Ok(());
+            return;
         };
         match decode_ip(&datagram.packet, meta) {
-            Ok(packet) => {
-                self.ingest(now_ns, &packet);
-                Ok(())
-            }
-            Err(DecodeError::Fragment { .. }) => {
-                // A second Fragment header inside the datagram: never reassemble twice.
-                self.counters.ip_frag_malformed += 1;
-                Ok(())
-            }
-            Err(e) => {
-                self.count_decode_error(&e);
-                Err(e)
-            }
+            Ok(packet) => self.ingest(now_ns, &packet),
+            // A second Fragment header inside the datagram: never reassemble twice.
+            Err(DecodeError::Fragment { .. }) => self.counters.ip_frag_malformed += 1,
+            Err(e) => self.count_decode_error(&e),
         }
     }
 

@@ -418,6 +418,7 @@ fn cooked_meta(link: LinkType, frame: &[u8], mut meta: CaptureMeta) -> CaptureMe
 }
 
 /// Strips the link-layer header and returns the ethertype and the bytes after it.
+#[inline] // `ip_layer` is inlined twice (decode, fragment reassembly): keep this in `decode`
 fn strip_link(link: LinkType, frame: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
     let (mut ethertype, mut rest) = match link {
         LinkType::RawIp => {
@@ -475,6 +476,7 @@ pub fn decode(link: LinkType, frame: &[u8], meta: CaptureMeta) -> Result<Packet<
 
 /// The IP packet a frame carries (its link header stripped), and `meta` completed from the
 /// link header as [`decode`] does.
+#[inline(always)] // keeps `decode` one function on the per-packet path, as before the split
 pub fn ip_layer(
     link: LinkType,
     frame: &[u8],
@@ -489,6 +491,7 @@ pub fn ip_layer(
 }
 
 /// Decodes an IP packet (no link header) into a borrowed [`Packet`], like [`decode`].
+#[inline]
 pub fn decode_ip(ip_bytes: &[u8], meta: CaptureMeta) -> Result<Packet<'_>, DecodeError> {
     let (ip, ext_err) = LaxIpSlice::from_slice(ip_bytes).map_err(|e| match e {
         etherparse::err::ip::LaxHeaderSliceError::Len(l) => DecodeError::Truncated {
