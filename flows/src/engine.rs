@@ -340,13 +340,15 @@ impl Engine {
                         if !t.flags.contains(TcpFlags::SYN) {
                             counters.tcp_mid_stream_starts += 1;
                         }
+                        // A protocol content cannot tell (DNS) is known by its port.
+                        let ports = [t.src_port, t.dst_port];
+                        let l7 = match crate::l7::stream_decoder_for_ports(ports) {
+                            Some(dec) => L7Slot::Active(dec),
+                            None => L7Slot::Detecting { gapped: [false; 2] },
+                        };
                         ConnState::Tcp(Box::new(TcpConn {
                             reasm: [TcpReassembler::new(), TcpReassembler::new()],
-                            l7: match crate::l7::stream_decoder_for_ports([t.src_port, t.dst_port])
-                            {
-                                Some(dec) => L7Slot::Active(dec),
-                                None => L7Slot::Detecting { gapped: [false; 2] },
-                            },
+                            l7,
                             closed_at: None,
                             rst: ResetTracker::default(),
                         }))
