@@ -497,10 +497,12 @@ impl Http1Decoder {
         out: &mut Vec<L7Event>,
     ) {
         let half = self.half(dir);
-        if !std::mem::replace(&mut half.started, true) {
+        if !std::mem::replace(&mut half.started, true) && len == 0 {
             // Joined mid-way (RFC 9112 §6.3, §9.3): this direction starts somewhere inside
-            // its stream. Nothing of it was seen, so nothing of it was lost: find its next
-            // message start and pair from there, leaving the other direction's requests be.
+            // its stream (a gap of unknown length before anything). Nothing of it was seen
+            // since the join, so nothing was lost: find its next message start and pair
+            // from there, leaving the other direction's requests be. (A known loss before
+            // the first byte, handshake seen, is a gap like any other.)
             cx.counters.http1_resyncs += 1;
             half.start_search(true);
             return;

@@ -848,6 +848,19 @@ fn joined_mid_way_at_a_request_boundary_the_first_exchange_is_whole() {
 }
 
 #[test]
+fn a_loss_before_the_first_response_byte_still_unpairs() {
+    // Handshake seen, then the server's first segment lost (a gap of known length): the
+    // response found next may answer a later request, so the waiting one is not paired.
+    let mut h = H::new();
+    h.req(b"GET /a HTTP/1.1\r\n\r\n");
+    h.ev(StreamDir::ToClient, StreamEvent::Gap { len: 120 });
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    h.finish();
+    assert_eq!(h.exchanges(), vec![E::Ex(None, Some(200), Some(0))]);
+    assert_eq!(h.c.http1_requests_lost_in_gap, 1);
+}
+
+#[test]
 fn joined_mid_way_inside_a_response_body() {
     // The leading body bytes (here the end of a chunked body) are no exchange.
     let mut h = H::new();
