@@ -282,7 +282,7 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         // The engine knows one end; the agent adds the peer's owner when it is local too.
         peer_process: None,
     };
-    let flow = pb::Flow {
+    let mut flow = pb::Flow {
         time: Some(timestamp(f.time_ns)),
         uuid: String::new(),
         verdict: match f.verdict {
@@ -324,8 +324,11 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         }),
         socket_cookie: f.socket_cookie.unwrap_or(0),
         cgroup_id: f.process.as_ref().and_then(|p| p.cgroup_id).unwrap_or(0),
+        summary: String::new(),
         extensions: None,
     };
+    // Written from the finished wire flow, as Cilium's parsers do.
+    flow.summary = super::summary::summary(&flow);
     (flow, ext)
 }
 
