@@ -21,6 +21,7 @@ pub mod filter;
 pub mod health;
 pub mod namespaces;
 pub mod peer;
+pub mod peer_discovery;
 pub mod proto;
 pub mod service;
 pub mod status;
@@ -75,6 +76,9 @@ pub struct ApiConfig {
     pub max_flows: usize,
     /// Node name stamped on flows.
     pub node_name: String,
+    /// `HOST:PORT` resolving to every agent (a headless Service): the other agents announced
+    /// by `peer.Peer/Notify`, for Hubble Relay. `None`: this node only.
+    pub peer_service: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -84,6 +88,7 @@ impl Default for ApiConfig {
             tcp: None,
             max_flows: store::DEFAULT_MAX_FLOWS,
             node_name: default_node_name(),
+            peer_service: None,
         }
     }
 }
@@ -197,6 +202,15 @@ pub async fn serve(
     };
     let peers = PeerSet::new(me(tcp_addr));
     let peer_svc = PeerService::new(peers.clone(), stop_rx.clone());
+    if let Some(target) = cfg.peer_service.clone() {
+        tracing::info!(%target, "announcing the agents the peer service resolves to");
+        tokio::spawn(peer_discovery::run(
+            target,
+            peer::peer_name(&cfg.node_name, CLUSTER_NAME),
+            peers.clone(),
+            stop_rx.clone(),
+        ));
+    }
     if tcp_addr.is_some_and(|a| a.ip().is_unspecified()) {
         let mut stop = stop_rx.clone();
         tokio::spawn(async move {
@@ -277,6 +291,7 @@ mod tests {
             tcp: None,
             max_flows: 10,
             node_name: "n1".into(),
+            peer_service: None,
         };
         let store = cfg.new_store();
         store.push_record(&convert::tests::http_request());

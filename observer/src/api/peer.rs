@@ -5,7 +5,8 @@
 //! as `PEER_ADDED`; then each change as it happens — `PEER_ADDED` for a new peer,
 //! `PEER_DELETED` for one that went, `PEER_UPDATED` when a peer's address or TLS settings
 //! change. A peer is known by its name, so a renamed peer is a deletion and an addition.
-//! flowscope's set always holds this node; [`PeerSet`] is where others would be added.
+//! flowscope's set always holds this node, and the other agents when a peer service is
+//! configured (api/peer_discovery.rs).
 
 use std::{
     collections::BTreeMap,
@@ -159,6 +160,25 @@ impl PeerSet {
                 return false;
             }
             m.insert(peer.name.clone(), peer);
+            true
+        });
+    }
+
+    /// Makes the set this node (`me`, kept as it is) plus exactly `others`.
+    pub fn replace_others(&self, me: &str, others: Vec<PeerInfo>) {
+        self.tx.send_if_modified(|m| {
+            let mut new: PeerMap = others
+                .into_iter()
+                .filter(|p| p.name != me)
+                .map(|p| (p.name.clone(), p))
+                .collect();
+            if let Some(p) = m.get(me) {
+                new.insert(me.to_string(), p.clone());
+            }
+            if *m == new {
+                return false;
+            }
+            *m = new;
             true
         });
     }
