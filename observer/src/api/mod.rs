@@ -200,7 +200,15 @@ pub async fn serve(
         Some(l) => Some(l.local_addr()?),
         None => None,
     };
-    let peers = PeerSet::new(me(tcp_addr));
+    let first = me(tcp_addr);
+    if peer::is_unspecified(&first.address) {
+        tracing::warn!(
+            address = %first.address,
+            "cannot tell this node's address for peers (no default route): set \
+             FLOWSCOPE_NODE_IP, or a peer service will tell it"
+        );
+    }
+    let peers = PeerSet::new(first);
     let peer_svc = PeerService::new(peers.clone(), stop_rx.clone());
     if let Some(target) = cfg.peer_service.clone() {
         tracing::info!(%target, "announcing the agents the peer service resolves to");
@@ -216,7 +224,13 @@ pub async fn serve(
         tokio::spawn(async move {
             loop {
                 tokio::select! {
-                    _ = tokio::time::sleep(PEER_ADDRESS_RECHECK) => peers.upsert(me(tcp_addr)),
+                    _ = tokio::time::sleep(PEER_ADDRESS_RECHECK) => {
+                        // Never back to an unspecified address once one is known.
+                        let now = me(tcp_addr);
+                        if !peer::is_unspecified(&now.address) {
+                            peers.upsert(now);
+                        }
+                    }
                     _ = service::stopped(&mut stop) => return,
                 }
             }

@@ -91,17 +91,19 @@ pub fn advertised_address(unix_socket: &Path, tcp: Option<SocketAddr>) -> String
     if !addr.ip().is_unspecified() {
         return addr.to_string();
     }
+    // When the node's address can't be told, the unspecified one: see `is_unspecified`.
     match node_ip(addr.is_ipv6()) {
         Some(ip) => SocketAddr::new(ip, addr.port()).to_string(),
-        None => {
-            tracing::warn!(
-                %addr,
-                "cannot tell this node's address (no default route; set FLOWSCOPE_NODE_IP): \
-                 announcing the unspecified address to peers"
-            );
-            addr.to_string()
-        }
+        None => addr.to_string(),
     }
+}
+
+/// Whether an announced address is an unspecified one (`0.0.0.0:P`, `[::]:P`): this node's
+/// address could not be told, and Relay would dial itself.
+pub fn is_unspecified(address: &str) -> bool {
+    address
+        .parse::<SocketAddr>()
+        .is_ok_and(|a| a.ip().is_unspecified())
 }
 
 /// This node's address for peers: `$FLOWSCOPE_NODE_IP` (the DaemonSet sets it from the
@@ -180,6 +182,18 @@ impl PeerSet {
             }
             *m = new;
             true
+        });
+    }
+
+    /// Gives this node (`me`) the address `address` when its own is unspecified (a peer
+    /// service found where this node answers).
+    pub fn resolve_unspecified(&self, me: &str, address: &str) {
+        self.tx.send_if_modified(|m| match m.get_mut(me) {
+            Some(p) if is_unspecified(&p.address) && p.address != address => {
+                p.address = address.to_string();
+                true
+            }
+            _ => false,
         });
     }
 
@@ -321,6 +335,8 @@ mod tests {
         // when the node has a route), and its port.
         let a = advertised_address(sock, Some("0.0.0.0:4244".parse().unwrap()));
         assert!(a.ends_with(":4244"), "{a}");
+        assert!(is_unspecified("0.0.0.0:4244") && is_unspecified("[::]:4244"));
+        assert!(!is_unspecified("10.0.0.5:4244") && !is_unspecified("unix:///x.sock"));
     }
 
     #[test]

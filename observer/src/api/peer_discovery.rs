@@ -53,6 +53,16 @@ impl Discovery {
                 Err(e) => tracing::warn!(error = %e, "peer lookup task failed"),
             }
         }
+        // This node answering at a resolved address: that is where others reach it, which
+        // fills in its own address when it could not be told (no route, no FLOWSCOPE_NODE_IP).
+        if let Some(addr) = self
+            .names
+            .iter()
+            .find(|(_, n)| n.as_str() == me)
+            .map(|(a, _)| a)
+        {
+            peers.resolve_unspecified(me, &addr.to_string());
+        }
         let others = self
             .names
             .iter()
@@ -159,9 +169,10 @@ mod tests {
             let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             l.local_addr().unwrap()
         };
+        // This node could not tell its address: the peer service tells it.
         let peers = PeerSet::new(PeerInfo {
             name: "node-a".into(),
-            address: me.to_string(),
+            address: format!("0.0.0.0:{}", me.port()),
             tls_server_name: None,
         });
         let mut d = Discovery::default();
