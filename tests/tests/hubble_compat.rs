@@ -145,13 +145,22 @@ fn hubble_clients_get_health_peers_summaries_and_namespaces() {
 
     // `hubble status` checks health first: SERVING for the names Hubble and gRPC use, on the
     // unix socket and on the TCP listener (from the other namespace, as Relay would).
-    let names = ["", "observer.Observer", "hubble.server.Observer", "peer.Peer"];
+    let names = [
+        "",
+        "observer.Observer",
+        "hubble.server.Observer",
+        "peer.Peer",
+    ];
     let svc_args: String = names.iter().map(|n| format!(" --service '{n}'")).collect();
     for out in [
-        py(&format!("health --server {unix}{svc_args} --service nope.Nope")),
-        lines(&link.client.exec(&py_cmd(&format!(
-            "health --server {tcp}{svc_args}"
-        )))),
+        py(&format!(
+            "health --server {unix}{svc_args} --service nope.Nope"
+        )),
+        lines(
+            &link
+                .client
+                .exec(&py_cmd(&format!("health --server {tcp}{svc_args}"))),
+        ),
     ] {
         for (i, name) in names.iter().enumerate() {
             assert_eq!(out[i]["service"], *name, "{out:#?}");
@@ -226,7 +235,10 @@ fn hubble_clients_get_health_peers_summaries_and_namespaces() {
             Box::new(move |f| {
                 http(f)
                     && is_l7(f, "REQUEST")
-                    && f["l7"]["http"]["url"].as_str().unwrap_or("").ends_with(grpc_path)
+                    && f["l7"]["http"]["url"]
+                        .as_str()
+                        .unwrap_or("")
+                        .ends_with(grpc_path)
             }),
             None,
         ),
@@ -235,7 +247,10 @@ fn hubble_clients_get_health_peers_summaries_and_namespaces() {
             Box::new(move |f| {
                 http(f)
                     && is_l7(f, "RESPONSE")
-                    && f["l7"]["http"]["url"].as_str().unwrap_or("").ends_with(grpc_path)
+                    && f["l7"]["http"]["url"]
+                        .as_str()
+                        .unwrap_or("")
+                        .ends_with(grpc_path)
             }),
             None,
         ),
@@ -246,17 +261,23 @@ fn hubble_clients_get_health_peers_summaries_and_namespaces() {
         ),
         (
             "DNS query",
-            Box::new(move |f| dns(f) && is_l7(f, "REQUEST") && f["l7"]["dns"]["query"] == "example.com."),
+            Box::new(move |f| {
+                dns(f) && is_l7(f, "REQUEST") && f["l7"]["dns"]["query"] == "example.com."
+            }),
             Some("DNS Query example.com. A"),
         ),
         (
             "DNS answer",
-            Box::new(move |f| dns(f) && is_l7(f, "RESPONSE") && f["l7"]["dns"]["query"] == "example.com."),
+            Box::new(move |f| {
+                dns(f) && is_l7(f, "RESPONSE") && f["l7"]["dns"]["query"] == "example.com."
+            }),
             Some("DNS Answer \"192.0.2.1\" TTL: 30 (Query example.com. A)"),
         ),
         (
             "DNS NXDOMAIN",
-            Box::new(move |f| dns(f) && is_l7(f, "RESPONSE") && f["l7"]["dns"]["query"] == "nope.example."),
+            Box::new(move |f| {
+                dns(f) && is_l7(f, "RESPONSE") && f["l7"]["dns"]["query"] == "nope.example."
+            }),
             Some("DNS Answer RCode: Non-Existent Domain TTL: 0 (Query nope.example. A)"),
         ),
         (
@@ -286,7 +307,7 @@ fn hubble_clients_get_health_peers_summaries_and_namespaces() {
         let flows = all_flows(&unix);
         let missing: Vec<&str> = table
             .iter()
-            .filter(|(_, pick, _)| !flows.iter().any(|f| pick(f)))
+            .filter(|(_, pick, _)| !flows.iter().any(pick))
             .map(|(what, _, _)| *what)
             .collect();
         if missing.is_empty() {

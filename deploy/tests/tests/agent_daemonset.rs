@@ -430,8 +430,7 @@ fn the_relay_overlay_serves_tcp_4244_and_relay_asks_the_peer_service() {
         .flatten()
         .any(|a| a == "--peer-service=flowscope-peer.flowscope.svc.cluster.local:4244"));
     assert!(c.env.iter().flatten().any(|e| e.name == "FLOWSCOPE_NODE_IP"
-        && e
-            .value_from
+        && e.value_from
             .as_ref()
             .and_then(|v| v.field_ref.as_ref())
             .is_some_and(|f| f.field_path == "status.hostIP")));
