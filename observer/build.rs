@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "proto/observer/observer.proto",
         "proto/relay/relay.proto",
         "proto/flowscope/flowscope.proto",
+        "proto/peer/peer.proto",
         // OTLP (opentelemetry-proto, verbatim): the span exporter's messages, its gRPC client,
         // and the TraceService server the tests receive spans with.
         "proto/opentelemetry/proto/collector/trace/v1/trace_service.proto",

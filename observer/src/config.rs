@@ -40,6 +40,9 @@ pub struct AgentConfig {
     pub listen: String,
     /// Also serve the Observer API on this TCP address (e.g. "0.0.0.0:4244" for Hubble Relay).
     pub listen_tcp: Option<String>,
+    /// `HOST:PORT` that resolves to every agent's TCP listener (a headless Service): the
+    /// other agents `peer.Peer/Notify` announces to Hubble Relay. Unset: this node only.
+    pub peer_service: Option<String>,
     /// Flows kept for `flowscope observe --last` (the ring the API serves).
     pub max_flows: usize,
     /// Node name on every flow; unset: $FLOWSCOPE_NODE_NAME, $NODE_NAME, then the hostname.
@@ -70,6 +73,7 @@ impl Default for AgentConfig {
             include_own_ssh: false,
             listen: "unix:///var/run/flowscope/observer.sock".into(),
             listen_tcp: None,
+            peer_service: None,
             max_flows: crate::api::store::DEFAULT_MAX_FLOWS,
             node_name: None,
             attribution: "auto".into(),
@@ -114,6 +118,12 @@ impl AgentConfig {
         if let Some(t) = &self.listen_tcp {
             t.parse::<std::net::SocketAddr>()
                 .map_err(|e| anyhow::anyhow!("key `listen-tcp`: {t:?}: {e}"))?;
+        }
+        if let Some(p) = &self.peer_service {
+            let port = p.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
+            if !matches!(port, Some(Ok(_))) {
+                anyhow::bail!("key `peer-service`: {p:?} is not HOST:PORT");
+            }
         }
         self.attribution_method()?;
         if self.max_flows == 0 {
@@ -203,6 +213,7 @@ mod tests {
             include-own-ssh = true
             listen = "unix:///tmp/fs.sock"
             listen-tcp = "127.0.0.1:4244"
+            peer-service = "flowscope-peer.flowscope.svc.cluster.local:4244"
             max-flows = 100
             node-name = "node-a"
             attribution = "proc-only"
@@ -218,6 +229,10 @@ mod tests {
             std::path::PathBuf::from("/tmp/fs.sock")
         );
         assert_eq!(c.node_name(), "node-a");
+        assert_eq!(
+            c.peer_service.as_deref(),
+            Some("flowscope-peer.flowscope.svc.cluster.local:4244")
+        );
         assert_eq!(AgentConfig::from_toml(&c.to_toml()).unwrap(), c);
     }
 
@@ -247,5 +262,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("ports"), "{e}");
+        let e = AgentConfig::from_toml("peer-service = \"flowscope-peer\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("peer-service") && e.contains("HOST:PORT"), "{e}");
     }
 }

@@ -15,6 +15,15 @@ follow along; a missing grpc/grpc_tools module is an error (exit 2), never a ski
   follow     --server ... [--whitelist JSON]... [--timeout S]
   slow-follow --server ... [--slow-seconds S] [--idle S] [--timeout S] [--small-window]
   load       --url URL [--requests N] [--rate R]   HTTP/1.1 keep-alive GETs (http.client)
+  health     --server ... [--service NAME]...       grpc.health.v1.Health/Check per name
+  peers      --server ... [--count N]               peer.Peer/Notify: the first N notifications
+  namespaces --server ...                           GetNamespaces
+  events     --server ... --kind agent|debug        GetAgentEvents / GetDebugEvents: the status
+  grpc-serve --listen HOST:PORT                     a grpc.health.v1 server (gRPC traffic to see)
+  grpc-check --target HOST:PORT                     one Health/Check call to it
+  dns-serve  --listen HOST [--port 53]              a UDP DNS server: A 192.0.2.1 TTL 30 for any
+                                                    name, NXDOMAIN for names under nope.
+  dns-query  --server HOST [--port 53] --name N     one A query over UDP; prints the rcode
 """
 
 import argparse
@@ -23,6 +32,9 @@ import importlib
 import json
 import os
 import queue
+import random
+import socket
+import struct
 import sys
 import tempfile
 import threading
@@ -49,15 +61,21 @@ PROTOS = [
     "flow/flow.proto",
     "flowscope/flowscope.proto",
     "relay/relay.proto",
+    "peer/peer.proto",
 ]
+# grpc/health/v1/health.proto is compiled from its own directory: a module path starting with
+# `grpc.` would shadow the grpc package itself.
+HEALTH_DIR = os.path.join("grpc", "health", "v1")
 
 # Set by generate(): the generated modules.
 observer_pb2 = observer_pb2_grpc = flow_pb2 = flowscope_pb2 = None
+peer_pb2 = peer_pb2_grpc = health_pb2 = health_pb2_grpc = None
 
 
 def generate(proto_dir, out_dir):
     """Compiles our .proto files with grpc_tools.protoc into out_dir and imports them."""
     global observer_pb2, observer_pb2_grpc, flow_pb2, flowscope_pb2
+    global peer_pb2, peer_pb2_grpc, health_pb2, health_pb2_grpc
     well_known = os.path.join(os.path.dirname(grpc_tools.__file__), "_proto")
     args = [
         "grpc_tools.protoc",
@@ -67,10 +85,24 @@ def generate(proto_dir, out_dir):
         f"--grpc_python_out={out_dir}",
     ] + [os.path.join(proto_dir, p) for p in PROTOS]
     rc = protoc.main(args)
+    health_dir = os.path.join(proto_dir, HEALTH_DIR)
+    rc = rc or protoc.main(
+        [
+            "grpc_tools.protoc",
+            f"-I{health_dir}",
+            f"--python_out={out_dir}",
+            f"--grpc_python_out={out_dir}",
+            os.path.join(health_dir, "health.proto"),
+        ]
+    )
     if rc != 0:
         print(f"hubble_client.py: grpc_tools.protoc failed ({rc}) on {proto_dir}", file=sys.stderr)
         sys.exit(2)
     sys.path.insert(0, out_dir)
+    peer_pb2 = importlib.import_module("peer.peer_pb2")
+    peer_pb2_grpc = importlib.import_module("peer.peer_pb2_grpc")
+    health_pb2 = importlib.import_module("health_pb2")
+    health_pb2_grpc = importlib.import_module("health_pb2_grpc")
     observer_pb2 = importlib.import_module("observer.observer_pb2")
     observer_pb2_grpc = importlib.import_module("observer.observer_pb2_grpc")
     flow_pb2 = importlib.import_module("flow.flow_pb2")
@@ -141,6 +173,9 @@ def server_status(observer):
         "seen_flows": st.seen_flows,
         "uptime_ns": st.uptime_ns,
         "version": st.version,
+        "flows_rate": st.flows_rate,
+        "has_num_connected_nodes": st.HasField("num_connected_nodes"),
+        "has_num_unavailable_nodes": st.HasField("num_unavailable_nodes"),
     }
 
 
@@ -289,6 +324,115 @@ def cmd_load(args):
     )
 
 
+def cmd_health(args):
+    channel = grpc.insecure_channel(args.server)
+    health = health_pb2_grpc.HealthStub(channel)
+    for name in args.service or [""]:
+        try:
+            r = health.Check(health_pb2.HealthCheckRequest(service=name), timeout=10)
+            emit({"service": name, "status": health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)})
+        except grpc.RpcError as e:
+            emit({"service": name, "error": e.code().name, "details": e.details()})
+
+
+def cmd_peers(args):
+    channel = grpc.insecure_channel(args.server)
+    call = peer_pb2_grpc.PeerStub(channel).Notify(peer_pb2.NotifyRequest(), timeout=args.timeout)
+    for i, n in enumerate(call):
+        line = to_dict(n)
+        line["type"] = peer_pb2.ChangeNotificationType.Name(n.type)
+        line["has_tls"] = n.HasField("tls")
+        emit(line)
+        if i + 1 >= args.count:
+            break
+    call.cancel()
+
+
+def cmd_namespaces(args):
+    _, observer = stub(args.server)
+    r = observer.GetNamespaces(observer_pb2.GetNamespacesRequest(), timeout=10)
+    emit({"namespaces": [to_dict(n) for n in r.namespaces]})
+
+
+def cmd_events(args):
+    _, observer = stub(args.server)
+    if args.kind == "agent":
+        call = observer.GetAgentEvents(observer_pb2.GetAgentEventsRequest(), timeout=10)
+    else:
+        call = observer.GetDebugEvents(observer_pb2.GetDebugEventsRequest(), timeout=10)
+    got = 0
+    try:
+        for _ in call:
+            got += 1
+    except grpc.RpcError:
+        pass
+    emit({"events": got, "code": call.code().name, "details": call.details()})
+
+
+class _Healthy(object):
+    """A grpc.health.v1 servicer that is always SERVING."""
+
+    def Check(self, request, context):
+        return health_pb2.HealthCheckResponse(status=health_pb2.HealthCheckResponse.SERVING)
+
+
+def cmd_grpc_serve(args):
+    from concurrent import futures
+
+    servicer = type("Healthy", (_Healthy, health_pb2_grpc.HealthServicer), {})()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    server.add_insecure_port(args.listen)
+    server.start()
+    emit({"ready": True})
+    server.wait_for_termination()
+
+
+def cmd_grpc_check(args):
+    channel = grpc.insecure_channel(args.target)
+    r = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    emit({"status": health_pb2.HealthCheckResponse.ServingStatus.Name(r.status)})
+    channel.close()
+
+
+def _dns_name(data, off):
+    labels = []
+    while data[off] != 0:
+        n = data[off]
+        labels.append(data[off + 1 : off + 1 + n].decode("ascii"))
+        off += 1 + n
+    return ".".join(labels) + ".", off + 1
+
+
+def cmd_dns_serve(args):
+    """RFC 1035 §4.1: answers each query with one A record (or NXDOMAIN under nope.)."""
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind((args.listen, args.port))
+    emit({"ready": True})
+    while True:
+        data, peer = s.recvfrom(512)
+        qid, _flags, qdcount = struct.unpack("!HHH", data[:6])
+        name, end = _dns_name(data, 12)
+        question = data[12 : end + 4]
+        nx = name.startswith("nope.")
+        flags = 0x8180 | (3 if nx else 0)  # QR, RD, RA; RCODE
+        header = struct.pack("!HHHHHH", qid, flags, 1, 0 if nx else 1, 0, 0)
+        answer = b"" if nx else struct.pack("!HHHIH4s", 0xC00C, 1, 1, 30, 4, socket.inet_aton("192.0.2.1"))
+        s.sendto(header + question + answer, peer)
+
+
+def cmd_dns_query(args):
+    qid = random.randrange(1 << 16)
+    qname = b"".join(bytes([len(l)]) + l.encode("ascii") for l in args.name.strip(".").split(".")) + b"\0"
+    msg = struct.pack("!HHHHHH", qid, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(5)
+    s.sendto(msg, (args.server, args.port))
+    data, _ = s.recvfrom(512)
+    rid, flags = struct.unpack("!HH", data[:4])
+    emit({"id_matches": rid == qid, "rcode": flags & 0xF})
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--proto-dir", default=DEFAULT_PROTO_DIR)
@@ -317,14 +461,37 @@ def main():
     ld.add_argument("--url", required=True)
     ld.add_argument("--requests", type=int, default=1000)
     ld.add_argument("--rate", type=float, default=0, help="requests per second (0: no limit)")
+    h = sub.add_parser("health")
+    h.add_argument("--server", required=True)
+    h.add_argument("--service", action="append", default=[])
+    pe = sub.add_parser("peers")
+    pe.add_argument("--server", required=True)
+    pe.add_argument("--count", type=int, default=1)
+    pe.add_argument("--timeout", type=float, default=10)
+    ns = sub.add_parser("namespaces")
+    ns.add_argument("--server", required=True)
+    ev = sub.add_parser("events")
+    ev.add_argument("--server", required=True)
+    ev.add_argument("--kind", choices=["agent", "debug"], required=True)
+    gs = sub.add_parser("grpc-serve")
+    gs.add_argument("--listen", required=True)
+    gc = sub.add_parser("grpc-check")
+    gc.add_argument("--target", required=True)
+    ds = sub.add_parser("dns-serve")
+    ds.add_argument("--listen", required=True)
+    ds.add_argument("--port", type=int, default=53)
+    dq = sub.add_parser("dns-query")
+    dq.add_argument("--server", required=True)
+    dq.add_argument("--port", type=int, default=53)
+    dq.add_argument("--name", required=True)
     args = p.parse_args()
 
-    if args.cmd != "load":
+    if args.cmd not in ("load", "dns-serve", "dns-query"):
         with tempfile.TemporaryDirectory(prefix="flowscope-pystubs-") as out:
             generate(args.proto_dir, out)
             globals()["cmd_" + args.cmd.replace("-", "_")](args)
     else:
-        cmd_load(args)
+        globals()["cmd_" + args.cmd.replace("-", "_")](args)
 
 
 if __name__ == "__main__":

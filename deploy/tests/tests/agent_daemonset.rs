@@ -422,6 +422,18 @@ fn the_relay_overlay_serves_tcp_4244_and_relay_asks_the_peer_service() {
         .iter()
         .flatten()
         .any(|a| a == "--listen-tcp=0.0.0.0:4244"));
+    // Every agent the headless Service resolves to is announced to Relay (peer.Peer/Notify),
+    // at the node address from the downward API.
+    assert!(c
+        .args
+        .iter()
+        .flatten()
+        .any(|a| a == "--peer-service=flowscope-peer.flowscope.svc.cluster.local:4244"));
+    assert!(c.env.iter().flatten().any(|e| e.name == "FLOWSCOPE_NODE_IP"
+        && e.value_from
+            .as_ref()
+            .and_then(|v| v.field_ref.as_ref())
+            .is_some_and(|f| f.field_path == "status.hostIP")));
     assert!(c
         .ports
         .iter()

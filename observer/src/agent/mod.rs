@@ -134,6 +134,10 @@ pub struct AgentArgs {
     /// Also serve the Observer API on TCP (plaintext), e.g. 0.0.0.0:4244 for Hubble Relay.
     #[arg(long, value_name = "ADDR")]
     pub listen_tcp: Option<String>,
+    /// HOST:PORT resolving to every agent (a headless Service): announce them all to Hubble
+    /// Relay through peer.Peer/Notify, not just this node.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub peer_service: Option<String>,
     /// How sockets are tied to processes: auto, kprobe, cgroup+tp_btf, tp_btf, proc-only, off
     /// [default: auto].
     #[arg(long)]
@@ -231,6 +235,9 @@ impl AgentArgs {
         }
         if let Some(v) = self.listen {
             c.listen = v;
+        }
+        if self.peer_service.is_some() {
+            c.peer_service = self.peer_service;
         }
         if self.listen_tcp.is_some() {
             c.listen_tcp = self.listen_tcp;

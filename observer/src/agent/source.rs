@@ -195,6 +195,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             .context("listen-tcp")?,
         max_flows: args.max_flows,
         node_name: args.node_name(),
+        peer_service: args.peer_service.clone(),
     };
     let store = api_cfg.new_store();
     let engine_counters: SharedCounters = Arc::default();

@@ -387,7 +387,7 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
             .map(|r| r.as_str().to_string())
             .unwrap_or_default(),
     };
-    let flow = pb::Flow {
+    let mut flow = pb::Flow {
         time: Some(timestamp(f.time_ns)),
         uuid: String::new(),
         verdict: match f.verdict {
@@ -429,8 +429,11 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         }),
         socket_cookie: f.socket_cookie.unwrap_or(0),
         cgroup_id: f.process.as_ref().and_then(|p| p.cgroup_id).unwrap_or(0),
+        summary: String::new(),
         extensions: None,
     };
+    // Written from the finished wire flow, as Cilium's parsers do.
+    flow.summary = super::summary::summary(&flow);
     (flow, ext)
 }
 

@@ -1,6 +1,6 @@
 //! The Hubble-compatible Observer API: the ring of recent flows ([`store::FlowStore`]), the
-//! `observer.Observer` and `flowscope.Agent` gRPC services, and the filters they share with
-//! `flowscope observe`.
+//! `observer.Observer`, `peer.Peer`, `grpc.health.v1.Health` and `flowscope.Agent` gRPC
+//! services, and the filters they share with `flowscope observe`.
 //!
 //! The agent wires it like this:
 //!
@@ -18,10 +18,15 @@
 
 pub mod convert;
 pub mod filter;
+pub mod health;
+pub mod namespaces;
+pub mod peer;
+pub mod peer_discovery;
 pub mod proto;
 pub mod service;
 pub mod status;
 pub mod store;
+pub mod summary;
 
 use std::{
     future::Future,
@@ -42,11 +47,23 @@ pub use status::{AgentStatus, StatusHandle};
 #[allow(unused_imports)]
 pub use store::{FlowStore, LostSource};
 
-use proto::{flowscope::agent_server::AgentServer, observer::observer_server::ObserverServer};
+use peer::{PeerInfo, PeerService, PeerSet};
+use proto::{
+    flowscope::agent_server::AgentServer, observer::observer_server::ObserverServer,
+    peer::peer_server::PeerServer,
+};
 use service::ObserverService;
 
 /// Default unix socket of the API (and default `--server` of `flowscope observe`).
 pub const DEFAULT_SOCKET: &str = "/var/run/flowscope/observer.sock";
+
+/// The cluster name flowscope reports (in namespaces, peer and TLS server names): Cilium's
+/// default cluster name, since flowscope has no cluster setting.
+pub const CLUSTER_NAME: &str = "default";
+
+/// How often the address announced to peers is looked up again (it changes when the node's
+/// address does and the TCP listener is bound to an unspecified address).
+const PEER_ADDRESS_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Where and how to serve the API.
 #[derive(Debug, Clone)]
@@ -59,6 +76,9 @@ pub struct ApiConfig {
     pub max_flows: usize,
     /// Node name stamped on flows.
     pub node_name: String,
+    /// `HOST:PORT` resolving to every agent (a headless Service): the other agents announced
+    /// by `peer.Peer/Notify`, for Hubble Relay. `None`: this node only.
+    pub peer_service: Option<String>,
 }
 
 impl Default for ApiConfig {
@@ -68,6 +88,7 @@ impl Default for ApiConfig {
             tcp: None,
             max_flows: store::DEFAULT_MAX_FLOWS,
             node_name: default_node_name(),
+            peer_service: None,
         }
     }
 }
@@ -136,8 +157,9 @@ impl Drop for SocketGuard {
     }
 }
 
-/// Serves `observer.Observer` and `flowscope.Agent` on the unix socket (and TCP when
-/// configured) until `shutdown` completes; removes the socket file before returning.
+/// Serves `observer.Observer`, `peer.Peer`, `grpc.health.v1.Health` and `flowscope.Agent` on
+/// the unix socket (and TCP when configured) until `shutdown` completes; removes the socket
+/// file before returning.
 pub async fn serve(
     cfg: ApiConfig,
     store: Arc<FlowStore>,
@@ -163,9 +185,70 @@ pub async fn serve(
         let _ = rx.wait_for(|s| *s).await;
     };
     let svc = ObserverService::new(store, status).with_stop(stop_rx.clone());
+    // This node, as Relay learns it: TLS server name only once the listener serves TLS.
+    let (node, socket, tls) = (
+        cfg.node_name.clone(),
+        cfg.unix_socket.clone(),
+        svc.tls_enabled(),
+    );
+    let me = move |tcp: Option<SocketAddr>| PeerInfo {
+        name: peer::peer_name(&node, CLUSTER_NAME),
+        address: peer::advertised_address(&socket, tcp),
+        tls_server_name: tls.then(|| peer::tls_server_name(&node, CLUSTER_NAME)),
+    };
+    let tcp_addr = match &tcp {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
+    let first = me(tcp_addr);
+    if peer::is_unspecified(&first.address) {
+        tracing::warn!(
+            address = %first.address,
+            "cannot tell this node's address for peers (no default route): set \
+             FLOWSCOPE_NODE_IP, or a peer service will tell it"
+        );
+    }
+    let peers = PeerSet::new(first);
+    let peer_svc = PeerService::new(peers.clone(), stop_rx.clone());
+    if let Some(target) = cfg.peer_service.clone() {
+        tracing::info!(%target, "announcing the agents the peer service resolves to");
+        tokio::spawn(peer_discovery::run(
+            target,
+            peer::peer_name(&cfg.node_name, CLUSTER_NAME),
+            peers.clone(),
+            stop_rx.clone(),
+        ));
+    }
+    if tcp_addr.is_some_and(|a| a.ip().is_unspecified()) {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(PEER_ADDRESS_RECHECK) => {
+                        // Never back to an unspecified address once one is known.
+                        let now = me(tcp_addr);
+                        if !peer::is_unspecified(&now.address) {
+                            peers.upsert(now);
+                        }
+                    }
+                    _ = service::stopped(&mut stop) => return,
+                }
+            }
+        });
+    }
+    let (health, health_svc) = health::health_service().await;
+    {
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            service::stopped(&mut stop).await;
+            health::set_all(&health, tonic_health::ServingStatus::NotServing).await;
+        });
+    }
     let router = || {
         tonic::transport::Server::builder()
+            .add_service(health_svc.clone())
             .add_service(ObserverServer::new(svc.clone()))
+            .add_service(PeerServer::new(peer_svc.clone()))
             .add_service(AgentServer::new(svc.clone()))
     };
     tracing::info!(socket = %cfg.unix_socket.display(), "observer API listening");
@@ -198,9 +281,11 @@ mod tests {
         flow::FlowFilter,
         flowscope::{agent_client::AgentClient, GetAgentStatusRequest},
         observer::{
-            get_flows_response::ResponseTypes, observer_client::ObserverClient, GetFlowsRequest,
+            get_flows_response::ResponseTypes, observer_client::ObserverClient,
+            GetAgentEventsRequest, GetDebugEventsRequest, GetFlowsRequest, GetNamespacesRequest,
             ServerStatusRequest,
         },
+        peer::{peer_client::PeerClient, ChangeNotificationType, NotifyRequest},
     };
 
     fn temp_socket(name: &str) -> PathBuf {
@@ -220,6 +305,7 @@ mod tests {
             tcp: None,
             max_flows: 10,
             node_name: "n1".into(),
+            peer_service: None,
         };
         let store = cfg.new_store();
         store.push_record(&convert::tests::http_request());
@@ -255,7 +341,12 @@ mod tests {
             .unwrap()
             .into_inner();
         assert_eq!((st.num_flows, st.max_flows, st.seen_flows), (2, 10, 2));
-        assert!(st.version.starts_with("flowscope"));
+        assert!(st.version.starts_with("flowscope v"));
+        // Like a Cilium agent's: no node counts (Relay fills those).
+        assert_eq!(
+            (st.num_connected_nodes, st.num_unavailable_nodes),
+            (None, None)
+        );
 
         let req = GetFlowsRequest {
             whitelist: vec![FlowFilter {
@@ -290,6 +381,55 @@ mod tests {
         let err = observer.get_flows(bad).await.err().unwrap();
         assert_eq!(err.code(), tonic::Code::InvalidArgument);
 
+        // What `hubble status` asks first, on the same socket.
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+        for name in ["", "hubble.server.Observer", "observer.Observer"] {
+            let r = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: name.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(r.status, 1, "SERVING for {name:?}");
+        }
+        // `hubble watch peers`: this node, at its socket, plaintext.
+        let mut notify = PeerClient::new(channel.clone())
+            .notify(NotifyRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        let me = notify.next().await.unwrap().unwrap();
+        assert_eq!(
+            (me.name.as_str(), me.r#type(), me.tls),
+            ("n1", ChangeNotificationType::PeerAdded, None)
+        );
+        assert_eq!(me.address, format!("unix://{}", sock.display()));
+        // No pods seen: no namespaces. Agent and debug events: a clear UNIMPLEMENTED.
+        let ns = observer
+            .get_namespaces(GetNamespacesRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(ns.namespaces.is_empty());
+        let err = observer
+            .get_agent_events(GetAgentEventsRequest::default())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), tonic::Code::Unimplemented);
+        assert!(
+            err.message().contains("without Cilium"),
+            "{}",
+            err.message()
+        );
+        let err = observer
+            .get_debug_events(GetDebugEventsRequest::default())
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(err.code(), tonic::Code::Unimplemented);
+
         let agent = AgentClient::new(channel)
             .get_agent_status(GetAgentStatusRequest {})
             .await
@@ -317,6 +457,11 @@ mod tests {
         let end = tokio::time::timeout(Duration::from_secs(5), follow.next())
             .await
             .expect("follow stream ended on shutdown");
+        assert!(matches!(end, None | Some(Err(_))), "{end:?}");
+        // Nor an open Notify stream.
+        let end = tokio::time::timeout(Duration::from_secs(5), notify.next())
+            .await
+            .expect("notify stream ended on shutdown");
         assert!(matches!(end, None | Some(Err(_))), "{end:?}");
         tokio::time::timeout(Duration::from_secs(5), server)
             .await

@@ -17,6 +17,11 @@ pub mod relay {
     tonic::include_proto!("relay");
 }
 
+/// Hubble's `peer` package: the Peer service Relay discovers nodes with.
+pub mod peer {
+    tonic::include_proto!("peer");
+}
+
 /// flowscope's extension messages and the Agent service.
 pub mod flowscope {
     tonic::include_proto!("flowscope");

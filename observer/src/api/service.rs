@@ -20,9 +20,10 @@ use super::{
             GetAgentStatusResponse, GetFlowsRequestExtension,
         },
         observer::{
-            get_flows_response::ResponseTypes, observer_server::Observer, GetFlowsRequest,
-            GetFlowsResponse, GetNodesRequest, GetNodesResponse, Node, ServerStatusRequest,
-            ServerStatusResponse, Tls,
+            get_flows_response::ResponseTypes, observer_server::Observer, GetAgentEventsRequest,
+            GetAgentEventsResponse, GetDebugEventsRequest, GetDebugEventsResponse, GetFlowsRequest,
+            GetFlowsResponse, GetNamespacesRequest, GetNamespacesResponse, GetNodesRequest,
+            GetNodesResponse, Namespace, Node, ServerStatusRequest, ServerStatusResponse, Tls,
         },
         relay::NodeState,
     },
@@ -57,6 +58,11 @@ impl ObserverService {
             tls: false,
             stop,
         }
+    }
+
+    /// Whether the API is served over TLS (announced to peers and in GetNodes).
+    pub fn tls_enabled(&self) -> bool {
+        self.tls
     }
 
     /// Ends every `--follow` stream when `stop` turns true (graceful server shutdown waits
@@ -184,7 +190,7 @@ impl LostAggregator {
 }
 
 /// Completes once `stop` is true.
-async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
+pub(super) async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
     loop {
         if *stop.borrow_and_update() {
             return;
@@ -196,10 +202,51 @@ async fn stopped(stop: &mut tokio::sync::watch::Receiver<bool>) {
 }
 
 type FlowStream = Pin<Box<dyn Stream<Item = Result<GetFlowsResponse, Status>> + Send>>;
+type AgentEventStream = Pin<Box<dyn Stream<Item = Result<GetAgentEventsResponse, Status>> + Send>>;
+type DebugEventStream = Pin<Box<dyn Stream<Item = Result<GetDebugEventsResponse, Status>> + Send>>;
+
+/// Why GetAgentEvents is UNIMPLEMENTED.
+pub const NO_AGENT_EVENTS: &str = "flowscope has no agent events: Hubble's agent events \
+     (policy, endpoint, ipcache and service updates) come from the Cilium agent, and flowscope \
+     runs without Cilium; use GetFlows";
+/// Why GetDebugEvents is UNIMPLEMENTED.
+pub const NO_DEBUG_EVENTS: &str = "flowscope has no debug events: Hubble's debug events are \
+     Cilium datapath (BPF program) debug messages, and flowscope runs without Cilium's \
+     datapath; use GetFlows, or `flowscope status` for flowscope's own counters";
 
 #[tonic::async_trait]
 impl Observer for ObserverService {
     type GetFlowsStream = FlowStream;
+    type GetAgentEventsStream = AgentEventStream;
+    type GetDebugEventsStream = DebugEventStream;
+
+    async fn get_agent_events(
+        &self,
+        _request: Request<GetAgentEventsRequest>,
+    ) -> Result<Response<Self::GetAgentEventsStream>, Status> {
+        Err(Status::unimplemented(NO_AGENT_EVENTS))
+    }
+
+    async fn get_debug_events(
+        &self,
+        _request: Request<GetDebugEventsRequest>,
+    ) -> Result<Response<Self::GetDebugEventsStream>, Status> {
+        Err(Status::unimplemented(NO_DEBUG_EVENTS))
+    }
+
+    async fn get_namespaces(
+        &self,
+        _request: Request<GetNamespacesRequest>,
+    ) -> Result<Response<GetNamespacesResponse>, Status> {
+        Ok(Response::new(GetNamespacesResponse {
+            namespaces: self
+                .store
+                .namespaces()
+                .into_iter()
+                .map(|(cluster, namespace)| Namespace { cluster, namespace })
+                .collect(),
+        }))
+    }
 
     async fn get_flows(
         &self,
@@ -322,16 +369,19 @@ impl Observer for ObserverService {
         &self,
         _request: Request<ServerStatusRequest>,
     ) -> Result<Response<ServerStatusResponse>, Status> {
+        // The fields a Cilium agent fills (pkg/hubble/observer LocalObserverServer): the node
+        // counts stay unset, as there; Relay sets them when it aggregates nodes.
         let s = &self.store;
         Ok(Response::new(ServerStatusResponse {
             num_flows: s.num_flows() as u64,
             max_flows: s.max_flows() as u64,
             seen_flows: s.seen_flows(),
             uptime_ns: s.uptime().as_nanos() as u64,
-            num_connected_nodes: Some(1),
-            num_unavailable_nodes: Some(0),
+            num_connected_nodes: None,
+            num_unavailable_nodes: None,
             unavailable_nodes: Vec::new(),
             version: format!("flowscope v{VERSION}"),
+            flows_rate: s.flows_rate(now_ns()),
         }))
     }
 }

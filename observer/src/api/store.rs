@@ -16,6 +16,7 @@ use std::{
 
 use tokio::sync::broadcast;
 
+use super::namespaces::NamespaceTracker;
 use super::proto::{
     flow::{self, LostEventSource},
     flowscope::FlowExtension,
@@ -136,6 +137,9 @@ impl StoredFlow {
                 if !include_ext {
                     flow.extensions = None;
                 }
+                if flow.summary.is_empty() {
+                    flow.summary = super::summary::summary(&flow);
+                }
                 (flow, w.ext.clone())
             }
         };
@@ -180,6 +184,7 @@ pub struct FlowStore {
     tx: broadcast::Sender<FollowEvent>,
     started: Instant,
     started_wall: SystemTime,
+    namespaces: NamespaceTracker,
 }
 
 impl std::fmt::Debug for FlowStore {
@@ -225,6 +230,7 @@ impl FlowStore {
             tx,
             started: Instant::now(),
             started_wall,
+            namespaces: NamespaceTracker::new(super::CLUSTER_NAME),
         }
     }
 
@@ -357,6 +363,49 @@ impl FlowStore {
     pub fn node_name(&self) -> &str {
         &self.node_name
     }
+
+    /// Records that a flow of a pod in `namespace` was seen now (for `GetNamespaces`); call it
+    /// wherever a flow's pod is resolved.
+    pub fn note_namespace(&self, namespace: &str) {
+        self.namespaces.note(namespace, Instant::now());
+    }
+
+    /// `(cluster, namespace)` of the pods with flows in the last hour, sorted.
+    pub fn namespaces(&self) -> Vec<(String, String)> {
+        self.namespaces.list(Instant::now())
+    }
+
+    /// Flows per second at `now_ns` (ns since the Unix epoch), as Cilium's ServerStatus
+    /// computes `flows_rate`: the flows of the last minute over 60 s, walking back from the
+    /// newest and stopping at the first older one; when the ring has already dropped flows
+    /// and every flow it holds is that recent, over the time since its oldest flow instead.
+    pub fn flows_rate(&self, now_ns: u64) -> f64 {
+        const WINDOW_NS: u64 = 60_000_000_000;
+        let mut since = now_ns.saturating_sub(WINDOW_NS);
+        let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
+        let mut count = 0u64;
+        let mut oldest_counted = None;
+        let mut walked_all = true;
+        for f in ring.flows.iter().rev() {
+            if f.time_ns < since {
+                walked_all = false;
+                break;
+            }
+            count += 1;
+            oldest_counted = Some(f.time_ns);
+        }
+        let wrapped = ring.next_seq - 1 > ring.flows.len() as u64;
+        drop(ring);
+        if let (true, true, Some(t)) = (walked_all, wrapped, oldest_counted) {
+            since = t;
+        }
+        let secs = now_ns.saturating_sub(since) as f64 / 1e9;
+        if secs > 0.0 {
+            count as f64 / secs
+        } else {
+            0.0
+        }
+    }
 }
 
 /// A reader of new flows; see [`FlowStore::subscribe`].
@@ -470,6 +519,50 @@ mod tests {
         assert_eq!(&u[14..15], "4");
         assert!(matches!(&u[19..20], "8" | "9" | "a" | "b"), "{u}");
         assert_ne!(*u, snap[1].to_wire("node1", false).flow.uuid);
+    }
+
+    #[test]
+    fn flows_rate_is_ciliums() {
+        let s = |x: u64| x * 1_000_000_000;
+        let now = s(1000);
+        let store = FlowStore::new(10, "n");
+        assert_eq!(store.flows_rate(now), 0.0, "empty ring");
+        // 6 flows in the last minute (and one older): over 60 s, the ring has dropped nothing.
+        for t in [900, 950, 960, 970, 980, 990, 999] {
+            store.push(flow_at(t as i64));
+        }
+        assert_eq!(store.flows_rate(now), 6.0 / 60.0);
+        // A full ring that has dropped flows and holds only the last 10 s: over those 10 s.
+        let small = FlowStore::new(4, "n");
+        for t in [980, 990, 992, 994, 996] {
+            small.push(flow_at(t));
+        }
+        assert_eq!(small.flows_rate(now), 4.0 / 10.0);
+        // ...but when an older flow stops the walk, still over the minute.
+        let small = FlowStore::new(4, "n");
+        for t in [900, 901, 930, 990, 996] {
+            small.push(flow_at(t));
+        }
+        assert_eq!(small.flows_rate(now), 2.0 / 60.0);
+    }
+
+    #[test]
+    fn summary_is_filled_when_read() {
+        let store = FlowStore::new(4, "n");
+        let engine = store.push_record(&crate::api::convert::tests::tcp_syn());
+        assert_eq!(engine.to_wire("n", false).flow.summary, "TCP Flags: SYN");
+        // A wire flow without one gets it; one that has one (from Cilium) keeps it.
+        let mut f = crate::api::convert::flow_to_proto(&crate::api::convert::tests::tcp_syn(), "n");
+        f.summary.clear();
+        assert_eq!(
+            store.push(f.clone()).to_wire("n", false).flow.summary,
+            "TCP Flags: SYN"
+        );
+        f.summary = "from cilium".into();
+        assert_eq!(
+            store.push(f).to_wire("n", false).flow.summary,
+            "from cilium"
+        );
     }
 
     #[tokio::test]

@@ -8,8 +8,7 @@ use crate::api::{
     filter::event_type::TRACE_SUB_TYPES,
     proto::{
         flow::{
-            layer4::Protocol, layer7::Record, Flow, L7FlowType, LostEvent, LostEventSource,
-            TcpFlags, Verdict,
+            layer4::Protocol, layer7::Record, Flow, L7FlowType, LostEvent, LostEventSource, Verdict,
         },
         flowscope::FlowExtension,
         observer::{get_flows_response::ResponseTypes, GetFlowsResponse},
@@ -120,109 +119,14 @@ fn endpoint(ip: &str, port: Option<u32>) -> String {
     }
 }
 
-/// Hubble's TCP flag order.
-fn flag_names(f: &TcpFlags) -> String {
-    [
-        (f.syn, "SYN"),
-        (f.fin, "FIN"),
-        (f.rst, "RST"),
-        (f.psh, "PSH"),
-        (f.ack, "ACK"),
-        (f.urg, "URG"),
-        (f.ece, "ECE"),
-        (f.cwr, "CWR"),
-        (f.ns, "NS"),
-    ]
-    .iter()
-    .filter(|(set, _)| *set)
-    .map(|(_, n)| *n)
-    .collect::<Vec<_>>()
-    .join(", ")
-}
-
-fn icmp_name(v6: bool, t: u32) -> Option<&'static str> {
-    Some(match (v6, t) {
-        (false, 0) => "EchoReply",
-        (false, 3) => "DestinationUnreachable",
-        (false, 5) => "Redirect",
-        (false, 8) => "EchoRequest",
-        (false, 11) => "TimeExceeded",
-        (true, 1) => "DestinationUnreachable",
-        (true, 2) => "PacketTooBig",
-        (true, 3) => "TimeExceeded",
-        (true, 128) => "EchoRequest",
-        (true, 129) => "EchoReply",
-        (true, 133) => "RouterSolicitation",
-        (true, 134) => "RouterAdvertisement",
-        (true, 135) => "NeighborSolicitation",
-        (true, 136) => "NeighborAdvertisement",
-        _ => return None,
-    })
-}
-
-fn rcode_name(rcode: u32) -> String {
-    match rcode {
-        1 => "Format Error".into(),
-        2 => "Server Failure".into(),
-        3 => "Non-Existent Domain".into(),
-        4 => "Not Implemented".into(),
-        5 => "Query Refused".into(),
-        n => format!("{n}"),
-    }
-}
-
-/// Hubble's one-phrase summary of a flow.
+/// The flow's summary as the `hubble` CLI prints it: `Flow.summary` as the server filled it
+/// (flowscope and Cilium both do), else made here in Cilium's wording (a flow read from a file
+/// written without one).
 pub fn summary(f: &Flow) -> String {
-    if let Some(l7) = &f.l7 {
-        let response = l7.r#type == L7FlowType::Response as i32;
-        match &l7.record {
-            Some(Record::Http(h)) if response => {
-                return format!(
-                    "{} {} {}ms ({} {})",
-                    h.protocol,
-                    h.code,
-                    l7.latency_ns / 1_000_000,
-                    h.method,
-                    h.url
-                )
-            }
-            Some(Record::Http(h)) => return format!("{} {} {}", h.protocol, h.method, h.url),
-            Some(Record::Dns(d)) if response => {
-                let q = format!("{} {}", d.query, d.qtypes.join(","));
-                return if d.rcode != 0 {
-                    format!("DNS Answer RCode: {} ({q})", rcode_name(d.rcode))
-                } else {
-                    let ips = d.ips.join(",");
-                    let mut s = String::from("DNS Answer");
-                    if !ips.is_empty() {
-                        s.push_str(&format!(" \"{ips}\""));
-                    }
-                    if !d.cnames.is_empty() {
-                        s.push_str(&format!(" CNAMEs: \"{}\"", d.cnames.join(",")));
-                    }
-                    format!("{s} TTL: {} ({q})", d.ttl)
-                };
-            }
-            Some(Record::Dns(d)) => return format!("DNS Query {} {}", d.query, d.qtypes.join(",")),
-            None => {}
-        }
-    }
-    match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
-        Some(Protocol::Tcp(t)) => format!(
-            "TCP Flags: {}",
-            t.flags.as_ref().map(flag_names).unwrap_or_default()
-        ),
-        Some(Protocol::Udp(_)) => "UDP".into(),
-        Some(Protocol::Sctp(_)) => "SCTP".into(),
-        Some(Protocol::IcmPv4(i)) => match icmp_name(false, i.r#type) {
-            Some(n) => format!("ICMPv4 {n}"),
-            None => format!("ICMPv4 type {} code {}", i.r#type, i.code),
-        },
-        Some(Protocol::IcmPv6(i)) => match icmp_name(true, i.r#type) {
-            Some(n) => format!("ICMPv6 {n}"),
-            None => format!("ICMPv6 type {} code {}", i.r#type, i.code),
-        },
-        None => "IP".into(),
+    if f.summary.is_empty() {
+        crate::api::summary::summary(f)
+    } else {
+        f.summary.clone()
     }
 }
 
@@ -617,7 +521,8 @@ mod tests {
                 r#"{"time":"2026-11-25T13:20:01Z","verdict":"FORWARDED","IP":{"source":"2001:db8::2","destination":"2001:db8::1","ipVersion":"IPv6"},"#,
                 r#""l4":{"TCP":{"source_port":40000,"destination_port":443,"flags":{"SYN":true}}},"Type":"L3_L4","node_name":"node-b","#,
                 r#""event_type":{"type":4,"sub_type":5},"traffic_direction":"EGRESS","trace_observation_point":"FROM_ENDPOINT","is_reply":false,"#,
-                r#""interface":{"index":3},"extensions":{"@type":"type.googleapis.com/flowscope.FlowExtension","ip_len":60}}"#,
+                r#""interface":{"index":3},"Summary":"TCP Flags: SYN","#,
+                r#""extensions":{"@type":"type.googleapis.com/flowscope.FlowExtension","ip_len":60}}"#,
                 "\n"
             )
         );
@@ -660,9 +565,12 @@ mod tests {
                 ..Default::default()
             })),
         });
+        // The flow's own summary is printed; one without (from a file) gets Cilium's.
+        assert_eq!(summary(&dns), "HTTP/1.1 GET http://198.18.0.1/page");
+        dns.summary.clear();
         assert_eq!(
             summary(&dns),
-            "DNS Answer \"93.184.216.34\" TTL: 300 (example.com. A)"
+            "DNS Answer \"93.184.216.34\" TTL: 300 (Query example.com. A)"
         );
         assert_eq!(flow_type(&dns), "dns-response");
     }
