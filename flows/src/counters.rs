@@ -195,6 +195,13 @@ counters! {
     records_emitted,
     /// Records dropped because `max_queued_records` were waiting to be polled.
     records_dropped_queue_full,
+    // Capture formats (issue 15 kind 1).
+    /// Frames of a capture link type we do not decode (replay names the type on stderr).
+    decode_unsupported_link_type,
+    /// NFLOG frames whose attributes walk in neither byte order.
+    decode_bad_nflog_tlv,
+    /// NFLOG frames without an NFULA_PAYLOAD attribute (logged without the packet).
+    decode_nflog_without_payload,
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! agent and `flowscope replay` drive the same engine.
 //!
 //! - [`packet`]: link/IP/transport decoding into borrowed [`packet::Packet`] views.
+//! - [`capture_file`]: pcap and pcapng bytes into frames with link type, time and interface.
 //! - [`key`]: normalised 5-tuples; [`table`]: per-conversation state and eviction.
 //! - [`tcp`]: per-direction stream reassembly.
 //! - [`l7`]: protocol detection and decoders (HTTP/1.x, HTTP/2 and gRPC, DNS).
@@ -15,6 +16,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capture_file;
 pub mod counters;
 pub mod engine;
 pub mod key;
