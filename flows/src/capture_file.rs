@@ -546,3 +546,407 @@ impl<'a> Iterator for Frames<'a> {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes pcap and pcapng files in either byte order.
+    struct Writer {
+        big: bool,
+        out: Vec<u8>,
+    }
+
+    impl Writer {
+        fn new(big: bool) -> Self {
+            Self {
+                big,
+                out: Vec::new(),
+            }
+        }
+        fn u16(&mut self, v: u16) -> &mut Self {
+            let b = if self.big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            self.out.extend_from_slice(&b);
+            self
+        }
+        fn u32(&mut self, v: u32) -> &mut Self {
+            let b = if self.big {
+                v.to_be_bytes()
+            } else {
+                v.to_le_bytes()
+            };
+            self.out.extend_from_slice(&b);
+            self
+        }
+        fn bytes(&mut self, b: &[u8]) -> &mut Self {
+            self.out.extend_from_slice(b);
+            self.out.resize(self.out.len().next_multiple_of(4), 0);
+            self
+        }
+
+        /// pcap file header.
+        fn pcap_header(&mut self, nanos: bool, linktype: u32) -> &mut Self {
+            let magic = if nanos { PCAP_MAGIC_NS } else { PCAP_MAGIC_US };
+            self.u32(magic)
+                .u16(2)
+                .u16(4)
+                .u32(0)
+                .u32(0)
+                .u32(65535)
+                .u32(linktype)
+        }
+        fn pcap_record(&mut self, sec: u32, frac: u32, data: &[u8]) -> &mut Self {
+            self.u32(sec)
+                .u32(frac)
+                .u32(data.len() as u32)
+                .u32(data.len() as u32);
+            self.out.extend_from_slice(data);
+            self
+        }
+
+        /// A pcapng block: type, body (already in this writer's order), lengths.
+        fn block(&mut self, block_type: u32, body: &Writer) -> &mut Self {
+            let len = 12 + body.out.len() as u32;
+            self.u32(block_type).u32(len);
+            self.out.extend_from_slice(&body.out);
+            self.u32(len)
+        }
+        fn body(&self) -> Writer {
+            Writer::new(self.big)
+        }
+        fn shb(&mut self) -> &mut Self {
+            let mut b = self.body();
+            b.u32(BYTE_ORDER_MAGIC)
+                .u16(1)
+                .u16(0)
+                .u32(u32::MAX)
+                .u32(u32::MAX);
+            self.block(BT_SHB, &b)
+        }
+        /// An IDB with options `(code, value)`.
+        fn idb(&mut self, linktype: u16, opts: &[(u16, &[u8])]) -> &mut Self {
+            let mut b = self.body();
+            b.u16(linktype).u16(0).u32(0);
+            for (code, value) in opts {
+                b.u16(*code).u16(value.len() as u16).bytes(value);
+            }
+            if !opts.is_empty() {
+                b.u32(0);
+            }
+            self.block(BT_IDB, &b)
+        }
+        fn epb(&mut self, iface: u32, ts: u64, data: &[u8], flags: Option<u32>) -> &mut Self {
+            let mut b = self.body();
+            b.u32(iface)
+                .u32((ts >> 32) as u32)
+                .u32(ts as u32)
+                .u32(data.len() as u32)
+                .u32(data.len() as u32 + 10)
+                .bytes(data);
+            if let Some(f) = flags {
+                b.u16(OPT_EPB_FLAGS).u16(4).u32(f).u32(0);
+            }
+            self.block(BT_EPB, &b)
+        }
+    }
+
+    fn all(bytes: &[u8]) -> Vec<Frame<'_>> {
+        CaptureParser::frames(bytes).map(Result::unwrap).collect()
+    }
+
+    #[test]
+    fn pcap_in_either_byte_order_and_resolution() {
+        for (big, nanos) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut w = Writer::new(big);
+            w.pcap_header(nanos, 1)
+                .pcap_record(10, 5, b"abc")
+                .pcap_record(11, 0, b"de");
+            let frames = all(&w.out);
+            let unit = if nanos { 1 } else { 1000 };
+            assert_eq!(frames.len(), 2, "big {big} nanos {nanos}");
+            assert_eq!(frames[0].ts_ns, 10_000_000_000 + 5 * unit);
+            assert_eq!(frames[0].data, b"abc");
+            assert_eq!(frames[0].link, LinkType::Ethernet);
+            assert_eq!(frames[0].orig_len, 3);
+            assert_eq!(frames[1].ts_ns, 11_000_000_000);
+        }
+    }
+
+    #[test]
+    fn pcap_link_type_field_holds_fcs_bits_and_unknown_types() {
+        // draft-ietf-opsawg-pcap §4: FCS length in bits 28-31, F bit 26 (libpcap LT_FCS_*).
+        let mut w = Writer::new(false);
+        w.pcap_header(false, 0x4400_0000 | 108)
+            .pcap_record(1, 0, b"x");
+        assert_eq!(all(&w.out)[0].link, LinkType::Loop);
+        let mut w = Writer::new(true);
+        w.pcap_header(false, 147).pcap_record(1, 0, b"x");
+        assert_eq!(all(&w.out)[0].link, LinkType::Unsupported(147));
+    }
+
+    #[test]
+    fn pcapng_link_type_resolution_and_direction_per_interface() {
+        let mut w = Writer::new(false);
+        w.shb()
+            .idb(1, &[])
+            .idb(0, &[(OPT_IF_TSRESOL, &[9]), (2, b"lo0")])
+            .idb(101, &[(OPT_IF_TSRESOL, &[0x80 | 10])])
+            .idb(113, &[(OPT_IF_TSOFFSET, &100u64.to_le_bytes())])
+            .epb(0, 1_500_000, b"eth", Some(2))
+            .epb(1, 1_500_000_123, b"null", Some(1))
+            .epb(2, 3 << 10, b"raw", None)
+            .epb(3, 7, b"sll", Some(0));
+        let frames = all(&w.out);
+        let got: Vec<_> = frames
+            .iter()
+            .map(|f| (f.link, f.ts_ns, f.interface, f.direction, f.data))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    LinkType::Ethernet,
+                    1_500_000_000,
+                    1,
+                    Direction::Egress,
+                    &b"eth"[..]
+                ),
+                (
+                    LinkType::Null,
+                    1_500_000_123,
+                    2,
+                    Direction::Ingress,
+                    b"null"
+                ),
+                (
+                    LinkType::RawIp,
+                    3_000_000_000,
+                    3,
+                    Direction::Unknown,
+                    b"raw"
+                ),
+                (
+                    LinkType::LinuxSll,
+                    100_000_007_000,
+                    4,
+                    Direction::Unknown,
+                    b"sll"
+                ),
+            ]
+        );
+        assert_eq!(frames[0].orig_len, 13);
+    }
+
+    #[test]
+    fn pcapng_sections_have_their_own_byte_order_and_interfaces() {
+        // A concatenated file: section 1 little-endian Ethernet, section 2 big-endian raw
+        // IP. Section 2's interface 0 is its own IDB (§4.1), with its own global number.
+        let mut w = Writer::new(false);
+        w.shb().idb(1, &[]).epb(0, 1, b"one", None);
+        let mut w2 = Writer::new(true);
+        w2.shb()
+            .idb(101, &[])
+            .idb(0, &[])
+            .epb(0, 2, b"two", None)
+            .epb(1, 3, b"three", None);
+        w.out.extend_from_slice(&w2.out);
+        let mut frames = CaptureParser::frames(&w.out);
+        let got: Vec<_> = frames
+            .by_ref()
+            .map(|f| f.map(|f| (f.link, f.interface, f.data)))
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            got,
+            [
+                (LinkType::Ethernet, 1, &b"one"[..]),
+                (LinkType::RawIp, 2, b"two"),
+                (LinkType::Null, 3, b"three"),
+            ]
+        );
+        let stats = frames.parser().stats();
+        assert_eq!((stats.sections, stats.interfaces), (2, 3));
+    }
+
+    #[test]
+    fn pcapng_packets_of_undescribed_interfaces_are_counted() {
+        let mut w = Writer::new(false);
+        w.shb()
+            .idb(1, &[])
+            .epb(1, 1, b"orphan", None)
+            .epb(0, 2, b"ok", None);
+        let mut frames = CaptureParser::frames(&w.out);
+        assert_eq!(frames.by_ref().count(), 1);
+        assert_eq!(frames.parser().stats().packets_without_interface, 1);
+    }
+
+    #[test]
+    fn pcapng_simple_and_obsolete_packet_blocks() {
+        let mut w = Writer::new(true);
+        w.shb().idb(1, &[]).epb(0, 5_000_000, b"first", None);
+        // Simple Packet Block (§4.4): original length 4 of 6 data bytes (padding cut).
+        let mut b = w.body();
+        b.u32(4).bytes(b"spbxyz");
+        w.block(BT_SPB, &b);
+        // Obsolete Packet Block (Appendix A) with pack_flags outbound.
+        let mut b = w.body();
+        b.u16(0)
+            .u16(0)
+            .u32(0)
+            .u32(6_000_000)
+            .u32(3)
+            .u32(3)
+            .bytes(b"opb");
+        b.u16(OPT_EPB_FLAGS).u16(4).u32(2).u32(0);
+        w.block(BT_OBSOLETE_PB, &b);
+        let got: Vec<_> = all(&w.out)
+            .iter()
+            .map(|f| (f.ts_ns, f.direction, f.data.to_vec()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (5_000_000_000, Direction::Unknown, b"first".to_vec()),
+                (5_000_000_000, Direction::Unknown, b"spbx".to_vec()),
+                (6_000_000_000, Direction::Egress, b"opb".to_vec()),
+            ]
+        );
+    }
+
+    #[test]
+    fn pcapng_other_blocks_and_bad_options_are_skipped() {
+        let mut w = Writer::new(false);
+        w.shb().idb(1, &[]);
+        // Interface Statistics, Name Resolution, custom and unknown blocks (§3.1: skipped).
+        for block_type in [5, 4, 0x0000_0BAD, 0x4000_0BAD, 0x1234] {
+            let mut b = w.body();
+            b.u32(0).u32(0);
+            w.block(block_type, &b);
+        }
+        // An EPB whose option claims more bytes than the block has: the packet still counts.
+        let mut b = w.body();
+        b.u32(0).u32(0).u32(1).u32(2).u32(2).bytes(b"ok");
+        b.u16(OPT_EPB_FLAGS).u16(400).u32(1);
+        w.block(BT_EPB, &b);
+        let mut frames = CaptureParser::frames(&w.out);
+        let f = frames.next().unwrap().unwrap();
+        assert_eq!((f.data, f.direction), (&b"ok"[..], Direction::Unknown));
+        assert!(frames.next().is_none());
+        assert_eq!(frames.parser().stats().other_blocks, 5);
+    }
+
+    #[test]
+    fn bad_files_say_why() {
+        assert_eq!(
+            CaptureParser::new().parse(b"GET / HTTP/1.1").unwrap_err(),
+            CaptureFileError::UnknownFormat(*b"GET ")
+        );
+        let mut w = Writer::new(false);
+        w.shb().u32(BT_EPB).u32(6).u32(6);
+        let e = CaptureParser::frames(&w.out).next().unwrap().unwrap_err();
+        assert_eq!(
+            e,
+            CaptureFileError::BadBlockLength {
+                block_type: BT_EPB,
+                len: 6
+            }
+        );
+        let mut w = Writer::new(false);
+        w.u32(BT_SHB).u32(28).u32(0xdead_beef);
+        let e = CaptureParser::new().parse(&w.out).unwrap_err();
+        assert_eq!(e, CaptureFileError::BadByteOrderMagic(0xdead_beef));
+        let mut w = Writer::new(false);
+        w.pcap_header(false, 1).u32(0).u32(0).u32(u32::MAX).u32(0);
+        let e = CaptureParser::frames(&w.out).next().unwrap().unwrap_err();
+        assert_eq!(e, CaptureFileError::BadRecordLength(u32::MAX));
+    }
+
+    #[test]
+    fn a_cut_off_last_record_ends_the_frames() {
+        let mut w = Writer::new(false);
+        w.pcap_header(false, 1)
+            .pcap_record(1, 0, b"whole")
+            .pcap_record(2, 0, b"cut");
+        let cut = &w.out[..w.out.len() - 1];
+        let mut frames = CaptureParser::frames(cut);
+        assert_eq!(frames.by_ref().count(), 1);
+        assert_eq!(frames.rest().len(), 16 + 2);
+    }
+
+    #[test]
+    fn pcapng_timestamp_resolutions() {
+        assert_eq!(ts_to_ns(1_500_000, 6), 1_500_000_000);
+        assert_eq!(ts_to_ns(7, 9), 7);
+        assert_eq!(ts_to_ns(1 << 10, 0x80 | 10), 1_000_000_000);
+        assert_eq!(ts_to_ns(12_345, 12), 12);
+    }
+
+    /// Frames as owned values, to compare parses of the same file.
+    fn owned(f: &Frame<'_>) -> (LinkType, u64, u32, Direction, u32, Vec<u8>) {
+        (
+            f.link,
+            f.ts_ns,
+            f.interface,
+            f.direction,
+            f.orig_len,
+            f.data.to_vec(),
+        )
+    }
+
+    proptest::proptest! {
+        /// Fed in chunks of any size, as `replay` streams a file, the parser yields the same
+        /// frames as from the whole file.
+        #[test]
+        fn chunked_input_gives_the_same_frames(chunk in 1usize..64, big: bool) {
+            let mut w = Writer::new(big);
+            w.shb().idb(1, &[]).idb(0, &[(OPT_IF_TSRESOL, &[9])]);
+            for i in 0..5u8 {
+                w.epb(u32::from(i % 2), u64::from(i), &vec![i; usize::from(i) * 3], Some(1));
+            }
+            let whole: Vec<_> = all(&w.out).iter().map(owned).collect();
+            let mut parser = CaptureParser::new();
+            let (mut buf, mut fed, mut got) = (Vec::new(), 0, Vec::new());
+            loop {
+                match parser.parse(&buf).unwrap() {
+                    Step::Read { consumed, frame } => {
+                        got.extend(frame.as_ref().map(owned));
+                        buf.drain(..consumed);
+                    }
+                    Step::NeedBytes(n) => {
+                        proptest::prop_assert!(n > buf.len());
+                        if fed == w.out.len() {
+                            break;
+                        }
+                        let end = (fed + chunk).min(w.out.len());
+                        buf.extend_from_slice(&w.out[fed..end]);
+                        fed = end;
+                    }
+                }
+            }
+            proptest::prop_assert!(buf.is_empty());
+            proptest::prop_assert_eq!(got, whole);
+        }
+
+        /// Any bytes: an error or frames, never a panic.
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..300), ng: bool) {
+            let mut file = if ng {
+                let mut w = Writer::new(false);
+                w.shb();
+                w.out
+            } else {
+                let mut w = Writer::new(false);
+                w.pcap_header(false, 1);
+                w.out
+            };
+            file.extend_from_slice(&bytes);
+            for f in CaptureParser::frames(&file).flatten() {
+                proptest::prop_assert!(f.data.len() <= file.len());
+            }
+        }
+    }
+}

@@ -47,6 +47,17 @@ pub enum LinkType {
 }
 
 impl LinkType {
+    /// Every link type [`decode`] reads (all but [`LinkType::Unsupported`]).
+    pub const DECODED: [Self; 7] = [
+        Self::Ethernet,
+        Self::RawIp,
+        Self::LinuxSll,
+        Self::LinuxSll2,
+        Self::Null,
+        Self::Loop,
+        Self::Nflog,
+    ];
+
     /// Maps a pcap/pcapng LINKTYPE_* number to a link type we decode.
     ///
     /// 1 ETHERNET, 101 RAW (and the DLT values 12 and 14 that files written with the
@@ -107,7 +118,13 @@ impl LinkType {
             119 => "IEEE802_11_PRISM",
             127 => "IEEE802_11_RADIOTAP",
             143 => "DOCSIS",
-            147..=162 => "USERn",
+            147..=162 => {
+                const USER: [&str; 16] = [
+                    "USER0", "USER1", "USER2", "USER3", "USER4", "USER5", "USER6", "USER7",
+                    "USER8", "USER9", "USER10", "USER11", "USER12", "USER13", "USER14", "USER15",
+                ];
+                USER[(linktype - 147) as usize]
+            }
             163 => "IEEE802_11_AVS",
             192 => "PPI",
             195 => "IEEE802_15_4_WITHFCS",
@@ -832,12 +849,40 @@ mod tests {
         assert_eq!(LinkType::from_pcap_linktype(276), Some(LinkType::LinuxSll2));
         assert_eq!(LinkType::from_pcap_linktype(101), Some(LinkType::RawIp));
         assert_eq!(LinkType::from_pcap_linktype(147), None);
+        for n in [12, 14, 228, 229] {
+            assert_eq!(
+                LinkType::from_pcap_linktype(n),
+                Some(LinkType::RawIp),
+                "{n}"
+            );
+        }
+        assert_eq!(LinkType::from_pcap_linktype(0), Some(LinkType::Null));
+        assert_eq!(LinkType::from_pcap_linktype(108), Some(LinkType::Loop));
+        assert_eq!(LinkType::from_pcap_linktype(239), Some(LinkType::Nflog));
+        assert_eq!(
+            LinkType::from_capture_header(147),
+            LinkType::Unsupported(147)
+        );
+        for link in LinkType::DECODED {
+            let n = link.to_pcap_linktype();
+            assert_eq!(LinkType::from_capture_header(n), link);
+            assert!(LinkType::registry_name(n).is_some());
+        }
+        assert_eq!(LinkType::registry_name(150), Some("USER3"));
+        assert_eq!(LinkType::registry_name(60000), None);
+    }
+
+    #[test]
+    fn unsupported_link_types_are_an_error_not_an_empty_frame() {
+        let e = decode(LinkType::Unsupported(147), &[0x45; 40], meta()).unwrap_err();
+        assert_eq!(e, DecodeError::UnsupportedLinkType(147));
+        assert_eq!(e.reason(), "unsupported_link_type");
     }
 
     proptest::proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200), link in 0u8..4) {
-            let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2][link as usize];
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200), link in 0..LinkType::DECODED.len()) {
+            let link = LinkType::DECODED[link];
             let _ = decode(link, &bytes, CaptureMeta::default());
         }
     }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
-use flows::capture_file::{CaptureFileStats, CaptureParser, Step};
+use flows::capture_file::{CaptureFileError, CaptureFileStats, CaptureParser, Step};
 use flows::engine::{Engine, EngineConfig, L4Records};
 use flows::packet::{CaptureMeta, LinkType};
 use flows::record::Record;
@@ -74,13 +74,16 @@ struct ReplaySummary {
     file: CaptureFileStats,
     /// Bytes at the end of the file that do not make a whole record (a capture cut off).
     truncated_tail_bytes: usize,
+    /// Where and why reading stopped early at a corrupt record or block.
+    corrupt: Option<(u64, CaptureFileError)>,
 }
 
 /// Runs the engine over every frame of a capture, calling `emit` for each record.
 ///
 /// The file is streamed through [`CaptureParser`] in `READ_CHUNK` reads; frames borrow the
-/// buffer. A last record cut short (a capture stopped mid-write) ends the file, reported in
-/// the summary, not as an error: what came before it is still replayed and flushed.
+/// buffer. A last record cut short (a capture stopped mid-write) or a corrupt one ends the
+/// file, reported in the summary, not as an error: what came before it is still replayed and
+/// flushed. A file that is no capture at all is an error.
 fn replay_file(
     path: &Path,
     engine: &mut Engine,
@@ -92,10 +95,19 @@ fn replay_file(
     let mut summary = ReplaySummary::default();
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let (mut start, mut eof, mut last_ts) = (0usize, false, 0u64);
+    // File offset of `buf[0]`, for messages.
+    let mut buf_offset = 0u64;
     let stopped = 'frames: loop {
-        let step = parser
-            .parse(&buf[start..])
-            .with_context(|| format!("{}: cannot read the capture", path.display()))?;
+        let step = match parser.parse(&buf[start..]) {
+            Ok(step) => step,
+            Err(e) if parser.format_name().is_none() => {
+                return Err(e).with_context(|| format!("{} is not a capture", path.display()));
+            }
+            Err(e) => {
+                summary.corrupt = Some((buf_offset + start as u64, e));
+                break false;
+            }
+        };
         match step {
             Step::Read { consumed, frame } => {
                 start += consumed;
@@ -127,6 +139,7 @@ fn replay_file(
                     break false;
                 }
                 buf.drain(..start);
+                buf_offset += start as u64;
                 start = 0;
                 let want = need.saturating_sub(buf.len()).max(READ_CHUNK);
                 Read::by_ref(&mut file)
@@ -189,8 +202,18 @@ fn report_undecodable(
             summary.truncated_tail_bytes
         );
     }
+    let nothing = engine.counters().packets == 0;
+    if let Some((offset, e)) = &summary.corrupt {
+        if nothing {
+            bail!("{path}: stopped at byte {offset}: {e}; nothing before it could be decoded");
+        }
+        let _ = writeln!(
+            err,
+            "flowscope: {path}: stopped at byte {offset}: {e}; the frames before it were replayed"
+        );
+    }
     let skipped = summary.unsupported.values().sum::<u64>() + orphans;
-    if skipped > 0 && engine.counters().packets == 0 {
+    if skipped > 0 && nothing {
         bail!(
             "{path}: nothing could be decoded ({skipped} frames skipped) — flowscope reads Ethernet, raw IP, Linux cooked (v1, v2), BSD loopback (NULL, LOOP) and NFLOG captures"
         );
@@ -275,4 +298,142 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         let _ = writeln!(err, "{name:>34} {value}");
     }
     report_undecodable(&mut err, &args.file, &summary, &engine)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flows::synth::http_connection;
+
+    /// A little-endian microsecond pcap file.
+    fn pcap(linktype: u32, frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in [0xA1B2_C3D4u32, 0x0004_0002, 0, 0, 65535, linktype] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for (i, f) in frames.iter().enumerate() {
+            for v in [1_700_000_000, i as u32, f.len() as u32, f.len() as u32] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(f);
+        }
+        out
+    }
+
+    /// A little-endian pcapng block.
+    fn block(out: &mut Vec<u8>, block_type: u32, body: &[u8]) {
+        let len = 12 + body.len().next_multiple_of(4) as u32;
+        out.extend_from_slice(&block_type.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(out.len().next_multiple_of(4), 0);
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+
+    /// A pcapng file with one interface per link type and `frames` as `(interface, bytes)`.
+    fn pcapng(linktypes: &[u16], frames: &[(u32, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let shb = [
+            0x1A2B_3C4Du32.to_le_bytes(),
+            [1, 0, 0, 0],
+            [0xff; 4],
+            [0xff; 4],
+        ]
+        .concat();
+        block(&mut out, 0x0A0D_0D0A, &shb);
+        for &l in linktypes {
+            block(&mut out, 1, &[&l.to_le_bytes()[..], &[0; 6]].concat());
+        }
+        for (i, (iface, f)) in frames.iter().enumerate() {
+            let mut body = Vec::new();
+            for v in [*iface, 0, i as u32, f.len() as u32, f.len() as u32] {
+                body.extend_from_slice(&v.to_le_bytes());
+            }
+            body.extend_from_slice(f);
+            block(&mut out, 6, &body);
+        }
+        out
+    }
+
+    /// Replays `bytes` from a temporary file; returns the summary, the engine, the number of
+    /// records, what was reported on stderr and whether the replay counts as failed.
+    fn replay(name: &str, bytes: &[u8]) -> (ReplaySummary, Engine, usize, String, bool) {
+        let path =
+            std::env::temp_dir().join(format!("flowscope-replay-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut records = 0;
+        let summary = replay_file(&path, &mut engine, |_| {
+            records += 1;
+            Ok(true)
+        })
+        .unwrap();
+        let mut err = Vec::new();
+        let failed = report_undecodable(&mut err, &path, &summary, &engine).is_err();
+        std::fs::remove_file(&path).unwrap();
+        (
+            summary,
+            engine,
+            records,
+            String::from_utf8(err).unwrap(),
+            failed,
+        )
+    }
+
+    fn ethernet_frames() -> Vec<Vec<u8>> {
+        http_connection(40000, 2, 10, 0)
+            .into_iter()
+            .map(|f| f.data)
+            .collect()
+    }
+
+    #[test]
+    fn an_unsupported_link_type_is_named_counted_and_fails_when_nothing_decodes() {
+        let frames = vec![vec![0u8; 40]; 3];
+        let (summary, engine, _, err, failed) = replay("user0.pcap", &pcap(147, &frames));
+        assert_eq!(summary.unsupported, BTreeMap::from([(147, 3)]));
+        assert_eq!(engine.counters().decode_unsupported_link_type, 3);
+        assert!(
+            err.contains("link type 147 (LINKTYPE_USER0) is not decoded: 3 frames skipped"),
+            "{err}"
+        );
+        assert!(failed, "nothing decoded: not an empty success");
+    }
+
+    #[test]
+    fn an_undecodable_interface_beside_a_decodable_one_is_reported_not_fatal() {
+        let mut frames: Vec<(u32, Vec<u8>)> =
+            ethernet_frames().into_iter().map(|f| (0, f)).collect();
+        frames.push((1, vec![0; 20]));
+        frames.push((2, vec![0; 20])); // no IDB 2
+        let (summary, engine, records, err, failed) =
+            replay("mixed.pcapng", &pcapng(&[1, 192], &frames));
+        assert!(!failed);
+        assert!(records > 0);
+        assert_eq!(summary.unsupported, BTreeMap::from([(192, 1)]));
+        assert_eq!(summary.file.packets_without_interface, 1);
+        assert_eq!(engine.counters().http1_responses, 2);
+        assert!(err.contains("link type 192 (LINKTYPE_PPI)"), "{err}");
+        assert!(err.contains("1 packets name a pcapng interface"), "{err}");
+    }
+
+    #[test]
+    fn a_cut_off_or_corrupt_end_keeps_what_came_before() {
+        let mut bytes = pcap(1, &ethernet_frames());
+        bytes.truncate(bytes.len() - 5);
+        let (summary, engine, _, err, failed) = replay("cut.pcap", &bytes);
+        assert!(!failed);
+        assert!(summary.truncated_tail_bytes > 0);
+        assert!(engine.counters().http1_requests == 2, "{err}");
+        assert!(err.contains("the file ends inside a record"), "{err}");
+
+        let frames: Vec<_> = ethernet_frames().into_iter().map(|f| (0, f)).collect();
+        let mut bytes = pcapng(&[1], &frames);
+        bytes.extend_from_slice(&[6, 0, 0, 0, 7, 0, 0, 0, 7, 0, 0, 0]);
+        let (summary, engine, _, err, failed) = replay("corrupt.pcapng", &bytes);
+        assert!(!failed);
+        assert!(summary.corrupt.is_some());
+        assert_eq!(engine.counters().http1_responses, 2);
+        assert!(err.contains("stopped at byte"), "{err}");
+    }
 }

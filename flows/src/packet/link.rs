@@ -248,3 +248,250 @@ fn nflog_attrs<'a>(mut tlvs: &'a [u8], u16s: fn([u8; 2]) -> u16) -> Option<Nflog
     }
     Some(attrs)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::build::tcp_v4;
+    use super::super::{decode, TcpFlags};
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    /// An IPv4/TCP packet (no link header) carrying `payload`.
+    fn ipv4(payload: &[u8]) -> Vec<u8> {
+        let f = tcp_v4(
+            [198, 18, 0, 10],
+            40000,
+            [198, 18, 0, 80],
+            80,
+            1,
+            TcpFlags::ACK,
+            payload,
+        );
+        f[14..].to_vec()
+    }
+
+    /// An IPv6/UDP packet carrying `payload`.
+    fn ipv6(payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        PacketBuilder::ipv6(
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x10],
+            [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x53],
+            64,
+        )
+        .udp(5353, 53)
+        .write(&mut out, payload)
+        .unwrap();
+        out
+    }
+
+    fn with_header(header: &[u8], ip: &[u8]) -> Vec<u8> {
+        let mut f = header.to_vec();
+        f.extend_from_slice(ip);
+        f
+    }
+
+    fn meta() -> CaptureMeta {
+        CaptureMeta::default()
+    }
+
+    #[test]
+    fn bsd_loopback_family_in_either_byte_order() {
+        // LINKTYPE_NULL: the capturing host's order; LINKTYPE_LOOP: network order. Both
+        // link types accept both orders, and every IPv6 value of the registry.
+        let v4 = ipv4(b"GET");
+        let v6 = ipv6(b"q");
+        let cases: [([u8; 4], &[u8]); 8] = [
+            ([2, 0, 0, 0], &v4),
+            ([0, 0, 0, 2], &v4),
+            ([24, 0, 0, 0], &v6),
+            ([0, 0, 0, 24], &v6),
+            ([28, 0, 0, 0], &v6),
+            ([0, 0, 0, 28], &v6),
+            ([30, 0, 0, 0], &v6),
+            ([0, 0, 0, 30], &v6),
+        ];
+        for link in [LinkType::Null, LinkType::Loop] {
+            for (word, ip) in cases {
+                let f = with_header(&word, ip);
+                let p =
+                    decode(link, &f, meta()).unwrap_or_else(|e| panic!("{link:?} {word:?}: {e}"));
+                assert_eq!(p.src.is_ipv6(), ip[0] >> 4 == 6, "{link:?} {word:?}");
+                assert_eq!(p.payload.len(), if p.src.is_ipv6() { 1 } else { 3 });
+            }
+        }
+    }
+
+    #[test]
+    fn bsd_loopback_other_families_are_not_ip() {
+        // 7 is OSI; 23 is IPX in the registry (an IPX packet starts with checksum 0xFFFF).
+        let osi = with_header(&[7, 0, 0, 0], &[0x81; 30]);
+        let e = decode(LinkType::Null, &osi, meta()).unwrap_err();
+        assert_eq!(e, DecodeError::NotIpFamily(7));
+        assert_eq!(e.reason(), "not_ip");
+        let ipx = with_header(&[23, 0, 0, 0], &[0xff; 30]);
+        assert_eq!(
+            decode(LinkType::Null, &ipx, meta()).unwrap_err(),
+            DecodeError::NotIpFamily(23)
+        );
+        assert_eq!(
+            decode(LinkType::Loop, &[0, 0, 2], meta())
+                .unwrap_err()
+                .reason(),
+            "truncated"
+        );
+    }
+
+    #[test]
+    fn windows_af_inet6_is_ipv6_when_the_packet_says_so() {
+        // Npcap's loopback adapter writes Windows' AF_INET6, 23.
+        let f = with_header(&[23, 0, 0, 0], &ipv6(b"q"));
+        assert!(decode(LinkType::Null, &f, meta()).unwrap().src.is_ipv6());
+    }
+
+    #[test]
+    fn raw_ip_with_dlt_loop_header() {
+        // DLT 12 is DLT_RAW on most systems but DLT_LOOP on OpenBSD.
+        let f = with_header(&[0, 0, 0, 2], &ipv4(b"x"));
+        assert_eq!(decode(LinkType::RawIp, &f, meta()).unwrap().payload, b"x");
+        let f = with_header(&[0, 0, 0, 24], &ipv6(b"y"));
+        assert_eq!(decode(LinkType::RawIp, &f, meta()).unwrap().payload, b"y");
+        // A plain raw packet is unaffected.
+        let f = ipv4(b"z");
+        assert_eq!(decode(LinkType::RawIp, &f, meta()).unwrap().payload, b"z");
+    }
+
+    /// An NFLOG frame: header (family, version 0, resource id 5 big-endian), then the TLVs
+    /// with length/type in the given byte order, each padded to 4 bytes.
+    fn nflog(family: u8, tlvs: &[(u16, &[u8])], little_endian: bool) -> Vec<u8> {
+        let mut f = vec![family, 0, 0, 5];
+        for (ty, value) in tlvs {
+            let len = 4 + value.len() as u16;
+            let (l, t) = if little_endian {
+                (len.to_le_bytes(), ty.to_le_bytes())
+            } else {
+                (len.to_be_bytes(), ty.to_be_bytes())
+            };
+            f.extend_from_slice(&l);
+            f.extend_from_slice(&t);
+            f.extend_from_slice(value);
+            f.resize(f.len().next_multiple_of(4), 0);
+        }
+        f
+    }
+
+    const HWTYPE: u16 = 15;
+    const HWHEADER: u16 = 16;
+    const HWLEN: u16 = 17;
+    const PREFIX: u16 = 10;
+    const UID: u16 = 11;
+    const GID: u16 = 14;
+
+    #[test]
+    fn nflog_received_packet_walks_to_the_payload() {
+        let ip = ipv4(b"GET / HTTP/1.1\r\n");
+        let f = nflog(
+            NFPROTO_IPV4,
+            &[
+                (NFULA_PACKET_HDR, &[0x08, 0x00, 1, 0]), // LOCAL_IN
+                (PREFIX, b"fs-web\0"),                   // 7 bytes: padded
+                (NFULA_IFINDEX_INDEV, &3u32.to_be_bytes()),
+                (HWTYPE, &1u16.to_be_bytes()),
+                (HWLEN, &14u16.to_be_bytes()),
+                (HWHEADER, &[0xaa; 14]),
+                (NFULA_PAYLOAD, &ip),
+            ],
+            true,
+        );
+        let p = decode(LinkType::Nflog, &f, meta()).unwrap();
+        assert_eq!(p.payload, b"GET / HTTP/1.1\r\n");
+        assert_eq!((p.meta.direction, p.meta.ifindex), (Direction::Ingress, 3));
+    }
+
+    #[test]
+    fn nflog_sent_packet_has_other_attributes() {
+        let ip = ipv6(b"query");
+        let f = nflog(
+            NFPROTO_IPV6,
+            &[
+                (NFULA_PACKET_HDR, &[0x86, 0xdd, 3, 0]), // LOCAL_OUT
+                (NFULA_IFINDEX_OUTDEV, &7u32.to_be_bytes()),
+                (UID, &1000u32.to_be_bytes()),
+                (GID, &1000u32.to_be_bytes()),
+                (PREFIX, b"out\0"),
+                (NFULA_PAYLOAD, &ip),
+            ],
+            true,
+        );
+        let p = decode(LinkType::Nflog, &f, meta()).unwrap();
+        assert_eq!(p.payload, b"query");
+        assert_eq!((p.meta.direction, p.meta.ifindex), (Direction::Egress, 7));
+        // A direction the capture already knew is kept.
+        let known = CaptureMeta {
+            direction: Direction::Ingress,
+            ifindex: 9,
+            ..meta()
+        };
+        let p = decode(LinkType::Nflog, &f, known).unwrap();
+        assert_eq!((p.meta.direction, p.meta.ifindex), (Direction::Ingress, 9));
+    }
+
+    #[test]
+    fn nflog_big_endian_host() {
+        let f = nflog(
+            NFPROTO_IPV4,
+            &[(PREFIX, b"be\0"), (NFULA_PAYLOAD, &ipv4(b"x"))],
+            false,
+        );
+        assert_eq!(decode(LinkType::Nflog, &f, meta()).unwrap().payload, b"x");
+    }
+
+    #[test]
+    fn nflog_family_or_version_names_the_protocol_without_a_packet_header() {
+        let f = nflog(NFPROTO_IPV6, &[(NFULA_PAYLOAD, &ipv6(b"a"))], true);
+        assert!(decode(LinkType::Nflog, &f, meta()).unwrap().src.is_ipv6());
+        // NFPROTO_INET (1) says neither: the IP version does.
+        let f = nflog(1, &[(NFULA_PAYLOAD, &ipv6(b"a"))], true);
+        assert!(decode(LinkType::Nflog, &f, meta()).unwrap().src.is_ipv6());
+        // ARP logged from the bridge family: its packet header says 0x0806.
+        let f = nflog(
+            7,
+            &[
+                (NFULA_PACKET_HDR, &[0x08, 0x06, 0, 0]),
+                (NFULA_PAYLOAD, &[0; 28]),
+            ],
+            true,
+        );
+        assert_eq!(
+            decode(LinkType::Nflog, &f, meta()).unwrap_err(),
+            DecodeError::NotIp(0x0806)
+        );
+    }
+
+    #[test]
+    fn nflog_snapped_payload_keeps_wire_length() {
+        let ip = ipv4(&[b'a'; 100]);
+        let f = nflog(NFPROTO_IPV4, &[(NFULA_PAYLOAD, &ip)], true);
+        let p = decode(LinkType::Nflog, &f[..f.len() - 60], meta()).unwrap();
+        assert_eq!(p.payload.len(), 40);
+        assert_eq!(p.payload_wire_len, 100);
+    }
+
+    #[test]
+    fn nflog_without_payload_or_with_broken_tlvs() {
+        let f = nflog(NFPROTO_IPV4, &[(PREFIX, b"no-copy\0")], true);
+        let e = decode(LinkType::Nflog, &f, meta()).unwrap_err();
+        assert_eq!(e, DecodeError::NflogWithoutPayload);
+        assert_eq!(e.reason(), "nflog_without_payload");
+        // A TLV length under 4 walks in neither byte order.
+        let f = [2, 0, 0, 5, 2, 0, 0, 2, 0, 0, 0, 0];
+        let e = decode(LinkType::Nflog, &f, meta()).unwrap_err();
+        assert_eq!(e, DecodeError::BadNflogTlv);
+        assert_eq!(e.reason(), "bad_nflog_tlv");
+        assert_eq!(
+            decode(LinkType::Nflog, &[2, 0], meta())
+                .unwrap_err()
+                .reason(),
+            "truncated"
+        );
+    }
+}
