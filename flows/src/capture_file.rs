@@ -87,6 +87,8 @@ pub struct CaptureFileStats {
     /// pcapng blocks of a type that holds no packet we use (statistics, name resolution,
     /// custom, unknown), skipped by length.
     pub other_blocks: u64,
+    /// pcapng interface or packet blocks too short for their own fixed fields (skipped).
+    pub malformed_blocks: u64,
 }
 
 /// Byte order of a pcap file or pcapng section.
@@ -387,6 +389,10 @@ impl CaptureParser {
                     orig_len,
                     data: &body[4..4 + caplen as usize],
                 }))
+            }
+            BT_IDB | BT_EPB | BT_OBSOLETE_PB | BT_SPB => {
+                self.stats.malformed_blocks += 1;
+                read(None)
             }
             _ => {
                 self.stats.other_blocks += 1;
@@ -832,11 +838,16 @@ mod tests {
         b.u32(0).u32(0).u32(1).u32(2).u32(2).bytes(b"ok");
         b.u16(OPT_EPB_FLAGS).u16(400).u32(1);
         w.block(BT_EPB, &b);
+        // An EPB too short for its fixed fields is counted, not read.
+        let mut b = w.body();
+        b.u32(0).u32(0);
+        w.block(BT_EPB, &b);
         let mut frames = CaptureParser::frames(&w.out);
         let f = frames.next().unwrap().unwrap();
         assert_eq!((f.data, f.direction), (&b"ok"[..], Direction::Unknown));
         assert!(frames.next().is_none());
         assert_eq!(frames.parser().stats().other_blocks, 5);
+        assert_eq!(frames.parser().stats().malformed_blocks, 1);
     }
 
     #[test]

@@ -70,7 +70,7 @@ const READ_CHUNK: usize = 1 << 20;
 struct ReplaySummary {
     /// Frames of each link type we do not decode, by LINKTYPE number.
     unsupported: BTreeMap<u32, u64>,
-    /// Sections, interfaces, packets naming no interface, other blocks.
+    /// Sections, interfaces, packets naming no interface, malformed and other blocks.
     file: CaptureFileStats,
     /// Bytes at the end of the file that do not make a whole record (a capture cut off).
     truncated_tail_bytes: usize,
@@ -195,6 +195,13 @@ fn report_undecodable(
             "flowscope: {path}: {orphans} packets name a pcapng interface their section does not describe: skipped"
         );
     }
+    let malformed = summary.file.malformed_blocks;
+    if malformed > 0 {
+        let _ = writeln!(
+            err,
+            "flowscope: {path}: {malformed} pcapng interface or packet blocks are too short for their fields: skipped"
+        );
+    }
     if summary.truncated_tail_bytes > 0 {
         let _ = writeln!(
             err,
@@ -212,7 +219,7 @@ fn report_undecodable(
             "flowscope: {path}: stopped at byte {offset}: {e}; the frames before it were replayed"
         );
     }
-    let skipped = summary.unsupported.values().sum::<u64>() + orphans;
+    let skipped = summary.unsupported.values().sum::<u64>() + orphans + malformed;
     if skipped > 0 && nothing {
         bail!(
             "{path}: nothing could be decoded ({skipped} frames skipped) — flowscope reads Ethernet, raw IP, Linux cooked (v1, v2), BSD loopback (NULL, LOOP) and NFLOG captures"
