@@ -287,6 +287,13 @@ counters! {
     // --- W3C Trace Context (§3.2) ---
     /// Requests with more than one `traceparent` field: none is taken (a new trace), marked on the record.
     trace_duplicated_traceparent,
+    // Capture formats (issue 15 kind 1).
+    /// Frames of a capture link type we do not decode (replay names the type on stderr).
+    decode_unsupported_link_type,
+    /// NFLOG frames whose attributes walk in neither byte order.
+    decode_bad_nflog_tlv,
+    /// NFLOG frames without an NFULA_PAYLOAD attribute (logged without the packet).
+    decode_nflog_without_payload,
 }
 
 #[cfg(test)]

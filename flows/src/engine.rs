@@ -211,11 +211,14 @@ impl Engine {
         let c = &mut self.counters;
         *match e {
             DecodeError::Truncated { .. } => &mut c.decode_truncated,
-            DecodeError::NotIp(_) => &mut c.decode_not_ip,
+            DecodeError::NotIp(_) | DecodeError::NotIpFamily(_) => &mut c.decode_not_ip,
             DecodeError::TooManyVlanTags(_) => &mut c.decode_too_many_vlan_tags,
             DecodeError::BadIpHeader(_) => &mut c.decode_bad_ip_header,
             DecodeError::Fragment { .. } => &mut c.decode_ip_fragment,
             DecodeError::BadTcpHeader(_) => &mut c.decode_bad_tcp_header,
+            DecodeError::UnsupportedLinkType(_) => &mut c.decode_unsupported_link_type,
+            DecodeError::BadNflogTlv => &mut c.decode_bad_nflog_tlv,
+            DecodeError::NflogWithoutPayload => &mut c.decode_nflog_without_payload,
         } += 1;
     }
 

@@ -6,6 +6,7 @@
 //!
 //! - [`packet`]: link/IP/transport decoding into borrowed [`packet::Packet`] views.
 //! - [`ip`]: IP fragment reassembly, before the transport decoders.
+//! - [`capture_file`]: pcap and pcapng bytes into frames with link type, time and interface.
 //! - [`key`]: normalised 5-tuples; [`table`]: per-conversation state and eviction.
 //! - [`tcp`]: per-direction stream reassembly.
 //! - [`l7`]: protocol detection and decoders (HTTP/1.x, HTTP/2 and gRPC, DNS).
@@ -16,6 +17,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod capture_file;
 pub mod counters;
 pub mod engine;
 pub mod ip;

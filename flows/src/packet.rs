@@ -1,12 +1,13 @@
-//! Frame decoding: link layer (Ethernet, VLAN, Linux cooked, raw IP) down to TCP/UDP/ICMP.
+//! Frame decoding: link layer (Ethernet, VLAN, Linux cooked, raw IP, BSD loopback, NFLOG) down
+//! to TCP/UDP/ICMP.
 //!
 //! [`decode`] turns a captured frame into a borrowed [`Packet`] view: addresses, transport
 //! header fields and a payload slice pointing into the frame. Nothing is copied. Every way a
 //! frame can be rejected is a [`DecodeError`] variant with a stable [`DecodeError::reason`]
 //! string for counters; no input makes it panic.
 //!
-//! The link layer is parsed by hand (each header is a few fixed fields, and SLL2 is not in
-//! etherparse 0.16); IP and transport headers go through etherparse's lax slicers, which
+//! The link layer is parsed by hand in [`link`] (each header is a few fixed fields, and SLL2,
+//! NULL and NFLOG are not in etherparse 0.16); IP and transport headers go through etherparse's lax slicers, which
 //! accept frames whose payload the capture cut short (the TC program snaps payload at N bytes).
 
 use std::fmt;
@@ -15,7 +16,13 @@ use std::net::IpAddr;
 use etherparse::{LaxIpSlice, TcpSlice, UdpSlice};
 use serde::{Deserialize, Serialize};
 
+mod link;
+use link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+
 /// How a captured frame begins, i.e. which header comes first.
+///
+/// Numbers and layouts are those of the LINKTYPE registry (draft-ietf-opsawg-pcaplinktype,
+/// <https://www.tcpdump.org/linktypes.html>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LinkType {
     /// Ethernet II, optionally with 802.1Q / 802.1ad (QinQ) tags.
@@ -26,22 +33,53 @@ pub enum LinkType {
     LinuxSll,
     /// Linux "cooked" capture v2 (20-byte header).
     LinuxSll2,
+    /// BSD loopback (LINKTYPE_NULL 0): a 4-byte address family in the capturing host's byte
+    /// order; either order is accepted (see `link::bsd_family_ethertype`).
+    Null,
+    /// OpenBSD loopback (LINKTYPE_LOOP 108): a 4-byte address family in network byte order.
+    Loop,
+    /// Linux netfilter log (LINKTYPE_NFLOG 239): a 4-byte header, then TLVs, the packet in
+    /// the NFULA_PAYLOAD one.
+    Nflog,
+    /// A link type the capture names that we do not decode (its LINKTYPE number): its frames
+    /// are counted as `decode_unsupported_link_type`, never silently dropped.
+    Unsupported(u32),
 }
 
 impl LinkType {
+    /// Every link type [`decode`] reads (all but [`LinkType::Unsupported`]).
+    pub const DECODED: [Self; 7] = [
+        Self::Ethernet,
+        Self::RawIp,
+        Self::LinuxSll,
+        Self::LinuxSll2,
+        Self::Null,
+        Self::Loop,
+        Self::Nflog,
+    ];
+
     /// Maps a pcap/pcapng LINKTYPE_* number to a link type we decode.
     ///
-    /// Numbers from <https://www.tcpdump.org/linktypes.html>: 1 ETHERNET, 101 RAW (and the
-    /// historical DLT values 12 and 14 that some files carry for raw IP), 228 IPV4, 229 IPV6,
-    /// 113 LINUX_SLL, 276 LINUX_SLL2.
+    /// 1 ETHERNET, 101 RAW (and the DLT values 12 and 14 that files written with the
+    /// platform's DLT_RAW carry; see `link::raw_ip` for DLT 12 on OpenBSD), 228 IPV4,
+    /// 229 IPV6, 113 LINUX_SLL, 276 LINUX_SLL2, 0 NULL, 108 LOOP, 239 NFLOG.
     pub fn from_pcap_linktype(linktype: u32) -> Option<Self> {
         match linktype {
             1 => Some(Self::Ethernet),
             101 | 12 | 14 | 228 | 229 => Some(Self::RawIp),
             113 => Some(Self::LinuxSll),
             276 => Some(Self::LinuxSll2),
+            0 => Some(Self::Null),
+            108 => Some(Self::Loop),
+            239 => Some(Self::Nflog),
             _ => None,
         }
+    }
+
+    /// The link type of a capture file's header or interface, [`LinkType::Unsupported`] when
+    /// we do not decode it (its frames are then counted, not lost).
+    pub fn from_capture_header(linktype: u32) -> Self {
+        Self::from_pcap_linktype(linktype).unwrap_or(Self::Unsupported(linktype))
     }
 
     /// The LINKTYPE_* number to write in a pcap file header for this link type.
@@ -51,7 +89,58 @@ impl LinkType {
             Self::RawIp => 101,
             Self::LinuxSll => 113,
             Self::LinuxSll2 => 276,
+            Self::Null => 0,
+            Self::Loop => 108,
+            Self::Nflog => 239,
+            Self::Unsupported(n) => n,
         }
+    }
+
+    /// The registry's name for a LINKTYPE number (without `LINKTYPE_`), for messages about
+    /// captures we cannot decode; `None` for numbers not listed here.
+    pub fn registry_name(linktype: u32) -> Option<&'static str> {
+        Some(match linktype {
+            0 => "NULL",
+            1 => "ETHERNET",
+            6 => "IEEE802_5",
+            8 => "SLIP",
+            9 => "PPP",
+            10 => "FDDI",
+            12 | 14 | 101 => "RAW",
+            50 => "PPP_HDLC",
+            51 => "PPP_ETHER",
+            100 => "ATM_RFC1483",
+            104 => "C_HDLC",
+            105 => "IEEE802_11",
+            107 => "FRELAY",
+            108 => "LOOP",
+            113 => "LINUX_SLL",
+            119 => "IEEE802_11_PRISM",
+            127 => "IEEE802_11_RADIOTAP",
+            143 => "DOCSIS",
+            147..=162 => {
+                const USER: [&str; 16] = [
+                    "USER0", "USER1", "USER2", "USER3", "USER4", "USER5", "USER6", "USER7",
+                    "USER8", "USER9", "USER10", "USER11", "USER12", "USER13", "USER14", "USER15",
+                ];
+                USER[(linktype - 147) as usize]
+            }
+            163 => "IEEE802_11_AVS",
+            192 => "PPI",
+            195 => "IEEE802_15_4_WITHFCS",
+            197 => "ERF",
+            201 => "BLUETOOTH_HCI_H4_WITH_PHDR",
+            220 => "USB_LINUX_MMAPPED",
+            226 => "IPNET",
+            227 => "CAN_SOCKETCAN",
+            228 => "IPV4",
+            229 => "IPV6",
+            239 => "NFLOG",
+            249 => "USBPCAP",
+            253 => "NETLINK",
+            276 => "LINUX_SLL2",
+            _ => return None,
+        })
     }
 }
 
@@ -347,6 +436,18 @@ pub enum DecodeError {
     /// The TCP header is malformed (data offset smaller than 5 words, ...).
     #[error("malformed TCP header: {0}")]
     BadTcpHeader(String),
+    /// The capture's link type is one we do not decode.
+    #[error("link type {0} is not decoded")]
+    UnsupportedLinkType(u32),
+    /// A loopback header (NULL, LOOP) names an address family other than IPv4/IPv6.
+    #[error("loopback header names address family {0}, not IPv4/IPv6")]
+    NotIpFamily(u32),
+    /// NFLOG TLVs that do not walk in either byte order (a length or type out of range).
+    #[error("NFLOG attributes are malformed in both byte orders")]
+    BadNflogTlv,
+    /// An NFLOG message without an NFULA_PAYLOAD attribute (logged without packet bytes).
+    #[error("NFLOG message carries no packet (no NFULA_PAYLOAD attribute)")]
+    NflogWithoutPayload,
 }
 
 impl DecodeError {
@@ -359,18 +460,13 @@ impl DecodeError {
             Self::BadIpHeader(_) => "bad_ip_header",
             Self::Fragment { .. } => "ip_fragment",
             Self::BadTcpHeader(_) => "bad_tcp_header",
+            Self::UnsupportedLinkType(_) => "unsupported_link_type",
+            Self::NotIpFamily(_) => "not_ip",
+            Self::BadNflogTlv => "bad_nflog_tlv",
+            Self::NflogWithoutPayload => "nflog_without_payload",
         }
     }
 }
-
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
-/// Pre-standard QinQ outer tag still emitted by some switches.
-const ETHERTYPE_QINQ_OLD: u16 = 0x9100;
-/// QinQ is two tags; beyond a small margin it is garbage, not a real stack.
-const MAX_VLAN_TAGS: usize = 4;
 
 fn need(layer: &'static str, data: &[u8], n: usize) -> Result<(), DecodeError> {
     if data.len() < n {
@@ -388,87 +484,13 @@ fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
 
-/// Direction from a Linux cooked header's packet type (`PACKET_*` in `<linux/if_packet.h>`):
-/// 4 (OUTGOING) was sent by this host; everything else (HOST, BROADCAST, ...) was received.
-fn sll_direction(pkttype: u16) -> Direction {
-    if pkttype == 4 {
-        Direction::Egress
-    } else {
-        Direction::Ingress
-    }
-}
-
-/// Fills direction and interface from a Linux cooked header when the capture did not say.
-fn cooked_meta(link: LinkType, frame: &[u8], mut meta: CaptureMeta) -> CaptureMeta {
-    match link {
-        LinkType::LinuxSll if frame.len() >= 16 && meta.direction == Direction::Unknown => {
-            meta.direction = sll_direction(be16(frame, 0));
-        }
-        LinkType::LinuxSll2 if frame.len() >= 20 => {
-            if meta.direction == Direction::Unknown {
-                meta.direction = sll_direction(u16::from(frame[10]));
-            }
-            if meta.ifindex == 0 {
-                meta.ifindex = u32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
-            }
-        }
-        _ => {}
-    }
-    meta
-}
-
-/// Strips the link-layer header and returns the ethertype and the bytes after it.
-#[inline] // `ip_layer` is inlined twice (decode, fragment reassembly): keep this in `decode`
-fn strip_link(link: LinkType, frame: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
-    let (mut ethertype, mut rest) = match link {
-        LinkType::RawIp => {
-            // The IP version nibble says which family; etherparse checks it again.
-            let ethertype = match frame.first().map(|b| b >> 4) {
-                Some(6) => ETHERTYPE_IPV6,
-                _ => ETHERTYPE_IPV4,
-            };
-            return Ok((ethertype, frame));
-        }
-        LinkType::Ethernet => {
-            // dst mac(6) src mac(6) ethertype(2)
-            need("ethernet", frame, 14)?;
-            (be16(frame, 12), &frame[14..])
-        }
-        LinkType::LinuxSll => {
-            // pkttype(2) arphrd(2) addrlen(2) addr(8) protocol(2)
-            need("linux_sll", frame, 16)?;
-            (be16(frame, 14), &frame[16..])
-        }
-        LinkType::LinuxSll2 => {
-            // protocol(2) reserved(2) ifindex(4) arphrd(2) pkttype(1) addrlen(1) addr(8)
-            need("linux_sll2", frame, 20)?;
-            (be16(frame, 0), &frame[20..])
-        }
-    };
-    let mut tags = 0;
-    while matches!(
-        ethertype,
-        ETHERTYPE_VLAN | ETHERTYPE_QINQ | ETHERTYPE_QINQ_OLD
-    ) {
-        tags += 1;
-        if tags > MAX_VLAN_TAGS {
-            return Err(DecodeError::TooManyVlanTags(MAX_VLAN_TAGS));
-        }
-        // TCI(2) inner ethertype(2) — IEEE 802.1Q §9.6
-        need("vlan", rest, 4)?;
-        ethertype = be16(rest, 2);
-        rest = &rest[4..];
-    }
-    Ok((ethertype, rest))
-}
-
 /// Decodes one captured frame into a borrowed [`Packet`].
 ///
 /// Call it once per frame from the capture; the engine's `handle_frame` calls it for you.
 /// IP fragments are reported as [`DecodeError::Fragment`] (the engine reassembles them and
 /// decodes the whole datagram with [`decode_ip`]).
-/// For Linux cooked captures, an unknown direction (and, for SLL2, interface) in `meta` is
-/// filled from the cooked header.
+/// For Linux cooked and NFLOG captures, an unknown direction (and interface) in `meta` is
+/// filled from the link header.
 pub fn decode(link: LinkType, frame: &[u8], meta: CaptureMeta) -> Result<Packet<'_>, DecodeError> {
     let (ip_bytes, meta) = ip_layer(link, frame, meta)?;
     decode_ip(ip_bytes, meta)
@@ -480,10 +502,9 @@ pub fn decode(link: LinkType, frame: &[u8], meta: CaptureMeta) -> Result<Packet<
 pub fn ip_layer(
     link: LinkType,
     frame: &[u8],
-    meta: CaptureMeta,
+    mut meta: CaptureMeta,
 ) -> Result<(&[u8], CaptureMeta), DecodeError> {
-    let meta = cooked_meta(link, frame, meta);
-    let (ethertype, ip_bytes) = strip_link(link, frame)?;
+    let (ethertype, ip_bytes) = link::strip(link, frame, &mut meta)?;
     if ethertype != ETHERTYPE_IPV4 && ethertype != ETHERTYPE_IPV6 {
         return Err(DecodeError::NotIp(ethertype));
     }
@@ -913,12 +934,40 @@ mod tests {
         assert_eq!(LinkType::from_pcap_linktype(276), Some(LinkType::LinuxSll2));
         assert_eq!(LinkType::from_pcap_linktype(101), Some(LinkType::RawIp));
         assert_eq!(LinkType::from_pcap_linktype(147), None);
+        for n in [12, 14, 228, 229] {
+            assert_eq!(
+                LinkType::from_pcap_linktype(n),
+                Some(LinkType::RawIp),
+                "{n}"
+            );
+        }
+        assert_eq!(LinkType::from_pcap_linktype(0), Some(LinkType::Null));
+        assert_eq!(LinkType::from_pcap_linktype(108), Some(LinkType::Loop));
+        assert_eq!(LinkType::from_pcap_linktype(239), Some(LinkType::Nflog));
+        assert_eq!(
+            LinkType::from_capture_header(147),
+            LinkType::Unsupported(147)
+        );
+        for link in LinkType::DECODED {
+            let n = link.to_pcap_linktype();
+            assert_eq!(LinkType::from_capture_header(n), link);
+            assert!(LinkType::registry_name(n).is_some());
+        }
+        assert_eq!(LinkType::registry_name(150), Some("USER3"));
+        assert_eq!(LinkType::registry_name(60000), None);
+    }
+
+    #[test]
+    fn unsupported_link_types_are_an_error_not_an_empty_frame() {
+        let e = decode(LinkType::Unsupported(147), &[0x45; 40], meta()).unwrap_err();
+        assert_eq!(e, DecodeError::UnsupportedLinkType(147));
+        assert_eq!(e.reason(), "unsupported_link_type");
     }
 
     proptest::proptest! {
         #[test]
-        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200), link in 0u8..4) {
-            let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2][link as usize];
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200), link in 0..LinkType::DECODED.len()) {
+            let link = LinkType::DECODED[link];
             let _ = decode(link, &bytes, CaptureMeta::default());
         }
     }

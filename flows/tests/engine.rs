@@ -628,10 +628,10 @@ fn counters_iterate_by_name() {
 proptest::proptest! {
     /// Arbitrary frames on every link type never panic the engine.
     #[test]
-    fn arbitrary_frames_never_panic(frames in proptest::collection::vec((0u8..4, proptest::collection::vec(proptest::num::u8::ANY, 0..120)), 0..30)) {
+    fn arbitrary_frames_never_panic(frames in proptest::collection::vec((0..LinkType::DECODED.len(), proptest::collection::vec(proptest::num::u8::ANY, 0..120)), 0..30)) {
         let mut e = Engine::new(EngineConfig::default());
         for (i, (link, bytes)) in frames.iter().enumerate() {
-            let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2][*link as usize];
+            let link = LinkType::DECODED[*link];
             let _ = e.handle_frame(i as u64, link, bytes, CaptureMeta::default());
             e.handle_timeout(i as u64 * 1_000_000_000);
         }

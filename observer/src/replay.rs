@@ -3,19 +3,17 @@
 //! The same engine the agent drives, fed from a file: frames in capture order, the capture's
 //! timestamps as time, `handle_timeout` after each frame and `flush` at the end.
 
+use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Write};
-use std::path::PathBuf;
+use std::io::{BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
+use flows::capture_file::{CaptureFileError, CaptureFileStats, CaptureParser, Step};
 use flows::engine::{Engine, EngineConfig, L4Records};
-use flows::packet::{CaptureMeta, Direction, LinkType};
+use flows::packet::{CaptureMeta, LinkType};
 use flows::record::Record;
-use pcap_file::pcap::PcapReader;
-use pcap_file::pcapng::blocks::enhanced_packet::EnhancedPacketOption;
-use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-use pcap_file::pcapng::{Block, PcapNgReader};
 
 use crate::api::{
     convert::flow_to_proto,
@@ -43,7 +41,8 @@ pub enum L4Arg {
 /// `replay --http-status 5+ x.pcap` agree).
 #[derive(clap::Args, Debug)]
 pub struct ReplayArgs {
-    /// Capture to read (pcap or pcapng; Ethernet, raw IP or Linux cooked link types).
+    /// Capture to read: pcap or pcapng; Ethernet (802.1Q/QinQ), raw IP, Linux cooked v1/v2,
+    /// BSD loopback (NULL, LOOP) or NFLOG link types, per pcapng interface.
     pub file: PathBuf,
     /// Which packets make L3/L4 records.
     #[arg(long, value_enum, default_value = "every-packet")]
@@ -62,154 +61,169 @@ pub struct ReplayArgs {
     pub view: ObserveArgs,
 }
 
-/// One frame from the capture.
-struct Frame {
-    ts_ns: u64,
-    link: LinkType,
-    direction: Direction,
-    ifindex: u32,
-    orig_len: u32,
-}
+/// Bytes read from the capture per read call.
+const READ_CHUNK: usize = 1 << 20;
 
-/// pcapng `if_tsresol` (RFC draft-ietf-opsawg-pcapng §4.2): MSB clear = 10^-n s, set = 2^-n s.
-/// Default 10^-6.
-fn ts_to_ns(raw: u64, tsresol: u8) -> u64 {
-    let n = u32::from(tsresol & 0x7f);
-    if tsresol & 0x80 == 0 {
-        if n <= 9 {
-            raw.saturating_mul(10u64.pow(9 - n))
-        } else {
-            raw / 10u64.pow((n - 9).min(19))
-        }
-    } else {
-        ((u128::from(raw) * 1_000_000_000) >> n.min(127)) as u64
-    }
+/// What a replay saw besides records: frames the engine could not decode for want of a link
+/// type decoder, and what the file held that is not frames.
+#[derive(Debug, Default)]
+struct ReplaySummary {
+    /// Frames of each link type we do not decode, by LINKTYPE number.
+    unsupported: BTreeMap<u32, u64>,
+    /// Sections, interfaces, packets naming no interface, malformed and other blocks.
+    file: CaptureFileStats,
+    /// Bytes at the end of the file that do not make a whole record (a capture cut off).
+    truncated_tail_bytes: usize,
+    /// Where and why reading stopped early at a corrupt record or block.
+    corrupt: Option<(u64, CaptureFileError)>,
 }
 
 /// Runs the engine over every frame of a capture, calling `emit` for each record.
+///
+/// The file is streamed through [`CaptureParser`] in `READ_CHUNK` reads; frames borrow the
+/// buffer. A last record cut short (a capture stopped mid-write) or a corrupt one ends the
+/// file, reported in the summary, not as an error: what came before it is still replayed and
+/// flushed. A file that is no capture at all is an error.
 fn replay_file(
-    path: &PathBuf,
+    path: &Path,
     engine: &mut Engine,
     mut emit: impl FnMut(&Record) -> Result<bool>,
-) -> Result<()> {
-    let file =
+) -> Result<ReplaySummary> {
+    let mut file =
         File::open(path).with_context(|| format!("cannot open capture {}", path.display()))?;
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    let mut magic = [0u8; 4];
-    reader
-        .read_exact(&mut magic)
-        .with_context(|| format!("{} is too short to be a capture", path.display()))?;
-    let chained = std::io::Cursor::new(magic).chain(reader);
-    let mut last_ts = 0u64;
-    let mut stop = false;
-    let mut feed = |engine: &mut Engine, f: Frame, data: &[u8]| -> Result<bool> {
-        let meta = CaptureMeta {
-            ts_ns: f.ts_ns,
-            ifindex: f.ifindex,
-            direction: f.direction,
-            orig_len: f.orig_len,
-            socket_cookie: None,
-        };
-        // Decode failures are counted by the engine and shown in the summary.
-        let _ = engine.handle_frame(f.ts_ns, f.link, data, meta);
-        engine.handle_timeout(f.ts_ns);
-        last_ts = last_ts.max(f.ts_ns);
-        while let Some(r) = engine.poll_record() {
-            if !emit(&r)? {
-                return Ok(false);
+    let mut parser = CaptureParser::new();
+    let mut summary = ReplaySummary::default();
+    let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let (mut start, mut eof, mut last_ts) = (0usize, false, 0u64);
+    // File offset of `buf[0]`, for messages.
+    let mut buf_offset = 0u64;
+    let stopped = 'frames: loop {
+        let step = match parser.parse(&buf[start..]) {
+            Ok(step) => step,
+            Err(e) if parser.format_name().is_none() => {
+                return Err(e).with_context(|| format!("{} is not a capture", path.display()));
             }
-        }
-        Ok(true)
-    };
-    if magic == [0x0a, 0x0d, 0x0d, 0x0a] {
-        let mut ng = PcapNgReader::new(chained)
-            .with_context(|| format!("{}: bad pcapng section header", path.display()))?;
-        // Per interface: link type and timestamp resolution.
-        let mut ifaces: Vec<(Option<LinkType>, u8)> = Vec::new();
-        while let Some(block) = ng.next_block() {
-            let block =
-                block.with_context(|| format!("{}: corrupt pcapng block", path.display()))?;
-            match block {
-                Block::InterfaceDescription(idb) => {
-                    let tsresol = idb
-                        .options
-                        .iter()
-                        .find_map(|o| match o {
-                            InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
-                            _ => None,
-                        })
-                        .unwrap_or(6);
-                    ifaces.push((
-                        LinkType::from_pcap_linktype(u32::from(idb.linktype)),
-                        tsresol,
-                    ));
+            Err(e) => {
+                summary.corrupt = Some((buf_offset + start as u64, e));
+                break false;
+            }
+        };
+        match step {
+            Step::Read { consumed, frame } => {
+                start += consumed;
+                let Some(f) = frame else { continue };
+                if let LinkType::Unsupported(n) = f.link {
+                    *summary.unsupported.entry(n).or_default() += 1;
                 }
-                Block::EnhancedPacket(epb) => {
-                    let Some(&(Some(link), tsresol)) = ifaces.get(epb.interface_id as usize) else {
-                        continue;
-                    };
-                    // epb_flags bits 0-1: 01 inbound, 10 outbound.
-                    let direction = epb
-                        .options
-                        .iter()
-                        .find_map(|o| match o {
-                            EnhancedPacketOption::Flags(f) => Some(match f & 3 {
-                                1 => Direction::Ingress,
-                                2 => Direction::Egress,
-                                _ => Direction::Unknown,
-                            }),
-                            _ => None,
-                        })
-                        .unwrap_or(Direction::Unknown);
-                    // pcap-file hands the raw timestamp units over as "nanoseconds".
-                    let raw = epb.timestamp.as_nanos() as u64;
-                    let frame = Frame {
-                        ts_ns: ts_to_ns(raw, tsresol),
-                        link,
-                        direction,
-                        ifindex: epb.interface_id + 1,
-                        orig_len: epb.original_len,
-                    };
-                    if !feed(engine, frame, &epb.data)? {
-                        stop = true;
-                        break;
+                let meta = CaptureMeta {
+                    ts_ns: f.ts_ns,
+                    ifindex: f.interface,
+                    direction: f.direction,
+                    orig_len: f.orig_len,
+                    socket_cookie: None,
+                };
+                // Decode failures (unsupported link types among them) are counted by the
+                // engine and shown in the summary.
+                let _ = engine.handle_frame(f.ts_ns, f.link, f.data, meta);
+                engine.handle_timeout(f.ts_ns);
+                last_ts = last_ts.max(f.ts_ns);
+                while let Some(r) = engine.poll_record() {
+                    if !emit(&r)? {
+                        break 'frames true;
                     }
                 }
-                _ => {}
+            }
+            Step::NeedBytes(need) => {
+                if eof {
+                    summary.truncated_tail_bytes = buf.len() - start;
+                    break false;
+                }
+                buf.drain(..start);
+                buf_offset += start as u64;
+                start = 0;
+                let want = need.saturating_sub(buf.len()).max(READ_CHUNK);
+                Read::by_ref(&mut file)
+                    .take(want as u64)
+                    .read_to_end(&mut buf)
+                    .with_context(|| format!("cannot read capture {}", path.display()))?;
+                eof = buf.len() < need;
+                if eof && buf.is_empty() {
+                    if parser.format_name().is_none() {
+                        bail!("{} is empty, not a pcap or pcapng capture", path.display());
+                    }
+                    break false;
+                }
             }
         }
-    } else {
-        let mut pcap = PcapReader::new(chained)
-            .with_context(|| format!("{} is neither pcap nor pcapng", path.display()))?;
-        let linktype = u32::from(pcap.header().datalink);
-        let Some(link) = LinkType::from_pcap_linktype(linktype) else {
-            bail!(
-                "{}: link type {linktype} is not supported — capture with Ethernet, raw IP or Linux cooked headers (e.g. tcpdump -i any)",
-                path.display()
-            );
-        };
-        while let Some(pkt) = pcap.next_packet() {
-            let pkt = pkt.with_context(|| format!("{}: corrupt pcap record", path.display()))?;
-            let frame = Frame {
-                ts_ns: pkt.timestamp.as_nanos() as u64,
-                link,
-                direction: Direction::Unknown,
-                ifindex: 0,
-                orig_len: pkt.orig_len,
-            };
-            if !feed(engine, frame, &pkt.data)? {
-                stop = true;
-                break;
-            }
-        }
-    }
-    if !stop {
+    };
+    if !stopped {
         engine.flush(last_ts);
         while let Some(r) = engine.poll_record() {
             if !emit(&r)? {
                 break;
             }
         }
+    }
+    summary.file = parser.stats().clone();
+    Ok(summary)
+}
+
+/// Tells on stderr what could not be decoded and why: every link type skipped with its frame
+/// count, packets of undescribed interfaces, a cut-off end. Errors when frames were skipped
+/// for those reasons and nothing at all could be decoded (an unsupported capture is never
+/// reported as an empty one).
+fn report_undecodable(
+    err: &mut impl Write,
+    path: &Path,
+    summary: &ReplaySummary,
+    engine: &Engine,
+) -> Result<()> {
+    let path = path.display();
+    for (&linktype, &frames) in &summary.unsupported {
+        let name = LinkType::registry_name(linktype)
+            .map(|n| format!(" (LINKTYPE_{n})"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            err,
+            "flowscope: {path}: link type {linktype}{name} is not decoded: {frames} frames skipped"
+        );
+    }
+    let orphans = summary.file.packets_without_interface;
+    if orphans > 0 {
+        let _ = writeln!(
+            err,
+            "flowscope: {path}: {orphans} packets name a pcapng interface their section does not describe: skipped"
+        );
+    }
+    let malformed = summary.file.malformed_blocks;
+    if malformed > 0 {
+        let _ = writeln!(
+            err,
+            "flowscope: {path}: {malformed} pcapng interface or packet blocks are too short for their fields: skipped"
+        );
+    }
+    if summary.truncated_tail_bytes > 0 {
+        let _ = writeln!(
+            err,
+            "flowscope: {path}: the file ends inside a record; its last {} bytes were ignored",
+            summary.truncated_tail_bytes
+        );
+    }
+    let nothing = engine.counters().packets == 0;
+    if let Some((offset, e)) = &summary.corrupt {
+        if nothing {
+            bail!("{path}: stopped at byte {offset}: {e}; nothing before it could be decoded");
+        }
+        let _ = writeln!(
+            err,
+            "flowscope: {path}: stopped at byte {offset}: {e}; the frames before it were replayed"
+        );
+    }
+    let skipped = summary.unsupported.values().sum::<u64>() + orphans + malformed;
+    if skipped > 0 && nothing {
+        bail!(
+            "{path}: nothing could be decoded ({skipped} frames skipped) — flowscope reads Ethernet, raw IP, Linux cooked (v1, v2), BSD loopback (NULL, LOOP) and NFLOG captures"
+        );
     }
     Ok(())
 }
@@ -235,9 +249,9 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     // observe window/filter/printer code consumes them as a stream.
     let (tx, rx) = std::sync::mpsc::sync_channel::<GetFlowsResponse>(4096);
     let file = args.file.clone();
-    let producer = std::thread::spawn(move || -> Result<Engine> {
+    let producer = std::thread::spawn(move || -> Result<(Engine, ReplaySummary)> {
         let mut span_out = BufWriter::with_capacity(1 << 16, std::io::stdout());
-        replay_file(&file, &mut engine, |r| {
+        let summary = replay_file(&file, &mut engine, |r| {
             if quiet {
                 return Ok(true);
             }
@@ -271,7 +285,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
             }
             _ => {}
         }
-        Ok(engine)
+        Ok((engine, summary))
     });
     // Not `stdout.lock()`: the engine thread writes spans to stdout too (then nothing else is
     // printed here), and a lock held here would block it forever.
@@ -281,7 +295,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     );
     let printed = print_window(rx.into_iter().map(Ok), &req, &pred, &mut printer)
         .and_then(|()| quiet_pipe(printer.finish()));
-    let engine = producer
+    let (engine, summary) = producer
         .join()
         .map_err(|_| anyhow::anyhow!("the replay engine panicked"))??;
     printed?;
@@ -290,17 +304,143 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     for (name, value) in engine.counters().iter().filter(|(_, v)| *v > 0) {
         let _ = writeln!(err, "{name:>34} {value}");
     }
-    Ok(())
+    report_undecodable(&mut err, &args.file, &summary, &engine)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::ts_to_ns;
+    use super::*;
+    use flows::synth::http_connection;
+
+    /// A little-endian microsecond pcap file.
+    fn pcap(linktype: u32, frames: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in [0xA1B2_C3D4u32, 0x0004_0002, 0, 0, 65535, linktype] {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+        for (i, f) in frames.iter().enumerate() {
+            for v in [1_700_000_000, i as u32, f.len() as u32, f.len() as u32] {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out.extend_from_slice(f);
+        }
+        out
+    }
+
+    /// A little-endian pcapng block.
+    fn block(out: &mut Vec<u8>, block_type: u32, body: &[u8]) {
+        let len = 12 + body.len().next_multiple_of(4) as u32;
+        out.extend_from_slice(&block_type.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(body);
+        out.resize(out.len().next_multiple_of(4), 0);
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+
+    /// A pcapng file with one interface per link type and `frames` as `(interface, bytes)`.
+    fn pcapng(linktypes: &[u16], frames: &[(u32, Vec<u8>)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let shb = [
+            0x1A2B_3C4Du32.to_le_bytes(),
+            [1, 0, 0, 0],
+            [0xff; 4],
+            [0xff; 4],
+        ]
+        .concat();
+        block(&mut out, 0x0A0D_0D0A, &shb);
+        for &l in linktypes {
+            block(&mut out, 1, &[&l.to_le_bytes()[..], &[0; 6]].concat());
+        }
+        for (i, (iface, f)) in frames.iter().enumerate() {
+            let mut body = Vec::new();
+            for v in [*iface, 0, i as u32, f.len() as u32, f.len() as u32] {
+                body.extend_from_slice(&v.to_le_bytes());
+            }
+            body.extend_from_slice(f);
+            block(&mut out, 6, &body);
+        }
+        out
+    }
+
+    /// Replays `bytes` from a temporary file; returns the summary, the engine, the number of
+    /// records, what was reported on stderr and whether the replay counts as failed.
+    fn replay(name: &str, bytes: &[u8]) -> (ReplaySummary, Engine, usize, String, bool) {
+        let path =
+            std::env::temp_dir().join(format!("flowscope-replay-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).unwrap();
+        let mut engine = Engine::new(EngineConfig::default());
+        let mut records = 0;
+        let summary = replay_file(&path, &mut engine, |_| {
+            records += 1;
+            Ok(true)
+        })
+        .unwrap();
+        let mut err = Vec::new();
+        let failed = report_undecodable(&mut err, &path, &summary, &engine).is_err();
+        std::fs::remove_file(&path).unwrap();
+        (
+            summary,
+            engine,
+            records,
+            String::from_utf8(err).unwrap(),
+            failed,
+        )
+    }
+
+    fn ethernet_frames() -> Vec<Vec<u8>> {
+        http_connection(40000, 2, 10, 0)
+            .into_iter()
+            .map(|f| f.data)
+            .collect()
+    }
 
     #[test]
-    fn pcapng_timestamp_resolutions() {
-        assert_eq!(ts_to_ns(1_500_000, 6), 1_500_000_000);
-        assert_eq!(ts_to_ns(7, 9), 7);
-        assert_eq!(ts_to_ns(1 << 10, 0x80 | 10), 1_000_000_000);
+    fn an_unsupported_link_type_is_named_counted_and_fails_when_nothing_decodes() {
+        let frames = vec![vec![0u8; 40]; 3];
+        let (summary, engine, _, err, failed) = replay("user0.pcap", &pcap(147, &frames));
+        assert_eq!(summary.unsupported, BTreeMap::from([(147, 3)]));
+        assert_eq!(engine.counters().decode_unsupported_link_type, 3);
+        assert!(
+            err.contains("link type 147 (LINKTYPE_USER0) is not decoded: 3 frames skipped"),
+            "{err}"
+        );
+        assert!(failed, "nothing decoded: not an empty success");
+    }
+
+    #[test]
+    fn an_undecodable_interface_beside_a_decodable_one_is_reported_not_fatal() {
+        let mut frames: Vec<(u32, Vec<u8>)> =
+            ethernet_frames().into_iter().map(|f| (0, f)).collect();
+        frames.push((1, vec![0; 20]));
+        frames.push((2, vec![0; 20])); // no IDB 2
+        let (summary, engine, records, err, failed) =
+            replay("mixed.pcapng", &pcapng(&[1, 192], &frames));
+        assert!(!failed);
+        assert!(records > 0);
+        assert_eq!(summary.unsupported, BTreeMap::from([(192, 1)]));
+        assert_eq!(summary.file.packets_without_interface, 1);
+        assert_eq!(engine.counters().http1_responses, 2);
+        assert!(err.contains("link type 192 (LINKTYPE_PPI)"), "{err}");
+        assert!(err.contains("1 packets name a pcapng interface"), "{err}");
+    }
+
+    #[test]
+    fn a_cut_off_or_corrupt_end_keeps_what_came_before() {
+        let mut bytes = pcap(1, &ethernet_frames());
+        bytes.truncate(bytes.len() - 5);
+        let (summary, engine, _, err, failed) = replay("cut.pcap", &bytes);
+        assert!(!failed);
+        assert!(summary.truncated_tail_bytes > 0);
+        assert!(engine.counters().http1_requests == 2, "{err}");
+        assert!(err.contains("the file ends inside a record"), "{err}");
+
+        let frames: Vec<_> = ethernet_frames().into_iter().map(|f| (0, f)).collect();
+        let mut bytes = pcapng(&[1], &frames);
+        bytes.extend_from_slice(&[6, 0, 0, 0, 7, 0, 0, 0, 7, 0, 0, 0]);
+        let (summary, engine, _, err, failed) = replay("corrupt.pcapng", &bytes);
+        assert!(!failed);
+        assert!(summary.corrupt.is_some());
+        assert_eq!(engine.counters().http1_responses, 2);
+        assert!(err.contains("stopped at byte"), "{err}");
     }
 }

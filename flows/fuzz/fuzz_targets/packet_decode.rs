@@ -1,5 +1,6 @@
 //! Any frame, any link type: `decode` returns a packet or an error, never panics, and the
-//! engine ingests whatever decodes.
+//! engine ingests whatever decodes. The first byte picks the link type: every decoded one
+//! (`LinkType::DECODED`, NULL/LOOP/NFLOG among them), or an unsupported number.
 #![no_main]
 use flows::engine::{Engine, EngineConfig};
 use flows::packet::{decode, CaptureMeta, LinkType};
@@ -9,7 +10,10 @@ fuzz_target!(|data: &[u8]| {
     let Some((&sel, frame)) = data.split_first() else {
         return;
     };
-    let link = [LinkType::Ethernet, LinkType::RawIp, LinkType::LinuxSll, LinkType::LinuxSll2][usize::from(sel % 4)];
+    let link = LinkType::DECODED
+        .get(usize::from(sel) % (LinkType::DECODED.len() + 1))
+        .copied()
+        .unwrap_or(LinkType::Unsupported(u32::from(sel)));
     if let Ok(p) = decode(link, frame, CaptureMeta::default()) {
         assert!(p.payload.len() <= frame.len());
         assert!(p.payload_wire_len as usize >= p.payload.len());
