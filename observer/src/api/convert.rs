@@ -146,7 +146,7 @@ fn grpc_ext(http: &HttpInfo) -> Option<Grpc> {
     Some(Grpc {
         service,
         method,
-        status_code: status.map(|s| s.code),
+        status_code: status.map_or(0, |s| s.code),
         status_source: status
             .map(|s| s.source.as_str().to_string())
             .unwrap_or_default(),
@@ -195,7 +195,7 @@ fn http2_info_back(ext: &FlowExtension) -> Option<Box<Http2Info>> {
             _ => return None,
         };
         Some(GrpcStatus {
-            code: g.status_code?,
+            code: g.status_code,
             source,
             message: (!g.message.is_empty()).then(|| g.message.clone()),
         })
@@ -887,7 +887,7 @@ pub(crate) mod tests {
         let g = ext.grpc.as_ref().unwrap();
         assert_eq!(
             (g.status_code, g.status_source.as_str()),
-            (Some(14), "derived_from_http_status")
+            (14, "derived_from_http_status")
         );
         let x = ext.http2.as_ref().unwrap();
         assert_eq!(
