@@ -3,14 +3,14 @@
 //! `flows::capture_file` and the engine, give exactly the exchanges and DNS transactions of
 //! their `expected/*.json` (as multisets, like the folder's `check` script).
 
+mod support;
+
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use flows::capture_file::CaptureParser;
 use flows::counters::Counters;
-use flows::engine::{Engine, EngineConfig, L4Records};
-use flows::packet::CaptureMeta;
 use flows::record::{Flow, L7Record, L7Type, Record};
+use support::{fieldcase_path, golden_config, replay_file_lenient};
 
 const KINDS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fieldcases/kinds");
 
@@ -19,37 +19,11 @@ type Exchange = (Option<String>, Option<String>, Option<u16>);
 /// `(query, qtypes, rcode, sorted answers)`.
 type Lookup = (String, String, Option<u16>, Vec<String>);
 
-/// Replays one capture of the kinds folder, as `flowscope replay --l4 off` does.
+/// Replays one capture of the kinds folder, as `flowscope replay --l4 off` does (a frame the
+/// engine refuses is counted, not fatal); returns its flows.
 fn replay(name: &str) -> (Vec<Flow>, Counters) {
-    let path = format!("{KINDS}/{name}");
-    let bytes = std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{path}: {e} (the field cases must be beside the checkout)"));
-    let mut engine = Engine::new(EngineConfig {
-        l4_records: L4Records::Off,
-        id_seed: 1,
-        ..EngineConfig::default()
-    });
-    let mut flows = Vec::new();
-    let mut last = 0;
-    let mut frames = CaptureParser::frames(&bytes);
-    for f in frames.by_ref() {
-        let f = f.unwrap_or_else(|e| panic!("{name}: {e}"));
-        let meta = CaptureMeta {
-            ts_ns: f.ts_ns,
-            ifindex: f.interface,
-            direction: f.direction,
-            orig_len: f.orig_len,
-            socket_cookie: None,
-        };
-        let _ = engine.handle_frame(f.ts_ns, f.link, f.data, meta);
-        engine.handle_timeout(f.ts_ns);
-        last = f.ts_ns;
-        flows.extend(std::iter::from_fn(|| engine.poll_record()).filter_map(flow));
-    }
-    assert!(frames.rest().is_empty(), "{name}: incomplete last record");
-    engine.flush(last);
-    flows.extend(std::iter::from_fn(|| engine.poll_record()).filter_map(flow));
-    (flows, engine.counters().clone())
+    let (records, counters) = replay_file_lenient(&fieldcase_path("kinds", name), golden_config());
+    (records.into_iter().filter_map(flow).collect(), counters)
 }
 
 fn flow(r: Record) -> Option<Flow> {

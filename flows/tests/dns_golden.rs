@@ -3,55 +3,17 @@
 //! and `../shared/fieldcases/cases/pcap/{14,15}-*.pcap` (recorded from real clients and
 //! servers). Expectations come from those folders' README and expected/*.json.
 
+mod support;
+
 use flows::counters::Counters;
-use flows::engine::{Engine, EngineConfig, L4Records};
-use flows::packet::{CaptureMeta, LinkType};
 use flows::record::{DnsInfo, Flow, L7Record, L7Type, Layer4, Record};
+use support::{fieldcase_path, golden_config, replay_file_lenient};
 
-macro_rules! fieldcase {
-    ($rel:literal) => {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fieldcases/",
-            $rel
-        )
-    };
-}
-
-/// Replays a pcap through a default engine without L3/L4 records; returns the DNS flows and
-/// the counters. Panics (the test fails loudly) when the capture is missing.
-fn replay(path: &str) -> (Vec<Flow>, Counters) {
-    let file = std::fs::File::open(path)
-        .unwrap_or_else(|e| panic!("field capture {path} is missing ({e}): these tests need ../shared/fieldcases beside the checkout"));
-    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap file");
-    let link = LinkType::from_pcap_linktype(u32::from(reader.header().datalink))
-        .expect("supported link type");
-    let mut e = Engine::new(EngineConfig {
-        l4_records: L4Records::Off,
-        id_seed: 1,
-        ..EngineConfig::default()
-    });
-    let mut out = Vec::new();
-    let mut last = 0;
-    while let Some(pkt) = reader.next_packet() {
-        let pkt = pkt.expect("valid pcap record");
-        let ts = pkt.timestamp.as_nanos() as u64;
-        let meta = CaptureMeta {
-            ts_ns: ts,
-            orig_len: pkt.orig_len,
-            ..Default::default()
-        };
-        let _ = e.handle_frame(ts, link, &pkt.data, meta);
-        e.handle_timeout(ts);
-        while let Some(r) = e.poll_record() {
-            out.push(r);
-        }
-        last = ts;
-    }
-    e.flush(last + 1);
-    while let Some(r) = e.poll_record() {
-        out.push(r);
-    }
+/// Replays a field case leniently (frames the engine refuses are counted, as `flowscope
+/// replay` does); returns the DNS flows and the counters. Panics (the test fails loudly) when
+/// the capture is missing.
+fn replay(dir: &str, name: &str) -> (Vec<Flow>, Counters) {
+    let (out, counters) = replay_file_lenient(&fieldcase_path(dir, name), golden_config());
     let dns = out
         .into_iter()
         .filter_map(|r| match r {
@@ -61,7 +23,7 @@ fn replay(path: &str) -> (Vec<Flow>, Counters) {
             _ => None,
         })
         .collect();
-    (dns, e.counters().clone())
+    (dns, counters)
 }
 
 fn dns(f: &Flow) -> &DnsInfo {
@@ -149,7 +111,7 @@ fn assert_dns_not_http(c: &Counters) {
 
 #[test]
 fn f3_single_query_and_response() {
-    let (flows, c) = replay(fieldcase!("kinds/F3-dns-tcp-single.pcap"));
+    let (flows, c) = replay("kinds", "F3-dns-tcp-single.pcap");
     assert!(flows.iter().all(is_tcp));
     assert_eq!(flows.len(), 2);
     assert_eq!(
@@ -171,7 +133,7 @@ fn f3_single_query_and_response() {
 
 #[test]
 fn f3_several_messages_in_one_segment() {
-    let (flows, c) = replay(fieldcase!("kinds/F3-dns-tcp-multi-in-segment.pcap"));
+    let (flows, c) = replay("kinds", "F3-dns-tcp-multi-in-segment.pcap");
     let got = responses(&flows);
     assert!(
         got.iter().all(|g| g.4.is_some() && !g.5),
@@ -206,7 +168,7 @@ fn f3_several_messages_in_one_segment() {
 
 #[test]
 fn f3_messages_split_across_segments() {
-    let (flows, c) = replay(fieldcase!("kinds/F3-dns-tcp-split.pcap"));
+    let (flows, c) = replay("kinds", "F3-dns-tcp-split.pcap");
     let got = responses(&flows);
     assert_eq!(got.len(), 2);
     assert_eq!(
@@ -227,7 +189,7 @@ fn f3_messages_split_across_segments() {
 #[test]
 fn f3_out_of_order_answers_pair_by_id() {
     // RFC 7766 §7: answered 0x5403, 0x5401, 0x5402; latencies 0.8, 3.0, 4.9 ms by ID.
-    let (flows, c) = replay(fieldcase!("kinds/F3-dns-tcp-out-of-order.pcap"));
+    let (flows, c) = replay("kinds", "F3-dns-tcp-out-of-order.pcap");
     assert_eq!(
         responses(&flows),
         [
@@ -243,7 +205,7 @@ fn f3_out_of_order_answers_pair_by_id() {
 
 #[test]
 fn f3_connection_joined_mid_way_has_responses_only() {
-    let (flows, c) = replay(fieldcase!("kinds/F3-dns-tcp-midstream-responses-only.pcap"));
+    let (flows, c) = replay("kinds", "F3-dns-tcp-midstream-responses-only.pcap");
     assert_eq!(
         responses(&flows),
         [
@@ -260,7 +222,7 @@ fn f3_connection_joined_mid_way_has_responses_only() {
 
 #[test]
 fn case14_truncated_udp_then_tcp() {
-    let (flows, c) = replay(fieldcase!("cases/pcap/14-dns-truncated-udp-then-tcp.pcap"));
+    let (flows, c) = replay("cases/pcap", "14-dns-truncated-udp-then-tcp.pcap");
     let find = |tcp: bool, port: u16, q: &str, t: &str| -> Vec<&Flow> {
         flows
             .iter()
@@ -336,7 +298,7 @@ fn case14_truncated_udp_then_tcp() {
 
 #[test]
 fn case15_response_only_nodata_and_many_questions() {
-    let (flows, c) = replay(fieldcase!("cases/pcap/15-dns-response-only-nodata.pcap"));
+    let (flows, c) = replay("cases/pcap", "15-dns-response-only-nodata.pcap");
     let long = "a.".repeat(127);
     let on =
         |port: u16| -> Vec<&Flow> { flows.iter().filter(|f| client_port(f) == port).collect() };

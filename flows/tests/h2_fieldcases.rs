@@ -3,113 +3,14 @@
 //! trailers) and 11 (HEADERS + CONTINUATION). The captures and what a correct decoder reports
 //! are described in `shared/fieldcases/{kinds,cases}/README.md` and `expected/`.
 
+mod support;
+
 use std::collections::BTreeMap;
 
-use flows::counters::Counters;
-use flows::engine::{Engine, EngineConfig, L4Records};
-use flows::packet::{CaptureMeta, LinkType};
 use flows::record::{
     attr, AttributeValue, GrpcStatusSource, Http2Info, L7Record, L7Type, Record, Span, StatusCode,
 };
-
-macro_rules! kind {
-    ($name:literal) => {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fieldcases/kinds/",
-            $name
-        )
-    };
-}
-
-macro_rules! case {
-    ($name:literal) => {
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/fieldcases/cases/pcap/",
-            $name
-        )
-    };
-}
-
-/// `(time ns, link type, frame, original length)` of every packet of a pcap or pcapng file.
-fn packets(path: &str) -> Vec<(u64, LinkType, Vec<u8>, u32)> {
-    use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
-    use pcap_file::pcapng::Block;
-    let bytes = std::fs::read(path)
-        .unwrap_or_else(|e| panic!("field capture {path} is missing ({e}): it must exist"));
-    let link = |dl: pcap_file::DataLink| {
-        LinkType::from_pcap_linktype(u32::from(dl)).expect("supported link type")
-    };
-    let mut out = Vec::new();
-    if bytes.starts_with(&[0x0a, 0x0d, 0x0d, 0x0a]) {
-        let mut r = pcap_file::pcapng::PcapNgReader::new(&bytes[..]).expect("a pcapng file");
-        // Per interface: link type and timestamp units per second (if_tsresol, default 10^6).
-        let mut ifaces: Vec<(LinkType, u64)> = Vec::new();
-        while let Some(block) = r.next_block() {
-            match block.expect("valid pcapng block") {
-                Block::SectionHeader(_) => ifaces.clear(),
-                Block::InterfaceDescription(idb) => {
-                    let res = idb.options.iter().find_map(|o| match o {
-                        InterfaceDescriptionOption::IfTsResol(r) => Some(*r),
-                        _ => None,
-                    });
-                    let per_sec = match res.unwrap_or(6) {
-                        r if r & 0x80 != 0 => 1u64 << (r & 0x7f),
-                        r => 10u64.pow(u32::from(r)),
-                    };
-                    ifaces.push((link(idb.linktype), per_sec));
-                }
-                Block::EnhancedPacket(epb) => {
-                    let (lt, per_sec) = ifaces[epb.interface_id as usize];
-                    // pcap-file hands the raw timestamp over as nanoseconds.
-                    let raw = epb.timestamp.as_nanos();
-                    let ts = (raw * 1_000_000_000 / u128::from(per_sec)) as u64;
-                    out.push((ts, lt, epb.data.to_vec(), epb.original_len));
-                }
-                _ => {}
-            }
-        }
-    } else {
-        let mut r = pcap_file::pcap::PcapReader::new(&bytes[..]).expect("a pcap file");
-        let lt = link(r.header().datalink);
-        while let Some(pkt) = r.next_packet() {
-            let pkt = pkt.expect("valid pcap record");
-            let ts = pkt.timestamp.as_nanos() as u64;
-            out.push((ts, lt, pkt.data.to_vec(), pkt.orig_len));
-        }
-    }
-    out
-}
-
-/// Replays a capture through a default engine (seed 1, no L3/L4 records).
-fn replay(path: &str) -> (Vec<Record>, Counters) {
-    let mut e = Engine::new(EngineConfig {
-        l4_records: L4Records::Off,
-        id_seed: 1,
-        ..EngineConfig::default()
-    });
-    let (mut out, mut last) = (Vec::new(), 0);
-    for (ts, link, data, orig_len) in packets(path) {
-        let meta = CaptureMeta {
-            ts_ns: ts,
-            orig_len,
-            ..Default::default()
-        };
-        e.handle_frame(ts, link, &data, meta)
-            .expect("frame decodes");
-        e.handle_timeout(ts);
-        while let Some(r) = e.poll_record() {
-            out.push(r);
-        }
-        last = ts;
-    }
-    e.flush(last);
-    while let Some(r) = e.poll_record() {
-        out.push(r);
-    }
-    (out, e.counters().clone())
-}
+use support::replay_fieldcase;
 
 /// One exchange: its span and its RESPONSE flow, joined by span id.
 #[derive(Debug)]
@@ -205,7 +106,7 @@ const GHOST: &str = "no such \u{1F464} ghost";
 
 #[test]
 fn f9_response_after_the_clients_cancel_is_reported_and_marked() {
-    let (records, c) = replay(kind!("F9-h2-rst-stream-cancel.pcap"));
+    let (records, c) = replay_fieldcase("kinds", "F9-h2-rst-stream-cancel.pcap");
     let xs = exchanges(&records);
     let get = |m: &str, p: &str, code: Option<u16>, g: Option<i64>| {
         (m.to_string(), Some(p.to_string()), code, g)
@@ -255,7 +156,7 @@ fn f9_response_after_the_clients_cancel_is_reported_and_marked() {
 
 #[test]
 fn f9_goaway_last_stream_id_is_respected() {
-    let (records, c) = replay(kind!("F9-h2-goaway-last-stream-id.pcap"));
+    let (records, c) = replay_fieldcase("kinds", "F9-h2-goaway-last-stream-id.pcap");
     let xs = exchanges(&records);
     let row = |x: &Exchange| (x.client_port(), x.path().unwrap(), x.code);
     assert_eq!(
@@ -275,7 +176,7 @@ fn f9_goaway_last_stream_id_is_respected() {
 
 #[test]
 fn case09_grpc_joined_mid_way_is_honest() {
-    let (records, c) = replay(case!("09-grpc-midstream-honest-partial.pcap"));
+    let (records, c) = replay_fieldcase("cases/pcap", "09-grpc-midstream-honest-partial.pcap");
     let xs = exchanges(&records);
     assert_eq!(
         sorted(xs.iter().map(Exchange::stream).collect()),
@@ -320,7 +221,7 @@ fn case09_grpc_joined_mid_way_is_honest() {
 
 #[test]
 fn case09_control_whole_session_decodes() {
-    let (records, _) = replay(case!("09-grpc-midstream-honest-partial-full.pcap"));
+    let (records, _) = replay_fieldcase("cases/pcap", "09-grpc-midstream-honest-partial-full.pcap");
     let xs = exchanges(&records);
     let got: Vec<_> = sorted(
         xs.iter()
@@ -342,7 +243,7 @@ fn case09_control_whole_session_decodes() {
 
 #[test]
 fn case10_grpc_status_from_trailers_and_http_mapping() {
-    let (records, c) = replay(case!("10-grpc-status-from-trailers.pcap"));
+    let (records, c) = replay_fieldcase("cases/pcap", "10-grpc-status-from-trailers.pcap");
     let xs = exchanges(&records);
     assert_eq!(xs.len(), 17);
     let grpcio: BTreeMap<i64, Option<i64>> = xs
@@ -383,7 +284,7 @@ fn case10_grpc_status_from_trailers_and_http_mapping() {
 
 #[test]
 fn case11_continuation_splits_decode_and_interleaving_stops_the_connection() {
-    let (records, c) = replay(case!("11-h2-continuation-frames.pcap"));
+    let (records, c) = replay_fieldcase("cases/pcap", "11-h2-continuation-frames.pcap");
     let xs = exchanges(&records);
     let got = sorted(
         xs.iter()

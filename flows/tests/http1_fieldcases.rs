@@ -2,54 +2,14 @@
 //! `F7` for RFC 9112 §2-§9 oddities, and `cases/03`-`04` recorded from real peers). Each
 //! expectation is the one stated in that folder's README and `expected/*.json`.
 
+mod support;
+
 use std::collections::HashMap;
 
-use flows::counters::Counters;
-use flows::engine::{Engine, EngineConfig};
-use flows::packet::{CaptureMeta, LinkType};
 use flows::record::{
     attr, AttributeValue, BodyError, Flow, HttpInfo, L7Record, L7Type, Record, Span,
 };
-
-/// Replays a capture from `../shared/fieldcases/<dir>/<name>` (it must exist: CI has it).
-fn replay(dir: &str, name: &str) -> (Vec<Record>, Counters) {
-    let path = format!(
-        "{}/../../shared/fieldcases/{dir}/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
-    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap file");
-    let link = LinkType::from_pcap_linktype(u32::from(reader.header().datalink))
-        .expect("supported link type");
-    let mut e = Engine::new(EngineConfig {
-        l4_records: flows::engine::L4Records::Off,
-        id_seed: 1,
-        ..EngineConfig::default()
-    });
-    let mut out = Vec::new();
-    let mut last = 0;
-    while let Some(pkt) = reader.next_packet() {
-        let pkt = pkt.expect("valid pcap record");
-        let ts = pkt.timestamp.as_nanos() as u64;
-        let meta = CaptureMeta {
-            ts_ns: ts,
-            orig_len: pkt.orig_len,
-            ..Default::default()
-        };
-        e.handle_frame(ts, link, &pkt.data, meta)
-            .expect("every frame decodes");
-        e.handle_timeout(ts);
-        while let Some(r) = e.poll_record() {
-            out.push(r);
-        }
-        last = ts;
-    }
-    e.flush(last);
-    while let Some(r) = e.poll_record() {
-        out.push(r);
-    }
-    (out, e.counters().clone())
-}
+use support::{replay_fieldcase as replay, spans};
 
 /// One exchange as the expectation files state it: method, path, status.
 type Ex = (Option<String>, Option<String>, Option<u16>);
@@ -68,16 +28,6 @@ fn flows(records: &[Record]) -> impl Iterator<Item = &Flow> {
         Record::Flow(f) => Some(&**f),
         _ => None,
     })
-}
-
-fn spans(records: &[Record]) -> Vec<&Span> {
-    records
-        .iter()
-        .filter_map(|r| match r {
-            Record::Span(s) => Some(&**s),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The path of a URL or request target.

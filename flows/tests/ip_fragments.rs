@@ -2,6 +2,8 @@
 //! the hand-built F4 captures in `shared/fieldcases/kinds` (see its README for what each holds
 //! and how `make.py` made it), and generated fragment sets in every order.
 
+mod support;
+
 use std::net::IpAddr;
 
 use etherparse::PacketBuilder;
@@ -11,6 +13,7 @@ use flows::ip::{CapturePoint, Fragment, IpReassembler, ReassemblyLimits};
 use flows::packet::{decode_ip, CaptureMeta, DecodeError, Direction, LinkType};
 use flows::record::{L7Record, L7Type, Record};
 use proptest::prelude::*;
+use support::replay_fieldcase;
 
 /// `(query, rcode, answer addresses)` of every DNS response record.
 type DnsResponse = (String, Option<u16>, Vec<IpAddr>);
@@ -27,38 +30,6 @@ fn drain(e: &mut Engine, out: &mut Vec<Record>) {
     while let Some(r) = e.poll_record() {
         out.push(r);
     }
-}
-
-/// Replays a capture from `shared/fieldcases/kinds` as `flowscope replay` does.
-fn replay_kind(name: &str) -> (Vec<Record>, Counters) {
-    let path = format!(
-        "{}/../../shared/fieldcases/kinds/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let file = std::fs::File::open(&path)
-        .unwrap_or_else(|e| panic!("field case {path} is missing ({e}): it must be checked out"));
-    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap file");
-    let link = LinkType::from_pcap_linktype(u32::from(reader.header().datalink))
-        .expect("supported link type");
-    let mut e = engine();
-    let (mut out, mut last) = (Vec::new(), 0);
-    while let Some(pkt) = reader.next_packet() {
-        let pkt = pkt.expect("valid pcap record");
-        let ts = pkt.timestamp.as_nanos() as u64;
-        let meta = CaptureMeta {
-            ts_ns: ts,
-            orig_len: pkt.orig_len,
-            ..Default::default()
-        };
-        e.handle_frame(ts, link, &pkt.data, meta)
-            .expect("every frame decodes or is held for reassembly");
-        e.handle_timeout(ts);
-        drain(&mut e, &mut out);
-        last = ts;
-    }
-    e.flush(last);
-    drain(&mut e, &mut out);
-    (out, e.counters().clone())
 }
 
 fn dns_responses(records: &[Record]) -> Vec<DnsResponse> {
@@ -93,7 +64,7 @@ fn v6_range(third: u16, n: u16) -> Vec<IpAddr> {
 
 #[test]
 fn f4_dns_udp_ipv4_fragments() {
-    let (records, c) = replay_kind("F4-dns-udp-ipv4-fragments.pcap");
+    let (records, c) = replay_fieldcase("kinds", "F4-dns-udp-ipv4-fragments.pcap");
     assert_eq!(
         dns_responses(&records),
         vec![
@@ -112,7 +83,7 @@ fn f4_dns_udp_ipv4_fragments() {
 
 #[test]
 fn f4_dns_udp_ipv6_fragments() {
-    let (records, c) = replay_kind("F4-dns-udp-ipv6-fragments.pcap");
+    let (records, c) = replay_fieldcase("kinds", "F4-dns-udp-ipv6-fragments.pcap");
     assert_eq!(
         dns_responses(&records),
         vec![
@@ -130,7 +101,7 @@ fn f4_dns_udp_ipv6_fragments() {
 
 #[test]
 fn f4_fragment_first_missing() {
-    let (records, c) = replay_kind("F4-fragment-first-missing.pcap");
+    let (records, c) = replay_fieldcase("kinds", "F4-fragment-first-missing.pcap");
     // Orphans never decode: a later fragment has no UDP header, a lone first fragment is not
     // a datagram. The ordinary lookup after them does.
     assert_eq!(

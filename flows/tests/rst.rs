@@ -4,9 +4,7 @@
 
 mod support;
 
-use flows::counters::Counters;
-use flows::engine::{Engine, EngineConfig, L4Records};
-use flows::packet::{CaptureMeta, Direction, LinkType, TcpFlags};
+use flows::packet::{Direction, TcpFlags};
 use flows::record::{attr, AttributeValue, Record};
 use flows::synth::TcpConversation;
 use support::*;
@@ -186,46 +184,9 @@ fn rst_answering_a_syn_checks_its_ack() {
 
 // --- golden: ../shared/fieldcases/kinds/F8-* ---
 
-/// Replays a capture of `../shared/fieldcases/kinds`; panics when it is missing.
-fn replay_kind(name: &str) -> (Vec<Record>, Counters) {
-    let path = format!(
-        "{}/{name}",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fieldcases/kinds")
-    );
-    let file = std::fs::File::open(&path).unwrap_or_else(|e| {
-        panic!("{path}: {e} (the field cases live in ../shared beside the checkout)")
-    });
-    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap file");
-    let link = LinkType::from_pcap_linktype(u32::from(reader.header().datalink))
-        .expect("supported link type");
-    let mut e = Engine::new(EngineConfig {
-        l4_records: L4Records::Off,
-        id_seed: 1,
-        ..EngineConfig::default()
-    });
-    let (mut out, mut last) = (Vec::new(), 0);
-    while let Some(pkt) = reader.next_packet() {
-        let pkt = pkt.expect("valid pcap record");
-        let ts = pkt.timestamp.as_nanos() as u64;
-        let meta = CaptureMeta {
-            ts_ns: ts,
-            orig_len: pkt.orig_len,
-            ..Default::default()
-        };
-        e.handle_frame(ts, link, &pkt.data, meta)
-            .expect("every frame decodes");
-        e.handle_timeout(ts);
-        out.extend(std::iter::from_fn(|| e.poll_record()));
-        last = ts;
-    }
-    e.flush(last);
-    out.extend(std::iter::from_fn(|| e.poll_record()));
-    (out, e.counters().clone())
-}
-
 #[test]
 fn golden_f8_rst_out_of_window() {
-    let (records, n) = replay_kind("F8-rst-out-of-window.pcap");
+    let (records, n) = replay_fieldcase("kinds", "F8-rst-out-of-window.pcap");
     assert_eq!(
         exchanges(&records),
         vec![
@@ -241,7 +202,7 @@ fn golden_f8_rst_out_of_window() {
 
 #[test]
 fn golden_f8_rst_in_window_challenge_ack() {
-    let (records, n) = replay_kind("F8-rst-in-window-challenge-ack.pcap");
+    let (records, n) = replay_fieldcase("kinds", "F8-rst-in-window-challenge-ack.pcap");
     assert_eq!(
         exchanges(&records),
         vec![ex("GET", "/a", Some(200)), ex("GET", "/b", Some(200))]
@@ -252,7 +213,7 @@ fn golden_f8_rst_in_window_challenge_ack() {
 
 #[test]
 fn golden_f8_rst_exact_seq_peers_continue() {
-    let (records, n) = replay_kind("F8-rst-exact-seq-peers-continue.pcap");
+    let (records, n) = replay_fieldcase("kinds", "F8-rst-exact-seq-peers-continue.pcap");
     assert_eq!(
         exchanges(&records),
         vec![

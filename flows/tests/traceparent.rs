@@ -5,46 +5,8 @@
 
 mod support;
 
-use flows::counters::Counters;
-use flows::engine::{Engine, EngineConfig, L4Records};
-use flows::packet::{CaptureMeta, LinkType};
 use flows::record::{attr, AttributeValue, L7Record, L7Type, Record, Span};
-use support::spans;
-
-const CASES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/fieldcases/cases");
-
-/// Replays a field-case capture; panics when it is missing.
-fn replay(path: &str) -> (Vec<Record>, Counters) {
-    let file = std::fs::File::open(path).unwrap_or_else(|e| {
-        panic!("{path}: {e} (the field cases live in ../shared beside the checkout)")
-    });
-    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap file");
-    let link = LinkType::from_pcap_linktype(u32::from(reader.header().datalink))
-        .expect("supported link type");
-    let mut e = Engine::new(EngineConfig {
-        l4_records: L4Records::Off,
-        id_seed: 1,
-        ..EngineConfig::default()
-    });
-    let (mut out, mut last) = (Vec::new(), 0);
-    while let Some(pkt) = reader.next_packet() {
-        let pkt = pkt.expect("valid pcap record");
-        let ts = pkt.timestamp.as_nanos() as u64;
-        let meta = CaptureMeta {
-            ts_ns: ts,
-            orig_len: pkt.orig_len,
-            ..Default::default()
-        };
-        e.handle_frame(ts, link, &pkt.data, meta)
-            .expect("every frame decodes");
-        e.handle_timeout(ts);
-        out.extend(std::iter::from_fn(|| e.poll_record()));
-        last = ts;
-    }
-    e.flush(last);
-    out.extend(std::iter::from_fn(|| e.poll_record()));
-    (out, e.counters().clone())
-}
+use support::{fieldcase_path, replay_fieldcase, spans};
 
 fn path_of(s: &Span) -> &str {
     match s.attributes.get(attr::URL_PATH) {
@@ -71,10 +33,13 @@ fn trace_ids_in(s: &str) -> Vec<String> {
 
 #[test]
 fn golden_case16_traceparent_variants() {
-    let (records, c) = replay(&format!("{CASES}/pcap/16-traceparent-variants.pcap"));
+    let (records, c) = replay_fieldcase("cases/pcap", "16-traceparent-variants.pcap");
     let expected: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{CASES}/expected/16-traceparent-variants.json"))
-            .expect("expected/16-traceparent-variants.json"),
+        &std::fs::read_to_string(fieldcase_path(
+            "cases/expected",
+            "16-traceparent-variants.json",
+        ))
+        .expect("expected/16-traceparent-variants.json"),
     )
     .unwrap();
     let spans = spans(&records);

@@ -1,6 +1,10 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+use std::path::{Path, PathBuf};
+
+use flows::capture_file::CaptureParser;
+use flows::counters::Counters;
 use flows::engine::{Engine, EngineConfig};
 use flows::packet::{CaptureMeta, LinkType};
 use flows::record::{L7Record, L7Type, Record, Span};
@@ -69,53 +73,95 @@ pub fn http_flows(records: &[Record]) -> Vec<(L7Type, String, String, Option<u16
         .collect()
 }
 
+/// The config the golden tests replay with, as `flowscope replay --l4 off` does: no L3/L4
+/// records, id seed 1 (so span and trace ids are stable).
+pub fn golden_config() -> EngineConfig {
+    EngineConfig {
+        l4_records: flows::engine::L4Records::Off,
+        id_seed: 1,
+        ..EngineConfig::default()
+    }
+}
+
 /// Replays a pcap from `tests/data` through a default engine (seed 1, no L3/L4 records).
-pub fn replay_pcap(name: &str) -> (Vec<Record>, flows::counters::Counters) {
-    replay_pcap_with(
-        name,
-        EngineConfig {
-            l4_records: flows::engine::L4Records::Off,
-            id_seed: 1,
-            ..EngineConfig::default()
-        },
-    )
+pub fn replay_pcap(name: &str) -> (Vec<Record>, Counters) {
+    replay_pcap_with(name, golden_config())
 }
 
 /// Replays a pcap from `tests/data` through an engine with `config`.
-pub fn replay_pcap_with(
-    name: &str,
-    config: EngineConfig,
-) -> (Vec<Record>, flows::counters::Counters) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+pub fn replay_pcap_with(name: &str, config: EngineConfig) -> (Vec<Record>, Counters) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/data")
         .join(name);
-    let file =
-        std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
-    let mut reader = pcap_file::pcap::PcapReader::new(file).expect("a pcap file");
-    let link = LinkType::from_pcap_linktype(u32::from(reader.header().datalink))
-        .expect("supported link type");
+    replay_file(&path, config)
+}
+
+/// `../shared/fieldcases/<dir>/<name>` beside the checkout (e.g. `("kinds", "F5-....pcap")`
+/// or `("cases/pcap", "09-....pcap")`). Panics when the file is missing, so a golden test
+/// never passes by not reading its capture (CI has the folder).
+pub fn fieldcase_path(dir: &str, name: &str) -> PathBuf {
+    let path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../shared/fieldcases"
+    ))
+    .join(dir)
+    .join(name);
+    assert!(
+        path.is_file(),
+        "field case {} is missing: these tests need ../shared/fieldcases beside the checkout",
+        path.display()
+    );
+    path
+}
+
+/// Replays the field case `<dir>/<name>` (see [`fieldcase_path`]) with [`golden_config`];
+/// every frame must decode.
+pub fn replay_fieldcase(dir: &str, name: &str) -> (Vec<Record>, Counters) {
+    replay_file(&fieldcase_path(dir, name), golden_config())
+}
+
+/// Replays a pcap or pcapng file (read by `flows::capture_file`, as `flowscope replay` does)
+/// through an engine with `config`; returns every record and the counters. Panics when the
+/// file cannot be read or a frame does not decode.
+pub fn replay_file(path: &Path, config: EngineConfig) -> (Vec<Record>, Counters) {
+    replay_bytes(path, config, true)
+}
+
+/// Like [`replay_file`], but a frame the engine refuses is only counted (as `flowscope replay`
+/// does), for captures that carry such frames on purpose.
+pub fn replay_file_lenient(path: &Path, config: EngineConfig) -> (Vec<Record>, Counters) {
+    replay_bytes(path, config, false)
+}
+
+fn replay_bytes(
+    path: &Path,
+    config: EngineConfig,
+    every_frame_decodes: bool,
+) -> (Vec<Record>, Counters) {
+    let name = path.display();
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {name}: {e}"));
     let mut e = Engine::new(config);
-    let mut out = Vec::new();
-    let mut last = 0;
-    while let Some(pkt) = reader.next_packet() {
-        let pkt = pkt.expect("valid pcap record");
-        let ts = pkt.timestamp.as_nanos() as u64;
+    let (mut out, mut last) = (Vec::new(), 0);
+    let mut frames = CaptureParser::frames(&bytes);
+    for f in frames.by_ref() {
+        let f = f.unwrap_or_else(|err| panic!("{name}: {err}"));
         let meta = CaptureMeta {
-            ts_ns: ts,
-            orig_len: pkt.orig_len,
-            ..Default::default()
+            ts_ns: f.ts_ns,
+            ifindex: f.interface,
+            direction: f.direction,
+            orig_len: f.orig_len,
+            socket_cookie: None,
         };
-        e.handle_frame(ts, link, &pkt.data, meta)
-            .expect("every recorded frame decodes");
-        e.handle_timeout(ts);
-        while let Some(r) = e.poll_record() {
-            out.push(r);
+        let decoded = e.handle_frame(f.ts_ns, f.link, f.data, meta);
+        if every_frame_decodes {
+            decoded.unwrap_or_else(|err| panic!("{name}: a frame at {} ns: {err}", f.ts_ns));
         }
-        last = ts;
+        e.handle_timeout(f.ts_ns);
+        out.extend(std::iter::from_fn(|| e.poll_record()));
+        last = f.ts_ns;
     }
+    assert!(frames.rest().is_empty(), "{name}: incomplete last record");
     e.flush(last);
-    while let Some(r) = e.poll_record() {
-        out.push(r);
-    }
+    out.extend(std::iter::from_fn(|| e.poll_record()));
     (out, e.counters().clone())
 }
