@@ -6,8 +6,13 @@
 
 use std::borrow::Cow;
 
+use crate::key::Endpoint;
 use crate::l7::{L7Context, PacketCtx};
-use crate::record::{text, BodyError, HttpHeader, Text};
+use crate::packet::TcpFlags;
+use crate::record::{
+    text, BodyError, Flow, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4,
+    Layer7, Text, TraceContext, Verdict,
+};
 use crate::trace::{InboundTraceParent, InvalidTraceParent, SpanId, TraceId, TraceState};
 
 /// Trace identity of one exchange, fixed when its request head is parsed.
@@ -215,6 +220,80 @@ pub fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
 /// The protocol string of a message whose request is unknown.
 pub fn protocol_text(version: HttpVersion) -> Text {
     Cow::Borrowed(version.as_str())
+}
+
+/// The connection an exchange belongs to.
+#[derive(Debug, Clone, Copy)]
+pub struct Peers {
+    /// The client end.
+    pub client: Endpoint,
+    /// The server end.
+    pub server: Endpoint,
+    /// Socket cookie seen on the connection.
+    pub socket_cookie: Option<u64>,
+}
+
+impl Peers {
+    /// The same connection with the roles the other way round when `swapped`.
+    pub fn swapped_if(self, swapped: bool) -> Self {
+        if swapped {
+            Self {
+                client: self.server,
+                server: self.client,
+                socket_cookie: self.socket_cookie,
+            }
+        } else {
+            self
+        }
+    }
+}
+
+/// The Hubble L7 flow of one HTTP message (HTTP/1 or HTTP/2): a request (`reply` false, client
+/// to server) or a response, seen at `at`, with the exchange's trace identity when its
+/// request was seen.
+pub fn http_flow(
+    p: &Peers,
+    reply: bool,
+    at: &PacketCtx,
+    latency: Option<u64>,
+    http: HttpInfo,
+    payload: u64,
+    trace: Option<&ExchangeTrace>,
+) -> Flow {
+    let (src, dst, kind) = if reply {
+        (p.server, p.client, L7Type::Response)
+    } else {
+        (p.client, p.server, L7Type::Request)
+    };
+    Flow {
+        time_ns: at.ts_ns,
+        verdict: Verdict::Forwarded,
+        flow_type: FlowType::L7,
+        ip: IpInfo::new(src.addr, dst.addr),
+        l4: Layer4::Tcp {
+            source_port: src.port,
+            destination_port: dst.port,
+            flags: TcpFlags::default(),
+        },
+        l7: Some(Layer7 {
+            r#type: kind,
+            latency_ns: latency,
+            record: L7Record::Http(http),
+        }),
+        traffic_direction: at.meta.direction,
+        is_reply: Some(reply),
+        ifindex: at.meta.ifindex,
+        socket_cookie: at.meta.socket_cookie.or(p.socket_cookie),
+        ip_len: 0,
+        payload_bytes: payload,
+        trace_context: trace.map(|t| TraceContext {
+            trace_id: t.trace_id,
+            span_id: t.span_id,
+            parent_span_id: t.parent_span_id,
+            traceparent_invalid: t.traceparent_invalid,
+        }),
+        process: None,
+    }
 }
 
 #[cfg(test)]

@@ -4,27 +4,15 @@
 //! were whole.
 
 use super::{BodySeen, ResponseHead};
-use crate::key::Endpoint;
+pub use crate::l7::exchange::Peers;
 use crate::l7::exchange::{
-    path_and_query, protocol_text, split_host_port, RequestHead, KNOWN_METHODS,
+    http_flow, path_and_query, protocol_text, split_host_port, RequestHead, KNOWN_METHODS,
 };
-use crate::packet::{Direction, TcpFlags};
+use crate::packet::Direction;
 use crate::record::{
-    attr, ip_string, AttributeValue, Attributes, BodyError, Flow, FlowType, HttpHeader, HttpInfo,
-    IpInfo, L7Record, L7Type, Layer4, Layer7, Span, SpanKind, SpanStatus, StatusCode, TraceContext,
-    Verdict,
+    attr, ip_string, AttributeValue, Attributes, BodyError, Flow, HttpHeader, HttpInfo, Span,
+    SpanKind, SpanStatus, StatusCode,
 };
-
-/// The connection an exchange belongs to.
-#[derive(Debug, Clone, Copy)]
-pub struct Peers {
-    /// The client end.
-    pub client: Endpoint,
-    /// The server end.
-    pub server: Endpoint,
-    /// Socket cookie seen on the connection.
-    pub socket_cookie: Option<u64>,
-}
 
 /// The flow of a request head, carrying its kept headers.
 pub fn request_flow(p: &Peers, req: &RequestHead) -> Flow {
@@ -38,7 +26,15 @@ pub fn request_flow(p: &Peers, req: &RequestHead) -> Flow {
         http2: None,
     };
     let payload = req.content_length.unwrap_or(0);
-    l7_flow(p, false, &req.head_end, None, http, payload, Some(req))
+    http_flow(
+        p,
+        false,
+        &req.head_end,
+        None,
+        http,
+        payload,
+        Some(&req.trace),
+    )
 }
 
 /// The flow of a final response, carrying `headers` (its kept headers); `req` is the request
@@ -60,52 +56,15 @@ pub fn response_flow(
     };
     let latency = req.map(|r| resp.start.ts_ns.saturating_sub(r.start.ts_ns));
     let payload = resp.body_size.unwrap_or(0);
-    l7_flow(p, true, &resp.head_end, latency, http, payload, req)
-}
-
-fn l7_flow(
-    p: &Peers,
-    reply: bool,
-    at: &crate::l7::PacketCtx,
-    latency: Option<u64>,
-    http: HttpInfo,
-    payload: u64,
-    req: Option<&RequestHead>,
-) -> Flow {
-    let (src, dst, kind) = if reply {
-        (p.server, p.client, L7Type::Response)
-    } else {
-        (p.client, p.server, L7Type::Request)
-    };
-    Flow {
-        time_ns: at.ts_ns,
-        verdict: Verdict::Forwarded,
-        flow_type: FlowType::L7,
-        ip: IpInfo::new(src.addr, dst.addr),
-        l4: Layer4::Tcp {
-            source_port: src.port,
-            destination_port: dst.port,
-            flags: TcpFlags::default(),
-        },
-        l7: Some(Layer7 {
-            r#type: kind,
-            latency_ns: latency,
-            record: L7Record::Http(http),
-        }),
-        traffic_direction: at.meta.direction,
-        is_reply: Some(reply),
-        ifindex: at.meta.ifindex,
-        socket_cookie: at.meta.socket_cookie.or(p.socket_cookie),
-        ip_len: 0,
-        payload_bytes: payload,
-        trace_context: req.map(|r| TraceContext {
-            trace_id: r.trace.trace_id,
-            span_id: r.trace.span_id,
-            parent_span_id: r.trace.parent_span_id,
-            traceparent_invalid: r.trace.traceparent_invalid,
-        }),
-        process: None,
-    }
+    http_flow(
+        p,
+        true,
+        &resp.head_end,
+        latency,
+        http,
+        payload,
+        req.map(|r| &r.trace),
+    )
 }
 
 /// The span of an exchange: `resp` `None` for a request that got no answer, ending at

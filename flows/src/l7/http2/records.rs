@@ -11,39 +11,13 @@
 use super::frame::rst_stream::error_name;
 use super::grpc;
 use super::stream::{H2Request, H2Stream, StreamEnd};
-use crate::key::Endpoint;
-use crate::packet::{Direction, TcpFlags};
+pub use crate::l7::exchange::Peers;
+use crate::l7::exchange::{headers_of, http_flow, split_host_port, KNOWN_METHODS};
+use crate::packet::Direction;
 use crate::record::{
-    attr, ip_string, AttributeValue, Attributes, Flow, FlowType, GrpcStatus, GrpcStatusSource,
-    Http2Info, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4, Layer7, Span, SpanKind,
-    SpanStatus, StatusCode, StreamReset, TraceContext, Verdict,
+    attr, ip_string, AttributeValue, Attributes, Flow, GrpcStatus, GrpcStatusSource, Http2Info,
+    HttpHeader, HttpInfo, Span, SpanKind, SpanStatus, StatusCode, StreamReset,
 };
-
-/// The connection a stream belongs to.
-#[derive(Debug, Clone, Copy)]
-pub struct Peers {
-    /// The client end.
-    pub client: Endpoint,
-    /// The server end.
-    pub server: Endpoint,
-    /// Socket cookie seen on the connection.
-    pub socket_cookie: Option<u64>,
-}
-
-impl Peers {
-    /// The same connection with the roles the other way round.
-    fn swapped_if(self, swapped: bool) -> Self {
-        if swapped {
-            Self {
-                client: self.server,
-                server: self.client,
-                socket_cookie: self.socket_cookie,
-            }
-        } else {
-            self
-        }
-    }
-}
 
 /// Hubble's protocol string for HTTP/2 flows.
 pub const PROTOCOL: &str = "HTTP/2";
@@ -56,62 +30,6 @@ fn url_of(req: &H2Request) -> String {
         }
         (_, Some(p)) => p.clone(),
         _ => String::new(),
-    }
-}
-
-fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
-    h.iter()
-        .map(|(k, v)| HttpHeader {
-            key: crate::record::text(k),
-            value: v.clone(),
-        })
-        .collect()
-}
-
-#[allow(clippy::too_many_arguments)]
-fn l7_flow(
-    p: &Peers,
-    reply: bool,
-    at: &crate::l7::PacketCtx,
-    kind: L7Type,
-    latency: Option<u64>,
-    http: HttpInfo,
-    payload: u64,
-    req: Option<&H2Request>,
-) -> Flow {
-    let (src, dst) = if reply {
-        (p.server, p.client)
-    } else {
-        (p.client, p.server)
-    };
-    Flow {
-        time_ns: at.ts_ns,
-        verdict: Verdict::Forwarded,
-        flow_type: FlowType::L7,
-        ip: IpInfo::new(src.addr, dst.addr),
-        l4: Layer4::Tcp {
-            source_port: src.port,
-            destination_port: dst.port,
-            flags: TcpFlags::default(),
-        },
-        l7: Some(Layer7 {
-            r#type: kind,
-            latency_ns: latency,
-            record: L7Record::Http(http),
-        }),
-        traffic_direction: at.meta.direction,
-        is_reply: Some(reply),
-        ifindex: at.meta.ifindex,
-        socket_cookie: at.meta.socket_cookie.or(p.socket_cookie),
-        ip_len: 0,
-        payload_bytes: payload,
-        trace_context: req.map(|r| TraceContext {
-            trace_id: r.trace.trace_id,
-            span_id: r.trace.span_id,
-            parent_span_id: r.trace.parent_span_id,
-            traceparent_invalid: r.trace.traceparent_invalid,
-        }),
-        process: None,
     }
 }
 
@@ -130,16 +48,7 @@ pub fn request_flow(p: &Peers, req: &H2Request) -> Flow {
             ..Http2Info::default()
         })),
     };
-    l7_flow(
-        p,
-        false,
-        &req.head_end,
-        L7Type::Request,
-        None,
-        http,
-        0,
-        Some(req),
-    )
+    http_flow(p, false, &req.head_end, None, http, 0, Some(&req.trace))
 }
 
 /// The RESPONSE flow of a finished stream, when its response head was seen.
@@ -173,15 +82,14 @@ pub fn response_flow(p: &Peers, st: &H2Stream) -> Option<Flow> {
         http2: Some(Box::new(http2_info(st))),
     };
     let latency = req.map(|r| resp.start.ts_ns.saturating_sub(r.start.ts_ns));
-    Some(l7_flow(
+    Some(http_flow(
         p,
         true,
         &resp.head_end,
-        L7Type::Response,
         latency,
         http,
         st.response_body_bytes,
-        req,
+        req.map(|r| &r.trace),
     ))
 }
 
@@ -213,22 +121,6 @@ fn http2_info(st: &H2Stream) -> Http2Info {
 }
 
 /// Methods the HTTP semantic conventions name spans after; others become `HTTP`.
-const KNOWN_METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-];
-
-fn split_host_port(host: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        if let Some((h, tail)) = rest.split_once(']') {
-            return (h, tail.strip_prefix(':').and_then(|p| p.parse().ok()));
-        }
-    }
-    match host.rsplit_once(':') {
-        Some((h, port)) if !h.contains(':') => (h, port.parse().ok()),
-        _ => (host, None),
-    }
-}
-
 fn error(a: &mut Attributes, kind: String, message: Option<String>) -> SpanStatus {
     a.push_new(attr::ERROR_TYPE, kind.into());
     SpanStatus {
