@@ -344,22 +344,16 @@ impl CaptureParser {
                 interfaces.push(iface);
                 read(None)
             }
-            // interface(4) ts_high(4) ts_low(4) caplen(4) origlen(4) data options (§4.3)
-            BT_EPB if body.len() >= 20 => {
-                let Some(iface) = interfaces.get(o.u32(body, 0) as usize) else {
-                    self.stats.packets_without_interface += 1;
-                    return read(None);
+            // EPB (§4.3): interface(4) ts_high(4) ts_low(4) caplen(4) origlen(4) data options.
+            // The obsolete Packet Block (Appendix A) differs only in its first word:
+            // interface(2) drops(2); its pack_flags has epb_flags' code and bits.
+            BT_EPB | BT_OBSOLETE_PB if body.len() >= 20 => {
+                let index = if block_type == BT_EPB {
+                    o.u32(body, 0) as usize
+                } else {
+                    usize::from(o.u16(body, 0))
                 };
-                let ts = (u64::from(o.u32(body, 4)) << 32) | u64::from(o.u32(body, 8));
-                let (data, opts) = packet_data(&body[20..], o.u32(body, 12));
-                let frame = packet_frame(iface, ts, o.u32(body, 16), data, opts, o);
-                *last_ts_ns = frame.ts_ns;
-                read(Some(frame))
-            }
-            // interface(2) drops(2) ts_high(4) ts_low(4) caplen(4) origlen(4) data options
-            // (Appendix A, the obsolete Packet Block; pack_flags has epb_flags' code and bits)
-            BT_OBSOLETE_PB if body.len() >= 20 => {
-                let Some(iface) = interfaces.get(usize::from(o.u16(body, 0))) else {
+                let Some(iface) = interfaces.get(index) else {
                     self.stats.packets_without_interface += 1;
                     return read(None);
                 };
