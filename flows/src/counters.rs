@@ -241,7 +241,7 @@ counters! {
     dns_tcp_messages_lost_in_gap,
     /// DNS-over-TCP messages cut off by the end of the connection.
     dns_tcp_truncated_messages,
-    /// DNS-over-HTTPS bodies not decoded: cut by a capture gap or longer than a DNS message.
+    /// DNS-over-HTTPS bodies not decoded: cut by a capture gap or by the end of the connection.
     dns_doh_bodies_incomplete,
     // HTTP/1 fidelity (issue 15 kinds 4-6, 10): lenient heads, message length rules.
     /// HTTP/1 heads httparse rejected that the lenient parser read (RFC 9112 §2.2: odd
@@ -294,6 +294,19 @@ counters! {
     decode_bad_nflog_tlv,
     /// NFLOG frames without an NFULA_PAYLOAD attribute (logged without the packet).
     decode_nflog_without_payload,
+    // --- DNS over HTTP (RFC 8484) and reports at the engine's timeout (issue 15 kinds 3, 8) ---
+    /// DNS messages decoded from HTTP/1 or HTTP/2 bodies and GET `dns` parameters (RFC 8484), reported as DNS flows besides the HTTP ones.
+    dns_doh_messages,
+    /// DoH bodies longer than a DNS message can be (65535 bytes, RFC 1035 §4.2.2): not decoded.
+    dns_doh_bodies_too_long,
+    /// DoH bodies not kept because the HTTP/2 connection's open streams held `h2_max_stream_state_bytes` already: not decoded.
+    dns_doh_bodies_over_memory_cap,
+    /// DoH bodies or GET `dns` parameters that are no DNS message (not decoded; the HTTP exchange is reported as usual).
+    dns_doh_malformed_messages,
+    /// DNS-over-TCP queries still unanswered `dns_timeout_ns` after they were sent, forgotten at the engine's timeout (also in `dns_unanswered`).
+    dns_tcp_queries_timed_out,
+    /// HTTP/2 streams the client cancelled, reported at the engine's timeout because no later packet of the connection came to end their wait.
+    h2_cancelled_streams_reported_at_timeout,
 }
 
 #[cfg(test)]

@@ -464,6 +464,11 @@ pub struct DnsInfo {
     /// A response whose query was never seen (joined mid-way, query on another path or
     /// expired): it has no latency.
     pub response_only: bool,
+    /// Carried in an HTTP message (DNS over HTTPS, RFC 8484: a POST body, a GET `dns`
+    /// parameter or a response body of type `application/dns-message`), not in a UDP
+    /// datagram or a length-prefixed TCP stream; the HTTP exchange is reported as well.
+    #[serde(default)]
+    pub doh: bool,
 }
 
 /// The protocol-specific part of an L7 flow.

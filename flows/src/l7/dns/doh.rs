@@ -1,13 +1,16 @@
-//! DNS over HTTPS bodies (RFC 8484), for the HTTP decoders to call: a request or response
-//! whose `content-type` is `application/dns-message` carries one DNS message as its body
-//! (POST, §4.1) or, for GET, base64url-encoded in the `dns` query parameter (§4.1, §6).
+//! DNS over HTTPS (RFC 8484), for the HTTP decoders to call: a request or response whose
+//! `content-type` is `application/dns-message` carries one DNS message as its body (POST and
+//! responses, §4.1, §4.2), and a GET request carries its query base64url-encoded in the `dns`
+//! query parameter (§4.1, §6). Seen in cleartext (HTTP/1 or h2c), such an exchange is
+//! reported as the HTTP exchange it is and, besides, as DNS flows.
 //!
-//! The HTTP decoder that sees such a message captures its body with a [`BodyCapture`]
-//! (bounded to one DNS message, 64 KiB) instead of skipping it, and at the end of the
-//! exchange hands the query and the response to [`exchange_events`], which decodes both and
-//! pairs them by the HTTP exchange: RFC 8484 §4.1 has clients send DNS ID 0 in every request,
-//! so the ID cannot pair them.
+//! An HTTP decoder that sees such a message captures its body with a [`BodyCapture`]
+//! (bounded to one DNS message, 64 KiB) instead of skipping it — and only then: other bodies
+//! cost nothing. When the body ends it hands the capture to [`body_event`]. The answer is
+//! paired with its query by the HTTP exchange (the decoder passes the query's time), never by
+//! ID: RFC 8484 §4.1 has clients send ID 0 in every request.
 
+use super::message::DnsMessage;
 use super::{parse, records, DnsEvent, DnsTransport};
 use crate::counters::Counters;
 use crate::l7::{L7Context, PacketCtx, StreamDir};
@@ -26,13 +29,23 @@ pub fn is_dns_message(content_type: &str) -> bool {
     essence.eq_ignore_ascii_case(MEDIA_TYPE)
 }
 
+/// True when an `Accept` value lists the DoH media type (RFC 9110 §12.5.1: a list of media
+/// ranges with parameters; RFC 8484 §4.1 says DoH clients should send it).
+pub fn accepts_dns_message(accept: &str) -> bool {
+    accept.split(',').any(is_dns_message)
+}
+
+/// The `dns` parameter of a request target's query (RFC 8484 §4.1, §6), undecoded.
+pub fn dns_parameter(target: &str) -> Option<&str> {
+    let query = target.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or(query);
+    query.split('&').find_map(|kv| kv.strip_prefix("dns="))
+}
+
 /// The DNS query of a GET request target: the `dns` parameter, base64url without padding
 /// (RFC 8484 §4.1, §6; RFC 4648 §5). `None` when there is none or it does not decode.
 pub fn query_from_target(target: &str) -> Option<Vec<u8>> {
-    let query = target.split_once('?')?.1;
-    let query = query.split('#').next().unwrap_or(query);
-    let value = query.split('&').find_map(|kv| kv.strip_prefix("dns="))?;
-    base64url_decode(value).filter(|m| m.len() <= MAX_MESSAGE)
+    base64url_decode(dns_parameter(target)?).filter(|m| m.len() <= MAX_MESSAGE)
 }
 
 /// Decodes base64url (RFC 4648 §5), tolerating the padding RFC 8484 §6 says to leave out.
@@ -63,12 +76,22 @@ fn base64url_decode(s: &str) -> Option<Vec<u8>> {
     Some(out)
 }
 
+/// Why a captured body cannot be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Spoiled {
+    /// Bytes were lost (a capture gap) or the body was cut by the connection's end.
+    Cut,
+    /// Longer than a DNS message can be.
+    TooLong,
+    /// The connection's memory budget for stream state was spent.
+    OverMemoryCap,
+}
+
 /// The body of one DoH message, captured as it passes (at most [`MAX_MESSAGE`] bytes).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct BodyCapture {
     buf: Vec<u8>,
-    /// Bytes were lost (a capture gap) or the body was longer than a DNS message.
-    broken: bool,
+    spoiled: Option<Spoiled>,
 }
 
 impl BodyCapture {
@@ -79,20 +102,31 @@ impl BodyCapture {
 
     /// The next body bytes (after any transfer coding is removed).
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.broken {
+        if self.spoiled.is_some() {
             return;
         }
         if self.buf.len() + bytes.len() > MAX_MESSAGE {
-            self.broken = true;
-            self.buf = Vec::new();
+            self.spoil(Spoiled::TooLong);
         } else {
             self.buf.extend_from_slice(bytes);
         }
     }
 
-    /// Body bytes were lost: the message cannot be decoded.
+    /// Body bytes were lost, or the body ended before its framing said: the message cannot
+    /// be decoded.
     pub fn gap(&mut self) {
-        self.broken = true;
+        self.spoil(Spoiled::Cut);
+    }
+
+    /// The bytes may not be held (the connection's budget is spent): give up on them.
+    pub fn over_memory_cap(&mut self) {
+        self.spoil(Spoiled::OverMemoryCap);
+    }
+
+    fn spoil(&mut self, why: Spoiled) {
+        if self.spoiled.is_none() {
+            self.spoiled = Some(why);
+        }
         self.buf = Vec::new();
     }
 
@@ -101,66 +135,99 @@ impl BodyCapture {
         self.buf.len()
     }
 
-    /// The whole message, or `None` (counted) when the body was cut or too long.
+    /// The whole message, or `None` (counted by reason) when the body was cut or too long.
     pub fn message(&self, counters: &mut Counters) -> Option<&[u8]> {
-        if self.broken {
-            counters.dns_doh_bodies_incomplete += 1;
+        match self.spoiled {
+            None => return Some(&self.buf),
+            Some(Spoiled::Cut) => counters.dns_doh_bodies_incomplete += 1,
+            Some(Spoiled::TooLong) => counters.dns_doh_bodies_too_long += 1,
+            Some(Spoiled::OverMemoryCap) => counters.dns_doh_bodies_over_memory_cap += 1,
+        }
+        None
+    }
+}
+
+/// The DNS event of a DoH body that ended (whole or not) in direction `dir` at `at`.
+/// `query_ns` is when the exchange's query was seen, for a response's latency; without it
+/// the response is marked response-only. Malformed messages are counted and yield nothing.
+pub fn body_event(
+    body: &BodyCapture,
+    dir: StreamDir,
+    at: &PacketCtx,
+    query_ns: Option<u64>,
+    cx: &mut L7Context<'_>,
+) -> Option<DnsEvent> {
+    let msg = body.message(cx.counters)?;
+    let Ok(m) = parse(msg) else {
+        cx.counters.dns_doh_malformed_messages += 1;
+        return None;
+    };
+    Some(event(&m, msg.len(), dir, at, query_ns, cx))
+}
+
+/// The DNS query of a GET request whose target is `target` (RFC 8484 §4.1), seen at `at`.
+/// A `dns` parameter is DoH when it decodes to a DNS query, or when the request said it
+/// accepts `application/dns-message` (`accepts_dns`); only then is one that does not decode
+/// counted as malformed (other sites may name a parameter `dns`).
+pub fn get_query_event(
+    target: &str,
+    accepts_dns: bool,
+    at: &PacketCtx,
+    cx: &mut L7Context<'_>,
+) -> Option<DnsEvent> {
+    let msg = dns_parameter(target)
+        .and_then(base64url_decode)
+        .filter(|m| m.len() <= MAX_MESSAGE);
+    match msg.as_deref().map(parse) {
+        Some(Ok(m)) if !m.is_response => {
+            let len = msg.as_ref().map_or(0, Vec::len);
+            Some(event(&m, len, StreamDir::ToServer, at, None, cx))
+        }
+        _ => {
+            if accepts_dns {
+                cx.counters.dns_doh_malformed_messages += 1;
+            }
             None
-        } else {
-            Some(&self.buf)
         }
     }
 }
 
-/// The DNS events of one DoH exchange: the query (`None`: not seen, or not decodable) sent
-/// at its `PacketCtx`, and the response. The response is paired with the query by the
-/// exchange, whatever their IDs.
-pub fn exchange_events(
-    query: Option<(&[u8], &PacketCtx)>,
-    response: Option<(&[u8], &PacketCtx)>,
+/// The event of DoH message `m` (`len` bytes). Query or response is the message's QR bit,
+/// as for the other carriers.
+fn event(
+    m: &DnsMessage,
+    len: usize,
+    dir: StreamDir,
+    at: &PacketCtx,
+    query_ns: Option<u64>,
     cx: &mut L7Context<'_>,
-) -> Vec<DnsEvent> {
-    let mut out = Vec::new();
-    let mut query_at = None;
-    for (msg, at, dir) in [
-        query.map(|(m, at)| (m, at, StreamDir::ToServer)),
-        response.map(|(m, at)| (m, at, StreamDir::ToClient)),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let Ok(m) = parse(msg) else {
-            cx.counters.dns_parse_errors += 1;
-            continue;
-        };
-        let mut info = records::info(&m);
-        let (kind, latency_ns) = if dir == StreamDir::ToServer {
-            cx.counters.dns_queries += 1;
-            query_at = Some(at.ts_ns);
-            (L7Type::Request, None)
-        } else {
-            cx.counters.dns_responses += 1;
-            if m.truncated {
-                cx.counters.dns_truncated_responses += 1;
-            }
-            let latency = query_at.map(|q| at.ts_ns.saturating_sub(q));
-            if latency.is_none() {
-                cx.counters.dns_unmatched_responses += 1;
-            }
-            info.response_only = latency.is_none();
-            (L7Type::Response, latency)
-        };
-        out.push(DnsEvent {
-            dir,
-            transport: DnsTransport::Https,
-            at: *at,
-            kind,
-            latency_ns,
-            info,
-            message_bytes: msg.len() as u64,
-        });
+) -> DnsEvent {
+    cx.counters.dns_doh_messages += 1;
+    let mut info = records::info(m);
+    let (kind, latency_ns) = if m.is_response {
+        cx.counters.dns_responses += 1;
+        if m.truncated {
+            cx.counters.dns_truncated_responses += 1;
+        }
+        let latency = query_ns.map(|q| at.ts_ns.saturating_sub(q));
+        if latency.is_none() {
+            cx.counters.dns_unmatched_responses += 1;
+        }
+        info.response_only = latency.is_none();
+        (L7Type::Response, latency)
+    } else {
+        cx.counters.dns_queries += 1;
+        (L7Type::Request, None)
+    };
+    DnsEvent {
+        dir,
+        transport: DnsTransport::Https,
+        at: *at,
+        kind,
+        latency_ns,
+        info,
+        message_bytes: len as u64,
     }
-    out
 }
 
 #[cfg(test)]
@@ -202,6 +269,15 @@ mod tests {
     }
 
     #[test]
+    fn accept_lists_name_the_media_type() {
+        assert!(accepts_dns_message("application/dns-message"));
+        assert!(accepts_dns_message(
+            "text/html, application/dns-message;q=0.9"
+        ));
+        assert!(!accepts_dns_message("*/*"));
+    }
+
+    #[test]
     fn bodies_are_bounded_and_gaps_spoil_them() {
         let mut c = Counters::default();
         let mut b = BodyCapture::new();
@@ -214,7 +290,44 @@ mod tests {
         g.push(&[1]);
         g.gap();
         assert_eq!(g.message(&mut c), None);
-        assert_eq!(c.dns_doh_bodies_incomplete, 2);
+        let mut m = BodyCapture::new();
+        m.push(&[1]);
+        m.over_memory_cap();
+        m.push(&[2]);
+        assert_eq!((m.message(&mut c), m.buffered()), (None, 0));
+        assert_eq!(
+            (
+                c.dns_doh_bodies_too_long,
+                c.dns_doh_bodies_incomplete,
+                c.dns_doh_bodies_over_memory_cap
+            ),
+            (1, 1, 1)
+        );
+    }
+
+    fn context<'a>(
+        counters: &'a mut Counters,
+        ids: &'a mut IdGenerator,
+        config: &'a L7Config,
+    ) -> L7Context<'a> {
+        L7Context {
+            counters,
+            ids,
+            config,
+        }
+    }
+
+    fn at(ts_ns: u64) -> PacketCtx {
+        PacketCtx {
+            ts_ns,
+            ..Default::default()
+        }
+    }
+
+    fn captured(bytes: &[u8]) -> BodyCapture {
+        let mut b = BodyCapture::new();
+        b.push(bytes);
+        b
     }
 
     #[test]
@@ -222,27 +335,63 @@ mod tests {
         let config = L7Config::default();
         let mut ids = IdGenerator::new(0);
         let mut counters = Counters::default();
-        let mut cx = L7Context {
-            counters: &mut counters,
-            ids: &mut ids,
-            config: &config,
-        };
+        let mut cx = context(&mut counters, &mut ids, &config);
+        // RFC 8484 §4.1: ID 0 in the query; the answer echoes it, and says nothing else.
         let q = build::query(0, "doh.example.", 1);
         let r = build::a_response(0, "doh.example.", 0, &[[192, 0, 2, 53]], 60);
-        let at = |ts_ns| PacketCtx {
-            ts_ns,
-            ..Default::default()
-        };
-        let evs = exchange_events(Some((&q, &at(10))), Some((&r, &at(250))), &mut cx);
-        assert_eq!(evs.len(), 2);
+        let qe = body_event(&captured(&q), StreamDir::ToServer, &at(10), None, &mut cx).unwrap();
         assert_eq!(
-            (evs[1].latency_ns, evs[1].info.response_only),
-            (Some(240), false)
+            (qe.kind, qe.transport),
+            (L7Type::Request, DnsTransport::Https)
         );
-        assert_eq!(evs[1].transport, DnsTransport::Https);
-        let alone = exchange_events(None, Some((&r, &at(5))), &mut cx);
-        assert!(alone[0].info.response_only);
-        assert!(exchange_events(Some((&[1, 2][..], &at(1))), None, &mut cx).is_empty());
-        assert_eq!(counters.dns_parse_errors, 1);
+        let re = body_event(
+            &captured(&r),
+            StreamDir::ToClient,
+            &at(250),
+            Some(10),
+            &mut cx,
+        );
+        let re = re.unwrap();
+        assert_eq!((re.latency_ns, re.info.response_only), (Some(240), false));
+        let alone = body_event(&captured(&r), StreamDir::ToClient, &at(5), None, &mut cx);
+        assert!(alone.unwrap().info.response_only);
+        assert!(body_event(
+            &captured(&[1, 2]),
+            StreamDir::ToServer,
+            &at(1),
+            None,
+            &mut cx
+        )
+        .is_none());
+        assert_eq!(
+            (
+                counters.dns_doh_malformed_messages,
+                counters.dns_doh_messages
+            ),
+            (1, 3)
+        );
+        assert_eq!(counters.dns_unmatched_responses, 1);
+    }
+
+    #[test]
+    fn get_parameters_are_doh_when_they_decode_or_the_client_accepts_it() {
+        let config = L7Config::default();
+        let mut ids = IdGenerator::new(0);
+        let mut counters = Counters::default();
+        let mut cx = context(&mut counters, &mut ids, &config);
+        let target = "/dns-query?dns=AAABAAABAAAAAAAAA3d3dwdleGFtcGxlA2NvbQAAAQAB";
+        let ev = get_query_event(target, false, &at(7), &mut cx).unwrap();
+        assert_eq!(
+            (ev.kind, ev.info.query.as_str()),
+            (L7Type::Request, "www.example.com.")
+        );
+        assert_eq!((ev.dir, ev.message_bytes), (StreamDir::ToServer, 33));
+        // Another site's `dns` parameter is not DoH, and not an error either.
+        assert!(get_query_event("/lookup?dns=example.com", false, &at(8), &mut cx).is_none());
+        assert_eq!(cx.counters.dns_doh_malformed_messages, 0);
+        // A DoH client (Accept: application/dns-message) with a broken parameter is counted.
+        assert!(get_query_event("/dns-query?dns=AAAB", true, &at(9), &mut cx).is_none());
+        assert!(get_query_event("/dns-query", true, &at(9), &mut cx).is_none());
+        assert_eq!(counters.dns_doh_malformed_messages, 2);
     }
 }

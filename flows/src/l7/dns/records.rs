@@ -38,6 +38,7 @@ pub fn info(msg: &DnsMessage) -> DnsInfo {
             })
             .collect(),
         response_only: false,
+        doh: false,
     };
     for a in &msg.answers {
         let data = match &a.data {
@@ -85,6 +86,8 @@ pub fn flow(ev: DnsEvent, client: Endpoint, server: Endpoint, socket_cookie: Opt
             flags: TcpFlags::default(),
         },
     };
+    let mut info = ev.info;
+    info.doh = ev.transport == DnsTransport::Https;
     Flow {
         time_ns: ev.at.ts_ns,
         verdict: Verdict::Forwarded,
@@ -94,7 +97,7 @@ pub fn flow(ev: DnsEvent, client: Endpoint, server: Endpoint, socket_cookie: Opt
         l7: Some(Layer7 {
             r#type: ev.kind,
             latency_ns: ev.latency_ns,
-            record: L7Record::Dns(ev.info),
+            record: L7Record::Dns(info),
         }),
         traffic_direction: ev.at.meta.direction,
         is_reply: Some(ev.dir == StreamDir::ToClient),

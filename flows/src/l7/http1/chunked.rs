@@ -41,7 +41,18 @@ impl Chunked {
     }
 
     /// Advances over `data`, adding chunk-data bytes to `body`.
+    #[cfg(test)]
     pub(super) fn step(&mut self, data: &[u8], body: &mut u64) -> ChunkStep {
+        self.step_data(data, body, |_| {})
+    }
+
+    /// Like [`Self::step`], and hands each run of chunk-data (the decoded body) to `on_data`.
+    pub(super) fn step_data(
+        &mut self,
+        data: &[u8],
+        body: &mut u64,
+        mut on_data: impl FnMut(&[u8]),
+    ) -> ChunkStep {
         let mut i = 0;
         while i < data.len() {
             let b = data[i];
@@ -49,6 +60,7 @@ impl Chunked {
                 Chunked::Data { remaining } => {
                     let take = remaining.min((data.len() - i) as u64);
                     *body += take;
+                    on_data(&data[i..i + take as usize]);
                     i += take as usize;
                     *self = if remaining == take {
                         Chunked::DataCr
@@ -185,6 +197,17 @@ mod tests {
             b"\r\n0\r\nx-check: 1\r\n\r\n",
         ]);
         assert_eq!((body, done.is_some(), bad), (31, true, false));
+    }
+
+    #[test]
+    fn chunk_data_runs_are_the_decoded_body() {
+        // RFC 9112 §7.1.3: the body is the chunk-data, without sizes, extensions, trailers.
+        let mut c = Chunked::start();
+        let (mut body, mut got) = (0, Vec::new());
+        for part in [&b"3;x=1\r\nab"[..], b"c\r\n2\r\nde\r\n0\r\nt: 1\r\n\r\n"] {
+            c.step_data(part, &mut body, |d| got.extend_from_slice(d));
+        }
+        assert_eq!((got.as_slice(), body), (&b"abcde"[..], 5));
     }
 
     #[test]

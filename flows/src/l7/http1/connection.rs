@@ -6,6 +6,7 @@ use std::mem::MaybeUninit;
 use std::sync::Arc;
 
 use super::chunked::ChunkStep;
+use super::doh::DohBodies;
 use super::framing::Body;
 use super::head::{self, HeadOutcome, Parsed};
 use super::pairing::{placeholder, InFlight, Pending};
@@ -116,6 +117,8 @@ pub struct Http1Decoder {
     /// after the 101 head until the caller swaps it in ([`StreamDecoder::take_upgrade`]).
     pub(super) upgraded: Option<Box<crate::l7::http2::Http2Decoder>>,
     pub(super) dead: bool,
+    /// DoH bodies being captured (RFC 8484; see [`super::doh`]).
+    pub(super) doh: DohBodies,
 }
 
 impl Default for Http1Decoder {
@@ -137,6 +140,7 @@ impl Http1Decoder {
             awaiting_body: None,
             upgraded: None,
             dead: false,
+            doh: DohBodies::default(),
         }
     }
 
@@ -404,19 +408,35 @@ impl Http1Decoder {
         cx: &mut L7Context<'_>,
         out: &mut Vec<L7Event>,
     ) -> usize {
-        let half = self.half(dir);
+        // RFC 8484: a body of type application/dns-message is kept (bounded); others only
+        // pass.
+        let mut capture = self.doh.capture(dir);
+        let half = match dir {
+            StreamDir::ToServer => &mut self.req,
+            StreamDir::ToClient => &mut self.resp,
+        };
         let (used, done) = match body {
             Body::Length(remaining) => {
                 let take = remaining.min(data.len() as u64);
                 half.body_size += take;
                 half.phase = Phase::Body(Body::Length(remaining - take));
+                if let Some(c) = capture {
+                    c.push(&data[..take as usize]);
+                }
                 (take as usize, remaining == take)
             }
             Body::UntilClose | Body::Unframed => {
                 half.body_size += data.len() as u64;
+                if let Some(c) = capture {
+                    c.push(data);
+                }
                 (data.len(), false)
             }
-            Body::Chunked(mut state) => match state.step(data, &mut half.body_size) {
+            Body::Chunked(mut state) => match state.step_data(data, &mut half.body_size, |d| {
+                if let Some(c) = capture.as_mut() {
+                    c.push(d);
+                }
+            }) {
                 ChunkStep::More(n) => {
                     half.phase = Phase::Body(Body::Chunked(state));
                     (n, false)
@@ -433,6 +453,9 @@ impl Http1Decoder {
             },
         };
         if done {
+            if dir == StreamDir::ToServer {
+                self.doh_query_done(at, cx, out);
+            }
             self.message_done(dir, at, BodyEnd::Whole, cx, out);
         }
         used
@@ -496,6 +519,10 @@ impl Http1Decoder {
         cx: &mut L7Context<'_>,
         out: &mut Vec<L7Event>,
     ) {
+        if let Some(c) = self.doh.capture(dir) {
+            // Body bytes were lost: the DNS message cannot be decoded.
+            c.gap();
+        }
         let half = self.half(dir);
         if !std::mem::replace(&mut half.started, true) && len == 0 {
             // Joined mid-way (RFC 9112 §6.3, §9.3): this direction starts somewhere inside
@@ -582,6 +609,7 @@ impl StreamDecoder for Http1Decoder {
                 self.end(dir, at, cx, out);
             }
         }
+        self.doh_after_event(cx, out);
     }
 
     fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
@@ -594,6 +622,7 @@ impl StreamDecoder for Http1Decoder {
         self.end_request_body(BodyEnd::Cut(None), out);
         self.flush_awaiting(out);
         self.flush_orphans(cx, out);
+        self.doh_finish(cx, out);
         for p in self.pending.drain(..) {
             cx.counters.http1_unanswered += 1;
             out.push(L7Event::Http1(Http1Event::Unanswered {
@@ -611,7 +640,7 @@ impl StreamDecoder for Http1Decoder {
     }
 
     fn buffered(&self) -> usize {
-        self.req.buf.capacity() + self.resp.buf.capacity()
+        self.req.buf.capacity() + self.resp.buf.capacity() + self.doh.buffered()
     }
 
     fn take_upgrade(&mut self) -> Option<Box<dyn StreamDecoder>> {

@@ -5,6 +5,7 @@ use std::mem::MaybeUninit;
 
 use super::framing::{Body, Framing};
 use super::lenient::{self, LenientHead, StartLine};
+use crate::l7::dns::doh;
 use crate::l7::exchange::HttpVersion;
 use crate::l7::{L7Config, REDACTED, SENSITIVE_HEADERS};
 use crate::record::{BodyError, Text};
@@ -52,6 +53,10 @@ pub(super) struct ParsedRequest {
     pub body: Body,
     pub framing_error: Option<BodyError>,
     pub odd: Oddities,
+    /// `Content-Type: application/dns-message`: the body is a DNS query (RFC 8484 §4.1).
+    pub dns_body: bool,
+    /// `Accept` lists `application/dns-message`: a DoH client (RFC 8484 §4.1).
+    pub accepts_dns: bool,
 }
 
 /// What a response head says, owned.
@@ -67,6 +72,8 @@ pub(super) struct ParsedResponse {
     /// The connection stays open after this response (RFC 9112 §9.3).
     pub persistent: bool,
     pub odd: Oddities,
+    /// `Content-Type: application/dns-message`: the body is a DNS answer (RFC 8484 §4.2).
+    pub dns_body: bool,
 }
 
 /// A head of either direction.
@@ -246,6 +253,12 @@ pub(super) fn request(
             &mut r.user_agent
         } else if h.name.eq_ignore_ascii_case("tracestate") {
             &mut r.tracestate
+        } else if h.name.eq_ignore_ascii_case("content-type") {
+            r.dns_body |= names_dns_message(h.value, doh::is_dns_message);
+            continue;
+        } else if h.name.eq_ignore_ascii_case("accept") {
+            r.accepts_dns |= names_dns_message(h.value, doh::accepts_dns_message);
+            continue;
         } else {
             continue;
         };
@@ -282,9 +295,12 @@ pub(super) fn response(
     // RFC 9112 §9.3: HTTP/1.1 persists unless "close"; HTTP/1.0 only with "keep-alive".
     let mut close = false;
     let mut keep_alive = false;
+    let mut dns_body = false;
     for h in fields {
         framing.field(h.name, h.value);
-        if h.name.eq_ignore_ascii_case("upgrade") {
+        if h.name.eq_ignore_ascii_case("content-type") {
+            dns_body |= names_dns_message(h.value, doh::is_dns_message);
+        } else if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade_h2c |= h.value.trim_ascii().eq_ignore_ascii_case(b"h2c");
         } else if h.name.eq_ignore_ascii_case("connection") {
             for option in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
@@ -303,7 +319,13 @@ pub(super) fn response(
         upgrade_h2c,
         persistent: !close && (version == HttpVersion::Http11 || keep_alive),
         odd: Oddities::default(),
+        dns_body,
     }
+}
+
+/// Whether a field value (bytes, maybe not UTF-8) says DNS by `test` (RFC 8484 §6).
+fn names_dns_message(value: &[u8], test: fn(&str) -> bool) -> bool {
+    std::str::from_utf8(value).is_ok_and(test)
 }
 
 /// The allow-listed fields, sensitive values redacted.

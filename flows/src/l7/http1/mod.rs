@@ -16,6 +16,7 @@
 //! - [`connection`]: the per-connection state machine: each direction's phase (head, body,
 //!   search), gaps and ends;
 //! - [`pairing`]: requests paired with responses in order, and the cases order alone misses;
+//! - [`doh`]: DNS messages carried in bodies and GET parameters (RFC 8484), as DNS flows;
 //! - [`records`]: an exchange as a flow and a span.
 //!
 //! Rules, with their sources:
@@ -40,6 +41,7 @@
 
 mod chunked;
 mod connection;
+mod doh;
 mod framing;
 mod head;
 mod lenient;

@@ -17,6 +17,8 @@ use crate::record::BodyError;
 pub(super) struct Pending {
     pub head: Arc<RequestHead>,
     pub body: BodySeen,
+    /// When its DNS query was whole (DoH, RFC 8484), for the answer's latency.
+    pub doh_query_ns: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -89,6 +91,7 @@ impl Http1Decoder {
         self.pending.push_back(Pending {
             head: head.clone(),
             body: BodySeen::default(),
+            doh_query_ns: None,
         });
         head
     }
@@ -108,6 +111,7 @@ impl Http1Decoder {
         }
         let trace = new_trace(r.traceparent, r.tracestate.as_deref(), cx);
         let body = r.body;
+        let (dns_body, accepts_dns) = (r.dns_body, r.accepts_dns);
         let head = RequestHead {
             method: r.method,
             target: r.target,
@@ -127,6 +131,7 @@ impl Http1Decoder {
                 let response = self.orphans.pop_front().expect("front exists");
                 let head = Arc::new(head);
                 out.push(L7Event::Http1(Http1Event::Request(head.clone())));
+                self.doh_request(&head, dns_body, accepts_dns, cx, out);
                 // Complete as soon as its body is (at once when it has none).
                 self.await_request_body(head.clone(), response, out);
                 self.start_request_body(head, body, out);
@@ -138,6 +143,10 @@ impl Http1Decoder {
         }
         let head = self.push_pending(head, cx);
         out.push(L7Event::Http1(Http1Event::Request(head.clone())));
+        let doh_query_ns = self.doh_request(&head, dns_body, accepts_dns, cx, out);
+        if let Some(p) = self.pending.back_mut().filter(|_| doh_query_ns.is_some()) {
+            p.doh_query_ns = doh_query_ns;
+        }
         self.start_request_body(head, body, out);
     }
 
@@ -299,6 +308,9 @@ impl Http1Decoder {
             request,
             response: head,
         });
+        if r.dns_body && body != Body::Length(0) {
+            self.doh_response_body();
+        }
         match body {
             Body::Length(0) => self.response_done(at.ts_ns, BodyEnd::Whole, cx, out),
             b => self.resp.phase = Phase::Body(b),
@@ -337,6 +349,8 @@ impl Http1Decoder {
         }) = self.in_flight.take()
         {
             response.end_ns = end_ns;
+            let whole = end == BodyEnd::Whole;
+            self.doh_response_done(request.as_ref(), &response, end_ns, whole, cx, out);
             let size = match end {
                 BodyEnd::Whole => Some(self.resp.body_size),
                 BodyEnd::Cut(error) => {
