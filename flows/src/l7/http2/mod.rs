@@ -9,11 +9,15 @@
 //! fields, and dynamic entries inserted since capture began — see [`hpack::table`]), unknown
 //! fields stay unknown and are counted, and every stream still yields one report.
 //!
+//! DNS messages carried on streams (RFC 8484, `application/dns-message`) are reported as DNS
+//! flows too ([`doh`]).
+//!
 //! Bounded under hostile input: DATA is streamed, never buffered; other frames are buffered
 //! up to `h2_max_frame_bytes` (bigger ones are skipped); a field block across CONTINUATION
 //! frames is capped in bytes and frames; decoded field lists are capped; the HPACK table is
 //! capped; tracked streams are capped. Every cap hit is counted.
 
+mod doh;
 pub mod frame;
 pub mod grpc;
 pub mod hpack;
@@ -350,6 +354,7 @@ impl Http2Decoder {
             cx.counters.h2_field_blocks_lost += 1;
         }
         half.hpack.forget();
+        self.doh_gap_all(self.role(d));
     }
 
     /// Searches for a frame boundary; consumes all of `data`.
@@ -724,6 +729,9 @@ impl Http2Decoder {
             s.body_bytes[r] += bytes.len() as u64;
             s.readers[r].feed(bytes);
             s.last_ns = s.last_ns.max(at.ts_ns);
+            if s.doh.capturing(r) {
+                self.doh_data(sid, r, bytes);
+            }
         }
     }
 
@@ -758,6 +766,7 @@ impl Http2Decoder {
         cx: &mut L7Context<'_>,
         out: &mut Vec<L7Event>,
     ) {
+        self.doh_side_end(sid, d, at, cx, out);
         let Some(s) = self.streams.get_mut(&sid) else {
             return;
         };
@@ -781,9 +790,10 @@ impl Http2Decoder {
         cx: &mut L7Context<'_>,
         out: &mut Vec<L7Event>,
     ) {
-        let Some(s) = self.streams.remove(&sid) else {
+        let Some(mut s) = self.streams.remove(&sid) else {
             return;
         };
+        s.doh_close(cx);
         // A stream the client reset ends with that reset, when its last frame came.
         let (end, at_ns) = match s.reset {
             Some(reset) => (reset, s.last_ns),
@@ -1035,6 +1045,7 @@ impl Http2Decoder {
                         st.done.swap(0, 1);
                         st.body_bytes.swap(0, 1);
                         st.readers.swap(0, 1);
+                        st.doh.swap_roles();
                     }
                 }
             }
@@ -1065,6 +1076,12 @@ impl Http2Decoder {
                     s.bytes += size;
                     self.stream_bytes += size;
                     cx.counters.h2_requests += 1;
+                    let get_path = req
+                        .path
+                        .as_deref()
+                        .filter(|_| req.method.as_deref() == Some("GET"));
+                    let ct = req.content_type.as_deref();
+                    self.doh_head(sid, 0, ct, get_path, &summary, at, cx, out);
                     out.push(L7Event::Http2(Http2Event::Request(req)));
                     if sid % 2 == 1 && sid > self.max_client_stream {
                         self.max_client_stream = sid;
@@ -1091,6 +1108,7 @@ impl Http2Decoder {
                     return;
                 };
                 let mut added = 0;
+                let mut started = false;
                 let status = summary
                     .pseudo(":status")
                     .and_then(|v| v.parse::<u16>().ok());
@@ -1102,6 +1120,7 @@ impl Http2Decoder {
                     r.unknown_fields += summary.unknown + u32::from(lost);
                 } else {
                     cx.counters.h2_responses += 1;
+                    started = true;
                     let size = summary
                         .headers
                         .iter()
@@ -1132,6 +1151,10 @@ impl Http2Decoder {
                 // An unknown field may be the grpc-status (see grpc::call_status).
                 s.response_fields_unknown |= lost || summary.unknown > 0;
                 self.stream_bytes += added;
+                if started {
+                    let ct = summary.get("content-type");
+                    self.doh_head(sid, 1, ct.as_deref(), None, &summary, at, cx, out);
+                }
                 if end_stream {
                     self.end_side(1, sid, at, cx, out);
                 }
@@ -1206,6 +1229,7 @@ impl Http2Decoder {
                     s.body_bytes[role] += u64::from(from_data);
                     s.partial = true;
                 }
+                self.doh_gap(hdr.stream_id, role);
             }
             (Mode::Frames, Some(InFrame::Skip { remaining })) if len > 0 && len < remaining => {
                 half.frame = Some(InFrame::Skip {

@@ -172,6 +172,8 @@ pub(crate) struct Stream {
     pub cancelled: bool,
     /// A server field block had fields we could not decode, or was lost.
     pub response_fields_unknown: bool,
+    /// DNS messages carried on the stream (RFC 8484), being captured.
+    pub doh: super::doh::StreamDoh,
 }
 
 impl Stream {
@@ -191,6 +193,7 @@ impl Stream {
             reset: None,
             cancelled: false,
             response_fields_unknown: false,
+            doh: Default::default(),
         }
     }
 
