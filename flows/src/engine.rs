@@ -550,7 +550,8 @@ impl Engine {
     }
 
     /// Runs timers: skips stale TCP holes, evicts idle and closed flows (reporting unanswered
-    /// requests as error spans), forgets stale DNS queries and drops IP datagrams whose
+    /// requests as error spans), forgets stale DNS queries (UDP and TCP), reports HTTP/2
+    /// streams the client cancelled once their wait is over, and drops IP datagrams whose
     /// fragments did not all arrive within `ip_fragment_timeout_ns`. Call it regularly with the
     /// current time (e.g. every 100 ms in the agent, or with each frame's time in replay); it
     /// only scans the table once per `timeout_scan_interval_ns`.
@@ -604,6 +605,19 @@ impl Engine {
                             };
                             r.on_timeout(now_ns, self.config.gap_timeout_ns, counters, &mut sink);
                         }
+                        // What waits only for time (queries unanswered, cancelled streams) is
+                        // reported now, not when the connection next sends or ends.
+                        let mut cx = L7Context {
+                            counters: &mut self.counters,
+                            ids: &mut self.ids,
+                            config: &self.config.l7,
+                        };
+                        l7.on_timeout(
+                            now_ns,
+                            self.config.dns_timeout_ns,
+                            &mut cx,
+                            &mut self.events,
+                        );
                         let closed = closed_at.is_some_and(|t| {
                             now_ns.saturating_sub(t) >= self.config.close_linger_ns
                         });

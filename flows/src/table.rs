@@ -92,12 +92,28 @@ impl L7Slot {
                     *dec = next;
                 }
                 if dec.is_dead() {
-                    cx.counters.l7_unrecognised_flows += 1;
+                    if !dec.stopped_by_protocol_error() {
+                        cx.counters.l7_unrecognised_flows += 1;
+                    }
                     dec.finish(at.ts_ns, cx, out);
                     *self = L7Slot::Unrecognised;
                 }
             }
             L7Slot::Unrecognised => {}
+        }
+    }
+
+    /// Time passes (the engine's timeout scan): let the decoder report what waits only for
+    /// time (see [`StreamDecoder::on_timeout`]).
+    pub fn on_timeout(
+        &mut self,
+        now_ns: u64,
+        request_timeout_ns: u64,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        if let L7Slot::Active(dec) = self {
+            dec.on_timeout(now_ns, request_timeout_ns, cx, out);
         }
     }
 

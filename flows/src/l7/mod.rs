@@ -165,8 +165,32 @@ pub trait StreamDecoder: Send + std::fmt::Debug {
     /// pending (e.g. unanswered requests).
     fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>);
 
-    /// True once the decoder has given up (not this protocol) and wants no more bytes.
+    /// Time is `now_ns` (the engine's timeout scan, whether or not packets come): report what
+    /// waits only for the connection's own packets — DNS queries unanswered for
+    /// `request_timeout_ns` are forgotten (counted), HTTP/2 streams the client cancelled are
+    /// reported once their wait is over — so that a connection gone quiet does not hold them
+    /// until it closes or is evicted. Pending HTTP/1 requests stay: responses pair with them by
+    /// order (RFC 9112 §9.3), so one given up on would misalign the rest; they are reported
+    /// unanswered when the connection ends or idles out. Default: nothing waits.
+    fn on_timeout(
+        &mut self,
+        _now_ns: u64,
+        _request_timeout_ns: u64,
+        _cx: &mut L7Context<'_>,
+        _out: &mut Vec<L7Event>,
+    ) {
+    }
+
+    /// True once the decoder has given up (not this protocol, or see
+    /// [`Self::stopped_by_protocol_error`]) and wants no more bytes.
     fn is_dead(&self) -> bool;
+
+    /// True when a dead decoder stopped at a connection error of its own protocol (an HTTP/2
+    /// connection error, RFC 9113 §5.4.1): the bytes were this protocol, so the flow is not
+    /// counted unrecognised.
+    fn stopped_by_protocol_error(&self) -> bool {
+        false
+    }
 
     /// Bytes held (partial message heads and the like).
     fn buffered(&self) -> usize;

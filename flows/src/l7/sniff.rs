@@ -313,8 +313,26 @@ impl StreamDecoder for Sniffer {
         }
     }
 
+    fn on_timeout(
+        &mut self,
+        now_ns: u64,
+        request_timeout_ns: u64,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        if let Some(d) = self.decided.as_mut() {
+            d.on_timeout(now_ns, request_timeout_ns, cx, out);
+        }
+    }
+
     fn is_dead(&self) -> bool {
         self.decided.as_ref().is_some_and(|d| d.is_dead())
+    }
+
+    fn stopped_by_protocol_error(&self) -> bool {
+        self.decided
+            .as_ref()
+            .is_some_and(|d| d.stopped_by_protocol_error())
     }
 
     fn buffered(&self) -> usize {

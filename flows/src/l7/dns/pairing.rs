@@ -120,15 +120,19 @@ impl Transactions {
         Some(latency)
     }
 
-    /// Forgets queries older than `timeout_ns` at `now_ns`, counting the unanswered ones.
-    pub fn expire(&mut self, now_ns: u64, timeout_ns: u64, counters: &mut Counters) {
+    /// Forgets queries older than `timeout_ns` at `now_ns`, counting the unanswered ones;
+    /// returns how many were unanswered.
+    pub fn expire(&mut self, now_ns: u64, timeout_ns: u64, counters: &mut Counters) -> u64 {
+        let mut unanswered = 0;
         self.pending.retain(|p| {
             let keep = now_ns.saturating_sub(p.at_ns) < timeout_ns;
             if !keep && !p.answered {
-                counters.dns_unanswered += 1;
+                unanswered += 1;
             }
             keep
         });
+        counters.dns_unanswered += unanswered;
+        unanswered
     }
 
     /// The conversation is over: every query still unanswered is counted.

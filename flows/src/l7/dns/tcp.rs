@@ -73,6 +73,25 @@ impl StreamDecoder for DnsTcpDecoder {
         }
     }
 
+    /// RFC 7766 §6.2.3 has servers answer pipelined queries in any order but not never: a
+    /// query unanswered for `request_timeout_ns` is given up, as over UDP, and a late answer
+    /// is then reported response-only.
+    fn on_timeout(
+        &mut self,
+        now_ns: u64,
+        request_timeout_ns: u64,
+        cx: &mut L7Context<'_>,
+        _out: &mut Vec<L7Event>,
+    ) {
+        if self.transactions.is_empty() {
+            return;
+        }
+        let expired = self
+            .transactions
+            .expire(now_ns, request_timeout_ns, cx.counters);
+        cx.counters.dns_tcp_queries_timed_out += expired;
+    }
+
     fn finish(&mut self, _now_ns: u64, cx: &mut L7Context<'_>, _out: &mut Vec<L7Event>) {
         for half in &mut self.halves {
             half.end(cx);
@@ -214,6 +233,60 @@ mod tests {
         );
         assert_eq!(c.counters.dns_unmatched_responses, 2);
         assert!(!c.dec.is_dead());
+    }
+
+    #[test]
+    fn queries_unanswered_past_the_timeout_are_given_up() {
+        // RFC 7766 §6.2.3: answers may come in any order, but a query the server never
+        // answers is forgotten at the timeout, not held until the connection ends.
+        let mut c = Conn::new();
+        let mut qs = frame(&build::query(1, "slow.test.", 1));
+        qs.extend(frame(&build::query(2, "fast.test.", 1)));
+        c.feed(StreamDir::ToServer, StreamEvent::Data(&qs), 1_000);
+        let r2 = frame(&build::a_response(
+            2,
+            "fast.test.",
+            0,
+            &[[192, 0, 2, 2]],
+            60,
+        ));
+        c.feed(StreamDir::ToClient, StreamEvent::Data(&r2), 2_000);
+        let config = L7Config::default();
+        let mut ids = IdGenerator::new(0);
+        let mut cx = L7Context {
+            counters: &mut c.counters,
+            ids: &mut ids,
+            config: &config,
+        };
+        let mut out = Vec::new();
+        c.dec.on_timeout(10_999, 10_000, &mut cx, &mut out);
+        assert_eq!(cx.counters.dns_tcp_queries_timed_out, 0);
+        c.dec.on_timeout(11_000, 10_000, &mut cx, &mut out);
+        assert!(out.is_empty(), "the query was reported when seen");
+        assert_eq!(
+            (
+                c.counters.dns_tcp_queries_timed_out,
+                c.counters.dns_unanswered
+            ),
+            (1, 1)
+        );
+        // A late answer has no query left: response-only; the end counts nothing twice.
+        let r1 = frame(&build::a_response(
+            1,
+            "slow.test.",
+            0,
+            &[[192, 0, 2, 1]],
+            60,
+        ));
+        c.feed(StreamDir::ToClient, StreamEvent::Data(&r1), 12_000);
+        assert!(c.events.last().unwrap().info.response_only);
+        let mut cx = L7Context {
+            counters: &mut c.counters,
+            ids: &mut ids,
+            config: &config,
+        };
+        c.dec.finish(13_000, &mut cx, &mut out);
+        assert_eq!(c.counters.dns_unanswered, 1);
     }
 
     #[test]

@@ -184,6 +184,8 @@ pub struct Http2Decoder {
     /// The HPACK state was known from the start (preface or upgrade seen).
     from_start: bool,
     dead: bool,
+    /// Decoding stopped at a connection error (RFC 9113 §5.4.1), not for want of HTTP/2.
+    connection_error: bool,
     /// Streams the client reset before the server ended them, with the reset's time, oldest
     /// first: reported once the server ends them or [`RESET_LINGER_NS`] passes.
     lingering: VecDeque<(u32, u64)>,
@@ -211,6 +213,7 @@ impl Http2Decoder {
             swapped: false,
             from_start: true,
             dead: false,
+            connection_error: false,
             lingering: VecDeque::new(),
         }
     }
@@ -232,6 +235,7 @@ impl Http2Decoder {
             swapped: false,
             from_start: false,
             dead: false,
+            connection_error: false,
             lingering: VecDeque::new(),
         }
     }
@@ -623,6 +627,7 @@ impl Http2Decoder {
         out: &mut Vec<L7Event>,
     ) {
         self.dead = true;
+        self.connection_error = true;
         for h in &mut self.halves {
             h.mode = Mode::Ended;
             h.frame = None;
@@ -637,16 +642,24 @@ impl Http2Decoder {
     }
 
     /// Reports the streams the client reset whose wait for the server's frames in flight is
-    /// over at `now_ns`.
-    fn end_lingering(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+    /// over at `now_ns`; returns how many it reported.
+    fn end_lingering(
+        &mut self,
+        now_ns: u64,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) -> u64 {
+        let mut reported = 0;
         while let Some(&(sid, reset_ns)) = self.lingering.front() {
             if now_ns.saturating_sub(reset_ns) < RESET_LINGER_NS {
                 break;
             }
             self.lingering.pop_front();
             // Already reported if the server ended it meanwhile.
+            reported += u64::from(self.streams.contains_key(&sid));
             self.close_stream(sid, StreamEnd::ConnectionEnd, now_ns, cx, out);
         }
+        reported
     }
 
     /// RST_STREAM from direction `d` (RFC 9113 §6.4).
@@ -1286,7 +1299,7 @@ impl StreamDecoder for Http2Decoder {
             return;
         }
         if !self.lingering.is_empty() {
-            self.end_lingering(at.ts_ns, cx, out);
+            let _ = self.end_lingering(at.ts_ns, cx, out);
         }
         let d = idx(dir);
         match event {
@@ -1294,6 +1307,22 @@ impl StreamDecoder for Http2Decoder {
             StreamEvent::Gap { len } => self.gap(d, len, cx),
             StreamEvent::Fin | StreamEvent::Reset => self.halves[d].mode = Mode::Ended,
         }
+    }
+
+    /// A cancelled stream's wait ([`RESET_LINGER_NS`]) is otherwise timed by the connection's
+    /// own packets; on a connection gone quiet the timeout ends it.
+    fn on_timeout(
+        &mut self,
+        now_ns: u64,
+        _request_timeout_ns: u64,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        if self.dead || self.lingering.is_empty() {
+            return;
+        }
+        let reported = self.end_lingering(now_ns, cx, out);
+        cx.counters.h2_cancelled_streams_reported_at_timeout += reported;
     }
 
     fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
@@ -1310,6 +1339,10 @@ impl StreamDecoder for Http2Decoder {
 
     fn is_dead(&self) -> bool {
         self.dead
+    }
+
+    fn stopped_by_protocol_error(&self) -> bool {
+        self.connection_error
     }
 
     fn buffered(&self) -> usize {

@@ -165,6 +165,7 @@ fn a_frame_inside_a_field_block_is_a_connection_error() {
     h.client(&frame(CONTINUATION, EH, 3, &b[2..]));
     h.server(&frame(HEADERS, EH | ES, 1, &status("200")));
     assert!(h.dec.is_dead());
+    assert!(h.dec.stopped_by_protocol_error(), "HTTP/2 all the same");
     assert_eq!(h.c.h2_connection_error_field_block_interrupted, 1);
     assert_eq!(h.c.h2_requests, 1, "only /open, before the error");
     // The stream under way ends with the connection; nothing after the error is decoded.
@@ -367,6 +368,38 @@ fn a_stream_cancelled_without_answer_is_reported_without_response() {
     // A late frame now is on a closed stream.
     h.server(&frame(HEADERS, EH | ES, 5, &status("200")));
     assert_eq!(h.c.h2_frames_on_closed_streams, 1);
+}
+
+#[test]
+fn a_cancelled_stream_is_reported_at_the_timeout_when_the_connection_goes_quiet() {
+    // No packet follows the reset: the engine's timeout ends the wait, not the close.
+    let mut h = H::new();
+    h.at(1_000);
+    h.client(&frame(HEADERS, EH | ES, 1, &req("/never")));
+    h.client(&frame(RST_STREAM, 0, 1, &CANCEL));
+    let timeout = |h: &mut H, now_ns| {
+        let mut cx = L7Context {
+            counters: &mut h.c,
+            ids: &mut h.ids,
+            config: &h.cfg,
+        };
+        h.dec.on_timeout(now_ns, 0, &mut cx, &mut h.out);
+    };
+    timeout(&mut h, 1_002 + RESET_LINGER_NS - 1);
+    assert!(
+        h.finished().is_empty(),
+        "still waiting for frames in flight"
+    );
+    timeout(&mut h, 1_002 + RESET_LINGER_NS);
+    let s = h.finished();
+    assert_eq!(s.len(), 1);
+    assert!(s[0].cancelled && s[0].response.is_none());
+    assert_eq!(s[0].end_ns, 1_002, "it ended with the reset");
+    assert_eq!(h.c.h2_cancelled_streams_reported_at_timeout, 1);
+    // Once only.
+    timeout(&mut h, 1_002 + 2 * RESET_LINGER_NS);
+    h.finish();
+    assert_eq!(h.finished().len(), 1);
 }
 
 #[test]
