@@ -343,6 +343,7 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
                     truncated: d.truncated,
                     response_only: d.response_only,
                     rcode_name: d.rcode.map(rcode_name).unwrap_or_default(),
+                    doh: d.doh,
                 }),
             }),
         }),
@@ -535,6 +536,7 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
                             })
                             .collect(),
                         response_only: ext.response_only,
+                        doh: ext.doh,
                     })
                 }
                 None => return Err(ConvertError::NoL7Record),
@@ -727,6 +729,7 @@ pub(crate) mod tests {
                         },
                     ],
                     response_only: true,
+                    doh: true,
                 }),
             }),
             traffic_direction: Direction::Egress,
@@ -817,7 +820,7 @@ pub(crate) mod tests {
         assert_eq!((d.query.as_str(), d.rcode), ("example.com.", 0));
         let ext = d.flowscope.as_ref().unwrap();
         assert_eq!((ext.id, ext.rcode_name.as_str()), (0x1234, "NOERROR"));
-        assert!(ext.truncated && ext.response_only);
+        assert!(ext.truncated && ext.response_only && ext.doh);
         let names: Vec<_> = ext.questions.iter().map(|q| q.name.as_str()).collect();
         assert_eq!(names, ["example.com.", "example.org."]);
     }
