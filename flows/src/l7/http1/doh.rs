@@ -345,7 +345,7 @@ mod tests {
         }
         h.resp(&answer(&response()), 1000);
         assert_eq!(h.dns().len(), 2);
-        assert_eq!(h.dns()[1].latency_ns.is_some(), true);
+        assert!(h.dns()[1].latency_ns.is_some());
         assert_eq!(h.c.dns_doh_malformed_messages, 0);
     }
 
