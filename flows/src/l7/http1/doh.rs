@@ -327,6 +327,39 @@ mod tests {
     }
 
     #[test]
+    fn pipelined_exchanges_pair_by_order_not_by_id() {
+        // RFC 9112 §9.3: answers come in request order; every DoH ID is 0 (RFC 8484 §4.1).
+        let mut h = H::new();
+        let mut reqs = post(&build::query(0, "a.example.", 1));
+        reqs.extend(post(&build::query(0, "b.example.", 1)));
+        h.req(&reqs, 100);
+        let mut resps = answer(&build::a_response(
+            0,
+            "a.example.",
+            0,
+            &[[192, 0, 2, 1]],
+            60,
+        ));
+        resps.extend(answer(&build::a_response(0, "b.example.", 3, &[], 60)));
+        h.resp(&resps[..resps.len() - 7], 300);
+        h.resp(&resps[resps.len() - 7..], 500);
+        let got: Vec<_> = h
+            .dns()
+            .iter()
+            .map(|d| (d.kind, d.info.query.clone(), d.info.rcode, d.latency_ns))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (L7Type::Request, "a.example.".into(), None, None),
+                (L7Type::Request, "b.example.".into(), None, None),
+                (L7Type::Response, "a.example.".into(), Some(0), Some(200)),
+                (L7Type::Response, "b.example.".into(), Some(3), Some(400)),
+            ]
+        );
+    }
+
+    #[test]
     fn chunked_bodies_are_decoded_before_capture() {
         // RFC 9112 §7.1: the DNS message is the chunk-data, not the framing around it.
         let mut h = H::new();
