@@ -193,6 +193,8 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             .map(str::parse)
             .transpose()
             .context("listen-tcp")?,
+        tls: args.tls_files(),
+        tls_server_name: args.tls_server_name.clone(),
         max_flows: args.max_flows,
         node_name: args.node_name(),
         peer_service: args.peer_service.clone(),
