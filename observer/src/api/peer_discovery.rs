@@ -37,7 +37,13 @@ pub struct Discovery {
     names: HashMap<SocketAddr, (String, Option<String>)>,
     /// Set when the agents serve TLS: how to dial them.
     tls: Option<TlsFiles>,
+    /// Rounds in a row each unnamed address has failed to answer.
+    failures: HashMap<SocketAddr, u32>,
 }
+
+/// Rounds an address may fail before it is worth a warning (an agent that is starting answers
+/// within a round or two; one that never does is misconfigured, TLS being the likely cause).
+const WARN_AFTER_FAILURES: u32 = 6;
 
 impl Discovery {
     /// Discovery of agents that serve TLS configured like this one.
@@ -45,6 +51,7 @@ impl Discovery {
         Self {
             names: HashMap::new(),
             tls,
+            failures: HashMap::new(),
         }
     }
 
@@ -52,6 +59,7 @@ impl Discovery {
     /// makes `peers` hold this node plus every named address that is not this node.
     pub async fn round(&mut self, addrs: &[SocketAddr], peers: &PeerSet, me: &str) {
         self.names.retain(|a, _| addrs.contains(a));
+        self.failures.retain(|a, _| addrs.contains(a));
         let mut asks = JoinSet::new();
         for &addr in addrs {
             if !self.names.contains_key(&addr) {
@@ -63,9 +71,23 @@ impl Discovery {
             match done {
                 Ok((addr, Ok(named))) => {
                     self.names.insert(addr, named);
+                    self.failures.remove(&addr);
                 }
                 Ok((addr, Err(e))) => {
-                    tracing::debug!(%addr, error = %e, "peer did not answer GetNodes yet");
+                    let n = self.failures.entry(addr).or_default();
+                    *n += 1;
+                    if *n == WARN_AFTER_FAILURES {
+                        tracing::warn!(
+                            %addr,
+                            error = %e,
+                            tls = self.tls.is_some(),
+                            "a peer the peer service resolves to keeps failing GetNodes; it is \
+                             not announced (under mTLS this agent's certificate must allow \
+                             client auth)"
+                        );
+                    } else {
+                        tracing::debug!(%addr, error = %e, "peer did not answer GetNodes yet");
+                    }
                 }
                 Err(e) => tracing::warn!(error = %e, "peer lookup task failed"),
             }
@@ -303,6 +325,32 @@ mod tls_tests {
                     Some("node-b-example.default.hubble-grpc.cilium.io".to_string())
                 ),
             ]
+        );
+        // TLS without client CAs: the peers are asked over TLS with no client certificate,
+        // their chain unchecked (this agent has no CA to check it with; Relay checks it).
+        let server_only = TlsFiles {
+            client_ca_files: vec![],
+            ..files.clone()
+        };
+        let c = tls_agent("node-c", &server_only).await;
+        let peers_c = PeerSet::new(PeerInfo {
+            name: "node-a".into(),
+            address: me.to_string(),
+            tls_server_name: None,
+        });
+        Discovery::with_tls(Some(server_only))
+            .round(&[c], &peers_c, "node-a")
+            .await;
+        assert_eq!(
+            peers_c
+                .peers()
+                .into_iter()
+                .map(|p| (p.name, p.tls_server_name))
+                .collect::<Vec<_>>()[1],
+            (
+                "node-c".to_string(),
+                Some("node-c.default.hubble-grpc.cilium.io".to_string())
+            )
         );
         // A plaintext asker learns nothing from TLS agents.
         let plain = PeerSet::new(PeerInfo {
