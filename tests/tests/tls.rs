@@ -188,6 +188,25 @@ fn hubble_clients_reach_the_agent_over_mtls_and_get_rotated_certificates() {
     assert_eq!(out[2]["tls_server_name"], SERVER_NAME, "{out:#?}");
     assert!(out[3].get("flows").is_some(), "{out:#?}");
 
+    // flowscope's own client, with the hubble CLI's flags.
+    let observed = link.client.exec(&format!(
+        "{} observe --server {SERVER_V4}:{PORT} --tls-ca-cert-files {} --tls-client-cert-file {} \
+         --tls-client-key-file {} --tls-server-name {SERVER_NAME} --last 5 -o json",
+        flowscope_bin().display(),
+        ca_file.display(),
+        relay_crt.display(),
+        relay_key.display()
+    ));
+    let observed: Vec<String> = observed.lines().map(String::from).collect();
+    let observed_flows = json_lines(&observed);
+    assert!(
+        !observed_flows.is_empty()
+            && observed_flows
+                .iter()
+                .all(|f| f["node_name"] == NODE || f["flow"]["node_name"] == NODE),
+        "{observed:?}"
+    );
+
     // Refused: no client certificate, one from another CA, plaintext; and a client that
     // trusts another CA refuses the agent.
     let no_cert = format!("--ca {} --server-name {SERVER_NAME}", ca_file.display());
