@@ -1,7 +1,7 @@
 //! The agent's configuration: one struct, read from a TOML file (`--config`), then overridden
 //! by flags. Unknown keys are errors, so a typo never silently falls back to a default.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -38,7 +38,8 @@ pub struct AgentConfig {
     pub include_own_ssh: bool,
     /// Where the Observer API listens: `unix:///path`.
     pub listen: String,
-    /// Also serve the Observer API on this TCP address (e.g. "0.0.0.0:4244" for Hubble Relay).
+    /// Also serve the Observer API on this TCP address (e.g. "0.0.0.0:4244" for Hubble Relay),
+    /// over TLS (`tls-cert-file`, `tls-key-file`) unless `disable-tls`.
     pub listen_tcp: Option<String>,
     /// `HOST:PORT` that resolves to every agent's TCP listener (a headless Service): the
     /// other agents `peer.Peer/Notify` announces to Hubble Relay. Unset: this node only.
@@ -53,6 +54,21 @@ pub struct AgentConfig {
     /// The host's procfs, for sockets older than the agent (in a container: where the host's
     /// /proc is mounted, e.g. /host/proc).
     pub proc_root: std::path::PathBuf,
+    /// TLS on `listen-tcp`: this server's certificate chain, PEM (Cilium's
+    /// `hubble-tls-cert-file`). Re-read when it changes.
+    pub tls_cert_file: Option<PathBuf>,
+    /// Its private key, PEM (Cilium's `hubble-tls-key-file`).
+    pub tls_key_file: Option<PathBuf>,
+    /// mTLS: CA certificates (PEM) a client's certificate must chain to; a client without
+    /// one is refused (Cilium's `hubble-tls-client-ca-files`). Empty: no client certificate.
+    pub tls_client_ca_files: Vec<PathBuf>,
+    /// Serve `listen-tcp` in plaintext (Cilium's `hubble-disable-tls`): anyone who reaches
+    /// the port reads every flow.
+    pub disable_tls: bool,
+    /// The TLS server name this node announces to Hubble Relay (`peer.Peer/Notify`), the name
+    /// its certificate must carry; unset: `<node-name>.default.hubble-grpc.cilium.io`, as
+    /// Cilium (dots in the node name become dashes).
+    pub tls_server_name: Option<String>,
     /// OTLP span export, `--print-spans` and Prometheus metrics (the `[export]` table).
     pub export: crate::export::ExportConfig,
 }
@@ -78,6 +94,11 @@ impl Default for AgentConfig {
             node_name: None,
             attribution: "auto".into(),
             proc_root: "/proc".into(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_files: Vec::new(),
+            disable_tls: false,
+            tls_server_name: None,
             export: crate::export::ExportConfig::default(),
         }
     }
@@ -119,6 +140,7 @@ impl AgentConfig {
             t.parse::<std::net::SocketAddr>()
                 .map_err(|e| anyhow::anyhow!("key `listen-tcp`: {t:?}: {e}"))?;
         }
+        self.validate_tls()?;
         if let Some(p) = &self.peer_service {
             let port = p.rsplit_once(':').map(|(_, port)| port.parse::<u16>());
             if !matches!(port, Some(Ok(_))) {
@@ -134,6 +156,64 @@ impl AgentConfig {
             anyhow::bail!("key `interfaces`: an interface name is empty");
         }
         Ok(())
+    }
+
+    /// TLS on the TCP listener is on unless plaintext is asked for, and its keys agree.
+    fn validate_tls(&self) -> Result<()> {
+        let (cert, key) = (&self.tls_cert_file, &self.tls_key_file);
+        if cert.is_some() != key.is_some() {
+            anyhow::bail!(
+                "keys `tls-cert-file` and `tls-key-file`: give both (the certificate chain and \
+                 its private key) or neither"
+            );
+        }
+        if self
+            .tls_client_ca_files
+            .iter()
+            .any(|p| p.as_os_str().is_empty())
+        {
+            anyhow::bail!("key `tls-client-ca-files`: a file name is empty");
+        }
+        if !self.tls_client_ca_files.is_empty() && cert.is_none() {
+            anyhow::bail!(
+                "key `tls-client-ca-files`: mTLS needs the server's own certificate too: set \
+                 `tls-cert-file` and `tls-key-file`"
+            );
+        }
+        if self.tls_server_name.is_some() && cert.is_none() {
+            anyhow::bail!("key `tls-server-name`: only announced with TLS: set `tls-cert-file` and `tls-key-file`");
+        }
+        if let Some(n) = &self.tls_server_name {
+            rustls::pki_types::ServerName::try_from(n.as_str())
+                .map_err(|_| anyhow::anyhow!("key `tls-server-name`: {n:?} is not a DNS name"))?;
+        }
+        if self.disable_tls && cert.is_some() {
+            anyhow::bail!(
+                "key `disable-tls` contradicts `tls-cert-file`: drop one (TLS files given: TLS; \
+                 `disable-tls`: plaintext)"
+            );
+        }
+        match (&self.listen_tcp, cert) {
+            (Some(addr), None) if !self.disable_tls => anyhow::bail!(
+                "key `listen-tcp` ({addr}): the Observer API on TCP is served over TLS, as Hubble \
+                 Relay expects: set `tls-cert-file` and `tls-key-file` (--tls-cert-file, \
+                 --tls-key-file; add `tls-client-ca-files` for mTLS), or `disable-tls = true` \
+                 (--disable-tls) for plaintext"
+            ),
+            (None, Some(_)) => anyhow::bail!(
+                "key `tls-cert-file`: TLS is for the TCP listener, and `listen-tcp` is not set"
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The TLS files of the TCP listener (validated before); `None`: plaintext or no listener.
+    pub fn tls_files(&self) -> Option<crate::api::tls::TlsFiles> {
+        Some(crate::api::tls::TlsFiles {
+            cert_file: self.tls_cert_file.clone()?,
+            key_file: self.tls_key_file.clone()?,
+            client_ca_files: self.tls_client_ca_files.clone(),
+        })
     }
 
     /// The Observer API's unix socket path, from `listen`.
@@ -213,6 +293,10 @@ mod tests {
             include-own-ssh = true
             listen = "unix:///tmp/fs.sock"
             listen-tcp = "127.0.0.1:4244"
+            tls-cert-file = "/etc/flowscope/tls/server.crt"
+            tls-key-file = "/etc/flowscope/tls/server.key"
+            tls-client-ca-files = ["/etc/flowscope/tls/client-ca.crt"]
+            tls-server-name = "node-a.prod.hubble-grpc.cilium.io"
             peer-service = "flowscope-peer.flowscope.svc.cluster.local:4244"
             max-flows = 100
             node-name = "node-a"
@@ -233,7 +317,76 @@ mod tests {
             c.peer_service.as_deref(),
             Some("flowscope-peer.flowscope.svc.cluster.local:4244")
         );
+        let tls = c.tls_files().unwrap();
+        assert_eq!(
+            tls.client_ca_files,
+            [PathBuf::from("/etc/flowscope/tls/client-ca.crt")]
+        );
+        assert!(tls.mutual());
         assert_eq!(AgentConfig::from_toml(&c.to_toml()).unwrap(), c);
+    }
+
+    #[test]
+    fn the_tcp_listener_is_tls_unless_plaintext_is_asked_for() {
+        let e = AgentConfig::from_toml("listen-tcp = \"0.0.0.0:4244\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("listen-tcp")
+                && e.contains("--tls-cert-file")
+                && e.contains("--disable-tls"),
+            "{e}"
+        );
+        let plain =
+            AgentConfig::from_toml("listen-tcp = \"0.0.0.0:4244\"\ndisable-tls = true").unwrap();
+        assert!(plain.disable_tls && plain.tls_files().is_none());
+        let tls = AgentConfig::from_toml(
+            "listen-tcp = \"0.0.0.0:4244\"\ntls-cert-file = \"/c\"\ntls-key-file = \"/k\"",
+        )
+        .unwrap();
+        let files = tls.tls_files().unwrap();
+        assert!(!files.mutual());
+        assert_eq!(files.key_file, PathBuf::from("/k"));
+        // The files are read when the agent starts (api/tls.rs), not here.
+    }
+
+    #[test]
+    fn tls_keys_that_do_not_fit_together_are_named() {
+        let l = "listen-tcp = \"0.0.0.0:4244\"\n";
+        for (text, want) in [
+            ("tls-cert-file = \"/c\"", "tls-key-file"),
+            ("tls-key-file = \"/k\"", "tls-cert-file"),
+            (
+                "disable-tls = true\ntls-client-ca-files = [\"/ca\"]",
+                "tls-client-ca-files",
+            ),
+            (
+                "disable-tls = true\ntls-cert-file = \"/c\"\ntls-key-file = \"/k\"",
+                "contradicts",
+            ),
+            (
+                "tls-cert-file = \"/c\"\ntls-key-file = \"/k\"\ntls-client-ca-files = [\"\"]",
+                "tls-client-ca-files",
+            ),
+            (
+                "tls-cert-file = \"/c\"\ntls-key-file = \"/k\"\ntls-server-name = \"not a name\"",
+                "tls-server-name",
+            ),
+            (
+                "disable-tls = true\ntls-server-name = \"a.b\"",
+                "tls-server-name",
+            ),
+        ] {
+            let e = AgentConfig::from_toml(&format!("{l}{text}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{text}: {e}");
+        }
+        // TLS files without the TCP listener they are for.
+        let e = AgentConfig::from_toml("tls-cert-file = \"/c\"\ntls-key-file = \"/k\"")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("listen-tcp"), "{e}");
     }
 
     #[test]

@@ -136,7 +136,7 @@ fn hubble_clients_get_health_peers_summaries_and_namespaces() {
     wait_ready(&grpc, "the gRPC server");
     let mut agent = link.server.spawn(&format!(
         "env FLOWSCOPE_NODE_NAME={NODE} {} agent -i {} --listen {unix} \
-         --listen-tcp {SERVER_V4}:{API_PORT} --l4-records every-packet -o none",
+         --listen-tcp {SERVER_V4}:{API_PORT} --disable-tls --l4-records every-packet -o none",
         flowscope_bin().display(),
         link.server_if
     ));

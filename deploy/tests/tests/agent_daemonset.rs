@@ -422,6 +422,49 @@ fn the_relay_overlay_serves_tcp_4244_and_relay_asks_the_peer_service() {
         .iter()
         .flatten()
         .any(|a| a == "--listen-tcp=0.0.0.0:4244"));
+    // Over mTLS (the agent refuses --listen-tcp without TLS files or --disable-tls), from a
+    // Secret volume (a subPath mount would never see a renewed Secret).
+    let agent_files = [
+        ("--tls-cert-file", "server.crt", "tls.crt"),
+        ("--tls-key-file", "server.key", "tls.key"),
+        ("--tls-client-ca-files", "client-ca.crt", "ca.crt"),
+    ];
+    for (flag, file, _) in agent_files {
+        let want = format!("{flag}=/var/lib/flowscope/tls/{file}");
+        assert!(c.args.iter().flatten().any(|a| *a == want), "{want}");
+    }
+    assert!(!c.args.iter().flatten().any(|a| a == "--disable-tls"));
+    let mount = c
+        .volume_mounts
+        .iter()
+        .flatten()
+        .find(|m| m.name == "tls")
+        .expect("the agent's TLS mount");
+    assert_eq!(mount.mount_path, "/var/lib/flowscope/tls");
+    assert_eq!(
+        (mount.read_only, mount.sub_path.as_ref()),
+        (Some(true), None)
+    );
+    let (pod_spec, _) = agent(&objects);
+    let secret = pod_spec
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "tls")
+        .and_then(|v| v.secret.as_ref())
+        .expect("the agent's TLS Secret volume");
+    assert_eq!(secret.secret_name.as_deref(), Some("flowscope-agent-tls"));
+    assert_eq!(secret.default_mode, Some(0o400));
+    for (_, file, key) in agent_files {
+        assert!(
+            secret
+                .items
+                .iter()
+                .flatten()
+                .any(|i| i.key == key && i.path == file),
+            "{key} -> {file}"
+        );
+    }
     // Every agent the headless Service resolves to is announced to Relay (peer.Peer/Notify),
     // at the node address from the downward API.
     assert!(c
@@ -464,6 +507,9 @@ fn the_relay_overlay_serves_tcp_4244_and_relay_asks_the_peer_service() {
         "sort-buffer-drain-timeout",
         "disable-client-tls",
         "disable-server-tls",
+        "tls-client-cert-file",
+        "tls-client-key-file",
+        "tls-hubble-server-ca-files",
     ];
     for k in config.as_object().unwrap().keys() {
         assert!(
@@ -475,10 +521,28 @@ fn the_relay_overlay_serves_tcp_4244_and_relay_asks_the_peer_service() {
         config["peer-service"],
         "flowscope-peer.flowscope.svc.cluster.local:4244"
     );
-    assert_eq!(
-        config["disable-client-tls"], true,
-        "agents serve plaintext on 4244"
+    // Relay dials the agents over mTLS: its client certificate and the agents' CA, from the
+    // Secret mounted where the config says.
+    assert!(
+        config.get("disable-client-tls").is_none(),
+        "agents serve TLS on 4244"
     );
+    let relay_files = [
+        ("tls-client-cert-file", "client.crt", "tls.crt"),
+        ("tls-client-key-file", "client.key", "tls.key"),
+        (
+            "tls-hubble-server-ca-files",
+            "hubble-server-ca.crt",
+            "ca.crt",
+        ),
+    ];
+    for (key, file, _) in relay_files {
+        assert_eq!(
+            config[key],
+            format!("/var/lib/hubble-relay/tls/{file}"),
+            "{key}"
+        );
+    }
 
     let relay = find(&objects, "hubble-relay", |o| match o {
         Object::Deployment(d) => Some(d),
@@ -492,6 +556,32 @@ fn the_relay_overlay_serves_tcp_4244_and_relay_asks_the_peer_service() {
         .iter()
         .flatten()
         .any(|m| m.mount_path == "/etc/hubble-relay" && m.read_only == Some(true)));
+    assert!(rc.volume_mounts.iter().flatten().any(|m| m.name == "tls"
+        && m.mount_path == "/var/lib/hubble-relay/tls"
+        && m.read_only == Some(true)));
+    let tls = pod
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == "tls")
+        .and_then(|v| v.secret.as_ref())
+        .expect("Relay's TLS Secret volume");
+    assert_eq!(
+        tls.secret_name.as_deref(),
+        Some("hubble-relay-client-certs")
+    );
+    for (_, file, key) in relay_files {
+        assert!(
+            tls.items
+                .iter()
+                .flatten()
+                .any(|i| i.key == key && i.path == file),
+            "{key} -> {file}"
+        );
+    }
+    // Relay runs as 65532: the Secret's files must be readable by its group.
+    assert_eq!(pod.security_context.as_ref().unwrap().fs_group, Some(65532));
+    assert_eq!(tls.default_mode, Some(0o440));
     let sc = rc.security_context.as_ref().unwrap();
     assert_eq!(sc.allow_privilege_escalation, Some(false));
     assert_eq!(

@@ -131,9 +131,27 @@ pub struct AgentArgs {
     /// Where the Observer API listens [default: unix:///var/run/flowscope/observer.sock].
     #[arg(long, value_name = "unix:///PATH")]
     pub listen: Option<String>,
-    /// Also serve the Observer API on TCP (plaintext), e.g. 0.0.0.0:4244 for Hubble Relay.
+    /// Also serve the Observer API on TCP, e.g. 0.0.0.0:4244 for Hubble Relay: over TLS with
+    /// --tls-cert-file and --tls-key-file, or plaintext with --disable-tls.
     #[arg(long, value_name = "ADDR")]
     pub listen_tcp: Option<String>,
+    /// TLS on --listen-tcp: this server's certificate chain (PEM), re-read when it changes
+    /// (Cilium's --hubble-tls-cert-file).
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The certificate's private key (PEM) (Cilium's --hubble-tls-key-file).
+    #[arg(long, value_name = "FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// mTLS: clients must present a certificate signed by one of these CAs (PEM; repeatable
+    /// or comma-separated) (Cilium's --hubble-tls-client-ca-files).
+    #[arg(long, value_name = "FILE", value_delimiter = ',')]
+    pub tls_client_ca_files: Vec<PathBuf>,
+    /// Serve --listen-tcp in plaintext (Cilium's --hubble-disable-tls).
+    #[arg(long)]
+    pub disable_tls: bool,
+    /// TLS server name announced to Hubble Relay [default: NODE.default.hubble-grpc.cilium.io].
+    #[arg(long, value_name = "NAME")]
+    pub tls_server_name: Option<String>,
     /// HOST:PORT resolving to every agent (a headless Service): announce them all to Hubble
     /// Relay through peer.Peer/Notify, not just this node.
     #[arg(long, value_name = "HOST:PORT")]
@@ -241,6 +259,19 @@ impl AgentArgs {
         }
         if self.listen_tcp.is_some() {
             c.listen_tcp = self.listen_tcp;
+        }
+        if self.tls_cert_file.is_some() {
+            c.tls_cert_file = self.tls_cert_file;
+        }
+        if self.tls_key_file.is_some() {
+            c.tls_key_file = self.tls_key_file;
+        }
+        if !self.tls_client_ca_files.is_empty() {
+            c.tls_client_ca_files = self.tls_client_ca_files;
+        }
+        c.disable_tls |= self.disable_tls;
+        if self.tls_server_name.is_some() {
+            c.tls_server_name = self.tls_server_name;
         }
         if let Some(v) = self.attribution {
             c.attribution = v;

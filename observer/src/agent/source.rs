@@ -160,6 +160,11 @@ fn start(args: &AgentConfig, ifaces: &[Interface]) -> Result<Running> {
 
 /// Runs until a signal or an error; always detaches before returning.
 pub async fn run(args: AgentConfig) -> Result<()> {
+    // A TLS file that does not load is a start-up error, before anything is attached (the API
+    // task would only report it when the agent stops).
+    if let (Some(addr), Some(files)) = (&args.listen_tcp, args.tls_files()) {
+        api::tls::server_config(&files).with_context(|| format!("TLS on --listen-tcp {addr}"))?;
+    }
     let ifaces = initial_ifaces(&args)?;
     let running = start(&args, &ifaces)?;
     let (attribution, owners) = start_attribution(&args);
@@ -193,6 +198,8 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             .map(str::parse)
             .transpose()
             .context("listen-tcp")?,
+        tls: args.tls_files(),
+        tls_server_name: args.tls_server_name.clone(),
         max_flows: args.max_flows,
         node_name: args.node_name(),
         peer_service: args.peer_service.clone(),

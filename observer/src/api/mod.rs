@@ -5,7 +5,7 @@
 //! The agent wires it like this:
 //!
 //! ```ignore
-//! let cfg = ApiConfig { unix_socket, tcp: None, max_flows: 65_536, node_name };
+//! let cfg = ApiConfig { unix_socket, tcp: None, max_flows: 65_536, node_name, ..Default::default() };
 //! let store = cfg.new_store();
 //! let status = StatusHandle::default();          // status.set_provider(|| AgentStatus {..})
 //! tokio::spawn(api::serve(cfg, store.clone(), status.clone(), shutdown_future));
@@ -27,6 +27,8 @@ pub mod service;
 pub mod status;
 pub mod store;
 pub mod summary;
+pub mod tls;
+pub mod tls_dial;
 
 use std::{
     future::Future,
@@ -70,8 +72,13 @@ const PEER_ADDRESS_RECHECK: std::time::Duration = std::time::Duration::from_secs
 pub struct ApiConfig {
     /// Unix socket path (mode 0660; its directory is created).
     pub unix_socket: PathBuf,
-    /// Also serve plaintext gRPC on this TCP address.
+    /// Also serve gRPC on this TCP address: over TLS when `tls` is set, else plaintext.
     pub tcp: Option<SocketAddr>,
+    /// TLS (and mTLS with client CA files) on the TCP listener.
+    pub tls: Option<tls::TlsFiles>,
+    /// The TLS server name this node announces to peers; `None`: Cilium's
+    /// `<node>.<cluster>.hubble-grpc.cilium.io`.
+    pub tls_server_name: Option<String>,
     /// Ring capacity for [`ApiConfig::new_store`].
     pub max_flows: usize,
     /// Node name stamped on flows.
@@ -86,6 +93,8 @@ impl Default for ApiConfig {
         Self {
             unix_socket: PathBuf::from(DEFAULT_SOCKET),
             tcp: None,
+            tls: None,
+            tls_server_name: None,
             max_flows: store::DEFAULT_MAX_FLOWS,
             node_name: default_node_name(),
             peer_service: None,
@@ -166,6 +175,16 @@ pub async fn serve(
     status: StatusHandle,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<()> {
+    // The TLS files first: a bad file is a start-up error naming it, before anything binds.
+    let tls = match (&cfg.tcp, &cfg.tls) {
+        (Some(_), Some(files)) => Some(Arc::new(tls::ReloadingConfig::load(files.clone())?)),
+        _ => None,
+    };
+    let tls_server_name = tls.as_ref().map(|_| {
+        cfg.tls_server_name
+            .clone()
+            .unwrap_or_else(|| peer::tls_server_name(&cfg.node_name, CLUSTER_NAME))
+    });
     let unix = bind_unix(&cfg.unix_socket)?;
     let _guard = SocketGuard(cfg.unix_socket.clone());
     let tcp = match cfg.tcp {
@@ -184,17 +203,15 @@ pub async fn serve(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let svc = ObserverService::new(store, status).with_stop(stop_rx.clone());
-    // This node, as Relay learns it: TLS server name only once the listener serves TLS.
-    let (node, socket, tls) = (
-        cfg.node_name.clone(),
-        cfg.unix_socket.clone(),
-        svc.tls_enabled(),
-    );
+    let svc = ObserverService::new(store, status)
+        .with_stop(stop_rx.clone())
+        .with_tls(tls_server_name.clone());
+    // This node, as Relay learns it: a TLS server name when the listener serves TLS.
+    let (node, socket) = (cfg.node_name.clone(), cfg.unix_socket.clone());
     let me = move |tcp: Option<SocketAddr>| PeerInfo {
         name: peer::peer_name(&node, CLUSTER_NAME),
         address: peer::advertised_address(&socket, tcp),
-        tls_server_name: tls.then(|| peer::tls_server_name(&node, CLUSTER_NAME)),
+        tls_server_name: tls_server_name.clone(),
     };
     let tcp_addr = match &tcp {
         Some(l) => Some(l.local_addr()?),
@@ -216,6 +233,7 @@ pub async fn serve(
             target,
             peer::peer_name(&cfg.node_name, CLUSTER_NAME),
             peers.clone(),
+            tls.as_ref().map(|t| t.files().clone()),
             stop_rx.clone(),
         ));
     }
@@ -254,19 +272,43 @@ pub async fn serve(
     tracing::info!(socket = %cfg.unix_socket.display(), "observer API listening");
     let unix_srv = router()
         .serve_with_incoming_shutdown(UnixListenerStream::new(unix), stopped(stop_rx.clone()));
-    match tcp {
-        Some(l) => {
-            tracing::info!(addr = %l.local_addr()?, "observer API listening on TCP (plaintext)");
-            let tcp_srv = router()
-                .serve_with_incoming_shutdown(TcpListenerStream::new(l), stopped(stop_rx.clone()));
-            let (a, b) = tokio::join!(unix_srv, tcp_srv);
-            a.context("observer API (unix socket) failed")?;
-            b.context("observer API (TCP) failed")?;
+    let Some(l) = tcp else {
+        return unix_srv.await.context("observer API (unix socket) failed");
+    };
+    let addr = l.local_addr()?;
+    let tcp_srv = async {
+        match tls {
+            Some(tls) => {
+                let files = tls.files();
+                tracing::info!(
+                    %addr,
+                    cert = %files.cert_file.display(),
+                    client_cas = files.client_ca_files.len(),
+                    "observer API listening on TCP ({})",
+                    if files.mutual() { "mTLS: client certificates required" } else { "TLS" }
+                );
+                router()
+                    .serve_with_incoming_shutdown(tls::incoming(l, tls), stopped(stop_rx.clone()))
+                    .await
+            }
+            None => {
+                tracing::warn!(
+                    %addr,
+                    "observer API listening on TCP in plaintext (--disable-tls): anyone who \
+                     reaches this port reads every flow"
+                );
+                router()
+                    .serve_with_incoming_shutdown(
+                        TcpListenerStream::new(l),
+                        stopped(stop_rx.clone()),
+                    )
+                    .await
+            }
         }
-        None => unix_srv
-            .await
-            .context("observer API (unix socket) failed")?,
-    }
+    };
+    let (a, b) = tokio::join!(unix_srv, tcp_srv);
+    a.context("observer API (unix socket) failed")?;
+    b.context("observer API (TCP) failed")?;
     Ok(())
 }
 
@@ -306,6 +348,7 @@ mod tests {
             max_flows: 10,
             node_name: "n1".into(),
             peer_service: None,
+            ..ApiConfig::default()
         };
         let store = cfg.new_store();
         store.push_record(&convert::tests::http_request());

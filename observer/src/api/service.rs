@@ -42,7 +42,8 @@ const LOST_EVENT_INTERVAL: Duration = Duration::from_secs(1);
 pub struct ObserverService {
     store: Arc<FlowStore>,
     status: StatusHandle,
-    tls: bool,
+    /// This node's TLS server name when its TCP listener serves TLS.
+    tls: Option<String>,
     stop: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -55,14 +56,21 @@ impl ObserverService {
         Self {
             store,
             status,
-            tls: false,
+            tls: None,
             stop,
         }
     }
 
     /// Whether the API is served over TLS (announced to peers and in GetNodes).
     pub fn tls_enabled(&self) -> bool {
-        self.tls
+        self.tls.is_some()
+    }
+
+    /// The TCP listener serves TLS with a certificate for `server_name` (reported by
+    /// GetNodes, which is how the other agents' peer discovery learns it).
+    pub fn with_tls(mut self, server_name: Option<String>) -> Self {
+        self.tls = server_name;
+        self
     }
 
     /// Ends every `--follow` stream when `stop` turns true (graceful server shutdown waits
@@ -354,8 +362,8 @@ impl Observer for ObserverService {
                 address: String::new(),
                 state: NodeState::NodeConnected as i32,
                 tls: Some(Tls {
-                    enabled: self.tls,
-                    server_name: String::new(),
+                    enabled: self.tls.is_some(),
+                    server_name: self.tls.clone().unwrap_or_default(),
                 }),
                 uptime_ns: s.uptime().as_nanos() as u64,
                 num_flows: s.num_flows() as u64,

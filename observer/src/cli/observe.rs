@@ -13,7 +13,7 @@ use clap::ArgAction;
 use tokio_stream::StreamExt;
 
 use super::{
-    client::{connect, status_error, DEFAULT_SERVER},
+    client::{connect_with, status_error, TlsArgs, DEFAULT_SERVER},
     filters::{build_filters, ordered_filter_args, FilterArg},
     json::response_from_json,
     printer::{ColorMode, Format, Printer, PrinterOptions},
@@ -44,6 +44,8 @@ pub struct ObserveArgs {
     /// Agent API address: unix:///path or host:port.
     #[arg(long, default_value = DEFAULT_SERVER, env = "FLOWSCOPE_SERVER")]
     pub server: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Read flows from FILE (`-` for stdin) of `-o jsonpb` lines instead of the agent.
     #[arg(long, value_name = "FILE")]
     pub input_file: Option<PathBuf>,
@@ -323,7 +325,13 @@ pub fn run(args: ObserveArgs) -> Result<()> {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")?;
-            rt.block_on(observe_server(&args.server, req, args.follow, &mut printer))
+            rt.block_on(observe_server(
+                &args.server,
+                &args.tls,
+                req,
+                args.follow,
+                &mut printer,
+            ))
         }
     };
     let finished = quiet_pipe(printer.finish());
@@ -332,11 +340,12 @@ pub fn run(args: ObserveArgs) -> Result<()> {
 
 async fn observe_server<W: Write>(
     server: &str,
+    tls: &TlsArgs,
     req: GetFlowsRequest,
     follow: bool,
     printer: &mut Printer<W>,
 ) -> Result<()> {
-    let channel = connect(server).await?;
+    let channel = connect_with(server, tls).await?;
     let mut client = ObserverClient::new(channel);
     let mut stream = client
         .get_flows(req)

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 
-use super::client::{connect, status_error, DEFAULT_SERVER};
+use super::client::{connect_with, status_error, TlsArgs, DEFAULT_SERVER};
 use crate::api::proto::{
     flowscope::{agent_client::AgentClient, GetAgentStatusRequest, GetAgentStatusResponse},
     observer::{observer_client::ObserverClient, ServerStatusRequest, ServerStatusResponse},
@@ -27,6 +27,8 @@ pub struct StatusArgs {
     /// Agent API address: unix:///path or host:port.
     #[arg(long, default_value = DEFAULT_SERVER, env = "FLOWSCOPE_SERVER")]
     pub server: String,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
     pub output: StatusFormat,
@@ -135,7 +137,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let (server, agent) = rt.block_on(async {
-        let channel = connect(&args.server).await?;
+        let channel = connect_with(&args.server, &args.tls).await?;
         let server = ObserverClient::new(channel.clone())
             .server_status(ServerStatusRequest {})
             .await
