@@ -17,11 +17,15 @@
 #![allow(dead_code)]
 
 pub mod convert;
+pub mod dns_names;
+pub mod endpoints;
 pub mod filter;
 pub mod health;
+pub mod identity;
 pub mod namespaces;
 pub mod peer;
 pub mod peer_discovery;
+pub mod pods;
 pub mod proto;
 pub mod service;
 pub mod status;
@@ -61,6 +65,10 @@ pub const DEFAULT_SOCKET: &str = "/var/run/flowscope/observer.sock";
 /// default cluster name, since flowscope has no cluster setting.
 pub const CLUSTER_NAME: &str = "default";
 
+/// How often this node's interface addresses and the other nodes' addresses (for the
+/// `host` / `remote-node` identities) are read again.
+const NODE_ADDRESSES_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How often the address announced to peers is looked up again (it changes when the node's
 /// address does and the TCP listener is bound to an unspecified address).
 const PEER_ADDRESS_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
@@ -79,6 +87,8 @@ pub struct ApiConfig {
     /// `HOST:PORT` resolving to every agent (a headless Service): the other agents announced
     /// by `peer.Peer/Notify`, for Hubble Relay. `None`: this node only.
     pub peer_service: Option<String>,
+    /// How the ends of flows are resolved (pods, DNS names).
+    pub endpoints: endpoints::EndpointsConfig,
 }
 
 impl Default for ApiConfig {
@@ -89,14 +99,21 @@ impl Default for ApiConfig {
             max_flows: store::DEFAULT_MAX_FLOWS,
             node_name: default_node_name(),
             peer_service: None,
+            endpoints: endpoints::EndpointsConfig::default(),
         }
     }
 }
 
 impl ApiConfig {
-    /// A store sized and named per this config.
+    /// A store sized and named per this config, resolving flow ends per `endpoints` (this
+    /// node's addresses read now; [`serve`] keeps them current).
     pub fn new_store(&self) -> Arc<FlowStore> {
-        Arc::new(FlowStore::new(self.max_flows, self.node_name.clone()))
+        let resolver = endpoints::EndpointResolver::new(&self.endpoints);
+        resolver.addresses().refresh_local();
+        Arc::new(
+            FlowStore::new(self.max_flows, self.node_name.clone())
+                .with_endpoints(Arc::new(resolver)),
+        )
     }
 }
 
@@ -184,7 +201,7 @@ pub async fn serve(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let svc = ObserverService::new(store, status).with_stop(stop_rx.clone());
+    let svc = ObserverService::new(store.clone(), status).with_stop(stop_rx.clone());
     // This node, as Relay learns it: TLS server name only once the listener serves TLS.
     let (node, socket, tls) = (
         cfg.node_name.clone(),
@@ -209,6 +226,12 @@ pub async fn serve(
         );
     }
     let peers = PeerSet::new(first);
+    tokio::spawn(refresh_node_addresses(
+        store.clone(),
+        peers.clone(),
+        cfg.node_name.clone(),
+        stop_rx.clone(),
+    ));
     let peer_svc = PeerService::new(peers.clone(), stop_rx.clone());
     if let Some(target) = cfg.peer_service.clone() {
         tracing::info!(%target, "announcing the agents the peer service resolves to");
@@ -270,6 +293,34 @@ pub async fn serve(
     Ok(())
 }
 
+/// Keeps the store's view of which addresses are this node's and which are the other
+/// agents' nodes current, until `stop`.
+async fn refresh_node_addresses(
+    store: Arc<FlowStore>,
+    peers: PeerSet,
+    node_name: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let me = peer::peer_name(&node_name, CLUSTER_NAME);
+    loop {
+        let addresses = store.endpoints().addresses();
+        addresses.refresh_local();
+        // The peer service resolves to the agents' (host-network) addresses: their nodes'.
+        addresses.set_remote_nodes(
+            peers
+                .peers()
+                .into_iter()
+                .filter(|p| p.name != me)
+                .filter_map(|p| p.address.parse::<SocketAddr>().ok())
+                .map(|a| a.ip()),
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(NODE_ADDRESSES_REFRESH) => {}
+            _ = service::stopped(&mut stop) => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -306,6 +357,7 @@ mod tests {
             max_flows: 10,
             node_name: "n1".into(),
             peer_service: None,
+            endpoints: Default::default(),
         };
         let store = cfg.new_store();
         store.push_record(&convert::tests::http_request());

@@ -16,6 +16,7 @@ use std::{
 
 use tokio::sync::broadcast;
 
+use super::endpoints::EndpointResolver;
 use super::namespaces::NamespaceTracker;
 use super::proto::{
     flow::{self, LostEventSource},
@@ -104,6 +105,8 @@ pub struct EngineFlow {
     pub iface: Option<Arc<str>>,
     /// Owner of the other end, when it lives on this node too.
     pub peer: Option<flows::record::ProcessInfo>,
+    /// Identities, pods and DNS names of both ends, as resolved when the flow came in.
+    pub endpoints: super::endpoints::FlowEndpoints,
 }
 
 /// A flow as clients see it: the wire message and its flowscope extension, decoded.
@@ -126,6 +129,11 @@ impl StoredFlow {
                     i.name = name.to_string();
                 }
                 ext.peer_process = e.peer.as_ref().map(super::convert::process_to_proto);
+                let ends = &e.endpoints;
+                flow.source = ends.source.to_proto();
+                flow.destination = ends.destination.to_proto();
+                flow.source_names = ends.source.names_proto();
+                flow.destination_names = ends.destination.names_proto();
                 let ext = (ext != FlowExtension::default()).then_some(ext);
                 if include_ext {
                     flow.extensions = ext.as_ref().map(FlowExtension::to_any);
@@ -185,6 +193,7 @@ pub struct FlowStore {
     started: Instant,
     started_wall: SystemTime,
     namespaces: NamespaceTracker,
+    endpoints: Arc<EndpointResolver>,
 }
 
 impl std::fmt::Debug for FlowStore {
@@ -231,7 +240,19 @@ impl FlowStore {
             started: Instant::now(),
             started_wall,
             namespaces: NamespaceTracker::new(super::CLUSTER_NAME),
+            endpoints: Arc::default(),
         }
+    }
+
+    /// This store with `endpoints` resolving the ends of the agent's flows.
+    pub fn with_endpoints(mut self, endpoints: Arc<EndpointResolver>) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// What resolves the ends of flows before [`FlowStore::push_engine`].
+    pub fn endpoints(&self) -> &Arc<EndpointResolver> {
+        &self.endpoints
     }
 
     /// Adds a wire flow (e.g. one read back from JSON), evicting the oldest when full.
@@ -248,6 +269,9 @@ impl FlowStore {
 
     /// Adds an engine flow, kept compact until a client reads it. Never blocks on readers.
     pub fn push_engine(&self, flow: EngineFlow) -> Arc<StoredFlow> {
+        for ns in flow.endpoints.namespaces() {
+            self.note_namespace(ns);
+        }
         self.insert(flow.flow.time_ns, FlowBody::Engine(flow))
     }
 
@@ -257,6 +281,7 @@ impl FlowStore {
             flow: flow.clone(),
             iface: None,
             peer: None,
+            endpoints: Default::default(),
         })
     }
 

@@ -141,6 +141,11 @@ pub fn flow_type(f: &Flow) -> String {
         };
         return match l7.record {
             Some(Record::Http(_)) => format!("http-{dir}"),
+            // Like hubble's GetFlowType: the DNS observation source follows (`dns-request
+            // wire`, `dns-response proxy` from Cilium); none adds nothing.
+            Some(Record::Dns(ref d)) if !d.observation_source.is_empty() => {
+                format!("dns-{dir} {}", d.observation_source)
+            }
             Some(Record::Dns(_)) => format!("dns-{dir}"),
             None => "l7".into(),
         };
@@ -573,5 +578,9 @@ mod tests {
             "DNS Answer \"93.184.216.34\" TTL: 300 (Query example.com. A)"
         );
         assert_eq!(flow_type(&dns), "dns-response");
+        if let Some(Record::Dns(d)) = dns.l7.as_mut().and_then(|l| l.record.as_mut()) {
+            d.observation_source = "wire".into();
+        }
+        assert_eq!(flow_type(&dns), "dns-response wire");
     }
 }
