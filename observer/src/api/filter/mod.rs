@@ -88,6 +88,12 @@ pub enum FilterError {
     /// Unknown traffic direction.
     #[error("unknown traffic direction {0:?} (expected ingress or egress)")]
     TrafficDirection(String),
+    /// A pod filter that names neither a namespace nor a pod.
+    #[error("invalid pod filter {0:?} (expected [namespace/][pod-name-prefix])")]
+    Pod(String),
+    /// An FQDN pattern with characters a name cannot have.
+    #[error("invalid FQDN filter {0:?} (expected letters, digits, '-', '_', '.' and '*')")]
+    Fqdn(String),
     /// A value out of range for an enum field.
     #[error("invalid {field} value {value}")]
     Enum {
