@@ -14,7 +14,7 @@ use super::{any_of, regex, Check, FilterError, FlowRef};
 use crate::api::proto::flow::{Endpoint, FlowFilter};
 
 /// `(namespace, pod-name prefix)` of a pod filter.
-fn parse_pod(spec: &str) -> Result<(String, String), FilterError> {
+pub(crate) fn parse_pod(spec: &str) -> Result<(String, String), FilterError> {
     match spec.split('/').collect::<Vec<_>>().as_slice() {
         [pod] if !pod.is_empty() => Ok(("default".into(), pod.to_string())),
         [ns, pod] if !(ns.is_empty() && pod.is_empty()) => Ok((ns.to_string(), pod.to_string())),
@@ -40,7 +40,7 @@ fn pod_check(
 }
 
 /// A `*` pattern as an anchored, case-insensitive regex over name characters.
-fn fqdn_regex(pattern: &str) -> Result<regex::Regex, FilterError> {
+pub(crate) fn fqdn_regex(pattern: &str) -> Result<regex::Regex, FilterError> {
     let p = pattern.trim().trim_end_matches('.').to_ascii_lowercase();
     let ok = !p.is_empty()
         && p.bytes()
