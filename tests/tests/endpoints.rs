@@ -200,6 +200,22 @@ fn local_sockets_are_host_or_their_pod() {
     assert_eq!(req["source"], host, "{req}");
     assert_eq!(req["destination"], host, "{req}");
 
+    // `hubble observe --namespace shop` (the server-side pod filter): the pod's flows only.
+    let in_shop: Vec<Value> = py(&format!(
+        "get --server {unix} --whitelist '{{\"source_pod\": [\"shop/\"]}}' \
+         --whitelist '{{\"destination_pod\": [\"shop/\"]}}'"
+    ))
+    .into_iter()
+    .filter_map(|l| l.get("flow").cloned())
+    .collect();
+    assert!(in_shop.iter().any(|f| is_req(f, "pod")), "{in_shop:#?}");
+    assert!(
+        in_shop
+            .iter()
+            .all(|f| f["source"]["namespace"] == "shop" || f["destination"]["namespace"] == "shop"),
+        "{in_shop:#?}"
+    );
+
     // `hubble list namespaces`: the pod's.
     let ns = py(&format!("namespaces --server {unix}"));
     assert_eq!(
@@ -289,6 +305,18 @@ fn names_from_dns_answers_go_on_the_flows_to_their_addresses() {
             "{rst}"
         );
     }
+    // `hubble observe --to-fqdn '*.flowscope.test'`: the flows to the answered address.
+    let named: Vec<Value> = py(&format!(
+        "get --server {unix} --whitelist '{{\"destination_fqdn\": [\"*.flowscope.test\"]}}'"
+    ))
+    .into_iter()
+    .filter_map(|l| l.get("flow").cloned())
+    .collect();
+    assert!(
+        !named.is_empty() && named.iter().all(to_answer),
+        "{named:#?}"
+    );
+
     // The DNS flows say where they were read: off the wire (Cilium says `proxy`).
     let dns = flows
         .iter()
