@@ -705,7 +705,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn dns_response() -> record::Flow {
+    pub(crate) fn dns_response() -> record::Flow {
         record::Flow {
             time_ns: 5,
             verdict: Verdict::Forwarded,

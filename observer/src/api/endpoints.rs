@@ -244,6 +244,51 @@ mod tests {
     }
 
     #[test]
+    fn names_from_a_dns_answer_on_the_flows_that_follow() {
+        use flows::record::{DnsAnswer, L7Record, L7Type, Layer7};
+        let r = EndpointResolver::default();
+        let mut answer = super::super::convert::tests::tcp_syn();
+        let mut info = match super::super::convert::tests::dns_response()
+            .l7
+            .unwrap()
+            .record
+        {
+            L7Record::Dns(d) => d,
+            L7Record::Http(_) => unreachable!(),
+        };
+        info.query = "api.example.org.".into();
+        info.rcode = Some(0);
+        info.answers = vec![DnsAnswer {
+            name: "api.example.org.".into(),
+            rrtype: "A".into(),
+            ttl: 30,
+            data: "198.51.100.1".into(),
+        }];
+        answer.l7 = Some(Layer7 {
+            r#type: L7Type::Response,
+            latency_ns: None,
+            record: L7Record::Dns(info),
+        });
+        r.observe(&answer);
+        let mut f = super::super::convert::tests::tcp_syn();
+        f.time_ns = answer.time_ns + 1;
+        f.ip.destination = "198.51.100.1".parse().unwrap();
+        let e = r.resolve(&f, None);
+        assert_eq!(e.destination.names_proto(), ["api.example.org"]);
+        assert!(e.source.names.is_empty());
+        // A request names nothing.
+        let mut query = answer.clone();
+        let l7 = query.l7.as_mut().unwrap();
+        l7.r#type = L7Type::Request;
+        if let L7Record::Dns(d) = &mut l7.record {
+            d.answers[0].data = "198.51.100.2".into();
+        }
+        f.ip.destination = "198.51.100.2".parse().unwrap();
+        r.observe(&query);
+        assert!(r.resolve(&f, None).destination.names.is_empty());
+    }
+
+    #[test]
     fn local_process_is_host_the_rest_by_address() {
         let r = EndpointResolver::default();
         r.addresses().set_local(["192.0.2.10".parse().unwrap()]);

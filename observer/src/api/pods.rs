@@ -195,6 +195,47 @@ mod tests {
         }
     }
 
+    /// A directory tree laid out like the kubelet's cgroups (the resolver only reads
+    /// directory names and inode numbers, which any directory has) and its log directory.
+    #[test]
+    fn finds_the_pod_of_a_cgroup_from_its_uid_and_the_log_directory() {
+        let tmp = std::env::temp_dir().join(format!("flowscope-pods-{}", std::process::id()));
+        let uid_ = UID.replace('-', "_");
+        let systemd = tmp.join(format!(
+            "cg/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod{uid_}.slice/cri-containerd-{}.scope",
+            "ab".repeat(32)
+        ));
+        let cgroupfs = tmp.join(format!(
+            "cg/kubepods/besteffort/pod{UID}/{}",
+            "cd".repeat(32)
+        ));
+        let other = tmp.join("cg/system.slice/sshd.service");
+        for d in [&systemd, &cgroupfs, &other] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let logs = tmp.join("pods");
+        std::fs::create_dir_all(logs.join(format!("shop_cart-5d78c9869d-x7k2q_{UID}/cart")))
+            .unwrap();
+        std::fs::create_dir_all(logs.join("not-a-pod-dir")).unwrap();
+        let ino = |p: &std::path::Path| {
+            std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap())
+        };
+        let mut r = PodResolver::new(Some(tmp.join("cg")), logs);
+        let want = PodMeta {
+            namespace: "shop".into(),
+            name: "cart-5d78c9869d-x7k2q".into(),
+            uid: UID.into(),
+            deployment: Some("cart".into()),
+        };
+        for d in [&systemd, &cgroupfs] {
+            assert_eq!(r.pod_of(ino(d)).as_deref(), Some(&want), "{}", d.display());
+        }
+        assert_eq!(r.pod_of(ino(&other)), None);
+        // Cached, by cgroup id.
+        assert_eq!(r.by_cgroup.len(), 3);
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+
     #[test]
     fn resolves_a_pod_cgroup_on_this_host_and_caches_the_rest() {
         // A real cgroup of this host that is no pod: cached as none.
