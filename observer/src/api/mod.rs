@@ -524,6 +524,47 @@ mod tests {
         let _ = std::fs::remove_dir_all(sock.parent().unwrap().parent().unwrap());
     }
 
+    /// The other agents the peer service announced are `remote-node`, this node's own
+    /// interface addresses `host`.
+    #[tokio::test]
+    async fn other_agents_nodes_are_remote_nodes() {
+        let store = Arc::new(FlowStore::new(4, "n1"));
+        let peers = PeerSet::new(PeerInfo {
+            name: peer::peer_name("n1", CLUSTER_NAME),
+            address: "192.0.2.10:4244".into(),
+            tls_server_name: None,
+        });
+        peers.upsert(PeerInfo {
+            name: peer::peer_name("n2", CLUSTER_NAME),
+            address: "192.0.2.11:4244".into(),
+            tls_server_name: None,
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(refresh_node_addresses(
+            store.clone(),
+            peers,
+            "n1".into(),
+            stop_rx,
+        ));
+        let addresses = store.endpoints().addresses();
+        for _ in 0..100 {
+            if addresses.identity_of("192.0.2.11".parse().unwrap())
+                == identity::ReservedIdentity::RemoteNode
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        use identity::ReservedIdentity::*;
+        let id = |a: &str| addresses.identity_of(a.parse().unwrap());
+        assert_eq!(id("192.0.2.11"), RemoteNode);
+        // This node's announced address is no remote node (nor, here, an interface's).
+        assert_eq!(id("192.0.2.10"), World);
+        assert_eq!(id("127.0.0.1"), Host);
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
+    }
+
     #[test]
     fn refuses_to_replace_a_live_socket_or_a_file() {
         let sock = temp_socket("live");

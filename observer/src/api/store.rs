@@ -264,6 +264,11 @@ impl FlowStore {
             .map(super::convert::timestamp_ns)
             .unwrap_or(0);
         let ext = FlowExtension::from_flow(&flow);
+        for ep in [&flow.source, &flow.destination].into_iter().flatten() {
+            if !ep.pod_name.is_empty() {
+                self.note_namespace(&ep.namespace);
+            }
+        }
         self.insert(time_ns, FlowBody::Wire(Box::new(WireFlow { flow, ext })))
     }
 
@@ -518,6 +523,49 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    /// Pods' namespaces are listed by GetNamespaces, whether the flow came from the pipeline
+    /// with its ends resolved or as a wire flow (read back from a file).
+    #[test]
+    fn pods_namespaces_are_noted() {
+        use crate::api::{endpoints::EndpointMeta, pods::PodMeta};
+        let store = FlowStore::new(8, "n");
+        store.push_record(&crate::api::convert::tests::tcp_syn());
+        assert!(store.namespaces().is_empty());
+        let pod = |ns: &str| {
+            Some(std::sync::Arc::new(PodMeta {
+                namespace: ns.into(),
+                name: "p".into(),
+                uid: String::new(),
+                deployment: None,
+            }))
+        };
+        let mut e = EngineFlow {
+            flow: crate::api::convert::tests::tcp_syn(),
+            iface: None,
+            peer: None,
+            endpoints: Default::default(),
+        };
+        e.endpoints.source = EndpointMeta {
+            pod: pod("shop"),
+            ..Default::default()
+        };
+        store.push_engine(e);
+        let mut w = flow_at(1);
+        w.destination = Some(flow::Endpoint {
+            namespace: "kube-system".into(),
+            pod_name: "coredns-x".into(),
+            ..Default::default()
+        });
+        store.push(w);
+        assert_eq!(
+            store.namespaces(),
+            [
+                ("default".to_string(), "kube-system".to_string()),
+                ("default".to_string(), "shop".to_string())
+            ]
+        );
     }
 
     #[test]
