@@ -58,6 +58,35 @@ impl ReservedIdentity {
     }
 }
 
+/// Cilium's names of its reserved identities 0..=10, by number (pkg/identity
+/// `reservedIdentityNames`): what the `hubble` CLI prints for them, in parentheses.
+pub const RESERVED_NAMES: [&str; 11] = [
+    "unknown",
+    "host",
+    "world",
+    "unmanaged",
+    "health",
+    "init",
+    "remote-node",
+    "kube-apiserver",
+    "ingress",
+    "world-ipv4",
+    "world-ipv6",
+];
+
+/// A security identity given as a number or a reserved name (`host`, `reserved:host`).
+pub fn parse_identity(s: &str) -> Option<u32> {
+    let s = s.trim();
+    if let Ok(n) = s.parse() {
+        return Some(n);
+    }
+    let name = s.strip_prefix("reserved:").unwrap_or(s);
+    RESERVED_NAMES
+        .iter()
+        .position(|n| *n == name)
+        .map(|i| i as u32)
+}
+
 /// The addresses this node knows the owners of: its own interfaces' and the other nodes'.
 /// Shared by the flow pipeline (reads, per flow) and the refresh task (writes, rarely).
 #[derive(Debug, Default)]
@@ -191,6 +220,23 @@ mod tests {
         ];
         for (id, n, label) in table {
             assert_eq!((id.id(), id.label()), (n, label), "{id:?}");
+        }
+    }
+
+    #[test]
+    fn identities_by_number_or_name() {
+        assert_eq!(parse_identity("6"), Some(6));
+        assert_eq!(parse_identity("host"), Some(1));
+        assert_eq!(parse_identity("reserved:remote-node"), Some(6));
+        assert_eq!(parse_identity("12345"), Some(12345));
+        assert_eq!(parse_identity("nope"), None);
+        for id in [
+            ReservedIdentity::Host,
+            ReservedIdentity::World,
+            ReservedIdentity::Unmanaged,
+            ReservedIdentity::RemoteNode,
+        ] {
+            assert_eq!(parse_identity(id.label().unwrap()), Some(id.id()));
         }
     }
 

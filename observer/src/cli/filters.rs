@@ -20,6 +20,7 @@ use crate::api::{
         traffic_direction::parse_direction,
         verdict::parse_verdict,
     },
+    identity::parse_identity,
     proto::{
         flow::{FlowFilter, IpVersion},
         flowscope::FlowFilterExtension,
@@ -58,6 +59,9 @@ pub(crate) const FLAGS: &[(&str, Option<&str>, bool)] = &[
     ("namespace", Some("-n"), true),
     ("from-namespace", None, true),
     ("to-namespace", None, true),
+    ("identity", None, true),
+    ("from-identity", None, true),
+    ("to-identity", None, true),
     ("fqdn", None, true),
     ("from-fqdn", None, true),
     ("to-fqdn", None, true),
@@ -274,6 +278,23 @@ pub fn build_filters(args: &[FilterArg]) -> Result<(Vec<FlowFilter>, Vec<FlowFil
                     _ => pair.both(dst),
                 }
             }
+            "identity" | "from-identity" | "to-identity" => {
+                let id = parse_identity(&v).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "invalid --{flag} {v:?} (expected a number or a reserved identity: host, \
+                         world, unmanaged, remote-node, ...)"
+                    )
+                })?;
+                let (src, dst) = (
+                    |f: &mut FlowFilter| f.source_identity.push(id),
+                    |f: &mut FlowFilter| f.destination_identity.push(id),
+                );
+                match flag {
+                    "identity" => pair.split(src, dst),
+                    "from-identity" => pair.both(src),
+                    _ => pair.both(dst),
+                }
+            }
             "fqdn" | "from-fqdn" | "to-fqdn" => {
                 fqdn_regex(&v)?;
                 let (src, dst) = (
@@ -338,7 +359,17 @@ mod tests {
         );
         assert_eq!(bl[0].source_fqdn, ["*.example.org"]);
         assert_eq!(bl[1].destination_fqdn, ["*.example.org"]);
-        for bad in ["--pod /", "--fqdn a/b", "--to-pod a/b/c"] {
+        let a = ordered_filter_args(&args("--from-identity host --identity 6")).unwrap();
+        let (wl, _) = build_filters(&a).unwrap();
+        assert_eq!(
+            (
+                &wl[0].source_identity,
+                &wl[1].source_identity,
+                &wl[1].destination_identity
+            ),
+            (&vec![1, 6], &vec![1], &vec![6])
+        );
+        for bad in ["--pod /", "--fqdn a/b", "--to-pod a/b/c", "--identity nope"] {
             assert!(
                 build_filters(&ordered_filter_args(&args(bad)).unwrap()).is_err(),
                 "{bad}"

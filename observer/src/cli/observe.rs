@@ -159,6 +159,16 @@ pub struct ObserveArgs {
     /// Destination pod's namespace.
     #[arg(long)]
     pub to_namespace: Vec<String>,
+    /// Source or destination security identity: a number or a reserved name (host, world,
+    /// remote-node, unmanaged, ...).
+    #[arg(long)]
+    pub identity: Vec<String>,
+    /// Source security identity.
+    #[arg(long)]
+    pub from_identity: Vec<String>,
+    /// Destination security identity.
+    #[arg(long)]
+    pub to_identity: Vec<String>,
     /// Source or destination DNS name (`*` wildcards), from the DNS answers the agent saw.
     #[arg(long)]
     pub fqdn: Vec<String>,
@@ -224,6 +234,9 @@ impl ObserveArgs {
             "namespace" => self.namespace.len(),
             "from-namespace" => self.from_namespace.len(),
             "to-namespace" => self.to_namespace.len(),
+            "identity" => self.identity.len(),
+            "from-identity" => self.from_identity.len(),
+            "to-identity" => self.to_identity.len(),
             "fqdn" => self.fqdn.len(),
             "from-fqdn" => self.from_fqdn.len(),
             "to-fqdn" => self.to_fqdn.len(),

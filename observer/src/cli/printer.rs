@@ -139,20 +139,7 @@ fn host_name(ip: &str, ep: Option<&Endpoint>, names: &[String]) -> String {
 /// An end's identity as the `hubble` CLI prints it: a reserved identity by name (Cilium's
 /// pkg/identity/numericidentity.go), any other as `ID:N`.
 fn identity_note(id: u32) -> String {
-    const RESERVED: [&str; 11] = [
-        "unknown",
-        "host",
-        "world",
-        "unmanaged",
-        "health",
-        "init",
-        "remote-node",
-        "kube-apiserver",
-        "ingress",
-        "world-ipv4",
-        "world-ipv6",
-    ];
-    match RESERVED.get(id as usize) {
+    match crate::api::identity::RESERVED_NAMES.get(id as usize) {
         Some(name) => format!("({name})"),
         None => format!("(ID:{id})"),
     }

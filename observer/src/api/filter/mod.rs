@@ -18,6 +18,7 @@ pub mod grpc;
 pub mod http_method;
 pub mod http_path;
 pub mod http_status;
+pub mod identity;
 pub mod ip;
 pub mod ip_version;
 pub mod kubernetes;
@@ -156,6 +157,7 @@ const DIMENSIONS: &[Dimension] = &[
     uuid::compile,
     node_name::compile,
     kubernetes::compile,
+    identity::compile,
     process::compile,
     grpc::compile,
 ];
