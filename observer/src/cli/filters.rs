@@ -13,6 +13,7 @@ use crate::api::{
         http_status::StatusMatch,
         ip::IpMatch,
         kubernetes::{fqdn_regex, parse_pod},
+        label::parse_selector,
         port::parse_port,
         protocol::ProtocolMatch,
         regex,
@@ -59,6 +60,9 @@ pub(crate) const FLAGS: &[(&str, Option<&str>, bool)] = &[
     ("namespace", Some("-n"), true),
     ("from-namespace", None, true),
     ("to-namespace", None, true),
+    ("label", Some("-l"), true),
+    ("from-label", None, true),
+    ("to-label", None, true),
     ("identity", None, true),
     ("from-identity", None, true),
     ("to-identity", None, true),
@@ -278,6 +282,18 @@ pub fn build_filters(args: &[FilterArg]) -> Result<(Vec<FlowFilter>, Vec<FlowFil
                     _ => pair.both(dst),
                 }
             }
+            "label" | "from-label" | "to-label" => {
+                parse_selector(&v)?;
+                let (src, dst) = (
+                    |f: &mut FlowFilter| f.source_label.push(v.clone()),
+                    |f: &mut FlowFilter| f.destination_label.push(v.clone()),
+                );
+                match flag {
+                    "label" => pair.split(src, dst),
+                    "from-label" => pair.both(src),
+                    _ => pair.both(dst),
+                }
+            }
             "identity" | "from-identity" | "to-identity" => {
                 let id = parse_identity(&v).ok_or_else(|| {
                     anyhow::anyhow!(
@@ -369,7 +385,18 @@ mod tests {
             ),
             (&vec![1, 6], &vec![1], &vec![6])
         );
-        for bad in ["--pod /", "--fqdn a/b", "--to-pod a/b/c", "--identity nope"] {
+        let a = ordered_filter_args(&args("--to-label reserved:world")).unwrap();
+        assert_eq!(
+            build_filters(&a).unwrap().0[0].destination_label,
+            ["reserved:world"]
+        );
+        for bad in [
+            "--pod /",
+            "--fqdn a/b",
+            "--to-pod a/b/c",
+            "--identity nope",
+            "--label a=b=c",
+        ] {
             assert!(
                 build_filters(&ordered_filter_args(&args(bad)).unwrap()).is_err(),
                 "{bad}"

@@ -159,6 +159,15 @@ pub struct ObserveArgs {
     /// Destination pod's namespace.
     #[arg(long)]
     pub to_namespace: Vec<String>,
+    /// Source or destination label selector: reserved:host, k8s:app=x, app in (a,b), !key.
+    #[arg(short = 'l', long)]
+    pub label: Vec<String>,
+    /// Source label selector.
+    #[arg(long)]
+    pub from_label: Vec<String>,
+    /// Destination label selector.
+    #[arg(long)]
+    pub to_label: Vec<String>,
     /// Source or destination security identity: a number or a reserved name (host, world,
     /// remote-node, unmanaged, ...).
     #[arg(long)]
@@ -234,6 +243,9 @@ impl ObserveArgs {
             "namespace" => self.namespace.len(),
             "from-namespace" => self.from_namespace.len(),
             "to-namespace" => self.to_namespace.len(),
+            "label" => self.label.len(),
+            "from-label" => self.from_label.len(),
+            "to-label" => self.to_label.len(),
             "identity" => self.identity.len(),
             "from-identity" => self.from_identity.len(),
             "to-identity" => self.to_identity.len(),

@@ -1,4 +1,4 @@
-//! Pod, FQDN, label and service filters.
+//! Pod, FQDN and service filters (labels: [`super::label`]).
 //!
 //! Pods and FQDNs as Hubble filters them (cilium pkg/hubble/filters/k8s.go, fqdn.go):
 //! `source_pod`/`destination_pod` are `[namespace/][pod-name-prefix]`, the namespace
@@ -6,9 +6,9 @@
 //! end is in that namespace and its pod name starts with the prefix (`kube-system/` is the
 //! whole namespace: what `hubble observe --namespace` sends); `source_fqdn`/
 //! `destination_fqdn` are names where `*` stands for any run of name characters, matched
-//! whole and case-insensitively against the end's `*_names`. Labels and services: flowscope
-//! flows carry no Kubernetes labels or services, so (like a Hubble node whose flows have
-//! none) a non-empty list matches no flow.
+//! whole and case-insensitively against the end's `*_names`. Services: flowscope flows carry
+//! no Kubernetes services, so (like a Hubble node whose flows have none) a non-empty list
+//! matches no flow.
 
 use super::{any_of, regex, Check, FilterError, FlowRef};
 use crate::api::proto::flow::{Endpoint, FlowFilter};
@@ -69,7 +69,7 @@ fn fqdn_check(
     }))
 }
 
-/// Compiles the pod/FQDN/label/service fields.
+/// Compiles the pod/FQDN/service fields.
 pub fn compile(filter: &FlowFilter) -> Result<Vec<Check>, FilterError> {
     let mut checks = pod_check(&filter.source_pod, |f| f.flow.source.as_ref())?;
     checks.extend(pod_check(&filter.destination_pod, |f| {
@@ -79,14 +79,7 @@ pub fn compile(filter: &FlowFilter) -> Result<Vec<Check>, FilterError> {
     checks.extend(fqdn_check(&filter.destination_fqdn, |f| {
         &f.flow.destination_names
     })?);
-    let unsupported = [
-        &filter.source_label,
-        &filter.destination_label,
-        &filter.source_service,
-        &filter.destination_service,
-    ]
-    .iter()
-    .any(|v| !v.is_empty());
+    let unsupported = !filter.source_service.is_empty() || !filter.destination_service.is_empty();
     if unsupported {
         checks.push(Box::new(|_: &FlowRef<'_>| false));
     }
@@ -149,7 +142,7 @@ mod tests {
             ),
             (
                 FlowFilter {
-                    destination_label: vec!["app=x".into()],
+                    destination_service: vec!["shop/cart".into()],
                     ..Default::default()
                 },
                 false,

@@ -22,6 +22,7 @@ pub mod identity;
 pub mod ip;
 pub mod ip_version;
 pub mod kubernetes;
+pub mod label;
 pub mod node_name;
 pub mod port;
 pub mod process;
@@ -92,6 +93,11 @@ pub enum FilterError {
     /// A pod filter that names neither a namespace nor a pod.
     #[error("invalid pod filter {0:?} (expected [namespace/][pod-name-prefix])")]
     Pod(String),
+    /// A label selector that does not parse.
+    #[error(
+        "invalid label selector {0:?} (expected e.g. reserved:host, k8s:app=x, app in (a,b), !key)"
+    )]
+    Label(String),
     /// An FQDN pattern with characters a name cannot have.
     #[error("invalid FQDN filter {0:?} (expected letters, digits, '-', '_', '.' and '*')")]
     Fqdn(String),
@@ -158,6 +164,7 @@ const DIMENSIONS: &[Dimension] = &[
     node_name::compile,
     kubernetes::compile,
     identity::compile,
+    label::compile,
     process::compile,
     grpc::compile,
 ];
