@@ -510,6 +510,21 @@ mod tests {
     }
 
     #[test]
+    fn kubernetes_filters_come_from_flags() {
+        let r =
+            parse("-n shop --not --to-fqdn *.example.org --from-identity host -l reserved:world")
+                .request(SystemTime::now())
+                .unwrap();
+        assert_eq!(r.whitelist.len(), 2);
+        assert_eq!(r.whitelist[0].source_pod, ["shop/"]);
+        assert_eq!(r.whitelist[0].source_identity, [1]);
+        assert_eq!(r.whitelist[0].source_label, ["reserved:world"]);
+        assert_eq!(r.whitelist[1].destination_pod, ["shop/"]);
+        assert_eq!(r.whitelist[1].destination_label, ["reserved:world"]);
+        assert_eq!(r.blacklist[0].destination_fqdn, ["*.example.org"]);
+    }
+
+    #[test]
     fn filters_come_from_flags() {
         let r = parse("--http-status 200 --not --port 80 -4")
             .request(SystemTime::now())
