@@ -275,6 +275,13 @@ impl<W: Write> Pipeline<W> {
                 .counters()
                 .map(|(k, v)| (format!("attribution_{k}"), v)),
         );
+        counters.extend(
+            self.store
+                .endpoints()
+                .counters()
+                .into_iter()
+                .map(|(k, v)| (format!("endpoints_{k}"), v)),
+        );
         *self.published.lock().unwrap_or_else(|p| p.into_inner()) = counters;
         self.flush()
     }

@@ -30,6 +30,8 @@ pub struct DnsNameCache {
     /// Each address's names, most recently answered last, with when each expires.
     by_addr: HashMap<IpAddr, Vec<(Arc<str>, u64)>>,
     entries: usize,
+    /// Pairs dropped before they expired, to make room (the cache was full).
+    evicted: u64,
 }
 
 impl DnsNameCache {
@@ -40,7 +42,14 @@ impl DnsNameCache {
             min_ttl_ns: min_ttl_secs.saturating_mul(1_000_000_000),
             by_addr: HashMap::new(),
             entries: 0,
+            evicted: 0,
         }
+    }
+
+    /// Pairs dropped before they expired because the cache was full (its cap is too low
+    /// for the names this node resolves).
+    pub fn evicted(&self) -> u64 {
+        self.evicted
     }
 
     /// How many (address, name) pairs are held.
@@ -107,6 +116,7 @@ impl DnsNameCache {
         if names.len() >= MAX_NAMES_PER_ADDRESS {
             names.remove(0);
             self.entries -= 1;
+            self.evicted += 1;
         }
         names.push((name, expires));
         self.entries += 1;
@@ -126,7 +136,9 @@ impl DnsNameCache {
             .collect();
         expiries.sort_unstable();
         let cut = expiries[(expiries.len() / 8).min(expiries.len() - 1)];
+        let before = self.entries;
         self.retain(|e| e > cut);
+        self.evicted += (before - self.entries) as u64;
     }
 
     fn retain(&mut self, keep: impl Fn(u64) -> bool) {
@@ -287,6 +299,7 @@ mod tests {
             );
             assert!(c.len() <= 16, "{}", c.len());
         }
+        assert!(c.evicted() > 0);
         // The longest-lived answers stay.
         assert_eq!(names(&c, "192.0.2.39", S), ["n39.example"]);
         assert!(names(&c, "192.0.2.0", S).is_empty());

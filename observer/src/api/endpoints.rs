@@ -147,6 +147,22 @@ impl EndpointResolver {
         &self.addresses
     }
 
+    /// Its counters, by name (`flowscope status`, /metrics).
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let pods = self
+            .pods
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .counters();
+        let dns = self.dns.lock().unwrap_or_else(|e| e.into_inner()).evicted();
+        vec![
+            ("dns_names_evicted_cache_full", dns),
+            ("pods_uid_not_in_log_dir", pods.uid_not_in_log_dir),
+            ("pods_log_dir_unreadable", pods.log_dir_unreadable),
+            ("pods_cgroup_cache_resets", pods.cache_resets),
+        ]
+    }
+
     /// Learns names from a flow when it is a DNS response.
     pub fn observe(&self, f: &Flow) {
         let Some(l7) = &f.l7 else { return };

@@ -79,6 +79,19 @@ pub struct PodResolver {
     by_cgroup: HashMap<u64, Option<Arc<PodMeta>>>,
     by_uid: HashMap<String, Arc<PodMeta>>,
     last_scan: Option<Instant>,
+    counters: PodCounters,
+}
+
+/// What went wrong finding pods, for `flowscope status` and /metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PodCounters {
+    /// Lookups of a pod cgroup whose UID has no log directory (yet): the log directory is
+    /// not mounted, or the pod is being created or deleted.
+    pub uid_not_in_log_dir: u64,
+    /// Listings of the log directory that failed (not mounted, not readable).
+    pub log_dir_unreadable: u64,
+    /// Times the per-cgroup cache was full and started over.
+    pub cache_resets: u64,
 }
 
 impl PodResolver {
@@ -91,7 +104,13 @@ impl PodResolver {
             by_cgroup: HashMap::new(),
             by_uid: HashMap::new(),
             last_scan: None,
+            counters: PodCounters::default(),
         }
+    }
+
+    /// The counters so far.
+    pub fn counters(&self) -> PodCounters {
+        self.counters
     }
 
     /// The pod of the process in cgroup `cgroup_id`, if any.
@@ -109,11 +128,16 @@ impl PodResolver {
                     self.rescan();
                 }
                 // A pod whose log directory is not there (yet) is looked up again later.
-                Some(self.by_uid.get(&uid).cloned()?)
+                let Some(meta) = self.by_uid.get(&uid).cloned() else {
+                    self.counters.uid_not_in_log_dir += 1;
+                    return None;
+                };
+                Some(meta)
             }
         };
         if self.by_cgroup.len() >= MAX_CACHED_CGROUPS {
             self.by_cgroup.clear();
+            self.counters.cache_resets += 1;
         }
         self.by_cgroup.insert(cgroup_id, found.clone());
         found
@@ -131,7 +155,10 @@ impl PodResolver {
         let rd = match std::fs::read_dir(&self.log_dir) {
             Ok(rd) => rd,
             Err(e) => {
-                tracing::debug!(dir = %self.log_dir.display(), error = %e, "cannot list pod log directories");
+                if self.counters.log_dir_unreadable == 0 {
+                    tracing::warn!(dir = %self.log_dir.display(), error = %e, "cannot list the kubelet's pod log directories: flows get no pod names (mount the host's /var/log/pods, or set pods-log-dir)");
+                }
+                self.counters.log_dir_unreadable += 1;
                 return;
             }
         };
@@ -233,6 +260,7 @@ mod tests {
         assert_eq!(r.pod_of(ino(&other)), None);
         // Cached, by cgroup id.
         assert_eq!(r.by_cgroup.len(), 3);
+        assert_eq!(r.counters(), PodCounters::default());
         let _ = std::fs::remove_dir_all(&tmp);
     }
 
