@@ -183,14 +183,16 @@ impl EndpointResolver {
             Direction::Ingress => (peer, f.process.as_ref()),
             Direction::Unknown => (None, None),
         };
+        let pod_of = |owner: Option<&ProcessInfo>| {
+            let id = owner?.cgroup_id?;
+            self.pods
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .pod_of(id)
+        };
+        let (src_pod, dst_pod) = (pod_of(src_owner), pod_of(dst_owner));
         let dns = self.dns.lock().unwrap_or_else(|e| e.into_inner());
-        let end = |ip: IpAddr, owner: Option<&ProcessInfo>| {
-            let pod = owner.and_then(|o| o.cgroup_id).and_then(|id| {
-                self.pods
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .pod_of(id)
-            });
+        let end = |ip: IpAddr, owner: Option<&ProcessInfo>, pod: Option<Arc<PodMeta>>| {
             let identity = match (&pod, owner) {
                 (Some(_), _) => ReservedIdentity::Unmanaged,
                 (None, Some(_)) => ReservedIdentity::Host,
@@ -203,8 +205,8 @@ impl EndpointResolver {
             }
         };
         FlowEndpoints {
-            source: end(f.ip.source, src_owner),
-            destination: end(f.ip.destination, dst_owner),
+            source: end(f.ip.source, src_owner, src_pod),
+            destination: end(f.ip.destination, dst_owner, dst_pod),
         }
     }
 }
