@@ -8,11 +8,12 @@ cd "$(dirname "$0")"
 
 # Debian packages: the eBPF toolchain, the kernel tools, and the real servers/clients/oracles
 # the tests drive (python3-grpc*: the foreign Python gRPC client of tests/tests/foreign_client.rs,
-# run with /usr/bin/python3). Nothing is fetched from anywhere but Debian and crates.io.
+# run with /usr/bin/python3; dnsmasq-base: the DNS server of tests/tests/endpoints.rs).
+# Nothing is fetched from anywhere but Debian and crates.io.
 PACKAGES=(
   clang-19 llvm-19 libbpf-dev bpftool linux-libc-dev
   iproute2 iputils-ping procps psmisc util-linux
-  nginx-light curl tcpdump tshark python3 bind9-dnsutils
+  nginx-light curl tcpdump tshark python3 bind9-dnsutils dnsmasq-base
   python3-grpcio python3-grpc-tools
   qemu-system-x86 linux-image-amd64 busybox-static cpio jq file binutils
 )

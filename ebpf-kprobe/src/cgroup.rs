@@ -77,6 +77,18 @@ pub fn parse_container(path: &str) -> Option<ContainerRef> {
     })
 }
 
+/// The Kubernetes pod UID of a cgroup path under `kubepods` (the kubelet's systemd layout
+/// `/kubepods.slice/kubepods-<qos>.slice/kubepods-<qos>-pod<uid_with_underscores>.slice/...`
+/// or its cgroupfs layout `/kubepods/<qos>/pod<uid>/...`), whether or not a container's
+/// cgroup lies below it.
+pub fn pod_uid(path: &str) -> Option<String> {
+    let mut parts = path.split('/').filter(|p| !p.is_empty());
+    if !parts.next()?.starts_with("kubepods") {
+        return None;
+    }
+    parts.find_map(pod_uid_of)
+}
+
 /// `kubepods-burstable-pod1234_5678.slice` or `pod1234-5678` -> `1234-5678`.
 fn pod_uid_of(part: &str) -> Option<String> {
     let unit = part.strip_suffix(".slice").unwrap_or(part);
@@ -238,6 +250,27 @@ mod tests {
                     assert_eq!(c.pod_uid.as_deref(), uid, "{path}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn finds_pod_uids_under_kubepods_only() {
+        let uid_ = UID.replace('-', "_");
+        for path in [
+            format!("/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod{uid_}.slice/cri-containerd-{ID}.scope"),
+            format!("/kubepods.slice/kubepods-pod{uid_}.slice"),
+            format!("/kubepods/burstable/pod{UID}/{ID}"),
+            format!("/kubepods/pod{UID}"),
+        ] {
+            assert_eq!(pod_uid(&path).as_deref(), Some(UID), "{path}");
+        }
+        for path in [
+            format!("/system.slice/pod{UID}"),
+            "/kubepods.slice/kubepods-besteffort.slice".to_string(),
+            format!("/kubepods/burstable/pod{}", &UID[..35]),
+            "/".to_string(),
+        ] {
+            assert_eq!(pod_uid(&path), None, "{path}");
         }
     }
 

@@ -401,7 +401,9 @@ impl Engine {
         };
         let reported = &mut entry.l4_reported_ns[side.index()];
         if report_l4 && wants_l4_in_flow(config.l4_records, packet, reported, now_ns) {
-            let is_reply = Some(side == entry.server);
+            // ICMP says by its type which way a message goes; the flow's first sender may be
+            // a neighbour-discovery exchange in the other direction.
+            let is_reply = Some(icmp_is_reply(packet).unwrap_or(side == entry.server));
             push(
                 queue,
                 counters,
@@ -778,8 +780,33 @@ fn initial_server(key: &FlowKey, side: Side, packet: &Packet<'_>) -> Side {
             }
         }
         Transport::Tcp(_) | Transport::Udp { .. } => key.guess_server_side(),
+        // A reply type's sender answers: it is the "server".
+        _ if icmp_is_reply(packet) == Some(true) => side,
         // ICMP and the rest: the first sender is the "client".
         _ => side.other(),
+    }
+}
+
+/// Whether an ICMP message is the answer of a request/answer pair, by its type: `Some(false)`
+/// for a request, `Some(true)` for its answer, `None` for the rest (errors, unsolicited
+/// messages), whose direction is the flow's. An ICMPv6 flow between two hosts usually opens
+/// with Neighbour Discovery in either direction before the first echo, so the flow's first
+/// sender says nothing about who pings whom.
+fn icmp_is_reply(packet: &Packet<'_>) -> Option<bool> {
+    let Transport::Icmp { v6, icmp_type, .. } = packet.transport else {
+        return None;
+    };
+    match (v6, icmp_type) {
+        // RFC 792: echo (8) / echo reply (0), timestamp (13/14), information (15/16);
+        // RFC 950: address mask (17/18).
+        (false, 8 | 13 | 15 | 17) => Some(false),
+        (false, 0 | 14 | 16 | 18) => Some(true),
+        // RFC 4443 §4.1, §4.2: echo request (128) / reply (129); RFC 4861 §4: router
+        // solicitation (133) / advertisement (134), neighbour solicitation (135) /
+        // advertisement (136).
+        (true, 128 | 133 | 135) => Some(false),
+        (true, 129 | 134 | 136) => Some(true),
+        _ => None,
     }
 }
 

@@ -71,6 +71,14 @@ pub struct AgentConfig {
     pub tls_server_name: Option<String>,
     /// OTLP span export, `--print-spans` and Prometheus metrics (the `[export]` table).
     pub export: crate::export::ExportConfig,
+    /// The kubelet's pod log directory (the host's /var/log/pods, mounted read-only in a
+    /// container): its `<namespace>_<pod>_<uid>` entries name the pods found in cgroup paths.
+    pub pods_log_dir: std::path::PathBuf,
+    /// Most (address, name) pairs remembered from DNS answers for `*_names` on flows.
+    pub dns_names_max_entries: usize,
+    /// Shortest time, in seconds, a DNS answer's names stay on flows (answers with a shorter
+    /// TTL are kept this long: connections outlive short TTLs).
+    pub dns_names_min_ttl: u64,
 }
 
 impl Default for AgentConfig {
@@ -100,6 +108,9 @@ impl Default for AgentConfig {
             disable_tls: false,
             tls_server_name: None,
             export: crate::export::ExportConfig::default(),
+            pods_log_dir: crate::api::pods::DEFAULT_PODS_LOG_DIR.into(),
+            dns_names_max_entries: crate::api::dns_names::DEFAULT_MAX_ENTRIES,
+            dns_names_min_ttl: crate::api::dns_names::DEFAULT_MIN_TTL_SECS,
         }
     }
 }
@@ -150,6 +161,9 @@ impl AgentConfig {
         self.attribution_method()?;
         if self.max_flows == 0 {
             anyhow::bail!("key `max-flows`: must be at least 1");
+        }
+        if self.dns_names_max_entries == 0 {
+            anyhow::bail!("key `dns-names-max-entries`: must be at least 1");
         }
         self.export.validate()?;
         if self.interfaces.iter().any(String::is_empty) {
@@ -214,6 +228,17 @@ impl AgentConfig {
             key_file: self.tls_key_file.clone()?,
             client_ca_files: self.tls_client_ca_files.clone(),
         })
+    }
+
+    /// How the API resolves the ends of flows: pods from this host's cgroup v2 hierarchy and
+    /// `pods-log-dir`, DNS names per `dns-names-*`.
+    pub fn endpoints_config(&self) -> crate::api::endpoints::EndpointsConfig {
+        crate::api::endpoints::EndpointsConfig {
+            cgroup_root: ebpf_kprobe::cgroup::cgroup2_mount(),
+            pods_log_dir: self.pods_log_dir.clone(),
+            dns_names_max_entries: self.dns_names_max_entries,
+            dns_names_min_ttl_secs: self.dns_names_min_ttl,
+        }
     }
 
     /// The Observer API's unix socket path, from `listen`.
@@ -301,6 +326,9 @@ mod tests {
             max-flows = 100
             node-name = "node-a"
             attribution = "proc-only"
+            pods-log-dir = "/host/var/log/pods"
+            dns-names-max-entries = 1000
+            dns-names-min-ttl = 5
         "#;
         let c = AgentConfig::from_toml(text).unwrap();
         assert_eq!(c.interfaces, ["eth0", "lo"]);
@@ -313,6 +341,15 @@ mod tests {
             std::path::PathBuf::from("/tmp/fs.sock")
         );
         assert_eq!(c.node_name(), "node-a");
+        let e = c.endpoints_config();
+        assert_eq!(
+            (
+                e.pods_log_dir.to_str(),
+                e.dns_names_max_entries,
+                e.dns_names_min_ttl_secs
+            ),
+            (Some("/host/var/log/pods"), 1000, 5)
+        );
         assert_eq!(
             c.peer_service.as_deref(),
             Some("flowscope-peer.flowscope.svc.cluster.local:4244")

@@ -195,6 +195,10 @@ pub struct AgentArgs {
     /// Where /metrics and /healthz are served [default: 127.0.0.1:9965]; "" turns it off.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// The kubelet's pod log directory, whose `<namespace>_<pod>_<uid>` entries name the pods
+    /// of local sockets [default: /var/log/pods].
+    #[arg(long, value_name = "DIR")]
+    pub pods_log_dir: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -284,6 +288,9 @@ impl AgentArgs {
         }
         if let Some(v) = self.max_flows {
             c.max_flows = v;
+        }
+        if let Some(v) = self.pods_log_dir {
+            c.pods_log_dir = v;
         }
         c.validate()?;
         Ok(c)

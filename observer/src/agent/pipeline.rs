@@ -275,6 +275,13 @@ impl<W: Write> Pipeline<W> {
                 .counters()
                 .map(|(k, v)| (format!("attribution_{k}"), v)),
         );
+        counters.extend(
+            self.store
+                .endpoints()
+                .counters()
+                .into_iter()
+                .map(|(k, v)| (format!("endpoints_{k}"), v)),
+        );
         *self.published.lock().unwrap_or_else(|p| p.into_inner()) = counters;
         self.flush()
     }
@@ -382,11 +389,16 @@ impl<W: Write> Pipeline<W> {
             }
         }
         let iface = (f.ifindex != 0).then(|| self.iface_name(f.ifindex));
+        // A DNS answer names its addresses for the flows that follow it (and for itself).
+        let resolver = self.store.endpoints();
+        resolver.observe(&f);
+        let endpoints = resolver.resolve(&f, peer.as_ref());
         // Stored compact; the wire message is built only for the printer and for clients.
         let stored = self.store.push_engine(EngineFlow {
             flow: f,
             iface,
             peer,
+            endpoints,
         });
         if let Some(p) = self.printer.as_mut() {
             p.print_flow(&stored.to_wire(self.store.node_name(), true).flow)?;

@@ -203,6 +203,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         max_flows: args.max_flows,
         node_name: args.node_name(),
         peer_service: args.peer_service.clone(),
+        endpoints: args.endpoints_config(),
     };
     let store = api_cfg.new_store();
     let engine_counters: SharedCounters = Arc::default();

@@ -39,6 +39,10 @@ pub const TRACE_TO_ENDPOINT: i32 = 0;
 /// Cilium's TraceFromLxc sub-type, printed "from-endpoint".
 pub const TRACE_FROM_ENDPOINT: i32 = 5;
 
+/// `DNS.observation_source` of flowscope's DNS flows: read from captured packets (Cilium
+/// fills `proxy` for what its DNS proxy saw).
+pub const DNS_OBSERVATION_SOURCE: &str = "wire";
+
 /// Why a wire flow can't become an engine flow.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum ConvertError {
@@ -326,7 +330,10 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
                 ips: d.ips.iter().map(IpAddr::to_string).collect(),
                 ttl: d.ttl.unwrap_or(0),
                 cnames: d.cnames.clone(),
-                observation_source: String::new(),
+                // Cilium's DNS proxy says `proxy`; flowscope reads DNS off the wire. The
+                // `hubble` CLI prints the source after the type (`dns-request wire`), so an
+                // empty one would leave a double space there.
+                observation_source: DNS_OBSERVATION_SOURCE.to_string(),
                 rcode: d.rcode.map(u32::from).unwrap_or(0),
                 qtypes: d.qtypes.clone(),
                 rrtypes: d.rrtypes.clone(),
@@ -432,6 +439,12 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         cgroup_id: f.process.as_ref().and_then(|p| p.cgroup_id).unwrap_or(0),
         summary: String::new(),
         extensions: None,
+        // What the node knows of the ends (identities, pods, DNS names) is the store's to add
+        // (api/endpoints.rs): the engine flow alone does not tell it.
+        source: None,
+        destination: None,
+        source_names: Vec::new(),
+        destination_names: Vec::new(),
     };
     // Written from the finished wire flow, as Cilium's parsers do.
     flow.summary = super::summary::summary(&flow);
@@ -694,7 +707,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn dns_response() -> record::Flow {
+    pub(crate) fn dns_response() -> record::Flow {
         record::Flow {
             time_ns: 5,
             verdict: Verdict::Forwarded,

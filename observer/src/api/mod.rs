@@ -17,11 +17,15 @@
 #![allow(dead_code)]
 
 pub mod convert;
+pub mod dns_names;
+pub mod endpoints;
 pub mod filter;
 pub mod health;
+pub mod identity;
 pub mod namespaces;
 pub mod peer;
 pub mod peer_discovery;
+pub mod pods;
 pub mod proto;
 pub mod service;
 pub mod status;
@@ -63,6 +67,10 @@ pub const DEFAULT_SOCKET: &str = "/var/run/flowscope/observer.sock";
 /// default cluster name, since flowscope has no cluster setting.
 pub const CLUSTER_NAME: &str = "default";
 
+/// How often this node's interface addresses and the other nodes' addresses (for the
+/// `host` / `remote-node` identities) are read again.
+const NODE_ADDRESSES_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How often the address announced to peers is looked up again (it changes when the node's
 /// address does and the TCP listener is bound to an unspecified address).
 const PEER_ADDRESS_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
@@ -86,6 +94,8 @@ pub struct ApiConfig {
     /// `HOST:PORT` resolving to every agent (a headless Service): the other agents announced
     /// by `peer.Peer/Notify`, for Hubble Relay. `None`: this node only.
     pub peer_service: Option<String>,
+    /// How the ends of flows are resolved (pods, DNS names).
+    pub endpoints: endpoints::EndpointsConfig,
 }
 
 impl Default for ApiConfig {
@@ -98,14 +108,21 @@ impl Default for ApiConfig {
             max_flows: store::DEFAULT_MAX_FLOWS,
             node_name: default_node_name(),
             peer_service: None,
+            endpoints: endpoints::EndpointsConfig::default(),
         }
     }
 }
 
 impl ApiConfig {
-    /// A store sized and named per this config.
+    /// A store sized and named per this config, resolving flow ends per `endpoints` (this
+    /// node's addresses read now; [`serve`] keeps them current).
     pub fn new_store(&self) -> Arc<FlowStore> {
-        Arc::new(FlowStore::new(self.max_flows, self.node_name.clone()))
+        let resolver = endpoints::EndpointResolver::new(&self.endpoints);
+        resolver.addresses().refresh_local();
+        Arc::new(
+            FlowStore::new(self.max_flows, self.node_name.clone())
+                .with_endpoints(Arc::new(resolver)),
+        )
     }
 }
 
@@ -203,7 +220,7 @@ pub async fn serve(
     let stopped = |mut rx: watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let svc = ObserverService::new(store, status)
+    let svc = ObserverService::new(store.clone(), status)
         .with_stop(stop_rx.clone())
         .with_tls(tls_server_name.clone());
     // This node, as Relay learns it: a TLS server name when the listener serves TLS.
@@ -226,6 +243,12 @@ pub async fn serve(
         );
     }
     let peers = PeerSet::new(first);
+    tokio::spawn(refresh_node_addresses(
+        store.clone(),
+        peers.clone(),
+        cfg.node_name.clone(),
+        stop_rx.clone(),
+    ));
     let peer_svc = PeerService::new(peers.clone(), stop_rx.clone());
     if let Some(target) = cfg.peer_service.clone() {
         tracing::info!(%target, "announcing the agents the peer service resolves to");
@@ -310,6 +333,34 @@ pub async fn serve(
     a.context("observer API (unix socket) failed")?;
     b.context("observer API (TCP) failed")?;
     Ok(())
+}
+
+/// Keeps the store's view of which addresses are this node's and which are the other
+/// agents' nodes current, until `stop`.
+async fn refresh_node_addresses(
+    store: Arc<FlowStore>,
+    peers: PeerSet,
+    node_name: String,
+    mut stop: watch::Receiver<bool>,
+) {
+    let me = peer::peer_name(&node_name, CLUSTER_NAME);
+    loop {
+        let addresses = store.endpoints().addresses();
+        addresses.refresh_local();
+        // The peer service resolves to the agents' (host-network) addresses: their nodes'.
+        addresses.set_remote_nodes(
+            peers
+                .peers()
+                .into_iter()
+                .filter(|p| p.name != me)
+                .filter_map(|p| p.address.parse::<SocketAddr>().ok())
+                .map(|a| a.ip()),
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(NODE_ADDRESSES_REFRESH) => {}
+            _ = service::stopped(&mut stop) => return,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -513,6 +564,47 @@ mod tests {
             .unwrap();
         assert!(!sock.exists(), "socket removed on shutdown");
         let _ = std::fs::remove_dir_all(sock.parent().unwrap().parent().unwrap());
+    }
+
+    /// The other agents the peer service announced are `remote-node`, this node's own
+    /// interface addresses `host`.
+    #[tokio::test]
+    async fn other_agents_nodes_are_remote_nodes() {
+        let store = Arc::new(FlowStore::new(4, "n1"));
+        let peers = PeerSet::new(PeerInfo {
+            name: peer::peer_name("n1", CLUSTER_NAME),
+            address: "192.0.2.10:4244".into(),
+            tls_server_name: None,
+        });
+        peers.upsert(PeerInfo {
+            name: peer::peer_name("n2", CLUSTER_NAME),
+            address: "192.0.2.11:4244".into(),
+            tls_server_name: None,
+        });
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let task = tokio::spawn(refresh_node_addresses(
+            store.clone(),
+            peers,
+            "n1".into(),
+            stop_rx,
+        ));
+        let addresses = store.endpoints().addresses();
+        for _ in 0..100 {
+            if addresses.identity_of("192.0.2.11".parse().unwrap())
+                == identity::ReservedIdentity::RemoteNode
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        use identity::ReservedIdentity::*;
+        let id = |a: &str| addresses.identity_of(a.parse().unwrap());
+        assert_eq!(id("192.0.2.11"), RemoteNode);
+        // This node's announced address is no remote node (nor, here, an interface's).
+        assert_eq!(id("192.0.2.10"), World);
+        assert_eq!(id("127.0.0.1"), Host);
+        stop_tx.send(true).unwrap();
+        task.await.unwrap();
     }
 
     #[test]

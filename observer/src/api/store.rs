@@ -16,6 +16,7 @@ use std::{
 
 use tokio::sync::broadcast;
 
+use super::endpoints::EndpointResolver;
 use super::namespaces::NamespaceTracker;
 use super::proto::{
     flow::{self, LostEventSource},
@@ -104,6 +105,8 @@ pub struct EngineFlow {
     pub iface: Option<Arc<str>>,
     /// Owner of the other end, when it lives on this node too.
     pub peer: Option<flows::record::ProcessInfo>,
+    /// Identities, pods and DNS names of both ends, as resolved when the flow came in.
+    pub endpoints: super::endpoints::FlowEndpoints,
 }
 
 /// A flow as clients see it: the wire message and its flowscope extension, decoded.
@@ -126,6 +129,11 @@ impl StoredFlow {
                     i.name = name.to_string();
                 }
                 ext.peer_process = e.peer.as_ref().map(super::convert::process_to_proto);
+                let ends = &e.endpoints;
+                flow.source = ends.source.to_proto();
+                flow.destination = ends.destination.to_proto();
+                flow.source_names = ends.source.names_proto();
+                flow.destination_names = ends.destination.names_proto();
                 let ext = (ext != FlowExtension::default()).then_some(ext);
                 if include_ext {
                     flow.extensions = ext.as_ref().map(FlowExtension::to_any);
@@ -185,6 +193,7 @@ pub struct FlowStore {
     started: Instant,
     started_wall: SystemTime,
     namespaces: NamespaceTracker,
+    endpoints: Arc<EndpointResolver>,
 }
 
 impl std::fmt::Debug for FlowStore {
@@ -231,7 +240,19 @@ impl FlowStore {
             started: Instant::now(),
             started_wall,
             namespaces: NamespaceTracker::new(super::CLUSTER_NAME),
+            endpoints: Arc::default(),
         }
+    }
+
+    /// This store with `endpoints` resolving the ends of the agent's flows.
+    pub fn with_endpoints(mut self, endpoints: Arc<EndpointResolver>) -> Self {
+        self.endpoints = endpoints;
+        self
+    }
+
+    /// What resolves the ends of flows before [`FlowStore::push_engine`].
+    pub fn endpoints(&self) -> &Arc<EndpointResolver> {
+        &self.endpoints
     }
 
     /// Adds a wire flow (e.g. one read back from JSON), evicting the oldest when full.
@@ -243,11 +264,19 @@ impl FlowStore {
             .map(super::convert::timestamp_ns)
             .unwrap_or(0);
         let ext = FlowExtension::from_flow(&flow);
+        for ep in [&flow.source, &flow.destination].into_iter().flatten() {
+            if !ep.pod_name.is_empty() {
+                self.note_namespace(&ep.namespace);
+            }
+        }
         self.insert(time_ns, FlowBody::Wire(Box::new(WireFlow { flow, ext })))
     }
 
     /// Adds an engine flow, kept compact until a client reads it. Never blocks on readers.
     pub fn push_engine(&self, flow: EngineFlow) -> Arc<StoredFlow> {
+        for ns in flow.endpoints.namespaces() {
+            self.note_namespace(ns);
+        }
         self.insert(flow.flow.time_ns, FlowBody::Engine(flow))
     }
 
@@ -257,6 +286,7 @@ impl FlowStore {
             flow: flow.clone(),
             iface: None,
             peer: None,
+            endpoints: Default::default(),
         })
     }
 
@@ -493,6 +523,49 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    /// Pods' namespaces are listed by GetNamespaces, whether the flow came from the pipeline
+    /// with its ends resolved or as a wire flow (read back from a file).
+    #[test]
+    fn pods_namespaces_are_noted() {
+        use crate::api::{endpoints::EndpointMeta, pods::PodMeta};
+        let store = FlowStore::new(8, "n");
+        store.push_record(&crate::api::convert::tests::tcp_syn());
+        assert!(store.namespaces().is_empty());
+        let pod = |ns: &str| {
+            Some(std::sync::Arc::new(PodMeta {
+                namespace: ns.into(),
+                name: "p".into(),
+                uid: String::new(),
+                deployment: None,
+            }))
+        };
+        let mut e = EngineFlow {
+            flow: crate::api::convert::tests::tcp_syn(),
+            iface: None,
+            peer: None,
+            endpoints: Default::default(),
+        };
+        e.endpoints.source = EndpointMeta {
+            pod: pod("shop"),
+            ..Default::default()
+        };
+        store.push_engine(e);
+        let mut w = flow_at(1);
+        w.destination = Some(flow::Endpoint {
+            namespace: "kube-system".into(),
+            pod_name: "coredns-x".into(),
+            ..Default::default()
+        });
+        store.push(w);
+        assert_eq!(
+            store.namespaces(),
+            [
+                ("default".to_string(), "kube-system".to_string()),
+                ("default".to_string(), "shop".to_string())
+            ]
+        );
     }
 
     #[test]

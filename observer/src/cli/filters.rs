@@ -9,10 +9,19 @@ use anyhow::{bail, Result};
 
 use crate::api::{
     filter::{
-        event_type::parse_event_type, http_status::StatusMatch, ip::IpMatch, port::parse_port,
-        protocol::ProtocolMatch, regex, tcp_flags::parse_flags, traffic_direction::parse_direction,
+        event_type::parse_event_type,
+        http_status::StatusMatch,
+        ip::IpMatch,
+        kubernetes::{fqdn_regex, parse_pod},
+        label::parse_selector,
+        port::parse_port,
+        protocol::ProtocolMatch,
+        regex,
+        tcp_flags::parse_flags,
+        traffic_direction::parse_direction,
         verdict::parse_verdict,
     },
+    identity::parse_identity,
     proto::{
         flow::{FlowFilter, IpVersion},
         flowscope::FlowFilterExtension,
@@ -20,7 +29,7 @@ use crate::api::{
 };
 
 /// Filter flags: (long name, short name, takes a value).
-const FLAGS: &[(&str, Option<&str>, bool)] = &[
+pub(crate) const FLAGS: &[(&str, Option<&str>, bool)] = &[
     ("ip", None, true),
     ("from-ip", None, true),
     ("to-ip", None, true),
@@ -45,6 +54,21 @@ const FLAGS: &[(&str, Option<&str>, bool)] = &[
     ("node-name", None, true),
     ("uuid", None, true),
     ("dns-query", None, true),
+    ("pod", None, true),
+    ("from-pod", None, true),
+    ("to-pod", None, true),
+    ("namespace", Some("-n"), true),
+    ("from-namespace", None, true),
+    ("to-namespace", None, true),
+    ("label", Some("-l"), true),
+    ("from-label", None, true),
+    ("to-label", None, true),
+    ("identity", None, true),
+    ("from-identity", None, true),
+    ("to-identity", None, true),
+    ("fqdn", None, true),
+    ("from-fqdn", None, true),
+    ("to-fqdn", None, true),
 ];
 
 /// One filter flag as given, in order.
@@ -239,6 +263,66 @@ pub fn build_filters(args: &[FilterArg]) -> Result<(Vec<FlowFilter>, Vec<FlowFil
                 regex(&v)?;
                 pair.both(|f| f.dns_query.push(v.clone()));
             }
+            // Pods as `[namespace/]prefix`, a namespace as `namespace/` (what the hubble CLI
+            // sends for --namespace), FQDNs as `*` patterns.
+            "pod" | "from-pod" | "to-pod" | "namespace" | "from-namespace" | "to-namespace" => {
+                let spec = if flag.ends_with("namespace") {
+                    format!("{}/", v.trim_end_matches('/'))
+                } else {
+                    v.clone()
+                };
+                parse_pod(&spec)?;
+                let (src, dst) = (
+                    |f: &mut FlowFilter| f.source_pod.push(spec.clone()),
+                    |f: &mut FlowFilter| f.destination_pod.push(spec.clone()),
+                );
+                match flag {
+                    "pod" | "namespace" => pair.split(src, dst),
+                    "from-pod" | "from-namespace" => pair.both(src),
+                    _ => pair.both(dst),
+                }
+            }
+            "label" | "from-label" | "to-label" => {
+                parse_selector(&v)?;
+                let (src, dst) = (
+                    |f: &mut FlowFilter| f.source_label.push(v.clone()),
+                    |f: &mut FlowFilter| f.destination_label.push(v.clone()),
+                );
+                match flag {
+                    "label" => pair.split(src, dst),
+                    "from-label" => pair.both(src),
+                    _ => pair.both(dst),
+                }
+            }
+            "identity" | "from-identity" | "to-identity" => {
+                let id = parse_identity(&v).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "invalid --{flag} {v:?} (expected a number or a reserved identity: host, \
+                         world, unmanaged, remote-node, ...)"
+                    )
+                })?;
+                let (src, dst) = (
+                    |f: &mut FlowFilter| f.source_identity.push(id),
+                    |f: &mut FlowFilter| f.destination_identity.push(id),
+                );
+                match flag {
+                    "identity" => pair.split(src, dst),
+                    "from-identity" => pair.both(src),
+                    _ => pair.both(dst),
+                }
+            }
+            "fqdn" | "from-fqdn" | "to-fqdn" => {
+                fqdn_regex(&v)?;
+                let (src, dst) = (
+                    |f: &mut FlowFilter| f.source_fqdn.push(v.clone()),
+                    |f: &mut FlowFilter| f.destination_fqdn.push(v.clone()),
+                );
+                match flag {
+                    "fqdn" => pair.split(src, dst),
+                    "from-fqdn" => pair.both(src),
+                    _ => pair.both(dst),
+                }
+            }
             other => bail!("unhandled filter flag --{other}"),
         }
     }
@@ -274,6 +358,50 @@ mod tests {
         );
         assert!(ordered_filter_args(&args("--not --last 5")).is_err());
         assert!(ordered_filter_args(&args("--port 80 --not")).is_err());
+    }
+
+    #[test]
+    fn pods_namespaces_and_fqdns() {
+        let a = ordered_filter_args(&args(
+            "--pod shop/cart --to-namespace kube-system --not --fqdn *.example.org -n shop",
+        ))
+        .unwrap();
+        let (wl, bl) = build_filters(&a).unwrap();
+        assert_eq!(wl.len(), 2);
+        assert_eq!(wl[0].source_pod, ["shop/cart", "shop/"]);
+        assert_eq!(
+            wl[1].destination_pod,
+            ["shop/cart", "kube-system/", "shop/"]
+        );
+        assert_eq!(bl[0].source_fqdn, ["*.example.org"]);
+        assert_eq!(bl[1].destination_fqdn, ["*.example.org"]);
+        let a = ordered_filter_args(&args("--from-identity host --identity 6")).unwrap();
+        let (wl, _) = build_filters(&a).unwrap();
+        assert_eq!(
+            (
+                &wl[0].source_identity,
+                &wl[1].source_identity,
+                &wl[1].destination_identity
+            ),
+            (&vec![1, 6], &vec![1], &vec![6])
+        );
+        let a = ordered_filter_args(&args("--to-label reserved:world")).unwrap();
+        assert_eq!(
+            build_filters(&a).unwrap().0[0].destination_label,
+            ["reserved:world"]
+        );
+        for bad in [
+            "--pod /",
+            "--fqdn a/b",
+            "--to-pod a/b/c",
+            "--identity nope",
+            "--label a=b=c",
+        ] {
+            assert!(
+                build_filters(&ordered_filter_args(&args(bad)).unwrap()).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

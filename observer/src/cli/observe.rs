@@ -14,7 +14,7 @@ use tokio_stream::StreamExt;
 
 use super::{
     client::{connect_with, status_error, TlsArgs, DEFAULT_SERVER},
-    filters::{build_filters, ordered_filter_args, FilterArg},
+    filters::{build_filters, ordered_filter_args, FilterArg, FLAGS},
     json::response_from_json,
     printer::{ColorMode, Format, Printer, PrinterOptions},
     time::{parse_time, TimeFormat},
@@ -143,6 +143,52 @@ pub struct ObserveArgs {
     /// Regular expression on the DNS query.
     #[arg(long)]
     pub dns_query: Vec<String>,
+    /// Source or destination pod: [namespace/]name-prefix (namespace `default` if not given).
+    #[arg(long, value_name = "[NS/]POD")]
+    pub pod: Vec<String>,
+    /// Source pod: [namespace/]name-prefix.
+    #[arg(long, value_name = "[NS/]POD")]
+    pub from_pod: Vec<String>,
+    /// Destination pod: [namespace/]name-prefix.
+    #[arg(long, value_name = "[NS/]POD")]
+    pub to_pod: Vec<String>,
+    /// Source or destination pod's namespace.
+    #[arg(short = 'n', long)]
+    pub namespace: Vec<String>,
+    /// Source pod's namespace.
+    #[arg(long)]
+    pub from_namespace: Vec<String>,
+    /// Destination pod's namespace.
+    #[arg(long)]
+    pub to_namespace: Vec<String>,
+    /// Source or destination label selector: reserved:host, k8s:app=x, app in (a,b), !key.
+    #[arg(short = 'l', long)]
+    pub label: Vec<String>,
+    /// Source label selector.
+    #[arg(long)]
+    pub from_label: Vec<String>,
+    /// Destination label selector.
+    #[arg(long)]
+    pub to_label: Vec<String>,
+    /// Source or destination security identity: a number or a reserved name (host, world,
+    /// remote-node, unmanaged, ...).
+    #[arg(long)]
+    pub identity: Vec<String>,
+    /// Source security identity.
+    #[arg(long)]
+    pub from_identity: Vec<String>,
+    /// Destination security identity.
+    #[arg(long)]
+    pub to_identity: Vec<String>,
+    /// Source or destination DNS name (`*` wildcards), from the DNS answers the agent saw.
+    #[arg(long)]
+    pub fqdn: Vec<String>,
+    /// Source DNS name (`*` wildcards).
+    #[arg(long)]
+    pub from_fqdn: Vec<String>,
+    /// Destination DNS name (`*` wildcards).
+    #[arg(long)]
+    pub to_fqdn: Vec<String>,
 
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
@@ -193,6 +239,21 @@ impl ObserveArgs {
             "node-name" => self.node_name.len(),
             "uuid" => self.uuid.len(),
             "dns-query" => self.dns_query.len(),
+            "pod" => self.pod.len(),
+            "from-pod" => self.from_pod.len(),
+            "to-pod" => self.to_pod.len(),
+            "namespace" => self.namespace.len(),
+            "from-namespace" => self.from_namespace.len(),
+            "to-namespace" => self.to_namespace.len(),
+            "label" => self.label.len(),
+            "from-label" => self.from_label.len(),
+            "to-label" => self.to_label.len(),
+            "identity" => self.identity.len(),
+            "from-identity" => self.from_identity.len(),
+            "to-identity" => self.to_identity.len(),
+            "fqdn" => self.fqdn.len(),
+            "from-fqdn" => self.from_fqdn.len(),
+            "to-fqdn" => self.to_fqdn.len(),
             _ => 0,
         }
     }
@@ -210,35 +271,7 @@ impl ObserveArgs {
             .iter()
             .map(|a| a.name)
             .any(|n| got.iter().filter(|a| a.name == n).count() != self.clap_count(n));
-        let total: usize = [
-            "ip",
-            "from-ip",
-            "to-ip",
-            "port",
-            "from-port",
-            "to-port",
-            "protocol",
-            "tcp-flags",
-            "verdict",
-            "type",
-            "http-status",
-            "http-method",
-            "http-path",
-            "trace-id",
-            "traffic-direction",
-            "ipv4",
-            "ipv6",
-            "pid",
-            "comm",
-            "grpc-service",
-            "grpc-method",
-            "node-name",
-            "uuid",
-            "dns-query",
-        ]
-        .iter()
-        .map(|n| self.clap_count(n))
-        .sum();
+        let total: usize = FLAGS.iter().map(|(n, _, _)| self.clap_count(n)).sum();
         if mismatch || total != got.len() || negated != usize::from(self.not) {
             bail!(
                 "could not tell which filter flag each --not applies to; \
@@ -483,6 +516,21 @@ mod tests {
         assert_eq!(r.number, 0);
         assert!(r.since.is_some());
         assert!(GetFlowsRequestExtension::from_request(&r).include_flow_extension);
+    }
+
+    #[test]
+    fn kubernetes_filters_come_from_flags() {
+        let r =
+            parse("-n shop --not --to-fqdn *.example.org --from-identity host -l reserved:world")
+                .request(SystemTime::now())
+                .unwrap();
+        assert_eq!(r.whitelist.len(), 2);
+        assert_eq!(r.whitelist[0].source_pod, ["shop/"]);
+        assert_eq!(r.whitelist[0].source_identity, [1]);
+        assert_eq!(r.whitelist[0].source_label, ["reserved:world"]);
+        assert_eq!(r.whitelist[1].destination_pod, ["shop/"]);
+        assert_eq!(r.whitelist[1].destination_label, ["reserved:world"]);
+        assert_eq!(r.blacklist[0].destination_fqdn, ["*.example.org"]);
     }
 
     #[test]

@@ -8,7 +8,8 @@ use crate::api::{
     filter::event_type::TRACE_SUB_TYPES,
     proto::{
         flow::{
-            layer4::Protocol, layer7::Record, Flow, L7FlowType, LostEvent, LostEventSource, Verdict,
+            layer4::Protocol, layer7::Record, Endpoint, Flow, L7FlowType, LostEvent,
+            LostEventSource, Verdict,
         },
         flowscope::FlowExtension,
         observer::{get_flows_response::ResponseTypes, GetFlowsResponse},
@@ -119,6 +120,31 @@ fn endpoint(ip: &str, port: Option<u32>) -> String {
     }
 }
 
+/// What an end is called, as the `hubble` CLI's `Hostname` picks it: `namespace/pod` for a
+/// pod, else its DNS names joined by `,`, else the address.
+fn host_name(ip: &str, ep: Option<&Endpoint>, names: &[String]) -> String {
+    match ep {
+        Some(e) if !e.pod_name.is_empty() => {
+            if e.namespace.is_empty() {
+                e.pod_name.clone()
+            } else {
+                format!("{}/{}", e.namespace, e.pod_name)
+            }
+        }
+        _ if !names.is_empty() => names.join(","),
+        _ => ip.to_string(),
+    }
+}
+
+/// An end's identity as the `hubble` CLI prints it: a reserved identity by name (Cilium's
+/// pkg/identity/numericidentity.go), any other as `ID:N`.
+fn identity_note(id: u32) -> String {
+    match crate::api::identity::RESERVED_NAMES.get(id as usize) {
+        Some(name) => format!("({name})"),
+        None => format!("(ID:{id})"),
+    }
+}
+
 /// The flow's summary as the `hubble` CLI prints it: `Flow.summary` as the server filled it
 /// (flowscope and Cilium both do), else made here in Cilium's wording (a flow read from a file
 /// written without one).
@@ -141,6 +167,11 @@ pub fn flow_type(f: &Flow) -> String {
         };
         return match l7.record {
             Some(Record::Http(_)) => format!("http-{dir}"),
+            // Like hubble's GetFlowType: the DNS observation source follows (`dns-request
+            // wire`, `dns-response proxy` from Cilium); none adds nothing.
+            Some(Record::Dns(ref d)) if !d.observation_source.is_empty() => {
+                format!("dns-{dir} {}", d.observation_source)
+            }
             Some(Record::Dns(_)) => format!("dns-{dir}"),
             None => "l7".into(),
         };
@@ -207,8 +238,20 @@ impl<W: Write> Printer<W> {
             Some(Protocol::Sctp(s)) => Some((s.source_port, s.destination_port)),
             _ => None,
         };
-        let mut source = self.paint(CYAN, &endpoint(&ip.source, ports.map(|p| p.0)));
-        let mut destination = self.paint(CYAN, &endpoint(&ip.destination, ports.map(|p| p.1)));
+        let src_host = host_name(&ip.source, f.source.as_ref(), &f.source_names);
+        let dst_host = host_name(
+            &ip.destination,
+            f.destination.as_ref(),
+            &f.destination_names,
+        );
+        let mut source = self.paint(CYAN, &endpoint(&src_host, ports.map(|p| p.0)));
+        let mut destination = self.paint(CYAN, &endpoint(&dst_host, ports.map(|p| p.1)));
+        for (side, ep) in [(&mut source, &f.source), (&mut destination, &f.destination)] {
+            if let Some(ep) = ep {
+                side.push(' ');
+                side.push_str(&identity_note(ep.identity));
+            }
+        }
         let (src_note, dst_note) = process_notes(f);
         for (side, note) in [(&mut source, src_note), (&mut destination, dst_note)] {
             if let Some(note) = note {
@@ -470,6 +513,38 @@ mod tests {
         );
     }
 
+    /// Ends the agent resolved print as the `hubble` CLI prints them: the pod or the DNS
+    /// names instead of the address, and the identity after it.
+    #[test]
+    fn compact_with_pods_names_and_identities() {
+        let mut f = syn();
+        f.source = Some(Endpoint {
+            identity: 3,
+            namespace: "shop".into(),
+            pod_name: "cart-5d78c9869d-x7k2q".into(),
+            ..Default::default()
+        });
+        f.destination = Some(Endpoint {
+            identity: 2,
+            ..Default::default()
+        });
+        f.destination_names = vec!["api.example.org".into(), "edge.example.net".into()];
+        let got = render(Format::Compact, &[f.clone()], false);
+        assert_eq!(
+            got,
+            "Nov 25 13:20:01.000: shop/cart-5d78c9869d-x7k2q:40000 (unmanaged) -> api.example.org,edge.example.net:443 (world) from-endpoint FORWARDED (TCP Flags: SYN)\n"
+        );
+        f.source.as_mut().unwrap().pod_name.clear();
+        f.source.as_mut().unwrap().identity = 1;
+        f.destination.as_mut().unwrap().identity = 12345;
+        f.destination_names.clear();
+        let got = render(Format::Compact, &[f], false);
+        assert_eq!(
+            got,
+            "Nov 25 13:20:01.000: [2001:db8::2]:40000 (host) -> [2001:db8::1]:443 (ID:12345) from-endpoint FORWARDED (TCP Flags: SYN)\n"
+        );
+    }
+
     #[test]
     fn compact_with_color_and_node() {
         let mut p = Printer::new(
@@ -573,5 +648,9 @@ mod tests {
             "DNS Answer \"93.184.216.34\" TTL: 300 (Query example.com. A)"
         );
         assert_eq!(flow_type(&dns), "dns-response");
+        if let Some(Record::Dns(d)) = dns.l7.as_mut().and_then(|l| l.record.as_mut()) {
+            d.observation_source = "wire".into();
+        }
+        assert_eq!(flow_type(&dns), "dns-response wire");
     }
 }

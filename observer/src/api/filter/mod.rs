@@ -18,9 +18,11 @@ pub mod grpc;
 pub mod http_method;
 pub mod http_path;
 pub mod http_status;
+pub mod identity;
 pub mod ip;
 pub mod ip_version;
 pub mod kubernetes;
+pub mod label;
 pub mod node_name;
 pub mod port;
 pub mod process;
@@ -88,6 +90,17 @@ pub enum FilterError {
     /// Unknown traffic direction.
     #[error("unknown traffic direction {0:?} (expected ingress or egress)")]
     TrafficDirection(String),
+    /// A pod filter that names neither a namespace nor a pod.
+    #[error("invalid pod filter {0:?} (expected [namespace/][pod-name-prefix])")]
+    Pod(String),
+    /// A label selector that does not parse.
+    #[error(
+        "invalid label selector {0:?} (expected e.g. reserved:host, k8s:app=x, app in (a,b), !key)"
+    )]
+    Label(String),
+    /// An FQDN pattern with characters a name cannot have.
+    #[error("invalid FQDN filter {0:?} (expected letters, digits, '-', '_', '.' and '*')")]
+    Fqdn(String),
     /// A value out of range for an enum field.
     #[error("invalid {field} value {value}")]
     Enum {
@@ -150,6 +163,8 @@ const DIMENSIONS: &[Dimension] = &[
     uuid::compile,
     node_name::compile,
     kubernetes::compile,
+    identity::compile,
+    label::compile,
     process::compile,
     grpc::compile,
 ];
