@@ -528,8 +528,7 @@ pub struct Flow {
     /// Trace identity (L7 flows).
     pub trace_context: Option<TraceContext>,
     /// Process attribution, filled by the agent: the local end this record is about (the
-    /// sender of an egress packet, the receiver of an ingress one; the other end when only
-    /// that one is a local process).
+    /// sender of an egress packet, the receiver of an ingress one).
     pub process: Option<ProcessInfo>,
     /// The owner of the other end, when it is a local process too (loopback, containers).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,6 +15,7 @@ use flows::{
     engine::{Engine, EngineConfig},
     packet::{CaptureMeta, Direction, LinkType},
     record::{Flow, Layer4, ProcessInfo, Record},
+    roles::{spans_for_owners, EndOwners},
     trace::SpanId,
 };
 use serde::{Deserialize, Serialize};
@@ -67,9 +68,10 @@ pub struct Pipeline<W: Write> {
     published: SharedCounters,
     last_now: u64,
     owners: OwnerCache,
-    /// Owner of the local end of each L7 exchange in flight, keyed by its span id: the span
-    /// comes at the response, after the request flow told us who the ends are.
-    span_owner: HashMap<SpanId, ProcessInfo, foldhash::fast::RandomState>,
+    /// Owners of the two ends (client, server) of each L7 exchange in flight, keyed by its
+    /// span id: the span comes at the response, after the exchange's flows told us who the
+    /// ends are.
+    span_owner: HashMap<SpanId, EndOwners, foldhash::fast::RandomState>,
     /// Records waiting for their owner, with the wall time after which they go out anyway.
     pending: VecDeque<(u64, Record)>,
     /// Attribution events applied so far.
@@ -100,6 +102,8 @@ fn process_info(p: &ebpf_kprobe::ProcessInfo) -> ProcessInfo {
         comm: Some(p.comm.clone()).filter(|c| !c.is_empty()),
         cgroup_id: Some(p.cgroup_id).filter(|c| *c != 0),
         container_id: p.container_id.clone(),
+        thread_name: p.thread_name.clone(),
+        agent: p.pid == std::process::id(),
     }
 }
 
@@ -136,6 +140,8 @@ impl<W: Write> Pipeline<W> {
             id_seed: random_seed(),
             l4_records,
             spans: exports.wants_spans(),
+            // Which ends are local processes is known only here, from the owners.
+            span_both_ends: exports.wants_spans(),
             ..EngineConfig::default()
         });
         let (printer, raw_out) = match output.format() {
@@ -356,13 +362,15 @@ impl<W: Write> Pipeline<W> {
             };
             match rec {
                 Record::Flow(f) => self.emit_flow(*f, owners)?,
-                Record::Span(mut span) => {
-                    span.process = self.span_owner.remove(&span.span_id).or(span.process);
-                    let out = match self.printer.as_mut() {
-                        Some(p) => Some(p.writer()),
-                        None => self.raw_out.as_mut(),
-                    };
-                    self.exports.emit_span(span, out)?;
+                Record::Span(span) => {
+                    let owners = self.span_owner.remove(&span.span_id).unwrap_or_default();
+                    for span in spans_for_owners(span, owners) {
+                        let out = match self.printer.as_mut() {
+                            Some(p) => Some(p.writer()),
+                            None => self.raw_out.as_mut(),
+                        };
+                        self.exports.emit_span(span, out)?;
+                    }
                 }
             }
         }
@@ -374,20 +382,29 @@ impl<W: Write> Pipeline<W> {
         mut f: Flow,
         (mine, peer): (Option<ProcessInfo>, Option<ProcessInfo>),
     ) -> std::io::Result<()> {
-        f.process = mine;
-        self.exports.observe_flow(&f);
-        if let (Some(tc), Some(p)) = (f.trace_context, f.process.as_ref()) {
-            if f.l7.is_some() && self.span_owner.len() < MAX_SPAN_OWNERS {
-                self.span_owner.insert(tc.span_id, p.clone());
+        if let (Some(tc), Some(reply)) = (f.trace_context, f.is_reply) {
+            if f.l7.is_some() && (mine.is_some() || peer.is_some()) {
+                let ends = end_owners(&f, reply, &mine, &peer);
+                let room = self.span_owner.len() < MAX_SPAN_OWNERS;
+                match self.span_owner.get_mut(&tc.span_id) {
+                    Some(known) => {
+                        known.client = known.client.take().or(ends.client);
+                        known.server = known.server.take().or(ends.server);
+                    }
+                    None if room => {
+                        self.span_owner.insert(tc.span_id, ends);
+                    }
+                    None => {}
+                }
             }
         }
+        // The record is about the packet's local end (the sender of an egress packet, the
+        // receiver of an ingress one); the other end's owner, when it is local too, beside it.
+        (f.process, f.peer_process) = (mine, peer);
+        self.exports.observe_flow(&f);
         let iface = (f.ifindex != 0).then(|| self.iface_name(f.ifindex));
         // Stored compact; the wire message is built only for the printer and for clients.
-        let stored = self.store.push_engine(EngineFlow {
-            flow: f,
-            iface,
-            peer,
-        });
+        let stored = self.store.push_engine(EngineFlow { flow: f, iface });
         if let Some(p) = self.printer.as_mut() {
             p.print_flow(&stored.to_wire(self.store.node_name(), true).flow)?;
         }
@@ -400,6 +417,30 @@ impl<W: Write> Pipeline<W> {
             Some(p) => p.writer().flush(),
             None => self.raw_out.as_mut().map_or(Ok(()), |w| w.flush()),
         }
+    }
+}
+
+/// The owners of an L7 flow's exchange's ends, from the owners of its packet's local end
+/// (`mine`: the sender of an egress packet, the receiver of an ingress one) and other end:
+/// a request goes client -> server, a response (`reply`) server -> client.
+fn end_owners(
+    f: &Flow,
+    reply: bool,
+    mine: &Option<ProcessInfo>,
+    peer: &Option<ProcessInfo>,
+) -> EndOwners {
+    let (source, destination) = match f.traffic_direction {
+        Direction::Ingress => (peer, mine),
+        _ => (mine, peer),
+    };
+    let (client, server) = if reply {
+        (destination, source)
+    } else {
+        (source, destination)
+    };
+    EndOwners {
+        client: client.clone(),
+        server: server.clone(),
     }
 }
 

@@ -259,6 +259,21 @@ pub fn process_to_proto(p: &ProcessInfo) -> Process {
         comm: p.comm.clone().unwrap_or_default(),
         cgroup_id: p.cgroup_id.unwrap_or(0),
         container_id: p.container_id.clone().unwrap_or_default(),
+        thread_name: p.thread_name.clone().unwrap_or_default(),
+        agent: p.agent,
+    }
+}
+
+/// An owner from its wire message.
+fn process_from_proto(p: &Process) -> ProcessInfo {
+    ProcessInfo {
+        pid: p.pid,
+        tid: (p.tid != 0).then_some(p.tid),
+        comm: (!p.comm.is_empty()).then(|| p.comm.clone()),
+        cgroup_id: (p.cgroup_id != 0).then_some(p.cgroup_id),
+        container_id: (!p.container_id.is_empty()).then(|| p.container_id.clone()),
+        thread_name: (!p.thread_name.is_empty()).then(|| p.thread_name.clone()),
+        agent: p.agent,
     }
 }
 
@@ -377,8 +392,8 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         grpc,
         payload_bytes: f.payload_bytes,
         ip_len: f.ip_len,
-        // The engine knows one end; the agent adds the peer's owner when it is local too.
-        peer_process: None,
+        // The agent's owner of the other end, when it is local too.
+        peer_process: f.peer_process.as_ref().map(process_to_proto),
         http_body_error: http_body_error.to_string(),
         http2,
         traceparent_invalid: f
@@ -578,13 +593,8 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
         }
         None => None,
     };
-    let process = ext.process.as_ref().map(|p| ProcessInfo {
-        pid: p.pid,
-        tid: (p.tid != 0).then_some(p.tid),
-        comm: (!p.comm.is_empty()).then(|| p.comm.clone()),
-        cgroup_id: (p.cgroup_id != 0).then_some(p.cgroup_id),
-        container_id: (!p.container_id.is_empty()).then(|| p.container_id.clone()),
-    });
+    let process = ext.process.as_ref().map(process_from_proto);
+    let peer_process = ext.peer_process.as_ref().map(process_from_proto);
     Ok(record::Flow {
         time_ns: f.time.as_ref().map(timestamp_ns).unwrap_or(0),
         verdict: if f.verdict == pb::Verdict::Dropped as i32 {
@@ -608,6 +618,7 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
         payload_bytes: ext.payload_bytes,
         trace_context,
         process,
+        peer_process,
     })
 }
 
@@ -661,7 +672,9 @@ pub(crate) mod tests {
                 comm: Some("nginx".into()),
                 cgroup_id: Some(99),
                 container_id: None,
+                ..ProcessInfo::default()
             }),
+            peer_process: None,
         }
     }
 
@@ -689,6 +702,7 @@ pub(crate) mod tests {
             payload_bytes: 0,
             trace_context: None,
             process: None,
+            peer_process: None,
         }
     }
 
@@ -737,6 +751,7 @@ pub(crate) mod tests {
             payload_bytes: 0,
             trace_context: None,
             process: None,
+            peer_process: None,
         }
     }
 

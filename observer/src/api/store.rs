@@ -98,12 +98,10 @@ enum FlowBody {
 /// An engine flow plus what the agent knows about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineFlow {
-    /// The flow, with its local owner in `process`.
+    /// The flow, with its local owner in `process` and the other end's in `peer_process`.
     pub flow: flows::record::Flow,
     /// Name of the capture interface, when known.
     pub iface: Option<Arc<str>>,
-    /// Owner of the other end, when it lives on this node too.
-    pub peer: Option<flows::record::ProcessInfo>,
 }
 
 /// A flow as clients see it: the wire message and its flowscope extension, decoded.
@@ -121,11 +119,10 @@ impl StoredFlow {
     pub fn to_wire(&self, node_name: &str, include_ext: bool) -> WireFlow {
         let (mut flow, ext) = match &self.body {
             FlowBody::Engine(e) => {
-                let (mut flow, mut ext) = super::convert::flow_to_wire(&e.flow, node_name);
+                let (mut flow, ext) = super::convert::flow_to_wire(&e.flow, node_name);
                 if let (Some(i), Some(name)) = (flow.interface.as_mut(), e.iface.as_ref()) {
                     i.name = name.to_string();
                 }
-                ext.peer_process = e.peer.as_ref().map(super::convert::process_to_proto);
                 let ext = (ext != FlowExtension::default()).then_some(ext);
                 if include_ext {
                     flow.extensions = ext.as_ref().map(FlowExtension::to_any);
@@ -256,7 +253,6 @@ impl FlowStore {
         self.push_engine(EngineFlow {
             flow: flow.clone(),
             iface: None,
-            peer: None,
         })
     }
 

@@ -158,11 +158,20 @@ pub fn flow_type(f: &Flow) -> String {
 }
 
 fn pid_note(p: &crate::api::proto::flowscope::Process) -> String {
-    if p.comm.is_empty() {
-        format!("(pid {})", p.pid)
-    } else {
-        format!("(pid {} {})", p.pid, p.comm)
+    let mut note = format!("(pid {}", p.pid);
+    if !p.comm.is_empty() {
+        note.push(' ');
+        note.push_str(&p.comm);
     }
+    if !p.thread_name.is_empty() {
+        note.push_str(", thread ");
+        note.push_str(&p.thread_name);
+    }
+    if p.agent {
+        note.push_str(", this agent");
+    }
+    note.push(')');
+    note
 }
 
 /// `(pid N comm)` notes for the source and destination ends, where their owners are known:

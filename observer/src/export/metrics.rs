@@ -480,6 +480,7 @@ mod tests {
                 comm: Some("nginx".into()),
                 ..ProcessInfo::default()
             }),
+            counterpart: None,
         }
     }
 
@@ -558,6 +559,7 @@ mod tests {
             payload_bytes: 0,
             trace_context: None,
             process: None,
+            peer_process: None,
         };
         m.observe_flow(&flow(TcpFlags::SYN.0, Direction::Ingress, 60));
         m.observe_flow(&flow(

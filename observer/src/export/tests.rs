@@ -250,6 +250,7 @@ fn test_span(i: u64) -> Box<Span> {
             comm: Some(if i.is_multiple_of(2) { "nginx" } else { "curl" }.into()),
             ..ProcessInfo::default()
         }),
+        counterpart: None,
     })
 }
 
