@@ -231,12 +231,20 @@ fn spans_reach_an_otlp_grpc_collector_and_metrics_count_requests() {
     );
     // A 404 is not a server error, but it is the client's (HTTP semconv "Status").
     assert_eq!(
-        sum(&text, "flowscope_request_errors_total", &[("kind", "server")]),
+        sum(
+            &text,
+            "flowscope_request_errors_total",
+            &[("kind", "server")]
+        ),
         0.0,
         "{text}"
     );
     assert_eq!(
-        sum(&text, "flowscope_request_errors_total", &[("kind", "client")]),
+        sum(
+            &text,
+            "flowscope_request_errors_total",
+            &[("kind", "client")]
+        ),
         2.0,
         "{text}"
     );

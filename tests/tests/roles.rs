@@ -24,7 +24,10 @@ fn start_python(ns: &Netns, addr: &str, port: u16, root: &std::path::Path) -> Pr
         .code()
         != Some(0)
     {
-        assert!(Instant::now() < deadline, "python http.server did not start");
+        assert!(
+            Instant::now() < deadline,
+            "python http.server did not start"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = &mut p;
@@ -74,7 +77,11 @@ fn spans_of(agent: &Proc, path: &str, want: usize) -> Vec<Value> {
 fn check_both_ends(agent: &Proc, n: usize, server_port: u16) {
     let spans = spans_of(agent, "/page.txt", 2 * n);
     let stderr = agent.stderr();
-    assert_eq!(spans.len(), 2 * n, "two spans per request: {spans:#?}\n{stderr:#?}");
+    assert_eq!(
+        spans.len(),
+        2 * n,
+        "two spans per request: {spans:#?}\n{stderr:#?}"
+    );
     let clients: Vec<&Value> = spans.iter().filter(|s| s["kind"] == "CLIENT").collect();
     let servers: Vec<&Value> = spans.iter().filter(|s| s["kind"] == "SERVER").collect();
     assert_eq!((clients.len(), servers.len()), (n, n), "{spans:#?}");
@@ -97,7 +104,11 @@ fn check_both_ends(agent: &Proc, n: usize, server_port: u16) {
         .1
         .into_iter()
         .map(|f| f["flow"].clone())
-        .filter(|f| f["l7"]["http"]["url"].as_str().is_some_and(|u| u.ends_with("/page.txt")))
+        .filter(|f| {
+            f["l7"]["http"]["url"]
+                .as_str()
+                .is_some_and(|u| u.ends_with("/page.txt"))
+        })
         .collect();
     assert!(!flows.is_empty(), "no HTTP flows printed");
     for f in &flows {
@@ -130,10 +141,17 @@ fn loopback_exchanges_give_a_client_span_of_curl_and_a_server_span_of_python() {
         .find(|s| s["kind"] == "SERVER")
         .unwrap_or_else(|| panic!("no SERVER span of /metrics: {spans:#?}"));
     let p = &server["process"];
-    assert_eq!(comm(p), "flowscope", "the process, not its thread: {server:#}");
+    assert_eq!(
+        comm(p),
+        "flowscope",
+        "the process, not its thread: {server:#}"
+    );
     assert_eq!(p["agent"], true, "marked as the agent's own: {server:#}");
     assert_ne!(p["thread_name"], "flowscope", "{server:#}");
-    let client = spans.iter().find(|s| s["kind"] == "CLIENT").expect("CLIENT span of curl");
+    let client = spans
+        .iter()
+        .find(|s| s["kind"] == "CLIENT")
+        .expect("CLIENT span of curl");
     assert_eq!(comm(&client["process"]), "curl");
 }
 
@@ -148,6 +166,10 @@ fn veth_exchanges_give_a_client_span_of_curl_and_a_server_span_of_python() {
         &link.server,
         &format!("-i {} -o jsonpb --print-spans", link.server_if),
     );
-    curl_n(&link.client, &format!("http://{SERVER_V4}:18081/page.txt"), 3);
+    curl_n(
+        &link.client,
+        &format!("http://{SERVER_V4}:18081/page.txt"),
+        3,
+    );
     check_both_ends(&agent, 3, 18081);
 }

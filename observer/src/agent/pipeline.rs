@@ -456,3 +456,40 @@ fn random_seed() -> u64 {
         std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(comm: &str) -> Option<ProcessInfo> {
+        Some(ProcessInfo {
+            pid: 1,
+            comm: Some(comm.into()),
+            ..ProcessInfo::default()
+        })
+    }
+
+    #[test]
+    fn end_owners_follow_roles_not_capture_direction() {
+        // http_request(): a request (client 198.18.0.2 -> server 198.18.0.1) seen arriving.
+        let mut f = crate::api::convert::tests::http_request();
+        let (curl, nginx) = (owner("curl"), owner("nginx"));
+        let cases = [
+            // (direction, reply, owner of the packet's local end, of its other end)
+            (Direction::Ingress, false, &nginx, &curl),
+            (Direction::Egress, false, &curl, &nginx),
+            (Direction::Ingress, true, &curl, &nginx),
+            (Direction::Egress, true, &nginx, &curl),
+        ];
+        for (direction, reply, mine, peer) in cases {
+            f.traffic_direction = direction;
+            let ends = end_owners(&f, reply, mine, peer);
+            let name = |p: &Option<ProcessInfo>| p.as_ref().and_then(|p| p.comm.clone());
+            assert_eq!(
+                (name(&ends.client), name(&ends.server)),
+                (Some("curl".into()), Some("nginx".into())),
+                "{direction:?} reply={reply}"
+            );
+        }
+    }
+}
