@@ -177,6 +177,10 @@ pub struct AgentArgs {
     /// Where /metrics and /healthz are served [default: 127.0.0.1:9965]; "" turns it off.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
+    /// Metric families served on /metrics, comma-separated: flowscope, otel (OpenTelemetry
+    /// semantic-convention names), hubble (Hubble's names) [default: all three].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SET,...")]
+    pub metrics: Vec<crate::export::MetricSet>,
 }
 
 impl AgentArgs {
@@ -232,6 +236,9 @@ impl AgentArgs {
         c.export.print_spans |= self.print_spans;
         if let Some(v) = self.metrics_listen {
             c.export.metrics_listen = v;
+        }
+        if !self.metrics.is_empty() {
+            c.export.metrics = self.metrics;
         }
         if let Some(v) = self.listen {
             c.listen = v;
