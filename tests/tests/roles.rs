@@ -153,6 +153,56 @@ fn loopback_exchanges_give_a_client_span_of_curl_and_a_server_span_of_python() {
         .find(|s| s["kind"] == "CLIENT")
         .expect("CLIENT span of curl");
     assert_eq!(comm(&client["process"]), "curl");
+    // ... and labelled as the agent's in the metrics.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = ns.exec("curl -sS --max-time 5 http://127.0.0.1:19971/metrics");
+        let own = text.lines().any(|l| {
+            l.starts_with("flowscope_requests_total{")
+                && l.contains(r#"service="flowscope""#)
+                && l.contains(r#"kind="server""#)
+                && l.contains(r#"agent="true""#)
+        });
+        if own {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no agent=\"true\" series:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+#[test]
+fn exclude_self_leaves_the_agents_own_traffic_out() {
+    require_root();
+    let ns = Netns::new("fsrx");
+    let tmp = TempDir::new();
+    std::fs::write(tmp.0.join("page.txt"), "roles\n").unwrap();
+    let _py = start_python(&ns, "127.0.0.1", 18082, &tmp.0);
+    let agent = start_agent(
+        &ns,
+        "-i lo -o jsonpb --print-spans --metrics-listen 127.0.0.1:19974 --exclude-self",
+    );
+    curl_n(&ns, "http://127.0.0.1:19974/metrics", 2);
+    curl_n(&ns, "http://127.0.0.1:18082/page.txt", 2);
+    // The python exchanges come after the /metrics ones: once they are out, so would those be.
+    assert_eq!(spans_of(&agent, "/page.txt", 4).len(), 4);
+    std::thread::sleep(Duration::from_millis(500));
+    let (spans, flows) = printed(&agent);
+    let own: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["attributes"]["url.path"] == "/metrics")
+        .collect();
+    assert!(own.is_empty(), "the agent's own exchanges: {own:#?}");
+    for f in &flows {
+        let ext = &f["flow"]["extensions"];
+        assert!(
+            ext["process"]["agent"] != true && ext["peer_process"]["agent"] != true,
+            "a flow of the agent: {f:#}"
+        );
+    }
 }
 
 #[test]

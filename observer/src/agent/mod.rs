@@ -155,6 +155,10 @@ pub struct AgentArgs {
     /// printed line would make another packet to print).
     #[arg(long)]
     pub include_own_ssh: bool,
+    /// Leave out the agent's own traffic (its /metrics and API listeners, its exports); by
+    /// default it is shown, its process marked as this agent's.
+    #[arg(long)]
+    pub exclude_self: bool,
     /// Send spans to this OTLP collector: http://HOST:4317 is gRPC, http://HOST:4318 or a
     /// /v1/traces path is HTTP/protobuf, https:// uses TLS. Default: $OTEL_EXPORTER_OTLP_*.
     #[arg(long, value_name = "URL")]
@@ -222,6 +226,7 @@ impl AgentArgs {
             c.output = v;
         }
         c.include_own_ssh |= self.include_own_ssh;
+        c.exclude_self |= self.exclude_self;
         if self.otlp_endpoint.is_some() {
             c.export.otlp_endpoint = self.otlp_endpoint;
         }

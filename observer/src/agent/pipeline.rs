@@ -83,6 +83,8 @@ pub struct Pipeline<W: Write> {
     exports: crate::export::ExportHandles,
     /// stdout when no flow printer owns it (for `--print-spans` with `-o none`).
     raw_out: Option<W>,
+    /// Leave out flows and spans with this agent at either end.
+    exclude_self: bool,
 }
 
 /// How long a record may wait for the kernel event naming its local process.
@@ -175,7 +177,13 @@ impl<W: Write> Pipeline<W> {
             blocked: None,
             exports,
             raw_out,
+            exclude_self: false,
         }
+    }
+
+    /// Leaves out every flow and span with this agent at either end (`exclude_self`).
+    pub fn set_exclude_self(&mut self, exclude: bool) {
+        self.exclude_self = exclude;
     }
 
     /// Kernel stamps are CLOCK_MONOTONIC: convert them with `clock`.
@@ -364,6 +372,10 @@ impl<W: Write> Pipeline<W> {
                 Record::Flow(f) => self.emit_flow(*f, owners)?,
                 Record::Span(span) => {
                     let owners = self.span_owner.remove(&span.span_id).unwrap_or_default();
+                    let agents = is_agent(&owners.client) || is_agent(&owners.server);
+                    if self.exclude_self && agents {
+                        continue;
+                    }
                     for span in spans_for_owners(span, owners) {
                         let out = match self.printer.as_mut() {
                             Some(p) => Some(p.writer()),
@@ -398,6 +410,9 @@ impl<W: Write> Pipeline<W> {
                 }
             }
         }
+        if self.exclude_self && (is_agent(&mine) || is_agent(&peer)) {
+            return Ok(());
+        }
         // The record is about the packet's local end (the sender of an egress packet, the
         // receiver of an ingress one); the other end's owner, when it is local too, beside it.
         (f.process, f.peer_process) = (mine, peer);
@@ -418,6 +433,11 @@ impl<W: Write> Pipeline<W> {
             None => self.raw_out.as_mut().map_or(Ok(()), |w| w.flush()),
         }
     }
+}
+
+/// Whether `p` is this agent's own process.
+fn is_agent(p: &Option<ProcessInfo>) -> bool {
+    p.as_ref().is_some_and(|p| p.agent)
 }
 
 /// The owners of an L7 flow's exchange's ends, from the owners of its packet's local end

@@ -47,6 +47,9 @@ pub struct RedLabels {
     pub status: String,
     /// `server` or `client`.
     pub kind: SpanKindLabel,
+    /// The span's process is this agent (its own metrics and API listeners, its exports):
+    /// dashboards can leave the agent's own traffic out (or the agent can, `exclude_self`).
+    pub agent: bool,
 }
 
 /// Span kind as a label value.
@@ -388,6 +391,7 @@ impl Metrics {
                 SpanKind::Server => SpanKindLabel::server,
                 SpanKind::Client => SpanKindLabel::client,
             },
+            agent: s.process.as_ref().is_some_and(|p| p.agent),
         }
     }
 }
@@ -531,16 +535,19 @@ mod tests {
         m.observe_span(&http_span("/users/2", 404, 1, false));
         m.observe_span(&http_span("/users/3", 500, 30, true));
         let t = m.encode();
-        let l = r#"flowscope_requests_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server"} 3"#;
+        let l = r#"flowscope_requests_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server",agent="false"} 3"#;
         assert!(t.contains(l), "{t}");
-        assert!(t.contains(r#"status="404",kind="server"} 1"#), "{t}");
         assert!(
-            t.contains(r#"flowscope_request_errors_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="500",kind="server"} 1"#),
+            t.contains(r#"status="404",kind="server",agent="false"} 1"#),
             "{t}"
         );
         assert!(
-            t.contains(r#"flowscope_request_duration_seconds_bucket{le="0.0025",service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server"} 3"#)
-                || t.contains(r#"flowscope_request_duration_seconds_bucket{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server",le="0.0025"} 3"#),
+            t.contains(r#"flowscope_request_errors_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="500",kind="server",agent="false"} 1"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"flowscope_request_duration_seconds_bucket{le="0.0025",service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server",agent="false"} 3"#)
+                || t.contains(r#"flowscope_request_duration_seconds_bucket{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server",agent="false",le="0.0025"} 3"#),
             "{t}"
         );
         assert!(
@@ -561,11 +568,11 @@ mod tests {
         }
         let t = m.encode();
         assert!(
-            t.contains(r#"route="other",status="200",kind="server"} 2"#),
+            t.contains(r#"route="other",status="200",kind="server",agent="false"} 2"#),
             "{t}"
         );
         assert!(
-            t.contains(r#"route="/a",status="200",kind="server"} 2"#),
+            t.contains(r#"route="/a",status="200",kind="server",agent="false"} 2"#),
             "{t}"
         );
         assert!(t.contains("flowscope_route_overflow_total 2"), "{t}");

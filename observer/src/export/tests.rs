@@ -516,7 +516,7 @@ async fn metrics_server_serves_metrics_and_healthz() {
     assert_eq!(st, 200);
     assert_eq!(ctype.as_deref(), Some(Metrics::CONTENT_TYPE));
     assert!(
-        body.contains(r#"flowscope_requests_total{service="curl",peer="",protocol="http",method="GET",route="/items/{id}",status="200",kind="server"} 1"#),
+        body.contains(r#"flowscope_requests_total{service="curl",peer="",protocol="http",method="GET",route="/items/{id}",status="200",kind="server",agent="false"} 1"#),
         "{body}"
     );
     assert_eq!(get("/healthz").await.0, 200);
