@@ -300,3 +300,87 @@ fn without_span_both_ends_one_span_by_capture_direction() {
         (SpanKind::Server, None)
     );
 }
+
+/// A gRPC call answered NOT_FOUND, captured on loopback (every packet seen leaving): the
+/// client's span is an error, the server's is not (RPC semconv: servers mark only the
+/// server-fault codes), and each has the other end as its peer.
+#[test]
+fn a_grpc_call_between_local_processes_gives_each_end_its_rpc_span() {
+    use flows::l7::http2::frame::encode::frame;
+    use flows::l7::http2::hpack::encode as hp;
+    let block = |fields: &[(&str, &str)]| {
+        let mut b = Vec::new();
+        for (n, v) in fields {
+            hp::literal(&mut b, n, v, false);
+        }
+        b
+    };
+    let (headers, settings, end_stream, end_headers) = (1, 4, 0x1, 0x4);
+    let mut c = TcpConversation::new(CLIENT.parse().unwrap(), SERVER.parse().unwrap(), 1, 9, 1);
+    c.handshake();
+    let mut hello = flows::l7::http2::PREFACE.to_vec();
+    hello.extend(frame(settings, 0, 0, &[]));
+    c.client_send(&hello, 1448);
+    c.server_send(&frame(settings, 0, 0, &[]), 1448);
+    let request = block(&[
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/pkg.Svc/Get"),
+        (":authority", "svc.test:8080"),
+        ("content-type", "application/grpc"),
+    ]);
+    c.client_send(&frame(headers, end_headers | end_stream, 1, &request), 1448);
+    let response = block(&[
+        (":status", "200"),
+        ("content-type", "application/grpc"),
+        ("grpc-status", "5"),
+    ]);
+    c.server_send(
+        &frame(headers, end_headers | end_stream, 1, &response),
+        1448,
+    );
+    let mut frames = c.into_frames();
+    for f in &mut frames {
+        f.direction = Direction::Egress;
+    }
+    let mut e = Engine::new(EngineConfig {
+        l4_records: L4Records::Off,
+        span_both_ends: true,
+        ..EngineConfig::default()
+    });
+    let span = run(&mut e, &frames)
+        .into_iter()
+        .find_map(|r| match r {
+            Record::Span(s) => Some(s),
+            _ => None,
+        })
+        .expect("a span");
+    let owners = EndOwners {
+        client: Some(owner(1, "client")),
+        server: Some(owner(2, "server")),
+    };
+    let out: Vec<Box<Span>> = spans_for_owners(span, owners).collect();
+    let got: Vec<Want> = out.iter().map(|s| got(s)).collect();
+    let want = vec![
+        Want {
+            kind: SpanKind::Client,
+            comm: Some("client".into()),
+            status: StatusCode::Error,
+            peer_port: 8080,
+        },
+        Want {
+            kind: SpanKind::Server,
+            comm: Some("server".into()),
+            status: StatusCode::Unset,
+            peer_port: 40000,
+        },
+    ];
+    assert_eq!(got, want);
+    for s in &out {
+        assert_eq!(s.attributes.get(attr::RPC_SERVICE), Some(&"pkg.Svc".into()));
+        assert_eq!(
+            s.attributes.get(attr::RPC_GRPC_STATUS_CODE),
+            Some(&5.into())
+        );
+    }
+}
