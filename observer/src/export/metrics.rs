@@ -733,4 +733,59 @@ mod tests {
         assert!(!t.contains("flowscope_requests_total"), "{t}");
         assert!(!t.contains("hubble_"), "{t}");
     }
+
+    #[test]
+    fn hubble_dns_queries_and_responses_with_ciliums_rcode_names() {
+        use flows::record::{DnsInfo, L7Record, L7Type, Layer7};
+        let m = Metrics::new(&ExportConfig::default());
+        let dns = |t: L7Type, rcode: Option<u16>, ips: usize| Flow {
+            time_ns: 0,
+            verdict: Verdict::Forwarded,
+            flow_type: FlowType::L7,
+            ip: IpInfo::new("198.18.0.2".parse().unwrap(), "198.18.0.1".parse().unwrap()),
+            l4: Layer4::Udp {
+                source_port: 5000,
+                destination_port: 53,
+            },
+            l7: Some(Layer7 {
+                r#type: t,
+                latency_ns: None,
+                record: L7Record::Dns(DnsInfo {
+                    id: 1,
+                    query: "a.test.".into(),
+                    qtypes: vec!["A".into()],
+                    rcode,
+                    ips: vec!["192.0.2.1".parse().unwrap(); ips],
+                    ttl: None,
+                    cnames: vec![],
+                    rrtypes: vec![],
+                    answers: vec![],
+                    truncated: false,
+                    questions: vec![],
+                    response_only: false,
+                }),
+            }),
+            traffic_direction: Direction::Egress,
+            is_reply: Some(t == L7Type::Response),
+            ifindex: 1,
+            socket_cookie: None,
+            ip_len: 0,
+            payload_bytes: 0,
+            trace_context: None,
+            process: None,
+            peer_process: None,
+        };
+        m.observe_flow(&dns(L7Type::Request, None, 0));
+        m.observe_flow(&dns(L7Type::Response, Some(0), 2));
+        m.observe_flow(&dns(L7Type::Response, Some(3), 0));
+        let t = m.encode();
+        for want in [
+            r#"hubble_dns_queries_total{rcode="",qtypes="A",ips_returned="0"} 1"#,
+            r#"hubble_dns_responses_total{rcode="No Error",qtypes="A",ips_returned="2"} 1"#,
+            r#"hubble_dns_responses_total{rcode="Non-Existent Domain",qtypes="A",ips_returned="0"} 1"#,
+            r#"hubble_flows_processed_total{protocol="DNS",type="L7",subtype="DNS",verdict="FORWARDED"} 3"#,
+        ] {
+            assert!(t.contains(want), "{want}\n{t}");
+        }
+    }
 }
