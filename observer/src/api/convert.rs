@@ -845,6 +845,29 @@ pub(crate) mod tests {
         }
     }
 
+    /// Both ends' processes (issue 22): the thread apart from the process, the agent marked.
+    #[test]
+    fn both_ends_processes_round_trip() {
+        let mut f = http_request();
+        f.process.as_mut().unwrap().thread_name = Some("worker-3".into());
+        f.peer_process = Some(ProcessInfo {
+            pid: 7,
+            tid: Some(8),
+            comm: Some("flowscope".into()),
+            thread_name: Some("tokio-rt-worker".into()),
+            agent: true,
+            ..ProcessInfo::default()
+        });
+        let p = flow_to_proto(&f, "n");
+        let ext = FlowExtension::from_flow(&p).unwrap();
+        let peer = ext.peer_process.as_ref().unwrap();
+        assert_eq!(
+            (peer.comm.as_str(), peer.thread_name.as_str(), peer.agent),
+            ("flowscope", "tokio-rt-worker", true)
+        );
+        assert_eq!(flow_from_proto(&p).unwrap(), f);
+    }
+
     /// W3C Trace Context §3.2.2: an invalid `traceparent` is marked on the flow's extension.
     #[test]
     fn invalid_traceparent_is_marked_and_round_trips() {

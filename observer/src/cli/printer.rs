@@ -469,6 +469,23 @@ mod tests {
     }
 
     #[test]
+    fn both_ends_are_named_with_thread_and_agent_marks() {
+        let mut f = conv::http_request();
+        f.process.as_mut().unwrap().thread_name = Some("worker-1".into());
+        f.peer_process = Some(flows::record::ProcessInfo {
+            pid: 9,
+            comm: Some("flowscope".into()),
+            agent: true,
+            ..Default::default()
+        });
+        let got = render(Format::Compact, &[flow_to_proto(&f, "node-a")], false);
+        assert!(
+            got.contains("198.18.0.2:51234 (pid 9 flowscope, this agent) -> 198.18.0.1:80 (pid 456 nginx, thread worker-1)"),
+            "{got}"
+        );
+    }
+
+    #[test]
     fn compact_golden() {
         let got = render(Format::Compact, &[request(), response(), syn()], false);
         assert_eq!(
