@@ -184,7 +184,8 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// Thread id, when known.
     pub tid: Option<u32>,
-    /// Command name (`comm`), when known.
+    /// The process's name, when known: its thread-group leader's `comm` (what `ps` shows),
+    /// not the name of the thread that used the socket (that is [`ProcessInfo::thread_name`]).
     pub comm: Option<String>,
     /// cgroup v2 id, when known.
     pub cgroup_id: Option<u64>,

@@ -42,7 +42,7 @@ pub struct EndOwners {
 /// is `span`, given who owns its ends:
 /// - both ends local: the CLIENT span owned by the client and the SERVER span owned by the
 ///   server, the SERVER span a child of the CLIENT one unless the request's `traceparent`
-///   named its parent (W3C Trace Context §3.2: the caller's span is the parent);
+///   named its parent (W3C Trace Context §3.2.2.4: `parent-id` is the caller's span);
 /// - one end local: that end's span, owned by it;
 /// - neither known: `span` as the engine built it (kind from the capture direction).
 ///

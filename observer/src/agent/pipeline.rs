@@ -105,6 +105,8 @@ fn process_info(p: &ebpf_kprobe::ProcessInfo) -> ProcessInfo {
         cgroup_id: Some(p.cgroup_id).filter(|c| *c != 0),
         container_id: p.container_id.clone(),
         thread_name: p.thread_name.clone(),
+        // The kernel reports pids of the initial pid namespace; the agent runs in it (on the
+        // host, or with hostPID as the DaemonSet does), so its own pid is comparable.
         agent: p.pid == std::process::id(),
     }
 }
