@@ -147,7 +147,11 @@ fn loopback_exchanges_give_a_client_span_of_curl_and_a_server_span_of_python() {
         "the process, not its thread: {server:#}"
     );
     assert_eq!(p["agent"], true, "marked as the agent's own: {server:#}");
-    assert_ne!(p["thread_name"], "flowscope", "{server:#}");
+    // The thread that accepted is a tokio worker (unknown when only /proc could tell).
+    assert!(
+        p["thread_name"].is_null() || p["thread_name"] == "tokio-rt-worker",
+        "{server:#}"
+    );
     let client = spans
         .iter()
         .find(|s| s["kind"] == "CLIENT")
