@@ -8,13 +8,15 @@ cd "$(dirname "$0")"
 
 # Debian packages: the eBPF toolchain, the kernel tools, and the real servers/clients/oracles
 # the tests drive (python3-grpc*: the foreign Python gRPC client of tests/tests/foreign_client.rs,
-# run with /usr/bin/python3; dnsmasq-base: the DNS server of tests/tests/endpoints.rs).
+# run with /usr/bin/python3; dnsmasq-base: the DNS server of tests/tests/endpoints.rs;
+# prometheus: the real scraper of tests/tests/prometheus.rs).
 # Nothing is fetched from anywhere but Debian and crates.io.
 PACKAGES=(
   clang-19 llvm-19 libbpf-dev bpftool linux-libc-dev
   iproute2 iputils-ping procps psmisc util-linux
   nginx-light curl tcpdump tshark python3 bind9-dnsutils dnsmasq-base
   python3-grpcio python3-grpc-tools
+  prometheus
   qemu-system-x86 linux-image-amd64 busybox-static cpio jq file binutils
 )
 
@@ -39,6 +41,10 @@ install_packages() {
   # nginx-light's package starts a system nginx on :80; our tests run their own.
   if command -v systemctl >/dev/null && systemctl is-active -q nginx 2>/dev/null; then
     systemctl stop nginx || true
+  fi
+  # Likewise prometheus's package starts one on :9090; the tests start their own in a netns.
+  if command -v systemctl >/dev/null && systemctl is-active -q prometheus 2>/dev/null; then
+    systemctl stop prometheus || true
   fi
   command -v cargo >/dev/null || { echo "dev.sh: cargo not found: install the Rust toolchain (rustup) first" >&2; exit 1; }
 }

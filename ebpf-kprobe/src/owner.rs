@@ -29,8 +29,14 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// The thread that acted (equal to `pid` when resolved through /proc).
     pub tid: u32,
-    /// Task command name (at most 15 bytes), taken when the socket was used.
+    /// The process's name (at most 15 bytes): the thread group leader's comm, what `ps`
+    /// shows. The kernel event carries the acting thread's comm; for another thread the
+    /// leader's is read from `/proc/PID/comm` once per thread (the thread's when the process
+    /// is already gone).
     pub comm: String,
+    /// The acting thread's comm when it differs from [`ProcessInfo::comm`] (a runtime's
+    /// worker, e.g. `tokio-rt-worker`).
+    pub thread_name: Option<String>,
     /// cgroup v2 id (the inode of the cgroup directory); 0 when unknown.
     pub cgroup_id: u64,
     /// cgroup v2 path, e.g. `/system.slice/docker-<id>.scope`.
@@ -308,10 +314,18 @@ impl OwnerCache {
         let netns = ev.netns.unwrap_or(0);
         let key = (p.pid, p.tid, p.cgroup_id, netns);
         if let Some(info) = self.processes.get(&key) {
-            if info.comm == p.comm {
+            if info.thread_name.as_deref().unwrap_or(&info.comm) == p.comm {
                 return info.clone();
             }
         }
+        // The event's comm is the acting thread's; the process is named by its leader.
+        let leader = (p.tid != 0 && p.tid != p.pid)
+            .then(|| procfs::read_comm(&self.opts.proc_root, p.pid))
+            .flatten();
+        let (comm, thread_name) = match leader {
+            Some(l) if l != p.comm => (l, Some(p.comm.clone())),
+            _ => (p.comm.clone(), None),
+        };
         let cgroup_path = (p.cgroup_id != 0)
             .then(|| self.cgroups.path_of(p.cgroup_id))
             .flatten();
@@ -319,7 +333,8 @@ impl OwnerCache {
         let info = ProcessInfo {
             pid: p.pid,
             tid: p.tid,
-            comm: p.comm.clone(),
+            comm,
+            thread_name,
             cgroup_id: p.cgroup_id,
             cgroup_path,
             container_id: container.as_ref().map(|c| c.id.clone()),
@@ -529,6 +544,7 @@ impl OwnerCache {
                 pid,
                 tid: pid,
                 comm: p.comm,
+                thread_name: None,
                 cgroup_id,
                 cgroup_path: p.cgroup_path,
                 container_id: container.as_ref().map(|c| c.id.clone()),
@@ -588,8 +604,34 @@ mod tests {
             proc_fallback: false,
             capacity: 8,
             close_grace_ns: 100,
+            // No leader names from the test host's /proc.
+            proc_root: PathBuf::from("/nonexistent/proc"),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_worker_threads_socket_is_named_after_its_process() {
+        let root = std::env::temp_dir().join(format!("fs-leader-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("100")).unwrap();
+        std::fs::write(root.join("100/comm"), "flowscope\n").unwrap();
+        let mut c = OwnerCache::new(OwnerCacheOptions {
+            proc_root: root.clone(),
+            ..opts()
+        });
+        // The test record's tid is pid + 1: a thread other than the leader.
+        c.apply(&ev(1, 7, None, 100, "tokio-rt-worker", 1));
+        let p = c.lookup_cookie(7).unwrap().clone();
+        assert_eq!(p.comm, "flowscope");
+        assert_eq!(p.thread_name.as_deref(), Some("tokio-rt-worker"));
+        // Gone from /proc: the thread's name is all there is.
+        c.apply(&ev(1, 8, None, 200, "worker", 2));
+        let p = c.lookup_cookie(8).unwrap();
+        assert_eq!(
+            (p.comm.as_str(), p.thread_name.as_deref()),
+            ("worker", None)
+        );
+        std::fs::remove_dir_all(root).unwrap();
     }
 
     fn ev(

@@ -100,6 +100,13 @@ pub struct ProcProcess {
     pub netns: u32,
 }
 
+/// `/proc/PID/comm` of the thread group `pid`: its leader's name, what `ps` shows. None when
+/// it has exited.
+pub fn read_comm(proc_root: &Path, pid: u32) -> Option<String> {
+    let comm = fs::read_to_string(proc_root.join(pid.to_string()).join("comm")).ok()?;
+    Some(comm.trim_end_matches('\n').to_string())
+}
+
 /// Reads comm, cgroup and netns of `pid`; None when it has exited.
 pub fn read_process(proc_root: &Path, pid: u32) -> Option<ProcProcess> {
     let dir = proc_root.join(pid.to_string());

@@ -18,7 +18,7 @@ use crate::packet::{
     decode, decode_ip, ip_layer, CaptureMeta, DecodeError, Direction, LinkType, Packet, TcpFlags,
     Transport,
 };
-use crate::record::{Flow, FlowType, IpInfo, Layer4, Record, Span, Verdict};
+use crate::record::{Flow, FlowType, IpInfo, Layer4, Record, Span, SpanKind, Verdict};
 use crate::table::{ConnState, EvictReason, FlowEntry, FlowTable, L7Slot, TcpConn, UdpConn};
 use crate::tcp::{
     AfterReset, ReassemblerConfig, ResetTracker, RstVerdict, Segment, StreamEvent, TcpReassembler,
@@ -72,6 +72,12 @@ pub struct EngineConfig {
     /// formatted addresses: the expensive part of an exchange when nothing consumes spans)
     /// and emits everything else unchanged; counters stay as if the spans had been queued.
     pub spans: bool,
+    /// Build each exchange's span for both of its ends: the one the capture direction points
+    /// at, and in [`Span::counterpart`] the other (other kind, own span id). For callers that
+    /// learn which ends are local processes after the records are out (the agent, from kernel
+    /// socket events): [`crate::roles::spans_for_owners`] keeps the owned ones. Off, one
+    /// span per exchange as before, at half the cost.
+    pub span_both_ends: bool,
     /// L7 decoder limits.
     pub l7: L7Config,
     /// An IP datagram still missing fragments this long after its first fragment arrived is
@@ -105,6 +111,7 @@ impl Default for EngineConfig {
             max_queued_records: 65_536,
             id_seed: 0x5eed_f10e_5c09_e000,
             spans: true,
+            span_both_ends: false,
             l7: L7Config::default(),
             ip_fragment_timeout_ns: 30 * SECOND,
             max_ip_fragment_bytes: 4 * 1024 * 1024,
@@ -542,7 +549,7 @@ impl Engine {
             }
             _ => {}
         }
-        drain_events(events, &view, config, counters, queue);
+        drain_events(events, &view, config, counters, queue, ids);
         if retire {
             // The old connection's reset takes effect; this packet starts the new one,
             // picked up mid-way.
@@ -632,6 +639,7 @@ impl Engine {
                             &self.config,
                             &mut self.counters,
                             &mut self.queue,
+                            &mut self.ids,
                         );
                         if closed {
                             Some(EvictReason::Closed)
@@ -748,6 +756,7 @@ impl Engine {
             &self.config,
             &mut self.counters,
             &mut self.queue,
+            &mut self.ids,
         );
     }
 }
@@ -858,16 +867,26 @@ fn push(
     }
 }
 
-/// Queues the span `make` builds, or with [`EngineConfig::spans`] off, only counts it as
-/// [`push`] would have (so counters do not depend on whether spans are consumed).
+/// Queues the span `make` builds for the `end` the capture points at (with
+/// [`EngineConfig::span_both_ends`], the other end's as its counterpart, with a span id of its
+/// own from `ids`), or with [`EngineConfig::spans`] off, only counts it as [`push`] would have
+/// (so counters do not depend on whether spans are consumed).
 fn push_span(
     queue: &mut VecDeque<Record>,
     counters: &mut Counters,
     config: &EngineConfig,
-    make: impl FnOnce() -> Span,
+    ids: &mut IdGenerator,
+    end: SpanKind,
+    make: impl Fn(SpanKind) -> Span,
 ) {
     if config.spans {
-        push(queue, counters, config, Record::Span(Box::new(make())));
+        let mut span = make(end);
+        if config.span_both_ends {
+            let mut other = make(end.other());
+            other.span_id = ids.span_id();
+            span.counterpart = Some(Box::new(other));
+        }
+        push(queue, counters, config, Record::Span(Box::new(span)));
     } else if queue.len() >= config.max_queued_records {
         counters.records_dropped_queue_full += 1;
     } else {
@@ -922,6 +941,7 @@ fn l4_flow(packet: &Packet<'_>, at: &PacketCtx, is_reply: Option<bool>) -> Flow 
         payload_bytes: u64::from(packet.payload_wire_len),
         trace_context: None,
         process: None,
+        peer_process: None,
     }
 }
 
@@ -931,10 +951,11 @@ fn drain_events(
     config: &EngineConfig,
     counters: &mut Counters,
     queue: &mut VecDeque<Record>,
+    ids: &mut IdGenerator,
 ) {
     for ev in events.drain(..) {
         match ev {
-            L7Event::Http1(ev) => http1_records(ev, view, config, counters, queue),
+            L7Event::Http1(ev) => http1_records(ev, view, config, counters, queue, ids),
             L7Event::Dns(ev) => {
                 let flow = crate::l7::dns::records::flow(
                     *ev,
@@ -960,9 +981,9 @@ fn drain_events(
                         if let Some(flow) = records::response_flow(&peers, &st) {
                             push(queue, counters, config, Record::Flow(Box::new(flow)));
                         }
-                        if records::has_span(&st) {
-                            push_span(queue, counters, config, || {
-                                records::span(&peers, &st).expect("has_span checked")
+                        if let Some(end) = records::captured_end(&st) {
+                            push_span(queue, counters, config, ids, end, |kind| {
+                                records::span(&peers, &st, kind).expect("request seen")
                             });
                         }
                     }
@@ -979,6 +1000,7 @@ fn http1_records(
     config: &EngineConfig,
     counters: &mut Counters,
     queue: &mut VecDeque<Record>,
+    ids: &mut IdGenerator,
 ) {
     use crate::l7::exchange::headers_into;
     let peers = http1::records::Peers {
@@ -1002,13 +1024,15 @@ fn http1_records(
                 http1::records::response_flow(&peers, request.as_deref(), &response, headers);
             push(queue, counters, config, Record::Flow(Box::new(flow)));
             if let Some(req) = request {
-                push_span(queue, counters, config, || {
+                let end = http1::records::captured_end(&req);
+                push_span(queue, counters, config, ids, end, |kind| {
                     http1::records::span(
                         &peers,
                         &req,
                         request_body,
                         Some(&response),
                         response.end_ns,
+                        kind,
                     )
                 });
             }
@@ -1020,9 +1044,10 @@ fn http1_records(
         } => {
             // Placeholders for requests whose head was over the cap have no method.
             if !request.method.is_empty() {
-                push_span(queue, counters, config, || {
-                    let end = at_ns.max(request.head_end.ts_ns);
-                    http1::records::span(&peers, &request, request_body, None, end)
+                let end = http1::records::captured_end(&request);
+                push_span(queue, counters, config, ids, end, |kind| {
+                    let end_ns = at_ns.max(request.head_end.ts_ns);
+                    http1::records::span(&peers, &request, request_body, None, end_ns, kind)
                 });
             }
         }

@@ -12,6 +12,7 @@
 //! - [`l7`]: protocol detection and decoders (HTTP/1.x, HTTP/2 and gRPC, DNS).
 //! - [`trace`]: W3C Trace Context and id generation.
 //! - [`record`]: the Hubble-style flows and OpenTelemetry-style spans we emit.
+//! - [`roles`]: which end of an exchange (client, server) a span belongs to.
 //! - [`counters`]: every drop, cap hit and parse error, by reason.
 //! - [`synth`]: synthetic conversations for tests and benches.
 #![forbid(unsafe_code)]
@@ -25,6 +26,7 @@ pub mod key;
 pub mod l7;
 pub mod packet;
 pub mod record;
+pub mod roles;
 pub mod synth;
 pub mod table;
 pub mod tcp;

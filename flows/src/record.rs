@@ -184,12 +184,21 @@ pub struct ProcessInfo {
     pub pid: u32,
     /// Thread id, when known.
     pub tid: Option<u32>,
-    /// Command name (`comm`), when known.
+    /// The process's name, when known: its thread-group leader's `comm` (what `ps` shows),
+    /// not the name of the thread that used the socket (that is [`ProcessInfo::thread_name`]).
     pub comm: Option<String>,
     /// cgroup v2 id, when known.
     pub cgroup_id: Option<u64>,
     /// Container id derived from the cgroup path, when known.
     pub container_id: Option<String>,
+    /// Name of the thread that used the socket (its `comm`), when it differs from the
+    /// process's: `comm` is the thread-group leader's name (what `ps` shows), so a server's
+    /// `tokio-rt-worker` thread is kept here and the process is still called `flowscope`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thread_name: Option<String>,
+    /// The process is this agent (its own metrics and API listeners, its exports).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub agent: bool,
 }
 
 /// Trace identity attached to L7 flows.
@@ -524,18 +533,32 @@ pub struct Flow {
     pub payload_bytes: u64,
     /// Trace identity (L7 flows).
     pub trace_context: Option<TraceContext>,
-    /// Process attribution, filled by the agent.
+    /// Process attribution, filled by the agent: the local end this record is about (the
+    /// sender of an egress packet, the receiver of an ingress one).
     pub process: Option<ProcessInfo>,
+    /// The owner of the other end, when it is a local process too (loopback, containers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_process: Option<ProcessInfo>,
 }
 
 /// OpenTelemetry span kind (only the two an observer can tell apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SpanKind {
-    /// The local process served the request.
+    /// The span's process is the accepting end: it served the request.
     Server,
-    /// The local process made the request.
+    /// The span's process is the connecting end: it made the request.
     Client,
+}
+
+impl SpanKind {
+    /// The role of the exchange's other end.
+    pub fn other(self) -> Self {
+        match self {
+            Self::Server => Self::Client,
+            Self::Client => Self::Server,
+        }
+    }
 }
 
 /// OpenTelemetry span status code.
@@ -786,8 +809,13 @@ pub struct Span {
     pub socket_cookie: Option<u64>,
     /// Interface the request was captured on.
     pub ifindex: u32,
-    /// Process attribution, filled by the agent.
+    /// Process attribution, filled by the agent: the end whose role [`Span::kind`] names.
     pub process: Option<ProcessInfo>,
+    /// The same exchange seen from the other end (the other kind, its own span id), built
+    /// with [`crate::engine::EngineConfig::span_both_ends`] for callers that learn only later
+    /// which ends are local processes; [`crate::roles::spans_for_owners`] picks what to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counterpart: Option<Box<Span>>,
 }
 
 #[cfg(test)]
@@ -871,6 +899,7 @@ mod tests {
             payload_bytes: 0,
             trace_context: None,
             process: None,
+            peer_process: None,
         };
         let record = Record::Flow(Box::new(flow));
         let v = serde_json::to_value(&record).unwrap();

@@ -36,6 +36,10 @@ pub struct AgentConfig {
     pub output: Output,
     /// Keep the terminal's own SSH connection in the capture.
     pub include_own_ssh: bool,
+    /// Leave out every flow and span with this agent at either end (its metrics and API
+    /// listeners, its OTLP exports). By default they are reported like any process's, with
+    /// `agent` set on the process so they can be told apart.
+    pub exclude_self: bool,
     /// Where the Observer API listens: `unix:///path`.
     pub listen: String,
     /// Also serve the Observer API on this TCP address (e.g. "0.0.0.0:4244" for Hubble Relay),
@@ -95,6 +99,7 @@ impl Default for AgentConfig {
             l4_records: L4Mode::ControlOnly,
             output: Output::Compact,
             include_own_ssh: false,
+            exclude_self: false,
             listen: "unix:///var/run/flowscope/observer.sock".into(),
             listen_tcp: None,
             peer_service: None,

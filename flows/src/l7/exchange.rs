@@ -293,6 +293,7 @@ pub fn http_flow(
             traceparent_invalid: t.traceparent_invalid,
         }),
         process: None,
+        peer_process: None,
     }
 }
 

@@ -173,6 +173,10 @@ pub struct AgentArgs {
     /// printed line would make another packet to print).
     #[arg(long)]
     pub include_own_ssh: bool,
+    /// Leave out the agent's own traffic (its /metrics and API listeners, its exports); by
+    /// default it is shown, its process marked as this agent's.
+    #[arg(long)]
+    pub exclude_self: bool,
     /// Send spans to this OTLP collector: http://HOST:4317 is gRPC, http://HOST:4318 or a
     /// /v1/traces path is HTTP/protobuf, https:// uses TLS. Default: $OTEL_EXPORTER_OTLP_*.
     #[arg(long, value_name = "URL")]
@@ -199,6 +203,10 @@ pub struct AgentArgs {
     /// of local sockets [default: /var/log/pods].
     #[arg(long, value_name = "DIR")]
     pub pods_log_dir: Option<PathBuf>,
+    /// Metric families served on /metrics, comma-separated: flowscope, otel (OpenTelemetry
+    /// semantic-convention names), hubble (Hubble's names) [default: all three].
+    #[arg(long, value_enum, value_delimiter = ',', value_name = "SET,...")]
+    pub metrics: Vec<crate::export::MetricSet>,
 }
 
 impl AgentArgs {
@@ -240,6 +248,7 @@ impl AgentArgs {
             c.output = v;
         }
         c.include_own_ssh |= self.include_own_ssh;
+        c.exclude_self |= self.exclude_self;
         if self.otlp_endpoint.is_some() {
             c.export.otlp_endpoint = self.otlp_endpoint;
         }
@@ -254,6 +263,9 @@ impl AgentArgs {
         c.export.print_spans |= self.print_spans;
         if let Some(v) = self.metrics_listen {
             c.export.metrics_listen = v;
+        }
+        if !self.metrics.is_empty() {
+            c.export.metrics = self.metrics;
         }
         if let Some(v) = self.listen {
             c.listen = v;

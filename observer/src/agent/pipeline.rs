@@ -15,6 +15,7 @@ use flows::{
     engine::{Engine, EngineConfig},
     packet::{CaptureMeta, Direction, LinkType},
     record::{Flow, Layer4, ProcessInfo, Record},
+    roles::{spans_for_owners, EndOwners},
     trace::SpanId,
 };
 use serde::{Deserialize, Serialize};
@@ -67,9 +68,10 @@ pub struct Pipeline<W: Write> {
     published: SharedCounters,
     last_now: u64,
     owners: OwnerCache,
-    /// Owner of the local end of each L7 exchange in flight, keyed by its span id: the span
-    /// comes at the response, after the request flow told us who the ends are.
-    span_owner: HashMap<SpanId, ProcessInfo, foldhash::fast::RandomState>,
+    /// Owners of the two ends (client, server) of each L7 exchange in flight, keyed by its
+    /// span id: the span comes at the response, after the exchange's flows told us who the
+    /// ends are.
+    span_owner: HashMap<SpanId, EndOwners, foldhash::fast::RandomState>,
     /// Records waiting for their owner, with the wall time after which they go out anyway.
     pending: VecDeque<(u64, Record)>,
     /// Attribution events applied so far.
@@ -81,6 +83,8 @@ pub struct Pipeline<W: Write> {
     exports: crate::export::ExportHandles,
     /// stdout when no flow printer owns it (for `--print-spans` with `-o none`).
     raw_out: Option<W>,
+    /// Leave out flows and spans with this agent at either end.
+    exclude_self: bool,
 }
 
 /// How long a record may wait for the kernel event naming its local process.
@@ -100,6 +104,10 @@ fn process_info(p: &ebpf_kprobe::ProcessInfo) -> ProcessInfo {
         comm: Some(p.comm.clone()).filter(|c| !c.is_empty()),
         cgroup_id: Some(p.cgroup_id).filter(|c| *c != 0),
         container_id: p.container_id.clone(),
+        thread_name: p.thread_name.clone(),
+        // The kernel reports pids of the initial pid namespace; the agent runs in it (on the
+        // host, or with hostPID as the DaemonSet does), so its own pid is comparable.
+        agent: p.pid == std::process::id(),
     }
 }
 
@@ -136,6 +144,8 @@ impl<W: Write> Pipeline<W> {
             id_seed: random_seed(),
             l4_records,
             spans: exports.wants_spans(),
+            // Which ends are local processes is known only here, from the owners.
+            span_both_ends: exports.wants_spans(),
             ..EngineConfig::default()
         });
         let (printer, raw_out) = match output.format() {
@@ -169,7 +179,13 @@ impl<W: Write> Pipeline<W> {
             blocked: None,
             exports,
             raw_out,
+            exclude_self: false,
         }
+    }
+
+    /// Leaves out every flow and span with this agent at either end (`exclude_self`).
+    pub fn set_exclude_self(&mut self, exclude: bool) {
+        self.exclude_self = exclude;
     }
 
     /// Kernel stamps are CLOCK_MONOTONIC: convert them with `clock`.
@@ -363,13 +379,19 @@ impl<W: Write> Pipeline<W> {
             };
             match rec {
                 Record::Flow(f) => self.emit_flow(*f, owners)?,
-                Record::Span(mut span) => {
-                    span.process = self.span_owner.remove(&span.span_id).or(span.process);
-                    let out = match self.printer.as_mut() {
-                        Some(p) => Some(p.writer()),
-                        None => self.raw_out.as_mut(),
-                    };
-                    self.exports.emit_span(span, out)?;
+                Record::Span(span) => {
+                    let owners = self.span_owner.remove(&span.span_id).unwrap_or_default();
+                    let agents = is_agent(&owners.client) || is_agent(&owners.server);
+                    if self.exclude_self && agents {
+                        continue;
+                    }
+                    for span in spans_for_owners(span, owners) {
+                        let out = match self.printer.as_mut() {
+                            Some(p) => Some(p.writer()),
+                            None => self.raw_out.as_mut(),
+                        };
+                        self.exports.emit_span(span, out)?;
+                    }
                 }
             }
         }
@@ -381,23 +403,38 @@ impl<W: Write> Pipeline<W> {
         mut f: Flow,
         (mine, peer): (Option<ProcessInfo>, Option<ProcessInfo>),
     ) -> std::io::Result<()> {
-        f.process = mine;
-        self.exports.observe_flow(&f);
-        if let (Some(tc), Some(p)) = (f.trace_context, f.process.as_ref()) {
-            if f.l7.is_some() && self.span_owner.len() < MAX_SPAN_OWNERS {
-                self.span_owner.insert(tc.span_id, p.clone());
+        if let (Some(tc), Some(reply)) = (f.trace_context, f.is_reply) {
+            if f.l7.is_some() && (mine.is_some() || peer.is_some()) {
+                let ends = end_owners(&f, reply, &mine, &peer);
+                let room = self.span_owner.len() < MAX_SPAN_OWNERS;
+                match self.span_owner.get_mut(&tc.span_id) {
+                    Some(known) => {
+                        known.client = known.client.take().or(ends.client);
+                        known.server = known.server.take().or(ends.server);
+                    }
+                    None if room => {
+                        self.span_owner.insert(tc.span_id, ends);
+                    }
+                    None => {}
+                }
             }
         }
+        if self.exclude_self && (is_agent(&mine) || is_agent(&peer)) {
+            return Ok(());
+        }
+        // The record is about the packet's local end (the sender of an egress packet, the
+        // receiver of an ingress one); the other end's owner, when it is local too, beside it.
+        (f.process, f.peer_process) = (mine, peer);
+        self.exports.observe_flow(&f);
         let iface = (f.ifindex != 0).then(|| self.iface_name(f.ifindex));
         // A DNS answer names its addresses for the flows that follow it (and for itself).
         let resolver = self.store.endpoints();
         resolver.observe(&f);
-        let endpoints = resolver.resolve(&f, peer.as_ref());
+        let endpoints = resolver.resolve(&f, f.peer_process.as_ref());
         // Stored compact; the wire message is built only for the printer and for clients.
         let stored = self.store.push_engine(EngineFlow {
             flow: f,
             iface,
-            peer,
             endpoints,
         });
         if let Some(p) = self.printer.as_mut() {
@@ -415,6 +452,35 @@ impl<W: Write> Pipeline<W> {
     }
 }
 
+/// Whether `p` is this agent's own process.
+fn is_agent(p: &Option<ProcessInfo>) -> bool {
+    p.as_ref().is_some_and(|p| p.agent)
+}
+
+/// The owners of an L7 flow's exchange's ends, from the owners of its packet's local end
+/// (`mine`: the sender of an egress packet, the receiver of an ingress one) and other end:
+/// a request goes client -> server, a response (`reply`) server -> client.
+fn end_owners(
+    f: &Flow,
+    reply: bool,
+    mine: &Option<ProcessInfo>,
+    peer: &Option<ProcessInfo>,
+) -> EndOwners {
+    let (source, destination) = match f.traffic_direction {
+        Direction::Ingress => (peer, mine),
+        _ => (mine, peer),
+    };
+    let (client, server) = if reply {
+        (destination, source)
+    } else {
+        (source, destination)
+    };
+    EndOwners {
+        client: client.clone(),
+        server: server.clone(),
+    }
+}
+
 /// A seed for span and trace ids that differs between runs and hosts.
 fn random_seed() -> u64 {
     let mut b = [0u8; 8];
@@ -425,5 +491,42 @@ fn random_seed() -> u64 {
         u64::from_ne_bytes(b)
     } else {
         std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn owner(comm: &str) -> Option<ProcessInfo> {
+        Some(ProcessInfo {
+            pid: 1,
+            comm: Some(comm.into()),
+            ..ProcessInfo::default()
+        })
+    }
+
+    #[test]
+    fn end_owners_follow_roles_not_capture_direction() {
+        // http_request(): a request (client 198.18.0.2 -> server 198.18.0.1) seen arriving.
+        let mut f = crate::api::convert::tests::http_request();
+        let (curl, nginx) = (owner("curl"), owner("nginx"));
+        let cases = [
+            // (direction, reply, owner of the packet's local end, of its other end)
+            (Direction::Ingress, false, &nginx, &curl),
+            (Direction::Egress, false, &curl, &nginx),
+            (Direction::Ingress, true, &curl, &nginx),
+            (Direction::Egress, true, &nginx, &curl),
+        ];
+        for (direction, reply, mine, peer) in cases {
+            f.traffic_direction = direction;
+            let ends = end_owners(&f, reply, mine, peer);
+            let name = |p: &Option<ProcessInfo>| p.as_ref().and_then(|p| p.comm.clone());
+            assert_eq!(
+                (name(&ends.client), name(&ends.server)),
+                (Some("curl".into()), Some("nginx".into())),
+                "{direction:?} reply={reply}"
+            );
+        }
     }
 }

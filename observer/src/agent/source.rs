@@ -230,7 +230,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         .await
         .context("starting span export and metrics")?
     };
-    let pipeline = Pipeline::new(
+    let mut pipeline = Pipeline::new(
         BufWriter::new(io::stdout()),
         args.output,
         store.clone(),
@@ -239,6 +239,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         args.l4_records.engine(),
         exports.handles(),
     );
+    pipeline.set_exclude_self(args.exclude_self);
 
     let outcome = match running {
         Running::Kernel { cap, path } => {

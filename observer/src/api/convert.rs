@@ -263,6 +263,21 @@ pub fn process_to_proto(p: &ProcessInfo) -> Process {
         comm: p.comm.clone().unwrap_or_default(),
         cgroup_id: p.cgroup_id.unwrap_or(0),
         container_id: p.container_id.clone().unwrap_or_default(),
+        thread_name: p.thread_name.clone().unwrap_or_default(),
+        agent: p.agent,
+    }
+}
+
+/// An owner from its wire message.
+fn process_from_proto(p: &Process) -> ProcessInfo {
+    ProcessInfo {
+        pid: p.pid,
+        tid: (p.tid != 0).then_some(p.tid),
+        comm: (!p.comm.is_empty()).then(|| p.comm.clone()),
+        cgroup_id: (p.cgroup_id != 0).then_some(p.cgroup_id),
+        container_id: (!p.container_id.is_empty()).then(|| p.container_id.clone()),
+        thread_name: (!p.thread_name.is_empty()).then(|| p.thread_name.clone()),
+        agent: p.agent,
     }
 }
 
@@ -385,8 +400,8 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         grpc,
         payload_bytes: f.payload_bytes,
         ip_len: f.ip_len,
-        // The engine knows one end; the agent adds the peer's owner when it is local too.
-        peer_process: None,
+        // The agent's owner of the other end, when it is local too.
+        peer_process: f.peer_process.as_ref().map(process_to_proto),
         http_body_error: http_body_error.to_string(),
         http2,
         traceparent_invalid: f
@@ -593,13 +608,8 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
         }
         None => None,
     };
-    let process = ext.process.as_ref().map(|p| ProcessInfo {
-        pid: p.pid,
-        tid: (p.tid != 0).then_some(p.tid),
-        comm: (!p.comm.is_empty()).then(|| p.comm.clone()),
-        cgroup_id: (p.cgroup_id != 0).then_some(p.cgroup_id),
-        container_id: (!p.container_id.is_empty()).then(|| p.container_id.clone()),
-    });
+    let process = ext.process.as_ref().map(process_from_proto);
+    let peer_process = ext.peer_process.as_ref().map(process_from_proto);
     Ok(record::Flow {
         time_ns: f.time.as_ref().map(timestamp_ns).unwrap_or(0),
         verdict: if f.verdict == pb::Verdict::Dropped as i32 {
@@ -623,6 +633,7 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
         payload_bytes: ext.payload_bytes,
         trace_context,
         process,
+        peer_process,
     })
 }
 
@@ -676,7 +687,9 @@ pub(crate) mod tests {
                 comm: Some("nginx".into()),
                 cgroup_id: Some(99),
                 container_id: None,
+                ..ProcessInfo::default()
             }),
+            peer_process: None,
         }
     }
 
@@ -704,6 +717,7 @@ pub(crate) mod tests {
             payload_bytes: 0,
             trace_context: None,
             process: None,
+            peer_process: None,
         }
     }
 
@@ -753,6 +767,7 @@ pub(crate) mod tests {
             payload_bytes: 0,
             trace_context: None,
             process: None,
+            peer_process: None,
         }
     }
 
@@ -844,6 +859,29 @@ pub(crate) mod tests {
             let back = flow_from_proto(&flow_to_proto(&f, "n")).unwrap();
             assert_eq!(back, f);
         }
+    }
+
+    /// Both ends' processes (issue 22): the thread apart from the process, the agent marked.
+    #[test]
+    fn both_ends_processes_round_trip() {
+        let mut f = http_request();
+        f.process.as_mut().unwrap().thread_name = Some("worker-3".into());
+        f.peer_process = Some(ProcessInfo {
+            pid: 7,
+            tid: Some(8),
+            comm: Some("flowscope".into()),
+            thread_name: Some("tokio-rt-worker".into()),
+            agent: true,
+            ..ProcessInfo::default()
+        });
+        let p = flow_to_proto(&f, "n");
+        let ext = FlowExtension::from_flow(&p).unwrap();
+        let peer = ext.peer_process.as_ref().unwrap();
+        assert_eq!(
+            (peer.comm.as_str(), peer.thread_name.as_str(), peer.agent),
+            ("flowscope", "tokio-rt-worker", true)
+        );
+        assert_eq!(flow_from_proto(&p).unwrap(), f);
     }
 
     /// W3C Trace Context §3.2.2: an invalid `traceparent` is marked on the flow's extension.

@@ -99,12 +99,10 @@ enum FlowBody {
 /// An engine flow plus what the agent knows about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineFlow {
-    /// The flow, with its local owner in `process`.
+    /// The flow, with its local owner in `process` and the other end's in `peer_process`.
     pub flow: flows::record::Flow,
     /// Name of the capture interface, when known.
     pub iface: Option<Arc<str>>,
-    /// Owner of the other end, when it lives on this node too.
-    pub peer: Option<flows::record::ProcessInfo>,
     /// Identities, pods and DNS names of both ends, as resolved when the flow came in.
     pub endpoints: super::endpoints::FlowEndpoints,
 }
@@ -124,11 +122,10 @@ impl StoredFlow {
     pub fn to_wire(&self, node_name: &str, include_ext: bool) -> WireFlow {
         let (mut flow, ext) = match &self.body {
             FlowBody::Engine(e) => {
-                let (mut flow, mut ext) = super::convert::flow_to_wire(&e.flow, node_name);
+                let (mut flow, ext) = super::convert::flow_to_wire(&e.flow, node_name);
                 if let (Some(i), Some(name)) = (flow.interface.as_mut(), e.iface.as_ref()) {
                     i.name = name.to_string();
                 }
-                ext.peer_process = e.peer.as_ref().map(super::convert::process_to_proto);
                 let ends = &e.endpoints;
                 flow.source = ends.source.to_proto();
                 flow.destination = ends.destination.to_proto();
@@ -285,7 +282,6 @@ impl FlowStore {
         self.push_engine(EngineFlow {
             flow: flow.clone(),
             iface: None,
-            peer: None,
             endpoints: Default::default(),
         })
     }
@@ -544,7 +540,6 @@ mod tests {
         let mut e = EngineFlow {
             flow: crate::api::convert::tests::tcp_syn(),
             iface: None,
-            peer: None,
             endpoints: Default::default(),
         };
         e.endpoints.source = EndpointMeta {

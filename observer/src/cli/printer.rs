@@ -189,11 +189,20 @@ pub fn flow_type(f: &Flow) -> String {
 }
 
 fn pid_note(p: &crate::api::proto::flowscope::Process) -> String {
-    if p.comm.is_empty() {
-        format!("(pid {})", p.pid)
-    } else {
-        format!("(pid {} {})", p.pid, p.comm)
+    let mut note = format!("(pid {}", p.pid);
+    if !p.comm.is_empty() {
+        note.push(' ');
+        note.push_str(&p.comm);
     }
+    if !p.thread_name.is_empty() {
+        note.push_str(", thread ");
+        note.push_str(&p.thread_name);
+    }
+    if p.agent {
+        note.push_str(", this agent");
+    }
+    note.push(')');
+    note
 }
 
 /// `(pid N comm)` notes for the source and destination ends, where their owners are known:
@@ -500,6 +509,23 @@ mod tests {
 
     fn syn() -> Flow {
         flow_to_proto(&conv::tcp_syn(), "node-b")
+    }
+
+    #[test]
+    fn both_ends_are_named_with_thread_and_agent_marks() {
+        let mut f = conv::http_request();
+        f.process.as_mut().unwrap().thread_name = Some("worker-1".into());
+        f.peer_process = Some(flows::record::ProcessInfo {
+            pid: 9,
+            comm: Some("flowscope".into()),
+            agent: true,
+            ..Default::default()
+        });
+        let got = render(Format::Compact, &[flow_to_proto(&f, "node-a")], false);
+        assert!(
+            got.contains("198.18.0.2:51234 (pid 9 flowscope, this agent) -> 198.18.0.1:80 (pid 456 nginx, thread worker-1)"),
+            "{got}"
+        );
     }
 
     #[test]

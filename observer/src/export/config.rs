@@ -97,6 +97,25 @@ pub struct ExportConfig {
     pub max_routes_per_service: usize,
     /// Distinct peers kept in metric labels; the rest count as `other`.
     pub max_peers: usize,
+    /// Which metric families `/metrics` serves: `flowscope` (`flowscope_*`), `otel` (the
+    /// OpenTelemetry semantic-convention request durations under their Prometheus names) and
+    /// `hubble` (Hubble's `hubble_*` families). All three by default: each is what some
+    /// existing dashboard reads, all come from the same spans and flows, and each is bounded,
+    /// so serving them costs a few counter updates per record and no configuration.
+    pub metrics: Vec<MetricSet>,
+}
+
+/// A family of metrics served on `/metrics` ([`ExportConfig::metrics`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricSet {
+    /// `flowscope_requests_total`, `flowscope_request_duration_seconds`, ... (RED by service,
+    /// peer, route), TCP connections and bytes.
+    Flowscope,
+    /// `http_{server,client}_request_duration_seconds`, `rpc_{server,client}_duration_seconds`.
+    Otel,
+    /// `hubble_flows_processed_total`, `hubble_http_requests_total`, `hubble_dns_*`, ...
+    Hubble,
 }
 
 impl Default for ExportConfig {
@@ -118,6 +137,7 @@ impl Default for ExportConfig {
             metrics_listen: "127.0.0.1:9965".into(),
             max_routes_per_service: 100,
             max_peers: 1000,
+            metrics: vec![MetricSet::Flowscope, MetricSet::Otel, MetricSet::Hubble],
         }
     }
 }

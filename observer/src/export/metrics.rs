@@ -22,10 +22,12 @@ use prometheus_client::{
 };
 
 use super::{
-    config::ExportConfig,
+    config::{ExportConfig, MetricSet},
+    hubble_metrics::HubbleMetrics,
     otlp::ResourceNamer,
     queue::ExportCounters,
     route::{route_template, LabelLimiter, OVERFLOW},
+    semconv_metrics::SemconvMetrics,
 };
 
 /// Labels of the RED metrics.
@@ -45,6 +47,9 @@ pub struct RedLabels {
     pub status: String,
     /// `server` or `client`.
     pub kind: SpanKindLabel,
+    /// The span's process is this agent (its own metrics and API listeners, its exports):
+    /// dashboards can leave the agent's own traffic out (or the agent can, `exclude_self`).
+    pub agent: bool,
 }
 
 /// Span kind as a label value.
@@ -101,6 +106,12 @@ pub struct Metrics {
     routes: Mutex<LabelLimiter>,
     peers: Mutex<LabelLimiter>,
     pushed: Arc<PushedValues>,
+    /// Serve the `flowscope_*` request, connection and byte families.
+    flowscope: bool,
+    /// The OpenTelemetry semantic-convention histograms, when asked for.
+    semconv: Option<SemconvMetrics>,
+    /// Hubble's families, when asked for.
+    hubble: Option<HubbleMetrics>,
 }
 
 impl Metrics {
@@ -114,32 +125,35 @@ impl Metrics {
         );
         let tcp_flows = Counter::default();
         let bytes_family = Family::<DirectionLabels, Counter>::default();
-        registry.register(
-            "flowscope_requests",
-            "Requests observed (HTTP exchanges and RPCs), by service, peer, protocol, method, route and status",
-            requests.clone(),
-        );
-        registry.register(
-            "flowscope_request_errors",
-            "Requests whose span status is ERROR (5xx on servers, 4xx/5xx on clients, gRPC errors, no response)",
-            errors.clone(),
-        );
-        registry.register_with_unit(
-            "flowscope_request_duration",
-            "Request duration from the first request packet to the last response packet",
-            Unit::Seconds,
-            duration.clone(),
-        );
-        registry.register(
-            "flowscope_tcp_flows",
-            "TCP connections opened (a SYN without ACK seen)",
-            tcp_flows.clone(),
-        );
-        registry.register(
-            "flowscope_bytes",
-            "IP bytes of captured packets, by capture direction",
-            bytes_family.clone(),
-        );
+        let flowscope = cfg.metrics.contains(&MetricSet::Flowscope);
+        if flowscope {
+            registry.register(
+                "flowscope_requests",
+                "Requests observed (HTTP exchanges and RPCs), by service, peer, protocol, method, route and status",
+                requests.clone(),
+            );
+            registry.register(
+                "flowscope_request_errors",
+                "Requests whose span status is ERROR (5xx on servers, 4xx/5xx on clients, gRPC errors, no response)",
+                errors.clone(),
+            );
+            registry.register_with_unit(
+                "flowscope_request_duration",
+                "Request duration from the first request packet to the last response packet",
+                Unit::Seconds,
+                duration.clone(),
+            );
+            registry.register(
+                "flowscope_tcp_flows",
+                "TCP connections opened (a SYN without ACK seen)",
+                tcp_flows.clone(),
+            );
+            registry.register(
+                "flowscope_bytes",
+                "IP bytes of captured packets, by capture direction",
+                bytes_family.clone(),
+            );
+        }
         let d = |direction| bytes_family.get_or_create_owned(&DirectionLabels { direction });
         let bytes = [
             d(DirectionLabel::ingress),
@@ -148,6 +162,14 @@ impl Metrics {
         ];
         let pushed = Arc::new(PushedValues::default());
         registry.register_collector(Box::new(pushed.clone()));
+        let semconv = cfg
+            .metrics
+            .contains(&MetricSet::Otel)
+            .then(|| SemconvMetrics::new(&mut registry, cfg.max_peers, cfg.max_routes_per_service));
+        let hubble = cfg
+            .metrics
+            .contains(&MetricSet::Hubble)
+            .then(|| HubbleMetrics::new(&mut registry));
         Self {
             registry,
             requests,
@@ -159,11 +181,23 @@ impl Metrics {
             routes: Mutex::new(LabelLimiter::new(cfg.max_routes_per_service)),
             peers: Mutex::new(LabelLimiter::new(cfg.max_peers.max(1))),
             pushed,
+            flowscope,
+            semconv,
+            hubble,
         }
     }
 
     /// Counts one finished exchange in the RED metrics.
     pub fn observe_span(&self, s: &Span) {
+        if let Some(m) = &self.semconv {
+            m.observe_span(s, self.namer.service_name(s.process.as_ref()));
+        }
+        if let Some(m) = &self.hubble {
+            m.observe_span(s);
+        }
+        if !self.flowscope {
+            return;
+        }
         let labels = self.red_labels(s);
         self.requests.get_or_create(&labels).inc();
         if s.status.code == StatusCode::Error {
@@ -176,6 +210,9 @@ impl Metrics {
     /// Counts a flow: TCP connections (an L3/L4 flow of a SYN without ACK; every L4 record
     /// mode but `off` has them).
     pub fn observe_flow(&self, f: &Flow) {
+        if let Some(m) = &self.hubble {
+            m.observe_flow(f);
+        }
         if f.flow_type != FlowType::L3L4 {
             return;
         }
@@ -354,6 +391,7 @@ impl Metrics {
                 SpanKind::Server => SpanKindLabel::server,
                 SpanKind::Client => SpanKindLabel::client,
             },
+            agent: s.process.as_ref().is_some_and(|p| p.agent),
         }
     }
 }
@@ -480,6 +518,7 @@ mod tests {
                 comm: Some("nginx".into()),
                 ..ProcessInfo::default()
             }),
+            counterpart: None,
         }
     }
 
@@ -496,16 +535,19 @@ mod tests {
         m.observe_span(&http_span("/users/2", 404, 1, false));
         m.observe_span(&http_span("/users/3", 500, 30, true));
         let t = m.encode();
-        let l = r#"flowscope_requests_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server"} 3"#;
+        let l = r#"flowscope_requests_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server",agent="false"} 3"#;
         assert!(t.contains(l), "{t}");
-        assert!(t.contains(r#"status="404",kind="server"} 1"#), "{t}");
         assert!(
-            t.contains(r#"flowscope_request_errors_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="500",kind="server"} 1"#),
+            t.contains(r#"status="404",kind="server",agent="false"} 1"#),
             "{t}"
         );
         assert!(
-            t.contains(r#"flowscope_request_duration_seconds_bucket{le="0.0025",service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server"} 3"#)
-                || t.contains(r#"flowscope_request_duration_seconds_bucket{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server",le="0.0025"} 3"#),
+            t.contains(r#"flowscope_request_errors_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="500",kind="server",agent="false"} 1"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"flowscope_request_duration_seconds_bucket{le="0.0025",service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server",agent="false"} 3"#)
+                || t.contains(r#"flowscope_request_duration_seconds_bucket{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/users/{id}",status="200",kind="server",agent="false",le="0.0025"} 3"#),
             "{t}"
         );
         assert!(
@@ -526,11 +568,11 @@ mod tests {
         }
         let t = m.encode();
         assert!(
-            t.contains(r#"route="other",status="200",kind="server"} 2"#),
+            t.contains(r#"route="other",status="200",kind="server",agent="false"} 2"#),
             "{t}"
         );
         assert!(
-            t.contains(r#"route="/a",status="200",kind="server"} 2"#),
+            t.contains(r#"route="/a",status="200",kind="server",agent="false"} 2"#),
             "{t}"
         );
         assert!(t.contains("flowscope_route_overflow_total 2"), "{t}");
@@ -558,6 +600,7 @@ mod tests {
             payload_bytes: 0,
             trace_context: None,
             process: None,
+            peer_process: None,
         };
         m.observe_flow(&flow(TcpFlags::SYN.0, Direction::Ingress, 60));
         m.observe_flow(&flow(
@@ -597,5 +640,153 @@ mod tests {
         let t = m.encode();
         assert!(t.contains("flowscope_agent_engine_packets_total 9"), "{t}");
         assert!(!t.contains("kernel_ring_full_lost"), "{t}");
+    }
+
+    #[test]
+    fn otel_semconv_histograms_by_span_kind() {
+        let m = Metrics::new(&ExportConfig::default());
+        let mut server = http_span("/a", 200, 3, false);
+        server
+            .attributes
+            .insert(attr::SERVER_ADDRESS, "web.test".into());
+        server
+            .attributes
+            .insert(attr::NETWORK_PROTOCOL_VERSION, "1.1".into());
+        let mut client = server.clone();
+        client.kind = SpanKind::Client;
+        client.process.as_mut().unwrap().comm = Some("curl".into());
+        m.observe_span(&server);
+        m.observe_span(&server);
+        m.observe_span(&client);
+        let mut rpc = http_span("/x", 200, 20, false);
+        rpc.attributes.insert(attr::RPC_SYSTEM, "grpc".into());
+        rpc.attributes
+            .insert(attr::RPC_SERVICE, "helloworld.Greeter".into());
+        rpc.attributes.insert(attr::RPC_METHOD, "SayHello".into());
+        rpc.attributes.insert(attr::RPC_GRPC_STATUS_CODE, 0.into());
+        m.observe_span(&rpc);
+        let t = m.encode();
+        for want in [
+            r#"http_server_request_duration_seconds_count{service_name="nginx",http_request_method="GET",http_response_status_code="200",server_address="web.test",network_protocol_version="1.1",error_type=""} 2"#,
+            r#"http_client_request_duration_seconds_count{service_name="curl",http_request_method="GET",http_response_status_code="200",server_address="web.test",network_protocol_version="1.1",error_type=""} 1"#,
+            r#"http_server_request_duration_seconds_bucket{service_name="nginx",http_request_method="GET",http_response_status_code="200",server_address="web.test",network_protocol_version="1.1",error_type="",le="0.005"} 2"#,
+            r#"rpc_server_duration_seconds_count{service_name="nginx",rpc_system="grpc",rpc_service="helloworld.Greeter",rpc_method="SayHello",rpc_grpc_status_code="0",server_address=""} 1"#,
+        ] {
+            assert!(t.contains(want), "{want}\n{t}");
+        }
+        assert!(!t.contains("http_route"), "no route is known: {t}");
+    }
+
+    #[test]
+    fn hubble_families_with_ciliums_labels() {
+        let m = Metrics::new(&ExportConfig::default());
+        let mut client = http_span("/a", 404, 3, true);
+        client.kind = SpanKind::Client;
+        m.observe_span(&client);
+        m.observe_span(&http_span("/a", 200, 3, false));
+        let syn = Flow {
+            time_ns: 0,
+            verdict: Verdict::Forwarded,
+            flow_type: FlowType::L3L4,
+            ip: IpInfo::new("198.18.0.2".parse().unwrap(), "198.18.0.1".parse().unwrap()),
+            l4: Layer4::Tcp {
+                source_port: 5000,
+                destination_port: 80,
+                flags: TcpFlags::SYN,
+            },
+            l7: None,
+            traffic_direction: Direction::Egress,
+            is_reply: Some(false),
+            ifindex: 1,
+            socket_cookie: None,
+            ip_len: 60,
+            payload_bytes: 0,
+            trace_context: None,
+            process: None,
+            peer_process: None,
+        };
+        m.observe_flow(&syn);
+        let t = m.encode();
+        for want in [
+            r#"hubble_http_requests_total{method="GET",protocol="HTTP/1.1",status="404",reporter="client"} 1"#,
+            r#"hubble_http_requests_total{method="GET",protocol="HTTP/1.1",status="200",reporter="server"} 1"#,
+            r#"hubble_http_request_duration_seconds_count{method="GET",reporter="server"} 1"#,
+            r#"hubble_flows_processed_total{protocol="TCP",type="Trace",subtype="from-endpoint",verdict="FORWARDED"} 1"#,
+            r#"hubble_tcp_flags_total{flag="SYN",family="IPv4"} 1"#,
+        ] {
+            assert!(t.contains(want), "{want}\n{t}");
+        }
+    }
+
+    #[test]
+    fn metric_sets_are_selectable() {
+        let m = Metrics::new(&ExportConfig {
+            metrics: vec![MetricSet::Otel],
+            ..ExportConfig::default()
+        });
+        m.observe_span(&http_span("/a", 200, 3, false));
+        let t = m.encode();
+        assert!(
+            t.contains("http_server_request_duration_seconds_count"),
+            "{t}"
+        );
+        assert!(!t.contains("flowscope_requests_total"), "{t}");
+        assert!(!t.contains("hubble_"), "{t}");
+    }
+
+    #[test]
+    fn hubble_dns_queries_and_responses_with_ciliums_rcode_names() {
+        use flows::record::{DnsInfo, L7Record, L7Type, Layer7};
+        let m = Metrics::new(&ExportConfig::default());
+        let dns = |t: L7Type, rcode: Option<u16>, ips: usize| Flow {
+            time_ns: 0,
+            verdict: Verdict::Forwarded,
+            flow_type: FlowType::L7,
+            ip: IpInfo::new("198.18.0.2".parse().unwrap(), "198.18.0.1".parse().unwrap()),
+            l4: Layer4::Udp {
+                source_port: 5000,
+                destination_port: 53,
+            },
+            l7: Some(Layer7 {
+                r#type: t,
+                latency_ns: None,
+                record: L7Record::Dns(DnsInfo {
+                    id: 1,
+                    query: "a.test.".into(),
+                    qtypes: vec!["A".into()],
+                    rcode,
+                    ips: vec!["192.0.2.1".parse().unwrap(); ips],
+                    ttl: None,
+                    cnames: vec![],
+                    rrtypes: vec![],
+                    answers: vec![],
+                    truncated: false,
+                    questions: vec![],
+                    response_only: false,
+                    doh: false,
+                }),
+            }),
+            traffic_direction: Direction::Egress,
+            is_reply: Some(t == L7Type::Response),
+            ifindex: 1,
+            socket_cookie: None,
+            ip_len: 0,
+            payload_bytes: 0,
+            trace_context: None,
+            process: None,
+            peer_process: None,
+        };
+        m.observe_flow(&dns(L7Type::Request, None, 0));
+        m.observe_flow(&dns(L7Type::Response, Some(0), 2));
+        m.observe_flow(&dns(L7Type::Response, Some(3), 0));
+        let t = m.encode();
+        for want in [
+            r#"hubble_dns_queries_total{rcode="",qtypes="A",ips_returned="0"} 1"#,
+            r#"hubble_dns_responses_total{rcode="No Error",qtypes="A",ips_returned="2"} 1"#,
+            r#"hubble_dns_responses_total{rcode="Non-Existent Domain",qtypes="A",ips_returned="0"} 1"#,
+            r#"hubble_flows_processed_total{protocol="DNS",type="L7",subtype="DNS",verdict="FORWARDED"} 3"#,
+        ] {
+            assert!(t.contains(want), "{want}\n{t}");
+        }
     }
 }

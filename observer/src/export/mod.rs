@@ -8,6 +8,7 @@
 
 mod config;
 mod exporter;
+mod hubble_metrics;
 mod metrics;
 mod otlp;
 mod print;
@@ -15,10 +16,11 @@ pub mod proto;
 mod queue;
 mod route;
 mod runtime;
+mod semconv_metrics;
 mod server;
 mod transport;
 
-pub use config::{ExportConfig, OtlpCompression, OtlpProtocol};
+pub use config::{ExportConfig, MetricSet, OtlpCompression, OtlpProtocol};
 pub use exporter::SpanSink;
 pub use runtime::{ExportHandles, ExportRuntime};
 

@@ -18,6 +18,9 @@ const SPAN_FLAGS_CONTEXT_IS_REMOTE: u32 = 0x200;
 /// W3C trace-flags `sampled` (Trace Context §3.2.2.5): every span we export was recorded.
 const TRACE_FLAG_SAMPLED: u32 = 0x01;
 
+/// Span attribute naming the thread that acted (OTel general semantic conventions).
+const THREAD_NAME: &str = "thread.name";
+
 /// Resource attribute names (OTel semantic conventions).
 mod resource_attr {
     pub const SERVICE_NAME: &str = "service.name";
@@ -182,6 +185,14 @@ pub fn span_to_proto(s: &Span) -> pb::Span {
                     },
                 )
             })
+            // OTel general semconv `thread.name`: the thread that used the socket, when it is
+            // not the process's own name (that is `process.executable.name` on the resource).
+            .chain(
+                s.process
+                    .as_ref()
+                    .and_then(|p| p.thread_name.as_deref())
+                    .map(|t| kv_str(THREAD_NAME, t)),
+            )
             .collect(),
         status: Some(pb::Status {
             message: s.status.message.clone().unwrap_or_default(),
@@ -230,6 +241,7 @@ mod tests {
                 container_id: Some("abc123".into()),
                 ..ProcessInfo::default()
             }),
+            counterpart: None,
         })
     }
 

@@ -161,6 +161,7 @@ mod tests {
             socket_cookie: None,
             ifindex: 1,
             process: None,
+            counterpart: None,
         })
     }
 

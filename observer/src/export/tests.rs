@@ -250,6 +250,7 @@ fn test_span(i: u64) -> Box<Span> {
             comm: Some(if i.is_multiple_of(2) { "nginx" } else { "curl" }.into()),
             ..ProcessInfo::default()
         }),
+        counterpart: None,
     })
 }
 
@@ -515,7 +516,7 @@ async fn metrics_server_serves_metrics_and_healthz() {
     assert_eq!(st, 200);
     assert_eq!(ctype.as_deref(), Some(Metrics::CONTENT_TYPE));
     assert!(
-        body.contains(r#"flowscope_requests_total{service="curl",peer="",protocol="http",method="GET",route="/items/{id}",status="200",kind="server"} 1"#),
+        body.contains(r#"flowscope_requests_total{service="curl",peer="",protocol="http",method="GET",route="/items/{id}",status="200",kind="server",agent="false"} 1"#),
         "{body}"
     );
     assert_eq!(get("/healthz").await.0, 200);

@@ -107,6 +107,7 @@ pub fn flow(ev: DnsEvent, client: Endpoint, server: Endpoint, socket_cookie: Opt
         payload_bytes: ev.message_bytes,
         trace_context: None,
         process: None,
+        peer_process: None,
     }
 }
 

@@ -8,7 +8,6 @@ pub use crate::l7::exchange::Peers;
 use crate::l7::exchange::{
     http_flow, path_and_query, protocol_text, split_host_port, RequestHead, KNOWN_METHODS,
 };
-use crate::packet::Direction;
 use crate::record::{
     attr, ip_string, AttributeValue, Attributes, BodyError, Flow, HttpHeader, HttpInfo, Span,
     SpanKind, SpanStatus, StatusCode,
@@ -67,7 +66,14 @@ pub fn response_flow(
     )
 }
 
-/// The span of an exchange: `resp` `None` for a request that got no answer, ending at
+/// The end of an exchange whose span [`span`] builds when the owners are not known: the one
+/// the request's capture direction points at ([`crate::roles::end_by_capture`]).
+pub fn captured_end(req: &RequestHead) -> SpanKind {
+    crate::roles::end_by_capture(req.start.meta.direction)
+}
+
+/// The span of an exchange as seen by its `kind` end (CLIENT: the connecting process,
+/// SERVER: the accepting one): `resp` `None` for a request that got no answer, ending at
 /// `end_ns`.
 pub fn span(
     p: &Peers,
@@ -75,14 +81,9 @@ pub fn span(
     req_body: BodySeen,
     resp: Option<&ResponseHead>,
     end_ns: u64,
+    kind: SpanKind,
 ) -> Span {
     let (client, server) = (p.client, p.server);
-    // A request captured leaving this host was sent by a local client; otherwise a local
-    // server received it (the default when the direction is unknown, e.g. pcap files).
-    let kind = match req.start.meta.direction {
-        Direction::Egress => SpanKind::Client,
-        _ => SpanKind::Server,
-    };
     let mut a = Attributes::new();
     let mut set = |k: &'static str, v: AttributeValue| a.push_new(k, v);
     let method_known = KNOWN_METHODS.contains(&&*req.method);
@@ -194,6 +195,7 @@ pub fn span(
         socket_cookie: req.start.meta.socket_cookie.or(p.socket_cookie),
         ifindex: req.start.meta.ifindex,
         process: None,
+        counterpart: None,
     }
 }
 

@@ -13,7 +13,6 @@ use super::grpc;
 use super::stream::{H2Request, H2Stream, StreamEnd};
 pub use crate::l7::exchange::Peers;
 use crate::l7::exchange::{headers_of, http_flow, split_host_port, KNOWN_METHODS};
-use crate::packet::Direction;
 use crate::record::{
     attr, ip_string, AttributeValue, Attributes, Flow, GrpcStatus, GrpcStatusSource, Http2Info,
     HttpHeader, HttpInfo, Span, SpanKind, SpanStatus, StatusCode, StreamReset,
@@ -164,15 +163,20 @@ pub fn has_span(st: &H2Stream) -> bool {
     st.request.is_some()
 }
 
-/// The span of a finished stream whose request was seen.
-pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
+/// The end of a stream whose span [`span`] builds when the owners are not known: the one its
+/// request's capture direction points at ([`crate::roles::end_by_capture`]). A pushed request
+/// travels server -> client (PUSH_PROMISE, RFC 9113 §8.4): its direction is reversed.
+pub fn captured_end(st: &H2Stream) -> Option<SpanKind> {
+    let req = st.request.as_deref()?;
+    let end = crate::roles::end_by_capture(req.start.meta.direction);
+    Some(if req.pushed { end.other() } else { end })
+}
+
+/// The span of a finished stream whose request was seen, as seen by its `kind` end (CLIENT:
+/// the connecting process, SERVER: the accepting one).
+pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
     let p = &p.swapped_if(st.roles_swapped);
     let req = st.request.as_deref()?;
-    // A pushed request travels server -> client (PUSH_PROMISE): its direction is reversed.
-    let kind = match (req.start.meta.direction, req.pushed) {
-        (Direction::Egress, false) | (Direction::Ingress, true) => SpanKind::Client,
-        _ => SpanKind::Server,
-    };
     let server_side = kind == SpanKind::Server;
     let mut a = Attributes::new();
     let partial = st.partial
@@ -357,5 +361,6 @@ pub fn span(p: &Peers, st: &H2Stream) -> Option<Span> {
         socket_cookie: req.start.meta.socket_cookie.or(p.socket_cookie),
         ifindex: req.start.meta.ifindex,
         process: None,
+        counterpart: None,
     })
 }
