@@ -53,6 +53,12 @@ pub struct AgentConfig {
     /// The host's procfs, for sockets older than the agent (in a container: where the host's
     /// /proc is mounted, e.g. /host/proc).
     pub proc_root: std::path::PathBuf,
+    /// Report the packets the kernel drops (kfree_skb with its drop reason) as DROPPED
+    /// flows, where the kernel allows the program (BTF, 5.17+).
+    pub drops: bool,
+    /// Most drop reports per second per CPU; drops beyond it are counted
+    /// (`kernel_drops_rate_limited`), not reported.
+    pub drops_rate_per_cpu: u64,
     /// OTLP span export, `--print-spans` and Prometheus metrics (the `[export]` table).
     pub export: crate::export::ExportConfig,
 }
@@ -78,6 +84,8 @@ impl Default for AgentConfig {
             node_name: None,
             attribution: "auto".into(),
             proc_root: "/proc".into(),
+            drops: true,
+            drops_rate_per_cpu: 1000,
             export: crate::export::ExportConfig::default(),
         }
     }
@@ -126,6 +134,9 @@ impl AgentConfig {
             }
         }
         self.attribution_method()?;
+        if self.drops_rate_per_cpu == 0 {
+            anyhow::bail!("key `drops-rate-per-cpu`: must be at least 1 (or set drops = false)");
+        }
         if self.max_flows == 0 {
             anyhow::bail!("key `max-flows`: must be at least 1");
         }

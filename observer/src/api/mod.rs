@@ -17,6 +17,7 @@
 #![allow(dead_code)]
 
 pub mod convert;
+pub mod drop_reason;
 pub mod filter;
 pub mod health;
 pub mod namespaces;

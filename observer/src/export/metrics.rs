@@ -70,6 +70,16 @@ enum DirectionLabel {
     unknown,
 }
 
+/// `reason` of `flowscope_drops_total`: a kernel `skb_drop_reason` name. Bounded: the
+/// kernel's enum has ~130 names, and names past [`MAX_DROP_REASONS`] count as "other".
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    reason: String,
+}
+
+/// Most distinct `reason` labels on `flowscope_drops_total`.
+const MAX_DROP_REASONS: usize = 256;
+
 /// Request duration buckets, seconds (500 µs .. 10 s).
 const DURATION_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -101,6 +111,8 @@ pub struct Metrics {
     routes: Mutex<LabelLimiter>,
     peers: Mutex<LabelLimiter>,
     pushed: Arc<PushedValues>,
+    drops: Family<DropLabels, Counter>,
+    drop_reasons: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Metrics {
@@ -146,6 +158,12 @@ impl Metrics {
             d(DirectionLabel::egress),
             d(DirectionLabel::unknown),
         ];
+        let drops = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "flowscope_drops",
+            "Packets (TCP/UDP) the kernel dropped, by the kernel's drop reason (reported ones; rate-limited drops are counted in flowscope_agent_kernel_drops_rate_limited_total)",
+            drops.clone(),
+        );
         let pushed = Arc::new(PushedValues::default());
         registry.register_collector(Box::new(pushed.clone()));
         Self {
@@ -159,7 +177,27 @@ impl Metrics {
             routes: Mutex::new(LabelLimiter::new(cfg.max_routes_per_service)),
             peers: Mutex::new(LabelLimiter::new(cfg.max_peers.max(1))),
             pushed,
+            drops,
+            drop_reasons: Mutex::new(std::collections::HashSet::new()),
         }
+    }
+
+    /// Counts one kernel drop under its reason name.
+    pub fn observe_drop(&self, reason: &str) {
+        let mut seen = self.drop_reasons.lock().unwrap_or_else(|p| p.into_inner());
+        let label = if seen.contains(reason) {
+            reason
+        } else if seen.len() < MAX_DROP_REASONS {
+            seen.insert(reason.to_string());
+            reason
+        } else {
+            "other"
+        };
+        self.drops
+            .get_or_create(&DropLabels {
+                reason: label.to_string(),
+            })
+            .inc();
     }
 
     /// Counts one finished exchange in the RED metrics.

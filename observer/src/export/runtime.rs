@@ -31,6 +31,13 @@ impl ExportHandles {
         }
     }
 
+    /// Counts a packet the kernel dropped, by its kernel reason name.
+    pub fn observe_drop(&self, reason: &str) {
+        if let Some(m) = &self.metrics {
+            m.observe_drop(reason);
+        }
+    }
+
     /// Adds IP bytes captured in `direction` to the metrics.
     pub fn add_bytes(&self, direction: flows::packet::Direction, ip_bytes: u64) {
         if let Some(m) = &self.metrics {
