@@ -208,11 +208,17 @@ static __always_inline int on_drop(int mode, struct sk_buff *skb, __u32 reason)
 	e->reason = reason;
 	e->family = family;
 	e->protocol = proto;
-	e->len = skb->len;
+	__u8 len[2] = {};
 	if (family == AF_INET) {
+		/* RFC 791 §3.1 Total Length */
+		read_bytes(mode, len, head, nh + 2, 2);
+		e->len = (len[0] << 8) | len[1];
 		read_bytes(mode, e->saddr, head, nh + 12, 4);
 		read_bytes(mode, e->daddr, head, nh + 16, 4);
 	} else {
+		/* RFC 8200 §3 Payload Length, after the 40-byte fixed header */
+		read_bytes(mode, len, head, nh + 4, 2);
+		e->len = 40 + ((len[0] << 8) | len[1]);
 		read_bytes(mode, e->saddr, head, nh + 8, 16);
 		read_bytes(mode, e->daddr, head, nh + 24, 16);
 	}

@@ -28,7 +28,7 @@ struct fsd_drop_event {
 	__u8 daddr[16];
 	__u16 sport;
 	__u16 dport;
-	__u32 len; /* skb->len at the drop */
+	__u32 len; /* IP packet length per its header (IPv6: 40 + payload length) */
 	__u8 flags; /* FSD_F_* */
 	__u8 _pad[7];
 };

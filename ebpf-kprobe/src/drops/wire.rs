@@ -78,7 +78,7 @@ pub struct DropEvent {
     pub netns: Option<u32>,
     /// Cookie of the socket the skb belonged to.
     pub cookie: Option<u64>,
-    /// skb->len at the drop (bytes from the header the stack was at).
+    /// IP packet length per its header.
     pub len: u32,
 }
 

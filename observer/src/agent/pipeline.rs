@@ -431,6 +431,10 @@ impl<W: Write> Pipeline<W> {
         let hubble = crate::api::drop_reason::hubble_drop_reason(&kernel.reason_name) as i32;
         wire.drop_reason = hubble as u32;
         wire.drop_reason_desc = hubble;
+        // Cilium's drop notifications carry the reason as the event's sub-type.
+        if let Some(e) = wire.event_type.as_mut() {
+            e.sub_type = hubble;
+        }
         // The interface index is the drop's own namespace's: no name from ours.
         ext.kernel_drop = Some(kernel);
         wire.extensions = Some(ext.to_any());

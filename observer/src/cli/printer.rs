@@ -151,9 +151,24 @@ pub fn flow_type(f: &Flow) -> String {
             .find(|(_, v)| *v == sub)
             .map(|(n, _)| n.to_string())
             .unwrap_or_else(|| "trace".into()),
-        Some((EVENT_TYPE_DROP, _)) => "drop".into(),
+        Some((EVENT_TYPE_DROP, _)) => drop_type(f),
         Some((EVENT_TYPE_L7, _)) => "l7".into(),
         _ => "unknown".into(),
+    }
+}
+
+/// A drop's reason where the type column goes, as Hubble prints its drop reason there: the
+/// kernel's own name (flowscope extension), else Hubble's DropReason, else "drop".
+fn drop_type(f: &Flow) -> String {
+    use crate::api::proto::flow::DropReason;
+    if let Some(k) = crate::api::proto::flowscope::FlowExtension::from_flow(f)
+        .and_then(|e| e.kernel_drop)
+    {
+        return format!("drop {}", k.reason_name);
+    }
+    match DropReason::try_from(f.drop_reason_desc) {
+        Ok(DropReason::Unknown) | Err(_) => "drop".into(),
+        Ok(r) => format!("drop {}", r.as_str_name()),
     }
 }
 
