@@ -95,7 +95,9 @@ fn kernel_drops_are_dropped_flows_with_the_kernels_reason() {
     );
     let ids = bpf_prog_ids_of(agent.pid());
     assert!(
-        prog_names(&ids).iter().any(|n| n.starts_with("fsd_kfree_skb")),
+        prog_names(&ids)
+            .iter()
+            .any(|n| n.starts_with("fsd_kfree_skb")),
         "the agent holds no kfree_skb program: {:?}",
         prog_names(&ids)
     );
@@ -123,7 +125,10 @@ fn kernel_drops_are_dropped_flows_with_the_kernels_reason() {
     };
     let syn = wait_for_drop(
         &sock,
-        &format!("NETFILTER_DROP of the client's SYN with its pid {}", client.pid()),
+        &format!(
+            "NETFILTER_DROP of the client's SYN with its pid {}",
+            client.pid()
+        ),
         |f| {
             ports(f) == ("TCP", client_port, filtered as u64)
                 && reason(f) == "NETFILTER_DROP"
@@ -163,7 +168,10 @@ fn kernel_drops_are_dropped_flows_with_the_kernels_reason() {
     )))
     .unwrap();
     assert!(
-        st["counters"]["kernel_drops_reported"].as_u64().unwrap_or(0) >= 3,
+        st["counters"]["kernel_drops_reported"]
+            .as_u64()
+            .unwrap_or(0)
+            >= 3,
         "{st}"
     );
     assert_eq!(st["counters"]["kernel_drops_unavailable"], 0, "{st}");

@@ -135,8 +135,7 @@ impl KernelDrops {
             .ok_or(AttributionError::Missing(name))?
             .try_into()
             .map_err(|_| AttributionError::Missing("tp_btf program"))?;
-        p.load("kfree_skb", btf)
-            .map_err(|e| load_error(name, &e))?;
+        p.load("kfree_skb", btf).map_err(|e| load_error(name, &e))?;
         p.attach().map_err(|e| {
             let detail = shorten(&e);
             AttributionError::Attach {

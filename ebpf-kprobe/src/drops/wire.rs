@@ -89,12 +89,10 @@ impl DropEvent {
             return Err(WireError::Length(r.len()));
         }
         let u16_at = |f: std::ops::Range<usize>| u16::from_ne_bytes([r[f.start], r[f.start + 1]]);
-        let u32_at = |f: std::ops::Range<usize>| {
-            u32::from_ne_bytes(r[f].try_into().expect("4-byte field"))
-        };
-        let u64_at = |f: std::ops::Range<usize>| {
-            u64::from_ne_bytes(r[f].try_into().expect("8-byte field"))
-        };
+        let u32_at =
+            |f: std::ops::Range<usize>| u32::from_ne_bytes(r[f].try_into().expect("4-byte field"));
+        let u64_at =
+            |f: std::ops::Range<usize>| u64::from_ne_bytes(r[f].try_into().expect("8-byte field"));
         let family = u16_at(field::FAMILY);
         let addr = |f: std::ops::Range<usize>| -> Result<IpAddr, WireError> {
             let b = &r[f];

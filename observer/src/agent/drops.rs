@@ -152,10 +152,8 @@ mod tests {
 
     #[test]
     fn a_syn_dropped_by_netfilter() {
-        let reasons = DropReasons::from_pairs([
-            (1, "SKB_CONSUMED"),
-            (12, "SKB_DROP_REASON_NETFILTER_DROP"),
-        ]);
+        let reasons =
+            DropReasons::from_pairs([(1, "SKB_CONSUMED"), (12, "SKB_DROP_REASON_NETFILTER_DROP")]);
         let (f, k) = drop_flow(&syn_drop(12, Some(7)), &reasons, 99);
         assert_eq!(f.verdict, Verdict::Dropped);
         assert_eq!(f.time_ns, 99);
@@ -171,10 +169,7 @@ mod tests {
         assert_eq!(k.reason_name, "NETFILTER_DROP");
         assert_eq!(k.reason, 12);
         let (w, _) = crate::api::convert::flow_to_wire(&f, "n");
-        assert_eq!(
-            w.verdict,
-            crate::api::proto::flow::Verdict::Dropped as i32
-        );
+        assert_eq!(w.verdict, crate::api::proto::flow::Verdict::Dropped as i32);
     }
 
     #[test]

@@ -559,9 +559,9 @@ async fn read_ring(
         // SAFETY: as above: the ring owns its fd for its whole life and the AsyncFd owns it.
         Some((r, reasons)) => (
             Some(
-                unsafe { AsyncFd::register_with_interest(r, Interest::READABLE) }.map_err(
-                    |e| anyhow!("registering the drop ring with tokio: {}", e.into_parts().1),
-                )?,
+                unsafe { AsyncFd::register_with_interest(r, Interest::READABLE) }.map_err(|e| {
+                    anyhow!("registering the drop ring with tokio: {}", e.into_parts().1)
+                })?,
             ),
             reasons,
         ),

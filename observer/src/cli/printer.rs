@@ -161,8 +161,8 @@ pub fn flow_type(f: &Flow) -> String {
 /// kernel's own name (flowscope extension), else Hubble's DropReason, else "drop".
 fn drop_type(f: &Flow) -> String {
     use crate::api::proto::flow::DropReason;
-    if let Some(k) = crate::api::proto::flowscope::FlowExtension::from_flow(f)
-        .and_then(|e| e.kernel_drop)
+    if let Some(k) =
+        crate::api::proto::flowscope::FlowExtension::from_flow(f).and_then(|e| e.kernel_drop)
     {
         return format!("drop {}", k.reason_name);
     }

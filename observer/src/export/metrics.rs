@@ -575,6 +575,36 @@ mod tests {
     }
 
     #[test]
+    fn drops_by_kernel_reason_with_a_bounded_label() {
+        let m = Metrics::new(&ExportConfig::default());
+        m.observe_drop("NETFILTER_DROP");
+        m.observe_drop("NETFILTER_DROP");
+        m.observe_drop("NO_SOCKET");
+        for i in 0..MAX_DROP_REASONS + 5 {
+            m.observe_drop(&format!("UNKNOWN_{i}"));
+        }
+        let t = m.encode();
+        assert!(
+            t.contains(r#"flowscope_drops_total{reason="NETFILTER_DROP"} 2"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"flowscope_drops_total{reason="NO_SOCKET"} 1"#),
+            "{t}"
+        );
+        // Two names took slots; the rest beyond the cap count as "other".
+        assert!(
+            t.contains(r#"flowscope_drops_total{reason="other"} 7"#),
+            "{t}"
+        );
+        // Known names keep counting under their own label after the cap.
+        m.observe_drop("NO_SOCKET");
+        assert!(m
+            .encode()
+            .contains(r#"flowscope_drops_total{reason="NO_SOCKET"} 2"#));
+    }
+
+    #[test]
     fn flows_agent_counters_and_exporter_counters() {
         let m = Metrics::new(&ExportConfig::default());
         let flow = |flags: u8, dir, len| Flow {
