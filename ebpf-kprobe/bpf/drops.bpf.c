@@ -12,7 +12,8 @@
  *  - or with bpf_probe_read_kernel (`fsd_kfree_skb_pr`), for older verifiers that treat that
  *    load as a plain number.
  *
- * The loader tries the first, then the second; if neither loads, drops are not reported (and
+ * The loader tries the first (with the tracepoint's rx_sk argument where the kernel has it),
+ * then the second; if neither loads, drops are not reported (and
  * the agent says so). Normal frees are not drops: SKB_CONSUMED (consume_skb, from 6.3 also
  * through kfree_skb_reason) and SKB_DROP_REASON_NOT_SPECIFIED (plain kfree_skb(), which many
  * callers still use for frees that are not drops: counted only). Their numbers differ between
@@ -152,7 +153,8 @@ static __always_inline __u32 ipv6_transport(int mode, const unsigned char *head,
 	return 0;
 }
 
-static __always_inline int on_drop(int mode, struct sk_buff *skb, __u32 reason)
+static __always_inline int on_drop(int mode, struct sk_buff *skb, __u32 reason,
+				   struct sock *rx_sk)
 {
 	/* SKB_NOT_DROPPED_YET is 0 on every kernel that has the enum. */
 	if (reason == 0 || reason == cfg_reason_consumed)
@@ -237,7 +239,11 @@ static __always_inline int on_drop(int mode, struct sk_buff *skb, __u32 reason)
 		e->ifindex = skb->skb_iif;
 		e->flags |= FSD_F_IFINDEX;
 	}
+	/* The skb's own socket (a sender's, or one early demux attached), else the receiving
+	 * socket the stack had found (the tracepoint's rx_sk, 6.11+). */
 	struct sock *sk = skb->sk;
+	if (!sk)
+		sk = rx_sk;
 	if (sk) {
 		/* The cookie as stored: 0 when nothing asked for one yet, and then nothing
 		 * reported an owner under it either. (bpf_get_socket_cookie refuses the RCU
@@ -255,14 +261,23 @@ static __always_inline int on_drop(int mode, struct sk_buff *skb, __u32 reason)
 	return 0;
 }
 
+/* 6.11+ passes the receiving socket as a fourth argument; older kernels refuse this program
+ * (the context has three), and the loader takes the next. */
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(fsd_kfree_skb_rx, struct sk_buff *skb, void *location, enum skb_drop_reason reason,
+	     struct sock *rx_sk)
+{
+	return on_drop(READ_DIRECT, skb, reason, rx_sk);
+}
+
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(fsd_kfree_skb, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	return on_drop(READ_DIRECT, skb, reason);
+	return on_drop(READ_DIRECT, skb, reason, NULL);
 }
 
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(fsd_kfree_skb_pr, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	return on_drop(READ_PROBE, skb, reason);
+	return on_drop(READ_PROBE, skb, reason, NULL);
 }

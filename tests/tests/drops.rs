@@ -87,7 +87,7 @@ fn kernel_drops_are_dropped_flows_with_the_kernels_reason() {
     let sock = tmp.0.join("run/observer.sock").display().to_string();
     // Ports of this run only: the kfree_skb program sees the whole host, other tests included.
     let base = 20_000 + (std::process::id() % 10_000) as u16 * 4;
-    let (filtered, closed_tcp, closed_udp) = (base, base + 1, base + 2);
+    let (filtered, closed_tcp, closed_udp, full_udp) = (base, base + 1, base + 2, base + 3);
 
     let mut agent = start_agent(
         &link.server,
@@ -160,6 +160,24 @@ fn kernel_drops_are_dropped_flows_with_the_kernels_reason() {
         ports(f).0 == "UDP" && ports(f).2 == closed_udp as u64 && reason(f) == "NO_SOCKET"
     });
     assert_eq!(udp["IP"]["source"], CLIENT_V6, "{udp}");
+
+    // A receiver that never reads, with the smallest buffer: the kernel drops what does not
+    // fit (SOCKET_RCVBUFF), on the receiving socket, so the receiver owns the drop.
+    let receiver = link.server.spawn(&format!(
+        "python3 -u -c 'import socket,time; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1); s.bind((\"0.0.0.0\", {full_udp})); print(\"bound\"); time.sleep(30)'"
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while receiver.stdout().is_empty() {
+        assert!(Instant::now() < deadline, "the receiver did not bind");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    link.client.exec(&format!(
+        "python3 -c 'import socket; u=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [u.sendto(b\"x\" * 1000, (\"{SERVER_V4}\", {full_udp})) for _ in range(50)]'"
+    ));
+    let full = wait_for_drop(&sock, "SOCKET_RCVBUFF of a full UDP socket", |f| {
+        ports(f).0 == "UDP" && ports(f).2 == full_udp as u64 && reason(f) == "SOCKET_RCVBUFF"
+    });
+    eprintln!("SOCKET_RCVBUFF drop: {full}");
 
     // `flowscope status` counts them; /metrics has them by reason.
     let st: Value = serde_json::from_str(&sh(&format!(

@@ -26,6 +26,10 @@ static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/drops.bpf.o"));
 
 /// The programs, best first: (name, how it reads header bytes).
 const PROGRAMS: &[(&str, &str)] = &[
+    (
+        "fsd_kfree_skb_rx",
+        "direct BTF reads, receiving socket (6.11+)",
+    ),
     ("fsd_kfree_skb", "direct BTF reads"),
     ("fsd_kfree_skb_pr", "bpf_probe_read_kernel"),
 ];

@@ -424,11 +424,7 @@ impl<W: Write> Pipeline<W> {
             .map(process_info);
         flow.process = by_cookie
             .or_else(|| self.owners.lookup_local(&sender).map(process_info))
-            .or_else(|| {
-                self.owners
-                    .lookup_local_no_scan(&addressee)
-                    .map(process_info)
-            });
+            .or_else(|| self.owners.lookup_local(&addressee).map(process_info));
         self.exports.observe_drop(&kernel.reason_name);
         let (mut wire, mut ext) = crate::api::convert::flow_to_wire(&flow, self.store.node_name());
         let hubble = crate::api::drop_reason::hubble_drop_reason(&kernel.reason_name) as i32;
