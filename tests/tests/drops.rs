@@ -225,3 +225,51 @@ fn drops_false_attaches_no_kfree_skb_program() {
         "drops = false still loaded {names:?}"
     );
 }
+
+#[test]
+fn drops_over_the_per_cpu_rate_are_counted_not_reported() {
+    require_root();
+    require_tool("python3");
+    let link = Link::new();
+    let tmp = TempDir::new();
+    let sock = tmp.0.join("run/observer.sock").display().to_string();
+    let cfg = tmp.0.join("agent.toml");
+    std::fs::write(&cfg, "drops-rate-per-cpu = 20\n").unwrap();
+    let port = 30_000 + (std::process::id() % 10_000) as u16;
+    let _agent = start_agent(
+        &link.server,
+        &format!(
+            "--config {} -i {} --listen unix://{sock} -o none --metrics-listen ''",
+            cfg.display(),
+            link.server_if
+        ),
+    );
+    // 300 datagrams to a closed port within a few ms: far over 20 per second per CPU.
+    link.client.exec(&format!(
+        "python3 -c 'import socket; u=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); [u.sendto(b\"x\", (\"{SERVER_V4}\", {port})) for _ in range(300)]'"
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    let reported = observe_drops(&sock)
+        .iter()
+        .filter(|f| ports(f).2 == port as u64)
+        .count();
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(reported >= 1, "no drop reported at all");
+    // Each CPU's bucket holds at most its burst (20) plus what refilled meanwhile.
+    assert!(
+        reported <= cpus * 40,
+        "{reported} drops reported with a rate of 20/s on {cpus} CPUs"
+    );
+    let st: Value = serde_json::from_str(&sh(&format!(
+        "{} status --server unix://{sock} -o json",
+        flowscope_bin().display()
+    )))
+    .unwrap();
+    assert!(
+        st["counters"]["kernel_drops_rate_limited"]
+            .as_u64()
+            .unwrap_or(0)
+            >= (300 - reported) as u64,
+        "{st}"
+    );
+}
