@@ -248,6 +248,20 @@ mod tests {
     }
 
     #[test]
+    fn kernel_drops_on_by_default_and_off_by_key() {
+        let d = AgentConfig::default();
+        assert!(d.drops);
+        assert_eq!(d.drops_rate_per_cpu, 1000);
+        let c = AgentConfig::from_toml("drops = false\ndrops-rate-per-cpu = 50").unwrap();
+        assert!(!c.drops);
+        assert_eq!(c.drops_rate_per_cpu, 50);
+        let e = AgentConfig::from_toml("drops-rate-per-cpu = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("drops-rate-per-cpu"), "{e}");
+    }
+
+    #[test]
     fn unknown_keys_are_rejected_by_name() {
         let e = AgentConfig::from_toml("snaplenn = 10")
             .unwrap_err()
