@@ -589,4 +589,35 @@ mod tests {
         );
         assert_eq!(flow_type(&dns), "dns-response");
     }
+
+    #[test]
+    fn a_drop_shows_its_reason_in_the_type_column() {
+        use crate::api::proto::{
+            flow::{CiliumEventType, DropReason},
+            flowscope::{FlowExtension, KernelDrop},
+        };
+        let mut f = Flow {
+            event_type: Some(CiliumEventType {
+                r#type: EVENT_TYPE_DROP,
+                sub_type: 0,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(flow_type(&f), "drop");
+        // From a Hubble peer: only Hubble's reason.
+        f.drop_reason_desc = DropReason::PolicyDenied as i32;
+        assert_eq!(flow_type(&f), "drop POLICY_DENIED");
+        // From flowscope: the kernel's own name.
+        f.extensions = Some(
+            FlowExtension {
+                kernel_drop: Some(KernelDrop {
+                    reason: 12,
+                    reason_name: "NETFILTER_DROP".into(),
+                }),
+                ..Default::default()
+            }
+            .to_any(),
+        );
+        assert_eq!(flow_type(&f), "drop NETFILTER_DROP");
+    }
 }
