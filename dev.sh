@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 # Nothing is fetched from anywhere but Debian and crates.io.
 PACKAGES=(
   clang-19 llvm-19 libbpf-dev bpftool linux-libc-dev
-  iproute2 iputils-ping procps psmisc util-linux
+  iproute2 iputils-ping procps psmisc util-linux nftables
   nginx-light curl tcpdump tshark python3 bind9-dnsutils dnsmasq-base
   python3-grpcio python3-grpc-tools
   prometheus

@@ -8,9 +8,13 @@
 //! fallback for sockets older than the agent.
 //!
 //! The ring record layout is the contract with the kernel side: see [`wire`].
+//!
+//! [`drops`] reports the packets the kernel drops (kfree_skb with its drop reason), with the
+//! socket cookie that ties them to the owners above.
 
 pub mod attribution;
 pub mod cgroup;
+pub mod drops;
 pub mod error;
 pub mod owner;
 pub mod probe;

@@ -73,6 +73,12 @@ pub struct AgentConfig {
     /// its certificate must carry; unset: `<node-name>.default.hubble-grpc.cilium.io`, as
     /// Cilium (dots in the node name become dashes).
     pub tls_server_name: Option<String>,
+    /// Report the packets the kernel drops (kfree_skb with its drop reason) as DROPPED
+    /// flows, where the kernel allows the program (BTF, 5.17+).
+    pub drops: bool,
+    /// Most drop reports per second per CPU; drops beyond it are counted
+    /// (`kernel_drops_rate_limited`), not reported.
+    pub drops_rate_per_cpu: u64,
     /// OTLP span export, `--print-spans` and Prometheus metrics (the `[export]` table).
     pub export: crate::export::ExportConfig,
     /// The kubelet's pod log directory (the host's /var/log/pods, mounted read-only in a
@@ -112,6 +118,8 @@ impl Default for AgentConfig {
             tls_client_ca_files: Vec::new(),
             disable_tls: false,
             tls_server_name: None,
+            drops: true,
+            drops_rate_per_cpu: 1000,
             export: crate::export::ExportConfig::default(),
             pods_log_dir: crate::api::pods::DEFAULT_PODS_LOG_DIR.into(),
             dns_names_max_entries: crate::api::dns_names::DEFAULT_MAX_ENTRIES,
@@ -164,6 +172,9 @@ impl AgentConfig {
             }
         }
         self.attribution_method()?;
+        if self.drops_rate_per_cpu == 0 {
+            anyhow::bail!("key `drops-rate-per-cpu`: must be at least 1 (or set drops = false)");
+        }
         if self.max_flows == 0 {
             anyhow::bail!("key `max-flows`: must be at least 1");
         }
@@ -429,6 +440,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen-tcp"), "{e}");
+    }
+
+    #[test]
+    fn kernel_drops_on_by_default_and_off_by_key() {
+        let d = AgentConfig::default();
+        assert!(d.drops);
+        assert_eq!(d.drops_rate_per_cpu, 1000);
+        let c = AgentConfig::from_toml("drops = false\ndrops-rate-per-cpu = 50").unwrap();
+        assert!(!c.drops);
+        assert_eq!(c.drops_rate_per_cpu, 50);
+        let e = AgentConfig::from_toml("drops-rate-per-cpu = 0")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("drops-rate-per-cpu"), "{e}");
     }
 
     #[test]

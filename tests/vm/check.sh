@@ -199,10 +199,10 @@ in_s tc filter show dev "$SIF" ingress > /tmp/tc.after.filters 2>&1
 in_s tc filter show dev "$SIF" egress >> /tmp/tc.after.filters 2>&1
 check "after exit: no clsact qdisc on $SIF" sh -c '! grep -q clsact /tmp/tc.after || { cat /tmp/tc.after; false; }'
 check "after exit: no TC filter of ours on $SIF" sh -c '! grep -q fs_tc /tmp/tc.after.filters || { cat /tmp/tc.after.filters; false; }'
-# fs_* capture and fsa_* attribution programs (the host e2e checks fs_* only).
-no_bpf_left() { ! bpftool prog show | grep -Eq ' name fsa?_'; }
-if wait_for 5 no_bpf_left; then ok "after exit: no fs_*/fsa_* BPF program loaded (bpftool)"
-else bad "after exit: no fs_*/fsa_* BPF program loaded (bpftool)"; bpftool prog show | grep -EA2 ' name fsa?_'; fi
+# fs_* capture, fsa_* attribution and fsd_* kernel drop programs (the host e2e checks fs_* only).
+no_bpf_left() { ! bpftool prog show | grep -Eq ' name fs[ad]?_'; }
+if wait_for 5 no_bpf_left; then ok "after exit: no fs_*/fsa_*/fsd_* BPF program loaded (bpftool)"
+else bad "after exit: no fs_*/fsa_*/fsd_* BPF program loaded (bpftool)"; bpftool prog show | grep -EA2 ' name fs[ad]?_'; fi
 check "after exit: no kprobe left registered (debugfs kprobes/list)" sh -c '! grep -Eq "(tcp_connect|inet_csk_accept|tcp_sendmsg|tcp_recvmsg|tcp_close)\\+" /sys/kernel/debug/kprobes/list'
 
 

@@ -1,6 +1,7 @@
 //! `flowscope agent`: capture on this node, decode, print (later: serve and export).
 
 mod clock;
+mod drops;
 mod pipeline;
 mod preflight;
 mod privileges;
@@ -196,6 +197,10 @@ pub struct AgentArgs {
     /// Print each span as a JSON line on stdout.
     #[arg(long)]
     pub print_spans: bool,
+    /// Report kernel packet drops as DROPPED flows (`--drops false` turns it off)
+    /// [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub drops: Option<bool>,
     /// Where /metrics and /healthz are served [default: 127.0.0.1:9965]; "" turns it off.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
@@ -297,6 +302,9 @@ impl AgentArgs {
         }
         if let Some(v) = self.proc_root {
             c.proc_root = v;
+        }
+        if let Some(v) = self.drops {
+            c.drops = v;
         }
         if let Some(v) = self.max_flows {
             c.max_flows = v;

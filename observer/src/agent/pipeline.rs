@@ -481,6 +481,50 @@ fn end_owners(
     }
 }
 
+impl<W: Write> Pipeline<W> {
+    /// Handles one kernel drop report: a DROPPED flow with Hubble's drop reason where one
+    /// matches and the kernel's reason name in the extension, owned by the socket's process
+    /// (by cookie, else the sender's socket, else the addressee's).
+    pub fn on_drop(
+        &mut self,
+        ev: &ebpf_kprobe::drops::DropEvent,
+        reasons: &ebpf_kprobe::drops::DropReasons,
+    ) -> std::io::Result<()> {
+        let ts_ns = match self.clock {
+            Some(c) => c.wall_ns(ev.ts_ns),
+            None => ev.ts_ns,
+        };
+        let (mut flow, kernel) = super::drops::drop_flow(ev, reasons, ts_ns);
+        let [sender, addressee] = super::drops::candidate_tuples(ev);
+        let by_cookie = ev
+            .cookie
+            .and_then(|c| self.owners.lookup_cookie(c))
+            .map(process_info);
+        flow.process = by_cookie
+            .or_else(|| self.owners.lookup_local(&sender).map(process_info))
+            .or_else(|| self.owners.lookup_local(&addressee).map(process_info));
+        let hubble_reason = crate::api::drop_reason::hubble_drop_reason(&kernel.reason_name);
+        self.exports
+            .observe_drop(&kernel.reason_name, &flow, hubble_reason.as_str_name());
+        let (mut wire, mut ext) = crate::api::convert::flow_to_wire(&flow, self.store.node_name());
+        let hubble = hubble_reason as i32;
+        wire.drop_reason = hubble as u32;
+        wire.drop_reason_desc = hubble;
+        // Cilium's drop notifications carry the reason as the event's sub-type.
+        if let Some(e) = wire.event_type.as_mut() {
+            e.sub_type = hubble;
+        }
+        // The interface index is the drop's own namespace's: no name from ours.
+        ext.kernel_drop = Some(kernel);
+        wire.extensions = Some(ext.to_any());
+        let stored = self.store.push(wire);
+        if let Some(p) = self.printer.as_mut() {
+            p.print_flow(&stored.to_wire(self.store.node_name(), true).flow)?;
+        }
+        Ok(())
+    }
+}
+
 /// A seed for span and trace ids that differs between runs and hosts.
 fn random_seed() -> u64 {
     let mut b = [0u8; 8];

@@ -37,7 +37,10 @@ use super::{
 };
 use crate::api::{self, AgentStatus, ApiConfig, LostSource, StatusHandle};
 use crate::config::AgentConfig;
-use ebpf_kprobe::{Attribution, AttributionOptions, OwnerCache, OwnerCacheOptions, SockEvent};
+use ebpf_kprobe::{
+    drops::{DropEvent, DropReasons},
+    Attribution, AttributionOptions, OwnerCache, OwnerCacheOptions, SockEvent,
+};
 
 type SharedCapture = Arc<Mutex<KernelCapture>>;
 
@@ -244,6 +247,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
     let outcome = match running {
         Running::Kernel { cap, path } => {
             let ring = cap.lock().expect("capture lock").take_ring()?;
+            let (drops, drop_ring, drops_unavailable) = start_drop_reports(&args);
             let path_name = match path {
                 CaptureKind::Tc => "tc",
                 CaptureKind::Socket => "socket",
@@ -252,6 +256,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             {
                 let cap = cap.clone();
                 let engine_counters = engine_counters.clone();
+                let drops = drops.clone();
                 status.set_provider(move || {
                     let c = cap.lock().unwrap_or_else(|p| p.into_inner());
                     let mut counters: Vec<(String, u64)> = c
@@ -266,6 +271,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                             .iter()
                             .cloned(),
                     );
+                    counters.extend(super::drops::drop_counters(&drops, drops_unavailable));
                     AgentStatus {
                         capture_path: path_name.into(),
                         attachments: c
@@ -281,7 +287,13 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             info!("capturing (path: {path_name}); Ctrl-C to stop");
             let mut pipeline = pipeline;
             pipeline.set_clock(MonoToWall::sample());
-            let reader = tokio::spawn(read_ring(ring, attr_ring, pipeline, stop_rx.clone()));
+            let reader = tokio::spawn(read_ring(
+                ring,
+                attr_ring,
+                drop_ring,
+                pipeline,
+                stop_rx.clone(),
+            ));
             let watcher: JoinHandle<Result<()>> =
                 tokio::spawn(watch_links(cap.clone(), args.clone(), path));
             let losses = tokio::spawn(report_kernel_losses(cap.clone(), store.clone()));
@@ -307,6 +319,8 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 eprintln!("{name}: {v}");
             }
             c.detach_all();
+            // Detach the kfree_skb program too.
+            drops.lock().unwrap_or_else(|p| p.into_inner()).take();
             outcome
         }
         Running::AfPacket => {
@@ -525,6 +539,7 @@ fn drain_ring<W: std::io::Write>(
 async fn read_ring(
     ring: aya::maps::RingBuf<aya::maps::MapData>,
     attr_ring: Option<aya::maps::RingBuf<aya::maps::MapData>>,
+    drop_ring: Option<DropRing>,
     mut pipeline: Pipeline<BufWriter<io::Stdout>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
@@ -549,6 +564,18 @@ async fn read_ring(
         ),
         None => None,
     };
+    let (mut drop_ring, drop_reasons) = match drop_ring {
+        // SAFETY: as above: the ring owns its fd for its whole life and the AsyncFd owns it.
+        Some((r, reasons)) => (
+            Some(
+                unsafe { AsyncFd::register_with_interest(r, Interest::READABLE) }.map_err(|e| {
+                    anyhow!("registering the drop ring with tokio: {}", e.into_parts().1)
+                })?,
+            ),
+            reasons,
+        ),
+        None => (None, DropReasons::default()),
+    };
     let mut bad_records = 0u64;
     // Often enough to release records waiting for their owner promptly.
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -568,6 +595,11 @@ async fn read_ring(
                 drain_ring(rb, attr, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
             }
+            guard = async { drop_ring.as_mut().expect("guarded").readable_mut().await }, if drop_ring.is_some() => {
+                let mut guard = guard.context("waiting on the drop ring")?;
+                drain_drops(guard.get_inner_mut(), &drop_reasons, &mut pipeline, &mut bad_records)?;
+                guard.clear_ready();
+            }
             _ = poll.tick() => {
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 drain_ring(afd.get_mut(), attr, &mut pipeline, &mut bad_records)?;
@@ -577,12 +609,58 @@ async fn read_ring(
                 // Drain what is already in the rings, then flush the engine.
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 drain_ring(afd.get_mut(), attr, &mut pipeline, &mut bad_records)?;
+                if let Some(d) = drop_ring.as_mut() {
+                    drain_drops(d.get_mut(), &drop_reasons, &mut pipeline, &mut bad_records)?;
+                }
                 pipeline.finish()?;
                 pipeline.flush()?;
                 return Ok(());
             }
         }
     }
+}
+
+/// The kernel drop ring and the names of its reasons.
+type DropRing = (aya::maps::RingBuf<aya::maps::MapData>, DropReasons);
+
+/// Starts kernel drop reports (unless off): the program, shared for its counters; its ring;
+/// and whether it was wanted but could not load.
+fn start_drop_reports(args: &AgentConfig) -> (super::drops::SharedDrops, Option<DropRing>, bool) {
+    let (mut drops, unavailable) = match super::drops::start_drops(args) {
+        Some(Ok(d)) => (Some(d), false),
+        Some(Err(_)) => (None, true),
+        None => (None, false),
+    };
+    let ring = drops.as_mut().and_then(|d| match d.take_ring() {
+        Ok(r) => Some((r, d.reasons().clone())),
+        Err(e) => {
+            warn!("kernel drop reports: {e}");
+            None
+        }
+    });
+    (Arc::new(Mutex::new(drops)), ring, unavailable)
+}
+
+/// Turns every pending drop record into a flow.
+fn drain_drops<W: std::io::Write>(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    reasons: &DropReasons,
+    pipeline: &mut Pipeline<W>,
+    bad_records: &mut u64,
+) -> Result<()> {
+    while let Some(item) = ring.next() {
+        match DropEvent::parse(&item) {
+            Ok(ev) => pipeline.on_drop(&ev, reasons)?,
+            Err(e) => {
+                *bad_records += 1;
+                if bad_records.is_power_of_two() {
+                    warn!(bad_records = *bad_records, "unreadable drop record: {e}");
+                }
+            }
+        }
+    }
+    pipeline.flush()?;
+    Ok(())
 }
 
 /// Follows interfaces that appear or go away (only when no --iface was given, or to tell the

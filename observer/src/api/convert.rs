@@ -409,6 +409,7 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
             .and_then(|t| t.traceparent_invalid)
             .map(|r| r.as_str().to_string())
             .unwrap_or_default(),
+        kernel_drop: None,
     };
     let mut flow = pb::Flow {
         time: Some(timestamp(f.time_ns)),
@@ -417,6 +418,9 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
             Verdict::Forwarded => pb::Verdict::Forwarded,
             Verdict::Dropped => pb::Verdict::Dropped,
         } as i32,
+        // Set by the agent for the kernel's drops (api/drop_reason.rs).
+        drop_reason: 0,
+        drop_reason_desc: 0,
         ip: Some(pb::Ip {
             source: f.ip.source.to_string(),
             destination: f.ip.destination.to_string(),

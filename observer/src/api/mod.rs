@@ -18,6 +18,7 @@
 
 pub mod convert;
 pub mod dns_names;
+pub mod drop_reason;
 pub mod endpoints;
 pub mod filter;
 pub mod health;

@@ -182,9 +182,24 @@ pub fn flow_type(f: &Flow) -> String {
             .find(|(_, v)| *v == sub)
             .map(|(n, _)| n.to_string())
             .unwrap_or_else(|| "trace".into()),
-        Some((EVENT_TYPE_DROP, _)) => "drop".into(),
+        Some((EVENT_TYPE_DROP, _)) => drop_type(f),
         Some((EVENT_TYPE_L7, _)) => "l7".into(),
         _ => "unknown".into(),
+    }
+}
+
+/// A drop's reason where the type column goes, as Hubble prints its drop reason there: the
+/// kernel's own name (flowscope extension), else Hubble's DropReason, else "drop".
+fn drop_type(f: &Flow) -> String {
+    use crate::api::proto::flow::DropReason;
+    if let Some(k) =
+        crate::api::proto::flowscope::FlowExtension::from_flow(f).and_then(|e| e.kernel_drop)
+    {
+        return format!("drop {}", k.reason_name);
+    }
+    match DropReason::try_from(f.drop_reason_desc) {
+        Ok(DropReason::Unknown) | Err(_) => "drop".into(),
+        Ok(r) => format!("drop {}", r.as_str_name()),
     }
 }
 
@@ -678,5 +693,36 @@ mod tests {
             d.observation_source = "wire".into();
         }
         assert_eq!(flow_type(&dns), "dns-response wire");
+    }
+
+    #[test]
+    fn a_drop_shows_its_reason_in_the_type_column() {
+        use crate::api::proto::{
+            flow::{CiliumEventType, DropReason},
+            flowscope::{FlowExtension, KernelDrop},
+        };
+        let mut f = Flow {
+            event_type: Some(CiliumEventType {
+                r#type: EVENT_TYPE_DROP,
+                sub_type: 0,
+            }),
+            ..Default::default()
+        };
+        assert_eq!(flow_type(&f), "drop");
+        // From a Hubble peer: only Hubble's reason.
+        f.drop_reason_desc = DropReason::PolicyDenied as i32;
+        assert_eq!(flow_type(&f), "drop POLICY_DENIED");
+        // From flowscope: the kernel's own name.
+        f.extensions = Some(
+            FlowExtension {
+                kernel_drop: Some(KernelDrop {
+                    reason: 12,
+                    reason_name: "NETFILTER_DROP".into(),
+                }),
+                ..Default::default()
+            }
+            .to_any(),
+        );
+        assert_eq!(flow_type(&f), "drop NETFILTER_DROP");
     }
 }

@@ -12,8 +12,9 @@
 //!   sides as in Cilium;
 //! - `dns`: `hubble_dns_queries_total` and `hubble_dns_responses_total{rcode, qtypes,
 //!   ips_returned}` with Cilium's rcode names (`dns/rcode.go`);
-//! - `drop`: `hubble_drop_total{reason, protocol}` — a passive observer sees delivered packets
-//!   only, so it stays empty unless a dropped flow is ever reported;
+//! - `drop`: `hubble_drop_total{reason, protocol}` for the kernel drops the agent reports
+//!   (`kfree_skb`, agent/drops.rs), `reason` being Hubble's `DropReason` name that matches the
+//!   kernel's reason (api/drop_reason.rs) or `DROP_REASON_UNKNOWN`;
 //! - `tcp`: `hubble_tcp_flags_total{flag, family}` for SYN, SYN-ACK, FIN and RST of forwarded
 //!   packets (with `--l4-records off` there are no packet records and it stays empty).
 //!
@@ -144,6 +145,16 @@ impl HubbleMetrics {
 
     /// Counts one flow record in the flow, DNS, drop and TCP families.
     pub fn observe_flow(&self, f: &Flow) {
+        self.observe_flow_dropped_for(f, "UNKNOWN_REASON");
+    }
+
+    /// Counts a flow the kernel dropped, under Hubble's `DropReason` name (Cilium's drop
+    /// handler labels `reason` with the flow's `drop_reason_desc`).
+    pub fn observe_dropped_flow(&self, f: &Flow, reason: &'static str) {
+        self.observe_flow_dropped_for(f, reason);
+    }
+
+    fn observe_flow_dropped_for(&self, f: &Flow, drop_reason: &'static str) {
         let protocol = flow_protocol(f);
         let (r#type, subtype) = match (f.verdict, f.flow_type, &f.l7) {
             (Verdict::Dropped, ..) => ("Drop", ""),
@@ -177,9 +188,8 @@ impl HubbleMetrics {
             })
             .inc();
         if f.verdict == Verdict::Dropped {
-            // Cilium's reason is the datapath's drop reason; a passive observer has none.
             let labels = DropLabels {
-                reason: "UNKNOWN_REASON",
+                reason: drop_reason,
                 protocol,
             };
             self.drops.get_or_create(&labels).inc();

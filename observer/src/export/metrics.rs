@@ -75,6 +75,16 @@ enum DirectionLabel {
     unknown,
 }
 
+/// `reason` of `flowscope_drops_total`: a kernel `skb_drop_reason` name. Bounded: the
+/// kernel's enum has ~130 names, and names past [`MAX_DROP_REASONS`] count as "other".
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    reason: String,
+}
+
+/// Most distinct `reason` labels on `flowscope_drops_total`.
+const MAX_DROP_REASONS: usize = 256;
+
 /// Request duration buckets, seconds (500 µs .. 10 s).
 const DURATION_BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -112,6 +122,8 @@ pub struct Metrics {
     semconv: Option<SemconvMetrics>,
     /// Hubble's families, when asked for.
     hubble: Option<HubbleMetrics>,
+    drops: Family<DropLabels, Counter>,
+    drop_reasons: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Metrics {
@@ -160,6 +172,12 @@ impl Metrics {
             d(DirectionLabel::egress),
             d(DirectionLabel::unknown),
         ];
+        let drops = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "flowscope_drops",
+            "Packets (TCP/UDP) the kernel dropped, by the kernel's drop reason (reported ones; rate-limited drops are counted in flowscope_agent_kernel_drops_rate_limited_total)",
+            drops.clone(),
+        );
         let pushed = Arc::new(PushedValues::default());
         registry.register_collector(Box::new(pushed.clone()));
         let semconv = cfg
@@ -184,6 +202,34 @@ impl Metrics {
             flowscope,
             semconv,
             hubble,
+            drops,
+            drop_reasons: Mutex::new(std::collections::HashSet::new()),
+        }
+    }
+
+    /// Counts one kernel drop under its reason name.
+    pub fn observe_drop(&self, reason: &str) {
+        let mut seen = self.drop_reasons.lock().unwrap_or_else(|p| p.into_inner());
+        let label = if seen.contains(reason) {
+            reason
+        } else if seen.len() < MAX_DROP_REASONS {
+            seen.insert(reason.to_string());
+            reason
+        } else {
+            "other"
+        };
+        self.drops
+            .get_or_create(&DropLabels {
+                reason: label.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a kernel drop's flow in Hubble's flow and drop families under Hubble's reason
+    /// name (`DROP_REASON_UNKNOWN` where no Hubble reason matches the kernel's).
+    pub fn observe_hubble_drop(&self, f: &Flow, hubble_reason: &'static str) {
+        if let Some(m) = &self.hubble {
+            m.observe_dropped_flow(f, hubble_reason);
         }
     }
 
@@ -579,6 +625,36 @@ mod tests {
     }
 
     #[test]
+    fn drops_by_kernel_reason_with_a_bounded_label() {
+        let m = Metrics::new(&ExportConfig::default());
+        m.observe_drop("NETFILTER_DROP");
+        m.observe_drop("NETFILTER_DROP");
+        m.observe_drop("NO_SOCKET");
+        for i in 0..MAX_DROP_REASONS + 5 {
+            m.observe_drop(&format!("UNKNOWN_{i}"));
+        }
+        let t = m.encode();
+        assert!(
+            t.contains(r#"flowscope_drops_total{reason="NETFILTER_DROP"} 2"#),
+            "{t}"
+        );
+        assert!(
+            t.contains(r#"flowscope_drops_total{reason="NO_SOCKET"} 1"#),
+            "{t}"
+        );
+        // Two names took slots; the rest beyond the cap count as "other".
+        assert!(
+            t.contains(r#"flowscope_drops_total{reason="other"} 7"#),
+            "{t}"
+        );
+        // Known names keep counting under their own label after the cap.
+        m.observe_drop("NO_SOCKET");
+        assert!(m
+            .encode()
+            .contains(r#"flowscope_drops_total{reason="NO_SOCKET"} 2"#));
+    }
+
+    #[test]
     fn flows_agent_counters_and_exporter_counters() {
         let m = Metrics::new(&ExportConfig::default());
         let flow = |flags: u8, dir, len| Flow {
@@ -706,8 +782,18 @@ mod tests {
             peer_process: None,
         };
         m.observe_flow(&syn);
+        // A kernel drop (agent/drops.rs) under Hubble's reason name.
+        let dropped = Flow {
+            verdict: Verdict::Dropped,
+            traffic_direction: Direction::Unknown,
+            is_reply: None,
+            ..syn.clone()
+        };
+        m.observe_hubble_drop(&dropped, "POLICY_DENIED");
         let t = m.encode();
         for want in [
+            r#"hubble_drop_total{reason="POLICY_DENIED",protocol="TCP"} 1"#,
+            r#"hubble_flows_processed_total{protocol="TCP",type="Drop",subtype="",verdict="DROPPED"} 1"#,
             r#"hubble_http_requests_total{method="GET",protocol="HTTP/1.1",status="404",reporter="client"} 1"#,
             r#"hubble_http_requests_total{method="GET",protocol="HTTP/1.1",status="200",reporter="server"} 1"#,
             r#"hubble_http_request_duration_seconds_count{method="GET",reporter="server"} 1"#,

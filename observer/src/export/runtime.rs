@@ -31,6 +31,15 @@ impl ExportHandles {
         }
     }
 
+    /// Counts a packet the kernel dropped (`f`, verdict DROPPED), by its kernel reason name
+    /// and, in Hubble's families, by Hubble's `DropReason` name.
+    pub fn observe_drop(&self, reason: &str, f: &Flow, hubble_reason: &'static str) {
+        if let Some(m) = &self.metrics {
+            m.observe_drop(reason);
+            m.observe_hubble_drop(f, hubble_reason);
+        }
+    }
+
     /// Adds IP bytes captured in `direction` to the metrics.
     pub fn add_bytes(&self, direction: flows::packet::Direction, ip_bytes: u64) {
         if let Some(m) = &self.metrics {

@@ -1,0 +1,194 @@
+//! Kernel drop reports: the kfree_skb program (bpf/drops.bpf.c) turns drops of TCP/UDP
+//! packets into [`DropEvent`]s, and [`DropReasons`] names their reasons from the running
+//! kernel's BTF.
+//!
+//! [`KernelDrops::start`] loads the program (direct BTF reads first, the bpf_probe_read_kernel
+//! variant for older verifiers), sets the kernel's numbers for the frees that are not drops,
+//! and attaches it; everything is detached when the value is dropped (bpf_links only,
+//! nothing pinned).
+
+pub mod reasons;
+pub mod wire;
+
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::BtfTracePoint,
+    Btf, Ebpf, EbpfLoader,
+};
+use tracing::debug;
+
+pub use reasons::{BtfError, DropReasons};
+pub use wire::{DropEvent, WireError, DROP_COUNTERS};
+
+use crate::error::{hint_for, shorten, AttributionError};
+
+static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/drops.bpf.o"));
+
+/// The programs, best first: (name, how it reads header bytes).
+const PROGRAMS: &[(&str, &str)] = &[
+    (
+        "fsd_kfree_skb_rx",
+        "direct BTF reads, receiving socket (6.11+)",
+    ),
+    ("fsd_kfree_skb", "direct BTF reads"),
+    ("fsd_kfree_skb_pr", "bpf_probe_read_kernel"),
+];
+
+/// Settings for [`KernelDrops::start`].
+#[derive(Clone, Debug)]
+pub struct DropOptions {
+    /// Reports per second per CPU; drops above it are counted, not reported.
+    pub rate_per_sec: u64,
+    /// Reports allowed at once above the rate.
+    pub burst: u64,
+    /// Bytes of the ring; rounded up to a power of two of at least one page.
+    pub ring_bytes: u32,
+}
+
+impl Default for DropOptions {
+    fn default() -> Self {
+        Self {
+            rate_per_sec: 1000,
+            burst: 1000,
+            ring_bytes: 256 << 10,
+        }
+    }
+}
+
+/// The attached kfree_skb program; detached and unloaded on drop.
+pub struct KernelDrops {
+    ebpf: Ebpf,
+    reasons: DropReasons,
+    program: &'static str,
+    ring_taken: bool,
+}
+
+impl std::fmt::Debug for KernelDrops {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KernelDrops")
+            .field("program", &self.program)
+            .finish()
+    }
+}
+
+fn load_error(program: &'static str, e: &dyn std::error::Error) -> AttributionError {
+    let detail = shorten(e);
+    AttributionError::Load {
+        program,
+        hint: hint_for(&detail),
+        detail,
+    }
+}
+
+impl KernelDrops {
+    /// Reads the reason names, then loads and attaches the best program that this kernel
+    /// accepts. An error means drops can't be reported here; nothing stays attached.
+    pub fn start(opts: &DropOptions) -> Result<Self, AttributionError> {
+        let reasons = DropReasons::from_kernel().map_err(|e| AttributionError::Unavailable {
+            method: "kernel drops",
+            why: e.to_string(),
+        })?;
+        let btf = Btf::from_sys_fs().map_err(|e| AttributionError::Unavailable {
+            method: "kernel drops",
+            why: format!("kernel BTF: {e}"),
+        })?;
+        let mut errors = Vec::new();
+        for &(name, how) in PROGRAMS {
+            match Self::try_program(opts, &reasons, &btf, name) {
+                Ok(ebpf) => {
+                    debug!(program = name, how, "kfree_skb program attached");
+                    return Ok(Self {
+                        ebpf,
+                        reasons,
+                        program: name,
+                        ring_taken: false,
+                    });
+                }
+                Err(e) => {
+                    debug!("{name} ({how}) did not load: {e}");
+                    errors.push(format!("{name} ({how}): {e}"));
+                }
+            }
+        }
+        Err(AttributionError::Unavailable {
+            method: "kernel drops",
+            why: errors.join("; "),
+        })
+    }
+
+    fn try_program(
+        opts: &DropOptions,
+        reasons: &DropReasons,
+        btf: &Btf,
+        name: &'static str,
+    ) -> Result<Ebpf, AttributionError> {
+        // Kernels before 6.3 have no SKB_CONSUMED (consume_skb has its own tracepoint there).
+        let consumed = reasons.number("SKB_CONSUMED").unwrap_or(u32::MAX);
+        let not_specified = reasons.number("NOT_SPECIFIED").unwrap_or(u32::MAX);
+        let ring = opts.ring_bytes.max(4096).next_power_of_two();
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("drop_events", ring)
+            .override_global("cfg_reason_consumed", &consumed, true)
+            .override_global("cfg_reason_not_specified", &not_specified, true)
+            .override_global("cfg_rate_per_sec", &opts.rate_per_sec, true)
+            .override_global("cfg_burst", &opts.burst.max(1), true)
+            .load(OBJ)
+            .map_err(|e| load_error("drops object", &e))?;
+        let p: &mut BtfTracePoint = ebpf
+            .program_mut(name)
+            .ok_or(AttributionError::Missing(name))?
+            .try_into()
+            .map_err(|_| AttributionError::Missing("tp_btf program"))?;
+        p.load("kfree_skb", btf).map_err(|e| load_error(name, &e))?;
+        p.attach().map_err(|e| {
+            let detail = shorten(&e);
+            AttributionError::Attach {
+                program: name,
+                target: "tp_btf/kfree_skb".into(),
+                hint: hint_for(&detail),
+                detail,
+            }
+        })?;
+        Ok(ebpf)
+    }
+
+    /// The kernel's reason names (also for reading [`DropEvent::reason`]).
+    pub fn reasons(&self) -> &DropReasons {
+        &self.reasons
+    }
+
+    /// `program -> hook`, for logs and status.
+    pub fn attached(&self) -> String {
+        format!("{} -> tp_btf/kfree_skb", self.program)
+    }
+
+    /// Takes the ring of [`DropEvent`] records. Call once.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, AttributionError> {
+        if self.ring_taken {
+            return Err(AttributionError::NoRing("kernel drops"));
+        }
+        let map = self
+            .ebpf
+            .take_map("drop_events")
+            .ok_or(AttributionError::Missing("drop_events map"))?;
+        self.ring_taken = true;
+        RingBuf::try_from(map).map_err(|e| AttributionError::Map {
+            map: "drop_events",
+            detail: e.to_string(),
+        })
+    }
+
+    /// Kernel-side counters summed over CPUs (reported, rate-limited, ring-full, ...).
+    pub fn kernel_counters(&self) -> Vec<(&'static str, u64)> {
+        let Some(map) = self.ebpf.map("drop_counters") else {
+            return Vec::new();
+        };
+        let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else {
+            return Vec::new();
+        };
+        DROP_COUNTERS
+            .iter()
+            .map(|&(i, name)| (name, arr.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0)))
+            .collect()
+    }
+}

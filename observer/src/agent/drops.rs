@@ -1,0 +1,188 @@
+//! Kernel drop reports ([`ebpf_kprobe::drops`]) as Hubble flows: verdict DROPPED, Hubble's
+//! drop reason where one matches, the kernel's reason name in the flowscope extension.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex},
+};
+
+use ebpf_kprobe::{
+    drops::{DropEvent, DropOptions, DropReasons, KernelDrops},
+    SocketTuple, Transport,
+};
+use flows::{
+    packet::{Direction, TcpFlags},
+    record::{Flow, FlowType, IpInfo, Layer4, Verdict},
+};
+use tracing::{info, warn};
+
+use crate::api::{drop_reason, proto::flowscope::KernelDrop};
+use crate::config::AgentConfig;
+
+/// The attached drop program, shared with the status provider (for its counters); `None`
+/// once detached.
+pub type SharedDrops = Arc<Mutex<Option<KernelDrops>>>;
+
+/// Loads the kfree_skb program unless the configuration turns it off (None). Failing to is
+/// not fatal (older kernels, no BTF): it is logged, and `flowscope status` shows
+/// `kernel_drops_unavailable 1`.
+pub fn start_drops(cfg: &AgentConfig) -> Option<Result<KernelDrops, String>> {
+    if !cfg.drops {
+        info!("kernel drop reports off (drops = false)");
+        return None;
+    }
+    Some(
+        match KernelDrops::start(&DropOptions {
+            rate_per_sec: cfg.drops_rate_per_cpu,
+            burst: cfg.drops_rate_per_cpu,
+            ..DropOptions::default()
+        }) {
+            Ok(d) => {
+                info!(
+                    attached = %d.attached(),
+                    reasons = d.reasons().len(),
+                    "kernel drop reports"
+                );
+                Ok(d)
+            }
+            Err(e) => {
+                warn!("kernel drop reports unavailable: {e}");
+                Err(e.to_string())
+            }
+        },
+    )
+}
+
+/// The counters `flowscope status` and /metrics show for drop reports.
+pub fn drop_counters(drops: &SharedDrops, unavailable: bool) -> Vec<(String, u64)> {
+    let mut out = vec![(
+        "kernel_drops_unavailable".to_string(),
+        u64::from(unavailable),
+    )];
+    if let Some(d) = drops.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        out.extend(
+            d.kernel_counters()
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v)),
+        );
+    }
+    out
+}
+
+/// The flow of a drop (owner not yet filled) and its kernel reason, at wall time `ts_ns`.
+pub fn drop_flow(ev: &DropEvent, reasons: &DropReasons, ts_ns: u64) -> (Flow, KernelDrop) {
+    let l4 = match ev.transport {
+        Transport::Tcp => Layer4::Tcp {
+            source_port: ev.source.1,
+            destination_port: ev.destination.1,
+            flags: TcpFlags(ev.tcp_flags),
+        },
+        Transport::Udp => Layer4::Udp {
+            source_port: ev.source.1,
+            destination_port: ev.destination.1,
+        },
+    };
+    let flow = Flow {
+        time_ns: ts_ns,
+        verdict: Verdict::Dropped,
+        flow_type: FlowType::L3L4,
+        ip: IpInfo::new(ev.source.0, ev.destination.0),
+        l4,
+        l7: None,
+        // kfree_skb runs wherever the stack gave up, not at a capture point.
+        traffic_direction: Direction::Unknown,
+        is_reply: None,
+        ifindex: ev.ifindex.unwrap_or(0),
+        socket_cookie: ev.cookie,
+        ip_len: ev.len,
+        payload_bytes: 0,
+        trace_context: None,
+        process: None,
+        peer_process: None,
+    };
+    let reason_name = reasons
+        .name(ev.reason)
+        .map(str::to_string)
+        .unwrap_or_else(|| drop_reason::unnamed_reason(ev.reason));
+    (
+        flow,
+        KernelDrop {
+            reason: ev.reason,
+            reason_name,
+        },
+    )
+}
+
+/// The sockets that may own a dropped packet, most likely first: the sender's (a local
+/// process whose packet was refused), then the addressee's.
+pub fn candidate_tuples(ev: &DropEvent) -> [SocketTuple; 2] {
+    let src = SocketAddr::new(ev.source.0, ev.source.1);
+    let dst = SocketAddr::new(ev.destination.0, ev.destination.1);
+    [
+        SocketTuple {
+            proto: ev.transport,
+            local: src,
+            remote: dst,
+        },
+        SocketTuple {
+            proto: ev.transport,
+            local: dst,
+            remote: src,
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn syn_drop(reason: u32, cookie: Option<u64>) -> DropEvent {
+        DropEvent {
+            ts_ns: 1,
+            reason,
+            source: ("198.18.0.2".parse().unwrap(), 40000),
+            destination: ("198.18.0.1".parse().unwrap(), 80),
+            transport: Transport::Tcp,
+            tcp_flags: 0x02,
+            ifindex: Some(3),
+            netns: None,
+            cookie,
+            len: 60,
+        }
+    }
+
+    #[test]
+    fn a_syn_dropped_by_netfilter() {
+        let reasons =
+            DropReasons::from_pairs([(1, "SKB_CONSUMED"), (12, "SKB_DROP_REASON_NETFILTER_DROP")]);
+        let (f, k) = drop_flow(&syn_drop(12, Some(7)), &reasons, 99);
+        assert_eq!(f.verdict, Verdict::Dropped);
+        assert_eq!(f.time_ns, 99);
+        assert_eq!(f.socket_cookie, Some(7));
+        assert_eq!(
+            f.l4,
+            Layer4::Tcp {
+                source_port: 40000,
+                destination_port: 80,
+                flags: TcpFlags::SYN
+            }
+        );
+        assert_eq!(k.reason_name, "NETFILTER_DROP");
+        assert_eq!(k.reason, 12);
+        let (w, _) = crate::api::convert::flow_to_wire(&f, "n");
+        assert_eq!(w.verdict, crate::api::proto::flow::Verdict::Dropped as i32);
+    }
+
+    #[test]
+    fn an_unnamed_reason_keeps_its_number() {
+        let (_, k) = drop_flow(&syn_drop(70000, None), &DropReasons::default(), 0);
+        assert_eq!(k.reason_name, "UNKNOWN_70000");
+    }
+
+    #[test]
+    fn sender_first() {
+        let [s, r] = candidate_tuples(&syn_drop(3, None));
+        assert_eq!(s.local, "198.18.0.2:40000".parse().unwrap());
+        assert_eq!(r.local, "198.18.0.1:80".parse().unwrap());
+    }
+}
