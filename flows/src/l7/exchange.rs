@@ -293,6 +293,8 @@ pub fn http_flow(
             traceparent_invalid: t.traceparent_invalid,
         }),
         process: None,
+        tcp_health: None,
+        tcp_srtt_ns: None,
     }
 }
 

@@ -387,6 +387,8 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
             .and_then(|t| t.traceparent_invalid)
             .map(|r| r.as_str().to_string())
             .unwrap_or_default(),
+        tcp_health: f.tcp_health.as_deref().map(super::tcp_health::to_proto),
+        tcp_srtt_ns: f.tcp_srtt_ns.unwrap_or(0),
     };
     let mut flow = pb::Flow {
         time: Some(timestamp(f.time_ns)),
@@ -610,6 +612,11 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
         payload_bytes: ext.payload_bytes,
         trace_context,
         process,
+        tcp_health: ext
+            .tcp_health
+            .as_ref()
+            .map(|h| Box::new(super::tcp_health::from_proto(h))),
+        tcp_srtt_ns: (ext.tcp_srtt_ns != 0).then_some(ext.tcp_srtt_ns),
     })
 }
 
@@ -664,6 +671,8 @@ pub(crate) mod tests {
                 cgroup_id: Some(99),
                 container_id: None,
             }),
+            tcp_health: None,
+            tcp_srtt_ns: None,
         }
     }
 
@@ -691,6 +700,8 @@ pub(crate) mod tests {
             payload_bytes: 0,
             trace_context: None,
             process: None,
+            tcp_health: None,
+            tcp_srtt_ns: None,
         }
     }
 
@@ -740,6 +751,8 @@ pub(crate) mod tests {
             payload_bytes: 0,
             trace_context: None,
             process: None,
+            tcp_health: None,
+            tcp_srtt_ns: None,
         }
     }
 

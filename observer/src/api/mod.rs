@@ -27,6 +27,7 @@ pub mod service;
 pub mod status;
 pub mod store;
 pub mod summary;
+pub mod tcp_health;
 
 use std::{
     future::Future,

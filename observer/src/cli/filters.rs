@@ -45,6 +45,9 @@ const FLAGS: &[(&str, Option<&str>, bool)] = &[
     ("node-name", None, true),
     ("uuid", None, true),
     ("dns-query", None, true),
+    ("min-rtt", None, true),
+    ("retransmits", None, false),
+    ("tcp-reset", None, false),
 ];
 
 /// One filter flag as given, in order.
@@ -239,6 +242,15 @@ pub fn build_filters(args: &[FilterArg]) -> Result<(Vec<FlowFilter>, Vec<FlowFil
                 regex(&v)?;
                 pair.both(|f| f.dns_query.push(v.clone()));
             }
+            "min-rtt" => {
+                let d = crate::cli::time::parse_duration(&v).ok_or_else(|| {
+                    anyhow::anyhow!("invalid --min-rtt {v:?} (expected a duration like 20ms)")
+                })?;
+                let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
+                pair.both(|f| ext(f).min_rtt_ns = ns);
+            }
+            "retransmits" => pair.both(|f| ext(f).retransmits = true),
+            "tcp-reset" => pair.both(|f| ext(f).tcp_reset = true),
             other => bail!("unhandled filter flag --{other}"),
         }
     }

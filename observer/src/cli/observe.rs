@@ -141,6 +141,16 @@ pub struct ObserveArgs {
     /// Regular expression on the DNS query.
     #[arg(long)]
     pub dns_query: Vec<String>,
+    /// TCP flows whose connection's smoothed RTT (both legs, from the capture point) is at
+    /// least this, e.g. 20ms.
+    #[arg(long)]
+    pub min_rtt: Vec<String>,
+    /// TCP flows whose connection retransmitted segments (or SYNs).
+    #[arg(long, action = ArgAction::Count)]
+    pub retransmits: u8,
+    /// TCP flows whose connection was reset or refused.
+    #[arg(long, action = ArgAction::Count)]
+    pub tcp_reset: u8,
 
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
@@ -191,6 +201,9 @@ impl ObserveArgs {
             "node-name" => self.node_name.len(),
             "uuid" => self.uuid.len(),
             "dns-query" => self.dns_query.len(),
+            "min-rtt" => self.min_rtt.len(),
+            "retransmits" => self.retransmits.into(),
+            "tcp-reset" => self.tcp_reset.into(),
             _ => 0,
         }
     }
@@ -233,6 +246,9 @@ impl ObserveArgs {
             "node-name",
             "uuid",
             "dns-query",
+            "min-rtt",
+            "retransmits",
+            "tcp-reset",
         ]
         .iter()
         .map(|n| self.clap_count(n))

@@ -180,6 +180,48 @@ fn process_notes(f: &Flow) -> (Option<String>, Option<String>) {
     }
 }
 
+/// The connection's TCP health in a few words (`rtt 12.3ms, 2 retransmits, reset by server`),
+/// appended to the summary of flows that carry it (issue 17).
+fn health_note(f: &Flow) -> Option<String> {
+    let ext = FlowExtension::from_flow(f)?;
+    let ms = |ns: u64| format!("{:.1}ms", ns as f64 / 1e6);
+    let Some(h) = ext.tcp_health else {
+        // L7 flows carry the RTT only.
+        return (ext.tcp_srtt_ns != 0).then(|| format!("tcp: rtt {}", ms(ext.tcp_srtt_ns)));
+    };
+    let h = crate::api::tcp_health::from_proto(&h);
+    let mut parts = Vec::new();
+    if let Some(ns) = h.handshake_ns {
+        parts.push(format!("handshake {}", ms(ns)));
+    }
+    if let Some(ns) = h.path_srtt_ns() {
+        parts.push(format!("rtt {}", ms(ns)));
+    }
+    let r = h.retransmitted_segments();
+    if r > 0 {
+        parts.push(format!("{r} retransmits"));
+    }
+    if h.syn_retransmits > 0 {
+        parts.push(format!("{} SYN retransmits", h.syn_retransmits));
+    }
+    let zw = h.to_server.zero_window_advertisements + h.to_client.zero_window_advertisements;
+    if zw > 0 {
+        parts.push(format!("{zw} zero windows"));
+    }
+    if h.refused {
+        parts.push("refused".into());
+    } else if h.syn_unanswered {
+        parts.push("SYN unanswered".into());
+    } else if let Some(c) = h.closed_by.filter(|c| c.reset) {
+        let by = match c.by {
+            flows::record::ConnectionRole::Client => "client",
+            flows::record::ConnectionRole::Server => "server",
+        };
+        parts.push(format!("reset by {by}"));
+    }
+    (!parts.is_empty()).then(|| format!("tcp: {}", parts.join(", ")))
+}
+
 impl<W: Write> Printer<W> {
     /// A printer writing to `out`.
     pub fn new(opts: PrinterOptions, out: W) -> Self {
@@ -246,7 +288,10 @@ impl<W: Write> Printer<W> {
             arrow,
             r#type: flow_type(f),
             verdict,
-            summary: summary(f),
+            summary: match health_note(f) {
+                Some(note) => format!("{} [{note}]", summary(f)),
+                None => summary(f),
+            },
         }
     }
 

@@ -107,6 +107,8 @@ pub fn flow(ev: DnsEvent, client: Endpoint, server: Endpoint, socket_cookie: Opt
         payload_bytes: ev.message_bytes,
         trace_context: None,
         process: None,
+        tcp_health: None,
+        tcp_srtt_ns: None,
     }
 }
 

@@ -27,6 +27,7 @@ pub mod process;
 pub mod protocol;
 pub mod reply;
 pub mod tcp_flags;
+pub mod tcp_health;
 pub mod trace_id;
 pub mod traffic_direction;
 pub mod uuid;
@@ -152,6 +153,7 @@ const DIMENSIONS: &[Dimension] = &[
     kubernetes::compile,
     process::compile,
     grpc::compile,
+    tcp_health::compile,
 ];
 
 /// Compiles one FlowFilter into the checks that must all hold.
