@@ -744,6 +744,37 @@ mod tests {
 
     /// RFC 7323 §2.2: the shift is read from SYN options only.
     #[test]
+    fn timestamps_option_is_read() {
+        // RFC 7323 §3: kind 8, length 10. Linux's layout (NOP NOP TS) is read without a walk;
+        // any other position by walking the options; a bad length ends the walk.
+        assert_eq!(
+            tcp_timestamps(&[&[0u8; 20][..], &[1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 9]].concat()),
+            Some((5, 9))
+        );
+        let walked = [
+            &[0u8; 20][..],
+            &[2, 4, 5, 180, 8, 10, 0, 0, 1, 0, 0, 0, 0, 7, 0, 0],
+        ]
+        .concat();
+        assert_eq!(tcp_timestamps(&walked), Some((256, 7)));
+        assert_eq!(
+            tcp_timestamps(&[&[0u8; 20][..], &[2, 0, 8, 10]].concat()),
+            None
+        );
+        assert_eq!(
+            tcp_timestamps(&[&[0u8; 20][..], &[8, 10, 0, 0]].concat()),
+            None
+        );
+        assert_eq!(tcp_timestamps(&[0u8; 20]), None);
+        let f = tcp_v4([1, 1, 1, 1], 1, [2, 2, 2, 2], 2, 0, TcpFlags::ACK, b"x");
+        let t = *decode(LinkType::Ethernet, &f, meta())
+            .unwrap()
+            .tcp()
+            .unwrap();
+        assert_eq!(t.timestamps, None);
+    }
+
+    #[test]
     fn syn_window_scale_is_read() {
         let frame = |syn: bool| {
             let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
