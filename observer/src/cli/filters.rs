@@ -302,6 +302,21 @@ mod tests {
     }
 
     #[test]
+    fn tcp_health_flags() {
+        let a =
+            ordered_filter_args(&args("--min-rtt 20ms --retransmits --not --tcp-reset")).unwrap();
+        let (wl, bl) = build_filters(&a).unwrap();
+        let e = wl[0].flowscope.as_ref().unwrap();
+        assert_eq!(
+            (e.min_rtt_ns, e.retransmits, e.tcp_reset),
+            (20_000_000, true, false)
+        );
+        assert!(bl[0].flowscope.as_ref().unwrap().tcp_reset);
+        let bad = ordered_filter_args(&args("--min-rtt soon")).unwrap();
+        assert!(build_filters(&bad).is_err());
+    }
+
+    #[test]
     fn flowscope_flags_and_bad_values() {
         let a = ordered_filter_args(&args("--pid 42 --comm nginx --grpc-service Greeter")).unwrap();
         let (wl, bl) = build_filters(&a).unwrap();
