@@ -263,10 +263,15 @@ impl ConnectionHealth {
         }
     }
 
-    /// Anything to report yet: a SYN or an RTT sample (records of a connection joined mid-way
-    /// carry no health until the first sample).
+    /// Anything to report yet: a SYN, a FIN or RST, an RTT sample or a segment sent again (a
+    /// connection joined mid-way has nothing until one of them).
     pub fn has_any(&self) -> bool {
-        self.syn_ns.is_some() || self.sides.iter().any(|s| s.rtt.samples > 0)
+        self.syn_ns.is_some()
+            || self.closed_by.is_some()
+            || self
+                .sides
+                .iter()
+                .any(|s| s.rtt.samples > 0 || s.retransmitted_segments > 0)
     }
 
     /// Both legs' smoothed RTT so far (see [`TcpHealth::path_srtt_ns`]), without a snapshot.
