@@ -406,7 +406,7 @@ impl Engine {
         // counts this segment (a FIN or RST record shows the connection as it ended).
         let mut l4_record = (report_l4
             && wants_l4_in_flow(config.l4_records, packet, reported, now_ns))
-        .then(|| l4_flow(packet, &at, Some(side == entry.server)));
+        .then(|| Box::new(l4_flow(packet, &at, Some(side == entry.server))));
         let queued_before = queue.len();
         let dir = entry.dir_of(side);
         match (&mut entry.state, packet.transport) {
@@ -562,10 +562,10 @@ impl Engine {
             _ => {}
         }
         if let Some(flow) = l4_record {
-            push(queue, counters, config, Record::Flow(Box::new(flow)));
+            push(queue, counters, config, Record::Flow(flow));
         }
         drain_events(events, &view, config, counters, queue);
-        if let ConnState::Tcp(conn) = &entry.state {
+        if let (ConnState::Tcp(conn), true) = (&entry.state, queue.len() > queued_before) {
             attach_health(queue, queued_before, &conn.health);
         }
         if retire {
