@@ -307,6 +307,29 @@ counters! {
     dns_tcp_queries_timed_out,
     /// HTTP/2 streams the client cancelled, reported at the engine's timeout because no later packet of the connection came to end their wait.
     h2_cancelled_streams_reported_at_timeout,
+    // --- TCP connection health from packets (issue 17; tcp::health) ---
+    /// TCP handshakes seen whole (SYN, SYN/ACK, the ACK of the SYN/ACK).
+    tcp_handshakes,
+    /// SYNs a client sent again before any SYN/ACK.
+    tcp_syn_retransmits,
+    /// Connections refused: the server answered the SYN with a RST (RFC 9293 §3.10.7.3).
+    tcp_connections_refused,
+    /// Connections that ended (evicted) with their SYN never answered.
+    tcp_syns_unanswered,
+    /// RTT samples taken (data to the ACK covering it; Karn's rule, RFC 6298 §3).
+    tcp_rtt_samples,
+    /// Retransmitted TCP segments by the health analysis (bytes seen or acknowledged before, or a late hole filler).
+    tcp_health_retransmissions,
+    /// Payload bytes of retransmitted TCP segments.
+    tcp_health_retransmitted_bytes,
+    /// TCP segments that filled a hole within the reordering window (reordered before the capture; `tcp_out_of_order_segments` counts what reassembly buffered).
+    tcp_health_reordered_segments,
+    /// Duplicate ACKs (RFC 5681 §2).
+    tcp_duplicate_acks,
+    /// Zero-window advertisements (RFC 9293 §3.8.6.2).
+    tcp_zero_window_advertisements,
+    /// TCP keep-alives (RFC 9293 §3.8.4).
+    tcp_keepalives,
 }
 
 #[cfg(test)]

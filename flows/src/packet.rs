@@ -311,6 +311,8 @@ pub struct TcpInfo {
     /// Window scale shift from the options of a SYN segment (RFC 7323 §2.2); `None` on other
     /// segments and on SYNs without the option.
     pub window_scale: Option<u8>,
+    /// The timestamps option (RFC 7323 §3): `(TSval, TSecr)`, when the segment carries it.
+    pub timestamps: Option<(u32, u32)>,
 }
 
 /// The transport layer of a decoded packet.
@@ -579,6 +581,7 @@ pub fn decode_ip(ip_bytes: &[u8], meta: CaptureMeta) -> Result<Packet<'_>, Decod
                 } else {
                     None
                 },
+                timestamps: tcp_timestamps(hdr),
             };
             let payload = tcp.payload();
             let wire = ip_payload_wire
@@ -633,6 +636,39 @@ fn syn_window_scale(tcp: &TcpSlice<'_>) -> Option<u8> {
         Ok(etherparse::TcpOptionElement::WindowScale(shift)) => Some(shift),
         _ => None,
     })
+}
+
+/// The timestamps option of a TCP header (RFC 7323 §3: kind 8, length 10, TSval, TSecr).
+/// Linux and most stacks put it first after two NOPs (checked without a walk); otherwise the
+/// options are walked (RFC 9293 §3.1: kinds 0 and 1 are single bytes, the rest carry a
+/// length), and a malformed length ends the walk.
+fn tcp_timestamps(hdr: &[u8]) -> Option<(u32, u32)> {
+    let opts = hdr.get(20..)?;
+    let read = |o: &[u8]| {
+        let v = |i: usize| u32::from_be_bytes([o[i], o[i + 1], o[i + 2], o[i + 3]]);
+        (v(2), v(6))
+    };
+    if opts.len() >= 12 && opts[..4] == [1, 1, 8, 10] {
+        return Some(read(&opts[2..12]));
+    }
+    let mut i = 0;
+    while i < opts.len() {
+        match opts[i] {
+            0 => return None,
+            1 => i += 1,
+            kind => {
+                let len = usize::from(*opts.get(i + 1)?);
+                if len < 2 || i + len > opts.len() {
+                    return None;
+                }
+                if kind == 8 && len == 10 {
+                    return Some(read(&opts[i..i + 10]));
+                }
+                i += len;
+            }
+        }
+    }
+    None
 }
 
 /// Frame builders shared by unit tests, property tests and benches.
@@ -707,6 +743,37 @@ mod tests {
     }
 
     /// RFC 7323 §2.2: the shift is read from SYN options only.
+    #[test]
+    fn timestamps_option_is_read() {
+        // RFC 7323 §3: kind 8, length 10. Linux's layout (NOP NOP TS) is read without a walk;
+        // any other position by walking the options; a bad length ends the walk.
+        assert_eq!(
+            tcp_timestamps(&[&[0u8; 20][..], &[1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 9]].concat()),
+            Some((5, 9))
+        );
+        let walked = [
+            &[0u8; 20][..],
+            &[2, 4, 5, 180, 8, 10, 0, 0, 1, 0, 0, 0, 0, 7, 0, 0],
+        ]
+        .concat();
+        assert_eq!(tcp_timestamps(&walked), Some((256, 7)));
+        assert_eq!(
+            tcp_timestamps(&[&[0u8; 20][..], &[2, 0, 8, 10]].concat()),
+            None
+        );
+        assert_eq!(
+            tcp_timestamps(&[&[0u8; 20][..], &[8, 10, 0, 0]].concat()),
+            None
+        );
+        assert_eq!(tcp_timestamps(&[0u8; 20]), None);
+        let f = tcp_v4([1, 1, 1, 1], 1, [2, 2, 2, 2], 2, 0, TcpFlags::ACK, b"x");
+        let t = *decode(LinkType::Ethernet, &f, meta())
+            .unwrap()
+            .tcp()
+            .unwrap();
+        assert_eq!(t.timestamps, None);
+    }
+
     #[test]
     fn syn_window_scale_is_read() {
         let frame = |syn: bool| {

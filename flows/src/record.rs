@@ -539,6 +539,117 @@ pub struct Flow {
     /// The owner of the other end, when it is a local process too (loopback, containers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_process: Option<ProcessInfo>,
+    /// The TCP connection's health so far (RTT, retransmissions, handshake; see
+    /// [`TcpHealth`]): on the L3/L4 records of SYN, FIN and RST segments and on every L7 record
+    /// of a TCP connection; `None` elsewhere.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_health: Option<Box<TcpHealth>>,
+    /// The TCP connection's smoothed RTT at the record's time, both legs as seen from the
+    /// capture point ([`TcpHealth::path_srtt_ns`]): on every L7 flow of a TCP connection once
+    /// sampled (an exchange's latency minus this is roughly the server's time), and beside
+    /// `tcp_health`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tcp_srtt_ns: Option<u64>,
+}
+
+/// Which endpoint of a connection did something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionRole {
+    /// The side that sent the SYN (or the guessed client).
+    Client,
+    /// The side that answered it.
+    Server,
+}
+
+/// Who ended a TCP connection first, how and when.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpClose {
+    /// The side whose FIN or RST came first.
+    pub by: ConnectionRole,
+    /// A RST rather than a FIN (RFC 9293 §3.5.2).
+    pub reset: bool,
+    /// Its capture time.
+    pub time_ns: u64,
+}
+
+/// Health of one direction of a TCP connection: the data one side sends and the ACKs that
+/// answer it, as seen from the capture point.
+///
+/// RTT samples are the time from a data segment to the ACK covering it, so they measure the
+/// leg between the capture point and the receiver (plus its delayed-ACK wait): at a client's
+/// capture, the client's data times the whole path; at a server's, the server's data does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpDirectionHealth {
+    /// Smoothed RTT (RFC 6298 §2), when sampled.
+    pub srtt_ns: Option<u64>,
+    /// RTT variation (RFC 6298 §2), when sampled.
+    pub rttvar_ns: Option<u64>,
+    /// Smallest RTT sample.
+    pub min_rtt_ns: Option<u64>,
+    /// Largest RTT sample.
+    pub max_rtt_ns: Option<u64>,
+    /// RTT samples taken (Karn's rule skips retransmitted segments).
+    pub rtt_samples: u32,
+    /// Segments sent again (their bytes were seen or acknowledged before, or came too late to
+    /// be reordering).
+    pub retransmitted_segments: u32,
+    /// Payload bytes of those segments.
+    pub retransmitted_bytes: u64,
+    /// Segments that filled a hole shortly after later data (reordered before the capture).
+    pub out_of_order_segments: u32,
+    /// Duplicate ACKs the receiver sent back (RFC 5681 §2).
+    pub duplicate_acks: u32,
+    /// Zero-window advertisements by the receiver: the sender had to stop (RFC 9293
+    /// §3.8.6.2).
+    pub zero_window_advertisements: u32,
+    /// Keep-alives the sender sent (RFC 9293 §3.8.4).
+    pub keepalives: u32,
+}
+
+/// A TCP connection's health from its packets: handshake, RTT per direction, losses and how it
+/// ended. Running values: each record carries those at its time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpHealth {
+    /// First SYN to the ACK of the SYN/ACK (RFC 9293 §3.5), when the handshake was seen.
+    pub handshake_ns: Option<u64>,
+    /// First SYN to the first SYN/ACK: the capture point <-> server leg.
+    pub syn_to_syn_ack_ns: Option<u64>,
+    /// SYN/ACK to the client's ACK: the capture point <-> client leg.
+    pub syn_ack_to_ack_ns: Option<u64>,
+    /// SYNs the client sent again before an answer.
+    pub syn_retransmits: u32,
+    /// The server answered the SYN with a RST (RFC 9293 §3.10.7.3): connection refused.
+    pub refused: bool,
+    /// A SYN with no SYN/ACK (yet).
+    pub syn_unanswered: bool,
+    /// Data client -> server.
+    pub to_server: TcpDirectionHealth,
+    /// Data server -> client.
+    pub to_client: TcpDirectionHealth,
+    /// The first FIN or RST.
+    pub closed_by: Option<TcpClose>,
+}
+
+impl TcpHealth {
+    /// The path's smoothed RTT as seen from the capture point: the sum of both legs' srtt
+    /// (each direction's data times one leg), or the one leg known.
+    pub fn path_srtt_ns(&self) -> Option<u64> {
+        match (self.to_server.srtt_ns, self.to_client.srtt_ns) {
+            (Some(a), Some(b)) => Some(a + b),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Retransmitted segments both ways.
+    pub fn retransmitted_segments(&self) -> u32 {
+        self.to_server.retransmitted_segments + self.to_client.retransmitted_segments
+    }
+
+    /// Refused, or ended by a RST.
+    pub fn reset(&self) -> bool {
+        self.refused || self.closed_by.is_some_and(|c| c.reset)
+    }
 }
 
 /// OpenTelemetry span kind (only the two an observer can tell apart).
@@ -900,6 +1011,8 @@ mod tests {
             trace_context: None,
             process: None,
             peer_process: None,
+            tcp_health: None,
+            tcp_srtt_ns: None,
         };
         let record = Record::Flow(Box::new(flow));
         let v = serde_json::to_value(&record).unwrap();

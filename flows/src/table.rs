@@ -13,7 +13,7 @@ use crate::key::{FlowKey, Side};
 use crate::l7::{
     DatagramDecoder, Detection, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir,
 };
-use crate::tcp::{ResetTracker, StreamEvent, TcpReassembler};
+use crate::tcp::{ConnectionHealth, ResetTracker, StreamEvent, TcpReassembler};
 
 /// The table is at its entry cap.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -145,6 +145,8 @@ pub struct TcpConn {
     pub closed_at: Option<u64>,
     /// What each side advertised and a reset waiting to take effect (RFC 5961 §3.2).
     pub rst: ResetTracker,
+    /// Handshake, RTT and loss so far (issue 17).
+    pub health: ConnectionHealth,
 }
 
 impl TcpConn {

@@ -294,6 +294,8 @@ pub fn http_flow(
         }),
         process: None,
         peer_process: None,
+        tcp_health: None,
+        tcp_srtt_ns: None,
     }
 }
 

@@ -254,6 +254,7 @@ mod tests {
             flags,
             window,
             window_scale: wscale,
+            timestamps: None,
         }
     }
 

@@ -99,6 +99,8 @@ pub fn drop_flow(ev: &DropEvent, reasons: &DropReasons, ts_ns: u64) -> (Flow, Ke
         trace_context: None,
         process: None,
         peer_process: None,
+        tcp_health: None,
+        tcp_srtt_ns: None,
     };
     let reason_name = reasons
         .name(ev.reason)

@@ -410,6 +410,8 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
             .map(|r| r.as_str().to_string())
             .unwrap_or_default(),
         kernel_drop: None,
+        tcp_health: f.tcp_health.as_deref().map(super::tcp_health::to_proto),
+        tcp_srtt_ns: f.tcp_srtt_ns.unwrap_or(0),
     };
     let mut flow = pb::Flow {
         time: Some(timestamp(f.time_ns)),
@@ -638,6 +640,11 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
         trace_context,
         process,
         peer_process,
+        tcp_health: ext
+            .tcp_health
+            .as_ref()
+            .map(|h| Box::new(super::tcp_health::from_proto(h))),
+        tcp_srtt_ns: (ext.tcp_srtt_ns != 0).then_some(ext.tcp_srtt_ns),
     })
 }
 
@@ -694,6 +701,8 @@ pub(crate) mod tests {
                 ..ProcessInfo::default()
             }),
             peer_process: None,
+            tcp_health: None,
+            tcp_srtt_ns: None,
         }
     }
 
@@ -722,6 +731,8 @@ pub(crate) mod tests {
             trace_context: None,
             process: None,
             peer_process: None,
+            tcp_health: None,
+            tcp_srtt_ns: None,
         }
     }
 
@@ -772,6 +783,8 @@ pub(crate) mod tests {
             trace_context: None,
             process: None,
             peer_process: None,
+            tcp_health: None,
+            tcp_srtt_ns: None,
         }
     }
 

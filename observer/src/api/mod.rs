@@ -32,6 +32,7 @@ pub mod service;
 pub mod status;
 pub mod store;
 pub mod summary;
+pub mod tcp_health;
 pub mod tls;
 pub mod tls_dial;
 

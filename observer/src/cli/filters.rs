@@ -69,6 +69,9 @@ pub(crate) const FLAGS: &[(&str, Option<&str>, bool)] = &[
     ("fqdn", None, true),
     ("from-fqdn", None, true),
     ("to-fqdn", None, true),
+    ("min-rtt", None, true),
+    ("retransmits", None, false),
+    ("tcp-reset", None, false),
 ];
 
 /// One filter flag as given, in order.
@@ -323,6 +326,15 @@ pub fn build_filters(args: &[FilterArg]) -> Result<(Vec<FlowFilter>, Vec<FlowFil
                     _ => pair.both(dst),
                 }
             }
+            "min-rtt" => {
+                let d = crate::cli::time::parse_duration(&v).ok_or_else(|| {
+                    anyhow::anyhow!("invalid --min-rtt {v:?} (expected a duration like 20ms)")
+                })?;
+                let ns = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1);
+                pair.both(|f| ext(f).min_rtt_ns = ns);
+            }
+            "retransmits" => pair.both(|f| ext(f).retransmits = true),
+            "tcp-reset" => pair.both(|f| ext(f).tcp_reset = true),
             other => bail!("unhandled filter flag --{other}"),
         }
     }
@@ -415,6 +427,21 @@ mod tests {
         assert!(wl.iter().all(|f| f.protocol == ["tcp"]));
         assert_eq!(bl.len(), 1);
         assert_eq!(bl[0].destination_port, ["22"]);
+    }
+
+    #[test]
+    fn tcp_health_flags() {
+        let a =
+            ordered_filter_args(&args("--min-rtt 20ms --retransmits --not --tcp-reset")).unwrap();
+        let (wl, bl) = build_filters(&a).unwrap();
+        let e = wl[0].flowscope.as_ref().unwrap();
+        assert_eq!(
+            (e.min_rtt_ns, e.retransmits, e.tcp_reset),
+            (20_000_000, true, false)
+        );
+        assert!(bl[0].flowscope.as_ref().unwrap().tcp_reset);
+        let bad = ordered_filter_args(&args("--min-rtt soon")).unwrap();
+        assert!(build_filters(&bad).is_err());
     }
 
     #[test]

@@ -189,6 +189,16 @@ pub struct ObserveArgs {
     /// Destination DNS name (`*` wildcards).
     #[arg(long)]
     pub to_fqdn: Vec<String>,
+    /// TCP flows whose connection's smoothed RTT (both legs, from the capture point) is at
+    /// least this, e.g. 20ms.
+    #[arg(long)]
+    pub min_rtt: Vec<String>,
+    /// TCP flows whose connection retransmitted segments (or SYNs).
+    #[arg(long, action = ArgAction::Count)]
+    pub retransmits: u8,
+    /// TCP flows whose connection was reset or refused.
+    #[arg(long, action = ArgAction::Count)]
+    pub tcp_reset: u8,
 
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t)]
@@ -254,6 +264,9 @@ impl ObserveArgs {
             "fqdn" => self.fqdn.len(),
             "from-fqdn" => self.from_fqdn.len(),
             "to-fqdn" => self.to_fqdn.len(),
+            "min-rtt" => self.min_rtt.len(),
+            "retransmits" => self.retransmits.into(),
+            "tcp-reset" => self.tcp_reset.into(),
             _ => 0,
         }
     }

@@ -235,6 +235,62 @@ fn process_notes(f: &Flow) -> (Option<String>, Option<String>) {
     }
 }
 
+/// A SYN without ACK.
+fn is_syn(f: &Flow) -> bool {
+    match f.l4.as_ref().and_then(|l| l.protocol.as_ref()) {
+        Some(Protocol::Tcp(t)) => t.flags.as_ref().is_some_and(|x| x.syn && !x.ack),
+        _ => false,
+    }
+}
+
+/// The connection's TCP health in a few words (`rtt 12.3ms, 2 retransmits, reset by server`),
+/// appended to the summary of flows that carry it (issue 17).
+fn health_note(f: &Flow) -> Option<String> {
+    let ext = FlowExtension::from_flow(f)?;
+    // Go-style like Hubble's latencies: 52µs, 1.3ms, 2.1s.
+    let ms = |ns: u64| match ns {
+        0..1_000_000 => format!("{}µs", ns / 1_000),
+        1_000_000..1_000_000_000 => format!("{:.1}ms", ns as f64 / 1e6),
+        _ => format!("{:.1}s", ns as f64 / 1e9),
+    };
+    let Some(h) = ext.tcp_health else {
+        // L7 flows carry the RTT only.
+        return (ext.tcp_srtt_ns != 0).then(|| format!("tcp: rtt {}", ms(ext.tcp_srtt_ns)));
+    };
+    let h = crate::api::tcp_health::from_proto(&h);
+    let mut parts = Vec::new();
+    if let Some(ns) = h.handshake_ns {
+        parts.push(format!("handshake {}", ms(ns)));
+    }
+    if let Some(ns) = h.path_srtt_ns() {
+        parts.push(format!("rtt {}", ms(ns)));
+    }
+    let r = h.retransmitted_segments();
+    if r > 0 {
+        parts.push(format!("{r} retransmits"));
+    }
+    if h.syn_retransmits > 0 {
+        parts.push(format!("{} SYN retransmits", h.syn_retransmits));
+    }
+    let zw = h.to_server.zero_window_advertisements + h.to_client.zero_window_advertisements;
+    if zw > 0 {
+        parts.push(format!("{zw} zero windows"));
+    }
+    if h.refused {
+        parts.push("refused".into());
+    } else if h.syn_unanswered && !is_syn(f) {
+        // On the SYN's own record nothing could have answered yet.
+        parts.push("SYN unanswered".into());
+    } else if let Some(c) = h.closed_by.filter(|c| c.reset) {
+        let by = match c.by {
+            flows::record::ConnectionRole::Client => "client",
+            flows::record::ConnectionRole::Server => "server",
+        };
+        parts.push(format!("reset by {by}"));
+    }
+    (!parts.is_empty()).then(|| format!("tcp: {}", parts.join(", ")))
+}
+
 impl<W: Write> Printer<W> {
     /// A printer writing to `out`.
     pub fn new(opts: PrinterOptions, out: W) -> Self {
@@ -313,7 +369,10 @@ impl<W: Write> Printer<W> {
             arrow,
             r#type: flow_type(f),
             verdict,
-            summary: summary(f),
+            summary: match health_note(f) {
+                Some(note) => format!("{} [{note}]", summary(f)),
+                None => summary(f),
+            },
         }
     }
 
@@ -541,6 +600,44 @@ mod tests {
             got.contains("198.18.0.2:51234 (pid 9 flowscope, this agent) -> 198.18.0.1:80 (pid 456 nginx, thread worker-1)"),
             "{got}"
         );
+    }
+
+    #[test]
+    fn tcp_health_note_in_text_formats() {
+        use flows::record::{ConnectionRole, TcpClose, TcpDirectionHealth, TcpHealth};
+        let mut f = conv::tcp_syn();
+        f.l4 = flows::record::Layer4::Tcp {
+            source_port: 40000,
+            destination_port: 443,
+            flags: flows::packet::TcpFlags::RST,
+        };
+        let health = TcpHealth {
+            handshake_ns: Some(300_000),
+            to_server: TcpDirectionHealth {
+                srtt_ns: Some(20_000_000),
+                rtt_samples: 2,
+                retransmitted_segments: 2,
+                ..Default::default()
+            },
+            closed_by: Some(TcpClose {
+                by: ConnectionRole::Server,
+                reset: true,
+                time_ns: 1,
+            }),
+            ..Default::default()
+        };
+        f.tcp_srtt_ns = health.path_srtt_ns();
+        f.tcp_health = Some(Box::new(health));
+        let note = "[tcp: handshake 300µs, rtt 20.0ms, 2 retransmits, reset by server]";
+        for format in [Format::Compact, Format::Dict, Format::Table] {
+            let out = render(format, &[flow_to_proto(&f, "n")], false);
+            assert!(out.contains(note), "{format:?}: {out}");
+        }
+        // An L7 flow carries the RTT only.
+        let mut r = conv::http_request();
+        r.tcp_srtt_ns = Some(52_000);
+        let out = render(Format::Compact, &[flow_to_proto(&r, "n")], false);
+        assert!(out.contains("[tcp: rtt 52µs]"), "{out}");
     }
 
     #[test]

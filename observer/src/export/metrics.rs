@@ -94,6 +94,141 @@ fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS)
 }
 
+// --- TCP connection health (issue 17) ---
+
+/// Which data direction of a connection an RTT or retransmission count is about.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum TcpDataDirection {
+    to_server,
+    to_client,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TcpDirectionLabels {
+    direction: TcpDataDirection,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TcpEndLabels {
+    by: TcpEndBy,
+}
+
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+enum TcpEndBy {
+    client,
+    server,
+}
+
+/// RTT and handshake buckets, seconds (50 µs .. 2.5 s): LAN to intercontinental paths.
+const RTT_BUCKETS: [f64; 15] = [
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5,
+];
+
+fn rtt_histogram() -> Histogram {
+    Histogram::new(RTT_BUCKETS)
+}
+
+/// Per-connection TCP health, observed once per connection: on the L3/L4 flow of its first FIN
+/// or RST (the record whose health says it is the first close). Connections evicted without
+/// FIN or RST (idle, end of capture) are not in these families; the engine's counters
+/// (`flowscope_agent_engine_tcp_*`) count every segment.
+#[derive(Debug)]
+struct TcpHealthMetrics {
+    handshake: Histogram,
+    srtt: Family<TcpDirectionLabels, Histogram, fn() -> Histogram>,
+    retransmitted_segments: Family<TcpDirectionLabels, Counter>,
+    resets: Family<TcpEndLabels, Counter>,
+    refused: Counter,
+}
+
+impl TcpHealthMetrics {
+    fn register(registry: &mut Registry) -> Self {
+        let m = Self {
+            handshake: rtt_histogram(),
+            srtt: Family::new_with_constructor(rtt_histogram),
+            retransmitted_segments: Family::default(),
+            resets: Family::default(),
+            refused: Counter::default(),
+        };
+        registry.register_with_unit(
+            "flowscope_tcp_handshake_duration",
+            "TCP handshakes, first SYN to the ACK of the SYN/ACK as seen from the capture point, per connection at its first FIN or RST",
+            Unit::Seconds,
+            m.handshake.clone(),
+        );
+        registry.register_with_unit(
+            "flowscope_tcp_srtt",
+            "Smoothed RTT (RFC 6298) of each data direction of a TCP connection at its first FIN or RST: the capture point <-> receiver leg",
+            Unit::Seconds,
+            m.srtt.clone(),
+        );
+        registry.register(
+            "flowscope_tcp_connection_retransmitted_segments",
+            "Retransmitted segments of TCP connections, by data direction, added at each connection's first FIN or RST",
+            m.retransmitted_segments.clone(),
+        );
+        registry.register(
+            "flowscope_tcp_connection_resets",
+            "TCP connections whose first close was a RST, by who sent it",
+            m.resets.clone(),
+        );
+        registry.register(
+            "flowscope_tcp_connections_refused",
+            "TCP connections refused (RST answering the SYN)",
+            m.refused.clone(),
+        );
+        m
+    }
+
+    fn observe(&self, f: &Flow) {
+        let (Some(h), Layer4::Tcp { flags, .. }) = (f.tcp_health.as_deref(), f.l4) else {
+            return;
+        };
+        let Some(close) = h.closed_by else {
+            return;
+        };
+        let sender_is_server = f.is_reply == Some(true);
+        let by_server = close.by == flows::record::ConnectionRole::Server;
+        let first_close = flags.0 & (TcpFlags::FIN.0 | TcpFlags::RST.0) != 0
+            && close.time_ns == f.time_ns
+            && sender_is_server == by_server;
+        if !first_close {
+            return;
+        }
+        let secs = |ns: u64| ns as f64 / 1e9;
+        if let Some(ns) = h.handshake_ns {
+            self.handshake.observe(secs(ns));
+        }
+        for (direction, d) in [
+            (TcpDataDirection::to_server, &h.to_server),
+            (TcpDataDirection::to_client, &h.to_client),
+        ] {
+            let labels = TcpDirectionLabels { direction };
+            if let Some(ns) = d.srtt_ns {
+                self.srtt.get_or_create(&labels).observe(secs(ns));
+            }
+            if d.retransmitted_segments > 0 {
+                self.retransmitted_segments
+                    .get_or_create(&labels)
+                    .inc_by(u64::from(d.retransmitted_segments));
+            }
+        }
+        if h.refused {
+            self.refused.inc();
+        } else if close.reset {
+            let by = if by_server {
+                TcpEndBy::server
+            } else {
+                TcpEndBy::client
+            };
+            self.resets.get_or_create(&TcpEndLabels { by }).inc();
+        }
+    }
+}
+
 /// Values pushed in by the agent (and the exporter's counters), encoded at scrape time.
 #[derive(Debug, Default)]
 struct PushedValues {
@@ -124,6 +259,7 @@ pub struct Metrics {
     hubble: Option<HubbleMetrics>,
     drops: Family<DropLabels, Counter>,
     drop_reasons: Mutex<std::collections::HashSet<String>>,
+    tcp_health: TcpHealthMetrics,
 }
 
 impl Metrics {
@@ -188,6 +324,7 @@ impl Metrics {
             .metrics
             .contains(&MetricSet::Hubble)
             .then(|| HubbleMetrics::new(&mut registry));
+        let tcp_health = TcpHealthMetrics::register(&mut registry);
         Self {
             registry,
             requests,
@@ -204,6 +341,7 @@ impl Metrics {
             hubble,
             drops,
             drop_reasons: Mutex::new(std::collections::HashSet::new()),
+            tcp_health,
         }
     }
 
@@ -262,6 +400,7 @@ impl Metrics {
         if f.flow_type != FlowType::L3L4 {
             return;
         }
+        self.tcp_health.observe(f);
         if let Layer4::Tcp { flags, .. } = f.l4 {
             if flags.0 & TcpFlags::SYN.0 != 0 && flags.0 & TcpFlags::ACK.0 == 0 {
                 self.tcp_flows.inc();
@@ -655,6 +794,65 @@ mod tests {
     }
 
     #[test]
+    fn tcp_health_observed_once_per_connection_at_its_first_close() {
+        use flows::record::{ConnectionRole, TcpClose, TcpDirectionHealth, TcpHealth};
+        let m = Metrics::new(&ExportConfig::default());
+        let health = TcpHealth {
+            handshake_ns: Some(300_000),
+            to_server: TcpDirectionHealth {
+                srtt_ns: Some(20_000_000),
+                rtt_samples: 3,
+                retransmitted_segments: 2,
+                ..Default::default()
+            },
+            closed_by: Some(TcpClose {
+                by: ConnectionRole::Server,
+                reset: true,
+                time_ns: 7,
+            }),
+            ..Default::default()
+        };
+        let flow = |flags: TcpFlags, time_ns, is_reply| Flow {
+            time_ns,
+            verdict: Verdict::Forwarded,
+            flow_type: FlowType::L3L4,
+            ip: IpInfo::new("198.18.0.1".parse().unwrap(), "198.18.0.2".parse().unwrap()),
+            l4: Layer4::Tcp {
+                source_port: 80,
+                destination_port: 5000,
+                flags,
+            },
+            l7: None,
+            traffic_direction: Direction::Egress,
+            is_reply: Some(is_reply),
+            ifindex: 1,
+            socket_cookie: None,
+            ip_len: 40,
+            payload_bytes: 0,
+            trace_context: None,
+            process: None,
+            peer_process: None,
+            tcp_health: Some(Box::new(health)),
+            tcp_srtt_ns: health.path_srtt_ns(),
+        };
+        // The first RST (by the server, at 7) counts; a later FIN, or the same time from the
+        // client, does not.
+        m.observe_flow(&flow(TcpFlags::RST, 7, true));
+        m.observe_flow(&flow(TcpFlags::FIN, 9, true));
+        m.observe_flow(&flow(TcpFlags::RST, 7, false));
+        let t = m.encode();
+        for want in [
+            "flowscope_tcp_handshake_duration_seconds_count 1",
+            r#"flowscope_tcp_srtt_seconds_count{direction="to_server"} 1"#,
+            r#"flowscope_tcp_connection_retransmitted_segments_total{direction="to_server"} 2"#,
+            r#"flowscope_tcp_connection_resets_total{by="server"} 1"#,
+            "flowscope_tcp_connections_refused_total 0",
+        ] {
+            assert!(t.contains(want), "missing {want:?} in\n{t}");
+        }
+    }
+
+    #[test]
     fn flows_agent_counters_and_exporter_counters() {
         let m = Metrics::new(&ExportConfig::default());
         let flow = |flags: u8, dir, len| Flow {
@@ -677,6 +875,8 @@ mod tests {
             trace_context: None,
             process: None,
             peer_process: None,
+            tcp_health: None,
+            tcp_srtt_ns: None,
         };
         m.observe_flow(&flow(TcpFlags::SYN.0, Direction::Ingress, 60));
         m.observe_flow(&flow(
@@ -780,6 +980,8 @@ mod tests {
             trace_context: None,
             process: None,
             peer_process: None,
+            tcp_health: None,
+            tcp_srtt_ns: None,
         };
         m.observe_flow(&syn);
         // A kernel drop (agent/drops.rs) under Hubble's reason name.
@@ -861,6 +1063,8 @@ mod tests {
             trace_context: None,
             process: None,
             peer_process: None,
+            tcp_health: None,
+            tcp_srtt_ns: None,
         };
         m.observe_flow(&dns(L7Type::Request, None, 0));
         m.observe_flow(&dns(L7Type::Response, Some(0), 2));

@@ -108,6 +108,8 @@ pub fn flow(ev: DnsEvent, client: Endpoint, server: Endpoint, socket_cookie: Opt
         trace_context: None,
         process: None,
         peer_process: None,
+        tcp_health: None,
+        tcp_srtt_ns: None,
     }
 }
 

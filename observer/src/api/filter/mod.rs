@@ -29,6 +29,7 @@ pub mod process;
 pub mod protocol;
 pub mod reply;
 pub mod tcp_flags;
+pub mod tcp_health;
 pub mod trace_id;
 pub mod traffic_direction;
 pub mod uuid;
@@ -167,6 +168,7 @@ const DIMENSIONS: &[Dimension] = &[
     label::compile,
     process::compile,
     grpc::compile,
+    tcp_health::compile,
 ];
 
 /// Compiles one FlowFilter into the checks that must all hold.
