@@ -178,6 +178,7 @@ fn host_mounts_are_read_only_except_bpffs_and_the_run_directory() {
         ("btf", ("/sys/kernel/btf", "/sys/kernel/btf", true)),
         ("host-proc", ("/proc", "/host/proc", true)),
         ("cgroup", ("/sys/fs/cgroup", "/sys/fs/cgroup", true)),
+        ("pods-log", ("/var/log/pods", "/var/log/pods", true)),
         (
             "tracefs",
             ("/sys/kernel/tracing", "/sys/kernel/tracing", true),
