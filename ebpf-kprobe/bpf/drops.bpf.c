@@ -16,7 +16,9 @@
  * then the second; if neither loads, drops are not reported (and
  * the agent says so). Normal frees are not drops: SKB_CONSUMED (consume_skb, from 6.3 also
  * through kfree_skb_reason) and SKB_DROP_REASON_NOT_SPECIFIED (plain kfree_skb(), which many
- * callers still use for frees that are not drops: counted only). Their numbers differ between
+ * callers still use for frees that are not drops: counted only), and QUEUE_PURGE (a socket's
+ * queues freed as it is destroyed: data delivered to the host that its reader never took, or
+ * the FIN still queued; nothing was lost on the network: counted only). Their numbers differ between
  * kernels, so the loader reads them from the kernel's BTF and sets cfg_reason_*.
  *
  * Reports are rate-limited per CPU by a token bucket (cfg_rate_per_sec, cfg_burst); the drops
@@ -44,6 +46,7 @@ char LICENSE[] SEC("license") = "GPL";
 /* Set by the loader from the running kernel's `enum skb_drop_reason`. */
 const volatile __u32 cfg_reason_consumed = 0xffffffff;
 const volatile __u32 cfg_reason_not_specified = 0xffffffff;
+const volatile __u32 cfg_reason_queue_purge = 0xffffffff;
 /* Reports per second and per CPU, and the burst allowed above it. */
 const volatile __u64 cfg_rate_per_sec = 1000;
 const volatile __u64 cfg_burst = 1000;
@@ -161,6 +164,10 @@ static __always_inline int on_drop(int mode, struct sk_buff *skb, __u32 reason,
 		return 0;
 	if (reason == cfg_reason_not_specified) {
 		count(FSD_CNT_NOT_SPECIFIED);
+		return 0;
+	}
+	if (reason == cfg_reason_queue_purge) {
+		count(FSD_CNT_QUEUE_PURGE);
 		return 0;
 	}
 	const unsigned char *head = skb->head;

@@ -39,7 +39,8 @@ struct fsd_drop_event {
 #define FSD_CNT_RATE_LIMITED 2 /* drops not reported: over the per-CPU rate */
 #define FSD_CNT_NOT_TCP_UDP 3 /* drops of packets that are not TCP/UDP over IP (or unreadable) */
 #define FSD_CNT_NOT_SPECIFIED 4 /* kfree_skb with SKB_DROP_REASON_NOT_SPECIFIED: not reported */
-#define FSD_CNT_MAX 5
+#define FSD_CNT_QUEUE_PURGE 5 /* SKB_DROP_REASON_QUEUE_PURGE (socket destroyed): not reported */
+#define FSD_CNT_MAX 6
 
 /* Per-CPU token bucket (`drop_bucket`). */
 struct fsd_bucket {

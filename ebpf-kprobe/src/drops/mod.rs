@@ -125,11 +125,14 @@ impl KernelDrops {
         // Kernels before 6.3 have no SKB_CONSUMED (consume_skb has its own tracepoint there).
         let consumed = reasons.number("SKB_CONSUMED").unwrap_or(u32::MAX);
         let not_specified = reasons.number("NOT_SPECIFIED").unwrap_or(u32::MAX);
+        // Queues freed with their socket: not a drop on the network (see drops.bpf.c).
+        let queue_purge = reasons.number("QUEUE_PURGE").unwrap_or(u32::MAX);
         let ring = opts.ring_bytes.max(4096).next_power_of_two();
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("drop_events", ring)
             .override_global("cfg_reason_consumed", &consumed, true)
             .override_global("cfg_reason_not_specified", &not_specified, true)
+            .override_global("cfg_reason_queue_purge", &queue_purge, true)
             .override_global("cfg_rate_per_sec", &opts.rate_per_sec, true)
             .override_global("cfg_burst", &opts.burst.max(1), true)
             .load(OBJ)

@@ -55,6 +55,7 @@ pub const DROP_COUNTERS: &[(u32, &str)] = &[
     (2, "kernel_drops_rate_limited"),
     (3, "kernel_drops_not_tcp_udp"),
     (4, "kernel_frees_not_specified"),
+    (5, "kernel_frees_queue_purge"),
 ];
 
 /// One packet the kernel dropped, as the kfree_skb program saw it.
