@@ -283,9 +283,15 @@ fn names_from_dns_answers_go_on_the_flows_to_their_addresses() {
 
     let to_answer = |f: &Value| f["IP"]["destination"] == ANSWER;
     let flows = flows_until(&unix, "the SYN to the answered address", |fs| {
-        fs.iter().any(to_answer)
+        fs.iter()
+            .any(|f| to_answer(f) && f["verdict"] == "FORWARDED")
     });
-    let syn = flows.iter().find(|f| to_answer(f)).unwrap();
+    // The captured SYN (the kernel drop program may also report the server side's drop of it
+    // as a DROPPED flow, named the same way: checked below).
+    let syn = flows
+        .iter()
+        .find(|f| to_answer(f) && f["verdict"] == "FORWARDED")
+        .unwrap_or_else(|| panic!("no captured SYN to {ANSWER}: {flows:#?}"));
     assert_eq!(
         syn["destination_names"],
         json!(["www.flowscope.test", "api.flowscope.test"]),
@@ -297,6 +303,16 @@ fn names_from_dns_answers_go_on_the_flows_to_their_addresses() {
         "curl is a local process: {syn}"
     );
     assert!(syn.get("source_names").is_none(), "{syn}");
+    for dropped in flows
+        .iter()
+        .filter(|f| to_answer(f) && f["verdict"] == "DROPPED")
+    {
+        assert_eq!(
+            dropped["destination_names"],
+            json!(["www.flowscope.test", "api.flowscope.test"]),
+            "{dropped}"
+        );
+    }
     // The RST back comes from the named address.
     if let Some(rst) = flows.iter().find(|f| f["IP"]["source"] == ANSWER) {
         assert_eq!(

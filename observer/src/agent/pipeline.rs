@@ -514,6 +514,13 @@ impl<W: Write> Pipeline<W> {
         if let Some(e) = wire.event_type.as_mut() {
             e.sub_type = hubble;
         }
+        // Named like every other flow: identities, pods, and names from DNS answers (a drop
+        // has no capture direction, so its ends are named by their addresses).
+        let ends = self.store.endpoints().resolve(&flow, None);
+        wire.source = ends.source.to_proto();
+        wire.destination = ends.destination.to_proto();
+        wire.source_names = ends.source.names_proto();
+        wire.destination_names = ends.destination.names_proto();
         // The interface index is the drop's own namespace's: no name from ours.
         ext.kernel_drop = Some(kernel);
         wire.extensions = Some(ext.to_any());
