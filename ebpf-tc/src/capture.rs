@@ -219,7 +219,7 @@ impl KernelCapture {
             )
             .map_err(map_err("port"))?;
             for (i, w) in (0u32..).zip(port_bitmap(ports)) {
-                // Only words that change: a packet never sees a half-written set of bits.
+                // Write only the words that change, so a reload leaves the others alone.
                 if m.get(&i, 0).map_err(map_err("port"))? != w {
                     m.set(i, w, 0).map_err(map_err("port"))?;
                 }
