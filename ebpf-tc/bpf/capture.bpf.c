@@ -49,19 +49,21 @@ struct {
 	__type(value, struct fs_filter_cfg);
 } filter_cfg SEC(".maps");
 
-/* Ports to keep (when port_allow_on) and ports never to capture (the agent's own traffic). */
+/* Ports to keep (when port_allow_on) and ports never to capture (the agent's own traffic), as
+ * bitmaps: bit `port % 64` of word `port / 64`. The verifier inlines an array lookup into a few
+ * instructions; a hash lookup is a helper call and a jhash, paid twice per packet. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u16);
-	__type(value, __u8);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FS_PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
 } port_allow SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u16);
-	__type(value, __u8);
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FS_PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
 } port_deny SEC(".maps");
 
 struct {
@@ -80,13 +82,22 @@ struct {
 	__type(value, __u8);
 } cidr6_allow SEC(".maps");
 
-/* ifindex -> FS_L2_*; written by userspace for interfaces without an Ethernet header. */
+/* ifindex -> FS_L2_*; written by userspace for every interface it attaches to. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, __u32);
 	__type(value, __u8);
 } if_l2 SEC(".maps");
+
+/* The same for ifindex < FS_IF_BITMAP_WORDS * 64 as a bitmap (bit set: FS_L2_NONE), so the
+ * common case is an inlined array lookup rather than a hash lookup per packet. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, FS_IF_BITMAP_WORDS);
+	__type(key, __u32);
+	__type(value, __u64);
+} if_raw_ip SEC(".maps");
 
 /* Per-CPU staging area: the record is assembled here, then copied into the ring in one call
  * (bpf_ringbuf_reserve needs a constant size; records vary with the packet). */
@@ -109,9 +120,25 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
+static __always_inline int bit_set(void *map, __u32 bit)
+{
+	__u32 word = bit >> 6;
+	__u64 *w = bpf_map_lookup_elem(map, &word);
+	return w && ((*w >> (bit & 63)) & 1);
+}
+
 static __always_inline int port_in(void *map, __u16 sport, __u16 dport)
 {
-	return bpf_map_lookup_elem(map, &sport) || bpf_map_lookup_elem(map, &dport);
+	return bit_set(map, sport) || bit_set(map, dport);
+}
+
+/* How frames on `ifindex` start (FS_L2_*). */
+static __always_inline __u8 l2_of(__u32 ifindex)
+{
+	if (ifindex < FS_IF_BITMAP_WORDS * 64)
+		return bit_set(&if_raw_ip, ifindex) ? FS_L2_NONE : FS_L2_ETHER;
+	__u8 *l2p = bpf_map_lookup_elem(&if_l2, &ifindex);
+	return l2p ? *l2p : FS_L2_ETHER;
 }
 
 struct l3l4 {
@@ -257,10 +284,7 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir, __u8 source
 	count(FS_CNT_SEEN);
 
 	__u32 ifindex = skb->ifindex;
-	__u8 l2 = FS_L2_ETHER;
-	__u8 *l2p = bpf_map_lookup_elem(&if_l2, &ifindex);
-	if (l2p)
-		l2 = *l2p;
+	__u8 l2 = l2_of(ifindex);
 
 	struct l3l4 p = {};
 	int ip = parse(skb, l2, &p);

@@ -57,6 +57,11 @@ struct fs_filter_cfg {
 	__u32 wakeup_bytes;
 };
 
+/* Words of the `port_allow` / `port_deny` bitmaps (bit `port % 64` of word `port / 64`). */
+#define FS_PORT_WORDS 1024
+/* Words of the `if_raw_ip` bitmap: ifindexes below 64 times this are looked up there. */
+#define FS_IF_BITMAP_WORDS 1024
+
 /* LPM trie keys for the CIDR filters. */
 struct fs_cidr4_key {
 	__u32 prefixlen;

@@ -25,7 +25,7 @@ use tracing::{debug, info, warn};
 use crate::{
     error::CaptureError,
     iface::Interface,
-    wire::{FilterCfg, L2Kind, KERNEL_COUNTERS, MAX_CAPTURE},
+    wire::{port_bitmap, FilterCfg, L2Kind, IF_BITMAP_WORDS, KERNEL_COUNTERS, MAX_CAPTURE},
 };
 
 static CAPTURE_OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/capture.bpf.o"));
@@ -212,18 +212,17 @@ impl KernelCapture {
             }
         };
         for (name, ports) in [("port_allow", &f.allow_ports), ("port_deny", &f.deny_ports)] {
-            let mut m: BpfHashMap<_, u16, u8> = BpfHashMap::try_from(
+            let mut m: aya::maps::Array<_, u64> = aya::maps::Array::try_from(
                 self.ebpf
                     .map_mut(name)
                     .ok_or(CaptureError::Missing("port map"))?,
             )
             .map_err(map_err("port"))?;
-            let old: Vec<u16> = m.keys().filter_map(Result::ok).collect();
-            for k in old.iter().filter(|k| !ports.contains(k)) {
-                m.remove(k).map_err(map_err("port"))?;
-            }
-            for p in ports {
-                m.insert(p, 1, 0).map_err(map_err("port"))?;
+            for (i, w) in (0u32..).zip(port_bitmap(ports)) {
+                // Write only the words that change, so a reload leaves the others alone.
+                if m.get(&i, 0).map_err(map_err("port"))? != w {
+                    m.set(i, w, 0).map_err(map_err("port"))?;
+                }
             }
         }
         {
@@ -297,7 +296,25 @@ impl KernelCapture {
         m.insert(iface.index, v, 0).map_err(|e| CaptureError::Map {
             map: "if_l2",
             detail: e.to_string(),
-        })
+        })?;
+        if iface.index >= IF_BITMAP_WORDS * 64 {
+            return Ok(());
+        }
+        let map_err = |e: aya::maps::MapError| CaptureError::Map {
+            map: "if_raw_ip",
+            detail: e.to_string(),
+        };
+        let mut bits: aya::maps::Array<_, u64> = aya::maps::Array::try_from(
+            self.ebpf
+                .map_mut("if_raw_ip")
+                .ok_or(CaptureError::Missing("if_raw_ip map"))?,
+        )
+        .map_err(map_err)?;
+        let word = iface.index / 64;
+        let bit = 1u64 << (iface.index % 64);
+        let old = bits.get(&word, 0).map_err(map_err)?;
+        let new = if v == 1 { old | bit } else { old & !bit };
+        bits.set(word, new, 0).map_err(map_err)
     }
 
     /// Whether `ifindex` has our TC programs.

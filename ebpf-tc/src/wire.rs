@@ -10,6 +10,23 @@ pub const PACKET_HDR_LEN: usize = 40;
 /// Largest `cap_len` the kernel programs write (`FS_MAX_CAPTURE`).
 pub const MAX_CAPTURE: u32 = 8192;
 
+/// Words of the `port_allow` / `port_deny` bitmaps (`FS_PORT_WORDS`): bit `port % 64` of word
+/// `port / 64`.
+pub const PORT_WORDS: u32 = 1024;
+
+/// Words of the `if_raw_ip` bitmap (`FS_IF_BITMAP_WORDS`); ifindexes at or above 64 times this
+/// are looked up in the `if_l2` hash only.
+pub const IF_BITMAP_WORDS: u32 = 1024;
+
+/// The bitmap words (`PORT_WORDS` of them) with the bits of `ports` set.
+pub fn port_bitmap(ports: &[u16]) -> Vec<u64> {
+    let mut words = vec![0u64; PORT_WORDS as usize];
+    for &p in ports {
+        words[usize::from(p >> 6)] |= 1 << (p & 63);
+    }
+    words
+}
+
 mod field {
     use std::ops::Range;
     pub const TS_NS: Range<usize> = 0..8;
@@ -258,6 +275,8 @@ mod tests {
             "every field of the contract is asserted in capture.h"
         );
         assert!(header.contains(&format!("#define FS_MAX_CAPTURE {MAX_CAPTURE}")));
+        assert!(header.contains(&format!("#define FS_PORT_WORDS {PORT_WORDS}")));
+        assert!(header.contains(&format!("#define FS_IF_BITMAP_WORDS {IF_BITMAP_WORDS}")));
     }
 
     fn record(cap: u32, data: &[u8]) -> Vec<u8> {
@@ -271,6 +290,16 @@ mod tests {
         r[32] = FLAG_COOKIE | FLAG_TRUNCATED;
         r.extend_from_slice(data);
         r
+    }
+
+    #[test]
+    fn port_bitmap_sets_one_bit_per_port() {
+        let w = port_bitmap(&[0, 63, 64, 80, 65535]);
+        assert_eq!(w.len(), PORT_WORDS as usize);
+        assert_eq!(w[0], 1 | 1 << 63);
+        assert_eq!(w[1], 1 | 1 << 16);
+        assert_eq!(w[1023], 1 << 63);
+        assert_eq!(w.iter().map(|x| x.count_ones()).sum::<u32>(), 5);
     }
 
     #[test]

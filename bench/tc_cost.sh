@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# In-kernel cost of the TC capture programs, A/B interleaved in one run.
+#
+# nginx (1 worker, 1 KiB static body) in one network namespace, h2load --h1 in another, joined
+# by a veth pair (198.18.0.0/30, RFC 2544 benchmarking range). Each run starts one agent binary
+# attached with TC to the server's veth (`-o none`), drives a fixed HTTP/1.1 load, then reads the
+# kernel's per-program statistics (`kernel.bpf_stats_enabled=1`: run_time_ns and run_cnt of the
+# ingress and egress programs attached to that veth, found with `bpftool net show`) and reports
+# ns per packet. Runs alternate A, B, A, B, ... so drift and other work on the machine hit both;
+# the summary gives the median and the min–max spread per variant.
+#
+# run_time_ns includes the cost of the statistics themselves (two sched_clock() reads per run).
+#
+# Needs root, nginx, h2load, bpftool, two agent builds. Not run in CI. Stops by itself.
+#   bench/tc_cost.sh OLD_BINARY NEW_BINARY [PAIRS=5] [SECS=8] [RPS=5000] [CONNS=10]
+# Build OLD_BINARY from the commit to compare against (e.g. `git worktree add /tmp/old main &&
+# cd /tmp/old && cargo build --release -p flowscope`), NEW_BINARY is target/release/flowscope.
+# Env: KEEP=1 keeps the work dir.
+set -euo pipefail
+[ $# -ge 2 ] || { sed -n '2,18p' "$0" >&2; exit 2; }
+bin_a="$1" bin_b="$2" pairs="${3:-5}" secs="${4:-8}" rps="${5:-5000}" conns="${6:-10}"
+for t in nginx h2load ip bpftool python3 "$bin_a" "$bin_b"; do
+    command -v "$t" >/dev/null || { echo "tc_cost.sh: $t not found (apt-get install -y nginx nghttp2-client bpftool)" >&2; exit 1; }
+done
+[ "$(id -u)" = 0 ] || { echo "tc_cost.sh: needs root (namespaces, eBPF)" >&2; exit 1; }
+
+tag="fstc$$"
+srv="${tag}s" cli="${tag}c" dev="${tag}a"
+work="$(mktemp -d /tmp/flowscope-tc.XXXXXX)"
+agent_pid="" nginx_pid=""
+stats_before="$(cat /proc/sys/kernel/bpf_stats_enabled)"
+cleanup() {
+    set +e
+    [ -n "$agent_pid" ] && kill -INT "$agent_pid" 2>/dev/null && sleep 1 && kill -KILL "$agent_pid" 2>/dev/null
+    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null
+    wait 2>/dev/null
+    ip netns del "$srv" 2>/dev/null
+    ip netns del "$cli" 2>/dev/null
+    echo "$stats_before" > /proc/sys/kernel/bpf_stats_enabled
+    if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "tc_cost.sh: kept $work" >&2; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+echo 1 > /proc/sys/kernel/bpf_stats_enabled
+
+ip netns add "$srv"
+ip netns add "$cli"
+ip link add "$dev" netns "$srv" type veth peer name "${tag}b" netns "$cli"
+ip -n "$srv" addr add 198.18.0.1/30 dev "$dev"
+ip -n "$cli" addr add 198.18.0.2/30 dev "${tag}b"
+for n in "$srv" "$cli"; do ip -n "$n" link set lo up; done
+ip -n "$srv" link set "$dev" up
+ip -n "$cli" link set "${tag}b" up
+
+mkdir -p "$work/www" "$work/nginx"
+head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
+cat > "$work/nginx/nginx.conf" <<EOF
+daemon off; master_process off; worker_processes 1; pid $work/nginx/nginx.pid; error_log stderr;
+worker_rlimit_nofile 4096;
+events { worker_connections 1024; }
+http { access_log off; keepalive_requests 1000000; client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
+  fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
+  server { listen 198.18.0.1:80; root $work/www; } }
+EOF
+ip netns exec "$srv" nginx -c "$work/nginx/nginx.conf" -e stderr 2>"$work/nginx.err" &
+nginx_pid=$!
+for _ in $(seq 100); do ip netns exec "$cli" bash -c 'exec 3<>/dev/tcp/198.18.0.1/80' 2>/dev/null && break; sleep 0.1; done
+url="http://198.18.0.1/index.html"
+sock="$work/agent.sock"
+
+# prog_stats PID: "ingress_ns ingress_cnt egress_ns egress_cnt" of the agent's TC programs (the
+# programs whose ids its file descriptors hold: other agents on the machine load programs of the
+# same names).
+prog_stats() {
+    bpftool -j prog show > "$work/progs.json"
+    python3 - "$work/progs.json" "$1" <<'EOF'
+import glob, json, sys
+ids = set()
+for f in glob.glob(f"/proc/{sys.argv[2]}/fdinfo/*"):
+    try:
+        for line in open(f):
+            if line.startswith("prog_id:"):
+                ids.add(int(line.split()[1]))
+    except OSError:
+        pass
+out = {}
+for p in json.load(open(sys.argv[1])):
+    if p["id"] in ids and p.get("name") in ("fs_tc_ingress", "fs_tc_egress"):
+        out[p["name"]] = (p.get("run_time_ns", 0), p.get("run_cnt", 0))
+print(*out["fs_tc_ingress"], *out["fs_tc_egress"])
+EOF
+}
+
+run() {
+    local bin="$1" variant="$2" pair="$3"
+    rm -f "$sock"
+    ip netns exec "$srv" "$bin" agent -i "$dev" -o none --listen "unix://$sock" \
+        --metrics-listen 127.0.0.1:0 2>>"$work/agent-$variant.log" &
+    agent_pid=$!
+    for _ in $(seq 150); do
+        [ -S "$sock" ] && "$bin" status --server "unix://$sock" >/dev/null 2>&1 && break
+        kill -0 "$agent_pid" 2>/dev/null || { echo "tc_cost.sh: agent died:" >&2; tail "$work/agent-$variant.log" >&2; exit 1; }
+        sleep 0.1
+    done
+    read -r ti0 ci0 te0 ce0 < <(prog_stats "$agent_pid")
+    ip netns exec "$cli" h2load --h1 -c "$conns" -t 1 --rps "$(( rps / conns ))" -D "$secs" "$url" \
+        > "$work/h2load-$pair-$variant.out" 2>&1 || { echo "tc_cost.sh: h2load failed" >&2; exit 1; }
+    read -r ti1 ci1 te1 ce1 < <(prog_stats "$agent_pid")
+    kill -INT "$agent_pid"
+    for _ in $(seq 50); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$agent_pid" 2>/dev/null || true
+    wait "$agent_pid" 2>/dev/null || true
+    agent_pid=""
+    local req
+    req=$(awk '/^requests:/ {print $8}' "$work/h2load-$pair-$variant.out")
+    printf '%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\n' "$pair" "$variant" "$req" "$((ci1 - ci0))" "$((ce1 - ce0))" \
+        "$(echo "($ti1 - $ti0) / ($ci1 - $ci0)" | bc -l)" "$(echo "($te1 - $te0) / ($ce1 - $ce0)" | bc -l)" >> "$work/results.tsv"
+    tail -n1 "$work/results.tsv" >&2
+}
+
+printf 'pair\tvariant\trequests\tingress_pkts\tegress_pkts\tingress_ns\tegress_ns\n' > "$work/results.tsv"
+echo "tc_cost.sh: A=$bin_a B=$bin_b, $pairs pairs, ${rps} req/s over $conns conns, ${secs}s each" >&2
+for pair in $(seq "$pairs"); do
+    # Alternate which variant goes first so a trend in the machine's load does not favour one.
+    if [ $((pair % 2)) = 1 ]; then run "$bin_a" A "$pair"; run "$bin_b" B "$pair"
+    else run "$bin_b" B "$pair"; run "$bin_a" A "$pair"; fi
+done
+echo
+column -t -s $'\t' "$work/results.tsv"
+echo
+python3 - "$work/results.tsv" <<'EOF'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
+for v in ("A", "B"):
+    for d in ("ingress", "egress"):
+        xs = sorted(float(r[f"{d}_ns"]) for r in rows if r["variant"] == v)
+        print(f"{v} {d:7}: median {statistics.median(xs):.0f} ns/pkt, spread {xs[0]:.0f}-{xs[-1]:.0f} over {len(xs)} runs")
+EOF
