@@ -22,17 +22,22 @@ pub const MEDIA_TYPE: &str = "application/dns-message";
 /// Largest DNS message (a 16-bit length, RFC 1035 §4.2.2): the most a capture holds.
 pub const MAX_MESSAGE: usize = u16::MAX as usize;
 
-/// True when a `content-type` value names the DoH media type. Type and subtype are
-/// case-insensitive and parameters may follow (RFC 9110 §8.3.1).
-pub fn is_dns_message(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    essence.eq_ignore_ascii_case(MEDIA_TYPE)
+/// True when a `content-type` value (text or the raw field bytes) names the DoH media type.
+/// Type and subtype are case-insensitive and parameters may follow (RFC 9110 §8.3.1).
+/// Compared as bytes: HTTP/1 hands raw field values, and this runs on every message's
+/// content type, so no UTF-8 check first (parameters may carry obs-text, RFC 9110 §5.5).
+pub fn is_dns_message<T: AsRef<[u8]> + ?Sized>(content_type: &T) -> bool {
+    let value = content_type.as_ref();
+    let essence = value.split(|&b| b == b';').next().unwrap_or_default();
+    essence
+        .trim_ascii()
+        .eq_ignore_ascii_case(MEDIA_TYPE.as_bytes())
 }
 
 /// True when an `Accept` value lists the DoH media type (RFC 9110 §12.5.1: a list of media
 /// ranges with parameters; RFC 8484 §4.1 says DoH clients should send it).
-pub fn accepts_dns_message(accept: &str) -> bool {
-    accept.split(',').any(is_dns_message)
+pub fn accepts_dns_message<T: AsRef<[u8]> + ?Sized>(accept: &T) -> bool {
+    accept.as_ref().split(|&b| b == b',').any(is_dns_message)
 }
 
 /// The `dns` parameter of a request target's query (RFC 8484 §4.1, §6), undecoded.

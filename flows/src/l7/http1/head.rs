@@ -254,10 +254,10 @@ pub(super) fn request(
         } else if h.name.eq_ignore_ascii_case("tracestate") {
             &mut r.tracestate
         } else if h.name.eq_ignore_ascii_case("content-type") {
-            r.dns_body |= names_dns_message(h.value, doh::is_dns_message);
+            r.dns_body |= doh::is_dns_message(h.value);
             continue;
         } else if h.name.eq_ignore_ascii_case("accept") {
-            r.accepts_dns |= names_dns_message(h.value, doh::accepts_dns_message);
+            r.accepts_dns |= doh::accepts_dns_message(h.value);
             continue;
         } else {
             continue;
@@ -299,7 +299,7 @@ pub(super) fn response(
     for h in fields {
         framing.field(h.name, h.value);
         if h.name.eq_ignore_ascii_case("content-type") {
-            dns_body |= names_dns_message(h.value, doh::is_dns_message);
+            dns_body |= doh::is_dns_message(h.value);
         } else if h.name.eq_ignore_ascii_case("upgrade") {
             upgrade_h2c |= h.value.trim_ascii().eq_ignore_ascii_case(b"h2c");
         } else if h.name.eq_ignore_ascii_case("connection") {
@@ -321,11 +321,6 @@ pub(super) fn response(
         odd: Oddities::default(),
         dns_body,
     }
-}
-
-/// Whether a field value (bytes, maybe not UTF-8) says DNS by `test` (RFC 8484 §6).
-fn names_dns_message(value: &[u8], test: fn(&str) -> bool) -> bool {
-    std::str::from_utf8(value).is_ok_and(test)
 }
 
 /// The allow-listed fields, sensitive values redacted.
