@@ -30,54 +30,19 @@ pairs="${1:-3}" secs="${2:-10}" rps="${3:-10000}" rate_conns="${4:-10}" sat_conn
 fs="${FLOWSCOPE:-$root/target/release/flowscope}"
 pin_srv="" pin_cli=""
 [ -n "${PIN:-}" ] && pin_srv="taskset -c 1" pin_cli="taskset -c 0"
-for t in nginx h2load ip "$fs"; do
-    command -v "$t" >/dev/null || { echo "ab.sh: $t not found (apt-get install -y nginx nghttp2-client; cargo build --release -p flowscope)" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "ab.sh: needs root (namespaces, eBPF)" >&2; exit 1; }
-
-tag="fsab$$"
-srv="${tag}s" cli="${tag}c"
-work="$(mktemp -d /tmp/flowscope-ab.XXXXXX)"
-agent_pid="" nginx_pid=""
-cleanup() {
-    set +e
-    [ -n "$agent_pid" ] && kill -INT "$agent_pid" 2>/dev/null && sleep 1 && kill -KILL "$agent_pid" 2>/dev/null
-    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null
-    wait 2>/dev/null
-    ip netns del "$srv" 2>/dev/null
-    ip netns del "$cli" 2>/dev/null
-    if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "ab.sh: kept $work" >&2; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# --- namespaces: 198.18.0.1 (server) <-> 198.18.0.2 (client), RFC 2544 benchmarking range ---
-ip netns add "$srv"
-ip netns add "$cli"
-ip link add "${tag}a" netns "$srv" type veth peer name "${tag}b" netns "$cli"
-ip -n "$srv" addr add 198.18.0.1/30 dev "${tag}a"
-ip -n "$cli" addr add 198.18.0.2/30 dev "${tag}b"
-for n in "$srv" "$cli"; do ip -n "$n" link set lo up; done
-ip -n "$srv" link set "${tag}a" up
-ip -n "$cli" link set "${tag}b" up
+name=ab.sh tag="fsab$$"
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+bench_need nginx h2load ip "$fs"
+bench_netns
 
 # --- nginx: 1 worker, 1 KiB body (the published reference uses 1 KB payloads) ---
-mkdir -p "$work/www" "$work/nginx"
+mkdir -p "$work/www"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
-cat > "$work/nginx/nginx.conf" <<EOF
-daemon off; master_process off; worker_processes 1; pid $work/nginx/nginx.pid; error_log stderr;
-worker_rlimit_nofile 4096;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000; client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
-  server { listen 198.18.0.1:80; root $work/www; } }
-EOF
-$pin_srv ip netns exec "$srv" nginx -c "$work/nginx/nginx.conf" -e stderr 2>"$work/nginx.err" &
-nginx_pid=$!
-for _ in $(seq 100); do ip netns exec "$cli" bash -c 'exec 3<>/dev/tcp/198.18.0.1/80' 2>/dev/null && break; sleep 0.1; done
+# shellcheck disable=SC2086
+bench_nginx 1024 $pin_srv
 url="http://198.18.0.1/index.html"
 
-sock="$work/agent.sock"
 status_json() { "$fs" status --server "unix://$sock" -o json 2>/dev/null || echo '{}'; }
 # counter NAME < status json: the first integer value of a key named NAME anywhere in it.
 counter() { python3 -c '
@@ -105,25 +70,10 @@ status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
 start_agent() {
-    rm -f "$sock"
     # shellcheck disable=SC2086
-    $pin_cli ip netns exec "$srv" ${NICE:+nice -n "$NICE"} "$fs" agent -i "${tag}a" -o none --listen "unix://$sock" \
-        --metrics-listen 127.0.0.1:9965 ${AGENT_ARGS:-} 2>>"$work/agent.log" &
-    agent_pid=$!
-    for _ in $(seq 150); do
-        [ -S "$sock" ] && "$fs" status --server "unix://$sock" >/dev/null 2>&1 && return 0
-        kill -0 "$agent_pid" 2>/dev/null || { echo "ab.sh: agent died:" >&2; tail "$work/agent.log" >&2; exit 1; }
-        sleep 0.1
-    done
-    echo "ab.sh: agent did not answer on $sock" >&2; exit 1
+    bench_start_agent "$fs" $pin_cli ${NICE:+nice -n "$NICE"} -- ${AGENT_ARGS:-}
 }
-stop_agent() {
-    kill -INT "$agent_pid"
-    for _ in $(seq 50); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$agent_pid" 2>/dev/null || true
-    wait "$agent_pid" 2>/dev/null || true
-    agent_pid=""
-}
+stop_agent() { bench_stop_agent; }
 
 # load PHASE LOGFILE: runs h2load, prints "done rps p50_us p99_us"
 load() {

@@ -18,67 +18,23 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 minutes="${1:-10}"
 fs="${FLOWSCOPE:-$root/target/release/flowscope}"
-for t in nginx h2load ip "$fs"; do
-    command -v "$t" >/dev/null || { echo "soak.sh: $t not found (apt-get install -y nginx nghttp2-client; cargo build --release -p flowscope)" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "soak.sh: needs root (namespaces, eBPF)" >&2; exit 1; }
+name=soak.sh tag="fssk$$"
+load_pid=""
+bench_extra_cleanup() { [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null; }
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+bench_need nginx h2load ip "$fs"
+bench_netns
 
-tag="fssk$$"
-srv="${tag}s" cli="${tag}c"
-work="$(mktemp -d /tmp/flowscope-soak.XXXXXX)"
-agent_pid="" nginx_pid="" load_pid=""
-cleanup() {
-    set +e
-    [ -n "$load_pid" ] && kill "$load_pid" 2>/dev/null
-    [ -n "$agent_pid" ] && kill -INT "$agent_pid" 2>/dev/null && sleep 1 && kill -KILL "$agent_pid" 2>/dev/null
-    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null
-    wait 2>/dev/null
-    ip netns pids "$cli" 2>/dev/null | xargs -r kill 2>/dev/null
-    ip netns del "$srv" 2>/dev/null
-    ip netns del "$cli" 2>/dev/null
-    if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "soak.sh: kept $work" >&2; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# 198.18.0.1 (server) <-> 198.18.0.2 (client), RFC 2544 benchmarking range.
-ip netns add "$srv"
-ip netns add "$cli"
-ip link add "${tag}a" netns "$srv" type veth peer name "${tag}b" netns "$cli"
-ip -n "$srv" addr add 198.18.0.1/30 dev "${tag}a"
-ip -n "$cli" addr add 198.18.0.2/30 dev "${tag}b"
-for n in "$srv" "$cli"; do ip -n "$n" link set lo up; done
-ip -n "$srv" link set "${tag}a" up
-ip -n "$cli" link set "${tag}b" up
-
-mkdir -p "$work/www" "$work/nginx"
+mkdir -p "$work/www/dir"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/small.html"
 head -c 65536 /dev/zero | tr '\0' 'y' > "$work/www/big.html"
-mkdir -p "$work/www/dir"
-cat > "$work/nginx/nginx.conf" <<EOF
-daemon off; master_process off; worker_processes 1; pid $work/nginx/nginx.pid; error_log stderr;
-worker_rlimit_nofile 8192;
-events { worker_connections 4096; }
-http { access_log off; keepalive_requests 1000000; client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
-  server { listen 198.18.0.1:80; root $work/www; } }
-EOF
-ip netns exec "$srv" nginx -c "$work/nginx/nginx.conf" -e stderr 2>"$work/nginx.err" &
-nginx_pid=$!
-for _ in $(seq 100); do ip netns exec "$cli" bash -c 'exec 3<>/dev/tcp/198.18.0.1/80' 2>/dev/null && break; sleep 0.1; done
+bench_nginx 4096
 # Short-lived connections leave TIME_WAIT on the client; let it reuse them.
 ip netns exec "$cli" sysctl -qw net.ipv4.tcp_tw_reuse=1 net.ipv4.ip_local_port_range="10000 65000"
 
-sock="$work/agent.sock"
 # shellcheck disable=SC2086
-ip netns exec "$srv" "$fs" agent -i "${tag}a" -o none --listen "unix://$sock" \
-    --metrics-listen 127.0.0.1:9965 ${AGENT_ARGS:-} 2>"$work/agent.log" &
-agent_pid=$!
-for _ in $(seq 150); do
-    [ -S "$sock" ] && "$fs" status --server "unix://$sock" >/dev/null 2>&1 && break
-    kill -0 "$agent_pid" 2>/dev/null || { echo "soak.sh: agent died:" >&2; tail "$work/agent.log" >&2; exit 1; }
-    sleep 0.1
-done
+bench_start_agent "$fs" -- ${AGENT_ARGS:-}
 
 urls=(http://198.18.0.1/small.html http://198.18.0.1/big.html http://198.18.0.1/missing http://198.18.0.1/dir)
 end=$(( $(date +%s) + minutes * 60 ))

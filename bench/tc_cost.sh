@@ -19,54 +19,19 @@
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,18p' "$0" >&2; exit 2; }
 bin_a="$1" bin_b="$2" pairs="${3:-5}" secs="${4:-8}" rps="${5:-5000}" conns="${6:-10}"
-for t in nginx h2load ip bpftool python3 "$bin_a" "$bin_b"; do
-    command -v "$t" >/dev/null || { echo "tc_cost.sh: $t not found (apt-get install -y nginx nghttp2-client bpftool)" >&2; exit 1; }
-done
-[ "$(id -u)" = 0 ] || { echo "tc_cost.sh: needs root (namespaces, eBPF)" >&2; exit 1; }
-
-tag="fstc$$"
-srv="${tag}s" cli="${tag}c" dev="${tag}a"
-work="$(mktemp -d /tmp/flowscope-tc.XXXXXX)"
-agent_pid="" nginx_pid=""
+root="$(cd "$(dirname "$0")/.." && pwd)"
+name=tc_cost.sh tag="fstc$$"
 stats_before="$(cat /proc/sys/kernel/bpf_stats_enabled)"
-cleanup() {
-    set +e
-    [ -n "$agent_pid" ] && kill -INT "$agent_pid" 2>/dev/null && sleep 1 && kill -KILL "$agent_pid" 2>/dev/null
-    [ -n "$nginx_pid" ] && kill "$nginx_pid" 2>/dev/null
-    wait 2>/dev/null
-    ip netns del "$srv" 2>/dev/null
-    ip netns del "$cli" 2>/dev/null
-    echo "$stats_before" > /proc/sys/kernel/bpf_stats_enabled
-    if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "tc_cost.sh: kept $work" >&2; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_extra_cleanup() { echo "$stats_before" > /proc/sys/kernel/bpf_stats_enabled; }
+# shellcheck source=bench/lib.sh
+. "$root/bench/lib.sh"
+bench_need nginx h2load ip bpftool python3 "$bin_a" "$bin_b"
 echo 1 > /proc/sys/kernel/bpf_stats_enabled
-
-ip netns add "$srv"
-ip netns add "$cli"
-ip link add "$dev" netns "$srv" type veth peer name "${tag}b" netns "$cli"
-ip -n "$srv" addr add 198.18.0.1/30 dev "$dev"
-ip -n "$cli" addr add 198.18.0.2/30 dev "${tag}b"
-for n in "$srv" "$cli"; do ip -n "$n" link set lo up; done
-ip -n "$srv" link set "$dev" up
-ip -n "$cli" link set "${tag}b" up
-
-mkdir -p "$work/www" "$work/nginx"
+bench_netns
+mkdir -p "$work/www"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
-cat > "$work/nginx/nginx.conf" <<EOF
-daemon off; master_process off; worker_processes 1; pid $work/nginx/nginx.pid; error_log stderr;
-worker_rlimit_nofile 4096;
-events { worker_connections 1024; }
-http { access_log off; keepalive_requests 1000000; client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
-  fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
-  server { listen 198.18.0.1:80; root $work/www; } }
-EOF
-ip netns exec "$srv" nginx -c "$work/nginx/nginx.conf" -e stderr 2>"$work/nginx.err" &
-nginx_pid=$!
-for _ in $(seq 100); do ip netns exec "$cli" bash -c 'exec 3<>/dev/tcp/198.18.0.1/80' 2>/dev/null && break; sleep 0.1; done
+bench_nginx 1024
 url="http://198.18.0.1/index.html"
-sock="$work/agent.sock"
 
 # prog_stats PID: "ingress_ns ingress_cnt egress_ns egress_cnt" of the agent's TC programs (the
 # programs whose ids its file descriptors hold: other agents on the machine load programs of the
@@ -93,24 +58,12 @@ EOF
 
 run() {
     local bin="$1" variant="$2" pair="$3"
-    rm -f "$sock"
-    ip netns exec "$srv" "$bin" agent -i "$dev" -o none --listen "unix://$sock" \
-        --metrics-listen 127.0.0.1:0 2>>"$work/agent-$variant.log" &
-    agent_pid=$!
-    for _ in $(seq 150); do
-        [ -S "$sock" ] && "$bin" status --server "unix://$sock" >/dev/null 2>&1 && break
-        kill -0 "$agent_pid" 2>/dev/null || { echo "tc_cost.sh: agent died:" >&2; tail "$work/agent-$variant.log" >&2; exit 1; }
-        sleep 0.1
-    done
+    bench_start_agent "$bin"
     read -r ti0 ci0 te0 ce0 < <(prog_stats "$agent_pid")
     ip netns exec "$cli" h2load --h1 -c "$conns" -t 1 --rps "$(( rps / conns ))" -D "$secs" "$url" \
         > "$work/h2load-$pair-$variant.out" 2>&1 || { echo "tc_cost.sh: h2load failed" >&2; exit 1; }
     read -r ti1 ci1 te1 ce1 < <(prog_stats "$agent_pid")
-    kill -INT "$agent_pid"
-    for _ in $(seq 50); do kill -0 "$agent_pid" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$agent_pid" 2>/dev/null || true
-    wait "$agent_pid" 2>/dev/null || true
-    agent_pid=""
+    bench_stop_agent
     local req
     req=$(awk '/^requests:/ {print $8}' "$work/h2load-$pair-$variant.out")
     printf '%s\t%s\t%s\t%s\t%s\t%.0f\t%.0f\n' "$pair" "$variant" "$req" "$((ci1 - ci0))" "$((ce1 - ce0))" \
