@@ -10,34 +10,10 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-srv=fs-srv
-cli=fs-cli
-work="$(mktemp -d)"
-pids=()
-
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    ip netns del "$srv" 2>/dev/null || true
-    ip netns del "$cli" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-for tool in ip tcpdump nginx curl dig python3; do
-    command -v "$tool" >/dev/null || { echo "record.sh: $tool is missing (apt-get install it)" >&2; exit 1; }
-done
-
-ip netns add "$srv"
-ip netns add "$cli"
-ip link add fs-veth-c netns "$cli" type veth peer name fs-veth-s netns "$srv"
-for ns in "$srv" "$cli"; do ip -n "$ns" link set lo up; done
-ip -n "$srv" addr add 198.18.0.1/24 dev fs-veth-s
-ip -n "$srv" addr add 2001:db8::1/64 dev fs-veth-s nodad
-ip -n "$cli" addr add 198.18.0.2/24 dev fs-veth-c
-ip -n "$cli" addr add 2001:db8::2/64 dev fs-veth-c nodad
-ip -n "$srv" link set fs-veth-s up
-ip -n "$cli" link set fs-veth-c up
+tag=fs
+tools="nginx curl dig python3"
+# shellcheck source=flows/tests/data/netns.sh
+. "$here/netns.sh"
 # Small MTU on one side is not wanted: keep 1500 so segment sizes are ordinary.
 
 # --- servers -----------------------------------------------------------------
@@ -70,7 +46,7 @@ sleep 1
 
 # --- captures ------------------------------------------------------------------
 record() { # record NAME COMMAND...  (on the client's veth: Ethernet)
-    record_on fs-veth-c "$@"
+    record_on "$veth_c" "$@"
 }
 record_on() { # record_on IFACE NAME COMMAND...  (IFACE "any": Linux cooked v2 headers)
     local iface="$1" name="$2"; shift 2

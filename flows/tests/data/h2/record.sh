@@ -2,40 +2,18 @@
 # Records the HTTP/2 golden captures in this directory. Run as root from anywhere:
 #   sudo flows/tests/data/h2/record.sh
 #
-# Same layout as ../record.sh: two network namespaces joined by a veth pair, nghttpd in fs-h2s
-# (198.18.0.1), clients in fs-h2c (198.18.0.2); only 198.18.0.0/15 is used and nothing leaves
+# Same layout as ../record.sh: two network namespaces joined by a veth pair, nghttpd in fs-h2-srv
+# (198.18.0.1), clients in fs-h2-cli (198.18.0.2); only 198.18.0.0/15 is used and nothing leaves
 # the namespaces. tcpdump records on the client's veth end (Ethernet link type).
 # Needs: ip, tcpdump, nghttpd (nghttp2-server), nghttp and h2load (nghttp2-client), nghttpx
 # (nghttp2-proxy), curl, python3 with grpcio (pip install grpcio).
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-srv=fs-h2s
-cli=fs-h2c
-work="$(mktemp -d)"
-pids=()
-
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    ip netns del "$srv" 2>/dev/null || true
-    ip netns del "$cli" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-for tool in ip tcpdump nghttpd nghttp h2load nghttpx curl; do
-    command -v "$tool" >/dev/null || { echo "record.sh: $tool is missing (apt-get install it)" >&2; exit 1; }
-done
-
-ip netns add "$srv"
-ip netns add "$cli"
-ip link add fs-h2veth-c netns "$cli" type veth peer name fs-h2veth-s netns "$srv"
-for ns in "$srv" "$cli"; do ip -n "$ns" link set lo up; done
-ip -n "$srv" addr add 198.18.0.1/24 dev fs-h2veth-s
-ip -n "$cli" addr add 198.18.0.2/24 dev fs-h2veth-c
-ip -n "$srv" link set fs-h2veth-s up
-ip -n "$cli" link set fs-h2veth-c up
+tag=fs-h2
+tools="nghttpd nghttp h2load nghttpx curl"
+# shellcheck source=flows/tests/data/netns.sh
+. "$here/../netns.sh"
 
 mkdir -p "$work/www"
 printf 'alpha\n' > "$work/www/a"
@@ -56,7 +34,7 @@ sleep 1
 
 capture() {
     local name=$1 port=$2; shift 2
-    ip netns exec "$cli" tcpdump -i fs-h2veth-c -U -w "$here/$name" -s 0 tcp port "$port" 2>/dev/null &
+    ip netns exec "$cli" tcpdump -i "$veth_c" -U -w "$here/$name" -s 0 tcp port "$port" 2>/dev/null &
     local dump=$!
     pids+=("$dump")
     sleep 0.5
