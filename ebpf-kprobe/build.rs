@@ -1,5 +1,5 @@
 //! Compiles bpf/attribution.bpf.c into OUT_DIR (see the ebpf-build crate).
 
 fn main() {
-    ebpf_build::compile_programs(&["attribution", "drops"]);
+    ebpf_build::compile_programs(&["attribution", "drops", "syscalls"]);
 }

@@ -11,6 +11,9 @@
 //!
 //! [`drops`] reports the packets the kernel drops (kfree_skb with its drop reason), with the
 //! socket cookie that ties them to the owners above.
+//!
+//! [`syscalls`] reports what traced processes' threads do in the kernel (files, fsync,
+//! connects, socket I/O) for syscall spans.
 
 pub mod attribution;
 pub mod cgroup;
@@ -19,6 +22,7 @@ pub mod error;
 pub mod owner;
 pub mod probe;
 pub mod procfs;
+pub mod syscalls;
 pub mod wire;
 
 pub use attribution::{Attribution, AttributionOptions, Method, PROGRAM_PREFIX};

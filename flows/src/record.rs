@@ -652,7 +652,8 @@ impl TcpHealth {
     }
 }
 
-/// OpenTelemetry span kind (only the two an observer can tell apart).
+/// OpenTelemetry span kind: the two ends of an exchange an observer tells apart, and INTERNAL
+/// for work inside a process during a request (syscall spans).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SpanKind {
@@ -660,14 +661,17 @@ pub enum SpanKind {
     Server,
     /// The span's process is the connecting end: it made the request.
     Client,
+    /// Work inside the span's process, no remote end (a syscall made while serving a request).
+    Internal,
 }
 
 impl SpanKind {
-    /// The role of the exchange's other end.
+    /// The role of the exchange's other end (an INTERNAL span has none: itself).
     pub fn other(self) -> Self {
         match self {
             Self::Server => Self::Client,
             Self::Client => Self::Server,
+            Self::Internal => Self::Internal,
         }
     }
 }

@@ -52,6 +52,8 @@ pub fn spans_for_owners(mut span: Box<Span>, owners: EndOwners) -> impl Iterator
     let owned = |kind: SpanKind| match kind {
         SpanKind::Client => owners.client.is_some(),
         SpanKind::Server => owners.server.is_some(),
+        // The engine builds exchange spans only; an INTERNAL one has no end to own.
+        SpanKind::Internal => false,
     };
     let none_owned = owners.client.is_none() && owners.server.is_none();
     // The engine's span stays when no end is known, when its end is, and when it is all
@@ -63,7 +65,7 @@ pub fn spans_for_owners(mut span: Box<Span>, owners: EndOwners) -> impl Iterator
     if let (Some(a), Some(b)) = (&mut first, &mut second) {
         let (client, server) = match a.kind {
             SpanKind::Client => (a, b),
-            SpanKind::Server => (b, a),
+            SpanKind::Server | SpanKind::Internal => (b, a),
         };
         server.parent_span_id = server.parent_span_id.or(Some(client.span_id));
     }
@@ -72,6 +74,7 @@ pub fn spans_for_owners(mut span: Box<Span>, owners: EndOwners) -> impl Iterator
         s.process = match s.kind {
             SpanKind::Client => owners.client.take(),
             SpanKind::Server => owners.server.take(),
+            SpanKind::Internal => None,
         };
     };
     first.iter_mut().for_each(&mut own);

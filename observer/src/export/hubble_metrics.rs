@@ -256,6 +256,7 @@ impl HubbleMetrics {
         let reporter = match s.kind {
             SpanKind::Client => "client",
             SpanKind::Server => "server",
+            SpanKind::Internal => return,
         };
         self.http_requests
             .get_or_create(&HttpLabels {

@@ -373,6 +373,10 @@ impl Metrics {
 
     /// Counts one finished exchange in the RED metrics.
     pub fn observe_span(&self, s: &Span) {
+        // Request metrics are about exchanges: a syscall span inside one is not a request.
+        if s.kind == SpanKind::Internal {
+            return;
+        }
         if let Some(m) = &self.semconv {
             m.observe_span(s, self.namer.service_name(s.process.as_ref()));
         }
@@ -552,6 +556,7 @@ impl Metrics {
         let peer_attr = match s.kind {
             SpanKind::Server => string(p.client_address),
             SpanKind::Client => string(p.server_address),
+            SpanKind::Internal => None,
         }
         .or_else(|| string(p.peer_address))
         .unwrap_or("");
@@ -573,7 +578,8 @@ impl Metrics {
             route,
             status,
             kind: match s.kind {
-                SpanKind::Server => SpanKindLabel::server,
+                // INTERNAL spans never get here: observe_span leaves them out.
+                SpanKind::Server | SpanKind::Internal => SpanKindLabel::server,
                 SpanKind::Client => SpanKindLabel::client,
             },
             agent: s.process.as_ref().is_some_and(|p| p.agent),

@@ -169,6 +169,7 @@ pub fn span_to_proto(s: &Span) -> pb::Span {
         kind: match s.kind {
             SpanKind::Server => pb::span::SpanKind::Server,
             SpanKind::Client => pb::span::SpanKind::Client,
+            SpanKind::Internal => pb::span::SpanKind::Internal,
         } as i32,
         start_time_unix_nano: s.start_time_ns,
         end_time_unix_nano: s.end_time_ns.max(s.start_time_ns),

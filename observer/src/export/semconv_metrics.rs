@@ -166,6 +166,7 @@ impl SemconvMetrics {
             match s.kind {
                 SpanKind::Server => self.rpc_server.get_or_create(&labels).observe(secs),
                 SpanKind::Client => self.rpc_client.get_or_create(&labels).observe(secs),
+                SpanKind::Internal => {}
             }
         } else {
             let labels = HttpLabels {
@@ -179,6 +180,7 @@ impl SemconvMetrics {
             match s.kind {
                 SpanKind::Server => self.http_server.get_or_create(&labels).observe(secs),
                 SpanKind::Client => self.http_client.get_or_create(&labels).observe(secs),
+                SpanKind::Internal => {}
             }
         }
     }

@@ -1,0 +1,227 @@
+//! Syscall spans' kernel side: the programs of bpf/syscalls.bpf.c report every finished
+//! syscall of the [`wire::SYSCALLS`] set made by a traced process as a [`SyscallEvent`]: its
+//! times, arguments, return value, and what its fd was (a file, or a TCP/UDP socket with both
+//! ends), or the path it opened.
+//!
+//! [`SyscallTracer::start`] loads the two programs and attaches them to the
+//! `syscalls:sys_{enter,exit}_<name>` tracepoints of that set only, so the machine's other
+//! syscalls never run them; processes are selected by pid or by the comm of their main thread
+//! ([`SyscallSelection`]). Everything is detached when the value is dropped (bpf_links only,
+//! nothing pinned).
+
+pub mod wire;
+
+use aya::{
+    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    programs::TracePoint,
+    Ebpf, EbpfLoader,
+};
+use tracing::debug;
+
+pub use wire::{FdTarget, Syscall, SyscallEvent, WireError, SYSCALLS, SYSCALL_COUNTERS};
+
+use crate::error::{hint_for, shorten, AttributionError};
+
+static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/syscalls.bpf.o"));
+
+/// Most comms [`SyscallSelection::comms`] may name (the size of the kernel map).
+pub const MAX_COMMS: usize = 64;
+/// Most pids [`SyscallSelection::pids`] may name (the size of the kernel map).
+pub const MAX_PIDS: usize = 1024;
+
+/// Which processes are traced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SyscallSelection {
+    /// Processes by tgid.
+    pub pids: Vec<u32>,
+    /// Processes whose main thread has this comm (the kernel keeps 15 bytes of it), including
+    /// those started later.
+    pub comms: Vec<String>,
+}
+
+/// Settings for [`SyscallTracer::start`].
+#[derive(Clone, Debug)]
+pub struct SyscallOptions {
+    /// Who is traced.
+    pub selection: SyscallSelection,
+    /// Bytes of the ring; rounded up to a power of two of at least one page.
+    pub ring_bytes: u32,
+}
+
+/// The attached syscall programs; detached and unloaded on drop.
+pub struct SyscallTracer {
+    ebpf: Ebpf,
+    tracepoints: usize,
+    ring_taken: bool,
+}
+
+impl std::fmt::Debug for SyscallTracer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyscallTracer")
+            .field("tracepoints", &self.tracepoints)
+            .finish()
+    }
+}
+
+fn load_error(program: &'static str, e: &dyn std::error::Error) -> AttributionError {
+    let detail = shorten(e);
+    AttributionError::Load {
+        program,
+        hint: hint_for(&detail),
+        detail,
+    }
+}
+
+fn map_error(map: &'static str, e: impl std::fmt::Display) -> AttributionError {
+    AttributionError::Map {
+        map,
+        detail: e.to_string(),
+    }
+}
+
+/// A comm as the kernel stores it: at most 15 bytes and a NUL, NUL padded.
+fn comm_key(comm: &str) -> [u8; 16] {
+    let mut k = [0u8; 16];
+    let b = comm.as_bytes();
+    let n = b.len().min(15);
+    k[..n].copy_from_slice(&b[..n]);
+    k
+}
+
+impl SyscallTracer {
+    /// Loads the programs, fills the selection and attaches to the tracepoints of every
+    /// syscall in [`SYSCALLS`] this kernel has. An error means syscall spans can't be made
+    /// here; nothing stays attached.
+    pub fn start(opts: &SyscallOptions) -> Result<Self, AttributionError> {
+        let sel = &opts.selection;
+        if sel.comms.len() > MAX_COMMS || sel.pids.len() > MAX_PIDS {
+            return Err(AttributionError::Unavailable {
+                method: "syscall spans",
+                why: format!(
+                    "at most {MAX_COMMS} comms and {MAX_PIDS} pids can be traced ({} and {} asked)",
+                    sel.comms.len(),
+                    sel.pids.len()
+                ),
+            });
+        }
+        let ring = opts.ring_bytes.max(4096).next_power_of_two();
+        let nr_openat = Syscall::Openat.nr().unwrap_or(-1);
+        let nr_open = Syscall::Open.nr().unwrap_or(-1);
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("syscall_events", ring)
+            .override_global("cfg_nr_openat", &nr_openat, true)
+            .override_global("cfg_nr_open", &nr_open, true)
+            .load(OBJ)
+            .map_err(|e| load_error("syscalls object", &e))?;
+        {
+            let mut pids: BpfHashMap<_, u32, u8> = BpfHashMap::try_from(
+                ebpf.map_mut("fss_pids")
+                    .ok_or(AttributionError::Missing("fss_pids map"))?,
+            )
+            .map_err(|e| map_error("fss_pids", e))?;
+            for &p in &sel.pids {
+                pids.insert(p, 1, 0).map_err(|e| map_error("fss_pids", e))?;
+            }
+        }
+        {
+            let mut comms: BpfHashMap<_, [u8; 16], u8> = BpfHashMap::try_from(
+                ebpf.map_mut("fss_comms")
+                    .ok_or(AttributionError::Missing("fss_comms map"))?,
+            )
+            .map_err(|e| map_error("fss_comms", e))?;
+            for c in &sel.comms {
+                comms
+                    .insert(comm_key(c), 1, 0)
+                    .map_err(|e| map_error("fss_comms", e))?;
+            }
+        }
+        let mut tracepoints = 0;
+        for (prog, phase) in [
+            ("fss_enter", "enter"),
+            ("fss_enter1", "enter"),
+            ("fss_exit", "exit"),
+        ] {
+            let p: &mut TracePoint = ebpf
+                .program_mut(prog)
+                .ok_or(AttributionError::Missing(prog))?
+                .try_into()
+                .map_err(|_| AttributionError::Missing("tracepoint program"))?;
+            p.load().map_err(|e| load_error(prog, &e))?;
+            // The kernel refuses a program that reads more arguments than the tracepoint has.
+            let one_arg = |s: Syscall| matches!(s, Syscall::Close | Syscall::Fsync | Syscall::Fdatasync);
+            for &(syscall, name, _) in SYSCALLS {
+                if phase == "enter" && one_arg(syscall) != (prog == "fss_enter1") {
+                    continue;
+                }
+                let tp = format!("sys_{phase}_{name}");
+                match p.attach("syscalls", &tp) {
+                    Ok(_) => tracepoints += 1,
+                    // A kernel without this syscall (or its tracepoint): that syscall is
+                    // simply not followed.
+                    Err(e) => debug!("{prog} not attached to syscalls/{tp}: {e}"),
+                }
+            }
+        }
+        if tracepoints == 0 {
+            return Err(AttributionError::Attach {
+                program: "fss_enter",
+                target: "syscalls:sys_enter_*".into(),
+                detail: "no syscall tracepoint could be attached".into(),
+                hint: "the kernel needs CONFIG_FTRACE_SYSCALLS and tracefs",
+            });
+        }
+        Ok(Self {
+            ebpf,
+            tracepoints,
+            ring_taken: false,
+        })
+    }
+
+    /// `programs -> hooks`, for logs and status.
+    pub fn attached(&self) -> String {
+        format!(
+            "fss_enter, fss_enter1, fss_exit -> {} syscalls:sys_{{enter,exit}}_* tracepoints",
+            self.tracepoints
+        )
+    }
+
+    /// Takes the ring of [`SyscallEvent`] records. Call once.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, AttributionError> {
+        if self.ring_taken {
+            return Err(AttributionError::NoRing("syscall spans"));
+        }
+        let map = self
+            .ebpf
+            .take_map("syscall_events")
+            .ok_or(AttributionError::Missing("syscall_events map"))?;
+        self.ring_taken = true;
+        RingBuf::try_from(map).map_err(|e| map_error("syscall_events", e))
+    }
+
+    /// Kernel-side counters summed over CPUs (events, ring-full, ...).
+    pub fn kernel_counters(&self) -> Vec<(&'static str, u64)> {
+        let Some(map) = self.ebpf.map("fss_counters") else {
+            return Vec::new();
+        };
+        let Ok(arr) = PerCpuArray::<_, u64>::try_from(map) else {
+            return Vec::new();
+        };
+        SYSCALL_COUNTERS
+            .iter()
+            .map(|&(i, name)| (name, arr.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comms_are_cut_like_the_kernel_cuts_them() {
+        assert_eq!(&comm_key("python3")[..8], b"python3\0");
+        let long = comm_key("a-very-long-process-name");
+        assert_eq!(&long[..15], b"a-very-long-pro");
+        assert_eq!(long[15], 0);
+    }
+}
