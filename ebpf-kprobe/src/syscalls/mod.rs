@@ -148,7 +148,8 @@ impl SyscallTracer {
                 .map_err(|_| AttributionError::Missing("tracepoint program"))?;
             p.load().map_err(|e| load_error(prog, &e))?;
             // The kernel refuses a program that reads more arguments than the tracepoint has.
-            let one_arg = |s: Syscall| matches!(s, Syscall::Close | Syscall::Fsync | Syscall::Fdatasync);
+            let one_arg =
+                |s: Syscall| matches!(s, Syscall::Close | Syscall::Fsync | Syscall::Fdatasync);
             for &(syscall, name, _) in SYSCALLS {
                 if phase == "enter" && one_arg(syscall) != (prog == "fss_enter1") {
                     continue;

@@ -301,7 +301,11 @@ impl SyscallEvent {
             String::from_utf8_lossy(b.strip_suffix(&[0]).unwrap_or(b)).into_owned()
         });
         let a = field::ARGS.start;
-        let args = [u64_at(a..a + 8), u64_at(a + 8..a + 16), u64_at(a + 16..a + 24)];
+        let args = [
+            u64_at(a..a + 8),
+            u64_at(a + 8..a + 16),
+            u64_at(a + 16..a + 24),
+        ];
         Ok(SyscallEvent {
             enter_ns: u64_at(field::ENTER_NS),
             exit_ns: u64_at(field::EXIT_NS),

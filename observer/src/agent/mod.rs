@@ -6,6 +6,7 @@ mod pipeline;
 mod preflight;
 mod privileges;
 mod source;
+mod syscall_spans;
 
 use std::{net::IpAddr, path::PathBuf, str::FromStr};
 

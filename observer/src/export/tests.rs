@@ -301,6 +301,7 @@ fn check_all_arrived(rx: &Received, n: u64) {
             match want.kind {
                 SpanKind::Server => pb::span::SpanKind::Server as i32,
                 SpanKind::Client => pb::span::SpanKind::Client as i32,
+                SpanKind::Internal => pb::span::SpanKind::Internal as i32,
             }
         );
         assert_eq!(got.start_time_unix_nano, want.start_time_ns);
