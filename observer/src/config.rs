@@ -89,6 +89,12 @@ pub struct AgentConfig {
     /// Shortest time, in seconds, a DNS answer's names stay on flows (answers with a shorter
     /// TTL are kept this long: connections outlive short TTLs).
     pub dns_names_min_ttl: u64,
+    /// Processes whose syscalls become child spans of the requests they serve: `pid:N`,
+    /// `comm:NAME` or a bare NAME (the comm of the process's main thread, also matching
+    /// processes started later). Empty (the default): off.
+    pub syscall_spans: Vec<String>,
+    /// Most syscall child spans per request; the rest are folded into counts on the span.
+    pub syscall_span_children: usize,
 }
 
 impl Default for AgentConfig {
@@ -124,11 +130,43 @@ impl Default for AgentConfig {
             pods_log_dir: crate::api::pods::DEFAULT_PODS_LOG_DIR.into(),
             dns_names_max_entries: crate::api::dns_names::DEFAULT_MAX_ENTRIES,
             dns_names_min_ttl: crate::api::dns_names::DEFAULT_MIN_TTL_SECS,
+            syscall_spans: Vec::new(),
+            syscall_span_children: 32,
         }
     }
 }
 
 impl AgentConfig {
+    /// The processes `syscall-spans` selects.
+    pub fn syscall_selection(&self) -> Result<ebpf_kprobe::syscalls::SyscallSelection> {
+        let mut sel = ebpf_kprobe::syscalls::SyscallSelection::default();
+        for s in &self.syscall_spans {
+            let bad = |why: &str| anyhow::anyhow!("key `syscall-spans`: {s:?}: {why}");
+            match s.split_once(':') {
+                Some(("pid", n)) => sel
+                    .pids
+                    .push(n.parse().map_err(|_| bad("pid:N needs a process id"))?),
+                Some(("comm", c)) if !c.is_empty() => sel.comms.push(c.to_string()),
+                Some(_) => return Err(bad("use pid:N, comm:NAME or a process name")),
+                None if !s.is_empty() => sel.comms.push(s.clone()),
+                None => return Err(bad("empty")),
+            }
+        }
+        if sel.comms.len() > ebpf_kprobe::syscalls::MAX_COMMS
+            || sel.pids.len() > ebpf_kprobe::syscalls::MAX_PIDS
+        {
+            anyhow::bail!(
+                "key `syscall-spans`: at most {} names and {} pids",
+                ebpf_kprobe::syscalls::MAX_COMMS,
+                ebpf_kprobe::syscalls::MAX_PIDS
+            );
+        }
+        if !self.syscall_spans.is_empty() && self.syscall_span_children == 0 {
+            anyhow::bail!("key `syscall-span-children`: must be at least 1");
+        }
+        Ok(sel)
+    }
+
     /// Reads and checks a TOML file. Errors name the file, the key and the line.
     pub fn from_file(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -178,6 +216,7 @@ impl AgentConfig {
         if self.max_flows == 0 {
             anyhow::bail!("key `max-flows`: must be at least 1");
         }
+        self.syscall_selection()?;
         if self.dns_names_max_entries == 0 {
             anyhow::bail!("key `dns-names-max-entries`: must be at least 1");
         }
@@ -440,6 +479,26 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen-tcp"), "{e}");
+    }
+
+    #[test]
+    fn syscall_spans_are_off_by_default_and_select_by_pid_or_name() {
+        let d = AgentConfig::default();
+        assert!(d.syscall_selection().unwrap().pids.is_empty());
+        let c = AgentConfig::from_toml(
+            "syscall-spans = [\"python3\", \"pid:42\", \"comm:nginx\"]\nsyscall-span-children = 8",
+        )
+        .unwrap();
+        let sel = c.syscall_selection().unwrap();
+        assert_eq!(sel.pids, [42]);
+        assert_eq!(sel.comms, ["python3", "nginx"]);
+        assert_eq!(c.syscall_span_children, 8);
+        for bad in ["pid:x", "uid:3", ""] {
+            let e = AgentConfig::from_toml(&format!("syscall-spans = [\"{bad}\"]"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("syscall-spans"), "{bad}: {e}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod preflight;
 mod privileges;
 mod source;
 mod syscall_spans;
+mod syscalls;
 
 use std::{net::IpAddr, path::PathBuf, str::FromStr};
 
@@ -202,6 +203,14 @@ pub struct AgentArgs {
     /// [default: true].
     #[arg(long, value_name = "BOOL")]
     pub drops: Option<bool>,
+    /// Processes whose syscalls (files, fsync, connects, socket I/O) become child spans of the
+    /// requests they serve, with a latency breakdown: pid:N, comm:NAME or NAME, comma-separated
+    /// or repeated [default: none; needs span output: --otlp-endpoint or --print-spans].
+    #[arg(long, value_delimiter = ',', value_name = "PROCESS,...")]
+    pub syscall_spans: Vec<String>,
+    /// Most syscall child spans per request; the rest become counts on the span [default: 32].
+    #[arg(long, value_name = "N")]
+    pub syscall_span_children: Option<usize>,
     /// Where /metrics and /healthz are served [default: 127.0.0.1:9965]; "" turns it off.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<String>,
@@ -306,6 +315,12 @@ impl AgentArgs {
         }
         if let Some(v) = self.drops {
             c.drops = v;
+        }
+        if !self.syscall_spans.is_empty() {
+            c.syscall_spans = self.syscall_spans;
+        }
+        if let Some(v) = self.syscall_span_children {
+            c.syscall_span_children = v;
         }
         if let Some(v) = self.max_flows {
             c.max_flows = v;

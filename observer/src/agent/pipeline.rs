@@ -14,17 +14,21 @@ use ebpf_tc::wire::{L2Kind, PacketHdr, WireDirection};
 use flows::{
     engine::{Engine, EngineConfig},
     packet::{CaptureMeta, Direction, LinkType},
-    record::{Flow, Layer4, ProcessInfo, Record},
+    record::{Flow, Layer4, ProcessInfo, Record, Span},
     roles::{spans_for_owners, EndOwners},
     trace::SpanId,
 };
 use serde::{Deserialize, Serialize};
 
-use super::clock::{monotonic_now_ns, wall_now_ns, MonoToWall};
+use super::{
+    clock::{monotonic_now_ns, wall_now_ns, MonoToWall},
+    syscall_spans::{SyscallSpanConfig, SyscallSpans},
+};
 use crate::{
     api::{store::EngineFlow, FlowStore},
     cli::printer::{Format, Printer, PrinterOptions},
 };
+use ebpf_kprobe::syscalls::SyscallEvent;
 
 /// How the agent prints flows on stdout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, Deserialize)]
@@ -85,6 +89,8 @@ pub struct Pipeline<W: Write> {
     raw_out: Option<W>,
     /// Leave out flows and spans with this agent at either end.
     exclude_self: bool,
+    /// Syscall spans (`--syscall-spans`), when on.
+    syscalls: Option<SyscallSpans>,
 }
 
 /// How long a record may wait for the kernel event naming its local process.
@@ -180,6 +186,21 @@ impl<W: Write> Pipeline<W> {
             exports,
             raw_out,
             exclude_self: false,
+            syscalls: None,
+        }
+    }
+
+    /// Turns on syscall spans: the syscalls given to [`Pipeline::on_syscall`] become child
+    /// spans of the requests they served.
+    pub fn enable_syscall_spans(&mut self, cfg: SyscallSpanConfig) {
+        self.syscalls = Some(SyscallSpans::new(cfg, random_seed()));
+    }
+
+    /// Takes one finished syscall of a traced process.
+    pub fn on_syscall(&mut self, ev: &SyscallEvent) {
+        let clock = self.clock;
+        if let Some(s) = self.syscalls.as_mut() {
+            s.on_event(ev, |t| clock.map_or(t, |c| c.wall_ns(t)));
         }
     }
 
@@ -279,6 +300,11 @@ impl<W: Write> Pipeline<W> {
         self.engine.handle_timeout(self.last_now);
         self.drain()?;
         self.owners.expire(monotonic_now_ns());
+        if let Some(s) = self.syscalls.as_mut() {
+            s.expire(self.last_now);
+            let late = s.unclaimed(wall_now_ns());
+            self.emit_spans(late)?;
+        }
         self.report_bytes();
         let mut counters: Vec<(String, u64)> = self
             .engine
@@ -291,6 +317,9 @@ impl<W: Write> Pipeline<W> {
                 .counters()
                 .map(|(k, v)| (format!("attribution_{k}"), v)),
         );
+        if let Some(s) = &self.syscalls {
+            counters.extend(s.counters().iter().map(|(k, v)| (k.to_string(), v)));
+        }
         counters.extend(
             self.store
                 .endpoints()
@@ -321,6 +350,10 @@ impl<W: Write> Pipeline<W> {
         self.engine.flush(self.last_now);
         self.drain()?;
         self.release(true)?;
+        if let Some(s) = self.syscalls.as_mut() {
+            let held = s.release_all();
+            self.emit_spans(held)?;
+        }
         if let Some(p) = self.printer.as_mut() {
             p.finish()?;
         }
@@ -385,15 +418,34 @@ impl<W: Write> Pipeline<W> {
                     if self.exclude_self && agents {
                         continue;
                     }
-                    for span in spans_for_owners(span, owners) {
-                        let out = match self.printer.as_mut() {
-                            Some(p) => Some(p.writer()),
-                            None => self.raw_out.as_mut(),
-                        };
-                        self.exports.emit_span(span, out)?;
-                    }
+                    let spans: Vec<Box<Span>> = spans_for_owners(span, owners).collect();
+                    let spans = match self.syscalls.as_mut() {
+                        Some(s) => s.hold(spans, now),
+                        None => spans,
+                    };
+                    self.emit_spans(spans)?;
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Emits spans; with syscall spans on, a SERVER span is followed by its syscall children
+    /// and the calls made while serving it.
+    fn emit_spans(&mut self, spans: Vec<Box<Span>>) -> std::io::Result<()> {
+        let mut queue = VecDeque::from(spans);
+        while let Some(mut span) = queue.pop_front() {
+            // The calls released here may be SERVER spans of traced processes too.
+            if let Some(s) = self.syscalls.as_mut() {
+                for child in s.complete(&mut span).into_iter().rev() {
+                    queue.push_front(child);
+                }
+            }
+            let out = match self.printer.as_mut() {
+                Some(p) => Some(p.writer()),
+                None => self.raw_out.as_mut(),
+            };
+            self.exports.emit_span(span, out)?;
         }
         Ok(())
     }

@@ -33,12 +33,14 @@ use super::{
     clock::{wall_now_ns, MonoToWall},
     kernel_filters,
     pipeline::{Pipeline, SharedCounters},
+    syscall_spans::SyscallSpanConfig,
     CaptureKind, TcAttach,
 };
 use crate::api::{self, AgentStatus, ApiConfig, LostSource, StatusHandle};
 use crate::config::AgentConfig;
 use ebpf_kprobe::{
     drops::{DropEvent, DropReasons},
+    syscalls::SyscallEvent,
     Attribution, AttributionOptions, OwnerCache, OwnerCacheOptions, SockEvent,
 };
 
@@ -248,6 +250,13 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         Running::Kernel { cap, path } => {
             let ring = cap.lock().expect("capture lock").take_ring()?;
             let (drops, drop_ring, drops_unavailable) = start_drop_reports(&args);
+            let (syscalls, syscall_ring, syscalls_unavailable) = start_syscall_tracer(&args);
+            if syscall_ring.is_some() {
+                pipeline.enable_syscall_spans(SyscallSpanConfig {
+                    max_children: args.syscall_span_children,
+                    ..SyscallSpanConfig::default()
+                });
+            }
             let path_name = match path {
                 CaptureKind::Tc => "tc",
                 CaptureKind::Socket => "socket",
@@ -257,6 +266,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 let cap = cap.clone();
                 let engine_counters = engine_counters.clone();
                 let drops = drops.clone();
+                let syscalls = syscalls.clone();
                 status.set_provider(move || {
                     let c = cap.lock().unwrap_or_else(|p| p.into_inner());
                     let mut counters: Vec<(String, u64)> = c
@@ -272,6 +282,12 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                             .cloned(),
                     );
                     counters.extend(super::drops::drop_counters(&drops, drops_unavailable));
+                    if syscalls_unavailable || syscalls.lock().is_ok_and(|s| s.is_some()) {
+                        counters.extend(super::syscalls::syscall_counters(
+                            &syscalls,
+                            syscalls_unavailable,
+                        ));
+                    }
                     AgentStatus {
                         capture_path: path_name.into(),
                         attachments: c
@@ -291,6 +307,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 ring,
                 attr_ring,
                 drop_ring,
+                syscall_ring,
                 pipeline,
                 stop_rx.clone(),
             ));
@@ -319,8 +336,9 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 eprintln!("{name}: {v}");
             }
             c.detach_all();
-            // Detach the kfree_skb program too.
+            // Detach the kfree_skb and syscall programs too.
             drops.lock().unwrap_or_else(|p| p.into_inner()).take();
+            syscalls.lock().unwrap_or_else(|p| p.into_inner()).take();
             outcome
         }
         Running::AfPacket => {
@@ -540,6 +558,7 @@ async fn read_ring(
     ring: aya::maps::RingBuf<aya::maps::MapData>,
     attr_ring: Option<aya::maps::RingBuf<aya::maps::MapData>>,
     drop_ring: Option<DropRing>,
+    syscall_ring: Option<aya::maps::RingBuf<aya::maps::MapData>>,
     mut pipeline: Pipeline<BufWriter<io::Stdout>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
@@ -576,6 +595,18 @@ async fn read_ring(
         ),
         None => (None, DropReasons::default()),
     };
+    let mut syscall_ring = match syscall_ring {
+        // SAFETY: as above: the ring owns its fd for its whole life and the AsyncFd owns it.
+        Some(r) => Some(
+            unsafe { AsyncFd::register_with_interest(r, Interest::READABLE) }.map_err(|e| {
+                anyhow!(
+                    "registering the syscall ring with tokio: {}",
+                    e.into_parts().1
+                )
+            })?,
+        ),
+        None => None,
+    };
     let mut bad_records = 0u64;
     // Often enough to release records waiting for their owner promptly.
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -600,6 +631,11 @@ async fn read_ring(
                 drain_drops(guard.get_inner_mut(), &drop_reasons, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
             }
+            guard = async { syscall_ring.as_mut().expect("guarded").readable_mut().await }, if syscall_ring.is_some() => {
+                let mut guard = guard.context("waiting on the syscall ring")?;
+                drain_syscalls(guard.get_inner_mut(), &mut pipeline, &mut bad_records);
+                guard.clear_ready();
+            }
             _ = poll.tick() => {
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 drain_ring(afd.get_mut(), attr, &mut pipeline, &mut bad_records)?;
@@ -611,6 +647,9 @@ async fn read_ring(
                 drain_ring(afd.get_mut(), attr, &mut pipeline, &mut bad_records)?;
                 if let Some(d) = drop_ring.as_mut() {
                     drain_drops(d.get_mut(), &drop_reasons, &mut pipeline, &mut bad_records)?;
+                }
+                if let Some(r) = syscall_ring.as_mut() {
+                    drain_syscalls(r.get_mut(), &mut pipeline, &mut bad_records);
                 }
                 pipeline.finish()?;
                 pipeline.flush()?;
@@ -639,6 +678,49 @@ fn start_drop_reports(args: &AgentConfig) -> (super::drops::SharedDrops, Option<
         }
     });
     (Arc::new(Mutex::new(drops)), ring, unavailable)
+}
+
+/// Starts syscall spans (when processes are selected): the programs, shared for their
+/// counters; their ring; and whether they were wanted but could not load.
+fn start_syscall_tracer(
+    args: &AgentConfig,
+) -> (
+    super::syscalls::SharedSyscalls,
+    Option<aya::maps::RingBuf<aya::maps::MapData>>,
+    bool,
+) {
+    let (mut tracer, unavailable) = match super::syscalls::start_syscall_spans(args) {
+        Some(Ok(t)) => (Some(t), false),
+        Some(Err(_)) => (None, true),
+        None => (None, false),
+    };
+    let ring = tracer.as_mut().and_then(|t| match t.take_ring() {
+        Ok(r) => Some(r),
+        Err(e) => {
+            warn!("syscall spans: {e}");
+            None
+        }
+    });
+    (Arc::new(Mutex::new(tracer)), ring, unavailable)
+}
+
+/// Hands every pending syscall record to the pipeline.
+fn drain_syscalls<W: std::io::Write>(
+    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    pipeline: &mut Pipeline<W>,
+    bad_records: &mut u64,
+) {
+    while let Some(item) = ring.next() {
+        match SyscallEvent::parse(&item) {
+            Ok(ev) => pipeline.on_syscall(&ev),
+            Err(e) => {
+                *bad_records += 1;
+                if bad_records.is_power_of_two() {
+                    warn!(bad_records = *bad_records, "unreadable syscall record: {e}");
+                }
+            }
+        }
+    }
 }
 
 /// Turns every pending drop record into a flow.
