@@ -432,6 +432,7 @@ impl<W: Write> Pipeline<W> {
 
     /// Emits spans; with syscall spans on, a SERVER span is followed by its syscall children
     /// and the calls made while serving it.
+    #[allow(clippy::vec_box)] // boxed from the engine to the exporter, see syscall_spans
     fn emit_spans(&mut self, spans: Vec<Box<Span>>) -> std::io::Result<()> {
         let mut queue = VecDeque::from(spans);
         while let Some(mut span) = queue.pop_front() {

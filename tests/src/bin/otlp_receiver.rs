@@ -85,10 +85,14 @@ fn print(req: &ExportTraceServiceRequest, transport: &str) {
         let service = resource["service.name"].clone();
         for ss in &rs.scope_spans {
             for s in &ss.spans {
+                // opentelemetry/proto/trace/v1/trace.proto SpanKind.
                 let kind = match s.kind {
+                    1 => "INTERNAL",
                     2 => "SERVER",
                     3 => "CLIENT",
-                    _ => "OTHER",
+                    4 => "PRODUCER",
+                    5 => "CONSUMER",
+                    _ => "UNSPECIFIED",
                 };
                 let line = json!({
                     "transport": transport,
