@@ -101,7 +101,8 @@ tc_state() {
   in_s tc filter show dev "$SIF" ingress 2>&1
   in_s tc filter show dev "$SIF" egress 2>&1
 }
-check "agent started (printed 'Ctrl-C to stop')" start_agent /tmp/agent.out /tmp/agent.err -o json --l4-records every-packet --listen "$SOCK"
+# --syscall-spans curl: the syscall-span programs must load and follow curl on 6.1 too.
+check "agent started (printed 'Ctrl-C to stop')" start_agent /tmp/agent.out /tmp/agent.err -o json --l4-records every-packet --listen "$SOCK" --syscall-spans curl
 agent_ready || finish
 
 check "agent: capturing (path: tc)" grep -q "capturing (path: tc)" /tmp/agent.err
@@ -141,6 +142,9 @@ echo "---- attribution counters after the fetch ----"; grep attribution_ /tmp/st
 counter() { awk -v k="$1" '$1 == k { print $2 }' /tmp/status.after; }
 check "attribution events from the kernel applied (attribution_owner_events_applied > 0)" \
   [ "$(counter attribution_owner_events_applied)" -gt 0 ]
+grep syscall_ /tmp/status.after
+check "syscall spans: curl's syscalls reported (syscall_events > 0, syscall_spans_unavailable 0)" \
+  sh -c '[ "${1:-0}" -gt 0 ] && [ "$2" = 0 ]' _ "$(counter syscall_events)" "$(counter syscall_spans_unavailable)"
 
 stop_agent TERM
 check "agent exit status 0 after SIGTERM (got $AGENT_RC; 255: still running after 30 s)" [ "$AGENT_RC" = 0 ]
@@ -199,10 +203,11 @@ in_s tc filter show dev "$SIF" ingress > /tmp/tc.after.filters 2>&1
 in_s tc filter show dev "$SIF" egress >> /tmp/tc.after.filters 2>&1
 check "after exit: no clsact qdisc on $SIF" sh -c '! grep -q clsact /tmp/tc.after || { cat /tmp/tc.after; false; }'
 check "after exit: no TC filter of ours on $SIF" sh -c '! grep -q fs_tc /tmp/tc.after.filters || { cat /tmp/tc.after.filters; false; }'
-# fs_* capture, fsa_* attribution and fsd_* kernel drop programs (the host e2e checks fs_* only).
-no_bpf_left() { ! bpftool prog show | grep -Eq ' name fs[ad]?_'; }
-if wait_for 5 no_bpf_left; then ok "after exit: no fs_*/fsa_*/fsd_* BPF program loaded (bpftool)"
-else bad "after exit: no fs_*/fsa_*/fsd_* BPF program loaded (bpftool)"; bpftool prog show | grep -EA2 ' name fs[ad]?_'; fi
+# fs_* capture, fsa_* attribution, fsd_* kernel drop and fss_* syscall programs (the host e2e
+# checks fs_* only).
+no_bpf_left() { ! bpftool prog show | grep -Eq ' name fs[ads]?_'; }
+if wait_for 5 no_bpf_left; then ok "after exit: no fs_*/fsa_*/fsd_*/fss_* BPF program loaded (bpftool)"
+else bad "after exit: no fs_*/fsa_*/fsd_*/fss_* BPF program loaded (bpftool)"; bpftool prog show | grep -EA2 ' name fs[ads]?_'; fi
 check "after exit: no kprobe left registered (debugfs kprobes/list)" sh -c '! grep -Eq "(tcp_connect|inet_csk_accept|tcp_sendmsg|tcp_recvmsg|tcp_close)\\+" /sys/kernel/debug/kprobes/list'
 
 

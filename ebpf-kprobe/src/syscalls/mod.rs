@@ -136,6 +136,7 @@ impl SyscallTracer {
             }
         }
         let mut tracepoints = 0;
+        let mut first_error = None;
         for (prog, phase) in [
             ("fss_enter", "enter"),
             ("fss_enter1", "enter"),
@@ -159,7 +160,11 @@ impl SyscallTracer {
                     Ok(_) => tracepoints += 1,
                     // A kernel without this syscall (or its tracepoint): that syscall is
                     // simply not followed.
-                    Err(e) => debug!("{prog} not attached to syscalls/{tp}: {e}"),
+                    Err(e) => {
+                        debug!("{prog} not attached to syscalls/{tp}: {e}");
+                        first_error
+                            .get_or_insert_with(|| format!("syscalls/{tp}: {}", shorten(&e)));
+                    }
                 }
             }
         }
@@ -167,7 +172,10 @@ impl SyscallTracer {
             return Err(AttributionError::Attach {
                 program: "fss_enter",
                 target: "syscalls:sys_enter_*".into(),
-                detail: "no syscall tracepoint could be attached".into(),
+                detail: format!(
+                    "no syscall tracepoint could be attached (first: {})",
+                    first_error.unwrap_or_default()
+                ),
                 hint: "the kernel needs CONFIG_FTRACE_SYSCALLS and tracefs",
             });
         }
