@@ -183,8 +183,7 @@ static __always_inline void describe_fd(struct fss_event *e, long fd)
 	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 }
 
-SEC("tracepoint/syscalls/sys_exit_read")
-int fss_exit(struct exit_ctx *ctx)
+static __always_inline void on_exit(__s32 nr, long ret)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct fss_start *s = bpf_map_lookup_elem(&fss_inflight, &tid);
@@ -192,30 +191,30 @@ int fss_exit(struct exit_ctx *ctx)
 		/* Most threads are not traced: only count exits of traced ones. */
 		if (traced())
 			count(FSS_CNT_NO_ENTRY);
-		return 0;
+		return;
 	}
 	struct fss_start start = *s;
 	bpf_map_delete_elem(&fss_inflight, &tid);
-	if (start.nr != ctx->nr)
-		return 0; /* an entry left over from a syscall that never exited (exec, exit) */
+	if (start.nr != nr)
+		return; /* an entry left over from a syscall that never exited (exec, exit) */
 	struct fss_event *e = bpf_ringbuf_reserve(&syscall_events, sizeof(*e), 0);
 	if (!e) {
 		count(FSS_CNT_RING_FULL);
-		return 0;
+		return;
 	}
 	__builtin_memset(e, 0, sizeof(*e));
 	__u64 id = bpf_get_current_pid_tgid();
 	e->enter_ns = start.enter_ns;
 	e->exit_ns = bpf_ktime_get_ns();
-	e->ret = ctx->ret;
+	e->ret = ret;
 	e->args[0] = start.args[0];
 	e->args[1] = start.args[1];
 	e->args[2] = start.args[2];
 	e->pid = id >> 32;
 	e->tid = (__u32)id;
-	e->nr = ctx->nr;
-	if (ctx->nr == cfg_nr_openat || ctx->nr == cfg_nr_open) {
-		const char *path = (const char *)(ctx->nr == cfg_nr_openat ? start.args[1] : start.args[0]);
+	e->nr = nr;
+	if (nr == cfg_nr_openat || nr == cfg_nr_open) {
+		const char *path = (const char *)(nr == cfg_nr_openat ? start.args[1] : start.args[0]);
 		long n = bpf_probe_read_user_str(e->path, sizeof(e->path), path);
 		e->path_len = n > 0 ? n : 0;
 	} else {
@@ -223,5 +222,60 @@ int fss_exit(struct exit_ctx *ctx)
 	}
 	count(FSS_CNT_EVENTS);
 	bpf_ringbuf_submit(e, 0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_read")
+int fss_exit(struct exit_ctx *ctx)
+{
+	on_exit(ctx->nr, ctx->ret);
+	return 0;
+}
+
+/* ---- Fallback where the per-syscall tracepoints can't be opened (no tracefs in the agent's
+ * mount namespace, e.g. under `ip netns exec` on kernels that do not automount it): the
+ * generic sys_enter/sys_exit raw tracepoints by BTF, which need no tracefs but run for every
+ * syscall on the machine, so they look the number up first. ---- */
+
+/* Syscall numbers followed (value 1), set by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 512);
+	__type(key, __u32);
+	__type(value, __u8);
+} fss_watched SEC(".maps");
+
+static __always_inline int watched(long nr)
+{
+	if (nr < 0 || nr >= 512)
+		return 0;
+	__u32 k = nr;
+	__u8 *w = bpf_map_lookup_elem(&fss_watched, &k);
+	return w && *w;
+}
+
+SEC("tp_btf/sys_enter")
+int BPF_PROG(fss_sys_enter, struct pt_regs *regs, long id)
+{
+	if (!watched(id))
+		return 0;
+#if defined(__TARGET_ARCH_arm64)
+	enter(id, regs->orig_x0, regs->regs[1], regs->regs[2]);
+#else
+	enter(id, regs->di, regs->si, regs->dx);
+#endif
+	return 0;
+}
+
+SEC("tp_btf/sys_exit")
+int BPF_PROG(fss_sys_exit, struct pt_regs *regs, long ret)
+{
+#if defined(__TARGET_ARCH_arm64)
+	long nr = regs->syscallno;
+#else
+	long nr = regs->orig_ax;
+#endif
+	if (!watched(nr))
+		return 0;
+	on_exit(nr, ret);
 	return 0;
 }

@@ -5,7 +5,8 @@
 //!
 //! [`SyscallTracer::start`] loads the two programs and attaches them to the
 //! `syscalls:sys_{enter,exit}_<name>` tracepoints of that set only, so the machine's other
-//! syscalls never run them; processes are selected by pid or by the comm of their main thread
+//! syscalls never run them (where those can't be opened, e.g. no tracefs in the agent's mount
+//! namespace, to `tp_btf/sys_enter`/`sys_exit`, which every syscall runs); processes are selected by pid or by the comm of their main thread
 //! ([`SyscallSelection`]). Everything is detached when the value is dropped (bpf_links only,
 //! nothing pinned).
 
@@ -13,8 +14,8 @@ pub mod wire;
 
 use aya::{
     maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
-    programs::TracePoint,
-    Ebpf, EbpfLoader,
+    programs::{BtfTracePoint, TracePoint},
+    Btf, Ebpf, EbpfLoader,
 };
 use tracing::debug;
 
@@ -48,17 +49,26 @@ pub struct SyscallOptions {
     pub ring_bytes: u32,
 }
 
+/// How the programs are attached.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Method {
+    /// To this many `syscalls:sys_{enter,exit}_*` tracepoints.
+    Tracepoints(usize),
+    /// To `tp_btf/sys_enter` and `tp_btf/sys_exit` (every syscall runs them).
+    RawSyscalls,
+}
+
 /// The attached syscall programs; detached and unloaded on drop.
 pub struct SyscallTracer {
     ebpf: Ebpf,
-    tracepoints: usize,
+    method: Method,
     ring_taken: bool,
 }
 
 impl std::fmt::Debug for SyscallTracer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SyscallTracer")
-            .field("tracepoints", &self.tracepoints)
+            .field("method", &self.method)
             .finish()
     }
 }
@@ -168,30 +178,81 @@ impl SyscallTracer {
                 }
             }
         }
-        if tracepoints == 0 {
-            return Err(AttributionError::Attach {
+        let method = if tracepoints > 0 {
+            Method::Tracepoints(tracepoints)
+        } else {
+            debug!(
+                "no per-syscall tracepoint ({}); trying tp_btf/sys_enter and sys_exit",
+                first_error.as_deref().unwrap_or("none attached")
+            );
+            Self::attach_raw(&mut ebpf).map_err(|e| AttributionError::Attach {
                 program: "fss_enter",
-                target: "syscalls:sys_enter_*".into(),
+                target: "syscalls:sys_enter_* or tp_btf/sys_enter".into(),
                 detail: format!(
-                    "no syscall tracepoint could be attached (first: {})",
+                    "no syscall tracepoint could be attached (first: {}), and the raw \
+                     fallback failed: {e}",
                     first_error.unwrap_or_default()
                 ),
-                hint: "the kernel needs CONFIG_FTRACE_SYSCALLS and tracefs",
-            });
-        }
+                hint: "the kernel needs CONFIG_FTRACE_SYSCALLS and tracefs, or BTF",
+            })?;
+            Method::RawSyscalls
+        };
         Ok(Self {
             ebpf,
-            tracepoints,
+            method,
             ring_taken: false,
         })
     }
 
+    /// The fallback: the generic sys_enter/sys_exit tracepoints by BTF (no tracefs needed),
+    /// told which syscall numbers to follow.
+    fn attach_raw(ebpf: &mut Ebpf) -> Result<(), AttributionError> {
+        {
+            let mut watched: aya::maps::Array<_, u8> = aya::maps::Array::try_from(
+                ebpf.map_mut("fss_watched")
+                    .ok_or(AttributionError::Missing("fss_watched map"))?,
+            )
+            .map_err(|e| map_error("fss_watched", e))?;
+            for &(_, _, nr) in SYSCALLS {
+                watched
+                    .set(nr as u32, 1, 0)
+                    .map_err(|e| map_error("fss_watched", e))?;
+            }
+        }
+        let btf = Btf::from_sys_fs().map_err(|e| AttributionError::Unavailable {
+            method: "syscall spans",
+            why: format!("kernel BTF: {e}"),
+        })?;
+        for (prog, tp) in [("fss_sys_enter", "sys_enter"), ("fss_sys_exit", "sys_exit")] {
+            let p: &mut BtfTracePoint = ebpf
+                .program_mut(prog)
+                .ok_or(AttributionError::Missing(prog))?
+                .try_into()
+                .map_err(|_| AttributionError::Missing("tp_btf program"))?;
+            p.load(tp, &btf).map_err(|e| load_error(prog, &e))?;
+            p.attach().map_err(|e| {
+                let detail = shorten(&e);
+                AttributionError::Attach {
+                    program: prog,
+                    target: format!("tp_btf/{tp}"),
+                    hint: hint_for(&detail),
+                    detail,
+                }
+            })?;
+        }
+        Ok(())
+    }
+
     /// `programs -> hooks`, for logs and status.
     pub fn attached(&self) -> String {
-        format!(
-            "fss_enter, fss_enter1, fss_exit -> {} syscalls:sys_{{enter,exit}}_* tracepoints",
-            self.tracepoints
-        )
+        match self.method {
+            Method::Tracepoints(n) => format!(
+                "fss_enter, fss_enter1, fss_exit -> {n} syscalls:sys_{{enter,exit}}_* tracepoints"
+            ),
+            Method::RawSyscalls => {
+                "fss_sys_enter, fss_sys_exit -> tp_btf/sys_enter, tp_btf/sys_exit".to_string()
+            }
+        }
     }
 
     /// Takes the ring of [`SyscallEvent`] records. Call once.
