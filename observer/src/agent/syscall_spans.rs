@@ -177,6 +177,63 @@ impl Call {
     }
 }
 
+/// A socket syscall in the indices, for finding a request's read and write without scanning
+/// every thread.
+#[derive(Clone, Copy, Debug)]
+struct SockCall {
+    tid: u32,
+    enter_ns: u64,
+    exit_ns: u64,
+    /// Read (with bytes), write, or connect.
+    io: Io,
+    /// The socket's local port.
+    local_port: u16,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Io {
+    Read,
+    Write,
+    Connect,
+}
+
+/// Most socket syscalls indexed per socket end; the oldest go first.
+const MAX_PER_SOCKET: usize = 256;
+/// Most socket ends indexed.
+const MAX_SOCKETS: usize = 65_536;
+
+/// Socket syscalls by one end of their socket.
+#[derive(Debug, Default)]
+struct SocketIndex(HashMap<SocketAddr, VecDeque<SockCall>>);
+
+impl SocketIndex {
+    /// Adds `c` under `end`; false when the index is full.
+    fn add(&mut self, end: SocketAddr, c: SockCall) -> bool {
+        if !self.0.contains_key(&end) && self.0.len() >= MAX_SOCKETS {
+            return false;
+        }
+        let q = self.0.entry(end).or_default();
+        if q.len() >= MAX_PER_SOCKET {
+            q.pop_front();
+        }
+        q.push_back(c);
+        true
+    }
+
+    fn get(&self, end: &SocketAddr) -> impl Iterator<Item = &SockCall> {
+        self.0.get(end).into_iter().flatten()
+    }
+
+    fn expire(&mut self, horizon: u64) {
+        self.0.retain(|_, q| {
+            while q.front().is_some_and(|c| c.exit_ns < horizon) {
+                q.pop_front();
+            }
+            !q.is_empty()
+        });
+    }
+}
+
 #[derive(Debug, Default)]
 struct Thread {
     pid: u32,
@@ -202,6 +259,10 @@ pub struct SyscallSpans {
     /// `(pid, fd)` → path, from open/openat returns seen (forgotten at close).
     paths: HashMap<(u32, i32), Arc<str>>,
     held: VecDeque<Held>,
+    /// Socket syscalls by their socket's remote end (a server's request socket: the client).
+    by_remote: SocketIndex,
+    /// ... and by its local end (a client's socket).
+    by_local: SocketIndex,
     ids: IdGenerator,
     counters: SyscallSpanCounters,
 }
@@ -258,6 +319,8 @@ impl SyscallSpans {
             threads: HashMap::new(),
             paths: HashMap::new(),
             held: VecDeque::new(),
+            by_remote: SocketIndex::default(),
+            by_local: SocketIndex::default(),
             ids: IdGenerator::new(seed),
             counters: SyscallSpanCounters::default(),
         }
@@ -324,6 +387,29 @@ impl SyscallSpans {
                 self.counters.calls_evicted += t.calls.len() as u64;
             }
         }
+        if let Target::Socket(t) = &call.target {
+            let io = if call.syscall.reads() && call.ret > 0 {
+                Some(Io::Read)
+            } else if call.syscall.writes() {
+                Some(Io::Write)
+            } else if call.syscall == Syscall::Connect {
+                Some(Io::Connect)
+            } else {
+                None
+            };
+            if let Some(io) = io {
+                let c = SockCall {
+                    tid: ev.tid,
+                    enter_ns: call.enter_ns,
+                    exit_ns: call.exit_ns,
+                    io,
+                    local_port: t.local.port(),
+                };
+                if !(self.by_remote.add(t.remote, c) & self.by_local.add(t.local, c)) {
+                    self.counters.calls_evicted += 1;
+                }
+            }
+        }
         let t = self.threads.entry(ev.tid).or_default();
         t.pid = ev.pid;
         if t.calls.len() >= self.cfg.max_calls_per_thread {
@@ -336,6 +422,8 @@ impl SyscallSpans {
     /// Forgets syscalls older than the window, before wall time `now_ns`.
     pub fn expire(&mut self, now_ns: u64) {
         let horizon = now_ns.saturating_sub(self.cfg.window_ns);
+        self.by_remote.expire(horizon);
+        self.by_local.expire(horizon);
         self.threads.retain(|_, t| {
             while t.calls.front().is_some_and(|c| c.exit_ns < horizon) {
                 t.calls.pop_front();
@@ -393,21 +481,19 @@ impl SyscallSpans {
     /// or before the request's first captured byte (`start`), else the first one before `end`.
     fn writer_of(&self, local: SocketAddr, start: u64, end: u64) -> Option<(u32, u64)> {
         let mut best: Option<(u32, u64)> = None;
-        for (tid, t) in &self.threads {
-            for c in t.calls.iter().filter(|c| {
-                (c.syscall.writes() || c.syscall == Syscall::Connect)
-                    && c.on_socket(|s| s.local == local)
-                    && c.enter_ns <= end
-            }) {
-                let better = match best {
-                    None => true,
-                    // Latest at or before the start; else the earliest after it.
-                    Some((_, b)) if b <= start => c.enter_ns <= start && c.enter_ns > b,
-                    Some((_, b)) => c.enter_ns < b,
-                };
-                if better {
-                    best = Some((*tid, c.enter_ns));
-                }
+        for c in self
+            .by_local
+            .get(&local)
+            .filter(|c| matches!(c.io, Io::Write | Io::Connect) && c.enter_ns <= end)
+        {
+            let better = match best {
+                None => true,
+                // Latest at or before the start; else the earliest after it.
+                Some((_, b)) if b <= start => c.enter_ns <= start && c.enter_ns > b,
+                Some((_, b)) => c.enter_ns < b,
+            };
+            if better {
+                best = Some((c.tid, c.enter_ns));
             }
         }
         best
@@ -425,45 +511,34 @@ impl SyscallSpans {
         };
         let is_request_socket = |t: &SocketTuple| t.remote == client;
         // R: the first read of the request, returning after its first byte was captured.
-        let mut read: Option<(u32, &Call)> = None;
-        for (tid, t) in &self.threads {
-            for c in &t.calls {
-                if c.syscall.reads()
-                    && c.ret > 0
-                    && c.exit_ns >= span.start_time_ns
-                    && c.exit_ns <= span.end_time_ns
-                    && c.on_socket(is_request_socket)
-                    && read.is_none_or(|(_, r)| c.exit_ns < r.exit_ns)
-                {
-                    read = Some((*tid, c));
-                }
-            }
-        }
-        let Some((tid, r)) = read else {
+        let read = self
+            .by_remote
+            .get(&client)
+            .filter(|c| {
+                c.io == Io::Read && c.exit_ns >= span.start_time_ns && c.exit_ns <= span.end_time_ns
+            })
+            .min_by_key(|c| c.exit_ns)
+            .copied();
+        let Some(r) = read else {
             if span.process.as_ref().is_some_and(|p| self.traces(p.pid)) {
                 self.counters.requests_unmatched += 1;
             }
             return Vec::new();
         };
-        let (r_exit, server_port) = match &r.target {
-            Target::Socket(t) => (r.exit_ns, t.local.port()),
-            _ => unreachable!("matched on a socket"),
-        };
+        let (tid, r_exit, server_port) = (r.tid, r.exit_ns, r.local_port);
         // W: the first write of the response after it.
         let write_enter = self
-            .threads
-            .values()
-            .flat_map(|t| &t.calls)
-            .filter(|c| {
-                c.syscall.writes()
-                    && c.enter_ns >= r_exit
-                    && c.enter_ns <= span.end_time_ns
-                    && c.on_socket(is_request_socket)
-            })
+            .by_remote
+            .get(&client)
+            .filter(|c| c.io == Io::Write && c.enter_ns >= r_exit && c.enter_ns <= span.end_time_ns)
             .map(|c| c.enter_ns)
             .min();
         let until = write_enter.unwrap_or(span.end_time_ns);
-        let thread = &self.threads[&tid];
+        let Some(thread) = self.threads.get(&tid) else {
+            // The thread was forgotten (table full) after its socket call was indexed.
+            self.counters.requests_unmatched += 1;
+            return Vec::new();
+        };
         let during: Vec<Call> = thread
             .calls
             .iter()
