@@ -77,6 +77,10 @@ pub struct Ends {
     pub client_addr: String,
     /// The server's `ip:port`.
     pub server_addr: String,
+    /// The client's socket when its owner was not known, for [`EndpointResolver::late_owner`].
+    pub client_socket: Option<Box<(String, u32)>>,
+    /// Likewise for the server.
+    pub server_socket: Option<Box<(String, u32)>>,
 }
 
 /// Sockets (`ip`, port) whose owning process a flow told us, for flows that don't: a TCP
@@ -136,12 +140,25 @@ impl EndpointResolver {
         } else {
             (src, dst)
         };
+        let (client_node, server_node) = (self.node(&client, now), self.node(&server, now));
+        let socket = |end: &End, node: &Node| {
+            (node.kind != NodeKind::Process).then(|| Box::new((end.ip.to_string(), end.port)))
+        };
         Some(Ends {
             client_addr: addr(client.ip, client.port),
             server_addr: addr(server.ip, server.port),
-            client: self.node(&client, now),
-            server: self.node(&server, now),
+            client_socket: socket(&client, &client_node),
+            server_socket: socket(&server, &server_node),
+            client: client_node,
+            server: server_node,
         })
+    }
+
+    /// The process a later flow said owns `socket`, for a flow at `at_ns` that did not know
+    /// it (a connection's SYN leaves before the agent looked its owner up).
+    pub fn late_owner(&self, socket: &(String, u32), at_ns: u64) -> Option<&Arc<Node>> {
+        let (node, seen) = self.sockets.get(socket)?;
+        (seen.abs_diff(at_ns) < SOCKET_TTL_NS).then_some(node)
     }
 
     fn node(&mut self, end: &End, now: u64) -> Arc<Node> {
@@ -311,6 +328,32 @@ mod tests {
             (e.client.id.as_str(), e.server.id.as_str()),
             ("process:9:curl", "process:7:nginx")
         );
+    }
+
+    #[test]
+    fn an_owner_learned_later_names_earlier_flows_of_the_socket() {
+        let mut r = EndpointResolver::default();
+        let syn = r
+            .ends(&tcp_flow(("10.0.0.2", 40000), ("10.0.0.1", 80), false))
+            .unwrap();
+        assert_eq!(syn.client.id, "ip:10.0.0.2");
+        let socket = syn.client_socket.unwrap();
+        assert!(r.late_owner(&socket, 1_000_000_000).is_none());
+        let req = with_processes(
+            tcp_flow(("10.0.0.2", 40000), ("10.0.0.1", 80), false),
+            Some((7, "nginx")),
+            Some((9, "curl")),
+        );
+        let e = r.ends(&req).unwrap();
+        assert!(e.client_socket.is_none() && e.server_socket.is_none());
+        assert_eq!(
+            r.late_owner(&socket, 1_000_000_000).unwrap().id,
+            "process:9:curl"
+        );
+        // Long after the owner was seen: a port reused since, not the same socket.
+        assert!(r
+            .late_owner(&socket, 1_000_000_000 + SOCKET_TTL_NS)
+            .is_none());
     }
 
     #[test]

@@ -56,12 +56,17 @@ pub fn follow_request(
 /// `State::agent_error`.
 pub async fn run(state: State) {
     let mut since = now_ns().saturating_sub(state.retention_ns());
+    let mut last_err = String::new();
     loop {
         let err = match follow(&state, &mut since).await {
             Ok(()) => "the agent ended the flow stream".to_string(),
             Err(e) => format!("{e:#}"),
         };
-        tracing::warn!("flowscope ui: {err}; retrying");
+        // Said once per kind of failure, not once a second while the agent is away.
+        if err != last_err {
+            tracing::warn!("{err}; retrying every second");
+            last_err.clone_from(&err);
+        }
         state.set_agent_error(Some(err));
         tokio::time::sleep(Duration::from_secs(1)).await;
     }

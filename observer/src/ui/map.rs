@@ -47,6 +47,10 @@ struct Sample {
     time_ns: u64,
     client: Arc<Node>,
     server: Arc<Node>,
+    /// The ends' sockets where their owners were not known yet: a snapshot names them by the
+    /// owner learned since ([`EndpointResolver::late_owner`]).
+    client_socket: Option<Box<(String, u32)>>,
+    server_socket: Option<Box<(String, u32)>>,
     protocol: &'static str,
     event: Event,
 }
@@ -153,6 +157,8 @@ impl ServiceMap {
             time_ns,
             client: ends.client,
             server: ends.server,
+            client_socket: ends.client_socket,
+            server_socket: ends.server_socket,
             protocol: protocol(f),
             event: event(f),
         });
@@ -172,19 +178,30 @@ impl ServiceMap {
 
     /// The map of the flows in `(now_ns - window_ns, now_ns]`, with the `top` nodes by flows
     /// and the rest folded into one "other" node.
-    pub fn snapshot(&self, now_ns: u64, window_ns: u64, top: usize) -> MapSnapshot {
+    pub fn snapshot<'a>(&'a self, now_ns: u64, window_ns: u64, top: usize) -> MapSnapshot {
         let window_ns = window_ns.clamp(1, self.retention_ns.max(1));
         let start = now_ns.saturating_sub(window_ns);
-        let in_window: Vec<&Sample> = self
+        let named = |node: &'a Arc<Node>, socket: &Option<Box<(String, u32)>>, at: u64| {
+            socket
+                .as_deref()
+                .and_then(|s| self.resolver.late_owner(s, at))
+                .unwrap_or(node)
+        };
+        let in_window: Vec<(&Arc<Node>, &Arc<Node>, &Sample)> = self
             .samples
             .iter()
             .filter(|s| s.time_ns > start && s.time_ns <= now_ns)
+            .map(|s| {
+                let client = named(&s.client, &s.client_socket, s.time_ns);
+                let server = named(&s.server, &s.server_socket, s.time_ns);
+                (client, server, s)
+            })
             .collect();
 
         // Rank nodes by the flows they are an end of; ties by id, so the cut is stable.
         let mut traffic: HashMap<&str, (u64, &Arc<Node>)> = HashMap::new();
-        for s in &in_window {
-            for n in [&s.client, &s.server] {
+        for (client, server, _) in &in_window {
+            for n in [*client, *server] {
                 traffic.entry(n.id.as_str()).or_insert((0, n)).0 += 1;
             }
         }
@@ -233,8 +250,8 @@ impl ServiceMap {
         }
 
         let mut edges: BTreeMap<(String, String), (EdgeStats, Vec<u64>)> = BTreeMap::new();
-        for s in &in_window {
-            let (client, server) = (fold(&s.client), fold(&s.server));
+        for (client, server, s) in &in_window {
+            let (client, server) = (fold(client), fold(server));
             let (e, latencies) = edges
                 .entry((client.clone(), server.clone()))
                 .or_insert_with(|| {
@@ -516,6 +533,19 @@ mod tests {
         // Latencies 1..=10 ms: nearest rank p50 = 5 ms, p99 = 10 ms.
         assert_eq!(e.p50_latency_ns, Some(5_000_000));
         assert_eq!(e.p99_latency_ns, Some(10_000_000));
+    }
+
+    #[test]
+    fn packets_before_the_owner_was_known_join_the_process_edge() {
+        let mut m = ServiceMap::new(60 * S, 10_000);
+        let mut syn = flow(1, 40000, false);
+        syn.extensions = None;
+        m.observe(&syn);
+        m.observe(&http_response(2, 40000, 200, 1));
+        let snap = m.snapshot(3 * S, 10 * S, 10);
+        assert_eq!(snap.edges.len(), 1, "{:#?}", snap.edges);
+        assert_eq!((snap.edges[0].flows, snap.edges[0].requests), (2, 1));
+        assert_eq!(snap.edges[0].id, "process:9:curl->process:7:nginx");
     }
 
     #[test]

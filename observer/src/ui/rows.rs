@@ -23,10 +23,22 @@ pub fn row(f: &Flow, resolver: &mut EndpointResolver) -> Value {
                     format!("{} {addr}", n.label)
                 }
             };
-            let c = name(&e.client, &e.client_addr);
-            let s = name(&e.server, &e.server_addr);
+            // An owner the map learned from a later flow of the same socket (a backlog's SYN).
+            let time = f.time.as_ref().map(timestamp_ns).unwrap_or(0);
+            let late = |node, socket: &Option<Box<(String, u32)>>| {
+                socket
+                    .as_deref()
+                    .and_then(|s| resolver.late_owner(s, time))
+                    .unwrap_or(node)
+            };
+            let (client, server) = (
+                late(&e.client, &e.client_socket),
+                late(&e.server, &e.server_socket),
+            );
+            let c = name(client, &e.client_addr);
+            let s = name(server, &e.server_addr);
             let (src, dst) = if reply { (s, c) } else { (c, s) };
-            (e.client.id.clone(), e.server.id.clone(), src, dst)
+            (client.id.clone(), server.id.clone(), src, dst)
         }
         None => Default::default(),
     };
