@@ -145,6 +145,7 @@ try {
   await page.locator('#flows tbody tr').first().click();
   await page.waitForFunction((path) => document.querySelector('#detail-body').innerText.includes(path) && !document.querySelector('#detail').hidden, expect.live_path, { timeout: 5000 });
   step(`live: ${JSON.stringify((await rowsOf()).map((r) => r.text))}`);
+  await page.screenshot({ path: join(out, 'page.png') });
 
   // 5. Pause holds new rows back; resume shows them. Export writes what is shown.
   await page.click('#pause');
