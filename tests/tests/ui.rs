@@ -112,4 +112,12 @@ fn ui_without_an_agent_serves_the_page_and_says_why_the_map_is_empty() {
     ));
     ui.wait_stderr("open http://127.0.0.1:9966/", Duration::from_secs(10));
     ui.wait_stderr("No such file or directory", Duration::from_secs(10));
+    require_tool("curl");
+    let map = ns.exec("curl -sS --max-time 5 http://127.0.0.1:9966/api/map");
+    assert!(
+        map.contains("cannot reach the flowscope agent") && map.contains("\"nodes\":[]"),
+        "{map}"
+    );
+    let page = ns.exec("curl -sS --max-time 5 http://127.0.0.1:9966/");
+    assert!(page.contains("<script src=\"app.js\">"), "{page}");
 }

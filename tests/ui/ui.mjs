@@ -102,13 +102,21 @@ try {
   await page.waitForFunction(() => document.querySelectorAll('#flows tbody tr').length > 0, null, { timeout: 10000 });
   const before = await rowsOf();
   if (!before.some((r) => r.edge !== edgeId)) fail(`the table should also show other edges' flows before the click: ${JSON.stringify(before)}`);
-  const point = await page.evaluate((id) => {
-    const cy = window.flowscope.map.cy;
-    const p = cy.getElementById(id).renderedMidpoint();
-    const box = cy.container().getBoundingClientRect();
-    return { x: box.left + p.x, y: box.top + p.y };
-  }, edgeId);
-  await page.mouse.click(point.x, point.y);
+  // A node arriving between reading the edge's position and the click moves the layout: try
+  // again then (the click itself is a real mouse click on the canvas).
+  for (let attempt = 0; ; attempt++) {
+    const point = await page.evaluate((id) => {
+      const cy = window.flowscope.map.cy;
+      const p = cy.getElementById(id).renderedMidpoint();
+      const box = cy.container().getBoundingClientRect();
+      return { x: box.left + p.x, y: box.top + p.y };
+    }, edgeId);
+    await page.mouse.click(point.x, point.y);
+    const selected = await page.evaluate((id) => window.flowscope.map.cy.getElementById(id).selected(), edgeId);
+    if (selected) break;
+    if (attempt === 3) fail(`clicking edge ${edgeId} at ${JSON.stringify(point)} did not select it`);
+    await page.waitForTimeout(500);
+  }
   await page.waitForFunction((id) => {
     const rows = [...document.querySelectorAll('#flows tbody tr')];
     return rows.length > 0 && rows.every((tr) => tr.dataset.edge === id);
