@@ -22,6 +22,9 @@ const state = {
   droppedWhilePaused: 0,
   snapshot: null as MapSnapshot | null,
   events: null as EventSource | null,
+  /** Time of the newest flow streamed (ns since the epoch). */
+  lastSeenNs: 0,
+  retry: 0,
 };
 
 const table = new FlowTable($('flows').querySelector('tbody')!, $('detail'), $('detail-body'));
@@ -92,14 +95,29 @@ function setLive(text: string, cls: '' | 'paused' | 'down'): void {
   live.className = `live ${cls}`;
 }
 
-function follow(filter: string): void {
+/** (Re)starts the table's stream: a new filter starts over with the backlog; after a broken
+ * stream it picks up after the last flow it had, so no row shows twice. */
+function follow(filter: string, resume = false): void {
   state.events?.close();
-  table.clear();
-  const es = new EventSource(`api/flows?filter=${encodeURIComponent(filter)}&last=${BACKLOG}`);
+  clearTimeout(state.retry);
+  const from = resume && state.lastSeenNs ? `since_ns=${state.lastSeenNs + 1}` : `last=${BACKLOG}`;
+  if (!resume) {
+    table.clear();
+    state.lastSeenNs = 0;
+  }
+  const es = new EventSource(`api/flows?filter=${encodeURIComponent(filter)}&${from}`);
   state.events = es;
   setLive(state.paused ? 'paused' : 'live', state.paused ? 'paused' : '');
+  es.addEventListener('error', () => {
+    // The stream broke (flowscope ui restarted, the agent went away): reconnect ourselves,
+    // from where we were, rather than let EventSource replay the backlog.
+    es.close();
+    setLive('reconnecting…', 'down');
+    state.retry = window.setTimeout(() => follow(state.filter, true), 2000);
+  });
   es.addEventListener('flow', (ev) => {
     const row = JSON.parse((ev as MessageEvent).data) as FlowRow;
+    state.lastSeenNs = Math.max(state.lastSeenNs, row.time_ns);
     if (state.paused) {
       if (state.pending.length < MAX_PENDING) state.pending.push(row);
       else state.droppedWhilePaused++;
@@ -107,7 +125,11 @@ function follow(filter: string): void {
       table.add([row]);
     }
   });
-  es.addEventListener('problem', (ev) => setLive(`stream: ${(ev as MessageEvent).data}`, 'down'));
+  es.addEventListener('problem', (ev) => {
+    setLive(`stream: ${(ev as MessageEvent).data}`, 'down');
+    es.close();
+    state.retry = window.setTimeout(() => follow(state.filter, true), 2000);
+  });
   es.addEventListener('open', () => setLive(state.paused ? 'paused' : 'live', state.paused ? 'paused' : ''));
 }
 

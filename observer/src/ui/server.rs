@@ -150,6 +150,9 @@ struct FlowsQuery {
     filter: String,
     /// Flows from before the page asked to start with.
     last: Option<u64>,
+    /// Instead of `last`: every flow since this time (ns since the epoch), for a page picking
+    /// up where its stream broke off.
+    since_ns: Option<u64>,
 }
 
 async fn check_filter(Query(q): Query<FlowsQuery>) -> Response {
@@ -168,7 +171,10 @@ async fn flow_stream(AxumState(state): AxumState<State>, Query(q): Query<FlowsQu
             return json_response(StatusCode::BAD_REQUEST, &json!({ "error": e.to_string() }))
         }
     };
-    let req = feed::follow_request(None, q.last.unwrap_or(200).min(10_000), white, black);
+    let req = match q.since_ns {
+        Some(since) => feed::follow_request(Some(since), 0, white, black),
+        None => feed::follow_request(None, q.last.unwrap_or(200).min(10_000), white, black),
+    };
     let (tx, rx) = tokio::sync::mpsc::channel::<Event>(256);
     tokio::spawn(async move {
         let server = state.args.server.clone();
