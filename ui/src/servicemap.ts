@@ -146,8 +146,20 @@ export class ServiceMap {
     });
     const shape = [...ids].sort().join('|');
     if (shape !== this.shape) {
+      // Later layouts glide from the old positions, so the eye can follow what moved.
+      const animate = this.shape !== '';
       this.shape = shape;
-      cy.layout({ name: 'dagre', rankDir: 'LR', nodeSep: 40, rankSep: 220, edgeSep: 20, fit: true, padding: 40 } as cytoscape.LayoutOptions).run();
+      cy.layout({
+        name: 'dagre',
+        rankDir: 'LR',
+        nodeSep: 40,
+        rankSep: 220,
+        edgeSep: 20,
+        fit: true,
+        padding: 40,
+        animate,
+        animationDuration: 300,
+      } as cytoscape.LayoutOptions).run();
     }
     if (this.selectedEdge && cy.getElementById(this.selectedEdge).nonempty()) {
       cy.getElementById(this.selectedEdge).select();
