@@ -110,6 +110,9 @@ export class FlowTable {
       ['summary', r.summary],
     ];
     if (f.l7?.latency_ns) fields.push(['latency', duration(Number(f.l7.latency_ns))]);
+    if (f.extensions?.tcp_srtt_ns) fields.push(['tcp rtt', duration(Number(f.extensions.tcp_srtt_ns))]);
+    const grpc = f.extensions?.grpc;
+    if (grpc?.service) fields.push(['grpc', `${grpc.service}/${grpc.method ?? ''}`]);
     if (f.trace_context?.parent?.trace_id) fields.push(['trace id', f.trace_context.parent.trace_id]);
     const ext = f.extensions ?? {};
     if (ext.span_id) fields.push(['span id', ext.span_id]);

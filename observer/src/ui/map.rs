@@ -71,7 +71,9 @@ pub struct ServiceMap {
 pub struct EdgeStats {
     /// `client->server`.
     pub id: String,
+    /// Node id of the client end (or [`OTHER_ID`]).
     pub client: String,
+    /// Node id of the server end (or [`OTHER_ID`]).
     pub server: String,
     /// Every protocol seen on the edge, L7 first: `http`, `grpc`, `dns`, `tcp`, `udp`, ...
     pub protocols: Vec<&'static str>,
@@ -89,6 +91,7 @@ pub struct EdgeStats {
     pub statuses: BTreeMap<String, u64>,
     /// Median and 99th percentile of the exchanges' latency (nearest rank), when any had one.
     pub p50_latency_ns: Option<u64>,
+    /// 99th percentile, likewise.
     pub p99_latency_ns: Option<u64>,
     /// DROPPED flows.
     pub drops: u64,
@@ -99,6 +102,7 @@ pub struct EdgeStats {
 /// One node of a snapshot.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NodeStats {
+    /// Who it is (id, label, kind).
     #[serde(flatten)]
     pub node: Node,
     /// Flows it is an end of, in the window.
@@ -113,6 +117,7 @@ pub struct NodeStats {
 pub struct MapSnapshot {
     /// End of the window (ns since the epoch).
     pub now_ns: u64,
+    /// Length of the window (cut to the map's retention).
     pub window_ns: u64,
     /// Top-N bound the snapshot was made with.
     pub top: usize,

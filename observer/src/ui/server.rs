@@ -31,6 +31,7 @@ use crate::{
 /// What the handlers share.
 #[derive(Clone)]
 pub struct State {
+    /// The command line (agent address, TLS, top N, retention).
     pub args: Arc<UiArgs>,
     map: Arc<Mutex<ServiceMap>>,
     agent_error: Arc<Mutex<Option<String>>>,
