@@ -24,6 +24,8 @@ const state = {
   events: null as EventSource | null,
   /** Time of the newest flow streamed (ns since the epoch). */
   lastSeenNs: 0,
+  /** After a resume: flows up to this time were shown already. */
+  resumeAfterNs: 0,
   retry: 0,
 };
 
@@ -100,7 +102,10 @@ function setLive(text: string, cls: '' | 'paused' | 'down'): void {
 function follow(filter: string, resume = false): void {
   state.events?.close();
   clearTimeout(state.retry);
-  const from = resume && state.lastSeenNs ? `since_ns=${state.lastSeenNs + 1}` : `last=${BACKLOG}`;
+  // Times are ns since the epoch, past a double's exact integers: ask from 1µs before the
+  // last flow and skip what is not newer than it.
+  const from = resume && state.lastSeenNs ? `since_ns=${state.lastSeenNs - 1000}` : `last=${BACKLOG}`;
+  state.resumeAfterNs = resume ? state.lastSeenNs : 0;
   if (!resume) {
     table.clear();
     state.lastSeenNs = 0;
@@ -117,6 +122,7 @@ function follow(filter: string, resume = false): void {
   });
   es.addEventListener('flow', (ev) => {
     const row = JSON.parse((ev as MessageEvent).data) as FlowRow;
+    if (row.time_ns <= state.resumeAfterNs) return;
     state.lastSeenNs = Math.max(state.lastSeenNs, row.time_ns);
     if (state.paused) {
       if (state.pending.length < MAX_PENDING) state.pending.push(row);
