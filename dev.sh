@@ -9,14 +9,15 @@ cd "$(dirname "$0")"
 # Debian packages: the eBPF toolchain, the kernel tools, and the real servers/clients/oracles
 # the tests drive (python3-grpc*: the foreign Python gRPC client of tests/tests/foreign_client.rs,
 # run with /usr/bin/python3; dnsmasq-base: the DNS server of tests/tests/endpoints.rs;
-# prometheus: the real scraper of tests/tests/prometheus.rs).
-# Nothing is fetched from anywhere but Debian and crates.io.
+# prometheus: the real scraper of tests/tests/prometheus.rs; chromium: the headless browser
+# tests/tests/ui.rs drives `flowscope ui`'s page in, with Playwright).
+# Nothing is fetched from anywhere but Debian, crates.io and the npm registry (ui/'s packages).
 PACKAGES=(
   clang-19 llvm-19 libbpf-dev bpftool linux-libc-dev
   iproute2 iputils-ping procps psmisc util-linux nftables
   nginx-light curl tcpdump tshark python3 bind9-dnsutils dnsmasq-base
   python3-grpcio python3-grpc-tools
-  prometheus
+  prometheus chromium
   qemu-system-x86 linux-image-amd64 busybox-static cpio jq file binutils
 )
 
@@ -46,7 +47,23 @@ install_packages() {
   if command -v systemctl >/dev/null && systemctl is-active -q prometheus 2>/dev/null; then
     systemctl stop prometheus || true
   fi
+  # Node.js and npm build the web UI (ui/). Debian's nodejs and npm unless a Node.js with
+  # npm is already there: another build of Node.js (e.g. one that bundles npm) conflicts
+  # with Debian's npm package.
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "dev.sh: installing nodejs npm" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends nodejs npm
+  fi
   command -v cargo >/dev/null || { echo "dev.sh: cargo not found: install the Rust toolchain (rustup) first" >&2; exit 1; }
+}
+
+# The web UI's npm packages, exactly as ui/package-lock.json pins them; observer/build.rs
+# bundles ui/ with them (esbuild) into the binary, and tests/tests/ui.rs drives the page with
+# their playwright-core. Offline after this: no browser download, no CDN.
+install_ui_packages() {
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
 }
 
 case "${1:-}" in
@@ -54,16 +71,20 @@ case "${1:-}" in
     shift
     need_root run
     install_packages
+    install_ui_packages
     cargo build --release -p flowscope
     exec ./target/release/flowscope agent "$@"
     ;;
   test)
     need_root test
     install_packages
+    install_ui_packages
     # Unit, property and golden tests; then the binary the end-to-end tests drive.
     cargo build --workspace --all-targets
-    # Style gates (DESIGN.md): formatted, and clippy-clean with warnings as errors.
+    # Style gates (DESIGN.md): formatted, and clippy-clean with warnings as errors; the web
+    # UI's TypeScript type-checks.
     cargo fmt --all --check
+    (cd ui && npm run --silent check)
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace --exclude flowscope-e2e
     # End-to-end tests share the kernel (namespaces, TC links): one at a time.

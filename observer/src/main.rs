@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod export;
 mod replay;
+mod ui;
 
 /// See what every process on this node says over the network.
 #[derive(Parser, Debug)]
@@ -29,6 +30,8 @@ enum Command {
     Status(cli::status::StatusArgs),
     /// Run the same decoders over a pcap/pcapng capture and print its flows (or spans).
     Replay(Box<replay::ReplayArgs>),
+    /// Serve a live service map and flow table in the browser (a client of the agent's API).
+    Ui(Box<ui::UiArgs>),
 }
 
 fn init_logging() {
@@ -50,6 +53,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Observe(args) => cli::observe::run(*args),
         Command::Status(args) => cli::status::run(args),
         Command::Replay(args) => replay::run(&args),
+        Command::Ui(args) => ui::run(*args),
     }
 }
 
