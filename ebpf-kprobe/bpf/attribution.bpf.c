@@ -27,6 +27,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "attribution.h"
+#include "sock_ends.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -136,25 +137,10 @@ static __always_inline void fill_task_netns(struct fsa_sock_event *e)
 /* Family, protocol, both ends and netns of a kernel socket. Returns 0 for TCP/UDP over IP. */
 static __always_inline int fill_sock(struct fsa_sock_event *e, struct sock *sk)
 {
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+	__u8 proto = 0;
+	if (read_sock_ends(sk, &e->family, &proto, e->saddr, e->daddr, &e->sport, &e->dport) < 0)
 		return -1;
-	if (family == AF_INET) {
-		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(e->saddr, &s, 4);
-		__builtin_memcpy(e->daddr, &d, 4);
-	} else if (family == AF_INET6) {
-		bpf_core_read(&e->saddr, sizeof(e->saddr), &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(&e->daddr, sizeof(e->daddr), &sk->__sk_common.skc_v6_daddr);
-	} else {
-		return -1;
-	}
-	e->family = family;
 	e->protocol = proto;
-	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	e->flags |= FSA_F_REMOTE;
 	/* At SYN_SENT the port is not bound yet (tcp_v4_connect sets the state before
 	 * inet_hash_connect), and at TCP_CLOSE it is already released: no local end then. */

@@ -24,11 +24,10 @@
 #include <bpf/bpf_endian.h>
 
 #include "syscalls.h"
+#include "sock_ends.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
-#define AF_INET 2
-#define AF_INET6 10
 #define S_IFMT 00170000
 #define S_IFSOCK 0140000
 
@@ -159,28 +158,9 @@ static __always_inline void describe_fd(struct fss_event *e, long fd)
 	e->fd_kind = FSS_FD_OTHER_SOCKET;
 	struct socket *sock = BPF_CORE_READ(f, private_data);
 	struct sock *sk = BPF_CORE_READ(sock, sk);
-	if (!sk)
-		return;
-	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
-	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
-	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
-		return;
-	if (family == AF_INET) {
-		__u32 s = BPF_CORE_READ(sk, __sk_common.skc_rcv_saddr);
-		__u32 d = BPF_CORE_READ(sk, __sk_common.skc_daddr);
-		__builtin_memcpy(e->saddr, &s, 4);
-		__builtin_memcpy(e->daddr, &d, 4);
-	} else if (family == AF_INET6) {
-		bpf_core_read(&e->saddr, sizeof(e->saddr), &sk->__sk_common.skc_v6_rcv_saddr);
-		bpf_core_read(&e->daddr, sizeof(e->daddr), &sk->__sk_common.skc_v6_daddr);
-	} else {
-		return;
-	}
-	e->fd_kind = FSS_FD_SOCKET;
-	e->family = family;
-	e->protocol = proto;
-	e->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (sk && read_sock_ends(sk, &e->family, &e->protocol, e->saddr, e->daddr, &e->sport,
+				 &e->dport) == 0)
+		e->fd_kind = FSS_FD_SOCKET;
 }
 
 static __always_inline void on_exit(__s32 nr, long ret)
