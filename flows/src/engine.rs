@@ -995,7 +995,7 @@ fn attach_health(queue: &mut VecDeque<Record>, from: usize, health: &ConnectionH
     let Some(srtt) = health.path_srtt_ns() else {
         return;
     };
-    for record in queue.iter_mut().skip(from) {
+    for record in queue.range_mut(from..) {
         if let Record::Flow(flow) = record {
             if flow.l7.is_some() {
                 flow.tcp_srtt_ns = Some(srtt);
@@ -1061,7 +1061,6 @@ fn http1_records(
     queue: &mut VecDeque<Record>,
     ids: &mut IdGenerator,
 ) {
-    use crate::l7::exchange::headers_into;
     let peers = http1::records::Peers {
         client: view.client(),
         server: view.server(),
@@ -1078,7 +1077,7 @@ fn http1_records(
             mut response,
         } => {
             // The flow is the only user of the response's headers: move them over.
-            let headers = headers_into(std::mem::take(&mut response.headers));
+            let headers = std::mem::take(&mut response.headers);
             let flow =
                 http1::records::response_flow(&peers, request.as_deref(), &response, headers);
             push(queue, counters, config, Record::Flow(Box::new(flow)));

@@ -127,7 +127,7 @@ pub struct RequestHead {
     /// `User-Agent` header value.
     pub user_agent: Option<String>,
     /// Allow-listed headers, sensitive values redacted.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<HttpHeader>,
     /// Body length from Content-Length (chunked bodies are counted as they pass).
     pub content_length: Option<u64>,
     /// Trace identity for the exchange.
@@ -194,17 +194,6 @@ pub fn split_host_port(host: &str) -> (&str, Option<u16>) {
         Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
         _ => (host, None),
     }
-}
-
-/// Header pairs as record headers, reusing their strings (and, as the layouts match, the
-/// vector's buffer).
-pub fn headers_into(h: Vec<(String, String)>) -> Vec<HttpHeader> {
-    h.into_iter()
-        .map(|(key, value)| HttpHeader {
-            key: crate::record::text_owned(key),
-            value,
-        })
-        .collect()
 }
 
 /// Header pairs as record headers, copied.

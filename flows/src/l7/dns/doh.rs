@@ -41,10 +41,29 @@ pub fn accepts_dns_message<T: AsRef<[u8]> + ?Sized>(accept: &T) -> bool {
 }
 
 /// The `dns` parameter of a request target's query (RFC 8484 §4.1, §6), undecoded.
+///
+/// Runs on every GET's target: one byte scan, nothing more when there is no query (RFC 3986
+/// §3.4: the query follows the first `?` and ends at `#`; pairs are `&`-separated).
 pub fn dns_parameter(target: &str) -> Option<&str> {
-    let query = target.split_once('?')?.1;
-    let query = query.split('#').next().unwrap_or(query);
-    query.split('&').find_map(|kv| kv.strip_prefix("dns="))
+    let bytes = target.as_bytes();
+    let q = bytes.iter().position(|&b| b == b'?')? + 1;
+    let end = bytes[q..]
+        .iter()
+        .position(|&b| b == b'#')
+        .map_or(bytes.len(), |i| q + i);
+    let mut pair = q;
+    while pair <= end {
+        let pair_end = bytes[pair..end]
+            .iter()
+            .position(|&b| b == b'&')
+            .map_or(end, |i| pair + i);
+        if bytes[pair..pair_end].starts_with(b"dns=") {
+            // `?`, `#`, `&` and `=` are ASCII: every index here is a char boundary.
+            return Some(&target[pair + 4..pair_end]);
+        }
+        pair = pair_end + 1;
+    }
+    None
 }
 
 /// The DNS query of a GET request target: the `dns` parameter, base64url without padding
@@ -271,6 +290,20 @@ mod tests {
             "one base64 digit is no byte"
         );
         assert_eq!(query_from_target("/q?dns=AA*A"), None);
+    }
+
+    #[test]
+    fn the_dns_parameter_is_a_whole_pair_of_the_query() {
+        // RFC 3986 §3.4, §3.5: the query runs from the first `?` to `#`; RFC 8484 §4.1.
+        assert_eq!(dns_parameter("/q?x=1&dns=abc&dns=def"), Some("abc"));
+        assert_eq!(dns_parameter("/q?&&dns=z"), Some("z"));
+        assert_eq!(dns_parameter("/q?dns="), Some(""));
+        assert_eq!(dns_parameter("/q?dns=a#dns=b"), Some("a"));
+        assert_eq!(dns_parameter("/q?a=1#dns=2"), None);
+        assert_eq!(dns_parameter("/q?xdns=1"), None);
+        assert_eq!(dns_parameter("/q?"), None);
+        assert_eq!(dns_parameter("/dns=1"), None);
+        assert_eq!(dns_parameter("/é?dns=ü"), Some("ü"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use super::lenient::{self, LenientHead, StartLine};
 use crate::l7::dns::doh;
 use crate::l7::exchange::HttpVersion;
 use crate::l7::{L7Config, REDACTED, SENSITIVE_HEADERS};
-use crate::record::{BodyError, Text};
+use crate::record::{BodyError, HttpHeader, Text};
 use crate::trace::{is_traceparent, InboundTraceParent};
 
 /// Largest `max_headers` honoured (the header array lives on the stack).
@@ -48,7 +48,7 @@ pub(super) struct ParsedRequest {
     pub user_agent: Option<String>,
     pub traceparent: InboundTraceParent,
     pub tracestate: Option<String>,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<HttpHeader>,
     pub content_length: Option<u64>,
     pub body: Body,
     pub framing_error: Option<BodyError>,
@@ -64,7 +64,7 @@ pub(super) struct ParsedRequest {
 pub(super) struct ParsedResponse {
     pub status: Option<u16>,
     pub version: HttpVersion,
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<HttpHeader>,
     pub body: Body,
     pub framing_error: Option<BodyError>,
     /// `Upgrade: h2c` (RFC 7540 §3.2): on a 101 the connection continues as HTTP/2.
@@ -245,26 +245,31 @@ pub(super) fn request(
         version,
         ..Default::default()
     };
+    let kept = keep_headers(fields, cfg);
     for h in fields {
         framing.field(h.name, h.value);
-        let slot = if h.name.eq_ignore_ascii_case("host") {
+        let slot = if name_eq(h.name, "host") {
             &mut r.host
-        } else if h.name.eq_ignore_ascii_case("user-agent") {
+        } else if name_eq(h.name, "user-agent") {
             &mut r.user_agent
-        } else if h.name.eq_ignore_ascii_case("tracestate") {
+        } else if name_eq(h.name, "tracestate") {
             &mut r.tracestate
-        } else if h.name.eq_ignore_ascii_case("content-type") {
+        } else if name_eq(h.name, "content-type") {
             r.dns_body |= doh::is_dns_message(h.value);
             continue;
-        } else if h.name.eq_ignore_ascii_case("accept") {
+        } else if name_eq(h.name, "accept") {
             r.accepts_dns |= doh::accepts_dns_message(h.value);
             continue;
         } else {
             continue;
         };
-        // The first of each is the one taken, as before.
+        // The first of each is the one taken, as before; when the name is also kept, its
+        // first kept copy is this very field's text (unless redacted), so no second decoding.
         if slot.is_none() {
-            *slot = Some(String::from_utf8_lossy(h.value).into_owned());
+            let copy = kept
+                .iter()
+                .find(|k| name_eq(&k.key, h.name) && k.value != REDACTED);
+            *slot = Some(copy.map_or_else(|| field_text(h.value), |k| k.value.clone()));
         }
     }
     // W3C Trace Context §3.2.1: any name casing; every field, as two make it invalid.
@@ -274,7 +279,7 @@ pub(super) fn request(
             .filter(|h| is_traceparent(h.name.as_bytes()))
             .map(|h| h.value),
     );
-    r.headers = keep_headers(fields, cfg);
+    r.headers = kept;
     (r.body, r.framing_error) = framing.request_body(version);
     r.content_length = match r.body {
         Body::Length(n) if framing.has_content_length => Some(n),
@@ -298,11 +303,11 @@ pub(super) fn response(
     let mut dns_body = false;
     for h in fields {
         framing.field(h.name, h.value);
-        if h.name.eq_ignore_ascii_case("content-type") {
+        if name_eq(h.name, "content-type") {
             dns_body |= doh::is_dns_message(h.value);
-        } else if h.name.eq_ignore_ascii_case("upgrade") {
+        } else if name_eq(h.name, "upgrade") {
             upgrade_h2c |= h.value.trim_ascii().eq_ignore_ascii_case(b"h2c");
-        } else if h.name.eq_ignore_ascii_case("connection") {
+        } else if name_eq(h.name, "connection") {
             for option in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
                 close |= option.eq_ignore_ascii_case(b"close");
                 keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
@@ -323,28 +328,46 @@ pub(super) fn response(
     }
 }
 
-/// The allow-listed fields, sensitive values redacted.
-fn keep_headers(headers: &[httparse::Header<'_>], cfg: &L7Config) -> Vec<(String, String)> {
+/// The allow-listed fields, sensitive values redacted. Built as the records carry them: a
+/// common name (`Host`, `Content-Type`, ...) is a static string, not an allocation.
+fn keep_headers(headers: &[httparse::Header<'_>], cfg: &L7Config) -> Vec<HttpHeader> {
     let mut kept = Vec::new();
     for h in headers {
-        if !cfg
-            .header_allow_list
-            .iter()
-            .any(|a| a.eq_ignore_ascii_case(h.name))
-        {
+        if !cfg.header_allow_list.iter().any(|a| name_eq(a, h.name)) {
             continue;
         }
-        let value = if SENSITIVE_HEADERS
-            .iter()
-            .any(|s| s.eq_ignore_ascii_case(h.name))
-        {
+        let value = if SENSITIVE_HEADERS.iter().any(|s| name_eq(s, h.name)) {
             REDACTED.to_string()
         } else {
-            String::from_utf8_lossy(h.value).into_owned()
+            field_text(h.value)
         };
-        kept.push((h.name.to_string(), value));
+        kept.push(HttpHeader {
+            key: crate::record::text(h.name),
+            value,
+        });
     }
     kept
+}
+
+/// Field names compared case-insensitively (RFC 9110 §5.1), as `eq_ignore_ascii_case`
+/// does, but byte by byte equal first: names are nearly always sent in one of two casings,
+/// so most bytes match as they are, and this runs for every field against every listed name.
+fn name_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y || x.eq_ignore_ascii_case(&y))
+}
+
+/// A field value as text: invalid UTF-8 sequences (obs-text, RFC 9110 §5.5) become U+FFFD,
+/// as `String::from_utf8_lossy` makes them. Valid values (nearly all) take the standard
+/// validator, which is several times cheaper than the lossy one's chunk walk; this runs for
+/// every kept field of every message.
+fn field_text(value: &[u8]) -> String {
+    match std::str::from_utf8(value) {
+        Ok(s) => s.to_owned(),
+        Err(_) => String::from_utf8_lossy(value).into_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -366,6 +389,33 @@ mod tests {
         match parse_response(input, &mut h, &cfg) {
             (o, Some(Parsed::Response(r))) => (o, Some(r)),
             (o, _) => (o, None),
+        }
+    }
+
+    #[test]
+    fn field_names_compare_ignoring_ascii_case() {
+        for (a, b) in [
+            ("host", "Host"),
+            ("content-type", "CONTENT-TYPE"),
+            ("x-a", "x-b"),
+            ("ab", "abc"),
+            ("k\u{e9}", "K\u{c9}"),
+            ("", ""),
+        ] {
+            assert_eq!(name_eq(a, b), a.eq_ignore_ascii_case(b), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn field_values_read_as_lossy_text() {
+        for v in [
+            &b"bench.test"[..],
+            b"caf\xc3\xa9",
+            b"a\xff\xfeb",
+            b"",
+            b"\xe2\x82",
+        ] {
+            assert_eq!(field_text(v), String::from_utf8_lossy(v));
         }
     }
 
@@ -399,8 +449,14 @@ mod tests {
         assert_eq!(
             r.headers,
             vec![
-                ("Host".into(), "h".into()),
-                ("Authorization".into(), REDACTED.into())
+                HttpHeader {
+                    key: "Host".into(),
+                    value: "h".into()
+                },
+                HttpHeader {
+                    key: "Authorization".into(),
+                    value: REDACTED.into()
+                }
             ]
         );
     }

@@ -58,7 +58,7 @@ pub(crate) use resync::{message_start_at_line, MAX_START_LINE};
 
 use crate::l7::exchange::{HttpVersion, RequestHead};
 use crate::l7::PacketCtx;
-use crate::record::BodyError;
+use crate::record::{BodyError, HttpHeader};
 
 /// A parsed final response and how its body went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +68,7 @@ pub struct ResponseHead {
     /// Protocol version.
     pub version: HttpVersion,
     /// Allow-listed headers, sensitive values redacted.
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<HttpHeader>,
     /// Packet that carried the first byte of the status line (or of an HTTP/0.9 body).
     pub start: PacketCtx,
     /// Packet that completed the head.

@@ -20,7 +20,7 @@ pub fn request_flow(p: &Peers, req: &RequestHead) -> Flow {
         method: req.method.clone(),
         url: req.url(),
         protocol: req.protocol().into(),
-        headers: crate::l7::exchange::headers_of(&req.headers),
+        headers: req.headers.clone(),
         body_error: req.framing_error,
         http2: None,
     };

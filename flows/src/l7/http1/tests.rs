@@ -4,7 +4,7 @@ use super::*;
 use crate::counters::Counters;
 use crate::l7::exchange::HttpVersion;
 use crate::l7::{L7Config, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir, REDACTED};
-use crate::record::BodyError;
+use crate::record::{BodyError, HttpHeader};
 use crate::tcp::StreamEvent;
 use crate::trace::IdGenerator;
 
@@ -392,11 +392,15 @@ fn sensitive_headers_are_redacted_even_when_allowed() {
     };
     assert_eq!(
         r.headers,
-        vec![
-            ("Authorization".into(), REDACTED.into()),
-            ("Cookie".into(), REDACTED.into()),
-            ("X-Safe".into(), "yes".into())
+        [
+            ("Authorization", REDACTED),
+            ("Cookie", REDACTED),
+            ("X-Safe", "yes")
         ]
+        .map(|(k, v)| HttpHeader {
+            key: k.into(),
+            value: v.into()
+        })
     );
     let dbg = format!("{:?}", h.out);
     assert!(!dbg.contains("secret"));

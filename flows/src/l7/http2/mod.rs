@@ -255,7 +255,11 @@ impl Http2Decoder {
             content_type: None,
             user_agent: request.user_agent.clone(),
             grpc_timeout_ns: None,
-            headers: request.headers.clone(),
+            headers: request
+                .headers
+                .iter()
+                .map(|h| (h.key.to_string(), h.value.clone()))
+                .collect(),
             unknown_fields: 0,
             pushed: false,
             upgraded: true,
