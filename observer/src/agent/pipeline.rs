@@ -302,8 +302,10 @@ impl<W: Write> Pipeline<W> {
         self.owners.expire(monotonic_now_ns());
         if let Some(s) = self.syscalls.as_mut() {
             s.expire(self.last_now);
-            let late = s.unclaimed(wall_now_ns());
-            self.emit_spans(late)?;
+            let now = wall_now_ns();
+            let mut due = s.settled(now);
+            due.extend(s.unclaimed(now));
+            self.emit_spans(due)?;
         }
         self.report_bytes();
         let mut counters: Vec<(String, u64)> = self
@@ -420,7 +422,7 @@ impl<W: Write> Pipeline<W> {
                     }
                     let spans: Vec<Box<Span>> = spans_for_owners(span, owners).collect();
                     let spans = match self.syscalls.as_mut() {
-                        Some(s) => s.hold(spans, now),
+                        Some(s) => s.admit(spans, now),
                         None => spans,
                     };
                     self.emit_spans(spans)?;

@@ -41,7 +41,7 @@
 
 use std::{
     borrow::Cow,
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     net::{IpAddr, SocketAddr},
     sync::Arc,
 };
@@ -68,6 +68,10 @@ pub struct SyscallSpanConfig {
     pub max_threads: usize,
     /// How long a traced process's CLIENT span waits for the request it was made for (ns).
     pub hold_ns: u64,
+    /// How long a traced process's SERVER span waits before it is completed (ns): the
+    /// response's packets can be read from the capture ring before the write that sent them
+    /// has returned and its record been read from the syscall ring.
+    pub settle_ns: u64,
 }
 
 impl Default for SyscallSpanConfig {
@@ -78,6 +82,7 @@ impl Default for SyscallSpanConfig {
             max_calls_per_thread: 4096,
             max_threads: 4096,
             hold_ns: 5_000_000_000,
+            settle_ns: 100_000_000,
         }
     }
 }
@@ -259,6 +264,10 @@ pub struct SyscallSpans {
     /// `(pid, fd)` → path, from open/openat returns seen (forgotten at close).
     paths: HashMap<(u32, i32), Arc<str>>,
     held: VecDeque<Held>,
+    /// Span groups with a traced SERVER span, waiting out `settle_ns` (until, spans).
+    settling: VecDeque<(u64, Vec<Box<Span>>)>,
+    /// Processes with syscalls in the history.
+    traced_pids: HashSet<u32>,
     /// Socket syscalls by their socket's remote end (a server's request socket: the client).
     by_remote: SocketIndex,
     /// ... and by its local end (a client's socket).
@@ -319,6 +328,8 @@ impl SyscallSpans {
             threads: HashMap::new(),
             paths: HashMap::new(),
             held: VecDeque::new(),
+            settling: VecDeque::new(),
+            traced_pids: HashSet::new(),
             by_remote: SocketIndex::default(),
             by_local: SocketIndex::default(),
             ids: IdGenerator::new(seed),
@@ -333,7 +344,7 @@ impl SyscallSpans {
 
     /// Whether syscalls of process `pid` are being followed.
     pub fn traces(&self, pid: u32) -> bool {
-        self.threads.values().any(|t| t.pid == pid)
+        self.traced_pids.contains(&pid)
     }
 
     /// Takes one finished syscall; `wall` converts its CLOCK_MONOTONIC stamps to the wall
@@ -410,6 +421,7 @@ impl SyscallSpans {
                 }
             }
         }
+        self.traced_pids.insert(ev.pid);
         let t = self.threads.entry(ev.tid).or_default();
         t.pid = ev.pid;
         if t.calls.len() >= self.cfg.max_calls_per_thread {
@@ -430,6 +442,7 @@ impl SyscallSpans {
             }
             !t.calls.is_empty()
         });
+        self.traced_pids = self.threads.values().map(|t| t.pid).collect();
     }
 
     /// Held CLIENT span groups whose time is up, to emit as they are.
@@ -443,11 +456,40 @@ impl SyscallSpans {
         out
     }
 
+    /// The spans of one exchange (from [`flows::roles::spans_for_owners`]) to emit now:
+    /// none while a SERVER span of a traced process among them settles (see
+    /// [`SyscallSpanConfig::settle_ns`]; [`SyscallSpans::settled`] gives them back), else
+    /// what [`SyscallSpans::hold`] leaves.
+    pub fn admit(&mut self, spans: Vec<Box<Span>>, now_ns: u64) -> Vec<Box<Span>> {
+        let traced_server = spans.iter().any(|s| {
+            s.kind == SpanKind::Server && s.process.as_ref().is_some_and(|p| self.traces(p.pid))
+        });
+        if traced_server && self.settling.len() < MAX_HELD {
+            self.settling
+                .push_back((now_ns + self.cfg.settle_ns, spans));
+            return Vec::new();
+        }
+        self.hold(spans, now_ns)
+    }
+
+    /// The settling span groups whose time is up, through [`SyscallSpans::hold`]: complete
+    /// their SERVER spans ([`SyscallSpans::complete`]) as they are emitted.
+    pub fn settled(&mut self, now_ns: u64) -> Vec<Box<Span>> {
+        let mut out = Vec::new();
+        while self.settling.front().is_some_and(|(t, _)| *t <= now_ns) {
+            let (_, spans) = self.settling.pop_front().expect("checked");
+            out.extend(self.hold(spans, now_ns));
+        }
+        out
+    }
+
     /// Everything still held (at exit).
     pub fn release_all(&mut self) -> Vec<Box<Span>> {
+        let mut out = self.settled(u64::MAX);
         let n = self.held.len() as u64;
         self.counters.calls_unclaimed += n;
-        self.held.drain(..).flat_map(|h| h.spans).collect()
+        out.extend(self.held.drain(..).flat_map(|h| h.spans));
+        out
     }
 
     /// The spans of one exchange (from [`flows::roles::spans_for_owners`]): returned to go

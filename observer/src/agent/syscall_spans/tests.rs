@@ -370,3 +370,38 @@ fn history_is_bounded_and_expires() {
     s.expire(5000);
     assert!(s.threads.is_empty());
 }
+
+#[test]
+fn a_traced_servers_span_settles_before_it_is_completed() {
+    let mut s = SyscallSpans::new(SyscallSpanConfig::default(), 1);
+    // The response write's record comes after the span (a race between the two rings).
+    let mut events = handler();
+    let write = events.pop().unwrap();
+    feed(&mut s, &events);
+    let mut server = span(SpanKind::Server, CLIENT, 1000, 2600, 1);
+    server.process = Some(flows::record::ProcessInfo {
+        pid: PID,
+        ..Default::default()
+    });
+    assert!(
+        s.admit(vec![Box::new(server)], 5_000).is_empty(),
+        "settling"
+    );
+    assert!(s.settled(5_000 + 99_999_999).is_empty());
+    feed(&mut s, &[write]);
+    let mut out = s.settled(5_000 + 100_000_000);
+    assert_eq!(out.len(), 1);
+    let children = s.complete(&mut out[0]);
+    assert_eq!(children.len(), 8);
+    assert_eq!(
+        int(&out[0], keys::SERVER),
+        Some(1400),
+        "the late write was found"
+    );
+    let untraced = span(SpanKind::Server, "198.18.0.9:9", 1000, 2600, 2);
+    assert_eq!(
+        s.admit(vec![Box::new(untraced)], 0).len(),
+        1,
+        "not traced: at once"
+    );
+}
