@@ -89,6 +89,9 @@ pub struct AgentConfig {
     /// Shortest time, in seconds, a DNS answer's names stay on flows (answers with a shorter
     /// TTL are kept this long: connections outlive short TTLs).
     pub dns_names_min_ttl: u64,
+    /// Engine worker threads decoding in parallel, connections spread by a hash of their
+    /// 5-tuple; 0 picks from the CPUs (one per 8, at most 8: see `workers::auto_workers`).
+    pub workers: usize,
 }
 
 impl Default for AgentConfig {
@@ -124,6 +127,7 @@ impl Default for AgentConfig {
             pods_log_dir: crate::api::pods::DEFAULT_PODS_LOG_DIR.into(),
             dns_names_max_entries: crate::api::dns_names::DEFAULT_MAX_ENTRIES,
             dns_names_min_ttl: crate::api::dns_names::DEFAULT_MIN_TTL_SECS,
+            workers: 0,
         }
     }
 }
@@ -142,6 +146,16 @@ impl AgentConfig {
             toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Engine worker threads to run: `workers`, or for 0 one per 8 CPUs this process may use.
+    pub fn engine_workers(&self) -> usize {
+        match self.workers {
+            0 => crate::workers::auto_workers(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
+            n => n,
+        }
     }
 
     /// Checks values serde can't: ranges and CIDR syntax, naming the key.
@@ -174,6 +188,9 @@ impl AgentConfig {
         self.attribution_method()?;
         if self.drops_rate_per_cpu == 0 {
             anyhow::bail!("key `drops-rate-per-cpu`: must be at least 1 (or set drops = false)");
+        }
+        if self.workers > 256 {
+            anyhow::bail!("key `workers`: {} is more than 256", self.workers);
         }
         if self.max_flows == 0 {
             anyhow::bail!("key `max-flows`: must be at least 1");

@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod export;
 mod replay;
+mod workers;
 
 /// See what every process on this node says over the network.
 #[derive(Parser, Debug)]

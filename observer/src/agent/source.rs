@@ -241,6 +241,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         owners,
         args.l4_records.engine(),
         exports.handles(),
+        args.engine_workers(),
     );
     pipeline.set_exclude_self(args.exclude_self);
 
