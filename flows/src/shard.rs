@@ -294,6 +294,11 @@ impl<T> Merger<T> {
     /// The next record in dispatch order, once no worker can still produce an earlier one
     /// (ties: lower worker first).
     pub fn pop(&mut self) -> Option<T> {
+        self.pop_with_worker().map(|(_, r)| r)
+    }
+
+    /// Like [`Merger::pop`], with the worker the record came from.
+    pub fn pop_with_worker(&mut self) -> Option<(usize, T)> {
         let (i, seq) = self
             .lanes
             .iter()
@@ -309,7 +314,7 @@ impl<T> Merger<T> {
         if !ready {
             return None;
         }
-        self.lanes[i].queue.pop_front().map(|(_, r)| r)
+        self.lanes[i].queue.pop_front().map(|(_, r)| (i, r))
     }
 }
 

@@ -138,6 +138,7 @@ fn replay_file(
                     if !emit(&r)? {
                         break 'frames true;
                     }
+                    engine.recycle(r);
                 }
             }
             Step::NeedBytes(need) => {

@@ -36,6 +36,13 @@ pub trait FlowEngine: Send {
     fn poll_record(&mut self) -> Option<Record>;
     /// End of a batch of frames (a ring drain): hands what is queued to the workers.
     fn sync(&mut self) {}
+    /// Takes back a record from `poll_record` that the caller is done with. With workers it
+    /// is dropped on the worker thread that allocated it: glibc frees a chunk from another
+    /// thread through that thread's arena lock, and doing so for every record doubled the CPU
+    /// a sharded replay took (BENCHMARKS.md, "Scaling with cores").
+    fn recycle(&mut self, record: Record) {
+        drop(record);
+    }
     /// [`Engine::counters`], summed over the workers (as of their last answers).
     fn counters(&self) -> &Counters;
 }
@@ -68,7 +75,7 @@ pub fn new_engine(config: EngineConfig, workers: usize, seed: u64) -> Box<dyn Fl
 }
 
 /// Frames per round (all workers' batches together) before it is handed over.
-pub const ROUND_ITEMS: usize = 1024;
+pub const ROUND_ITEMS: usize = 128;
 /// Frame bytes per round before it is handed over.
 pub const ROUND_BYTES: usize = 1 << 20;
 /// Rounds a worker may have outstanding before dispatch waits for it.
@@ -109,6 +116,8 @@ struct Batch {
     items: Vec<Item>,
     bytes: Vec<u8>,
     through: u64,
+    /// Records of this worker's that the consumer is done with, to drop on the worker.
+    dead: Vec<Record>,
 }
 
 /// A worker's answer to one batch.
@@ -136,6 +145,8 @@ pub struct ShardedEngine {
     totals: Counters,
     spare: Vec<Batch>,
     threads: Vec<JoinHandle<()>>,
+    /// The worker of the record `poll_record` returned last.
+    last_from: usize,
 }
 
 impl ShardedEngine {
@@ -171,6 +182,7 @@ impl ShardedEngine {
             totals: Counters::default(),
             spare: Vec::new(),
             threads,
+            last_from: 0,
         }
     }
 
@@ -310,11 +322,19 @@ impl FlowEngine for ShardedEngine {
     }
 
     fn poll_record(&mut self) -> Option<Record> {
-        if let Some(r) = self.merger.pop() {
-            return Some(r);
-        }
-        self.take_ready();
-        self.merger.pop()
+        let (w, r) = match self.merger.pop_with_worker() {
+            Some(x) => x,
+            None => {
+                self.take_ready();
+                self.merger.pop_with_worker()?
+            }
+        };
+        self.last_from = w;
+        Some(r)
+    }
+
+    fn recycle(&mut self, record: Record) {
+        self.round[self.last_from].dead.push(record);
     }
 
     fn sync(&mut self) {
@@ -379,6 +399,7 @@ fn work(index: usize, mut engine: Engine, batches: Receiver<Batch>, answers: mps
             records.extend(std::iter::from_fn(|| engine.poll_record()).map(|r| (seq, r)));
         }
         batch.bytes.clear();
+        batch.dead.clear();
         let answer = Answer {
             worker: index,
             records,

@@ -244,6 +244,8 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         args.engine_workers(),
     );
     pipeline.set_exclude_self(args.exclude_self);
+    let workers = args.engine_workers();
+    info!(workers, "decoding on {workers} engine worker thread(s)");
 
     let outcome = match running {
         Running::Kernel { cap, path } => {
