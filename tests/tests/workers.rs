@@ -17,7 +17,8 @@ const CONNECTIONS: usize = 16;
 /// One exchange as printed: `(client port, type, method, url path, code, owner, peer owner)`.
 type Exchange = (u64, String, String, String, u64, String, String);
 
-fn exchanges(agent: &Proc) -> BTreeSet<Exchange> {
+/// Every HTTP flow the agent printed (a duplicate would show as one more).
+fn exchanges(agent: &Proc) -> Vec<Exchange> {
     json_lines(&agent.stdout())
         .into_iter()
         .map(|v| v["flow"].clone())
@@ -62,7 +63,7 @@ fn threads(pid: i32) -> BTreeSet<String> {
 
 /// Runs nginx, an agent with `workers` engine threads and the curls; returns what the agent
 /// printed and curl's client ports.
-fn run(workers: usize) -> (BTreeSet<Exchange>, BTreeSet<u64>) {
+fn run(workers: usize) -> (Vec<Exchange>, BTreeSet<u64>) {
     let link = Link::new();
     let tmp = TempDir::new();
     std::fs::write(tmp.0.join("page.txt"), "sharded\n").unwrap();
@@ -119,7 +120,7 @@ fn run(workers: usize) -> (BTreeSet<Exchange>, BTreeSet<u64>) {
     }
 }
 
-fn check(workers: usize, got: &BTreeSet<Exchange>, ports: &BTreeSet<u64>) {
+fn check(workers: usize, got: &[Exchange], ports: &BTreeSet<u64>) {
     assert_eq!(got.len(), 2 * CONNECTIONS, "{workers} workers: {got:#?}");
     for port in ports {
         let of: Vec<&Exchange> = got.iter().filter(|e| e.0 == *port).collect();
@@ -141,10 +142,19 @@ fn check(workers: usize, got: &BTreeSet<Exchange>, ports: &BTreeSet<u64>) {
 }
 
 /// Ports and ids differ between runs: compare what each exchange was.
-fn shape(got: &BTreeSet<Exchange>) -> Vec<(String, String, String, u64, String, String)> {
+fn shape(got: &[Exchange]) -> Vec<(String, String, String, u64, String, String)> {
     let mut v: Vec<_> = got
         .iter()
-        .map(|e| (e.1.clone(), e.2.clone(), e.3.clone(), e.4, e.5.clone(), e.6.clone()))
+        .map(|e| {
+            (
+                e.1.clone(),
+                e.2.clone(),
+                e.3.clone(),
+                e.4,
+                e.5.clone(),
+                e.6.clone(),
+            )
+        })
         .collect();
     v.sort();
     v
