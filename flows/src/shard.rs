@@ -400,6 +400,45 @@ mod tests {
         assert_eq!(m.pop(), Some("b6"));
     }
 
+    /// An ICMPv4 frame `src -> dst` of `icmp_type` (code 0) carrying `payload`.
+    fn icmp(src: [u8; 4], dst: [u8; 4], icmp_type: u8, payload: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        etherparse::PacketBuilder::ethernet2([1; 6], [2; 6])
+            .ipv4(src, dst, 64)
+            .icmpv4_raw(icmp_type, 0, [0; 4])
+            .write(&mut out, payload)
+            .unwrap();
+        out
+    }
+
+    /// The engine files ICMP under its own address pair (one conversation: who pinged first,
+    /// which message is a reply), so an error quoting some UDP flow goes with that pair's
+    /// echoes, not to the worker of the flow it quotes.
+    #[test]
+    fn icmp_errors_go_with_their_own_address_pair() {
+        let (a, b) = ([198, 18, 0, 2], [198, 18, 0, 1]);
+        // Destination unreachable (RFC 792 type 3) from b quoting a's UDP datagram a -> b:53.
+        let mut quoted = Vec::new();
+        etherparse::PacketBuilder::ipv4(a, b, 64)
+            .udp(40000, 53)
+            .write(&mut quoted, &[0; 8])
+            .unwrap();
+        let echo = icmp(a, b, 8, &[0; 8]);
+        let error = icmp(b, a, 3, &quoted[..28]);
+        let meta = CaptureMeta::default();
+        for seed in 0..16 {
+            let mut d = Dispatcher::new(4, &EngineConfig::default(), seed);
+            let Route::Frame(w) = d.route(0, LinkType::Ethernet, &echo, meta) else {
+                panic!("an echo is a frame")
+            };
+            assert_eq!(
+                d.route(0, LinkType::Ethernet, &error, meta),
+                Route::Frame(w),
+                "seed {seed}"
+            );
+        }
+    }
+
     #[test]
     fn timeouts_follow_the_engine_schedule() {
         let c = EngineConfig::default();
