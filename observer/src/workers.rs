@@ -118,6 +118,8 @@ struct Batch {
     through: u64,
     /// Records of this worker's that the consumer is done with, to drop on the worker.
     dead: Vec<Record>,
+    /// An empty vector for the worker's answer (reused, not allocated per batch).
+    out: Vec<(u64, Record)>,
 }
 
 /// A worker's answer to one batch.
@@ -224,10 +226,11 @@ impl ShardedEngine {
         self.round_bytes = 0;
     }
 
-    fn take(&mut self, a: Answer) {
-        for (seq, r) in a.records {
+    fn take(&mut self, mut a: Answer) {
+        for (seq, r) in a.records.drain(..) {
             self.merger.push(a.worker, seq, r);
         }
+        a.spare.out = a.records;
         self.merger.advance(a.worker, a.through);
         self.outstanding[a.worker] -= 1;
         self.worker_counters[a.worker] = a.counters;
@@ -363,7 +366,9 @@ impl Drop for ShardedEngine {
 /// each tagged with the item that produced it.
 fn work(index: usize, mut engine: Engine, batches: Receiver<Batch>, answers: mpsc::Sender<Answer>) {
     while let Ok(mut batch) = batches.recv() {
-        let mut records = Vec::new();
+        // Dropped first, so that this batch's records reuse their memory straight away.
+        batch.dead.clear();
+        let mut records = std::mem::take(&mut batch.out);
         for item in batch.items.drain(..) {
             let seq = match item {
                 Item::Frame {
@@ -399,7 +404,6 @@ fn work(index: usize, mut engine: Engine, batches: Receiver<Batch>, answers: mps
             records.extend(std::iter::from_fn(|| engine.poll_record()).map(|r| (seq, r)));
         }
         batch.bytes.clear();
-        batch.dead.clear();
         let answer = Answer {
             worker: index,
             records,
