@@ -262,7 +262,15 @@ impl Engine {
         else {
             return;
         };
-        match decode_ip(&datagram.packet, meta) {
+        self.handle_reassembled(now_ns, &datagram.packet, meta);
+    }
+
+    /// Ingests an IP datagram reassembled from fragments elsewhere (a sharded dispatcher,
+    /// [`crate::shard::Dispatcher`], reassembles before it knows the flow's worker): decoded
+    /// and tracked like an unfragmented packet; its frames and IP bytes were counted where
+    /// the fragments arrived, so neither is counted again here.
+    pub fn handle_reassembled(&mut self, now_ns: u64, datagram: &[u8], meta: CaptureMeta) {
+        match decode_ip(datagram, meta) {
             Ok(packet) => self.ingest(now_ns, &packet),
             // A second Fragment header inside the datagram: never reassemble twice.
             Err(DecodeError::Fragment { .. }) => self.counters.ip_frag_malformed += 1,

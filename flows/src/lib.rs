@@ -14,6 +14,7 @@
 //! - [`record`]: the Hubble-style flows and OpenTelemetry-style spans we emit.
 //! - [`roles`]: which end of an exchange (client, server) a span belongs to.
 //! - [`counters`]: every drop, cap hit and parse error, by reason.
+//! - [`shard`]: spreading flows over engine workers and merging their records back.
 //! - [`synth`]: synthetic conversations for tests and benches.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ pub mod l7;
 pub mod packet;
 pub mod record;
 pub mod roles;
+pub mod shard;
 pub mod synth;
 pub mod table;
 pub mod tcp;

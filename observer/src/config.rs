@@ -95,6 +95,9 @@ pub struct AgentConfig {
     pub syscall_spans: Vec<String>,
     /// Most syscall child spans per request; the rest are folded into counts on the span.
     pub syscall_span_children: usize,
+    /// Engine worker threads decoding in parallel, connections spread by a hash of their
+    /// 5-tuple; 0 picks from the CPUs (one per 8, at most 8: see `workers::auto_workers`).
+    pub workers: usize,
 }
 
 impl Default for AgentConfig {
@@ -132,6 +135,7 @@ impl Default for AgentConfig {
             dns_names_min_ttl: crate::api::dns_names::DEFAULT_MIN_TTL_SECS,
             syscall_spans: Vec::new(),
             syscall_span_children: 32,
+            workers: 0,
         }
     }
 }
@@ -182,6 +186,16 @@ impl AgentConfig {
         Ok(cfg)
     }
 
+    /// Engine worker threads to run: `workers`, or for 0 one per 8 CPUs this process may use.
+    pub fn engine_workers(&self) -> usize {
+        match self.workers {
+            0 => crate::workers::auto_workers(
+                std::thread::available_parallelism().map_or(1, |n| n.get()),
+            ),
+            n => n,
+        }
+    }
+
     /// Checks values serde can't: ranges and CIDR syntax, naming the key.
     pub fn validate(&self) -> Result<()> {
         if !(1..=8000).contains(&self.snaplen) {
@@ -212,6 +226,9 @@ impl AgentConfig {
         self.attribution_method()?;
         if self.drops_rate_per_cpu == 0 {
             anyhow::bail!("key `drops-rate-per-cpu`: must be at least 1 (or set drops = false)");
+        }
+        if self.workers > 256 {
+            anyhow::bail!("key `workers`: {} is more than 256", self.workers);
         }
         if self.max_flows == 0 {
             anyhow::bail!("key `max-flows`: must be at least 1");

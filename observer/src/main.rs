@@ -11,6 +11,7 @@ mod config;
 mod export;
 mod replay;
 mod ui;
+mod workers;
 
 /// See what every process on this node says over the network.
 #[derive(Parser, Debug)]

@@ -11,7 +11,8 @@ use std::time::SystemTime;
 
 use anyhow::{bail, Context, Result};
 use flows::capture_file::{CaptureFileError, CaptureFileStats, CaptureParser, Step};
-use flows::engine::{Engine, EngineConfig, L4Records};
+use flows::counters::Counters;
+use flows::engine::{EngineConfig, L4Records};
 use flows::packet::{CaptureMeta, LinkType};
 use flows::record::Record;
 
@@ -24,6 +25,7 @@ use crate::cli::{
     observe::{print_window, quiet_pipe, ObserveArgs},
     printer::Printer,
 };
+use crate::workers::{new_engine, FlowEngine};
 
 /// Which packets print as L3/L4 records.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +58,11 @@ pub struct ReplayArgs {
     /// Print the spans (one JSON object per line) instead of the flows.
     #[arg(long)]
     pub spans: bool,
+    /// Engine worker threads: connections are spread over them by a hash of their 5-tuple and
+    /// the records merged back into capture order (the same records as one engine; generated
+    /// trace/span ids differ). 1 decodes on the reading thread.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
     /// Filters and output, as for `flowscope observe`.
     #[command(flatten)]
     pub view: ObserveArgs,
@@ -86,7 +93,7 @@ struct ReplaySummary {
 /// flushed. A file that is no capture at all is an error.
 fn replay_file(
     path: &Path,
-    engine: &mut Engine,
+    engine: &mut dyn FlowEngine,
     mut emit: impl FnMut(&Record) -> Result<bool>,
 ) -> Result<ReplaySummary> {
     let mut file =
@@ -124,13 +131,14 @@ fn replay_file(
                 };
                 // Decode failures (unsupported link types among them) are counted by the
                 // engine and shown in the summary.
-                let _ = engine.handle_frame(f.ts_ns, f.link, f.data, meta);
+                engine.handle_frame(f.ts_ns, f.link, f.data, meta);
                 engine.handle_timeout(f.ts_ns);
                 last_ts = last_ts.max(f.ts_ns);
                 while let Some(r) = engine.poll_record() {
                     if !emit(&r)? {
                         break 'frames true;
                     }
+                    engine.recycle(r);
                 }
             }
             Step::NeedBytes(need) => {
@@ -176,7 +184,7 @@ fn report_undecodable(
     err: &mut impl Write,
     path: &Path,
     summary: &ReplaySummary,
-    engine: &Engine,
+    counters: &Counters,
 ) -> Result<()> {
     let path = path.display();
     for (&linktype, &frames) in &summary.unsupported {
@@ -209,7 +217,7 @@ fn report_undecodable(
             summary.truncated_tail_bytes
         );
     }
-    let nothing = engine.counters().packets == 0;
+    let nothing = counters.packets == 0;
     if let Some((offset, e)) = &summary.corrupt {
         if nothing {
             bail!("{path}: stopped at byte {offset}: {e}; nothing before it could be decoded");
@@ -230,7 +238,7 @@ fn report_undecodable(
 
 /// Runs `flowscope replay`.
 pub fn run(args: &ReplayArgs) -> Result<()> {
-    let mut engine = Engine::new(EngineConfig {
+    let config = EngineConfig {
         l4_records: match args.l4 {
             L4Arg::EveryPacket => L4Records::EveryPacket,
             L4Arg::ControlOnly => L4Records::ControlOnly,
@@ -239,7 +247,9 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         id_seed: args.seed,
         spans: args.spans && !args.quiet,
         ..EngineConfig::default()
-    });
+    };
+    // A fixed hash seed: a replay is reproducible whatever the worker count.
+    let mut engine = new_engine(config, usize::from(args.workers), 0);
     let req = args.view.request(SystemTime::now())?;
     let pred = filter::compile(&req.whitelist, &req.blacklist)?;
     let node = crate::api::default_node_name();
@@ -249,9 +259,9 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     // observe window/filter/printer code consumes them as a stream.
     let (tx, rx) = std::sync::mpsc::sync_channel::<GetFlowsResponse>(4096);
     let file = args.file.clone();
-    let producer = std::thread::spawn(move || -> Result<(Engine, ReplaySummary)> {
+    let producer = std::thread::spawn(move || -> Result<(Counters, ReplaySummary)> {
         let mut span_out = BufWriter::with_capacity(1 << 16, std::io::stdout());
-        let summary = replay_file(&file, &mut engine, |r| {
+        let summary = replay_file(&file, &mut *engine, |r| {
             if quiet {
                 return Ok(true);
             }
@@ -285,7 +295,7 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
             }
             _ => {}
         }
-        Ok((engine, summary))
+        Ok((engine.counters().clone(), summary))
     });
     // Not `stdout.lock()`: the engine thread writes spans to stdout too (then nothing else is
     // printed here), and a lock held here would block it forever.
@@ -295,21 +305,22 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
     );
     let printed = print_window(rx.into_iter().map(Ok), &req, &pred, &mut printer)
         .and_then(|()| quiet_pipe(printer.finish()));
-    let (engine, summary) = producer
+    let (counters, summary) = producer
         .join()
         .map_err(|_| anyhow::anyhow!("the replay engine panicked"))??;
     printed?;
     let mut err = std::io::stderr().lock();
     let _ = writeln!(err, "--- counters ({})", args.file.display());
-    for (name, value) in engine.counters().iter().filter(|(_, v)| *v > 0) {
+    for (name, value) in counters.iter().filter(|(_, v)| *v > 0) {
         let _ = writeln!(err, "{name:>34} {value}");
     }
-    report_undecodable(&mut err, &args.file, &summary, &engine)
+    report_undecodable(&mut err, &args.file, &summary, &counters)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flows::engine::Engine;
     use flows::synth::http_connection;
 
     /// A little-endian microsecond pcap file.
@@ -376,7 +387,7 @@ mod tests {
         })
         .unwrap();
         let mut err = Vec::new();
-        let failed = report_undecodable(&mut err, &path, &summary, &engine).is_err();
+        let failed = report_undecodable(&mut err, &path, &summary, engine.counters()).is_err();
         std::fs::remove_file(&path).unwrap();
         (
             summary,

@@ -222,6 +222,11 @@ pub struct AgentArgs {
     /// semantic-convention names), hubble (Hubble's names) [default: all three].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "SET,...")]
     pub metrics: Vec<crate::export::MetricSet>,
+    /// Engine worker threads: connections are spread over them by a hash of their 5-tuple
+    /// and the records merged back in capture order; 0 = one per 8 CPUs, at most 8
+    /// [default: 0].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
 }
 
 impl AgentArgs {
@@ -327,6 +332,9 @@ impl AgentArgs {
         }
         if let Some(v) = self.pods_log_dir {
             c.pods_log_dir = v;
+        }
+        if let Some(v) = self.workers {
+            c.workers = v;
         }
         c.validate()?;
         Ok(c)

@@ -12,7 +12,7 @@ use std::{
 use ebpf_kprobe::{OwnerCache, SockEvent, SocketTuple, Transport};
 use ebpf_tc::wire::{L2Kind, PacketHdr, WireDirection};
 use flows::{
-    engine::{Engine, EngineConfig},
+    engine::EngineConfig,
     packet::{CaptureMeta, Direction, LinkType},
     record::{Flow, Layer4, ProcessInfo, Record, Span},
     roles::{spans_for_owners, EndOwners},
@@ -27,6 +27,7 @@ use super::{
 use crate::{
     api::{store::EngineFlow, FlowStore},
     cli::printer::{Format, Printer, PrinterOptions},
+    workers::{new_engine, FlowEngine},
 };
 use ebpf_kprobe::syscalls::SyscallEvent;
 
@@ -64,7 +65,8 @@ pub type SharedCounters = Arc<Mutex<Vec<(String, u64)>>>;
 
 /// Receives every captured frame of one capture path, in order.
 pub struct Pipeline<W: Write> {
-    engine: Engine,
+    /// One engine, or the engine sharded over `--workers` threads.
+    engine: Box<dyn FlowEngine>,
     printer: Option<Printer<W>>,
     store: Arc<FlowStore>,
     clock: Option<MonoToWall>,
@@ -136,7 +138,9 @@ fn endpoints(f: &Flow) -> Option<(SocketAddr, SocketAddr, Transport)> {
 }
 
 impl<W: Write> Pipeline<W> {
-    /// Stamps are taken as wall-clock until [`Pipeline::set_clock`].
+    /// Stamps are taken as wall-clock until [`Pipeline::set_clock`]. `workers` engine threads
+    /// (1: the engine runs on the caller's thread).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         out: W,
         output: Output,
@@ -145,15 +149,18 @@ impl<W: Write> Pipeline<W> {
         owners: OwnerCache,
         l4_records: flows::engine::L4Records,
         exports: crate::export::ExportHandles,
+        workers: usize,
     ) -> Self {
-        let engine = Engine::new(EngineConfig {
+        let config = EngineConfig {
             id_seed: random_seed(),
             l4_records,
             spans: exports.wants_spans(),
             // Which ends are local processes is known only here, from the owners.
             span_both_ends: exports.wants_spans(),
             ..EngineConfig::default()
-        });
+        };
+        // A random hash seed: no one outside can aim their connections at one worker.
+        let engine = new_engine(config, workers, random_seed());
         let (printer, raw_out) = match output.format() {
             Some(format) => (
                 Some(Printer::new(
@@ -289,7 +296,7 @@ impl<W: Write> Pipeline<W> {
             L2Kind::RawIp => LinkType::RawIp,
         };
         // Decode errors are counted inside the engine (and shown by `flowscope status`).
-        let _ = self.engine.handle_frame(ts_ns, link, data, meta);
+        self.engine.handle_frame(ts_ns, link, data, meta);
         self.drain()
     }
 
@@ -498,8 +505,11 @@ impl<W: Write> Pipeline<W> {
         Ok(())
     }
 
-    /// Flushes buffered output (after each batch).
+    /// Ends a batch of frames: hands them to the engine workers (if any) and takes the records
+    /// they have ready, then flushes buffered output.
     pub fn flush(&mut self) -> std::io::Result<()> {
+        self.engine.sync();
+        self.drain()?;
         match self.printer.as_mut() {
             Some(p) => p.writer().flush(),
             None => self.raw_out.as_mut().map_or(Ok(()), |w| w.flush()),

@@ -243,8 +243,11 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         owners,
         args.l4_records.engine(),
         exports.handles(),
+        args.engine_workers(),
     );
     pipeline.set_exclude_self(args.exclude_self);
+    let workers = args.engine_workers();
+    info!(workers, "decoding on {workers} engine worker thread(s)");
 
     let outcome = match running {
         Running::Kernel { cap, path } => {
