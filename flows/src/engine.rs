@@ -26,6 +26,9 @@ use crate::tcp::{
 };
 use crate::trace::IdGenerator;
 
+mod plaintext;
+pub use plaintext::PlaintextChunk;
+
 /// Which packets produce L3/L4 flow records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -673,6 +676,7 @@ impl Engine {
                             &mut self.ids,
                         );
                         attach_health(&mut self.queue, queued_before, &conn.health);
+                        plaintext::mark_source(&mut self.queue, queued_before, &conn.l7);
                         if closed {
                             Some(EvictReason::Closed)
                         } else if idle {
@@ -768,7 +772,7 @@ impl Engine {
                     ids: &mut self.ids,
                     config: &self.config.l7,
                 };
-                l7.finish(end_ns, &mut cx, &mut self.events);
+                l7.finish_evicted(end_ns, &mut cx, &mut self.events);
                 conn.health.on_end(&mut self.counters);
             }
             ConnState::Udp(udp) => {
@@ -794,6 +798,7 @@ impl Engine {
         );
         if let ConnState::Tcp(conn) = &entry.state {
             attach_health(&mut self.queue, queued_before, &conn.health);
+            plaintext::mark_source(&mut self.queue, queued_before, &conn.l7);
         }
     }
 }
@@ -981,6 +986,7 @@ fn l4_flow(packet: &Packet<'_>, at: &PacketCtx, is_reply: Option<bool>) -> Flow 
         peer_process: None,
         tcp_health: None,
         tcp_srtt_ns: None,
+        l7_source: None,
     }
 }
 
