@@ -89,6 +89,10 @@ pub struct AgentConfig {
     /// Shortest time, in seconds, a DNS answer's names stay on flows (answers with a shorter
     /// TTL are kept this long: connections outlive short TTLs).
     pub dns_names_min_ttl: u64,
+    /// Read TLS plaintext at OpenSSL (`libssl.so.*`) with uprobes and decode HTTPS, HTTP/2
+    /// and gRPC over TLS from it (issue 19); where the kernel refuses the probes, TLS flows
+    /// stay undecoded and are counted.
+    pub tls_plaintext: bool,
 }
 
 impl Default for AgentConfig {
@@ -124,6 +128,7 @@ impl Default for AgentConfig {
             pods_log_dir: crate::api::pods::DEFAULT_PODS_LOG_DIR.into(),
             dns_names_max_entries: crate::api::dns_names::DEFAULT_MAX_ENTRIES,
             dns_names_min_ttl: crate::api::dns_names::DEFAULT_MIN_TTL_SECS,
+            tls_plaintext: true,
         }
     }
 }

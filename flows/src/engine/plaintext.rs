@@ -15,7 +15,7 @@ use crate::key::{Endpoint, FlowKey};
 use crate::l7::tls::PlaintextSlot;
 use crate::l7::{L7Context, PacketCtx};
 use crate::packet::{CaptureMeta, Direction};
-use crate::record::{L7Source, Record};
+use crate::record::{L7Record, L7Source, Record};
 use crate::table::{ConnState, L7Slot};
 use crate::tcp::StreamEvent;
 
@@ -140,15 +140,23 @@ impl Engine {
 }
 
 /// Marks the L7 flows queued from `from` on with the plaintext source of `l7`, when it has
-/// one.
+/// one. Their HTTP URLs get the `https` scheme: the HTTP/1 decoder writes `http://` for a
+/// Host it saw in cleartext, but these bytes travelled inside TLS (RFC 9110 §4.2.2).
 pub(super) fn mark_source(queue: &mut VecDeque<Record>, from: usize, l7: &L7Slot) {
     let L7Slot::Plaintext(p) = l7 else {
         return;
     };
     for record in queue.iter_mut().skip(from) {
-        if let Record::Flow(flow) = record {
-            if flow.l7.is_some() {
-                flow.l7_source = Some(p.source);
+        let Record::Flow(flow) = record else {
+            continue;
+        };
+        let Some(l7) = flow.l7.as_mut() else {
+            continue;
+        };
+        flow.l7_source = Some(p.source);
+        if let L7Record::Http(http) = &mut l7.record {
+            if let Some(rest) = http.url.strip_prefix("http://") {
+                http.url = format!("https://{rest}");
             }
         }
     }
@@ -295,7 +303,7 @@ mod tests {
                 )
             })
             .collect();
-        let url = "http://shop.test/secret?q=1";
+        let url = "https://shop.test/secret?q=1";
         let src = Some(L7Source::OpensslUprobe);
         assert_eq!(
             got,

@@ -6,6 +6,7 @@ mod pipeline;
 mod preflight;
 mod privileges;
 mod source;
+mod tls;
 
 use std::{net::IpAddr, path::PathBuf, str::FromStr};
 
@@ -212,6 +213,10 @@ pub struct AgentArgs {
     /// semantic-convention names), hubble (Hubble's names) [default: all three].
     #[arg(long, value_enum, value_delimiter = ',', value_name = "SET,...")]
     pub metrics: Vec<crate::export::MetricSet>,
+    /// Read TLS plaintext at OpenSSL with uprobes to decode HTTPS, HTTP/2 and gRPC over TLS
+    /// (`--tls-plaintext false` turns it off) [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub tls_plaintext: Option<bool>,
 }
 
 impl AgentArgs {
@@ -305,6 +310,9 @@ impl AgentArgs {
         }
         if let Some(v) = self.drops {
             c.drops = v;
+        }
+        if let Some(v) = self.tls_plaintext {
+            c.tls_plaintext = v;
         }
         if let Some(v) = self.max_flows {
             c.max_flows = v;

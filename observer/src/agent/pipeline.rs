@@ -85,6 +85,8 @@ pub struct Pipeline<W: Write> {
     raw_out: Option<W>,
     /// Leave out flows and spans with this agent at either end.
     exclude_self: bool,
+    /// TLS plaintext chunks whose socket the probes could not tell (not joinable to a flow).
+    tls_without_socket: u64,
 }
 
 /// How long a record may wait for the kernel event naming its local process.
@@ -180,6 +182,7 @@ impl<W: Write> Pipeline<W> {
             exports,
             raw_out,
             exclude_self: false,
+            tls_without_socket: 0,
         }
     }
 
@@ -272,6 +275,37 @@ impl<W: Write> Pipeline<W> {
         self.drain()
     }
 
+    /// Handles one chunk of TLS plaintext from the probes (a `SSL_read`/`SSL_write`): the
+    /// engine decodes it as the connection's bytes, joined to the flow its packets made. Call
+    /// it in kernel-time order with the frames (see `source::drain_ring`).
+    pub fn on_tls(&mut self, ev: &ebpf_tls::TlsEvent<'_>) -> std::io::Result<()> {
+        let Some(sock) = ev.socket else {
+            self.tls_without_socket += 1;
+            return Ok(());
+        };
+        let ts_ns = match self.clock {
+            Some(c) => c.wall_ns(ev.ts_ns),
+            None => ev.ts_ns,
+        };
+        self.last_now = self.last_now.max(ts_ns);
+        let endpoint = |a: SocketAddr| flows::key::Endpoint {
+            addr: a.ip(),
+            port: a.port(),
+        };
+        let chunk = flows::engine::PlaintextChunk {
+            ts_ns,
+            local: endpoint(sock.local),
+            remote: endpoint(sock.remote),
+            sent: ev.kind == ebpf_tls::TlsEventKind::Write,
+            data: ev.data,
+            missing: ev.missing(),
+            source: flows::record::L7Source::OpensslUprobe,
+            socket_cookie: (sock.cookie != 0).then_some(sock.cookie),
+        };
+        self.engine.handle_plaintext(ts_ns, &chunk);
+        self.drain()
+    }
+
     /// Runs the engine's timers (idle eviction, unanswered requests) at wall time `now_ns`,
     /// and publishes the counters.
     pub fn tick(&mut self, now_ns: u64) -> std::io::Result<()> {
@@ -291,6 +325,10 @@ impl<W: Write> Pipeline<W> {
                 .counters()
                 .map(|(k, v)| (format!("attribution_{k}"), v)),
         );
+        counters.push((
+            "tls_plaintext_without_socket".to_string(),
+            self.tls_without_socket,
+        ));
         counters.extend(
             self.store
                 .endpoints()

@@ -1,0 +1,246 @@
+//! End-to-end TLS plaintext (issue 19): nginx serving HTTPS with Debian's OpenSSL 3, curl
+//! (HTTP/1.1 and HTTP/2) and Python's urllib as clients, each in its own namespace, a CA made
+//! here with the openssl CLI. The agent reads the plaintext at libssl with uprobes; the flows
+//! must say exactly what was asked and answered, that their L7 came from the uprobes, and which
+//! process made them. `flowscope status` must list the hooked library per process, and every
+//! program must be gone once the agent exits.
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use flowscope_e2e::*;
+use serde_json::Value;
+
+/// A CA, and a certificate for the server's address signed by it (openssl CLI).
+fn make_ca(dir: &Path) {
+    require_tool("openssl");
+    let d = dir.display();
+    sh(&format!(
+        "cd {d} && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=flowscope-test-ca 2>/dev/null \
+         && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN={SERVER_V4} 2>/dev/null \
+         && printf 'subjectAltName=IP:{SERVER_V4}\\n' > san.ext \
+         && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null"
+    ));
+}
+
+/// nginx on 443 with TLS and HTTP/2 in `ns`, serving `root`; `/teapot` answers 418.
+fn start_https_nginx(ns: &Netns, root: &Path) -> Proc {
+    require_tool("nginx");
+    let dir = root.join("nginx");
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log stderr;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
+               server {{ listen 443 ssl http2; ssl_certificate {r}/server.pem; ssl_certificate_key {r}/server.key; root {r};\n\
+                 location = /teapot {{ return 418; }} }} }}\n",
+            d = dir.display(),
+            r = root.display()
+        ),
+    )
+    .unwrap();
+    let p = ns.spawn(&format!("nginx -c {} -e stderr", conf.display()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !ns.exec_any("ss -ltn | grep -q ':443 '").status.success() {
+        assert!(Instant::now() < deadline, "nginx did not listen on :443");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    p
+}
+
+/// Runs `cmd` in `ns` as one process whose pid is printed first; returns (pid, the rest).
+fn run_with_pid(ns: &Netns, cmd: &str) -> (u64, String) {
+    let out = ns.exec(&format!("echo $$; exec {cmd}"));
+    let (pid, rest) = out.split_once('\n').unwrap_or((out.as_str(), ""));
+    (pid.trim().parse().expect("pid"), rest.to_string())
+}
+
+fn observe(sock: &str, args: &str) -> Vec<Value> {
+    let out = sh(&format!(
+        "{} observe --server unix://{sock} {args}",
+        flowscope_bin().display()
+    ));
+    json_lines(
+        &out.lines()
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect::<Vec<_>>(),
+    )
+}
+
+fn is_client_port(f: &Value, port: u64) -> bool {
+    flow::src_port(f) == port || flow::dst_port(f) == port
+}
+
+/// The L7 flows of the connection from client port `port`, waiting until there are `n`.
+fn l7_of(sock: &str, port: u64, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got: Vec<Value> = observe(sock, "--last 1000 -o json --type l7")
+            .into_iter()
+            .filter(|f| is_client_port(f, port))
+            .collect();
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Checks one exchange's two flows: method, path, status, protocol, the uprobe source, and
+/// that the client process (`pid`, `comm`) made them, with nginx at the other end.
+fn check_exchange(flows: &[Value], path: &str, code: u64, protocol: &str, pid: u64, comm: &str) {
+    assert_eq!(
+        flows.len(),
+        2,
+        "exactly one request and one response: {flows:#?}"
+    );
+    let url = format!("https://{SERVER_V4}{path}");
+    for (f, ty) in flows.iter().zip(["REQUEST", "RESPONSE"]) {
+        assert_eq!(f["l7"]["type"], ty, "{f}");
+        assert_eq!(f["l7"]["http"]["method"], "GET", "{f}");
+        // Over TLS: the scheme is https, whatever the HTTP/1 decoder assumes for cleartext.
+        assert_eq!(f["l7"]["http"]["url"], url.as_str(), "{f}");
+        assert_eq!(f["l7"]["http"]["protocol"], protocol, "{f}");
+        assert_eq!(f["extensions"]["l7_source"], "openssl_uprobe", "{f}");
+        assert_eq!(f["extensions"]["process"]["pid"], pid, "{f}");
+        assert_eq!(f["extensions"]["process"]["comm"], comm, "{f}");
+        // The other end is nginx, on this node too (its owner is found when it is known).
+        let peer = &f["extensions"]["peer_process"]["comm"];
+        assert!(matches!(peer, Value::Null) || peer == "nginx", "{f}");
+    }
+    assert_eq!(flows[1]["l7"]["http"]["code"], code, "{}", flows[1]);
+    // Seen from the client's socket: a connection it opened (Hubble's traffic_direction of
+    // an L7 flow is the connection's, for the endpoint the flow is about).
+    for f in flows {
+        assert_eq!(f["traffic_direction"], "EGRESS", "{f}");
+    }
+    assert_eq!(flows[0]["IP"]["destination"], SERVER_V4);
+    assert_eq!(flow::dst_port(&flows[0]), 443);
+}
+
+#[test]
+fn https_h2_and_urllib_are_decoded_from_openssl_plaintext() {
+    require_root();
+    require_tool("bpftool");
+    require_tool("curl");
+    let link = Link::new();
+    let tmp = TempDir::new();
+    make_ca(&tmp.0);
+    std::fs::write(tmp.0.join("page.txt"), "flowscope over TLS\n").unwrap();
+    let nginx = start_https_nginx(&link.server, &tmp.0);
+    let sock = tmp.0.join("run/observer.sock").display().to_string();
+    let mut agent = start_agent(
+        &link.server,
+        &format!("-i {} --listen unix://{sock} -o none", link.server_if),
+    );
+    let bpf_ids = bpf_prog_ids_of(agent.pid());
+    let ca = tmp.0.join("ca.pem").display().to_string();
+
+    // curl, HTTP/1.1.
+    let (curl1, out) = run_with_pid(
+        &link.client,
+        &format!(
+            "curl -sS --http1.1 --cacert {ca} -o /dev/null -w \"%{{local_port}} %{{http_code}}\" https://{SERVER_V4}/page.txt?client=curl1"
+        ),
+    );
+    let f: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert_eq!(f[1], 200, "curl: {out}");
+    let flows = l7_of(&sock, f[0], 2);
+    check_exchange(
+        &flows,
+        "/page.txt?client=curl1",
+        200,
+        "HTTP/1.1",
+        curl1,
+        "curl",
+    );
+
+    // curl, HTTP/2 (ALPN h2): one stream, answered 418 by nginx.
+    let (curl2, out) = run_with_pid(
+        &link.client,
+        &format!(
+            "curl -sS --http2 --cacert {ca} -o /dev/null -w \"%{{local_port}} %{{http_code}} %{{http_version}}\" https://{SERVER_V4}/teapot"
+        ),
+    );
+    let f: Vec<&str> = out.split_whitespace().collect();
+    assert_eq!((f[1], f[2]), ("418", "2"), "curl --http2: {out}");
+    let flows = l7_of(&sock, f[0].parse().unwrap(), 2);
+    check_exchange(&flows, "/teapot", 418, "HTTP/2", curl2, "curl");
+
+    // Python's urllib (its ssl module links the same libssl.so.3).
+    let script = tmp.0.join("fetch.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import ssl, sys, urllib.request\n\
+             ctx = ssl.create_default_context(cafile={ca:?})\n\
+             r = urllib.request.urlopen('https://{SERVER_V4}/page.txt?client=urllib', context=ctx)\n\
+             port = r.fp.raw._sock.getsockname()[1]\n\
+             r.read()\n\
+             print(port, r.status)\n"
+        ),
+    )
+    .unwrap();
+    let (py, out) = run_with_pid(&link.client, &format!("python3 {}", script.display()));
+    let f: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert_eq!(f[1], 200, "urllib: {out}");
+    let flows = l7_of(&sock, f[0], 2);
+    let py_comm = flows
+        .first()
+        .and_then(|f| f["extensions"]["process"]["comm"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        py_comm.starts_with("python3"),
+        "urllib's process: {flows:#?}"
+    );
+    check_exchange(
+        &flows,
+        "/page.txt?client=urllib",
+        200,
+        "HTTP/1.1",
+        py,
+        &py_comm,
+    );
+
+    // status: nginx's libssl is hooked; counters say what the plaintext did.
+    let st: Value = serde_json::from_str(&sh(&format!(
+        "{} status --server unix://{sock} -o json",
+        flowscope_bin().display()
+    )))
+    .unwrap();
+    let libs = st["tls_libraries"].as_array().expect("tls_libraries");
+    let mine: Vec<&Value> = libs.iter().filter(|l| l["pid"] == nginx.pid()).collect();
+    assert_eq!(mine.len(), 1, "nginx's TLS library in status: {libs:#?}");
+    assert_eq!(mine[0]["comm"], "nginx");
+    assert_eq!(mine[0]["kind"], "openssl 3");
+    assert_eq!(mine[0]["hooked"], true, "{}", mine[0]);
+    assert_eq!(mine[0]["detail"], "", "{}", mine[0]);
+    assert!(
+        mine[0]["library"]
+            .as_str()
+            .unwrap()
+            .ends_with("/libssl.so.3"),
+        "{}",
+        mine[0]
+    );
+    let c = &st["counters"];
+    assert!(
+        c["engine_tls_plaintext_flows"].as_u64().unwrap() >= 3,
+        "{c}"
+    );
+    assert_eq!(c["tls_kernel_ring_full_lost"], 0, "{c}");
+    assert_eq!(c["tls_plaintext_unavailable"], 0, "{c}");
+    assert_eq!(c["tls_socket_link_unavailable"], 0, "{c}");
+
+    // Ctrl-C: every program (uprobes included) goes with the agent.
+    agent.signal_and_wait(libc::SIGINT, Duration::from_secs(10));
+    assert_bpf_released(&bpf_ids);
+    drop(nginx);
+}
