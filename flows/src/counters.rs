@@ -345,6 +345,8 @@ counters! {
     tls_plaintext_other_end,
     /// Plaintext chunks for a connection not in the flow table (no packet of it captured yet, or the table was full).
     tls_plaintext_no_flow,
+    /// TLS connections without plaintext whose ends were not handed out to be named (too many between two takes).
+    tls_blind_spots_not_named,
 }
 
 #[cfg(test)]

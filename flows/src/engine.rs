@@ -27,7 +27,7 @@ use crate::tcp::{
 use crate::trace::IdGenerator;
 
 mod plaintext;
-pub use plaintext::PlaintextChunk;
+pub use plaintext::{PlaintextChunk, TlsBlindSpot};
 
 /// Which packets produce L3/L4 flow records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,6 +153,8 @@ pub struct Engine {
     next_scan_ns: u64,
     events: Vec<L7Event>,
     fragments: IpReassembler,
+    /// TLS connections that ended with no plaintext source, until the caller takes them.
+    tls_blind_spots: Vec<plaintext::TlsBlindSpot>,
 }
 
 impl Engine {
@@ -168,6 +170,7 @@ impl Engine {
             next_scan_ns: 0,
             events: Vec::new(),
             fragments: IpReassembler::new(),
+            tls_blind_spots: Vec::new(),
         }
     }
 
@@ -343,6 +346,7 @@ impl Engine {
             queue,
             total_buffered,
             events,
+            tls_blind_spots,
             ..
         } = self;
         let entry = match table.get_mut(&key) {
@@ -540,6 +544,7 @@ impl Engine {
                         ids,
                         config: l7cfg,
                     };
+                    plaintext::note_blind_spot(tls_blind_spots, &view, l7, cx.counters);
                     l7.finish(at.ts_ns, &mut cx, events);
                 }
                 // Memory: charge this flow's growth to the total; over budget, this flow sheds.
@@ -772,6 +777,7 @@ impl Engine {
                     ids: &mut self.ids,
                     config: &self.config.l7,
                 };
+                plaintext::note_blind_spot(&mut self.tls_blind_spots, &view, l7, cx.counters);
                 l7.finish_evicted(end_ns, &mut cx, &mut self.events);
                 conn.health.on_end(&mut self.counters);
             }

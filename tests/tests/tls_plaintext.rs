@@ -244,3 +244,90 @@ fn https_h2_and_urllib_are_decoded_from_openssl_plaintext() {
     assert_bpf_released(&bpf_ids);
     drop(nginx);
 }
+
+/// A TLS connection whose plaintext no probe sees is a blind spot, named in status: the server
+/// is `openssl s_server -www`, which maps the hooked libssl but reads and writes through an
+/// SSL BIO (OpenSSL's internal entry points, not SSL_read/SSL_write), and the client is wget,
+/// built on GnuTLS (not hooked).
+#[test]
+fn tls_without_plaintext_is_a_blind_spot_in_status() {
+    require_root();
+    require_tool("wget");
+    let link = Link::new();
+    let tmp = TempDir::new();
+    make_ca(&tmp.0);
+    let d = tmp.0.display();
+    let mut server = link.server.spawn(&format!(
+        "openssl s_server -accept 4433 -cert {d}/server.pem -key {d}/server.key -www -quiet"
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !link
+        .server
+        .exec_any("ss -ltn | grep -q ':4433 '")
+        .status
+        .success()
+    {
+        assert!(
+            Instant::now() < deadline,
+            "s_server did not listen on :4433"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let sock = tmp.0.join("run/observer.sock").display().to_string();
+    let _agent = start_agent(
+        &link.server,
+        &format!("-i {} --listen unix://{sock} -o none", link.server_if),
+    );
+    link.client.exec(&format!(
+        "wget -q -O /dev/null --ca-certificate={d}/ca.pem https://{SERVER_V4}:4433/"
+    ));
+    let status = || -> Value {
+        serde_json::from_str(&sh(&format!(
+            "{} status --server unix://{sock} -o json",
+            flowscope_bin().display()
+        )))
+        .unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (st, row) = loop {
+        let st = status();
+        let row = st["tls_libraries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["pid"] == server.pid() && l["kind"] == "blind spot")
+            .cloned();
+        if row.is_some() || Instant::now() > deadline {
+            break (st, row);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let row = row.unwrap_or_else(|| panic!("no blind spot for s_server in {st:#}"));
+    assert_eq!(row["comm"], "openssl", "{row}");
+    assert_eq!(row["hooked"], false, "{row}");
+    let detail = row["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("1 TLS connection(s) not decoded: its libssl is hooked, but"),
+        "{detail}"
+    );
+    // Its libssl itself is listed as hooked.
+    assert!(
+        st["tls_libraries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["pid"] == server.pid() && l["kind"] == "openssl 3" && l["hooked"] == true),
+        "{st:#}"
+    );
+    let c = &st["counters"];
+    assert!(c["engine_tls_flows_on_wire"].as_u64().unwrap() >= 1, "{c}");
+    assert!(
+        c["engine_tls_flows_without_plaintext"].as_u64().unwrap() >= 1,
+        "{c}"
+    );
+    assert_eq!(c["engine_tls_plaintext_flows"], 0, "{c}");
+    // Nothing was decoded from the ciphertext.
+    let l7 = observe(&sock, "--last 1000 -o json --type l7");
+    assert!(l7.is_empty(), "L7 flows from TLS records: {l7:#?}");
+    server.signal_and_wait(libc::SIGTERM, Duration::from_secs(5));
+}

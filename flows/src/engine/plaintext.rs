@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use super::{attach_health, drain_events, Engine, FlowView};
 use crate::key::{Endpoint, FlowKey};
 use crate::l7::tls::PlaintextSlot;
-use crate::l7::{L7Context, PacketCtx};
+use crate::l7::{L7Context, L7Protocol, PacketCtx};
 use crate::packet::{CaptureMeta, Direction};
 use crate::record::{L7Record, L7Source, Record};
 use crate::table::{ConnState, L7Slot};
@@ -137,6 +137,61 @@ impl Engine {
         attach_health(queue, queued_before, &conn.health);
         mark_source(queue, queued_before, &conn.l7);
     }
+}
+
+/// A TLS connection that ended with no plaintext source: its ends, for the caller to name
+/// their processes (a blind spot to show in `flowscope status`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TlsBlindSpot {
+    /// The end that opened the connection.
+    pub client: Endpoint,
+    /// The end that accepted it.
+    pub server: Endpoint,
+    /// The socket cookie its packets carried, if any.
+    pub socket_cookie: Option<u64>,
+}
+
+/// Most blind spots held for [`Engine::take_tls_blind_spots`]; more are only counted
+/// (`tls_flows_without_plaintext` counts them all).
+const MAX_BLIND_SPOTS: usize = 1024;
+
+impl Engine {
+    /// The TLS connections that ended with no plaintext source since the last call (at most
+    /// [`MAX_BLIND_SPOTS`]). Call after the `handle_*` calls, while the connections' owners
+    /// are still known.
+    pub fn take_tls_blind_spots(&mut self) -> Vec<TlsBlindSpot> {
+        std::mem::take(&mut self.tls_blind_spots)
+    }
+
+    /// Whether [`Engine::take_tls_blind_spots`] has something.
+    pub fn has_tls_blind_spots(&self) -> bool {
+        !self.tls_blind_spots.is_empty()
+    }
+}
+
+/// Notes the connection as a blind spot when its decoder is still the ciphertext's (no
+/// plaintext took it over) as it ends; called just before its decoder is finished.
+pub(super) fn note_blind_spot(
+    out: &mut Vec<TlsBlindSpot>,
+    view: &FlowView,
+    l7: &L7Slot,
+    counters: &mut crate::counters::Counters,
+) {
+    let L7Slot::Active(dec) = l7 else {
+        return;
+    };
+    if dec.protocol() != L7Protocol::Tls {
+        return;
+    }
+    if out.len() >= MAX_BLIND_SPOTS {
+        counters.tls_blind_spots_not_named += 1;
+        return;
+    }
+    out.push(TlsBlindSpot {
+        client: view.client(),
+        server: view.server(),
+        socket_cookie: view.socket_cookie,
+    });
 }
 
 /// Marks the L7 flows queued from `from` on with the plaintext source of `l7`, when it has
@@ -323,6 +378,7 @@ mod tests {
         assert_eq!(flows[0].0.ip.source, ep(CLIENT).addr);
         assert_eq!(flows[0].0.socket_cookie, Some(77));
         let c = e.counters();
+        assert!(!e.has_tls_blind_spots());
         assert_eq!(
             (
                 c.tls_flows_on_wire,
@@ -345,6 +401,15 @@ mod tests {
         e.flush(conv.frames().last().unwrap().ts_ns + 10);
         out.extend(std::iter::from_fn(|| e.poll_record()));
         assert!(http(&out).is_empty(), "ciphertext decoded: {out:?}");
+        assert_eq!(
+            e.take_tls_blind_spots(),
+            [TlsBlindSpot {
+                client: ep(CLIENT),
+                server: ep(SERVER),
+                socket_cookie: None
+            }]
+        );
+        assert!(!e.has_tls_blind_spots());
         let c = e.counters();
         assert_eq!(
             (

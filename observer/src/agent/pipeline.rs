@@ -87,6 +87,8 @@ pub struct Pipeline<W: Write> {
     exclude_self: bool,
     /// TLS plaintext chunks whose socket the probes could not tell (not joinable to a flow).
     tls_without_socket: u64,
+    /// Where TLS connections without plaintext are reported, by process (for status).
+    tls: Option<super::tls::SharedTls>,
 }
 
 /// How long a record may wait for the kernel event naming its local process.
@@ -183,12 +185,46 @@ impl<W: Write> Pipeline<W> {
             raw_out,
             exclude_self: false,
             tls_without_socket: 0,
+            tls: None,
         }
     }
 
     /// Leaves out every flow and span with this agent at either end (`exclude_self`).
     pub fn set_exclude_self(&mut self, exclude: bool) {
         self.exclude_self = exclude;
+    }
+
+    /// Reports the processes at the ends of TLS connections no plaintext came for to `tls`.
+    pub fn set_tls(&mut self, tls: super::tls::SharedTls) {
+        self.tls = Some(tls);
+    }
+
+    /// Names the local processes at the ends of the TLS connections that ended without
+    /// plaintext (now, while their sockets' owners are still remembered).
+    fn name_tls_blind_spots(&mut self) {
+        let spots = self.engine.take_tls_blind_spots();
+        let Some(tls) = self.tls.clone() else {
+            return;
+        };
+        for b in spots {
+            let client = SocketAddr::new(b.client.addr, b.client.port);
+            let server = SocketAddr::new(b.server.addr, b.server.port);
+            let mut named = false;
+            for (local, remote) in [(client, server), (server, client)] {
+                let t = SocketTuple {
+                    proto: Transport::Tcp,
+                    local,
+                    remote,
+                };
+                if let Some(p) = self.owners.lookup_local_no_scan(&t) {
+                    tls.note_blind_spot(p.pid, &p.comm);
+                    named = true;
+                }
+            }
+            if !named {
+                tls.note_blind_spot_unnamed();
+            }
+        }
     }
 
     /// Kernel stamps are CLOCK_MONOTONIC: convert them with `clock`.
@@ -367,6 +403,9 @@ impl<W: Write> Pipeline<W> {
 
     /// Moves the engine's records into the attribution queue, then emits what is ready.
     fn drain(&mut self) -> std::io::Result<()> {
+        if self.engine.has_tls_blind_spots() {
+            self.name_tls_blind_spots();
+        }
         // Most packets make no record (L3/L4 records are control-only by default).
         let Some(first) = self.engine.poll_record() else {
             return self.release(false);

@@ -247,6 +247,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         exports.handles(),
     );
     pipeline.set_exclude_self(args.exclude_self);
+    pipeline.set_tls(tls.clone());
 
     let outcome = match running {
         Running::Kernel { cap, path } => {

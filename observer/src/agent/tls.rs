@@ -3,7 +3,7 @@
 //! whether its plaintext is read).
 
 use std::{
-    collections::VecDeque,
+    collections::{BTreeMap, VecDeque},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -30,7 +30,20 @@ pub struct TlsShared {
     execs: Mutex<VecDeque<(u32, Instant)>>,
     /// Why the probes are not running, when they were wanted.
     unavailable: Mutex<Option<String>>,
+    /// Processes at an end of a TLS connection no plaintext came for: comm and count.
+    blind: Mutex<BlindSpots>,
 }
+
+/// Processes with TLS connections whose plaintext was not seen.
+#[derive(Debug, Default)]
+struct BlindSpots {
+    by_pid: BTreeMap<u32, (String, u64)>,
+    /// Connections whose ends no local process was found for (both ends remote, or gone).
+    unnamed: u64,
+}
+
+/// Most processes remembered as blind spots.
+const MAX_BLIND_PROCESSES: usize = 256;
 
 impl std::fmt::Debug for TlsShared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -115,6 +128,24 @@ impl TlsShared {
         }
     }
 
+    /// A TLS connection of process `pid` ended with no plaintext seen.
+    pub fn note_blind_spot(&self, pid: u32, comm: &str) {
+        let mut b = self.blind.lock().unwrap_or_else(|e| e.into_inner());
+        let room = b.by_pid.len() < MAX_BLIND_PROCESSES;
+        match b.by_pid.get_mut(&pid) {
+            Some(e) => e.1 += 1,
+            None if room => {
+                b.by_pid.insert(pid, (comm.to_string(), 1));
+            }
+            None => b.unnamed += 1,
+        }
+    }
+
+    /// A TLS connection with no plaintext and no local process found for either end.
+    pub fn note_blind_spot_unnamed(&self) {
+        self.blind.lock().unwrap_or_else(|e| e.into_inner()).unnamed += 1;
+    }
+
     /// Detaches every probe (the agent is stopping).
     pub fn stop(&self) {
         self.probes.lock().unwrap_or_else(|e| e.into_inner()).take();
@@ -127,10 +158,16 @@ impl TlsShared {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .is_some();
-        let mut out = vec![(
-            "tls_plaintext_unavailable".to_string(),
-            u64::from(unavailable),
-        )];
+        let mut out = vec![
+            (
+                "tls_plaintext_unavailable".to_string(),
+                u64::from(unavailable),
+            ),
+            (
+                "tls_blind_spot_connections_unnamed".to_string(),
+                self.blind.lock().unwrap_or_else(|e| e.into_inner()).unnamed,
+            ),
+        ];
         if let Some(p) = self
             .probes
             .lock()
@@ -142,13 +179,14 @@ impl TlsShared {
         out
     }
 
-    /// Per process that maps a TLS library: which, and whether its plaintext is read.
+    /// Per process that maps a TLS library: which, and whether its plaintext is read; then
+    /// per process with TLS connections whose plaintext was not seen, why (blind spots).
     pub fn status(&self) -> Vec<TlsLibraryStatus> {
         let guard = self.probes.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(p) = guard.as_ref() else {
-            return Vec::new();
-        };
-        p.status()
+        let libraries: Vec<TlsLibraryStatus> = guard
+            .as_ref()
+            .map(|p| p.status())
+            .unwrap_or_default()
             .into_iter()
             .map(|s| TlsLibraryStatus {
                 pid: s.pid,
@@ -158,7 +196,50 @@ impl TlsShared {
                 hooked: s.hooked,
                 detail: s.detail,
             })
-            .collect()
+            .collect();
+        drop(guard);
+        let why_off = self
+            .unavailable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let blind = self.blind.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = libraries.clone();
+        for (&pid, (comm, n)) in &blind.by_pid {
+            out.push(TlsLibraryStatus {
+                pid,
+                comm: comm.clone(),
+                library: String::new(),
+                kind: BLIND_SPOT.into(),
+                hooked: false,
+                detail: format!(
+                    "{n} TLS connection(s) not decoded: {}",
+                    blind_spot_reason(pid, &libraries, why_off.as_deref())
+                ),
+            });
+        }
+        out
+    }
+}
+
+/// The `kind` of a status row for a process with undecoded TLS connections.
+pub const BLIND_SPOT: &str = "blind spot";
+
+/// Why the TLS of process `pid` was not read, from what the library scan found for it.
+fn blind_spot_reason(pid: u32, libraries: &[TlsLibraryStatus], probes_off: Option<&str>) -> String {
+    let mine: Vec<&TlsLibraryStatus> = libraries.iter().filter(|l| l.pid == pid).collect();
+    if let Some(off) = probes_off {
+        format!("TLS plaintext probes unavailable: {off}")
+    } else if mine.iter().any(|l| l.hooked) {
+        "its libssl is hooked, but this TLS did not go through SSL_read/SSL_write (another TLS \
+         stack in the process, or OpenSSL driven through BIO chains)"
+            .to_string()
+    } else if let Some(l) = mine.first() {
+        format!("{} is not hooked: {}", l.kind, l.detail)
+    } else {
+        "no TLS library mapped: TLS built into the executable (static OpenSSL or BoringSSL), \
+         Go crypto/tls or rustls, none of which is hooked yet"
+            .to_string()
     }
 }
 
