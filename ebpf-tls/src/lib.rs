@@ -9,6 +9,7 @@
 //! (`bpf_probe_read_user`), never write it, and never wait.
 
 pub mod error;
+pub mod executable;
 pub mod libraries;
 pub mod probes;
 pub mod wire;

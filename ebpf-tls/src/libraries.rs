@@ -26,6 +26,18 @@ pub enum TlsLibraryKind {
     Nss,
     /// wolfSSL (`libwolfssl.so.*`): not hooked yet.
     WolfSsl,
+    /// OpenSSL or BoringSSL linked into the executable, found by its symbols. Hooked.
+    StaticOpenSsl {
+        /// BoringSSL rather than OpenSSL.
+        boring: bool,
+    },
+    /// A process's executable, not classified yet (see [`crate::executable`]).
+    Executable,
+    /// Go's crypto/tls (issue 19 item 3): not hooked yet.
+    GoTls {
+        /// The executable has no symbol table (crypto/tls may or may not be in it).
+        stripped: bool,
+    },
 }
 
 impl TlsLibraryKind {
@@ -56,13 +68,23 @@ impl TlsLibraryKind {
             Self::GnuTls => "gnutls".into(),
             Self::Nss => "nss".into(),
             Self::WolfSsl => "wolfssl".into(),
+            Self::StaticOpenSsl { boring: false } => "openssl (static)".into(),
+            Self::StaticOpenSsl { boring: true } => "boringssl (static)".into(),
+            Self::GoTls { .. } => "go crypto/tls".into(),
+            Self::Executable => "executable".into(),
         }
     }
 
     /// Why this kind is not hooked, when it is not.
     pub fn unsupported(&self) -> Option<&'static str> {
         match self {
-            Self::OpenSsl { .. } => None,
+            Self::OpenSsl { .. } | Self::StaticOpenSsl { .. } | Self::Executable => None,
+            Self::GoTls { stripped: false } => {
+                Some("go crypto/tls is not supported yet: its plaintext is not seen")
+            }
+            Self::GoTls { stripped: true } => Some(
+                "stripped Go executable: if it speaks TLS (crypto/tls), its plaintext is not seen",
+            ),
             Self::GnuTls => Some("gnutls is not supported yet: its plaintext is not seen"),
             Self::Nss => Some("nss is not supported yet: its plaintext is not seen"),
             Self::WolfSsl => Some("wolfssl is not supported yet: its plaintext is not seen"),
@@ -165,10 +187,44 @@ pub fn scan_process(proc_root: &Path, pid: u32) -> Option<ProcessLibraries> {
     let comm = fs::read_to_string(dir.join("comm"))
         .map(|c| c.trim_end().to_string())
         .unwrap_or_default();
+    let mut libraries = parse_maps(&maps, &dir);
+    if let Some(exe) = executable(&maps, &dir) {
+        libraries.push(exe);
+    }
     Some(ProcessLibraries {
         pid,
         comm,
-        libraries: parse_maps(&maps, &dir),
+        libraries,
+    })
+}
+
+/// The process's executable as a candidate "library" (static TLS), unless it is one of the
+/// shared libraries already listed. Its kind is filled by the caller's cache
+/// ([`crate::executable::classify`] reads the whole file, once per file).
+fn executable(maps: &str, dir: &Path) -> Option<MappedLibrary> {
+    let exe = fs::read_link(dir.join("exe")).ok()?;
+    let exe = exe.to_str()?;
+    let (exe, deleted) = match exe.strip_suffix(" (deleted)") {
+        Some(e) => (e, true),
+        None => (exe, false),
+    };
+    let line = maps.lines().find(|l| l.contains(exe))?;
+    let mut cols = line.split_whitespace();
+    let range = cols.next()?;
+    let dev = parse_dev(cols.nth(2)?)?;
+    let inode = cols.next()?.parse().ok()?;
+    // Through the process's root, which needs only ptrace access (map_files needs
+    // CAP_SYS_ADMIN, which the agent drops after start-up); a deleted file only that way.
+    let reach = if deleted {
+        dir.join("map_files").join(range)
+    } else {
+        dir.join("root").join(exe.trim_start_matches('/'))
+    };
+    Some(MappedLibrary {
+        path: exe.to_string(),
+        reach,
+        file: FileId { dev, inode },
+        kind: TlsLibraryKind::Executable,
     })
 }
 

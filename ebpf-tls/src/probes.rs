@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use crate::{
     error::{chain, TlsProbeError},
-    libraries::{scan_all, scan_process, FileId, MappedLibrary, ProcessLibraries},
+    libraries::{scan_all, scan_process, FileId, MappedLibrary, ProcessLibraries, TlsLibraryKind},
     wire::KERNEL_COUNTERS,
 };
 
@@ -103,6 +103,8 @@ pub struct TlsProbes {
     opts: TlsProbesOptions,
     files: HashMap<FileId, HookedFile>,
     processes: BTreeMap<u32, ProcessLibraries>,
+    /// What each executable file carries (read once per file).
+    executables: HashMap<FileId, Option<TlsLibraryKind>>,
     socket_link: Result<(), String>,
     exec_hook: Result<(), String>,
     ring_taken: bool,
@@ -175,6 +177,7 @@ impl TlsProbes {
             opts: opts.clone(),
             files: HashMap::new(),
             processes: BTreeMap::new(),
+            executables: HashMap::new(),
             socket_link,
             exec_hook,
             ring_taken: false,
@@ -200,6 +203,14 @@ impl TlsProbes {
     /// new processes: see [`TlsProbes::rescan_pid`]).
     pub fn rescan(&mut self) {
         let found = scan_all(&self.opts.proc_root, std::process::id());
+        let found: Vec<ProcessLibraries> =
+            found.into_iter().filter_map(|p| self.classify(p)).collect();
+        // Forget executables nobody runs any more.
+        self.executables.retain(|id, _| {
+            found
+                .iter()
+                .any(|p| p.libraries.iter().any(|l| l.file == *id))
+        });
         self.processes = found.into_iter().map(|p| (p.pid, p)).collect();
         let wanted: Vec<MappedLibrary> = self
             .processes
@@ -226,8 +237,8 @@ impl TlsProbes {
         if pid == std::process::id() {
             return;
         }
-        match scan_process(&self.opts.proc_root, pid) {
-            Some(p) if !p.libraries.is_empty() => {
+        match scan_process(&self.opts.proc_root, pid).and_then(|p| self.classify(p)) {
+            Some(p) => {
                 for lib in p.libraries.clone() {
                     self.hook(&lib);
                 }
@@ -235,6 +246,28 @@ impl TlsProbes {
             }
             _ => {}
         }
+    }
+
+    /// Replaces the process's executable by what TLS it carries (or drops it); `None` when
+    /// no TLS library is left.
+    fn classify(&mut self, mut p: ProcessLibraries) -> Option<ProcessLibraries> {
+        let executables = &mut self.executables;
+        p.libraries.retain_mut(|lib| {
+            if lib.kind != TlsLibraryKind::Executable {
+                return true;
+            }
+            let kind = executables
+                .entry(lib.file)
+                .or_insert_with(|| crate::executable::classify(&lib.reach));
+            match kind {
+                Some(k) => {
+                    lib.kind = k.clone();
+                    true
+                }
+                None => false,
+            }
+        });
+        (!p.libraries.is_empty()).then_some(p)
     }
 
     fn hook(&mut self, lib: &MappedLibrary) {
@@ -253,6 +286,12 @@ impl TlsProbes {
             for &(name, symbol, required) in OPENSSL_PROBES {
                 match self.attach_one(name, symbol, lib) {
                     Ok(link) => file.links.push(link),
+                    Err(_) if required && !lib.reach.exists() => {
+                        // The process that showed us this file is gone (its /proc entry with
+                        // it): another process mapping the file will show it again.
+                        debug!(library = %lib.path, "process gone before its TLS library was hooked");
+                        return;
+                    }
                     Err(e) if required => {
                         self.attach_failures += 1;
                         warn!(library = %lib.path, "TLS probe {name} on {symbol} not placed: {e}");
@@ -269,7 +308,10 @@ impl TlsProbes {
                 }
             }
             if file.detail.is_empty() && !missing.is_empty() {
-                file.detail = format!("no {} (OpenSSL before 1.1.1)", missing.join(", "));
+                file.detail = format!(
+                    "no {} in it (OpenSSL before 1.1.1, or left out by a static link)",
+                    missing.join(", ")
+                );
             }
             if !file.links.is_empty() {
                 info!(library = %lib.path, kind = %lib.kind.describe(), probes = file.links.len(), "TLS library hooked");

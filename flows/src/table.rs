@@ -103,7 +103,8 @@ impl L7Slot {
                     *self = L7Slot::Unrecognised;
                 }
             }
-            L7Slot::Unrecognised | L7Slot::Plaintext(_) => {}
+            L7Slot::Plaintext(p) => p.on_packet_event(dir, &event, at),
+            L7Slot::Unrecognised => {}
         }
     }
 
@@ -140,7 +141,7 @@ impl L7Slot {
     /// ends too (the slot stays, so the records it makes can still be marked with its source).
     pub fn finish_evicted(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
         match self {
-            L7Slot::Plaintext(p) => p.inner.finish(now_ns, cx, out),
+            L7Slot::Plaintext(p) => p.finish(now_ns, cx, out),
             _ => self.finish(now_ns, cx, out),
         }
     }

@@ -476,6 +476,38 @@ mod tests {
     }
 
     #[test]
+    fn a_close_delimited_response_ends_at_the_fin_held_until_eviction() {
+        let mut e = engine();
+        let mut out = Vec::new();
+        let mut conv = tls_conversation();
+        feed(&mut e, conv.frames(), &mut out);
+        let t = conv.frames().last().unwrap().ts_ns;
+        e.handle_plaintext(t + 1, &chunk(t + 1, CLIENT, SERVER, true, REQUEST));
+        // The FINs are captured before the client reads the response (RFC 9112 §6.3: an
+        // HTTP/1.0 body without a length ends when the connection closes).
+        let before = conv.frames().len();
+        conv.close();
+        feed(&mut e, &conv.frames()[before..], &mut out);
+        let t = conv.frames().last().unwrap().ts_ns;
+        let resp = b"HTTP/1.0 200 ok\r\nContent-type: text/html\r\n\r\n<html>body</html>";
+        e.handle_plaintext(t + 1, &chunk(t + 1, CLIENT, SERVER, false, resp));
+        e.flush(t + 10);
+        out.extend(std::iter::from_fn(|| e.poll_record()));
+        let got: Vec<_> = http(&out)
+            .iter()
+            .map(|x| (x.1, x.4, x.0.l7_source))
+            .collect();
+        let src = Some(L7Source::OpensslUprobe);
+        assert_eq!(
+            got,
+            [
+                (L7Type::Request, None, src),
+                (L7Type::Response, Some(200), src)
+            ]
+        );
+    }
+
+    #[test]
     fn plaintext_for_an_unknown_connection_is_counted() {
         let mut e = engine();
         e.handle_plaintext(5, &chunk(5, CLIENT, SERVER, true, REQUEST));

@@ -97,6 +97,11 @@ pub struct PlaintextSlot {
     pub source: L7Source,
     /// The decoder of the plaintext stream (detection as for packets).
     pub inner: L7Slot,
+    /// Per direction (0 to server, 1 to client): the packets' FIN or RST, held until the
+    /// connection leaves the table. The application reads the last bytes after the FIN that
+    /// followed them was captured, so ending the plaintext stream at the FIN would cut them;
+    /// a close-delimited body (RFC 9112 §6.3) still needs its end.
+    pub ended: [Option<(bool, PacketCtx)>; 2],
 }
 
 impl PlaintextSlot {
@@ -106,7 +111,42 @@ impl PlaintextSlot {
             from,
             source,
             inner: L7Slot::Detecting { gapped: [false; 2] },
+            ended: [None; 2],
         }
+    }
+
+    /// Notes a packet stream event of direction `dir`: a FIN or RST is held for
+    /// [`PlaintextSlot::finish`]; ciphertext bytes and gaps go nowhere.
+    pub fn on_packet_event(&mut self, dir: StreamDir, event: &StreamEvent<'_>, at: &PacketCtx) {
+        let i = match dir {
+            StreamDir::ToServer => 0,
+            StreamDir::ToClient => 1,
+        };
+        let reset = match event {
+            StreamEvent::Fin => false,
+            StreamEvent::Reset => true,
+            _ => return,
+        };
+        self.ended[i].get_or_insert((reset, *at));
+    }
+
+    /// The connection leaves the table: the held FINs and RSTs reach the decoder, then it
+    /// reports what is pending.
+    pub fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+        for (i, dir) in [StreamDir::ToServer, StreamDir::ToClient]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some((reset, at)) = self.ended[i].take() {
+                let ev = if reset {
+                    StreamEvent::Reset
+                } else {
+                    StreamEvent::Fin
+                };
+                self.inner.on_event(dir, ev, &at, cx, out);
+            }
+        }
+        self.inner.finish(now_ns, cx, out);
     }
 }
 

@@ -89,7 +89,16 @@ pub struct Pipeline<W: Write> {
     tls_without_socket: u64,
     /// Where TLS connections without plaintext are reported, by process (for status).
     tls: Option<super::tls::SharedTls>,
+    /// The process each TLS socket's plaintext came from, by (local, remote): its flows'
+    /// owner when the attribution events no longer know the socket (a close-delimited
+    /// response completes when the connection leaves the engine, after its socket closed).
+    tls_owners: HashMap<(SocketAddr, SocketAddr), ProcessInfo, foldhash::fast::RandomState>,
+    /// Insertion order of `tls_owners`, to bound it.
+    tls_owner_order: VecDeque<(SocketAddr, SocketAddr)>,
 }
+
+/// Most TLS sockets whose plaintext's process is remembered.
+const MAX_TLS_OWNERS: usize = 16_384;
 
 /// How long a record may wait for the kernel event naming its local process.
 const ATTRIBUTION_HOLD_NS: u64 = 250_000_000;
@@ -186,6 +195,8 @@ impl<W: Write> Pipeline<W> {
             exclude_self: false,
             tls_without_socket: 0,
             tls: None,
+            tls_owners: HashMap::default(),
+            tls_owner_order: VecDeque::new(),
         }
     }
 
@@ -253,6 +264,11 @@ impl<W: Write> Pipeline<W> {
             (Direction::Egress, Some(c)) => self.owners.lookup_cookie(c).map(process_info),
             _ => None,
         };
+        // Plaintext came from a known process: the TLS probes said which (the attribution
+        // events may have forgotten the socket by the time its last flow comes out).
+        let from_tls = f
+            .l7_source
+            .and_then(|_| self.tls_owners.get(&(local, remote)).cloned());
         let mine = by_cookie.or_else(|| {
             self.owners
                 .lookup_local(&SocketTuple {
@@ -261,6 +277,7 @@ impl<W: Write> Pipeline<W> {
                     remote,
                 })
                 .map(process_info)
+                .or(from_tls)
         });
         // The far end is usually another host: never scan /proc for it.
         let peer = self
@@ -324,6 +341,25 @@ impl<W: Write> Pipeline<W> {
             None => ev.ts_ns,
         };
         self.last_now = self.last_now.max(ts_ns);
+        let key = (sock.local, sock.remote);
+        if !self.tls_owners.contains_key(&key) {
+            if self.tls_owner_order.len() >= MAX_TLS_OWNERS {
+                if let Some(old) = self.tls_owner_order.pop_front() {
+                    self.tls_owners.remove(&old);
+                }
+            }
+            self.tls_owner_order.push_back(key);
+            self.tls_owners.insert(
+                key,
+                ProcessInfo {
+                    pid: ev.pid,
+                    tid: Some(ev.tid).filter(|t| *t != 0),
+                    comm: Some(ev.comm.clone()).filter(|c| !c.is_empty()),
+                    agent: ev.pid == std::process::id(),
+                    ..ProcessInfo::default()
+                },
+            );
+        }
         let endpoint = |a: SocketAddr| flows::key::Endpoint {
             addr: a.ip(),
             port: a.port(),
