@@ -237,14 +237,11 @@ impl TlsProbes {
         if pid == std::process::id() {
             return;
         }
-        match scan_process(&self.opts.proc_root, pid).and_then(|p| self.classify(p)) {
-            Some(p) => {
-                for lib in p.libraries.clone() {
-                    self.hook(&lib);
-                }
-                self.processes.insert(pid, p);
+        if let Some(p) = scan_process(&self.opts.proc_root, pid).and_then(|p| self.classify(p)) {
+            for lib in p.libraries.clone() {
+                self.hook(&lib);
             }
-            _ => {}
+            self.processes.insert(pid, p);
         }
     }
 
