@@ -17,7 +17,9 @@
  *    SSL* -> fd link from SSL_set_fd alone would not cover custom BIOs, and reading the rbio's
  *    fd means following OpenSSL's private struct layouts, which differ between versions. A
  *    call that needs no syscall (SSL_read served from a record already read) uses the
- *    socket learned for its SSL* in an earlier call (FST_F_SOCK_CACHED).
+ *    socket learned for its SSL* in an earlier call (FST_F_SOCK_CACHED), else the thread's
+ *    last socket before the call (FST_F_SOCK_THREAD: libraries that drive OpenSSL through
+ *    memory BIOs, like gRPC, read the socket on the same thread, then call SSL_read).
  *    The socket's fields are direct BTF loads: no bpf_probe_read_kernel, so this works under
  *    kernel lockdown.
  *  - tracepoint sched_process_exec: tells userspace a process started, so it can look for a
@@ -90,6 +92,18 @@ struct {
 	__type(value, struct sock_info);
 } ssl_sock SEC(".maps");
 
+/* The socket each thread that makes SSL calls last sent or received on, outside a call: for
+ * libraries driven through memory BIOs (gRPC), whose socket I/O happens on the same thread
+ * just before SSL_read (the bytes it decrypts) or around SSL_write, never inside the call.
+ * Only threads that made an SSL call have an entry (enter() creates it), so other threads'
+ * socket I/O costs one failed lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tid */
+	__type(value, struct sock_info);
+} thread_sock SEC(".maps");
+
 /* A record is built here, then copied to the ring at its real size. */
 struct record {
 	struct fst_event hdr;
@@ -128,6 +142,8 @@ static __always_inline int enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 kind)
 	 * recursion we do not follow (the first call keeps its slot). */
 	if (bpf_map_update_elem(&calls, &tid, &c, BPF_NOEXIST) != 0)
 		count(FST_CNT_NESTED);
+	struct sock_info none = {};
+	bpf_map_update_elem(&thread_sock, &tid, &none, BPF_NOEXIST);
 	return 0;
 }
 
@@ -183,9 +199,16 @@ static __always_inline int leave(long moved, int ex)
 		e->flags |= FST_F_SOCK;
 	} else {
 		s = bpf_map_lookup_elem(&ssl_sock, &key);
-		if (s)
+		if (s) {
 			e->flags |= FST_F_SOCK | FST_F_SOCK_CACHED;
-		else
+		} else {
+			s = bpf_map_lookup_elem(&thread_sock, &tid);
+			if (s && s->family)
+				e->flags |= FST_F_SOCK | FST_F_SOCK_THREAD;
+			else
+				s = NULL;
+		}
+		if (!s)
 			count(FST_CNT_NO_SOCKET);
 	}
 	if (s) {
@@ -265,12 +288,19 @@ int BPF_KRETPROBE(fst_read_ex_ret, int ret)
 	return leave(ret, 1);
 }
 
-/* A socket send or receive on a thread inside an SSL call: that call's socket. */
+/* A socket send or receive on a thread inside an SSL call: that call's socket; on a thread
+ * outside one that has made SSL calls: its last socket (see thread_sock). */
 static __always_inline void on_sock_io(struct sock *sk)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct call *c = bpf_map_lookup_elem(&calls, &tid);
-	if (!c || !sk)
+	struct sock_info *last = NULL;
+	if (!c) {
+		last = bpf_map_lookup_elem(&thread_sock, &tid);
+		if (!last)
+			return;
+	}
+	if (!sk)
 		return;
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return;
@@ -299,6 +329,10 @@ static __always_inline void on_sock_io(struct sock *sk)
 	struct net *net = sk->__sk_common.skc_net.net;
 	if (net)
 		s.netns = net->ns.inum;
+	if (!c) {
+		*last = s;
+		return;
+	}
 	c->sock = s;
 	c->has_sock = 1;
 	__u64 key = ssl_key(c->ssl);

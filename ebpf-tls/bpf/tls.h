@@ -15,6 +15,7 @@
 /* `flags` */
 #define FST_F_SOCK 1 /* family/addresses/ports/cookie/netns name the TCP socket */
 #define FST_F_SOCK_CACHED 2 /* ... learned in an earlier call on this SSL* (no syscall in this one) */
+#define FST_F_SOCK_THREAD 4 /* ... the thread's last socket outside any call (memory BIOs) */
 
 /* Most plaintext bytes copied per call; the rest of a longer call is counted (`len` -
  * `captured`) and reaches the decoders as a gap of known length. A power of two (the

@@ -33,6 +33,7 @@ mod field {
 
 const FLAG_SOCK: u8 = 1;
 const FLAG_SOCK_CACHED: u8 = 2;
+const FLAG_SOCK_THREAD: u8 = 4;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
@@ -70,6 +71,10 @@ pub struct TlsSocket {
     pub remote: SocketAddr,
     /// Learned in an earlier call on the same `SSL*` (this one made no socket syscall).
     pub cached: bool,
+    /// The thread's last socket before the call (no socket I/O in it, none known for its
+    /// `SSL*`: OpenSSL driven through memory BIOs): a guess, right when the thread serves one
+    /// connection at a time.
+    pub thread_guess: bool,
 }
 
 /// One ring record, borrowing its plaintext from the ring.
@@ -170,6 +175,7 @@ impl<'a> TlsEvent<'a> {
                     local: SocketAddr::new(local, u16::from_ne_bytes(arr(record, field::SPORT))),
                     remote: SocketAddr::new(remote, u16::from_ne_bytes(arr(record, field::DPORT))),
                     cached: flags & FLAG_SOCK_CACHED != 0,
+                    thread_guess: flags & FLAG_SOCK_THREAD != 0,
                 })
             })
             .flatten();
@@ -268,7 +274,7 @@ mod tests {
         let s = e.socket.unwrap();
         assert_eq!(s.local, "10.0.0.2:40000".parse().unwrap());
         assert_eq!(s.remote, "10.0.0.1:443".parse().unwrap());
-        assert_eq!((s.cookie, s.cached), (9, false));
+        assert_eq!((s.cookie, s.cached, s.thread_guess), (9, false, false));
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub struct Pipeline<W: Write> {
     exclude_self: bool,
     /// TLS plaintext chunks whose socket the probes could not tell (not joinable to a flow).
     tls_without_socket: u64,
+    /// TLS plaintext chunks tied to their thread's last socket (memory BIOs): a guess.
+    tls_thread_guesses: u64,
     /// Where TLS connections without plaintext are reported, by process (for status).
     tls: Option<super::tls::SharedTls>,
     /// The process each TLS socket's plaintext came from, by (local, remote): its flows'
@@ -194,6 +196,7 @@ impl<W: Write> Pipeline<W> {
             raw_out,
             exclude_self: false,
             tls_without_socket: 0,
+            tls_thread_guesses: 0,
             tls: None,
             tls_owners: HashMap::default(),
             tls_owner_order: VecDeque::new(),
@@ -336,6 +339,7 @@ impl<W: Write> Pipeline<W> {
             self.tls_without_socket += 1;
             return Ok(());
         };
+        self.tls_thread_guesses += u64::from(sock.thread_guess);
         let ts_ns = match self.clock {
             Some(c) => c.wall_ns(ev.ts_ns),
             None => ev.ts_ns,
@@ -400,6 +404,10 @@ impl<W: Write> Pipeline<W> {
         counters.push((
             "tls_plaintext_without_socket".to_string(),
             self.tls_without_socket,
+        ));
+        counters.push((
+            "tls_plaintext_socket_thread_guesses".to_string(),
+            self.tls_thread_guesses,
         ));
         counters.extend(
             self.store
