@@ -203,10 +203,15 @@ static __always_inline int leave(long moved, int ex)
 			e->flags |= FST_F_SOCK | FST_F_SOCK_CACHED;
 		} else {
 			s = bpf_map_lookup_elem(&thread_sock, &tid);
-			if (s && s->family)
+			if (s && s->family) {
 				e->flags |= FST_F_SOCK | FST_F_SOCK_THREAD;
-			else
+				/* Other threads' calls on this SSL* (gRPC writes from another thread
+				 * than it reads on) take it from here; a call with real socket I/O
+				 * replaces it. */
+				bpf_map_update_elem(&ssl_sock, &key, s, BPF_NOEXIST);
+			} else {
 				s = NULL;
+			}
 		}
 		if (!s)
 			count(FST_CNT_NO_SOCKET);
