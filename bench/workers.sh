@@ -58,6 +58,6 @@ echo "# after: $(uptime | sed 's/.*load average/load average/')"
 if [ -n "${AGENT:-}" ]; then
     for n in $workers; do
         echo "# agent, --workers $n"
-        AGENT_ARGS="--workers $n ${AGENT_ARGS:-}" "$root/bench/ab.sh" "${AB_PAIRS:-1}" "${AB_SECS:-10}"
+        AGENT_ARGS="--workers $n --tls-plaintext false ${AGENT_ARGS:-}" "$root/bench/ab.sh" "${AB_PAIRS:-1}" "${AB_SECS:-10}"
     done
 fi

@@ -335,6 +335,23 @@ counters! {
     tcp_zero_window_advertisements,
     /// TCP keep-alives (RFC 9293 §3.8.4).
     tcp_keepalives,
+    // --- TLS (issue 19): plaintext read at the TLS library, and TLS seen on the wire ---
+    /// TCP connections whose stream starts with a TLS handshake record (RFC 8446 §5.1).
+    tls_flows_on_wire,
+    /// TLS connections that ended with no plaintext source (blind spots: library not hooked, statically linked, Go, rustls...).
+    tls_flows_without_plaintext,
+    /// TCP connections decoded from TLS plaintext instead of their packets.
+    tls_plaintext_flows,
+    /// Plaintext chunks (one SSL_read/SSL_write each) fed to the decoders.
+    tls_plaintext_chunks,
+    /// Plaintext bytes a call moved beyond the per-call copy cap (fed to the decoders as gaps).
+    tls_plaintext_truncated_bytes,
+    /// Plaintext chunks from the other local end of a connection already fed by its first (both ends on this node: the same bytes twice).
+    tls_plaintext_other_end,
+    /// Plaintext chunks for a connection not in the flow table (no packet of it captured yet, or the table was full).
+    tls_plaintext_no_flow,
+    /// TLS connections without plaintext whose ends were not handed out to be named (too many between two takes).
+    tls_blind_spots_not_named,
 }
 
 #[cfg(test)]

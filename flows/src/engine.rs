@@ -26,6 +26,9 @@ use crate::tcp::{
 };
 use crate::trace::IdGenerator;
 
+mod plaintext;
+pub use plaintext::{PlaintextChunk, TlsBlindSpot};
+
 /// Which packets produce L3/L4 flow records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -150,6 +153,8 @@ pub struct Engine {
     next_scan_ns: u64,
     events: Vec<L7Event>,
     fragments: IpReassembler,
+    /// TLS connections that ended with no plaintext source, until the caller takes them.
+    tls_blind_spots: Vec<plaintext::TlsBlindSpot>,
 }
 
 impl Engine {
@@ -165,6 +170,7 @@ impl Engine {
             next_scan_ns: 0,
             events: Vec::new(),
             fragments: IpReassembler::new(),
+            tls_blind_spots: Vec::new(),
         }
     }
 
@@ -348,6 +354,7 @@ impl Engine {
             queue,
             total_buffered,
             events,
+            tls_blind_spots,
             ..
         } = self;
         let entry = match table.get_mut(&key) {
@@ -545,6 +552,7 @@ impl Engine {
                         ids,
                         config: l7cfg,
                     };
+                    plaintext::note_blind_spot(tls_blind_spots, &view, l7, cx.counters);
                     l7.finish(at.ts_ns, &mut cx, events);
                 }
                 // Memory: charge this flow's growth to the total; over budget, this flow sheds.
@@ -681,6 +689,7 @@ impl Engine {
                             &mut self.ids,
                         );
                         attach_health(&mut self.queue, queued_before, &conn.health);
+                        plaintext::mark_source(&mut self.queue, queued_before, &conn.l7);
                         if closed {
                             Some(EvictReason::Closed)
                         } else if idle {
@@ -776,7 +785,8 @@ impl Engine {
                     ids: &mut self.ids,
                     config: &self.config.l7,
                 };
-                l7.finish(end_ns, &mut cx, &mut self.events);
+                plaintext::note_blind_spot(&mut self.tls_blind_spots, &view, l7, cx.counters);
+                l7.finish_evicted(end_ns, &mut cx, &mut self.events);
                 conn.health.on_end(&mut self.counters);
             }
             ConnState::Udp(udp) => {
@@ -802,6 +812,7 @@ impl Engine {
         );
         if let ConnState::Tcp(conn) = &entry.state {
             attach_health(&mut self.queue, queued_before, &conn.health);
+            plaintext::mark_source(&mut self.queue, queued_before, &conn.l7);
         }
     }
 }
@@ -989,6 +1000,7 @@ fn l4_flow(packet: &Packet<'_>, at: &PacketCtx, is_reply: Option<bool>) -> Flow 
         peer_process: None,
         tcp_health: None,
         tcp_srtt_ns: None,
+        l7_source: None,
     }
 }
 

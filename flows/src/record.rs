@@ -550,6 +550,36 @@ pub struct Flow {
     /// `tcp_health`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tcp_srtt_ns: Option<u64>,
+    /// Where an L7 flow's application bytes came from when not from its packets (their TLS
+    /// records were not decoded): `None` for flows decoded from the captured packets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub l7_source: Option<L7Source>,
+}
+
+/// A source of an L7 flow's bytes other than its packets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum L7Source {
+    /// Plaintext read with uprobes where the process hands it to OpenSSL (`SSL_write`,
+    /// `SSL_read` and their `_ex` forms).
+    OpensslUprobe,
+}
+
+impl L7Source {
+    /// The name used in the API extension and JSON: `openssl_uprobe`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            L7Source::OpensslUprobe => "openssl_uprobe",
+        }
+    }
+
+    /// The source named `s` by [`L7Source::as_str`].
+    pub fn from_name(s: &str) -> Option<Self> {
+        match s {
+            "openssl_uprobe" => Some(L7Source::OpensslUprobe),
+            _ => None,
+        }
+    }
 }
 
 /// Which endpoint of a connection did something.
@@ -1017,6 +1047,7 @@ mod tests {
             peer_process: None,
             tcp_health: None,
             tcp_srtt_ns: None,
+            l7_source: None,
         };
         let record = Record::Flow(Box::new(flow));
         let v = serde_json::to_value(&record).unwrap();

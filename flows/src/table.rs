@@ -10,6 +10,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::OnceLock;
 
 use crate::key::{FlowKey, Side};
+use crate::l7::tls::PlaintextSlot;
 use crate::l7::{
     DatagramDecoder, Detection, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir,
 };
@@ -38,6 +39,9 @@ pub enum L7Slot {
     Active(Box<dyn StreamDecoder>),
     /// Not a protocol we decode; bytes are ignored.
     Unrecognised,
+    /// A TLS connection decoded from the plaintext its TLS library saw
+    /// ([`crate::l7::tls`]): the packets' bytes are ciphertext and go nowhere.
+    Plaintext(Box<PlaintextSlot>),
 }
 
 fn dir_index(dir: StreamDir) -> usize {
@@ -99,6 +103,7 @@ impl L7Slot {
                     *self = L7Slot::Unrecognised;
                 }
             }
+            L7Slot::Plaintext(p) => p.on_packet_event(dir, &event, at),
             L7Slot::Unrecognised => {}
         }
     }
@@ -112,23 +117,40 @@ impl L7Slot {
         cx: &mut L7Context<'_>,
         out: &mut Vec<L7Event>,
     ) {
-        if let L7Slot::Active(dec) = self {
-            dec.on_timeout(now_ns, request_timeout_ns, cx, out);
+        match self {
+            L7Slot::Active(dec) => dec.on_timeout(now_ns, request_timeout_ns, cx, out),
+            L7Slot::Plaintext(p) => p.inner.on_timeout(now_ns, request_timeout_ns, cx, out),
+            _ => {}
         }
     }
 
-    /// The connection is over: let the decoder report what is pending.
+    /// The connection is over: let the decoder report what is pending. A plaintext decoder
+    /// waits for [`L7Slot::finish_evicted`]: the plaintext of a connection's last exchange is
+    /// read by the application after the packets that carried it, and may reach the engine
+    /// after its FINs.
     pub fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
-        if let L7Slot::Active(dec) = self {
-            dec.finish(now_ns, cx, out);
+        match self {
+            L7Slot::Active(dec) => dec.finish(now_ns, cx, out),
+            L7Slot::Plaintext(_) => return,
+            _ => {}
         }
         *self = L7Slot::Unrecognised;
+    }
+
+    /// The connection leaves the table: like [`L7Slot::finish`], and a plaintext decoder
+    /// ends too (the slot stays, so the records it makes can still be marked with its source).
+    pub fn finish_evicted(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+        match self {
+            L7Slot::Plaintext(p) => p.finish(now_ns, cx, out),
+            _ => self.finish(now_ns, cx, out),
+        }
     }
 
     /// Bytes the decoder holds.
     pub fn buffered(&self) -> usize {
         match self {
             L7Slot::Active(dec) => dec.buffered(),
+            L7Slot::Plaintext(p) => p.inner.buffered(),
             _ => 0,
         }
     }

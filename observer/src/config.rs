@@ -98,6 +98,10 @@ pub struct AgentConfig {
     /// Engine worker threads decoding in parallel, connections spread by a hash of their
     /// 5-tuple; 0 picks from the CPUs (one per 8, at most 8: see `workers::auto_workers`).
     pub workers: usize,
+    /// Read TLS plaintext at OpenSSL (`libssl.so.*`) with uprobes and decode HTTPS, HTTP/2
+    /// and gRPC over TLS from it (issue 19); where the kernel refuses the probes, TLS flows
+    /// stay undecoded and are counted.
+    pub tls_plaintext: bool,
 }
 
 impl Default for AgentConfig {
@@ -136,6 +140,7 @@ impl Default for AgentConfig {
             syscall_spans: Vec::new(),
             syscall_span_children: 32,
             workers: 0,
+            tls_plaintext: true,
         }
     }
 }
@@ -186,9 +191,11 @@ impl AgentConfig {
         Ok(cfg)
     }
 
-    /// Engine worker threads to run: `workers`, or for 0 one per 8 CPUs this process may use.
+    /// Engine worker threads to run: `workers`, or for 0 one per 8 CPUs this process may use
+    /// (one with `tls-plaintext`: TLS plaintext is decoded by one engine so far).
     pub fn engine_workers(&self) -> usize {
         match self.workers {
+            0 if self.tls_plaintext => 1,
             0 => crate::workers::auto_workers(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
@@ -229,6 +236,12 @@ impl AgentConfig {
         }
         if self.workers > 256 {
             anyhow::bail!("key `workers`: {} is more than 256", self.workers);
+        }
+        if self.workers > 1 && self.tls_plaintext {
+            anyhow::bail!(
+                "key `workers`: TLS plaintext (tls-plaintext, on by default) is decoded by one \
+                 engine so far: set workers = 1 (or 0), or tls-plaintext = false"
+            );
         }
         if self.max_flows == 0 {
             anyhow::bail!("key `max-flows`: must be at least 1");
@@ -496,6 +509,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("listen-tcp"), "{e}");
+    }
+
+    #[test]
+    fn tls_plaintext_keeps_one_engine_worker() {
+        let d = AgentConfig::default();
+        assert!(d.tls_plaintext);
+        assert_eq!(d.engine_workers(), 1, "auto: one worker with TLS plaintext");
+        let e = AgentConfig::from_toml("workers = 2").unwrap_err().to_string();
+        assert!(e.contains("workers") && e.contains("tls-plaintext"), "{e}");
+        let c = AgentConfig::from_toml("workers = 2\ntls-plaintext = false").unwrap();
+        assert_eq!(c.engine_workers(), 2);
     }
 
     #[test]

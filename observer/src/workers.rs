@@ -45,6 +45,11 @@ pub trait FlowEngine: Send {
     }
     /// [`Engine::counters`], summed over the workers (as of their last answers).
     fn counters(&self) -> &Counters;
+    /// The engine itself when there is one, for the inputs only one engine takes (TLS
+    /// plaintext: `tls-plaintext` keeps the agent on one worker, see `AgentConfig`).
+    fn single(&mut self) -> Option<&mut Engine> {
+        None
+    }
 }
 
 impl FlowEngine for Engine {
@@ -62,6 +67,9 @@ impl FlowEngine for Engine {
     }
     fn counters(&self) -> &Counters {
         Engine::counters(self)
+    }
+    fn single(&mut self) -> Option<&mut Engine> {
+        Some(self)
     }
 }
 

@@ -285,6 +285,7 @@ pub fn http_flow(
         peer_process: None,
         tcp_health: None,
         tcp_srtt_ns: None,
+        l7_source: None,
     }
 }
 

@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod http1;
 pub mod http2;
 pub mod sniff;
+pub mod tls;
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +33,9 @@ pub enum L7Protocol {
     Dns,
     /// HTTP/2 (RFC 9113), including gRPC.
     Http2,
+    /// TLS (RFC 8446) seen on the wire: not decoded; its plaintext may come from the TLS
+    /// library instead ([`tls`]).
+    Tls,
 }
 
 /// Which way stream bytes flow, in connection roles.
@@ -256,6 +260,8 @@ pub enum Detection {
 
 /// Picks the decoder for a TCP stream from its first bytes (either direction).
 ///
+/// A TLS handshake record (RFC 8446 §5.1) means TLS: ciphertext, never given to the HTTP
+/// decoders (its plaintext may come from the TLS library instead, see [`tls`]).
 /// The HTTP/2 client preface (RFC 9113 §3.4) means HTTP/2. HTTP/1 messages start with a
 /// method or `HTTP/1.`. A stream joined mid-way (or a server that speaks first) that starts
 /// with a run of plausible HTTP/2 frame headers is HTTP/2. A whole length-prefixed DNS
@@ -266,6 +272,9 @@ pub enum Detection {
 /// not an HTTP/1 start either, [`new_stream_decoder`] holds them in a [`sniff::Sniffer`]
 /// until the stream says which.)
 pub fn detect(first: &[u8]) -> Detection {
+    if tls::starts_tls_handshake(first) {
+        return Detection::Protocol(L7Protocol::Tls);
+    }
     let preface = http2::PREFACE;
     if first.len() >= 3 && preface.starts_with(&first[..first.len().min(preface.len())]) {
         return Detection::Protocol(L7Protocol::Http2);
@@ -296,6 +305,7 @@ pub fn new_stream_decoder(
         }
         L7Protocol::Http2 => Some(Box::new(http2::Http2Decoder::mid_stream(config))),
         L7Protocol::Dns => Some(Box::new(dns::DnsTcpDecoder::new())),
+        L7Protocol::Tls => Some(Box::new(tls::TlsRecords::new())),
     }
 }
 

@@ -101,6 +101,7 @@ pub fn drop_flow(ev: &DropEvent, reasons: &DropReasons, ts_ns: u64) -> (Flow, Ke
         peer_process: None,
         tcp_health: None,
         tcp_srtt_ns: None,
+        l7_source: None,
     };
     let reason_name = reasons
         .name(ev.reason)

@@ -8,6 +8,7 @@ mod privileges;
 mod source;
 mod syscall_spans;
 mod syscalls;
+mod tls;
 
 use std::{net::IpAddr, path::PathBuf, str::FromStr};
 
@@ -227,6 +228,10 @@ pub struct AgentArgs {
     /// [default: 0].
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+    /// Read TLS plaintext at OpenSSL with uprobes to decode HTTPS, HTTP/2 and gRPC over TLS
+    /// (`--tls-plaintext false` turns it off) [default: true].
+    #[arg(long, value_name = "BOOL")]
+    pub tls_plaintext: Option<bool>,
 }
 
 impl AgentArgs {
@@ -326,6 +331,9 @@ impl AgentArgs {
         }
         if let Some(v) = self.syscall_span_children {
             c.syscall_span_children = v;
+        }
+        if let Some(v) = self.tls_plaintext {
+            c.tls_plaintext = v;
         }
         if let Some(v) = self.max_flows {
             c.max_flows = v;

@@ -93,7 +93,22 @@ pub struct Pipeline<W: Write> {
     exclude_self: bool,
     /// Syscall spans (`--syscall-spans`), when on.
     syscalls: Option<SyscallSpans>,
+    /// TLS plaintext chunks whose socket the probes could not tell (not joinable to a flow).
+    tls_without_socket: u64,
+    /// TLS plaintext chunks tied to their thread's last socket (memory BIOs): a guess.
+    tls_thread_guesses: u64,
+    /// Where TLS connections without plaintext are reported, by process (for status).
+    tls: Option<super::tls::SharedTls>,
+    /// The process each TLS socket's plaintext came from, by (local, remote): its flows'
+    /// owner when the attribution events no longer know the socket (a close-delimited
+    /// response completes when the connection leaves the engine, after its socket closed).
+    tls_owners: HashMap<(SocketAddr, SocketAddr), ProcessInfo, foldhash::fast::RandomState>,
+    /// Insertion order of `tls_owners`, to bound it.
+    tls_owner_order: VecDeque<(SocketAddr, SocketAddr)>,
 }
+
+/// Most TLS sockets whose plaintext's process is remembered.
+const MAX_TLS_OWNERS: usize = 16_384;
 
 /// How long a record may wait for the kernel event naming its local process.
 const ATTRIBUTION_HOLD_NS: u64 = 250_000_000;
@@ -193,6 +208,11 @@ impl<W: Write> Pipeline<W> {
             exports,
             raw_out,
             exclude_self: false,
+            tls_without_socket: 0,
+            tls_thread_guesses: 0,
+            tls: None,
+            tls_owners: HashMap::default(),
+            tls_owner_order: VecDeque::new(),
             syscalls: None,
         }
     }
@@ -214,6 +234,43 @@ impl<W: Write> Pipeline<W> {
     /// Leaves out every flow and span with this agent at either end (`exclude_self`).
     pub fn set_exclude_self(&mut self, exclude: bool) {
         self.exclude_self = exclude;
+    }
+
+    /// Reports the processes at the ends of TLS connections no plaintext came for to `tls`.
+    pub fn set_tls(&mut self, tls: super::tls::SharedTls) {
+        self.tls = Some(tls);
+    }
+
+    /// Names the local processes at the ends of the TLS connections that ended without
+    /// plaintext (now, while their sockets' owners are still remembered).
+    fn name_tls_blind_spots(&mut self) {
+        let spots = self
+            .engine
+            .single()
+            .map(|e| e.take_tls_blind_spots())
+            .unwrap_or_default();
+        let Some(tls) = self.tls.clone() else {
+            return;
+        };
+        for b in spots {
+            let client = SocketAddr::new(b.client.addr, b.client.port);
+            let server = SocketAddr::new(b.server.addr, b.server.port);
+            let mut named = false;
+            for (local, remote) in [(client, server), (server, client)] {
+                let t = SocketTuple {
+                    proto: Transport::Tcp,
+                    local,
+                    remote,
+                };
+                if let Some(p) = self.owners.lookup_local_no_scan(&t) {
+                    tls.note_blind_spot(p.pid, &p.comm);
+                    named = true;
+                }
+            }
+            if !named {
+                tls.note_blind_spot_unnamed();
+            }
+        }
     }
 
     /// Kernel stamps are CLOCK_MONOTONIC: convert them with `clock`.
@@ -242,6 +299,11 @@ impl<W: Write> Pipeline<W> {
             (Direction::Egress, Some(c)) => self.owners.lookup_cookie(c).map(process_info),
             _ => None,
         };
+        // Plaintext came from a known process: the TLS probes said which (the attribution
+        // events may have forgotten the socket by the time its last flow comes out).
+        let from_tls = f
+            .l7_source
+            .and_then(|_| self.tls_owners.get(&(local, remote)).cloned());
         let mine = by_cookie.or_else(|| {
             self.owners
                 .lookup_local(&SocketTuple {
@@ -250,6 +312,7 @@ impl<W: Write> Pipeline<W> {
                     remote,
                 })
                 .map(process_info)
+                .or(from_tls)
         });
         // The far end is usually another host: never scan /proc for it.
         let peer = self
@@ -300,6 +363,61 @@ impl<W: Write> Pipeline<W> {
         self.drain()
     }
 
+    /// Handles one chunk of TLS plaintext from the probes (a `SSL_read`/`SSL_write`): the
+    /// engine decodes it as the connection's bytes, joined to the flow its packets made. Call
+    /// it in kernel-time order with the frames (see `source::drain_ring`).
+    pub fn on_tls(&mut self, ev: &ebpf_tls::TlsEvent<'_>) -> std::io::Result<()> {
+        let Some(sock) = ev.socket else {
+            self.tls_without_socket += 1;
+            return Ok(());
+        };
+        self.tls_thread_guesses += u64::from(sock.thread_guess);
+        let ts_ns = match self.clock {
+            Some(c) => c.wall_ns(ev.ts_ns),
+            None => ev.ts_ns,
+        };
+        self.last_now = self.last_now.max(ts_ns);
+        let key = (sock.local, sock.remote);
+        if !self.tls_owners.contains_key(&key) {
+            if self.tls_owner_order.len() >= MAX_TLS_OWNERS {
+                if let Some(old) = self.tls_owner_order.pop_front() {
+                    self.tls_owners.remove(&old);
+                }
+            }
+            self.tls_owner_order.push_back(key);
+            self.tls_owners.insert(
+                key,
+                ProcessInfo {
+                    pid: ev.pid,
+                    tid: Some(ev.tid).filter(|t| *t != 0),
+                    comm: Some(ev.comm.clone()).filter(|c| !c.is_empty()),
+                    agent: ev.pid == std::process::id(),
+                    ..ProcessInfo::default()
+                },
+            );
+        }
+        let endpoint = |a: SocketAddr| flows::key::Endpoint {
+            addr: a.ip(),
+            port: a.port(),
+        };
+        let chunk = flows::engine::PlaintextChunk {
+            ts_ns,
+            local: endpoint(sock.local),
+            remote: endpoint(sock.remote),
+            sent: ev.kind == ebpf_tls::TlsEventKind::Write,
+            data: ev.data,
+            missing: ev.missing(),
+            source: flows::record::L7Source::OpensslUprobe,
+            socket_cookie: (sock.cookie != 0).then_some(sock.cookie),
+        };
+        match self.engine.single() {
+            Some(e) => e.handle_plaintext(ts_ns, &chunk),
+            // Not reached: TLS plaintext keeps the agent on one engine (AgentConfig).
+            None => self.tls_without_socket += 1,
+        }
+        self.drain()
+    }
+
     /// Runs the engine's timers (idle eviction, unanswered requests) at wall time `now_ns`,
     /// and publishes the counters.
     pub fn tick(&mut self, now_ns: u64) -> std::io::Result<()> {
@@ -329,6 +447,14 @@ impl<W: Write> Pipeline<W> {
         if let Some(s) = &self.syscalls {
             counters.extend(s.counters().iter().map(|(k, v)| (k.to_string(), v)));
         }
+        counters.push((
+            "tls_plaintext_without_socket".to_string(),
+            self.tls_without_socket,
+        ));
+        counters.push((
+            "tls_plaintext_socket_thread_guesses".to_string(),
+            self.tls_thread_guesses,
+        ));
         counters.extend(
             self.store
                 .endpoints()
@@ -371,6 +497,13 @@ impl<W: Write> Pipeline<W> {
 
     /// Moves the engine's records into the attribution queue, then emits what is ready.
     fn drain(&mut self) -> std::io::Result<()> {
+        if self
+            .engine
+            .single()
+            .is_some_and(|e| e.has_tls_blind_spots())
+        {
+            self.name_tls_blind_spots();
+        }
         // Most packets make no record (L3/L4 records are control-only by default).
         let Some(first) = self.engine.poll_record() else {
             return self.release(false);

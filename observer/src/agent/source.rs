@@ -29,6 +29,7 @@ use tokio::{
 };
 use tracing::{info, warn};
 
+use super::tls::{SharedTls, TlsShared};
 use super::{
     clock::{wall_now_ns, MonoToWall},
     kernel_filters,
@@ -43,6 +44,8 @@ use ebpf_kprobe::{
     syscalls::SyscallEvent,
     Attribution, AttributionOptions, OwnerCache, OwnerCacheOptions, SockEvent,
 };
+use ebpf_tls::{TlsEvent, TlsEventKind};
+use std::collections::VecDeque;
 
 type SharedCapture = Arc<Mutex<KernelCapture>>;
 
@@ -191,6 +194,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         }
         None => None,
     };
+    let (tls, tls_ring) = super::tls::start_tls(&args);
     super::privileges::drop_unneeded(matches!(running, Running::AfPacket));
     let mut sigterm = tokio::signal::unix::signal(SignalKind::terminate())
         .context("installing the SIGTERM handler")?;
@@ -248,6 +252,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
     pipeline.set_exclude_self(args.exclude_self);
     let workers = args.engine_workers();
     info!(workers, "decoding on {workers} engine worker thread(s)");
+    pipeline.set_tls(tls.clone());
 
     let outcome = match running {
         Running::Kernel { cap, path } => {
@@ -270,6 +275,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 let engine_counters = engine_counters.clone();
                 let drops = drops.clone();
                 let syscalls = syscalls.clone();
+                let tls = tls.clone();
                 status.set_provider(move || {
                     let c = cap.lock().unwrap_or_else(|p| p.into_inner());
                     let mut counters: Vec<(String, u64)> = c
@@ -291,6 +297,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                             syscalls_unavailable,
                         ));
                     }
+                    counters.extend(tls.counters());
                     AgentStatus {
                         capture_path: path_name.into(),
                         attachments: c
@@ -300,6 +307,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                             .collect(),
                         attribution: attribution_method.into(),
                         counters,
+                        tls_libraries: tls.status(),
                     }
                 });
             }
@@ -311,9 +319,11 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 attr_ring,
                 drop_ring,
                 syscall_ring,
+                tls_ring.map(|r| (r, tls.clone())),
                 pipeline,
                 stop_rx.clone(),
             ));
+            let tls_watch = tokio::spawn(super::tls::watch_tls(tls.clone()));
             let watcher: JoinHandle<Result<()>> =
                 tokio::spawn(watch_links(cap.clone(), args.clone(), path));
             let losses = tokio::spawn(report_kernel_losses(cap.clone(), store.clone()));
@@ -326,6 +336,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             };
             let _ = stop_tx.send(true);
             losses.abort();
+            tls_watch.abort();
             // Let the reader emit what the engine still holds, unless it is what failed.
             if !reader.is_finished() {
                 match tokio::time::timeout(Duration::from_secs(5), reader).await {
@@ -339,12 +350,18 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 eprintln!("{name}: {v}");
             }
             c.detach_all();
-            // Detach the kfree_skb and syscall programs too.
+            // Detach the kfree_skb and syscall programs and the TLS uprobes too.
             drops.lock().unwrap_or_else(|p| p.into_inner()).take();
             syscalls.lock().unwrap_or_else(|p| p.into_inner()).take();
+            tls.stop();
             outcome
         }
         Running::AfPacket => {
+            if tls_ring.is_some() {
+                warn!("TLS plaintext is read on the tc and socket capture paths only; detaching its probes");
+            }
+            tls.stop();
+            drop(tls_ring);
             let ifindex = match ifaces.as_slice() {
                 [one] if !args.interfaces.is_empty() => Some(one.index),
                 _ if args.interfaces.is_empty() => None,
@@ -527,11 +544,15 @@ const RING_WAKEUP_BYTES: u32 = 128 << 10;
 /// batching trades at most this much delay for far fewer wakeups.
 const RING_POLL: Duration = Duration::from_millis(20);
 
+/// The TLS plaintext ring and the probes it comes from (for exec events).
+type TlsRing = (aya::maps::RingBuf<aya::maps::MapData>, SharedTls);
+
 /// Reads every record in the capture ring, after the attribution events that came before
-/// them.
+/// them, with the TLS plaintext merged in by kernel time.
 fn drain_ring<W: std::io::Write>(
     rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
     attr: Option<&mut aya::maps::RingBuf<aya::maps::MapData>>,
+    tls: Option<(&mut aya::maps::RingBuf<aya::maps::MapData>, &TlsShared)>,
     pipeline: &mut Pipeline<W>,
     bad_records: &mut u64,
 ) -> Result<()> {
@@ -540,9 +561,41 @@ fn drain_ring<W: std::io::Write>(
     if let Some(a) = attr {
         *bad_records += drain_sock_events(a, pipeline);
     }
+    // A plaintext chunk goes in after the packets captured before it (its TLS records were
+    // sent, or received, before the SSL call returned) and before the later ones (the FIN
+    // after a connection's last response), so it is merged by kernel time. Taken before the
+    // packets: a chunk written while they are read waits for the next batch, which only
+    // holds later packets.
+    let mut plain: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
+    if let Some((ring, shared)) = tls {
+        while let Some(item) = ring.next() {
+            match TlsEvent::parse(&item) {
+                Ok(ev) if ev.kind == TlsEventKind::Exec => shared.note_exec(ev.pid),
+                Ok(ev) => plain.push_back((ev.ts_ns, item.to_vec())),
+                Err(e) => {
+                    *bad_records += 1;
+                    if bad_records.is_power_of_two() {
+                        warn!(bad_records = *bad_records, "unreadable TLS record: {e}");
+                    }
+                }
+            }
+        }
+    }
+    let on_tls = |pipeline: &mut Pipeline<W>, raw: &[u8]| -> Result<()> {
+        if let Ok(ev) = TlsEvent::parse(raw) {
+            pipeline.on_tls(&ev)?;
+        }
+        Ok(())
+    };
     while let Some(item) = rb.next() {
         match PacketHdr::parse(&item) {
-            Ok((hdr, data)) => pipeline.on_frame(&hdr, data)?,
+            Ok((hdr, data)) => {
+                while plain.front().is_some_and(|(ts, _)| *ts <= hdr.ts_ns) {
+                    let (_, raw) = plain.pop_front().expect("front checked");
+                    on_tls(pipeline, &raw)?;
+                }
+                pipeline.on_frame(&hdr, data)?
+            }
             Err(e) => {
                 *bad_records += 1;
                 if bad_records.is_power_of_two() {
@@ -550,6 +603,9 @@ fn drain_ring<W: std::io::Write>(
                 }
             }
         }
+    }
+    for (_, raw) in plain {
+        on_tls(pipeline, &raw)?;
     }
     pipeline.flush()?;
     Ok(())
@@ -562,6 +618,7 @@ async fn read_ring(
     attr_ring: Option<aya::maps::RingBuf<aya::maps::MapData>>,
     drop_ring: Option<DropRing>,
     syscall_ring: Option<aya::maps::RingBuf<aya::maps::MapData>>,
+    tls_ring: Option<TlsRing>,
     mut pipeline: Pipeline<BufWriter<io::Stdout>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
@@ -610,6 +667,16 @@ async fn read_ring(
         ),
         None => None,
     };
+    let mut tls = match tls_ring {
+        // SAFETY: as above: the ring owns its fd for its whole life and the AsyncFd owns it.
+        Some((r, shared)) => Some((
+            unsafe { AsyncFd::register_with_interest(r, Interest::READABLE) }.map_err(|e| {
+                anyhow!("registering the TLS ring with tokio: {}", e.into_parts().1)
+            })?,
+            shared,
+        )),
+        None => None,
+    };
     let mut bad_records = 0u64;
     // Often enough to release records waiting for their owner promptly.
     let mut tick = tokio::time::interval(Duration::from_millis(100));
@@ -626,8 +693,17 @@ async fn read_ring(
             guard = afd.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
                 let (rb, attr) = (guard.get_inner_mut(), attr.as_mut().map(|a| a.get_mut()));
-                drain_ring(rb, attr, &mut pipeline, &mut bad_records)?;
+                let t = tls.as_mut().map(|(r, sh)| (r.get_mut(), &**sh));
+                drain_ring(rb, attr, t, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
+            }
+            guard = async { tls.as_mut().expect("guarded").0.readable_mut().await }, if tls.is_some() => {
+                let mut guard = guard.context("waiting on the TLS ring")?;
+                guard.clear_ready();
+                drop(guard);
+                let attr = attr.as_mut().map(|a| a.get_mut());
+                let t = tls.as_mut().map(|(r, sh)| (r.get_mut(), &**sh));
+                drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
             }
             guard = async { drop_ring.as_mut().expect("guarded").readable_mut().await }, if drop_ring.is_some() => {
                 let mut guard = guard.context("waiting on the drop ring")?;
@@ -641,13 +717,15 @@ async fn read_ring(
             }
             _ = poll.tick() => {
                 let attr = attr.as_mut().map(|a| a.get_mut());
-                drain_ring(afd.get_mut(), attr, &mut pipeline, &mut bad_records)?;
+                let t = tls.as_mut().map(|(r, sh)| (r.get_mut(), &**sh));
+                drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
             }
             _ = tick.tick() => pipeline.tick(wall_now_ns())?,
             _ = stop.wait_for(|s| *s) => {
                 // Drain what is already in the rings, then flush the engine.
                 let attr = attr.as_mut().map(|a| a.get_mut());
-                drain_ring(afd.get_mut(), attr, &mut pipeline, &mut bad_records)?;
+                let t = tls.as_mut().map(|(r, sh)| (r.get_mut(), &**sh));
+                drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
                 if let Some(d) = drop_ring.as_mut() {
                     drain_drops(d.get_mut(), &drop_reasons, &mut pipeline, &mut bad_records)?;
                 }

@@ -412,6 +412,11 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
         kernel_drop: None,
         tcp_health: f.tcp_health.as_deref().map(super::tcp_health::to_proto),
         tcp_srtt_ns: f.tcp_srtt_ns.unwrap_or(0),
+        l7_source: f
+            .l7_source
+            .map(|s| s.as_str())
+            .unwrap_or_default()
+            .to_string(),
     };
     let mut flow = pb::Flow {
         time: Some(timestamp(f.time_ns)),
@@ -645,6 +650,7 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
             .as_ref()
             .map(|h| Box::new(super::tcp_health::from_proto(h))),
         tcp_srtt_ns: (ext.tcp_srtt_ns != 0).then_some(ext.tcp_srtt_ns),
+        l7_source: record::L7Source::from_name(&ext.l7_source),
     })
 }
 
@@ -703,6 +709,7 @@ pub(crate) mod tests {
             peer_process: None,
             tcp_health: None,
             tcp_srtt_ns: None,
+            l7_source: None,
         }
     }
 
@@ -733,6 +740,7 @@ pub(crate) mod tests {
             peer_process: None,
             tcp_health: None,
             tcp_srtt_ns: None,
+            l7_source: None,
         }
     }
 
@@ -785,6 +793,7 @@ pub(crate) mod tests {
             peer_process: None,
             tcp_health: None,
             tcp_srtt_ns: None,
+            l7_source: None,
         }
     }
 

@@ -412,6 +412,7 @@ mod tests {
             attachments: vec![("eth0".into(), "tcx".into())],
             attribution: "kprobe".into(),
             counters: vec![("kernel_ring_full_lost".into(), 5)],
+            tls_libraries: Vec::new(),
         });
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(serve(cfg, store, status, async {

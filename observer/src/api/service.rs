@@ -17,7 +17,7 @@ use super::{
         flow::LostEvent,
         flowscope::{
             agent_server::Agent, Attachment, Counter, GetAgentStatusRequest,
-            GetAgentStatusResponse, GetFlowsRequestExtension,
+            GetAgentStatusResponse, GetFlowsRequestExtension, TlsLibrary,
         },
         observer::{
             get_flows_response::ResponseTypes, observer_server::Observer, GetAgentEventsRequest,
@@ -424,6 +424,18 @@ impl Agent for ObserverService {
                 .collect(),
             attribution: st.attribution,
             counters,
+            tls_libraries: st
+                .tls_libraries
+                .into_iter()
+                .map(|t| TlsLibrary {
+                    pid: t.pid,
+                    comm: t.comm,
+                    library: t.library,
+                    kind: t.kind,
+                    hooked: t.hooked,
+                    detail: t.detail,
+                })
+                .collect(),
         }))
     }
 }

@@ -14,6 +14,25 @@ pub struct AgentStatus {
     pub attribution: String,
     /// Every drop, loss and cap counter, by name, in the order to print them.
     pub counters: Vec<(String, u64)>,
+    /// Per process mapping a TLS library: which, and whether its plaintext is read.
+    pub tls_libraries: Vec<TlsLibraryStatus>,
+}
+
+/// One process's TLS library, and whether the agent reads its plaintext (issue 19).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TlsLibraryStatus {
+    /// Process id.
+    pub pid: u32,
+    /// Its comm.
+    pub comm: String,
+    /// The library's path in the process's mount namespace.
+    pub library: String,
+    /// "openssl 3", "gnutls", ...
+    pub kind: String,
+    /// Its plaintext is read.
+    pub hooked: bool,
+    /// Why not, or what is missing; empty when all is well.
+    pub detail: String,
 }
 
 type Provider = Arc<dyn Fn() -> AgentStatus + Send + Sync>;

@@ -94,6 +94,21 @@ pub fn render_text(
                 a.attribution.clone()
             },
         );
+        if !a.tls_libraries.is_empty() {
+            out.push_str("TLS libraries:\n");
+            for t in &a.tls_libraries {
+                let state = if t.hooked { "hooked" } else { "not hooked" };
+                let detail = if t.detail.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", t.detail)
+                };
+                out.push_str(&format!(
+                    "  pid {} {}: {} {} {state}{detail}\n",
+                    t.pid, t.comm, t.kind, t.library
+                ));
+            }
+        }
         out.push_str("Counters:\n");
         let w = a.counters.iter().map(|c| c.name.len()).max().unwrap_or(0);
         for c in &a.counters {
@@ -119,6 +134,15 @@ fn render_json(server: &ServerStatusResponse, agent: Option<&GetAgentStatusRespo
             .attachments
             .iter()
             .map(|x| serde_json::json!({"iface": x.iface, "method": x.method}))
+            .collect::<Vec<_>>()
+            .into();
+        v["tls_libraries"] = a
+            .tls_libraries
+            .iter()
+            .map(|t| {
+                serde_json::json!({"pid": t.pid, "comm": t.comm, "library": t.library,
+                    "kind": t.kind, "hooked": t.hooked, "detail": t.detail})
+            })
             .collect::<Vec<_>>()
             .into();
         let mut counters = serde_json::Map::new();

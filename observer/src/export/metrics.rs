@@ -840,6 +840,7 @@ mod tests {
             peer_process: None,
             tcp_health: Some(Box::new(health)),
             tcp_srtt_ns: health.path_srtt_ns(),
+            l7_source: None,
         };
         // The first RST (by the server, at 7) counts; a later FIN, or the same time from the
         // client, does not.
@@ -883,6 +884,7 @@ mod tests {
             peer_process: None,
             tcp_health: None,
             tcp_srtt_ns: None,
+            l7_source: None,
         };
         m.observe_flow(&flow(TcpFlags::SYN.0, Direction::Ingress, 60));
         m.observe_flow(&flow(
@@ -988,6 +990,7 @@ mod tests {
             peer_process: None,
             tcp_health: None,
             tcp_srtt_ns: None,
+            l7_source: None,
         };
         m.observe_flow(&syn);
         // A kernel drop (agent/drops.rs) under Hubble's reason name.
@@ -1071,6 +1074,7 @@ mod tests {
             peer_process: None,
             tcp_health: None,
             tcp_srtt_ns: None,
+            l7_source: None,
         };
         m.observe_flow(&dns(L7Type::Request, None, 0));
         m.observe_flow(&dns(L7Type::Response, Some(0), 2));

@@ -110,6 +110,7 @@ pub fn flow(ev: DnsEvent, client: Endpoint, server: Endpoint, socket_cookie: Opt
         peer_process: None,
         tcp_health: None,
         tcp_srtt_ns: None,
+        l7_source: None,
     }
 }
 

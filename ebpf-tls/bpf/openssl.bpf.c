@@ -1,0 +1,378 @@
+// SPDX-License-Identifier: GPL-2.0
+/* flowscope TLS plaintext: what a process hands to OpenSSL (1.1 and 3.x, dynamically linked
+ * libssl.so.*) and what it gets back, read with uprobes, tied to the TCP socket underneath.
+ *
+ *  - uprobe SSL_write/SSL_write_ex/SSL_read/SSL_read_ex: remember (SSL*, buffer, length
+ *    pointer) for the calling thread;
+ *  - uretprobe on the same: the call's result says how many bytes moved (`ret` > 0, or 1 and
+ *    `*written`/`*readbytes` for the _ex forms); copy up to FST_MAX_DATA of them from the
+ *    buffer with bpf_probe_read_user and push them to the ring. Nothing is ever written to
+ *    the process, and a probe never waits: a full ring drops the record (counted).
+ *  - The socket: tp_btf/sock_send_length and tp_btf/sock_recv_length fire inside every
+ *    socket send/receive (read, write, send and recv calls on a socket all reach sock_sendmsg or
+ *    sock_recvmsg) with the `struct sock` in hand. When the thread is inside an SSL call, that
+ *    socket is the one the call's TLS records went over. This ties a call to its socket
+ *    whatever BIO the application installed: nginx's SSL_set_fd (a socket BIO on the fd),
+ *    curl's own BIO over its connection filters, a memory BIO pumped by the same thread. The
+ *    SSL* -> fd link from SSL_set_fd alone would not cover custom BIOs, and reading the rbio's
+ *    fd means following OpenSSL's private struct layouts, which differ between versions. A
+ *    call that needs no syscall (SSL_read served from a record already read) uses the
+ *    socket learned for its SSL* in an earlier call (FST_F_SOCK_CACHED), else the thread's
+ *    last socket before the call (FST_F_SOCK_THREAD: libraries that drive OpenSSL through
+ *    memory BIOs, like gRPC, read the socket on the same thread, then call SSL_read).
+ *    The socket's fields are direct BTF loads: no bpf_probe_read_kernel, so this works under
+ *    kernel lockdown.
+ *  - tracepoint sched_process_exec: tells userspace a process started, so it can look for a
+ *    TLS library in its maps (the uprobes are per library file: a new process using a
+ *    library already hooked is covered without a new attach).
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "tls.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+
+/* 0: wake the reader on every record. N: only once N bytes wait (the reader polls too). */
+const volatile __u32 cfg_wakeup_bytes = 0;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, FST_CNT_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* The socket a call's TLS records went over. */
+struct sock_info {
+	__u64 cookie;
+	__u32 netns;
+	__u16 family;
+	__u16 sport;
+	__u16 dport;
+	__u16 _pad;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
+/* An SSL call in flight on a thread, from entry to return. */
+struct call {
+	__u64 ssl;
+	__u64 buf;
+	__u64 len_out; /* size_t * of the _ex forms; 0 for SSL_read/SSL_write */
+	__u8 kind; /* FST_KIND_WRITE or FST_KIND_READ */
+	__u8 has_sock;
+	__u8 _pad[6];
+	struct sock_info sock;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tid */
+	__type(value, struct call);
+} calls SEC(".maps");
+
+/* The socket last seen under each SSL*: for calls that make no syscall. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u64); /* SSL* | tgid << 48 would collide less, but SSL* is unique per process */
+	__type(value, struct sock_info);
+} ssl_sock SEC(".maps");
+
+/* The socket each thread that makes SSL calls last sent or received on, outside a call: for
+ * libraries driven through memory BIOs (gRPC), whose socket I/O happens on the same thread
+ * just before SSL_read (the bytes it decrypts) or around SSL_write, never inside the call.
+ * Only threads that made an SSL call have an entry (enter() creates it), so other threads'
+ * socket I/O costs one failed lookup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32); /* tid */
+	__type(value, struct sock_info);
+} thread_sock SEC(".maps");
+
+/* A record is built here, then copied to the ring at its real size. */
+struct record {
+	struct fst_event hdr;
+	__u8 data[FST_MAX_DATA];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct record);
+} scratch SEC(".maps");
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *c = bpf_map_lookup_elem(&counters, &idx);
+	if (c)
+		*c += 1;
+}
+
+static __always_inline __u64 ssl_key(__u64 ssl)
+{
+	/* The same heap address can be an SSL* in two processes. */
+	return ssl ^ ((bpf_get_current_pid_tgid() >> 32) << 48);
+}
+
+static __always_inline int enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 kind)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call c = {};
+	c.ssl = ssl;
+	c.buf = buf;
+	c.len_out = len_out;
+	c.kind = kind;
+	/* OpenSSL does not call itself through these entry points; a second entry is a
+	 * recursion we do not follow (the first call keeps its slot). */
+	if (bpf_map_update_elem(&calls, &tid, &c, BPF_NOEXIST) != 0)
+		count(FST_CNT_NESTED);
+	struct sock_info none = {};
+	bpf_map_update_elem(&thread_sock, &tid, &none, BPF_NOEXIST);
+	return 0;
+}
+
+static __always_inline void submit(struct record *r, __u32 size)
+{
+	__u64 flags = 0;
+	if (cfg_wakeup_bytes) {
+		__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		flags = waiting >= cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+	}
+	if (bpf_ringbuf_output(&events, r, size, flags) == 0)
+		count(FST_CNT_EVENTS);
+	else
+		count(FST_CNT_RING_FULL);
+}
+
+/* The call on this thread returned having moved `moved` bytes (<= 0: nothing). */
+static __always_inline int leave(long moved, int ex)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call *c = bpf_map_lookup_elem(&calls, &tid);
+	if (!c)
+		return 0;
+	if (ex) {
+		/* SSL_read_ex/SSL_write_ex return 1 on success and the count through a pointer. */
+		__u64 n = 0;
+		if (moved == 1 && c->len_out &&
+		    bpf_probe_read_user(&n, sizeof(n), (void *)c->len_out) == 0)
+			moved = (long)n;
+		else
+			moved = 0;
+	}
+	if (moved <= 0)
+		goto out;
+	__u32 zero = 0;
+	struct record *r = bpf_map_lookup_elem(&scratch, &zero);
+	if (!r)
+		goto out;
+	struct fst_event *e = &r->hdr;
+	__builtin_memset(e, 0, sizeof(*e));
+	__u64 id = bpf_get_current_pid_tgid();
+	e->ts_ns = bpf_ktime_get_ns();
+	e->ssl = c->ssl;
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->kind = c->kind;
+	e->len = moved > 0x7fffffff ? 0x7fffffff : (__u32)moved;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	__u64 key = ssl_key(c->ssl);
+	struct sock_info *s = NULL;
+	if (c->has_sock) {
+		s = &c->sock;
+		e->flags |= FST_F_SOCK;
+	} else {
+		s = bpf_map_lookup_elem(&ssl_sock, &key);
+		if (s) {
+			e->flags |= FST_F_SOCK | FST_F_SOCK_CACHED;
+		} else {
+			s = bpf_map_lookup_elem(&thread_sock, &tid);
+			if (s && s->family) {
+				e->flags |= FST_F_SOCK | FST_F_SOCK_THREAD;
+				/* Other threads' calls on this SSL* (gRPC writes from another thread
+				 * than it reads on) take it from here; a call with real socket I/O
+				 * replaces it. */
+				bpf_map_update_elem(&ssl_sock, &key, s, BPF_NOEXIST);
+			} else {
+				s = NULL;
+			}
+		}
+		if (!s)
+			count(FST_CNT_NO_SOCKET);
+	}
+	if (s) {
+		e->cookie = s->cookie;
+		e->netns = s->netns;
+		e->family = s->family;
+		e->sport = s->sport;
+		e->dport = s->dport;
+		__builtin_memcpy(e->saddr, s->saddr, 16);
+		__builtin_memcpy(e->daddr, s->daddr, 16);
+	}
+	__u32 n = e->len;
+	if (n > FST_MAX_DATA) {
+		count(FST_CNT_TRUNCATED);
+		n = FST_MAX_DATA;
+	}
+	/* The mask keeps the verifier sure of the bound; n <= FST_MAX_DATA already. */
+	n &= (FST_MAX_DATA << 1) - 1;
+	if (n > FST_MAX_DATA)
+		n = FST_MAX_DATA;
+	if (bpf_probe_read_user(r->data, n, (void *)c->buf) != 0) {
+		count(FST_CNT_READ_FAULT);
+		n = 0;
+	}
+	e->captured = n;
+	submit(r, sizeof(struct fst_event) + n);
+out:
+	bpf_map_delete_elem(&calls, &tid);
+	return 0;
+}
+
+SEC("uprobe/SSL_write")
+int BPF_KPROBE(fst_write, void *ssl, const void *buf, int num)
+{
+	return enter((__u64)ssl, (__u64)buf, 0, FST_KIND_WRITE);
+}
+
+SEC("uretprobe/SSL_write")
+int BPF_KRETPROBE(fst_write_ret, int ret)
+{
+	return leave(ret, 0);
+}
+
+SEC("uprobe/SSL_write_ex")
+int BPF_KPROBE(fst_write_ex, void *ssl, const void *buf, size_t num, size_t *written)
+{
+	return enter((__u64)ssl, (__u64)buf, (__u64)written, FST_KIND_WRITE);
+}
+
+SEC("uretprobe/SSL_write_ex")
+int BPF_KRETPROBE(fst_write_ex_ret, int ret)
+{
+	return leave(ret, 1);
+}
+
+SEC("uprobe/SSL_read")
+int BPF_KPROBE(fst_read, void *ssl, void *buf, int num)
+{
+	return enter((__u64)ssl, (__u64)buf, 0, FST_KIND_READ);
+}
+
+SEC("uretprobe/SSL_read")
+int BPF_KRETPROBE(fst_read_ret, int ret)
+{
+	return leave(ret, 0);
+}
+
+SEC("uprobe/SSL_read_ex")
+int BPF_KPROBE(fst_read_ex, void *ssl, void *buf, size_t num, size_t *readbytes)
+{
+	return enter((__u64)ssl, (__u64)buf, (__u64)readbytes, FST_KIND_READ);
+}
+
+SEC("uretprobe/SSL_read_ex")
+int BPF_KRETPROBE(fst_read_ex_ret, int ret)
+{
+	return leave(ret, 1);
+}
+
+/* A socket send or receive on a thread inside an SSL call: that call's socket; on a thread
+ * outside one that has made SSL calls: its last socket (see thread_sock). */
+static __always_inline void on_sock_io(struct sock *sk)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	struct call *c = bpf_map_lookup_elem(&calls, &tid);
+	struct sock_info *last = NULL;
+	if (!c) {
+		last = bpf_map_lookup_elem(&thread_sock, &tid);
+		if (!last)
+			return;
+	}
+	if (!sk)
+		return;
+	if (sk->sk_protocol != IPPROTO_TCP)
+		return;
+	__u16 family = sk->__sk_common.skc_family;
+	struct sock_info s = {};
+	if (family == AF_INET) {
+		__u32 a = sk->__sk_common.skc_rcv_saddr;
+		__u32 b = sk->__sk_common.skc_daddr;
+		__builtin_memcpy(s.saddr, &a, 4);
+		__builtin_memcpy(s.daddr, &b, 4);
+	} else if (family == AF_INET6) {
+		__u32 a[4], b[4];
+		for (int i = 0; i < 4; i++) {
+			a[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			b[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
+		}
+		__builtin_memcpy(s.saddr, a, 16);
+		__builtin_memcpy(s.daddr, b, 16);
+	} else {
+		return;
+	}
+	s.family = family;
+	s.sport = sk->__sk_common.skc_num;
+	s.dport = bpf_ntohs(sk->__sk_common.skc_dport);
+	s.cookie = bpf_get_socket_cookie(sk);
+	struct net *net = sk->__sk_common.skc_net.net;
+	if (net)
+		s.netns = net->ns.inum;
+	if (!c) {
+		*last = s;
+		return;
+	}
+	c->sock = s;
+	c->has_sock = 1;
+	__u64 key = ssl_key(c->ssl);
+	bpf_map_update_elem(&ssl_sock, &key, &s, BPF_ANY);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(fst_sock_send, struct sock *sk, int ret, int flags)
+{
+	on_sock_io(sk);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(fst_sock_recv, struct sock *sk, int ret, int flags)
+{
+	on_sock_io(sk);
+	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_exec")
+int fst_exec(void *ctx)
+{
+	__u32 zero = 0;
+	struct record *r = bpf_map_lookup_elem(&scratch, &zero);
+	if (!r)
+		return 0;
+	struct fst_event *e = &r->hdr;
+	__builtin_memset(e, 0, sizeof(*e));
+	__u64 id = bpf_get_current_pid_tgid();
+	e->ts_ns = bpf_ktime_get_ns();
+	e->pid = id >> 32;
+	e->tid = (__u32)id;
+	e->kind = FST_KIND_EXEC;
+	bpf_get_current_comm(e->comm, sizeof(e->comm));
+	submit(r, sizeof(struct fst_event));
+	return 0;
+}

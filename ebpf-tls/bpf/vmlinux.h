@@ -1,0 +1,1 @@
+../../ebpf-kprobe/bpf/vmlinux.h

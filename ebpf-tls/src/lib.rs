@@ -1,0 +1,20 @@
+//! flowscope TLS plaintext: what processes hand to their TLS library and get back from it,
+//! read with uprobes (OpenSSL 1.1 and 3.x, dynamically linked `libssl.so.*`), each chunk tied
+//! to the TCP socket its records went over, so the agent can decode HTTPS, HTTP/2 over TLS
+//! and gRPC over TLS with the same decoders as cleartext (`flows::engine::Engine::handle_plaintext`).
+//!
+//! [`TlsProbes`] loads the C programs (bpf/openssl.bpf.c), finds the TLS libraries processes
+//! map ([`libraries`]) and attaches per library file; the ring carries [`TlsEvent`]s, whose
+//! layout is the contract in [`wire`]. The probes only read the application's memory
+//! (`bpf_probe_read_user`), never write it, and never wait.
+
+pub mod error;
+pub mod executable;
+pub mod libraries;
+pub mod probes;
+pub mod wire;
+
+pub use error::TlsProbeError;
+pub use libraries::TlsLibraryKind;
+pub use probes::{LibraryStatus, TlsProbes, TlsProbesOptions, PROGRAM_PREFIX};
+pub use wire::{TlsEvent, TlsEventKind, TlsSocket, TlsWireError};

@@ -1,0 +1,407 @@
+//! Loading the TLS programs, attaching them to each TLS library file found, detaching them.
+//!
+//! Everything attached is owned by [`TlsProbes`]: links are dropped (detached) when the last
+//! process mapping a library is gone, and all of them when `TlsProbes` is dropped. Nothing is
+//! pinned, nothing outlives the agent. A probe that cannot be placed is logged, counted and
+//! shown in `flowscope status`; it never stops the agent.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+};
+
+use aya::{
+    maps::{MapData, PerCpuArray, RingBuf},
+    programs::{
+        uprobe::{UProbeLink, UProbeScope},
+        BtfTracePoint, TracePoint, UProbe,
+    },
+    Btf, Ebpf, EbpfLoader,
+};
+use tracing::{debug, info, warn};
+
+use crate::{
+    error::{chain, TlsProbeError},
+    libraries::{scan_all, scan_process, FileId, MappedLibrary, ProcessLibraries, TlsLibraryKind},
+    wire::KERNEL_COUNTERS,
+};
+
+static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openssl.bpf.o"));
+
+/// Prefix of every program name in the object (`bpftool prog show` finds them by it).
+pub const PROGRAM_PREFIX: &str = "fst_";
+
+/// (program, OpenSSL symbol, required): entry and return probes of the four calls. The `_ex`
+/// forms exist from OpenSSL 1.1.1 on; without them a library is still hooked.
+const OPENSSL_PROBES: &[(&str, &str, bool)] = &[
+    ("fst_write", "SSL_write", true),
+    ("fst_write_ret", "SSL_write", true),
+    ("fst_read", "SSL_read", true),
+    ("fst_read_ret", "SSL_read", true),
+    ("fst_write_ex", "SSL_write_ex", false),
+    ("fst_write_ex_ret", "SSL_write_ex", false),
+    ("fst_read_ex", "SSL_read_ex", false),
+    ("fst_read_ex_ret", "SSL_read_ex", false),
+];
+
+/// tp_btf programs that tie a call to its socket: (program, tracepoint).
+const SOCKET_PROGRAMS: &[(&str, &str)] = &[
+    ("fst_sock_send", "sock_send_length"),
+    ("fst_sock_recv", "sock_recv_length"),
+];
+
+/// Settings for [`TlsProbes::start`].
+#[derive(Clone, Debug)]
+pub struct TlsProbesOptions {
+    /// Bytes of the event ring; rounded up to a power of two of at least one page.
+    pub ring_bytes: u32,
+    /// 0: the ring wakes its reader on every record. N: only once N bytes wait (the reader
+    /// must also drain it on a timer).
+    pub wakeup_batch_bytes: u32,
+    /// Where /proc is (a container mounts the host's elsewhere).
+    pub proc_root: PathBuf,
+}
+
+impl Default for TlsProbesOptions {
+    fn default() -> Self {
+        Self {
+            ring_bytes: 8 << 20,
+            wakeup_batch_bytes: 0,
+            proc_root: PathBuf::from("/proc"),
+        }
+    }
+}
+
+/// One library file and what was attached to it.
+struct HookedFile {
+    path: String,
+    links: Vec<UProbeLink>,
+    /// Why it is not (fully) hooked; empty when all is well.
+    detail: String,
+}
+
+/// One process's TLS library, for `flowscope status`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LibraryStatus {
+    /// Process id.
+    pub pid: u32,
+    /// Its comm.
+    pub comm: String,
+    /// The library's path in the process's mount namespace.
+    pub library: String,
+    /// "openssl 3", "gnutls", ...
+    pub kind: String,
+    /// The plaintext through it is read.
+    pub hooked: bool,
+    /// Why not, or what is missing (e.g. no `_ex` functions); empty when all is well.
+    pub detail: String,
+}
+
+/// The loaded TLS programs and the library files they are attached to.
+pub struct TlsProbes {
+    ebpf: Ebpf,
+    opts: TlsProbesOptions,
+    files: HashMap<FileId, HookedFile>,
+    processes: BTreeMap<u32, ProcessLibraries>,
+    /// What each executable file carries (read once per file).
+    executables: HashMap<FileId, Option<TlsLibraryKind>>,
+    socket_link: Result<(), String>,
+    exec_hook: Result<(), String>,
+    ring_taken: bool,
+    attach_failures: u64,
+    detached_files: u64,
+}
+
+impl std::fmt::Debug for TlsProbes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsProbes")
+            .field("files", &self.files.len())
+            .field("processes", &self.processes.len())
+            .finish()
+    }
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, TlsProbeError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program>,
+{
+    ebpf.program_mut(name)
+        .ok_or(TlsProbeError::Missing(name))?
+        .try_into()
+        .map_err(|_| TlsProbeError::Missing("program of the expected type"))
+}
+
+fn load_err(program: &'static str) -> impl Fn(aya::programs::ProgramError) -> TlsProbeError {
+    move |e| TlsProbeError::Load {
+        program,
+        detail: chain(&e),
+    }
+}
+
+impl TlsProbes {
+    /// Loads the programs and attaches the socket and exec hooks; no library is hooked until
+    /// [`TlsProbes::rescan`]. The socket hooks failing is not fatal (plaintext then comes
+    /// without its socket, counted), nor is the exec hook (new libraries are then found by
+    /// the periodic rescan only).
+    pub fn start(opts: &TlsProbesOptions) -> Result<Self, TlsProbeError> {
+        let ring = opts.ring_bytes.max(4096).next_power_of_two();
+        let wakeup = opts.wakeup_batch_bytes.min(ring / 2);
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries("events", ring)
+            .override_global("cfg_wakeup_bytes", &wakeup, true)
+            .load(OBJ)
+            .map_err(|e| TlsProbeError::Load {
+                program: "object",
+                detail: chain(&e),
+            })?;
+        for &(name, _, _) in OPENSSL_PROBES {
+            let p: &mut UProbe = program(&mut ebpf, name)?;
+            p.load().map_err(load_err(name))?;
+        }
+        let socket_link = Self::attach_socket_programs(&mut ebpf);
+        if let Err(e) = &socket_link {
+            warn!("TLS plaintext will come without its socket (not joinable to flows): {e}");
+        }
+        let exec_hook = (|| {
+            let p: &mut TracePoint = program(&mut ebpf, "fst_exec").map_err(|e| e.to_string())?;
+            p.load().map_err(|e| chain(&e))?;
+            p.attach("sched", "sched_process_exec")
+                .map_err(|e| chain(&e))?;
+            Ok::<_, String>(())
+        })();
+        if let Err(e) = &exec_hook {
+            warn!("exec tracepoint unavailable ({e}); new TLS libraries are found by the periodic rescan only");
+        }
+        Ok(Self {
+            ebpf,
+            opts: opts.clone(),
+            files: HashMap::new(),
+            processes: BTreeMap::new(),
+            executables: HashMap::new(),
+            socket_link,
+            exec_hook,
+            ring_taken: false,
+            attach_failures: 0,
+            detached_files: 0,
+        })
+    }
+
+    fn attach_socket_programs(ebpf: &mut Ebpf) -> Result<(), String> {
+        let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
+        for &(name, tp) in SOCKET_PROGRAMS {
+            let p: &mut BtfTracePoint = program(ebpf, name).map_err(|e| e.to_string())?;
+            p.load(tp, &btf)
+                .map_err(|e| format!("tp_btf/{tp}: {}", chain(&e)))?;
+            p.attach()
+                .map_err(|e| format!("tp_btf/{tp}: {}", chain(&e)))?;
+        }
+        Ok(())
+    }
+
+    /// Scans every process's maps: hooks TLS library files not hooked yet, and unhooks those
+    /// no process maps any more. Call at start-up and now and then (exec events cover most
+    /// new processes: see [`TlsProbes::rescan_pid`]).
+    pub fn rescan(&mut self) {
+        let found = scan_all(&self.opts.proc_root, std::process::id());
+        let found: Vec<ProcessLibraries> =
+            found.into_iter().filter_map(|p| self.classify(p)).collect();
+        // Forget executables nobody runs any more.
+        self.executables.retain(|id, _| {
+            found
+                .iter()
+                .any(|p| p.libraries.iter().any(|l| l.file == *id))
+        });
+        self.processes = found.into_iter().map(|p| (p.pid, p)).collect();
+        let wanted: Vec<MappedLibrary> = self
+            .processes
+            .values()
+            .flat_map(|p| p.libraries.iter().cloned())
+            .collect();
+        for lib in &wanted {
+            self.hook(lib);
+        }
+        // Detach what nobody maps any more (its processes exited).
+        let before = self.files.len();
+        self.files.retain(|id, f| {
+            let used = wanted.iter().any(|l| l.file == *id);
+            if !used {
+                debug!(library = %f.path, "no process maps it any more: detaching");
+            }
+            used
+        });
+        self.detached_files += (before - self.files.len()) as u64;
+    }
+
+    /// Scans one process (one that just exec'd): hooks its TLS libraries if new.
+    pub fn rescan_pid(&mut self, pid: u32) {
+        if pid == std::process::id() {
+            return;
+        }
+        if let Some(p) = scan_process(&self.opts.proc_root, pid).and_then(|p| self.classify(p)) {
+            for lib in p.libraries.clone() {
+                self.hook(&lib);
+            }
+            self.processes.insert(pid, p);
+        }
+    }
+
+    /// Replaces the process's executable by what TLS it carries (or drops it); `None` when
+    /// no TLS library is left.
+    fn classify(&mut self, mut p: ProcessLibraries) -> Option<ProcessLibraries> {
+        let executables = &mut self.executables;
+        p.libraries.retain_mut(|lib| {
+            if lib.kind != TlsLibraryKind::Executable {
+                return true;
+            }
+            let kind = executables
+                .entry(lib.file)
+                .or_insert_with(|| crate::executable::classify(&lib.reach));
+            match kind {
+                Some(k) => {
+                    lib.kind = k.clone();
+                    true
+                }
+                None => false,
+            }
+        });
+        (!p.libraries.is_empty()).then_some(p)
+    }
+
+    fn hook(&mut self, lib: &MappedLibrary) {
+        if self.files.contains_key(&lib.file) {
+            return;
+        }
+        let mut file = HookedFile {
+            path: lib.path.clone(),
+            links: Vec::new(),
+            detail: String::new(),
+        };
+        if let Some(why) = lib.kind.unsupported() {
+            file.detail = why.to_string();
+        } else {
+            let mut missing = Vec::new();
+            for &(name, symbol, required) in OPENSSL_PROBES {
+                match self.attach_one(name, symbol, lib) {
+                    Ok(link) => file.links.push(link),
+                    Err(_) if required && !lib.reach.exists() => {
+                        // The process that showed us this file is gone (its /proc entry with
+                        // it): another process mapping the file will show it again.
+                        debug!(library = %lib.path, "process gone before its TLS library was hooked");
+                        return;
+                    }
+                    Err(e) if required => {
+                        self.attach_failures += 1;
+                        warn!(library = %lib.path, "TLS probe {name} on {symbol} not placed: {e}");
+                        file.links.clear();
+                        file.detail = format!("{symbol}: {e}");
+                        break;
+                    }
+                    Err(e) => {
+                        debug!(library = %lib.path, "optional TLS probe {name} on {symbol} not placed: {e}");
+                        if !missing.contains(&symbol) {
+                            missing.push(symbol);
+                        }
+                    }
+                }
+            }
+            if file.detail.is_empty() && !missing.is_empty() {
+                file.detail = format!(
+                    "no {} in it (OpenSSL before 1.1.1, or left out by a static link)",
+                    missing.join(", ")
+                );
+            }
+            if !file.links.is_empty() {
+                info!(library = %lib.path, kind = %lib.kind.describe(), probes = file.links.len(), "TLS library hooked");
+            }
+        }
+        self.files.insert(lib.file, file);
+    }
+
+    fn attach_one(
+        &mut self,
+        name: &'static str,
+        symbol: &str,
+        lib: &MappedLibrary,
+    ) -> Result<UProbeLink, String> {
+        let p: &mut UProbe = program(&mut self.ebpf, name).map_err(|e| e.to_string())?;
+        let id = p
+            .attach(symbol, &lib.reach, UProbeScope::AllProcesses)
+            .map_err(|e| chain(&e))?;
+        p.take_link(id).map_err(|e| chain(&e))
+    }
+
+    /// Per process that maps a TLS library: which, and whether its plaintext is read.
+    pub fn status(&self) -> Vec<LibraryStatus> {
+        let socket_note = self.socket_link.as_ref().err();
+        let mut out = Vec::new();
+        for p in self.processes.values() {
+            for lib in &p.libraries {
+                let (hooked, mut detail) = match self.files.get(&lib.file) {
+                    Some(f) => (!f.links.is_empty(), f.detail.clone()),
+                    None => (false, "not scanned yet".to_string()),
+                };
+                if let (true, Some(why)) = (hooked, socket_note) {
+                    detail = format!("plaintext not tied to sockets: {why}");
+                }
+                out.push(LibraryStatus {
+                    pid: p.pid,
+                    comm: p.comm.clone(),
+                    library: lib.path.clone(),
+                    kind: lib.kind.describe(),
+                    hooked,
+                    detail,
+                });
+            }
+        }
+        out
+    }
+
+    /// Library files with probes attached.
+    pub fn hooked_files(&self) -> usize {
+        self.files.values().filter(|f| !f.links.is_empty()).count()
+    }
+
+    /// Whether exec events come (else only the periodic rescan finds new libraries).
+    pub fn exec_events(&self) -> bool {
+        self.exec_hook.is_ok()
+    }
+
+    /// Takes the ring of [`crate::TlsEvent`] records. Call once.
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, TlsProbeError> {
+        if self.ring_taken {
+            return Err(TlsProbeError::NoRing);
+        }
+        let map = self.ebpf.take_map("events").ok_or(TlsProbeError::NoRing)?;
+        self.ring_taken = true;
+        RingBuf::try_from(map).map_err(|e| TlsProbeError::Map {
+            map: "events",
+            detail: e.to_string(),
+        })
+    }
+
+    /// Kernel-side counters summed over CPUs, and the loader's own.
+    pub fn counters(&self) -> Vec<(&'static str, u64)> {
+        let mut out: Vec<(&'static str, u64)> = vec![
+            ("tls_libraries_hooked", self.hooked_files() as u64),
+            ("tls_library_attach_failures", self.attach_failures),
+            ("tls_libraries_detached", self.detached_files),
+            (
+                "tls_socket_link_unavailable",
+                u64::from(self.socket_link.is_err()),
+            ),
+        ];
+        let arr = self
+            .ebpf
+            .map("counters")
+            .and_then(|m| PerCpuArray::<_, u64>::try_from(m).ok());
+        for &(i, name) in KERNEL_COUNTERS {
+            let v = arr
+                .as_ref()
+                .and_then(|a| a.get(&i, 0).ok())
+                .map(|v| v.iter().sum())
+                .unwrap_or(0);
+            out.push((name, v));
+        }
+        out
+    }
+}

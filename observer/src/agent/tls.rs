@@ -1,0 +1,261 @@
+//! TLS plaintext ([`ebpf_tls`]): the probes, shared between the ring reader (exec events),
+//! a watcher task (rescans) and `flowscope status` (which library each process uses, and
+//! whether its plaintext is read).
+
+use std::{
+    collections::{BTreeMap, VecDeque},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use ebpf_tls::{TlsProbes, TlsProbesOptions};
+use tracing::{info, warn};
+
+use crate::api::status::TlsLibraryStatus;
+use crate::config::AgentConfig;
+
+/// How long after an exec its maps are read: the dynamic loader maps the libraries right after
+/// the exec, in the new process's own time.
+const EXEC_SCAN_DELAY: Duration = Duration::from_millis(200);
+/// Every process is rescanned this often (libraries of processes whose exec event was lost,
+/// or that dlopen a TLS library late; library files nobody maps any more are detached).
+const FULL_RESCAN: Duration = Duration::from_secs(30);
+/// Most exec events waiting for their scan; beyond it they wait for the full rescan.
+const MAX_PENDING_EXECS: usize = 4096;
+
+/// The probes and the processes waiting to be scanned.
+#[derive(Default)]
+pub struct TlsShared {
+    probes: Mutex<Option<TlsProbes>>,
+    execs: Mutex<VecDeque<(u32, Instant)>>,
+    /// Why the probes are not running, when they were wanted.
+    unavailable: Mutex<Option<String>>,
+    /// Processes at an end of a TLS connection no plaintext came for: comm and count.
+    blind: Mutex<BlindSpots>,
+}
+
+/// Processes with TLS connections whose plaintext was not seen.
+#[derive(Debug, Default)]
+struct BlindSpots {
+    by_pid: BTreeMap<u32, (String, u64)>,
+    /// Connections whose ends no local process was found for (both ends remote, or gone).
+    unnamed: u64,
+}
+
+/// Most processes remembered as blind spots.
+const MAX_BLIND_PROCESSES: usize = 256;
+
+impl std::fmt::Debug for TlsShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsShared").finish_non_exhaustive()
+    }
+}
+
+/// Shared handle.
+pub type SharedTls = Arc<TlsShared>;
+
+/// Starts the TLS probes unless the configuration turns them off; hooks the libraries found
+/// now. Failing is not fatal: TLS flows then stay undecoded (and counted), status says why.
+pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<aya::maps::RingBuf<aya::maps::MapData>>) {
+    let shared = SharedTls::default();
+    if !cfg.tls_plaintext {
+        info!("TLS plaintext off (tls-plaintext = false)");
+        return (shared, None);
+    }
+    let opts = TlsProbesOptions {
+        // Plaintext records are up to ~4 KiB: 8 MiB holds a couple of thousand calls.
+        ring_bytes: 8 << 20,
+        // The reader drains the ring with the capture ring every RING_POLL anyway.
+        wakeup_batch_bytes: 64 << 10,
+        proc_root: cfg.proc_root.clone(),
+    };
+    match TlsProbes::start(&opts) {
+        Ok(mut p) => {
+            p.rescan();
+            let ring = match p.take_ring() {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    warn!("TLS plaintext: {e}");
+                    None
+                }
+            };
+            info!(
+                libraries = p.hooked_files(),
+                exec_events = p.exec_events(),
+                "TLS plaintext probes"
+            );
+            *shared.probes.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
+            (shared, ring)
+        }
+        Err(e) => {
+            warn!("TLS plaintext unavailable ({e}); TLS flows are not decoded");
+            *shared.unavailable.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
+            (shared, None)
+        }
+    }
+}
+
+impl TlsShared {
+    /// A process exec'd: scan it shortly.
+    pub fn note_exec(&self, pid: u32) {
+        let mut q = self.execs.lock().unwrap_or_else(|e| e.into_inner());
+        if q.len() < MAX_PENDING_EXECS {
+            q.push_back((pid, Instant::now() + EXEC_SCAN_DELAY));
+        }
+    }
+
+    /// Scans the processes whose delay is over; the whole of /proc when `full`.
+    fn scan(&self, full: bool) {
+        let now = Instant::now();
+        let due: Vec<u32> = {
+            let mut q = self.execs.lock().unwrap_or_else(|e| e.into_inner());
+            let mut due = Vec::new();
+            while q.front().is_some_and(|(_, at)| *at <= now) {
+                due.extend(q.pop_front().map(|(pid, _)| pid));
+            }
+            due
+        };
+        let mut guard = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(p) = guard.as_mut() else {
+            return;
+        };
+        if full {
+            p.rescan();
+        } else {
+            for pid in due {
+                p.rescan_pid(pid);
+            }
+        }
+    }
+
+    /// A TLS connection of process `pid` ended with no plaintext seen.
+    pub fn note_blind_spot(&self, pid: u32, comm: &str) {
+        let mut b = self.blind.lock().unwrap_or_else(|e| e.into_inner());
+        let room = b.by_pid.len() < MAX_BLIND_PROCESSES;
+        match b.by_pid.get_mut(&pid) {
+            Some(e) => e.1 += 1,
+            None if room => {
+                b.by_pid.insert(pid, (comm.to_string(), 1));
+            }
+            None => b.unnamed += 1,
+        }
+    }
+
+    /// A TLS connection with no plaintext and no local process found for either end.
+    pub fn note_blind_spot_unnamed(&self) {
+        self.blind.lock().unwrap_or_else(|e| e.into_inner()).unnamed += 1;
+    }
+
+    /// Detaches every probe (the agent is stopping).
+    pub fn stop(&self) {
+        self.probes.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
+    /// Counters for `flowscope status` and /metrics.
+    pub fn counters(&self) -> Vec<(String, u64)> {
+        let unavailable = self
+            .unavailable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some();
+        let mut out = vec![
+            (
+                "tls_plaintext_unavailable".to_string(),
+                u64::from(unavailable),
+            ),
+            (
+                "tls_blind_spot_connections_unnamed".to_string(),
+                self.blind.lock().unwrap_or_else(|e| e.into_inner()).unnamed,
+            ),
+        ];
+        if let Some(p) = self
+            .probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
+            out.extend(p.counters().into_iter().map(|(k, v)| (k.to_string(), v)));
+        }
+        out
+    }
+
+    /// Per process that maps a TLS library: which, and whether its plaintext is read; then
+    /// per process with TLS connections whose plaintext was not seen, why (blind spots).
+    pub fn status(&self) -> Vec<TlsLibraryStatus> {
+        let guard = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+        let libraries: Vec<TlsLibraryStatus> = guard
+            .as_ref()
+            .map(|p| p.status())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| TlsLibraryStatus {
+                pid: s.pid,
+                comm: s.comm,
+                library: s.library,
+                kind: s.kind,
+                hooked: s.hooked,
+                detail: s.detail,
+            })
+            .collect();
+        drop(guard);
+        let why_off = self
+            .unavailable
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let blind = self.blind.lock().unwrap_or_else(|e| e.into_inner());
+        let mut out = libraries.clone();
+        for (&pid, (comm, n)) in &blind.by_pid {
+            out.push(TlsLibraryStatus {
+                pid,
+                comm: comm.clone(),
+                library: String::new(),
+                kind: BLIND_SPOT.into(),
+                hooked: false,
+                detail: format!(
+                    "{n} TLS connection(s) not decoded: {}",
+                    blind_spot_reason(pid, &libraries, why_off.as_deref())
+                ),
+            });
+        }
+        out
+    }
+}
+
+/// The `kind` of a status row for a process with undecoded TLS connections.
+pub const BLIND_SPOT: &str = "blind spot";
+
+/// Why the TLS of process `pid` was not read, from what the library scan found for it.
+fn blind_spot_reason(pid: u32, libraries: &[TlsLibraryStatus], probes_off: Option<&str>) -> String {
+    let mine: Vec<&TlsLibraryStatus> = libraries.iter().filter(|l| l.pid == pid).collect();
+    if let Some(off) = probes_off {
+        format!("TLS plaintext probes unavailable: {off}")
+    } else if mine.iter().any(|l| l.hooked) {
+        "its libssl is hooked, but this TLS did not go through SSL_read/SSL_write (another TLS \
+         stack in the process, or OpenSSL driven through BIO chains)"
+            .to_string()
+    } else if let Some(l) = mine.first() {
+        format!("{} is not hooked: {}", l.kind, l.detail)
+    } else {
+        "no TLS library mapped: TLS built into the executable (static OpenSSL or BoringSSL), \
+         Go crypto/tls or rustls, none of which is hooked yet"
+            .to_string()
+    }
+}
+
+/// Scans exec'd processes as their delay passes, and everything every [`FULL_RESCAN`].
+pub async fn watch_tls(shared: SharedTls) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_full = Instant::now();
+    loop {
+        tick.tick().await;
+        let full = last_full.elapsed() >= FULL_RESCAN;
+        if full {
+            last_full = Instant::now();
+        }
+        let s = shared.clone();
+        // /proc reads block: off the async threads.
+        let _ = tokio::task::spawn_blocking(move || s.scan(full)).await;
+    }
+}
