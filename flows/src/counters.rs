@@ -330,6 +330,11 @@ counters! {
     tcp_zero_window_advertisements,
     /// TCP keep-alives (RFC 9293 §3.8.4).
     tcp_keepalives,
+    // --- TCP window stalls (issue 17; tcp::health) ---
+    /// Data segments that filled the receiver's advertised window (RFC 9293 §3.8.6; Wireshark's `window_full`).
+    tcp_window_full_segments,
+    /// Zero-window probes (RFC 9293 §3.8.6.1; Linux's look like keep-alives and are counted here, not in `tcp_keepalives`).
+    tcp_zero_window_probes,
 }
 
 #[cfg(test)]

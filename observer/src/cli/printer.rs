@@ -276,6 +276,10 @@ fn health_note(f: &Flow) -> Option<String> {
     if zw > 0 {
         parts.push(format!("{zw} zero windows"));
     }
+    let full = h.to_server.window_full_segments + h.to_client.window_full_segments;
+    if full > 0 {
+        parts.push(format!("{full} window full"));
+    }
     if h.refused {
         parts.push("refused".into());
     } else if h.syn_unanswered && !is_syn(f) {
@@ -617,6 +621,7 @@ mod tests {
                 srtt_ns: Some(20_000_000),
                 rtt_samples: 2,
                 retransmitted_segments: 2,
+                window_full_segments: 3,
                 ..Default::default()
             },
             closed_by: Some(TcpClose {
@@ -628,7 +633,8 @@ mod tests {
         };
         f.tcp_srtt_ns = health.path_srtt_ns();
         f.tcp_health = Some(Box::new(health));
-        let note = "[tcp: handshake 300µs, rtt 20.0ms, 2 retransmits, reset by server]";
+        let note =
+            "[tcp: handshake 300µs, rtt 20.0ms, 2 retransmits, 3 window full, reset by server]";
         for format in [Format::Compact, Format::Dict, Format::Table] {
             let out = render(format, &[flow_to_proto(&f, "n")], false);
             assert!(out.contains(note), "{format:?}: {out}");
