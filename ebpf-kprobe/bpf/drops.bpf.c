@@ -299,7 +299,8 @@ int BPF_PROG(fsd_kfree_skb_pr, struct sk_buff *skb, void *location, enum skb_dro
  * Only the socket's sock_common is read (valid for full, request and timewait sockets alike),
  * by BTF loads relocated by CO-RE, so the fields' offsets follow the running kernel; the
  * tracepoints' own field layouts (which changed in 6.10 for tcp_send_reset) are not used. */
-static __always_inline int on_tcp_event(__u8 kind, const struct sock *sk, struct sk_buff *skb)
+static __always_inline int on_tcp_event(int mode, __u8 kind, const struct sock *sk,
+					struct sk_buff *skb)
 {
 	if (!sk) {
 		/* tcp_send_reset without a socket: a segment for no socket (kfree_skb reports
@@ -312,8 +313,13 @@ static __always_inline int on_tcp_event(__u8 kind, const struct sock *sk, struct
 	if (kind == FSD_KIND_RETRANSMIT && skb) {
 		/* struct tcp_skb_cb in skb->cb: seq, end_seq, then tcp_gso_segs (u16) at 8 and
 		 * tcp_flags at 12 (include/net/tcp.h, unchanged since 4.x). */
-		segments = *(__u16 *)&skb->cb[8];
-		tcp_flags = *(__u8 *)&skb->cb[12];
+		if (mode == READ_PROBE) {
+			bpf_probe_read_kernel(&segments, 2, &skb->cb[8]);
+			bpf_probe_read_kernel(&tcp_flags, 1, &skb->cb[12]);
+		} else {
+			segments = *(__u16 *)&skb->cb[8];
+			tcp_flags = *(__u8 *)&skb->cb[12];
+		}
 		if (segments == 0)
 			segments = 1;
 	}
@@ -402,26 +408,33 @@ int BPF_PROG(fsd_tcp_retransmit_err, struct sock *sk, struct sk_buff *skb, int e
 {
 	if (err)
 		return 0;
-	return on_tcp_event(FSD_KIND_RETRANSMIT, sk, skb);
+	return on_tcp_event(READ_DIRECT, FSD_KIND_RETRANSMIT, sk, skb);
 }
 
 /* Before 6.10 the tracepoint has no error argument (and fires on success only). */
 SEC("tp_btf/tcp_retransmit_skb")
 int BPF_PROG(fsd_tcp_retransmit, struct sock *sk, struct sk_buff *skb)
 {
-	return on_tcp_event(FSD_KIND_RETRANSMIT, sk, skb);
+	return on_tcp_event(READ_DIRECT, FSD_KIND_RETRANSMIT, sk, skb);
+}
+
+/* For verifiers that refuse a 2-byte load inside skb->cb (a char array): the helper reads it. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(fsd_tcp_retransmit_pr, struct sock *sk, struct sk_buff *skb)
+{
+	return on_tcp_event(READ_PROBE, FSD_KIND_RETRANSMIT, sk, skb);
 }
 
 SEC("tp_btf/tcp_send_reset")
 int BPF_PROG(fsd_tcp_send_reset, struct sock *sk, struct sk_buff *skb)
 {
-	return on_tcp_event(FSD_KIND_RESET_SENT, sk, NULL);
+	return on_tcp_event(READ_DIRECT, FSD_KIND_RESET_SENT, sk, NULL);
 }
 
 SEC("tp_btf/tcp_receive_reset")
 int BPF_PROG(fsd_tcp_receive_reset, struct sock *sk)
 {
-	return on_tcp_event(FSD_KIND_RESET_RECEIVED, sk, NULL);
+	return on_tcp_event(READ_DIRECT, FSD_KIND_RESET_RECEIVED, sk, NULL);
 }
 
 /* A SYN to a listener whose accept queue is full (RFC 9293 §3.10.7.2 leaves it to the

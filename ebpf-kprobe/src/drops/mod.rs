@@ -41,7 +41,11 @@ const PROGRAMS: &[(&str, &str)] = &[
 const TCP_PROGRAMS: &[(&str, &[&str])] = &[
     (
         "tcp_retransmit_skb",
-        &["fsd_tcp_retransmit_err", "fsd_tcp_retransmit"],
+        &[
+            "fsd_tcp_retransmit_err",
+            "fsd_tcp_retransmit",
+            "fsd_tcp_retransmit_pr",
+        ],
     ),
     ("tcp_send_reset", &["fsd_tcp_send_reset"]),
     ("tcp_receive_reset", &["fsd_tcp_receive_reset"]),
