@@ -47,6 +47,8 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 cfg_reason_consumed = 0xffffffff;
 const volatile __u32 cfg_reason_not_specified = 0xffffffff;
 const volatile __u32 cfg_reason_queue_purge = 0xffffffff;
+/* SKB_DROP_REASON_TCP_LISTEN_OVERFLOW where the kernel has it (6.15+). */
+const volatile __u32 cfg_reason_listen_overflow = FSD_REASON_LISTEN_OVERFLOW_UNNUMBERED;
 /* Reports per second and per CPU, and the burst allowed above it. */
 const volatile __u64 cfg_rate_per_sec = 1000;
 const volatile __u64 cfg_burst = 1000;
@@ -287,4 +289,182 @@ SEC("tp_btf/kfree_skb")
 int BPF_PROG(fsd_kfree_skb_pr, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
 	return on_drop(READ_PROBE, skb, reason, NULL);
+}
+
+/* TCP events the packets can't show (issue 17): the kernel's own retransmissions (a capture
+ * point sees a resend only if both copies pass it), and who reset a connection, with the
+ * socket (its owner by cookie or 4-tuple, its state). Same ring, rate limit and counters as
+ * the drops; the counters count every event, reported or not.
+ *
+ * Only the socket's sock_common is read (valid for full, request and timewait sockets alike),
+ * by BTF loads relocated by CO-RE, so the fields' offsets follow the running kernel; the
+ * tracepoints' own field layouts (which changed in 6.10 for tcp_send_reset) are not used. */
+static __always_inline int on_tcp_event(int mode, __u8 kind, const struct sock *sk,
+					struct sk_buff *skb)
+{
+	if (!sk) {
+		/* tcp_send_reset without a socket: a segment for no socket (kfree_skb reports
+		 * it as NO_SOCKET). */
+		count(FSD_CNT_TCP_RESETS_NO_SOCKET);
+		return 0;
+	}
+	__u16 segments = 0;
+	__u8 tcp_flags = 0;
+	if (kind == FSD_KIND_RETRANSMIT && skb) {
+		/* struct tcp_skb_cb in skb->cb: seq, end_seq, then tcp_gso_segs (u16) at 8 and
+		 * tcp_flags at 12 (include/net/tcp.h, unchanged since 4.x). */
+		if (mode == READ_PROBE) {
+			bpf_probe_read_kernel(&segments, 2, &skb->cb[8]);
+			bpf_probe_read_kernel(&tcp_flags, 1, &skb->cb[12]);
+		} else {
+			segments = *(__u16 *)&skb->cb[8];
+			tcp_flags = *(__u8 *)&skb->cb[12];
+		}
+		if (segments == 0)
+			segments = 1;
+	}
+	if (kind == FSD_KIND_RETRANSMIT) {
+		__u32 idx = FSD_CNT_TCP_RETRANS_SEGS;
+		__u64 *c = bpf_map_lookup_elem(&drop_counters, &idx);
+		if (c)
+			*c += segments;
+	} else {
+		count(kind == FSD_KIND_RESET_SENT ? FSD_CNT_TCP_RESETS_SENT : FSD_CNT_TCP_RESETS_RECEIVED);
+		tcp_flags = 0x04; /* RST */
+	}
+	__u16 family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6) {
+		count(FSD_CNT_NOT_TCP_UDP);
+		return 0;
+	}
+	if (!take_token()) {
+		count(FSD_CNT_RATE_LIMITED);
+		return 0;
+	}
+	struct fsd_drop_event *e = bpf_ringbuf_reserve(&drop_events, sizeof(*e), 0);
+	if (!e) {
+		count(FSD_CNT_RING_FULL);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	e->kind = kind;
+	e->protocol = IPPROTO_TCP;
+	e->tcp_flags = tcp_flags;
+	e->segments = segments;
+	e->tcp_state = sk->__sk_common.skc_state;
+	/* Local and remote end; a received RST travels remote -> local. */
+	__u8 *local = kind == FSD_KIND_RESET_RECEIVED ? e->daddr : e->saddr;
+	__u8 *remote = kind == FSD_KIND_RESET_RECEIVED ? e->saddr : e->daddr;
+	__u16 lport = sk->__sk_common.skc_num;
+	if (!lport) {
+		/* Closing: inet_put_port() zeroed inet_num as the socket left the hash (an active
+		 * reset from close()); a full socket still has inet_sport. */
+		struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+		if (tp)
+			lport = bpf_ntohs(tp->inet_conn.icsk_inet.inet_sport);
+	}
+	__u16 rport = bpf_ntohs(sk->__sk_common.skc_dport);
+	e->sport = kind == FSD_KIND_RESET_RECEIVED ? rport : lport;
+	e->dport = kind == FSD_KIND_RESET_RECEIVED ? lport : rport;
+	if (family == AF_INET6) {
+		__u32 l[4], r[4];
+#pragma unroll
+		for (int i = 0; i < 4; i++) {
+			l[i] = sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr32[i];
+			r[i] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[i];
+		}
+		/* A v4-mapped peer (RFC 4291 §2.5.5.2) of a dual-stack socket: its packets are
+		 * IPv4. */
+		if (r[0] == 0 && r[1] == 0 && r[2] == bpf_htonl(0xffff)) {
+			family = AF_INET;
+			__builtin_memcpy(local, &l[3], 4);
+			__builtin_memcpy(remote, &r[3], 4);
+		} else {
+			__builtin_memcpy(local, l, 16);
+			__builtin_memcpy(remote, r, 16);
+		}
+	} else {
+		__u32 l = sk->__sk_common.skc_rcv_saddr;
+		__u32 r = sk->__sk_common.skc_daddr;
+		__builtin_memcpy(local, &l, 4);
+		__builtin_memcpy(remote, &r, 4);
+	}
+	e->family = family;
+	e->cookie = sk->__sk_common.skc_cookie.counter;
+	if (e->cookie)
+		e->flags |= FSD_F_COOKIE;
+	e->netns = sk->__sk_common.skc_net.net->ns.inum;
+	e->flags |= FSD_F_NETNS;
+	count(FSD_CNT_EVENTS);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+}
+
+/* 6.10+ passes the transmission's error: the kernel counts (TcpRetransSegs) and the old
+ * tracepoint fired only on success, so a failed one is no retransmission. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(fsd_tcp_retransmit_err, struct sock *sk, struct sk_buff *skb, int err)
+{
+	if (err)
+		return 0;
+	return on_tcp_event(READ_DIRECT, FSD_KIND_RETRANSMIT, sk, skb);
+}
+
+/* Before 6.10 the tracepoint has no error argument (and fires on success only). */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(fsd_tcp_retransmit, struct sock *sk, struct sk_buff *skb)
+{
+	return on_tcp_event(READ_DIRECT, FSD_KIND_RETRANSMIT, sk, skb);
+}
+
+/* For verifiers that refuse a 2-byte load inside skb->cb (a char array): the helper reads it. */
+SEC("tp_btf/tcp_retransmit_skb")
+int BPF_PROG(fsd_tcp_retransmit_pr, struct sock *sk, struct sk_buff *skb)
+{
+	return on_tcp_event(READ_PROBE, FSD_KIND_RETRANSMIT, sk, skb);
+}
+
+SEC("tp_btf/tcp_send_reset")
+int BPF_PROG(fsd_tcp_send_reset, struct sock *sk, struct sk_buff *skb)
+{
+	return on_tcp_event(READ_DIRECT, FSD_KIND_RESET_SENT, sk, NULL);
+}
+
+SEC("tp_btf/tcp_receive_reset")
+int BPF_PROG(fsd_tcp_receive_reset, struct sock *sk)
+{
+	return on_tcp_event(READ_DIRECT, FSD_KIND_RESET_RECEIVED, sk, NULL);
+}
+
+/* A SYN to a listener whose accept queue is full (RFC 9293 §3.10.7.2 leaves it to the
+ * implementation; Linux drops it and counts ListenOverflows and ListenDrops): the kernel frees
+ * it with consume_skb, as if handled, so kfree_skb never sees it, and no tracepoint fires on
+ * that path. tcp_conn_request (every IPv4 and IPv6 SYN to a listener; its signature is the same
+ * from 4.x to 6.18) checks sk_acceptq_is_full() before anything else that could accept it, so
+ * a full queue at its entry is a dropped SYN. fentry is a BPF trampoline on a BTF function,
+ * not a kprobe; the loader skips it where the kernel refuses it (drops are still reported).
+ * Where enum skb_drop_reason has TCP_LISTEN_OVERFLOW (6.15+, for the handshake's last ACK) the
+ * report uses its number, else FSD_REASON_LISTEN_OVERFLOW_UNNUMBERED. */
+static __always_inline int on_conn_request(int mode, struct sock *sk, struct sk_buff *skb)
+{
+	/* sk_acceptq_is_full(): include/net/sock.h */
+	if (sk->sk_ack_backlog <= sk->sk_max_ack_backlog)
+		return 0;
+	count(FSD_CNT_LISTEN_OVERFLOWS);
+	return on_drop(mode, skb, cfg_reason_listen_overflow, sk);
+}
+
+SEC("fentry/tcp_conn_request")
+int BPF_PROG(fsd_listen_overflow, struct request_sock_ops *rsk_ops, const void *af_ops,
+	     struct sock *sk, struct sk_buff *skb)
+{
+	return on_conn_request(READ_DIRECT, sk, skb);
+}
+
+SEC("fentry/tcp_conn_request")
+int BPF_PROG(fsd_listen_overflow_pr, struct request_sock_ops *rsk_ops, const void *af_ops,
+	     struct sock *sk, struct sk_buff *skb)
+{
+	return on_conn_request(READ_PROBE, sk, skb);
 }

@@ -30,8 +30,18 @@ struct fsd_drop_event {
 	__u16 dport;
 	__u32 len; /* IP packet length per its header (IPv6: 40 + payload length) */
 	__u8 flags; /* FSD_F_* */
-	__u8 _pad[7];
+	__u8 kind; /* FSD_KIND_*: a drop, or a TCP event the packets can't show */
+	__u8 tcp_state; /* TCP events: the socket's state (TCP_ESTABLISHED = 1, ...) */
+	__u8 _pad1;
+	__u16 segments; /* FSD_KIND_RETRANSMIT: segments sent again (tcp_skb_pcount) */
+	__u8 _pad2[2];
 };
+
+/* `kind` */
+#define FSD_KIND_DROP 0 /* kfree_skb: a dropped packet */
+#define FSD_KIND_RETRANSMIT 1 /* tcp:tcp_retransmit_skb: the kernel sent data again */
+#define FSD_KIND_RESET_SENT 2 /* tcp:tcp_send_reset: this host reset the connection */
+#define FSD_KIND_RESET_RECEIVED 3 /* tcp:tcp_receive_reset: the peer reset it */
 
 /* Indices of the per-CPU `drop_counters` array. */
 #define FSD_CNT_EVENTS 0 /* records written to the ring */
@@ -40,7 +50,16 @@ struct fsd_drop_event {
 #define FSD_CNT_NOT_TCP_UDP 3 /* drops of packets that are not TCP/UDP over IP (or unreadable) */
 #define FSD_CNT_NOT_SPECIFIED 4 /* kfree_skb with SKB_DROP_REASON_NOT_SPECIFIED: not reported */
 #define FSD_CNT_QUEUE_PURGE 5 /* SKB_DROP_REASON_QUEUE_PURGE (socket destroyed): not reported */
-#define FSD_CNT_MAX 6
+#define FSD_CNT_TCP_RETRANS_SEGS 6 /* segments the kernel retransmitted (as TcpRetransSegs) */
+#define FSD_CNT_TCP_RESETS_SENT 7 /* RSTs sent for a socket */
+#define FSD_CNT_TCP_RESETS_RECEIVED 8 /* RSTs that reset a socket */
+#define FSD_CNT_TCP_RESETS_NO_SOCKET 9 /* RSTs sent for no socket (the kfree_skb NO_SOCKET drop reports those) */
+#define FSD_CNT_LISTEN_OVERFLOWS 10 /* SYNs dropped for a full accept queue (as ListenOverflows) */
+#define FSD_CNT_MAX 11
+
+/* `reason` of a SYN dropped for a full accept queue on a kernel whose enum skb_drop_reason
+ * has no TCP_LISTEN_OVERFLOW (before 6.15). */
+#define FSD_REASON_LISTEN_OVERFLOW_UNNUMBERED 0xfffffffe
 
 /* Per-CPU token bucket (`drop_bucket`). */
 struct fsd_bucket {
@@ -64,5 +83,8 @@ _Static_assert(__builtin_offsetof(struct fsd_drop_event, sport) == 64, "sport");
 _Static_assert(__builtin_offsetof(struct fsd_drop_event, dport) == 66, "dport");
 _Static_assert(__builtin_offsetof(struct fsd_drop_event, len) == 68, "len");
 _Static_assert(__builtin_offsetof(struct fsd_drop_event, flags) == 72, "flags");
+_Static_assert(__builtin_offsetof(struct fsd_drop_event, kind) == 73, "kind");
+_Static_assert(__builtin_offsetof(struct fsd_drop_event, tcp_state) == 74, "tcp_state");
+_Static_assert(__builtin_offsetof(struct fsd_drop_event, segments) == 76, "segments");
 
 #endif

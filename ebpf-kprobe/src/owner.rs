@@ -308,6 +308,29 @@ impl OwnerCache {
         self.expire(self.now_ns);
     }
 
+    /// Joins a socket's 4-tuple to the owner its cookie has, even while it closes: a kernel
+    /// event that named both (a RST received in SYN-SENT) for a socket whose attribution
+    /// events never did (a connect refused before ESTABLISHED joins no tuple). A closed
+    /// socket's tuple is forgotten after the same grace period. Returns whether it joined.
+    pub fn join_tuple(&mut self, cookie: u64, tuple: SocketTuple) -> bool {
+        let Some(o) = self.by_cookie.peek(&cookie).cloned() else {
+            return false;
+        };
+        if let Some(closed) = o.closed_at {
+            let until = closed + self.opts.close_grace_ns;
+            self.closing.push_back((until, Closing::Tuple(tuple)));
+        }
+        let o = Owner {
+            tuple: Some(tuple),
+            ..o
+        };
+        self.negative.remove(&tuple);
+        // Its close, if not yet applied, retires the tuple with the cookie.
+        self.by_cookie.insert(cookie, o.clone());
+        self.by_tuple.insert(tuple, o);
+        true
+    }
+
     /// The shared ProcessInfo for this (thread, comm, cgroup, netns): one process's many sockets
     /// share one allocation, and the cgroup path and container id are worked out once.
     fn process_info(&mut self, ev: &SockEvent, p: &crate::wire::WireProcess) -> Arc<ProcessInfo> {
@@ -679,6 +702,21 @@ mod tests {
             "exact only"
         );
         assert_eq!(c.lookup_tuple(&tuple(1, 2)), None);
+    }
+
+    #[test]
+    fn a_refused_connects_tuple_joins_its_cookie_while_closing() {
+        let mut c = OwnerCache::new(opts());
+        c.apply(&ev(1, 7, None, 100, "curl", 1)); // connect: cookie + owner, no port yet
+        c.apply(&ev(4, 7, None, 0, "", 2)); // refused: closed before ESTABLISHED
+        assert!(c.lookup_local_no_scan(&tuple(40000, 80)).is_none());
+        // A kernel TCP event named the socket by cookie and tuple (the RST it received).
+        assert!(c.join_tuple(7, tuple(40000, 80)));
+        assert_eq!(c.lookup_local_no_scan(&tuple(40000, 80)).unwrap().pid, 100);
+        assert!(!c.join_tuple(8, tuple(40001, 80)), "an unknown cookie");
+        // Forgotten with the socket, after the grace period.
+        c.expire(1000);
+        assert!(c.lookup_local_no_scan(&tuple(40000, 80)).is_none());
     }
 
     #[test]

@@ -352,6 +352,11 @@ counters! {
     tls_plaintext_no_flow,
     /// TLS connections without plaintext whose ends were not handed out to be named (too many between two takes).
     tls_blind_spots_not_named,
+    // --- TCP window stalls (issue 17; tcp::health) ---
+    /// Data segments that filled the receiver's advertised window (RFC 9293 §3.8.6; Wireshark's `window_full`).
+    tcp_window_full_segments,
+    /// Zero-window probes (RFC 9293 §3.8.6.1; Linux's look like keep-alives and are counted here, not in `tcp_keepalives`).
+    tcp_zero_window_probes,
 }
 
 #[cfg(test)]

@@ -635,6 +635,13 @@ pub struct TcpDirectionHealth {
     pub zero_window_advertisements: u32,
     /// Keep-alives the sender sent (RFC 9293 §3.8.4).
     pub keepalives: u32,
+    /// Data segments that filled the receiver's advertised window (bytes in flight equal to
+    /// it, RFC 9293 §3.8.6; Wireshark's `tcp.analysis.window_full`): the receiver, not the
+    /// network, held the sender back.
+    pub window_full_segments: u32,
+    /// Zero-window probes the sender sent while the receiver's window was closed (RFC 9293
+    /// §3.8.6.1), including Linux's, which look like keep-alives.
+    pub zero_window_probes: u32,
 }
 
 /// A TCP connection's health from its packets: handshake, RTT per direction, losses and how it

@@ -36,6 +36,19 @@ fn capture() -> PathBuf {
     p
 }
 
+/// `tests/data/health/stall.pcap`, recorded by `tests/data/health/record-stall.sh`: a client
+/// fills a sleeping server's 4 KiB window (window-full segments, then zero-window probes), and
+/// a second, idle connection sends keep-alives with its window open.
+fn stall_capture() -> PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/health/stall.pcap");
+    assert!(
+        p.is_file(),
+        "{} is missing: run tests/data/health/record-stall.sh",
+        p.display()
+    );
+    p
+}
+
 /// tshark's frames matching `filter`, as `(client port, from_server, value of field)`.
 fn tshark_where(filter: &str, field: &str) -> Vec<(u16, bool, f64)> {
     let out = Command::new("tshark")
@@ -126,6 +139,15 @@ fn retransmissions_zero_windows_dup_acks_agree_with_tshark() {
         .sum();
     assert_eq!(zero, count("tcp.analysis.zero_window"), "zero windows");
     assert!(zero > 0);
+    let full: u32 = conns
+        .values()
+        .map(|h| h.to_client.window_full_segments + h.to_server.window_full_segments)
+        .sum();
+    assert_eq!(
+        full,
+        count("tcp.analysis.window_full"),
+        "window-full segments"
+    );
 
     // Duplicate ACKs: RFC 5681 §2 and tshark agree but for tshark's looser "outstanding
     // data" test; within 10%.
@@ -187,4 +209,141 @@ fn rtt_samples_lie_within_tshark_ack_rtt() {
             }
         }
     }
+}
+
+/// One frame of the stall capture as tshark analysed it.
+struct TsharkFrame {
+    from_client: bool,
+    client_port: u16,
+    ack: bool,
+    window: u32,
+    keep_alive: bool,
+    zero_window_probe: bool,
+    window_full: bool,
+}
+
+fn tshark_stall_frames() -> Vec<TsharkFrame> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(stall_capture())
+        .args(["-T", "fields", "-E", "separator=|"])
+        .args([
+            "-e",
+            "tcp.srcport",
+            "-e",
+            "tcp.dstport",
+            "-e",
+            "tcp.flags.ack",
+        ])
+        .args([
+            "-e",
+            "tcp.window_size_value",
+            "-e",
+            "tcp.analysis.keep_alive",
+        ])
+        .args([
+            "-e",
+            "tcp.analysis.zero_window_probe",
+            "-e",
+            "tcp.analysis.window_full",
+        ])
+        .output()
+        .expect("tshark must be installed for the differential test (apt-get install tshark)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            let src: u16 = f[0].parse().unwrap();
+            let from_client = src != 9000;
+            TsharkFrame {
+                from_client,
+                client_port: if from_client {
+                    src
+                } else {
+                    f[1].parse().unwrap()
+                },
+                ack: f[2] == "1" || f[2] == "True",
+                window: f[3].parse().unwrap(),
+                keep_alive: !f[4].is_empty(),
+                zero_window_probe: !f[5].is_empty(),
+                window_full: !f[6].is_empty(),
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn window_full_and_zero_window_probes_agree_with_tshark() {
+    let config = EngineConfig {
+        l4_records: L4Records::ControlOnly,
+        ..EngineConfig::default()
+    };
+    let (records, c) = replay_file(&stall_capture(), config);
+    let mut conns: BTreeMap<u16, TcpHealth> = BTreeMap::new();
+    for r in records {
+        if let Record::Flow(f) = r {
+            if let (Some(h), Some((s, d))) = (f.tcp_health, f.l4.ports()) {
+                conns.insert(if s == 9000 { d } else { s }, *h);
+            }
+        }
+    }
+    assert_eq!(conns.len(), 2, "{conns:#?}");
+    // tshark's keep-alives split by the receiver's last window (its raw field: zero is zero
+    // at any scale). Sent into a closed window, they are Linux's zero-window probes (SND.UNA
+    // - 1, no data), which tshark calls keep-alives; into an open one, real keep-alives.
+    #[derive(Default, Debug, PartialEq)]
+    struct Expect {
+        window_full: u32,
+        probes: u32,
+        keepalives: u32,
+    }
+    let mut want: BTreeMap<(u16, bool), Expect> = BTreeMap::new();
+    let mut last_window: BTreeMap<(u16, bool), u32> = BTreeMap::new();
+    for f in tshark_stall_frames() {
+        let receiver_window = last_window.get(&(f.client_port, !f.from_client)).copied();
+        let e = want.entry((f.client_port, f.from_client)).or_default();
+        e.window_full += u32::from(f.window_full);
+        if f.zero_window_probe || (f.keep_alive && receiver_window == Some(0)) {
+            e.probes += 1;
+        } else if f.keep_alive {
+            e.keepalives += 1;
+        }
+        if f.ack {
+            last_window.insert((f.client_port, f.from_client), f.window);
+        }
+    }
+    let mut got: BTreeMap<(u16, bool), Expect> = BTreeMap::new();
+    for (port, h) in &conns {
+        for (d, from_client) in [(&h.to_server, true), (&h.to_client, false)] {
+            got.insert(
+                (*port, from_client),
+                Expect {
+                    window_full: d.window_full_segments,
+                    probes: d.zero_window_probes,
+                    keepalives: d.keepalives,
+                },
+            );
+        }
+    }
+    want.retain(|_, e| *e != Expect::default());
+    got.retain(|_, e| *e != Expect::default());
+    assert_eq!(got, want, "engine vs tshark per (client port, from client)");
+    let total = |f: fn(&Expect) -> u32| want.values().map(f).sum::<u32>();
+    assert!(total(|e| e.window_full) > 10, "the capture fills windows");
+    assert!(
+        total(|e| e.probes) > 0 && total(|e| e.keepalives) > 0,
+        "{want:?}"
+    );
+    assert_eq!(
+        u64::from(total(|e| e.window_full)),
+        c.tcp_window_full_segments
+    );
+    assert_eq!(u64::from(total(|e| e.probes)), c.tcp_zero_window_probes);
+    assert_eq!(u64::from(total(|e| e.keepalives)), c.tcp_keepalives);
 }

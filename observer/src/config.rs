@@ -516,7 +516,9 @@ mod tests {
         let d = AgentConfig::default();
         assert!(d.tls_plaintext);
         assert_eq!(d.engine_workers(), 1, "auto: one worker with TLS plaintext");
-        let e = AgentConfig::from_toml("workers = 2").unwrap_err().to_string();
+        let e = AgentConfig::from_toml("workers = 2")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("workers") && e.contains("tls-plaintext"), "{e}");
         let c = AgentConfig::from_toml("workers = 2\ntls-plaintext = false").unwrap();
         assert_eq!(c.engine_workers(), 2);

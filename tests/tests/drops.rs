@@ -143,13 +143,26 @@ fn kernel_drops_are_dropped_flows_with_the_kernels_reason() {
     assert_eq!(syn["drop_reason_desc"], "POLICY_DENIED", "{syn}");
     assert_eq!(syn["drop_reason"], 133, "{syn}");
 
-    // A TCP SYN to a closed port: answered with RST, dropped as NO_SOCKET.
-    link.client.exec_any(&format!(
-        "python3 -c 'import socket; socket.create_connection((\"{SERVER_V4}\", {closed_tcp}), timeout=2)'"
+    // A TCP SYN to a closed port: answered with RST, dropped as NO_SOCKET. The server's
+    // kernel has no socket for it; the sender is local (another namespace of this node), so
+    // the drop is owned by the client's socket by 4-tuple: its pid, once and not retried
+    // (the RST ends the connect at once).
+    let refused_client = link.client.spawn(&format!(
+        "python3 -c 'import socket,time\ntry: socket.create_connection((\"{SERVER_V4}\", {closed_tcp}), timeout=2)\nexcept OSError: pass\ntime.sleep(3)'"
     ));
-    let refused = wait_for_drop(&sock, "NO_SOCKET of a TCP SYN", |f| {
-        ports(f).0 == "TCP" && ports(f).2 == closed_tcp as u64 && reason(f) == "NO_SOCKET"
-    });
+    let refused = wait_for_drop(
+        &sock,
+        &format!(
+            "NO_SOCKET of a TCP SYN with the client's pid {}",
+            refused_client.pid()
+        ),
+        |f| {
+            ports(f).0 == "TCP"
+                && ports(f).2 == closed_tcp as u64
+                && reason(f) == "NO_SOCKET"
+                && f["extensions"]["process"]["pid"].as_u64() == Some(refused_client.pid() as u64)
+        },
+    );
     assert_eq!(refused["l4"]["TCP"]["flags"]["SYN"], true, "{refused}");
 
     // A UDP datagram to a closed port (IPv6 this time).
@@ -271,5 +284,87 @@ fn drops_over_the_per_cpu_rate_are_counted_not_reported() {
             .unwrap_or(0)
             >= (300 - reported) as u64,
         "{st}"
+    );
+}
+
+/// A listener with a backlog of 1 that never accepts: once its accept queue is full the kernel
+/// drops each new SYN (and its retransmissions) as consumed, which kfree_skb never shows.
+/// Every kernel counts them on the listener (sk_drops, read through sock_diag): status has
+/// `tcp_listen_drops_port_<port>`, equal to the namespace's TcpExtListenDrops delta (the only
+/// listener there). Where the kernel allows the fentry program on tcp_conn_request (BPF
+/// trampolines need ftrace, which this test machine's kernel lacks; Debian's has it), each
+/// dropped SYN is also a DROPPED flow, TCP_LISTEN_OVERFLOW, with the client's pid.
+#[test]
+fn syns_to_a_full_accept_queue_are_counted_per_listener() {
+    require_root();
+    require_tool("python3");
+    require_tool("nstat");
+    let link = Link::new();
+    let tmp = TempDir::new();
+    let sock = tmp.0.join("run/observer.sock").display().to_string();
+    let port = 50_000 + (std::process::id() % 10_000) as u16;
+    let _agent = start_agent(
+        &link.server,
+        &format!(
+            "-i {} --listen unix://{sock} -o none --metrics-listen ''",
+            link.server_if
+        ),
+    );
+    let nstat = |name: &str| -> u64 {
+        link.server
+            .exec(&format!("nstat -az {name}"))
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("nstat {name}"))
+    };
+    let before = nstat("TcpExtListenDrops");
+    let listener = link.server.spawn(&format!(
+        "python3 -u -c 'import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind((\"0.0.0.0\", {port})); s.listen(1); print(\"listening\"); time.sleep(60)'"
+    ));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while listener.stdout().is_empty() {
+        assert!(Instant::now() < deadline, "the listener did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Four connects without waiting: two fill the queue (backlog 1 holds two), the others'
+    // SYNs are dropped, then sent again after 1 s.
+    let clients = link.client.spawn(&format!(
+        "python3 -c 'import socket,time\nss=[socket.socket() for _ in range(4)]\nfor s in ss: s.setblocking(False); s.connect_ex((\"{SERVER_V4}\", {port})); time.sleep(0.1)\ntime.sleep(2.5)'"
+    ));
+    std::thread::sleep(Duration::from_millis(2_000));
+    let delta = nstat("TcpExtListenDrops") - before;
+    assert!(delta >= 2, "the full queue dropped {delta} SYNs");
+    let st: Value = serde_json::from_str(&sh(&format!(
+        "{} status --server unix://{sock} -o json",
+        flowscope_bin().display()
+    )))
+    .unwrap();
+    let c = &st["counters"];
+    assert_eq!(c[format!("tcp_listen_drops_port_{port}")], delta, "{c}");
+    assert_eq!(c["tcp_listen_drops"], delta, "{c}");
+    if c["kernel_listen_overflow_hook_missing"] != 0 {
+        eprintln!("no fentry on tcp_conn_request here: the per-listener counter only");
+        return;
+    }
+    let first = wait_for_drop(&sock, "TCP_LISTEN_OVERFLOW of a SYN", |f| {
+        ports(f).2 == port as u64 && reason(f) == "TCP_LISTEN_OVERFLOW"
+    });
+    assert_eq!(first["l4"]["TCP"]["flags"]["SYN"], true, "{first}");
+    assert_eq!(first["IP"]["destination"], SERVER_V4, "{first}");
+    assert_eq!(first["verdict"], "DROPPED", "{first}");
+    // The SYN's sender is local: the client's pid (by its socket's 4-tuple).
+    assert_eq!(
+        first["extensions"]["process"]["pid"].as_u64(),
+        Some(clients.pid() as u64),
+        "{first}"
+    );
+    let reported = observe_drops(&sock)
+        .iter()
+        .filter(|f| ports(f).2 == port as u64 && reason(f) == "TCP_LISTEN_OVERFLOW")
+        .count() as u64;
+    assert!(
+        reported >= 2 && reported <= delta,
+        "{reported} reported, {delta} dropped"
     );
 }

@@ -12,13 +12,13 @@ pub mod wire;
 
 use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
-    programs::BtfTracePoint,
+    programs::{BtfTracePoint, FEntry},
     Btf, Ebpf, EbpfLoader,
 };
 use tracing::debug;
 
 pub use reasons::{BtfError, DropReasons};
-pub use wire::{DropEvent, WireError, DROP_COUNTERS};
+pub use wire::{DropEvent, EventKind, WireError, DROP_COUNTERS, LISTEN_OVERFLOW_UNNUMBERED};
 
 use crate::error::{hint_for, shorten, AttributionError};
 
@@ -33,6 +33,27 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("fsd_kfree_skb", "direct BTF reads"),
     ("fsd_kfree_skb_pr", "bpf_probe_read_kernel"),
 ];
+
+/// The TCP tracepoint programs, as (tracepoint, programs best first): the kernel's own
+/// retransmissions and resets. 6.10 gave tcp_retransmit_skb an error argument (older kernels
+/// refuse the program that reads it) and tcp_send_reset a reason (not read: the arguments
+/// before it are the same).
+const TCP_PROGRAMS: &[(&str, &[&str])] = &[
+    (
+        "tcp_retransmit_skb",
+        &[
+            "fsd_tcp_retransmit_err",
+            "fsd_tcp_retransmit",
+            "fsd_tcp_retransmit_pr",
+        ],
+    ),
+    ("tcp_send_reset", &["fsd_tcp_send_reset"]),
+    ("tcp_receive_reset", &["fsd_tcp_receive_reset"]),
+];
+
+/// SYNs dropped for a full accept queue: fentry on tcp_conn_request (see drops.bpf.c), best
+/// first, as the kfree_skb programs read header bytes.
+const LISTEN_OVERFLOW_PROGRAMS: &[&str] = &["fsd_listen_overflow", "fsd_listen_overflow_pr"];
 
 /// Settings for [`KernelDrops::start`].
 #[derive(Clone, Debug)]
@@ -60,6 +81,8 @@ pub struct KernelDrops {
     ebpf: Ebpf,
     reasons: DropReasons,
     program: &'static str,
+    /// The TCP tracepoint programs attached, as `program -> tracepoint`.
+    tcp_programs: Vec<String>,
     ring_taken: bool,
 }
 
@@ -95,12 +118,14 @@ impl KernelDrops {
         let mut errors = Vec::new();
         for &(name, how) in PROGRAMS {
             match Self::try_program(opts, &reasons, &btf, name) {
-                Ok(ebpf) => {
+                Ok(mut ebpf) => {
                     debug!(program = name, how, "kfree_skb program attached");
+                    let tcp_programs = attach_tcp_programs(&mut ebpf, &btf);
                     return Ok(Self {
                         ebpf,
                         reasons,
                         program: name,
+                        tcp_programs,
                         ring_taken: false,
                     });
                 }
@@ -127,12 +152,16 @@ impl KernelDrops {
         let not_specified = reasons.number("NOT_SPECIFIED").unwrap_or(u32::MAX);
         // Queues freed with their socket: not a drop on the network (see drops.bpf.c).
         let queue_purge = reasons.number("QUEUE_PURGE").unwrap_or(u32::MAX);
+        let listen_overflow = reasons
+            .number("TCP_LISTEN_OVERFLOW")
+            .unwrap_or(LISTEN_OVERFLOW_UNNUMBERED);
         let ring = opts.ring_bytes.max(4096).next_power_of_two();
         let mut ebpf = EbpfLoader::new()
             .map_max_entries("drop_events", ring)
             .override_global("cfg_reason_consumed", &consumed, true)
             .override_global("cfg_reason_not_specified", &not_specified, true)
             .override_global("cfg_reason_queue_purge", &queue_purge, true)
+            .override_global("cfg_reason_listen_overflow", &listen_overflow, true)
             .override_global("cfg_rate_per_sec", &opts.rate_per_sec, true)
             .override_global("cfg_burst", &opts.burst.max(1), true)
             .load(OBJ)
@@ -162,7 +191,29 @@ impl KernelDrops {
 
     /// `program -> hook`, for logs and status.
     pub fn attached(&self) -> String {
-        format!("{} -> tp_btf/kfree_skb", self.program)
+        let mut s = format!("{} -> tp_btf/kfree_skb", self.program);
+        for p in &self.tcp_programs {
+            s.push_str(", ");
+            s.push_str(p);
+        }
+        s
+    }
+
+    /// How many of the TCP tracepoints (retransmit, reset sent, reset received) have no
+    /// program attached (the kernel refused them; see the debug log).
+    pub fn tcp_tracepoints_missing(&self) -> usize {
+        let attached = self
+            .tcp_programs
+            .iter()
+            .filter(|p| p.contains("tp_btf/"))
+            .count();
+        TCP_PROGRAMS.len() - attached
+    }
+
+    /// Whether no program reports SYNs dropped for a full accept queue (fentry needs BPF
+    /// trampolines, which need ftrace; status then has the per-listener counts only).
+    pub fn listen_overflow_hook_missing(&self) -> bool {
+        !self.tcp_programs.iter().any(|p| p.contains("fentry/"))
     }
 
     /// Takes the ring of [`DropEvent`] records. Call once.
@@ -194,4 +245,51 @@ impl KernelDrops {
             .map(|&(i, name)| (name, arr.get(&i, 0).map(|v| v.iter().sum()).unwrap_or(0)))
             .collect()
     }
+}
+
+/// Attaches the best program this kernel accepts for each TCP tracepoint, beside the
+/// kfree_skb one (same ring and counters). One that no program loads for is skipped and
+/// logged: drops are still reported.
+fn attach_tcp_programs(ebpf: &mut Ebpf, btf: &Btf) -> Vec<String> {
+    let mut attached = Vec::new();
+    for &(tracepoint, names) in TCP_PROGRAMS {
+        for &name in names {
+            let Some(Ok(p)) = ebpf.program_mut(name).map(<&mut BtfTracePoint>::try_from) else {
+                debug!("{name}: not a tp_btf program in the object");
+                continue;
+            };
+            match p
+                .load(tracepoint, btf)
+                .and_then(|()| p.attach().map(|_| ()))
+            {
+                Ok(()) => {
+                    debug!(
+                        program = name,
+                        tracepoint, "TCP tracepoint program attached"
+                    );
+                    attached.push(format!("{name} -> tp_btf/{tracepoint}"));
+                    break;
+                }
+                Err(e) => debug!("{name} on {tracepoint} did not load: {}", shorten(&e)),
+            }
+        }
+    }
+    for &name in LISTEN_OVERFLOW_PROGRAMS {
+        let Some(Ok(p)) = ebpf.program_mut(name).map(<&mut FEntry>::try_from) else {
+            debug!("{name}: not an fentry program in the object");
+            continue;
+        };
+        match p
+            .load("tcp_conn_request", btf)
+            .and_then(|()| p.attach().map(|_| ()))
+        {
+            Ok(()) => {
+                debug!(program = name, "listen overflow program attached");
+                attached.push(format!("{name} -> fentry/tcp_conn_request"));
+                break;
+            }
+            Err(e) => debug!("{name} on tcp_conn_request did not load: {}", shorten(&e)),
+        }
+    }
+    attached
 }

@@ -39,6 +39,9 @@ mod field {
     pub const DPORT: Range<usize> = 66..68;
     pub const LEN: Range<usize> = 68..72;
     pub const FLAGS: usize = 72;
+    pub const KIND: usize = 73;
+    pub const TCP_STATE: usize = 74;
+    pub const SEGMENTS: Range<usize> = 76..78;
 }
 
 const FLAG_COOKIE: u8 = 1;
@@ -56,7 +59,29 @@ pub const DROP_COUNTERS: &[(u32, &str)] = &[
     (3, "kernel_drops_not_tcp_udp"),
     (4, "kernel_frees_not_specified"),
     (5, "kernel_frees_queue_purge"),
+    (6, "kernel_tcp_retransmitted_segments"),
+    (7, "kernel_tcp_resets_sent"),
+    (8, "kernel_tcp_resets_received"),
+    (9, "kernel_tcp_resets_sent_no_socket"),
+    (10, "kernel_tcp_listen_overflows"),
 ];
+
+/// `reason` of a SYN dropped for a full accept queue on a kernel whose `enum skb_drop_reason`
+/// has no `TCP_LISTEN_OVERFLOW` (before 6.15): see `on_conn_request` in bpf/drops.bpf.c.
+pub const LISTEN_OVERFLOW_UNNUMBERED: u32 = 0xffff_fffe;
+
+/// What a ring record reports (`FSD_KIND_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventKind {
+    /// kfree_skb: the kernel dropped the packet.
+    Drop = 0,
+    /// tcp:tcp_retransmit_skb: the socket sent data (or a SYN) again.
+    Retransmit = 1,
+    /// tcp:tcp_send_reset: this host reset the connection.
+    ResetSent = 2,
+    /// tcp:tcp_receive_reset: the peer's RST reset the socket.
+    ResetReceived = 3,
+}
 
 /// One packet the kernel dropped, as the kfree_skb program saw it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +106,12 @@ pub struct DropEvent {
     pub cookie: Option<u64>,
     /// IP packet length per its header.
     pub len: u32,
+    /// A drop, or a TCP event (then `reason` is 0 and `source` is the end that sent).
+    pub kind: EventKind,
+    /// TCP events: the socket's state (`TCP_ESTABLISHED` = 1, ... as in include/net/tcp_states.h).
+    pub tcp_state: u8,
+    /// Retransmissions: segments sent again.
+    pub segments: u16,
 }
 
 impl DropEvent {
@@ -130,6 +161,20 @@ impl DropEvent {
             netns: (flags & FLAG_NETNS != 0).then(|| u32_at(field::NETNS)),
             cookie: (flags & FLAG_COOKIE != 0).then(|| u64_at(field::COOKIE)),
             len: u32_at(field::LEN),
+            kind: match r[field::KIND] {
+                0 => EventKind::Drop,
+                1 => EventKind::Retransmit,
+                2 => EventKind::ResetSent,
+                3 => EventKind::ResetReceived,
+                other => {
+                    return Err(WireError::Unknown {
+                        field: "kind",
+                        value: other.into(),
+                    })
+                }
+            },
+            tcp_state: r[field::TCP_STATE],
+            segments: u16_at(field::SEGMENTS),
         })
     }
 }
@@ -191,6 +236,18 @@ pub(crate) mod tests {
         assert_eq!(e.source.0, "2001:db8::2".parse::<IpAddr>().unwrap());
         assert_eq!(e.transport, Transport::Udp);
         assert_eq!(DropEvent::parse(&r[..10]), Err(WireError::Length(10)));
+        assert_eq!(e.kind, EventKind::Drop);
+        let mut t = r.clone();
+        t[field::KIND] = 1;
+        t[field::TCP_STATE] = 1;
+        t[field::SEGMENTS].copy_from_slice(&3u16.to_ne_bytes());
+        let e = DropEvent::parse(&t).unwrap();
+        assert_eq!(
+            (e.kind, e.tcp_state, e.segments),
+            (EventKind::Retransmit, 1, 3)
+        );
+        t[field::KIND] = 9;
+        assert!(DropEvent::parse(&t).is_err());
         r[field::FAMILY].copy_from_slice(&1u16.to_ne_bytes());
         assert!(DropEvent::parse(&r).is_err());
     }
@@ -221,13 +278,27 @@ pub(crate) mod tests {
                     "dport" => field::DPORT.start,
                     "len" => field::LEN.start,
                     "flags" => field::FLAGS,
+                    "kind" => field::KIND,
+                    "tcp_state" => field::TCP_STATE,
+                    "segments" => field::SEGMENTS.start,
                     other => panic!("drops.h asserts an offset wire.rs does not know: {other}"),
                 }
             };
             assert_eq!(expect, value, "{line}");
             checked += 1;
         }
-        assert_eq!(checked, 15, "every field of the contract is asserted");
+        assert_eq!(checked, 18, "every field of the contract is asserted");
+        for (kind, name) in [
+            (EventKind::Drop, "FSD_KIND_DROP"),
+            (EventKind::Retransmit, "FSD_KIND_RETRANSMIT"),
+            (EventKind::ResetSent, "FSD_KIND_RESET_SENT"),
+            (EventKind::ResetReceived, "FSD_KIND_RESET_RECEIVED"),
+        ] {
+            assert!(
+                header.contains(&format!("#define {name} {} ", kind as u8)),
+                "{name}"
+            );
+        }
         for (bit, name) in [
             (FLAG_COOKIE, "FSD_F_COOKIE"),
             (FLAG_IFINDEX, "FSD_F_IFINDEX"),
@@ -239,5 +310,8 @@ pub(crate) mod tests {
             assert!(header.contains(&format!(" {i} /* ")), "counter index {i}");
         }
         assert!(header.contains(&format!("#define FSD_CNT_MAX {}", DROP_COUNTERS.len())));
+        assert!(header.contains(&format!(
+            "#define FSD_REASON_LISTEN_OVERFLOW_UNNUMBERED {LISTEN_OVERFLOW_UNNUMBERED:#x}"
+        )));
     }
 }

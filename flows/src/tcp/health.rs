@@ -104,6 +104,15 @@ struct SideState {
     /// Duplicate ACKs and zero windows it sent.
     dup_acks: u32,
     zero_windows: u32,
+    /// Its SYN was seen, with this window scale shift (RFC 7323 §2.2); `last_window` came in
+    /// a SYN (never scaled).
+    syn_seen: bool,
+    wscale: Option<u8>,
+    window_in_syn: bool,
+    /// Data segments that reached the edge of the other side's window, and zero-window probes
+    /// it sent.
+    window_full: u32,
+    zero_window_probes: u32,
 }
 
 impl SideState {
@@ -161,6 +170,25 @@ impl SideState {
             duplicate_acks: receiver.dup_acks,
             zero_window_advertisements: receiver.zero_windows,
             keepalives: self.keepalives,
+            window_full_segments: self.window_full,
+            zero_window_probes: self.zero_window_probes,
+        }
+    }
+
+    /// The receive window it last advertised, in bytes, when the scale is known. RFC 7323
+    /// §2.2: a SYN's window is never scaled, and scaling is in use only if both SYNs offered
+    /// it (§2.3: shifts above 14 are taken as 14); with a SYN unseen the scale is unknown.
+    fn advertised_window(&self, other: &SideState) -> Option<u32> {
+        let window = u32::from(self.last_window);
+        if self.window_in_syn
+            || (self.syn_seen && self.wscale.is_none())
+            || (other.syn_seen && other.wscale.is_none())
+        {
+            return Some(window);
+        }
+        match (self.syn_seen && other.syn_seen, self.wscale) {
+            (true, Some(shift)) => Some(window << shift.min(14)),
+            _ => None,
         }
     }
 }
@@ -225,7 +253,15 @@ impl ConnectionHealth {
         } else {
             (server, client)
         };
-        on_sent(me, tcp, payload_len, captured_to, now_ns, counters);
+        // RFC 9293 §3.8.6.1: a closed window is probed; the probe is not data.
+        let probe =
+            peer.last_window == 0 && zero_window_probe(me, peer, tcp, payload_len, counters);
+        if !probe {
+            on_sent(me, tcp, payload_len, captured_to, now_ns, counters);
+        }
+        if payload_len > 0 {
+            window_full(me, peer, tcp, payload_len, counters);
+        }
         if ack {
             on_ack(me, peer, tcp, payload_len, now_ns, counters);
         }
@@ -236,6 +272,11 @@ impl ConnectionHealth {
         let f = tcp.flags;
         let syn = f.contains(TcpFlags::SYN);
         let ack = f.contains(TcpFlags::ACK);
+        if syn {
+            let me = &mut self.sides[usize::from(!from_client)];
+            me.syn_seen = true;
+            me.wscale = tcp.window_scale;
+        }
         if syn && !ack && from_client {
             if self.syn_ns.is_none() {
                 self.syn_ns = Some(now_ns);
@@ -271,7 +312,7 @@ impl ConnectionHealth {
             || self
                 .sides
                 .iter()
-                .any(|s| s.rtt.samples > 0 || s.retransmitted_segments > 0)
+                .any(|s| s.rtt.samples > 0 || s.retransmitted_segments > 0 || s.window_full > 0)
     }
 
     /// Both legs' smoothed RTT so far (see [`TcpHealth::path_srtt_ns`]), without a snapshot.
@@ -412,6 +453,52 @@ fn on_ack(
         peer.last_ack_by_peer = Some(ack);
     }
     me.last_window = tcp.window;
+    me.window_in_syn = f.contains(TcpFlags::SYN);
+}
+
+/// A segment sent while the receiver's window is zero (the caller checks): a zero-window
+/// probe when it is one byte at SND.NXT (RFC 9293 §3.8.6.1, RFC 1122 §4.2.2.17; BSD and
+/// Windows) or zero or one byte at SND.NXT - 1 (Linux's `tcp_xmit_probe_skb`, which looks like
+/// a keep-alive, RFC 9293 §3.8.4, but answers a closed window, not an idle connection).
+/// Wireshark flags the first kind only (`tcp.analysis.zero_window_probe`) and calls the second a
+/// keep-alive. A probe is not data: the byte goes again once the window opens.
+fn zero_window_probe(
+    me: &mut SideState,
+    peer: &SideState,
+    tcp: &TcpInfo,
+    payload_len: u32,
+    c: &mut Counters,
+) -> bool {
+    let (Some(next), Some(_)) = (me.next, peer.last_ack) else {
+        return false;
+    };
+    let probe = !tcp.flags.is_control()
+        && ((payload_len == 1 && tcp.seq == next)
+            || (payload_len <= 1 && tcp.seq == next.wrapping_sub(1)));
+    if probe {
+        me.zero_window_probes += 1;
+        c.tcp_zero_window_probes += 1;
+    }
+    probe
+}
+
+/// A data segment ending exactly at the receiver's window edge, its last ACK plus its window
+/// (RFC 9293 §3.8.6: the sender may send no more until the window moves; Wireshark's
+/// `tcp.analysis.window_full`). Only when the window's scale is known.
+fn window_full(
+    me: &mut SideState,
+    peer: &SideState,
+    tcp: &TcpInfo,
+    payload_len: u32,
+    c: &mut Counters,
+) {
+    let (Some(ack), Some(window)) = (peer.last_ack, peer.advertised_window(me)) else {
+        return;
+    };
+    if !tcp.flags.is_control() && tcp.seq.wrapping_add(payload_len) == ack.wrapping_add(window) {
+        me.window_full += 1;
+        c.tcp_window_full_segments += 1;
+    }
 }
 
 /// An ACK covering new data of `sender`: samples the RTT from the segment it ends at (as
@@ -685,6 +772,87 @@ mod tests {
         k.client(seg(A, 1000, 5001, 502), 0, 20_000 * MS);
         let d = k.h.snapshot().to_server;
         assert_eq!((d.keepalives, d.retransmitted_segments), (2, 0));
+    }
+
+    #[test]
+    fn window_full_at_the_scaled_edge_only() {
+        let syn = |flags, seq, ack, window, scale| TcpInfo {
+            window_scale: scale,
+            ..seg(flags, seq, ack, window)
+        };
+        let mut c = Conn {
+            h: ConnectionHealth::default(),
+            c: Counters::default(),
+        };
+        // Both SYNs offer scaling (RFC 7323 §2.2): the server's shift is 2.
+        c.client(syn(S, 1000, 0, 64240, Some(7)), 0, 0);
+        c.server(syn(S | A, 5000, 1001, 2000, Some(2)), 0, MS);
+        // The SYN/ACK's window is not scaled: 2000 bytes from 1001.
+        c.client(seg(A, 1001, 5001, 502), 1000, 2 * MS);
+        c.client(seg(A, 2001, 5001, 502), 1000, 3 * MS);
+        assert_eq!(c.h.snapshot().to_server.window_full_segments, 1);
+        // Now 100 << 2 = 400 bytes from 3001: a segment short of the edge, then one at it.
+        c.server(seg(A, 5001, 3001, 100), 0, 4 * MS);
+        c.client(seg(A, 3001, 5001, 502), 300, 5 * MS);
+        c.client(seg(A, 3301, 5001, 502), 100, 6 * MS);
+        let d = c.h.snapshot().to_server;
+        assert_eq!((d.window_full_segments, d.zero_window_probes), (2, 0));
+        assert_eq!(c.c.tcp_window_full_segments, 2);
+        assert_eq!(c.h.snapshot().to_client.window_full_segments, 0);
+    }
+
+    #[test]
+    fn window_scale_unknown_or_unused() {
+        // Joined mid-way: no SYN seen, the scale is unknown, nothing is judged.
+        let mut c = Conn {
+            h: ConnectionHealth::default(),
+            c: Counters::default(),
+        };
+        c.server(seg(A, 5001, 3001, 100), 0, 0);
+        c.client(seg(A, 3001, 5001, 502), 100, MS);
+        assert_eq!(c.h.snapshot().to_server.window_full_segments, 0);
+        // The client's SYN without the option: no scaling either way (RFC 7323 §2.2), so the
+        // server's window counts in bytes even though its SYN/ACK offered a shift.
+        let mut c = Conn {
+            h: ConnectionHealth::default(),
+            c: Counters::default(),
+        };
+        c.client(seg(S, 1000, 0, 64240), 0, 0);
+        c.server(
+            TcpInfo {
+                window_scale: Some(7),
+                ..seg(S | A, 5000, 1001, 65160)
+            },
+            0,
+            MS,
+        );
+        c.server(seg(A, 5001, 1001, 100), 0, 2 * MS);
+        c.client(seg(A, 1001, 5001, 502), 100, 3 * MS);
+        assert_eq!(c.h.snapshot().to_server.window_full_segments, 1);
+    }
+
+    #[test]
+    fn zero_window_probes_are_not_keepalives() {
+        let mut c = Conn::open(1000, 5000);
+        c.client(seg(A, 1001, 5001, 502), 100, 20 * MS);
+        c.server(seg(A, 5001, 1101, 0), 0, 30 * MS);
+        // Linux probes a closed window with SND.UNA - 1 and no data (tcp_xmit_probe_skb).
+        c.client(seg(A, 1100, 5001, 502), 0, 230 * MS);
+        // BSD and Windows send one new byte at SND.NXT (RFC 9293 §3.8.6.1).
+        c.client(seg(A, 1101, 5001, 502), 1, 630 * MS);
+        let d = c.h.snapshot().to_server;
+        assert_eq!((d.zero_window_probes, d.keepalives), (2, 0));
+        // The probe's byte is not data: sent again with more once the window opens, it is new.
+        c.server(seg(A, 5001, 1101, 509), 0, 640 * MS);
+        c.client(seg(A, 1101, 5001, 502), 100, 641 * MS);
+        let d = c.h.snapshot().to_server;
+        assert_eq!((d.retransmitted_segments, d.zero_window_probes), (0, 2));
+        // The window is open: the same shape is a keep-alive again (RFC 9293 §3.8.4).
+        c.server(seg(A, 5001, 1201, 509), 0, 650 * MS);
+        c.client(seg(A, 1200, 5001, 502), 0, 10_000 * MS);
+        let d = c.h.snapshot().to_server;
+        assert_eq!((d.zero_window_probes, d.keepalives), (2, 1));
+        assert_eq!((c.c.tcp_zero_window_probes, c.c.tcp_keepalives), (2, 1));
     }
 
     #[test]

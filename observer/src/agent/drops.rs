@@ -7,7 +7,7 @@ use std::{
 };
 
 use ebpf_kprobe::{
-    drops::{DropEvent, DropOptions, DropReasons, KernelDrops},
+    drops::{DropEvent, DropOptions, DropReasons, EventKind, KernelDrops},
     SocketTuple, Transport,
 };
 use flows::{
@@ -16,7 +16,10 @@ use flows::{
 };
 use tracing::{info, warn};
 
-use crate::api::{drop_reason, proto::flowscope::KernelDrop};
+use crate::api::{
+    drop_reason,
+    proto::flowscope::{KernelDrop, KernelTcpEvent},
+};
 use crate::config::AgentConfig;
 
 /// The attached drop program, shared with the status provider (for its counters); `None`
@@ -60,6 +63,14 @@ pub fn drop_counters(drops: &SharedDrops, unavailable: bool) -> Vec<(String, u64
         u64::from(unavailable),
     )];
     if let Some(d) = drops.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        out.push((
+            "kernel_tcp_tracepoints_missing".to_string(),
+            d.tcp_tracepoints_missing() as u64,
+        ));
+        out.push((
+            "kernel_listen_overflow_hook_missing".to_string(),
+            u64::from(d.listen_overflow_hook_missing()),
+        ));
         out.extend(
             d.kernel_counters()
                 .into_iter()
@@ -103,10 +114,14 @@ pub fn drop_flow(ev: &DropEvent, reasons: &DropReasons, ts_ns: u64) -> (Flow, Ke
         tcp_srtt_ns: None,
         l7_source: None,
     };
-    let reason_name = reasons
-        .name(ev.reason)
-        .map(str::to_string)
-        .unwrap_or_else(|| drop_reason::unnamed_reason(ev.reason));
+    let reason_name = match reasons.name(ev.reason) {
+        Some(n) => n.to_string(),
+        // The kernel has no number for it (before 6.15): the name it uses since.
+        None if ev.reason == ebpf_kprobe::drops::LISTEN_OVERFLOW_UNNUMBERED => {
+            "TCP_LISTEN_OVERFLOW".to_string()
+        }
+        None => drop_reason::unnamed_reason(ev.reason),
+    };
     (
         flow,
         KernelDrop {
@@ -114,6 +129,71 @@ pub fn drop_flow(ev: &DropEvent, reasons: &DropReasons, ts_ns: u64) -> (Flow, Ke
             reason_name,
         },
     )
+}
+
+/// TCP states as include/net/tcp_states.h numbers them (stable kernel ABI: the tracepoints
+/// print them with these numbers).
+const TCP_STATES: [&str; 13] = [
+    "UNKNOWN",
+    "ESTABLISHED",
+    "SYN_SENT",
+    "SYN_RECV",
+    "FIN_WAIT1",
+    "FIN_WAIT2",
+    "TIME_WAIT",
+    "CLOSE",
+    "CLOSE_WAIT",
+    "LAST_ACK",
+    "LISTEN",
+    "CLOSING",
+    "NEW_SYN_RECV",
+];
+
+/// The flow of a kernel TCP event (retransmission, reset sent or received; owner not yet
+/// filled), or `None` for a drop. Verdict FORWARDED: the segment went out (or came in); the
+/// extension says what the socket did. A received RST travels from the peer.
+pub fn tcp_event_flow(ev: &DropEvent, ts_ns: u64) -> Option<(Flow, KernelTcpEvent)> {
+    let (kind, direction) = match ev.kind {
+        EventKind::Drop => return None,
+        EventKind::Retransmit => ("RETRANSMIT", Direction::Egress),
+        EventKind::ResetSent => ("RESET_SENT", Direction::Egress),
+        EventKind::ResetReceived => ("RESET_RECEIVED", Direction::Ingress),
+    };
+    let flow = Flow {
+        time_ns: ts_ns,
+        verdict: Verdict::Forwarded,
+        flow_type: FlowType::L3L4,
+        ip: IpInfo::new(ev.source.0, ev.destination.0),
+        l4: Layer4::Tcp {
+            source_port: ev.source.1,
+            destination_port: ev.destination.1,
+            flags: TcpFlags(ev.tcp_flags),
+        },
+        l7: None,
+        traffic_direction: direction,
+        is_reply: None,
+        ifindex: 0,
+        socket_cookie: ev.cookie,
+        ip_len: 0,
+        payload_bytes: 0,
+        trace_context: None,
+        process: None,
+        peer_process: None,
+        tcp_health: None,
+        tcp_srtt_ns: None,
+        l7_source: None,
+    };
+    let state = TCP_STATES
+        .get(usize::from(ev.tcp_state))
+        .map_or_else(|| format!("UNKNOWN_{}", ev.tcp_state), |s| s.to_string());
+    Some((
+        flow,
+        KernelTcpEvent {
+            kind: kind.into(),
+            state,
+            segments: u32::from(ev.segments),
+        },
+    ))
 }
 
 /// The sockets that may own a dropped packet, most likely first: the sender's (a local
@@ -151,7 +231,39 @@ mod tests {
             netns: None,
             cookie,
             len: 60,
+            kind: EventKind::Drop,
+            tcp_state: 0,
+            segments: 0,
         }
+    }
+
+    #[test]
+    fn kernel_tcp_events_are_forwarded_flows_with_the_sockets_state() {
+        let mut ev = syn_drop(0, Some(5));
+        assert!(tcp_event_flow(&ev, 1).is_none(), "a drop");
+        ev.kind = EventKind::Retransmit;
+        ev.tcp_state = 1;
+        ev.segments = 2;
+        let (f, k) = tcp_event_flow(&ev, 9).unwrap();
+        assert_eq!(
+            (f.verdict, f.traffic_direction),
+            (Verdict::Forwarded, Direction::Egress)
+        );
+        assert_eq!(f.socket_cookie, Some(5));
+        assert_eq!(
+            (k.kind.as_str(), k.state.as_str(), k.segments),
+            ("RETRANSMIT", "ESTABLISHED", 2)
+        );
+        ev.kind = EventKind::ResetReceived;
+        ev.tcp_state = 8;
+        let (f, k) = tcp_event_flow(&ev, 9).unwrap();
+        assert_eq!(f.traffic_direction, Direction::Ingress);
+        assert_eq!(
+            (k.kind.as_str(), k.state.as_str()),
+            ("RESET_RECEIVED", "CLOSE_WAIT")
+        );
+        ev.tcp_state = 40;
+        assert_eq!(tcp_event_flow(&ev, 9).unwrap().1.state, "UNKNOWN_40");
     }
 
     #[test]
@@ -174,6 +286,13 @@ mod tests {
         assert_eq!(k.reason, 12);
         let (w, _) = crate::api::convert::flow_to_wire(&f, "n");
         assert_eq!(w.verdict, crate::api::proto::flow::Verdict::Dropped as i32);
+    }
+
+    #[test]
+    fn a_listen_overflow_is_named_where_the_kernel_has_no_number_for_it() {
+        let ev = syn_drop(ebpf_kprobe::drops::LISTEN_OVERFLOW_UNNUMBERED, None);
+        let (_, k) = drop_flow(&ev, &DropReasons::default(), 0);
+        assert_eq!(k.reason_name, "TCP_LISTEN_OVERFLOW");
     }
 
     #[test]

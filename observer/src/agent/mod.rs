@@ -2,6 +2,7 @@
 
 mod clock;
 mod drops;
+mod listen_drops;
 mod pipeline;
 mod preflight;
 mod privileges;

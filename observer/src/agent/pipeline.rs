@@ -13,7 +13,7 @@ use ebpf_kprobe::{OwnerCache, SockEvent, SocketTuple, Transport};
 use ebpf_tc::wire::{L2Kind, PacketHdr, WireDirection};
 use flows::{
     engine::EngineConfig,
-    packet::{CaptureMeta, Direction, LinkType},
+    packet::{CaptureMeta, Direction, LinkType, TcpFlags},
     record::{Flow, Layer4, ProcessInfo, Record, Span},
     roles::{spans_for_owners, EndOwners},
     trace::SpanId,
@@ -105,10 +105,24 @@ pub struct Pipeline<W: Write> {
     tls_owners: HashMap<(SocketAddr, SocketAddr), ProcessInfo, foldhash::fast::RandomState>,
     /// Insertion order of `tls_owners`, to bound it.
     tls_owner_order: VecDeque<(SocketAddr, SocketAddr)>,
+    /// Kernel drops of a connect's SYN with no owner yet, waiting (up to
+    /// [`ATTRIBUTION_HOLD_NS`]) for a kernel TCP event to name the sending socket's 4-tuple.
+    pending_drops: VecDeque<PendingDrop>,
 }
 
 /// Most TLS sockets whose plaintext's process is remembered.
 const MAX_TLS_OWNERS: usize = 16_384;
+
+/// A drop waiting for its owner: the flow and the kernel's reason, and the sockets to ask.
+#[derive(Debug)]
+struct PendingDrop {
+    flow: Flow,
+    kernel: crate::api::proto::flowscope::KernelDrop,
+    candidates: [SocketTuple; 2],
+}
+
+/// Most drops waiting for their owner; beyond it they go out unattributed.
+const MAX_PENDING_DROPS: usize = 256;
 
 /// How long a record may wait for the kernel event naming its local process.
 const ATTRIBUTION_HOLD_NS: u64 = 250_000_000;
@@ -214,6 +228,7 @@ impl<W: Write> Pipeline<W> {
             tls_owners: HashMap::default(),
             tls_owner_order: VecDeque::new(),
             syscalls: None,
+            pending_drops: VecDeque::new(),
         }
     }
 
@@ -432,6 +447,7 @@ impl<W: Write> Pipeline<W> {
             due.extend(s.unclaimed(now));
             self.emit_spans(due)?;
         }
+        self.release_drops(Some(self.last_now))?;
         self.report_bytes();
         let mut counters: Vec<(String, u64)> = self
             .engine
@@ -489,6 +505,7 @@ impl<W: Write> Pipeline<W> {
             let held = s.release_all();
             self.emit_spans(held)?;
         }
+        self.release_drops(None)?;
         if let Some(p) = self.printer.as_mut() {
             p.finish()?;
         }
@@ -692,15 +709,73 @@ impl<W: Write> Pipeline<W> {
             Some(c) => c.wall_ns(ev.ts_ns),
             None => ev.ts_ns,
         };
+        if let Some((flow, event)) = super::drops::tcp_event_flow(ev, ts_ns) {
+            return self.on_kernel_tcp_event(ev, flow, event);
+        }
         let (mut flow, kernel) = super::drops::drop_flow(ev, reasons, ts_ns);
-        let [sender, addressee] = super::drops::candidate_tuples(ev);
+        let candidates = super::drops::candidate_tuples(ev);
         let by_cookie = ev
             .cookie
             .and_then(|c| self.owners.lookup_cookie(c))
             .map(process_info);
-        flow.process = by_cookie
-            .or_else(|| self.owners.lookup_local(&sender).map(process_info))
-            .or_else(|| self.owners.lookup_local(&addressee).map(process_info));
+        flow.process = by_cookie.or_else(|| self.drop_owner(&candidates));
+        // A connect's SYN dropped where it has no socket (NO_SOCKET at the server, a
+        // netfilter rule): the sending socket's 4-tuple is joined to its owner only once a
+        // kernel TCP event names both (the RST it receives right after), so it waits a little.
+        let first_syn = TcpFlags(ev.tcp_flags).contains(TcpFlags::SYN)
+            && !TcpFlags(ev.tcp_flags).contains(TcpFlags::ACK);
+        if flow.process.is_none()
+            && ev.cookie.is_none()
+            && first_syn
+            && self.pending_drops.len() < MAX_PENDING_DROPS
+        {
+            self.pending_drops.push_back(PendingDrop {
+                flow,
+                kernel,
+                candidates,
+            });
+            return Ok(());
+        }
+        self.emit_drop(flow, kernel)
+    }
+
+    /// The owner of a drop's sender's socket, else of its addressee's.
+    fn drop_owner(&mut self, candidates: &[SocketTuple; 2]) -> Option<ProcessInfo> {
+        let [sender, addressee] = candidates;
+        self.owners
+            .lookup_local(sender)
+            .map(process_info)
+            .or_else(|| self.owners.lookup_local(addressee).map(process_info))
+    }
+
+    /// Emits the waiting drops whose owner is known now, and those older than
+    /// [`ATTRIBUTION_HOLD_NS`] at wall time `now` (all when `None`).
+    fn release_drops(&mut self, now: Option<u64>) -> std::io::Result<()> {
+        let mut waiting = VecDeque::with_capacity(self.pending_drops.len());
+        while let Some(mut d) = self.pending_drops.pop_front() {
+            let [sender, _] = &d.candidates;
+            d.flow.process = self.owners.lookup_local_no_scan(sender).map(process_info);
+            let expired =
+                now.is_none_or(|n| n.saturating_sub(d.flow.time_ns) > ATTRIBUTION_HOLD_NS);
+            if d.flow.process.is_some() || expired {
+                if d.flow.process.is_none() {
+                    d.flow.process = self.drop_owner(&d.candidates);
+                }
+                self.emit_drop(d.flow, d.kernel)?;
+            } else {
+                waiting.push_back(d);
+            }
+        }
+        self.pending_drops = waiting;
+        Ok(())
+    }
+
+    /// Publishes a drop's flow.
+    fn emit_drop(
+        &mut self,
+        flow: Flow,
+        kernel: crate::api::proto::flowscope::KernelDrop,
+    ) -> std::io::Result<()> {
         let hubble_reason = crate::api::drop_reason::hubble_drop_reason(&kernel.reason_name);
         self.exports
             .observe_drop(&kernel.reason_name, &flow, hubble_reason.as_str_name());
@@ -721,6 +796,49 @@ impl<W: Write> Pipeline<W> {
         wire.destination_names = ends.destination.names_proto();
         // The interface index is the drop's own namespace's: no name from ours.
         ext.kernel_drop = Some(kernel);
+        wire.extensions = Some(ext.to_any());
+        let stored = self.store.push(wire);
+        if let Some(p) = self.printer.as_mut() {
+            p.print_flow(&stored.to_wire(self.store.node_name(), true).flow)?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Pipeline<W> {
+    /// A kernel TCP event (retransmission, reset): its flow owned by the socket's process (by
+    /// cookie, else by the socket's 4-tuple: `source` is the local end except for a received
+    /// RST) and named like every other flow.
+    fn on_kernel_tcp_event(
+        &mut self,
+        ev: &ebpf_kprobe::drops::DropEvent,
+        mut flow: Flow,
+        event: crate::api::proto::flowscope::KernelTcpEvent,
+    ) -> std::io::Result<()> {
+        let [source_end, destination_end] = super::drops::candidate_tuples(ev);
+        let local = if ev.kind == ebpf_kprobe::drops::EventKind::ResetReceived {
+            destination_end
+        } else {
+            source_end
+        };
+        // The event names the socket by cookie and 4-tuple: what a drop of its SYN waits for.
+        if let Some(c) = ev.cookie {
+            if self.owners.join_tuple(c, local) && !self.pending_drops.is_empty() {
+                self.release_drops(Some(0))?;
+            }
+        }
+        let by_cookie = ev
+            .cookie
+            .and_then(|c| self.owners.lookup_cookie(c))
+            .map(process_info);
+        flow.process = by_cookie.or_else(|| self.owners.lookup_local(&local).map(process_info));
+        let (mut wire, mut ext) = crate::api::convert::flow_to_wire(&flow, self.store.node_name());
+        let ends = self.store.endpoints().resolve(&flow, None);
+        wire.source = ends.source.to_proto();
+        wire.destination = ends.destination.to_proto();
+        wire.source_names = ends.source.names_proto();
+        wire.destination_names = ends.destination.names_proto();
+        ext.kernel_tcp_event = Some(event);
         wire.extensions = Some(ext.to_any());
         let stored = self.store.push(wire);
         if let Some(p) = self.printer.as_mut() {

@@ -298,6 +298,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                         ));
                     }
                     counters.extend(tls.counters());
+                    counters.extend(super::listen_drops::listen_drop_counters());
                     AgentStatus {
                         capture_path: path_name.into(),
                         attachments: c
@@ -707,7 +708,8 @@ async fn read_ring(
             }
             guard = async { drop_ring.as_mut().expect("guarded").readable_mut().await }, if drop_ring.is_some() => {
                 let mut guard = guard.context("waiting on the drop ring")?;
-                drain_drops(guard.get_inner_mut(), &drop_reasons, &mut pipeline, &mut bad_records)?;
+                let attr = attr.as_mut().map(|a| a.get_mut());
+                drain_drops(guard.get_inner_mut(), attr, &drop_reasons, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
             }
             guard = async { syscall_ring.as_mut().expect("guarded").readable_mut().await }, if syscall_ring.is_some() => {
@@ -727,7 +729,7 @@ async fn read_ring(
                 let t = tls.as_mut().map(|(r, sh)| (r.get_mut(), &**sh));
                 drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
                 if let Some(d) = drop_ring.as_mut() {
-                    drain_drops(d.get_mut(), &drop_reasons, &mut pipeline, &mut bad_records)?;
+                    drain_drops(d.get_mut(), None, &drop_reasons, &mut pipeline, &mut bad_records)?;
                 }
                 if let Some(r) = syscall_ring.as_mut() {
                     drain_syscalls(r.get_mut(), &mut pipeline, &mut bad_records);
@@ -807,10 +809,18 @@ fn drain_syscalls<W: std::io::Write>(
 /// Turns every pending drop record into a flow.
 fn drain_drops<W: std::io::Write>(
     ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    attr: Option<&mut aya::maps::RingBuf<aya::maps::MapData>>,
     reasons: &DropReasons,
     pipeline: &mut Pipeline<W>,
     bad_records: &mut u64,
 ) -> Result<()> {
+    // Owners first, as for packets: a socket's connect event is written before its first
+    // SYN leaves, so before any report of that SYN's drop. A drop with no socket of its own
+    // (NO_SOCKET at the server) is owned by the sending socket by 4-tuple, which a SYN's drop
+    // reaches before the ring wakes for the connect event otherwise.
+    if let Some(a) = attr {
+        *bad_records += drain_sock_events(a, pipeline);
+    }
     while let Some(item) = ring.next() {
         match DropEvent::parse(&item) {
             Ok(ev) => pipeline.on_drop(&ev, reasons)?,

@@ -410,6 +410,7 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
             .map(|r| r.as_str().to_string())
             .unwrap_or_default(),
         kernel_drop: None,
+        kernel_tcp_event: None,
         tcp_health: f.tcp_health.as_deref().map(super::tcp_health::to_proto),
         tcp_srtt_ns: f.tcp_srtt_ns.unwrap_or(0),
         l7_source: f

@@ -26,6 +26,8 @@ fn direction_to_proto(d: &TcpDirectionHealth) -> pb::TcpDirectionHealth {
         duplicate_acks: d.duplicate_acks,
         zero_window_advertisements: d.zero_window_advertisements,
         keepalives: d.keepalives,
+        window_full_segments: d.window_full_segments,
+        zero_window_probes: d.zero_window_probes,
     }
 }
 
@@ -44,6 +46,8 @@ fn direction_back(d: &pb::TcpDirectionHealth) -> TcpDirectionHealth {
         duplicate_acks: d.duplicate_acks,
         zero_window_advertisements: d.zero_window_advertisements,
         keepalives: d.keepalives,
+        window_full_segments: d.window_full_segments,
+        zero_window_probes: d.zero_window_probes,
     }
 }
 
@@ -124,6 +128,8 @@ mod tests {
                 duplicate_acks: 3,
                 zero_window_advertisements: 1,
                 keepalives: 0,
+                window_full_segments: 5,
+                zero_window_probes: 2,
             },
             to_client: TcpDirectionHealth::default(),
             closed_by: Some(TcpClose {

@@ -177,15 +177,27 @@ pub fn flow_type(f: &Flow) -> String {
         };
     }
     match et {
-        Some((EVENT_TYPE_TRACE, sub)) => TRACE_SUB_TYPES
-            .iter()
-            .find(|(_, v)| *v == sub)
-            .map(|(n, _)| n.to_string())
-            .unwrap_or_else(|| "trace".into()),
+        // The kernel's own TCP events (tcp_retransmit_skb, tcp_send_reset/receive_reset).
+        Some((EVENT_TYPE_TRACE, sub)) => match kernel_tcp_event(f) {
+            Some(k) => format!(
+                "tcp-{} {}",
+                k.kind.to_lowercase().replace('_', "-"),
+                k.state
+            ),
+            None => TRACE_SUB_TYPES
+                .iter()
+                .find(|(_, v)| *v == sub)
+                .map(|(n, _)| n.to_string())
+                .unwrap_or_else(|| "trace".into()),
+        },
         Some((EVENT_TYPE_DROP, _)) => drop_type(f),
         Some((EVENT_TYPE_L7, _)) => "l7".into(),
         _ => "unknown".into(),
     }
+}
+
+fn kernel_tcp_event(f: &Flow) -> Option<crate::api::proto::flowscope::KernelTcpEvent> {
+    crate::api::proto::flowscope::FlowExtension::from_flow(f).and_then(|e| e.kernel_tcp_event)
 }
 
 /// A drop's reason where the type column goes, as Hubble prints its drop reason there: the
@@ -275,6 +287,10 @@ fn health_note(f: &Flow) -> Option<String> {
     let zw = h.to_server.zero_window_advertisements + h.to_client.zero_window_advertisements;
     if zw > 0 {
         parts.push(format!("{zw} zero windows"));
+    }
+    let full = h.to_server.window_full_segments + h.to_client.window_full_segments;
+    if full > 0 {
+        parts.push(format!("{full} window full"));
     }
     if h.refused {
         parts.push("refused".into());
@@ -617,6 +633,7 @@ mod tests {
                 srtt_ns: Some(20_000_000),
                 rtt_samples: 2,
                 retransmitted_segments: 2,
+                window_full_segments: 3,
                 ..Default::default()
             },
             closed_by: Some(TcpClose {
@@ -628,7 +645,8 @@ mod tests {
         };
         f.tcp_srtt_ns = health.path_srtt_ns();
         f.tcp_health = Some(Box::new(health));
-        let note = "[tcp: handshake 300µs, rtt 20.0ms, 2 retransmits, reset by server]";
+        let note =
+            "[tcp: handshake 300µs, rtt 20.0ms, 2 retransmits, 3 window full, reset by server]";
         for format in [Format::Compact, Format::Dict, Format::Table] {
             let out = render(format, &[flow_to_proto(&f, "n")], false);
             assert!(out.contains(note), "{format:?}: {out}");
@@ -821,5 +839,32 @@ mod tests {
             .to_any(),
         );
         assert_eq!(flow_type(&f), "drop NETFILTER_DROP");
+    }
+
+    #[test]
+    fn a_kernel_tcp_event_shows_what_the_socket_did() {
+        use crate::api::proto::{
+            flow::CiliumEventType,
+            flowscope::{FlowExtension, KernelTcpEvent},
+        };
+        let f = Flow {
+            event_type: Some(CiliumEventType {
+                r#type: EVENT_TYPE_TRACE,
+                sub_type: 0,
+            }),
+            extensions: Some(
+                FlowExtension {
+                    kernel_tcp_event: Some(KernelTcpEvent {
+                        kind: "RESET_SENT".into(),
+                        state: "CLOSE".into(),
+                        segments: 0,
+                    }),
+                    ..Default::default()
+                }
+                .to_any(),
+            ),
+            ..Default::default()
+        };
+        assert_eq!(flow_type(&f), "tcp-reset-sent CLOSE");
     }
 }
