@@ -4,6 +4,7 @@
 # A workload of 2*COUNT syscalls (`dd if=/dev/zero of=/dev/null bs=1 count=COUNT`: one read(2)
 # and one write(2) per byte, both syscalls the programs attach to) is timed
 #   off:      no agent;
+#   agent:    the agent without syscall spans (its other programs: what is not ours to charge);
 #   other:    the agent tracing a process name that is not running (`--syscall-spans
 #             no-such-proc`): what every process on the node pays for each watched syscall
 #             while syscall spans are on for someone else (the tracepoint programs run and
@@ -37,9 +38,10 @@ run_dd() {
 
 printf 'run\tvariant\tns_per_syscall\n' > "$work/results.tsv"
 for run in $(seq "$runs"); do
-    for variant in off other traced; do
+    for variant in off agent other traced; do
         case $variant in
             off) ;;
+            agent) bench_start_agent "$fs" -- -i lo ;;
             other) bench_start_agent "$fs" -- -i lo --syscall-spans no-such-proc ;;
             traced) bench_start_agent "$fs" -- -i lo --syscall-spans dd ;;
         esac
@@ -51,7 +53,7 @@ done
 python3 - "$work/results.tsv" <<'PY'
 import csv, statistics, sys
 rows = list(csv.DictReader(open(sys.argv[1]), delimiter="\t"))
-by = {v: sorted(int(r["ns_per_syscall"]) for r in rows if r["variant"] == v) for v in ("off", "other", "traced")}
+by = {v: sorted(int(r["ns_per_syscall"]) for r in rows if r["variant"] == v) for v in ("off", "agent", "other", "traced")}
 off = statistics.median(by["off"])
 for v, xs in by.items():
     m = statistics.median(xs)

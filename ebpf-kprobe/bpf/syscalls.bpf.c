@@ -168,8 +168,11 @@ static __always_inline void on_exit(__s32 nr, long ret)
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
 	struct fss_start *s = bpf_map_lookup_elem(&fss_inflight, &tid);
 	if (!s) {
-		/* Most threads are not traced: only count exits of traced ones. */
-		if (traced())
+		/* Most threads are not traced: count only exits of processes selected by pid (a
+		 * hash lookup; reading the comm here too doubled the cost every syscall of every
+		 * untraced process pays, bench/syscall_cost.sh). */
+		__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+		if (bpf_map_lookup_elem(&fss_pids, &tgid))
 			count(FSS_CNT_NO_ENTRY);
 		return;
 	}

@@ -46,7 +46,7 @@ struct fss_start {
 /* Indices of the per-CPU `fss_counters` array. */
 #define FSS_CNT_EVENTS 0 /* records written to the ring */
 #define FSS_CNT_RING_FULL 1 /* records lost because the ring was full */
-#define FSS_CNT_NO_ENTRY 2 /* exits whose entry was not seen (traced after it began, or map full) */
+#define FSS_CNT_NO_ENTRY 2 /* exits whose entry was not seen, of processes selected by pid (traced after it began, or map full) */
 #define FSS_CNT_INFLIGHT_FULL 3 /* entries not remembered: the in-flight map was full */
 #define FSS_CNT_MAX 4
 
