@@ -85,3 +85,24 @@ pub(crate) fn shorten(e: &dyn std::error::Error) -> String {
         full
     }
 }
+
+impl AttributionError {
+    /// `program` (or an object) that the kernel or aya refused to load, with `e`'s message
+    /// shortened and a hint for it.
+    pub(crate) fn load(program: &'static str, e: &dyn std::error::Error) -> Self {
+        let detail = shorten(e);
+        Self::Load {
+            program,
+            hint: hint_for(&detail),
+            detail,
+        }
+    }
+
+    /// A failed operation on `map`.
+    pub(crate) fn map(map: &'static str, e: impl std::fmt::Display) -> Self {
+        Self::Map {
+            map,
+            detail: e.to_string(),
+        }
+    }
+}

@@ -94,15 +94,6 @@ impl std::fmt::Debug for KernelDrops {
     }
 }
 
-fn load_error(program: &'static str, e: &dyn std::error::Error) -> AttributionError {
-    let detail = shorten(e);
-    AttributionError::Load {
-        program,
-        hint: hint_for(&detail),
-        detail,
-    }
-}
-
 impl KernelDrops {
     /// Reads the reason names, then loads and attaches the best program that this kernel
     /// accepts. An error means drops can't be reported here; nothing stays attached.
@@ -165,13 +156,14 @@ impl KernelDrops {
             .override_global("cfg_rate_per_sec", &opts.rate_per_sec, true)
             .override_global("cfg_burst", &opts.burst.max(1), true)
             .load(OBJ)
-            .map_err(|e| load_error("drops object", &e))?;
+            .map_err(|e| AttributionError::load("drops object", &e))?;
         let p: &mut BtfTracePoint = ebpf
             .program_mut(name)
             .ok_or(AttributionError::Missing(name))?
             .try_into()
             .map_err(|_| AttributionError::Missing("tp_btf program"))?;
-        p.load("kfree_skb", btf).map_err(|e| load_error(name, &e))?;
+        p.load("kfree_skb", btf)
+            .map_err(|e| AttributionError::load(name, &e))?;
         p.attach().map_err(|e| {
             let detail = shorten(&e);
             AttributionError::Attach {

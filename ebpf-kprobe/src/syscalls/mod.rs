@@ -73,22 +73,6 @@ impl std::fmt::Debug for SyscallTracer {
     }
 }
 
-fn load_error(program: &'static str, e: &dyn std::error::Error) -> AttributionError {
-    let detail = shorten(e);
-    AttributionError::Load {
-        program,
-        hint: hint_for(&detail),
-        detail,
-    }
-}
-
-fn map_error(map: &'static str, e: impl std::fmt::Display) -> AttributionError {
-    AttributionError::Map {
-        map,
-        detail: e.to_string(),
-    }
-}
-
 /// A comm as the kernel stores it: at most 15 bytes and a NUL, NUL padded.
 fn comm_key(comm: &str) -> [u8; 16] {
     let mut k = [0u8; 16];
@@ -122,15 +106,16 @@ impl SyscallTracer {
             .override_global("cfg_nr_openat", &nr_openat, true)
             .override_global("cfg_nr_open", &nr_open, true)
             .load(OBJ)
-            .map_err(|e| load_error("syscalls object", &e))?;
+            .map_err(|e| AttributionError::load("syscalls object", &e))?;
         {
             let mut pids: BpfHashMap<_, u32, u8> = BpfHashMap::try_from(
                 ebpf.map_mut("fss_pids")
                     .ok_or(AttributionError::Missing("fss_pids map"))?,
             )
-            .map_err(|e| map_error("fss_pids", e))?;
+            .map_err(|e| AttributionError::map("fss_pids", e))?;
             for &p in &sel.pids {
-                pids.insert(p, 1, 0).map_err(|e| map_error("fss_pids", e))?;
+                pids.insert(p, 1, 0)
+                    .map_err(|e| AttributionError::map("fss_pids", e))?;
             }
         }
         {
@@ -138,11 +123,11 @@ impl SyscallTracer {
                 ebpf.map_mut("fss_comms")
                     .ok_or(AttributionError::Missing("fss_comms map"))?,
             )
-            .map_err(|e| map_error("fss_comms", e))?;
+            .map_err(|e| AttributionError::map("fss_comms", e))?;
             for c in &sel.comms {
                 comms
                     .insert(comm_key(c), 1, 0)
-                    .map_err(|e| map_error("fss_comms", e))?;
+                    .map_err(|e| AttributionError::map("fss_comms", e))?;
             }
         }
         let mut tracepoints = 0;
@@ -157,7 +142,7 @@ impl SyscallTracer {
                 .ok_or(AttributionError::Missing(prog))?
                 .try_into()
                 .map_err(|_| AttributionError::Missing("tracepoint program"))?;
-            p.load().map_err(|e| load_error(prog, &e))?;
+            p.load().map_err(|e| AttributionError::load(prog, &e))?;
             // The kernel refuses a program that reads more arguments than the tracepoint has.
             let one_arg =
                 |s: Syscall| matches!(s, Syscall::Close | Syscall::Fsync | Syscall::Fdatasync);
@@ -212,11 +197,11 @@ impl SyscallTracer {
                 ebpf.map_mut("fss_watched")
                     .ok_or(AttributionError::Missing("fss_watched map"))?,
             )
-            .map_err(|e| map_error("fss_watched", e))?;
+            .map_err(|e| AttributionError::map("fss_watched", e))?;
             for &(_, _, nr) in SYSCALLS {
                 watched
                     .set(nr as u32, 1, 0)
-                    .map_err(|e| map_error("fss_watched", e))?;
+                    .map_err(|e| AttributionError::map("fss_watched", e))?;
             }
         }
         let btf = Btf::from_sys_fs().map_err(|e| AttributionError::Unavailable {
@@ -229,7 +214,8 @@ impl SyscallTracer {
                 .ok_or(AttributionError::Missing(prog))?
                 .try_into()
                 .map_err(|_| AttributionError::Missing("tp_btf program"))?;
-            p.load(tp, &btf).map_err(|e| load_error(prog, &e))?;
+            p.load(tp, &btf)
+                .map_err(|e| AttributionError::load(prog, &e))?;
             p.attach().map_err(|e| {
                 let detail = shorten(&e);
                 AttributionError::Attach {
@@ -265,7 +251,7 @@ impl SyscallTracer {
             .take_map("syscall_events")
             .ok_or(AttributionError::Missing("syscall_events map"))?;
         self.ring_taken = true;
-        RingBuf::try_from(map).map_err(|e| map_error("syscall_events", e))
+        RingBuf::try_from(map).map_err(|e| AttributionError::map("syscall_events", e))
     }
 
     /// Kernel-side counters summed over CPUs (events, ring-full, ...).

@@ -1,9 +1,10 @@
 # Shared setup of the golden-capture recording scripts (sourced, not run): a server and a client
 # network namespace joined by a veth pair, and their removal on exit.
 #
-# The sourcing script sets `tag` (a short unique prefix for the namespace and veth names) and
-# `tools` (the commands it needs) first, and then reads:
-#   srv, cli          the namespaces: server 198.18.0.1 (and 2001:db8::1), client 198.18.0.2
+# The sourcing script sets `tag` (a short unique prefix for the namespace and veth names),
+# `tools` (the commands it needs) and optionally `net` (the /24, default 198.18.0) first, and
+# then reads:
+#   srv, cli          the namespaces: server $net.1 (and 2001:db8::1), client $net.2
 #                     (and 2001:db8::2); only 198.18.0.0/15 and 2001:db8::/32 are used and
 #                     nothing leaves the namespaces
 #   veth_s, veth_c    the server's and the client's veth end (tcpdump records on the client's)
@@ -15,6 +16,7 @@ srv="${tag}-srv"
 cli="${tag}-cli"
 veth_s="${tag}-veth-s"
 veth_c="${tag}-veth-c"
+net="${net:-198.18.0}"
 work="$(mktemp -d)"
 pids=()
 
@@ -35,9 +37,9 @@ ip netns add "$srv"
 ip netns add "$cli"
 ip link add "$veth_c" netns "$cli" type veth peer name "$veth_s" netns "$srv"
 for ns in "$srv" "$cli"; do ip -n "$ns" link set lo up; done
-ip -n "$srv" addr add 198.18.0.1/24 dev "$veth_s"
+ip -n "$srv" addr add "$net.1/24" dev "$veth_s"
 ip -n "$srv" addr add 2001:db8::1/64 dev "$veth_s" nodad
-ip -n "$cli" addr add 198.18.0.2/24 dev "$veth_c"
+ip -n "$cli" addr add "$net.2/24" dev "$veth_c"
 ip -n "$cli" addr add 2001:db8::2/64 dev "$veth_c" nodad
 ip -n "$srv" link set "$veth_s" up
 ip -n "$cli" link set "$veth_c" up

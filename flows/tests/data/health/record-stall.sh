@@ -14,35 +14,14 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-srv=st-srv
-cli=st-cli
-work="$(mktemp -d)"
-pids=()
-
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    ip netns del "$srv" 2>/dev/null || true
-    ip netns del "$cli" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-for tool in ip tcpdump python3; do
-    command -v "$tool" >/dev/null || { echo "record-stall.sh: $tool is missing (apt-get install it)" >&2; exit 1; }
-done
-
-ip netns add "$srv"
-ip netns add "$cli"
-ip link add st-veth-c netns "$cli" type veth peer name st-veth-s netns "$srv"
-for ns in "$srv" "$cli"; do ip -n "$ns" link set lo up; done
-ip -n "$srv" addr add 198.18.1.1/24 dev st-veth-s
-ip -n "$cli" addr add 198.18.1.2/24 dev st-veth-c
-ip -n "$srv" link set st-veth-s up
-ip -n "$cli" link set st-veth-c up
+tag=st
+tools="python3"
+net=198.18.1
+# shellcheck source=flows/tests/data/netns.sh
+. "$here/../netns.sh"
 # One MSS per skb (no TSO/GSO super-packets): the capture sees real segments.
-ip -n "$srv" link set st-veth-s gso_max_segs 1
-ip -n "$cli" link set st-veth-c gso_max_segs 1
+ip -n "$srv" link set "$veth_s" gso_max_segs 1
+ip -n "$cli" link set "$veth_c" gso_max_segs 1
 
 ip netns exec "$srv" python3 - <<'PY' & pids+=($!)
 import socket, time
@@ -62,7 +41,7 @@ for slow in (True, False):
 PY
 sleep 1
 
-ip netns exec "$cli" tcpdump -i st-veth-c -s 128 -w "$work/stall.pcap" -U tcp 2>/dev/null & tpid=$!
+ip netns exec "$cli" tcpdump -i "$veth_c" -s 128 -w "$work/stall.pcap" -U tcp 2>/dev/null & tpid=$!
 sleep 1
 ip netns exec "$cli" python3 - <<'PY'
 import socket, time

@@ -12,35 +12,14 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "$0")" && pwd)"
-srv=hl-srv
-cli=hl-cli
-work="$(mktemp -d)"
-pids=()
-
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    ip netns del "$srv" 2>/dev/null || true
-    ip netns del "$cli" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-for tool in ip tcpdump nginx curl nft python3; do
-    command -v "$tool" >/dev/null || { echo "record.sh: $tool is missing (apt-get install it)" >&2; exit 1; }
-done
-
-ip netns add "$srv"
-ip netns add "$cli"
-ip link add hl-veth-c netns "$cli" type veth peer name hl-veth-s netns "$srv"
-for ns in "$srv" "$cli"; do ip -n "$ns" link set lo up; done
-ip -n "$srv" addr add 198.18.0.1/24 dev hl-veth-s
-ip -n "$cli" addr add 198.18.0.2/24 dev hl-veth-c
-ip -n "$srv" link set hl-veth-s up
-ip -n "$cli" link set hl-veth-c up
+tag=hl
+tools="nginx curl nft python3"
+net=198.18.0
+# shellcheck source=flows/tests/data/netns.sh
+. "$here/../netns.sh"
 # One MSS per skb (no TSO/GSO super-packets): the drop rule and the capture see real segments.
-ip -n "$srv" link set hl-veth-s gso_max_segs 1
-ip -n "$cli" link set hl-veth-c gso_max_segs 1
+ip -n "$srv" link set "$veth_s" gso_max_segs 1
+ip -n "$cli" link set "$veth_c" gso_max_segs 1
 
 mkdir -p "$work/www"
 head -c 300000 /dev/zero | tr '\0' 'x' > "$work/www/big"
@@ -72,7 +51,7 @@ table inet lossy {
 NFT
 sleep 1
 
-ip netns exec "$cli" tcpdump -i hl-veth-c -s 128 -w "$work/lossy.pcap" -U tcp 2>/dev/null & tpid=$!
+ip netns exec "$cli" tcpdump -i "$veth_c" -s 128 -w "$work/lossy.pcap" -U tcp 2>/dev/null & tpid=$!
 sleep 1
 for i in 1 2 3; do
     ip netns exec "$cli" curl -s -o /dev/null http://198.18.0.1/big
