@@ -968,6 +968,19 @@ pub struct Span {
     /// which ends are local processes; [`crate::roles::spans_for_owners`] picks what to keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counterpart: Option<Box<Span>>,
+    /// Moments within the span, in time order (OpenTelemetry span events), e.g. the latency
+    /// breakdown's points when syscall spans are on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<SpanEvent>,
+}
+
+/// A named moment within a span (OpenTelemetry trace API "Add Events": a name and a time).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpanEvent {
+    /// What happened, e.g. `request.read`.
+    pub name: Cow<'static, str>,
+    /// When, ns since the Unix epoch (the span's clock).
+    pub time_ns: u64,
 }
 
 #[cfg(test)]

@@ -233,6 +233,26 @@ fn a_request_gives_a_span_tree_of_syscalls_and_the_call_it_made() {
     .map(|k| int(outer, k))
     .sum();
     assert_eq!(parts as u64, end - start, "{outer:#}");
+    // ... and its points are span events, in order, from the span's start to its end.
+    let events: Vec<(&str, u64)> = outer["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events: {outer:#}"))
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap(), e["time"].as_u64().unwrap()))
+        .collect();
+    let names: Vec<&str> = events.iter().map(|e| e.0).collect();
+    assert_eq!(
+        names,
+        [
+            "request.first_byte.wire",
+            "request.read",
+            "response.write",
+            "response.last_byte.wire"
+        ],
+        "{outer:#}"
+    );
+    assert_eq!((events[0].1, events[3].1), (start, end));
+    assert!(events.windows(2).all(|w| w[0].1 <= w[1].1), "{events:?}");
     assert!(
         int(outer, "flowscope.latency.server_ns") >= int(outer, "flowscope.syscalls.duration_ns"),
         "the server's time holds its syscalls: {outer:#}"

@@ -17,7 +17,8 @@
 //! of the same port in between gets them too, and the span says so
 //! (`flowscope.syscalls.approximate`).
 //!
-//! **Latency breakdown** (span attributes, ns; they add up to the span's duration):
+//! **Latency breakdown** (span attributes, ns, that add up to the span's duration; and the
+//! same points as span events, [`events`](mod@events)):
 //! `flowscope.latency.request_in_ns` (first request byte on the wire → the server's read
 //! returned: the network and the socket queue), `flowscope.latency.server_ns` (→ the
 //! response write began: the server's own time) and `flowscope.latency.response_out_ns` (→ the
@@ -51,7 +52,7 @@ use ebpf_kprobe::{
     SocketTuple,
 };
 use flows::{
-    record::{attr, AttributeValue, Attributes, Span, SpanKind, SpanStatus, StatusCode},
+    record::{attr, AttributeValue, Attributes, Span, SpanEvent, SpanKind, SpanStatus, StatusCode},
     trace::IdGenerator,
 };
 
@@ -115,6 +116,18 @@ pub mod keys {
     pub const SERVER: &str = "flowscope.latency.server_ns";
     /// Response write began → last response byte captured, ns.
     pub const RESPONSE_OUT: &str = "flowscope.latency.response_out_ns";
+}
+
+/// Span event names of the latency breakdown (on the SERVER span, in this order).
+pub mod events {
+    /// The request's first byte captured on the wire.
+    pub const REQUEST_FIRST_BYTE: &str = "request.first_byte.wire";
+    /// The server's read of the request returned.
+    pub const REQUEST_READ: &str = "request.read";
+    /// The server began writing the response.
+    pub const RESPONSE_WRITE: &str = "response.write";
+    /// The response's last byte captured on the wire.
+    pub const RESPONSE_LAST_BYTE: &str = "response.last_byte.wire";
 }
 
 /// What was lost or left out, for `flowscope status`.
@@ -640,6 +653,19 @@ impl SyscallSpans {
             a.insert(keys::SERVER, ns(w - r_exit));
             a.insert(keys::RESPONSE_OUT, ns(span.end_time_ns.saturating_sub(w)));
         }
+        // The same points as span events, for trace viewers that draw them on the span.
+        let at = |name: &'static str, time_ns: u64| SpanEvent {
+            name: Cow::Borrowed(name),
+            time_ns,
+        };
+        span.events
+            .push(at(events::REQUEST_FIRST_BYTE, span.start_time_ns));
+        span.events.push(at(events::REQUEST_READ, r_exit));
+        if let Some(w) = write_enter {
+            span.events.push(at(events::RESPONSE_WRITE, w));
+        }
+        span.events
+            .push(at(events::RESPONSE_LAST_BYTE, span.end_time_ns));
         // Calls this thread made while serving the request join its trace.
         let (trace_id, parent) = (span.trace_id, span.span_id);
         let mut i = 0;
@@ -718,6 +744,7 @@ fn child(ids: &mut IdGenerator, parent: &Span, tid: u32, c: &Call) -> Span {
         ifindex: 0,
         process: parent.process.clone(),
         counterpart: None,
+        events: Vec::new(),
     }
 }
 

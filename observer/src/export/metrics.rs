@@ -710,6 +710,7 @@ mod tests {
                 ..ProcessInfo::default()
             }),
             counterpart: None,
+            events: Vec::new(),
         }
     }
 

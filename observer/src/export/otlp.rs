@@ -203,6 +203,15 @@ pub fn span_to_proto(s: &Span) -> pb::Span {
                 StatusCode::Error => pb::status::StatusCode::Error,
             } as i32,
         }),
+        events: s
+            .events
+            .iter()
+            .map(|e| pb::span::Event {
+                time_unix_nano: e.time_ns,
+                name: e.name.to_string(),
+                ..pb::span::Event::default()
+            })
+            .collect(),
         ..pb::Span::default()
     }
 }
@@ -243,6 +252,7 @@ mod tests {
                 ..ProcessInfo::default()
             }),
             counterpart: None,
+            events: Vec::new(),
         })
     }
 

@@ -162,6 +162,7 @@ mod tests {
             ifindex: 1,
             process: None,
             counterpart: None,
+            events: Vec::new(),
         })
     }
 

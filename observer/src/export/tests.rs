@@ -251,6 +251,7 @@ fn test_span(i: u64) -> Box<Span> {
             ..ProcessInfo::default()
         }),
         counterpart: None,
+        events: Vec::new(),
     })
 }
 

@@ -108,6 +108,7 @@ fn print(req: &ExportTraceServiceRequest, transport: &str) {
                     "end": s.end_time_unix_nano,
                     "status": s.status.as_ref().map_or(0, |x| x.code),
                     "attributes": attrs(&s.attributes),
+                    "events": s.events.iter().map(|e| json!({"name": e.name, "time": e.time_unix_nano})).collect::<Vec<_>>(),
                 });
                 let _ = writeln!(out, "{line}");
             }

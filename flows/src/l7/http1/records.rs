@@ -196,6 +196,7 @@ pub fn span(
         ifindex: req.start.meta.ifindex,
         process: None,
         counterpart: None,
+        events: Vec::new(),
     }
 }
 

@@ -362,5 +362,6 @@ pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
         ifindex: req.start.meta.ifindex,
         process: None,
         counterpart: None,
+        events: Vec::new(),
     })
 }

@@ -60,6 +60,7 @@ fn span(kind: SpanKind, client: &str, start: u64, end: u64, id: u8) -> Span {
         ifindex: 0,
         process: None,
         counterpart: None,
+        events: Vec::new(),
     }
 }
 
@@ -181,6 +182,20 @@ fn a_request_gets_its_syscalls_as_children_and_a_breakdown() {
     assert_eq!(sum as u64, server.end_time_ns - server.start_time_ns);
     assert_eq!(int(&server, keys::COUNT), Some(8));
     assert_eq!(server.attributes.get(keys::APPROXIMATE), None);
+    let ev: Vec<(&str, u64)> = server
+        .events
+        .iter()
+        .map(|e| (&*e.name, e.time_ns))
+        .collect();
+    assert_eq!(
+        ev,
+        [
+            (events::REQUEST_FIRST_BYTE, 1000),
+            (events::REQUEST_READ, 1100),
+            (events::RESPONSE_WRITE, 2500),
+            (events::RESPONSE_LAST_BYTE, 2600)
+        ]
+    );
     assert_eq!(s.counters().requests_matched, 1);
 }
 
