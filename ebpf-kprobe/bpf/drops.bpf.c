@@ -104,6 +104,24 @@ static __always_inline int take_token(void)
 	return 1;
 }
 
+/* A zeroed, time-stamped ring record, or NULL when the rate limit or a full ring says no
+ * (each counted). */
+static __always_inline struct fsd_drop_event *reserve_event(void)
+{
+	if (!take_token()) {
+		count(FSD_CNT_RATE_LIMITED);
+		return NULL;
+	}
+	struct fsd_drop_event *e = bpf_ringbuf_reserve(&drop_events, sizeof(*e), 0);
+	if (!e) {
+		count(FSD_CNT_RING_FULL);
+		return NULL;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->ts_ns = bpf_ktime_get_ns();
+	return e;
+}
+
 #define READ_DIRECT 0
 #define READ_PROBE 1
 
@@ -205,17 +223,9 @@ static __always_inline int on_drop(int mode, struct sk_buff *skb, __u32 reason,
 		count(FSD_CNT_NOT_TCP_UDP);
 		return 0;
 	}
-	if (!take_token()) {
-		count(FSD_CNT_RATE_LIMITED);
+	struct fsd_drop_event *e = reserve_event();
+	if (!e)
 		return 0;
-	}
-	struct fsd_drop_event *e = bpf_ringbuf_reserve(&drop_events, sizeof(*e), 0);
-	if (!e) {
-		count(FSD_CNT_RING_FULL);
-		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
 	e->reason = reason;
 	e->family = family;
 	e->protocol = proto;
@@ -337,17 +347,9 @@ static __always_inline int on_tcp_event(int mode, __u8 kind, const struct sock *
 		count(FSD_CNT_NOT_TCP_UDP);
 		return 0;
 	}
-	if (!take_token()) {
-		count(FSD_CNT_RATE_LIMITED);
+	struct fsd_drop_event *e = reserve_event();
+	if (!e)
 		return 0;
-	}
-	struct fsd_drop_event *e = bpf_ringbuf_reserve(&drop_events, sizeof(*e), 0);
-	if (!e) {
-		count(FSD_CNT_RING_FULL);
-		return 0;
-	}
-	__builtin_memset(e, 0, sizeof(*e));
-	e->ts_ns = bpf_ktime_get_ns();
 	e->kind = kind;
 	e->protocol = IPPROTO_TCP;
 	e->tcp_flags = tcp_flags;

@@ -38,8 +38,8 @@ const FLAG_REMOTE: u8 = 4;
 const FLAG_PROCESS: u8 = 8;
 const FLAG_NETNS: u8 = 16;
 
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
+pub(crate) const AF_INET: u16 = 2;
+pub(crate) const AF_INET6: u16 = 10;
 
 /// Indices of the per-CPU `counters` map (`FSA_CNT_*`), with their metric names.
 pub const KERNEL_COUNTERS: &[(u32, &str)] = &[
@@ -93,6 +93,15 @@ pub enum Transport {
 }
 
 impl Transport {
+    /// The transport with IANA protocol number `n` (IPPROTO_TCP, IPPROTO_UDP).
+    pub fn from_number(n: u8) -> Option<Self> {
+        match n {
+            6 => Some(Transport::Tcp),
+            17 => Some(Transport::Udp),
+            _ => None,
+        }
+    }
+
     /// The IANA protocol number.
     pub fn number(self) -> u8 {
         match self {
@@ -193,6 +202,18 @@ pub enum WireError {
 
 fn arr<const N: usize>(b: &[u8], r: Range<usize>) -> [u8; N] {
     b[r].try_into().expect("range length matches N")
+}
+
+/// The address a kernel record holds in a 16-byte field (network byte order, IPv4 in the first
+/// 4 bytes), for `family` AF_INET or AF_INET6; `None` for another family.
+pub(crate) fn ip_of(family: u16, b: &[u8]) -> Option<IpAddr> {
+    match family {
+        AF_INET => Some(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
+        AF_INET6 => Some(IpAddr::V6(Ipv6Addr::from(
+            <[u8; 16]>::try_from(&b[..16]).expect("16-byte address field"),
+        ))),
+        _ => None,
+    }
 }
 
 fn addr(family: u16, b: [u8; 16]) -> IpAddr {

@@ -1,8 +1,8 @@
 //! Byte layout of a drop record (bpf/drops.h), as a checked view.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
-use crate::wire::Transport;
+use crate::wire::{ip_of, Transport};
 
 /// A drop ring record that can't be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -47,9 +47,6 @@ mod field {
 const FLAG_COOKIE: u8 = 1;
 const FLAG_IFINDEX: u8 = 2;
 const FLAG_NETNS: u8 = 4;
-
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 
 /// Indices of the per-CPU `drop_counters` map (`FSD_CNT_*`), with their status names.
 pub const DROP_COUNTERS: &[(u32, &str)] = &[
@@ -127,28 +124,15 @@ impl DropEvent {
             |f: std::ops::Range<usize>| u64::from_ne_bytes(r[f].try_into().expect("8-byte field"));
         let family = u16_at(field::FAMILY);
         let addr = |f: std::ops::Range<usize>| -> Result<IpAddr, WireError> {
-            let b = &r[f];
-            match family {
-                AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
-                AF_INET6 => Ok(IpAddr::V6(Ipv6Addr::from(
-                    <[u8; 16]>::try_from(b).expect("16 bytes"),
-                ))),
-                other => Err(WireError::Unknown {
-                    field: "family",
-                    value: other.into(),
-                }),
-            }
+            ip_of(family, &r[f]).ok_or(WireError::Unknown {
+                field: "family",
+                value: family.into(),
+            })
         };
-        let transport = match r[field::PROTOCOL] {
-            6 => Transport::Tcp,
-            17 => Transport::Udp,
-            other => {
-                return Err(WireError::Unknown {
-                    field: "protocol",
-                    value: other.into(),
-                })
-            }
-        };
+        let transport = Transport::from_number(r[field::PROTOCOL]).ok_or(WireError::Unknown {
+            field: "protocol",
+            value: r[field::PROTOCOL].into(),
+        })?;
         let flags = r[field::FLAGS];
         Ok(DropEvent {
             ts_ns: u64_at(field::TS_NS),
@@ -182,6 +166,7 @@ impl DropEvent {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::wire::{AF_INET, AF_INET6};
 
     /// A record as the kernel writes it: TCP SYN 198.18.0.2:40000 -> 198.18.0.1:80.
     pub(crate) fn record(reason: u32, cookie: Option<u64>) -> Vec<u8> {

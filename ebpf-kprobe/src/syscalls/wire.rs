@@ -1,9 +1,9 @@
 //! Byte layout of a syscall record (bpf/syscalls.h), as a checked view, and the syscalls the
 //! programs are attached to.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
-use crate::wire::{SocketTuple, Transport};
+use crate::wire::{ip_of, SocketTuple, Transport};
 
 /// A syscall ring record that can't be read.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -48,9 +48,6 @@ const FD_NONE: u8 = 0;
 const FD_FILE: u8 = 1;
 const FD_SOCKET: u8 = 2;
 const FD_OTHER_SOCKET: u8 = 3;
-
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 
 /// Indices of the per-CPU `fss_counters` map (`FSS_CNT_*`), with their status names.
 pub const SYSCALL_COUNTERS: &[(u32, &str)] = &[
@@ -256,28 +253,16 @@ impl SyscallEvent {
             FD_SOCKET => {
                 let family = u16_at(field::FAMILY);
                 let addr = |f: std::ops::Range<usize>| -> Result<IpAddr, WireError> {
-                    let b = &r[f];
-                    match family {
-                        AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(b[0], b[1], b[2], b[3]))),
-                        AF_INET6 => Ok(IpAddr::V6(Ipv6Addr::from(
-                            <[u8; 16]>::try_from(b).expect("16 bytes"),
-                        ))),
-                        other => Err(WireError::Unknown {
-                            field: "family",
-                            value: other.into(),
-                        }),
-                    }
+                    ip_of(family, &r[f]).ok_or(WireError::Unknown {
+                        field: "family",
+                        value: family.into(),
+                    })
                 };
-                let proto = match r[field::PROTOCOL] {
-                    6 => Transport::Tcp,
-                    17 => Transport::Udp,
-                    other => {
-                        return Err(WireError::Unknown {
-                            field: "protocol",
-                            value: other.into(),
-                        })
-                    }
-                };
+                let proto =
+                    Transport::from_number(r[field::PROTOCOL]).ok_or(WireError::Unknown {
+                        field: "protocol",
+                        value: r[field::PROTOCOL].into(),
+                    })?;
                 FdTarget::Socket(
                     SocketTuple {
                         proto,
@@ -331,6 +316,7 @@ impl SyscallEvent {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::wire::AF_INET;
 
     /// A record as the kernel writes it: `nr` on fd 5, 100 bytes, 198.18.0.1:80 serving
     /// 198.18.0.2:40000.

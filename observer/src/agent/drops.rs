@@ -80,8 +80,16 @@ pub fn drop_counters(drops: &SharedDrops, unavailable: bool) -> Vec<(String, u64
     out
 }
 
-/// The flow of a drop (owner not yet filled) and its kernel reason, at wall time `ts_ns`.
-pub fn drop_flow(ev: &DropEvent, reasons: &DropReasons, ts_ns: u64) -> (Flow, KernelDrop) {
+/// The L3/L4 flow of a kernel-reported packet or socket event (owner not yet filled), at wall
+/// time `ts_ns`.
+fn kernel_flow(
+    ev: &DropEvent,
+    ts_ns: u64,
+    verdict: Verdict,
+    traffic_direction: Direction,
+    ifindex: u32,
+    ip_len: u32,
+) -> Flow {
     let l4 = match ev.transport {
         Transport::Tcp => Layer4::Tcp {
             source_port: ev.source.1,
@@ -93,19 +101,18 @@ pub fn drop_flow(ev: &DropEvent, reasons: &DropReasons, ts_ns: u64) -> (Flow, Ke
             destination_port: ev.destination.1,
         },
     };
-    let flow = Flow {
+    Flow {
         time_ns: ts_ns,
-        verdict: Verdict::Dropped,
+        verdict,
         flow_type: FlowType::L3L4,
         ip: IpInfo::new(ev.source.0, ev.destination.0),
         l4,
         l7: None,
-        // kfree_skb runs wherever the stack gave up, not at a capture point.
-        traffic_direction: Direction::Unknown,
+        traffic_direction,
         is_reply: None,
-        ifindex: ev.ifindex.unwrap_or(0),
+        ifindex,
         socket_cookie: ev.cookie,
-        ip_len: ev.len,
+        ip_len,
         payload_bytes: 0,
         trace_context: None,
         process: None,
@@ -113,7 +120,20 @@ pub fn drop_flow(ev: &DropEvent, reasons: &DropReasons, ts_ns: u64) -> (Flow, Ke
         tcp_health: None,
         tcp_srtt_ns: None,
         l7_source: None,
-    };
+    }
+}
+
+/// The flow of a drop (owner not yet filled) and its kernel reason, at wall time `ts_ns`.
+pub fn drop_flow(ev: &DropEvent, reasons: &DropReasons, ts_ns: u64) -> (Flow, KernelDrop) {
+    // kfree_skb runs wherever the stack gave up, not at a capture point.
+    let flow = kernel_flow(
+        ev,
+        ts_ns,
+        Verdict::Dropped,
+        Direction::Unknown,
+        ev.ifindex.unwrap_or(0),
+        ev.len,
+    );
     let reason_name = match reasons.name(ev.reason) {
         Some(n) => n.to_string(),
         // The kernel has no number for it (before 6.15): the name it uses since.
@@ -159,30 +179,7 @@ pub fn tcp_event_flow(ev: &DropEvent, ts_ns: u64) -> Option<(Flow, KernelTcpEven
         EventKind::ResetSent => ("RESET_SENT", Direction::Egress),
         EventKind::ResetReceived => ("RESET_RECEIVED", Direction::Ingress),
     };
-    let flow = Flow {
-        time_ns: ts_ns,
-        verdict: Verdict::Forwarded,
-        flow_type: FlowType::L3L4,
-        ip: IpInfo::new(ev.source.0, ev.destination.0),
-        l4: Layer4::Tcp {
-            source_port: ev.source.1,
-            destination_port: ev.destination.1,
-            flags: TcpFlags(ev.tcp_flags),
-        },
-        l7: None,
-        traffic_direction: direction,
-        is_reply: None,
-        ifindex: 0,
-        socket_cookie: ev.cookie,
-        ip_len: 0,
-        payload_bytes: 0,
-        trace_context: None,
-        process: None,
-        peer_process: None,
-        tcp_health: None,
-        tcp_srtt_ns: None,
-        l7_source: None,
-    };
+    let flow = kernel_flow(ev, ts_ns, Verdict::Forwarded, direction, 0, 0);
     let state = TCP_STATES
         .get(usize::from(ev.tcp_state))
         .map_or_else(|| format!("UNKNOWN_{}", ev.tcp_state), |s| s.to_string());

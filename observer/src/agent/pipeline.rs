@@ -577,12 +577,19 @@ impl<W: Write> Pipeline<W> {
                     if self.exclude_self && agents {
                         continue;
                     }
-                    let spans: Vec<Box<Span>> = spans_for_owners(span, owners).collect();
-                    let spans = match self.syscalls.as_mut() {
-                        Some(s) => s.admit(spans, now),
-                        None => spans,
-                    };
-                    self.emit_spans(spans)?;
+                    let spans = spans_for_owners(span, owners);
+                    match self.syscalls.as_mut() {
+                        Some(s) => {
+                            let ready = s.admit(spans.collect(), now);
+                            self.emit_spans(ready)?;
+                        }
+                        // No collecting, no queue: the common case, once per exchange.
+                        None => {
+                            for span in spans {
+                                self.emit_span(span)?;
+                            }
+                        }
+                    }
                 }
             }
         }
@@ -601,13 +608,18 @@ impl<W: Write> Pipeline<W> {
                     queue.push_front(child);
                 }
             }
-            let out = match self.printer.as_mut() {
-                Some(p) => Some(p.writer()),
-                None => self.raw_out.as_mut(),
-            };
-            self.exports.emit_span(span, out)?;
+            self.emit_span(span)?;
         }
         Ok(())
+    }
+
+    /// Prints (with `--print-spans`), counts and exports one span.
+    fn emit_span(&mut self, span: Box<Span>) -> std::io::Result<()> {
+        let out = match self.printer.as_mut() {
+            Some(p) => Some(p.writer()),
+            None => self.raw_out.as_mut(),
+        };
+        self.exports.emit_span(span, out)
     }
 
     fn emit_flow(
