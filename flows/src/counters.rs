@@ -261,6 +261,9 @@ counters! {
     /// HTTP/1 heads neither parser could read on a connection already seen to be HTTP
     /// (skipped; the stream resyncs at the next message start).
     http1_invalid_heads,
+    /// HTTP/1 request heads neither parser could read where a request had to start, reported
+    /// with the server's answer and marked `invalid_head` (RFC 9112 §3).
+    http1_invalid_requests,
     /// HTTP/1 messages whose framing fields break RFC 9112 §6 (Transfer-Encoding not ending in
     /// chunked, Transfer-Encoding with Content-Length, bad Content-Length); marked on the record.
     http1_invalid_framing,

@@ -311,8 +311,8 @@ pub struct HttpInfo {
     pub http2: Option<Box<Http2Info>>,
 }
 
-/// Why an HTTP message's body was not seen whole, or why its length could not be trusted
-/// (RFC 9112 §6.1, §6.3, §7.1, §8). Shown on flows and spans so an exchange is never
+/// Why an HTTP message's body was not seen whole, why its length could not be trusted
+/// (RFC 9112 §6.1, §6.3, §7.1, §8), or why its head could not be read (§3). Shown on flows and spans so an exchange is never
 /// reported as if it were whole when it was not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -332,6 +332,9 @@ pub enum BodyError {
     InvalidContentLength,
     /// Transfer-Encoding on an HTTP/1.0 message: framing faulty (RFC 9112 §6.1).
     TransferEncodingInHttp10,
+    /// A request head neither parser could read (RFC 9112 §3), which the server answered:
+    /// the exchange is reported with what its start line held, and its length is unknown.
+    InvalidHead,
 }
 
 impl BodyError {
@@ -344,6 +347,7 @@ impl BodyError {
             Self::TransferEncodingWithContentLength => "transfer_encoding_with_content_length",
             Self::InvalidContentLength => "invalid_content_length",
             Self::TransferEncodingInHttp10 => "transfer_encoding_in_http10",
+            Self::InvalidHead => "invalid_head",
         }
     }
 
@@ -356,6 +360,7 @@ impl BodyError {
             Self::TransferEncodingWithContentLength,
             Self::InvalidContentLength,
             Self::TransferEncodingInHttp10,
+            Self::InvalidHead,
         ]
         .into_iter()
         .find(|e| e.as_str() == name)

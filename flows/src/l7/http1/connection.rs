@@ -8,13 +8,14 @@ use std::sync::Arc;
 use super::chunked::ChunkStep;
 use super::doh::DohBodies;
 use super::framing::Body;
-use super::head::{self, HeadOutcome, Parsed};
+use super::head::{self, HeadOutcome, Parsed, ParsedRequest};
+use super::lenient;
 use super::pairing::{placeholder, InFlight, Pending};
 use super::resync::{self, Match, Scan, MAX_START_LINE};
 use super::{Http1Event, ResponseHead};
 use crate::l7::exchange::{new_trace, HttpVersion, RequestHead};
 use crate::l7::{L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir};
-use crate::record::BodyError;
+use crate::record::{BodyError, Text};
 use crate::tcp::StreamEvent;
 use crate::trace::InboundTraceParent;
 
@@ -117,6 +118,12 @@ pub struct Http1Decoder {
     /// after the 101 head until the caller swaps it in ([`StreamDecoder::take_upgrade`]).
     pub(super) upgraded: Option<Box<crate::l7::http2::Http2Decoder>>,
     pub(super) dead: bool,
+    /// A request head neither parser could read, at the very start of a connection not yet
+    /// seen to be HTTP, with where it started and where it was given up on. Reported (marked
+    /// [`BodyError::InvalidHead`]) once either side shows the connection is HTTP — the
+    /// server's answer is this request's (RFC 9112 §3) — and dropped (counted as a parse
+    /// error) when it never does, so a protocol that is not HTTP yields no HTTP record.
+    pub(super) provisional: Option<Box<(ParsedRequest, PacketCtx, PacketCtx)>>,
     /// DoH bodies being captured (RFC 8484; see [`super::doh`]).
     pub(super) doh: DohBodies,
 }
@@ -140,6 +147,7 @@ impl Http1Decoder {
             awaiting_body: None,
             upgraded: None,
             dead: false,
+            provisional: None,
             doh: DohBodies::default(),
         }
     }
@@ -152,6 +160,8 @@ impl Http1Decoder {
     }
 
     fn die(&mut self, cx: &mut L7Context<'_>) {
+        // A bad first head held for an answer that never came: not a request after all.
+        self.provisional = None;
         if !self.dead {
             cx.counters.http1_parse_errors += 1;
             self.dead = true;
@@ -251,6 +261,7 @@ impl Http1Decoder {
             half.scanned += skipped;
             if half.scanned > max_detect {
                 // Never looked like HTTP: stop trying.
+                self.provisional = None;
                 self.dead = true;
                 return data.len();
             }
@@ -333,6 +344,11 @@ impl Http1Decoder {
                 half.scanned = 0;
                 let start = half.msg_start.take().unwrap_or(*at);
                 half.body_size = 0;
+                if let Some(p) = self.provisional.take() {
+                    // The connection is HTTP: the bad head before this message was a request.
+                    let (r, p_start, p_at) = *p;
+                    self.report_invalid_request(r, p_start, &p_at, cx, out);
+                }
                 match parsed {
                     Some(Parsed::Request(r)) => self.on_request(r, start, at, cx, out),
                     Some(Parsed::Response(r)) => self.on_response(r, start, at, cx, out),
@@ -379,18 +395,62 @@ impl Http1Decoder {
             }
             HeadOutcome::Invalid => {
                 let confirmed = self.req.confirmed || self.resp.confirmed;
+                // RFC 1945 §4.1: an HTTP/0.9 request has no fields and is the connection's
+                // last; the bytes after it are not a request the server answers.
+                let none_held = self.provisional.is_none()
+                    && !self
+                        .pending
+                        .iter()
+                        .any(|p| p.head.version == HttpVersion::Http09);
                 let half = self.half(dir);
-                if !half.resynced && !confirmed {
+                let at_boundary = !half.resynced;
+                let input: &[u8] = if prev > 0 { &half.buf } else { data };
+                let mut next_at = None;
+                if at_boundary
+                    && dir == StreamDir::ToServer
+                    && none_held
+                    // On a connection known to be HTTP, binary bytes where a request should
+                    // start are more likely a body framed wrongly than a request; at the very
+                    // start, only the server's answer can tell (held, see `provisional`).
+                    && (!confirmed || lenient::text_line(input))
+                {
+                    // Where a request must start, a head neither parser reads is still a
+                    // request to the server, which answers it (RFC 9112 §3: 400 or 301; real
+                    // servers also 405, 411, 200): keep its place in the order, so the answer
+                    // pairs with it and not with the next request.
+                    let start = half.msg_start.unwrap_or(*at);
+                    let (method, target, version) = lenient::salvage_request_line(input);
+                    next_at = lenient::bodiless_head_end(input, max_bytes);
+                    let r = ParsedRequest {
+                        method: Text::Owned(method),
+                        target,
+                        version,
+                        body: Body::Length(0),
+                        framing_error: Some(BodyError::InvalidHead),
+                        ..Default::default()
+                    };
+                    if confirmed {
+                        self.report_invalid_request(r, start, at, cx, out);
+                    } else {
+                        self.provisional = Some(Box::new((r, start, *at)));
+                    }
+                } else if at_boundary && !confirmed {
                     self.die(cx);
                     return skip + data.len();
-                }
-                if !half.resynced {
+                } else if at_boundary {
                     // A bad message on a connection that is HTTP: it costs only itself.
                     cx.counters.http1_invalid_heads += 1;
                 }
-                // Keep searching after its first byte.
+                let half = self.half(dir);
                 half.buf.clear();
                 half.msg_start = None;
+                if let Some(end) = next_at {
+                    // Its fields end at a blank line and announce no body (RFC 9112 §6.3
+                    // rule 6): the next request starts right after.
+                    half.phase = Phase::Head;
+                    return skip + end.saturating_sub(prev);
+                }
+                // Keep searching after its first byte.
                 half.phase = Phase::Resync;
                 half.at_line_start = false;
                 skip + usize::from(prev == 0)
@@ -613,6 +673,10 @@ impl StreamDecoder for Http1Decoder {
     }
 
     fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+        if self.provisional.take().is_some() {
+            // Nothing ever showed the connection is HTTP: its first bytes were not a request.
+            cx.counters.http1_parse_errors += 1;
+        }
         if matches!(self.resp.phase, Phase::Body(Body::UntilClose)) {
             self.response_done(now_ns, BodyEnd::Cut(None), cx, out);
         } else if self.in_flight.is_some() {

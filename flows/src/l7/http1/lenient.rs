@@ -243,9 +243,137 @@ pub(super) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
+/// What can be read of a request start line neither parser took, for the exchange the server
+/// still answers (RFC 9112 §3: a server answers an invalid request-line with 400 or 301, and
+/// real servers answer many more with 405, 411 or even 200): the first word as the method
+/// (skipped when it is not UTF-8 text, as junk before the line), the next word that is not a
+/// version as the target (at most [`SALVAGE_TARGET_MAX`] bytes, lossy UTF-8), the version
+/// when a word is one. Empty strings where nothing fits; the record is marked
+/// ([`crate::record::BodyError::InvalidHead`]) so it is never taken for a well-formed request.
+pub(super) fn salvage_request_line(input: &[u8]) -> (String, String, HttpVersion) {
+    let end = input
+        .iter()
+        .take(MAX_SALVAGE_LINE)
+        .position(|b| *b == b'\n')
+        .unwrap_or(input.len().min(MAX_SALVAGE_LINE));
+    let l = input[..end].strip_suffix(b"\r").unwrap_or(&input[..end]);
+    let text = |w: &[u8]| {
+        std::str::from_utf8(w)
+            .ok()
+            .filter(|t| !t.chars().any(char::is_control))
+            .map(str::to_owned)
+    };
+    let mut method: Option<String> = None;
+    let mut target = String::new();
+    let mut found_version = None;
+    for (i, (_, w)) in words(l).enumerate() {
+        if let Some(v) = version(w) {
+            found_version = Some(v);
+        } else if method.is_none() && i <= 1 {
+            method = text(w);
+        } else if method.is_some() && target.is_empty() {
+            let w = &w[..w.len().min(SALVAGE_TARGET_MAX)];
+            target = String::from_utf8_lossy(w).into_owned();
+        }
+    }
+    (
+        method.unwrap_or_default(),
+        target,
+        found_version.unwrap_or(HttpVersion::Http11),
+    )
+}
+
+/// Whether the first line of `input` (up to its LF, at most [`MAX_SALVAGE_LINE`] bytes) is
+/// text a client could have meant as a request line: no control bytes but HTAB and CR
+/// (RFC 9110 §5.5 field text rules, applied to the line). Binary bytes (a TLS record, another
+/// protocol) are no request the server would answer as HTTP.
+pub(super) fn text_line(input: &[u8]) -> bool {
+    input
+        .iter()
+        .take(MAX_SALVAGE_LINE)
+        .take_while(|b| **b != b'\n')
+        .all(|b| *b == b'\t' || *b == b'\r' || (*b >= 0x20 && *b != 0x7f))
+}
+
+/// Where the head at the start of `input` ends (just after the empty line that closes it,
+/// RFC 9112 §2.1), when it ends within `max` bytes and none of its field lines is a
+/// Content-Length or Transfer-Encoding (so no body follows, RFC 9112 §6.3 rule 6). `None`
+/// otherwise: the caller searches for the next message start instead.
+pub(super) fn bodiless_head_end(input: &[u8], max: usize) -> Option<usize> {
+    let mut at = 0;
+    while at < input.len().min(max) {
+        let (l, next) = line(input, at)?;
+        if l.is_empty() && at > 0 {
+            return Some(next);
+        }
+        let name = l
+            .split(|b| *b == b':')
+            .next()
+            .unwrap_or_default()
+            .trim_ascii();
+        if name.eq_ignore_ascii_case(b"content-length")
+            || name.eq_ignore_ascii_case(b"transfer-encoding")
+        {
+            return None;
+        }
+        at = next;
+    }
+    None
+}
+
+/// Bytes of a bad start line looked at by [`salvage_request_line`].
+const MAX_SALVAGE_LINE: usize = 8 * 1024;
+
+/// Longest target kept from a bad start line.
+pub(super) const SALVAGE_TARGET_MAX: usize = 2048;
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn salvages_what_it_can_of_a_bad_request_line() {
+        let s = |l: &[u8]| salvage_request_line(l);
+        assert_eq!(
+            s(b"OPTIONS HTTP/1.1\r\nHost: a\r\n\r\n"),
+            ("OPTIONS".into(), String::new(), HttpVersion::Http11)
+        );
+        assert_eq!(
+            s(b"GET/ HTTP/1.0\r\n"),
+            ("GET/".into(), String::new(), HttpVersion::Http10)
+        );
+        assert_eq!(
+            s(b"\xff GET /txt HTTP/1.1\r\n"),
+            ("GET".into(), "/txt".into(), HttpVersion::Http11)
+        );
+        assert_eq!(
+            s("ÃÂÃ / HTTP/1.".as_bytes()),
+            ("ÃÂÃ".into(), "/".into(), HttpVersion::Http11)
+        );
+        assert_eq!(
+            s(b"CCM_POST /HTTP/1.1\r\n"),
+            ("CCM_POST".into(), "/HTTP/1.1".into(), HttpVersion::Http11)
+        );
+        assert_eq!(s(b""), (String::new(), String::new(), HttpVersion::Http11));
+        assert!(text_line(b"\xff GET /txt HTTP/1.1\r\n\x00"));
+        assert_eq!(
+            bodiless_head_end(b"BAD\r\nHost: h\r\n\r\nGET", 100),
+            Some(16)
+        );
+        assert_eq!(bodiless_head_end(b"BAD\nHost: h\n\nGET", 100), Some(13));
+        assert_eq!(
+            bodiless_head_end(b"BAD\r\nContent-Length: 3\r\n\r\nabc", 100),
+            None
+        );
+        assert_eq!(bodiless_head_end(b"BAD\r\nHost: h\r\n", 100), None);
+        assert_eq!(bodiless_head_end(b"BAD\r\nHost: h\r\n\r\n", 8), None);
+        assert!(!text_line(b"\x16\x03\x01\x02\x00"));
+        assert!(!text_line(b"GET /\x00 HTTP/1.1\r\n"));
+        let long = [b'a'; 9000];
+        assert_eq!(s(&long).0.len(), MAX_SALVAGE_LINE);
+        let long_target = [b"GET ".as_slice(), &[b'/'; 3000]].concat();
+        assert_eq!(s(&long_target).1.len(), SALVAGE_TARGET_MAX);
+    }
 
     fn complete(input: &[u8]) -> (usize, StartLine<'_>, Vec<(String, String)>, u32) {
         match parse(input, 64) {

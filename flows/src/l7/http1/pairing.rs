@@ -150,6 +150,23 @@ impl Http1Decoder {
         self.start_request_body(head, body, out);
     }
 
+    /// Reports a request head neither parser could read (marked [`BodyError::InvalidHead`],
+    /// counted) as the request the server's next answer pairs with. The request half goes on
+    /// in whatever phase it is in (searching for the next message start).
+    pub(super) fn report_invalid_request(
+        &mut self,
+        r: ParsedRequest,
+        start: PacketCtx,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        cx.counters.http1_invalid_requests += 1;
+        let (phase, size) = (self.req.phase, self.req.body_size);
+        self.on_request(r, start, at, cx, out);
+        (self.req.phase, self.req.body_size) = (phase, size);
+    }
+
     /// Enters the body of the request just parsed (or ends it at once when it has none).
     pub(super) fn start_request_body(
         &mut self,
@@ -434,7 +451,7 @@ fn count_oddities(odd: Oddities, framing_error: Option<BodyError>, cx: &mut L7Co
         cx.counters.http1_field_lines_skipped += u64::from(odd.skipped_lines);
         cx.counters.http1_unusable_status_codes += u64::from(odd.unusable_status);
     }
-    if framing_error.is_some() {
+    if framing_error.is_some_and(|e| e != BodyError::InvalidHead) {
         cx.counters.http1_invalid_framing += 1;
     }
 }

@@ -256,6 +256,9 @@ fn close_delimited_response_ends_at_fin() {
 fn garbage_marks_the_flow_not_http() {
     let mut h = H::new();
     h.req(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
+    // Held until the server's answer says whether it was a request to an HTTP server.
+    assert!(!h.dec.is_dead());
+    h.resp(b"\x16\x03\x03\x00\x7a\x02\x00\x00\x76\x03\x03");
     assert!(h.dec.is_dead());
     assert_eq!(h.c.http1_parse_errors, 1);
     h.req(b"GET / HTTP/1.1\r\n\r\n");
@@ -904,4 +907,111 @@ proptest::proptest! {
         }
         h.finish();
     }
+}
+
+#[test]
+fn a_request_line_nobody_can_parse_still_pairs_with_its_answer() {
+    // RFC 9112 §3: the server answers an invalid request-line (400); the answer is that
+    // request's, reported with what its line held and marked, on a connection not yet
+    // known to be HTTP as on one that is.
+    let mut h = H::new();
+    h.req(b"OPTIONS HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert!(h.events().is_empty(), "nothing until the server shows HTTP");
+    h.resp(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    h.req(b"GET/ HTTP/1.1\r\nHost: h\r\n\r\n");
+    h.resp(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    h.req(b"GET /ok HTTP/1.1\r\nHost: h\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        h.exchanges(),
+        vec![
+            ex("OPTIONS", "", 400, Some(0)),
+            ex("GET/", "", 400, Some(0)),
+            ex("GET", "/ok", 200, Some(0)),
+        ]
+    );
+    assert_eq!(
+        req_marks(&h),
+        vec![
+            Some(BodyError::InvalidHead),
+            Some(BodyError::InvalidHead),
+            None
+        ]
+    );
+    assert_eq!(h.c.http1_invalid_requests, 2);
+    assert_eq!(h.c.http1_invalid_framing, 0);
+    assert_eq!(h.c.http1_unpaired_responses, 0);
+}
+
+#[test]
+fn junk_before_a_request_line_keeps_what_follows() {
+    for junk in [&b"\xff"[..], b"\xdd\x00\x00\x00"] {
+        let mut h = H::new();
+        h.req(&[junk, b" GET /txt HTTP/1.1\r\nHost: h\r\n\r\n"].concat());
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert_eq!(h.exchanges(), vec![ex("GET", "/txt", 200, Some(2))]);
+    }
+}
+
+#[test]
+fn binary_bytes_where_a_request_should_start_on_an_http_connection_are_skipped() {
+    // More likely a body framed wrongly than a request: no placeholder to misalign pairing.
+    let mut h = H::new();
+    h.req(b"GET /a HTTP/1.1\r\nHost: h\r\n\r\n");
+    h.req(b"\x00\x01\x02binary\r\n\r\n");
+    h.req(b"GET /b HTTP/1.1\r\nHost: h\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    h.resp(b"HTTP/1.1 204 No Content\r\n\r\n");
+    assert_eq!(
+        h.exchanges(),
+        vec![ex("GET", "/a", 200, Some(0)), ex("GET", "/b", 204, Some(0))]
+    );
+    assert_eq!(h.c.http1_invalid_requests, 0);
+    assert_eq!(h.c.http1_invalid_heads, 1);
+}
+
+#[test]
+fn a_bad_first_line_with_no_http_answer_yields_no_http_record() {
+    // Another text protocol: the server's answer is no status line either.
+    let mut h = H::new();
+    h.req(b"HELLO there\r\n");
+    h.resp(b"+OK ready\r\n");
+    assert!(h.dec.is_dead());
+    h.finish();
+    assert!(h.events().is_empty());
+    assert_eq!(h.c.http1_parse_errors, 1);
+    // Or no answer at all before the connection ends.
+    let mut h = H::new();
+    h.req(b"HELLO there\r\n");
+    h.finish();
+    assert!(h.events().is_empty());
+    assert_eq!(h.c.http1_parse_errors, 1);
+    assert_eq!(h.c.http1_invalid_requests, 0);
+}
+
+#[test]
+fn a_bad_line_then_a_good_request_reports_both_in_order() {
+    let mut h = H::new();
+    h.req(b"BREW /pot HTCPCP/1.0\r\n\r\nGET /a HTTP/1.1\r\nHost: h\r\n\r\n");
+    h.resp(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(
+        h.exchanges(),
+        vec![
+            ex("BREW", "/pot", 400, Some(0)),
+            ex("GET", "/a", 200, Some(0))
+        ]
+    );
+}
+
+#[test]
+fn lines_after_an_http09_request_are_no_requests() {
+    // RFC 1945 §4.1: a simple request is the connection's last.
+    let mut h = H::new();
+    h.req(b"GET /x\r\nHost: h\r\n\r\n");
+    h.resp(b"<html>x</html>");
+    h.ev(StreamDir::ToClient, StreamEvent::Fin);
+    h.finish();
+    assert_eq!(h.c.http1_invalid_requests, 0);
+    assert_eq!(h.c.http1_requests, 1);
 }
