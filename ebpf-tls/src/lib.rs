@@ -10,6 +10,8 @@
 
 pub mod error;
 pub mod executable;
+pub mod go;
+mod go_dwarf;
 pub mod libraries;
 pub mod probes;
 pub mod wire;
@@ -17,4 +19,4 @@ pub mod wire;
 pub use error::TlsProbeError;
 pub use libraries::TlsLibraryKind;
 pub use probes::{LibraryStatus, TlsProbes, TlsProbesOptions, PROGRAM_PREFIX};
-pub use wire::{TlsEvent, TlsEventKind, TlsSocket, TlsWireError};
+pub use wire::{TlsEvent, TlsEventKind, TlsSocket, TlsStack, TlsWireError};
