@@ -130,6 +130,10 @@ static __always_inline int go_fd_sock(__s64 fd, struct sock_info *s)
 	s->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	s->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	s->netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	/* bpf_get_socket_cookie takes no plain sock pointer in a uprobe; the cookie it would
+	 * return is stored in the socket once made (sock_gen_cookie), and the packet capture
+	 * asks for it on the socket's first packet. 0 when nobody asked yet. */
+	s->cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
 	return 0;
 }
 
@@ -182,6 +186,7 @@ int fst_go_ret(struct pt_regs *ctx)
 	__s64 fd = go_conn_fd(c->conn, c->layout);
 	if (fd >= 0 && go_fd_sock(fd, &s) == 0) {
 		e->flags |= FST_F_SOCK;
+		e->cookie = s.cookie;
 		e->netns = s.netns;
 		e->family = s.family;
 		e->sport = s.sport;

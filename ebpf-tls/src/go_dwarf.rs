@@ -82,7 +82,9 @@ pub fn layout<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> Option<G
 }
 
 /// A section's bytes, inflated when the linker compressed it (SHF_COMPRESSED, zlib).
-fn section_bytes<'d, R: object::ReadRef<'d>>(s: &object::Section<'d, '_, R>) -> Option<Cow<'d, [u8]>> {
+fn section_bytes<'d, R: object::ReadRef<'d>>(
+    s: &object::Section<'d, '_, R>,
+) -> Option<Cow<'d, [u8]>> {
     use std::io::Read;
     let c = s.compressed_data().ok()?;
     match c.format {

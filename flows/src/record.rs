@@ -563,13 +563,17 @@ pub enum L7Source {
     /// Plaintext read with uprobes where the process hands it to OpenSSL (`SSL_write`,
     /// `SSL_read` and their `_ex` forms).
     OpensslUprobe,
+    /// Plaintext read with uprobes where a Go program hands it to crypto/tls
+    /// (`(*tls.Conn).Write`, `(*tls.Conn).Read`).
+    GoTlsUprobe,
 }
 
 impl L7Source {
-    /// The name used in the API extension and JSON: `openssl_uprobe`.
+    /// The name used in the API extension and JSON: `openssl_uprobe`, `go_tls_uprobe`.
     pub fn as_str(self) -> &'static str {
         match self {
             L7Source::OpensslUprobe => "openssl_uprobe",
+            L7Source::GoTlsUprobe => "go_tls_uprobe",
         }
     }
 
@@ -577,6 +581,7 @@ impl L7Source {
     pub fn from_name(s: &str) -> Option<Self> {
         match s {
             "openssl_uprobe" => Some(L7Source::OpensslUprobe),
+            "go_tls_uprobe" => Some(L7Source::GoTlsUprobe),
             _ => None,
         }
     }

@@ -37,10 +37,13 @@ pub(super) struct GoProbes {
 impl GoProbes {
     /// Loads the Go programs; failing only leaves Go executables unhooked (status says why).
     pub(super) fn load(ebpf: &mut aya::Ebpf) -> Self {
-        let loaded = [WRITE_ENTRY, READ_ENTRY, RETURN].iter().try_for_each(|&name| {
-            let p: &mut aya::programs::UProbe = program(ebpf, name).map_err(|e| e.to_string())?;
-            p.load().map_err(|e| format!("{name}: {}", chain(&e)))
-        });
+        let loaded = [WRITE_ENTRY, READ_ENTRY, RETURN]
+            .iter()
+            .try_for_each(|&name| {
+                let p: &mut aya::programs::UProbe =
+                    program(ebpf, name).map_err(|e| e.to_string())?;
+                p.load().map_err(|e| format!("{name}: {}", chain(&e)))
+            });
         if let Err(e) = &loaded {
             warn!("Go crypto/tls probes unavailable: {e}");
         }
@@ -69,7 +72,12 @@ impl GoProbes {
 
 impl TlsProbes {
     /// Hooks one Go executable, or says in `file.detail` why not.
-    pub(super) fn hook_go(&mut self, lib: &MappedLibrary, exe: &GoExecutable, file: &mut HookedFile) {
+    pub(super) fn hook_go(
+        &mut self,
+        lib: &MappedLibrary,
+        exe: &GoExecutable,
+        file: &mut HookedFile,
+    ) {
         let hooks = match &exe.hooks {
             Ok(h) => h,
             Err(why) => {

@@ -237,8 +237,8 @@ fn blind_spot_reason(pid: u32, libraries: &[TlsLibraryStatus], probes_off: Optio
     } else if let Some(l) = mine.first() {
         format!("{} is not hooked: {}", l.kind, l.detail)
     } else {
-        "no TLS library mapped: TLS built into the executable (static OpenSSL or BoringSSL), \
-         Go crypto/tls or rustls, none of which is hooked yet"
+        "no TLS library mapped: TLS built into a stripped executable (static OpenSSL or \
+         BoringSSL without symbols), or rustls, none of which is hooked"
             .to_string()
     }
 }
