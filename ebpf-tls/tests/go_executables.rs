@@ -31,9 +31,11 @@ func main() {
 }
 "#;
 
-/// Builds MAIN with `ldflags` into target/tmp; the `go` command must be there.
+/// Builds MAIN with `ldflags` into target/tmp; the `go` command must be there. The build
+/// cache is the one tests/tests/tls_go.rs uses (target/tmp/go).
 fn build(name: &str, ldflags: &str) -> GoExecutable {
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ebpf-tls-go");
+    let go = Path::new(env!("CARGO_TARGET_TMPDIR")).join("go");
     let src = dir.join("src");
     std::fs::create_dir_all(&src).unwrap();
     std::fs::write(src.join("main.go"), MAIN).unwrap();
@@ -44,8 +46,8 @@ fn build(name: &str, ldflags: &str) -> GoExecutable {
         .arg(&out)
         .arg(".")
         .current_dir(&src)
-        .env("GOCACHE", dir.join("cache"))
-        .env("GOPATH", dir.join("path"))
+        .env("GOCACHE", go.join("cache"))
+        .env("GOPATH", go.join("path"))
         .env("GOTOOLCHAIN", "local")
         .env("GOPROXY", "off")
         .env("GOFLAGS", "")
