@@ -29,7 +29,13 @@ struct go_layout {
 	__u32 tcp_fd; /* offset in net.TCPConn of net.conn.fd (*netFD) */
 	__u32 sysfd; /* offset in net.netFD of pfd.Sysfd */
 	__u32 _pad;
+	/* net.(*TCPConn).Close: fun[0] of the itab of a net.Conn holding a *net.TCPConn (the
+	 * interface's methods are sorted by name); 0: not checked */
+	__u64 tcp_close;
 };
+
+/* Offset of fun[0] in Go's runtime itab: inter, _type, hash uint32 + 4 bytes (go1.10+). */
+#define GO_ITAB_FUN0 24
 
 #define FST_GO_LAYOUTS 1024
 
@@ -145,6 +151,18 @@ static __always_inline __s64 go_conn_fd(__u64 conn, __u32 layout)
 		return -1;
 	__u64 tcp = 0, nfd = 0;
 	__s64 fd = -1;
+	if (l->tcp_close) {
+		/* Only a *net.TCPConn has the layout followed below. */
+		__u64 tab = 0, fun0 = 0;
+		if (l->conn_data < 8 ||
+		    bpf_probe_read_user(&tab, sizeof(tab), (void *)(conn + l->conn_data - 8)) != 0 ||
+		    !tab ||
+		    bpf_probe_read_user(&fun0, sizeof(fun0), (void *)(tab + GO_ITAB_FUN0)) != 0 ||
+		    fun0 != l->tcp_close) {
+			count(FST_CNT_GO_NOT_TCP);
+			return -1;
+		}
+	}
 	if (bpf_probe_read_user(&tcp, sizeof(tcp), (void *)(conn + l->conn_data)) != 0 || !tcp)
 		return -1;
 	if (bpf_probe_read_user(&nfd, sizeof(nfd), (void *)(tcp + l->tcp_fd)) != 0 || !nfd)

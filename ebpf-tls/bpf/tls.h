@@ -54,7 +54,8 @@ struct fst_event {
 #define FST_CNT_NESTED 5 /* a call began while another was in flight on the thread (ignored) */
 /* Go crypto/tls (gotls.bpf.c) */
 #define FST_CNT_GO_NO_ENTRY 6 /* a RET of Read/Write on a goroutine with no entry seen (probes placed mid-call) */
-#define FST_CNT_MAX 7
+#define FST_CNT_GO_NOT_TCP 7 /* a tls.Conn over something else than a *net.TCPConn: no socket */
+#define FST_CNT_MAX 8
 
 _Static_assert(sizeof(struct fst_event) == 104, "fst_event size");
 _Static_assert(__builtin_offsetof(struct fst_event, ts_ns) == 0, "ts_ns");

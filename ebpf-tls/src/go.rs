@@ -44,6 +44,11 @@ pub struct GoLayout {
     pub tcp_fd: u32,
     /// Offset in `net.netFD` of `pfd.Sysfd`.
     pub sysfd: u32,
+    /// Address of `net.(*TCPConn).Close`, the first method of the itab a `net.Conn` holding a
+    /// `*net.TCPConn` has: the probes follow the offsets only from such a Conn (a TLS
+    /// connection over another net.Conn would lead them to some other int). 0: not checked
+    /// (a position-independent executable, where the address moves).
+    pub tcp_close: u64,
     /// Where these came from.
     pub source: LayoutSource,
 }
@@ -137,7 +142,7 @@ fn hooks<'d, R: object::ReadRef<'d>>(
             returns,
         });
     }
-    let layout = crate::go_dwarf::layout(elf).unwrap_or(GoLayout {
+    let mut layout = crate::go_dwarf::layout(elf).unwrap_or(GoLayout {
         // tls.Conn starts with `conn net.Conn` (an interface: type word, data word);
         // net.TCPConn is a net.conn whose only field is `fd *netFD`; netFD starts with
         // `pfd poll.FD`, whose `fdmu fdMutex` (uint64 + 2 × uint32) precedes `Sysfd int`.
@@ -145,8 +150,15 @@ fn hooks<'d, R: object::ReadRef<'d>>(
         conn_data: 8,
         tcp_fd: 0,
         sysfd: 16,
+        tcp_close: 0,
         source: LayoutSource::VersionTable,
     });
+    if elf.kind() == object::ObjectKind::Executable {
+        layout.tcp_close = elf
+            .symbols()
+            .find(|s| s.name() == Ok("net.(*TCPConn).Close"))
+            .map_or(0, |s| s.address());
+    }
     Ok(GoHooks { functions, layout })
 }
 

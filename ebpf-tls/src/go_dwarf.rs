@@ -77,6 +77,7 @@ pub fn layout<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> Option<G
         conn_data: conn? + 8,
         tcp_fd: tcp_conn? + fd?,
         sysfd: pfd? + sysfd?,
+        tcp_close: 0,
         source: LayoutSource::Dwarf,
     })
 }

@@ -48,6 +48,7 @@ pub const KERNEL_COUNTERS: &[(u32, &str)] = &[
     (5, "tls_kernel_nested_calls"),
     // Go crypto/tls (gotls.bpf.c)
     (6, "tls_kernel_go_returns_without_entry"),
+    (7, "tls_kernel_go_conns_not_tcp"),
 ];
 
 /// What a record reports (`FST_KIND_*`).

@@ -73,6 +73,8 @@ fn go_executables_are_read_for_their_probes() {
     assert!(full.version.starts_with("go1."), "{}", full.version);
     let hooks = full.hooks.as_ref().expect("hookable");
     assert_eq!(hooks.layout.source, LayoutSource::Dwarf);
+    // Not position-independent (Go's default on linux/amd64): the TCPConn check is on.
+    assert_ne!(hooks.layout.tcp_close, 0);
     let calls: Vec<GoCall> = hooks.functions.iter().map(|f| f.call).collect();
     assert_eq!(calls, [GoCall::Write, GoCall::Read]);
     for f in &hooks.functions {
@@ -89,6 +91,7 @@ fn go_executables_are_read_for_their_probes() {
     let h = no_dwarf.hooks.as_ref().expect("hookable");
     assert_eq!(h.layout.source, LayoutSource::VersionTable);
     assert_eq!(offsets(&h.layout), offsets(&hooks.layout));
+    assert_eq!(h.layout.tcp_close, hooks.layout.tcp_close);
     assert_eq!(h.functions, hooks.functions);
 
     // Stripped: named (its version is still in .go.buildinfo), not hooked.

@@ -342,6 +342,8 @@ fn go_https_server_and_clients_are_decoded_from_go_tls_plaintext() {
     );
     assert_eq!(c["tls_kernel_ring_full_lost"], 0, "{c}");
     assert_eq!(c["tls_plaintext_unavailable"], 0, "{c}");
+    // Every Conn was over a *net.TCPConn and its socket found.
+    assert_eq!(c["tls_kernel_go_conns_not_tcp"], 0, "{c}");
 
     // Ctrl-C: every program (the Go uprobes included) goes with the agent.
     agent.signal_and_wait(libc::SIGINT, Duration::from_secs(10));

@@ -24,6 +24,20 @@ const RETURN: &str = "fst_go_ret";
 /// Slots of `go_layouts` (`FST_GO_LAYOUTS`): Go executables hooked at once.
 const LAYOUT_SLOTS: u32 = 1024;
 
+/// `struct go_layout` of gotls.bpf.c.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RawLayout {
+    conn_data: u32,
+    tcp_fd: u32,
+    sysfd: u32,
+    _pad: u32,
+    tcp_close: u64,
+}
+
+// SAFETY: plain integers, no padding (4 × u32 then a u64 at offset 16), any bit pattern valid.
+unsafe impl aya::Pod for RawLayout {}
+
 /// The Go programs' state.
 pub(super) struct GoProbes {
     /// Why the programs could not be loaded (bpf_get_attach_cookie needs Linux 5.15).
@@ -98,10 +112,16 @@ impl TlsProbes {
             .ebpf
             .map_mut("go_layouts")
             .ok_or_else(|| "no go_layouts map".to_string())
-            .and_then(|m| Array::<_, [u32; 4]>::try_from(m).map_err(|e| chain(&e)))
+            .and_then(|m| Array::<_, RawLayout>::try_from(m).map_err(|e| chain(&e)))
             .and_then(|mut a| {
-                a.set(slot, [l.conn_data, l.tcp_fd, l.sysfd, 0], 0)
-                    .map_err(|e| chain(&e))
+                let raw = RawLayout {
+                    conn_data: l.conn_data,
+                    tcp_fd: l.tcp_fd,
+                    sysfd: l.sysfd,
+                    _pad: 0,
+                    tcp_close: l.tcp_close,
+                };
+                a.set(slot, raw, 0).map_err(|e| chain(&e))
             });
         if let Err(e) = written {
             self.go.release(slot);
