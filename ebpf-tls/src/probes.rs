@@ -354,7 +354,9 @@ impl TlsProbes {
                     Some(f) => (!f.links.is_empty(), f.detail.clone()),
                     None => (false, "not scanned yet".to_string()),
                 };
-                if let (true, Some(why)) = (hooked, socket_note) {
+                // Go's probes find the socket by its descriptor, without the socket hooks.
+                let go = matches!(lib.kind, TlsLibraryKind::GoTls(_));
+                if let (true, false, Some(why)) = (hooked, go, socket_note) {
                     detail = format!("plaintext not tied to sockets: {why}");
                 }
                 out.push(LibraryStatus {

@@ -230,6 +230,13 @@ fn blind_spot_reason(pid: u32, libraries: &[TlsLibraryStatus], probes_off: Optio
     let mine: Vec<&TlsLibraryStatus> = libraries.iter().filter(|l| l.pid == pid).collect();
     if let Some(off) = probes_off {
         format!("TLS plaintext probes unavailable: {off}")
+    } else if mine
+        .iter()
+        .any(|l| l.hooked && l.kind.starts_with("go crypto/tls"))
+    {
+        "its crypto/tls is hooked, but this connection's plaintext was not seen (a tls.Conn \
+         over something else than a *net.TCPConn, or one that began before the hook)"
+            .to_string()
     } else if mine.iter().any(|l| l.hooked) {
         "its libssl is hooked, but this TLS did not go through SSL_read/SSL_write (another TLS \
          stack in the process, or OpenSSL driven through BIO chains)"
