@@ -1086,4 +1086,14 @@ mod tests {
         let back: Record = serde_json::from_value(v).unwrap();
         assert_eq!(back, record);
     }
+
+    #[test]
+    fn l7_sources_round_trip_by_name_and_serde() {
+        for s in [L7Source::OpensslUprobe, L7Source::GoTlsUprobe] {
+            assert_eq!(L7Source::from_name(s.as_str()), Some(s));
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(json, s.as_str());
+        }
+        assert_eq!(L7Source::from_name("rustls_uprobe"), None);
+    }
 }
