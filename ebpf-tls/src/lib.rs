@@ -1,5 +1,6 @@
 //! flowscope TLS plaintext: what processes hand to their TLS library and get back from it,
-//! read with uprobes (OpenSSL 1.1 and 3.x, dynamically linked `libssl.so.*`), each chunk tied
+//! read with uprobes (OpenSSL 1.1 and 3.x, `libssl.so.*` or linked in; Go's crypto/tls, see
+//! [`go`]), each chunk tied
 //! to the TCP socket its records went over, so the agent can decode HTTPS, HTTP/2 over TLS
 //! and gRPC over TLS with the same decoders as cleartext (`flows::engine::Engine::handle_plaintext`).
 //!
