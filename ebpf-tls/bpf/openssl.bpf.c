@@ -376,3 +376,6 @@ int fst_exec(void *ctx)
 	submit(r, sizeof(struct fst_event));
 	return 0;
 }
+
+/* Go crypto/tls: its own programs, sharing the ring, counters and records above. */
+#include "gotls.bpf.c"

@@ -16,6 +16,7 @@
 #define FST_F_SOCK 1 /* family/addresses/ports/cookie/netns name the TCP socket */
 #define FST_F_SOCK_CACHED 2 /* ... learned in an earlier call on this SSL* (no syscall in this one) */
 #define FST_F_SOCK_THREAD 4 /* ... the thread's last socket outside any call (memory BIOs) */
+#define FST_F_GO 8 /* Go crypto/tls ((*tls.Conn).Read/Write, gotls.bpf.c); `ssl` is the *tls.Conn */
 
 /* Most plaintext bytes copied per call; the rest of a longer call is counted (`len` -
  * `captured`) and reaches the decoders as a gap of known length. A power of two (the
@@ -51,7 +52,10 @@ struct fst_event {
 #define FST_CNT_READ_FAULT 3 /* plaintext the probe could not read from the process (paged out) */
 #define FST_CNT_NO_SOCKET 4 /* calls with no TCP socket syscall seen on their thread nor cached */
 #define FST_CNT_NESTED 5 /* a call began while another was in flight on the thread (ignored) */
-#define FST_CNT_MAX 6
+/* Go crypto/tls (gotls.bpf.c) */
+#define FST_CNT_GO_NO_ENTRY 6 /* a RET of Read/Write on a goroutine with no entry seen (probes placed mid-call) */
+#define FST_CNT_GO_NOT_TCP 7 /* a tls.Conn over something else than a *net.TCPConn: no socket */
+#define FST_CNT_MAX 8
 
 _Static_assert(sizeof(struct fst_event) == 104, "fst_event size");
 _Static_assert(__builtin_offsetof(struct fst_event, ts_ns) == 0, "ts_ns");

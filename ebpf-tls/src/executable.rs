@@ -1,5 +1,5 @@
 //! TLS inside an executable: a statically linked OpenSSL or BoringSSL (an nginx or proxy built
-//! with it) is found by its symbol table; Go's crypto/tls is named (not hooked yet). A stripped
+//! with it) is found by its symbol table; Go's crypto/tls by its functions (see [`crate::go`]). A stripped
 //! executable shows nothing here: if it speaks TLS, its connections are reported as blind spots
 //! when they end (see the agent's status).
 
@@ -36,7 +36,7 @@ pub fn classify(path: &Path) -> Option<TlsLibraryKind> {
         return Some(TlsLibraryKind::StaticOpenSsl { boring });
     }
     if go && (go_tls || !any) {
-        return Some(TlsLibraryKind::GoTls { stripped: !any });
+        return crate::go::inspect(&elf).map(TlsLibraryKind::GoTls);
     }
     None
 }

@@ -1,5 +1,6 @@
 //! flowscope TLS plaintext: what processes hand to their TLS library and get back from it,
-//! read with uprobes (OpenSSL 1.1 and 3.x, dynamically linked `libssl.so.*`), each chunk tied
+//! read with uprobes (OpenSSL 1.1 and 3.x, `libssl.so.*` or linked in; Go's crypto/tls, see
+//! [`go`]), each chunk tied
 //! to the TCP socket its records went over, so the agent can decode HTTPS, HTTP/2 over TLS
 //! and gRPC over TLS with the same decoders as cleartext (`flows::engine::Engine::handle_plaintext`).
 //!
@@ -10,6 +11,8 @@
 
 pub mod error;
 pub mod executable;
+pub mod go;
+mod go_dwarf;
 pub mod libraries;
 pub mod probes;
 pub mod wire;
@@ -17,4 +20,4 @@ pub mod wire;
 pub use error::TlsProbeError;
 pub use libraries::TlsLibraryKind;
 pub use probes::{LibraryStatus, TlsProbes, TlsProbesOptions, PROGRAM_PREFIX};
-pub use wire::{TlsEvent, TlsEventKind, TlsSocket, TlsWireError};
+pub use wire::{TlsEvent, TlsEventKind, TlsSocket, TlsStack, TlsWireError};

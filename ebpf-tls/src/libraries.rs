@@ -33,11 +33,9 @@ pub enum TlsLibraryKind {
     },
     /// A process's executable, not classified yet (see [`crate::executable`]).
     Executable,
-    /// Go's crypto/tls (issue 19 item 3): not hooked yet.
-    GoTls {
-        /// The executable has no symbol table (crypto/tls may or may not be in it).
-        stripped: bool,
-    },
+    /// Go's crypto/tls, in a Go executable: hooked on `(*tls.Conn).Read`/`Write` when
+    /// [`crate::go::GoExecutable::hooks`] is `Ok`.
+    GoTls(crate::go::GoExecutable),
 }
 
 impl TlsLibraryKind {
@@ -70,24 +68,24 @@ impl TlsLibraryKind {
             Self::WolfSsl => "wolfssl".into(),
             Self::StaticOpenSsl { boring: false } => "openssl (static)".into(),
             Self::StaticOpenSsl { boring: true } => "boringssl (static)".into(),
-            Self::GoTls { .. } => "go crypto/tls".into(),
+            Self::GoTls(go) if go.version.is_empty() => "go crypto/tls".into(),
+            Self::GoTls(go) => format!("go crypto/tls ({})", go.version),
             Self::Executable => "executable".into(),
         }
     }
 
     /// Why this kind is not hooked, when it is not.
-    pub fn unsupported(&self) -> Option<&'static str> {
+    pub fn unsupported(&self) -> Option<String> {
         match self {
             Self::OpenSsl { .. } | Self::StaticOpenSsl { .. } | Self::Executable => None,
-            Self::GoTls { stripped: false } => {
-                Some("go crypto/tls is not supported yet: its plaintext is not seen")
-            }
-            Self::GoTls { stripped: true } => Some(
-                "stripped Go executable: if it speaks TLS (crypto/tls), its plaintext is not seen",
-            ),
-            Self::GnuTls => Some("gnutls is not supported yet: its plaintext is not seen"),
-            Self::Nss => Some("nss is not supported yet: its plaintext is not seen"),
-            Self::WolfSsl => Some("wolfssl is not supported yet: its plaintext is not seen"),
+            Self::GoTls(go) => go
+                .hooks
+                .as_ref()
+                .err()
+                .map(|why| format!("{why}: its plaintext is not seen")),
+            Self::GnuTls => Some("gnutls is not supported yet: its plaintext is not seen".into()),
+            Self::Nss => Some("nss is not supported yet: its plaintext is not seen".into()),
+            Self::WolfSsl => Some("wolfssl is not supported yet: its plaintext is not seen".into()),
         }
     }
 }

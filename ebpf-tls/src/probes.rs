@@ -26,6 +26,8 @@ use crate::{
     wire::KERNEL_COUNTERS,
 };
 
+mod go_attach;
+
 static OBJ: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/openssl.bpf.o"));
 
 /// Prefix of every program name in the object (`bpftool prog show` finds them by it).
@@ -78,6 +80,8 @@ struct HookedFile {
     links: Vec<UProbeLink>,
     /// Why it is not (fully) hooked; empty when all is well.
     detail: String,
+    /// A Go executable's slot in `go_layouts`.
+    go_slot: Option<u32>,
 }
 
 /// One process's TLS library, for `flowscope status`.
@@ -110,6 +114,7 @@ pub struct TlsProbes {
     ring_taken: bool,
     attach_failures: u64,
     detached_files: u64,
+    go: go_attach::GoProbes,
 }
 
 impl std::fmt::Debug for TlsProbes {
@@ -158,6 +163,7 @@ impl TlsProbes {
             let p: &mut UProbe = program(&mut ebpf, name)?;
             p.load().map_err(load_err(name))?;
         }
+        let go = go_attach::GoProbes::load(&mut ebpf);
         let socket_link = Self::attach_socket_programs(&mut ebpf);
         if let Err(e) = &socket_link {
             warn!("TLS plaintext will come without its socket (not joinable to flows): {e}");
@@ -183,6 +189,7 @@ impl TlsProbes {
             ring_taken: false,
             attach_failures: 0,
             detached_files: 0,
+            go,
         })
     }
 
@@ -222,10 +229,14 @@ impl TlsProbes {
         }
         // Detach what nobody maps any more (its processes exited).
         let before = self.files.len();
+        let go = &mut self.go;
         self.files.retain(|id, f| {
             let used = wanted.iter().any(|l| l.file == *id);
             if !used {
                 debug!(library = %f.path, "no process maps it any more: detaching");
+                if let Some(slot) = f.go_slot {
+                    go.release(slot);
+                }
             }
             used
         });
@@ -275,9 +286,12 @@ impl TlsProbes {
             path: lib.path.clone(),
             links: Vec::new(),
             detail: String::new(),
+            go_slot: None,
         };
-        if let Some(why) = lib.kind.unsupported() {
-            file.detail = why.to_string();
+        if let TlsLibraryKind::GoTls(exe) = &lib.kind {
+            self.hook_go(lib, exe, &mut file);
+        } else if let Some(why) = lib.kind.unsupported() {
+            file.detail = why;
         } else {
             let mut missing = Vec::new();
             for &(name, symbol, required) in OPENSSL_PROBES {
@@ -340,7 +354,9 @@ impl TlsProbes {
                     Some(f) => (!f.links.is_empty(), f.detail.clone()),
                     None => (false, "not scanned yet".to_string()),
                 };
-                if let (true, Some(why)) = (hooked, socket_note) {
+                // Go's probes find the socket by its descriptor, without the socket hooks.
+                let go = matches!(lib.kind, TlsLibraryKind::GoTls(_));
+                if let (true, false, Some(why)) = (hooked, go, socket_note) {
                     detail = format!("plaintext not tied to sockets: {why}");
                 }
                 out.push(LibraryStatus {

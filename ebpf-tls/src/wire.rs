@@ -34,6 +34,7 @@ mod field {
 const FLAG_SOCK: u8 = 1;
 const FLAG_SOCK_CACHED: u8 = 2;
 const FLAG_SOCK_THREAD: u8 = 4;
+const FLAG_GO: u8 = 8;
 const AF_INET: u16 = 2;
 const AF_INET6: u16 = 10;
 
@@ -45,6 +46,9 @@ pub const KERNEL_COUNTERS: &[(u32, &str)] = &[
     (3, "tls_kernel_read_faults"),
     (4, "tls_kernel_calls_without_socket"),
     (5, "tls_kernel_nested_calls"),
+    // Go crypto/tls (gotls.bpf.c)
+    (6, "tls_kernel_go_returns_without_entry"),
+    (7, "tls_kernel_go_conns_not_tcp"),
 ];
 
 /// What a record reports (`FST_KIND_*`).
@@ -56,6 +60,15 @@ pub enum TlsEventKind {
     Read,
     /// A process exec'd: look for TLS libraries in its maps.
     Exec,
+}
+
+/// Which TLS implementation a call went through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsStack {
+    /// OpenSSL or BoringSSL (`SSL_read`/`SSL_write` and their `_ex` forms).
+    OpenSsl,
+    /// Go's crypto/tls (`(*tls.Conn).Read`/`Write`); [`TlsEvent::ssl`] is the `*tls.Conn`.
+    Go,
 }
 
 /// The TCP socket a call's TLS records went over.
@@ -98,6 +111,8 @@ pub struct TlsEvent<'a> {
     pub socket: Option<TlsSocket>,
     /// The first `min(len, MAX_CAPTURED)` bytes.
     pub data: &'a [u8],
+    /// Which TLS implementation the call went through.
+    pub stack: TlsStack,
 }
 
 impl TlsEvent<'_> {
@@ -191,6 +206,11 @@ impl<'a> TlsEvent<'a> {
             len: u32_at(field::LEN),
             socket,
             data: &record[EVENT_HEADER_LEN..need],
+            stack: if flags & FLAG_GO != 0 {
+                TlsStack::Go
+            } else {
+                TlsStack::OpenSsl
+            },
         })
     }
 }
@@ -275,6 +295,15 @@ mod tests {
         assert_eq!(s.local, "10.0.0.2:40000".parse().unwrap());
         assert_eq!(s.remote, "10.0.0.1:443".parse().unwrap());
         assert_eq!((s.cookie, s.cached, s.thread_guess), (9, false, false));
+        assert_eq!(e.stack, TlsStack::OpenSsl);
+    }
+
+    #[test]
+    fn go_flag_names_the_go_stack() {
+        let r = header(2, FLAG_SOCK | FLAG_GO, 0, 0);
+        let e = TlsEvent::parse(&r).unwrap();
+        assert_eq!(e.stack, TlsStack::Go);
+        assert!(e.socket.is_some());
     }
 
     #[test]

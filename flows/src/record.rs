@@ -568,13 +568,17 @@ pub enum L7Source {
     /// Plaintext read with uprobes where the process hands it to OpenSSL (`SSL_write`,
     /// `SSL_read` and their `_ex` forms).
     OpensslUprobe,
+    /// Plaintext read with uprobes where a Go program hands it to crypto/tls
+    /// (`(*tls.Conn).Write`, `(*tls.Conn).Read`).
+    GoTlsUprobe,
 }
 
 impl L7Source {
-    /// The name used in the API extension and JSON: `openssl_uprobe`.
+    /// The name used in the API extension and JSON: `openssl_uprobe`, `go_tls_uprobe`.
     pub fn as_str(self) -> &'static str {
         match self {
             L7Source::OpensslUprobe => "openssl_uprobe",
+            L7Source::GoTlsUprobe => "go_tls_uprobe",
         }
     }
 
@@ -582,6 +586,7 @@ impl L7Source {
     pub fn from_name(s: &str) -> Option<Self> {
         match s {
             "openssl_uprobe" => Some(L7Source::OpensslUprobe),
+            "go_tls_uprobe" => Some(L7Source::GoTlsUprobe),
             _ => None,
         }
     }
@@ -1085,5 +1090,15 @@ mod tests {
         assert_eq!(v["flow"]["traffic_direction"], "ingress");
         let back: Record = serde_json::from_value(v).unwrap();
         assert_eq!(back, record);
+    }
+
+    #[test]
+    fn l7_sources_round_trip_by_name_and_serde() {
+        for s in [L7Source::OpensslUprobe, L7Source::GoTlsUprobe] {
+            assert_eq!(L7Source::from_name(s.as_str()), Some(s));
+            let json = serde_json::to_value(s).unwrap();
+            assert_eq!(json, s.as_str());
+        }
+        assert_eq!(L7Source::from_name("rustls_uprobe"), None);
     }
 }

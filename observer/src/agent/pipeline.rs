@@ -422,7 +422,10 @@ impl<W: Write> Pipeline<W> {
             sent: ev.kind == ebpf_tls::TlsEventKind::Write,
             data: ev.data,
             missing: ev.missing(),
-            source: flows::record::L7Source::OpensslUprobe,
+            source: match ev.stack {
+                ebpf_tls::TlsStack::OpenSsl => flows::record::L7Source::OpensslUprobe,
+                ebpf_tls::TlsStack::Go => flows::record::L7Source::GoTlsUprobe,
+            },
             socket_cookie: (sock.cookie != 0).then_some(sock.cookie),
         };
         match self.engine.single() {

@@ -230,6 +230,13 @@ fn blind_spot_reason(pid: u32, libraries: &[TlsLibraryStatus], probes_off: Optio
     let mine: Vec<&TlsLibraryStatus> = libraries.iter().filter(|l| l.pid == pid).collect();
     if let Some(off) = probes_off {
         format!("TLS plaintext probes unavailable: {off}")
+    } else if mine
+        .iter()
+        .any(|l| l.hooked && l.kind.starts_with("go crypto/tls"))
+    {
+        "its crypto/tls is hooked, but this connection's plaintext was not seen (a tls.Conn \
+         over something else than a *net.TCPConn, or one that began before the hook)"
+            .to_string()
     } else if mine.iter().any(|l| l.hooked) {
         "its libssl is hooked, but this TLS did not go through SSL_read/SSL_write (another TLS \
          stack in the process, or OpenSSL driven through BIO chains)"
@@ -237,8 +244,8 @@ fn blind_spot_reason(pid: u32, libraries: &[TlsLibraryStatus], probes_off: Optio
     } else if let Some(l) = mine.first() {
         format!("{} is not hooked: {}", l.kind, l.detail)
     } else {
-        "no TLS library mapped: TLS built into the executable (static OpenSSL or BoringSSL), \
-         Go crypto/tls or rustls, none of which is hooked yet"
+        "no TLS library mapped: TLS built into a stripped executable (static OpenSSL or \
+         BoringSSL without symbols), or rustls, none of which is hooked"
             .to_string()
     }
 }
