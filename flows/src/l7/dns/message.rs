@@ -21,9 +21,6 @@ pub enum DnsError {
     /// A name is longer than 255 bytes or a label uses a reserved type.
     #[error("DNS name at byte {0} is malformed")]
     BadName(usize),
-    /// More questions than a real query carries.
-    #[error("DNS message claims {0} questions")]
-    TooManyQuestions(u16),
 }
 
 /// Most compression jumps followed in one name; a valid name needs far fewer.
@@ -126,8 +123,9 @@ pub fn rcode_name(rcode: u16) -> String {
 /// Length of the fixed header (RFC 1035 §4.1.1).
 pub const HEADER_LEN: usize = 12;
 
-/// Most questions we read; real servers refuse QDCOUNT > 1, a few more is tolerable,
-/// thousands is an attack.
+/// Most questions kept from one message (the rest are read past, not kept); real servers
+/// refuse QDCOUNT > 1, a few more is tolerable, thousands is an attack. Also the most a
+/// header found by searching a TCP stream may claim ([`Header::plausible`], strict).
 const MAX_QUESTIONS: u16 = 8;
 
 /// Smallest resource record on the wire: root owner name (1) + TYPE, CLASS, TTL, RDLENGTH (10).
@@ -174,15 +172,15 @@ impl Header {
     }
 
     /// Could a message of `len` bytes start with this header? The section counts must fit
-    /// in `len` (each question and record has a minimum size) and QDCOUNT stays small.
-    /// `strict` adds what holds for every real peer but is not worth rejecting a message
+    /// in `len` (each question and record has a minimum size). `strict` adds that QDCOUNT
+    /// stays small ([`MAX_QUESTIONS`]) and what holds for every real peer but is not worth rejecting a message
     /// for once in step: an assigned OPCODE (RFC 6895 §2.2: QUERY, IQUERY, STATUS, NOTIFY,
     /// UPDATE, DSO), the Z bit clear (RFC 1035 §4.1.1 "must be zero"), RCODE 0 in queries
     /// and at most 11 in responses (RFC 6895 §2.3).
     pub fn plausible(&self, len: usize, strict: bool) -> bool {
         let [qd, an, ns, ar] = self.counts.map(usize::from);
         if len < HEADER_LEN
-            || self.counts[0] > MAX_QUESTIONS
+            || (strict && self.counts[0] > MAX_QUESTIONS)
             || HEADER_LEN + qd * MIN_QUESTION_LEN + (an + ns + ar) * MIN_RR_LEN > len
         {
             return false;
@@ -373,12 +371,15 @@ pub fn parse(msg: &[u8]) -> Result<DnsMessage, DnsError> {
     let ancount = r.u16()?;
     let _nscount = r.u16()?;
     let _arcount = r.u16()?;
-    if qdcount > MAX_QUESTIONS {
-        return Err(DnsError::TooManyQuestions(qdcount));
-    }
     let truncated = flags & 0x0200 != 0;
-    let mut questions = Vec::with_capacity(usize::from(qdcount));
-    for _ in 0..qdcount {
+    let mut questions = Vec::with_capacity(usize::from(qdcount.min(MAX_QUESTIONS)));
+    for i in 0..qdcount {
+        // Each question is at least 5 bytes, so the message's length bounds this loop.
+        if i >= MAX_QUESTIONS {
+            r.name()?;
+            r.take(4)?;
+            continue;
+        }
         let name = r.name()?;
         let qtype = r.u16()?;
         let _qclass = r.u16()?;
@@ -424,7 +425,8 @@ fn answer(r: &mut Reader<'_>) -> Result<Answer, DnsError> {
             a.copy_from_slice(rdata);
             RData::Addr(IpAddr::V6(Ipv6Addr::from(a)))
         }
-        (2 | 5 | 12, _) => RData::Name(read_name(r.msg, rdata_at)?.0),
+        // The record is delimited by RDLENGTH: a bad name inside its data costs only the data.
+        (2 | 5 | 12, _) => read_name(r.msg, rdata_at).map_or(RData::Other, |(n, _)| RData::Name(n)),
         _ => RData::Other,
     };
     Ok(Answer {
@@ -486,6 +488,37 @@ pub(crate) mod build {
 mod tests {
     use super::build::*;
     use super::*;
+
+    #[test]
+    fn many_questions_are_read_and_the_first_ones_kept() {
+        // RFC 1035 §4.1.2: QDCOUNT questions; a message with more than we keep still parses.
+        let mut m = query(7, "example.com.", 1);
+        m[5] = 10;
+        for _ in 1..10 {
+            m.extend_from_slice(&name("example.com."));
+            m.extend_from_slice(&[0, 1, 0, 1]);
+        }
+        let q = parse(&m).unwrap();
+        assert_eq!(q.questions.len(), usize::from(MAX_QUESTIONS));
+        assert!(Header::read(&m).unwrap().plausible(m.len(), false));
+        assert!(!Header::read(&m).unwrap().plausible(m.len(), true));
+        // Claiming more than the bytes hold is still an error.
+        m[5] = 11;
+        assert!(parse(&m).is_err());
+    }
+
+    #[test]
+    fn a_bad_name_inside_record_data_costs_only_that_data() {
+        let mut m = a_response(9, "a.test.", 0, &[[192, 0, 2, 1]], 60);
+        // Turn the A record into a CNAME whose data is a pointer loop.
+        let rr = m.len() - 16;
+        m[rr + 3] = 5;
+        let n = m.len();
+        m[n - 4..].copy_from_slice(&[0xc0, (n - 4) as u8, 0, 0]);
+        let r = parse(&m).unwrap();
+        assert_eq!(r.answers.len(), 1);
+        assert_eq!(r.answers[0].data, RData::Other);
+    }
 
     #[test]
     fn parses_query_and_compressed_answers() {
