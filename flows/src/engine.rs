@@ -354,6 +354,7 @@ impl Engine {
             queue,
             total_buffered,
             events,
+            tls_blind_spots,
             ..
         } = self;
         let entry = match table.get_mut(&key) {
@@ -551,8 +552,7 @@ impl Engine {
                         ids,
                         config: l7cfg,
                     };
-                    // TLS on the wire waits for eviction (L7Slot::finish): a blind spot
-                    // is noted then, if no plaintext came by.
+                    plaintext::note_blind_spot(tls_blind_spots, &view, l7, cx.counters);
                     l7.finish(at.ts_ns, &mut cx, events);
                 }
                 // Memory: charge this flow's growth to the total; over budget, this flow sheds.

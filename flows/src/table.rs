@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use crate::key::{FlowKey, Side};
 use crate::l7::tls::PlaintextSlot;
 use crate::l7::{
-    DatagramDecoder, Detection, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir,
+    DatagramDecoder, Detection, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir,
 };
 use crate::tcp::{ConnectionHealth, ResetTracker, StreamEvent, TcpReassembler};
 
@@ -127,13 +127,9 @@ impl L7Slot {
     /// The connection is over: let the decoder report what is pending. A plaintext decoder
     /// waits for [`L7Slot::finish_evicted`]: the plaintext of a connection's last exchange is
     /// read by the application after the packets that carried it, and may reach the engine
-    /// after its FINs. So does TLS seen on the wire: all of a short connection's plaintext
-    /// may come after its FINs (the agent reads the plaintext ring and the packet ring
-    /// separately), and it must still find the connection waiting for it, not one already
-    /// counted and named as a blind spot.
+    /// after its FINs.
     pub fn finish(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
         match self {
-            L7Slot::Active(dec) if dec.protocol() == L7Protocol::Tls => return,
             L7Slot::Active(dec) => dec.finish(now_ns, cx, out),
             L7Slot::Plaintext(_) => return,
             _ => {}
@@ -141,15 +137,11 @@ impl L7Slot {
         *self = L7Slot::Unrecognised;
     }
 
-    /// The connection leaves the table: like [`L7Slot::finish`], and a plaintext decoder or
-    /// TLS on the wire ends too (the slot stays, so the records it makes can still be marked with its source).
+    /// The connection leaves the table: like [`L7Slot::finish`], and a plaintext decoder
+    /// ends too (the slot stays, so the records it makes can still be marked with its source).
     pub fn finish_evicted(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
         match self {
             L7Slot::Plaintext(p) => p.finish(now_ns, cx, out),
-            L7Slot::Active(dec) if dec.protocol() == L7Protocol::Tls => {
-                dec.finish(now_ns, cx, out);
-                *self = L7Slot::Unrecognised;
-            }
             _ => self.finish(now_ns, cx, out),
         }
     }
