@@ -158,6 +158,10 @@ check "TLS: calls tied to sockets by fentry (tls_socket_link_tcp_fentry 1: no so
   [ "$(counter tls_socket_link_tcp_fentry)" = 1 ]
 check "TLS: no call without its socket (tls_kernel_calls_without_socket 0)" \
   [ "$(counter tls_kernel_calls_without_socket)" = 0 ]
+# The fetch's plaintext must reach the engine before its FINs (else the connection is also
+# counted as one without plaintext, a blind spot).
+check "TLS: the HTTPS connection decoded, not a blind spot (engine_tls_plaintext_flows 1, engine_tls_flows_without_plaintext 0)" \
+  [ "$(counter engine_tls_plaintext_flows)/$(counter engine_tls_flows_without_plaintext)" = 1/0 ]
 
 stop_agent TERM
 check "agent exit status 0 after SIGTERM (got $AGENT_RC; 255: still running after 30 s)" [ "$AGENT_RC" = 0 ]
