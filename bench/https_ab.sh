@@ -20,8 +20,11 @@
 # Needs root, nginx, h2load (Debian nghttp2-client), openssl, a release build. Not run in CI.
 #   bench/https_ab.sh [PAIRS=3] [SECS=10] [RPS=5000] [CONNS=10]
 # Env: FLOWSCOPE=path/to/flowscope (default target/release/flowscope), KEEP=1 keeps the work
-#      dir, AGENT_ARGS="..." extra agent options (both modes).
+#      dir, AGENT_ARGS="..." extra agent options (both modes), PROFILE=1 records the agent with
+#      `perf record -g` during each "tls" phase (perf-PAIR-PHASE.txt in the work dir; implies
+#      KEEP=1; the profiler's own cost then shows in the numbers).
 set -euo pipefail
+[ -n "${PROFILE:-}" ] && KEEP=1
 root="$(cd "$(dirname "$0")/.." && pwd)"
 pairs="${1:-3}" secs="${2:-10}" rps="${3:-5000}" conns="${4:-10}"
 fs="${FLOWSCOPE:-$root/target/release/flowscope}"
@@ -94,7 +97,17 @@ for pair in $(seq "$pairs"); do
         sleep 1
         for phase in h1 h2; do
             s0=$(status_json); c0=$(cpu_ticks "$agent_pid")
+            perf_pid=""
+            if [ "$mode" = tls ] && [ -n "${PROFILE:-}" ]; then
+                perf record -q -F 499 -g -p "$agent_pid" -o "$work/perf-$pair-$phase.data" -- sleep "$secs" 2>/dev/null &
+                perf_pid=$!
+            fi
             read -r n r p50 p99 < <(load "$phase" "$work/h2load-$pair-$mode-$phase.log")
+            if [ -n "$perf_pid" ]; then
+                wait "$perf_pid" || true
+                perf report -i "$work/perf-$pair-$phase.data" --no-children --percent-limit 1 --stdio -g none \
+                    > "$work/perf-$pair-$phase.txt" 2>/dev/null || true
+            fi
             sleep 1.5   # let the agent drain its rings and decode the last exchanges
             c1=$(cpu_ticks "$agent_pid"); s1=$(status_json)
             delta() { echo $(( $(counter "$1" <<<"$s1") - $(counter "$1" <<<"$s0") )); }

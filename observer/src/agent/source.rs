@@ -557,11 +557,6 @@ fn drain_ring<W: std::io::Write>(
     pipeline: &mut Pipeline<W>,
     bad_records: &mut u64,
 ) -> Result<()> {
-    // Owners first: an event written before a packet must be known when the packet is
-    // decoded.
-    if let Some(a) = attr {
-        *bad_records += drain_sock_events(a, pipeline);
-    }
     // A plaintext chunk goes in after the packets captured before it (its TLS records were
     // sent, or received, before the SSL call returned) and before the later ones (the FIN
     // after a connection's last response), so it is merged by kernel time. The chunks are
@@ -587,7 +582,7 @@ fn drain_ring<W: std::io::Write>(
         }
         Ok(pipeline.on_frame(hdr, data)?)
     };
-    let mut tls = tls;
+    let (mut attr, mut tls) = (attr, tls);
     let mut later: Option<Vec<u8>> = None;
     loop {
         let cut = if tls.is_some() {
@@ -595,6 +590,11 @@ fn drain_ring<W: std::io::Write>(
         } else {
             u64::MAX
         };
+        // Owners first: an event written before a packet must be known when the packet is
+        // decoded (again on each round: a packet set aside came later than those drained).
+        if let Some(a) = attr.as_mut() {
+            *bad_records += drain_sock_events(a, pipeline);
+        }
         if let Some((ring, shared)) = tls.as_mut() {
             while let Some(item) = ring.next() {
                 match TlsEvent::parse(&item) {
