@@ -253,16 +253,24 @@ if start_agent /dev/null /tmp/agent2.err -o none --listen unix:///run/fs2.sock; 
     sh -c '! grep -Eq "(tcp_connect|inet_csk_accept|tcp_sendmsg|tcp_recvmsg|tcp_close)\+" /sys/kernel/debug/kprobes/list'
   # This run also follows curl's syscalls (--syscall-spans): the programs must load on 6.1
   # (tp_btf/sys_enter where the agent's mount namespace has no tracefs) and report them.
+  # It also ties TLS calls to sockets with the kprobe link (kernels without BPF trampolines),
+  # forced here: 6.1 would choose fentry.
+  export FLOWSCOPE_TLS_SOCKET_LINK=kprobe
   if start_agent /dev/null /tmp/agent3.err -o none --listen unix:///run/fs3.sock --syscall-spans curl; then
+    unset FLOWSCOPE_TLS_SOCKET_LINK
     check "next start reports the cleanup" grep -Eq "did not exit cleanly|cleaned up after an agent" /tmp/agent3.err
     grep "syscall spans" /tmp/agent3.err
     in_c curl -sS -o /dev/null --max-time 20 "http://$SERVER/page.txt"
+    in_c curl -sS -k --http1.1 -o /dev/null --max-time 30 "https://$SERVER/page.txt"
     sleep 2
     flowscope status --server unix:///run/fs3.sock >/tmp/status3 2>&1
     grep syscall_ /tmp/status3
     counter3() { awk -v k="$1" '$1 == k { print $2 }' /tmp/status3; }
     check "syscall spans: curl's syscalls reported (syscall_events > 0, syscall_spans_unavailable 0)" \
       sh -c '[ "${1:-0}" -gt 0 ] && [ "$2" = 0 ]' _ "$(counter3 syscall_events)" "$(counter3 syscall_spans_unavailable)"
+    grep -E "tls_socket_link|tls_plaintext_flows|tls_kernel_calls_without_socket" /tmp/status3
+    check "TLS, kprobe link forced: the HTTPS fetch decoded with its socket (tls_socket_link_tcp_kprobe 1, engine_tls_plaintext_flows 1, tls_kernel_calls_without_socket 0)" \
+      [ "$(counter3 tls_socket_link_tcp_kprobe)/$(counter3 engine_tls_plaintext_flows)/$(counter3 tls_kernel_calls_without_socket)" = 1/1/0 ]
     tc_state > /tmp/tc.restarted
     check "next start: exactly one fs_tc_ingress and one fs_tc_egress filter" \
       sh -c '[ "$(grep -c fs_tc_ingress /tmp/tc.restarted)" = 1 ] && [ "$(grep -c fs_tc_egress /tmp/tc.restarted)" = 1 ] || { cat /tmp/tc.restarted; false; }'
