@@ -8,7 +8,8 @@ cd "$(dirname "$0")"
 
 # Debian packages: the eBPF toolchain, the kernel tools, and the real servers/clients/oracles
 # the tests drive (python3-grpc*: the foreign Python gRPC client of tests/tests/foreign_client.rs,
-# run with /usr/bin/python3; dnsmasq-base: the DNS server of tests/tests/endpoints.rs;
+# run with /usr/bin/python3; python3-requests and nghttp2-client (nghttp, h2load): HTTPS clients
+# of tests/tests/tls_plaintext.rs and bench/https_ab.sh; dnsmasq-base: the DNS server of tests/tests/endpoints.rs;
 # prometheus: the real scraper of tests/tests/prometheus.rs; chromium: the headless browser
 # tests/tests/ui.rs drives `flowscope ui`'s page in, with Playwright).
 # Nothing is fetched from anywhere but Debian, crates.io, the npm registry (ui/'s packages) and
@@ -17,7 +18,7 @@ PACKAGES=(
   clang-19 llvm-19 libbpf-dev bpftool linux-libc-dev
   iproute2 iputils-ping procps psmisc util-linux nftables
   nginx-light curl tcpdump tshark python3 bind9-dnsutils dnsmasq-base
-  python3-grpcio python3-grpc-tools python3-pip
+  python3-grpcio python3-grpc-tools python3-pip python3-requests nghttp2-client
   prometheus chromium
   qemu-system-x86 linux-image-amd64 busybox-static cpio jq file binutils
 )

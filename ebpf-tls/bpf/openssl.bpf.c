@@ -21,7 +21,9 @@
  *    last socket before the call (FST_F_SOCK_THREAD: libraries that drive OpenSSL through
  *    memory BIOs, like gRPC, read the socket on the same thread, then call SSL_read).
  *    The socket's fields are direct BTF loads: no bpf_probe_read_kernel, so this works under
- *    kernel lockdown.
+ *    kernel lockdown. Kernels without those two tracepoints (before ~6.3) get the same link
+ *    from fentry on tcp_sendmsg/tcp_recvmsg instead, or kprobes there without BPF
+ *    trampolines (chosen by the loader).
  *  - tracepoint sched_process_exec: tells userspace a process started, so it can look for a
  *    TLS library in its maps (the uprobes are per library file: a new process using a
  *    library already hooked is covered without a new attach).
@@ -293,19 +295,40 @@ int BPF_KRETPROBE(fst_read_ex_ret, int ret)
 	return leave(ret, 1);
 }
 
-/* A socket send or receive on a thread inside an SSL call: that call's socket; on a thread
- * outside one that has made SSL calls: its last socket (see thread_sock). */
-static __always_inline void on_sock_io(struct sock *sk)
+/* The thread's SSL call in flight (*c), else its last-socket slot (*last): 0 when the thread
+ * has neither (it never made an SSL call), so its socket I/O is none of ours. */
+static __always_inline int sock_io_wanted(struct call **c, struct sock_info **last)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	struct call *c = bpf_map_lookup_elem(&calls, &tid);
-	struct sock_info *last = NULL;
+	*c = bpf_map_lookup_elem(&calls, &tid);
+	*last = NULL;
+	if (*c)
+		return 1;
+	*last = bpf_map_lookup_elem(&thread_sock, &tid);
+	return *last != NULL;
+}
+
+/* A socket send or receive on a thread inside an SSL call: that call's socket; on a thread
+ * outside one that has made SSL calls: its last socket (see thread_sock). */
+static __always_inline void note_sock(struct call *c, struct sock_info *last,
+				      const struct sock_info *s)
+{
 	if (!c) {
-		last = bpf_map_lookup_elem(&thread_sock, &tid);
-		if (!last)
-			return;
+		*last = *s;
+		return;
 	}
-	if (!sk)
+	c->sock = *s;
+	c->has_sock = 1;
+	__u64 key = ssl_key(c->ssl);
+	bpf_map_update_elem(&ssl_sock, &key, s, BPF_ANY);
+}
+
+/* `sk` is a BTF pointer (tp_btf, fentry): direct loads. */
+static __always_inline void on_sock_io(struct sock *sk)
+{
+	struct call *c;
+	struct sock_info *last;
+	if (!sock_io_wanted(&c, &last) || !sk)
 		return;
 	if (sk->sk_protocol != IPPROTO_TCP)
 		return;
@@ -334,14 +357,37 @@ static __always_inline void on_sock_io(struct sock *sk)
 	struct net *net = sk->__sk_common.skc_net.net;
 	if (net)
 		s.netns = net->ns.inum;
-	if (!c) {
-		*last = s;
+	note_sock(c, last, &s);
+}
+
+/* `sk` is a plain kernel address (kprobe): CO-RE reads (bpf_probe_read_kernel, so not under
+ * lockdown=confidentiality). kprobes have no bpf_get_socket_cookie: the cookie is the one the
+ * socket already has (0 if nothing asked for it yet; userspace joins by the two ends). */
+static __always_inline void on_sock_io_core(struct sock *sk)
+{
+	struct call *c;
+	struct sock_info *last;
+	if (!sock_io_wanted(&c, &last) || !sk)
+		return;
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	struct sock_info s = {};
+	if (family == AF_INET) {
+		bpf_core_read(s.saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(s.daddr, 4, &sk->__sk_common.skc_daddr);
+	} else if (family == AF_INET6) {
+		bpf_core_read(s.saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(s.daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	} else {
 		return;
 	}
-	c->sock = s;
-	c->has_sock = 1;
-	__u64 key = ssl_key(c->ssl);
-	bpf_map_update_elem(&ssl_sock, &key, &s, BPF_ANY);
+	s.family = family;
+	s.sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	s.dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	s.cookie = BPF_CORE_READ(sk, __sk_common.skc_cookie.counter);
+	s.netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	note_sock(c, last, &s);
 }
 
 SEC("tp_btf/sock_send_length")
@@ -355,6 +401,42 @@ SEC("tp_btf/sock_recv_length")
 int BPF_PROG(fst_sock_recv, struct sock *sk, int ret, int flags)
 {
 	on_sock_io(sk);
+	return 0;
+}
+
+/* Kernels before ~6.3 have no sock_send_length/sock_recv_length tracepoints (Debian 12's 6.1):
+ * the same link from the TCP layer's entry points, which every socket send/receive of a TCP
+ * socket reaches (sock_sendmsg -> inet{,6}_sendmsg -> sk->sk_prot->sendmsg, the same for
+ * receive; read/write/send/recv and their vector forms alike). fentry hands the `struct sock`
+ * over as a BTF pointer, so the loads stay direct (no bpf_probe_read_kernel), as above. The
+ * loader attaches these only where the tracepoints are missing (probes.rs). */
+SEC("fentry/tcp_sendmsg")
+int BPF_PROG(fst_tcp_send, struct sock *sk)
+{
+	on_sock_io(sk);
+	return 0;
+}
+
+SEC("fentry/tcp_recvmsg")
+int BPF_PROG(fst_tcp_recv, struct sock *sk)
+{
+	on_sock_io(sk);
+	return 0;
+}
+
+/* Where the kernel has no BPF trampolines either (no ftrace): kprobes on the same two
+ * functions. */
+SEC("kprobe/tcp_sendmsg")
+int BPF_KPROBE(fst_tcp_send_kp, struct sock *sk)
+{
+	on_sock_io_core(sk);
+	return 0;
+}
+
+SEC("kprobe/tcp_recvmsg")
+int BPF_KPROBE(fst_tcp_recv_kp, struct sock *sk)
+{
+	on_sock_io_core(sk);
 	return 0;
 }
 

@@ -2,14 +2,22 @@
 
 use std::time::{Duration, Instant};
 
-use ebpf_tls::{TlsEvent, TlsProbes, TlsProbesOptions};
+use ebpf_tls::{SocketLink, TlsEvent, TlsProbes, TlsProbesOptions};
 
 fn main() {
     let secs: u64 = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(5);
-    let mut probes = TlsProbes::start(&TlsProbesOptions::default()).expect("start");
+    // FLOWSCOPE_TLS_SOCKET_LINK=tracepoints|fentry|kprobe: as the agent.
+    let opts = TlsProbesOptions {
+        socket_link: std::env::var("FLOWSCOPE_TLS_SOCKET_LINK")
+            .ok()
+            .and_then(|v| SocketLink::parse(&v))
+            .unwrap_or_default(),
+        ..TlsProbesOptions::default()
+    };
+    let mut probes = TlsProbes::start(&opts).expect("start");
     probes.rescan();
     for s in probes.status() {
         println!("{s:?}");

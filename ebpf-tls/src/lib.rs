@@ -19,5 +19,5 @@ pub mod wire;
 
 pub use error::TlsProbeError;
 pub use libraries::TlsLibraryKind;
-pub use probes::{LibraryStatus, TlsProbes, TlsProbesOptions, PROGRAM_PREFIX};
+pub use probes::{LibraryStatus, SocketLink, TlsProbes, TlsProbesOptions, PROGRAM_PREFIX};
 pub use wire::{TlsEvent, TlsEventKind, TlsSocket, TlsStack, TlsWireError};

@@ -14,7 +14,7 @@ use aya::{
     maps::{MapData, PerCpuArray, RingBuf},
     programs::{
         uprobe::{UProbeLink, UProbeScope},
-        BtfTracePoint, TracePoint, UProbe,
+        BtfTracePoint, FEntry, KProbe, TracePoint, UProbe,
     },
     Btf, Ebpf, EbpfLoader,
 };
@@ -46,11 +46,63 @@ const OPENSSL_PROBES: &[(&str, &str, bool)] = &[
     ("fst_read_ex_ret", "SSL_read_ex", false),
 ];
 
-/// tp_btf programs that tie a call to its socket: (program, tracepoint).
-const SOCKET_PROGRAMS: &[(&str, &str)] = &[
-    ("fst_sock_send", "sock_send_length"),
-    ("fst_sock_recv", "sock_recv_length"),
-];
+/// How an SSL call is tied to the socket its TLS records went over (openssl.bpf.c): programs
+/// that see the `struct sock` of each socket send/receive on a thread inside a call.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SocketLink {
+    /// The first of the links below the kernel has.
+    #[default]
+    Auto,
+    /// `tp_btf/sock_send_length` and `sock_recv_length` (kernels from ~6.3).
+    SockTracepoints,
+    /// fentry on `tcp_sendmsg` and `tcp_recvmsg` (kernels with BPF trampolines, e.g. 6.1).
+    TcpFentry,
+    /// kprobes on `tcp_sendmsg` and `tcp_recvmsg` (no trampolines: kernels without ftrace;
+    /// reads the socket with `bpf_probe_read_kernel`, so not under lockdown=confidentiality).
+    TcpKprobe,
+}
+
+impl SocketLink {
+    /// Name in logs and status counters.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::Auto => "auto",
+            Self::SockTracepoints => "tp_btf/sock_send_length+sock_recv_length",
+            Self::TcpFentry => "fentry/tcp_sendmsg+tcp_recvmsg",
+            Self::TcpKprobe => "kprobe/tcp_sendmsg+tcp_recvmsg",
+        }
+    }
+
+    /// Parses the names `auto`, `tracepoints`, `fentry`, `kprobe` (FLOWSCOPE_TLS_SOCKET_LINK).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(Self::Auto),
+            "tracepoints" => Some(Self::SockTracepoints),
+            "fentry" => Some(Self::TcpFentry),
+            "kprobe" => Some(Self::TcpKprobe),
+            _ => None,
+        }
+    }
+
+    /// (program, kernel tracepoint or function) of this link.
+    fn programs(self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::Auto => &[],
+            Self::SockTracepoints => &[
+                ("fst_sock_send", "sock_send_length"),
+                ("fst_sock_recv", "sock_recv_length"),
+            ],
+            Self::TcpFentry => &[
+                ("fst_tcp_send", "tcp_sendmsg"),
+                ("fst_tcp_recv", "tcp_recvmsg"),
+            ],
+            Self::TcpKprobe => &[
+                ("fst_tcp_send_kp", "tcp_sendmsg"),
+                ("fst_tcp_recv_kp", "tcp_recvmsg"),
+            ],
+        }
+    }
+}
 
 /// Settings for [`TlsProbes::start`].
 #[derive(Clone, Debug)]
@@ -62,6 +114,8 @@ pub struct TlsProbesOptions {
     pub wakeup_batch_bytes: u32,
     /// Where /proc is (a container mounts the host's elsewhere).
     pub proc_root: PathBuf,
+    /// Which socket link to use; [`SocketLink::Auto`] but to test a kernel's fallback.
+    pub socket_link: SocketLink,
 }
 
 impl Default for TlsProbesOptions {
@@ -70,6 +124,7 @@ impl Default for TlsProbesOptions {
             ring_bytes: 8 << 20,
             wakeup_batch_bytes: 0,
             proc_root: PathBuf::from("/proc"),
+            socket_link: SocketLink::Auto,
         }
     }
 }
@@ -109,7 +164,8 @@ pub struct TlsProbes {
     processes: BTreeMap<u32, ProcessLibraries>,
     /// What each executable file carries (read once per file).
     executables: HashMap<FileId, Option<TlsLibraryKind>>,
-    socket_link: Result<(), String>,
+    /// The link in use, or why none is.
+    socket_link: Result<SocketLink, String>,
     exec_hook: Result<(), String>,
     ring_taken: bool,
     attach_failures: u64,
@@ -164,9 +220,12 @@ impl TlsProbes {
             p.load().map_err(load_err(name))?;
         }
         let go = go_attach::GoProbes::load(&mut ebpf);
-        let socket_link = Self::attach_socket_programs(&mut ebpf);
-        if let Err(e) = &socket_link {
-            warn!("TLS plaintext will come without its socket (not joinable to flows): {e}");
+        let socket_link = Self::attach_socket_link(&mut ebpf, opts.socket_link);
+        match &socket_link {
+            Ok(l) => info!(link = l.describe(), "TLS calls tied to their sockets"),
+            Err(e) => {
+                warn!("TLS plaintext will come without its socket (not joinable to flows): {e}")
+            }
         }
         let exec_hook = (|| {
             let p: &mut TracePoint = program(&mut ebpf, "fst_exec").map_err(|e| e.to_string())?;
@@ -193,16 +252,83 @@ impl TlsProbes {
         })
     }
 
-    fn attach_socket_programs(ebpf: &mut Ebpf) -> Result<(), String> {
+    /// Attaches the first socket link `want` allows that the kernel has: the socket
+    /// tracepoints appeared around 6.3, so older kernels (Debian 12's 6.1) get fentry, and
+    /// kernels without BPF trampolines kprobes.
+    fn attach_socket_link(ebpf: &mut Ebpf, want: SocketLink) -> Result<SocketLink, String> {
         let btf = Btf::from_sys_fs().map_err(|e| format!("no kernel BTF: {e}"))?;
-        for &(name, tp) in SOCKET_PROGRAMS {
-            let p: &mut BtfTracePoint = program(ebpf, name).map_err(|e| e.to_string())?;
-            p.load(tp, &btf)
-                .map_err(|e| format!("tp_btf/{tp}: {}", chain(&e)))?;
-            p.attach()
-                .map_err(|e| format!("tp_btf/{tp}: {}", chain(&e)))?;
+        let candidates: &[SocketLink] = match want {
+            SocketLink::Auto => &[
+                SocketLink::SockTracepoints,
+                SocketLink::TcpFentry,
+                SocketLink::TcpKprobe,
+            ],
+            SocketLink::SockTracepoints => &[SocketLink::SockTracepoints],
+            SocketLink::TcpFentry => &[SocketLink::TcpFentry],
+            SocketLink::TcpKprobe => &[SocketLink::TcpKprobe],
+        };
+        let mut why = Vec::new();
+        for &link in candidates {
+            match Self::attach_link(ebpf, &btf, link) {
+                Ok(()) => return Ok(link),
+                Err(e) => {
+                    debug!(link = link.describe(), "socket link unavailable: {e}");
+                    why.push(e);
+                }
+            }
         }
-        Ok(())
+        Err(why.join("; "))
+    }
+
+    /// Loads and attaches both programs of `link`; on failure unloads what it loaded (the
+    /// two halves are useless apart, and a half left attached would cost for nothing).
+    fn attach_link(ebpf: &mut Ebpf, btf: &Btf, link: SocketLink) -> Result<(), String> {
+        let mut done: Vec<&'static str> = Vec::new();
+        let mut result = Ok(());
+        for &(name, target) in link.programs() {
+            done.push(name);
+            if let Err(e) = Self::attach_link_program(ebpf, btf, link, name, target) {
+                result = Err(format!("{}: {target}: {e}", link.describe()));
+                break;
+            }
+        }
+        if result.is_err() {
+            for name in done {
+                let _ = match link {
+                    SocketLink::TcpFentry => program::<FEntry>(ebpf, name).map(|p| p.unload()),
+                    SocketLink::TcpKprobe => program::<KProbe>(ebpf, name).map(|p| p.unload()),
+                    _ => program::<BtfTracePoint>(ebpf, name).map(|p| p.unload()),
+                };
+            }
+        }
+        result
+    }
+
+    fn attach_link_program(
+        ebpf: &mut Ebpf,
+        btf: &Btf,
+        link: SocketLink,
+        name: &'static str,
+        target: &'static str,
+    ) -> Result<(), String> {
+        let e = |e: aya::programs::ProgramError| chain(&e);
+        match link {
+            SocketLink::TcpFentry => {
+                let p: &mut FEntry = program(ebpf, name).map_err(|e| e.to_string())?;
+                p.load(target, btf).map_err(e)?;
+                p.attach().map(drop).map_err(e)
+            }
+            SocketLink::TcpKprobe => {
+                let p: &mut KProbe = program(ebpf, name).map_err(|e| e.to_string())?;
+                p.load().map_err(e)?;
+                p.attach(target, 0).map(drop).map_err(e)
+            }
+            _ => {
+                let p: &mut BtfTracePoint = program(ebpf, name).map_err(|e| e.to_string())?;
+                p.load(target, btf).map_err(e)?;
+                p.attach().map(drop).map_err(e)
+            }
+        }
     }
 
     /// Scans every process's maps: hooks TLS library files not hooked yet, and unhooks those
@@ -377,6 +503,11 @@ impl TlsProbes {
         self.files.values().filter(|f| !f.links.is_empty()).count()
     }
 
+    /// The link tying calls to their sockets, or why there is none.
+    pub fn socket_link(&self) -> Result<SocketLink, &str> {
+        self.socket_link.as_ref().copied().map_err(String::as_str)
+    }
+
     /// Whether exec events come (else only the periodic rescan finds new libraries).
     pub fn exec_events(&self) -> bool {
         self.exec_hook.is_ok()
@@ -404,6 +535,19 @@ impl TlsProbes {
             (
                 "tls_socket_link_unavailable",
                 u64::from(self.socket_link.is_err()),
+            ),
+            // Which link ties calls to sockets: 1 on the one in use (see SocketLink).
+            (
+                "tls_socket_link_sock_tracepoints",
+                u64::from(self.socket_link == Ok(SocketLink::SockTracepoints)),
+            ),
+            (
+                "tls_socket_link_tcp_fentry",
+                u64::from(self.socket_link == Ok(SocketLink::TcpFentry)),
+            ),
+            (
+                "tls_socket_link_tcp_kprobe",
+                u64::from(self.socket_link == Ok(SocketLink::TcpKprobe)),
             ),
         ];
         let arr = self

@@ -16,6 +16,11 @@
 //!   sends the completed datagram to the worker that owns its 5-tuple
 //!   ([`Engine::handle_reassembled`](crate::engine::Engine::handle_reassembled)). Fragments
 //!   are rare, so the single dispatcher thread doing this costs nothing on the fast path.
+//! - **TLS plaintext goes with its connection's packets.** A chunk read at the TLS library
+//!   ([`Engine::handle_plaintext`](crate::engine::Engine::handle_plaintext)) names its TCP
+//!   connection by its two ends; [`Dispatcher::route_plaintext`] hashes the same normalised
+//!   key, so the chunk reaches the worker holding that connection's packets, and, dispatched
+//!   in the caller's order between them, keeps its place among them.
 //! - **ICMP goes where the engine files it**: under its own key (addresses, no ports). The
 //!   engine keeps an ICMP conversation (who pinged first, is-reply) per address pair and never
 //!   reads the flow an ICMP error quotes, so this keeps one engine's records exactly. An engine
@@ -158,6 +163,14 @@ impl Dispatcher {
             }
             Err(_) => Route::Frame(0),
         }
+    }
+
+    /// The worker owning the TCP connection a chunk of TLS plaintext belongs to: the one its
+    /// packets go to (the key is normalised, so which end is local does not matter).
+    pub fn route_plaintext(&self, chunk: &crate::engine::PlaintextChunk<'_>) -> usize {
+        // IP protocol 6: TLS plaintext is always a TCP connection's (RFC 9293).
+        let (key, _) = FlowKey::new(6, chunk.local, chunk.remote);
+        self.worker_of_key(&key)
     }
 
     fn worker_of_key(&self, key: &FlowKey) -> usize {

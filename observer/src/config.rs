@@ -191,11 +191,10 @@ impl AgentConfig {
         Ok(cfg)
     }
 
-    /// Engine worker threads to run: `workers`, or for 0 one per 8 CPUs this process may use
-    /// (one with `tls-plaintext`: TLS plaintext is decoded by one engine so far).
+    /// Engine worker threads to run: `workers`, or for 0 one per 8 CPUs this process may use.
+    /// TLS plaintext goes to the worker of its connection's packets (flows::shard).
     pub fn engine_workers(&self) -> usize {
         match self.workers {
-            0 if self.tls_plaintext => 1,
             0 => crate::workers::auto_workers(
                 std::thread::available_parallelism().map_or(1, |n| n.get()),
             ),
@@ -236,12 +235,6 @@ impl AgentConfig {
         }
         if self.workers > 256 {
             anyhow::bail!("key `workers`: {} is more than 256", self.workers);
-        }
-        if self.workers > 1 && self.tls_plaintext {
-            anyhow::bail!(
-                "key `workers`: TLS plaintext (tls-plaintext, on by default) is decoded by one \
-                 engine so far: set workers = 1 (or 0), or tls-plaintext = false"
-            );
         }
         if self.max_flows == 0 {
             anyhow::bail!("key `max-flows`: must be at least 1");
@@ -512,15 +505,18 @@ mod tests {
     }
 
     #[test]
-    fn tls_plaintext_keeps_one_engine_worker() {
+    fn tls_plaintext_goes_with_any_number_of_engine_workers() {
         let d = AgentConfig::default();
         assert!(d.tls_plaintext);
-        assert_eq!(d.engine_workers(), 1, "auto: one worker with TLS plaintext");
-        let e = AgentConfig::from_toml("workers = 2")
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("workers") && e.contains("tls-plaintext"), "{e}");
-        let c = AgentConfig::from_toml("workers = 2\ntls-plaintext = false").unwrap();
+        assert_eq!(
+            d.engine_workers(),
+            crate::workers::auto_workers(
+                std::thread::available_parallelism().map_or(1, |n| n.get())
+            ),
+            "auto: TLS plaintext does not force one worker"
+        );
+        let c = AgentConfig::from_toml("workers = 2").unwrap();
+        assert!(c.tls_plaintext);
         assert_eq!(c.engine_workers(), 2);
     }
 

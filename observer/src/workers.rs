@@ -17,9 +17,10 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
 use flows::counters::Counters;
-use flows::engine::{Engine, EngineConfig};
+use flows::engine::{Engine, EngineConfig, PlaintextChunk, TlsBlindSpot};
+use flows::key::Endpoint;
 use flows::packet::{CaptureMeta, LinkType};
-use flows::record::Record;
+use flows::record::{L7Source, Record};
 use flows::shard::{worker_config, Dispatcher, Merger, Route};
 
 /// What the replay and the agent need of a flow engine: one [`Engine`] or [`ShardedEngine`].
@@ -45,11 +46,13 @@ pub trait FlowEngine: Send {
     }
     /// [`Engine::counters`], summed over the workers (as of their last answers).
     fn counters(&self) -> &Counters;
-    /// The engine itself when there is one, for the inputs only one engine takes (TLS
-    /// plaintext: `tls-plaintext` keeps the agent on one worker, see `AgentConfig`).
-    fn single(&mut self) -> Option<&mut Engine> {
-        None
-    }
+    /// [`Engine::handle_plaintext`]: with workers, to the worker of the chunk's connection,
+    /// in order with that connection's frames.
+    fn handle_plaintext(&mut self, now_ns: u64, chunk: &PlaintextChunk<'_>);
+    /// [`Engine::take_tls_blind_spots`]; with workers, those of the answers taken so far.
+    fn take_tls_blind_spots(&mut self) -> Vec<TlsBlindSpot>;
+    /// [`Engine::has_tls_blind_spots`].
+    fn has_tls_blind_spots(&self) -> bool;
 }
 
 impl FlowEngine for Engine {
@@ -68,8 +71,14 @@ impl FlowEngine for Engine {
     fn counters(&self) -> &Counters {
         Engine::counters(self)
     }
-    fn single(&mut self) -> Option<&mut Engine> {
-        Some(self)
+    fn handle_plaintext(&mut self, now_ns: u64, chunk: &PlaintextChunk<'_>) {
+        Engine::handle_plaintext(self, now_ns, chunk);
+    }
+    fn take_tls_blind_spots(&mut self) -> Vec<TlsBlindSpot> {
+        Engine::take_tls_blind_spots(self)
+    }
+    fn has_tls_blind_spots(&self) -> bool {
+        Engine::has_tls_blind_spots(self)
     }
 }
 
@@ -111,10 +120,30 @@ enum Item {
         seq: u64,
         now_ns: u64,
     },
+    /// A [`PlaintextChunk`] whose data is `bytes[at..at + len]`.
+    Plaintext {
+        seq: u64,
+        now_ns: u64,
+        chunk: PlaintextItem,
+        at: usize,
+        len: usize,
+    },
     Flush {
         seq: u64,
         now_ns: u64,
     },
+}
+
+/// A [`PlaintextChunk`] without its data (which travels in the batch's bytes).
+#[derive(Debug, Clone, Copy)]
+struct PlaintextItem {
+    ts_ns: u64,
+    local: Endpoint,
+    remote: Endpoint,
+    sent: bool,
+    missing: u64,
+    source: L7Source,
+    socket_cookie: Option<u64>,
 }
 
 /// One worker's share of a round: items, the bytes of their frames, and the dispatch position
@@ -136,6 +165,8 @@ struct Answer {
     records: Vec<(u64, Record)>,
     through: u64,
     counters: Counters,
+    /// TLS connections that ended without plaintext while handling the batch.
+    blind_spots: Vec<TlsBlindSpot>,
     /// The batch, emptied, for reuse.
     spare: Batch,
 }
@@ -157,6 +188,8 @@ pub struct ShardedEngine {
     threads: Vec<JoinHandle<()>>,
     /// The worker of the record `poll_record` returned last.
     last_from: usize,
+    /// The workers' TLS blind spots, until taken.
+    blind_spots: Vec<TlsBlindSpot>,
 }
 
 impl ShardedEngine {
@@ -193,6 +226,7 @@ impl ShardedEngine {
             spare: Vec::new(),
             threads,
             last_from: 0,
+            blind_spots: Vec::new(),
         }
     }
 
@@ -239,6 +273,7 @@ impl ShardedEngine {
             self.merger.push(a.worker, seq, r);
         }
         a.spare.out = a.records;
+        self.blind_spots.append(&mut a.blind_spots);
         self.merger.advance(a.worker, a.through);
         self.outstanding[a.worker] -= 1;
         self.worker_counters[a.worker] = a.counters;
@@ -358,6 +393,40 @@ impl FlowEngine for ShardedEngine {
     fn counters(&self) -> &Counters {
         &self.totals
     }
+
+    fn handle_plaintext(&mut self, now_ns: u64, chunk: &PlaintextChunk<'_>) {
+        self.seq += 1;
+        let seq = self.seq;
+        let w = self.dispatcher.route_plaintext(chunk);
+        let (at, len) = self.push_bytes(w, chunk.data);
+        let chunk = PlaintextItem {
+            ts_ns: chunk.ts_ns,
+            local: chunk.local,
+            remote: chunk.remote,
+            sent: chunk.sent,
+            missing: chunk.missing,
+            source: chunk.source,
+            socket_cookie: chunk.socket_cookie,
+        };
+        self.push_item(
+            w,
+            Item::Plaintext {
+                seq,
+                now_ns,
+                chunk,
+                at,
+                len,
+            },
+        );
+    }
+
+    fn take_tls_blind_spots(&mut self) -> Vec<TlsBlindSpot> {
+        std::mem::take(&mut self.blind_spots)
+    }
+
+    fn has_tls_blind_spots(&self) -> bool {
+        !self.blind_spots.is_empty()
+    }
 }
 
 impl Drop for ShardedEngine {
@@ -404,6 +473,26 @@ fn work(index: usize, mut engine: Engine, batches: Receiver<Batch>, answers: mps
                     engine.handle_timeout(now_ns);
                     seq
                 }
+                Item::Plaintext {
+                    seq,
+                    now_ns,
+                    chunk: c,
+                    at,
+                    len,
+                } => {
+                    let chunk = PlaintextChunk {
+                        ts_ns: c.ts_ns,
+                        local: c.local,
+                        remote: c.remote,
+                        sent: c.sent,
+                        data: &batch.bytes[at..at + len],
+                        missing: c.missing,
+                        source: c.source,
+                        socket_cookie: c.socket_cookie,
+                    };
+                    engine.handle_plaintext(now_ns, &chunk);
+                    seq
+                }
                 Item::Flush { seq, now_ns } => {
                     engine.flush(now_ns);
                     seq
@@ -417,6 +506,7 @@ fn work(index: usize, mut engine: Engine, batches: Receiver<Batch>, answers: mps
             records,
             through: batch.through,
             counters: engine.counters().clone(),
+            blind_spots: engine.take_tls_blind_spots(),
             spare: batch,
         };
         if answers.send(answer).is_err() {

@@ -275,6 +275,136 @@ fn https_h2_and_urllib_are_decoded_from_openssl_plaintext() {
     drop(nginx);
 }
 
+/// The L7 flows of the connection whose request asked for `url`, waiting until there are `n`
+/// (for clients that don't say which local port they used).
+fn l7_by_url(sock: &str, url: &str, n: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let all = observe(sock, "--last 1000 -o json --type l7");
+        let port = all.iter().find(|f| f["l7"]["http"]["url"] == url).map(|f| {
+            match (flow::src_port(f), flow::dst_port(f)) {
+                (443, client) | (client, _) => client,
+            }
+        });
+        let got: Vec<Value> = match port {
+            Some(p) => all.into_iter().filter(|f| is_client_port(f, p)).collect(),
+            None => Vec::new(),
+        };
+        if got.len() >= n || Instant::now() > deadline {
+            return got;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// HTTP/2 over TLS from nghttp2's own client (`nghttp`) and HTTP/1.1 from Python `requests`
+/// (Debian's python3-requests over urllib3 and the ssl module), both through libssl.so.3, with
+/// the engine on two worker threads: each chunk of plaintext must reach the worker holding its
+/// connection's packets (flows::shard), so the records are exact whichever worker that is.
+#[test]
+fn nghttp2_and_python_requests_on_two_engine_workers() {
+    require_root();
+    require_tool("nghttp");
+    if !sh_any("/usr/bin/python3 -c 'import requests'")
+        .status
+        .success()
+    {
+        panic!("/usr/bin/python3 has no requests module: apt-get install python3-requests (./dev.sh test installs it)");
+    }
+    let link = Link::new();
+    let tmp = TempDir::new();
+    make_ca(&tmp.0);
+    std::fs::write(tmp.0.join("page.txt"), "flowscope over TLS\n").unwrap();
+    let nginx = start_https_nginx(&link.server, &tmp.0);
+    let ng = nginx.pid() as u64;
+    let sock = tmp.0.join("run/observer.sock").display().to_string();
+    let agent = start_agent(
+        &link.server,
+        &format!(
+            "-i {} --listen unix://{sock} -o none --workers 2",
+            link.server_if
+        ),
+    );
+    assert!(
+        agent
+            .stderr()
+            .iter()
+            .any(|l| l.contains("decoding on 2 engine worker thread")),
+        "{:?}",
+        agent.stderr()
+    );
+    let ca = tmp.0.join("ca.pem").display().to_string();
+
+    // nghttp: h2 by ALPN, one stream per run; -v prints the response's pseudo-headers.
+    let url = format!("https://{SERVER_V4}/page.txt?client=nghttp");
+    let (pid, out) = run_with_pid(&link.client, &format!("nghttp -n -v {url}"));
+    assert!(out.contains(":status: 200"), "nghttp: {out}");
+    let flows = l7_by_url(&sock, &url, 2);
+    check_exchange(
+        &flows,
+        "/page.txt?client=nghttp",
+        200,
+        "HTTP/2",
+        (pid, "nghttp"),
+        ng,
+    );
+    let url = format!("https://{SERVER_V4}/teapot?client=nghttp");
+    let (pid, out) = run_with_pid(&link.client, &format!("nghttp -n -v {url}"));
+    assert!(out.contains(":status: 418"), "nghttp: {out}");
+    let flows = l7_by_url(&sock, &url, 2);
+    check_exchange(
+        &flows,
+        "/teapot?client=nghttp",
+        418,
+        "HTTP/2",
+        (pid, "nghttp"),
+        ng,
+    );
+
+    // Python requests, verifying nginx's certificate against the CA made here.
+    let script = tmp.0.join("requests_fetch.py");
+    std::fs::write(
+        &script,
+        format!(
+            "import requests\n\
+             r = requests.get('https://{SERVER_V4}/page.txt?client=requests', verify={ca:?})\n\
+             print(r.status_code, r.text.strip())\n"
+        ),
+    )
+    .unwrap();
+    let (pid, out) = run_with_pid(
+        &link.client,
+        &format!("/usr/bin/python3 {}", script.display()),
+    );
+    assert_eq!(out.trim(), "200 flowscope over TLS", "requests: {out}");
+    let url = format!("https://{SERVER_V4}/page.txt?client=requests");
+    let flows = l7_by_url(&sock, &url, 2);
+    check_exchange(
+        &flows,
+        "/page.txt?client=requests",
+        200,
+        "HTTP/1.1",
+        (pid, "python3"),
+        ng,
+    );
+
+    // Both workers' counters add up in status; every chunk found its flow.
+    let st: Value = serde_json::from_str(&sh(&format!(
+        "{} status --server unix://{sock} -o json",
+        flowscope_bin().display()
+    )))
+    .unwrap();
+    let c = &st["counters"];
+    assert!(
+        c["engine_tls_plaintext_flows"].as_u64().unwrap() >= 3,
+        "{c}"
+    );
+    assert_eq!(c["engine_tls_plaintext_no_flow"], 0, "{c}");
+    assert_eq!(c["tls_plaintext_without_socket"], 0, "{c}");
+    drop(agent);
+    drop(nginx);
+}
+
 /// A TLS connection whose plaintext no probe sees is a blind spot, named in status: the server
 /// is `openssl s_server -www`, which maps the hooked libssl but reads and writes through an
 /// SSL BIO (OpenSSL's internal entry points, not SSL_read/SSL_write), and the client is wget,

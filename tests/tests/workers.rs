@@ -72,7 +72,7 @@ fn run(workers: usize) -> (Vec<Exchange>, BTreeSet<u64>) {
     let agent = start_agent(
         &link.server,
         &format!(
-            "-i {} -o jsonpb --listen unix://{sock} --workers {workers} --tls-plaintext false",
+            "-i {} -o jsonpb --listen unix://{sock} --workers {workers}",
             link.server_if
         ),
     );

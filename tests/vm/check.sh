@@ -67,14 +67,16 @@ daemon off; master_process off; worker_processes 1; pid /tmp/nginx/nginx.pid; er
 events { worker_connections 64; }
 http { access_log off; client_body_temp_path /tmp/nginx; proxy_temp_path /tmp/nginx;
   fastcgi_temp_path /tmp/nginx; uwsgi_temp_path /tmp/nginx; scgi_temp_path /tmp/nginx;
-  server { listen 80; listen [::]:80; root /www; } }
+  server { listen 80; listen [::]:80; root /www; }
+  server { listen 443 ssl; root /www;
+    ssl_certificate /etc/flowscope-tls/cert.pem; ssl_certificate_key /etc/flowscope-tls/key.pem; } }
 EOF
 # `ip netns exec` execs nginx: $! is nginx's pid (one process: master_process off). By path, not
 # through the ip() function: a function in the background is a forked shell, $! would be its pid.
 /usr/sbin/ip netns exec fss nginx -c /tmp/nginx/nginx.conf -e stderr 2>/tmp/nginx.err &
 NGINX_PID=$!
-nginx_listens() { in_s netstat -ltn | grep -q ':80 '; }
-check "nginx (pid $NGINX_PID) listens on :80" wait_for 30 nginx_listens
+nginx_listens() { in_s netstat -ltn | grep -q ':80 ' && in_s netstat -ltn | grep -q ':443 '; }
+check "nginx (pid $NGINX_PID) listens on :80 and :443 (TLS)" wait_for 30 nginx_listens
 
 # --- the agent, on the server side's veth ---
 # start_agent STDOUT STDERR ARGS...: sets AGENT_PID; waits (120 s: TCG) for "Ctrl-C to stop".
@@ -133,6 +135,15 @@ echo "curl: local_port size_request size_header size_download http_code = $T $(c
 set -- $T
 PORT=${1:-0} REQ=${2:-0} RESP=$((${3:-0} + ${4:-0})) CODE=${5:-0}
 check "curl http://$SERVER/page.txt: HTTP 200" [ "$CODE" = 200 ]
+# --- one HTTPS fetch: curl and nginx both use Debian's libssl.so.3, hooked by the agent; 6.1
+# has no sock_send_length/sock_recv_length tracepoints, so the calls are tied to their socket
+# by fentry on tcp_sendmsg/tcp_recvmsg ---
+T=$(in_c curl -sS -k --http1.1 -o /dev/null --max-time 30 -w '%{local_port} %{http_code}' \
+  "https://$SERVER/page.txt" 2>/tmp/curl.err)
+echo "curl https: local_port http_code = $T $(cat /tmp/curl.err)"
+set -- $T
+TPORT=${1:-0} TCODE=${2:-0}
+check "curl https://$SERVER/page.txt: HTTP 200" [ "$TCODE" = 200 ]
 # Let the FIN exchange and the ring drain (TCG is slow: more than the host's 0.7 s).
 sleep 3
 # The owners must come from the kernel programs, not only from /proc scans.
@@ -141,6 +152,16 @@ echo "---- attribution counters after the fetch ----"; grep attribution_ /tmp/st
 counter() { awk -v k="$1" '$1 == k { print $2 }' /tmp/status.after; }
 check "attribution events from the kernel applied (attribution_owner_events_applied > 0)" \
   [ "$(counter attribution_owner_events_applied)" -gt 0 ]
+echo "---- TLS counters after the fetches ----"; grep tls_ /tmp/status.after
+check "TLS: libssl hooked (tls_libraries_hooked > 0)" [ "$(counter tls_libraries_hooked)" -gt 0 ]
+check "TLS: calls tied to sockets by fentry (tls_socket_link_tcp_fentry 1: no sock_*_length tracepoints on 6.1)" \
+  [ "$(counter tls_socket_link_tcp_fentry)" = 1 ]
+check "TLS: no call without its socket (tls_kernel_calls_without_socket 0)" \
+  [ "$(counter tls_kernel_calls_without_socket)" = 0 ]
+# The fetch's plaintext must reach the engine before its FINs (else the connection is also
+# counted as one without plaintext, a blind spot).
+check "TLS: the HTTPS connection decoded, not a blind spot (engine_tls_plaintext_flows 1, engine_tls_flows_without_plaintext 0)" \
+  [ "$(counter engine_tls_plaintext_flows)/$(counter engine_tls_flows_without_plaintext)" = 1/0 ]
 
 stop_agent TERM
 check "agent exit status 0 after SIGTERM (got $AGENT_RC; 255: still running after 30 s)" [ "$AGENT_RC" = 0 ]
@@ -191,6 +212,21 @@ flows "L7 process: nginx, pid $NGINX_PID (server socket owner, via attribution)"
    or (map(.extensions) | tostring | error)'
 flows "L7 peer_process: curl (client socket owner)" \
   'l7 | length > 0 and all(.extensions.peer_process.comm == "curl") or (map(.extensions) | tostring | error)'
+# The HTTPS fetch: decoded from the plaintext read at libssl. Both ends are local: whichever
+# wrote first (curl's request) feeds the decoders, so the flows are about curl.
+if jq -se --argjson port "$TPORT" --arg s "$SERVER" \
+  '[.[] | select(.Type == "L7" and (.l4.TCP.source_port == $port or .l4.TCP.destination_port == $port))] as $l7
+   | ($l7 | length == 2) and ($l7[0].l7.type == "REQUEST") and ($l7[0].l7.http.method == "GET")
+     and ($l7[0].l7.http.url == "https://\($s)/page.txt") and ($l7[1].l7.type == "RESPONSE")
+     and ($l7[1].l7.http.code == 200) and ($l7[0].l7.http.protocol == "HTTP/1.1")
+     and ($l7 | all(.extensions.l7_source == "openssl_uprobe"))
+     and ($l7 | all(.extensions.process.comm == "curl" or .extensions.process.comm == "nginx"))
+     or ($l7 | tostring | error)' /tmp/agent.out >/tmp/jq.out 2>&1; then
+  ok "L7 over TLS (port $TPORT): GET https://$SERVER/page.txt -> 200, HTTP/1.1, l7_source openssl_uprobe"
+else
+  bad "L7 over TLS (port $TPORT): GET https://$SERVER/page.txt -> 200, HTTP/1.1, l7_source openssl_uprobe"
+  echo "   jq said: $(head -c 2000 /tmp/jq.out)"
+fi
 check "kernel_ring_full_lost: 0" sh -c '[ "$(grep ^kernel_ring_full_lost /tmp/agent.err)" = "kernel_ring_full_lost: 0" ]'
 
 # --- cleanup after SIGTERM ---
@@ -201,9 +237,9 @@ check "after exit: no clsact qdisc on $SIF" sh -c '! grep -q clsact /tmp/tc.afte
 check "after exit: no TC filter of ours on $SIF" sh -c '! grep -q fs_tc /tmp/tc.after.filters || { cat /tmp/tc.after.filters; false; }'
 # fs_* capture, fsa_* attribution, fsd_* kernel drop and fss_* syscall programs (the host e2e
 # checks fs_* only).
-no_bpf_left() { ! bpftool prog show | grep -Eq ' name fs[ads]?_'; }
-if wait_for 5 no_bpf_left; then ok "after exit: no fs_*/fsa_*/fsd_*/fss_* BPF program loaded (bpftool)"
-else bad "after exit: no fs_*/fsa_*/fsd_*/fss_* BPF program loaded (bpftool)"; bpftool prog show | grep -EA2 ' name fs[ads]?_'; fi
+no_bpf_left() { ! bpftool prog show | grep -Eq ' name fs[adst]?_'; }
+if wait_for 5 no_bpf_left; then ok "after exit: no fs_*/fsa_*/fsd_*/fss_*/fst_* BPF program loaded (bpftool)"
+else bad "after exit: no fs_*/fsa_*/fsd_*/fss_*/fst_* BPF program loaded (bpftool)"; bpftool prog show | grep -EA2 ' name fs[adst]?_'; fi
 check "after exit: no kprobe left registered (debugfs kprobes/list)" sh -c '! grep -Eq "(tcp_connect|inet_csk_accept|tcp_sendmsg|tcp_recvmsg|tcp_close)\\+" /sys/kernel/debug/kprobes/list'
 
 
@@ -217,16 +253,24 @@ if start_agent /dev/null /tmp/agent2.err -o none --listen unix:///run/fs2.sock; 
     sh -c '! grep -Eq "(tcp_connect|inet_csk_accept|tcp_sendmsg|tcp_recvmsg|tcp_close)\+" /sys/kernel/debug/kprobes/list'
   # This run also follows curl's syscalls (--syscall-spans): the programs must load on 6.1
   # (tp_btf/sys_enter where the agent's mount namespace has no tracefs) and report them.
+  # It also ties TLS calls to sockets with the kprobe link (kernels without BPF trampolines),
+  # forced here: 6.1 would choose fentry.
+  export FLOWSCOPE_TLS_SOCKET_LINK=kprobe
   if start_agent /dev/null /tmp/agent3.err -o none --listen unix:///run/fs3.sock --syscall-spans curl; then
+    unset FLOWSCOPE_TLS_SOCKET_LINK
     check "next start reports the cleanup" grep -Eq "did not exit cleanly|cleaned up after an agent" /tmp/agent3.err
     grep "syscall spans" /tmp/agent3.err
     in_c curl -sS -o /dev/null --max-time 20 "http://$SERVER/page.txt"
+    in_c curl -sS -k --http1.1 -o /dev/null --max-time 30 "https://$SERVER/page.txt"
     sleep 2
     flowscope status --server unix:///run/fs3.sock >/tmp/status3 2>&1
     grep syscall_ /tmp/status3
     counter3() { awk -v k="$1" '$1 == k { print $2 }' /tmp/status3; }
     check "syscall spans: curl's syscalls reported (syscall_events > 0, syscall_spans_unavailable 0)" \
       sh -c '[ "${1:-0}" -gt 0 ] && [ "$2" = 0 ]' _ "$(counter3 syscall_events)" "$(counter3 syscall_spans_unavailable)"
+    grep -E "tls_socket_link|tls_plaintext_flows|tls_kernel_calls_without_socket" /tmp/status3
+    check "TLS, kprobe link forced: the HTTPS fetch decoded with its socket (tls_socket_link_tcp_kprobe 1, engine_tls_plaintext_flows 1, tls_kernel_calls_without_socket 0)" \
+      [ "$(counter3 tls_socket_link_tcp_kprobe)/$(counter3 engine_tls_plaintext_flows)/$(counter3 tls_kernel_calls_without_socket)" = 1/1/0 ]
     tc_state > /tmp/tc.restarted
     check "next start: exactly one fs_tc_ingress and one fs_tc_egress filter" \
       sh -c '[ "$(grep -c fs_tc_ingress /tmp/tc.restarted)" = 1 ] && [ "$(grep -c fs_tc_egress /tmp/tc.restarted)" = 1 ] || { cat /tmp/tc.restarted; false; }'
@@ -234,8 +278,8 @@ if start_agent /dev/null /tmp/agent2.err -o none --listen unix:///run/fs2.sock; 
     check "agent exit status 0 after SIGINT (got $AGENT_RC)" [ "$AGENT_RC" = 0 ]
     tc_state > /tmp/tc.final
     check "after clean exit: no clsact, no fs_tc filter" sh -c '! grep -Eq "clsact|fs_tc" /tmp/tc.final || { cat /tmp/tc.final; false; }'
-    if wait_for 5 no_bpf_left; then ok "after clean exit: no fs_*/fsa_*/fsd_*/fss_* BPF program loaded"
-    else bad "after clean exit: no fs_*/fsa_*/fsd_*/fss_* BPF program loaded"; fi
+    if wait_for 5 no_bpf_left; then ok "after clean exit: no fs_*/fsa_*/fsd_*/fss_*/fst_* BPF program loaded"
+    else bad "after clean exit: no fs_*/fsa_*/fsd_*/fss_*/fst_* BPF program loaded"; fi
   else
     bad "agent restarted after SIGKILL"; cat /tmp/agent3.err
   fi

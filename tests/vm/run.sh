@@ -13,7 +13,8 @@
 # --memory MB (default 1024), --keep (keep the work directory with the initramfs and console log).
 #
 # The VM is software-emulated (TCG): no /dev/kvm needed. The initramfs holds busybox-static,
-# the flowscope binary, nginx, curl, ip, tc, bpftool, jq with their shared libraries, and the
+# the flowscope binary, nginx (also serving HTTPS, with a certificate made here by openssl),
+# curl, ip, tc, bpftool, jq with their shared libraries, and the
 # kernel modules the checks need (veth, sch_ingress, cls_bpf and their modules.dep
 # dependencies). The VM prints `FLOWSCOPE-VM-RESULT: <failed checks>` and powers off; this script
 # exits 0 only when that line says 0. A VM that doesn't boot, hangs, or panics fails, and its
@@ -52,7 +53,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-for t in qemu-system-x86_64 cpio gzip busybox timeout ldd objcopy file; do
+for t in qemu-system-x86_64 cpio gzip busybox timeout ldd objcopy file openssl; do
   command -v "$t" >/dev/null || die "$t not found: apt-get install qemu-system-x86 busybox-static cpio binutils file (./dev.sh test installs them)"
 done
 busybox_bin=$(command -v busybox)
@@ -165,6 +166,11 @@ EOF
 echo "127.0.0.1 localhost" > "$R/etc/hosts"
 echo flowscope-vm > "$R/etc/hostname"
 cp "$HERE/check.sh" "$R/check.sh"
+# nginx's HTTPS server (the TLS plaintext check): a self-signed certificate made here.
+mkdir -p "$R/etc/flowscope-tls"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=198.18.0.1 \
+  -keyout "$R/etc/flowscope-tls/key.pem" -out "$R/etc/flowscope-tls/cert.pem" 2>/dev/null \
+  || die "openssl could not make the test certificate"
 
 cat > "$R/init" <<'EOF'
 #!/bin/sh

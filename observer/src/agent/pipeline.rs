@@ -259,11 +259,7 @@ impl<W: Write> Pipeline<W> {
     /// Names the local processes at the ends of the TLS connections that ended without
     /// plaintext (now, while their sockets' owners are still remembered).
     fn name_tls_blind_spots(&mut self) {
-        let spots = self
-            .engine
-            .single()
-            .map(|e| e.take_tls_blind_spots())
-            .unwrap_or_default();
+        let spots = self.engine.take_tls_blind_spots();
         let Some(tls) = self.tls.clone() else {
             return;
         };
@@ -428,11 +424,7 @@ impl<W: Write> Pipeline<W> {
             },
             socket_cookie: (sock.cookie != 0).then_some(sock.cookie),
         };
-        match self.engine.single() {
-            Some(e) => e.handle_plaintext(ts_ns, &chunk),
-            // Not reached: TLS plaintext keeps the agent on one engine (AgentConfig).
-            None => self.tls_without_socket += 1,
-        }
+        self.engine.handle_plaintext(ts_ns, &chunk);
         self.drain()
     }
 
@@ -517,11 +509,7 @@ impl<W: Write> Pipeline<W> {
 
     /// Moves the engine's records into the attribution queue, then emits what is ready.
     fn drain(&mut self) -> std::io::Result<()> {
-        if self
-            .engine
-            .single()
-            .is_some_and(|e| e.has_tls_blind_spots())
-        {
+        if self.engine.has_tls_blind_spots() {
             self.name_tls_blind_spots();
         }
         // Most packets make no record (L3/L4 records are control-only by default).

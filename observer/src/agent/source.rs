@@ -31,7 +31,7 @@ use tracing::{info, warn};
 
 use super::tls::{SharedTls, TlsShared};
 use super::{
-    clock::{wall_now_ns, MonoToWall},
+    clock::{monotonic_now_ns, wall_now_ns, MonoToWall},
     kernel_filters,
     pipeline::{Pipeline, SharedCounters},
     syscall_spans::SyscallSpanConfig,
@@ -557,52 +557,80 @@ fn drain_ring<W: std::io::Write>(
     pipeline: &mut Pipeline<W>,
     bad_records: &mut u64,
 ) -> Result<()> {
-    // Owners first: an event written before a packet must be known when the packet is
-    // decoded.
-    if let Some(a) = attr {
-        *bad_records += drain_sock_events(a, pipeline);
-    }
     // A plaintext chunk goes in after the packets captured before it (its TLS records were
     // sent, or received, before the SSL call returned) and before the later ones (the FIN
-    // after a connection's last response), so it is merged by kernel time. Taken before the
-    // packets: a chunk written while they are read waits for the next batch, which only
-    // holds later packets.
+    // after a connection's last response), so it is merged by kernel time. The chunks are
+    // taken first, up to now (`cut`); a packet captured after `cut` may have chunks before it
+    // that were not in the ring yet: it is set aside, the clock read and the chunks taken
+    // again, then it goes in. (Without this, a short connection's FINs could be decoded
+    // before all its plaintext, seen on a slow VM, making it a blind spot too.)
     let mut plain: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
-    if let Some((ring, shared)) = tls {
-        while let Some(item) = ring.next() {
-            match TlsEvent::parse(&item) {
-                Ok(ev) if ev.kind == TlsEventKind::Exec => shared.note_exec(ev.pid),
-                Ok(ev) => plain.push_back((ev.ts_ns, item.to_vec())),
-                Err(e) => {
-                    *bad_records += 1;
-                    if bad_records.is_power_of_two() {
-                        warn!(bad_records = *bad_records, "unreadable TLS record: {e}");
-                    }
-                }
-            }
-        }
-    }
     let on_tls = |pipeline: &mut Pipeline<W>, raw: &[u8]| -> Result<()> {
         if let Ok(ev) = TlsEvent::parse(raw) {
             pipeline.on_tls(&ev)?;
         }
         Ok(())
     };
-    while let Some(item) = rb.next() {
-        match PacketHdr::parse(&item) {
-            Ok((hdr, data)) => {
-                while plain.front().is_some_and(|(ts, _)| *ts <= hdr.ts_ns) {
-                    let (_, raw) = plain.pop_front().expect("front checked");
-                    on_tls(pipeline, &raw)?;
+    let on_frame = |pipeline: &mut Pipeline<W>,
+                    plain: &mut VecDeque<(u64, Vec<u8>)>,
+                    hdr: &PacketHdr,
+                    data: &[u8]|
+     -> Result<()> {
+        while plain.front().is_some_and(|(ts, _)| *ts <= hdr.ts_ns) {
+            let (_, raw) = plain.pop_front().expect("front checked");
+            on_tls(pipeline, &raw)?;
+        }
+        Ok(pipeline.on_frame(hdr, data)?)
+    };
+    let (mut attr, mut tls) = (attr, tls);
+    let mut later: Option<Vec<u8>> = None;
+    loop {
+        let cut = if tls.is_some() {
+            monotonic_now_ns()
+        } else {
+            u64::MAX
+        };
+        // Owners first: an event written before a packet must be known when the packet is
+        // decoded (again on each round: a packet set aside came later than those drained).
+        if let Some(a) = attr.as_mut() {
+            *bad_records += drain_sock_events(a, pipeline);
+        }
+        if let Some((ring, shared)) = tls.as_mut() {
+            while let Some(item) = ring.next() {
+                match TlsEvent::parse(&item) {
+                    Ok(ev) if ev.kind == TlsEventKind::Exec => shared.note_exec(ev.pid),
+                    Ok(ev) => plain.push_back((ev.ts_ns, item.to_vec())),
+                    Err(e) => {
+                        *bad_records += 1;
+                        if bad_records.is_power_of_two() {
+                            warn!(bad_records = *bad_records, "unreadable TLS record: {e}");
+                        }
+                    }
                 }
-                pipeline.on_frame(&hdr, data)?
             }
-            Err(e) => {
-                *bad_records += 1;
-                if bad_records.is_power_of_two() {
-                    warn!(bad_records = *bad_records, "unreadable ring record: {e}");
+        }
+        if let Some(raw) = later.take() {
+            if let Ok((hdr, data)) = PacketHdr::parse(&raw) {
+                on_frame(pipeline, &mut plain, &hdr, data)?;
+            }
+        }
+        while let Some(item) = rb.next() {
+            match PacketHdr::parse(&item) {
+                Ok((hdr, _)) if hdr.ts_ns > cut => {
+                    later = Some(item.to_vec());
+                    break;
+                }
+                Ok((hdr, data)) => on_frame(pipeline, &mut plain, &hdr, data)?,
+                Err(e) => {
+                    *bad_records += 1;
+                    if bad_records.is_power_of_two() {
+                        warn!(bad_records = *bad_records, "unreadable ring record: {e}");
+                    }
                 }
             }
+        }
+        if later.is_none() {
+            break;
         }
     }
     for (_, raw) in plain {

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ebpf_tls::{TlsProbes, TlsProbesOptions};
+use ebpf_tls::{SocketLink, TlsProbes, TlsProbesOptions};
 use tracing::{info, warn};
 
 use crate::api::status::TlsLibraryStatus;
@@ -68,6 +68,15 @@ pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<aya::maps::RingBuf<aya
         // The reader drains the ring with the capture ring every RING_POLL anyway.
         wakeup_batch_bytes: 64 << 10,
         proc_root: cfg.proc_root.clone(),
+        // FLOWSCOPE_TLS_SOCKET_LINK=fentry|tracepoints forces one link, to test a kernel's
+        // fallback on a kernel that has both (tests/tests/tls_plaintext.rs).
+        socket_link: match std::env::var("FLOWSCOPE_TLS_SOCKET_LINK") {
+            Ok(v) => SocketLink::parse(&v).unwrap_or_else(|| {
+                warn!("FLOWSCOPE_TLS_SOCKET_LINK={v}: not auto, tracepoints or fentry; auto");
+                SocketLink::Auto
+            }),
+            Err(_) => SocketLink::Auto,
+        },
     };
     match TlsProbes::start(&opts) {
         Ok(mut p) => {
@@ -82,6 +91,7 @@ pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<aya::maps::RingBuf<aya
             info!(
                 libraries = p.hooked_files(),
                 exec_events = p.exec_events(),
+                socket_link = p.socket_link().map(SocketLink::describe).unwrap_or("none"),
                 "TLS plaintext probes"
             );
             *shared.probes.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
