@@ -12,9 +12,11 @@ pub mod error;
 pub mod executable;
 pub mod libraries;
 pub mod probes;
+pub mod ring;
 pub mod wire;
 
 pub use error::TlsProbeError;
 pub use libraries::TlsLibraryKind;
 pub use probes::{LibraryStatus, TlsProbes, TlsProbesOptions, PROGRAM_PREFIX};
+pub use ring::SingleMapRing;
 pub use wire::{TlsEvent, TlsEventKind, TlsSocket, TlsWireError};
