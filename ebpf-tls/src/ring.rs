@@ -101,13 +101,10 @@ impl SingleMapRing {
         let Map::RingBuf(map) = map else {
             return Err(err("not a ring buffer".into()));
         };
-        let size = map
-            .info()
-            .map_err(|e| err(e.to_string()))?
-            .max_entries() as usize;
+        let size = map.info().map_err(|e| err(e.to_string()))?.max_entries() as usize;
         // SAFETY: sysconf has no preconditions.
         let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize;
-        if !size.is_power_of_two() || size % page != 0 {
+        if !size.is_power_of_two() || !size.is_multiple_of(page) {
             return Err(err(format!("size {size} is not a power of two of pages")));
         }
         let fd = map.fd().as_fd();

@@ -596,7 +596,7 @@ fn drain_ring<W: std::io::Write>(
     let mut plain: VecDeque<(u64, Vec<u8>)> = VecDeque::new();
     if let Some((ring, shared)) = tls {
         while let Some(item) = ring.next() {
-            match TlsEvent::parse(&item) {
+            match TlsEvent::parse(item) {
                 Ok(ev) if ev.kind == TlsEventKind::Exec => shared.note_exec(ev.pid),
                 Ok(ev) => plain.push_back((ev.ts_ns, item.to_vec())),
                 Err(e) => {
