@@ -8,13 +8,13 @@
 //! an `Arc` clone of the one in the family, so looking it up once per distinct label set and
 //! keeping it here observes into the very same series: `/metrics` is unchanged.
 //!
-//! The cache key is the observation's raw label inputs (borrowed from the span) written into a
-//! reused buffer, each field length-prefixed so that no two field lists share a key; the map
-//! hashes it with foldhash. The cache is bounded: when full it is emptied and fills again
+//! The cache key is the observation's raw label inputs (borrowed from the span) written as
+//! bytes into a reused buffer, each text field length-prefixed and each field of a fixed
+//! shape at its place, so that no two field lists share a key; the map hashes it with
+//! foldhash. The cache is bounded: when full it is emptied and fills again
 //! with the label sets in use (handles stay valid: the series live in the families).
 
 use std::collections::HashMap;
-use std::fmt::Write as _;
 
 /// Most label sets kept per cache; past it the cache starts over.
 pub const MAX_CACHED_LABEL_SETS: usize = 4096;
@@ -22,8 +22,8 @@ pub const MAX_CACHED_LABEL_SETS: usize = 4096;
 /// Handles `H` by raw label inputs.
 #[derive(Debug)]
 pub struct LabelCache<H> {
-    map: HashMap<Box<str>, H, foldhash::fast::RandomState>,
-    key: String,
+    map: HashMap<Box<[u8]>, H, foldhash::fast::RandomState>,
+    key: Vec<u8>,
     cap: usize,
 }
 
@@ -38,7 +38,7 @@ impl<H> LabelCache<H> {
     pub fn new(cap: usize) -> Self {
         Self {
             map: HashMap::default(),
-            key: String::new(),
+            key: Vec::new(),
             cap: cap.max(1),
         }
     }
@@ -51,7 +51,7 @@ impl<H> LabelCache<H> {
 
     /// The handles cached under the key last built.
     pub fn get(&mut self) -> Option<&mut H> {
-        self.map.get_mut(self.key.as_str())
+        self.map.get_mut(self.key.as_slice())
     }
 
     /// Caches `handles` under the key last built.
@@ -59,12 +59,14 @@ impl<H> LabelCache<H> {
         if self.map.len() >= self.cap {
             self.map.clear();
         }
-        self.map.entry(self.key.as_str().into()).or_insert(handles)
+        self.map
+            .entry(self.key.as_slice().into())
+            .or_insert(handles)
     }
 
     /// The cached handles under the key last built, else those `make` gives (then cached).
     pub fn get_or_insert_with(&mut self, make: impl FnOnce() -> H) -> &mut H {
-        if self.map.contains_key(self.key.as_str()) {
+        if self.map.contains_key(self.key.as_slice()) {
             return self.get().expect("just found");
         }
         self.insert(make())
@@ -84,26 +86,27 @@ impl<H> LabelCache<H> {
 }
 
 /// Writes the fields of a cache key (see [`LabelCache::key`]).
-pub struct KeyBuilder<'a>(&'a mut String);
+/// Raw bytes, not text: no number is formatted per observation (`write!` showed in profiles).
+pub struct KeyBuilder<'a>(&'a mut Vec<u8>);
 
 impl KeyBuilder<'_> {
     /// Adds a text field.
     pub fn str(self, s: &str) -> Self {
         // Length-prefixed: ("a", "bc") and ("ab", "c") are different keys.
-        let _ = write!(self.0, "{}:", s.len());
-        self.0.push_str(s);
+        self.0.extend_from_slice(&s.len().to_le_bytes());
+        self.0.extend_from_slice(s.as_bytes());
         self
     }
 
     /// Adds a number field.
     pub fn int(self, n: i64) -> Self {
-        let _ = write!(self.0, "#{n};");
+        self.0.extend_from_slice(&n.to_le_bytes());
         self
     }
 
     /// Adds a small tag (an enum's discriminant, a flag, which variant a field is).
     pub fn tag(self, t: u8) -> Self {
-        self.0.push(char::from(b'A' + (t % 26)));
+        self.0.push(t);
         self
     }
 }
