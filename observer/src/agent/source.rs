@@ -531,9 +531,9 @@ const TRIM_EVERY: Duration = Duration::from_secs(5);
 /// Gives the allocator's free pages back to the kernel now (the kernel programs' loaders
 /// have just freed tens of MiB of parsed kernel BTF) and every [`TRIM_EVERY`]. glibc keeps
 /// memory a thread freed in that thread's arena and returns it only from the top of a heap;
-/// the ring reader task moves between tokio's worker threads, so under load each arena came
-/// to hold megabytes of free pages (RssAnon 13 MiB -> 40 MiB at 10k req/s, BENCHMARKS.md
-/// "Agent CPU and memory per request"). `malloc_trim` releases the free pages inside every
+/// the ring reader task moves between tokio's worker threads, so under load the arenas came
+/// to hold megabytes of free pages (RssAnon 14-40 MiB from run to run at 10k req/s, 11-20 MiB
+/// idle; BENCHMARKS.md "Agent CPU and memory per request"). `malloc_trim` releases the free pages inside every
 /// arena (MADV_DONTNEED), not only at the top; it walks the free lists, well under a
 /// millisecond here.
 async fn trim_heap() {
