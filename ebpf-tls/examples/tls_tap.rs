@@ -26,7 +26,7 @@ fn main() {
     let end = Instant::now() + Duration::from_secs(secs);
     while Instant::now() < end {
         while let Some(item) = ring.next() {
-            match TlsEvent::parse(&item) {
+            match TlsEvent::parse(item) {
                 Ok(e) => println!(
                     "{:?} pid={} comm={} len={} sock={:?} data={:?}",
                     e.kind,

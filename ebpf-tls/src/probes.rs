@@ -11,7 +11,7 @@ use std::{
 };
 
 use aya::{
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::PerCpuArray,
     programs::{
         uprobe::{UProbeLink, UProbeScope},
         BtfTracePoint, FEntry, KProbe, TracePoint, UProbe,
@@ -23,6 +23,7 @@ use tracing::{debug, info, warn};
 use crate::{
     error::{chain, TlsProbeError},
     libraries::{scan_all, scan_process, FileId, MappedLibrary, ProcessLibraries, TlsLibraryKind},
+    ring::SingleMapRing,
     wire::KERNEL_COUNTERS,
 };
 
@@ -514,16 +515,13 @@ impl TlsProbes {
     }
 
     /// Takes the ring of [`crate::TlsEvent`] records. Call once.
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, TlsProbeError> {
+    pub fn take_ring(&mut self) -> Result<SingleMapRing, TlsProbeError> {
         if self.ring_taken {
             return Err(TlsProbeError::NoRing);
         }
         let map = self.ebpf.take_map("events").ok_or(TlsProbeError::NoRing)?;
         self.ring_taken = true;
-        RingBuf::try_from(map).map_err(|e| TlsProbeError::Map {
-            map: "events",
-            detail: e.to_string(),
-        })
+        SingleMapRing::new(map, "events")
     }
 
     /// Kernel-side counters summed over CPUs, and the loader's own.

@@ -328,6 +328,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             let watcher: JoinHandle<Result<()>> =
                 tokio::spawn(watch_links(cap.clone(), args.clone(), path));
             let losses = tokio::spawn(report_kernel_losses(cap.clone(), store.clone()));
+            let trim = tokio::spawn(trim_heap());
             let mut reader = reader;
             let outcome: Result<()> = tokio::select! {
                 _ = tokio::signal::ctrl_c() => { info!("interrupted; detaching"); Ok(()) }
@@ -337,6 +338,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             };
             let _ = stop_tx.send(true);
             losses.abort();
+            trim.abort();
             tls_watch.abort();
             // Let the reader emit what the engine still holds, unless it is what failed.
             if !reader.is_finished() {
@@ -523,6 +525,30 @@ async fn report_kernel_losses(cap: SharedCapture, store: Arc<crate::api::FlowSto
     }
 }
 
+/// How often [`trim_heap`] gives free heap pages back.
+const TRIM_EVERY: Duration = Duration::from_secs(5);
+
+/// Gives the allocator's free pages back to the kernel now (the kernel programs' loaders
+/// have just freed tens of MiB of parsed kernel BTF) and every [`TRIM_EVERY`]. glibc keeps
+/// memory a thread freed in that thread's arena and returns it only from the top of a heap;
+/// the ring reader task moves between tokio's worker threads, so under load the arenas came
+/// to hold megabytes of free pages (RssAnon 14-40 MiB from run to run at 10k req/s, 11-20 MiB
+/// idle; BENCHMARKS.md "Agent CPU and memory per request"). `malloc_trim` releases the free pages inside every
+/// arena (MADV_DONTNEED), not only at the top; it walks the free lists, well under a
+/// millisecond here.
+async fn trim_heap() {
+    let mut tick = tokio::time::interval(TRIM_EVERY);
+    loop {
+        tick.tick().await;
+        #[cfg(target_env = "gnu")]
+        // SAFETY: malloc_trim has no preconditions; other threads may allocate meanwhile
+        // (it takes each arena's lock).
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
+}
+
 fn l2_of(ifindex: u32) -> ebpf_tc::wire::L2Kind {
     iface::name_of(ifindex)
         .and_then(|n| iface::by_name(&n).ok())
@@ -546,14 +572,14 @@ const RING_WAKEUP_BYTES: u32 = 128 << 10;
 const RING_POLL: Duration = Duration::from_millis(20);
 
 /// The TLS plaintext ring and the probes it comes from (for exec events).
-type TlsRing = (aya::maps::RingBuf<aya::maps::MapData>, SharedTls);
+type TlsRing = (ebpf_tls::SingleMapRing, SharedTls);
 
 /// Reads every record in the capture ring, after the attribution events that came before
 /// them, with the TLS plaintext merged in by kernel time.
 fn drain_ring<W: std::io::Write>(
     rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
     attr: Option<&mut aya::maps::RingBuf<aya::maps::MapData>>,
-    tls: Option<(&mut aya::maps::RingBuf<aya::maps::MapData>, &TlsShared)>,
+    tls: Option<(&mut ebpf_tls::SingleMapRing, &TlsShared)>,
     pipeline: &mut Pipeline<W>,
     bad_records: &mut u64,
 ) -> Result<()> {
@@ -597,7 +623,7 @@ fn drain_ring<W: std::io::Write>(
         }
         if let Some((ring, shared)) = tls.as_mut() {
             while let Some(item) = ring.next() {
-                match TlsEvent::parse(&item) {
+                match TlsEvent::parse(item) {
                     Ok(ev) if ev.kind == TlsEventKind::Exec => shared.note_exec(ev.pid),
                     Ok(ev) => plain.push_back((ev.ts_ns, item.to_vec())),
                     Err(e) => {

@@ -56,7 +56,7 @@ pub type SharedTls = Arc<TlsShared>;
 
 /// Starts the TLS probes unless the configuration turns them off; hooks the libraries found
 /// now. Failing is not fatal: TLS flows then stay undecoded (and counted), status says why.
-pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<aya::maps::RingBuf<aya::maps::MapData>>) {
+pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<ebpf_tls::SingleMapRing>) {
     let shared = SharedTls::default();
     if !cfg.tls_plaintext {
         info!("TLS plaintext off (tls-plaintext = false)");

@@ -21,6 +21,8 @@
 //! Every label value here comes from a small fixed set (methods are `_OTHER`-folded on spans,
 //! statuses are numbers) except `qtypes`, whose names are bounded by the 16-bit QTYPE space.
 
+use std::sync::Mutex;
+
 use flows::packet::{Direction, TcpFlags};
 use flows::record::{
     attr, AttributeValue, Flow, FlowType, IpVersion, L7Record, L7Type, Layer4, Span, SpanKind,
@@ -31,6 +33,8 @@ use prometheus_client::{
     metrics::{counter::Counter, family::Family, histogram::Histogram},
     registry::{Registry, Unit},
 };
+
+use super::label_cache::LabelCache;
 
 /// Prometheus client_golang's default buckets, which Cilium's HTTP histogram uses (it sets
 /// none).
@@ -93,6 +97,8 @@ pub struct HubbleMetrics {
     dns_responses: Family<DnsLabels, Counter>,
     drops: Family<DropLabels, Counter>,
     tcp_flags: Family<TcpFlagLabels, Counter>,
+    /// The HTTP families' handles by label inputs.
+    span_cache: Mutex<LabelCache<(Counter, Histogram)>>,
 }
 
 impl HubbleMetrics {
@@ -106,6 +112,7 @@ impl HubbleMetrics {
             dns_responses: Family::default(),
             drops: Family::default(),
             tcp_flags: Family::default(),
+            span_cache: Mutex::default(),
         };
         // prometheus-client appends `_total` to counters, `_seconds` to the unit'd histogram.
         registry.register(
@@ -242,34 +249,63 @@ impl HubbleMetrics {
             // Cilium counts RESPONSE flows: an exchange without a response has none.
             return;
         };
-        let method = match s.attributes.get(attr::HTTP_REQUEST_METHOD) {
-            Some(AttributeValue::String(m)) => m.clone(),
-            // gRPC calls are POSTs (gRPC over HTTP/2, "Requests").
-            _ if s.attributes.get(attr::RPC_SYSTEM).is_some() => "POST".to_string(),
-            _ => String::new(),
-        };
-        let protocol = match s.attributes.get(attr::NETWORK_PROTOCOL_VERSION) {
-            Some(AttributeValue::String(v)) if v == "2" => "HTTP/2",
-            Some(AttributeValue::String(v)) if v == "1.0" => "HTTP/1.0",
-            _ => "HTTP/1.1",
-        };
         let reporter = match s.kind {
             SpanKind::Client => "client",
             SpanKind::Server => "server",
             SpanKind::Internal => return,
         };
-        self.http_requests
-            .get_or_create(&HttpLabels {
+        let secs = s.end_time_ns.saturating_sub(s.start_time_ns) as f64 / 1e9;
+        let method_attr = s.attributes.get(attr::HTTP_REQUEST_METHOD);
+        let is_rpc = s.attributes.get(attr::RPC_SYSTEM).is_some();
+        let version = s.attributes.get(attr::NETWORK_PROTOCOL_VERSION);
+        let mut cache = self.span_cache.lock().unwrap_or_else(|p| p.into_inner());
+        // The key: every input of the labels below.
+        let k = cache
+            .key()
+            .tag(u8::from(s.kind == SpanKind::Server))
+            .int(*status)
+            .tag(u8::from(is_rpc));
+        let k = match method_attr {
+            Some(AttributeValue::String(m)) => k.tag(0).str(m),
+            _ => k.tag(1),
+        };
+        match version {
+            Some(AttributeValue::String(v)) => k.tag(0).str(v),
+            _ => k.tag(1),
+        };
+        let (requests, duration) = cache.get_or_insert_with(|| {
+            let method = match method_attr {
+                Some(AttributeValue::String(m)) => m.clone(),
+                // gRPC calls are POSTs (gRPC over HTTP/2, "Requests").
+                _ if is_rpc => "POST".to_string(),
+                _ => String::new(),
+            };
+            let protocol = match version {
+                Some(AttributeValue::String(v)) if v == "2" => "HTTP/2",
+                Some(AttributeValue::String(v)) if v == "1.0" => "HTTP/1.0",
+                _ => "HTTP/1.1",
+            };
+            let requests = self.http_requests.get_or_create_owned(&HttpLabels {
                 method: method.clone(),
                 protocol,
                 status: status.to_string(),
                 reporter,
-            })
-            .inc();
-        let secs = s.end_time_ns.saturating_sub(s.start_time_ns) as f64 / 1e9;
-        self.http_duration
-            .get_or_create(&HttpDurationLabels { method, reporter })
-            .observe(secs);
+            });
+            let duration = self
+                .http_duration
+                .get_or_create_owned(&HttpDurationLabels { method, reporter });
+            (requests, duration)
+        });
+        requests.inc();
+        duration.observe(secs);
+    }
+}
+
+impl HubbleMetrics {
+    /// Forgets the cached handles (tests: the uncached path).
+    #[cfg(test)]
+    pub fn forget_cached(&self) {
+        self.span_cache.lock().unwrap().clear();
     }
 }
 

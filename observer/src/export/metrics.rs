@@ -24,6 +24,7 @@ use prometheus_client::{
 use super::{
     config::{ExportConfig, MetricSet},
     hubble_metrics::HubbleMetrics,
+    label_cache::LabelCache,
     otlp::ResourceNamer,
     queue::ExportCounters,
     route::{route_template, LabelLimiter, OVERFLOW},
@@ -260,6 +261,8 @@ pub struct Metrics {
     drops: Family<DropLabels, Counter>,
     drop_reasons: Mutex<std::collections::HashSet<String>>,
     tcp_health: TcpHealthMetrics,
+    /// The RED families' handles by label inputs.
+    red_cache: Mutex<LabelCache<RedHandles>>,
 }
 
 impl Metrics {
@@ -342,6 +345,7 @@ impl Metrics {
             drops,
             drop_reasons: Mutex::new(std::collections::HashSet::new()),
             tcp_health,
+            red_cache: Mutex::default(),
         }
     }
 
@@ -377,8 +381,9 @@ impl Metrics {
         if s.kind == SpanKind::Internal {
             return;
         }
+        let service = self.namer.service_name(s.process.as_ref());
         if let Some(m) = &self.semconv {
-            m.observe_span(s, self.namer.service_name(s.process.as_ref()));
+            m.observe_span(s, service);
         }
         if let Some(m) = &self.hubble {
             m.observe_span(s);
@@ -386,13 +391,38 @@ impl Metrics {
         if !self.flowscope {
             return;
         }
-        let labels = self.red_labels(s);
-        self.requests.get_or_create(&labels).inc();
-        if s.status.code == StatusCode::Error {
-            self.errors.get_or_create(&labels).inc();
-        }
+        let p = Picked::of(s);
+        let error = s.status.code == StatusCode::Error;
         let secs = s.end_time_ns.saturating_sub(s.start_time_ns) as f64 / 1e9;
-        self.duration.get_or_create(&labels).observe(secs);
+        let mut cache = self.red_cache.lock().unwrap_or_else(|p| p.into_inner());
+        red_key(&mut cache, s, &p, service);
+        if let Some(h) = cache.get() {
+            h.requests.inc();
+            if error {
+                let errors = &self.errors;
+                h.errors
+                    .get_or_insert_with(|| errors.get_or_create_owned(&h.labels))
+                    .inc();
+            }
+            h.duration.observe(secs);
+            return;
+        }
+        let (labels, capped) = self.red_labels(s, &p, service);
+        let h = RedHandles {
+            requests: self.requests.get_or_create_owned(&labels),
+            // Created on the first error only: a series of zero errors would show otherwise.
+            errors: error.then(|| self.errors.get_or_create_owned(&labels)),
+            duration: self.duration.get_or_create_owned(&labels),
+            labels,
+        };
+        h.requests.inc();
+        if let Some(e) = &h.errors {
+            e.inc();
+        }
+        h.duration.observe(secs);
+        if !capped {
+            cache.insert(h);
+        }
     }
 
     /// Counts a flow: TCP connections (an L3/L4 flow of a SYN without ACK; every L4 record
@@ -482,25 +512,109 @@ impl Metrics {
     pub const CONTENT_TYPE: &'static str =
         prometheus_client::encoding::prometheus_text::CONTENT_TYPE;
 
-    fn red_labels(&self, s: &Span) -> RedLabels {
-        // One pass over the attributes: looking each key up on its own compared every key
-        // a dozen times per span (a tenth of the agent's time at 10k req/s).
-        #[derive(Default)]
-        struct Picked<'a> {
-            rpc_system: Option<&'a AttributeValue>,
-            rpc_service: Option<&'a AttributeValue>,
-            rpc_method: Option<&'a AttributeValue>,
-            rpc_status: Option<&'a AttributeValue>,
-            protocol_name: Option<&'a AttributeValue>,
-            http_method: Option<&'a AttributeValue>,
-            http_status: Option<&'a AttributeValue>,
-            url_path: Option<&'a AttributeValue>,
-            client_address: Option<&'a AttributeValue>,
-            server_address: Option<&'a AttributeValue>,
-            peer_address: Option<&'a AttributeValue>,
-            error_type: Option<&'a AttributeValue>,
+    /// Forgets every cached metric handle (tests: the uncached path).
+    #[cfg(test)]
+    fn forget_cached(&self) {
+        self.red_cache.lock().unwrap().clear();
+        if let Some(m) = &self.semconv {
+            m.forget_cached();
         }
-        let mut p = Picked::default();
+        if let Some(m) = &self.hubble {
+            m.forget_cached();
+        }
+    }
+
+    /// The RED labels of `s`, and whether a cap replaced its route or peer (then they are
+    /// not cached: each such observation is counted as overflowing).
+    fn red_labels(&self, s: &Span, p: &Picked<'_>, service: &str) -> (RedLabels, bool) {
+        let number = |v: Option<&AttributeValue>| match v {
+            Some(AttributeValue::Int(v)) => Some(v.to_string()),
+            Some(AttributeValue::String(v)) => Some(v.clone()),
+            _ => None,
+        };
+        let service = service.to_string();
+        let rpc_system = string(p.rpc_system);
+        let protocol = rpc_system
+            .or_else(|| string(p.protocol_name))
+            .unwrap_or("http")
+            .to_string();
+        let method = string(p.http_method)
+            .or_else(|| string(p.rpc_method))
+            .unwrap_or("")
+            .to_string();
+        let route = match (rpc_system, string(p.rpc_service), string(p.rpc_method)) {
+            (Some(_), Some(svc), Some(m)) => format!("/{svc}/{m}"),
+            _ => string(p.url_path).map(route_template).unwrap_or_default(),
+        };
+        let mut capped = false;
+        let route = {
+            let mut l = self.routes.lock().unwrap_or_else(|p| p.into_inner());
+            let admitted = l.admit(&service, &route);
+            if admitted == OVERFLOW {
+                capped = true;
+                OVERFLOW.to_string()
+            } else {
+                route
+            }
+        };
+        let peer_attr = peer_attr(s.kind, p);
+        let peer = self
+            .peers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit("", peer_attr)
+            .to_string();
+        capped |= peer == OVERFLOW;
+        let status = number(p.http_status)
+            .or_else(|| number(p.rpc_status))
+            .or_else(|| string(p.error_type).map(str::to_string))
+            .unwrap_or_default();
+        let labels = RedLabels {
+            service,
+            peer,
+            protocol,
+            method,
+            route,
+            status,
+            kind: kind_label(s.kind),
+            agent: s.process.as_ref().is_some_and(|p| p.agent),
+        };
+        (labels, capped)
+    }
+}
+
+/// The handles of one RED label set (see [`LabelCache`]).
+#[derive(Debug)]
+struct RedHandles {
+    labels: RedLabels,
+    requests: Counter,
+    /// Made on the first error with these labels.
+    errors: Option<Counter>,
+    duration: Histogram,
+}
+
+/// The attributes the RED labels are made of, picked in one pass over a span's attributes:
+/// looking each key up on its own compared every key a dozen times per span (a tenth of the
+/// agent's time at 10k req/s).
+#[derive(Default)]
+struct Picked<'a> {
+    rpc_system: Option<&'a AttributeValue>,
+    rpc_service: Option<&'a AttributeValue>,
+    rpc_method: Option<&'a AttributeValue>,
+    rpc_status: Option<&'a AttributeValue>,
+    protocol_name: Option<&'a AttributeValue>,
+    http_method: Option<&'a AttributeValue>,
+    http_status: Option<&'a AttributeValue>,
+    url_path: Option<&'a AttributeValue>,
+    client_address: Option<&'a AttributeValue>,
+    server_address: Option<&'a AttributeValue>,
+    peer_address: Option<&'a AttributeValue>,
+    error_type: Option<&'a AttributeValue>,
+}
+
+impl<'a> Picked<'a> {
+    fn of(s: &'a Span) -> Self {
+        let mut p = Self::default();
         for (k, v) in s.attributes.iter() {
             let slot = match k {
                 attr::RPC_SYSTEM => &mut p.rpc_system,
@@ -519,72 +633,76 @@ impl Metrics {
             };
             *slot = Some(v);
         }
-        fn string(v: Option<&AttributeValue>) -> Option<&str> {
-            match v {
-                Some(AttributeValue::String(v)) => Some(v.as_str()),
-                _ => None,
-            }
-        }
-        let number = |v: Option<&AttributeValue>| match v {
-            Some(AttributeValue::Int(v)) => Some(v.to_string()),
-            Some(AttributeValue::String(v)) => Some(v.clone()),
-            _ => None,
-        };
-        let service = self.namer.service_name(s.process.as_ref()).to_string();
-        let rpc_system = string(p.rpc_system);
-        let protocol = rpc_system
-            .or_else(|| string(p.protocol_name))
-            .unwrap_or("http")
-            .to_string();
-        let method = string(p.http_method)
-            .or_else(|| string(p.rpc_method))
-            .unwrap_or("")
-            .to_string();
-        let route = match (rpc_system, string(p.rpc_service), string(p.rpc_method)) {
-            (Some(_), Some(svc), Some(m)) => format!("/{svc}/{m}"),
-            _ => string(p.url_path).map(route_template).unwrap_or_default(),
-        };
-        let route = {
-            let mut l = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-            let admitted = l.admit(&service, &route);
-            if admitted == OVERFLOW {
-                OVERFLOW.to_string()
-            } else {
-                route
-            }
-        };
-        let peer_attr = match s.kind {
-            SpanKind::Server => string(p.client_address),
-            SpanKind::Client => string(p.server_address),
-            SpanKind::Internal => None,
-        }
-        .or_else(|| string(p.peer_address))
-        .unwrap_or("");
-        let peer = self
-            .peers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .admit("", peer_attr)
-            .to_string();
-        let status = number(p.http_status)
-            .or_else(|| number(p.rpc_status))
-            .or_else(|| string(p.error_type).map(str::to_string))
-            .unwrap_or_default();
-        RedLabels {
-            service,
-            peer,
-            protocol,
-            method,
-            route,
-            status,
-            kind: match s.kind {
-                // INTERNAL spans never get here: observe_span leaves them out.
-                SpanKind::Server | SpanKind::Internal => SpanKindLabel::server,
-                SpanKind::Client => SpanKindLabel::client,
-            },
-            agent: s.process.as_ref().is_some_and(|p| p.agent),
-        }
+        p
     }
+}
+
+fn string(v: Option<&AttributeValue>) -> Option<&str> {
+    match v {
+        Some(AttributeValue::String(v)) => Some(v.as_str()),
+        _ => None,
+    }
+}
+
+/// The other side's address, before the peer cap: the client's on server spans, the
+/// server's on client spans.
+fn peer_attr<'a>(kind: SpanKind, p: &Picked<'a>) -> &'a str {
+    match kind {
+        SpanKind::Server => string(p.client_address),
+        SpanKind::Client => string(p.server_address),
+        SpanKind::Internal => None,
+    }
+    .or_else(|| string(p.peer_address))
+    .unwrap_or("")
+}
+
+fn kind_label(kind: SpanKind) -> SpanKindLabel {
+    match kind {
+        // INTERNAL spans never get here: observe_span leaves them out.
+        SpanKind::Server | SpanKind::Internal => SpanKindLabel::server,
+        SpanKind::Client => SpanKindLabel::client,
+    }
+}
+
+/// Writes the cache key of `s`'s RED labels: every input [`Metrics::red_labels`] reads,
+/// before templating and capping (both depend on these inputs only, and a value once
+/// admitted under a cap stays admitted).
+fn red_key(cache: &mut LabelCache<RedHandles>, s: &Span, p: &Picked<'_>, service: &str) {
+    let mut k = cache
+        .key()
+        .str(service)
+        .str(peer_attr(s.kind, p))
+        .tag(kind_label(s.kind) as u8)
+        .tag(u8::from(s.process.as_ref().is_some_and(|p| p.agent)));
+    let rpc_system = string(p.rpc_system);
+    k = k.str(
+        rpc_system
+            .or_else(|| string(p.protocol_name))
+            .unwrap_or("http"),
+    );
+    k = k.str(
+        string(p.http_method)
+            .or_else(|| string(p.rpc_method))
+            .unwrap_or(""),
+    );
+    k = match (rpc_system, string(p.rpc_service), string(p.rpc_method)) {
+        (Some(_), Some(svc), Some(m)) => k.tag(0).str(svc).str(m),
+        _ => match string(p.url_path) {
+            Some(path) => k.tag(1).str(path),
+            None => k.tag(2),
+        },
+    };
+    // The status label: the first of these that is a number or text.
+    let status = [p.http_status, p.rpc_status]
+        .into_iter()
+        .flatten()
+        .find(|v| matches!(v, AttributeValue::Int(_) | AttributeValue::String(_)));
+    match (status, string(p.error_type)) {
+        (Some(AttributeValue::Int(n)), _) => k.tag(0).int(*n),
+        (Some(AttributeValue::String(v)), _) => k.tag(1).str(v),
+        (_, Some(e)) => k.tag(1).str(e),
+        _ => k.tag(2),
+    };
 }
 
 /// `engine.flows-evicted` -> `engine_flows_evicted` (Prometheus names are `[a-zA-Z0-9_:]`).
@@ -744,6 +862,75 @@ mod tests {
         );
         assert!(
             line(&t, "# TYPE flowscope_request_duration_seconds histogram").is_some(),
+            "{t}"
+        );
+    }
+
+    /// Cached label sets observe into the same series as looking each up: the same
+    /// `/metrics` text (lines sorted: a family's series come in hash order), errors first seen
+    /// on a cached label set, and overflow counted per observation past a cap.
+    #[test]
+    fn cached_handles_encode_like_uncached_lookups() {
+        let cfg = ExportConfig {
+            max_routes_per_service: 2,
+            max_peers: 2,
+            ..ExportConfig::default()
+        };
+        let (cached, uncached) = (Metrics::new(&cfg), Metrics::new(&cfg));
+        let mut spans = Vec::new();
+        for (i, p) in ["/a", "/a", "/b/1", "/c", "/a", "/d", "/c", "/b/2"]
+            .iter()
+            .enumerate()
+        {
+            let status = [200, 200, 404, 500, 200][i % 5];
+            spans.push(http_span(p, status, i as u64 + 1, status >= 500 || i == 4));
+        }
+        let mut client = http_span("/a", 404, 3, true);
+        client.kind = SpanKind::Client;
+        client
+            .attributes
+            .insert(attr::SERVER_ADDRESS, "web.test".into());
+        client
+            .attributes
+            .insert(attr::NETWORK_PROTOCOL_VERSION, "1.1".into());
+        spans.push(client.clone());
+        client
+            .attributes
+            .insert(attr::SERVER_ADDRESS, "other.test".into());
+        spans.push(client.clone());
+        client
+            .attributes
+            .insert(attr::SERVER_ADDRESS, "third.test".into());
+        spans.push(client);
+        let mut rpc = http_span("/x", 200, 20, false);
+        rpc.attributes.insert(attr::RPC_SYSTEM, "grpc".into());
+        rpc.attributes
+            .insert(attr::RPC_SERVICE, "helloworld.Greeter".into());
+        rpc.attributes.insert(attr::RPC_METHOD, "SayHello".into());
+        rpc.attributes.insert(attr::RPC_GRPC_STATUS_CODE, 0.into());
+        spans.push(rpc.clone());
+        rpc.attributes
+            .insert(attr::RPC_GRPC_STATUS_CODE, "2".into());
+        spans.push(rpc);
+        for _ in 0..3 {
+            for s in &spans {
+                cached.observe_span(s);
+                uncached.forget_cached();
+                uncached.observe_span(s);
+            }
+        }
+        let sorted = |t: String| {
+            let mut l: Vec<String> = t.lines().map(str::to_string).collect();
+            l.sort();
+            l
+        };
+        let (a, b) = (sorted(cached.encode()), sorted(uncached.encode()));
+        assert_eq!(a, b);
+        let t = cached.encode();
+        assert!(t.contains("flowscope_route_overflow_total 15"), "{t}");
+        assert!(t.contains("flowscope_peer_overflow_total 6"), "{t}");
+        assert!(
+            t.contains(r#"flowscope_request_errors_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/a",status="200",kind="server",agent="false"} 3"#),
             "{t}"
         );
     }

@@ -9,6 +9,7 @@
 mod config;
 mod exporter;
 mod hubble_metrics;
+mod label_cache;
 mod metrics;
 mod otlp;
 mod print;

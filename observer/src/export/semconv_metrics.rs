@@ -28,7 +28,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use super::route::LabelLimiter;
+use super::{label_cache::LabelCache, route::LabelLimiter};
 
 /// OTel's recommended explicit buckets for HTTP request durations, in seconds (semconv
 /// `http-metrics.md`, "Metric: http.server.request.duration").
@@ -85,6 +85,8 @@ pub struct SemconvMetrics {
     addresses: Mutex<LabelLimiter>,
     /// `rpc.service/rpc.method` per service (chosen by clients: `:path`), capped.
     rpc_names: Mutex<LabelLimiter>,
+    /// The histograms by label inputs.
+    cache: Mutex<LabelCache<Histogram>>,
 }
 
 impl SemconvMetrics {
@@ -101,6 +103,7 @@ impl SemconvMetrics {
             rpc_client: rpc_family(),
             addresses: Mutex::new(LabelLimiter::new(max_addresses.max(1))),
             rpc_names: Mutex::new(LabelLimiter::new(max_rpc_names.max(1))),
+            cache: Mutex::default(),
         };
         registry.register_with_unit(
             "http_server_request_duration",
@@ -132,26 +135,85 @@ impl SemconvMetrics {
     /// Observes one span's duration in the histogram of its kind, under `service`.
     pub fn observe_span(&self, s: &Span, service: &str) {
         let secs = s.end_time_ns.saturating_sub(s.start_time_ns) as f64 / 1e9;
+        let server = match s.kind {
+            SpanKind::Server => true,
+            SpanKind::Client => false,
+            SpanKind::Internal => return,
+        };
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        // The key: the span's kind, `service` and every attribute a label is made of (the
+        // caps depend on these only, and a value once admitted stays admitted).
+        let mut k = cache.key().tag(u8::from(server)).str(service);
+        for key in [
+            attr::SERVER_ADDRESS,
+            attr::RPC_SYSTEM,
+            attr::RPC_SERVICE,
+            attr::RPC_METHOD,
+            attr::RPC_GRPC_STATUS_CODE,
+            attr::HTTP_REQUEST_METHOD,
+            attr::HTTP_RESPONSE_STATUS_CODE,
+            attr::NETWORK_PROTOCOL_VERSION,
+            attr::ERROR_TYPE,
+        ] {
+            k = match s.attributes.get(key) {
+                Some(AttributeValue::String(v)) => k.tag(0).str(v),
+                Some(AttributeValue::Int(v)) => k.tag(1).int(*v),
+                Some(AttributeValue::Bool(v)) => k.tag(2).int(i64::from(*v)),
+                None => k.tag(3),
+            };
+        }
+        if let Some(h) = cache.get() {
+            h.observe(secs);
+            return;
+        }
+        let (labels, capped) = self.labels(s, service);
+        let h = match (labels, server) {
+            (Labels::Http(l), true) => self.http_server.get_or_create_owned(&l),
+            (Labels::Http(l), false) => self.http_client.get_or_create_owned(&l),
+            (Labels::Rpc(l), true) => self.rpc_server.get_or_create_owned(&l),
+            (Labels::Rpc(l), false) => self.rpc_client.get_or_create_owned(&l),
+        };
+        h.observe(secs);
+        if !capped {
+            cache.insert(h);
+        }
+    }
+
+    /// Forgets the cached handles (tests: the uncached path).
+    #[cfg(test)]
+    pub fn forget_cached(&self) {
+        self.cache.lock().unwrap().clear();
+    }
+
+    /// The labels of `s`'s histogram, and whether a cap replaced one of them (then they are
+    /// not cached: each such observation is counted as overflowing).
+    fn labels(&self, s: &Span, service: &str) -> (Labels, bool) {
         let text = |k: &str| match s.attributes.get(k) {
             Some(AttributeValue::String(v)) => v.clone(),
             Some(AttributeValue::Int(v)) => v.to_string(),
             Some(AttributeValue::Bool(v)) => v.to_string(),
             None => String::new(),
         };
+        let mut capped = false;
         let address = {
             let a = text(attr::SERVER_ADDRESS);
             let mut l = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
-            l.admit("", &a).to_string()
+            let admitted = l.admit("", &a);
+            capped |= admitted == super::route::OVERFLOW;
+            admitted.to_string()
         };
         if s.attributes.get(attr::RPC_SYSTEM).is_some() {
             let (rpc_service, rpc_method) = {
                 let (svc, m) = (text(attr::RPC_SERVICE), text(attr::RPC_METHOD));
                 let mut l = self.rpc_names.lock().unwrap_or_else(|p| p.into_inner());
                 match l.admit(service, &format!("{svc}/{m}")) {
-                    super::route::OVERFLOW => (
-                        super::route::OVERFLOW.to_string(),
-                        super::route::OVERFLOW.to_string(),
-                    ),
+                    super::route::OVERFLOW => {
+                        capped = true;
+                        (
+                            super::route::OVERFLOW.to_string(),
+                            super::route::OVERFLOW.to_string(),
+                        )
+                    }
                     _ => (svc, m),
                 }
             };
@@ -163,11 +225,7 @@ impl SemconvMetrics {
                 rpc_grpc_status_code: text(attr::RPC_GRPC_STATUS_CODE),
                 server_address: address,
             };
-            match s.kind {
-                SpanKind::Server => self.rpc_server.get_or_create(&labels).observe(secs),
-                SpanKind::Client => self.rpc_client.get_or_create(&labels).observe(secs),
-                SpanKind::Internal => {}
-            }
+            (Labels::Rpc(labels), capped)
         } else {
             let labels = HttpLabels {
                 service_name: service.to_string(),
@@ -177,11 +235,13 @@ impl SemconvMetrics {
                 network_protocol_version: text(attr::NETWORK_PROTOCOL_VERSION),
                 error_type: text(attr::ERROR_TYPE),
             };
-            match s.kind {
-                SpanKind::Server => self.http_server.get_or_create(&labels).observe(secs),
-                SpanKind::Client => self.http_client.get_or_create(&labels).observe(secs),
-                SpanKind::Internal => {}
-            }
+            (Labels::Http(labels), capped)
         }
     }
+}
+
+/// One span's labels: an HTTP or an RPC histogram's.
+enum Labels {
+    Http(HttpLabels),
+    Rpc(RpcLabels),
 }
