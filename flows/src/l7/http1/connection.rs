@@ -92,17 +92,26 @@ impl Half {
 }
 
 /// Decodes both directions of one HTTP/1 connection.
+///
+/// `repr(C)`, fields in the order written: what every chunk of either direction reads first
+/// (`dead`, `body_passing`, `pending`, `doh`: the first two cache lines), then each
+/// direction's state, then what only some messages touch. With many connections interleaved
+/// the decoder is cold at each packet, so every line it touches is a miss.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Http1Decoder {
-    pub(super) req: Half,
-    pub(super) resp: Half,
-    /// Requests waiting for their final response, oldest first.
-    pub(super) pending: VecDeque<Pending>,
-    /// The response whose body is being skipped.
-    pub(super) in_flight: Option<InFlight>,
+    pub(super) dead: bool,
     /// The request whose body is being skipped (wherever it sits: `pending`, `in_flight` or
     /// `awaiting_body`). Only one can be: messages in one direction are sequential.
     pub(super) body_passing: Option<Arc<RequestHead>>,
+    /// Requests waiting for their final response, oldest first.
+    pub(super) pending: VecDeque<Pending>,
+    /// DoH bodies being captured (RFC 8484; see [`super::doh`]).
+    pub(super) doh: DohBodies,
+    pub(super) req: Half,
+    pub(super) resp: Half,
+    /// The response whose body is being skipped.
+    pub(super) in_flight: Option<InFlight>,
     /// Final responses that came with no request waiting, oldest first. The capture may
     /// deliver a request after its response (the two directions can be captured on different
     /// CPUs); a request sent no later than a parked response is paired with it.
@@ -116,9 +125,6 @@ pub struct Http1Decoder {
     /// After `101` with `Upgrade: h2c`: the HTTP/2 decoder that takes over, fed the bytes
     /// after the 101 head until the caller swaps it in ([`StreamDecoder::take_upgrade`]).
     pub(super) upgraded: Option<Box<crate::l7::http2::Http2Decoder>>,
-    pub(super) dead: bool,
-    /// DoH bodies being captured (RFC 8484; see [`super::doh`]).
-    pub(super) doh: DohBodies,
 }
 
 impl Default for Http1Decoder {
@@ -151,6 +157,8 @@ impl Http1Decoder {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn die(&mut self, cx: &mut L7Context<'_>) {
         if !self.dead {
             cx.counters.http1_parse_errors += 1;
@@ -196,6 +204,8 @@ impl Http1Decoder {
     }
 
     /// Searches for a message start; returns the bytes consumed (skipped).
+    #[cold]
+    #[inline(never)]
     fn resync(
         &mut self,
         dir: StreamDir,
@@ -478,6 +488,8 @@ impl Http1Decoder {
     /// The stream position in `dir` is unknown: finish the current message as `end` and
     /// search for the next start. When `bytes_lost` (a gap), messages may have vanished, so
     /// in-order pairing can no longer be trusted.
+    #[cold]
+    #[inline(never)]
     fn lose_sync(
         &mut self,
         dir: StreamDir,
@@ -511,6 +523,8 @@ impl Http1Decoder {
         half.start_search(true);
     }
 
+    #[cold]
+    #[inline(never)]
     fn gap(
         &mut self,
         dir: StreamDir,
@@ -554,6 +568,8 @@ impl Http1Decoder {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn end(
         &mut self,
         dir: StreamDir,

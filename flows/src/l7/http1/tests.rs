@@ -905,3 +905,20 @@ proptest::proptest! {
         h.finish();
     }
 }
+
+/// The decoder's layout (see [`super::connection::Http1Decoder`]): the fields every chunk of
+/// either direction reads come first, within 128 bytes, whatever is added later.
+#[test]
+fn per_chunk_fields_come_first() {
+    use super::connection::Http1Decoder as D;
+    use std::mem::offset_of;
+    for (name, at) in [
+        ("dead", offset_of!(D, dead)),
+        ("body_passing", offset_of!(D, body_passing)),
+        ("pending", offset_of!(D, pending)),
+        ("doh", offset_of!(D, doh)),
+    ] {
+        assert!(at < 64, "{name} at {at}");
+    }
+    assert_eq!(offset_of!(D, req), 128);
+}
