@@ -93,17 +93,26 @@ impl Half {
 }
 
 /// Decodes both directions of one HTTP/1 connection.
+///
+/// `repr(C)`, fields in the order written: what every chunk of either direction reads first
+/// (`dead`, `body_passing`, `pending`, `doh`: the first two cache lines), then each
+/// direction's state, then what only some messages touch. With many connections interleaved
+/// the decoder is cold at each packet, so every line it touches is a miss.
 #[derive(Debug)]
+#[repr(C)]
 pub struct Http1Decoder {
-    pub(super) req: Half,
-    pub(super) resp: Half,
-    /// Requests waiting for their final response, oldest first.
-    pub(super) pending: VecDeque<Pending>,
-    /// The response whose body is being skipped.
-    pub(super) in_flight: Option<InFlight>,
+    pub(super) dead: bool,
     /// The request whose body is being skipped (wherever it sits: `pending`, `in_flight` or
     /// `awaiting_body`). Only one can be: messages in one direction are sequential.
     pub(super) body_passing: Option<Arc<RequestHead>>,
+    /// Requests waiting for their final response, oldest first.
+    pub(super) pending: VecDeque<Pending>,
+    /// DoH bodies being captured (RFC 8484; see [`super::doh`]).
+    pub(super) doh: DohBodies,
+    pub(super) req: Half,
+    pub(super) resp: Half,
+    /// The response whose body is being skipped.
+    pub(super) in_flight: Option<InFlight>,
     /// Final responses that came with no request waiting, oldest first. The capture may
     /// deliver a request after its response (the two directions can be captured on different
     /// CPUs); a request sent no later than a parked response is paired with it.
@@ -117,15 +126,12 @@ pub struct Http1Decoder {
     /// After `101` with `Upgrade: h2c`: the HTTP/2 decoder that takes over, fed the bytes
     /// after the 101 head until the caller swaps it in ([`StreamDecoder::take_upgrade`]).
     pub(super) upgraded: Option<Box<crate::l7::http2::Http2Decoder>>,
-    pub(super) dead: bool,
     /// A request head neither parser could read, at the very start of a connection not yet
     /// seen to be HTTP, with where it started and where it was given up on. Reported (marked
     /// [`BodyError::InvalidHead`]) once either side shows the connection is HTTP — the
     /// server's answer is this request's (RFC 9112 §3) — and dropped (counted as a parse
     /// error) when it never does, so a protocol that is not HTTP yields no HTTP record.
     pub(super) provisional: Option<Box<(ParsedRequest, PacketCtx, PacketCtx)>>,
-    /// DoH bodies being captured (RFC 8484; see [`super::doh`]).
-    pub(super) doh: DohBodies,
 }
 
 impl Default for Http1Decoder {
@@ -159,6 +165,8 @@ impl Http1Decoder {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn die(&mut self, cx: &mut L7Context<'_>) {
         // A bad first head held for an answer that never came: not a request after all.
         self.provisional = None;
@@ -206,6 +214,8 @@ impl Http1Decoder {
     }
 
     /// Searches for a message start; returns the bytes consumed (skipped).
+    #[cold]
+    #[inline(never)]
     fn resync(
         &mut self,
         dir: StreamDir,
@@ -538,6 +548,8 @@ impl Http1Decoder {
     /// The stream position in `dir` is unknown: finish the current message as `end` and
     /// search for the next start. When `bytes_lost` (a gap), messages may have vanished, so
     /// in-order pairing can no longer be trusted.
+    #[cold]
+    #[inline(never)]
     fn lose_sync(
         &mut self,
         dir: StreamDir,
@@ -571,6 +583,8 @@ impl Http1Decoder {
         half.start_search(true);
     }
 
+    #[cold]
+    #[inline(never)]
     fn gap(
         &mut self,
         dir: StreamDir,
@@ -614,6 +628,8 @@ impl Http1Decoder {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn end(
         &mut self,
         dir: StreamDir,

@@ -25,7 +25,9 @@ pub(super) struct DohBodies {
     response: Option<BodyCapture>,
     /// A whole DNS answer whose query (the request body) is still passing: the server
     /// answered early or the capture delivered the answer first. Reported once the query is.
-    answer_waiting: Option<(BodyCapture, PacketCtx)>,
+    /// Boxed: rare, and unboxed it would double the size of this struct, which every
+    /// [`Http1Decoder::buffered`] call reads.
+    answer_waiting: Option<Box<(BodyCapture, PacketCtx)>>,
 }
 
 impl DohBodies {
@@ -33,10 +35,7 @@ impl DohBodies {
     pub(super) fn buffered(&self) -> usize {
         self.request.as_ref().map_or(0, |(_, c)| c.buffered())
             + self.response.as_ref().map_or(0, BodyCapture::buffered)
-            + self
-                .answer_waiting
-                .as_ref()
-                .map_or(0, |(c, _)| c.buffered())
+            + self.answer_waiting.as_ref().map_or(0, |w| w.0.buffered())
     }
 
     /// The capture of direction `dir`'s message body, when its content type said DNS.
@@ -106,6 +105,8 @@ impl Http1Decoder {
 
     /// A captured request body that is no longer passing without having ended whole (a gap,
     /// a close, a broken framing, a tunnel): counted, and its waiting answer reported alone.
+    #[cold]
+    #[inline(never)]
     fn doh_settle(&mut self, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
         if let Some((_, mut body)) = self.doh.request.take() {
             body.gap();
@@ -131,7 +132,7 @@ impl Http1Decoder {
         cx: &mut L7Context<'_>,
         out: &mut Vec<L7Event>,
     ) {
-        if let Some((body, at)) = self.doh.answer_waiting.take() {
+        if let Some((body, at)) = self.doh.answer_waiting.take().map(|w| *w) {
             if let Some(ev) = doh::body_event(&body, StreamDir::ToClient, &at, query_ns, cx) {
                 out.push(L7Event::Dns(Box::new(ev)));
             }
@@ -167,7 +168,7 @@ impl Http1Decoder {
                 .is_some_and(|(h, _)| Arc::ptr_eq(h, &p.head))
         });
         if query_ns.is_none() && query_passing {
-            self.doh.answer_waiting = Some((body, at));
+            self.doh.answer_waiting = Some(Box::new((body, at)));
             return;
         }
         if let Some(ev) = doh::body_event(&body, StreamDir::ToClient, &at, query_ns, cx) {
@@ -181,6 +182,8 @@ impl Http1Decoder {
     }
 
     /// The connection is over: what was captured and not whole is counted.
+    #[cold]
+    #[inline(never)]
     pub(super) fn doh_finish(&mut self, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
         if let Some(mut body) = self.doh.response.take() {
             body.gap();

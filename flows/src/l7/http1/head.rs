@@ -156,12 +156,16 @@ pub(super) fn parse_response<'b>(
     }
 }
 
+#[cold]
+#[inline(never)]
 fn too_large(too_many_headers: bool) -> HeadOutcome {
     HeadOutcome::TooLarge { too_many_headers }
 }
 
 /// The lenient parser's reading of a head httparse refused (RFC 9112 §2.2); `want_request` says
 /// which kind of start line the direction carries.
+#[cold]
+#[inline(never)]
 fn lenient_head(
     input: &[u8],
     want_request: bool,

@@ -19,6 +19,11 @@
 //! - [`doh`]: DNS messages carried in bodies and GET parameters (RFC 8484), as DNS flows;
 //! - [`records`]: an exchange as a flow and a span.
 //!
+//! What an in-order exchange never runs (a mid-way join, gaps, closes, errors, HTTP/0.9, the
+//! lenient parser, DoH settling) is `#[cold]` and out of line: the code every packet runs
+//! then stays compact, which with the rest of the per-packet path is what decides
+//! instruction-cache misses (BENCHMARKS.md, "HTTP/1 replay after the fidelity work").
+//!
 //! Rules, with their sources:
 //! - Message body length: RFC 9112 §6.3 (HEAD, 1xx, 204, 304 have none; CONNECT 2xx becomes a
 //!   tunnel; Transfer-Encoding beats Content-Length; chunked must be last; a request without

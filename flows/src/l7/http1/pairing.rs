@@ -29,6 +29,8 @@ pub(super) struct InFlight {
 
 impl Http1Decoder {
     /// The answer to an HTTP/0.9 request begins: a bare body until the close.
+    #[cold]
+    #[inline(never)]
     pub(super) fn simple_response(&mut self, at: &PacketCtx) {
         let request = self.pending.pop_front();
         self.in_flight = Some(InFlight {
@@ -49,6 +51,8 @@ impl Http1Decoder {
         self.resp.phase = Phase::Body(Body::UntilClose);
     }
 
+    #[cold]
+    #[inline(never)]
     pub(super) fn resp_too_large(
         &mut self,
         status: Option<u16>,
@@ -248,6 +252,8 @@ impl Http1Decoder {
 
     /// Both directions become opaque (upgrade, CONNECT): a request body still passing will not
     /// be seen end, so its exchange is reported now.
+    #[cold]
+    #[inline(never)]
     pub(super) fn enter_tunnel(&mut self, out: &mut Vec<L7Event>) {
         self.end_request_body(BodyEnd::Cut(None), out);
         self.flush_awaiting(out);
@@ -338,6 +344,8 @@ impl Http1Decoder {
     /// server took what followed (RFC 9112 §6.3 rules 4, 5: 400 and close). A success on a
     /// connection that stays open means the server framed it somehow: look for the next
     /// request again.
+    #[cold]
+    #[inline(never)]
     pub(super) fn after_unframed_request(
         &mut self,
         request: &Pending,
@@ -427,6 +435,8 @@ impl Http1Decoder {
     }
 
     /// Reports the exchange waiting for a request body that will not be seen whole.
+    #[cold]
+    #[inline(never)]
     pub(super) fn flush_awaiting(&mut self, out: &mut Vec<L7Event>) {
         if let Some((request, response)) = self.awaiting_body.take() {
             out.push(L7Event::Http1(Http1Event::Exchange {
@@ -437,6 +447,8 @@ impl Http1Decoder {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     pub(super) fn flush_orphans(&mut self, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
         for o in self.orphans.drain(..) {
             emit_unpaired(o, cx, out);
@@ -457,6 +469,8 @@ fn count_oddities(odd: Oddities, framing_error: Option<BodyError>, cx: &mut L7Co
 }
 
 /// Reports a response that answers no request we saw.
+#[cold]
+#[inline(never)]
 fn emit_unpaired(response: ResponseHead, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
     cx.counters.http1_unpaired_responses += 1;
     out.push(L7Event::Http1(Http1Event::Exchange {
@@ -468,6 +482,8 @@ fn emit_unpaired(response: ResponseHead, cx: &mut L7Context<'_>, out: &mut Vec<L
 
 /// A request head over the cap, kept so the pairing stays aligned (never reported as a span
 /// when even its method is unknown).
+#[cold]
+#[inline(never)]
 pub(super) fn placeholder(parsed: &Option<Parsed>) -> RequestHead {
     let (method, target, version) = match parsed {
         Some(Parsed::Request(r)) => (r.method.clone(), r.target.clone(), r.version),

@@ -1015,3 +1015,20 @@ fn lines_after_an_http09_request_are_no_requests() {
     assert_eq!(h.c.http1_invalid_requests, 0);
     assert_eq!(h.c.http1_requests, 1);
 }
+
+/// The decoder's layout (see [`super::connection::Http1Decoder`]): the fields every chunk of
+/// either direction reads come first, within 128 bytes, whatever is added later.
+#[test]
+fn per_chunk_fields_come_first() {
+    use super::connection::Http1Decoder as D;
+    use std::mem::offset_of;
+    for (name, at) in [
+        ("dead", offset_of!(D, dead)),
+        ("body_passing", offset_of!(D, body_passing)),
+        ("pending", offset_of!(D, pending)),
+        ("doh", offset_of!(D, doh)),
+    ] {
+        assert!(at < 64, "{name} at {at}");
+    }
+    assert_eq!(offset_of!(D, req), 128);
+}
