@@ -334,7 +334,19 @@ fn go_https_server_and_clients_are_decoded_from_go_tls_plaintext() {
         );
     }
 
-    let st = status(&sock);
+    // The engine's counters reach status with its periodic snapshot, after the flows: wait
+    // for the last connection's to be in it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        let st = status(&sock);
+        let flows = st["counters"]["engine_tls_plaintext_flows"]
+            .as_u64()
+            .unwrap();
+        if flows >= 5 || Instant::now() > deadline {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let c = &st["counters"];
     assert!(
         c["engine_tls_plaintext_flows"].as_u64().unwrap() >= 5,
