@@ -15,7 +15,7 @@
 # The VM is software-emulated (TCG): no /dev/kvm needed. The initramfs holds busybox-static,
 # the flowscope binary, nginx (also serving HTTPS, with a certificate made here by openssl),
 # curl, ip, tc, bpftool, jq with their shared libraries, and the
-# kernel modules the checks need (veth, sch_ingress, cls_bpf and their modules.dep
+# kernel modules the checks need (veth, sch_ingress, cls_bpf, tcp_diag and their modules.dep
 # dependencies). The VM prints `FLOWSCOPE-VM-RESULT: <failed checks>` and powers off; this script
 # exits 0 only when that line says 0. A VM that doesn't boot, hangs, or panics fails, and its
 # console output is shown. Needs root only to read /boot and the modules on some systems.
@@ -31,8 +31,10 @@ BINARY="${FLOWSCOPE_BIN:-$ROOT/target/debug/flowscope}"
 TIMEOUT=300
 MEMORY=1024
 KEEP=0
-# Modules the checks need; modprobe -D adds their dependencies.
-MODULES=(veth sch_ingress cls_bpf)
+# Modules the checks need; modprobe -D adds their dependencies. tcp_diag: the agent reads each
+# listener's drop count over sock_diag (the kernel would load it on demand, with a modprobe the
+# initramfs doesn't have).
+MODULES=(veth sch_ingress cls_bpf tcp_diag)
 # Programs copied into the VM with their shared libraries (the first found on the host).
 TOOLS=(nginx curl ip tc bpftool jq)
 

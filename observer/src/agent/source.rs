@@ -776,7 +776,17 @@ async fn read_ring(
                 let t = tls.as_mut().map(|(r, sh)| (r.get_mut(), &**sh));
                 drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
             }
-            _ = tick.tick() => pipeline.tick(wall_now_ns())?,
+            _ = tick.tick() => {
+                // Owners first, as drain_ring does: the tick releases records whose hold ran
+                // out, and the attribution ring wakes no one per event. After a stall (a busy
+                // host, a TCG VM) this arm and the poll's are both ready and select! picks one
+                // at random: without this, a server's request went out without its owner
+                // while the accept() naming it sat unread in the ring.
+                if let Some(a) = attr.as_mut() {
+                    bad_records += drain_sock_events(a.get_mut(), &mut pipeline);
+                }
+                pipeline.tick(wall_now_ns())?
+            }
             _ = stop.wait_for(|s| *s) => {
                 // Drain what is already in the rings, then flush the engine.
                 let attr = attr.as_mut().map(|a| a.get_mut());
