@@ -1,5 +1,5 @@
 //! Frame decoding: link layer (Ethernet, VLAN, MPLS, PPPoE, Linux cooked, raw IP, BSD
-//! loopback, NFLOG, PPP, Cisco HDLC, pflog, ipnet, PKTAP, 802.11, radiotap, PPI) down to
+//! loopback, NFLOG, PPP, Cisco HDLC, pflog, ipnet, PKTAP, 802.11, radiotap, PPI, FDDI) down to
 //! TCP/UDP/ICMP.
 //!
 //! [`decode`] turns a captured frame into a borrowed [`Packet`] view: addresses, transport
@@ -61,6 +61,8 @@ pub enum LinkType {
     Radiotap,
     /// Per-Packet Information header then the frame of its DLT (LINKTYPE_PPI 192).
     Ppi,
+    /// FDDI (LINKTYPE_FDDI 10): a 13-byte header, then 802.2 LLC/SNAP.
+    Fddi,
     /// A link type the capture names that we do not decode (its LINKTYPE number): its frames
     /// are counted as `decode_unsupported_link_type`, never silently dropped.
     Unsupported(u32),
@@ -68,7 +70,7 @@ pub enum LinkType {
 
 impl LinkType {
     /// Every link type [`decode`] reads (all but [`LinkType::Unsupported`]).
-    pub const DECODED: [Self; 16] = [
+    pub const DECODED: [Self; 17] = [
         Self::Ethernet,
         Self::RawIp,
         Self::LinuxSll,
@@ -85,6 +87,7 @@ impl LinkType {
         Self::Ieee80211,
         Self::Radiotap,
         Self::Ppi,
+        Self::Fddi,
     ];
 
     /// Maps a pcap/pcapng LINKTYPE_* number to a link type we decode.
@@ -93,7 +96,7 @@ impl LinkType {
     /// platform's DLT_RAW carry; see `link::raw_ip` for DLT 12 on OpenBSD), 228 IPV4,
     /// 229 IPV6, 113 LINUX_SLL, 276 LINUX_SLL2, 0 NULL, 108 LOOP, 239 NFLOG, 9 PPP,
     /// 50 PPP_HDLC, 104 C_HDLC, 117 PFLOG, 226 IPNET, 258 PKTAP, 105 IEEE802_11,
-    /// 127 IEEE802_11_RADIOTAP, 192 PPI.
+    /// 127 IEEE802_11_RADIOTAP, 192 PPI, 10 FDDI.
     pub fn from_pcap_linktype(linktype: u32) -> Option<Self> {
         match linktype {
             1 => Some(Self::Ethernet),
@@ -112,6 +115,7 @@ impl LinkType {
             105 => Some(Self::Ieee80211),
             127 => Some(Self::Radiotap),
             192 => Some(Self::Ppi),
+            10 => Some(Self::Fddi),
             _ => None,
         }
     }
@@ -141,6 +145,7 @@ impl LinkType {
             Self::Ieee80211 => 105,
             Self::Radiotap => 127,
             Self::Ppi => 192,
+            Self::Fddi => 10,
             Self::Unsupported(n) => n,
         }
     }

@@ -1,6 +1,6 @@
 //! Golden tests for the link types and encapsulations of issue 15 kind 1 beyond Ethernet:
 //! the same HTTP/1.1 connection, wrapped in each link header (PPP, PPP in HDLC framing,
-//! Cisco HDLC, pflog, ipnet, PKTAP, 802.11 bare, after radiotap and after PPI) or carried
+//! Cisco HDLC, pflog, ipnet, PKTAP, 802.11 bare, after radiotap and after PPI, FDDI) or carried
 //! in Ethernet under MPLS and PPPoE, written as a pcap file and replayed through
 //! `flows::capture_file` and the engine, gives exactly the exchanges of the plain Ethernet
 //! capture; frames of those links that carry no IP are counted by reason.
@@ -165,6 +165,16 @@ fn ieee802_11_bare_after_radiotap_and_after_ppi() {
     // PPI: version 0, flags 0, length 8, DLT 105.
     assert_same_exchanges("ppi", 192, |f| {
         with(&[0, 0, 8, 0, 105, 0, 0, 0], &wlan(ip(f)))
+    });
+}
+
+#[test]
+fn fddi_llc_snap() {
+    assert_same_exchanges("fddi", 10, |f| {
+        let mut h = vec![0x50];
+        h.extend(&f.data[..12]);
+        h.extend([0xaa, 0xaa, 3, 0, 0, 0, 0x08, 0x00]);
+        with(&h, ip(f))
     });
 }
 

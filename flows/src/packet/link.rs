@@ -9,6 +9,7 @@
 use super::{be16, need, CaptureMeta, DecodeError, Direction, LinkType};
 
 mod host;
+mod llc;
 mod mpls;
 mod ppp;
 mod wlan;
@@ -70,6 +71,7 @@ pub(super) fn strip<'a>(
         LinkType::Ieee80211 => wlan::data_frame(frame)?,
         LinkType::Radiotap => wlan::radiotap(frame)?,
         LinkType::Ppi => return wlan::ppi(frame, meta),
+        LinkType::Fddi => llc::fddi(frame)?,
         LinkType::Unsupported(n) => return Err(DecodeError::UnsupportedLinkType(n)),
     };
     let mut tags = 0;

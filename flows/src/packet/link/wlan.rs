@@ -1,8 +1,8 @@
 //! IEEE 802.11 frames (IEEE Std 802.11-2020 §9), bare or after the radio headers monitor
 //! mode captures add (radiotap, PPI): only unprotected data frames carry IP we can read.
 
-use super::super::{be16, need, CaptureMeta, DecodeError};
-use super::{inner_link, strip};
+use super::super::{need, CaptureMeta, DecodeError};
+use super::{inner_link, llc::llc_snap, strip};
 
 /// Frame Control, first byte: protocol version (bits 0-1), type (2-3), subtype (4-7)
 /// (§9.2.4.1.1). Type 2 is Data (§9.2.4.1.3, Table 9-1).
@@ -54,19 +54,6 @@ pub(in crate::packet) fn data_frame(frame: &[u8]) -> Result<(u16, &[u8]), Decode
     }
     need("ieee802_11", frame, len)?;
     llc_snap(&frame[len..])
-}
-
-/// RFC 1042: DSAP 0xAA, SSAP 0xAA, control 0x03 (UI), OUI 00-00-00, then the ethertype;
-/// IEEE 802.1H's bridge-tunnel OUI 00-00-F8 carries an ethertype the same way.
-fn llc_snap(body: &[u8]) -> Result<(u16, &[u8]), DecodeError> {
-    need("llc", body, 8)?;
-    match body[..6] {
-        [0xaa, 0xaa, 0x03, 0x00, 0x00, 0x00 | 0xf8] => Ok((be16(body, 6), &body[8..])),
-        _ => Err(DecodeError::NotIpProtocol {
-            layer: "llc",
-            protocol: be16(body, 0),
-        }),
-    }
 }
 
 /// LINKTYPE_IEEE802_11_RADIOTAP (127): version(1)=0 pad(1) length(2, little-endian)
