@@ -360,6 +360,15 @@ counters! {
     tcp_window_full_segments,
     /// Zero-window probes (RFC 9293 §3.8.6.1; Linux's look like keep-alives and are counted here, not in `tcp_keepalives`).
     tcp_zero_window_probes,
+    // --- More capture formats (issue 15 kind 1): PPP, HDLC, pflog, ipnet, PKTAP, 802.11, MPLS, PPPoE ---
+    /// IEEE 802.11 frames that carry no data (management, control, null data): skipped.
+    decode_wlan_not_data,
+    /// IEEE 802.11 data frames with the Protected Frame bit (encrypted): skipped.
+    decode_wlan_protected,
+    /// IEEE 802.11 A-MSDU data frames (several packets in one frame): skipped.
+    decode_wlan_aggregate,
+    /// Frames with an MPLS label stack deeper than we walk (RFC 3032 §2.1): skipped.
+    decode_too_many_mpls_labels,
 }
 
 #[cfg(test)]

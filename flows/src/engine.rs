@@ -233,6 +233,11 @@ impl Engine {
             DecodeError::UnsupportedLinkType(_) => &mut c.decode_unsupported_link_type,
             DecodeError::BadNflogTlv => &mut c.decode_bad_nflog_tlv,
             DecodeError::NflogWithoutPayload => &mut c.decode_nflog_without_payload,
+            DecodeError::NotIpProtocol { .. } => &mut c.decode_not_ip,
+            DecodeError::WlanNotData(_) => &mut c.decode_wlan_not_data,
+            DecodeError::WlanProtected => &mut c.decode_wlan_protected,
+            DecodeError::WlanAggregate => &mut c.decode_wlan_aggregate,
+            DecodeError::TooManyMplsLabels(_) => &mut c.decode_too_many_mpls_labels,
         } += 1;
     }
 

@@ -1,5 +1,6 @@
-//! Frame decoding: link layer (Ethernet, VLAN, Linux cooked, raw IP, BSD loopback, NFLOG) down
-//! to TCP/UDP/ICMP.
+//! Frame decoding: link layer (Ethernet, VLAN, MPLS, PPPoE, Linux cooked, raw IP, BSD
+//! loopback, NFLOG, PPP, Cisco HDLC, pflog, ipnet, PKTAP, 802.11, radiotap, PPI, FDDI) down to
+//! TCP/UDP/ICMP.
 //!
 //! [`decode`] turns a captured frame into a borrowed [`Packet`] view: addresses, transport
 //! header fields and a payload slice pointing into the frame. Nothing is copied. Every way a
@@ -41,6 +42,27 @@ pub enum LinkType {
     /// Linux netfilter log (LINKTYPE_NFLOG 239): a 4-byte header, then TLVs, the packet in
     /// the NFULA_PAYLOAD one.
     Nflog,
+    /// PPP (LINKTYPE_PPP 9): RFC 1661 frames, with or without RFC 1662 address/control.
+    Ppp,
+    /// PPP in HDLC-like framing (LINKTYPE_PPP_HDLC 50, RFC 1662), or Cisco PPP with HDLC
+    /// framing (RFC 1547 §4.3.1).
+    PppHdlc,
+    /// Cisco HDLC (LINKTYPE_C_HDLC 104): address, control, then an ethertype.
+    CiscoHdlc,
+    /// OpenBSD/FreeBSD pf log (LINKTYPE_PFLOG 117): a `struct pfloghdr` of its own length.
+    Pflog,
+    /// Solaris ipnet (LINKTYPE_IPNET 226): a 24-byte header naming the address family.
+    Ipnet,
+    /// Apple PKTAP (LINKTYPE_PKTAP 258): a header of its own length naming the inner DLT.
+    Pktap,
+    /// IEEE 802.11 without radio information (LINKTYPE_IEEE802_11 105).
+    Ieee80211,
+    /// IEEE 802.11 after a radiotap header (LINKTYPE_IEEE802_11_RADIOTAP 127).
+    Radiotap,
+    /// Per-Packet Information header then the frame of its DLT (LINKTYPE_PPI 192).
+    Ppi,
+    /// FDDI (LINKTYPE_FDDI 10): a 13-byte header, then 802.2 LLC/SNAP.
+    Fddi,
     /// A link type the capture names that we do not decode (its LINKTYPE number): its frames
     /// are counted as `decode_unsupported_link_type`, never silently dropped.
     Unsupported(u32),
@@ -48,7 +70,7 @@ pub enum LinkType {
 
 impl LinkType {
     /// Every link type [`decode`] reads (all but [`LinkType::Unsupported`]).
-    pub const DECODED: [Self; 7] = [
+    pub const DECODED: [Self; 17] = [
         Self::Ethernet,
         Self::RawIp,
         Self::LinuxSll,
@@ -56,13 +78,25 @@ impl LinkType {
         Self::Null,
         Self::Loop,
         Self::Nflog,
+        Self::Ppp,
+        Self::PppHdlc,
+        Self::CiscoHdlc,
+        Self::Pflog,
+        Self::Ipnet,
+        Self::Pktap,
+        Self::Ieee80211,
+        Self::Radiotap,
+        Self::Ppi,
+        Self::Fddi,
     ];
 
     /// Maps a pcap/pcapng LINKTYPE_* number to a link type we decode.
     ///
     /// 1 ETHERNET, 101 RAW (and the DLT values 12 and 14 that files written with the
     /// platform's DLT_RAW carry; see `link::raw_ip` for DLT 12 on OpenBSD), 228 IPV4,
-    /// 229 IPV6, 113 LINUX_SLL, 276 LINUX_SLL2, 0 NULL, 108 LOOP, 239 NFLOG.
+    /// 229 IPV6, 113 LINUX_SLL, 276 LINUX_SLL2, 0 NULL, 108 LOOP, 239 NFLOG, 9 PPP,
+    /// 50 PPP_HDLC, 104 C_HDLC, 117 PFLOG, 226 IPNET, 258 PKTAP, 105 IEEE802_11,
+    /// 127 IEEE802_11_RADIOTAP, 192 PPI, 10 FDDI.
     pub fn from_pcap_linktype(linktype: u32) -> Option<Self> {
         match linktype {
             1 => Some(Self::Ethernet),
@@ -72,6 +106,16 @@ impl LinkType {
             0 => Some(Self::Null),
             108 => Some(Self::Loop),
             239 => Some(Self::Nflog),
+            9 => Some(Self::Ppp),
+            50 => Some(Self::PppHdlc),
+            104 => Some(Self::CiscoHdlc),
+            117 => Some(Self::Pflog),
+            226 => Some(Self::Ipnet),
+            258 => Some(Self::Pktap),
+            105 => Some(Self::Ieee80211),
+            127 => Some(Self::Radiotap),
+            192 => Some(Self::Ppi),
+            10 => Some(Self::Fddi),
             _ => None,
         }
     }
@@ -92,6 +136,16 @@ impl LinkType {
             Self::Null => 0,
             Self::Loop => 108,
             Self::Nflog => 239,
+            Self::Ppp => 9,
+            Self::PppHdlc => 50,
+            Self::CiscoHdlc => 104,
+            Self::Pflog => 117,
+            Self::Ipnet => 226,
+            Self::Pktap => 258,
+            Self::Ieee80211 => 105,
+            Self::Radiotap => 127,
+            Self::Ppi => 192,
+            Self::Fddi => 10,
             Self::Unsupported(n) => n,
         }
     }
@@ -115,6 +169,7 @@ impl LinkType {
             107 => "FRELAY",
             108 => "LOOP",
             113 => "LINUX_SLL",
+            117 => "PFLOG",
             119 => "IEEE802_11_PRISM",
             127 => "IEEE802_11_RADIOTAP",
             143 => "DOCSIS",
@@ -138,6 +193,7 @@ impl LinkType {
             239 => "NFLOG",
             249 => "USBPCAP",
             253 => "NETLINK",
+            258 => "PKTAP",
             276 => "LINUX_SLL2",
             _ => return None,
         })
@@ -450,6 +506,28 @@ pub enum DecodeError {
     /// An NFLOG message without an NFULA_PAYLOAD attribute (logged without packet bytes).
     #[error("NFLOG message carries no packet (no NFULA_PAYLOAD attribute)")]
     NflogWithoutPayload,
+    /// A link or tunnel header (PPP, PPPoE, 802.2 LLC, MPLS) names a protocol other than
+    /// IPv4/IPv6 (LCP, IPCP, spanning tree, an MPLS pseudowire, ...).
+    #[error("{layer} header names protocol {protocol:#06x}, not IPv4/IPv6")]
+    NotIpProtocol {
+        /// The header that names it.
+        layer: &'static str,
+        /// The protocol number it names.
+        protocol: u16,
+    },
+    /// An IEEE 802.11 frame that carries no data (management, control, null data): its
+    /// frame control's first byte.
+    #[error("802.11 frame (frame control {0:#04x}) carries no data")]
+    WlanNotData(u8),
+    /// An IEEE 802.11 data frame with the Protected Frame bit: its body is encrypted.
+    #[error("802.11 data frame is encrypted (Protected Frame bit set)")]
+    WlanProtected,
+    /// An IEEE 802.11 A-MSDU (several packets in one frame), not decoded.
+    #[error("802.11 data frame is an A-MSDU aggregate")]
+    WlanAggregate,
+    /// More MPLS labels than we walk before the bottom of stack (RFC 3032 §2.1).
+    #[error("MPLS label stack deeper than {0} labels")]
+    TooManyMplsLabels(usize),
 }
 
 impl DecodeError {
@@ -466,6 +544,11 @@ impl DecodeError {
             Self::NotIpFamily(_) => "not_ip",
             Self::BadNflogTlv => "bad_nflog_tlv",
             Self::NflogWithoutPayload => "nflog_without_payload",
+            Self::NotIpProtocol { .. } => "not_ip",
+            Self::WlanNotData(_) => "wlan_not_data",
+            Self::WlanProtected => "wlan_protected",
+            Self::WlanAggregate => "wlan_aggregate",
+            Self::TooManyMplsLabels(_) => "too_many_mpls_labels",
         }
     }
 }
@@ -508,7 +591,9 @@ pub fn ip_layer(
 ) -> Result<(&[u8], CaptureMeta), DecodeError> {
     let (ethertype, ip_bytes) = link::strip(link, frame, &mut meta)?;
     if ethertype != ETHERTYPE_IPV4 && ethertype != ETHERTYPE_IPV6 {
-        return Err(DecodeError::NotIp(ethertype));
+        // MPLS and PPPoE: only frames of their ethertypes take this branch.
+        let (_, ip_bytes) = link::unwrap_encapsulation(ethertype, ip_bytes)?;
+        return Ok((ip_bytes, meta));
     }
     Ok((ip_bytes, meta))
 }

@@ -1,6 +1,7 @@
 //! Any frame, any link type: `decode` returns a packet or an error, never panics, and the
 //! engine ingests whatever decodes. The first byte picks the link type: every decoded one
-//! (`LinkType::DECODED`, NULL/LOOP/NFLOG among them), or an unsupported number.
+//! (`LinkType::DECODED`: NULL/LOOP/NFLOG, PPP/HDLC, pflog, ipnet, PKTAP, 802.11/radiotap/PPI
+//! among them), or an unsupported number.
 #![no_main]
 use flows::engine::{Engine, EngineConfig};
 use flows::packet::{decode, CaptureMeta, LinkType};

@@ -8,6 +8,12 @@
 
 use super::{be16, need, CaptureMeta, DecodeError, Direction, LinkType};
 
+mod host;
+mod llc;
+mod mpls;
+mod ppp;
+mod wlan;
+
 pub(super) const ETHERTYPE_IPV4: u16 = 0x0800;
 pub(super) const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
@@ -57,6 +63,15 @@ pub(super) fn strip<'a>(
             (bsd_family_ethertype(&frame[..4], rest)?, rest)
         }
         LinkType::Nflog => return nflog(frame, meta),
+        LinkType::Ppp | LinkType::PppHdlc => return ppp::ppp(frame),
+        LinkType::CiscoHdlc => ppp::cisco_hdlc(frame)?,
+        LinkType::Pflog => return host::pflog(frame, meta),
+        LinkType::Ipnet => return host::ipnet(frame, meta),
+        LinkType::Pktap => return host::pktap(frame, meta),
+        LinkType::Ieee80211 => wlan::data_frame(frame)?,
+        LinkType::Radiotap => wlan::radiotap(frame)?,
+        LinkType::Ppi => return wlan::ppi(frame, meta),
+        LinkType::Fddi => llc::fddi(frame)?,
         LinkType::Unsupported(n) => return Err(DecodeError::UnsupportedLinkType(n)),
     };
     let mut tags = 0;
@@ -74,6 +89,47 @@ pub(super) fn strip<'a>(
         rest = &rest[4..];
     }
     Ok((ethertype, rest))
+}
+
+/// MPLS unicast and multicast (RFC 3032 §5).
+const ETHERTYPE_MPLS_UNICAST: u16 = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+/// PPPoE session stage (RFC 2516 §4).
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+/// MPLS in PPPoE in MPLS... is not a real stack: a bound on the nesting.
+const MAX_ENCAPSULATIONS: usize = 4;
+
+/// Unwraps what a link header's ethertype names besides IP and VLAN tags — an MPLS label
+/// stack or a PPPoE session — down to IPv4/IPv6; anything else is [`DecodeError::NotIp`].
+/// Only frames of those ethertypes get here (cold), so plain IP frames pay nothing.
+#[cold]
+pub(super) fn unwrap_encapsulation(
+    mut ethertype: u16,
+    mut rest: &[u8],
+) -> Result<(u16, &[u8]), DecodeError> {
+    for _ in 0..MAX_ENCAPSULATIONS {
+        (ethertype, rest) = match ethertype {
+            ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => return Ok((ethertype, rest)),
+            ETHERTYPE_MPLS_UNICAST | ETHERTYPE_MPLS_MULTICAST => mpls::strip(rest)?,
+            ETHERTYPE_PPPOE_SESSION => ppp::pppoe_session(rest)?,
+            _ => break,
+        };
+    }
+    match ethertype {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => Ok((ethertype, rest)),
+        _ => Err(DecodeError::NotIp(ethertype)),
+    }
+}
+
+/// The link type a nested header (PKTAP, PPI) names for the frame it wraps; those two
+/// wrapping themselves is not a real capture and is unsupported (it would also recurse).
+fn inner_link(dlt: u32) -> Result<LinkType, DecodeError> {
+    match LinkType::from_capture_header(dlt) {
+        LinkType::Pktap | LinkType::Ppi | LinkType::Unsupported(_) => {
+            Err(DecodeError::UnsupportedLinkType(dlt))
+        }
+        link => Ok(link),
+    }
 }
 
 /// The ethertype of an IP packet by its version nibble (RFC 791 §3.1, RFC 8200 §3);
