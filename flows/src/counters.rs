@@ -369,6 +369,11 @@ counters! {
     decode_wlan_aggregate,
     /// Frames with an MPLS label stack deeper than we walk (RFC 3032 §2.1): skipped.
     decode_too_many_mpls_labels,
+    // --- Tunnels (EngineConfig::decapsulate_tunnels) ---
+    /// Frames found inside tunnel packets (GRE, ERSPAN, IP-in-IP, VXLAN, Geneve) and decoded.
+    tunnel_inner_frames,
+    /// Tunnel packets nested deeper than the engine peels (`MAX_TUNNEL_DEPTH`).
+    tunnel_too_deep,
 }
 
 #[cfg(test)]

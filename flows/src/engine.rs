@@ -95,9 +95,19 @@ pub struct EngineConfig {
     /// Most IP datagrams being reassembled at once; beyond it the oldest is dropped. 0 turns
     /// reassembly off: fragments are counted (`decode_ip_fragment`) and dropped.
     pub max_ip_fragmented_datagrams: usize,
+    /// Decode the packets inside tunnels (GRE, ERSPAN, IP-in-IP, VXLAN, Geneve; see
+    /// [`crate::packet::tunnel`]) as conversations of their own, besides the outer packet.
+    /// For captures of overlay or mirror traffic (`replay`); off where the same traffic is
+    /// also captured decapsulated (the agent on a node's interfaces), which would count it
+    /// twice.
+    pub decapsulate_tunnels: bool,
 }
 
 const SECOND: u64 = 1_000_000_000;
+
+/// Most tunnel headers peeled off one captured frame (an overlay inside a GRE link inside a
+/// mirror session is three); deeper nesting is counted, not decoded.
+pub const MAX_TUNNEL_DEPTH: usize = 4;
 
 impl Default for EngineConfig {
     fn default() -> Self {
@@ -120,6 +130,7 @@ impl Default for EngineConfig {
             ip_fragment_timeout_ns: 30 * SECOND,
             max_ip_fragment_bytes: 4 * 1024 * 1024,
             max_ip_fragmented_datagrams: 4096,
+            decapsulate_tunnels: false,
         }
     }
 }
@@ -208,6 +219,11 @@ impl Engine {
         match decode(link, frame, meta) {
             Ok(packet) => {
                 self.handle_packet(now_ns, &packet);
+                if self.config.decapsulate_tunnels {
+                    if let Some((link, inner)) = crate::packet::tunnel::inner(&packet) {
+                        self.handle_tunnelled(now_ns, link, inner, meta);
+                    }
+                }
                 Ok(())
             }
             Err(DecodeError::Fragment { .. }) if self.config.max_ip_fragmented_datagrams > 0 => {
@@ -219,6 +235,39 @@ impl Engine {
                 Err(e)
             }
         }
+    }
+
+    /// Decodes the frame a tunnel packet carried (and the frames inside it, to
+    /// [`MAX_TUNNEL_DEPTH`]) like a captured frame with the outer one's capture metadata.
+    /// Off the fast path: only tunnel packets of a decapsulating engine get here.
+    #[cold]
+    #[inline(never)]
+    fn handle_tunnelled(
+        &mut self,
+        now_ns: u64,
+        mut link: LinkType,
+        mut frame: &[u8],
+        meta: CaptureMeta,
+    ) {
+        for _ in 0..MAX_TUNNEL_DEPTH {
+            self.counters.tunnel_inner_frames += 1;
+            match decode(link, frame, meta) {
+                Ok(packet) => {
+                    self.handle_packet(now_ns, &packet);
+                    match crate::packet::tunnel::inner(&packet) {
+                        Some((l, f)) => (link, frame) = (l, f),
+                        None => return,
+                    }
+                }
+                Err(DecodeError::Fragment { .. })
+                    if self.config.max_ip_fragmented_datagrams > 0 =>
+                {
+                    return self.handle_fragment(now_ns, link, frame, meta);
+                }
+                Err(e) => return self.count_decode_error(&e),
+            }
+        }
+        self.counters.tunnel_too_deep += 1;
     }
 
     fn count_decode_error(&mut self, e: &DecodeError) {

@@ -18,6 +18,7 @@ use etherparse::{LaxIpSlice, TcpSlice, UdpSlice};
 use serde::{Deserialize, Serialize};
 
 mod link;
+pub mod tunnel;
 use link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
 /// How a captured frame begins, i.e. which header comes first.

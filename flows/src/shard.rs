@@ -117,6 +117,10 @@ pub struct Dispatcher {
     counters: Counters,
     scan_interval_ns: u64,
     next_scan_ns: u64,
+    /// Route a tunnel packet by the conversation inside it (`EngineConfig::decapsulate_tunnels`):
+    /// an overlay's two directions may use different outer ports (RFC 7348 §5: each end
+    /// hashes its own source port), so only the inner key keeps a connection on one worker.
+    decapsulate: bool,
 }
 
 impl Dispatcher {
@@ -135,6 +139,7 @@ impl Dispatcher {
             counters: Counters::default(),
             scan_interval_ns: config.timeout_scan_interval_ns,
             next_scan_ns: 0,
+            decapsulate: config.decapsulate_tunnels,
         }
     }
 
@@ -157,6 +162,7 @@ impl Dispatcher {
     /// Where the frame goes. Call for every frame, in capture order.
     pub fn route(&mut self, now_ns: u64, link: LinkType, frame: &[u8], meta: CaptureMeta) -> Route {
         match decode(link, frame, meta) {
+            Ok(packet) if self.decapsulate => Route::Frame(self.worker_of_innermost(packet)),
             Ok(packet) => Route::Frame(self.worker_of_key(&FlowKey::from_packet(&packet).0)),
             Err(DecodeError::Fragment { .. }) if self.limits.max_datagrams > 0 => {
                 self.hold_fragment(now_ns, link, frame, meta)
@@ -171,6 +177,24 @@ impl Dispatcher {
         // IP protocol 6: TLS plaintext is always a TCP connection's (RFC 9293).
         let (key, _) = FlowKey::new(6, chunk.local, chunk.remote);
         self.worker_of_key(&key)
+    }
+
+    /// The worker of the innermost conversation a tunnel packet carries (the outer packet's
+    /// own record goes there too). A tunnel packet whose inner packet is an IP fragment stays
+    /// with the worker of the headers above it (its datagram is reassembled there).
+    #[cold]
+    fn worker_of_innermost(&self, mut packet: crate::packet::Packet<'_>) -> usize {
+        let meta = packet.meta;
+        for _ in 0..crate::engine::MAX_TUNNEL_DEPTH {
+            let Some((link, inner)) = crate::packet::tunnel::inner(&packet) else {
+                break;
+            };
+            match decode(link, inner, meta) {
+                Ok(p) => packet = p,
+                Err(_) => break,
+            }
+        }
+        self.worker_of_key(&FlowKey::from_packet(&packet).0)
     }
 
     fn worker_of_key(&self, key: &FlowKey) -> usize {

@@ -246,6 +246,8 @@ pub fn run(args: &ReplayArgs) -> Result<()> {
         },
         id_seed: args.seed,
         spans: args.spans && !args.quiet,
+        // A capture file may be of overlay or mirror traffic: the conversations are inside.
+        decapsulate_tunnels: true,
         ..EngineConfig::default()
     };
     // A fixed hash seed: a replay is reproducible whatever the worker count.
