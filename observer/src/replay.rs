@@ -230,7 +230,7 @@ fn report_undecodable(
     let skipped = summary.unsupported.values().sum::<u64>() + orphans + malformed;
     if skipped > 0 && nothing {
         bail!(
-            "{path}: nothing could be decoded ({skipped} frames skipped) — flowscope reads Ethernet, raw IP, Linux cooked (v1, v2), BSD loopback (NULL, LOOP) and NFLOG captures"
+            "{path}: nothing could be decoded ({skipped} frames skipped) — flowscope reads Ethernet, raw IP, Linux cooked (v1, v2), BSD loopback (NULL, LOOP), NFLOG, PPP, Cisco HDLC, pflog, ipnet, PKTAP, FDDI and 802.11 captures"
         );
     }
     Ok(())
