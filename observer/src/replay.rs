@@ -427,13 +427,13 @@ mod tests {
         frames.push((1, vec![0; 20]));
         frames.push((2, vec![0; 20])); // no IDB 2
         let (summary, engine, records, err, failed) =
-            replay("mixed.pcapng", &pcapng(&[1, 192], &frames));
+            replay("mixed.pcapng", &pcapng(&[1, 147], &frames));
         assert!(!failed);
         assert!(records > 0);
-        assert_eq!(summary.unsupported, BTreeMap::from([(192, 1)]));
+        assert_eq!(summary.unsupported, BTreeMap::from([(147, 1)]));
         assert_eq!(summary.file.packets_without_interface, 1);
         assert_eq!(engine.counters().http1_responses, 2);
-        assert!(err.contains("link type 192 (LINKTYPE_PPI)"), "{err}");
+        assert!(err.contains("link type 147 (LINKTYPE_USER0)"), "{err}");
         assert!(err.contains("1 packets name a pcapng interface"), "{err}");
     }
 
