@@ -16,26 +16,7 @@ use flows::counters::Counters;
 use flows::packet::Direction;
 use flows::record::Record;
 use flows::synth::{http_connection, SynthFrame};
-use support::{golden_config, http_flows, replay_file, replay_file_lenient};
-
-/// A pcap file (microsecond, little-endian) of `frames` with link type `linktype`.
-fn pcap(linktype: u32, frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend(0xa1b2_c3d4u32.to_le_bytes());
-    out.extend(2u16.to_le_bytes());
-    out.extend(4u16.to_le_bytes());
-    out.extend([0; 8]);
-    out.extend(65535u32.to_le_bytes());
-    out.extend(linktype.to_le_bytes());
-    for (ts_ns, data) in frames {
-        out.extend(((ts_ns / 1_000_000_000) as u32).to_le_bytes());
-        out.extend((((ts_ns / 1000) % 1_000_000) as u32).to_le_bytes());
-        out.extend((data.len() as u32).to_le_bytes());
-        out.extend((data.len() as u32).to_le_bytes());
-        out.extend(data);
-    }
-    out
-}
+use support::{golden_config, http_flows, pcap, replay_file, replay_file_lenient};
 
 /// Writes `bytes` as a capture in the temp dir and replays it; every frame must decode
 /// unless `lenient`. Each call has its own file: the tests run in parallel.

@@ -14,25 +14,7 @@ use flows::packet::LinkType;
 use flows::record::Record;
 use flows::shard::{Dispatcher, Route};
 use flows::synth::{http_connection, SynthFrame};
-use support::{golden_config, http_flows, replay_file};
-
-fn pcap(frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend(0xa1b2_c3d4u32.to_le_bytes());
-    out.extend(2u16.to_le_bytes());
-    out.extend(4u16.to_le_bytes());
-    out.extend([0; 8]);
-    out.extend(65535u32.to_le_bytes());
-    out.extend(1u32.to_le_bytes());
-    for (ts_ns, data) in frames {
-        out.extend(((ts_ns / 1_000_000_000) as u32).to_le_bytes());
-        out.extend((((ts_ns / 1000) % 1_000_000) as u32).to_le_bytes());
-        out.extend((data.len() as u32).to_le_bytes());
-        out.extend((data.len() as u32).to_le_bytes());
-        out.extend(data);
-    }
-    out
-}
+use support::{golden_config, http_flows, pcap, replay_file};
 
 fn replay(name: &str, frames: &[(u64, Vec<u8>)], decapsulate: bool) -> Vec<Record> {
     static FILES: AtomicUsize = AtomicUsize::new(0);
@@ -41,7 +23,7 @@ fn replay(name: &str, frames: &[(u64, Vec<u8>)], decapsulate: bool) -> Vec<Recor
         std::process::id(),
         FILES.fetch_add(1, Ordering::Relaxed)
     ));
-    std::fs::write(&path, pcap(frames)).expect("write capture");
+    std::fs::write(&path, pcap(1, frames)).expect("write capture");
     let config = EngineConfig {
         decapsulate_tunnels: decapsulate,
         ..golden_config()

@@ -118,6 +118,23 @@ impl Netns {
         ))
     }
 
+    /// Waits (up to 10 s) until a TCP socket in the namespace listens on `port`; panics naming
+    /// `what` when none does.
+    pub fn wait_listening(&self, port: u16, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !self
+            .exec_any(&format!("ss -ltn | grep -q \":{port} \""))
+            .status
+            .success()
+        {
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not listen on :{port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Starts a long-running process inside the namespace, killed on drop of the guard.
     pub fn spawn(&self, cmd: &str) -> Proc {
         let child = Command::new("ip")

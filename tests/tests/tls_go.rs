@@ -222,19 +222,7 @@ fn go_https_server_and_clients_are_decoded_from_go_tls_plaintext() {
         "{} serve {SERVER_V4}:443 {d}/server.pem {d}/server.key",
         server_bin.display()
     ));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !link
-        .server
-        .exec_any("ss -ltn | grep -q ':443 '")
-        .status
-        .success()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "the Go server did not listen on :443"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    link.server.wait_listening(443, "the Go server");
     let sock = tmp.0.join("run/observer.sock").display().to_string();
     let mut agent = start_agent(
         &link.server,

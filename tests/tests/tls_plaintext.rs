@@ -47,11 +47,7 @@ fn start_https_nginx(ns: &Netns, root: &Path) -> Proc {
     )
     .unwrap();
     let p = ns.spawn(&format!("nginx -c {} -e stderr", conf.display()));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ns.exec_any("ss -ltn | grep -q ':443 '").status.success() {
-        assert!(Instant::now() < deadline, "nginx did not listen on :443");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    ns.wait_listening(443, "nginx");
     p
 }
 
@@ -388,12 +384,24 @@ fn nghttp2_and_python_requests_on_two_engine_workers() {
         ng,
     );
 
-    // Both workers' counters add up in status; every chunk found its flow.
-    let st: Value = serde_json::from_str(&sh(&format!(
-        "{} status --server unix://{sock} -o json",
-        flowscope_bin().display()
-    )))
-    .unwrap();
+    // Both workers' counters add up in status; every chunk found its flow. The engines'
+    // counters reach status with their periodic snapshot, after the flows: wait for the last
+    // connection's.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let st = loop {
+        let st: Value = serde_json::from_str(&sh(&format!(
+            "{} status --server unix://{sock} -o json",
+            flowscope_bin().display()
+        )))
+        .unwrap();
+        let flows = st["counters"]["engine_tls_plaintext_flows"]
+            .as_u64()
+            .unwrap();
+        if flows >= 3 || Instant::now() > deadline {
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     let c = &st["counters"];
     assert!(
         c["engine_tls_plaintext_flows"].as_u64().unwrap() >= 3,
@@ -420,19 +428,7 @@ fn tls_without_plaintext_is_a_blind_spot_in_status() {
     let mut server = link.server.spawn(&format!(
         "openssl s_server -accept 4433 -cert {d}/server.pem -key {d}/server.key -www -quiet"
     ));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !link
-        .server
-        .exec_any("ss -ltn | grep -q ':4433 '")
-        .status
-        .success()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "s_server did not listen on :4433"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    link.server.wait_listening(4433, "s_server");
     let sock = tmp.0.join("run/observer.sock").display().to_string();
     let _agent = start_agent(
         &link.server,
@@ -549,19 +545,7 @@ fn static_openssl_in_the_executable_is_hooked() {
     let mut server = link.server.spawn(&format!(
         "openssl s_server -accept 4433 -cert {d}/server.pem -key {d}/server.key -www -quiet"
     ));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !link
-        .server
-        .exec_any("ss -ltn | grep -q ':4433 '")
-        .status
-        .success()
-    {
-        assert!(
-            Instant::now() < deadline,
-            "s_server did not listen on :4433"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    link.server.wait_listening(4433, "s_server");
     let sock = tmp.0.join("run/observer.sock").display().to_string();
     let _agent = start_agent(
         &link.server,

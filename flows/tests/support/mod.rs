@@ -165,3 +165,23 @@ fn replay_bytes(
     out.extend(std::iter::from_fn(|| e.poll_record()));
     (out, e.counters().clone())
 }
+
+/// A pcap file (microsecond timestamps, little-endian) of `frames` (capture time in ns, bytes)
+/// with link type `linktype`, for golden tests that build their captures byte by byte.
+pub fn pcap(linktype: u32, frames: &[(u64, Vec<u8>)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    out.extend(0xa1b2_c3d4u32.to_le_bytes());
+    out.extend(2u16.to_le_bytes());
+    out.extend(4u16.to_le_bytes());
+    out.extend([0; 8]);
+    out.extend(65535u32.to_le_bytes());
+    out.extend(linktype.to_le_bytes());
+    for (ts_ns, data) in frames {
+        out.extend(((ts_ns / 1_000_000_000) as u32).to_le_bytes());
+        out.extend((((ts_ns / 1000) % 1_000_000) as u32).to_le_bytes());
+        out.extend((data.len() as u32).to_le_bytes());
+        out.extend((data.len() as u32).to_le_bytes());
+        out.extend(data);
+    }
+    out
+}
