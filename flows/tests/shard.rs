@@ -17,6 +17,7 @@ use flows::packet::CaptureMeta;
 use flows::record::{L7Record, Record};
 use flows::shard::{worker_config, Dispatcher, Merger, Route};
 use serde_json::Value;
+use support::masked;
 
 /// Records as JSON with generated ids blanked, and whether each came from a timeout scan or
 /// the flush (rather than from a packet).
@@ -30,28 +31,6 @@ fn config() -> EngineConfig {
         span_both_ends: true,
         ..EngineConfig::default()
     }
-}
-
-/// Blanks generated ids: each worker draws them from its own stream.
-fn masked(r: &Record) -> Value {
-    fn walk(v: &mut Value) {
-        match v {
-            Value::Object(m) => {
-                for (k, v) in m.iter_mut() {
-                    if matches!(k.as_str(), "trace_id" | "span_id" | "parent_span_id") {
-                        *v = Value::Null;
-                    } else {
-                        walk(v);
-                    }
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    let mut v = serde_json::to_value(r).expect("records serialize");
-    walk(&mut v);
-    v
 }
 
 fn frames(path: &Path) -> Vec<(u64, flows::packet::LinkType, Vec<u8>, CaptureMeta)> {

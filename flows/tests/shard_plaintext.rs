@@ -4,14 +4,17 @@
 //! connections whose plaintext comes from both local ends: the same records in the same order
 //! (generated ids aside: each worker has its own id stream) and the same counters.
 
+mod support;
+
 use flows::counters::Counters;
 use flows::engine::{Engine, EngineConfig, L4Records, PlaintextChunk};
 use flows::key::Endpoint;
 use flows::packet::{CaptureMeta, LinkType};
-use flows::record::{L7Source, Record};
+use flows::record::L7Source;
 use flows::shard::{worker_config, Dispatcher, Merger, Route};
 use flows::synth::{SynthFrame, TcpConversation};
 use serde_json::Value;
+use support::masked;
 
 const SERVER: &str = "10.9.0.2:443";
 
@@ -143,28 +146,6 @@ fn meta(f: &SynthFrame) -> CaptureMeta {
         orig_len: f.data.len() as u32,
         socket_cookie: None,
     }
-}
-
-/// Records as JSON with generated ids blanked.
-fn masked(r: &Record) -> Value {
-    fn walk(v: &mut Value) {
-        match v {
-            Value::Object(m) => {
-                for (k, v) in m.iter_mut() {
-                    if matches!(k.as_str(), "trace_id" | "span_id" | "parent_span_id") {
-                        *v = Value::Null;
-                    } else {
-                        walk(v);
-                    }
-                }
-            }
-            Value::Array(a) => a.iter_mut().for_each(walk),
-            _ => {}
-        }
-    }
-    let mut v = serde_json::to_value(r).expect("records serialize");
-    walk(&mut v);
-    v
 }
 
 fn single(inputs: &[Input]) -> (Vec<Value>, Counters) {

@@ -494,6 +494,30 @@ impl Drop for TempDir {
 }
 
 /// Parses JSON lines (skipping none: a line that isn't JSON is a test failure).
+/// `flowscope status -o json` of the agent listening on the unix socket `sock`.
+pub fn agent_status(sock: &str) -> serde_json::Value {
+    serde_json::from_str(&sh(&format!(
+        "{} status --server unix://{sock} -o json",
+        flowscope_bin().display()
+    )))
+    .expect("status -o json")
+}
+
+/// The agent's status once its counter `name` is at least `at_least`, or after 10 s (the
+/// caller asserts on what it got). Engine counters reach status with the engines' periodic
+/// snapshot, after the flows they count, so a test that just saw a flow waits here.
+pub fn status_when(sock: &str, name: &str, at_least: u64) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = agent_status(sock);
+        let n = st["counters"][name].as_u64().unwrap_or(0);
+        if n >= at_least || Instant::now() > deadline {
+            return st;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
     lines
         .iter()

@@ -87,14 +87,6 @@ fn observe(sock: &str, args: &str) -> Vec<Value> {
     )
 }
 
-fn status(sock: &str) -> Value {
-    serde_json::from_str(&sh(&format!(
-        "{} status --server unix://{sock} -o json",
-        flowscope_bin().display()
-    )))
-    .unwrap()
-}
-
 /// The L7 flows whose URL is `url`, waiting until there are `n`.
 fn l7_of(sock: &str, url: &str, n: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -114,7 +106,7 @@ fn l7_of(sock: &str, url: &str, n: usize) -> Vec<Value> {
 fn tls_row(sock: &str, pid: i32) -> Value {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let st = status(sock);
+        let st = agent_status(sock);
         let row = st["tls_libraries"]
             .as_array()
             .into_iter()
@@ -324,17 +316,7 @@ fn go_https_server_and_clients_are_decoded_from_go_tls_plaintext() {
 
     // The engine's counters reach status with its periodic snapshot, after the flows: wait
     // for the last connection's to be in it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let st = loop {
-        let st = status(&sock);
-        let flows = st["counters"]["engine_tls_plaintext_flows"]
-            .as_u64()
-            .unwrap();
-        if flows >= 5 || Instant::now() > deadline {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let st = status_when(&sock, "engine_tls_plaintext_flows", 5);
     let c = &st["counters"];
     assert!(
         c["engine_tls_plaintext_flows"].as_u64().unwrap() >= 5,

@@ -226,21 +226,7 @@ fn https_h2_and_urllib_are_decoded_from_openssl_plaintext() {
 
     // status: nginx's libssl is hooked; counters say what the plaintext did (published every
     // 100 ms: wait for the last exchange's).
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let st = loop {
-        let st: Value = serde_json::from_str(&sh(&format!(
-            "{} status --server unix://{sock} -o json",
-            flowscope_bin().display()
-        )))
-        .unwrap();
-        let n = st["counters"]["engine_tls_plaintext_flows"]
-            .as_u64()
-            .unwrap_or(0);
-        if n >= 3 || Instant::now() > deadline {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let st = status_when(&sock, "engine_tls_plaintext_flows", 3);
     let libs = st["tls_libraries"].as_array().expect("tls_libraries");
     let mine: Vec<&Value> = libs.iter().filter(|l| l["pid"] == nginx.pid()).collect();
     assert_eq!(mine.len(), 1, "nginx's TLS library in status: {libs:#?}");
@@ -387,21 +373,7 @@ fn nghttp2_and_python_requests_on_two_engine_workers() {
     // Both workers' counters add up in status; every chunk found its flow. The engines'
     // counters reach status with their periodic snapshot, after the flows: wait for the last
     // connection's.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let st = loop {
-        let st: Value = serde_json::from_str(&sh(&format!(
-            "{} status --server unix://{sock} -o json",
-            flowscope_bin().display()
-        )))
-        .unwrap();
-        let flows = st["counters"]["engine_tls_plaintext_flows"]
-            .as_u64()
-            .unwrap();
-        if flows >= 3 || Instant::now() > deadline {
-            break st;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let st = status_when(&sock, "engine_tls_plaintext_flows", 3);
     let c = &st["counters"];
     assert!(
         c["engine_tls_plaintext_flows"].as_u64().unwrap() >= 3,
@@ -437,13 +409,7 @@ fn tls_without_plaintext_is_a_blind_spot_in_status() {
     link.client.exec(&format!(
         "wget -q -O /dev/null --ca-certificate={d}/ca.pem https://{SERVER_V4}:4433/"
     ));
-    let status = || -> Value {
-        serde_json::from_str(&sh(&format!(
-            "{} status --server unix://{sock} -o json",
-            flowscope_bin().display()
-        )))
-        .unwrap()
-    };
+    let status = || agent_status(&sock);
     let deadline = Instant::now() + Duration::from_secs(10);
     let (st, row) = loop {
         let st = status();
@@ -576,11 +542,7 @@ fn static_openssl_in_the_executable_is_hooked() {
     }
     assert_eq!(flows[1]["l7"]["http"]["code"], 200, "{}", flows[1]);
     // status named the executable as a static OpenSSL, hooked.
-    let st: Value = serde_json::from_str(&sh(&format!(
-        "{} status --server unix://{sock} -o json",
-        flowscope_bin().display()
-    )))
-    .unwrap();
+    let st = agent_status(&sock);
     let row = st["tls_libraries"]
         .as_array()
         .into_iter()
