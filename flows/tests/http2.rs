@@ -761,3 +761,51 @@ fn streams_begun_before_the_capture_are_reported_once_the_client_moves_on() {
     );
     assert_eq!(spans(&all).len(), 1, "no span for a request never seen");
 }
+
+#[test]
+fn snapped_responses_end_with_their_data_frame() {
+    // The agent keeps the first bytes of each segment (`--snaplen`, 512 by default): a 1 KiB
+    // response (HEADERS + DATA with END_STREAM in one segment) loses the end of its DATA
+    // payload. The hole ends where the DATA frame ends (RFC 9113 §4.1), so every stream still
+    // ends (§6.1) and the connection stays in frame sync: all exchanges reported, none resynced.
+    let mut c = conv();
+    open(&mut c);
+    let n = 300u32;
+    for i in 0..n {
+        let sid = 1 + 2 * i;
+        let req = block(&[
+            (":method", "GET"),
+            (":scheme", "http"),
+            (":path", "/index.html"),
+            (":authority", "198.18.0.1"),
+        ]);
+        c.client_send(&frame(HEADERS, END_HEADERS | END_STREAM, sid, &req), 1448);
+        let mut resp = frame(
+            HEADERS,
+            END_HEADERS,
+            sid,
+            &block(&[(":status", "200"), ("content-type", "text/html")]),
+        );
+        resp.extend(frame(DATA, END_STREAM, sid, &[b'x'; 1024]));
+        c.server_send(&resp, 1448);
+    }
+    c.close();
+    let snapped: Vec<_> = c
+        .frames()
+        .iter()
+        .map(|f| flows::synth::SynthFrame {
+            data: f.data[..f.data.len().min(14 + 20 + 20 + 512)].to_vec(),
+            ..f.clone()
+        })
+        .collect();
+    let mut e = l7_engine();
+    let records = run(&mut e, &snapped);
+    let responses = h2_flows(&records)
+        .into_iter()
+        .filter(|f| f.0 == L7Type::Response && f.3 == Some(200))
+        .count();
+    assert_eq!(responses, n as usize);
+    let k = e.counters();
+    assert!(k.tcp_snapped_bytes > 0);
+    assert_eq!((k.h2_resyncs, k.h2_streams_over_cap), (0, 0));
+}

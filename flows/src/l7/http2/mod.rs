@@ -1218,7 +1218,20 @@ impl Http2Decoder {
         })
     }
 
-    fn gap(&mut self, d: usize, len: u64, cx: &mut L7Context<'_>) {
+    /// `len` bytes of this direction were not captured (snapped off or lost). Frame sync
+    /// survives when the hole lies inside the current frame's payload **or ends exactly at its
+    /// end** (RFC 9113 §4.1: the frame header said how long the payload is): a DATA frame
+    /// ending in the hole still ends, with its END_STREAM flag (§6.1) — the common case of a
+    /// capture snap length cutting every response segment after its headers. Otherwise the
+    /// decoder looks for the next frame header (`enter_sync`).
+    fn gap(
+        &mut self,
+        d: usize,
+        len: u64,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
         cx.counters.h2_gaps += 1;
         let half = &mut self.halves[d];
         half.gapped = true;
@@ -1230,15 +1243,16 @@ impl Http2Decoder {
                     data_left,
                     pad_left,
                 }),
-            ) if len > 0 && len < u64::from(data_left) + u64::from(pad_left) => {
+            ) if len > 0 && len <= u64::from(data_left) + u64::from(pad_left) => {
                 // A hole inside a DATA payload: frame boundaries survive, the stream's
                 // message framing does not.
                 let from_data = len.min(u64::from(data_left)) as u32;
                 let from_pad = (len - u64::from(from_data)) as u32;
+                let (data_left, pad_left) = (data_left - from_data, pad_left - from_pad);
                 half.frame = Some(InFrame::Data {
                     hdr,
-                    data_left: data_left - from_data,
-                    pad_left: pad_left - from_pad,
+                    data_left,
+                    pad_left,
                 });
                 let role = usize::from(self.swapped) ^ d;
                 if let Some(s) = self.streams.get_mut(&hdr.stream_id) {
@@ -1247,18 +1261,22 @@ impl Http2Decoder {
                     s.partial = true;
                 }
                 self.doh_gap(hdr.stream_id, role);
+                if data_left == 0 && pad_left == 0 {
+                    self.halves[d].frame = None;
+                    self.data_end(d, &hdr, at, cx, out);
+                }
             }
-            (Mode::Frames, Some(InFrame::Skip { remaining })) if len > 0 && len < remaining => {
-                half.frame = Some(InFrame::Skip {
+            (Mode::Frames, Some(InFrame::Skip { remaining })) if len > 0 && len <= remaining => {
+                half.frame = (len < remaining).then_some(InFrame::Skip {
                     remaining: remaining - len,
                 });
             }
             (Mode::Frames, Some(InFrame::Buffer(hdr)))
-                if len > 0 && len < u64::from(hdr.len) - half.buf.len() as u64 =>
+                if len > 0 && len <= u64::from(hdr.len) - half.buf.len() as u64 =>
             {
                 let remaining = u64::from(hdr.len) - half.buf.len() as u64 - len;
                 half.buf.clear();
-                half.frame = Some(InFrame::Skip { remaining });
+                half.frame = (remaining > 0).then_some(InFrame::Skip { remaining });
                 if hdr.kind.carries_field_block() || half.block.is_some() {
                     half.block = None;
                     self.lost_block(d, hdr.stream_id, cx);
@@ -1308,7 +1326,7 @@ impl StreamDecoder for Http2Decoder {
         let d = idx(dir);
         match event {
             StreamEvent::Data(data) => self.feed(d, data, at, cx, out),
-            StreamEvent::Gap { len } => self.gap(d, len, cx),
+            StreamEvent::Gap { len } => self.gap(d, len, at, cx, out),
             StreamEvent::Fin | StreamEvent::Reset => self.halves[d].mode = Mode::Ended,
         }
     }

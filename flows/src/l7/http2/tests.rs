@@ -131,6 +131,45 @@ fn a_gap_inside_data_keeps_frame_sync() {
 }
 
 #[test]
+fn a_gap_ending_at_a_data_frames_end_keeps_its_end_stream() {
+    // A capture snap length cuts each response segment after its first bytes: the hole ends
+    // exactly where the DATA frame ends (RFC 9113 §4.1 gives its length), so the frame still
+    // ends there with END_STREAM (§6.1) and the next frame is read in sync.
+    let mut h = H::new();
+    for sid in [1u32, 3, 5] {
+        h.client(&frame(HEADERS, EH | ES, sid, &req("/page")));
+        let mut seg = frame(HEADERS, EH, sid, &status("200"));
+        let head = seg.len();
+        seg.extend(frame(DATA, ES, sid, &[b'x'; 1024]));
+        // Snapped 40 bytes into the DATA payload; the rest of the segment is a gap.
+        let kept = head + 9 + 40;
+        h.server(&seg[..kept]);
+        h.ev(
+            StreamDir::ToClient,
+            StreamEvent::Gap {
+                len: (seg.len() - kept) as u64,
+            },
+        );
+    }
+    let s = h.streams();
+    assert_eq!(s.len(), 3, "{s:?}");
+    assert!(s.iter().all(|(_, p, c, e)| p.as_deref() == Some("/page")
+        && *c == Some(200)
+        && *e == StreamEnd::Complete));
+    assert_eq!(h.c.h2_resyncs, 0);
+    assert_eq!(h.c.h2_gaps, 3);
+    // A hole that eats a whole padded-out frame payload, and one that ends exactly at the end
+    // of a frame being skipped, keep sync too.
+    h.client(&frame(HEADERS, EH | ES, 7, &req("/next")));
+    let w = frame(WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0]);
+    h.server(&w[..9]);
+    h.ev(StreamDir::ToClient, StreamEvent::Gap { len: 4 });
+    h.server(&frame(HEADERS, EH | ES, 7, &status("204")));
+    assert_eq!(h.streams().len(), 4);
+    assert_eq!(h.c.h2_resyncs, 0);
+}
+
+#[test]
 fn a_gap_inside_a_field_block_forgets_the_table() {
     let mut h = H::new();
     h.client(&frame(HEADERS, EH | ES, 1, &req("/first")));
