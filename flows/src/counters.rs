@@ -374,6 +374,11 @@ counters! {
     tunnel_inner_frames,
     /// Tunnel packets nested deeper than the engine peels (`MAX_TUNNEL_DEPTH`).
     tunnel_too_deep,
+    // --- HTTP/2 stream table ---
+    /// HTTP/2 streams reported before their end to make room in a full stream table
+    /// (`h2_max_streams`): they had lost bytes to a capture gap, their END_STREAM most likely
+    /// with them. Also counted in `h2_streams_unfinished`.
+    h2_streams_evicted,
 }
 
 #[cfg(test)]

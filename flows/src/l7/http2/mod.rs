@@ -32,7 +32,6 @@ use hpack::Field;
 use stream::{FieldSummary, Stream};
 pub use stream::{GrpcCall, H2Request, H2Response, H2Stream, StreamEnd};
 
-use crate::counters::Counters;
 use crate::l7::exchange::{new_trace, RequestHead};
 use crate::l7::{L7Config, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir};
 use crate::record::GrpcStatusSource;
@@ -175,6 +174,9 @@ pub struct Http2Decoder {
     max_stream_bytes: usize,
     /// Highest client stream id whose request we decoded.
     max_client_stream: u32,
+    /// Time of the last capture gap that lost frame sync (0: none): a stream last active
+    /// before it may have lost its end in it.
+    sync_lost_ns: u64,
     /// Whether we know which side is the client (preface/upgrade seen, or a field block with
     /// `:method` or `:status` decoded).
     roles_known: bool,
@@ -210,6 +212,7 @@ impl Http2Decoder {
             stream_bytes: 0,
             max_stream_bytes: config.h2_max_stream_state_bytes,
             max_client_stream: 0,
+            sync_lost_ns: 0,
             swapped: false,
             from_start: true,
             dead: false,
@@ -231,6 +234,7 @@ impl Http2Decoder {
             stream_bytes: 0,
             max_stream_bytes: config.h2_max_stream_state_bytes,
             max_client_stream: 0,
+            sync_lost_ns: 0,
             roles_known: false,
             swapped: false,
             from_start: false,
@@ -676,10 +680,9 @@ impl Http2Decoder {
         cx: &mut L7Context<'_>,
         out: &mut Vec<L7Event>,
     ) {
-        let max = cx.config.h2_max_streams;
         let by_client = self.role(d) == 0;
         // A reset of a stream we never saw still says a request was under way.
-        let Some(s) = self.stream_for(sid, at, cx.counters, max, false) else {
+        let Some(s) = self.stream_for(sid, at, cx, out, false) else {
             return;
         };
         let end = StreamEnd::Reset { code, by_client };
@@ -695,7 +698,7 @@ impl Http2Decoder {
                 cx.counters.h2_streams_cancelled += 1;
                 self.lingering.push_back((sid, at.ts_ns));
                 // Bounded like the streams themselves; the oldest wait ends early.
-                if self.lingering.len() > max {
+                if self.lingering.len() > cx.config.h2_max_streams {
                     if let Some((old, _)) = self.lingering.pop_front() {
                         self.close_stream(old, end, at.ts_ns, cx, out);
                     }
@@ -713,16 +716,22 @@ impl Http2Decoder {
         &mut self,
         sid: u32,
         at: &PacketCtx,
-        counters: &mut Counters,
-        max_streams: usize,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
         opens: bool,
     ) -> Option<&mut Stream> {
         if !self.streams.contains_key(&sid) {
             if self.closed.contains(&sid) {
-                counters.h2_frames_on_closed_streams += 1;
+                cx.counters.h2_frames_on_closed_streams += 1;
                 return None;
             }
-            if self.streams.len() >= max_streams || self.stream_bytes > self.max_stream_bytes {
+            if self.streams.len() >= cx.config.h2_max_streams {
+                self.evict_gapped_stream(at.ts_ns, cx, out);
+            }
+            let counters = &mut *cx.counters;
+            if self.streams.len() >= cx.config.h2_max_streams
+                || self.stream_bytes > self.max_stream_bytes
+            {
                 counters.h2_streams_over_cap += 1;
                 return None;
             }
@@ -734,9 +743,29 @@ impl Http2Decoder {
         let s = self.streams.get_mut(&sid)?;
         s.last_ns = s.last_ns.max(at.ts_ns);
         if s.reset.is_some() {
-            counters.h2_frames_after_reset += 1;
+            cx.counters.h2_frames_after_reset += 1;
         }
         Some(s)
+    }
+
+    /// The stream table is full: reports the least recently active stream that lost bytes to
+    /// a capture gap, or was last active before a gap that lost frame sync
+    /// ([`StreamEnd::Evicted`]), so that new streams are still decoded. Such a
+    /// stream's END_STREAM was most likely in the gap and would otherwise hold its slot until
+    /// the connection ends; a table full of streams with nothing lost is a real burst of
+    /// concurrency (RFC 9113 §5.1.2) and is left alone (`h2_streams_over_cap` counts it).
+    #[cold]
+    fn evict_gapped_stream(&mut self, now_ns: u64, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+        let victim = self
+            .streams
+            .iter()
+            .filter(|(_, s)| s.partial || s.last_ns <= self.sync_lost_ns)
+            .min_by_key(|(_, s)| s.last_ns)
+            .map(|(&id, _)| id);
+        if let Some(id) = victim {
+            cx.counters.h2_streams_evicted += 1;
+            self.close_stream(id, StreamEnd::Evicted, now_ns, cx, out);
+        }
     }
 
     fn stream_data(&mut self, d: usize, sid: u32, bytes: &[u8], at: &PacketCtx) {
@@ -762,12 +791,8 @@ impl Http2Decoder {
         out: &mut Vec<L7Event>,
     ) {
         cx.counters.h2_data_frames += 1;
-        let max = cx.config.h2_max_streams;
         // DATA for a stream not seen yet: it was opened before the capture.
-        if self
-            .stream_for(hdr.stream_id, at, cx.counters, max, false)
-            .is_none()
-        {
+        if self.stream_for(hdr.stream_id, at, cx, out, false).is_none() {
             return;
         }
         if hdr.has(flags::END_STREAM) {
@@ -828,7 +853,7 @@ impl Http2Decoder {
             StreamEnd::Complete => {}
             StreamEnd::Reset { .. } => c.h2_streams_reset += 1,
             StreamEnd::GoAway { .. } => c.h2_streams_refused_by_goaway += 1,
-            StreamEnd::ConnectionEnd | StreamEnd::ConnectionError { .. } => {
+            StreamEnd::ConnectionEnd | StreamEnd::ConnectionError { .. } | StreamEnd::Evicted => {
                 c.h2_streams_unfinished += 1
             }
         }
@@ -1067,13 +1092,12 @@ impl Http2Decoder {
                 }
             }
         }
-        let max = cx.config.h2_max_streams;
         match kind {
             BlockKind::PushPromise { promised } => {
                 // §8.4: the promised request, decoded by the server's encoder state.
                 let req = self.request_from(promised, &summary, true, start, at, lost, cx);
                 let size = request_bytes(&req);
-                if let Some(s) = self.stream_for(promised, start, cx.counters, max, true) {
+                if let Some(s) = self.stream_for(promised, start, cx, out, true) {
                     s.request = Some(req.clone());
                     s.bytes += size;
                     s.done[0] = true;
@@ -1086,7 +1110,7 @@ impl Http2Decoder {
                 if !existing {
                     let req = self.request_from(sid, &summary, false, start, at, lost, cx);
                     let size = request_bytes(&req);
-                    let Some(s) = self.stream_for(sid, start, cx.counters, max, true) else {
+                    let Some(s) = self.stream_for(sid, start, cx, out, true) else {
                         return;
                     };
                     s.request = Some(req.clone());
@@ -1121,7 +1145,7 @@ impl Http2Decoder {
                 }
             }
             BlockKind::Headers { end_stream } => {
-                let Some(s) = self.stream_for(sid, start, cx.counters, max, false) else {
+                let Some(s) = self.stream_for(sid, start, cx, out, false) else {
                     return;
                 };
                 let mut added = 0;
@@ -1282,7 +1306,10 @@ impl Http2Decoder {
                     self.lost_block(d, hdr.stream_id, cx);
                 }
             }
-            _ => self.enter_sync(d, cx),
+            _ => {
+                self.sync_lost_ns = at.ts_ns.max(1);
+                self.enter_sync(d, cx)
+            }
         }
     }
 }

@@ -148,6 +148,11 @@ fn end_error(end: StreamEnd) -> Option<(String, String)> {
             "no_response".to_string(),
             "connection ended before the stream".to_string(),
         )),
+        StreamEnd::Evicted => Some((
+            "incomplete".to_string(),
+            "reported before its end: bytes lost in a capture gap and the stream table full"
+                .to_string(),
+        )),
         StreamEnd::ConnectionError { code } => Some((
             error_name(code).to_string(),
             format!(

@@ -96,6 +96,10 @@ pub enum StreamEnd {
         /// Error code (§7).
         code: u32,
     },
+    /// Reported before its end was seen: it had lost bytes to a capture gap (its END_STREAM
+    /// was most likely in it) and the connection's stream table was full
+    /// (`h2_max_streams`), so it made room for a new stream.
+    Evicted,
 }
 
 /// gRPC facts about a stream.

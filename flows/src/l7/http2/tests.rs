@@ -4,6 +4,7 @@
 use super::frame::encode::frame;
 use super::hpack::encode as hp;
 use super::*;
+use crate::counters::Counters;
 use crate::record::GrpcStatusSource;
 use crate::trace::IdGenerator;
 
@@ -167,6 +168,58 @@ fn a_gap_ending_at_a_data_frames_end_keeps_its_end_stream() {
     h.server(&frame(HEADERS, EH | ES, 7, &status("204")));
     assert_eq!(h.streams().len(), 4);
     assert_eq!(h.c.h2_resyncs, 0);
+}
+
+#[test]
+fn a_full_stream_table_reports_its_oldest_gapped_stream() {
+    // Streams whose END_STREAM went into a capture gap (here: the hole runs past the DATA
+    // frame into the next one, so sync is lost) would hold the table until the connection
+    // ends; once it is full, the oldest of them is reported as evicted and new streams are
+    // still decoded. Streams that lost nothing are never evicted.
+    let mut h = H::new();
+    h.cfg.h2_max_streams = 4;
+    for sid in [1u32, 3, 5] {
+        h.client(&frame(HEADERS, EH | ES, sid, &req("/cut")));
+        let mut seg = frame(HEADERS, EH, sid, &status("200"));
+        let head = seg.len();
+        seg.extend(frame(DATA, 0, sid, &[b'x'; 100]));
+        seg.extend(frame(DATA, ES, sid, &[b'x'; 100]));
+        h.server(&seg[..head + 9 + 10]);
+        h.ev(
+            StreamDir::ToClient,
+            StreamEvent::Gap {
+                len: (seg.len() - head - 19) as u64,
+            },
+        );
+        // The next server frame header arrives whole: sync comes back at it.
+        h.server(&frame(WINDOW_UPDATE, 0, 0, &[0, 0, 1, 0]));
+    }
+    // Opened after the gaps, nothing lost: never evicted.
+    h.client(&frame(HEADERS, EH, 7, &req("/open")));
+    assert!(h.streams().is_empty());
+    for sid in [9u32, 11, 13] {
+        h.client(&frame(HEADERS, EH | ES, sid, &req("/new")));
+    }
+    for sid in [9u32, 11, 13] {
+        h.server(&frame(HEADERS, EH | ES, sid, &status("204")));
+    }
+    let s = h.streams();
+    let evicted: Vec<_> = s
+        .iter()
+        .filter(|x| x.3 == StreamEnd::Evicted)
+        .map(|x| x.0)
+        .collect();
+    assert_eq!(evicted, [1, 3, 5]);
+    let new: Vec<_> = s.iter().filter(|x| x.2 == Some(204)).map(|x| x.0).collect();
+    assert_eq!(new, [9, 11, 13]);
+    assert_eq!((h.c.h2_streams_evicted, h.c.h2_streams_over_cap), (3, 0));
+    // Now only the untouched stream 7 is open: a full table of streams that lost nothing
+    // refuses the next one instead.
+    for sid in [15u32, 17, 19] {
+        h.client(&frame(HEADERS, EH, sid, &req("/held")));
+    }
+    h.client(&frame(HEADERS, EH, 21, &req("/refused")));
+    assert_eq!((h.c.h2_streams_evicted, h.c.h2_streams_over_cap), (3, 1));
 }
 
 #[test]
