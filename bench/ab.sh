@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# Overhead of `flowscope agent` on an observed HTTP/1.1 service, A/B interleaved in one run.
+# Overhead of `flowscope agent` on an observed HTTP/1.1 (or HTTP/2 cleartext, or gRPC-shaped)
+# service, A/B interleaved in one run.
 #
 # nginx (1 worker, 1 KiB static body) runs in one network namespace, h2load in another, joined
 # by a veth pair. Each pair of runs is "off" (no agent) then "on" (agent attached with TC to
 # the server's veth, `-o none`); each run has two phases:
-#   rate: h2load --h1 at a fixed total rate (default 10k req/s over 10 connections)
-#   sat:  h2load --h1 closed loop (default 32 connections), i.e. saturation
+#   rate: h2load (--h1 for MODE=h1) at a fixed total rate (default 10k req/s over 10 connections)
+#   sat:  h2load closed loop (default 32 connections), i.e. saturation
 # Reported per run: achieved req/s, p50/p99 latency (from h2load's per-request log), and when
 # the agent is on: its CPU (utime+stime from /proc/PID/stat, µs per request), RSS (VmRSS at the
-# end of the rate phase, VmHWM at the end), kernel ring losses and HTTP/1 responses decoded
+# end of the rate phase, VmHWM at the end), kernel ring losses and responses decoded (see MODE)
 # (from `flowscope status -o json`) against requests sent.
 #
 # Load generator: h2load (Debian nghttp2-client) because wrk has no fixed-rate mode and wrk2 is
@@ -16,6 +17,18 @@
 # not coordinated-omission corrected (a stalled response delays the next send on that
 # connection; latency is measured from the actual send).
 #
+# MODE picks the protocol (same columns; "decoded" counts the engine's counter for it):
+#   h1   (default) HTTP/1.1 GET of the 1 KiB file; decoded = engine_http1_responses
+#   h2c  HTTP/2 over cleartext TCP with prior knowledge (RFC 9113 §3.3; nginx `listen ... http2`,
+#        h2load's default for http:// URLs), GET of the same file; decoded = engine_h2_responses
+#   grpc the same h2c connection carrying a unary gRPC-shaped call: h2load POSTs a fixed
+#        length-prefixed message (helloworld.Greeter/SayHello, `content-type: application/grpc`,
+#        `te: trailers`) and nginx answers 200 with a fixed length-prefixed reply
+#        (application/grpc) and a `grpc-status: 0` trailer; no gRPC library on either side, so
+#        it measures the wire shape (HEADERS + DATA each way, trailers), not a gRPC stack;
+#        decoded = engine_grpc_calls
+#   STREAMS=N (h2c, grpc) concurrent streams per connection (h2load -m; default 1, so the
+#   request rate and connection count mean what they mean for h1).
 # Needs root, nginx, h2load, a release build. Not run in CI. Stops by itself.
 #   bench/ab.sh [PAIRS=3] [SECS=10] [RPS=10000] [RATE_CONNS=10] [SAT_CONNS=32]
 # Env: FLOWSCOPE=path/to/flowscope (default target/release/flowscope), KEEP=1 keeps the work dir,
@@ -31,6 +44,19 @@ fs="${FLOWSCOPE:-$root/target/release/flowscope}"
 pin_srv="" pin_cli=""
 [ -n "${PIN:-}" ] && pin_srv="taskset -c 1" pin_cli="taskset -c 0"
 name=ab.sh tag="fsab$$"
+proto="${MODE:-h1}"
+case "$proto" in
+    h1) proto_args=(--h1) decoded_counter=engine_http1_responses ;;
+    h2c) proto_args=(-m "${STREAMS:-1}") decoded_counter=engine_h2_responses nginx_listen_opts=http2 ;;
+    grpc)
+        decoded_counter=engine_grpc_calls nginx_listen_opts=http2
+        # nginx serves no POST from a file; the 405 its static module answers is turned into
+        # the file itself (error_page re-requests it as a GET), with gRPC's type and trailer.
+        nginx_locations='location /helloworld.Greeter/ { default_type application/grpc;
+            add_trailer grpc-status 0; error_page 405 =200 $uri; }'
+        ;;
+    *) echo "ab.sh: MODE is h1, h2c or grpc, not $proto" >&2; exit 1 ;;
+esac
 # shellcheck source=bench/lib.sh
 . "$root/bench/lib.sh"
 bench_need nginx h2load ip "$fs"
@@ -39,9 +65,18 @@ bench_netns
 # --- nginx: 1 worker, 1 KiB body (the published reference uses 1 KB payloads) ---
 mkdir -p "$work/www"
 head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
+url="http://198.18.0.1/index.html"
+if [ "$proto" = grpc ]; then
+    # gRPC messages: flag 0 (uncompressed), 4-byte big-endian length, protobuf field 1 (string).
+    mkdir -p "$work/www/helloworld.Greeter"
+    printf '\0\0\0\0\007\012\005world' > "$work/grpc-request.bin"
+    printf '\0\0\0\0\015\012\013Hello world' > "$work/www/helloworld.Greeter/SayHello"
+    proto_args=(-m "${STREAMS:-1}" -d "$work/grpc-request.bin"
+        -H 'content-type: application/grpc' -H 'te: trailers')
+    url="http://198.18.0.1/helloworld.Greeter/SayHello"
+fi
 # shellcheck disable=SC2086
 bench_nginx 1024 $pin_srv
-url="http://198.18.0.1/index.html"
 
 status_json() { "$fs" status --server "unix://$sock" -o json 2>/dev/null || echo '{}'; }
 # counter NAME < status json: the first integer value of a key named NAME anywhere in it.
@@ -83,7 +118,7 @@ load() {
     else
         args=(-c "$sat_conns" -t 1)
     fi
-    $pin_cli ip netns exec "$cli" h2load --h1 "${args[@]}" -D "$secs" --log-file="$log" "$url" \
+    $pin_cli ip netns exec "$cli" h2load "${proto_args[@]}" "${args[@]}" -D "$secs" --log-file="$log" "$url" \
         > "$log.out" 2>&1 || { echo "ab.sh: h2load failed:" >&2; tail "$log.out" >&2; exit 1; }
     local done_ rps_
     done_=$(awk '/^requests:/ {print $8}' "$log.out")
@@ -97,7 +132,7 @@ load() {
 
 results="$work/results.tsv"
 printf 'pair\tagent\tphase\trequests\treq_s\tp50_us\tp99_us\tagent_us_per_req\tagent_cpu_pct\trss_kb\tanon_kb\thwm_kb\tring_lost\tdecoded\n' > "$results"
-echo "ab.sh: $pairs pairs x (rate ${rps}/s over $rate_conns conns, saturation over $sat_conns conns), ${secs}s each, work dir $work" >&2
+echo "ab.sh: MODE=$proto, $pairs pairs x (rate ${rps}/s over $rate_conns conns, saturation over $sat_conns conns), ${secs}s each, work dir $work" >&2
 for pair in $(seq "$pairs"); do
     for mode in off on; do
         [ "$mode" = on ] && { start_agent; sleep 1; }
@@ -120,7 +155,7 @@ for pair in $(seq "$pairs"); do
                 sleep 1.5   # let the agent drain its ring and the engine pair the last exchanges
                 c1=$(cpu_ticks "$agent_pid"); s1=$(status_json)
                 sent_all=$n
-                dec=$(( $(counter engine_http1_responses <<<"$s1") - $(counter engine_http1_responses <<<"$s0") ))
+                dec=$(( $(counter "$decoded_counter" <<<"$s1") - $(counter "$decoded_counter" <<<"$s0") ))
                 lost=$(( $(counter kernel_ring_full_lost <<<"$s1") - $(counter kernel_ring_full_lost <<<"$s0") ))
                 us=$(echo "($c1 - $c0) * 1000000 / $hz / $sent_all" | bc -l)
                 pct=$(echo "($c1 - $c0) * 100 / $hz / $secs" | bc -l)

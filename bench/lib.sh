@@ -51,7 +51,9 @@ bench_netns() {
 }
 
 # bench_nginx CONNECTIONS [PREFIX...]: nginx, one worker, serving $work/www on 198.18.0.1:80,
-# run under PREFIX (e.g. `taskset -c 1`); returns when it accepts connections.
+# run under PREFIX (e.g. `taskset -c 1`); returns when it accepts connections. The sourcing
+# script may set `nginx_listen_opts` (e.g. `http2`: HTTP/2 over cleartext TCP, for clients with
+# prior knowledge) and `nginx_locations` (extra configuration inside the server block).
 bench_nginx() {
     local conns="$1"
     shift
@@ -62,7 +64,7 @@ worker_rlimit_nofile $(( conns * 2 + 2048 ));
 events { worker_connections $conns; }
 http { access_log off; keepalive_requests 1000000; client_body_temp_path $work/nginx; proxy_temp_path $work/nginx;
   fastcgi_temp_path $work/nginx; uwsgi_temp_path $work/nginx; scgi_temp_path $work/nginx;
-  server { listen 198.18.0.1:80; root $work/www; } }
+  server { listen 198.18.0.1:80 ${nginx_listen_opts:-}; root $work/www; ${nginx_locations:-} } }
 EOF
     "$@" ip netns exec "$srv" nginx -c "$work/nginx/nginx.conf" -e stderr 2>"$work/nginx.err" &
     nginx_pid=$!
