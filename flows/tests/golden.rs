@@ -20,11 +20,11 @@ fn exchanges(records: &[Record]) -> Vec<(String, String, Option<i64>, Option<i64
                 _ => None,
             };
             let path = match &s.attributes[attr::URL_PATH] {
-                AttributeValue::String(p) => p.clone(),
+                AttributeValue::String(p) => p.to_string(),
                 v => panic!("{v:?}"),
             };
             (
-                s.name.clone(),
+                s.name.to_string(),
                 path,
                 int(attr::HTTP_RESPONSE_STATUS_CODE),
                 int(attr::HTTP_RESPONSE_BODY_SIZE),

@@ -56,7 +56,11 @@ static GLOBAL: Counting = Counting;
 
 /// Allocations, frees and bytes allocated so far.
 fn counts() -> [u64; 3] {
-    [ALLOCS.load(Relaxed), FREES.load(Relaxed), BYTES.load(Relaxed)]
+    [
+        ALLOCS.load(Relaxed),
+        FREES.load(Relaxed),
+        BYTES.load(Relaxed),
+    ]
 }
 
 /// Connections of the workload, as `bench/ab.sh`'s rate phase (h2load --h1, 10 clients).
@@ -173,7 +177,13 @@ fn main() {
         .unwrap_or(20_000);
     let per_conn = exchanges / usize::from(CONNECTIONS);
     let mut frames: Vec<SynthFrame> = (0..CONNECTIONS)
-        .flat_map(|i| connection(40_000 + i, per_conn, 1_700_000_000_000_000_000 + u64::from(i)))
+        .flat_map(|i| {
+            connection(
+                40_000 + i,
+                per_conn,
+                1_700_000_000_000_000_000 + u64::from(i),
+            )
+        })
         .collect();
     frames.sort_by_key(|f| f.ts_ns);
     let owner = |pid: u32, comm: &str| ProcessInfo {
@@ -235,7 +245,14 @@ fn main() {
                 }
             }
             if measuring {
-                add(if is_flow { &mut tally.flows } else { &mut tally.spans }, before);
+                add(
+                    if is_flow {
+                        &mut tally.flows
+                    } else {
+                        &mut tally.spans
+                    },
+                    before,
+                );
             }
         }
     }

@@ -201,7 +201,7 @@ pub fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
     h.iter()
         .map(|(k, v)| HttpHeader {
             key: text(k),
-            value: v.clone(),
+            value: v.as_str().into(),
         })
         .collect()
 }

@@ -8,7 +8,7 @@ use super::lenient::{self, LenientHead, StartLine};
 use crate::l7::dns::doh;
 use crate::l7::exchange::HttpVersion;
 use crate::l7::{L7Config, REDACTED, SENSITIVE_HEADERS};
-use crate::record::{BodyError, HttpHeader, Text};
+use crate::record::{BodyError, CompactString, HttpHeader, Text};
 use crate::trace::{is_traceparent, InboundTraceParent};
 
 /// Largest `max_headers` honoured (the header array lives on the stack).
@@ -273,7 +273,7 @@ pub(super) fn request(
             let copy = kept
                 .iter()
                 .find(|k| name_eq(&k.key, h.name) && k.value != REDACTED);
-            *slot = Some(copy.map_or_else(|| field_text(h.value), |k| k.value.clone()));
+            *slot = Some(copy.map_or_else(|| field_text(h.value), |k| k.value.to_string()));
         }
     }
     // W3C Trace Context §3.2.1: any name casing; every field, as two make it invalid.
@@ -341,9 +341,9 @@ fn keep_headers(headers: &[httparse::Header<'_>], cfg: &L7Config) -> Vec<HttpHea
             continue;
         }
         let value = if SENSITIVE_HEADERS.iter().any(|s| name_eq(s, h.name)) {
-            REDACTED.to_string()
+            CompactString::const_new(REDACTED)
         } else {
-            field_text(h.value)
+            field_value(h.value)
         };
         kept.push(HttpHeader {
             key: crate::record::text(h.name),
@@ -371,6 +371,14 @@ fn field_text(value: &[u8]) -> String {
     match std::str::from_utf8(value) {
         Ok(s) => s.to_owned(),
         Err(_) => String::from_utf8_lossy(value).into_owned(),
+    }
+}
+
+/// [`field_text`] for a kept header's value: inline (no allocation) up to 24 bytes.
+fn field_value(value: &[u8]) -> CompactString {
+    match std::str::from_utf8(value) {
+        Ok(s) => CompactString::new(s),
+        Err(_) => CompactString::from_utf8_lossy(value),
     }
 }
 

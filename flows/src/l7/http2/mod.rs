@@ -258,7 +258,7 @@ impl Http2Decoder {
             headers: request
                 .headers
                 .iter()
-                .map(|h| (h.key.to_string(), h.value.clone()))
+                .map(|h| (h.key.to_string(), h.value.to_string()))
                 .collect(),
             unknown_fields: 0,
             pushed: false,
