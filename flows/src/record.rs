@@ -305,8 +305,9 @@ pub struct HttpInfo {
     pub code: Option<u16>,
     /// Request method.
     pub method: Text,
-    /// `http://host/target` when the Host is known, else the request target.
-    pub url: String,
+    /// `http://host/target` when the Host is known, else the request target; shared by the
+    /// exchange's request and response flows.
+    pub url: Arc<str>,
     /// "HTTP/1.1", "HTTP/1.0" or "HTTP/2".
     pub protocol: Text,
     /// Allow-listed headers of this message.

@@ -209,6 +209,8 @@ fn main() {
     let warm = frames.len() / 2;
     let mut tally = Tally::default();
     let (mut l7_flows, mut spans_kept, mut measured_flows) = (0u64, 0u64, 0u64);
+    // Reused, like the agent's batch: its growth is not the engine's.
+    let mut records = Vec::with_capacity(64);
     for (i, f) in frames.iter().enumerate() {
         let measuring = i >= warm;
         let meta = CaptureMeta {
@@ -219,14 +221,13 @@ fn main() {
         };
         let before = counts();
         let _ = engine.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta);
-        let mut records = Vec::new();
         while let Some(r) = engine.poll_record() {
             records.push(r);
         }
         if measuring {
             add(&mut tally.engine, before);
         }
-        for r in records {
+        for r in records.drain(..) {
             let before = counts();
             let is_flow = matches!(r, Record::Flow(_));
             match r {

@@ -5,6 +5,7 @@
 //! It sits here rather than in either decoder so that neither imports the other.
 
 use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
 use crate::key::Endpoint;
 use crate::l7::{L7Context, PacketCtx};
@@ -138,6 +139,9 @@ pub struct RequestHead {
     pub head_end: PacketCtx,
     /// The head's framing fields break a message length rule (RFC 9112 §6.1, §6.3).
     pub framing_error: Option<BodyError>,
+    /// [`RequestHead::url`], made on first use: the request's flow and its response's share
+    /// one copy.
+    pub url: OnceLock<Arc<str>>,
 }
 
 impl RequestHead {
@@ -146,18 +150,17 @@ impl RequestHead {
         self.version.as_str()
     }
 
-    /// `http://host/target` for origin-form targets with a Host, else the target as sent.
-    pub fn url(&self) -> String {
-        match &self.host {
-            Some(host) if self.target.starts_with('/') => {
-                let mut url = String::with_capacity(7 + host.len() + self.target.len());
-                url.push_str("http://");
-                url.push_str(host);
-                url.push_str(&self.target);
-                url
-            }
-            _ => self.target.clone(),
-        }
+    /// `http://host/target` for origin-form targets with a Host, else the target as sent;
+    /// shared by the exchange's flows.
+    pub fn url(&self) -> Arc<str> {
+        self.url
+            .get_or_init(|| match &self.host {
+                Some(host) if self.target.starts_with('/') => {
+                    shared_concat(&["http://", host, &self.target])
+                }
+                _ => Arc::from(self.target.as_str()),
+            })
+            .clone()
     }
 }
 
@@ -194,6 +197,22 @@ pub fn split_host_port(host: &str) -> (&str, Option<u16>) {
         Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
         _ => (host, None),
     }
+}
+
+/// `parts` joined, in one allocation (the shared string's own) when they fit a stack buffer,
+/// as nearly all URLs do, rather than a `String` copied into an `Arc`.
+pub(crate) fn shared_concat(parts: &[&str]) -> Arc<str> {
+    let mut buf = [0u8; 512];
+    let mut len = 0;
+    for p in parts {
+        let Some(dst) = buf.get_mut(len..len + p.len()) else {
+            return Arc::from(parts.concat());
+        };
+        dst.copy_from_slice(p.as_bytes());
+        len += p.len();
+    }
+    // Joined `str`s are UTF-8; the check only keeps this free of `unsafe`.
+    Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
 }
 
 /// Header pairs as record headers, copied.
@@ -292,6 +311,14 @@ pub fn http_flow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_concat_joins_short_and_long() {
+        assert_eq!(&*shared_concat(&["http://", "h", "/a"]), "http://h/a");
+        assert_eq!(&*shared_concat(&[]), "");
+        let long = "x".repeat(600);
+        assert_eq!(&*shared_concat(&["/", &long]), format!("/{long}"));
+    }
 
     #[test]
     fn targets_split_into_path_and_query() {

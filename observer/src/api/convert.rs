@@ -328,7 +328,7 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
                 Record::Http(pb::Http {
                     code: h.code.map(u32::from).unwrap_or(0),
                     method: h.method.to_string(),
-                    url: h.url.clone(),
+                    url: h.url.to_string(),
                     protocol: h.protocol.to_string(),
                     headers: h
                         .headers
@@ -540,7 +540,7 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
                 Some(Record::Http(h)) => L7Record::Http(HttpInfo {
                     code: (h.code != 0).then_some(h.code as u16),
                     method: record::text(&h.method),
-                    url: h.url.clone(),
+                    url: h.url.as_str().into(),
                     protocol: record::text(&h.protocol),
                     headers: h
                         .headers

@@ -12,7 +12,9 @@ use super::frame::rst_stream::error_name;
 use super::grpc;
 use super::stream::{H2Request, H2Stream, StreamEnd};
 pub use crate::l7::exchange::Peers;
-use crate::l7::exchange::{headers_of, http_flow, split_host_port, KNOWN_METHODS};
+use std::sync::Arc;
+
+use crate::l7::exchange::{headers_of, http_flow, shared_concat, split_host_port, KNOWN_METHODS};
 use crate::record::{
     attr, ip_string, AttributeValue, Attributes, CompactString, Flow, GrpcStatus, GrpcStatusSource,
     Http2Info, HttpHeader, HttpInfo, Span, SpanKind, SpanStatus, StatusCode, StreamReset,
@@ -22,13 +24,13 @@ use crate::record::{
 pub const PROTOCOL: &str = "HTTP/2";
 
 /// `http://authority/path` when both are known, else the path, else empty (unknown).
-fn url_of(req: &H2Request) -> String {
+fn url_of(req: &H2Request) -> Arc<str> {
     match (&req.authority, &req.path) {
         (Some(a), Some(p)) if p.starts_with('/') => {
-            format!("{}://{a}{p}", req.scheme.as_deref().unwrap_or("http"))
+            shared_concat(&[req.scheme.as_deref().unwrap_or("http"), "://", a, p])
         }
-        (_, Some(p)) => p.clone(),
-        _ => String::new(),
+        (_, Some(p)) => Arc::from(p.as_str()),
+        _ => Arc::default(),
     }
 }
 
