@@ -11,8 +11,8 @@ use crate::key::Endpoint;
 use crate::l7::{L7Context, PacketCtx};
 use crate::packet::TcpFlags;
 use crate::record::{
-    text, BodyError, Flow, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4,
-    Layer7, Text, TraceContext, Verdict,
+    text, BodyError, CompactString, Flow, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type,
+    Layer4, Layer7, Text, TraceContext, Verdict,
 };
 use crate::trace::{InboundTraceParent, InvalidTraceParent, SpanId, TraceId, TraceState};
 
@@ -123,10 +123,10 @@ pub struct RequestHead {
     pub target: String,
     /// Protocol version.
     pub version: HttpVersion,
-    /// `Host` header value.
-    pub host: Option<String>,
-    /// `User-Agent` header value.
-    pub user_agent: Option<String>,
+    /// `Host` header value (inline when short, as nearly all are).
+    pub host: Option<CompactString>,
+    /// `User-Agent` header value (inline up to 24 bytes).
+    pub user_agent: Option<CompactString>,
     /// Allow-listed headers, sensitive values redacted.
     pub headers: Vec<HttpHeader>,
     /// Body length from Content-Length (chunked bodies are counted as they pass).

@@ -250,10 +250,10 @@ impl Http2Decoder {
             stream_id: 1,
             method: Some(request.method.to_string()),
             scheme: Some("http".into()),
-            authority: request.host.clone(),
+            authority: request.host.as_deref().map(String::from),
             path: Some(request.target.clone()),
             content_type: None,
-            user_agent: request.user_agent.clone(),
+            user_agent: request.user_agent.as_deref().map(String::from),
             grpc_timeout_ns: None,
             headers: request
                 .headers
