@@ -32,17 +32,18 @@ pub struct ProcessInfo {
     /// The process's name (at most 15 bytes): the thread group leader's comm, what `ps`
     /// shows. The kernel event carries the acting thread's comm; for another thread the
     /// leader's is read from `/proc/PID/comm` once per thread (the thread's when the process
-    /// is already gone).
-    pub comm: String,
+    /// is already gone). Shared (`Arc<str>`) with every record attributed to the process: a
+    /// copy is a reference count, not an allocation.
+    pub comm: Arc<str>,
     /// The acting thread's comm when it differs from [`ProcessInfo::comm`] (a runtime's
     /// worker, e.g. `tokio-rt-worker`).
-    pub thread_name: Option<String>,
+    pub thread_name: Option<Arc<str>>,
     /// cgroup v2 id (the inode of the cgroup directory); 0 when unknown.
     pub cgroup_id: u64,
     /// cgroup v2 path, e.g. `/system.slice/docker-<id>.scope`.
     pub cgroup_path: Option<String>,
     /// Container id parsed from the cgroup path.
-    pub container_id: Option<String>,
+    pub container_id: Option<Arc<str>>,
     /// Container runtime that named the cgroup ("docker", "containerd", "crio", "podman").
     pub container_runtime: Option<&'static str>,
     /// Kubernetes pod UID parsed from the cgroup path.
@@ -337,7 +338,7 @@ impl OwnerCache {
         let netns = ev.netns.unwrap_or(0);
         let key = (p.pid, p.tid, p.cgroup_id, netns);
         if let Some(info) = self.processes.get(&key) {
-            if info.thread_name.as_deref().unwrap_or(&info.comm) == p.comm {
+            if *info.thread_name.as_deref().unwrap_or(&info.comm) == *p.comm {
                 return info.clone();
             }
         }
@@ -346,8 +347,8 @@ impl OwnerCache {
             .then(|| procfs::read_comm(&self.opts.proc_root, p.pid))
             .flatten();
         let (comm, thread_name) = match leader {
-            Some(l) if l != p.comm => (l, Some(p.comm.clone())),
-            _ => (p.comm.clone(), None),
+            Some(l) if l != p.comm => (l.into(), Some(p.comm.as_str().into())),
+            _ => (p.comm.as_str().into(), None),
         };
         let cgroup_path = (p.cgroup_id != 0)
             .then(|| self.cgroups.path_of(p.cgroup_id))
@@ -360,7 +361,7 @@ impl OwnerCache {
             thread_name,
             cgroup_id: p.cgroup_id,
             cgroup_path,
-            container_id: container.as_ref().map(|c| c.id.clone()),
+            container_id: container.as_ref().map(|c| c.id.as_str().into()),
             container_runtime: container.as_ref().map(|c| c.runtime),
             pod_uid: container.and_then(|c| c.pod_uid),
             netns,
@@ -566,11 +567,11 @@ impl OwnerCache {
             let info = ProcessInfo {
                 pid,
                 tid: pid,
-                comm: p.comm,
+                comm: p.comm.into(),
                 thread_name: None,
                 cgroup_id,
                 cgroup_path: p.cgroup_path,
-                container_id: container.as_ref().map(|c| c.id.clone()),
+                container_id: container.as_ref().map(|c| c.id.as_str().into()),
                 container_runtime: container.as_ref().map(|c| c.runtime),
                 pod_uid: container.and_then(|c| c.pod_uid),
                 netns: if p.netns != 0 { p.netns } else { netns },
@@ -645,15 +646,12 @@ mod tests {
         // The test record's tid is pid + 1: a thread other than the leader.
         c.apply(&ev(1, 7, None, 100, "tokio-rt-worker", 1));
         let p = c.lookup_cookie(7).unwrap().clone();
-        assert_eq!(p.comm, "flowscope");
+        assert_eq!(&*p.comm, "flowscope");
         assert_eq!(p.thread_name.as_deref(), Some("tokio-rt-worker"));
         // Gone from /proc: the thread's name is all there is.
         c.apply(&ev(1, 8, None, 200, "worker", 2));
         let p = c.lookup_cookie(8).unwrap();
-        assert_eq!(
-            (p.comm.as_str(), p.thread_name.as_deref()),
-            ("worker", None)
-        );
+        assert_eq!((&*p.comm, p.thread_name.as_deref()), ("worker", None));
         std::fs::remove_dir_all(root).unwrap();
     }
 
@@ -691,7 +689,7 @@ mod tests {
         c.apply(&ev(3, 7, Some((40000, 80)), 0, "", 2)); // ESTABLISHED: cookie + tuple
         assert_eq!(c.lookup_cookie(7).unwrap().pid, 100);
         let p = c.lookup_tuple(&tuple(40000, 80)).unwrap();
-        assert_eq!((p.pid, p.comm.as_str()), (100, "curl"));
+        assert_eq!((p.pid, &*p.comm), (100, "curl"));
         // the reverse orientation finds the same socket
         assert_eq!(
             c.lookup_tuple(&tuple(40000, 80).reversed()).unwrap().pid,
@@ -734,8 +732,8 @@ mod tests {
         );
         r[0..8].copy_from_slice(&2u64.to_ne_bytes());
         c.apply(&SockEvent::parse(&r).unwrap());
-        assert_eq!(c.lookup_tuple(&tuple(40000, 80)).unwrap().comm, "curl");
-        assert_eq!(c.lookup_tuple(&server).unwrap().comm, "nginx");
+        assert_eq!(&*c.lookup_tuple(&tuple(40000, 80)).unwrap().comm, "curl");
+        assert_eq!(&*c.lookup_tuple(&server).unwrap().comm, "nginx");
     }
 
     #[test]
@@ -775,7 +773,7 @@ mod tests {
         c.apply(&ev(4, 0, Some((80, 5000)), 0, "", 20));
         c.apply(&ev(2, 0, Some((80, 5000)), 6, "new", 30));
         c.expire(1000);
-        assert_eq!(c.lookup_tuple(&tuple(80, 5000)).unwrap().comm, "new");
+        assert_eq!(&*c.lookup_tuple(&tuple(80, 5000)).unwrap().comm, "new");
     }
 
     #[test]

@@ -7,6 +7,9 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
+
+pub use compact_str::CompactString;
 
 use serde::{Deserialize, Serialize};
 
@@ -75,11 +78,11 @@ pub enum IpVersion {
 }
 
 /// `addr` as text, like its `Display` but without the formatting machinery for IPv4 (spans
-/// carry two or three addresses each).
-pub(crate) fn ip_string(addr: IpAddr) -> String {
+/// carry two or three addresses each), and inline (no allocation) for IPv4 and short IPv6.
+pub(crate) fn ip_string(addr: IpAddr) -> CompactString {
     match addr {
         IpAddr::V4(v4) => {
-            let mut s = String::with_capacity(15);
+            let mut s = CompactString::const_new("");
             for (i, o) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
                     s.push('.');
@@ -94,7 +97,7 @@ pub(crate) fn ip_string(addr: IpAddr) -> String {
             }
             s
         }
-        IpAddr::V6(v6) => v6.to_string(),
+        IpAddr::V6(v6) => compact_str::ToCompactString::to_compact_string(&v6),
     }
 }
 
@@ -178,6 +181,10 @@ impl Layer4 {
 
 /// Kernel/agent attribution of a flow to a process; the engine leaves it `None` and the agent
 /// fills it from the socket cookie.
+///
+/// Its strings are shared (`Arc<str>`): the agent attributes every record to its local end and
+/// its peer from one cached copy per process, so a copy costs a reference count, not an
+/// allocation per string (and no free when the record leaves the store).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProcessInfo {
     /// Process (thread group) id.
@@ -186,16 +193,16 @@ pub struct ProcessInfo {
     pub tid: Option<u32>,
     /// The process's name, when known: its thread-group leader's `comm` (what `ps` shows),
     /// not the name of the thread that used the socket (that is [`ProcessInfo::thread_name`]).
-    pub comm: Option<String>,
+    pub comm: Option<Arc<str>>,
     /// cgroup v2 id, when known.
     pub cgroup_id: Option<u64>,
     /// Container id derived from the cgroup path, when known.
-    pub container_id: Option<String>,
+    pub container_id: Option<Arc<str>>,
     /// Name of the thread that used the socket (its `comm`), when it differs from the
     /// process's: `comm` is the thread-group leader's name (what `ps` shows), so a server's
     /// `tokio-rt-worker` thread is kept here and the process is still called `flowscope`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub thread_name: Option<String>,
+    pub thread_name: Option<Arc<str>>,
     /// The process is this agent (its own metrics and API listeners, its exports).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub agent: bool,
@@ -286,8 +293,9 @@ pub fn text_owned(s: String) -> Text {
 pub struct HttpHeader {
     /// Header name as sent.
     pub key: Text,
-    /// Header value, or `[REDACTED]`.
-    pub value: String,
+    /// Header value, or `[REDACTED]`: inline when short (most are), so keeping it and
+    /// copying it onto the request's flow allocate nothing.
+    pub value: CompactString,
 }
 
 /// HTTP part of an L7 flow (Hubble's `HTTP` message).
@@ -297,8 +305,9 @@ pub struct HttpInfo {
     pub code: Option<u16>,
     /// Request method.
     pub method: Text,
-    /// `http://host/target` when the Host is known, else the request target.
-    pub url: String,
+    /// `http://host/target` when the Host is known, else the request target; shared by the
+    /// exchange's request and response flows.
+    pub url: Arc<str>,
     /// "HTTP/1.1", "HTTP/1.0" or "HTTP/2".
     pub protocol: Text,
     /// Allow-listed headers of this message.
@@ -752,17 +761,24 @@ pub enum AttributeValue {
     Bool(bool),
     /// Integer.
     Int(i64),
-    /// String.
-    String(String),
+    /// String: inline when short (paths, addresses, user agents, protocol names nearly
+    /// always are), so a span's attributes take no allocation each, nor does its counterpart's
+    /// copy.
+    String(CompactString),
 }
 
 impl From<&str> for AttributeValue {
     fn from(s: &str) -> Self {
-        Self::String(s.to_string())
+        Self::String(CompactString::new(s))
     }
 }
 impl From<String> for AttributeValue {
     fn from(s: String) -> Self {
+        Self::String(CompactString::from(s))
+    }
+}
+impl From<CompactString> for AttributeValue {
+    fn from(s: CompactString) -> Self {
         Self::String(s)
     }
 }
@@ -955,8 +971,8 @@ pub struct Span {
     pub parent_span_id: Option<SpanId>,
     /// Validated `tracestate` from the request, re-serialised.
     pub trace_state: Option<String>,
-    /// Span name per HTTP semconv: the method (no route is known to an observer).
-    pub name: String,
+    /// Span name per HTTP semconv: the method (no route is known to an observer); inline.
+    pub name: CompactString,
     /// SERVER when the local process received the request, CLIENT when it sent it.
     pub kind: SpanKind,
     /// Time of the first request packet.

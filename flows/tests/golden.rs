@@ -20,11 +20,11 @@ fn exchanges(records: &[Record]) -> Vec<(String, String, Option<i64>, Option<i64
                 _ => None,
             };
             let path = match &s.attributes[attr::URL_PATH] {
-                AttributeValue::String(p) => p.clone(),
+                AttributeValue::String(p) => p.to_string(),
                 v => panic!("{v:?}"),
             };
             (
-                s.name.clone(),
+                s.name.to_string(),
                 path,
                 int(attr::HTTP_RESPONSE_STATUS_CODE),
                 int(attr::HTTP_RESPONSE_BODY_SIZE),
@@ -169,7 +169,7 @@ fn ipv6() {
             _ => None,
         })
         .unwrap();
-    assert_eq!(url, "http://[2001:db8::1]/a");
+    assert_eq!(&*url, "http://[2001:db8::1]/a");
     assert_clean(&c);
 }
 
@@ -317,10 +317,9 @@ fn tshark_agrees() {
                     if let L7Record::Http(h) = &l7.record {
                         match l7.r#type {
                             L7Type::Request => {
-                                let uri =
-                                    h.url.split_once("://").map_or(h.url.as_str(), |(_, rest)| {
-                                        rest.find('/').map_or("/", |i| &rest[i..])
-                                    });
+                                let uri = h.url.split_once("://").map_or(&*h.url, |(_, rest)| {
+                                    rest.find('/').map_or("/", |i| &rest[i..])
+                                });
                                 reqs.push((h.method.to_string(), uri.to_string()));
                             }
                             L7Type::Response => codes.push(h.code.unwrap()),

@@ -25,7 +25,7 @@ struct Exchange<'a> {
 impl Exchange<'_> {
     fn attr(&self, k: &str) -> Option<String> {
         match self.span.attributes.get(k) {
-            Some(AttributeValue::String(v)) => Some(v.clone()),
+            Some(AttributeValue::String(v)) => Some(v.to_string()),
             Some(AttributeValue::Int(v)) => Some(v.to_string()),
             Some(AttributeValue::Bool(v)) => Some(v.to_string()),
             None => None,
@@ -83,7 +83,7 @@ fn exchanges(records: &[Record]) -> Vec<Exchange<'_>> {
             let h = responses.get(&span.span_id.to_string());
             let header = |name: &str| {
                 h.and_then(|h| h.headers.iter().find(|x| x.key == name))
-                    .map(|x| x.value.clone())
+                    .map(|x| x.value.to_string())
             };
             Exchange {
                 span,

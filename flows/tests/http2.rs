@@ -93,7 +93,7 @@ fn int(s: &Span, k: &str) -> i64 {
 
 fn string(s: &Span, k: &str) -> String {
     match s.attributes.get(k) {
-        Some(AttributeValue::String(v)) => v.clone(),
+        Some(AttributeValue::String(v)) => v.to_string(),
         other => panic!("{k}: {other:?}"),
     }
 }
@@ -106,7 +106,7 @@ fn h2_flows(records: &[Record]) -> Vec<(L7Type, String, String, Option<u16>)> {
             Record::Flow(f) => match &f.l7 {
                 Some(l7) => match &l7.record {
                     L7Record::Http(h) if h.protocol == "HTTP/2" => {
-                        Some((l7.r#type, h.method.to_string(), h.url.clone(), h.code))
+                        Some((l7.r#type, h.method.to_string(), h.url.to_string(), h.code))
                     }
                     _ => None,
                 },
@@ -445,7 +445,7 @@ fn dynamic_table_indexing_from_the_start() {
     let (c, _) = indexed_conversation(1448);
     let mut e = l7_engine();
     let records = run(&mut e, c.frames());
-    let names: Vec<_> = spans(&records).iter().map(|s| s.name.clone()).collect();
+    let names: Vec<_> = spans(&records).iter().map(|s| s.name.to_string()).collect();
     assert_eq!(names, ["pkg.Svc/A", "pkg.Svc/B", "pkg.Svc/B", "pkg.Svc/C"]);
     assert_eq!(e.counters().h2_hpack_unknown_fields, 0);
 }
@@ -460,7 +460,7 @@ fn mid_stream_start_resolves_entries_inserted_since_capture_began() {
     // Call B inserted its :path after the capture began: its second use resolves exactly,
     // and C's literal is exact too. :authority and content-type were inserted by call A
     // (before the capture), so they stay unknown — never guessed.
-    let names: Vec<_> = spans.iter().map(|s| s.name.clone()).collect();
+    let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
     assert_eq!(names, ["pkg.Svc/B", "pkg.Svc/B", "pkg.Svc/C"]);
     for s in &spans {
         assert_eq!(

@@ -56,7 +56,7 @@ fn replay(name: &str, skip: usize) -> (Vec<Record>, Counters) {
 
 fn s(span: &Span, k: &str) -> Option<String> {
     match span.attributes.get(k) {
-        Some(AttributeValue::String(v)) => Some(v.clone()),
+        Some(AttributeValue::String(v)) => Some(v.to_string()),
         Some(AttributeValue::Int(v)) => Some(v.to_string()),
         Some(AttributeValue::Bool(v)) => Some(v.to_string()),
         None => None,
@@ -334,7 +334,7 @@ fn grpcio_joined_mid_way() {
         .iter()
         .map(|x| {
             (
-                x.name.clone(),
+                x.name.to_string(),
                 s(x, attr::RPC_GRPC_STATUS_CODE),
                 s(x, attr::CLIENT_PORT).unwrap(),
                 s(x, attr::HTTP2_STREAM_ID).unwrap(),

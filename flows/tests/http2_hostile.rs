@@ -65,7 +65,7 @@ fn paths(records: &[flows::record::Record]) -> Vec<String> {
     spans(records)
         .iter()
         .filter_map(|s| match s.attributes.get(attr::URL_PATH) {
-            Some(AttributeValue::String(p)) => Some(p.clone()),
+            Some(AttributeValue::String(p)) => Some(p.to_string()),
             _ => None,
         })
         .collect()

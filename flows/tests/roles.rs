@@ -32,7 +32,7 @@ enum Capture {
 fn owner(pid: u32, comm: &str) -> ProcessInfo {
     ProcessInfo {
         pid,
-        comm: Some(comm.to_string()),
+        comm: Some(comm.into()),
         ..ProcessInfo::default()
     }
 }
@@ -90,7 +90,10 @@ fn got(s: &Span) -> Want {
     };
     Want {
         kind: s.kind,
-        comm: s.process.as_ref().and_then(|p| p.comm.clone()),
+        comm: s
+            .process
+            .as_ref()
+            .and_then(|p| p.comm.as_deref().map(str::to_string)),
         status: s.status.code,
         peer_port: *peer_port,
     }

@@ -28,14 +28,14 @@ fn exchanges(records: &[Record]) -> Vec<(String, String, Option<i64>)> {
         .iter()
         .map(|s| {
             let path = match s.attributes.get(attr::URL_PATH) {
-                Some(AttributeValue::String(p)) => p.clone(),
+                Some(AttributeValue::String(p)) => p.to_string(),
                 v => panic!("url.path {v:?}"),
             };
             let status = match s.attributes.get(attr::HTTP_RESPONSE_STATUS_CODE) {
                 Some(AttributeValue::Int(v)) => Some(*v),
                 _ => None,
             };
-            (s.name.clone(), path, status)
+            (s.name.to_string(), path, status)
         })
         .collect()
 }

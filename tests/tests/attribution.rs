@@ -46,7 +46,7 @@ fn assert_owner(c: &Collector, t: SocketTuple, pid: u32, comm: &str, what: &str)
         )
     });
     assert_eq!(
-        (p.pid, p.comm.as_str(), p.source),
+        (p.pid, &*p.comm, p.source),
         (pid, comm, OwnerSource::Kernel),
         "{what}: owner of {t:?}: {p:?}"
     );
@@ -187,7 +187,7 @@ fn nginx_and_curl_both_ends_v4_and_v6_then_nothing_left_after_drop() {
                 .lock()
                 .unwrap()
                 .lookup_cookie(acookie)
-                .map(|p| p.comm.clone()),
+                .map(|p| p.comm.to_string()),
             Some("nginx".to_string())
         );
         // curl's socket reaches TCP_CLOSE when nginx's FIN arrives, maybe after curl exited.
@@ -316,7 +316,7 @@ fn python_tcp_and_udp_pairs() {
     let p = c
         .owner_of(&udp(sa(CLIENT_V4, uport), sa(SERVER_V4, 9053)), WAIT)
         .expect("udp client owner");
-    assert_eq!((p.pid, p.comm.as_str()), (upid, comm.as_str()), "{p:?}");
+    assert_eq!((p.pid, &*p.comm), (upid, comm.as_str()), "{p:?}");
     let p = c
         .owner_of(&udp(sa(SERVER_V4, 9053), sa(CLIENT_V4, uport)), WAIT)
         .expect("udp server owner");
@@ -365,7 +365,7 @@ fn connection_older_than_the_agent_is_found_through_proc() {
         (client.pid() as u32, OwnerSource::Proc),
         "{p:?}"
     );
-    assert_eq!(p.comm, comm_of(client.pid()));
+    assert_eq!(&*p.comm, comm_of(client.pid()));
     assert_ne!(p.netns, 0);
     assert_ne!(p.cgroup_id, 0, "{p:?}");
     let p = cache
@@ -419,7 +419,7 @@ fn burst_of_200_short_lived_curls() {
     for &(pid, port) in &runs {
         let t = tcp(sa(CLIENT_V4, port), sa(SERVER_V4, 80));
         match c.owner_of(&t, Duration::from_millis(500)) {
-            Some(p) if p.pid == pid && p.comm == "curl" && p.source == OwnerSource::Kernel => {
+            Some(p) if p.pid == pid && &*p.comm == "curl" && p.source == OwnerSource::Kernel => {
                 ok += 1
             }
             other => bad.push((pid, port, other)),

@@ -211,7 +211,7 @@ pub(super) fn mark_source(queue: &mut VecDeque<Record>, from: usize, l7: &L7Slot
         flow.l7_source = Some(p.source);
         if let L7Record::Http(http) = &mut l7.record {
             if let Some(rest) = http.url.strip_prefix("http://") {
-                http.url = format!("https://{rest}");
+                http.url = crate::l7::exchange::shared_concat(&["https://", rest]);
             }
         }
     }
@@ -311,9 +311,13 @@ mod tests {
             .filter_map(|r| match r {
                 Record::Flow(f) => match &f.l7 {
                     Some(l7) => match &l7.record {
-                        L7Record::Http(h) => {
-                            Some((&**f, l7.r#type, h.method.to_string(), h.url.clone(), h.code))
-                        }
+                        L7Record::Http(h) => Some((
+                            &**f,
+                            l7.r#type,
+                            h.method.to_string(),
+                            h.url.to_string(),
+                            h.code,
+                        )),
                         _ => None,
                     },
                     None => None,

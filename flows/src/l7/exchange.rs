@@ -5,13 +5,14 @@
 //! It sits here rather than in either decoder so that neither imports the other.
 
 use std::borrow::Cow;
+use std::sync::{Arc, OnceLock};
 
 use crate::key::Endpoint;
 use crate::l7::{L7Context, PacketCtx};
 use crate::packet::TcpFlags;
 use crate::record::{
-    text, BodyError, Flow, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type, Layer4,
-    Layer7, Text, TraceContext, Verdict,
+    text, BodyError, CompactString, Flow, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type,
+    Layer4, Layer7, Text, TraceContext, Verdict,
 };
 use crate::trace::{InboundTraceParent, InvalidTraceParent, SpanId, TraceId, TraceState};
 
@@ -122,10 +123,10 @@ pub struct RequestHead {
     pub target: String,
     /// Protocol version.
     pub version: HttpVersion,
-    /// `Host` header value.
-    pub host: Option<String>,
-    /// `User-Agent` header value.
-    pub user_agent: Option<String>,
+    /// `Host` header value (inline when short, as nearly all are).
+    pub host: Option<CompactString>,
+    /// `User-Agent` header value (inline up to 24 bytes).
+    pub user_agent: Option<CompactString>,
     /// Allow-listed headers, sensitive values redacted.
     pub headers: Vec<HttpHeader>,
     /// Body length from Content-Length (chunked bodies are counted as they pass).
@@ -138,6 +139,9 @@ pub struct RequestHead {
     pub head_end: PacketCtx,
     /// The head's framing fields break a message length rule (RFC 9112 §6.1, §6.3).
     pub framing_error: Option<BodyError>,
+    /// [`RequestHead::url`], made on first use: the request's flow and its response's share
+    /// one copy.
+    pub url: OnceLock<Arc<str>>,
 }
 
 impl RequestHead {
@@ -146,18 +150,17 @@ impl RequestHead {
         self.version.as_str()
     }
 
-    /// `http://host/target` for origin-form targets with a Host, else the target as sent.
-    pub fn url(&self) -> String {
-        match &self.host {
-            Some(host) if self.target.starts_with('/') => {
-                let mut url = String::with_capacity(7 + host.len() + self.target.len());
-                url.push_str("http://");
-                url.push_str(host);
-                url.push_str(&self.target);
-                url
-            }
-            _ => self.target.clone(),
-        }
+    /// `http://host/target` for origin-form targets with a Host, else the target as sent;
+    /// shared by the exchange's flows.
+    pub fn url(&self) -> Arc<str> {
+        self.url
+            .get_or_init(|| match &self.host {
+                Some(host) if self.target.starts_with('/') => {
+                    shared_concat(&["http://", host, &self.target])
+                }
+                _ => Arc::from(self.target.as_str()),
+            })
+            .clone()
     }
 }
 
@@ -196,12 +199,28 @@ pub fn split_host_port(host: &str) -> (&str, Option<u16>) {
     }
 }
 
+/// `parts` joined, in one allocation (the shared string's own) when they fit a stack buffer,
+/// as nearly all URLs do, rather than a `String` copied into an `Arc`.
+pub(crate) fn shared_concat(parts: &[&str]) -> Arc<str> {
+    let mut buf = [0u8; 512];
+    let mut len = 0;
+    for p in parts {
+        let Some(dst) = buf.get_mut(len..len + p.len()) else {
+            return Arc::from(parts.concat());
+        };
+        dst.copy_from_slice(p.as_bytes());
+        len += p.len();
+    }
+    // Joined `str`s are UTF-8; the check only keeps this free of `unsafe`.
+    Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+}
+
 /// Header pairs as record headers, copied.
 pub fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
     h.iter()
         .map(|(k, v)| HttpHeader {
             key: text(k),
-            value: v.clone(),
+            value: v.as_str().into(),
         })
         .collect()
 }
@@ -292,6 +311,14 @@ pub fn http_flow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_concat_joins_short_and_long() {
+        assert_eq!(&*shared_concat(&["http://", "h", "/a"]), "http://h/a");
+        assert_eq!(&*shared_concat(&[]), "");
+        let long = "x".repeat(600);
+        assert_eq!(&*shared_concat(&["/", &long]), format!("/{long}"));
+    }
 
     #[test]
     fn targets_split_into_path_and_query() {

@@ -62,7 +62,7 @@ pub fn http_flows(records: &[Record]) -> Vec<(L7Type, String, String, Option<u16
             Record::Flow(f) => match &f.l7 {
                 Some(l7) => match &l7.record {
                     L7Record::Http(h) => {
-                        Some((l7.r#type, h.method.to_string(), h.url.clone(), h.code))
+                        Some((l7.r#type, h.method.to_string(), h.url.to_string(), h.code))
                     }
                     _ => None,
                 },

@@ -408,7 +408,7 @@ impl<W: Write> Pipeline<W> {
                 ProcessInfo {
                     pid: ev.pid,
                     tid: Some(ev.tid).filter(|t| *t != 0),
-                    comm: Some(ev.comm.clone()).filter(|c| !c.is_empty()),
+                    comm: Some(ev.comm.as_str().into()).filter(|c: &Arc<str>| !c.is_empty()),
                     agent: ev.pid == own_pid(),
                     ..ProcessInfo::default()
                 },

@@ -702,12 +702,12 @@ fn child(ids: &mut IdGenerator, parent: &Span, tid: u32, c: &Call) -> Span {
     }
     match &c.target {
         Target::Opened(p) | Target::File(Some(p)) => {
-            a.insert(keys::FILE_PATH, AttributeValue::String(p.to_string()));
+            a.insert(keys::FILE_PATH, AttributeValue::from(&**p));
         }
         Target::Socket(t) => {
             a.insert(
                 attr::NETWORK_PEER_ADDRESS,
-                AttributeValue::String(t.remote.ip().to_string()),
+                AttributeValue::from(t.remote.ip().to_string()),
             );
             a.insert(attr::NETWORK_PEER_PORT, i64::from(t.remote.port()).into());
         }
@@ -717,7 +717,7 @@ fn child(ids: &mut IdGenerator, parent: &Span, tid: u32, c: &Call) -> Span {
         let errno = -c.ret;
         a.insert(
             attr::ERROR_TYPE,
-            AttributeValue::String(errno_name(errno).into_owned()),
+            AttributeValue::String(errno_name(errno).as_ref().into()),
         );
         SpanStatus {
             code: StatusCode::Error,
@@ -734,7 +734,7 @@ fn child(ids: &mut IdGenerator, parent: &Span, tid: u32, c: &Call) -> Span {
         span_id: ids.span_id(),
         parent_span_id: Some(parent.span_id),
         trace_state: None,
-        name: c.syscall.name().to_string(),
+        name: c.syscall.name().into(),
         kind: SpanKind::Internal,
         start_time_ns: c.enter_ns,
         end_time_ns: c.exit_ns,

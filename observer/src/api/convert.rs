@@ -260,10 +260,10 @@ pub fn process_to_proto(p: &ProcessInfo) -> Process {
     Process {
         pid: p.pid,
         tid: p.tid.unwrap_or(0),
-        comm: p.comm.clone().unwrap_or_default(),
+        comm: p.comm.as_deref().unwrap_or_default().to_string(),
         cgroup_id: p.cgroup_id.unwrap_or(0),
-        container_id: p.container_id.clone().unwrap_or_default(),
-        thread_name: p.thread_name.clone().unwrap_or_default(),
+        container_id: p.container_id.as_deref().unwrap_or_default().to_string(),
+        thread_name: p.thread_name.as_deref().unwrap_or_default().to_string(),
         agent: p.agent,
     }
 }
@@ -273,10 +273,10 @@ fn process_from_proto(p: &Process) -> ProcessInfo {
     ProcessInfo {
         pid: p.pid,
         tid: (p.tid != 0).then_some(p.tid),
-        comm: (!p.comm.is_empty()).then(|| p.comm.clone()),
+        comm: (!p.comm.is_empty()).then(|| p.comm.as_str().into()),
         cgroup_id: (p.cgroup_id != 0).then_some(p.cgroup_id),
-        container_id: (!p.container_id.is_empty()).then(|| p.container_id.clone()),
-        thread_name: (!p.thread_name.is_empty()).then(|| p.thread_name.clone()),
+        container_id: (!p.container_id.is_empty()).then(|| p.container_id.as_str().into()),
+        thread_name: (!p.thread_name.is_empty()).then(|| p.thread_name.as_str().into()),
         agent: p.agent,
     }
 }
@@ -328,14 +328,14 @@ pub fn flow_to_wire(f: &record::Flow, node_name: &str) -> (pb::Flow, FlowExtensi
                 Record::Http(pb::Http {
                     code: h.code.map(u32::from).unwrap_or(0),
                     method: h.method.to_string(),
-                    url: h.url.clone(),
+                    url: h.url.to_string(),
                     protocol: h.protocol.to_string(),
                     headers: h
                         .headers
                         .iter()
                         .map(|x| pb::HttpHeader {
                             key: x.key.to_string(),
-                            value: x.value.clone(),
+                            value: x.value.to_string(),
                         })
                         .collect(),
                 })
@@ -540,14 +540,14 @@ pub fn flow_from_proto(f: &pb::Flow) -> Result<record::Flow, ConvertError> {
                 Some(Record::Http(h)) => L7Record::Http(HttpInfo {
                     code: (h.code != 0).then_some(h.code as u16),
                     method: record::text(&h.method),
-                    url: h.url.clone(),
+                    url: h.url.as_str().into(),
                     protocol: record::text(&h.protocol),
                     headers: h
                         .headers
                         .iter()
                         .map(|x| HttpHeader {
                             key: record::text(&x.key),
-                            value: x.value.clone(),
+                            value: x.value.as_str().into(),
                         })
                         .collect(),
                     body_error: BodyError::from_name(&ext.http_body_error),

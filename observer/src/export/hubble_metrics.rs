@@ -275,7 +275,7 @@ impl HubbleMetrics {
         };
         let (requests, duration) = cache.get_or_insert_with(|| {
             let method = match method_attr {
-                Some(AttributeValue::String(m)) => m.clone(),
+                Some(AttributeValue::String(m)) => m.to_string(),
                 // gRPC calls are POSTs (gRPC over HTTP/2, "Requests").
                 _ if is_rpc => "POST".to_string(),
                 _ => String::new(),

@@ -529,7 +529,7 @@ impl Metrics {
     fn red_labels(&self, s: &Span, p: &Picked<'_>, service: &str) -> (RedLabels, bool) {
         let number = |v: Option<&AttributeValue>| match v {
             Some(AttributeValue::Int(v)) => Some(v.to_string()),
-            Some(AttributeValue::String(v)) => Some(v.clone()),
+            Some(AttributeValue::String(v)) => Some(v.to_string()),
             _ => None,
         };
         let service = service.to_string();

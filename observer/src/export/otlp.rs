@@ -75,8 +75,8 @@ impl ResourceNamer {
         ResourceKey {
             service: self.service_name(process).to_string(),
             pid: process.map(|p| p.pid).filter(|p| *p != 0),
-            comm: process.and_then(|p| p.comm.clone()),
-            container_id: process.and_then(|p| p.container_id.clone()),
+            comm: process.and_then(|p| p.comm.as_deref().map(str::to_string)),
+            container_id: process.and_then(|p| p.container_id.as_deref().map(str::to_string)),
         }
     }
 
@@ -165,7 +165,7 @@ pub fn span_to_proto(s: &Span) -> pb::Span {
             } else {
                 0
             },
-        name: s.name.clone(),
+        name: s.name.to_string(),
         kind: match s.kind {
             SpanKind::Server => pb::span::SpanKind::Server,
             SpanKind::Client => pb::span::SpanKind::Client,
@@ -182,7 +182,7 @@ pub fn span_to_proto(s: &Span) -> pb::Span {
                     match v {
                         AttributeValue::Bool(b) => any_value::Value::BoolValue(*b),
                         AttributeValue::Int(i) => any_value::Value::IntValue(*i),
-                        AttributeValue::String(s) => any_value::Value::StringValue(s.clone()),
+                        AttributeValue::String(s) => any_value::Value::StringValue(s.to_string()),
                     },
                 )
             })
@@ -247,7 +247,7 @@ mod tests {
             ifindex: 2,
             process: pid.map(|pid| ProcessInfo {
                 pid,
-                comm: comm.map(String::from),
+                comm: comm.map(Into::into),
                 container_id: Some("abc123".into()),
                 ..ProcessInfo::default()
             }),

@@ -189,7 +189,7 @@ impl SemconvMetrics {
     /// not cached: each such observation is counted as overflowing).
     fn labels(&self, s: &Span, service: &str) -> (Labels, bool) {
         let text = |k: &str| match s.attributes.get(k) {
-            Some(AttributeValue::String(v)) => v.clone(),
+            Some(AttributeValue::String(v)) => v.to_string(),
             Some(AttributeValue::Int(v)) => v.to_string(),
             Some(AttributeValue::Bool(v)) => v.to_string(),
             None => String::new(),

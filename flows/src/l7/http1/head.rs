@@ -8,7 +8,7 @@ use super::lenient::{self, LenientHead, StartLine};
 use crate::l7::dns::doh;
 use crate::l7::exchange::HttpVersion;
 use crate::l7::{L7Config, REDACTED, SENSITIVE_HEADERS};
-use crate::record::{BodyError, HttpHeader, Text};
+use crate::record::{BodyError, CompactString, HttpHeader, Text};
 use crate::trace::{is_traceparent, InboundTraceParent};
 
 /// Largest `max_headers` honoured (the header array lives on the stack).
@@ -44,10 +44,10 @@ pub(super) struct ParsedRequest {
     pub method: Text,
     pub target: String,
     pub version: HttpVersion,
-    pub host: Option<String>,
-    pub user_agent: Option<String>,
+    pub host: Option<CompactString>,
+    pub user_agent: Option<CompactString>,
     pub traceparent: InboundTraceParent,
-    pub tracestate: Option<String>,
+    pub tracestate: Option<CompactString>,
     pub headers: Vec<HttpHeader>,
     pub content_length: Option<u64>,
     pub body: Body,
@@ -273,7 +273,7 @@ pub(super) fn request(
             let copy = kept
                 .iter()
                 .find(|k| name_eq(&k.key, h.name) && k.value != REDACTED);
-            *slot = Some(copy.map_or_else(|| field_text(h.value), |k| k.value.clone()));
+            *slot = Some(copy.map_or_else(|| field_value(h.value), |k| k.value.clone()));
         }
     }
     // W3C Trace Context §3.2.1: any name casing; every field, as two make it invalid.
@@ -341,9 +341,9 @@ fn keep_headers(headers: &[httparse::Header<'_>], cfg: &L7Config) -> Vec<HttpHea
             continue;
         }
         let value = if SENSITIVE_HEADERS.iter().any(|s| name_eq(s, h.name)) {
-            REDACTED.to_string()
+            CompactString::const_new(REDACTED)
         } else {
-            field_text(h.value)
+            field_value(h.value)
         };
         kept.push(HttpHeader {
             key: crate::record::text(h.name),
@@ -366,11 +366,11 @@ fn name_eq(a: &str, b: &str) -> bool {
 /// A field value as text: invalid UTF-8 sequences (obs-text, RFC 9110 §5.5) become U+FFFD,
 /// as `String::from_utf8_lossy` makes them. Valid values (nearly all) take the standard
 /// validator, which is several times cheaper than the lossy one's chunk walk; this runs for
-/// every kept field of every message.
-fn field_text(value: &[u8]) -> String {
+/// every kept field of every message. Inline (no allocation) up to 24 bytes, as most are.
+fn field_value(value: &[u8]) -> CompactString {
     match std::str::from_utf8(value) {
-        Ok(s) => s.to_owned(),
-        Err(_) => String::from_utf8_lossy(value).into_owned(),
+        Ok(s) => CompactString::new(s),
+        Err(_) => CompactString::from_utf8_lossy(value),
     }
 }
 
@@ -419,7 +419,7 @@ mod tests {
             b"",
             b"\xe2\x82",
         ] {
-            assert_eq!(field_text(v), String::from_utf8_lossy(v));
+            assert_eq!(field_value(v), String::from_utf8_lossy(v));
         }
     }
 

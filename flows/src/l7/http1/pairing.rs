@@ -128,6 +128,7 @@ impl Http1Decoder {
             start,
             head_end: *at,
             framing_error: r.framing_error,
+            url: Default::default(),
         };
         // A parked response captured no earlier than this request answers it.
         while let Some(o) = self.orphans.front() {
@@ -505,5 +506,6 @@ pub(super) fn placeholder(parsed: &Option<Parsed>) -> RequestHead {
         start: PacketCtx::default(),
         head_end: PacketCtx::default(),
         framing_error: None,
+        url: Default::default(),
     }
 }

@@ -9,8 +9,8 @@ use crate::l7::exchange::{
     http_flow, path_and_query, protocol_text, split_host_port, RequestHead, KNOWN_METHODS,
 };
 use crate::record::{
-    attr, ip_string, AttributeValue, Attributes, BodyError, Flow, HttpHeader, HttpInfo, Span,
-    SpanKind, SpanStatus, StatusCode,
+    attr, ip_string, AttributeValue, Attributes, BodyError, CompactString, Flow, HttpHeader,
+    HttpInfo, Span, SpanKind, SpanStatus, StatusCode,
 };
 
 /// The flow of a request head, carrying its kept headers.
@@ -99,7 +99,7 @@ pub fn span(
     set(attr::URL_SCHEME, "http".into());
     // server.address/port: the Host header when present (semconv), else the server socket.
     let (host, port) = match req.host.as_deref().map(split_host_port) {
-        Some((h, p)) => (h.to_string(), p.unwrap_or(server.port)),
+        Some((h, p)) => (CompactString::new(h), p.unwrap_or(server.port)),
         None => (ip_string(server.addr), server.port),
     };
     set(attr::SERVER_ADDRESS, host.into());
@@ -151,7 +151,10 @@ pub fn span(
             let failed = code >= 500 || kind == SpanKind::Client && code >= 400;
             let broken = r.body_error.filter(|e| is_incomplete(*e));
             if failed {
-                set(attr::ERROR_TYPE, code.to_string().into());
+                set(
+                    attr::ERROR_TYPE,
+                    compact_str::ToCompactString::to_compact_string(&code).into(),
+                );
             } else if let Some(e) = broken {
                 set(attr::ERROR_TYPE, e.as_str().into());
             }
@@ -183,9 +186,9 @@ pub fn span(
         // HTTP semconv: `{method} {http.route}`, and just `{method}` when no route is known
         // (an observer never knows routes); `HTTP` for methods outside the known set.
         name: if method_known {
-            req.method.to_string()
+            CompactString::new(&req.method)
         } else {
-            "HTTP".to_string()
+            CompactString::const_new("HTTP")
         },
         kind,
         start_time_ns: req.start.ts_ns,

@@ -254,15 +254,15 @@ impl Http2Decoder {
             stream_id: 1,
             method: Some(request.method.to_string()),
             scheme: Some("http".into()),
-            authority: request.host.clone(),
+            authority: request.host.as_deref().map(String::from),
             path: Some(request.target.clone()),
             content_type: None,
-            user_agent: request.user_agent.clone(),
+            user_agent: request.user_agent.as_deref().map(String::from),
             grpc_timeout_ns: None,
             headers: request
                 .headers
                 .iter()
-                .map(|h| (h.key.to_string(), h.value.clone()))
+                .map(|h| (h.key.to_string(), h.value.to_string()))
                 .collect(),
             unknown_fields: 0,
             pushed: false,

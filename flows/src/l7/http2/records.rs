@@ -12,23 +12,25 @@ use super::frame::rst_stream::error_name;
 use super::grpc;
 use super::stream::{H2Request, H2Stream, StreamEnd};
 pub use crate::l7::exchange::Peers;
-use crate::l7::exchange::{headers_of, http_flow, split_host_port, KNOWN_METHODS};
+use std::sync::Arc;
+
+use crate::l7::exchange::{headers_of, http_flow, shared_concat, split_host_port, KNOWN_METHODS};
 use crate::record::{
-    attr, ip_string, AttributeValue, Attributes, Flow, GrpcStatus, GrpcStatusSource, Http2Info,
-    HttpHeader, HttpInfo, Span, SpanKind, SpanStatus, StatusCode, StreamReset,
+    attr, ip_string, AttributeValue, Attributes, CompactString, Flow, GrpcStatus, GrpcStatusSource,
+    Http2Info, HttpHeader, HttpInfo, Span, SpanKind, SpanStatus, StatusCode, StreamReset,
 };
 
 /// Hubble's protocol string for HTTP/2 flows.
 pub const PROTOCOL: &str = "HTTP/2";
 
 /// `http://authority/path` when both are known, else the path, else empty (unknown).
-fn url_of(req: &H2Request) -> String {
+fn url_of(req: &H2Request) -> Arc<str> {
     match (&req.authority, &req.path) {
         (Some(a), Some(p)) if p.starts_with('/') => {
-            format!("{}://{a}{p}", req.scheme.as_deref().unwrap_or("http"))
+            shared_concat(&[req.scheme.as_deref().unwrap_or("http"), "://", a, p])
         }
-        (_, Some(p)) => p.clone(),
-        _ => String::new(),
+        (_, Some(p)) => Arc::from(p.as_str()),
+        _ => Arc::default(),
     }
 }
 
@@ -61,13 +63,13 @@ pub fn response_flow(p: &Peers, st: &H2Stream) -> Option<Flow> {
         if let (Some(code), Some(GrpcStatusSource::Trailers)) = (g.status, g.status_source) {
             headers.push(HttpHeader {
                 key: "grpc-status".into(),
-                value: code.to_string(),
+                value: compact_str::ToCompactString::to_compact_string(&code),
             });
         }
         if let Some(m) = &g.message {
             headers.push(HttpHeader {
                 key: "grpc-message".into(),
-                value: m.clone(),
+                value: m.as_str().into(),
             });
         }
     }
@@ -194,9 +196,9 @@ pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
         if !g.service.is_empty() {
             a.push_new(attr::RPC_SERVICE, g.service.as_str().into());
             a.push_new(attr::RPC_METHOD, g.method.as_str().into());
-            name = format!("{}/{}", g.service, g.method);
+            name = compact_str::format_compact!("{}/{}", g.service, g.method);
         } else {
-            name = "grpc".to_string();
+            name = CompactString::const_new("grpc");
         }
         if let Some(code) = g.status {
             a.push_new(attr::RPC_GRPC_STATUS_CODE, i64::from(code).into());
@@ -271,8 +273,8 @@ pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
             a.push_new(attr::URL_SCHEME, s.as_str().into());
         }
         name = match method {
-            Some(m) if known => m.to_string(),
-            _ => "HTTP".to_string(),
+            Some(m) if known => CompactString::new(m),
+            _ => CompactString::const_new("HTTP"),
         };
         let code = st.response.as_ref().and_then(|r| r.status);
         if let Some(c) = code {
@@ -316,7 +318,7 @@ pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
     }
     let (client, server) = (p.client, p.server);
     let (host, port) = match req.authority.as_deref().map(split_host_port) {
-        Some((h, port)) => (h.to_string(), port.unwrap_or(server.port)),
+        Some((h, port)) => (CompactString::new(h), port.unwrap_or(server.port)),
         None => (ip_string(server.addr), server.port),
     };
     a.push_new(attr::SERVER_ADDRESS, host.into());
