@@ -21,12 +21,11 @@
 //! Every label value here comes from a small fixed set (methods are `_OTHER`-folded on spans,
 //! statuses are numbers) except `qtypes`, whose names are bounded by the 16-bit QTYPE space.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use flows::packet::{Direction, TcpFlags};
 use flows::record::{
-    AttributeValue, Flow, FlowType, IpVersion, L7Record, L7Type, Layer4, Span, SpanKind,
-    Verdict,
+    AttributeValue, Flow, FlowType, IpVersion, L7Record, L7Type, Layer4, Span, SpanKind, Verdict,
 };
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -34,7 +33,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use super::{label_cache::LabelCache, span_fields::SpanFields};
+use super::span_fields::SpanFields;
 
 /// Prometheus client_golang's default buckets, which Cilium's HTTP histogram uses (it sets
 /// none).
@@ -97,8 +96,6 @@ pub struct HubbleMetrics {
     dns_responses: Family<DnsLabels, Counter>,
     drops: Family<DropLabels, Counter>,
     tcp_flags: Family<TcpFlagLabels, Counter>,
-    /// The HTTP families' handles by label inputs.
-    span_cache: Mutex<LabelCache<(Counter, Histogram)>>,
     /// `flows`' counters by [`flow_index`], each made on its label set's first flow (a series
     /// shows once counted, as before): every label comes from a small fixed set, so a flow
     /// costs an index instead of `Family::get_or_create`'s lock and SipHash of four labels.
@@ -108,7 +105,15 @@ pub struct HubbleMetrics {
 }
 
 /// Cilium's `v1.FlowProtocol` names, indexed by [`flow_protocol`].
-const PROTOCOLS: [&str; 7] = ["DNS", "HTTP", "TCP", "UDP", "ICMPv4", "ICMPv6", "Unknown L4"];
+const PROTOCOLS: [&str; 7] = [
+    "DNS",
+    "HTTP",
+    "TCP",
+    "UDP",
+    "ICMPv4",
+    "ICMPv6",
+    "Unknown L4",
+];
 /// Hubble's flow `type` and `subtype` pairs.
 const FLOW_TYPES: [(&str, &str); 6] = [
     ("Drop", ""),
@@ -141,7 +146,6 @@ impl HubbleMetrics {
             dns_responses: Family::default(),
             drops: Family::default(),
             tcp_flags: Family::default(),
-            span_cache: Mutex::default(),
             flow_counters: (0..PROTOCOLS.len() * FLOW_TYPES.len() * VERDICTS.len())
                 .map(|_| OnceLock::new())
                 .collect(),
@@ -278,70 +282,40 @@ impl HubbleMetrics {
         }
     }
 
-    /// Counts one answered HTTP exchange (or gRPC call) from the span of one of its ends.
-    /// `p` are its attributes.
-    pub fn observe_span(&self, s: &Span, p: &SpanFields<'_>) {
+    /// The request counter and duration histogram of one answered HTTP exchange (or gRPC
+    /// call) from the span `s` of one of its ends (`p` are its attributes); None when it has
+    /// no response or is INTERNAL.
+    pub fn span_handles(&self, s: &Span, p: &SpanFields<'_>) -> Option<(Counter, Histogram)> {
         let Some(AttributeValue::Int(status)) = p.http_status else {
             // Cilium counts RESPONSE flows: an exchange without a response has none.
-            return;
+            return None;
         };
         let reporter = match s.kind {
             SpanKind::Client => "client",
             SpanKind::Server => "server",
-            SpanKind::Internal => return,
+            SpanKind::Internal => return None,
         };
-        let secs = s.end_time_ns.saturating_sub(s.start_time_ns) as f64 / 1e9;
-        let method_attr = p.http_method;
-        let is_rpc = p.rpc_system.is_some();
-        let version = p.protocol_version;
-        let mut cache = self.span_cache.lock().unwrap_or_else(|p| p.into_inner());
-        // The key: every input of the labels below.
-        let k = cache
-            .key()
-            .tag(u8::from(s.kind == SpanKind::Server))
-            .int(*status)
-            .tag(u8::from(is_rpc));
-        let k = match method_attr {
-            Some(AttributeValue::String(m)) => k.tag(0).str(m),
-            _ => k.tag(1),
+        let method = match p.http_method {
+            Some(AttributeValue::String(m)) => m.to_string(),
+            // gRPC calls are POSTs (gRPC over HTTP/2, "Requests").
+            _ if p.rpc_system.is_some() => "POST".to_string(),
+            _ => String::new(),
         };
-        match version {
-            Some(AttributeValue::String(v)) => k.tag(0).str(v),
-            _ => k.tag(1),
+        let protocol = match p.protocol_version {
+            Some(AttributeValue::String(v)) if v == "2" => "HTTP/2",
+            Some(AttributeValue::String(v)) if v == "1.0" => "HTTP/1.0",
+            _ => "HTTP/1.1",
         };
-        let (requests, duration) = cache.get_or_insert_with(|| {
-            let method = match method_attr {
-                Some(AttributeValue::String(m)) => m.clone(),
-                // gRPC calls are POSTs (gRPC over HTTP/2, "Requests").
-                _ if is_rpc => "POST".to_string(),
-                _ => String::new(),
-            };
-            let protocol = match version {
-                Some(AttributeValue::String(v)) if v == "2" => "HTTP/2",
-                Some(AttributeValue::String(v)) if v == "1.0" => "HTTP/1.0",
-                _ => "HTTP/1.1",
-            };
-            let requests = self.http_requests.get_or_create_owned(&HttpLabels {
-                method: method.clone(),
-                protocol,
-                status: status.to_string(),
-                reporter,
-            });
-            let duration = self
-                .http_duration
-                .get_or_create_owned(&HttpDurationLabels { method, reporter });
-            (requests, duration)
+        let requests = self.http_requests.get_or_create_owned(&HttpLabels {
+            method: method.clone(),
+            protocol,
+            status: status.to_string(),
+            reporter,
         });
-        requests.inc();
-        duration.observe(secs);
-    }
-}
-
-impl HubbleMetrics {
-    /// Forgets the cached handles (tests: the uncached path).
-    #[cfg(test)]
-    pub fn forget_cached(&self) {
-        self.span_cache.lock().unwrap().clear();
+        let duration = self
+            .http_duration
+            .get_or_create_owned(&HttpDurationLabels { method, reporter });
+        Some((requests, duration))
     }
 }
 

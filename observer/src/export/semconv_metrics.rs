@@ -28,7 +28,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use super::{label_cache::LabelCache, route::LabelLimiter, span_fields::SpanFields};
+use super::{route::LabelLimiter, span_fields::SpanFields};
 
 /// OTel's recommended explicit buckets for HTTP request durations, in seconds (semconv
 /// `http-metrics.md`, "Metric: http.server.request.duration").
@@ -85,8 +85,6 @@ pub struct SemconvMetrics {
     addresses: Mutex<LabelLimiter>,
     /// `rpc.service/rpc.method` per service (chosen by clients: `:path`), capped.
     rpc_names: Mutex<LabelLimiter>,
-    /// The histograms by label inputs.
-    cache: Mutex<LabelCache<Histogram>>,
 }
 
 impl SemconvMetrics {
@@ -103,7 +101,6 @@ impl SemconvMetrics {
             rpc_client: rpc_family(),
             addresses: Mutex::new(LabelLimiter::new(max_addresses.max(1))),
             rpc_names: Mutex::new(LabelLimiter::new(max_rpc_names.max(1))),
-            cache: Mutex::default(),
         };
         registry.register_with_unit(
             "http_server_request_duration",
@@ -132,41 +129,20 @@ impl SemconvMetrics {
         m
     }
 
-    /// Observes one span's duration in the histogram of its kind, under `service`; `p` are
-    /// its attributes.
-    pub fn observe_span(&self, s: &Span, p: &SpanFields<'_>, service: &str) {
-        let secs = s.end_time_ns.saturating_sub(s.start_time_ns) as f64 / 1e9;
+    /// The histogram of `s` (of its kind, under `service`; `p` are its attributes), and
+    /// whether a cap replaced one of its labels (then the caller must not keep the handle:
+    /// each such observation is counted as overflowing). None for INTERNAL spans.
+    pub fn histogram(
+        &self,
+        s: &Span,
+        p: &SpanFields<'_>,
+        service: &str,
+    ) -> Option<(Histogram, bool)> {
         let server = match s.kind {
             SpanKind::Server => true,
             SpanKind::Client => false,
-            SpanKind::Internal => return,
+            SpanKind::Internal => return None,
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        // The key: the span's kind, `service` and every attribute a label is made of (the
-        // caps depend on these only, and a value once admitted stays admitted).
-        let mut k = cache.key().tag(u8::from(server)).str(service);
-        for v in [
-            p.server_address,
-            p.rpc_system,
-            p.rpc_service,
-            p.rpc_method,
-            p.rpc_status,
-            p.http_method,
-            p.http_status,
-            p.protocol_version,
-            p.error_type,
-        ] {
-            k = match v {
-                Some(AttributeValue::String(v)) => k.tag(0).str(v),
-                Some(AttributeValue::Int(v)) => k.tag(1).int(*v),
-                Some(AttributeValue::Bool(v)) => k.tag(2).int(i64::from(*v)),
-                None => k.tag(3),
-            };
-        }
-        if let Some(h) = cache.get() {
-            h.observe(secs);
-            return;
-        }
         let (labels, capped) = self.labels(p, service);
         let h = match (labels, server) {
             (Labels::Http(l), true) => self.http_server.get_or_create_owned(&l),
@@ -174,16 +150,7 @@ impl SemconvMetrics {
             (Labels::Rpc(l), true) => self.rpc_server.get_or_create_owned(&l),
             (Labels::Rpc(l), false) => self.rpc_client.get_or_create_owned(&l),
         };
-        h.observe(secs);
-        if !capped {
-            cache.insert(h);
-        }
-    }
-
-    /// Forgets the cached handles (tests: the uncached path).
-    #[cfg(test)]
-    pub fn forget_cached(&self) {
-        self.cache.lock().unwrap().clear();
+        Some((h, capped))
     }
 
     /// The labels of `s`'s histogram, and whether a cap replaced one of them (then they are
