@@ -8,7 +8,8 @@
 #
 #   bench/record_cost.sh        # builds the release test binary of the flowscope crate first
 #   BIN=path bench/record_cost.sh   # measures that test binary (e.g. a copy built from main)
-# Needs valgrind. Not run in CI. Prints "spans: N Ir/span" and "flows: N Ir/flow".
+# Needs valgrind. Not run in CI. Prints instructions (Ir) per span and per flow: in the first
+# round, in the later ones (the steady state), and over all.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -23,12 +24,25 @@ for l in sys.stdin:
 work="$(mktemp -d /tmp/record_cost.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 for what in spans flows; do
+    # A dump after each round: the first round meets every label set for the first time
+    # (prometheus-client's families, the caps, the caches fill), the later ones are the steady
+    # state (and the store's ring is full: each flow evicts one).
     valgrind --tool=callgrind --callgrind-out-file="$work/$what.out" \
         --toggle-collect="*record_cost_$what*" \
+        --dump-after="flowscope::export::record_cost::record_cost_$what" \
         "$bin" --ignored --exact export::record_cost::record_cost --nocapture \
         >"$work/$what.log" 2>&1 || { cat "$work/$what.log" >&2; exit 1; }
     n="$(sed -n "s/.*record_cost: spans \([0-9]*\) flows \([0-9]*\).*/\1 \2/p" "$work/$what.log")"
     [ "$what" = spans ] && n="${n% *}" || n="${n#* }"
-    ir="$(sed -n 's/^summary: \([0-9]*\)/\1/p' "$work/$what.out")"
-    echo "$what: $n, $((ir / n)) Ir/${what%s} ($ir Ir)"
+    python3 - "$work/$what.out" "$n" "$what" <<'PY'
+import glob, re, sys
+out, n, what = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+rounds = []
+for f in sorted(glob.glob(out + ".*"), key=lambda f: int(f.rsplit(".", 1)[1])):
+    rounds.append(int(re.search(r"^summary: (\d+)", open(f).read(), re.M).group(1)))
+per = n // len(rounds)
+later = rounds[1:]
+print(f"{what}: {n} in {len(rounds)} rounds; Ir/{what[:-1]}: first round {rounds[0] // per}, "
+      f"later rounds {sum(later) // (per * len(later))}, all {sum(rounds) // n}")
+PY
 done

@@ -757,7 +757,7 @@ impl Collector for PushedValues {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use flows::record::{attr, Attributes, IpInfo, ProcessInfo, SpanStatus, Verdict};
     use flows::trace::{SpanId, TraceId};

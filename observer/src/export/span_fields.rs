@@ -60,3 +60,60 @@ pub fn string(v: Option<&AttributeValue>) -> Option<&str> {
         _ => None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use flows::record::Attributes;
+
+    use super::*;
+
+    #[test]
+    fn every_field_is_found_by_its_name_and_no_other() {
+        let names = [
+            attr::RPC_SYSTEM,
+            attr::RPC_SERVICE,
+            attr::RPC_METHOD,
+            attr::RPC_GRPC_STATUS_CODE,
+            attr::NETWORK_PROTOCOL_NAME,
+            attr::NETWORK_PROTOCOL_VERSION,
+            attr::HTTP_REQUEST_METHOD,
+            attr::HTTP_RESPONSE_STATUS_CODE,
+            attr::URL_PATH,
+            attr::CLIENT_ADDRESS,
+            attr::SERVER_ADDRESS,
+            attr::NETWORK_PEER_ADDRESS,
+            attr::ERROR_TYPE,
+        ];
+        let mut a = Attributes::new();
+        // Names of the same lengths that are no field's.
+        for other in ["url.scheme", "server.port", "client.port", "url.query"] {
+            a.insert(other, AttributeValue::Int(-1));
+        }
+        for (i, n) in names.iter().enumerate() {
+            a.insert(*n, AttributeValue::Int(i as i64));
+        }
+        let s = Span {
+            attributes: a,
+            ..crate::export::metrics::tests::http_span("/", 200, 1, false)
+        };
+        let p = SpanFields::of(&s);
+        let got = [
+            p.rpc_system,
+            p.rpc_service,
+            p.rpc_method,
+            p.rpc_status,
+            p.protocol_name,
+            p.protocol_version,
+            p.http_method,
+            p.http_status,
+            p.url_path,
+            p.client_address,
+            p.server_address,
+            p.peer_address,
+            p.error_type,
+        ];
+        for (i, (n, v)) in names.iter().zip(got).enumerate() {
+            assert_eq!(v, Some(&AttributeValue::Int(i as i64)), "{n}");
+        }
+    }
+}
