@@ -8,7 +8,7 @@
 use std::{
     collections::VecDeque,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -117,6 +117,17 @@ pub struct WireFlow {
 }
 
 impl StoredFlow {
+    /// A flow to [`FlowStore::insert`], which numbers it. Allocated before the ring's lock is
+    /// taken, and in place: the engine flow is moved once, into the `Arc`.
+    fn unnumbered(time_ns: u64, body: FlowBody) -> Arc<Self> {
+        Arc::new(Self {
+            seq: 0,
+            time_ns,
+            uuid: Uuid(0),
+            body,
+        })
+    }
+
     /// The wire form of the flow, stamped with `node_name` when it has none; with the
     /// extension packed into `flow.extensions` when `include_ext`.
     pub fn to_wire(&self, node_name: &str, include_ext: bool) -> WireFlow {
@@ -187,6 +198,9 @@ pub struct FlowStore {
     seen: AtomicU64,
     lost: [AtomicU64; 3],
     tx: broadcast::Sender<FollowEvent>,
+    /// Live [`Follower`]s: with none, a flow is not sent at all (the send would take the
+    /// channel's lock and an `Arc` clone per flow only to find no receiver).
+    followers: AtomicUsize,
     started: Instant,
     started_wall: SystemTime,
     namespaces: NamespaceTracker,
@@ -234,6 +248,7 @@ impl FlowStore {
             seen: AtomicU64::new(0),
             lost: Default::default(),
             tx,
+            followers: AtomicUsize::new(0),
             started: Instant::now(),
             started_wall,
             namespaces: NamespaceTracker::new(super::CLUSTER_NAME),
@@ -266,7 +281,10 @@ impl FlowStore {
                 self.note_namespace(&ep.namespace);
             }
         }
-        self.insert(time_ns, FlowBody::Wire(Box::new(WireFlow { flow, ext })))
+        self.insert(StoredFlow::unnumbered(
+            time_ns,
+            FlowBody::Wire(Box::new(WireFlow { flow, ext })),
+        ))
     }
 
     /// Adds an engine flow, kept compact until a client reads it. Never blocks on readers.
@@ -274,7 +292,10 @@ impl FlowStore {
         for ns in flow.endpoints.namespaces() {
             self.note_namespace(ns);
         }
-        self.insert(flow.flow.time_ns, FlowBody::Engine(flow))
+        self.insert(StoredFlow::unnumbered(
+            flow.flow.time_ns,
+            FlowBody::Engine(flow),
+        ))
     }
 
     /// Adds a copy of an engine flow with no interface name or peer.
@@ -286,14 +307,12 @@ impl FlowStore {
         })
     }
 
-    fn insert(&self, time_ns: u64, body: FlowBody) -> Arc<StoredFlow> {
+    /// Numbers `stored` (just made, not shared yet) and adds it.
+    fn insert(&self, mut stored: Arc<StoredFlow>) -> Arc<StoredFlow> {
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        let stored = Arc::new(StoredFlow {
-            seq: ring.next_seq,
-            time_ns,
-            uuid: ring.ids.next(),
-            body,
-        });
+        let s = Arc::get_mut(&mut stored).expect("a flow being inserted is not shared yet");
+        s.seq = ring.next_seq;
+        s.uuid = ring.ids.next();
         ring.next_seq += 1;
         let evicted = if ring.flows.len() >= self.max_flows {
             ring.flows.pop_front()
@@ -302,9 +321,11 @@ impl FlowStore {
         };
         ring.flows.push_back(stored.clone());
         self.seen.fetch_add(1, Ordering::Relaxed);
-        // Sent under the lock so that `subscribe` sees a clean cut between snapshot and stream.
-        // An error only means nobody follows.
-        let _ = self.tx.send(FollowEvent::Flow(stored.clone()));
+        // Sent under the lock so that `subscribe` sees a clean cut between snapshot and stream
+        // (it counts its follower under the same lock). An error only means nobody follows.
+        if self.followers.load(Ordering::Relaxed) > 0 {
+            let _ = self.tx.send(FollowEvent::Flow(stored.clone()));
+        }
         drop(ring);
         // Freed outside the lock: readers taking a snapshot don't wait for it.
         drop(evicted);
@@ -332,6 +353,7 @@ impl FlowStore {
     pub fn subscribe(self: &Arc<Self>) -> (Vec<Arc<StoredFlow>>, Follower) {
         let ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
         let rx = self.tx.subscribe();
+        self.followers.fetch_add(1, Ordering::Relaxed);
         let snapshot = ring.flows.iter().cloned().collect();
         drop(ring);
         (
@@ -443,6 +465,12 @@ pub struct Follower {
 impl std::fmt::Debug for Follower {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Follower").finish_non_exhaustive()
+    }
+}
+
+impl Drop for Follower {
+    fn drop(&mut self) {
+        self.store.followers.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -652,6 +680,30 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(store.lost(LostSource::KernelRing), 7);
+    }
+
+    #[tokio::test]
+    async fn flows_are_sent_only_while_someone_follows() {
+        let store = Arc::new(FlowStore::new(10, "n"));
+        store.push(flow_at(1));
+        let (_, first) = store.subscribe();
+        let (_, mut second) = store.subscribe();
+        drop(first);
+        store.push(flow_at(2));
+        match second.next().await {
+            Some(FollowEvent::Flow(f)) => assert_eq!(f.seq, 2),
+            other => panic!("{other:?}"),
+        }
+        drop(second);
+        assert_eq!(store.followers.load(Ordering::Relaxed), 0);
+        store.push(flow_at(3));
+        let (snap, mut third) = store.subscribe();
+        assert_eq!(snap.iter().map(|f| f.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        store.push(flow_at(4));
+        match third.next().await {
+            Some(FollowEvent::Flow(f)) => assert_eq!(f.seq, 4),
+            other => panic!("{other:?}"),
+        }
     }
 
     #[tokio::test]

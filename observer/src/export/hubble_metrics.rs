@@ -21,12 +21,11 @@
 //! Every label value here comes from a small fixed set (methods are `_OTHER`-folded on spans,
 //! statuses are numbers) except `qtypes`, whose names are bounded by the 16-bit QTYPE space.
 
-use std::sync::Mutex;
+use std::sync::OnceLock;
 
 use flows::packet::{Direction, TcpFlags};
 use flows::record::{
-    attr, AttributeValue, Flow, FlowType, IpVersion, L7Record, L7Type, Layer4, Span, SpanKind,
-    Verdict,
+    AttributeValue, Flow, FlowType, IpVersion, L7Record, L7Type, Layer4, Span, SpanKind, Verdict,
 };
 use prometheus_client::{
     encoding::EncodeLabelSet,
@@ -34,7 +33,7 @@ use prometheus_client::{
     registry::{Registry, Unit},
 };
 
-use super::label_cache::LabelCache;
+use super::span_fields::SpanFields;
 
 /// Prometheus client_golang's default buckets, which Cilium's HTTP histogram uses (it sets
 /// none).
@@ -97,8 +96,43 @@ pub struct HubbleMetrics {
     dns_responses: Family<DnsLabels, Counter>,
     drops: Family<DropLabels, Counter>,
     tcp_flags: Family<TcpFlagLabels, Counter>,
-    /// The HTTP families' handles by label inputs.
-    span_cache: Mutex<LabelCache<(Counter, Histogram)>>,
+    /// `flows`' counters by [`flow_index`], each made on its label set's first flow (a series
+    /// shows once counted, as before): every label comes from a small fixed set, so a flow
+    /// costs an index instead of `Family::get_or_create`'s lock and SipHash of four labels.
+    flow_counters: Box<[OnceLock<Counter>]>,
+    /// `tcp_flags`' counters by flag and family index, made like `flow_counters`.
+    tcp_flag_counters: [[OnceLock<Counter>; 2]; 4],
+}
+
+/// Cilium's `v1.FlowProtocol` names, indexed by [`flow_protocol`].
+const PROTOCOLS: [&str; 7] = [
+    "DNS",
+    "HTTP",
+    "TCP",
+    "UDP",
+    "ICMPv4",
+    "ICMPv6",
+    "Unknown L4",
+];
+/// Hubble's flow `type` and `subtype` pairs.
+const FLOW_TYPES: [(&str, &str); 6] = [
+    ("Drop", ""),
+    ("L7", "DNS"),
+    ("L7", "HTTP"),
+    ("L7", ""),
+    // The trace observation points convert.rs gives L3/L4 flows.
+    ("Trace", "from-endpoint"),
+    ("Trace", "to-endpoint"),
+];
+/// Hubble's verdict names.
+const VERDICTS: [&str; 2] = ["FORWARDED", "DROPPED"];
+/// The TCP flags `hubble_tcp_flags_total` counts, and the address families.
+const TCP_FLAGS: [&str; 4] = ["FIN", "SYN", "SYN-ACK", "RST"];
+const FAMILIES: [&str; 2] = ["IPv4", "IPv6"];
+
+/// The place of a (protocol, type, verdict) index triple in `flow_counters`.
+fn flow_index(protocol: usize, flow_type: usize, verdict: usize) -> usize {
+    (protocol * FLOW_TYPES.len() + flow_type) * VERDICTS.len() + verdict
 }
 
 impl HubbleMetrics {
@@ -112,7 +146,10 @@ impl HubbleMetrics {
             dns_responses: Family::default(),
             drops: Family::default(),
             tcp_flags: Family::default(),
-            span_cache: Mutex::default(),
+            flow_counters: (0..PROTOCOLS.len() * FLOW_TYPES.len() * VERDICTS.len())
+                .map(|_| OnceLock::new())
+                .collect(),
+            tcp_flag_counters: Default::default(),
         };
         // prometheus-client appends `_total` to counters, `_seconds` to the unit'd histogram.
         registry.register(
@@ -163,37 +200,34 @@ impl HubbleMetrics {
 
     fn observe_flow_dropped_for(&self, f: &Flow, drop_reason: &'static str) {
         let protocol = flow_protocol(f);
-        let (r#type, subtype) = match (f.verdict, f.flow_type, &f.l7) {
-            (Verdict::Dropped, ..) => ("Drop", ""),
-            (_, FlowType::L7, Some(l7)) => (
-                "L7",
-                match l7.record {
-                    L7Record::Dns(_) => "DNS",
-                    L7Record::Http(_) => "HTTP",
-                },
-            ),
-            (_, FlowType::L7, None) => ("L7", ""),
-            // The trace observation points convert.rs gives L3/L4 flows.
-            (_, FlowType::L3L4, _) => (
-                "Trace",
-                match f.traffic_direction {
-                    Direction::Egress => "from-endpoint",
-                    _ => "to-endpoint",
-                },
-            ),
+        let flow_type = match (f.verdict, f.flow_type, &f.l7) {
+            (Verdict::Dropped, ..) => 0,
+            (_, FlowType::L7, Some(l7)) => match l7.record {
+                L7Record::Dns(_) => 1,
+                L7Record::Http(_) => 2,
+            },
+            (_, FlowType::L7, None) => 3,
+            (_, FlowType::L3L4, _) => match f.traffic_direction {
+                Direction::Egress => 4,
+                _ => 5,
+            },
         };
         let verdict = match f.verdict {
-            Verdict::Forwarded => "FORWARDED",
-            Verdict::Dropped => "DROPPED",
+            Verdict::Forwarded => 0,
+            Verdict::Dropped => 1,
         };
-        self.flows
-            .get_or_create(&FlowLabels {
-                protocol,
-                r#type,
-                subtype,
-                verdict,
+        self.flow_counters[flow_index(protocol, flow_type, verdict)]
+            .get_or_init(|| {
+                let (r#type, subtype) = FLOW_TYPES[flow_type];
+                self.flows.get_or_create_owned(&FlowLabels {
+                    protocol: PROTOCOLS[protocol],
+                    r#type,
+                    subtype,
+                    verdict: VERDICTS[verdict],
+                })
             })
             .inc();
+        let protocol = PROTOCOLS[protocol];
         if f.verdict == Verdict::Dropped {
             let labels = DropLabels {
                 reason: drop_reason,
@@ -221,107 +255,84 @@ impl HubbleMetrics {
         }
         if let Layer4::Tcp { flags, .. } = f.l4 {
             let family = match f.ip.ip_version {
-                IpVersion::IPv4 => "IPv4",
-                IpVersion::IPv6 => "IPv6",
+                IpVersion::IPv4 => 0,
+                IpVersion::IPv6 => 1,
             };
             let has = |x: TcpFlags| flags.0 & x.0 != 0;
-            let count = |flag| {
-                self.tcp_flags
-                    .get_or_create(&TcpFlagLabels { flag, family })
+            // An index into TCP_FLAGS.
+            let count = |flag: usize| {
+                self.tcp_flag_counters[flag][family]
+                    .get_or_init(|| {
+                        self.tcp_flags.get_or_create_owned(&TcpFlagLabels {
+                            flag: TCP_FLAGS[flag],
+                            family: FAMILIES[family],
+                        })
+                    })
                     .inc();
             };
             if has(TcpFlags::FIN) {
-                count("FIN");
+                count(0);
             }
             if has(TcpFlags::SYN) {
-                count(if has(TcpFlags::ACK) { "SYN-ACK" } else { "SYN" });
+                count(if has(TcpFlags::ACK) { 2 } else { 1 });
             }
             if has(TcpFlags::RST) {
-                count("RST");
+                count(3);
             }
         }
     }
 
-    /// Counts one answered HTTP exchange (or gRPC call) from the span of one of its ends.
-    pub fn observe_span(&self, s: &Span) {
-        let Some(AttributeValue::Int(status)) = s.attributes.get(attr::HTTP_RESPONSE_STATUS_CODE)
-        else {
+    /// The request counter and duration histogram of one answered HTTP exchange (or gRPC
+    /// call) from the span `s` of one of its ends (`p` are its attributes); None when it has
+    /// no response or is INTERNAL.
+    pub fn span_handles(&self, s: &Span, p: &SpanFields<'_>) -> Option<(Counter, Histogram)> {
+        let Some(AttributeValue::Int(status)) = p.http_status else {
             // Cilium counts RESPONSE flows: an exchange without a response has none.
-            return;
+            return None;
         };
         let reporter = match s.kind {
             SpanKind::Client => "client",
             SpanKind::Server => "server",
-            SpanKind::Internal => return,
+            SpanKind::Internal => return None,
         };
-        let secs = s.end_time_ns.saturating_sub(s.start_time_ns) as f64 / 1e9;
-        let method_attr = s.attributes.get(attr::HTTP_REQUEST_METHOD);
-        let is_rpc = s.attributes.get(attr::RPC_SYSTEM).is_some();
-        let version = s.attributes.get(attr::NETWORK_PROTOCOL_VERSION);
-        let mut cache = self.span_cache.lock().unwrap_or_else(|p| p.into_inner());
-        // The key: every input of the labels below.
-        let k = cache
-            .key()
-            .tag(u8::from(s.kind == SpanKind::Server))
-            .int(*status)
-            .tag(u8::from(is_rpc));
-        let k = match method_attr {
-            Some(AttributeValue::String(m)) => k.tag(0).str(m),
-            _ => k.tag(1),
+        let method = match p.http_method {
+            Some(AttributeValue::String(m)) => m.to_string(),
+            // gRPC calls are POSTs (gRPC over HTTP/2, "Requests").
+            _ if p.rpc_system.is_some() => "POST".to_string(),
+            _ => String::new(),
         };
-        match version {
-            Some(AttributeValue::String(v)) => k.tag(0).str(v),
-            _ => k.tag(1),
+        let protocol = match p.protocol_version {
+            Some(AttributeValue::String(v)) if v == "2" => "HTTP/2",
+            Some(AttributeValue::String(v)) if v == "1.0" => "HTTP/1.0",
+            _ => "HTTP/1.1",
         };
-        let (requests, duration) = cache.get_or_insert_with(|| {
-            let method = match method_attr {
-                Some(AttributeValue::String(m)) => m.to_string(),
-                // gRPC calls are POSTs (gRPC over HTTP/2, "Requests").
-                _ if is_rpc => "POST".to_string(),
-                _ => String::new(),
-            };
-            let protocol = match version {
-                Some(AttributeValue::String(v)) if v == "2" => "HTTP/2",
-                Some(AttributeValue::String(v)) if v == "1.0" => "HTTP/1.0",
-                _ => "HTTP/1.1",
-            };
-            let requests = self.http_requests.get_or_create_owned(&HttpLabels {
-                method: method.clone(),
-                protocol,
-                status: status.to_string(),
-                reporter,
-            });
-            let duration = self
-                .http_duration
-                .get_or_create_owned(&HttpDurationLabels { method, reporter });
-            (requests, duration)
+        let requests = self.http_requests.get_or_create_owned(&HttpLabels {
+            method: method.clone(),
+            protocol,
+            status: status.to_string(),
+            reporter,
         });
-        requests.inc();
-        duration.observe(secs);
+        let duration = self
+            .http_duration
+            .get_or_create_owned(&HttpDurationLabels { method, reporter });
+        Some((requests, duration))
     }
 }
 
-impl HubbleMetrics {
-    /// Forgets the cached handles (tests: the uncached path).
-    #[cfg(test)]
-    pub fn forget_cached(&self) {
-        self.span_cache.lock().unwrap().clear();
-    }
-}
-
-/// Cilium's `v1.FlowProtocol`: the L7 protocol, else the L4 one.
-fn flow_protocol(f: &Flow) -> &'static str {
+/// Cilium's `v1.FlowProtocol`: the L7 protocol, else the L4 one (an index into
+/// [`PROTOCOLS`]).
+fn flow_protocol(f: &Flow) -> usize {
     match (&f.l7, f.verdict) {
         (Some(l7), Verdict::Forwarded) if f.flow_type == FlowType::L7 => match l7.record {
-            L7Record::Dns(_) => "DNS",
-            L7Record::Http(_) => "HTTP",
+            L7Record::Dns(_) => 0,
+            L7Record::Http(_) => 1,
         },
         _ => match f.l4 {
-            Layer4::Tcp { .. } => "TCP",
-            Layer4::Udp { .. } => "UDP",
-            Layer4::Icmpv4 { .. } => "ICMPv4",
-            Layer4::Icmpv6 { .. } => "ICMPv6",
-            Layer4::Other { .. } => "Unknown L4",
+            Layer4::Tcp { .. } => 2,
+            Layer4::Udp { .. } => 3,
+            Layer4::Icmpv4 { .. } => 4,
+            Layer4::Icmpv6 { .. } => 5,
+            Layer4::Other { .. } => 6,
         },
     }
 }

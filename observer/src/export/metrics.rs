@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use flows::{
     packet::{Direction, TcpFlags},
-    record::{attr, AttributeValue, Flow, FlowType, Layer4, Span, SpanKind, StatusCode},
+    record::{AttributeValue, Flow, FlowType, Layer4, Span, SpanKind, StatusCode},
 };
 use prometheus_client::{
     collector::Collector,
@@ -29,6 +29,7 @@ use super::{
     queue::ExportCounters,
     route::{route_template, LabelLimiter, OVERFLOW},
     semconv_metrics::SemconvMetrics,
+    span_fields::{string, SpanFields},
 };
 
 /// Labels of the RED metrics.
@@ -261,8 +262,8 @@ pub struct Metrics {
     drops: Family<DropLabels, Counter>,
     drop_reasons: Mutex<std::collections::HashSet<String>>,
     tcp_health: TcpHealthMetrics,
-    /// The RED families' handles by label inputs.
-    red_cache: Mutex<LabelCache<RedHandles>>,
+    /// Every span family's handles by label inputs.
+    span_cache: Mutex<LabelCache<SpanHandles>>,
 }
 
 impl Metrics {
@@ -345,7 +346,7 @@ impl Metrics {
             drops,
             drop_reasons: Mutex::new(std::collections::HashSet::new()),
             tcp_health,
-            red_cache: Mutex::default(),
+            span_cache: Mutex::default(),
         }
     }
 
@@ -375,53 +376,72 @@ impl Metrics {
         }
     }
 
-    /// Counts one finished exchange in the RED metrics.
+    /// Counts one finished exchange in the request families (RED, semconv, Hubble).
     pub fn observe_span(&self, s: &Span) {
         // Request metrics are about exchanges: a syscall span inside one is not a request.
         if s.kind == SpanKind::Internal {
             return;
         }
         let service = self.namer.service_name(s.process.as_ref());
-        if let Some(m) = &self.semconv {
-            m.observe_span(s, service);
-        }
-        if let Some(m) = &self.hubble {
-            m.observe_span(s);
-        }
-        if !self.flowscope {
-            return;
-        }
-        let p = Picked::of(s);
+        // One pass over the attributes, one key and one lookup for all three families.
+        let p = SpanFields::of(s);
         let error = s.status.code == StatusCode::Error;
         let secs = s.end_time_ns.saturating_sub(s.start_time_ns) as f64 / 1e9;
-        let mut cache = self.red_cache.lock().unwrap_or_else(|p| p.into_inner());
-        red_key(&mut cache, s, &p, service);
+        let mut cache = self.span_cache.lock().unwrap_or_else(|p| p.into_inner());
+        span_key(&mut cache, s, &p, service);
         if let Some(h) = cache.get() {
-            h.requests.inc();
-            if error {
-                let errors = &self.errors;
-                h.errors
-                    .get_or_insert_with(|| errors.get_or_create_owned(&h.labels))
-                    .inc();
-            }
-            h.duration.observe(secs);
+            self.observe_into(h, error, secs);
             return;
         }
-        let (labels, capped) = self.red_labels(s, &p, service);
-        let h = RedHandles {
-            requests: self.requests.get_or_create_owned(&labels),
-            // Created on the first error only: a series of zero errors would show otherwise.
-            errors: error.then(|| self.errors.get_or_create_owned(&labels)),
-            duration: self.duration.get_or_create_owned(&labels),
-            labels,
+        // Not cached: each family makes its labels (and applies its caps).
+        let mut capped = false;
+        let red = self.flowscope.then(|| {
+            let (labels, c) = self.red_labels(s, &p, service);
+            capped |= c;
+            RedHandles {
+                requests: self.requests.get_or_create_owned(&labels),
+                // Created on the first error only: a series of zero errors would show otherwise.
+                errors: None,
+                duration: self.duration.get_or_create_owned(&labels),
+                labels,
+            }
+        });
+        let semconv = self.semconv.as_ref().and_then(|m| {
+            let (h, c) = m.histogram(s, &p, service)?;
+            capped |= c;
+            Some(h)
+        });
+        let hubble = self.hubble.as_ref().and_then(|m| m.span_handles(s, &p));
+        let mut h = SpanHandles {
+            red,
+            semconv,
+            hubble,
         };
-        h.requests.inc();
-        if let Some(e) = &h.errors {
-            e.inc();
-        }
-        h.duration.observe(secs);
+        self.observe_into(&mut h, error, secs);
+        // A capped label's observations are each counted as overflowing: not cached.
         if !capped {
             cache.insert(h);
+        }
+    }
+
+    /// Counts one span (`error`: its status is ERROR; `secs` long) into its handles.
+    fn observe_into(&self, h: &mut SpanHandles, error: bool, secs: f64) {
+        if let Some(m) = &mut h.red {
+            m.requests.inc();
+            if error {
+                let errors = &self.errors;
+                m.errors
+                    .get_or_insert_with(|| errors.get_or_create_owned(&m.labels))
+                    .inc();
+            }
+            m.duration.observe(secs);
+        }
+        if let Some(m) = &h.semconv {
+            m.observe(secs);
+        }
+        if let Some((requests, duration)) = &h.hubble {
+            requests.inc();
+            duration.observe(secs);
         }
     }
 
@@ -515,18 +535,12 @@ impl Metrics {
     /// Forgets every cached metric handle (tests: the uncached path).
     #[cfg(test)]
     fn forget_cached(&self) {
-        self.red_cache.lock().unwrap().clear();
-        if let Some(m) = &self.semconv {
-            m.forget_cached();
-        }
-        if let Some(m) = &self.hubble {
-            m.forget_cached();
-        }
+        self.span_cache.lock().unwrap().clear();
     }
 
     /// The RED labels of `s`, and whether a cap replaced its route or peer (then they are
     /// not cached: each such observation is counted as overflowing).
-    fn red_labels(&self, s: &Span, p: &Picked<'_>, service: &str) -> (RedLabels, bool) {
+    fn red_labels(&self, s: &Span, p: &SpanFields<'_>, service: &str) -> (RedLabels, bool) {
         let number = |v: Option<&AttributeValue>| match v {
             Some(AttributeValue::Int(v)) => Some(v.to_string()),
             Some(AttributeValue::String(v)) => Some(v.to_string()),
@@ -583,7 +597,18 @@ impl Metrics {
     }
 }
 
-/// The handles of one RED label set (see [`LabelCache`]).
+/// The handles of one span label-input set in every family served (see [`LabelCache`]).
+#[derive(Debug)]
+struct SpanHandles {
+    /// The `flowscope_request*` families'.
+    red: Option<RedHandles>,
+    /// The semantic-convention histogram.
+    semconv: Option<Histogram>,
+    /// Hubble's request counter and duration histogram (spans with a response).
+    hubble: Option<(Counter, Histogram)>,
+}
+
+/// The handles of one RED label set.
 #[derive(Debug)]
 struct RedHandles {
     labels: RedLabels,
@@ -593,60 +618,9 @@ struct RedHandles {
     duration: Histogram,
 }
 
-/// The attributes the RED labels are made of, picked in one pass over a span's attributes:
-/// looking each key up on its own compared every key a dozen times per span (a tenth of the
-/// agent's time at 10k req/s).
-#[derive(Default)]
-struct Picked<'a> {
-    rpc_system: Option<&'a AttributeValue>,
-    rpc_service: Option<&'a AttributeValue>,
-    rpc_method: Option<&'a AttributeValue>,
-    rpc_status: Option<&'a AttributeValue>,
-    protocol_name: Option<&'a AttributeValue>,
-    http_method: Option<&'a AttributeValue>,
-    http_status: Option<&'a AttributeValue>,
-    url_path: Option<&'a AttributeValue>,
-    client_address: Option<&'a AttributeValue>,
-    server_address: Option<&'a AttributeValue>,
-    peer_address: Option<&'a AttributeValue>,
-    error_type: Option<&'a AttributeValue>,
-}
-
-impl<'a> Picked<'a> {
-    fn of(s: &'a Span) -> Self {
-        let mut p = Self::default();
-        for (k, v) in s.attributes.iter() {
-            let slot = match k {
-                attr::RPC_SYSTEM => &mut p.rpc_system,
-                attr::RPC_SERVICE => &mut p.rpc_service,
-                attr::RPC_METHOD => &mut p.rpc_method,
-                attr::RPC_GRPC_STATUS_CODE => &mut p.rpc_status,
-                attr::NETWORK_PROTOCOL_NAME => &mut p.protocol_name,
-                attr::HTTP_REQUEST_METHOD => &mut p.http_method,
-                attr::HTTP_RESPONSE_STATUS_CODE => &mut p.http_status,
-                attr::URL_PATH => &mut p.url_path,
-                attr::CLIENT_ADDRESS => &mut p.client_address,
-                attr::SERVER_ADDRESS => &mut p.server_address,
-                attr::NETWORK_PEER_ADDRESS => &mut p.peer_address,
-                attr::ERROR_TYPE => &mut p.error_type,
-                _ => continue,
-            };
-            *slot = Some(v);
-        }
-        p
-    }
-}
-
-fn string(v: Option<&AttributeValue>) -> Option<&str> {
-    match v {
-        Some(AttributeValue::String(v)) => Some(v.as_str()),
-        _ => None,
-    }
-}
-
 /// The other side's address, before the peer cap: the client's on server spans, the
 /// server's on client spans.
-fn peer_attr<'a>(kind: SpanKind, p: &Picked<'a>) -> &'a str {
+fn peer_attr<'a>(kind: SpanKind, p: &SpanFields<'a>) -> &'a str {
     match kind {
         SpanKind::Server => string(p.client_address),
         SpanKind::Client => string(p.server_address),
@@ -664,45 +638,38 @@ fn kind_label(kind: SpanKind) -> SpanKindLabel {
     }
 }
 
-/// Writes the cache key of `s`'s RED labels: every input [`Metrics::red_labels`] reads,
-/// before templating and capping (both depend on these inputs only, and a value once
-/// admitted under a cap stays admitted).
-fn red_key(cache: &mut LabelCache<RedHandles>, s: &Span, p: &Picked<'_>, service: &str) {
+/// Writes the cache key of `s`'s labels in every family: every input [`Metrics::red_labels`],
+/// `SemconvMetrics::histogram` and `HubbleMetrics::span_handles` read, before templating and
+/// capping (both depend on these inputs only, and a value once admitted under a cap stays
+/// admitted). One key for the three: one hash and one lookup per span, not three.
+fn span_key(cache: &mut LabelCache<SpanHandles>, s: &Span, p: &SpanFields<'_>, service: &str) {
     let mut k = cache
         .key()
-        .str(service)
-        .str(peer_attr(s.kind, p))
         .tag(kind_label(s.kind) as u8)
-        .tag(u8::from(s.process.as_ref().is_some_and(|p| p.agent)));
-    let rpc_system = string(p.rpc_system);
-    k = k.str(
-        rpc_system
-            .or_else(|| string(p.protocol_name))
-            .unwrap_or("http"),
-    );
-    k = k.str(
-        string(p.http_method)
-            .or_else(|| string(p.rpc_method))
-            .unwrap_or(""),
-    );
-    k = match (rpc_system, string(p.rpc_service), string(p.rpc_method)) {
-        (Some(_), Some(svc), Some(m)) => k.tag(0).str(svc).str(m),
-        _ => match string(p.url_path) {
-            Some(path) => k.tag(1).str(path),
-            None => k.tag(2),
-        },
-    };
-    // The status label: the first of these that is a number or text.
-    let status = [p.http_status, p.rpc_status]
-        .into_iter()
-        .flatten()
-        .find(|v| matches!(v, AttributeValue::Int(_) | AttributeValue::String(_)));
-    match (status, string(p.error_type)) {
-        (Some(AttributeValue::Int(n)), _) => k.tag(0).int(*n),
-        (Some(AttributeValue::String(v)), _) => k.tag(1).str(v),
-        (_, Some(e)) => k.tag(1).str(e),
-        _ => k.tag(2),
-    };
+        .tag(u8::from(s.process.as_ref().is_some_and(|p| p.agent)))
+        .str(service);
+    for v in [
+        p.rpc_system,
+        p.rpc_service,
+        p.rpc_method,
+        p.rpc_status,
+        p.protocol_name,
+        p.protocol_version,
+        p.http_method,
+        p.http_status,
+        p.url_path,
+        p.client_address,
+        p.server_address,
+        p.peer_address,
+        p.error_type,
+    ] {
+        k = match v {
+            Some(AttributeValue::String(v)) => k.tag(0).str(v),
+            Some(AttributeValue::Int(v)) => k.tag(1).int(*v),
+            Some(AttributeValue::Bool(v)) => k.tag(2).int(i64::from(*v)),
+            None => k.tag(3),
+        };
+    }
 }
 
 /// `engine.flows-evicted` -> `engine_flows_evicted` (Prometheus names are `[a-zA-Z0-9_:]`).
@@ -790,9 +757,9 @@ impl Collector for PushedValues {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
-    use flows::record::{Attributes, IpInfo, ProcessInfo, SpanStatus, Verdict};
+    use flows::record::{attr, Attributes, IpInfo, ProcessInfo, SpanStatus, Verdict};
     use flows::trace::{SpanId, TraceId};
 
     pub(crate) fn http_span(path: &str, status: i64, ms: u64, error: bool) -> Span {

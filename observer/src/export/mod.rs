@@ -19,12 +19,15 @@ mod route;
 mod runtime;
 mod semconv_metrics;
 mod server;
+mod span_fields;
 mod transport;
 
 pub use config::{ExportConfig, MetricSet, OtlpCompression, OtlpProtocol};
 pub use exporter::SpanSink;
 pub use runtime::{ExportHandles, ExportRuntime};
 
+#[cfg(test)]
+mod record_cost;
 #[cfg(test)]
 mod tests;
 

@@ -21,14 +21,14 @@
 
 use std::sync::Mutex;
 
-use flows::record::{attr, AttributeValue, Span, SpanKind};
+use flows::record::{AttributeValue, Span, SpanKind};
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{family::Family, histogram::Histogram},
     registry::{Registry, Unit},
 };
 
-use super::{label_cache::LabelCache, route::LabelLimiter};
+use super::{route::LabelLimiter, span_fields::SpanFields};
 
 /// OTel's recommended explicit buckets for HTTP request durations, in seconds (semconv
 /// `http-metrics.md`, "Metric: http.server.request.duration").
@@ -85,8 +85,6 @@ pub struct SemconvMetrics {
     addresses: Mutex<LabelLimiter>,
     /// `rpc.service/rpc.method` per service (chosen by clients: `:path`), capped.
     rpc_names: Mutex<LabelLimiter>,
-    /// The histograms by label inputs.
-    cache: Mutex<LabelCache<Histogram>>,
 }
 
 impl SemconvMetrics {
@@ -103,7 +101,6 @@ impl SemconvMetrics {
             rpc_client: rpc_family(),
             addresses: Mutex::new(LabelLimiter::new(max_addresses.max(1))),
             rpc_names: Mutex::new(LabelLimiter::new(max_rpc_names.max(1))),
-            cache: Mutex::default(),
         };
         registry.register_with_unit(
             "http_server_request_duration",
@@ -132,79 +129,50 @@ impl SemconvMetrics {
         m
     }
 
-    /// Observes one span's duration in the histogram of its kind, under `service`.
-    pub fn observe_span(&self, s: &Span, service: &str) {
-        let secs = s.end_time_ns.saturating_sub(s.start_time_ns) as f64 / 1e9;
+    /// The histogram of `s` (of its kind, under `service`; `p` are its attributes), and
+    /// whether a cap replaced one of its labels (then the caller must not keep the handle:
+    /// each such observation is counted as overflowing). None for INTERNAL spans.
+    pub fn histogram(
+        &self,
+        s: &Span,
+        p: &SpanFields<'_>,
+        service: &str,
+    ) -> Option<(Histogram, bool)> {
         let server = match s.kind {
             SpanKind::Server => true,
             SpanKind::Client => false,
-            SpanKind::Internal => return,
+            SpanKind::Internal => return None,
         };
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        // The key: the span's kind, `service` and every attribute a label is made of (the
-        // caps depend on these only, and a value once admitted stays admitted).
-        let mut k = cache.key().tag(u8::from(server)).str(service);
-        for key in [
-            attr::SERVER_ADDRESS,
-            attr::RPC_SYSTEM,
-            attr::RPC_SERVICE,
-            attr::RPC_METHOD,
-            attr::RPC_GRPC_STATUS_CODE,
-            attr::HTTP_REQUEST_METHOD,
-            attr::HTTP_RESPONSE_STATUS_CODE,
-            attr::NETWORK_PROTOCOL_VERSION,
-            attr::ERROR_TYPE,
-        ] {
-            k = match s.attributes.get(key) {
-                Some(AttributeValue::String(v)) => k.tag(0).str(v),
-                Some(AttributeValue::Int(v)) => k.tag(1).int(*v),
-                Some(AttributeValue::Bool(v)) => k.tag(2).int(i64::from(*v)),
-                None => k.tag(3),
-            };
-        }
-        if let Some(h) = cache.get() {
-            h.observe(secs);
-            return;
-        }
-        let (labels, capped) = self.labels(s, service);
+        let (labels, capped) = self.labels(p, service);
         let h = match (labels, server) {
             (Labels::Http(l), true) => self.http_server.get_or_create_owned(&l),
             (Labels::Http(l), false) => self.http_client.get_or_create_owned(&l),
             (Labels::Rpc(l), true) => self.rpc_server.get_or_create_owned(&l),
             (Labels::Rpc(l), false) => self.rpc_client.get_or_create_owned(&l),
         };
-        h.observe(secs);
-        if !capped {
-            cache.insert(h);
-        }
-    }
-
-    /// Forgets the cached handles (tests: the uncached path).
-    #[cfg(test)]
-    pub fn forget_cached(&self) {
-        self.cache.lock().unwrap().clear();
+        Some((h, capped))
     }
 
     /// The labels of `s`'s histogram, and whether a cap replaced one of them (then they are
     /// not cached: each such observation is counted as overflowing).
-    fn labels(&self, s: &Span, service: &str) -> (Labels, bool) {
-        let text = |k: &str| match s.attributes.get(k) {
-            Some(AttributeValue::String(v)) => v.to_string(),
+    fn labels(&self, p: &SpanFields<'_>, service: &str) -> (Labels, bool) {
+        let text = |v: Option<&AttributeValue>| match v {
+            Some(AttributeValue::String(v)) => v.clone(),
             Some(AttributeValue::Int(v)) => v.to_string(),
             Some(AttributeValue::Bool(v)) => v.to_string(),
             None => String::new(),
         };
         let mut capped = false;
         let address = {
-            let a = text(attr::SERVER_ADDRESS);
+            let a = text(p.server_address);
             let mut l = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
             let admitted = l.admit("", &a);
             capped |= admitted == super::route::OVERFLOW;
             admitted.to_string()
         };
-        if s.attributes.get(attr::RPC_SYSTEM).is_some() {
+        if p.rpc_system.is_some() {
             let (rpc_service, rpc_method) = {
-                let (svc, m) = (text(attr::RPC_SERVICE), text(attr::RPC_METHOD));
+                let (svc, m) = (text(p.rpc_service), text(p.rpc_method));
                 let mut l = self.rpc_names.lock().unwrap_or_else(|p| p.into_inner());
                 match l.admit(service, &format!("{svc}/{m}")) {
                     super::route::OVERFLOW => {
@@ -219,21 +187,21 @@ impl SemconvMetrics {
             };
             let labels = RpcLabels {
                 service_name: service.to_string(),
-                rpc_system: text(attr::RPC_SYSTEM),
+                rpc_system: text(p.rpc_system),
                 rpc_service,
                 rpc_method,
-                rpc_grpc_status_code: text(attr::RPC_GRPC_STATUS_CODE),
+                rpc_grpc_status_code: text(p.rpc_status),
                 server_address: address,
             };
             (Labels::Rpc(labels), capped)
         } else {
             let labels = HttpLabels {
                 service_name: service.to_string(),
-                http_request_method: text(attr::HTTP_REQUEST_METHOD),
-                http_response_status_code: text(attr::HTTP_RESPONSE_STATUS_CODE),
+                http_request_method: text(p.http_method),
+                http_response_status_code: text(p.http_status),
                 server_address: address,
-                network_protocol_version: text(attr::NETWORK_PROTOCOL_VERSION),
-                error_type: text(attr::ERROR_TYPE),
+                network_protocol_version: text(p.protocol_version),
+                error_type: text(p.error_type),
             };
             (Labels::Http(labels), capped)
         }
