@@ -102,39 +102,137 @@ impl Timed {
     }
 }
 
-/// One side of the connection: what it sends and what it acknowledges.
-///
-/// `repr(C)`, so that the fields are laid out as written: first those that every segment of
-/// either direction reads or writes (48 bytes, within one or two cache lines), then the RTT
-/// estimator and the ring (an in-order segment writes one slot and reads one), then the
-/// counters that only odd segments touch. 320 bytes (about 400 before, hot fields scattered).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What every segment of either direction reads or writes of one side, packed (presence as
+/// bits, not `Option`s: 30 bytes, not 48) so that both sides' together fill one 64-byte
+/// line. With many connections interleaved each one is cold when its next segment comes, so
+/// every line a segment touches is a miss.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[repr(C)]
-struct SideState {
-    /// One past its highest sequence number sent (SYN and FIN count one).
-    next: Option<u32>,
-    /// Its last acknowledgment number (with `last_window`, its last window): what it has
-    /// received of the other side.
-    last_ack: Option<u32>,
-    /// The highest acknowledgment the other side sent for its data.
-    last_ack_by_peer: Option<u32>,
-    /// Set by a retransmission: one past the highest sequence number sent then. Until an ACK
-    /// reaches it, cumulative ACKs were held back by the hole, so they time the recovery, not
-    /// the path: only a timestamp echo naming a retransmission gives a sample.
-    recovery_end: Option<u32>,
+struct Hot {
     /// When `next` last advanced.
     advanced_ns: u64,
+    /// One past its highest sequence number sent (SYN and FIN count one), when [`NEXT`].
+    next: u32,
+    /// Its last acknowledgment number (with `last_window`, its last window): what it has
+    /// received of the other side, when [`LAST_ACK`].
+    last_ack: u32,
+    /// The highest acknowledgment the other side sent for its data, when [`ACK_BY_PEER`].
+    last_ack_by_peer: u32,
+    /// Set by a retransmission (when [`RECOVERY_END`]): one past the highest sequence number
+    /// sent then. Until an ACK reaches it, cumulative ACKs were held back by the hole, so they
+    /// time the recovery, not the path: only a timestamp echo naming a retransmission gives a
+    /// sample.
+    recovery_end: u32,
     last_window: u16,
-    /// Its SYN was seen, with this window scale shift (RFC 7323 §2.2); `last_window` came in
-    /// a SYN (never scaled).
-    wscale: Option<u8>,
-    syn_seen: bool,
-    window_in_syn: bool,
+    /// Its SYN's window scale shift (RFC 7323 §2.2), when [`WSCALE`].
+    wscale: u8,
+    /// Which of the fields above hold a value, and the flags below.
+    flags: u8,
     /// Segments waiting for their ACK, oldest first: a ring of `timed_len` from `timed_head`
     /// (both below [`TIMED_SEGMENTS`]).
     timed_head: u8,
     timed_len: u8,
-    rtt: RttEstimator,
+}
+
+const NEXT: u8 = 1;
+const LAST_ACK: u8 = 1 << 1;
+const ACK_BY_PEER: u8 = 1 << 2;
+const RECOVERY_END: u8 = 1 << 3;
+const WSCALE: u8 = 1 << 4;
+/// Its SYN was seen (with the window scale, if any, in `wscale`).
+const SYN_SEEN: u8 = 1 << 5;
+/// `last_window` came in a SYN (never scaled).
+const WINDOW_IN_SYN: u8 = 1 << 6;
+/// The client's ACK of the SYN/ACK was seen (the connection's `ack_ns` is set); only the
+/// client's side uses it.
+const HANDSHAKE_ACKED: u8 = 1 << 7;
+
+impl Hot {
+    fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    fn set(&mut self, flag: u8, on: bool) {
+        if on {
+            self.flags |= flag;
+        } else {
+            self.flags &= !flag;
+        }
+    }
+
+    fn next(&self) -> Option<u32> {
+        self.has(NEXT).then_some(self.next)
+    }
+
+    fn set_next(&mut self, v: u32) {
+        self.next = v;
+        self.flags |= NEXT;
+    }
+
+    fn last_ack(&self) -> Option<u32> {
+        self.has(LAST_ACK).then_some(self.last_ack)
+    }
+
+    fn last_ack_by_peer(&self) -> Option<u32> {
+        self.has(ACK_BY_PEER).then_some(self.last_ack_by_peer)
+    }
+
+    fn recovery_end(&self) -> Option<u32> {
+        self.has(RECOVERY_END).then_some(self.recovery_end)
+    }
+
+    fn set_recovery_end(&mut self, v: Option<u32>) {
+        self.recovery_end = v.unwrap_or(0);
+        self.set(RECOVERY_END, v.is_some());
+    }
+
+    fn wscale(&self) -> Option<u8> {
+        self.has(WSCALE).then_some(self.wscale)
+    }
+
+    fn syn_seen(&self) -> bool {
+        self.has(SYN_SEEN)
+    }
+
+    fn timed_len(&self) -> usize {
+        usize::from(self.timed_len)
+    }
+
+    /// Index in the ring of the `i`th segment waiting.
+    fn slot(&self, i: usize) -> usize {
+        (usize::from(self.timed_head) + i) % TIMED_SEGMENTS
+    }
+
+    /// Forgets the `n` oldest segments (acknowledged).
+    fn forget(&mut self, n: usize) {
+        // Both stay below TIMED_SEGMENTS (8): the casts cannot truncate.
+        self.timed_head = ((usize::from(self.timed_head) + n) % TIMED_SEGMENTS) as u8;
+        self.timed_len -= n as u8;
+    }
+
+    /// The receive window it last advertised, in bytes, when the scale is known. RFC 7323
+    /// §2.2: a SYN's window is never scaled, and scaling is in use only if both SYNs offered
+    /// it (§2.3: shifts above 14 are taken as 14); with a SYN unseen the scale is unknown.
+    fn advertised_window(&self, other: &Hot) -> Option<u32> {
+        let window = u32::from(self.last_window);
+        if self.has(WINDOW_IN_SYN)
+            || (self.syn_seen() && self.wscale().is_none())
+            || (other.syn_seen() && other.wscale().is_none())
+        {
+            return Some(window);
+        }
+        match (self.syn_seen() && other.syn_seen(), self.wscale()) {
+            (true, Some(shift)) => Some(window << shift.min(14)),
+            _ => None,
+        }
+    }
+}
+
+/// The rest of one side: the segments waiting for their ACK (an in-order segment writes one
+/// slot and reads one of the other side's), then the counters that only odd segments touch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[repr(C)]
+struct SideState {
     timed: [Timed; TIMED_SEGMENTS],
     retransmitted_bytes: u64,
     retransmitted_segments: u32,
@@ -149,28 +247,24 @@ struct SideState {
     zero_window_probes: u32,
 }
 
-impl SideState {
+/// One side, all its parts.
+struct Side<'a> {
+    hot: &'a mut Hot,
+    rtt: &'a mut RttEstimator,
+    cold: &'a mut SideState,
+}
+
+impl Side<'_> {
     /// The `i`th segment waiting, oldest first.
     fn timed_at(&self, i: usize) -> &Timed {
-        &self.timed[(usize::from(self.timed_head) + i) % TIMED_SEGMENTS]
-    }
-
-    fn timed_len(&self) -> usize {
-        usize::from(self.timed_len)
+        &self.cold.timed[self.hot.slot(i)]
     }
 
     fn time(&mut self, t: Timed) {
-        if self.timed_len() < TIMED_SEGMENTS {
-            self.timed[(usize::from(self.timed_head) + self.timed_len()) % TIMED_SEGMENTS] = t;
-            self.timed_len += 1;
+        if self.hot.timed_len() < TIMED_SEGMENTS {
+            self.cold.timed[self.hot.slot(self.hot.timed_len())] = t;
+            self.hot.timed_len += 1;
         }
-    }
-
-    /// Forgets the `n` oldest segments (acknowledged).
-    fn forget(&mut self, n: usize) {
-        // Both stay below TIMED_SEGMENTS (8): the casts cannot truncate.
-        self.timed_head = ((usize::from(self.timed_head) + n) % TIMED_SEGMENTS) as u8;
-        self.timed_len -= n as u8;
     }
 
     /// Marks the timed segments overlapping `[start, end)` as sent again at `now_ns`.
@@ -182,8 +276,8 @@ impl SideState {
         tsval: Option<u32>,
     ) -> bool {
         let mut any = false;
-        for i in 0..self.timed_len() {
-            let t = &mut self.timed[(usize::from(self.timed_head) + i) % TIMED_SEGMENTS];
+        for i in 0..self.hot.timed_len() {
+            let t = &mut self.cold.timed[self.hot.slot(i)];
             if seq_lt(start, t.end) && seq_lt(t.start, end) {
                 t.retransmitted = true;
                 t.sent_ns = now_ns;
@@ -193,9 +287,10 @@ impl SideState {
         }
         any
     }
+}
 
-    fn direction(&self, receiver: &SideState) -> TcpDirectionHealth {
-        let r = &self.rtt;
+impl SideState {
+    fn direction(&self, r: &RttEstimator, receiver: &SideState) -> TcpDirectionHealth {
         let some = |v: u64| (r.samples > 0).then_some(v);
         TcpDirectionHealth {
             srtt_ns: r.srtt_ns(),
@@ -213,35 +308,23 @@ impl SideState {
             zero_window_probes: self.zero_window_probes,
         }
     }
-
-    /// The receive window it last advertised, in bytes, when the scale is known. RFC 7323
-    /// §2.2: a SYN's window is never scaled, and scaling is in use only if both SYNs offered
-    /// it (§2.3: shifts above 14 are taken as 14); with a SYN unseen the scale is unknown.
-    fn advertised_window(&self, other: &SideState) -> Option<u32> {
-        let window = u32::from(self.last_window);
-        if self.window_in_syn
-            || (self.syn_seen && self.wscale.is_none())
-            || (other.syn_seen && other.wscale.is_none())
-        {
-            return Some(window);
-        }
-        match (self.syn_seen && other.syn_seen, self.wscale) {
-            (true, Some(shift)) => Some(window << shift.min(14)),
-            _ => None,
-        }
-    }
 }
 
 /// Per-connection health state; see the module docs.
 ///
-/// Laid out for the per-segment path (`repr(C)`): the handshake and close fields an in-order
-/// segment reads (`ack_ns`, `closed_by`) in the first 64 bytes, then each side (see
-/// [`SideState`]). Not `align(64)`: the connection's box would then come from an aligned
-/// allocation, and glibc's memalign splits chunks so that every other allocation gets slower
-/// (cachegrind: +4% instructions in malloc on the HTTP/1 replay).
+/// Laid out for the per-segment path (`repr(C)`): both sides' [`Hot`] fields first (64
+/// bytes), then their RTT estimators (a segment acknowledging data updates the other side's),
+/// then the handshake and close times (read only by handshake, FIN and RST segments), then
+/// each side's timed segments and counters (see [`SideState`]). Not `align(64)`:
+/// the connection's box would then come from an aligned allocation, and glibc's memalign
+/// splits chunks so that every other allocation gets slower (cachegrind: +4% instructions in
+/// malloc on the HTTP/1 replay).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[repr(C)]
 pub struct ConnectionHealth {
+    /// Indexed by who sends: 0 client, 1 server (as `sides`).
+    hot: [Hot; 2],
+    rtt: [RttEstimator; 2],
     ack_ns: Option<u64>,
     syn_ack_ns: Option<u64>,
     closed_by: Option<TcpClose>,
@@ -275,26 +358,44 @@ impl ConnectionHealth {
         }
         if f.contains(TcpFlags::SYN) {
             self.handshake(from_client, tcp, now_ns, counters);
-        } else if ack && from_client && self.ack_ns.is_none() {
+        } else if ack
+            && from_client
+            && !self.hot[0].has(HANDSHAKE_ACKED)
+            // Only after a SYN/ACK is there a handshake to complete (its time needs the
+            // server's SYN): a connection joined mid-way reads no further.
+            && self.hot[1].syn_seen()
+        {
             self.handshake_ack(tcp, now_ns, counters);
         }
+        let [client_hot, server_hot] = &mut self.hot;
+        let [client_rtt, server_rtt] = &mut self.rtt;
         let [client, server] = &mut self.sides;
-        let (me, peer) = if from_client {
+        let client = Side {
+            hot: client_hot,
+            rtt: client_rtt,
+            cold: client,
+        };
+        let server = Side {
+            hot: server_hot,
+            rtt: server_rtt,
+            cold: server,
+        };
+        let (mut me, mut peer) = if from_client {
             (client, server)
         } else {
             (server, client)
         };
         // RFC 9293 §3.8.6.1: a closed window is probed; the probe is not data.
-        let probe =
-            peer.last_window == 0 && zero_window_probe(me, peer, tcp, payload_len, counters);
+        let probe = peer.hot.last_window == 0
+            && zero_window_probe(&mut me, &peer, tcp, payload_len, counters);
         if !probe {
-            on_sent(me, tcp, payload_len, captured_to, now_ns, counters);
+            on_sent(&mut me, tcp, payload_len, captured_to, now_ns, counters);
         }
         if payload_len > 0 {
-            window_full(me, peer, tcp, payload_len, counters);
+            window_full(&mut me, &peer, tcp, payload_len, counters);
         }
         if ack {
-            on_ack(me, peer, tcp, payload_len, now_ns, counters);
+            on_ack(&mut me, &mut peer, tcp, payload_len, now_ns, counters);
         }
     }
 
@@ -337,8 +438,9 @@ impl ConnectionHealth {
     /// the client's, with ACK, and the handshake is not complete yet).
     fn handshake_ack(&mut self, tcp: &TcpInfo, now_ns: u64, c: &mut Counters) {
         // It acknowledges the server's ISN + 1.
-        if self.syn_ack_ns.is_some() && self.sides[1].next == Some(tcp.ack) {
+        if self.syn_ack_ns.is_some() && self.hot[1].next() == Some(tcp.ack) {
             self.ack_ns = Some(now_ns);
+            self.hot[0].set(HANDSHAKE_ACKED, true);
             c.tcp_handshakes += 1;
         }
     }
@@ -352,9 +454,10 @@ impl ConnectionHealth {
         let syn = f.contains(TcpFlags::SYN);
         let ack = f.contains(TcpFlags::ACK);
         if syn {
-            let me = &mut self.sides[usize::from(!from_client)];
-            me.syn_seen = true;
-            me.wscale = tcp.window_scale;
+            let me = &mut self.hot[usize::from(!from_client)];
+            me.set(SYN_SEEN, true);
+            me.wscale = tcp.window_scale.unwrap_or(0);
+            me.set(WSCALE, tcp.window_scale.is_some());
         }
         if syn && !ack && from_client {
             if self.syn_ns.is_none() {
@@ -384,15 +487,16 @@ impl ConnectionHealth {
     pub fn has_any(&self) -> bool {
         self.syn_ns.is_some()
             || self.closed_by.is_some()
+            || self.rtt.iter().any(|r| r.samples > 0)
             || self
                 .sides
                 .iter()
-                .any(|s| s.rtt.samples > 0 || s.retransmitted_segments > 0 || s.window_full > 0)
+                .any(|s| s.retransmitted_segments > 0 || s.window_full > 0)
     }
 
     /// Both legs' smoothed RTT so far (see [`TcpHealth::path_srtt_ns`]), without a snapshot.
     pub fn path_srtt_ns(&self) -> Option<u64> {
-        match (self.sides[0].rtt.srtt_ns(), self.sides[1].rtt.srtt_ns()) {
+        match (self.rtt[0].srtt_ns(), self.rtt[1].srtt_ns()) {
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),
         }
@@ -409,8 +513,8 @@ impl ConnectionHealth {
             syn_retransmits: self.syn_retransmits,
             refused: self.refused,
             syn_unanswered: self.syn_ns.is_some() && self.syn_ack_ns.is_none() && !self.refused,
-            to_server: client.direction(server),
-            to_client: server.direction(client),
+            to_server: client.direction(&self.rtt[0], server),
+            to_client: server.direction(&self.rtt[1], client),
             closed_by: self.closed_by,
         }
     }
@@ -418,7 +522,7 @@ impl ConnectionHealth {
 
 /// The sender's side of a segment: new data, a retransmission, reordering or a keep-alive.
 fn on_sent(
-    me: &mut SideState,
+    me: &mut Side<'_>,
     tcp: &TcpInfo,
     payload_len: u32,
     captured_to: Option<u32>,
@@ -428,12 +532,11 @@ fn on_sent(
     let f = tcp.flags;
     let (syn, fin) = (f.contains(TcpFlags::SYN), f.contains(TcpFlags::FIN));
     let len = payload_len + u32::from(syn) + u32::from(fin);
-    let tsval = tcp.timestamps.map(|(v, _)| v);
     // Keep-alive: SEG.SEQ = SND.NXT - 1 with zero or one byte (RFC 9293 §3.8.4, RFC 1122
     // §4.2.3.6); not data, not a retransmission.
-    if let Some(next) = me.next {
+    if let Some(next) = me.hot.next() {
         if payload_len <= 1 && !syn && !fin && tcp.seq == next.wrapping_sub(1) {
-            me.keepalives += 1;
+            me.cold.keepalives += 1;
             c.tcp_keepalives += 1;
             return;
         }
@@ -443,21 +546,22 @@ fn on_sent(
     }
     let start = tcp.seq;
     let end = start.wrapping_add(len);
-    let timed = Timed::new(start, end, now_ns, tsval);
-    let Some(next) = me.next else {
-        me.next = Some(end);
-        me.advanced_ns = now_ns;
-        me.time(timed);
-        return;
-    };
-    // RFC 9293 §3.4: ordering modulo 2^32.
-    if !seq_lt(start, next) {
-        me.next = Some(end);
-        me.advanced_ns = now_ns;
-        me.time(timed);
-        return;
+    match me.hot.next() {
+        // RFC 9293 §3.4: ordering modulo 2^32.
+        Some(next) if seq_lt(start, next) => {
+            sent_again(me, tcp, payload_len, captured_to, now_ns, next, end, c);
+        }
+        _ => {
+            me.hot.set_next(end);
+            me.hot.advanced_ns = now_ns;
+            me.time(Timed::new(
+                start,
+                end,
+                now_ns,
+                tcp.timestamps.map(|(v, _)| v),
+            ));
+        }
     }
-    sent_again(me, tcp, payload_len, captured_to, now_ns, next, end, c);
 }
 
 /// A segment starting before the sender's highest sequence number (`next`): a retransmission
@@ -466,7 +570,7 @@ fn on_sent(
 #[inline(never)]
 #[allow(clippy::too_many_arguments)]
 fn sent_again(
-    me: &mut SideState,
+    me: &mut Side<'_>,
     tcp: &TcpInfo,
     payload_len: u32,
     captured_to: Option<u32>,
@@ -479,36 +583,36 @@ fn sent_again(
     let tsval = tcp.timestamps.map(|(v, _)| v);
     let seen = me.mark_retransmitted(start, end, now_ns, tsval)
         | captured_to.is_some_and(|d| seq_lt(start, d));
-    let acked = me.last_ack_by_peer.is_some_and(|a| !seq_lt(a, end));
+    let acked = me.hot.last_ack_by_peer().is_some_and(|a| !seq_lt(a, end));
     let window = me
         .rtt
         .srtt_ns()
         .map_or(REORDER_WINDOW_NS, |s| s.min(REORDER_WINDOW_NS));
-    if !seen && !acked && now_ns.saturating_sub(me.advanced_ns) < window {
-        me.out_of_order += 1;
+    if !seen && !acked && now_ns.saturating_sub(me.hot.advanced_ns) < window {
+        me.cold.out_of_order += 1;
         c.tcp_health_reordered_segments += 1;
     } else {
-        me.retransmitted_segments += 1;
-        me.retransmitted_bytes += u64::from(payload_len);
+        me.cold.retransmitted_segments += 1;
+        me.cold.retransmitted_bytes += u64::from(payload_len);
         c.tcp_health_retransmissions += 1;
         c.tcp_health_retransmitted_bytes += u64::from(payload_len);
         let high = if seq_lt(next, end) { end } else { next };
-        me.recovery_end = Some(match me.recovery_end {
+        me.hot.set_recovery_end(Some(match me.hot.recovery_end() {
             Some(r) if seq_lt(high, r) => r,
             _ => high,
-        });
+        }));
     }
     if seq_lt(next, end) {
-        me.next = Some(end);
-        me.advanced_ns = now_ns;
+        me.hot.set_next(end);
+        me.hot.advanced_ns = now_ns;
     }
 }
 
 /// The receiver's side of a segment with ACK: an RTT sample when it acknowledges new data,
 /// a duplicate ACK, a zero window.
 fn on_ack(
-    me: &mut SideState,
-    peer: &mut SideState,
+    me: &mut Side<'_>,
+    peer: &mut Side<'_>,
     tcp: &TcpInfo,
     payload_len: u32,
     now_ns: u64,
@@ -519,30 +623,31 @@ fn on_ack(
     // RFC 9293 §3.8.6.2: a zero window stops the sender (SYN windows aside: never scaled,
     // and a SYN's zero is no stall).
     if tcp.window == 0 && !f.contains(TcpFlags::SYN) {
-        me.zero_windows += 1;
+        me.cold.zero_windows += 1;
         c.tcp_zero_window_advertisements += 1;
     }
     let ack = tcp.ack;
-    match me.last_ack {
-        Some(last) if seq_diff(ack, last) > 0 => sample(peer, ack, tcp.timestamps, now_ns, c),
-        Some(last) if ack == last => {
-            // RFC 5681 §2 "duplicate acknowledgment": data outstanding, no data, no SYN/FIN,
-            // same ACK number and same window.
-            let outstanding = peer.next.is_some_and(|n| seq_lt(ack, n));
-            if plain && outstanding && tcp.window == me.last_window {
-                me.dup_acks += 1;
-                c.tcp_duplicate_acks += 1;
-            }
+    // It acknowledges new data (the first ACK seen counts as new).
+    let new = me.hot.last_ack().is_none_or(|last| seq_diff(ack, last) > 0);
+    if new {
+        sample(peer, ack, tcp.timestamps, now_ns, c);
+    } else if me.hot.last_ack() == Some(ack) {
+        // RFC 5681 §2 "duplicate acknowledgment": data outstanding, no data, no SYN/FIN,
+        // same ACK number and same window.
+        let outstanding = peer.hot.next().is_some_and(|n| seq_lt(ack, n));
+        if plain && outstanding && tcp.window == me.hot.last_window {
+            me.cold.dup_acks += 1;
+            c.tcp_duplicate_acks += 1;
         }
-        Some(_) => {}
-        None => sample(peer, ack, tcp.timestamps, now_ns, c),
     }
-    if me.last_ack.is_none_or(|last| seq_diff(ack, last) > 0) {
-        me.last_ack = Some(ack);
-        peer.last_ack_by_peer = Some(ack);
+    if new {
+        me.hot.last_ack = ack;
+        me.hot.flags |= LAST_ACK;
+        peer.hot.last_ack_by_peer = ack;
+        peer.hot.flags |= ACK_BY_PEER;
     }
-    me.last_window = tcp.window;
-    me.window_in_syn = f.contains(TcpFlags::SYN);
+    me.hot.last_window = tcp.window;
+    me.hot.set(WINDOW_IN_SYN, f.contains(TcpFlags::SYN));
 }
 
 /// A segment sent while the receiver's window is zero (the caller checks): a zero-window
@@ -555,20 +660,20 @@ fn on_ack(
 #[cold]
 #[inline(never)]
 fn zero_window_probe(
-    me: &mut SideState,
-    peer: &SideState,
+    me: &mut Side<'_>,
+    peer: &Side<'_>,
     tcp: &TcpInfo,
     payload_len: u32,
     c: &mut Counters,
 ) -> bool {
-    let (Some(next), Some(_)) = (me.next, peer.last_ack) else {
+    let (Some(next), Some(_)) = (me.hot.next(), peer.hot.last_ack()) else {
         return false;
     };
     let probe = !tcp.flags.is_control()
         && ((payload_len == 1 && tcp.seq == next)
             || (payload_len <= 1 && tcp.seq == next.wrapping_sub(1)));
     if probe {
-        me.zero_window_probes += 1;
+        me.cold.zero_window_probes += 1;
         c.tcp_zero_window_probes += 1;
     }
     probe
@@ -578,17 +683,18 @@ fn zero_window_probe(
 /// (RFC 9293 §3.8.6: the sender may send no more until the window moves; Wireshark's
 /// `tcp.analysis.window_full`). Only when the window's scale is known.
 fn window_full(
-    me: &mut SideState,
-    peer: &SideState,
+    me: &mut Side<'_>,
+    peer: &Side<'_>,
     tcp: &TcpInfo,
     payload_len: u32,
     c: &mut Counters,
 ) {
-    let (Some(ack), Some(window)) = (peer.last_ack, peer.advertised_window(me)) else {
+    let (Some(ack), Some(window)) = (peer.hot.last_ack(), peer.hot.advertised_window(me.hot))
+    else {
         return;
     };
     if !tcp.flags.is_control() && tcp.seq.wrapping_add(payload_len) == ack.wrapping_add(window) {
-        me.window_full += 1;
+        me.cold.window_full += 1;
         c.tcp_window_full_segments += 1;
     }
 }
@@ -599,18 +705,18 @@ fn window_full(
 /// unless the ACK's TSecr equals the TSval of a retransmission it covers (RFC 7323 §4: the
 /// echo says which copy is answered; §4.3: a hole filled echoes the segment that filled it).
 fn sample(
-    sender: &mut SideState,
+    sender: &mut Side<'_>,
     ack: u32,
     timestamps: Option<(u32, u32)>,
     now_ns: u64,
     c: &mut Counters,
 ) {
-    let covered = (0..sender.timed_len())
+    let covered = (0..sender.hot.timed_len())
         .take_while(|&i| !seq_lt(ack, sender.timed_at(i).end))
         .count();
-    let recovering = sender.recovery_end.is_some();
-    if sender.recovery_end.is_some_and(|r| !seq_lt(ack, r)) {
-        sender.recovery_end = None;
+    let recovering = sender.hot.has(RECOVERY_END);
+    if sender.hot.recovery_end().is_some_and(|r| !seq_lt(ack, r)) {
+        sender.hot.set_recovery_end(None);
     }
     if covered == 0 {
         return;
@@ -629,7 +735,7 @@ fn sample(
         sender.rtt.sample(now_ns.saturating_sub(sent_ns));
         c.tcp_rtt_samples += 1;
     }
-    sender.forget(covered);
+    sender.hot.forget(covered);
 }
 
 /// When the newest covered segment was sent again or the sender is recovering: the send time
@@ -638,7 +744,7 @@ fn sample(
 #[cold]
 #[inline(never)]
 fn echoed_sent_ns(
-    sender: &SideState,
+    sender: &Side<'_>,
     covered: usize,
     timestamps: Option<(u32, u32)>,
 ) -> Option<u64> {
@@ -666,9 +772,12 @@ mod tests {
     fn state_stays_within_its_cache_lines() {
         use std::mem::{offset_of, size_of};
         assert_eq!(size_of::<Timed>(), 24);
-        assert!(offset_of!(SideState, rtt) <= 48);
-        assert_eq!(size_of::<SideState>(), 5 * 64);
-        assert_eq!(offset_of!(ConnectionHealth, sides), 64);
+        // Both sides' per-segment fields in the first 64 bytes.
+        assert_eq!(size_of::<Hot>(), 32);
+        assert_eq!(offset_of!(ConnectionHealth, hot), 0);
+        assert_eq!(offset_of!(ConnectionHealth, rtt), 64);
+        assert_eq!(size_of::<SideState>(), 232);
+        assert_eq!(size_of::<ConnectionHealth>(), 680);
     }
 
     fn seg(flags: TcpFlags, seq: u32, ack: u32, window: u16) -> TcpInfo {

@@ -354,10 +354,8 @@ impl Http1Decoder {
                 half.scanned = 0;
                 let start = half.msg_start.take().unwrap_or(*at);
                 half.body_size = 0;
-                if let Some(p) = self.provisional.take() {
-                    // The connection is HTTP: the bad head before this message was a request.
-                    let (r, p_start, p_at) = *p;
-                    self.report_invalid_request(r, p_start, &p_at, cx, out);
+                if self.provisional.is_some() {
+                    self.report_provisional(cx, out);
                 }
                 match parsed {
                     Some(Parsed::Request(r)) => self.on_request(r, start, at, cx, out),
@@ -373,99 +371,144 @@ impl Http1Decoder {
                 skip + data.len()
             }
             HeadOutcome::TooLarge { too_many_headers } => {
-                if too_many_headers {
-                    cx.counters.http1_too_many_headers += 1;
-                } else {
-                    cx.counters.http1_header_too_large += 1;
-                }
-                half.buf.clear();
-                half.msg_start = None;
-                match dir {
-                    StreamDir::ToServer => {
-                        // The request is lost: keep pairing aligned with a placeholder.
-                        let mut r = placeholder(&parsed);
-                        r.trace = new_trace(InboundTraceParent::Absent, None, cx);
-                        self.push_pending(r, cx);
-                    }
-                    StreamDir::ToClient => {
-                        let status = match &parsed {
-                            Some(Parsed::Response(r)) => r.status,
-                            _ => None,
-                        };
-                        self.resp_too_large(status, at, cx, out);
-                    }
-                }
-                let half = self.half(dir);
-                half.phase = Phase::Resync;
-                half.resynced = true;
-                half.at_line_start = false;
+                self.head_too_large(dir, too_many_headers, &parsed, at, cx, out);
                 // Search on from just after the message start: the next message may already
                 // be in this chunk (the bytes held in `buf` were searched before).
                 skip + usize::from(prev == 0)
             }
-            HeadOutcome::Invalid => {
-                let confirmed = self.req.confirmed || self.resp.confirmed;
-                // RFC 1945 §4.1: an HTTP/0.9 request has no fields and is the connection's
-                // last; the bytes after it are not a request the server answers.
-                let none_held = self.provisional.is_none()
-                    && !self
-                        .pending
-                        .iter()
-                        .any(|p| p.head.version == HttpVersion::Http09);
-                let half = self.half(dir);
-                let at_boundary = !half.resynced;
-                let input: &[u8] = if prev > 0 { &half.buf } else { data };
-                let mut next_at = None;
-                if at_boundary
-                    && dir == StreamDir::ToServer
-                    && none_held
-                    // On a connection known to be HTTP, binary bytes where a request should
-                    // start are more likely a body framed wrongly than a request; at the very
-                    // start, only the server's answer can tell (held, see `provisional`).
-                    && (!confirmed || lenient::text_line(input))
-                {
-                    // Where a request must start, a head neither parser reads is still a
-                    // request to the server, which answers it (RFC 9112 §3: 400 or 301; real
-                    // servers also 405, 411, 200): keep its place in the order, so the answer
-                    // pairs with it and not with the next request.
-                    let start = half.msg_start.unwrap_or(*at);
-                    let (method, target, version) = lenient::salvage_request_line(input);
-                    next_at = lenient::bodiless_head_end(input, max_bytes);
-                    let r = ParsedRequest {
-                        method: Text::Owned(method),
-                        target,
-                        version,
-                        body: Body::Length(0),
-                        framing_error: Some(BodyError::InvalidHead),
-                        ..Default::default()
-                    };
-                    if confirmed {
-                        self.report_invalid_request(r, start, at, cx, out);
-                    } else {
-                        self.provisional = Some(Box::new((r, start, *at)));
-                    }
-                } else if at_boundary && !confirmed {
-                    self.die(cx);
-                    return skip + data.len();
-                } else if at_boundary {
-                    // A bad message on a connection that is HTTP: it costs only itself.
-                    cx.counters.http1_invalid_heads += 1;
-                }
-                let half = self.half(dir);
-                half.buf.clear();
-                half.msg_start = None;
-                if let Some(end) = next_at {
-                    // Its fields end at a blank line and announce no body (RFC 9112 §6.3
-                    // rule 6): the next request starts right after.
-                    half.phase = Phase::Head;
-                    return skip + end.saturating_sub(prev);
-                }
-                // Keep searching after its first byte.
-                half.phase = Phase::Resync;
-                half.at_line_start = false;
-                skip + usize::from(prev == 0)
+            HeadOutcome::Invalid => self.head_invalid(dir, data, prev, at, cx, out) + skip,
+        }
+    }
+
+    /// The connection is HTTP: the bad head held before this message was a request. Out of
+    /// line: only at the start of a connection whose first head was unreadable.
+    #[cold]
+    #[inline(never)]
+    fn report_provisional(&mut self, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
+        if let Some(p) = self.provisional.take() {
+            let (r, p_start, p_at) = *p;
+            self.report_invalid_request(r, p_start, &p_at, cx, out);
+        }
+    }
+
+    /// A head over the byte or field-count cap: counted, its place in the pairing kept, and
+    /// the search for the next message start begins. Out of line: never on an in-order
+    /// exchange.
+    #[cold]
+    #[inline(never)]
+    fn head_too_large(
+        &mut self,
+        dir: StreamDir,
+        too_many_headers: bool,
+        parsed: &Option<Parsed>,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) {
+        let half = self.half(dir);
+        if too_many_headers {
+            cx.counters.http1_too_many_headers += 1;
+        } else {
+            cx.counters.http1_header_too_large += 1;
+        }
+        half.buf.clear();
+        half.msg_start = None;
+        match dir {
+            StreamDir::ToServer => {
+                // The request is lost: keep pairing aligned with a placeholder.
+                let mut r = placeholder(parsed);
+                r.trace = new_trace(InboundTraceParent::Absent, None, cx);
+                self.push_pending(r, cx);
+            }
+            StreamDir::ToClient => {
+                let status = match parsed {
+                    Some(Parsed::Response(r)) => r.status,
+                    _ => None,
+                };
+                self.resp_too_large(status, at, cx, out);
             }
         }
+        let half = self.half(dir);
+        half.phase = Phase::Resync;
+        half.resynced = true;
+        half.at_line_start = false;
+    }
+
+    /// A head neither parser reads, in `data` (after any empty lines) or, when `prev` bytes
+    /// were held, in the direction's buffer; returns the bytes of `data` consumed. Out of
+    /// line: never on an in-order exchange.
+    #[cold]
+    #[inline(never)]
+    fn head_invalid(
+        &mut self,
+        dir: StreamDir,
+        data: &[u8],
+        prev: usize,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+    ) -> usize {
+        let max_bytes = cx.config.max_header_bytes;
+        let confirmed = self.req.confirmed || self.resp.confirmed;
+        // RFC 1945 §4.1: an HTTP/0.9 request has no fields and is the connection's
+        // last; the bytes after it are not a request the server answers.
+        let none_held = self.provisional.is_none()
+            && !self
+                .pending
+                .iter()
+                .any(|p| p.head.version == HttpVersion::Http09);
+        let half = self.half(dir);
+        let at_boundary = !half.resynced;
+        let input: &[u8] = if prev > 0 { &half.buf } else { data };
+        let mut next_at = None;
+        if at_boundary
+            && dir == StreamDir::ToServer
+            && none_held
+            // On a connection known to be HTTP, binary bytes where a request should
+            // start are more likely a body framed wrongly than a request; at the very
+            // start, only the server's answer can tell (held, see `provisional`).
+            && (!confirmed || lenient::text_line(input))
+        {
+            // Where a request must start, a head neither parser reads is still a
+            // request to the server, which answers it (RFC 9112 §3: 400 or 301; real
+            // servers also 405, 411, 200): keep its place in the order, so the answer
+            // pairs with it and not with the next request.
+            let start = half.msg_start.unwrap_or(*at);
+            let (method, target, version) = lenient::salvage_request_line(input);
+            next_at = lenient::bodiless_head_end(input, max_bytes);
+            let r = ParsedRequest {
+                method: Text::Owned(method),
+                target,
+                version,
+                body: Body::Length(0),
+                framing_error: Some(BodyError::InvalidHead),
+                ..Default::default()
+            };
+            if confirmed {
+                self.report_invalid_request(r, start, at, cx, out);
+            } else {
+                self.provisional = Some(Box::new((r, start, *at)));
+            }
+        } else if at_boundary && !confirmed {
+            self.die(cx);
+            return data.len();
+        } else if at_boundary {
+            // A bad message on a connection that is HTTP: it costs only itself.
+            cx.counters.http1_invalid_heads += 1;
+        }
+        let half = self.half(dir);
+        half.buf.clear();
+        half.msg_start = None;
+        if let Some(end) = next_at {
+            // Its fields end at a blank line and announce no body (RFC 9112 §6.3
+            // rule 6): the next request starts right after.
+            half.phase = Phase::Head;
+            return end.saturating_sub(prev);
+        }
+        // Keep searching after its first byte.
+        half.phase = Phase::Resync;
+        half.at_line_start = false;
+        usize::from(prev == 0)
     }
 
     /// Skips body bytes; returns bytes consumed.

@@ -45,31 +45,42 @@ pub(super) struct Framing {
 
 impl Framing {
     /// Takes one field into account (names are compared case-insensitively, RFC 9110 §5.1).
+    #[cfg(test)]
     pub fn field(&mut self, name: &str, value: &[u8]) {
-        if name.len() == 17 && name.eq_ignore_ascii_case("transfer-encoding") {
-            self.transfer_encoding = true;
-            // Only the final coding matters: chunked must be last (RFC 9112 §6.3 rule 4).
-            // Several fields form one list (RFC 9110 §5.3), and empty list elements are
-            // ignored (RFC 9110 §5.6.1), so an empty field keeps the previous verdict.
-            if let Some(last) = value
-                .rsplit(|b| *b == b',')
-                .map(<[u8]>::trim_ascii)
-                .find(|c| !c.is_empty())
-            {
-                self.chunked = last.eq_ignore_ascii_case(b"chunked");
-            }
-        } else if name.len() == 14 && name.eq_ignore_ascii_case("content-length") {
-            self.has_content_length = true;
-            // A list of identical values is allowed (RFC 9110 §8.6); differing ones are not.
-            for v in value.split(|b| *b == b',') {
-                let v = v.trim_ascii();
-                let n = (!v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit))
-                    .then(|| v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')));
-                match (n, self.content_length) {
-                    (None, _) => self.bad_content_length = true,
-                    (Some(n), Some(old)) if n != old => self.bad_content_length = true,
-                    (Some(n), _) => self.content_length = Some(n),
-                }
+        match super::head::known_field(name) {
+            super::head::Known::TransferEncoding => self.transfer_encoding(value),
+            super::head::Known::ContentLength => self.content_length(value),
+            _ => {}
+        }
+    }
+
+    /// A `Transfer-Encoding` field's value.
+    pub fn transfer_encoding(&mut self, value: &[u8]) {
+        self.transfer_encoding = true;
+        // Only the final coding matters: chunked must be last (RFC 9112 §6.3 rule 4).
+        // Several fields form one list (RFC 9110 §5.3), and empty list elements are
+        // ignored (RFC 9110 §5.6.1), so an empty field keeps the previous verdict.
+        if let Some(last) = value
+            .rsplit(|b| *b == b',')
+            .map(<[u8]>::trim_ascii)
+            .find(|c| !c.is_empty())
+        {
+            self.chunked = super::head::token_eq(last, b"chunked");
+        }
+    }
+
+    /// A `Content-Length` field's value.
+    pub fn content_length(&mut self, value: &[u8]) {
+        self.has_content_length = true;
+        // A list of identical values is allowed (RFC 9110 §8.6); differing ones are not.
+        for v in value.split(|b| *b == b',') {
+            let v = v.trim_ascii();
+            let n = (!v.is_empty() && v.len() <= 19 && v.iter().all(u8::is_ascii_digit))
+                .then(|| v.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')));
+            match (n, self.content_length) {
+                (None, _) => self.bad_content_length = true,
+                (Some(n), Some(old)) if n != old => self.bad_content_length = true,
+                (Some(n), _) => self.content_length = Some(n),
             }
         }
     }

@@ -9,7 +9,7 @@ use crate::l7::dns::doh;
 use crate::l7::exchange::HttpVersion;
 use crate::l7::{L7Config, REDACTED, SENSITIVE_HEADERS};
 use crate::record::{BodyError, CompactString, HttpHeader, Text};
-use crate::trace::{is_traceparent, InboundTraceParent};
+use crate::trace::InboundTraceParent;
 
 /// Largest `max_headers` honoured (the header array lives on the stack).
 pub(super) const HEADER_ARRAY: usize = 128;
@@ -234,7 +234,8 @@ fn lenient_head(
     }
 }
 
-/// A request head from its start line and fields.
+/// A request head from its start line and fields: one pass over the fields, each name
+/// classified once ([`known_field`]).
 pub(super) fn request(
     method: &str,
     target: &str,
@@ -249,40 +250,48 @@ pub(super) fn request(
         version,
         ..Default::default()
     };
-    let kept = keep_headers(fields, cfg);
+    let mut kept = Vec::new();
+    // W3C Trace Context §3.2.1: any name casing; every field counts, as two make it invalid
+    // (the first two are all that decide).
+    let mut traceparents: [Option<&[u8]>; 2] = [None, None];
     for h in fields {
-        framing.field(h.name, h.value);
-        let slot = if name_eq(h.name, "host") {
-            &mut r.host
-        } else if name_eq(h.name, "user-agent") {
-            &mut r.user_agent
-        } else if name_eq(h.name, "tracestate") {
-            &mut r.tracestate
-        } else if name_eq(h.name, "content-type") {
-            r.dns_body |= doh::is_dns_message(h.value);
-            continue;
-        } else if name_eq(h.name, "accept") {
-            r.accepts_dns |= doh::accepts_dns_message(h.value);
-            continue;
-        } else {
-            continue;
+        let kept_as_is = keep(h, cfg, &mut kept);
+        let slot = match known_field(h.name) {
+            Known::TransferEncoding => {
+                framing.transfer_encoding(h.value);
+                continue;
+            }
+            Known::ContentLength => {
+                framing.content_length(h.value);
+                continue;
+            }
+            Known::Host => &mut r.host,
+            Known::UserAgent => &mut r.user_agent,
+            Known::Tracestate => &mut r.tracestate,
+            Known::Traceparent => {
+                if let Some(free) = traceparents.iter_mut().find(|t| t.is_none()) {
+                    *free = Some(h.value);
+                }
+                continue;
+            }
+            Known::ContentType => {
+                r.dns_body |= doh::is_dns_message(h.value);
+                continue;
+            }
+            Known::Accept => {
+                r.accepts_dns |= doh::accepts_dns_message(h.value);
+                continue;
+            }
+            _ => continue,
         };
-        // The first of each is the one taken, as before; when the name is also kept, its
-        // first kept copy is this very field's text (unless redacted), so no second decoding.
+        // The first of each is the one taken; when this very field was just kept (not
+        // redacted), its text is reused, so no second decoding.
         if slot.is_none() {
-            let copy = kept
-                .iter()
-                .find(|k| name_eq(&k.key, h.name) && k.value != REDACTED);
+            let copy = kept.last().filter(|_| kept_as_is);
             *slot = Some(copy.map_or_else(|| field_value(h.value), |k| k.value.clone()));
         }
     }
-    // W3C Trace Context §3.2.1: any name casing; every field, as two make it invalid.
-    r.traceparent = InboundTraceParent::from_fields(
-        fields
-            .iter()
-            .filter(|h| is_traceparent(h.name.as_bytes()))
-            .map(|h| h.value),
-    );
+    r.traceparent = InboundTraceParent::from_fields(traceparents.into_iter().flatten());
     r.headers = kept;
     (r.body, r.framing_error) = framing.request_body(version);
     r.content_length = match r.body {
@@ -292,7 +301,7 @@ pub(super) fn request(
     r
 }
 
-/// A response head from its status line and fields.
+/// A response head from its status line and fields (one pass, like [`request`]).
 pub(super) fn response(
     status: Option<u16>,
     version: HttpVersion,
@@ -305,24 +314,28 @@ pub(super) fn response(
     let mut close = false;
     let mut keep_alive = false;
     let mut dns_body = false;
+    let mut kept = Vec::new();
     for h in fields {
-        framing.field(h.name, h.value);
-        if name_eq(h.name, "content-type") {
-            dns_body |= doh::is_dns_message(h.value);
-        } else if name_eq(h.name, "upgrade") {
-            upgrade_h2c |= h.value.trim_ascii().eq_ignore_ascii_case(b"h2c");
-        } else if name_eq(h.name, "connection") {
-            for option in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
-                close |= option.eq_ignore_ascii_case(b"close");
-                keep_alive |= option.eq_ignore_ascii_case(b"keep-alive");
+        keep(h, cfg, &mut kept);
+        match known_field(h.name) {
+            Known::TransferEncoding => framing.transfer_encoding(h.value),
+            Known::ContentLength => framing.content_length(h.value),
+            Known::ContentType => dns_body |= doh::is_dns_message(h.value),
+            Known::Upgrade => upgrade_h2c |= token_eq(h.value.trim_ascii(), b"h2c"),
+            Known::Connection => {
+                for option in h.value.split(|b| *b == b',').map(<[u8]>::trim_ascii) {
+                    close |= token_eq(option, b"close");
+                    keep_alive |= token_eq(option, b"keep-alive");
+                }
             }
+            _ => {}
         }
     }
     let (body, framing_error) = framing.response_body(version);
     ParsedResponse {
         status,
         version,
-        headers: keep_headers(fields, cfg),
+        headers: kept,
         body,
         framing_error,
         upgrade_h2c,
@@ -332,35 +345,145 @@ pub(super) fn response(
     }
 }
 
-/// The allow-listed fields, sensitive values redacted. Built as the records carry them: a
-/// common name (`Host`, `Content-Type`, ...) is a static string, not an allocation.
-fn keep_headers(headers: &[httparse::Header<'_>], cfg: &L7Config) -> Vec<HttpHeader> {
-    let mut kept = Vec::new();
-    for h in headers {
-        if !cfg.header_allow_list.iter().any(|a| name_eq(a, h.name)) {
-            continue;
-        }
-        let value = if SENSITIVE_HEADERS.iter().any(|s| name_eq(s, h.name)) {
-            CompactString::const_new(REDACTED)
-        } else {
-            field_value(h.value)
-        };
-        kept.push(HttpHeader {
-            key: crate::record::text(h.name),
-            value,
-        });
+/// Keeps `h` when allow-listed, a sensitive value redacted, built as the records carry it
+/// (a common name such as `Host` is a static string, not an allocation). True when it was
+/// kept with its own value.
+fn keep(h: &httparse::Header<'_>, cfg: &L7Config, kept: &mut Vec<HttpHeader>) -> bool {
+    if !cfg.header_allow_list.iter().any(|a| name_eq(a, h.name)) {
+        return false;
     }
-    kept
+    let sensitive = SENSITIVE_HEADERS.iter().any(|s| name_eq(s, h.name));
+    let value = if sensitive {
+        CompactString::const_new(REDACTED)
+    } else {
+        field_value(h.value)
+    };
+    kept.push(HttpHeader {
+        key: crate::record::text(h.name),
+        value,
+    });
+    !sensitive
+}
+
+/// The fields whose values the decoder reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Known {
+    Host,
+    UserAgent,
+    Tracestate,
+    Traceparent,
+    ContentType,
+    Accept,
+    Upgrade,
+    Connection,
+    TransferEncoding,
+    ContentLength,
+    Other,
+}
+
+/// Which of the [`Known`] fields `name` is (RFC 9110 §5.1: names are case-insensitive). The
+/// length picks the one candidate (the first byte among the three of 10 bytes), so each
+/// field costs one comparison. Out of line, like [`name_eq`]'s loop: compared inline against
+/// constant names, every name unrolls into hundreds of bytes of code, and with many
+/// connections interleaved the head path is cold at every message (instruction-cache misses,
+/// BENCHMARKS.md).
+#[inline(never)]
+pub(super) fn known_field(name: &str) -> Known {
+    let (candidate, known) = match name.len() {
+        4 => ("host", Known::Host),
+        6 => ("accept", Known::Accept),
+        7 => ("upgrade", Known::Upgrade),
+        10 => match name.as_bytes()[0] | 0x20 {
+            b'u' => ("user-agent", Known::UserAgent),
+            b't' => ("tracestate", Known::Tracestate),
+            b'c' => ("connection", Known::Connection),
+            _ => return Known::Other,
+        },
+        11 => ("traceparent", Known::Traceparent),
+        12 => ("content-type", Known::ContentType),
+        14 => ("content-length", Known::ContentLength),
+        17 => ("transfer-encoding", Known::TransferEncoding),
+        _ => return Known::Other,
+    };
+    if first_byte_eq(name.as_bytes(), candidate.as_bytes())
+        && same_ignoring_case(name.as_bytes(), candidate.as_bytes())
+    {
+        known
+    } else {
+        Known::Other
+    }
 }
 
 /// Field names compared case-insensitively (RFC 9110 §5.1), as `eq_ignore_ascii_case`
 /// does, but byte by byte equal first: names are nearly always sent in one of two casings,
 /// so most bytes match as they are, and this runs for every field against every listed name.
 fn name_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .all(|(x, y)| x == y || x.eq_ignore_ascii_case(&y))
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && first_byte_eq(a, b) && same_ignoring_case(a, b)
+}
+
+/// A cheap necessary condition for [`same_ignoring_case`], inline: the first bytes are equal
+/// once bit 0x20 (the ASCII case bit) is set in both (or both slices are empty). Most names
+/// of the same length differ there.
+fn first_byte_eq(a: &[u8], b: &[u8]) -> bool {
+    match (a.first(), b.first()) {
+        (Some(x), Some(y)) => x | 0x20 == y | 0x20,
+        _ => true,
+    }
+}
+
+/// A list element or token compared case-insensitively with a known lowercase one (`close`,
+/// `chunked`, ...), through the one out-of-line loop: inline, each constant unrolls into
+/// hundreds of bytes of code (see [`known_field`]).
+pub(super) fn token_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && first_byte_eq(a, b) && same_ignoring_case(a, b)
+}
+
+/// The loop of [`name_eq`] and [`token_eq`] (slices of equal length), out of line so that it
+/// exists once (see [`known_field`]). Eight bytes at a time (the last eight overlapping the
+/// previous ones): equal as they are, or after ASCII lowercasing; it runs for every field
+/// against every allow-listed name of its length.
+#[inline(never)]
+fn same_ignoring_case(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n < 8 || b.len() != n {
+        return a
+            .iter()
+            .zip(b)
+            .all(|(x, y)| x == y || x.eq_ignore_ascii_case(y));
+    }
+    let word = |s: &[u8], i: usize| {
+        u64::from_le_bytes(
+            s.get(i..i + 8)
+                .and_then(|w| w.try_into().ok())
+                .unwrap_or([0; 8]),
+        )
+    };
+    let mut i = 0;
+    loop {
+        let at = i.min(n - 8);
+        let (x, y) = (word(a, at), word(b, at));
+        if x != y && ascii_lowercase(x) != ascii_lowercase(y) {
+            return false;
+        }
+        i += 8;
+        if i >= n {
+            return true;
+        }
+    }
+}
+
+/// Eight bytes with `A`-`Z` made `a`-`z` and every other byte unchanged (as
+/// `u8::to_ascii_lowercase` on each).
+fn ascii_lowercase(x: u64) -> u64 {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low7 = x & !HIGH;
+    // Per byte, without carries between bytes (each low7 is below 0x80), the high bit says
+    // whether the byte is at least `A` (0x41), and at least `[` (0x5B).
+    let from_a = low7 + 0x3F3F_3F3F_3F3F_3F3F;
+    let past_z = low7 + 0x2525_2525_2525_2525;
+    let upper = from_a & !past_z & !x & HIGH;
+    x | (upper >> 2)
 }
 
 /// A field value as text: invalid UTF-8 sequences (obs-text, RFC 9110 §5.5) become U+FFFD,
@@ -407,6 +530,63 @@ mod tests {
             ("", ""),
         ] {
             assert_eq!(name_eq(a, b), a.eq_ignore_ascii_case(b), "{a} {b}");
+        }
+    }
+
+    #[test]
+    fn known_fields_in_any_casing_only_by_their_whole_name() {
+        for (name, known) in [
+            ("Host", Known::Host),
+            ("HOST", Known::Host),
+            ("user-agent", Known::UserAgent),
+            ("TraceState", Known::Tracestate),
+            ("traceparent", Known::Traceparent),
+            ("Content-Type", Known::ContentType),
+            ("accept", Known::Accept),
+            ("Upgrade", Known::Upgrade),
+            ("Connection", Known::Connection),
+            ("Transfer-Encoding", Known::TransferEncoding),
+            ("content-LENGTH", Known::ContentLength),
+            ("hosts", Known::Other),
+            ("hast", Known::Other),
+            ("xonnection", Known::Other),
+            ("content_type", Known::Other),
+            ("", Known::Other),
+        ] {
+            assert_eq!(known_field(name), known, "{name}");
+        }
+    }
+
+    #[test]
+    fn names_compare_as_eq_ignore_ascii_case_does() {
+        let names = [
+            "Content-Length",
+            "content-length",
+            "CONTENT-LENGTH",
+            "content-lengtH",
+            "content-lengti",
+            "Transfer-Encoding",
+            "transfer-encodinG",
+            "x\u{e9}\u{c9}-abcdefgh",
+            "x\u{c9}\u{e9}-ABCDEFGH",
+            "@[`{@[`{",
+            "`{@[`{@[",
+            "ab",
+        ];
+        for a in names {
+            for b in names {
+                assert_eq!(name_eq(a, b), a.eq_ignore_ascii_case(b), "{a} {b}");
+            }
+        }
+        for x in 0..=255u8 {
+            for y in [
+                b'a', b'A', b'z', b'Z', b'@', b'[', b'`', b'{', b'-', 0xC1, 0xE1,
+            ] {
+                let a = [x; 9];
+                let b = [y; 9];
+                let expect = x.eq_ignore_ascii_case(&y);
+                assert_eq!(same_ignoring_case(&a, &b), expect, "{x} {y}");
+            }
         }
     }
 
