@@ -157,7 +157,7 @@ impl SemconvMetrics {
     /// not cached: each such observation is counted as overflowing).
     fn labels(&self, p: &SpanFields<'_>, service: &str) -> (Labels, bool) {
         let text = |v: Option<&AttributeValue>| match v {
-            Some(AttributeValue::String(v)) => v.clone(),
+            Some(AttributeValue::String(v)) => v.to_string(),
             Some(AttributeValue::Int(v)) => v.to_string(),
             Some(AttributeValue::Bool(v)) => v.to_string(),
             None => String::new(),
