@@ -648,21 +648,7 @@ fn span_key(cache: &mut LabelCache<SpanHandles>, s: &Span, p: &SpanFields<'_>, s
         .tag(kind_label(s.kind) as u8)
         .tag(u8::from(s.process.as_ref().is_some_and(|p| p.agent)))
         .str(service);
-    for v in [
-        p.rpc_system,
-        p.rpc_service,
-        p.rpc_method,
-        p.rpc_status,
-        p.protocol_name,
-        p.protocol_version,
-        p.http_method,
-        p.http_status,
-        p.url_path,
-        p.client_address,
-        p.server_address,
-        p.peer_address,
-        p.error_type,
-    ] {
+    for v in p.all() {
         k = match v {
             Some(AttributeValue::String(v)) => k.tag(0).str(v),
             Some(AttributeValue::Int(v)) => k.tag(1).int(*v),

@@ -51,6 +51,25 @@ impl<'a> SpanFields<'a> {
         }
         p
     }
+
+    /// Every field, in declaration order (for keys built from all of them).
+    pub fn all(&self) -> [Option<&'a AttributeValue>; 13] {
+        [
+            self.rpc_system,
+            self.rpc_service,
+            self.rpc_method,
+            self.rpc_status,
+            self.protocol_name,
+            self.protocol_version,
+            self.http_method,
+            self.http_status,
+            self.url_path,
+            self.client_address,
+            self.server_address,
+            self.peer_address,
+            self.error_type,
+        ]
+    }
 }
 
 /// The text of a string attribute.
@@ -97,21 +116,7 @@ mod tests {
             ..crate::export::metrics::tests::http_span("/", 200, 1, false)
         };
         let p = SpanFields::of(&s);
-        let got = [
-            p.rpc_system,
-            p.rpc_service,
-            p.rpc_method,
-            p.rpc_status,
-            p.protocol_name,
-            p.protocol_version,
-            p.http_method,
-            p.http_status,
-            p.url_path,
-            p.client_address,
-            p.server_address,
-            p.peer_address,
-            p.error_type,
-        ];
+        let got = p.all();
         for (i, (n, v)) in names.iter().zip(got).enumerate() {
             assert_eq!(v, Some(&AttributeValue::Int(i as i64)), "{n}");
         }
