@@ -38,6 +38,38 @@ pub struct EndOwners {
     pub server: Option<ProcessInfo>,
 }
 
+impl EndOwners {
+    /// The owners of an L7 flow's exchange's ends, from the owners of its packet's local end
+    /// (`mine`: the sender of an `Egress` packet, the receiver of an `Ingress` one) and of its
+    /// other end: a request goes client -> server, a response (`reply`) server -> client.
+    pub fn of_flow(
+        direction: Direction,
+        reply: bool,
+        mine: &Option<ProcessInfo>,
+        peer: &Option<ProcessInfo>,
+    ) -> Self {
+        let (source, destination) = match direction {
+            Direction::Ingress => (peer, mine),
+            _ => (mine, peer),
+        };
+        let (client, server) = if reply {
+            (destination, source)
+        } else {
+            (source, destination)
+        };
+        Self {
+            client: client.clone(),
+            server: server.clone(),
+        }
+    }
+
+    /// Takes the ends still unknown from `other` (what the exchange's other flow said).
+    pub fn fill_from(&mut self, other: Self) {
+        self.client = self.client.take().or(other.client);
+        self.server = self.server.take().or(other.server);
+    }
+}
+
 /// The spans to report for an exchange whose span (with its [`Span::counterpart`], when built)
 /// is `span`, given who owns its ends:
 /// - both ends local: the CLIENT span owned by the client and the SERVER span owned by the

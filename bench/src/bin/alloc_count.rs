@@ -117,24 +117,9 @@ impl Agent {
         };
         let (mine, peer) = (Some(self.owner(local)), Some(self.owner(remote)));
         if let (Some(tc), Some(reply), true) = (f.trace_context, f.is_reply, f.l7.is_some()) {
-            let (source, destination) = match f.traffic_direction {
-                Direction::Ingress => (&peer, &mine),
-                _ => (&mine, &peer),
-            };
-            let (client, server) = if reply {
-                (destination, source)
-            } else {
-                (source, destination)
-            };
-            let ends = EndOwners {
-                client: client.clone(),
-                server: server.clone(),
-            };
+            let ends = EndOwners::of_flow(f.traffic_direction, reply, &mine, &peer);
             match self.span_owner.get_mut(&tc.span_id) {
-                Some(known) => {
-                    known.client = known.client.take().or(ends.client);
-                    known.server = known.server.take().or(ends.server);
-                }
+                Some(known) => known.fill_from(ends),
                 None => {
                     self.span_owner.insert(tc.span_id, ends);
                 }

@@ -627,13 +627,10 @@ impl<W: Write> Pipeline<W> {
     ) -> std::io::Result<()> {
         if let (Some(tc), Some(reply)) = (f.trace_context, f.is_reply) {
             if f.l7.is_some() && (mine.is_some() || peer.is_some()) {
-                let ends = end_owners(&f, reply, &mine, &peer);
+                let ends = EndOwners::of_flow(f.traffic_direction, reply, &mine, &peer);
                 let room = self.span_owner.len() < MAX_SPAN_OWNERS;
                 match self.span_owner.get_mut(&tc.span_id) {
-                    Some(known) => {
-                        known.client = known.client.take().or(ends.client);
-                        known.server = known.server.take().or(ends.server);
-                    }
+                    Some(known) => known.fill_from(ends),
                     None if room => {
                         self.span_owner.insert(tc.span_id, ends);
                     }
@@ -680,30 +677,6 @@ impl<W: Write> Pipeline<W> {
 /// Whether `p` is this agent's own process.
 fn is_agent(p: &Option<ProcessInfo>) -> bool {
     p.as_ref().is_some_and(|p| p.agent)
-}
-
-/// The owners of an L7 flow's exchange's ends, from the owners of its packet's local end
-/// (`mine`: the sender of an egress packet, the receiver of an ingress one) and other end:
-/// a request goes client -> server, a response (`reply`) server -> client.
-fn end_owners(
-    f: &Flow,
-    reply: bool,
-    mine: &Option<ProcessInfo>,
-    peer: &Option<ProcessInfo>,
-) -> EndOwners {
-    let (source, destination) = match f.traffic_direction {
-        Direction::Ingress => (peer, mine),
-        _ => (mine, peer),
-    };
-    let (client, server) = if reply {
-        (destination, source)
-    } else {
-        (source, destination)
-    };
-    EndOwners {
-        client: client.clone(),
-        server: server.clone(),
-    }
 }
 
 impl<W: Write> Pipeline<W> {
@@ -897,7 +870,7 @@ mod tests {
         ];
         for (direction, reply, mine, peer) in cases {
             f.traffic_direction = direction;
-            let ends = end_owners(&f, reply, mine, peer);
+            let ends = EndOwners::of_flow(f.traffic_direction, reply, mine, peer);
             let name = |p: &Option<ProcessInfo>| p.as_ref().and_then(|p| p.comm.clone());
             assert_eq!(
                 (name(&ends.client), name(&ends.server)),
