@@ -34,6 +34,7 @@ use super::{
     clock::{monotonic_now_ns, wall_now_ns, MonoToWall},
     kernel_filters,
     pipeline::{Pipeline, SharedCounters},
+    sched,
     syscall_spans::SyscallSpanConfig,
     CaptureKind, TcAttach,
 };
@@ -630,6 +631,8 @@ fn drain_ring<W: std::io::Write>(
     };
     let (mut attr, mut tls) = (attr, tls);
     let mut later: Option<Vec<u8>> = None;
+    // A batch can be milliseconds of work: offer the CPU every slice of it (agent::sched).
+    let mut budget = sched::SliceBudget::new(monotonic_now_ns());
     loop {
         let cut = if tls.is_some() {
             monotonic_now_ns()
@@ -673,6 +676,11 @@ fn drain_ring<W: std::io::Write>(
                         warn!(bad_records = *bad_records, "unreadable ring record: {e}");
                     }
                 }
+            }
+            // Give the record's ring space back before offering the CPU.
+            drop(item);
+            if budget.spent(monotonic_now_ns) {
+                sched::yield_cpu();
             }
         }
         if later.is_none() {
