@@ -1215,12 +1215,7 @@ impl Http2Decoder {
         cx: &mut L7Context<'_>,
     ) -> Arc<H2Request> {
         // W3C Trace Context §3.2.1: any casing; every field, as two are invalid.
-        let traceparent = InboundTraceParent::from_fields(
-            f.regular
-                .iter()
-                .filter(|(n, _)| is_traceparent(n.as_bytes()))
-                .filter_map(|(_, v)| v.as_deref()),
-        );
+        let traceparent = InboundTraceParent::from_fields(f.values_where(is_traceparent));
         let trace = new_trace(traceparent, f.get("tracestate").as_deref(), cx);
         Arc::new(H2Request {
             stream_id: sid,

@@ -8,6 +8,7 @@
 //! arrived, marked cancelled. Streams first seen mid-way (their HEADERS were before the capture)
 //! are reported too, with what is known and `partial` set.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::grpc::{MessageReader, MessageStats, StatusEvidence};
@@ -271,72 +272,89 @@ impl Stream {
     }
 }
 
-/// Field name as text; pseudo-header and field names are lowercase ASCII in HTTP/2
-/// (RFC 9113 §8.2.1), anything else is kept lossily.
-fn name_of(f: &Field) -> Option<String> {
-    f.name
-        .as_deref()
-        .map(|n| String::from_utf8_lossy(n).into_owned())
+/// Bytes as text, kept lossily; borrowed (no allocation) when they are UTF-8, as pseudo-header
+/// and field names are (lowercase ASCII in HTTP/2, RFC 9113 §8.2.1) and values nearly always.
+fn text(b: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(b)
 }
 
-/// Walks a field block's fields, sorting them into pseudo-headers, chosen fields and
-/// allow-listed copies; unknown ones are counted.
-pub(crate) struct FieldSummary {
-    pub pseudo: Vec<(String, Option<String>)>,
-    pub regular: Vec<(String, Option<String>)>,
+/// A field block's fields, read in place: pseudo-headers and chosen fields are looked up by
+/// name, only the allow-listed copies are made up front; unknown fields are counted.
+pub(crate) struct FieldSummary<'a> {
+    fields: &'a [Field],
     pub headers: Vec<(String, String)>,
     pub unknown: u32,
 }
 
-impl FieldSummary {
-    pub fn new(fields: &[Field], allow: &[String]) -> Self {
+impl<'a> FieldSummary<'a> {
+    pub fn new(fields: &'a [Field], allow: &[String]) -> Self {
         let mut s = FieldSummary {
-            pseudo: Vec::new(),
-            regular: Vec::new(),
+            fields,
             headers: Vec::new(),
             unknown: 0,
         };
         for f in fields {
-            let Some(name) = name_of(f) else {
+            let Some(name) = f.name.as_deref() else {
                 s.unknown += 1;
                 continue;
             };
-            let value = f.value_string();
-            if value.is_none() {
+            let Some(value) = f.value.as_deref() else {
                 s.unknown += 1;
-            }
-            if name.starts_with(':') {
-                s.pseudo.push((name, value));
+                continue;
+            };
+            if name.starts_with(b":") || allow.is_empty() {
                 continue;
             }
-            if let Some(v) = &value {
-                if allow.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
-                    let v = if SENSITIVE_HEADERS.contains(&name.as_str()) {
-                        REDACTED.to_string()
-                    } else {
-                        v.clone()
-                    };
-                    s.headers.push((name.clone(), v));
-                }
+            let name = text(name);
+            if allow.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
+                let v = if SENSITIVE_HEADERS.contains(&name.as_ref()) {
+                    REDACTED.to_string()
+                } else {
+                    text(value).into_owned()
+                };
+                s.headers.push((name.into_owned(), v));
             }
-            s.regular.push((name, value));
         }
         s
     }
 
-    /// A pseudo-header's value; `None` when absent or unknown.
-    pub fn pseudo(&self, name: &str) -> Option<String> {
-        self.pseudo
+    /// The value of the first field named `name` whose name is known; `None` when there is
+    /// none or its value is unknown. Names are compared as bytes: `name` is ASCII, so this is
+    /// the comparison with the name as (lossy) text.
+    fn value(&self, name: &str) -> Option<String> {
+        self.fields
             .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.clone())
+            .find(|f| f.name.as_deref() == Some(name.as_bytes()))
+            .and_then(|f| f.value.as_deref())
+            .map(|v| text(v).into_owned())
+    }
+
+    /// A pseudo-header's value (`name` starts with `:`); `None` when absent or unknown.
+    pub fn pseudo(&self, name: &str) -> Option<String> {
+        self.value(name)
     }
 
     /// A regular field's value; `None` when absent or unknown.
     pub fn get(&self, name: &str) -> Option<String> {
-        self.regular
+        self.value(name)
+    }
+
+    /// The known values (as text) of the regular fields whose name `pick` chooses.
+    pub fn values_where<P: Fn(&[u8]) -> bool>(
+        &self,
+        pick: P,
+    ) -> impl Iterator<Item = Cow<'a, [u8]>> + use<'a, P> {
+        self.fields
             .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.clone())
+            .filter(move |f| {
+                f.name
+                    .as_deref()
+                    .is_some_and(|n| !n.starts_with(b":") && pick(n))
+            })
+            .filter_map(|f| f.value.as_deref())
+            .map(|v| match text(v) {
+                Cow::Borrowed(t) => Cow::Borrowed(t.as_bytes()),
+                Cow::Owned(t) => Cow::Owned(t.into_bytes()),
+            })
     }
 }
