@@ -275,7 +275,11 @@ impl Stream {
 /// Bytes as text, kept lossily; borrowed (no allocation) when they are UTF-8, as pseudo-header
 /// and field names are (lowercase ASCII in HTTP/2, RFC 9113 §8.2.1) and values nearly always.
 fn text(b: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(b)
+    // `from_utf8` first: its ASCII fast path is far cheaper than the lossy scan.
+    match std::str::from_utf8(b) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
 /// A field block's fields, read in place: pseudo-headers and chosen fields are looked up by
@@ -305,8 +309,16 @@ impl<'a> FieldSummary<'a> {
             if name.starts_with(b":") || allow.is_empty() {
                 continue;
             }
-            let name = text(name);
-            if allow.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
+            // An ASCII name compares as bytes (no text made for the names not allowed).
+            let allowed = if name.is_ascii() {
+                allow
+                    .iter()
+                    .any(|a| a.as_bytes().eq_ignore_ascii_case(name))
+            } else {
+                allow.iter().any(|a| a.eq_ignore_ascii_case(&text(name)))
+            };
+            if allowed {
+                let name = text(name);
                 let v = if SENSITIVE_HEADERS.contains(&name.as_ref()) {
                     REDACTED.to_string()
                 } else {
@@ -322,11 +334,16 @@ impl<'a> FieldSummary<'a> {
     /// none or its value is unknown. Names are compared as bytes: `name` is ASCII, so this is
     /// the comparison with the name as (lossy) text.
     fn value(&self, name: &str) -> Option<String> {
+        self.value_text(name).map(Cow::into_owned)
+    }
+
+    /// [`Self::get`] or [`Self::pseudo`] without a copy, for values only looked at.
+    pub fn value_text(&self, name: &str) -> Option<Cow<'a, str>> {
         self.fields
             .iter()
             .find(|f| f.name.as_deref() == Some(name.as_bytes()))
             .and_then(|f| f.value.as_deref())
-            .map(|v| text(v).into_owned())
+            .map(text)
     }
 
     /// A pseudo-header's value (`name` starts with `:`); `None` when absent or unknown.
