@@ -27,6 +27,8 @@ pub mod stream;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use frame::{flags, FrameHeader, FrameType, HEADER_LEN};
 use hpack::Field;
 use stream::{FieldSummary, Stream};
@@ -260,12 +262,12 @@ impl Http2Decoder {
         let mut s = Stream::new(&request.start, false);
         s.request = Some(Arc::new(H2Request {
             stream_id: 1,
-            method: Some(request.method.to_string()),
+            method: Some(CompactString::new(&request.method)),
             scheme: Some("http".into()),
-            authority: request.host.as_deref().map(String::from),
-            path: Some(request.target.clone()),
+            authority: request.host.as_deref().map(CompactString::new),
+            path: Some(CompactString::new(&request.target)),
             content_type: None,
-            user_agent: request.user_agent.as_deref().map(String::from),
+            user_agent: request.user_agent.as_deref().map(CompactString::new),
             grpc_timeout_ns: None,
             headers: request
                 .headers
@@ -1340,7 +1342,7 @@ impl Http2Decoder {
 
 /// Bytes a request's kept fields hold (for the per-connection cap).
 fn request_bytes(r: &H2Request) -> usize {
-    let opt = |v: &Option<String>| v.as_ref().map_or(0, String::len);
+    let opt = |v: &Option<CompactString>| v.as_ref().map_or(0, |v| v.len());
     opt(&r.method)
         + opt(&r.scheme)
         + opt(&r.authority)

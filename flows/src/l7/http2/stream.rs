@@ -11,6 +11,8 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use super::grpc::{MessageReader, MessageStats, StatusEvidence};
 use super::hpack::Field;
 use crate::l7::exchange::ExchangeTrace;
@@ -24,17 +26,17 @@ pub struct H2Request {
     /// Stream id.
     pub stream_id: u32,
     /// `:method`.
-    pub method: Option<String>,
+    pub method: Option<CompactString>,
     /// `:scheme`.
-    pub scheme: Option<String>,
+    pub scheme: Option<CompactString>,
     /// `:authority` (or `host`).
-    pub authority: Option<String>,
+    pub authority: Option<CompactString>,
     /// `:path`.
-    pub path: Option<String>,
+    pub path: Option<CompactString>,
     /// `content-type`.
-    pub content_type: Option<String>,
+    pub content_type: Option<CompactString>,
     /// `user-agent`.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<CompactString>,
     /// `grpc-timeout`, in nanoseconds.
     pub grpc_timeout_ns: Option<u64>,
     /// Allow-listed fields, sensitive values redacted.
@@ -61,7 +63,7 @@ pub struct H2Response {
     /// `:status`.
     pub status: Option<u16>,
     /// `content-type`.
-    pub content_type: Option<String>,
+    pub content_type: Option<CompactString>,
     /// Allow-listed fields, sensitive values redacted.
     pub headers: Vec<(String, String)>,
     /// Fields whose name or value stayed unknown.
@@ -107,9 +109,9 @@ pub enum StreamEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrpcCall {
     /// Fully-qualified service, e.g. `helloworld.Greeter`.
-    pub service: String,
+    pub service: CompactString,
     /// Method, e.g. `SayHello`.
-    pub method: String,
+    pub method: CompactString,
     /// The call's gRPC status: `grpc-status` from the trailers (or a trailers-only
     /// response), else what [`super::grpc::call_status`] makes of the response; `None` when
     /// unknown.
@@ -204,7 +206,8 @@ impl Stream {
 
     /// Whether this looks like gRPC: a gRPC content-type on either side.
     fn is_grpc(&self) -> bool {
-        let ct = |c: &Option<String>| c.as_deref().is_some_and(super::grpc::is_grpc_content_type);
+        let ct =
+            |c: &Option<CompactString>| c.as_deref().is_some_and(super::grpc::is_grpc_content_type);
         // Joined mid-way, content-type may have come from a table entry we never saw: a POST
         // to a `/package.Service/Method` path with unknown fields is then taken for gRPC
         // (as observer's `grpc_method` does for HTTP/2); its status stays unknown.
@@ -233,7 +236,7 @@ impl Stream {
                 .as_ref()
                 .and_then(|r| r.path.as_deref())
                 .and_then(super::grpc::split_path)
-                .map(|(s, m)| (s.to_string(), m.to_string()))
+                .map(|(s, m)| (CompactString::new(s), CompactString::new(m)))
                 .unwrap_or_default();
             let status = super::grpc::call_status(&StatusEvidence {
                 grpc_status: self.grpc_status,
@@ -333,8 +336,10 @@ impl<'a> FieldSummary<'a> {
     /// The value of the first field named `name` whose name is known; `None` when there is
     /// none or its value is unknown. Names are compared as bytes: `name` is ASCII, so this is
     /// the comparison with the name as (lossy) text.
-    fn value(&self, name: &str) -> Option<String> {
-        self.value_text(name).map(Cow::into_owned)
+    /// Kept as a `CompactString`: the values a record keeps (method, scheme, authority,
+    /// content-type, user-agent; most paths) fit inline, without an allocation.
+    fn value(&self, name: &str) -> Option<CompactString> {
+        self.value_text(name).map(CompactString::from)
     }
 
     /// [`Self::get`] or [`Self::pseudo`] without a copy, for values only looked at.
@@ -347,12 +352,12 @@ impl<'a> FieldSummary<'a> {
     }
 
     /// A pseudo-header's value (`name` starts with `:`); `None` when absent or unknown.
-    pub fn pseudo(&self, name: &str) -> Option<String> {
+    pub fn pseudo(&self, name: &str) -> Option<CompactString> {
         self.value(name)
     }
 
     /// A regular field's value; `None` when absent or unknown.
-    pub fn get(&self, name: &str) -> Option<String> {
+    pub fn get(&self, name: &str) -> Option<CompactString> {
         self.value(name)
     }
 
