@@ -10,6 +10,13 @@
 #
 #   bench/record_http1.sh [OUT=/tmp/replay/http1-nginx.pcap] [CONNS=200] [REQUESTS=300000] [BODY=512]
 #
+# MODE picks the protocol, as in bench/ab.sh: h1 (default), h2c (HTTP/2 over cleartext TCP with
+# prior knowledge, RFC 9113 §3.3: nginx `listen ... http2`, h2load without --h1, one stream per
+# connection) or grpc (the same h2c connections carrying ab.sh's gRPC-shaped unary call: a POST
+# of a fixed length-prefixed message, a length-prefixed reply and a `grpc-status: 0` trailer;
+# BODY is then unused). SNAPLEN=N cuts each packet to N bytes as the agent's TC program does
+# (`--snaplen`, default 512 there); default 0, whole packets.
+#
 # Needs root; installs nginx, nghttp2-client (h2load) and tcpdump with apt when missing. The
 # capture is large (about 1 KiB per packet): keep it under /tmp, never in the repository.
 # Prints tcpdump's own count of packets dropped by the kernel (should be 0: a dropped packet
@@ -18,6 +25,19 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 out="${1:-/tmp/replay/http1-nginx.pcap}" conns="${2:-200}" requests="${3:-300000}" body="${4:-512}"
 name=record_http1.sh tag="fsrh$$"
+proto="${MODE:-h1}" url="http://198.18.0.1/body"
+case "$proto" in
+    h1) proto_args=(--h1) ;;
+    h2c) proto_args=(-m 1) nginx_listen_opts=http2 ;;
+    grpc)
+        nginx_listen_opts=http2
+        # As bench/ab.sh: the static module's 405 to a POST is turned into the file itself.
+        nginx_locations='location /helloworld.Greeter/ { default_type application/grpc;
+            add_trailer grpc-status 0; error_page 405 =200 $uri; }'
+        url="http://198.18.0.1/helloworld.Greeter/SayHello"
+        ;;
+    *) echo "$name: MODE is h1, h2c or grpc, not $proto" >&2; exit 1 ;;
+esac
 
 missing=()
 command -v nginx >/dev/null || missing+=(nginx)
@@ -43,13 +63,20 @@ fi
 # nginx counts its listening socket among worker_connections: room for every client and more.
 bench_nginx "$(( conns * 2 + 64 ))"
 head -c "$body" /dev/zero | tr '\0' x > "$work/www/body"
+if [ "$proto" = grpc ]; then
+    # gRPC messages: flag 0 (uncompressed), 4-byte big-endian length, protobuf field 1 (string).
+    mkdir -p "$work/www/helloworld.Greeter"
+    printf '\0\0\0\0\007\012\005world' > "$work/grpc-request.bin"
+    printf '\0\0\0\0\015\012\013Hello world' > "$work/www/helloworld.Greeter/SayHello"
+    proto_args=(-m 1 -d "$work/grpc-request.bin" -H 'content-type: application/grpc' -H 'te: trailers')
+fi
 
 # -B: a 64 MiB kernel buffer so that a busy machine does not make tcpdump drop packets.
-ip netns exec "$srv" tcpdump -i "$dev" -s 0 -B 65536 -w "$out" "tcp port 80" 2>"$work/tcpdump.err" &
+ip netns exec "$srv" tcpdump -i "$dev" -s "${SNAPLEN:-0}" -B 65536 -w "$out" "tcp port 80" 2>"$work/tcpdump.err" &
 tcpdump_pid=$!
 for _ in $(seq 50); do grep -q "listening on" "$work/tcpdump.err" && break; sleep 0.1; done
 
-ip netns exec "$cli" h2load --h1 -c "$conns" -n "$requests" "http://198.18.0.1/body" > "$work/h2load.out"
+ip netns exec "$cli" h2load "${proto_args[@]}" -c "$conns" -n "$requests" "$url" > "$work/h2load.out"
 grep -E "^(finished in|requests:|status codes:)" "$work/h2load.out" >&2
 
 sleep 0.5
@@ -57,4 +84,4 @@ kill -INT "$tcpdump_pid"
 wait "$tcpdump_pid" 2>/dev/null || true
 tcpdump_pid=""
 grep -E "packets (captured|received by filter|dropped by kernel)" "$work/tcpdump.err" >&2
-echo "$name: wrote $out ($(du -h "$out" | cut -f1); $conns connections, $requests requests, ${body}-byte body)" >&2
+echo "$name: wrote $out ($(du -h "$out" | cut -f1); MODE=$proto SNAPLEN=${SNAPLEN:-0}, $conns connections, $requests requests, ${body}-byte body)" >&2

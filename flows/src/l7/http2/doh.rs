@@ -67,8 +67,8 @@ impl Http2Decoder {
             return;
         };
         let accepts_dns = fields
-            .get("accept")
-            .is_some_and(|v| doh::accepts_dns_message(&v));
+            .value_text("accept")
+            .is_some_and(|v| doh::accepts_dns_message(v.as_bytes()));
         if let Some(ev) = doh::get_query_event(path, accepts_dns, at, cx) {
             s.doh.query_ns = Some(at.ts_ns);
             out.push(L7Event::Dns(Box::new(ev)));

@@ -27,6 +27,8 @@ pub mod stream;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
+use compact_str::CompactString;
+
 use frame::{flags, FrameHeader, FrameType, HEADER_LEN};
 use hpack::Field;
 use stream::{FieldSummary, Stream};
@@ -191,7 +193,13 @@ pub struct Http2Decoder {
     /// Streams the client reset before the server ended them, with the reset's time, oldest
     /// first: reported once the server ends them or [`RESET_LINGER_NS`] passes.
     lingering: VecDeque<(u32, u64)>,
+    /// The fields of the field block being read, kept (empty) between blocks so a block costs
+    /// no allocation for its list.
+    field_buf: Vec<Field>,
 }
+
+/// Field list capacity kept between field blocks; a larger one (a long block) is freed.
+const FIELD_BUF_KEPT: usize = 64;
 
 impl Http2Decoder {
     /// A connection seen from its client preface (prior knowledge, RFC 9113 §3.3).
@@ -218,6 +226,7 @@ impl Http2Decoder {
             dead: false,
             connection_error: false,
             lingering: VecDeque::new(),
+            field_buf: Vec::new(),
         }
     }
 
@@ -241,6 +250,7 @@ impl Http2Decoder {
             dead: false,
             connection_error: false,
             lingering: VecDeque::new(),
+            field_buf: Vec::new(),
         }
     }
 
@@ -252,12 +262,12 @@ impl Http2Decoder {
         let mut s = Stream::new(&request.start, false);
         s.request = Some(Arc::new(H2Request {
             stream_id: 1,
-            method: Some(request.method.to_string()),
+            method: Some(CompactString::new(&request.method)),
             scheme: Some("http".into()),
-            authority: request.host.as_deref().map(String::from),
-            path: Some(request.target.clone()),
+            authority: request.host.as_deref().map(CompactString::new),
+            path: Some(CompactString::new(&request.target)),
             content_type: None,
-            user_agent: request.user_agent.as_deref().map(String::from),
+            user_agent: request.user_agent.as_deref().map(CompactString::new),
             grpc_timeout_ns: None,
             headers: request
                 .headers
@@ -1044,12 +1054,33 @@ impl Http2Decoder {
         cx: &mut L7Context<'_>,
         out: &mut Vec<L7Event>,
     ) {
-        let mut fields: Vec<Field> = Vec::new();
+        let mut fields = std::mem::take(&mut self.field_buf);
+        self.decode_field_block(d, sid, kind, block, start, at, cx, out, &mut fields);
+        fields.clear();
+        if fields.capacity() <= FIELD_BUF_KEPT {
+            self.field_buf = fields;
+        }
+    }
+
+    /// [`Self::field_block`], its fields decoded into `fields` (empty).
+    #[allow(clippy::too_many_arguments)]
+    fn decode_field_block(
+        &mut self,
+        d: usize,
+        sid: u32,
+        kind: BlockKind,
+        block: &[u8],
+        start: &PacketCtx,
+        at: &PacketCtx,
+        cx: &mut L7Context<'_>,
+        out: &mut Vec<L7Event>,
+        fields: &mut Vec<Field>,
+    ) {
         let half = &mut self.halves[d];
         half.blocks += 1;
         let r = half
             .hpack
-            .decode(block, cx.config.h2_max_header_list_bytes, &mut fields);
+            .decode(block, cx.config.h2_max_header_list_bytes, fields);
         let c = &mut *cx.counters;
         c.h2_field_blocks += 1;
         let mut lost = false;
@@ -1068,11 +1099,11 @@ impl Http2Decoder {
         if !half.hpack.table().fully_known() {
             c.h2_field_blocks_with_partial_table += 1;
         }
-        let summary = FieldSummary::new(&fields, &cx.config.header_allow_list);
+        let mut summary = FieldSummary::new(fields, &cx.config.header_allow_list);
         if !self.roles_known {
             // RFC 9113 §8.3: requests carry `:method`, responses `:status`. Joined mid-way,
             // this is how we learn who the client is.
-            let client = match (summary.pseudo(":method"), summary.pseudo(":status")) {
+            let client = match (summary.value_text(":method"), summary.value_text(":status")) {
                 (Some(_), None) => Some(!matches!(kind, BlockKind::PushPromise { .. })),
                 (None, Some(_)) => Some(false),
                 _ => None,
@@ -1095,7 +1126,7 @@ impl Http2Decoder {
         match kind {
             BlockKind::PushPromise { promised } => {
                 // §8.4: the promised request, decoded by the server's encoder state.
-                let req = self.request_from(promised, &summary, true, start, at, lost, cx);
+                let req = self.request_from(promised, &mut summary, true, start, at, lost, cx);
                 let size = request_bytes(&req);
                 if let Some(s) = self.stream_for(promised, start, cx, out, true) {
                     s.request = Some(req.clone());
@@ -1108,7 +1139,7 @@ impl Http2Decoder {
             BlockKind::Headers { end_stream } if self.role(d) == 0 => {
                 let existing = self.streams.get(&sid).is_some_and(|s| s.request.is_some());
                 if !existing {
-                    let req = self.request_from(sid, &summary, false, start, at, lost, cx);
+                    let req = self.request_from(sid, &mut summary, false, start, at, lost, cx);
                     let size = request_bytes(&req);
                     let Some(s) = self.stream_for(sid, start, cx, out, true) else {
                         return;
@@ -1151,7 +1182,7 @@ impl Http2Decoder {
                 let mut added = 0;
                 let mut started = false;
                 let status = summary
-                    .pseudo(":status")
+                    .value_text(":status")
                     .and_then(|v| v.parse::<u16>().ok());
                 let informational = status.is_some_and(|v| (100..200).contains(&v));
                 if informational {
@@ -1173,17 +1204,17 @@ impl Http2Decoder {
                     s.response = Some(H2Response {
                         status,
                         content_type: summary.get("content-type"),
-                        headers: summary.headers.clone(),
+                        headers: std::mem::take(&mut summary.headers),
                         unknown_fields: summary.unknown + u32::from(lost),
                         start: *start,
                         head_end: *at,
                     });
                 }
                 // Trailers, or a trailers-only response (gRPC: grpc-status in the only block).
-                if let Some(v) = summary.get("grpc-status") {
+                if let Some(v) = summary.value_text("grpc-status") {
                     s.grpc_status = v.trim().parse().ok();
                 }
-                if let Some(v) = summary.get("grpc-message") {
+                if let Some(v) = summary.value_text("grpc-message") {
                     s.grpc_message = Some(grpc::decode_message(&v));
                 }
                 if lost {
@@ -1193,7 +1224,7 @@ impl Http2Decoder {
                 s.response_fields_unknown |= lost || summary.unknown > 0;
                 self.stream_bytes += added;
                 if started {
-                    let ct = summary.get("content-type");
+                    let ct = summary.value_text("content-type");
                     self.doh_head(sid, 1, ct.as_deref(), None, &summary, at, cx, out);
                 }
                 if end_stream {
@@ -1207,7 +1238,7 @@ impl Http2Decoder {
     fn request_from(
         &mut self,
         sid: u32,
-        f: &FieldSummary,
+        f: &mut FieldSummary,
         pushed: bool,
         start: &PacketCtx,
         at: &PacketCtx,
@@ -1215,13 +1246,8 @@ impl Http2Decoder {
         cx: &mut L7Context<'_>,
     ) -> Arc<H2Request> {
         // W3C Trace Context §3.2.1: any casing; every field, as two are invalid.
-        let traceparent = InboundTraceParent::from_fields(
-            f.regular
-                .iter()
-                .filter(|(n, _)| is_traceparent(n.as_bytes()))
-                .filter_map(|(_, v)| v.as_deref()),
-        );
-        let trace = new_trace(traceparent, f.get("tracestate").as_deref(), cx);
+        let traceparent = InboundTraceParent::from_fields(f.values_where(is_traceparent));
+        let trace = new_trace(traceparent, f.value_text("tracestate").as_deref(), cx);
         Arc::new(H2Request {
             stream_id: sid,
             method: f.pseudo(":method"),
@@ -1231,7 +1257,7 @@ impl Http2Decoder {
             content_type: f.get("content-type"),
             user_agent: f.get("user-agent"),
             grpc_timeout_ns: f.get("grpc-timeout").and_then(|v| grpc::parse_timeout(&v)),
-            headers: f.headers.clone(),
+            headers: std::mem::take(&mut f.headers),
             unknown_fields: f.unknown + u32::from(lost),
             pushed,
             upgraded: false,
@@ -1316,7 +1342,7 @@ impl Http2Decoder {
 
 /// Bytes a request's kept fields hold (for the per-connection cap).
 fn request_bytes(r: &H2Request) -> usize {
-    let opt = |v: &Option<String>| v.as_ref().map_or(0, String::len);
+    let opt = |v: &Option<CompactString>| v.as_ref().map_or(0, |v| v.len());
     opt(&r.method)
         + opt(&r.scheme)
         + opt(&r.authority)

@@ -8,7 +8,10 @@
 //! arrived, marked cancelled. Streams first seen mid-way (their HEADERS were before the capture)
 //! are reported too, with what is known and `partial` set.
 
+use std::borrow::Cow;
 use std::sync::Arc;
+
+use compact_str::CompactString;
 
 use super::grpc::{MessageReader, MessageStats, StatusEvidence};
 use super::hpack::Field;
@@ -23,17 +26,17 @@ pub struct H2Request {
     /// Stream id.
     pub stream_id: u32,
     /// `:method`.
-    pub method: Option<String>,
+    pub method: Option<CompactString>,
     /// `:scheme`.
-    pub scheme: Option<String>,
+    pub scheme: Option<CompactString>,
     /// `:authority` (or `host`).
-    pub authority: Option<String>,
+    pub authority: Option<CompactString>,
     /// `:path`.
-    pub path: Option<String>,
+    pub path: Option<CompactString>,
     /// `content-type`.
-    pub content_type: Option<String>,
+    pub content_type: Option<CompactString>,
     /// `user-agent`.
-    pub user_agent: Option<String>,
+    pub user_agent: Option<CompactString>,
     /// `grpc-timeout`, in nanoseconds.
     pub grpc_timeout_ns: Option<u64>,
     /// Allow-listed fields, sensitive values redacted.
@@ -60,7 +63,7 @@ pub struct H2Response {
     /// `:status`.
     pub status: Option<u16>,
     /// `content-type`.
-    pub content_type: Option<String>,
+    pub content_type: Option<CompactString>,
     /// Allow-listed fields, sensitive values redacted.
     pub headers: Vec<(String, String)>,
     /// Fields whose name or value stayed unknown.
@@ -106,9 +109,9 @@ pub enum StreamEnd {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrpcCall {
     /// Fully-qualified service, e.g. `helloworld.Greeter`.
-    pub service: String,
+    pub service: CompactString,
     /// Method, e.g. `SayHello`.
-    pub method: String,
+    pub method: CompactString,
     /// The call's gRPC status: `grpc-status` from the trailers (or a trailers-only
     /// response), else what [`super::grpc::call_status`] makes of the response; `None` when
     /// unknown.
@@ -203,7 +206,8 @@ impl Stream {
 
     /// Whether this looks like gRPC: a gRPC content-type on either side.
     fn is_grpc(&self) -> bool {
-        let ct = |c: &Option<String>| c.as_deref().is_some_and(super::grpc::is_grpc_content_type);
+        let ct =
+            |c: &Option<CompactString>| c.as_deref().is_some_and(super::grpc::is_grpc_content_type);
         // Joined mid-way, content-type may have come from a table entry we never saw: a POST
         // to a `/package.Service/Method` path with unknown fields is then taken for gRPC
         // (as observer's `grpc_method` does for HTTP/2); its status stays unknown.
@@ -232,7 +236,7 @@ impl Stream {
                 .as_ref()
                 .and_then(|r| r.path.as_deref())
                 .and_then(super::grpc::split_path)
-                .map(|(s, m)| (s.to_string(), m.to_string()))
+                .map(|(s, m)| (CompactString::new(s), CompactString::new(m)))
                 .unwrap_or_default();
             let status = super::grpc::call_status(&StatusEvidence {
                 grpc_status: self.grpc_status,
@@ -271,72 +275,108 @@ impl Stream {
     }
 }
 
-/// Field name as text; pseudo-header and field names are lowercase ASCII in HTTP/2
-/// (RFC 9113 §8.2.1), anything else is kept lossily.
-fn name_of(f: &Field) -> Option<String> {
-    f.name
-        .as_deref()
-        .map(|n| String::from_utf8_lossy(n).into_owned())
+/// Bytes as text, kept lossily; borrowed (no allocation) when they are UTF-8, as pseudo-header
+/// and field names are (lowercase ASCII in HTTP/2, RFC 9113 §8.2.1) and values nearly always.
+fn text(b: &[u8]) -> Cow<'_, str> {
+    // `from_utf8` first: its ASCII fast path is far cheaper than the lossy scan.
+    match std::str::from_utf8(b) {
+        Ok(t) => Cow::Borrowed(t),
+        Err(_) => String::from_utf8_lossy(b),
+    }
 }
 
-/// Walks a field block's fields, sorting them into pseudo-headers, chosen fields and
-/// allow-listed copies; unknown ones are counted.
-pub(crate) struct FieldSummary {
-    pub pseudo: Vec<(String, Option<String>)>,
-    pub regular: Vec<(String, Option<String>)>,
+/// A field block's fields, read in place: pseudo-headers and chosen fields are looked up by
+/// name, only the allow-listed copies are made up front; unknown fields are counted.
+pub(crate) struct FieldSummary<'a> {
+    fields: &'a [Field],
     pub headers: Vec<(String, String)>,
     pub unknown: u32,
 }
 
-impl FieldSummary {
-    pub fn new(fields: &[Field], allow: &[String]) -> Self {
+impl<'a> FieldSummary<'a> {
+    pub fn new(fields: &'a [Field], allow: &[String]) -> Self {
         let mut s = FieldSummary {
-            pseudo: Vec::new(),
-            regular: Vec::new(),
+            fields,
             headers: Vec::new(),
             unknown: 0,
         };
         for f in fields {
-            let Some(name) = name_of(f) else {
+            let Some(name) = f.name.as_deref() else {
                 s.unknown += 1;
                 continue;
             };
-            let value = f.value_string();
-            if value.is_none() {
+            let Some(value) = f.value.as_deref() else {
                 s.unknown += 1;
-            }
-            if name.starts_with(':') {
-                s.pseudo.push((name, value));
+                continue;
+            };
+            if name.starts_with(b":") || allow.is_empty() {
                 continue;
             }
-            if let Some(v) = &value {
-                if allow.iter().any(|a| a.eq_ignore_ascii_case(&name)) {
-                    let v = if SENSITIVE_HEADERS.contains(&name.as_str()) {
-                        REDACTED.to_string()
-                    } else {
-                        v.clone()
-                    };
-                    s.headers.push((name.clone(), v));
-                }
+            // An ASCII name compares as bytes (no text made for the names not allowed).
+            let allowed = if name.is_ascii() {
+                allow
+                    .iter()
+                    .any(|a| a.as_bytes().eq_ignore_ascii_case(name))
+            } else {
+                allow.iter().any(|a| a.eq_ignore_ascii_case(&text(name)))
+            };
+            if allowed {
+                let name = text(name);
+                let v = if SENSITIVE_HEADERS.contains(&name.as_ref()) {
+                    REDACTED.to_string()
+                } else {
+                    text(value).into_owned()
+                };
+                s.headers.push((name.into_owned(), v));
             }
-            s.regular.push((name, value));
         }
         s
     }
 
-    /// A pseudo-header's value; `None` when absent or unknown.
-    pub fn pseudo(&self, name: &str) -> Option<String> {
-        self.pseudo
+    /// The value of the first field named `name` whose name is known; `None` when there is
+    /// none or its value is unknown. Names are compared as bytes: `name` is ASCII, so this is
+    /// the comparison with the name as (lossy) text.
+    /// Kept as a `CompactString`: the values a record keeps (method, scheme, authority,
+    /// content-type, user-agent; most paths) fit inline, without an allocation.
+    fn value(&self, name: &str) -> Option<CompactString> {
+        self.value_text(name).map(CompactString::from)
+    }
+
+    /// [`Self::get`] or [`Self::pseudo`] without a copy, for values only looked at.
+    pub fn value_text(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.fields
             .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.clone())
+            .find(|f| f.name.as_deref() == Some(name.as_bytes()))
+            .and_then(|f| f.value.as_deref())
+            .map(text)
+    }
+
+    /// A pseudo-header's value (`name` starts with `:`); `None` when absent or unknown.
+    pub fn pseudo(&self, name: &str) -> Option<CompactString> {
+        self.value(name)
     }
 
     /// A regular field's value; `None` when absent or unknown.
-    pub fn get(&self, name: &str) -> Option<String> {
-        self.regular
+    pub fn get(&self, name: &str) -> Option<CompactString> {
+        self.value(name)
+    }
+
+    /// The known values (as text) of the regular fields whose name `pick` chooses.
+    pub fn values_where<P: Fn(&[u8]) -> bool>(
+        &self,
+        pick: P,
+    ) -> impl Iterator<Item = Cow<'a, [u8]>> + use<'a, P> {
+        self.fields
             .iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.clone())
+            .filter(move |f| {
+                f.name
+                    .as_deref()
+                    .is_some_and(|n| !n.starts_with(b":") && pick(n))
+            })
+            .filter_map(|f| f.value.as_deref())
+            .map(|v| match text(v) {
+                Cow::Borrowed(t) => Cow::Borrowed(t.as_bytes()),
+                Cow::Owned(t) => Cow::Owned(t.into_bytes()),
+            })
     }
 }

@@ -77,7 +77,9 @@ impl H {
             .filter_map(|e| match e {
                 L7Event::Http2(Http2Event::Stream(s)) => Some((
                     s.stream_id,
-                    s.request.as_ref().and_then(|r| r.path.clone()),
+                    s.request
+                        .as_ref()
+                        .and_then(|r| r.path.as_deref().map(String::from)),
                     s.response.as_ref().and_then(|r| r.status),
                     s.end,
                 )),

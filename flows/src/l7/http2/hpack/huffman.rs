@@ -85,15 +85,77 @@ pub enum HuffmanError {
     },
 }
 
+/// Bits of the first-step lookup: every code of up to `PEEK` bits (the 5-8-bit codes of
+/// letters, digits and common punctuation, which make up nearly all header text) decodes
+/// with one table read instead of a bit-by-bit walk.
+const PEEK: u32 = 8;
+
+/// For each `PEEK`-bit prefix: the symbol and length of the code it starts with, when that
+/// code has at most `PEEK` bits (length 0 otherwise: a longer code, walked from `PEEK + 1`).
+static SHORT: [(u8, u8); 1 << PEEK] = build_short();
+
+const fn build_short() -> [(u8, u8); 1 << PEEK] {
+    let t = build();
+    let mut short = [(0u8, 0u8); 1 << PEEK];
+    let mut prefix = 0;
+    while prefix < (1 << PEEK) {
+        let mut len = 1;
+        while len <= PEEK as usize {
+            let code = (prefix >> (PEEK as usize - len)) as u32;
+            if code >= t.first[len] && code - t.first[len] < t.count[len] as u32 {
+                let sym = t.symbols[t.offset[len] as usize + (code - t.first[len]) as usize];
+                // Codes of up to 8 bits are all for bytes, never EOS (30 bits).
+                short[prefix] = (sym as u8, len as u8);
+                break;
+            }
+            len += 1;
+        }
+        prefix += 1;
+    }
+    short
+}
+
 /// Decodes `src` (RFC 7541 §5.2), appending to `out`.
+///
+/// Bits are taken from a 64-bit window refilled a byte at a time; a code of up to `PEEK`
+/// bits is one `SHORT` lookup, a longer one the canonical walk (first code per length) from
+/// `PEEK + 1` bits on. The code is prefix-free, so when no code of up to `PEEK` bits starts
+/// the window none of the shorter lengths can match. Same results (errors and their `bits`
+/// included) as walking every code bit by bit.
 pub fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
     let t = &TABLE;
-    let mut code = 0u32;
-    let mut len = 0usize;
-    for &byte in src {
-        for shift in (0..8).rev() {
-            code = code << 1 | u32::from(byte >> shift & 1);
-            len += 1;
+    // Unconsumed bits are the low `avail` bits of `window`, oldest first.
+    let mut window = 0u64;
+    let mut avail = 0u32;
+    let mut next = src.iter();
+    'symbols: loop {
+        while avail <= 56 {
+            let Some(&b) = next.next() else { break };
+            window = window << 8 | u64::from(b);
+            avail += 8;
+        }
+        if avail == 0 {
+            break;
+        }
+        // The next PEEK bits; past the end of the input, ones (the padding EOS prefix), so
+        // a code found here that is longer than what is left is padding, not a symbol.
+        let peek = if avail >= PEEK {
+            (window >> (avail - PEEK)) as usize & ((1 << PEEK) - 1)
+        } else {
+            ((window << (PEEK - avail)) as usize | ((1 << (PEEK - avail)) - 1)) & ((1 << PEEK) - 1)
+        };
+        let (sym, len) = SHORT[peek];
+        if len != 0 {
+            if u32::from(len) > avail {
+                break;
+            }
+            out.push(sym);
+            avail -= u32::from(len);
+            continue;
+        }
+        let mut len = PEEK as usize + 1;
+        while len as u32 <= avail {
+            let code = (window >> (avail - len as u32)) as u32 & ((1u32 << len) - 1);
             let idx = code.wrapping_sub(t.first[len]);
             if code >= t.first[len] && idx < u32::from(t.count[len]) {
                 let sym = t.symbols[usize::from(t.offset[len]) + idx as usize];
@@ -101,17 +163,22 @@ pub fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
                     return Err(HuffmanError::Eos);
                 }
                 out.push(sym as u8);
-                code = 0;
-                len = 0;
-            } else if len == MAX_LEN {
+                avail -= len as u32;
+                continue 'symbols;
+            }
+            if len == MAX_LEN {
                 // Only EOS is 30 bits long and it matched above; unreachable for valid input.
                 return Err(HuffmanError::Eos);
             }
+            len += 1;
         }
+        // The input ended inside a code.
+        break;
     }
     // Padding: the most significant bits of EOS (all ones), strictly shorter than 8 bits.
-    if len > 7 || code != (1u32 << len) - 1 {
-        return Err(HuffmanError::BadPadding { bits: len as u8 });
+    let rest = window & ((1u64 << avail) - 1);
+    if avail > 7 || rest != (1u64 << avail) - 1 {
+        return Err(HuffmanError::BadPadding { bits: avail as u8 });
     }
     Ok(())
 }
@@ -123,6 +190,101 @@ mod tests {
     fn dec(b: &[u8]) -> Result<Vec<u8>, HuffmanError> {
         let mut v = Vec::new();
         decode(b, &mut v).map(|_| v)
+    }
+
+    /// The textbook bit-by-bit canonical decoder, the reference the fast one must match.
+    fn decode_bitwise(src: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
+        let t = &TABLE;
+        let mut code = 0u32;
+        let mut len = 0usize;
+        for &byte in src {
+            for shift in (0..8).rev() {
+                code = code << 1 | u32::from(byte >> shift & 1);
+                len += 1;
+                let idx = code.wrapping_sub(t.first[len]);
+                if code >= t.first[len] && idx < u32::from(t.count[len]) {
+                    let sym = t.symbols[usize::from(t.offset[len]) + idx as usize];
+                    if sym == 256 {
+                        return Err(HuffmanError::Eos);
+                    }
+                    out.push(sym as u8);
+                    code = 0;
+                    len = 0;
+                } else if len == MAX_LEN {
+                    return Err(HuffmanError::Eos);
+                }
+            }
+        }
+        if len > 7 || code != (1u32 << len) - 1 {
+            return Err(HuffmanError::BadPadding { bits: len as u8 });
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn fast_decoder_matches_bitwise_reference() {
+        // Every 1- and 2-byte input, then pseudo-random longer ones (xorshift), biased to
+        // valid strings by encoding random text and flipping a bit now and then.
+        let check = |b: &[u8]| {
+            let (mut fast, mut slow) = (Vec::new(), Vec::new());
+            let (rf, rs) = (decode(b, &mut fast), decode_bitwise(b, &mut slow));
+            assert_eq!(rf, rs, "{b:02x?}");
+            if rf.is_ok() {
+                assert_eq!(fast, slow, "{b:02x?}");
+            }
+        };
+        for a in 0..=255u8 {
+            check(&[a]);
+            for b in 0..=255u8 {
+                check(&[a, b]);
+            }
+        }
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut rnd = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let n = (rnd() % 24) as usize;
+            let v: Vec<u8> = (0..n).map(|_| rnd() as u8).collect();
+            check(&v);
+            // Mostly ones: the long (20-30-bit) codes, EOS and over-long padding.
+            let v: Vec<u8> = (0..n)
+                .map(|_| if rnd() % 4 == 0 { rnd() as u8 } else { 0xff })
+                .collect();
+            check(&v);
+            // A valid encoding of random bytes, sometimes damaged.
+            let text: Vec<u8> = (0..n).map(|_| rnd() as u8).collect();
+            let mut enc = encode(&text);
+            if rnd() % 4 == 0 && !enc.is_empty() {
+                let i = (rnd() as usize) % enc.len();
+                enc[i] ^= 1 << (rnd() % 8);
+            }
+            check(&enc);
+        }
+    }
+
+    /// Huffman-encodes `text` with the canonical codes, padded with ones.
+    fn encode(text: &[u8]) -> Vec<u8> {
+        let t = &TABLE;
+        let mut bits: Vec<bool> = Vec::new();
+        for &b in text {
+            let l = CODE_LEN[b as usize] as usize;
+            let pos = t.symbols[t.offset[l] as usize..][..t.count[l] as usize]
+                .iter()
+                .position(|&s| s == u16::from(b))
+                .unwrap();
+            let code = t.first[l] + pos as u32;
+            bits.extend((0..l).rev().map(|i| code >> i & 1 == 1));
+        }
+        while !bits.len().is_multiple_of(8) {
+            bits.push(true);
+        }
+        bits.chunks(8)
+            .map(|c| c.iter().fold(0u8, |a, &b| a << 1 | u8::from(b)))
+            .collect()
     }
 
     #[test]

@@ -11,15 +11,55 @@
 pub mod huffman;
 pub mod table;
 
+use std::sync::Arc;
+
 use table::{DynamicTable, Entry, Lookup};
+
+/// A field name or value. Most fields of a real field block are references to a table entry
+/// (RFC 7541 §6.1, and §6.2 literals with an indexed name): a static one (Appendix A) is
+/// borrowed and a dynamic one shares the entry's bytes, so neither costs an allocation; only
+/// a string literal (§5.2) is allocated, once, and shared with the dynamic table entry it may
+/// be inserted as (§6.2.1).
+#[derive(Debug, Clone)]
+pub enum FieldBytes {
+    /// A static table string.
+    Static(&'static [u8]),
+    /// A literal's bytes, shared with the dynamic table.
+    Shared(Arc<[u8]>),
+}
+
+impl std::ops::Deref for FieldBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Self::Static(b) => b,
+            Self::Shared(b) => b,
+        }
+    }
+}
+
+/// Equal when the bytes are: where they are kept does not matter.
+impl PartialEq for FieldBytes {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for FieldBytes {}
+
+impl From<&[u8]> for FieldBytes {
+    fn from(b: &[u8]) -> Self {
+        Self::Shared(b.into())
+    }
+}
 
 /// One decoded field; `None` parts are unknown (never guessed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Field {
     /// Name, lowercase on the wire for HTTP/2 (RFC 9113 §8.2.1).
-    pub name: Option<Box<[u8]>>,
+    pub name: Option<FieldBytes>,
     /// Value.
-    pub value: Option<Box<[u8]>>,
+    pub value: Option<FieldBytes>,
 }
 
 impl Field {
@@ -91,7 +131,13 @@ pub struct Decoder {
     table: DynamicTable,
     /// The receiver's SETTINGS_HEADER_TABLE_SIZE, when seen (§4.2 bound on size updates).
     limit: Option<usize>,
+    /// Where a Huffman string (§5.2) is decoded before it is copied into its one allocation;
+    /// kept between strings, given back when a long one made it large.
+    scratch: Vec<u8>,
 }
+
+/// Scratch capacity kept between field blocks; a longer Huffman string's is freed after it.
+const SCRATCH_KEPT: usize = 4096;
 
 /// Largest string literal we allocate for; longer ones are skipped as unknown values.
 const MAX_STRING: usize = 64 * 1024;
@@ -102,6 +148,7 @@ impl Decoder {
         Self {
             table: DynamicTable::known(table_cap),
             limit: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -110,6 +157,7 @@ impl Decoder {
         Self {
             table: DynamicTable::unknown(table_cap),
             limit: None,
+            scratch: Vec::new(),
         }
     }
 
@@ -140,6 +188,9 @@ impl Decoder {
         let r = self.decode_inner(block, max_list_bytes, out);
         if r.is_err() {
             self.table.forget();
+        }
+        if self.scratch.capacity() > SCRATCH_KEPT {
+            self.scratch = Vec::new();
         }
         r
     }
@@ -207,8 +258,8 @@ impl Decoder {
     fn indexed(&self, index: usize, stats: &mut BlockStats) -> Result<Field, HpackError> {
         match self.table.get(index) {
             Lookup::Static(n, v) => Ok(Field {
-                name: Some(n.as_bytes().into()),
-                value: Some(v.as_bytes().into()),
+                name: Some(FieldBytes::Static(n.as_bytes())),
+                value: Some(FieldBytes::Static(v.as_bytes())),
             }),
             Lookup::Dynamic(e) => {
                 if !self.table.fully_known() {
@@ -230,19 +281,19 @@ impl Decoder {
     /// A literal representation with an `n`-bit name index prefix (§6.2).
     #[allow(clippy::type_complexity)]
     fn literal(
-        &self,
+        &mut self,
         block: &[u8],
         pos: &mut usize,
         n: u8,
         stats: &mut BlockStats,
-    ) -> Result<(Option<Box<[u8]>>, Option<Box<[u8]>>), HpackError> {
+    ) -> Result<(Option<FieldBytes>, Option<FieldBytes>), HpackError> {
         let index = integer(block, pos, n)?;
         let name = if index == 0 {
-            string(block, pos)?
+            string(block, pos, &mut self.scratch)?
         } else {
             self.indexed(index, stats)?.name
         };
-        let value = string(block, pos)?;
+        let value = string(block, pos, &mut self.scratch)?;
         Ok((name, value))
     }
 }
@@ -273,8 +324,13 @@ fn integer(block: &[u8], pos: &mut usize, n: u8) -> Result<usize, HpackError> {
     }
 }
 
-/// §5.2 string literal; `None` when longer than we keep (skipped, value unknown).
-fn string(block: &[u8], pos: &mut usize) -> Result<Option<Box<[u8]>>, HpackError> {
+/// §5.2 string literal; `None` when longer than we keep (skipped, value unknown). A Huffman
+/// string is decoded into `scratch` first, so either kind costs one allocation.
+fn string(
+    block: &[u8],
+    pos: &mut usize,
+    scratch: &mut Vec<u8>,
+) -> Result<Option<FieldBytes>, HpackError> {
     let at = *pos;
     let huffman = block.get(*pos).is_some_and(|b| b & 0x80 != 0);
     let len = integer(block, pos, 7)?;
@@ -288,9 +344,11 @@ fn string(block: &[u8], pos: &mut usize) -> Result<Option<Box<[u8]>>, HpackError
         return Ok(None);
     }
     if huffman {
-        let mut v = Vec::with_capacity(len * 8 / 5 + 1);
-        huffman::decode(raw, &mut v).map_err(|source| HpackError::Huffman { at, source })?;
-        Ok(Some(v.into_boxed_slice()))
+        scratch.clear();
+        // The shortest code is 5 bits (Appendix B): at most 8/5 bytes out per byte in.
+        scratch.reserve(len * 8 / 5 + 1);
+        huffman::decode(raw, scratch).map_err(|source| HpackError::Huffman { at, source })?;
+        Ok(Some(scratch[..].into()))
     } else {
         Ok(Some(raw.into()))
     }
@@ -381,8 +439,8 @@ mod tests {
         let v = (62..62 + t.len())
             .map(|i| match t.get(i) {
                 Lookup::Dynamic(e) => (
-                    String::from_utf8(e.name.clone().unwrap().into()).unwrap(),
-                    String::from_utf8(e.value.clone().into()).unwrap(),
+                    String::from_utf8(e.name.clone().unwrap().to_vec()).unwrap(),
+                    String::from_utf8(e.value.to_vec()).unwrap(),
                 ),
                 other => panic!("{other:?}"),
             })

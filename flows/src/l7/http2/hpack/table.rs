@@ -84,9 +84,9 @@ pub const ENTRY_OVERHEAD: usize = 32;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     /// Field name, when known.
-    pub name: Option<Box<[u8]>>,
+    pub name: Option<super::FieldBytes>,
     /// Field value.
-    pub value: Box<[u8]>,
+    pub value: super::FieldBytes,
 }
 
 impl Entry {
@@ -99,8 +99,8 @@ impl Entry {
 /// What an index refers to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lookup<'a> {
-    /// A static table entry.
-    Static(&'a str, &'a str),
+    /// A static table entry (borrowed for good: fields from it are not allocated).
+    Static(&'static str, &'static str),
     /// A dynamic entry inserted since capture began.
     Dynamic(&'a Entry),
     /// An entry older than the capture: exists, content unknown.
