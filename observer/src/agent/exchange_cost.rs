@@ -3,8 +3,8 @@
 //! endpoint resolver, the flow store and what it evicts) fed a real capture as the agent is in
 //! `bench/ab.sh` (`-o none`, metrics on, both ends local processes known from kernel socket
 //! events). Ignored by default: `bench/exchange_cost.sh` runs it in a release build under
-//! callgrind, which counts only the instructions inside [`exchange_cost_measured`] and splits
-//! them by function (deterministic, unlike CPU time on a shared machine).
+//! callgrind, which dumps its counts at the entry and exit of [`exchange_cost_measured`] and
+//! splits the part between by function (deterministic, unlike CPU time on a shared machine).
 //!
 //! The capture is `$EXCHANGE_COST_PCAP` (from `bench/record_http1.sh`: nginx on port 80 on the
 //! recorded veth). Packets from the server port are
@@ -182,18 +182,19 @@ fn feed(p: &mut Pipeline<std::io::Sink>, frames: &[Captured], last_tick: &mut u6
 }
 
 /// The warm-up (owner caches, label caches, the store's ring filling): not measured. Its
-/// body differs from [`exchange_cost_measured`]'s (the `black_box`), or the compiler would
-/// merge the two identical functions and callgrind would measure both.
+/// body differs from [`exchange_cost_measured`]'s, or the compiler could merge the two.
 #[inline(never)]
 fn exchange_cost_warm(p: &mut Pipeline<std::io::Sink>, frames: &[Captured], t: &mut u64) {
-    feed(p, frames, t);
     black_box(frames.len());
+    feed(p, frames, t);
 }
 
-/// What callgrind measures.
+/// What callgrind measures (from a dump at its entry to one at its exit). Not a tail call of
+/// `feed` (the `black_box` after it): callgrind would see it return early.
 #[inline(never)]
 fn exchange_cost_measured(p: &mut Pipeline<std::io::Sink>, frames: &[Captured], t: &mut u64) {
     feed(p, frames, t);
+    black_box(t);
 }
 
 #[test]
