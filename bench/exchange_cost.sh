@@ -26,15 +26,15 @@ for l in sys.stdin:
 [ -x "$bin" ] || { echo "exchange_cost.sh: no test binary" >&2; exit 1; }
 work="$(mktemp -d /tmp/exchange_cost.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
-# Dumps at the entry and the exit of the measured function (--toggle-collect would be simpler,
-# but it lost track around a tail call): part 2 of 3 is the measured feed alone.
+# Dumps before the measured function and before `Pipeline::finish`, which follows it: part 2
+# of 3 is the measured feed alone (setup and warm-up before, the wrap-up after).
 EXCHANGE_COST_PCAP="$pcap" valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
-    --dump-before="*exchange_cost_measured*" --dump-after="*exchange_cost_measured*" \
+    --dump-before="*exchange_cost_measured*" --dump-before="*Pipeline<W>::finish" \
     "$bin" --ignored --exact agent::exchange_cost::exchange_cost --nocapture \
     >"$work/log" 2>&1 || { cat "$work/log" >&2; exit 1; }
 n="$(sed -n 's/.*exchange_cost: frames [0-9]* exchanges \([0-9]*\).*/\1/p' "$work/log")"
 part="$work/cg.out.2"
-[ -f "$part" ] || { echo "exchange_cost.sh: no dump at the measured function's exit" >&2; exit 1; }
+[ -f "$part" ] || { echo "exchange_cost.sh: no dump before Pipeline::finish" >&2; exit 1; }
 callgrind_annotate --inclusive=yes --threshold=100 "$part" >"$work/incl.txt" 2>/dev/null
 python3 - "$work/incl.txt" "$part" "$n" <<'PY'
 import re, sys

@@ -3,8 +3,9 @@
 //! endpoint resolver, the flow store and what it evicts) fed a real capture as the agent is in
 //! `bench/ab.sh` (`-o none`, metrics on, both ends local processes known from kernel socket
 //! events). Ignored by default: `bench/exchange_cost.sh` runs it in a release build under
-//! callgrind, which dumps its counts at the entry and exit of [`exchange_cost_measured`] and
-//! splits the part between by function (deterministic, unlike CPU time on a shared machine).
+//! callgrind, which dumps its counts before [`exchange_cost_measured`] and before the
+//! `Pipeline::finish` that follows it, and splits the part between by function (deterministic,
+//! unlike CPU time on a shared machine).
 //!
 //! The capture is `$EXCHANGE_COST_PCAP` (from `bench/record_http1.sh`: nginx on port 80 on the
 //! recorded veth). Packets from the server port are
@@ -189,8 +190,7 @@ fn exchange_cost_warm(p: &mut Pipeline<std::io::Sink>, frames: &[Captured], t: &
     feed(p, frames, t);
 }
 
-/// What callgrind measures (from a dump at its entry to one at its exit). Not a tail call of
-/// `feed` (the `black_box` after it): callgrind would see it return early.
+/// What callgrind measures (between the dumps before it and before `Pipeline::finish`).
 #[inline(never)]
 fn exchange_cost_measured(p: &mut Pipeline<std::io::Sink>, frames: &[Captured], t: &mut u64) {
     feed(p, frames, t);
