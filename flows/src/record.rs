@@ -82,20 +82,27 @@ pub enum IpVersion {
 pub(crate) fn ip_string(addr: IpAddr) -> CompactString {
     match addr {
         IpAddr::V4(v4) => {
-            let mut s = CompactString::const_new("");
+            // Written into a buffer, then one copy: `CompactString::push` per digit costs more
+            // than the digits (two or three addresses per span, two spans per exchange).
+            let mut buf = [0u8; 15];
+            let mut n = 0;
             for (i, o) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    s.push('.');
+                    buf[n] = b'.';
+                    n += 1;
                 }
                 if o >= 100 {
-                    s.push(char::from(b'0' + o / 100));
+                    buf[n] = b'0' + o / 100;
+                    n += 1;
                 }
                 if o >= 10 {
-                    s.push(char::from(b'0' + o / 10 % 10));
+                    buf[n] = b'0' + o / 10 % 10;
+                    n += 1;
                 }
-                s.push(char::from(b'0' + o % 10));
+                buf[n] = b'0' + o % 10;
+                n += 1;
             }
-            s
+            CompactString::from_utf8(&buf[..n]).expect("ASCII digits and dots")
         }
         IpAddr::V6(v6) => compact_str::ToCompactString::to_compact_string(&v6),
     }

@@ -2,6 +2,8 @@
 
 mod clock;
 mod drops;
+#[cfg(test)]
+mod exchange_cost;
 mod listen_drops;
 mod pipeline;
 mod preflight;

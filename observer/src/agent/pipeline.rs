@@ -108,6 +108,36 @@ pub struct Pipeline<W: Write> {
     /// Kernel drops of a connect's SYN with no owner yet, waiting (up to
     /// [`ATTRIBUTION_HOLD_NS`]) for a kernel TCP event to name the sending socket's 4-tuple.
     pending_drops: VecDeque<PendingDrop>,
+    /// The owners [`Pipeline::owners_of`] found for a connection's flows, while the owner
+    /// cache cannot have changed (see [`OwnersMemo`]).
+    owners_memo: OwnersMemo,
+}
+
+/// What [`Pipeline::owners_of`] answered for a connection's flows, by everything the answer
+/// depends on: `(local, remote, transport, socket cookie)` (TLS plaintext's flows are not kept). The owner
+/// cache's lookups hash and compare the tuple three times per flow and rebuild both
+/// [`ProcessInfo`]s (11% of the agent's instructions per HTTP/1 exchange); a connection's
+/// flows come in runs between kernel socket events. Only answers with both ends known are
+/// kept, and all are forgotten whenever the owner cache may have changed (an attribution
+/// event, its expiry on a tick, a /proc scan a miss may start, a join by a kernel TCP event),
+/// so an answer from the memo is the one the owner cache would give.
+#[derive(Debug, Default)]
+struct OwnersMemo {
+    map: HashMap<OwnersKey, (ProcessInfo, ProcessInfo), foldhash::fast::RandomState>,
+}
+
+type OwnersKey = (SocketAddr, SocketAddr, Transport, Option<u64>);
+
+/// Most connections in [`OwnersMemo`]; beyond it, it starts over.
+const MAX_OWNERS_MEMO: usize = 4096;
+
+impl OwnersMemo {
+    /// The owner cache may have changed: forget everything.
+    fn clear(&mut self) {
+        if !self.map.is_empty() {
+            self.map.clear();
+        }
+    }
 }
 
 /// Most TLS sockets whose plaintext's process is remembered.
@@ -236,6 +266,7 @@ impl<W: Write> Pipeline<W> {
             tls_owner_order: VecDeque::new(),
             syscalls: None,
             pending_drops: VecDeque::new(),
+            owners_memo: OwnersMemo::default(),
         }
     }
 
@@ -266,6 +297,7 @@ impl<W: Write> Pipeline<W> {
     /// Names the local processes at the ends of the TLS connections that ended without
     /// plaintext (now, while their sockets' owners are still remembered).
     fn name_tls_blind_spots(&mut self) {
+        self.owners_memo.clear();
         let spots = self.engine.take_tls_blind_spots();
         let Some(tls) = self.tls.clone() else {
             return;
@@ -300,11 +332,14 @@ impl<W: Write> Pipeline<W> {
     /// read after them, so a connection's first packet already finds its owner.
     pub fn on_sock_event(&mut self, ev: &SockEvent) {
         self.sock_events += 1;
+        self.owners_memo.clear();
         self.owners.apply(ev);
     }
 
     /// `(local owner, peer owner)` of a flow: the local socket sends egress packets and
     /// receives ingress ones; the peer is the other end when it lives on this node too.
+    /// Kept out of line so `bench/exchange_cost.sh` can tell its cost.
+    #[inline(never)]
     fn owners_of(&mut self, f: &Flow) -> (Option<ProcessInfo>, Option<ProcessInfo>) {
         let Some((src, dst, proto)) = endpoints(f) else {
             return (None, None);
@@ -313,6 +348,38 @@ impl<W: Write> Pipeline<W> {
             Direction::Ingress => (dst, src),
             _ => (src, dst),
         };
+        let cookie = match f.traffic_direction {
+            Direction::Egress => f.socket_cookie,
+            _ => None,
+        };
+        let key = (local, remote, proto, cookie);
+        if let Some((mine, peer)) = self.owners_memo.map.get(&key) {
+            return (Some(mine.clone()), Some(peer.clone()));
+        }
+        let (mine, peer) = self.lookup_owners(f, local, remote, proto);
+        match (&mine, &peer) {
+            // Plaintext's flows may be owned through `tls_owners`, which the memo does not
+            // follow: never kept.
+            (Some(m), Some(p)) if f.l7_source.is_none() => {
+                if self.owners_memo.map.len() >= MAX_OWNERS_MEMO {
+                    self.owners_memo.clear();
+                }
+                self.owners_memo.map.insert(key, (m.clone(), p.clone()));
+            }
+            // A miss may have started a /proc scan that changes later answers.
+            _ => self.owners_memo.clear(),
+        }
+        (mine, peer)
+    }
+
+    /// [`Pipeline::owners_of`] from the owner cache.
+    fn lookup_owners(
+        &mut self,
+        f: &Flow,
+        local: SocketAddr,
+        remote: SocketAddr,
+        proto: Transport,
+    ) -> (Option<ProcessInfo>, Option<ProcessInfo>) {
         let by_cookie = match (f.traffic_direction, f.socket_cookie) {
             (Direction::Egress, Some(c)) => self.owners.lookup_cookie(c).map(process_info),
             _ => None,
@@ -441,6 +508,7 @@ impl<W: Write> Pipeline<W> {
         self.last_now = self.last_now.max(now_ns);
         self.engine.handle_timeout(self.last_now);
         self.drain()?;
+        self.owners_memo.clear();
         self.owners.expire(monotonic_now_ns());
         if let Some(s) = self.syscalls.as_mut() {
             s.expire(self.last_now);
@@ -568,7 +636,7 @@ impl<W: Write> Pipeline<W> {
                 Record::Span(_) => (None, None),
             };
             match rec {
-                Record::Flow(f) => self.emit_flow(*f, owners)?,
+                Record::Flow(f) => self.emit_flow(f, owners)?,
                 Record::Span(span) => {
                     let owners = self.span_owner.remove(&span.span_id).unwrap_or_default();
                     let agents = is_agent(&owners.client) || is_agent(&owners.server);
@@ -611,7 +679,9 @@ impl<W: Write> Pipeline<W> {
         Ok(())
     }
 
-    /// Prints (with `--print-spans`), counts and exports one span.
+    /// Prints (with `--print-spans`), counts and exports one span. Kept out of line so
+    /// `bench/exchange_cost.sh` can tell its cost.
+    #[inline(never)]
     fn emit_span(&mut self, span: Box<Span>) -> std::io::Result<()> {
         let out = match self.printer.as_mut() {
             Some(p) => Some(p.writer()),
@@ -620,9 +690,12 @@ impl<W: Write> Pipeline<W> {
         self.exports.emit_span(span, out)
     }
 
+    /// Attributes, counts, stores and prints one flow. Kept out of line so
+    /// `bench/exchange_cost.sh` can tell its cost.
+    #[inline(never)]
     fn emit_flow(
         &mut self,
-        mut f: Flow,
+        mut f: Box<Flow>,
         (mine, peer): (Option<ProcessInfo>, Option<ProcessInfo>),
     ) -> std::io::Result<()> {
         if let (Some(tc), Some(reply)) = (f.trace_context, f.is_reply) {
@@ -688,6 +761,8 @@ impl<W: Write> Pipeline<W> {
         ev: &ebpf_kprobe::drops::DropEvent,
         reasons: &ebpf_kprobe::drops::DropReasons,
     ) -> std::io::Result<()> {
+        // Its lookups may start a /proc scan; a kernel TCP event may join a tuple.
+        self.owners_memo.clear();
         let ts_ns = match self.clock {
             Some(c) => c.wall_ns(ev.ts_ns),
             None => ev.ts_ns,
@@ -734,6 +809,10 @@ impl<W: Write> Pipeline<W> {
     /// Emits the waiting drops whose owner is known now, and those older than
     /// [`ATTRIBUTION_HOLD_NS`] at wall time `now` (all when `None`).
     fn release_drops(&mut self, now: Option<u64>) -> std::io::Result<()> {
+        if self.pending_drops.is_empty() {
+            return Ok(());
+        }
+        self.owners_memo.clear();
         let mut waiting = VecDeque::with_capacity(self.pending_drops.len());
         while let Some(mut d) = self.pending_drops.pop_front() {
             let [sender, _] = &d.candidates;

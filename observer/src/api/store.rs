@@ -100,7 +100,8 @@ enum FlowBody {
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineFlow {
     /// The flow, with its local owner in `process` and the other end's in `peer_process`.
-    pub flow: flows::record::Flow,
+    /// In the engine's box: the flow is large, and moving it into the store would copy it.
+    pub flow: Box<flows::record::Flow>,
     /// Name of the capture interface, when known.
     pub iface: Option<Arc<str>>,
     /// Identities, pods and DNS names of both ends, as resolved when the flow came in.
@@ -301,7 +302,7 @@ impl FlowStore {
     /// Adds a copy of an engine flow with no interface name or peer.
     pub fn push_record(&self, flow: &flows::record::Flow) -> Arc<StoredFlow> {
         self.push_engine(EngineFlow {
-            flow: flow.clone(),
+            flow: Box::new(flow.clone()),
             iface: None,
             endpoints: Default::default(),
         })
@@ -566,7 +567,7 @@ mod tests {
             }))
         };
         let mut e = EngineFlow {
-            flow: crate::api::convert::tests::tcp_syn(),
+            flow: Box::new(crate::api::convert::tests::tcp_syn()),
             iface: None,
             endpoints: Default::default(),
         };

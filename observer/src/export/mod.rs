@@ -10,7 +10,7 @@ mod config;
 mod exporter;
 mod hubble_metrics;
 mod label_cache;
-mod metrics;
+pub(crate) mod metrics;
 mod otlp;
 mod print;
 pub mod proto;

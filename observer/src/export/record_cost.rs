@@ -88,7 +88,7 @@ fn record_cost_flows(m: &Metrics, store: &FlowStore, flows: Vec<Flow>) {
         resolver.observe(&f);
         let endpoints = resolver.resolve(&f, f.peer_process.as_ref());
         black_box(store.push_engine(EngineFlow {
-            flow: f,
+            flow: Box::new(f),
             iface: Some(Arc::from("eth0")),
             endpoints,
         }));
