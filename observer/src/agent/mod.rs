@@ -388,6 +388,10 @@ pub fn run(args: AgentArgs) -> Result<()> {
     }
     preflight::check_privileges(cfg.capture != Some(CaptureKind::Afpacket))?;
     preflight::report_kernel();
+    // One malloc arena per engine worker (main.rs: one for everything else otherwise).
+    if cfg.engine_workers() > 1 {
+        crate::limit_malloc_arenas(cfg.engine_workers());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
