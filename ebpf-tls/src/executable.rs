@@ -56,8 +56,8 @@ pub fn classify(path: &Path) -> Option<TlsLibraryKind> {
 /// in (a suffix of a longer name matches too: the full read then says no).
 const NAMES: [&[u8]; 3] = [b"SSL_write\0", b"SSL_read\0", b"crypto/tls.(*Conn).Read\0"];
 
-/// Whether the executable may carry TLS: it is a Go executable (`.go.buildinfo`; stripped
-/// ones are inspected too), or one of [`NAMES`] is in its `.strtab` or `.dynstr`. Reads the
+/// Whether the executable may carry TLS: one of [`NAMES`] is in its `.strtab` or `.dynstr`,
+/// or it is a Go executable (`.go.buildinfo`) without a symbol table. Reads the
 /// section headers, then streams the string tables through a 64 KiB buffer: parsing the
 /// ELF file reads its whole symbol and string tables (5 MiB for the agent's own binary),
 /// a transient of as much in the agent's heap for every new executable a node runs, most
@@ -67,23 +67,47 @@ fn worth_reading(file: &File) -> Option<bool> {
     let (go, tables) = string_tables::<FileHeader64<Endianness>>(&cache)
         .or_else(|| string_tables::<FileHeader32<Endianness>>(&cache))?;
     drop(cache);
-    Some(go || tables.into_iter().any(|t| contains_a_name(file, t)))
+    // A Go executable without a symbol table is inspected whatever it names (its crypto/tls
+    // is found another way); one with a symbol table carries crypto/tls only if it names
+    // (*Conn).Read, as [`classify`] requires (the Go toolchain's own tools name none).
+    let stripped = tables.strtab.is_none();
+    Some(
+        (go && stripped)
+            || [tables.strtab, tables.dynstr]
+                .into_iter()
+                .flatten()
+                .any(|t| contains_a_name(file, t)),
+    )
 }
 
-/// Whether the file is a Go executable, and the file ranges of its string tables.
+/// File ranges (offset, size) of an executable's string tables.
+struct StringTables {
+    /// Of the symbol table (`.strtab`); None when stripped.
+    strtab: Option<(u64, u64)>,
+    /// Of the dynamic symbols (`.dynstr`).
+    dynstr: Option<(u64, u64)>,
+}
+
+/// Whether the file is a Go executable, and where its string tables are.
 fn string_tables<Elf: FileHeader<Endian = Endianness>>(
     cache: &ReadCache<&File>,
-) -> Option<(bool, Vec<(u64, u64)>)> {
+) -> Option<(bool, StringTables)> {
     let header = Elf::parse(cache).ok()?;
     let endian = header.endian().ok()?;
     let sections = header.sections(endian, cache).ok()?;
     let go = sections.section_by_name(endian, b".go.buildinfo").is_some();
-    let tables = [b".strtab".as_slice(), b".dynstr"]
-        .into_iter()
-        .filter_map(|name| sections.section_by_name(endian, name))
-        .filter_map(|(_, s)| s.file_range(endian))
-        .collect();
-    Some((go, tables))
+    let range = |name: &[u8]| {
+        sections
+            .section_by_name(endian, name)
+            .and_then(|(_, s)| s.file_range(endian))
+    };
+    Some((
+        go,
+        StringTables {
+            strtab: range(b".strtab"),
+            dynstr: range(b".dynstr"),
+        },
+    ))
 }
 
 /// Whether one of [`NAMES`] is in the `(offset, size)` range of the file.
@@ -135,6 +159,23 @@ mod tests {
             assert_eq!(classify(Path::new("/usr/sbin/nginx")), None);
         }
         assert_eq!(worth_reading(&File::open("/etc/hostname").unwrap()), None);
+    }
+
+    #[test]
+    fn a_go_tool_without_crypto_tls_is_not_read_whole() {
+        // The Go toolchain's compiler: a Go executable with a symbol table naming no
+        // crypto/tls. Skipped where Go is not installed.
+        let Ok(out) = std::process::Command::new("go")
+            .args(["env", "GOTOOLDIR"])
+            .output()
+        else {
+            return;
+        };
+        let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let Ok(f) = File::open(Path::new(&dir).join("compile")) else {
+            return;
+        };
+        assert_eq!(worth_reading(&f), Some(false));
     }
 
     #[test]
