@@ -24,8 +24,8 @@
  *    kernel lockdown. Kernels without those two tracepoints (before ~6.3) get the same link
  *    from fentry on tcp_sendmsg/tcp_recvmsg instead, or kprobes there without BPF
  *    trampolines (chosen by the loader).
- *  - tracepoint sched_process_exec: tells userspace a process started, so it can look for a
- *    TLS library in its maps (the uprobes are per library file: a new process using a
+ *  - tracepoint sched_process_exec: tells userspace (through the small `execs` ring) a process
+ *    started, so it can look for a TLS library in its maps (the uprobes are per library file: a new process using a
  *    library already hooked is covered without a new attach).
  */
 #include "vmlinux.h"
@@ -48,6 +48,14 @@ struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20);
 } events SEC(".maps");
+
+/* EXEC records only: the reader of `events` maps it (8 MiB in its RSS) only once a TLS library
+ * is hooked, and the exec events are how the first one is found. Read on a timer by userspace
+ * (no wakeups); ~100-byte records, so 64 KiB holds ~600 execs between two reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 << 10);
+} execs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -455,7 +463,8 @@ int fst_exec(void *ctx)
 	e->tid = (__u32)id;
 	e->kind = FST_KIND_EXEC;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	submit(r, sizeof(struct fst_event));
+	if (bpf_ringbuf_output(&execs, e, sizeof(struct fst_event), BPF_RB_NO_WAKEUP) != 0)
+		count(FST_CNT_EXEC_LOST);
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /* Kernel/userspace contract for flowscope's TLS plaintext probes (openssl.bpf.c).
  *
  * Every record in the `events` ring starts with `struct fst_event`; a WRITE or READ record is
- * followed by `captured` bytes of plaintext. The Rust mirror is ebpf-tls/src/wire.rs; a unit
+ * followed by `captured` bytes of plaintext. EXEC records (a bare `struct fst_event`) go to the
+ * small `execs` ring, so the agent maps the big one only once a TLS library is hooked. The Rust mirror is ebpf-tls/src/wire.rs; a unit
  * test there reads the _Static_assert lines at the bottom of this file. Change both together.
  */
 #ifndef FLOWSCOPE_TLS_H
@@ -55,7 +56,9 @@ struct fst_event {
 /* Go crypto/tls (gotls.bpf.c) */
 #define FST_CNT_GO_NO_ENTRY 6 /* a RET of Read/Write on a goroutine with no entry seen (probes placed mid-call) */
 #define FST_CNT_GO_NOT_TCP 7 /* a tls.Conn over something else than a *net.TCPConn: no socket */
-#define FST_CNT_MAX 8
+/* Soak memory (the `execs` ring) */
+#define FST_CNT_EXEC_LOST 8 /* exec records lost because the execs ring was full (the periodic rescan finds their libraries) */
+#define FST_CNT_MAX 9
 
 _Static_assert(sizeof(struct fst_event) == 104, "fst_event size");
 _Static_assert(__builtin_offsetof(struct fst_event, ts_ns) == 0, "ts_ns");

@@ -21,5 +21,5 @@ pub mod wire;
 pub use error::TlsProbeError;
 pub use libraries::TlsLibraryKind;
 pub use probes::{LibraryStatus, SocketLink, TlsProbes, TlsProbesOptions, PROGRAM_PREFIX};
-pub use ring::SingleMapRing;
+pub use ring::{RingMapping, SingleMapRing};
 pub use wire::{TlsEvent, TlsEventKind, TlsSocket, TlsStack, TlsWireError};

@@ -226,6 +226,14 @@ fn executable(maps: &str, dir: &Path) -> Option<MappedLibrary> {
     })
 }
 
+/// The file process `pid` runs (the agent's own, to leave it out of [`crate::executable`]'s
+/// reads).
+pub fn executable_file(proc_root: &Path, pid: u32) -> Option<FileId> {
+    let dir = proc_root.join(pid.to_string());
+    let maps = fs::read_to_string(dir.join("maps")).ok()?;
+    executable(&maps, &dir).map(|e| e.file)
+}
+
 /// Scans every process (except `skip`, the agent), keeping those that map a TLS library.
 pub fn scan_all(proc_root: &Path, skip: u32) -> Vec<ProcessLibraries> {
     let Ok(dir) = fs::read_dir(proc_root) else {
@@ -245,6 +253,15 @@ pub fn scan_all(proc_root: &Path, skip: u32) -> Vec<ProcessLibraries> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_a_process_runs() {
+        use std::os::unix::fs::MetadataExt;
+        let me = executable_file(Path::new("/proc"), std::process::id()).expect("own exe");
+        let exe = fs::metadata(std::env::current_exe().unwrap()).unwrap();
+        assert_eq!(me.inode, exe.ino());
+        assert_eq!(executable_file(Path::new("/nonexistent"), 1), None);
+    }
 
     const MAPS: &str = "\
 55d0c0a00000-55d0c0a2e000 r--p 00000000 fd:01 1049 /usr/sbin/nginx

@@ -8,6 +8,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     path::PathBuf,
+    sync::Arc,
 };
 
 use aya::{
@@ -22,8 +23,11 @@ use tracing::{debug, info, warn};
 
 use crate::{
     error::{chain, TlsProbeError},
-    libraries::{scan_all, scan_process, FileId, MappedLibrary, ProcessLibraries, TlsLibraryKind},
-    ring::SingleMapRing,
+    libraries::{
+        executable_file, scan_all, scan_process, FileId, MappedLibrary, ProcessLibraries,
+        TlsLibraryKind,
+    },
+    ring::{RingMapping, SingleMapRing},
     wire::KERNEL_COUNTERS,
 };
 
@@ -165,10 +169,18 @@ pub struct TlsProbes {
     processes: BTreeMap<u32, ProcessLibraries>,
     /// What each executable file carries (read once per file).
     executables: HashMap<FileId, Option<TlsLibraryKind>>,
+    /// The agent's own executable: never read. Its CLI runs (`flowscope status`, a monitoring
+    /// script's every few seconds) made the agent read its 5 MiB symbol tables again after
+    /// each full rescan, a transient of as much in its heap (BENCHMARKS.md "Soak memory
+    /// under 50 MB"); its own TLS is rustls, which is not hooked.
+    own_executable: Option<FileId>,
     /// The link in use, or why none is.
     socket_link: Result<SocketLink, String>,
     exec_hook: Result<(), String>,
     ring_taken: bool,
+    exec_ring_taken: bool,
+    /// The plaintext ring is mapped once a library is hooked (see [`TlsProbes::take_ring`]).
+    plaintext_ring: Arc<RingMapping>,
     attach_failures: u64,
     detached_files: u64,
     go: go_attach::GoProbes,
@@ -244,9 +256,12 @@ impl TlsProbes {
             files: HashMap::new(),
             processes: BTreeMap::new(),
             executables: HashMap::new(),
+            own_executable: executable_file(&opts.proc_root, std::process::id()),
             socket_link,
             exec_hook,
             ring_taken: false,
+            exec_ring_taken: false,
+            plaintext_ring: Arc::default(),
             attach_failures: 0,
             detached_files: 0,
             go,
@@ -387,9 +402,13 @@ impl TlsProbes {
     /// no TLS library is left.
     fn classify(&mut self, mut p: ProcessLibraries) -> Option<ProcessLibraries> {
         let executables = &mut self.executables;
+        let own = self.own_executable;
         p.libraries.retain_mut(|lib| {
             if lib.kind != TlsLibraryKind::Executable {
                 return true;
+            }
+            if Some(lib.file) == own {
+                return false;
             }
             let kind = executables
                 .entry(lib.file)
@@ -455,6 +474,9 @@ impl TlsProbes {
                 info!(library = %lib.path, kind = %lib.kind.describe(), probes = file.links.len(), "TLS library hooked");
             }
         }
+        if !file.links.is_empty() {
+            self.plaintext_ring.want();
+        }
         self.files.insert(lib.file, file);
     }
 
@@ -514,14 +536,32 @@ impl TlsProbes {
         self.exec_hook.is_ok()
     }
 
-    /// Takes the ring of [`crate::TlsEvent`] records. Call once.
+    /// Takes the ring of plaintext [`crate::TlsEvent`] records. Call once. It is mapped (its
+    /// pages count in RSS from then on) at the first read after a library file is hooked:
+    /// until then no probe writes to it (BENCHMARKS.md "Soak memory under 50 MB").
     pub fn take_ring(&mut self) -> Result<SingleMapRing, TlsProbeError> {
         if self.ring_taken {
             return Err(TlsProbeError::NoRing);
         }
         let map = self.ebpf.take_map("events").ok_or(TlsProbeError::NoRing)?;
         self.ring_taken = true;
-        SingleMapRing::new(map, "events")
+        SingleMapRing::deferred(map, "events", self.plaintext_ring.clone())
+    }
+
+    /// Whether the plaintext ring is mapped (a TLS library was hooked).
+    pub fn plaintext_ring_mapped(&self) -> bool {
+        self.plaintext_ring.is_mapped()
+    }
+
+    /// Takes the ring of exec records ([`crate::TlsEventKind::Exec`]), small and mapped now;
+    /// read it on a timer (it wakes no one). Call once.
+    pub fn take_exec_ring(&mut self) -> Result<SingleMapRing, TlsProbeError> {
+        if self.exec_ring_taken {
+            return Err(TlsProbeError::NoRing);
+        }
+        let map = self.ebpf.take_map("execs").ok_or(TlsProbeError::NoRing)?;
+        self.exec_ring_taken = true;
+        SingleMapRing::new(map, "execs")
     }
 
     /// Kernel-side counters summed over CPUs, and the loader's own.
@@ -530,6 +570,11 @@ impl TlsProbes {
             ("tls_libraries_hooked", self.hooked_files() as u64),
             ("tls_library_attach_failures", self.attach_failures),
             ("tls_libraries_detached", self.detached_files),
+            // 1 once a library is hooked and the plaintext ring's pages are mapped.
+            (
+                "tls_plaintext_ring_mapped",
+                u64::from(self.plaintext_ring.is_mapped()),
+            ),
             (
                 "tls_socket_link_unavailable",
                 u64::from(self.socket_link.is_err()),

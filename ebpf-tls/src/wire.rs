@@ -49,6 +49,8 @@ pub const KERNEL_COUNTERS: &[(u32, &str)] = &[
     // Go crypto/tls (gotls.bpf.c)
     (6, "tls_kernel_go_returns_without_entry"),
     (7, "tls_kernel_go_conns_not_tcp"),
+    // The execs ring (soak memory)
+    (8, "tls_kernel_exec_events_lost"),
 ];
 
 /// What a record reports (`FST_KIND_*`).

@@ -59,17 +59,27 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 /// glibc gives each thread that allocates an arena of its own (up to 8 per core), and the
-/// agent's tokio workers, exporter and scan threads each kept a partly used one: two arenas
-/// cut the agent's anonymous memory under a connection-heavy soak (BENCHMARKS.md).
-fn limit_malloc_arenas() {
-    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+/// agent's tokio workers, exporter and scan threads each kept a partly used one. One arena:
+/// the ring reader task moves between tokio's worker threads, and with two arenas each held
+/// its own free pages and fragments (the soak's second arena was 10-20 MiB beside a 11-14 MiB
+/// main heap; with one, RssAnon is 12-20 MiB in all, BENCHMARKS.md "Soak memory under 50
+/// MB"). The threads that allocate besides the reader (the /proc scans, the exporters) do so
+/// rarely, so the one lock is not contended; the agent allows one more per engine worker
+/// beyond the first (`--workers`: they decode, and allocate, side by side). An operator's
+/// `MALLOC_ARENA_MAX` (which glibc reads at start) wins.
+pub(crate) fn limit_malloc_arenas(arenas: usize) {
+    if std::env::var_os("MALLOC_ARENA_MAX").is_some() {
+        return;
+    }
+    // SAFETY: mallopt only sets an allocator parameter (under glibc's own lock); arenas made
+    // before stay, later threads share the ones allowed.
     unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_ARENA_MAX, arenas.clamp(1, 64) as libc::c_int);
     }
 }
 
 fn main() {
-    limit_malloc_arenas();
+    limit_malloc_arenas(1);
     let cli = Cli::parse();
     init_logging();
     // Errors print as one chain of causes ("what failed: why"), not as a Debug dump with a

@@ -652,3 +652,119 @@ fn grpc_over_tls_with_traceparent() {
     assert!(resp["extensions"]["process"]["pid"].is_u64(), "{resp}");
     drop(server);
 }
+
+/// Sizes of the agent's BPF map mappings (`anon_inode:bpf-map` in /proc/PID/maps): the rings
+/// it has mapped (BENCHMARKS.md "Soak memory under 50 MB").
+fn bpf_map_mappings(pid: i32) -> Vec<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .expect("agent maps")
+        .lines()
+        .filter(|l| l.ends_with("anon_inode:bpf-map"))
+        .filter_map(|l| {
+            let (a, b) = l.split_whitespace().next()?.split_once('-')?;
+            Some(u64::from_str_radix(b, 16).ok()? - u64::from_str_radix(a, 16).ok()?)
+        })
+        .collect()
+}
+
+/// The capture ring in these tests (1 MiB: mapped twice, 2 MiB), so that no other ring the
+/// agent maps is as large as the TLS plaintext ring (4 MiB or more).
+const SMALL_CAPTURE_RING: &str = "--ring-size 1048576";
+
+/// Whether the agent maps a ring of at least 3 MiB: only the TLS plaintext ring, with the
+/// small capture ring.
+fn maps_tls_ring(pid: i32) -> bool {
+    bpf_map_mappings(pid).iter().any(|&b| b >= 3 << 20)
+}
+
+#[test]
+fn no_tls_library_no_plaintext_ring_mapped() {
+    require_root();
+    let link = Link::new();
+    let tmp = TempDir::new();
+    // A /proc with no process in it: the library scans find no TLS library to hook.
+    let empty_proc = tmp.0.join("empty-proc");
+    std::fs::create_dir_all(&empty_proc).unwrap();
+    let sock = tmp.0.join("run/observer.sock").display().to_string();
+    let agent = start_agent(
+        &link.server,
+        &format!(
+            "-i {} --listen unix://{sock} -o none {SMALL_CAPTURE_RING} --proc-root {}",
+            link.server_if,
+            empty_proc.display()
+        ),
+    );
+    let st = agent_status(&sock);
+    let c = &st["counters"];
+    assert_eq!(c["tls_plaintext_unavailable"], 0, "probes loaded: {c}");
+    assert_eq!(c["tls_libraries_hooked"], 0, "{c}");
+    assert_eq!(c["tls_plaintext_ring_mapped"], 0, "{c}");
+    let maps = bpf_map_mappings(agent.pid());
+    assert!(!maps.is_empty(), "the capture ring is mapped");
+    assert!(!maps_tls_ring(agent.pid()), "no TLS ring in {maps:?}");
+}
+
+#[test]
+fn plaintext_ring_mapped_when_a_library_is_hooked_after_start() {
+    require_root();
+    require_tool("curl");
+    let link = Link::new();
+    let tmp = TempDir::new();
+    make_ca(&tmp.0);
+    std::fs::write(tmp.0.join("page.txt"), "mapped late\n").unwrap();
+    let sock = tmp.0.join("run/observer.sock").display().to_string();
+    let agent = start_agent(
+        &link.server,
+        &format!(
+            "-i {} --listen unix://{sock} -o none {SMALL_CAPTURE_RING}",
+            link.server_if
+        ),
+    );
+    // nginx starts after the agent: its exec record (the small execs ring, read every 100 ms)
+    // gets its libssl scanned well before the 30 s full rescan. (Another process on the host
+    // may have had libssl hooked, and the ring mapped, from the start.)
+    let nginx = start_https_nginx(&link.server, &tmp.0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = agent_status(&sock);
+        let hooked = st["tls_libraries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|l| l["pid"] == nginx.pid() && l["hooked"] == true);
+        if hooked {
+            break;
+        }
+        assert!(Instant::now() < deadline, "nginx not hooked: {st:#}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let ca = tmp.0.join("ca.pem").display().to_string();
+    let (curl, out) = run_with_pid(
+        &link.client,
+        &format!(
+            "curl -sS --http1.1 --cacert {ca} -o /dev/null -w \"%{{local_port}} %{{http_code}}\" https://{SERVER_V4}/page.txt?late"
+        ),
+    );
+    let f: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert_eq!(f[1], 200, "curl: {out}");
+    let flows = l7_of(&sock, f[0], 2);
+    let ng = nginx.pid() as u64;
+    check_exchange(
+        &flows,
+        "/page.txt?late",
+        200,
+        "HTTP/1.1",
+        (curl, "curl"),
+        ng,
+    );
+    let c = agent_status(&sock)["counters"].clone();
+    assert_eq!(c["tls_plaintext_ring_mapped"], 1, "{c}");
+    assert_eq!(c["tls_kernel_ring_full_lost"], 0, "{c}");
+    assert_eq!(c["tls_kernel_exec_events_lost"], 0, "{c}");
+    assert!(
+        maps_tls_ring(agent.pid()),
+        "{:?}",
+        bpf_map_mappings(agent.pid())
+    );
+    drop(nginx);
+}

@@ -403,6 +403,10 @@ pub fn run(args: AgentArgs) -> Result<()> {
     if let Err(e) = cfg.sched_policy.apply() {
         tracing::warn!(policy = ?cfg.sched_policy, "could not set the scheduling policy: {e}");
     }
+    // One malloc arena per engine worker (main.rs: one for everything else otherwise).
+    if cfg.engine_workers() > 1 {
+        crate::limit_malloc_arenas(cfg.engine_workers());
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -8,7 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ebpf_tls::{SocketLink, TlsProbes, TlsProbesOptions};
+use ebpf_tls::{SingleMapRing, SocketLink, TlsEvent, TlsEventKind, TlsProbes, TlsProbesOptions};
 use tracing::{info, warn};
 
 use crate::api::status::TlsLibraryStatus;
@@ -20,6 +20,14 @@ const EXEC_SCAN_DELAY: Duration = Duration::from_millis(200);
 /// Every process is rescanned this often (libraries of processes whose exec event was lost,
 /// or that dlopen a TLS library late; library files nobody maps any more are detached).
 const FULL_RESCAN: Duration = Duration::from_secs(30);
+/// The plaintext ring: records are a 104-byte header and up to 4 KiB of plaintext, so 4 MiB
+/// holds at least 1000 calls, ~4000 of a 1 KiB exchange. It is drained with the capture ring
+/// (4 MiB, mapped twice) in the same pass, every 20 ms or 64 KiB, and a TLS exchange puts no
+/// more bytes in it than its packets put in the capture ring, so it lasts as long through a
+/// stall of the reader; 8 MiB cost 4 MiB more RSS for nothing at the soak's and the HTTPS
+/// bench's rates (BENCHMARKS.md "Soak memory under 50 MB"). Mapped only once a TLS library
+/// is hooked (ebpf_tls::SingleMapRing::deferred).
+const TLS_RING_BYTES: u32 = 4 << 20;
 /// Most exec events waiting for their scan; beyond it they wait for the full rescan.
 const MAX_PENDING_EXECS: usize = 4096;
 
@@ -28,6 +36,8 @@ const MAX_PENDING_EXECS: usize = 4096;
 pub struct TlsShared {
     probes: Mutex<Option<TlsProbes>>,
     execs: Mutex<VecDeque<(u32, Instant)>>,
+    /// The probes' exec records (read by [`watch_tls`]).
+    exec_ring: Mutex<Option<SingleMapRing>>,
     /// Why the probes are not running, when they were wanted.
     unavailable: Mutex<Option<String>>,
     /// Processes at an end of a TLS connection no plaintext came for: comm and count.
@@ -63,8 +73,7 @@ pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<ebpf_tls::SingleMapRin
         return (shared, None);
     }
     let opts = TlsProbesOptions {
-        // Plaintext records are up to ~4 KiB: 8 MiB holds a couple of thousand calls.
-        ring_bytes: 8 << 20,
+        ring_bytes: TLS_RING_BYTES,
         // The reader drains the ring with the capture ring every RING_POLL anyway.
         wakeup_batch_bytes: 64 << 10,
         proc_root: cfg.proc_root.clone(),
@@ -88,12 +97,24 @@ pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<ebpf_tls::SingleMapRin
                     None
                 }
             };
+            match p.take_exec_ring() {
+                Ok(r) => *shared.exec_ring.lock().unwrap_or_else(|e| e.into_inner()) = Some(r),
+                Err(e) => warn!(
+                    "TLS plaintext: {e}; new TLS libraries are found by the periodic rescan only"
+                ),
+            }
             info!(
                 libraries = p.hooked_files(),
                 exec_events = p.exec_events(),
                 socket_link = p.socket_link().map(SocketLink::describe).unwrap_or("none"),
                 "TLS plaintext probes"
             );
+            if p.hooked_files() == 0 {
+                info!(
+                    ring_bytes = ring.as_ref().map_or(0, SingleMapRing::size),
+                    "no TLS library hooked yet: the plaintext ring is mapped when one is"
+                );
+            }
             *shared.probes.lock().unwrap_or_else(|e| e.into_inner()) = Some(p);
             (shared, ring)
         }
@@ -111,6 +132,21 @@ impl TlsShared {
         let mut q = self.execs.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() < MAX_PENDING_EXECS {
             q.push_back((pid, Instant::now() + EXEC_SCAN_DELAY));
+        }
+    }
+
+    /// Queues a scan of every process the exec ring names.
+    fn drain_execs(&self) {
+        let mut ring = self.exec_ring.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(ring) = ring.as_mut() else {
+            return;
+        };
+        while let Some(item) = ring.next() {
+            if let Ok(ev) = TlsEvent::parse(item) {
+                if ev.kind == TlsEventKind::Exec {
+                    self.note_exec(ev.pid);
+                }
+            }
         }
     }
 
@@ -158,6 +194,10 @@ impl TlsShared {
 
     /// Detaches every probe (the agent is stopping).
     pub fn stop(&self) {
+        self.exec_ring
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         self.probes.lock().unwrap_or_else(|e| e.into_inner()).take();
     }
 
@@ -267,6 +307,7 @@ pub async fn watch_tls(shared: SharedTls) {
     let mut last_full = Instant::now();
     loop {
         tick.tick().await;
+        shared.drain_execs();
         let full = last_full.elapsed() >= FULL_RESCAN;
         if full {
             last_full = Instant::now();
