@@ -102,10 +102,6 @@ pub struct AgentConfig {
     /// and gRPC over TLS from it (issue 19); where the kernel refuses the probes, TLS flows
     /// stay undecoded and are counted.
     pub tls_plaintext: bool,
-    /// Linux scheduling policy of the agent's threads: "batch" (`SCHED_BATCH`: the agent
-    /// waking up never preempts the services it observes; same CPU share) or "normal"
-    /// (`SCHED_OTHER`). See `agent::sched`.
-    pub sched_policy: crate::agent::SchedPolicy,
 }
 
 impl Default for AgentConfig {
@@ -145,7 +141,6 @@ impl Default for AgentConfig {
             syscall_span_children: 32,
             workers: 0,
             tls_plaintext: true,
-            sched_policy: crate::agent::SchedPolicy::default(),
         }
     }
 }

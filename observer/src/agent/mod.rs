@@ -8,7 +8,6 @@ mod listen_drops;
 mod pipeline;
 mod preflight;
 mod privileges;
-mod sched;
 mod source;
 mod syscall_spans;
 mod syscalls;
@@ -23,7 +22,6 @@ use serde::{Deserialize, Serialize};
 use crate::config::AgentConfig;
 
 pub use pipeline::Output;
-pub use sched::SchedPolicy;
 
 /// Which capture path to use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -237,10 +235,6 @@ pub struct AgentArgs {
     /// (`--tls-plaintext false` turns it off) [default: true].
     #[arg(long, value_name = "BOOL")]
     pub tls_plaintext: Option<bool>,
-    /// Scheduling policy of the agent's threads: batch (SCHED_BATCH: never preempts the
-    /// observed services on wakeup, same CPU share) or normal (SCHED_OTHER) [default: normal].
-    #[arg(long, value_enum)]
-    pub sched_policy: Option<SchedPolicy>,
 }
 
 impl AgentArgs {
@@ -344,9 +338,6 @@ impl AgentArgs {
         if let Some(v) = self.tls_plaintext {
             c.tls_plaintext = v;
         }
-        if let Some(v) = self.sched_policy {
-            c.sched_policy = v;
-        }
         if let Some(v) = self.max_flows {
             c.max_flows = v;
         }
@@ -399,10 +390,6 @@ pub fn run(args: AgentArgs) -> Result<()> {
     }
     preflight::check_privileges(cfg.capture != Some(CaptureKind::Afpacket))?;
     preflight::report_kernel();
-    // Before any thread exists: every thread made from here inherits the policy.
-    if let Err(e) = cfg.sched_policy.apply() {
-        tracing::warn!(policy = ?cfg.sched_policy, "could not set the scheduling policy: {e}");
-    }
     // One malloc arena per engine worker (main.rs: one for everything else otherwise).
     if cfg.engine_workers() > 1 {
         crate::limit_malloc_arenas(cfg.engine_workers());

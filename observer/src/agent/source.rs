@@ -34,7 +34,6 @@ use super::{
     clock::{monotonic_now_ns, wall_now_ns, MonoToWall},
     kernel_filters,
     pipeline::{Pipeline, SharedCounters},
-    sched,
     syscall_spans::SyscallSpanConfig,
     CaptureKind, TcAttach,
 };
@@ -634,8 +633,6 @@ fn drain_ring<W: std::io::Write>(
     };
     let (mut attr, mut tls) = (attr, tls);
     let mut later: Option<Vec<u8>> = None;
-    // A batch can be milliseconds of work: offer the CPU every slice of it (agent::sched).
-    let mut budget = sched::SliceBudget::new(monotonic_now_ns());
     loop {
         let cut = if tls.is_some() {
             monotonic_now_ns()
@@ -679,11 +676,6 @@ fn drain_ring<W: std::io::Write>(
                         warn!(bad_records = *bad_records, "unreadable ring record: {e}");
                     }
                 }
-            }
-            // Give the record's ring space back before offering the CPU.
-            drop(item);
-            if budget.spent(monotonic_now_ns) {
-                sched::yield_cpu();
             }
         }
         if later.is_none() {
