@@ -90,6 +90,21 @@ fn l7_of(sock: &str, port: u64, n: usize) -> Vec<Value> {
     }
 }
 
+/// curl fetches `path` from nginx over HTTPS with HTTP/1.1 (from `ns`, trusting `ca`); its
+/// exchange must be observed whole (see [`check_exchange`]).
+fn curl_http11_checked(ns: &Netns, ca: &str, sock: &str, path: &str, nginx_pid: u64) {
+    let (curl, out) = run_with_pid(
+        ns,
+        &format!(
+            "curl -sS --http1.1 --cacert {ca} -o /dev/null -w \"%{{local_port}} %{{http_code}}\" https://{SERVER_V4}{path}"
+        ),
+    );
+    let f: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
+    assert_eq!(f[1], 200, "curl: {out}");
+    let flows = l7_of(sock, f[0], 2);
+    check_exchange(&flows, path, 200, "HTTP/1.1", (curl, "curl"), nginx_pid);
+}
+
 /// Checks one exchange's two flows: method, path, status, protocol, the uprobe source, and
 /// the processes. Both ends are on this node with the same libssl hooked: the plaintext of
 /// whichever end wrote first feeds the decoders (the client's request, or nginx's HTTP/2
@@ -160,24 +175,8 @@ fn https_h2_and_urllib_are_decoded_from_openssl_plaintext() {
     let ca = tmp.0.join("ca.pem").display().to_string();
 
     // curl, HTTP/1.1.
-    let (curl1, out) = run_with_pid(
-        &link.client,
-        &format!(
-            "curl -sS --http1.1 --cacert {ca} -o /dev/null -w \"%{{local_port}} %{{http_code}}\" https://{SERVER_V4}/page.txt?client=curl1"
-        ),
-    );
-    let f: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
-    assert_eq!(f[1], 200, "curl: {out}");
-    let flows = l7_of(&sock, f[0], 2);
     let ng = nginx.pid() as u64;
-    check_exchange(
-        &flows,
-        "/page.txt?client=curl1",
-        200,
-        "HTTP/1.1",
-        (curl1, "curl"),
-        ng,
-    );
+    curl_http11_checked(&link.client, &ca, &sock, "/page.txt?client=curl1", ng);
 
     // curl, HTTP/2 (ALPN h2): one stream, answered 418 by nginx.
     let (curl2, out) = run_with_pid(
@@ -739,24 +738,8 @@ fn plaintext_ring_mapped_when_a_library_is_hooked_after_start() {
         std::thread::sleep(Duration::from_millis(200));
     }
     let ca = tmp.0.join("ca.pem").display().to_string();
-    let (curl, out) = run_with_pid(
-        &link.client,
-        &format!(
-            "curl -sS --http1.1 --cacert {ca} -o /dev/null -w \"%{{local_port}} %{{http_code}}\" https://{SERVER_V4}/page.txt?late"
-        ),
-    );
-    let f: Vec<u64> = out.split_whitespace().map(|x| x.parse().unwrap()).collect();
-    assert_eq!(f[1], 200, "curl: {out}");
-    let flows = l7_of(&sock, f[0], 2);
     let ng = nginx.pid() as u64;
-    check_exchange(
-        &flows,
-        "/page.txt?late",
-        200,
-        "HTTP/1.1",
-        (curl, "curl"),
-        ng,
-    );
+    curl_http11_checked(&link.client, &ca, &sock, "/page.txt?late", ng);
     let c = agent_status(&sock)["counters"].clone();
     assert_eq!(c["tls_plaintext_ring_mapped"], 1, "{c}");
     assert_eq!(c["tls_kernel_ring_full_lost"], 0, "{c}");
