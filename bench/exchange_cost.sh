@@ -17,13 +17,9 @@ root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 pcap="${1:?usage: bench/exchange_cost.sh PCAP (from bench/record_http1.sh)}"
 command -v valgrind >/dev/null || { echo "exchange_cost.sh: needs valgrind" >&2; exit 1; }
-bin="${BIN:-$(nice cargo test --release -p flowscope --bin flowscope --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
-        print(m["executable"])' | tail -1)}"
-[ -x "$bin" ] || { echo "exchange_cost.sh: no test binary" >&2; exit 1; }
+# shellcheck source=bench/test_bin.sh
+. "$root/bench/test_bin.sh"
+bin="$(flowscope_test_bin)"
 work="$(mktemp -d /tmp/exchange_cost.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 # Dumps before the measured function and before `Pipeline::finish`, which follows it: part 2

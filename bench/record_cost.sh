@@ -14,13 +14,9 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 command -v valgrind >/dev/null || { echo "record_cost.sh: needs valgrind" >&2; exit 1; }
-bin="${BIN:-$(nice cargo test --release -p flowscope --bin flowscope --no-run --message-format=json 2>/dev/null \
-    | python3 -c 'import json,sys
-for l in sys.stdin:
-    m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("profile", {}).get("test") and m.get("executable"):
-        print(m["executable"])' | tail -1)}"
-[ -x "$bin" ] || { echo "record_cost.sh: no test binary (build it: cargo test --release -p flowscope --no-run)" >&2; exit 1; }
+# shellcheck source=bench/test_bin.sh
+. "$root/bench/test_bin.sh"
+bin="$(flowscope_test_bin)"
 work="$(mktemp -d /tmp/record_cost.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 for what in spans flows; do

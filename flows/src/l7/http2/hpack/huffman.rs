@@ -68,6 +68,19 @@ const fn build() -> Canonical {
     }
 }
 
+impl Canonical {
+    /// The symbol whose code is the `len`-bit `code`, if one is (canonical codes: the codes of
+    /// one length are consecutive from `first[len]`).
+    const fn symbol(&self, code: u32, len: usize) -> Option<u16> {
+        let idx = code.wrapping_sub(self.first[len]);
+        if code >= self.first[len] && idx < self.count[len] as u32 {
+            Some(self.symbols[self.offset[len] as usize + idx as usize])
+        } else {
+            None
+        }
+    }
+}
+
 static TABLE: Canonical = build();
 
 /// Why a Huffman string did not decode.
@@ -102,8 +115,7 @@ const fn build_short() -> [(u8, u8); 1 << PEEK] {
         let mut len = 1;
         while len <= PEEK as usize {
             let code = (prefix >> (PEEK as usize - len)) as u32;
-            if code >= t.first[len] && code - t.first[len] < t.count[len] as u32 {
-                let sym = t.symbols[t.offset[len] as usize + (code - t.first[len]) as usize];
+            if let Some(sym) = t.symbol(code, len) {
                 // Codes of up to 8 bits are all for bytes, never EOS (30 bits).
                 short[prefix] = (sym as u8, len as u8);
                 break;
@@ -156,9 +168,7 @@ pub fn decode(src: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
         let mut len = PEEK as usize + 1;
         while len as u32 <= avail {
             let code = (window >> (avail - len as u32)) as u32 & ((1u32 << len) - 1);
-            let idx = code.wrapping_sub(t.first[len]);
-            if code >= t.first[len] && idx < u32::from(t.count[len]) {
-                let sym = t.symbols[usize::from(t.offset[len]) + idx as usize];
+            if let Some(sym) = t.symbol(code, len) {
                 if sym == 256 {
                     return Err(HuffmanError::Eos);
                 }
@@ -201,9 +211,7 @@ mod tests {
             for shift in (0..8).rev() {
                 code = code << 1 | u32::from(byte >> shift & 1);
                 len += 1;
-                let idx = code.wrapping_sub(t.first[len]);
-                if code >= t.first[len] && idx < u32::from(t.count[len]) {
-                    let sym = t.symbols[usize::from(t.offset[len]) + idx as usize];
+                if let Some(sym) = t.symbol(code, len) {
                     if sym == 256 {
                         return Err(HuffmanError::Eos);
                     }
@@ -266,17 +274,22 @@ mod tests {
         }
     }
 
+    /// `(code, length)` of `sym` in the canonical table.
+    fn code_of(sym: u16) -> (u32, usize) {
+        let t = &TABLE;
+        let l = CODE_LEN[sym as usize] as usize;
+        let pos = t.symbols[t.offset[l] as usize..][..t.count[l] as usize]
+            .iter()
+            .position(|&s| s == sym)
+            .unwrap();
+        (t.first[l] + pos as u32, l)
+    }
+
     /// Huffman-encodes `text` with the canonical codes, padded with ones.
     fn encode(text: &[u8]) -> Vec<u8> {
-        let t = &TABLE;
         let mut bits: Vec<bool> = Vec::new();
         for &b in text {
-            let l = CODE_LEN[b as usize] as usize;
-            let pos = t.symbols[t.offset[l] as usize..][..t.count[l] as usize]
-                .iter()
-                .position(|&s| s == u16::from(b))
-                .unwrap();
-            let code = t.first[l] + pos as u32;
+            let (code, l) = code_of(u16::from(b));
             bits.extend((0..l).rev().map(|i| code >> i & 1 == 1));
         }
         while !bits.len().is_multiple_of(8) {
@@ -312,15 +325,6 @@ mod tests {
     fn canonical_table_matches_known_codes() {
         // Spot checks from Appendix B: '0' = 00000 (5), 'a' = 00011 (5), ' ' = 010100 (6),
         // EOS = 30 ones.
-        let t = &TABLE;
-        let code_of = |sym: u16| {
-            let l = CODE_LEN[sym as usize] as usize;
-            let pos = t.symbols[t.offset[l] as usize..][..t.count[l] as usize]
-                .iter()
-                .position(|&s| s == sym)
-                .unwrap();
-            (t.first[l] + pos as u32, l)
-        };
         assert_eq!(code_of(b'0' as u16), (0b00000, 5));
         assert_eq!(code_of(b'a' as u16), (0b00011, 5));
         assert_eq!(code_of(b' ' as u16), (0b010100, 6));
