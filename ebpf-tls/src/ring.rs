@@ -8,7 +8,7 @@
 //!
 //! A ring can also be mapped later ([`SingleMapRing::deferred`]): the TLS plaintext ring is
 //! mapped only once a TLS library is hooked, so a node with no TLS library (or whose
-//! processes link none the probes can read) does not carry its 8 MiB in RSS.
+//! processes link none the probes can read) does not carry its pages (4 MiB) in RSS.
 //!
 //! Layout (kernel/bpf/ringbuf.c, libbpf's ringbuf.c): page 0 holds the consumer position
 //! (written by user space), page 1 the producer position, then the data pages. Each record
