@@ -18,7 +18,11 @@
  *    indexed by the attach cookie. The fd is then looked up in the process's descriptor
  *    table: file -> struct socket -> struct sock gives the 4-tuple and netns. That works for
  *    a Read served from Go's buffer (no syscall at all) and for a goroutine that moved
- *    threads, where the thread-based join of the OpenSSL path would not. These are
+ *    threads, where the thread-based join of the OpenSSL path would not. The lookup is made
+ *    at the call's entry, while the call holds the Conn open: by the RET the peer may have
+ *    read a Write's bytes and closed, and another goroutine closed the descriptor (Go sets
+ *    Sysfd to -1), which lost a server's last response to a client that closes at once
+ *    (curl over HTTP/2) when the writing goroutine was descheduled before its RET. These are
  *    bpf_probe_read_kernel reads (a uprobe holds no BTF pointers): under kernel lockdown
  *    (confidentiality) they fail and the plaintext comes without its socket (counted).
  */
@@ -52,13 +56,20 @@ struct go_key {
 	__u32 _pad;
 };
 
+/* What the entry found of the Conn's socket (counted at the RET, once per event). */
+#define GO_SOCK_FOUND 0
+#define GO_SOCK_NONE 1 /* FST_CNT_NO_SOCKET */
+#define GO_SOCK_NOT_TCP 2 /* FST_CNT_GO_NOT_TCP */
+
 /* A Read or Write in flight on a goroutine, from entry to its RET. */
 struct go_call {
 	__u64 conn;
 	__u64 buf;
 	__u32 layout;
 	__u8 kind;
-	__u8 _pad[3];
+	__u8 sock_state; /* GO_SOCK_* */
+	__u8 _pad[2];
+	struct sock_info sock;
 };
 
 /* LRU: a goroutine that panics out of a call never reaches a RET. */
@@ -75,31 +86,6 @@ static __always_inline struct go_key go_key_of(struct pt_regs *ctx)
 	k.g = ctx->r14;
 	k.tgid = bpf_get_current_pid_tgid() >> 32;
 	return k;
-}
-
-static __always_inline int go_enter(struct pt_regs *ctx, __u8 kind)
-{
-	struct go_key k = go_key_of(ctx);
-	struct go_call c = {};
-	c.conn = ctx->ax;
-	c.buf = ctx->bx;
-	c.kind = kind;
-	c.layout = (__u32)bpf_get_attach_cookie(ctx);
-	/* A call restarted after its stack grew runs the entry again: the same state. */
-	bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY);
-	return 0;
-}
-
-SEC("uprobe/go_tls_write")
-int fst_go_write(struct pt_regs *ctx)
-{
-	return go_enter(ctx, FST_KIND_WRITE);
-}
-
-SEC("uprobe/go_tls_read")
-int fst_go_read(struct pt_regs *ctx)
-{
-	return go_enter(ctx, FST_KIND_READ);
 }
 
 /* The descriptor `fd` of the current process: its TCP socket, if it is one. */
@@ -143,9 +129,11 @@ static __always_inline int go_fd_sock(__s64 fd, struct sock_info *s)
 	return 0;
 }
 
-/* The Conn's descriptor, following the layout's offsets through the process's memory. */
-static __always_inline __s64 go_conn_fd(__u64 conn, __u32 layout)
+/* The Conn's descriptor, following the layout's offsets through the process's memory;
+ * `state` says why not (GO_SOCK_*) when it is -1. */
+static __always_inline __s64 go_conn_fd(__u64 conn, __u32 layout, __u8 *state)
 {
+	*state = GO_SOCK_NONE;
 	struct go_layout *l = bpf_map_lookup_elem(&go_layouts, &layout);
 	if (!l)
 		return -1;
@@ -159,7 +147,7 @@ static __always_inline __s64 go_conn_fd(__u64 conn, __u32 layout)
 		    !tab ||
 		    bpf_probe_read_user(&fun0, sizeof(fun0), (void *)(tab + GO_ITAB_FUN0)) != 0 ||
 		    fun0 != l->tcp_close) {
-			count(FST_CNT_GO_NOT_TCP);
+			*state = GO_SOCK_NOT_TCP;
 			return -1;
 		}
 	}
@@ -169,8 +157,38 @@ static __always_inline __s64 go_conn_fd(__u64 conn, __u32 layout)
 		return -1;
 	if (bpf_probe_read_user(&fd, sizeof(fd), (void *)(nfd + l->sysfd)) != 0)
 		return -1;
+	*state = GO_SOCK_FOUND;
 	return fd;
 }
+
+static __always_inline int go_enter(struct pt_regs *ctx, __u8 kind)
+{
+	struct go_key k = go_key_of(ctx);
+	struct go_call c = {};
+	c.conn = ctx->ax;
+	c.buf = ctx->bx;
+	c.kind = kind;
+	c.layout = (__u32)bpf_get_attach_cookie(ctx);
+	__s64 fd = go_conn_fd(c.conn, c.layout, &c.sock_state);
+	if (c.sock_state == GO_SOCK_FOUND && (fd < 0 || go_fd_sock(fd, &c.sock) != 0))
+		c.sock_state = GO_SOCK_NONE;
+	/* A call restarted after its stack grew runs the entry again: the same state. */
+	bpf_map_update_elem(&go_calls, &k, &c, BPF_ANY);
+	return 0;
+}
+
+SEC("uprobe/go_tls_write")
+int fst_go_write(struct pt_regs *ctx)
+{
+	return go_enter(ctx, FST_KIND_WRITE);
+}
+
+SEC("uprobe/go_tls_read")
+int fst_go_read(struct pt_regs *ctx)
+{
+	return go_enter(ctx, FST_KIND_READ);
+}
+
 
 /* On every RET of (*tls.Conn).Read and Write: n is in RAX. */
 SEC("uprobe/go_tls_ret")
@@ -200,19 +218,17 @@ int fst_go_ret(struct pt_regs *ctx)
 	e->flags = FST_F_GO;
 	e->len = moved > 0x7fffffff ? 0x7fffffff : (__u32)moved;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	struct sock_info s = {};
-	__s64 fd = go_conn_fd(c->conn, c->layout);
-	if (fd >= 0 && go_fd_sock(fd, &s) == 0) {
+	if (c->sock_state == GO_SOCK_FOUND) {
 		e->flags |= FST_F_SOCK;
-		e->cookie = s.cookie;
-		e->netns = s.netns;
-		e->family = s.family;
-		e->sport = s.sport;
-		e->dport = s.dport;
-		__builtin_memcpy(e->saddr, s.saddr, 16);
-		__builtin_memcpy(e->daddr, s.daddr, 16);
+		e->cookie = c->sock.cookie;
+		e->netns = c->sock.netns;
+		e->family = c->sock.family;
+		e->sport = c->sock.sport;
+		e->dport = c->sock.dport;
+		__builtin_memcpy(e->saddr, c->sock.saddr, 16);
+		__builtin_memcpy(e->daddr, c->sock.daddr, 16);
 	} else {
-		count(FST_CNT_NO_SOCKET);
+		count(c->sock_state == GO_SOCK_NOT_TCP ? FST_CNT_GO_NOT_TCP : FST_CNT_NO_SOCKET);
 	}
 	__u32 n = e->len;
 	if (n > FST_MAX_DATA) {
