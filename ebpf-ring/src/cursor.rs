@@ -124,7 +124,9 @@ impl Cursor {
                 // SAFETY: committed and not released (the caller's contract for the rest).
                 return Some(unsafe { view.bytes(start, len) });
             }
-            // Wraps around the end: the rest is at the start of the data area.
+            // Wraps around the end: the rest is at the start of the data area (and fits: the
+            // kernel reserves no record whose header and bytes exceed the data area,
+            // `__bpf_ringbuf_reserve`).
             self.wrapped.clear();
             // SAFETY: as above, in two pieces.
             self.wrapped
