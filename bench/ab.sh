@@ -199,7 +199,7 @@ print(f"throughput ratio at saturation (on/off): median {m(sat_ratio):.3f}  per 
 print(f"throughput ratio at fixed rate (on/off): median {m(rate_ratio):.3f}")
 print(f"added latency at fixed rate: p50 {m(d50):+.0f} us, p99 {m(d99):+.0f} us (median over pairs; per pair p99 {', '.join(f'{x:+.0f}' for x in d99)}; budget p99 < +100 us)")
 print(f"agent CPU per request: {m(u[0] for u in us):.2f} us at fixed rate, {m(u[1] for u in us):.2f} us at saturation")
-print(f"agent RSS: steady VmRSS {m(rss)/1024:.1f} MiB of which RssAnon {m(anon)/1024:.1f} MiB (end of rate phase; the rest is mostly the mmapped kernel ring, mapped twice), peak VmHWM {max(hwm)/1024:.1f} MiB (budget < 50 MB)")
+print(f"agent RSS: steady VmRSS {m(rss)/1024:.1f} MiB of which RssAnon {m(anon)/1024:.1f} MiB (end of rate phase; the rest is mostly the binary and the kernel rings, each mapped once), peak VmHWM {max(hwm)/1024:.1f} MiB (budget < 50 MB)")
 for p, (dr, ds, lr, ls) in zip(pairs, dec):
     print(f"pair {p}: decoded/sent rate {dr} (ring lost {lr}), saturation {ds} (ring lost {ls})")
 EOF

@@ -137,7 +137,7 @@ fn with_attribution(addr: std::net::SocketAddr, n: usize, apply: bool) -> (f64, 
                 while let Some(item) = ring.next() {
                     got = true;
                     if apply {
-                        cache.apply(&SockEvent::parse(&item).expect("record"));
+                        cache.apply(&SockEvent::parse(item).expect("record"));
                     }
                     seen += 1;
                 }

@@ -5,10 +5,11 @@
 use std::{fs::File, path::PathBuf};
 
 use aya::{
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::PerCpuArray,
     programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, KProbe, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
+use ebpf_ring::SingleMapRing;
 use tracing::{debug, info, warn};
 
 use crate::{
@@ -415,7 +416,7 @@ impl Attribution {
     }
 
     /// Takes the ring of [`crate::SockEvent`] records. Call once; "proc-only" has no ring.
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, AttributionError> {
+    pub fn take_ring(&mut self) -> Result<SingleMapRing, AttributionError> {
         let name = self.method.as_str();
         if self.ring_taken {
             return Err(AttributionError::NoRing(name));
@@ -425,10 +426,7 @@ impl Attribution {
             .take_map("events")
             .ok_or(AttributionError::NoRing(name))?;
         self.ring_taken = true;
-        RingBuf::try_from(map).map_err(|e| AttributionError::Map {
-            map: "events",
-            detail: e.to_string(),
-        })
+        Ok(SingleMapRing::new(map, "attribution events")?)
     }
 
     /// Kernel-side counters summed over CPUs (events written, ring-full losses, ...).

@@ -39,6 +39,9 @@ pub enum AttributionError {
     /// The chosen method has no kernel ring ("proc-only"), or it was already taken.
     #[error("attribution method {0:?} has no event ring (already taken, or proc-only)")]
     NoRing(&'static str),
+    /// A ring could not be taken or mapped.
+    #[error(transparent)]
+    Ring(#[from] ebpf_ring::RingError),
     /// A map operation failed.
     #[error("reading the {map} map failed: {detail}")]
     Map {

@@ -12,7 +12,7 @@ use std::{
 use aya::{
     maps::{
         lpm_trie::{Key, LpmTrie},
-        HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf,
+        HashMap as BpfHashMap, PerCpuArray,
     },
     programs::{
         tc::{self, NlOptions, SchedClassifierLinkId, TcAttachOptions},
@@ -20,6 +20,7 @@ use aya::{
     },
     Ebpf, EbpfLoader,
 };
+use ebpf_ring::SingleMapRing;
 use tracing::{debug, info, warn};
 
 use crate::{
@@ -191,16 +192,14 @@ impl KernelCapture {
         Ok(me)
     }
 
-    /// Takes the ring buffer the programs write to. Call once.
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, CaptureError> {
+    /// Takes the ring buffer the programs write to, mapped (its data pages once: see
+    /// [`ebpf_ring`]). Call once.
+    pub fn take_ring(&mut self) -> Result<SingleMapRing, CaptureError> {
         let map = self
             .ebpf
             .take_map("events")
             .ok_or(CaptureError::Missing("events ring"))?;
-        RingBuf::try_from(map).map_err(|e| CaptureError::Map {
-            map: "events",
-            detail: e.to_string(),
-        })
+        Ok(SingleMapRing::new(map, "capture events")?)
     }
 
     /// Replaces the in-kernel filters. Takes effect for the next packet.

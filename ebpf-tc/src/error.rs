@@ -49,6 +49,9 @@ pub enum CaptureError {
         /// What the user can do.
         hint: &'static str,
     },
+    /// The capture ring could not be taken or mapped.
+    #[error(transparent)]
+    Ring(#[from] ebpf_ring::RingError),
     /// Writing a filter or config map failed.
     #[error("updating the {map} map failed: {detail}")]
     Map {

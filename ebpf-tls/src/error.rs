@@ -17,6 +17,9 @@ pub enum TlsProbeError {
     /// The ring was already taken.
     #[error("the TLS event ring was already taken")]
     NoRing,
+    /// A ring could not be taken or mapped.
+    #[error(transparent)]
+    Ring(#[from] ebpf_ring::RingError),
     /// A map operation failed.
     #[error("reading the TLS {map} map failed: {detail}")]
     Map {

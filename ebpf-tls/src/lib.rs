@@ -15,11 +15,9 @@ pub mod go;
 mod go_dwarf;
 pub mod libraries;
 pub mod probes;
-pub mod ring;
 pub mod wire;
 
 pub use error::TlsProbeError;
 pub use libraries::TlsLibraryKind;
 pub use probes::{LibraryStatus, SocketLink, TlsProbes, TlsProbesOptions, PROGRAM_PREFIX};
-pub use ring::{RingMapping, SingleMapRing};
 pub use wire::{TlsEvent, TlsEventKind, TlsSocket, TlsStack, TlsWireError};

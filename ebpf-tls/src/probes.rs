@@ -19,6 +19,7 @@ use aya::{
     },
     Btf, Ebpf, EbpfLoader,
 };
+use ebpf_ring::{RingMapping, SingleMapRing};
 use tracing::{debug, info, warn};
 
 use crate::{
@@ -27,7 +28,6 @@ use crate::{
         executable_file, scan_all, scan_process, FileId, MappedLibrary, ProcessLibraries,
         TlsLibraryKind,
     },
-    ring::{RingMapping, SingleMapRing},
     wire::KERNEL_COUNTERS,
 };
 
@@ -545,7 +545,11 @@ impl TlsProbes {
         }
         let map = self.ebpf.take_map("events").ok_or(TlsProbeError::NoRing)?;
         self.ring_taken = true;
-        SingleMapRing::deferred(map, "events", self.plaintext_ring.clone())
+        Ok(SingleMapRing::deferred(
+            map,
+            "TLS events",
+            self.plaintext_ring.clone(),
+        )?)
     }
 
     /// Whether the plaintext ring is mapped (a TLS library was hooked).
@@ -561,7 +565,7 @@ impl TlsProbes {
         }
         let map = self.ebpf.take_map("execs").ok_or(TlsProbeError::NoRing)?;
         self.exec_ring_taken = true;
-        SingleMapRing::new(map, "execs")
+        Ok(SingleMapRing::new(map, "TLS execs")?)
     }
 
     /// Kernel-side counters summed over CPUs, and the loader's own.

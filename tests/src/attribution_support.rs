@@ -60,7 +60,7 @@ impl Collector {
                 let mut got = false;
                 while let Some(item) = ring.next() {
                     got = true;
-                    let e = SockEvent::parse(&item)
+                    let e = SockEvent::parse(item)
                         .unwrap_or_else(|e| panic!("bad attribution record: {e}"));
                     c.lock().unwrap_or_else(|p| p.into_inner()).apply(&e);
                     ev.lock().unwrap_or_else(|p| p.into_inner()).push(e);

@@ -11,10 +11,11 @@ pub mod reasons;
 pub mod wire;
 
 use aya::{
-    maps::{MapData, PerCpuArray, RingBuf},
+    maps::PerCpuArray,
     programs::{BtfTracePoint, FEntry},
     Btf, Ebpf, EbpfLoader,
 };
+use ebpf_ring::SingleMapRing;
 use tracing::debug;
 
 pub use reasons::{BtfError, DropReasons};
@@ -219,7 +220,7 @@ impl KernelDrops {
     }
 
     /// Takes the ring of [`DropEvent`] records. Call once.
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, AttributionError> {
+    pub fn take_ring(&mut self) -> Result<SingleMapRing, AttributionError> {
         if self.ring_taken {
             return Err(AttributionError::NoRing("kernel drops"));
         }
@@ -228,10 +229,7 @@ impl KernelDrops {
             .take_map("drop_events")
             .ok_or(AttributionError::Missing("drop_events map"))?;
         self.ring_taken = true;
-        RingBuf::try_from(map).map_err(|e| AttributionError::Map {
-            map: "drop_events",
-            detail: e.to_string(),
-        })
+        Ok(SingleMapRing::new(map, "drop_events")?)
     }
 
     /// Kernel-side counters summed over CPUs (reported, rate-limited, ring-full, ...).

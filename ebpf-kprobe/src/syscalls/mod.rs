@@ -13,10 +13,11 @@
 pub mod wire;
 
 use aya::{
-    maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf},
+    maps::{HashMap as BpfHashMap, PerCpuArray},
     programs::{BtfTracePoint, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
+use ebpf_ring::SingleMapRing;
 use tracing::debug;
 
 pub use wire::{FdTarget, Syscall, SyscallEvent, WireError, SYSCALLS, SYSCALL_COUNTERS};
@@ -242,7 +243,7 @@ impl SyscallTracer {
     }
 
     /// Takes the ring of [`SyscallEvent`] records. Call once.
-    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>, AttributionError> {
+    pub fn take_ring(&mut self) -> Result<SingleMapRing, AttributionError> {
         if self.ring_taken {
             return Err(AttributionError::NoRing("syscall spans"));
         }
@@ -251,7 +252,7 @@ impl SyscallTracer {
             .take_map("syscall_events")
             .ok_or(AttributionError::Missing("syscall_events map"))?;
         self.ring_taken = true;
-        RingBuf::try_from(map).map_err(|e| AttributionError::map("syscall_events", e))
+        Ok(SingleMapRing::new(map, "syscall_events")?)
     }
 
     /// Kernel-side counters summed over CPUs (events, ring-full, ...).

@@ -29,7 +29,6 @@ use tokio::{
 };
 use tracing::{info, warn};
 
-use super::tls::{SharedTls, TlsShared};
 use super::{
     clock::{monotonic_now_ns, wall_now_ns, MonoToWall},
     kernel_filters,
@@ -44,7 +43,8 @@ use ebpf_kprobe::{
     syscalls::SyscallEvent,
     Attribution, AttributionOptions, OwnerCache, OwnerCacheOptions, SockEvent,
 };
-use ebpf_tls::{TlsEvent, TlsEventKind};
+use ebpf_ring::SingleMapRing;
+use ebpf_tls::TlsEvent;
 use std::collections::VecDeque;
 
 type SharedCapture = Arc<Mutex<KernelCapture>>;
@@ -335,7 +335,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 attr_ring,
                 drop_ring,
                 syscall_ring,
-                tls_ring.map(|r| (r, tls.clone())),
+                tls_ring,
                 pipeline,
                 stop_rx.clone(),
             ));
@@ -477,8 +477,8 @@ fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
     };
     match Attribution::start(&AttributionOptions {
         method,
-        // ~100-byte events: 1 MiB holds seconds of a connection-heavy node, and it counts
-        // twice in RSS (the kernel maps a ring's pages twice). The reader drains it before
+        // ~100-byte events: 1 MiB holds seconds of a connection-heavy node, and it counts in
+        // RSS from the start (its pages are mapped once, see ebpf_ring). The reader drains it before
         // every capture batch and every RING_POLL, so it needs no wakeup per event.
         ring_bytes: 1 << 20,
         wakeup_batch_bytes: 32 << 10,
@@ -505,13 +505,10 @@ fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
 const PROC_RESCAN_WITH_EVENTS_MS: u64 = 10_000;
 
 /// Applies every pending attribution event.
-fn drain_sock_events<W: std::io::Write>(
-    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
-    p: &mut Pipeline<W>,
-) -> u64 {
+fn drain_sock_events<W: std::io::Write>(ring: &mut SingleMapRing, p: &mut Pipeline<W>) -> u64 {
     let mut bad = 0;
     while let Some(item) = ring.next() {
-        match SockEvent::parse(&item) {
+        match SockEvent::parse(item) {
             Ok(ev) => p.on_sock_event(&ev),
             Err(_) => bad += 1,
         }
@@ -594,15 +591,12 @@ const RING_WAKEUP_BYTES: u32 = 128 << 10;
 /// batching trades at most this much delay for far fewer wakeups.
 const RING_POLL: Duration = Duration::from_millis(20);
 
-/// The TLS plaintext ring and the probes it comes from (for exec events).
-type TlsRing = (ebpf_tls::SingleMapRing, SharedTls);
-
 /// Reads every record in the capture ring, after the attribution events that came before
 /// them, with the TLS plaintext merged in by kernel time.
 fn drain_ring<W: std::io::Write>(
-    rb: &mut aya::maps::RingBuf<aya::maps::MapData>,
-    attr: Option<&mut aya::maps::RingBuf<aya::maps::MapData>>,
-    tls: Option<(&mut ebpf_tls::SingleMapRing, &TlsShared)>,
+    rb: &mut SingleMapRing,
+    attr: Option<&mut SingleMapRing>,
+    tls: Option<&mut SingleMapRing>,
     pipeline: &mut Pipeline<W>,
     bad_records: &mut u64,
 ) -> Result<()> {
@@ -644,10 +638,11 @@ fn drain_ring<W: std::io::Write>(
         if let Some(a) = attr.as_mut() {
             *bad_records += drain_sock_events(a, pipeline);
         }
-        if let Some((ring, shared)) = tls.as_mut() {
+        if let Some(ring) = tls.as_mut() {
+            // Plaintext records only: exec events have a ring of their own, read by
+            // watch_tls (ebpf-tls/bpf/openssl.bpf.c writes only READ and WRITE records here).
             while let Some(item) = ring.next() {
                 match TlsEvent::parse(item) {
-                    Ok(ev) if ev.kind == TlsEventKind::Exec => shared.note_exec(ev.pid),
                     Ok(ev) => plain.push_back((ev.ts_ns, item.to_vec())),
                     Err(e) => {
                         *bad_records += 1;
@@ -664,7 +659,7 @@ fn drain_ring<W: std::io::Write>(
             }
         }
         while let Some(item) = rb.next() {
-            match PacketHdr::parse(&item) {
+            match PacketHdr::parse(item) {
                 Ok((hdr, _)) if hdr.ts_ns > cut => {
                     later = Some(item.to_vec());
                     break;
@@ -692,11 +687,11 @@ fn drain_ring<W: std::io::Write>(
 /// Drains the ring when the kernel signals a batch (see [`RING_WAKEUP_BYTES`]) and every
 /// [`RING_POLL`]; runs the engine's timers; on `stop`, emits what is pending and returns.
 async fn read_ring(
-    ring: aya::maps::RingBuf<aya::maps::MapData>,
-    attr_ring: Option<aya::maps::RingBuf<aya::maps::MapData>>,
+    ring: SingleMapRing,
+    attr_ring: Option<SingleMapRing>,
     drop_ring: Option<DropRing>,
-    syscall_ring: Option<aya::maps::RingBuf<aya::maps::MapData>>,
-    tls_ring: Option<TlsRing>,
+    syscall_ring: Option<SingleMapRing>,
+    tls_ring: Option<SingleMapRing>,
     mut pipeline: Pipeline<BufWriter<io::Stdout>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) -> Result<()> {
@@ -747,12 +742,11 @@ async fn read_ring(
     };
     let mut tls = match tls_ring {
         // SAFETY: as above: the ring owns its fd for its whole life and the AsyncFd owns it.
-        Some((r, shared)) => Some((
+        Some(r) => Some(
             unsafe { AsyncFd::register_with_interest(r, Interest::READABLE) }.map_err(|e| {
                 anyhow!("registering the TLS ring with tokio: {}", e.into_parts().1)
             })?,
-            shared,
-        )),
+        ),
         None => None,
     };
     let mut bad_records = 0u64;
@@ -771,16 +765,16 @@ async fn read_ring(
             guard = afd.readable_mut() => {
                 let mut guard = guard.context("waiting on the ring buffer")?;
                 let (rb, attr) = (guard.get_inner_mut(), attr.as_mut().map(|a| a.get_mut()));
-                let t = tls.as_mut().map(|(r, sh)| (r.get_mut(), &**sh));
+                let t = tls.as_mut().map(|r| r.get_mut());
                 drain_ring(rb, attr, t, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
             }
-            guard = async { tls.as_mut().expect("guarded").0.readable_mut().await }, if tls.is_some() => {
+            guard = async { tls.as_mut().expect("guarded").readable_mut().await }, if tls.is_some() => {
                 let mut guard = guard.context("waiting on the TLS ring")?;
                 guard.clear_ready();
                 drop(guard);
                 let attr = attr.as_mut().map(|a| a.get_mut());
-                let t = tls.as_mut().map(|(r, sh)| (r.get_mut(), &**sh));
+                let t = tls.as_mut().map(|r| r.get_mut());
                 drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
             }
             guard = async { drop_ring.as_mut().expect("guarded").readable_mut().await }, if drop_ring.is_some() => {
@@ -796,7 +790,7 @@ async fn read_ring(
             }
             _ = poll.tick() => {
                 let attr = attr.as_mut().map(|a| a.get_mut());
-                let t = tls.as_mut().map(|(r, sh)| (r.get_mut(), &**sh));
+                let t = tls.as_mut().map(|r| r.get_mut());
                 drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
             }
             _ = tick.tick() => {
@@ -813,7 +807,7 @@ async fn read_ring(
             _ = stop.wait_for(|s| *s) => {
                 // Drain what is already in the rings, then flush the engine.
                 let attr = attr.as_mut().map(|a| a.get_mut());
-                let t = tls.as_mut().map(|(r, sh)| (r.get_mut(), &**sh));
+                let t = tls.as_mut().map(|r| r.get_mut());
                 drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
                 if let Some(d) = drop_ring.as_mut() {
                     drain_drops(d.get_mut(), None, &drop_reasons, &mut pipeline, &mut bad_records)?;
@@ -830,7 +824,7 @@ async fn read_ring(
 }
 
 /// The kernel drop ring and the names of its reasons.
-type DropRing = (aya::maps::RingBuf<aya::maps::MapData>, DropReasons);
+type DropRing = (SingleMapRing, DropReasons);
 
 /// Starts kernel drop reports (unless off): the program, shared for its counters; its ring;
 /// and whether it was wanted but could not load.
@@ -854,11 +848,7 @@ fn start_drop_reports(args: &AgentConfig) -> (super::drops::SharedDrops, Option<
 /// counters; their ring; and whether they were wanted but could not load.
 fn start_syscall_tracer(
     args: &AgentConfig,
-) -> (
-    super::syscalls::SharedSyscalls,
-    Option<aya::maps::RingBuf<aya::maps::MapData>>,
-    bool,
-) {
+) -> (super::syscalls::SharedSyscalls, Option<SingleMapRing>, bool) {
     let (mut tracer, unavailable) = match super::syscalls::start_syscall_spans(args) {
         Some(Ok(t)) => (Some(t), false),
         Some(Err(_)) => (None, true),
@@ -876,12 +866,12 @@ fn start_syscall_tracer(
 
 /// Hands every pending syscall record to the pipeline.
 fn drain_syscalls<W: std::io::Write>(
-    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
+    ring: &mut SingleMapRing,
     pipeline: &mut Pipeline<W>,
     bad_records: &mut u64,
 ) {
     while let Some(item) = ring.next() {
-        match SyscallEvent::parse(&item) {
+        match SyscallEvent::parse(item) {
             Ok(ev) => pipeline.on_syscall(&ev),
             Err(e) => {
                 *bad_records += 1;
@@ -895,8 +885,8 @@ fn drain_syscalls<W: std::io::Write>(
 
 /// Turns every pending drop record into a flow.
 fn drain_drops<W: std::io::Write>(
-    ring: &mut aya::maps::RingBuf<aya::maps::MapData>,
-    attr: Option<&mut aya::maps::RingBuf<aya::maps::MapData>>,
+    ring: &mut SingleMapRing,
+    attr: Option<&mut SingleMapRing>,
     reasons: &DropReasons,
     pipeline: &mut Pipeline<W>,
     bad_records: &mut u64,
@@ -909,7 +899,7 @@ fn drain_drops<W: std::io::Write>(
         *bad_records += drain_sock_events(a, pipeline);
     }
     while let Some(item) = ring.next() {
-        match DropEvent::parse(&item) {
+        match DropEvent::parse(item) {
             Ok(ev) => pipeline.on_drop(&ev, reasons)?,
             Err(e) => {
                 *bad_records += 1;

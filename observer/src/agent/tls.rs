@@ -1,5 +1,5 @@
-//! TLS plaintext ([`ebpf_tls`]): the probes, shared between the ring reader (exec events),
-//! a watcher task (rescans) and `flowscope status` (which library each process uses, and
+//! TLS plaintext ([`ebpf_tls`]): the probes, shared between a watcher task (exec events,
+//! rescans) and `flowscope status` (which library each process uses, and
 //! whether its plaintext is read).
 
 use std::{
@@ -8,7 +8,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use ebpf_tls::{SingleMapRing, SocketLink, TlsEvent, TlsEventKind, TlsProbes, TlsProbesOptions};
+use ebpf_ring::SingleMapRing;
+use ebpf_tls::{SocketLink, TlsEvent, TlsEventKind, TlsProbes, TlsProbesOptions};
 use tracing::{info, warn};
 
 use crate::api::status::TlsLibraryStatus;
@@ -22,11 +23,11 @@ const EXEC_SCAN_DELAY: Duration = Duration::from_millis(200);
 const FULL_RESCAN: Duration = Duration::from_secs(30);
 /// The plaintext ring: records are a 104-byte header and up to 4 KiB of plaintext, so 4 MiB
 /// holds at least 1000 calls, ~4000 of a 1 KiB exchange. It is drained with the capture ring
-/// (4 MiB, mapped twice) in the same pass, every 20 ms or 64 KiB, and a TLS exchange puts no
+/// (4 MiB) in the same pass, every 20 ms or 64 KiB, and a TLS exchange puts no
 /// more bytes in it than its packets put in the capture ring, so it lasts as long through a
 /// stall of the reader; 8 MiB cost 4 MiB more RSS for nothing at the soak's and the HTTPS
 /// bench's rates (BENCHMARKS.md "Soak memory under 50 MB"). Mapped only once a TLS library
-/// is hooked (ebpf_tls::SingleMapRing::deferred).
+/// is hooked (ebpf_ring::SingleMapRing::deferred).
 const TLS_RING_BYTES: u32 = 4 << 20;
 /// Most exec events waiting for their scan; beyond it they wait for the full rescan.
 const MAX_PENDING_EXECS: usize = 4096;
@@ -66,7 +67,7 @@ pub type SharedTls = Arc<TlsShared>;
 
 /// Starts the TLS probes unless the configuration turns them off; hooks the libraries found
 /// now. Failing is not fatal: TLS flows then stay undecoded (and counted), status says why.
-pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<ebpf_tls::SingleMapRing>) {
+pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<SingleMapRing>) {
     let shared = SharedTls::default();
     if !cfg.tls_plaintext {
         info!("TLS plaintext off (tls-plaintext = false)");
@@ -128,7 +129,7 @@ pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<ebpf_tls::SingleMapRin
 
 impl TlsShared {
     /// A process exec'd: scan it shortly.
-    pub fn note_exec(&self, pid: u32) {
+    fn note_exec(&self, pid: u32) {
         let mut q = self.execs.lock().unwrap_or_else(|e| e.into_inner());
         if q.len() < MAX_PENDING_EXECS {
             q.push_back((pid, Instant::now() + EXEC_SCAN_DELAY));
