@@ -382,6 +382,11 @@ fn keep(
     } else {
         field_value(h.value)
     };
+    if kept.capacity() == 0 {
+        // Room for the default list's fields of a message at once: made directly, not through
+        // the growth path of a first `push`.
+        *kept = Vec::with_capacity(4);
+    }
     kept.push(HttpHeader {
         key: crate::record::text(h.name),
         value,
