@@ -363,7 +363,8 @@ fn keep(
     kept: &mut Vec<HttpHeader>,
 ) -> bool {
     // A name the decoder knows is listed or not by its bit; others (and every sensitive
-    // name: none is a known one) are compared with the list, when it names any.
+    // name: none is a known one) are compared with the list, when it names any
+    // (case-insensitively, RFC 9110 §5.1).
     let (listed, sensitive) = match known {
         Known::Other => {
             let listed = allow.others && cfg.header_allow_list.iter().any(|a| name_eq(a, h.name));
