@@ -70,7 +70,9 @@ pub struct Pipeline<W: Write> {
     printer: Option<Printer<W>>,
     store: Arc<FlowStore>,
     clock: Option<MonoToWall>,
-    names: HashMap<u32, Arc<str>>,
+    /// Interface names by index: looked up once per flow, so hashed with foldhash (the
+    /// standard SipHash cost more than the rest of the lookup).
+    names: HashMap<u32, Arc<str>, foldhash::fast::RandomState>,
     published: SharedCounters,
     last_now: u64,
     owners: OwnerCache,
@@ -126,7 +128,43 @@ struct OwnersMemo {
     map: HashMap<OwnersKey, (ProcessInfo, ProcessInfo), foldhash::fast::RandomState>,
 }
 
-type OwnersKey = (SocketAddr, SocketAddr, Transport, Option<u64>);
+/// [`OwnersMemo`]'s key: `(local, remote, transport, socket cookie)` as plain integers, so
+/// hashing it takes a few word writes instead of `SocketAddr`'s field-by-field `Hash` (the
+/// variant, every octet, the port: two dozen writes per key, a third of `owners_of`). One
+/// key per pair of socket addresses built by [`endpoints`] (no IPv6 flow label or scope).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct OwnersKey {
+    local: u128,
+    remote: u128,
+    /// Both ports, which of the addresses are IPv6, and the transport.
+    ports_kinds: u64,
+    cookie: Option<u64>,
+}
+
+impl OwnersKey {
+    fn new(local: SocketAddr, remote: SocketAddr, proto: Transport, cookie: Option<u64>) -> Self {
+        // IPv4 as its 32 bits with the family in `ports_kinds`: never equal to an IPv6 key.
+        let bits = |a: &SocketAddr| match a.ip() {
+            IpAddr::V4(v4) => (u128::from(v4.to_bits()), 0),
+            IpAddr::V6(v6) => (v6.to_bits(), 1),
+        };
+        let ((l, l6), (r, r6)) = (bits(&local), bits(&remote));
+        let transport = match proto {
+            Transport::Tcp => 0,
+            Transport::Udp => 1,
+        };
+        Self {
+            local: l,
+            remote: r,
+            ports_kinds: u64::from(local.port()) << 48
+                | u64::from(remote.port()) << 32
+                | l6 << 2
+                | r6 << 1
+                | transport,
+            cookie,
+        }
+    }
+}
 
 /// Most connections in [`OwnersMemo`]; beyond it, it starts over.
 const MAX_OWNERS_MEMO: usize = 4096;
@@ -247,7 +285,7 @@ impl<W: Write> Pipeline<W> {
             printer,
             store,
             clock: None,
-            names: HashMap::new(),
+            names: HashMap::default(),
             published,
             last_now: 0,
             owners,
@@ -352,7 +390,7 @@ impl<W: Write> Pipeline<W> {
             Direction::Egress => f.socket_cookie,
             _ => None,
         };
-        let key = (local, remote, proto, cookie);
+        let key = OwnersKey::new(local, remote, proto, cookie);
         if let Some((mine, peer)) = self.owners_memo.map.get(&key) {
             return (Some(mine.clone()), Some(peer.clone()));
         }
@@ -956,6 +994,44 @@ mod tests {
                 (Some("curl".into()), Some("nginx".into())),
                 "{direction:?} reply={reply}"
             );
+        }
+    }
+
+    /// Two owner-memo keys are equal exactly when their `(local, remote, transport, cookie)`
+    /// are: IPv4 never meets IPv6 (not even v4-mapped), ports and ends don't swap.
+    #[test]
+    fn owners_keys_equal_exactly_when_their_tuples_do() {
+        let addrs: Vec<SocketAddr> = [
+            "198.18.0.1:80",
+            "198.18.0.1:81",
+            "198.18.0.2:80",
+            "0.0.0.80:0",
+            "[::ffff:198.18.0.1]:80",
+            "[2001:db8::1]:80",
+            "[2001:db8::1]:443",
+            "[::]:80",
+        ]
+        .iter()
+        .map(|a| a.parse().unwrap())
+        .collect();
+        let mut tuples = Vec::new();
+        for l in &addrs {
+            for r in &addrs {
+                for t in [Transport::Tcp, Transport::Udp] {
+                    for c in [None, Some(0), Some(7)] {
+                        tuples.push((*l, *r, t, c));
+                    }
+                }
+            }
+        }
+        for a in &tuples {
+            for b in &tuples {
+                let (ka, kb) = (
+                    OwnersKey::new(a.0, a.1, a.2, a.3),
+                    OwnersKey::new(b.0, b.1, b.2, b.3),
+                );
+                assert_eq!(ka == kb, a == b, "{a:?} {b:?}");
+            }
         }
     }
 }

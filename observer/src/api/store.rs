@@ -118,17 +118,6 @@ pub struct WireFlow {
 }
 
 impl StoredFlow {
-    /// A flow to [`FlowStore::insert`], which numbers it. Allocated before the ring's lock is
-    /// taken, and in place: the engine flow is moved once, into the `Arc`.
-    fn unnumbered(time_ns: u64, body: FlowBody) -> Arc<Self> {
-        Arc::new(Self {
-            seq: 0,
-            time_ns,
-            uuid: Uuid(0),
-            body,
-        })
-    }
-
     /// The wire form of the flow, stamped with `node_name` when it has none; with the
     /// extension packed into `flow.extensions` when `include_ext`.
     pub fn to_wire(&self, node_name: &str, include_ext: bool) -> WireFlow {
@@ -282,10 +271,7 @@ impl FlowStore {
                 self.note_namespace(&ep.namespace);
             }
         }
-        self.insert(StoredFlow::unnumbered(
-            time_ns,
-            FlowBody::Wire(Box::new(WireFlow { flow, ext })),
-        ))
+        self.insert(time_ns, FlowBody::Wire(Box::new(WireFlow { flow, ext })))
     }
 
     /// Adds an engine flow, kept compact until a client reads it. Never blocks on readers.
@@ -293,10 +279,7 @@ impl FlowStore {
         for ns in flow.endpoints.namespaces() {
             self.note_namespace(ns);
         }
-        self.insert(StoredFlow::unnumbered(
-            flow.flow.time_ns,
-            FlowBody::Engine(flow),
-        ))
+        self.insert(flow.flow.time_ns, FlowBody::Engine(flow))
     }
 
     /// Adds a copy of an engine flow with no interface name or peer.
@@ -308,17 +291,37 @@ impl FlowStore {
         })
     }
 
-    /// Numbers `stored` (just made, not shared yet) and adds it.
-    fn insert(&self, mut stored: Arc<StoredFlow>) -> Arc<StoredFlow> {
+    /// Numbers the flow of `body` and adds it. With the ring full, the evicted flow's `Arc`
+    /// is reused for it when nobody else holds it (no reader's snapshot or follower): an
+    /// insert then allocates nothing and frees only what the evicted body owned, instead of
+    /// a free and a malloc of the `Arc` per flow (BENCHMARKS.md, "HTTP/1 per-exchange cost,
+    /// second pass"). While the ring fills, or when the evicted flow is still shared, a new
+    /// `Arc` is made.
+    fn insert(&self, time_ns: u64, body: FlowBody) -> Arc<StoredFlow> {
         let mut ring = self.ring.lock().unwrap_or_else(|e| e.into_inner());
-        let s = Arc::get_mut(&mut stored).expect("a flow being inserted is not shared yet");
-        s.seq = ring.next_seq;
-        s.uuid = ring.ids.next();
+        let seq = ring.next_seq;
+        let uuid = ring.ids.next();
         ring.next_seq += 1;
-        let evicted = if ring.flows.len() >= self.max_flows {
+        let mut evicted = if ring.flows.len() >= self.max_flows {
             ring.flows.pop_front()
         } else {
             None
+        };
+        let mut old_body = None;
+        let stored = match evicted.as_mut().and_then(Arc::get_mut) {
+            Some(slot) => {
+                slot.seq = seq;
+                slot.time_ns = time_ns;
+                slot.uuid = uuid;
+                old_body = Some(std::mem::replace(&mut slot.body, body));
+                evicted.take().expect("the evicted flow is being reused")
+            }
+            None => Arc::new(StoredFlow {
+                seq,
+                time_ns,
+                uuid,
+                body,
+            }),
         };
         ring.flows.push_back(stored.clone());
         self.seen.fetch_add(1, Ordering::Relaxed);
@@ -330,6 +333,7 @@ impl FlowStore {
         drop(ring);
         // Freed outside the lock: readers taking a snapshot don't wait for it.
         drop(evicted);
+        drop(old_body);
         stored
     }
 
@@ -590,6 +594,34 @@ mod tests {
                 ("default".to_string(), "shop".to_string())
             ]
         );
+    }
+
+    /// A full ring gives the evicted flow's `Arc` to the new flow when nobody holds it, and
+    /// never changes a flow a reader holds.
+    #[test]
+    fn full_ring_reuses_the_evicted_flow_unless_a_reader_holds_it() {
+        let store = FlowStore::new(2, "n");
+        let first = Arc::as_ptr(&store.push(flow_at(1)));
+        store.push(flow_at(2));
+        let third = store.push(flow_at(3));
+        assert_eq!(
+            Arc::as_ptr(&third),
+            first,
+            "the evicted flow's Arc is reused"
+        );
+        assert_eq!((third.seq, third.time_ns), (3, 3_000_000_000));
+        let held = store.snapshot();
+        let (held_uuid, held_wire) = (held[0].uuid, held[0].to_wire("n", true));
+        let fourth = store.push(flow_at(4));
+        assert!(!Arc::ptr_eq(&fourth, &held[0]), "a held flow is not reused");
+        assert_eq!(
+            (held[0].seq, held[0].time_ns, held[0].uuid),
+            (2, 2_000_000_000, held_uuid)
+        );
+        assert_eq!(held[0].to_wire("n", true), held_wire);
+        let now: Vec<_> = store.snapshot().iter().map(|f| f.seq).collect();
+        assert_eq!(now, [3, 4]);
+        assert_ne!(fourth.uuid, third.uuid);
     }
 
     #[test]

@@ -650,7 +650,7 @@ fn span_key(cache: &mut LabelCache<SpanHandles>, s: &Span, p: &SpanFields<'_>, s
         .str(service);
     for v in p.all() {
         k = match v {
-            Some(AttributeValue::String(v)) => k.tag(0).str(v),
+            Some(AttributeValue::String(v)) => k.tagged_str(0, v),
             Some(AttributeValue::Int(v)) => k.tag(1).int(*v),
             Some(AttributeValue::Bool(v)) => k.tag(2).int(i64::from(*v)),
             None => k.tag(3),

@@ -132,6 +132,9 @@ pub struct Http1Decoder {
     /// server's answer is this request's (RFC 9112 §3) — and dropped (counted as a parse
     /// error) when it never does, so a protocol that is not HTTP yields no HTTP record.
     pub(super) provisional: Option<Box<(ParsedRequest, PacketCtx, PacketCtx)>>,
+    /// The configuration's header allow list as the head parser reads it, made at the first
+    /// head (the decoder is made without the configuration; it never changes).
+    pub(super) allow: Option<head::AllowList>,
 }
 
 impl Default for Http1Decoder {
@@ -155,6 +158,7 @@ impl Http1Decoder {
             dead: false,
             provisional: None,
             doh: DohBodies::default(),
+            allow: None,
         }
     }
 
@@ -296,6 +300,9 @@ impl Http1Decoder {
     ) -> usize {
         let max_bytes = cx.config.max_header_bytes;
         let max_headers = cx.config.max_headers.clamp(1, head::HEADER_ARRAY);
+        let allow = *self
+            .allow
+            .get_or_insert_with(|| head::AllowList::of(cx.config));
         let simple = dir == StreamDir::ToClient
             && self
                 .pending
@@ -336,8 +343,8 @@ impl Http1Decoder {
             let input: &[u8] = if prev > 0 { &half.buf } else { data };
             let headers = &mut headers[..max_headers];
             match dir {
-                StreamDir::ToServer => head::parse_request(input, headers, cx.config),
-                StreamDir::ToClient => head::parse_response(input, headers, cx.config),
+                StreamDir::ToServer => head::parse_request(input, headers, cx.config, allow),
+                StreamDir::ToClient => head::parse_response(input, headers, cx.config, allow),
             }
         };
         if half.resynced && matches!(outcome, HeadOutcome::Complete(_)) && false_start(&parsed) {

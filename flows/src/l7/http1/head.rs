@@ -89,6 +89,7 @@ pub(super) fn parse_request<'b>(
     input: &'b [u8],
     headers: &mut [MaybeUninit<httparse::Header<'b>>],
     cfg: &L7Config,
+    allow: AllowList,
 ) -> (HeadOutcome, Option<Parsed>) {
     let max_bytes = cfg.max_header_bytes;
     let mut req = httparse::Request::new(&mut []);
@@ -107,7 +108,7 @@ pub(super) fn parse_request<'b>(
             let version = HttpVersion::from_minor(req.version.unwrap_or(1));
             let method = req.method.unwrap_or_default();
             let target = req.path.unwrap_or_default();
-            let parsed = request(method, target, version, req.headers, cfg);
+            let parsed = request(method, target, version, req.headers, cfg, allow);
             (HeadOutcome::Complete(n), Some(Parsed::Request(parsed)))
         }
         Ok(httparse::Status::Complete(_)) => (too_large(false), None),
@@ -116,7 +117,7 @@ pub(super) fn parse_request<'b>(
         }
         Ok(httparse::Status::Partial) => (HeadOutcome::Partial, None),
         Err(httparse::Error::TooManyHeaders) => (too_large(true), partial(&req)),
-        Err(_) => lenient_head(input, true, headers.len(), cfg),
+        Err(_) => lenient_head(input, true, headers.len(), cfg, allow),
     }
 }
 
@@ -125,6 +126,7 @@ pub(super) fn parse_response<'b>(
     input: &'b [u8],
     headers: &mut [MaybeUninit<httparse::Header<'b>>],
     cfg: &L7Config,
+    allow: AllowList,
 ) -> (HeadOutcome, Option<Parsed>) {
     let max_bytes = cfg.max_header_bytes;
     let mut resp = httparse::Response::new(&mut []);
@@ -143,7 +145,7 @@ pub(super) fn parse_response<'b>(
     {
         Ok(httparse::Status::Complete(n)) if n <= max_bytes => {
             let version = HttpVersion::from_minor(resp.version.unwrap_or(1));
-            let parsed = response(resp.code, version, resp.headers, cfg);
+            let parsed = response(resp.code, version, resp.headers, cfg, allow);
             (HeadOutcome::Complete(n), Some(Parsed::Response(parsed)))
         }
         Ok(httparse::Status::Complete(_)) => (too_large(false), None),
@@ -152,7 +154,7 @@ pub(super) fn parse_response<'b>(
         }
         Ok(httparse::Status::Partial) => (HeadOutcome::Partial, None),
         Err(httparse::Error::TooManyHeaders) => (too_large(true), partial(&resp)),
-        Err(_) => lenient_head(input, false, headers.len(), cfg),
+        Err(_) => lenient_head(input, false, headers.len(), cfg, allow),
     }
 }
 
@@ -171,6 +173,7 @@ fn lenient_head(
     want_request: bool,
     max_headers: usize,
     cfg: &L7Config,
+    allow: AllowList,
 ) -> (HeadOutcome, Option<Parsed>) {
     let max_bytes = cfg.max_header_bytes;
     let head = lenient::parse(input, max_headers);
@@ -215,13 +218,13 @@ fn lenient_head(
                     version,
                 } => {
                     let target = String::from_utf8_lossy(target);
-                    let mut r = request(method, &target, version, &fields, cfg);
+                    let mut r = request(method, &target, version, &fields, cfg, allow);
                     r.odd = odd;
                     Parsed::Request(r)
                 }
                 StartLine::Response { version, status } => {
                     odd.unusable_status = status.is_none();
-                    let mut r = response(status, version, &fields, cfg);
+                    let mut r = response(status, version, &fields, cfg, allow);
                     r.odd = odd;
                     Parsed::Response(r)
                 }
@@ -242,6 +245,7 @@ pub(super) fn request(
     version: HttpVersion,
     fields: &[httparse::Header<'_>],
     cfg: &L7Config,
+    allow: AllowList,
 ) -> ParsedRequest {
     let mut framing = Framing::default();
     let mut r = ParsedRequest {
@@ -255,8 +259,9 @@ pub(super) fn request(
     // (the first two are all that decide).
     let mut traceparents: [Option<&[u8]>; 2] = [None, None];
     for h in fields {
-        let kept_as_is = keep(h, cfg, &mut kept);
-        let slot = match known_field(h.name) {
+        let known = known_field(h.name);
+        let kept_as_is = keep(h, known, cfg, allow, &mut kept);
+        let slot = match known {
             Known::TransferEncoding => {
                 framing.transfer_encoding(h.value);
                 continue;
@@ -307,6 +312,7 @@ pub(super) fn response(
     version: HttpVersion,
     fields: &[httparse::Header<'_>],
     cfg: &L7Config,
+    allow: AllowList,
 ) -> ParsedResponse {
     let mut framing = Framing::default();
     let mut upgrade_h2c = false;
@@ -316,8 +322,9 @@ pub(super) fn response(
     let mut dns_body = false;
     let mut kept = Vec::new();
     for h in fields {
-        keep(h, cfg, &mut kept);
-        match known_field(h.name) {
+        let known = known_field(h.name);
+        keep(h, known, cfg, allow, &mut kept);
+        match known {
             Known::TransferEncoding => framing.transfer_encoding(h.value),
             Known::ContentLength => framing.content_length(h.value),
             Known::ContentType => dns_body |= doh::is_dns_message(h.value),
@@ -345,24 +352,77 @@ pub(super) fn response(
     }
 }
 
-/// Keeps `h` when allow-listed, a sensitive value redacted, built as the records carry it
-/// (a common name such as `Host` is a static string, not an allocation). True when it was
-/// kept with its own value.
-fn keep(h: &httparse::Header<'_>, cfg: &L7Config, kept: &mut Vec<HttpHeader>) -> bool {
-    if !cfg.header_allow_list.iter().any(|a| name_eq(a, h.name)) {
+/// Keeps `h` (whose name is `known`) when allow-listed, a sensitive value redacted, built as
+/// the records carry it (a common name such as `Host` is a static string, not an
+/// allocation). True when it was kept with its own value.
+fn keep(
+    h: &httparse::Header<'_>,
+    known: Known,
+    cfg: &L7Config,
+    allow: AllowList,
+    kept: &mut Vec<HttpHeader>,
+) -> bool {
+    // A name the decoder knows is listed or not by its bit; others (and every sensitive
+    // name: none is a known one) are compared with the list, when it names any
+    // (case-insensitively, RFC 9110 §5.1).
+    let (listed, sensitive) = match known {
+        Known::Other => {
+            let listed = allow.others && cfg.header_allow_list.iter().any(|a| name_eq(a, h.name));
+            (
+                listed,
+                listed && SENSITIVE_HEADERS.iter().any(|s| name_eq(s, h.name)),
+            )
+        }
+        k => (allow.has(k), false),
+    };
+    if !listed {
         return false;
     }
-    let sensitive = SENSITIVE_HEADERS.iter().any(|s| name_eq(s, h.name));
     let value = if sensitive {
         CompactString::const_new(REDACTED)
     } else {
         field_value(h.value)
     };
+    if kept.capacity() == 0 {
+        // Room for the default list's fields of a message at once: made directly, not through
+        // the growth path of a first `push`.
+        *kept = Vec::with_capacity(4);
+    }
     kept.push(HttpHeader {
         key: crate::record::text(h.name),
         value,
     });
     !sensitive
+}
+
+/// [`L7Config::header_allow_list`] as [`keep`] reads it: the listed names the decoder knows
+/// ([`Known`]) as bits, and whether any other name is listed. A connection's decoder makes it
+/// once: comparing every field's name with every listed name (ten fields, five names) was a
+/// fifth of the decoder's instructions per exchange (BENCHMARKS.md, "HTTP/1 per-exchange
+/// cost, second pass"), while [`known_field`] already classifies each field.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct AllowList {
+    known: u16,
+    others: bool,
+}
+
+impl AllowList {
+    /// The allow list of `cfg`.
+    pub(super) fn of(cfg: &L7Config) -> Self {
+        let mut list = Self::default();
+        for name in &cfg.header_allow_list {
+            match known_field(name) {
+                Known::Other => list.others = true,
+                k => list.known |= 1 << k as u16,
+            }
+        }
+        list
+    }
+
+    /// Whether the known field `k` is listed.
+    fn has(self, k: Known) -> bool {
+        self.known & (1 << k as u16) != 0
+    }
 }
 
 /// The fields whose values the decoder reads.
@@ -504,7 +564,7 @@ mod tests {
     fn req(input: &[u8]) -> (HeadOutcome, Option<ParsedRequest>) {
         let cfg = L7Config::default();
         let mut h = [const { MaybeUninit::uninit() }; 16];
-        match parse_request(input, &mut h, &cfg) {
+        match parse_request(input, &mut h, &cfg, AllowList::of(&cfg)) {
             (o, Some(Parsed::Request(r))) => (o, Some(r)),
             (o, _) => (o, None),
         }
@@ -513,7 +573,7 @@ mod tests {
     fn resp(input: &[u8]) -> (HeadOutcome, Option<ParsedResponse>) {
         let cfg = L7Config::default();
         let mut h = [const { MaybeUninit::uninit() }; 16];
-        match parse_response(input, &mut h, &cfg) {
+        match parse_response(input, &mut h, &cfg, AllowList::of(&cfg)) {
             (o, Some(Parsed::Response(r))) => (o, Some(r)),
             (o, _) => (o, None),
         }
@@ -619,6 +679,71 @@ mod tests {
         assert_eq!(r.odd, Oddities::default());
     }
 
+    /// `keep` through [`AllowList`] keeps what comparing each name with every listed one
+    /// (case-insensitively, RFC 9110 §5.1) keeps, redacting the sensitive ones.
+    #[test]
+    fn allow_list_keeps_what_the_list_names() {
+        let names = [
+            "Host",
+            "host",
+            "HOST",
+            "User-Agent",
+            "content-type",
+            "Content-Length",
+            "traceparent",
+            "Tracestate",
+            "Accept",
+            "Connection",
+            "Upgrade",
+            "Transfer-Encoding",
+            "Authorization",
+            "cookie",
+            "Set-Cookie",
+            "X-Request-Id",
+            "x-request-id",
+            "Date",
+            "Server",
+            "ETag",
+            "hos",
+            "hosts",
+        ];
+        let lists: [&[&str]; 5] = [
+            &[
+                "host",
+                "user-agent",
+                "content-type",
+                "content-length",
+                "traceparent",
+            ],
+            &[],
+            &["X-REQUEST-ID", "authorization", "Host"],
+            &["connection", "date", "cookie", "set-cookie"],
+            &["accept", "upgrade", "tracestate", "transfer-encoding"],
+        ];
+        for list in lists {
+            let cfg = L7Config {
+                header_allow_list: list.iter().map(|s| s.to_string()).collect(),
+                ..L7Config::default()
+            };
+            let allow = AllowList::of(&cfg);
+            for name in names {
+                let h = httparse::Header { name, value: b"v" };
+                let mut kept = Vec::new();
+                let own = keep(&h, known_field(name), &cfg, allow, &mut kept);
+                let listed = list.iter().any(|a| a.eq_ignore_ascii_case(name));
+                let sensitive = SENSITIVE_HEADERS
+                    .iter()
+                    .any(|s| s.eq_ignore_ascii_case(name));
+                let want = listed.then(|| HttpHeader {
+                    key: name.to_string().into(),
+                    value: if sensitive { REDACTED } else { "v" }.into(),
+                });
+                assert_eq!(kept.pop(), want, "{name} in {list:?}");
+                assert_eq!(own, listed && !sensitive, "{name} in {list:?}");
+            }
+        }
+    }
+
     #[test]
     fn sensitive_headers_are_redacted() {
         let cfg = L7Config {
@@ -627,7 +752,8 @@ mod tests {
         };
         let mut h = [const { MaybeUninit::uninit() }; 16];
         let input = b"GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer x\r\n\r\n";
-        let Some(Parsed::Request(r)) = parse_request(input, &mut h, &cfg).1 else {
+        let Some(Parsed::Request(r)) = parse_request(input, &mut h, &cfg, AllowList::of(&cfg)).1
+        else {
             panic!()
         };
         assert_eq!(
