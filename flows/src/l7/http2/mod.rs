@@ -171,6 +171,9 @@ pub struct Http2Decoder {
     halves: [Half; 2],
     streams: BTreeMap<u32, Stream>,
     closed: VecDeque<u32>,
+    /// The highest id ever put in `closed`: a stream above it (every new stream, ids only
+    /// grow, RFC 9113 §5.1.1) skips the search of `closed`.
+    closed_max: u32,
     /// Bytes of field values kept by open streams (bounded by `h2_max_stream_state_bytes`).
     stream_bytes: usize,
     max_stream_bytes: usize,
@@ -217,6 +220,7 @@ impl Http2Decoder {
             halves,
             streams: BTreeMap::new(),
             closed: VecDeque::new(),
+            closed_max: 0,
             stream_bytes: 0,
             max_stream_bytes: config.h2_max_stream_state_bytes,
             max_client_stream: 0,
@@ -240,6 +244,7 @@ impl Http2Decoder {
             ],
             streams: BTreeMap::new(),
             closed: VecDeque::new(),
+            closed_max: 0,
             stream_bytes: 0,
             max_stream_bytes: config.h2_max_stream_state_bytes,
             max_client_stream: 0,
@@ -269,11 +274,7 @@ impl Http2Decoder {
             content_type: None,
             user_agent: request.user_agent.as_deref().map(CompactString::new),
             grpc_timeout_ns: None,
-            headers: request
-                .headers
-                .iter()
-                .map(|h| (h.key.to_string(), h.value.to_string()))
-                .collect(),
+            headers: request.headers.clone(),
             unknown_fields: 0,
             pushed: false,
             upgraded: true,
@@ -731,7 +732,7 @@ impl Http2Decoder {
         opens: bool,
     ) -> Option<&mut Stream> {
         if !self.streams.contains_key(&sid) {
-            if self.closed.contains(&sid) {
+            if sid <= self.closed_max && self.closed.contains(&sid) {
                 cx.counters.h2_frames_on_closed_streams += 1;
                 return None;
             }
@@ -856,6 +857,7 @@ impl Http2Decoder {
             self.closed.pop_front();
         }
         self.closed.push_back(sid);
+        self.closed_max = self.closed_max.max(sid);
         let mut st = s.finish(sid, end, at_ns);
         st.roles_swapped = self.swapped;
         let c = &mut *cx.counters;
@@ -1196,7 +1198,7 @@ impl Http2Decoder {
                     let size = summary
                         .headers
                         .iter()
-                        .map(|(k, v)| k.len() + v.len())
+                        .map(|h| h.key.len() + h.value.len())
                         .sum::<usize>()
                         + 64;
                     s.bytes += size;
@@ -1351,7 +1353,7 @@ fn request_bytes(r: &H2Request) -> usize {
         + opt(&r.user_agent)
         + r.headers
             .iter()
-            .map(|(k, v)| k.len() + v.len())
+            .map(|h| h.key.len() + h.value.len())
             .sum::<usize>()
         + r.trace.trace_state.as_ref().map_or(0, String::len)
         + 128

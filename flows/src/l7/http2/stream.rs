@@ -17,7 +17,7 @@ use super::grpc::{MessageReader, MessageStats, StatusEvidence};
 use super::hpack::Field;
 use crate::l7::exchange::ExchangeTrace;
 use crate::l7::{PacketCtx, REDACTED, SENSITIVE_HEADERS};
-use crate::record::GrpcStatusSource;
+use crate::record::{GrpcStatusSource, HttpHeader};
 
 /// The request side of a stream: its pseudo-headers (RFC 9113 §8.3.1) and chosen fields.
 /// `None` means unknown (not seen, or from an HPACK entry we never saw), never "absent".
@@ -39,8 +39,9 @@ pub struct H2Request {
     pub user_agent: Option<CompactString>,
     /// `grpc-timeout`, in nanoseconds.
     pub grpc_timeout_ns: Option<u64>,
-    /// Allow-listed fields, sensitive values redacted.
-    pub headers: Vec<(String, String)>,
+    /// Allow-listed fields, sensitive values redacted; kept as the flow records them, so a
+    /// record's copy allocates no name or value (common names are static, values inline).
+    pub headers: Vec<HttpHeader>,
     /// Fields whose name or value stayed unknown.
     pub unknown_fields: u32,
     /// Promised by the server (PUSH_PROMISE, §8.4) rather than sent by the client.
@@ -64,8 +65,9 @@ pub struct H2Response {
     pub status: Option<u16>,
     /// `content-type`.
     pub content_type: Option<CompactString>,
-    /// Allow-listed fields, sensitive values redacted.
-    pub headers: Vec<(String, String)>,
+    /// Allow-listed fields, sensitive values redacted; kept as the flow records them, so a
+    /// record's copy allocates no name or value (common names are static, values inline).
+    pub headers: Vec<HttpHeader>,
     /// Fields whose name or value stayed unknown.
     pub unknown_fields: u32,
     /// Packet of the response's first frame.
@@ -289,7 +291,7 @@ fn text(b: &[u8]) -> Cow<'_, str> {
 /// name, only the allow-listed copies are made up front; unknown fields are counted.
 pub(crate) struct FieldSummary<'a> {
     fields: &'a [Field],
-    pub headers: Vec<(String, String)>,
+    pub headers: Vec<HttpHeader>,
     pub unknown: u32,
 }
 
@@ -322,12 +324,15 @@ impl<'a> FieldSummary<'a> {
             };
             if allowed {
                 let name = text(name);
-                let v = if SENSITIVE_HEADERS.contains(&name.as_ref()) {
-                    REDACTED.to_string()
+                let value = if SENSITIVE_HEADERS.contains(&name.as_ref()) {
+                    CompactString::const_new(REDACTED)
                 } else {
-                    text(value).into_owned()
+                    CompactString::from(text(value))
                 };
-                s.headers.push((name.into_owned(), v));
+                s.headers.push(HttpHeader {
+                    key: crate::record::text(&name),
+                    value,
+                });
             }
         }
         s
