@@ -1183,9 +1183,9 @@ impl Http2Decoder {
                 };
                 let mut added = 0;
                 let mut started = false;
-                let status = summary
-                    .value_text(":status")
-                    .and_then(|v| v.parse::<u16>().ok());
+                let status = summary.value_bytes(":status").and_then(stream::status_code);
+                // Read once: the response keeps it, and DoH looks at it (RFC 8484 §4.2.1).
+                let content_type = summary.value_text("content-type");
                 let informational = status.is_some_and(|v| (100..200).contains(&v));
                 if informational {
                     // §8.1: 1xx responses precede the final one.
@@ -1205,7 +1205,7 @@ impl Http2Decoder {
                     added = size;
                     s.response = Some(H2Response {
                         status,
-                        content_type: summary.get("content-type"),
+                        content_type: content_type.as_deref().map(CompactString::from),
                         headers: std::mem::take(&mut summary.headers),
                         unknown_fields: summary.unknown + u32::from(lost),
                         start: *start,
@@ -1226,8 +1226,8 @@ impl Http2Decoder {
                 s.response_fields_unknown |= lost || summary.unknown > 0;
                 self.stream_bytes += added;
                 if started {
-                    let ct = summary.value_text("content-type");
-                    self.doh_head(sid, 1, ct.as_deref(), None, &summary, at, cx, out);
+                    let ct = content_type.as_deref();
+                    self.doh_head(sid, 1, ct, None, &summary, at, cx, out);
                 }
                 if end_stream {
                     self.end_side(1, sid, at, cx, out);

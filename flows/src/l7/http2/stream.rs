@@ -287,10 +287,52 @@ fn text(b: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// The names the decoder reads from field blocks: the pseudo-headers (RFC 9113 §8.3) and the
+/// fields a record or a rule uses. [`FieldSummary::new`]'s one pass over a block notes where
+/// each first appears, so reading one is a table read, not a search of the block.
+const LOOKED_UP: usize = 13;
+
+/// `name`'s slot among the [`LOOKED_UP`] names, if it is one.
+fn looked_up(name: &[u8]) -> Option<usize> {
+    Some(match name {
+        b":method" => 0,
+        b":scheme" => 1,
+        b":authority" => 2,
+        b":path" => 3,
+        b":status" => 4,
+        b"host" => 5,
+        b"content-type" => 6,
+        b"user-agent" => 7,
+        b"grpc-timeout" => 8,
+        b"tracestate" => 9,
+        b"grpc-status" => 10,
+        b"grpc-message" => 11,
+        b"accept" => 12,
+        _ => return None,
+    })
+}
+
+/// A `:status` value (RFC 9113 §8.3.2) as a number, read from the bytes as `str::parse`
+/// reads the text: an optional `+`, then decimal digits, within `u16` (anything else, invalid
+/// UTF-8 included, is no number either way).
+pub(crate) fn status_code(v: &[u8]) -> Option<u16> {
+    let digits = v.strip_prefix(b"+").unwrap_or(v);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u16, |n, &b| {
+        let d = b.checked_sub(b'0').filter(|&d| d <= 9)?;
+        n.checked_mul(10)?.checked_add(u16::from(d))
+    })
+}
+
 /// A field block's fields, read in place: pseudo-headers and chosen fields are looked up by
 /// name, only the allow-listed copies are made up front; unknown fields are counted.
 pub(crate) struct FieldSummary<'a> {
     fields: &'a [Field],
+    /// For each [`LOOKED_UP`] name, the index in `fields` of the first field with that name
+    /// (`u32::MAX`: none).
+    first: [u32; LOOKED_UP],
     pub headers: Vec<HttpHeader>,
     pub unknown: u32,
 }
@@ -299,14 +341,20 @@ impl<'a> FieldSummary<'a> {
     pub fn new(fields: &'a [Field], allow: &[String]) -> Self {
         let mut s = FieldSummary {
             fields,
+            first: [u32::MAX; LOOKED_UP],
             headers: Vec::new(),
             unknown: 0,
         };
-        for f in fields {
+        for (i, f) in fields.iter().enumerate() {
             let Some(name) = f.name.as_deref() else {
                 s.unknown += 1;
                 continue;
             };
+            if let Some(k) = looked_up(name) {
+                if s.first[k] == u32::MAX {
+                    s.first[k] = u32::try_from(i).unwrap_or(u32::MAX - 1);
+                }
+            }
             let Some(value) = f.value.as_deref() else {
                 s.unknown += 1;
                 continue;
@@ -314,16 +362,25 @@ impl<'a> FieldSummary<'a> {
             if name.starts_with(b":") || allow.is_empty() {
                 continue;
             }
-            // An ASCII name compares as bytes (no text made for the names not allowed).
+            // An ASCII name compares as bytes (no text made for the names not allowed), and
+            // one spelled as listed (HTTP/2 names are lowercase, RFC 9113 §8.2.1) takes the
+            // list's text.
             let allowed = if name.is_ascii() {
                 allow
                     .iter()
-                    .any(|a| a.as_bytes().eq_ignore_ascii_case(name))
+                    .find(|a| a.as_bytes().eq_ignore_ascii_case(name))
+                    .map(|a| match a.as_bytes() == name {
+                        true => Cow::Borrowed(a.as_str()),
+                        false => text(name),
+                    })
             } else {
-                allow.iter().any(|a| a.eq_ignore_ascii_case(&text(name)))
-            };
-            if allowed {
                 let name = text(name);
+                allow
+                    .iter()
+                    .any(|a| a.eq_ignore_ascii_case(&name))
+                    .then_some(name)
+            };
+            if let Some(name) = allowed {
                 let value = if SENSITIVE_HEADERS.contains(&name.as_ref()) {
                     CompactString::const_new(REDACTED)
                 } else {
@@ -349,11 +406,19 @@ impl<'a> FieldSummary<'a> {
 
     /// [`Self::get`] or [`Self::pseudo`] without a copy, for values only looked at.
     pub fn value_text(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.fields
-            .iter()
-            .find(|f| f.name.as_deref() == Some(name.as_bytes()))
-            .and_then(|f| f.value.as_deref())
-            .map(text)
+        self.value_bytes(name).map(text)
+    }
+
+    /// The bytes of [`Self::value_text`].
+    pub fn value_bytes(&self, name: &str) -> Option<&'a [u8]> {
+        let field = match looked_up(name.as_bytes()) {
+            Some(k) => self.fields.get(self.first[k] as usize),
+            None => self
+                .fields
+                .iter()
+                .find(|f| f.name.as_deref() == Some(name.as_bytes())),
+        };
+        field.and_then(|f| f.value.as_deref())
     }
 
     /// A pseudo-header's value (`name` starts with `:`); `None` when absent or unknown.
@@ -383,5 +448,80 @@ impl<'a> FieldSummary<'a> {
                 Cow::Borrowed(t) => Cow::Borrowed(t.as_bytes()),
                 Cow::Owned(t) => Cow::Owned(t.into_bytes()),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::hpack::FieldBytes;
+    use super::*;
+
+    fn field(name: Option<&str>, value: Option<&str>) -> Field {
+        Field {
+            name: name.map(|n| FieldBytes::from(n.as_bytes())),
+            value: value.map(|v| FieldBytes::from(v.as_bytes())),
+        }
+    }
+
+    #[test]
+    fn status_code_reads_as_str_parse_does() {
+        for v in [
+            "200", "+200", "0", "00204", "65535", "65536", "", "+", "-1", " 200", "200 ", "2x0",
+            "++1", "\u{ff10}",
+        ] {
+            assert_eq!(status_code(v.as_bytes()), v.parse::<u16>().ok(), "{v:?}");
+        }
+        assert_eq!(status_code(b"\xff200"), None);
+    }
+
+    #[test]
+    fn lookups_find_the_first_field_of_a_name() {
+        // RFC 9113 §8.3: the first of a name answers, even when its value is unknown (HPACK
+        // state partial); names are compared exactly; names outside the noted set are found
+        // by a search.
+        let fields = [
+            field(None, Some("x")),
+            field(Some(":method"), Some("POST")),
+            field(Some("content-type"), None),
+            field(Some("content-type"), Some("text/plain")),
+            field(Some("x-custom"), Some("1")),
+            field(Some("x-custom"), Some("2")),
+            field(Some("Accept"), Some("a/b")),
+            field(Some(":status"), Some("204")),
+        ];
+        let s = FieldSummary::new(&fields, &[]);
+        assert_eq!(s.unknown, 2);
+        assert_eq!(s.value_text(":method").as_deref(), Some("POST"));
+        assert_eq!(s.value_text("content-type"), None);
+        assert_eq!(s.value_text("x-custom").as_deref(), Some("1"));
+        assert_eq!(s.value_text("accept"), None);
+        assert_eq!(s.value_text(":path"), None);
+        assert_eq!(s.value_bytes(":status").and_then(status_code), Some(204));
+    }
+
+    #[test]
+    fn allow_listed_fields_keep_their_wire_name() {
+        // Matched without case (RFC 9110 §5.1), recorded as sent; sensitive values redacted.
+        let fields = [
+            field(Some("user-agent"), Some("curl/8")),
+            field(Some("Content-Type"), Some("a/b")),
+            field(Some("cookie"), Some("secret")),
+            field(Some("x-other"), Some("no")),
+        ];
+        let allow = ["user-agent", "CONTENT-TYPE", "cookie"].map(String::from);
+        let s = FieldSummary::new(&fields, &allow);
+        let got: Vec<(&str, &str)> = s
+            .headers
+            .iter()
+            .map(|h| (h.key.as_ref(), h.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("user-agent", "curl/8"),
+                ("Content-Type", "a/b"),
+                ("cookie", REDACTED)
+            ]
+        );
     }
 }

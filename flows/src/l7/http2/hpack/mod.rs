@@ -155,8 +155,8 @@ pub struct Decoder {
     table: DynamicTable,
     /// The receiver's SETTINGS_HEADER_TABLE_SIZE, when seen (§4.2 bound on size updates).
     limit: Option<usize>,
-    /// Where a Huffman string (§5.2) is decoded before it is copied into its one allocation;
-    /// kept between strings, given back when a long one made it large.
+    /// Where a Huffman string (§5.2) is decoded before it is copied inline or into its one
+    /// allocation; kept between strings, given back when a long one made it large.
     scratch: Vec<u8>,
 }
 
@@ -369,11 +369,9 @@ fn string(
         return Ok(None);
     }
     if huffman {
-        scratch.clear();
-        // The shortest code is 5 bits (Appendix B): at most 8/5 bytes out per byte in.
-        scratch.reserve(len * 8 / 5 + 1);
-        huffman::decode(raw, scratch).map_err(|source| HpackError::Huffman { at, source })?;
-        Ok(Some(scratch[..].into()))
+        let text =
+            huffman::decode(raw, scratch).map_err(|source| HpackError::Huffman { at, source })?;
+        Ok(Some(text.into()))
     } else {
         Ok(Some(raw.into()))
     }
