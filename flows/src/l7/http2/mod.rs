@@ -732,7 +732,8 @@ impl Http2Decoder {
         opens: bool,
     ) -> Option<&mut Stream> {
         if !self.streams.contains_key(&sid) {
-            if sid <= self.closed_max && self.closed.contains(&sid) {
+            // Newest first: a late frame is most often for a stream that just closed.
+            if sid <= self.closed_max && self.closed.iter().rev().any(|&c| c == sid) {
                 cx.counters.h2_frames_on_closed_streams += 1;
                 return None;
             }

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use compact_str::CompactString;
 
 use super::grpc::{MessageReader, MessageStats, StatusEvidence};
-use super::hpack::Field;
+use super::hpack::{Field, FieldBytes};
 use crate::l7::exchange::ExchangeTrace;
 use crate::l7::{PacketCtx, REDACTED, SENSITIVE_HEADERS};
 use crate::record::{GrpcStatusSource, HttpHeader};
@@ -292,24 +292,51 @@ fn text(b: &[u8]) -> Cow<'_, str> {
 /// each first appears, so reading one is a table read, not a search of the block.
 const LOOKED_UP: usize = 13;
 
-/// `name`'s slot among the [`LOOKED_UP`] names, if it is one.
+/// The [`LOOKED_UP`] names, by slot.
+const LOOKED_UP_NAMES: [&str; LOOKED_UP] = [
+    ":method",
+    ":scheme",
+    ":authority",
+    ":path",
+    ":status",
+    "host",
+    "content-type",
+    "user-agent",
+    "grpc-timeout",
+    "tracestate",
+    "grpc-status",
+    "grpc-message",
+    "accept",
+];
+
+/// `name`'s slot among the [`LOOKED_UP`] names, if it is one: the length and one byte that
+/// tells names of that length apart pick the one candidate, then one comparison (called for
+/// every field of every block, so not a search of the list).
 fn looked_up(name: &[u8]) -> Option<usize> {
-    Some(match name {
-        b":method" => 0,
-        b":scheme" => 1,
-        b":authority" => 2,
-        b":path" => 3,
-        b":status" => 4,
-        b"host" => 5,
-        b"content-type" => 6,
-        b"user-agent" => 7,
-        b"grpc-timeout" => 8,
-        b"tracestate" => 9,
-        b"grpc-status" => 10,
-        b"grpc-message" => 11,
-        b"accept" => 12,
+    let at = |i: usize| name.get(i).copied().unwrap_or(0);
+    let k = match name.len() {
+        4 => 5,
+        5 => 3,
+        6 => 12,
+        7 => match at(2) {
+            b'e' => 0,
+            b'c' => 1,
+            _ => 4,
+        },
+        10 => match at(0) {
+            b':' => 2,
+            b'u' => 7,
+            _ => 9,
+        },
+        11 => 10,
+        12 => match at(5) {
+            b'n' => 6,
+            b't' => 8,
+            _ => 11,
+        },
         _ => return None,
-    })
+    };
+    (LOOKED_UP_NAMES[k].as_bytes() == name).then_some(k)
 }
 
 /// A `:status` value (RFC 9113 §8.3.2) as a number, read from the bytes as `str::parse`
@@ -368,10 +395,14 @@ impl<'a> FieldSummary<'a> {
             let allowed = if name.is_ascii() {
                 allow
                     .iter()
-                    .find(|a| a.as_bytes().eq_ignore_ascii_case(name))
-                    .map(|a| match a.as_bytes() == name {
-                        true => Cow::Borrowed(a.as_str()),
-                        false => text(name),
+                    .find_map(|a| {
+                        if a.as_bytes() == name {
+                            Some(Cow::Borrowed(a.as_str()))
+                        } else if a.as_bytes().eq_ignore_ascii_case(name) {
+                            Some(text(name))
+                        } else {
+                            None
+                        }
                     })
             } else {
                 let name = text(name);
@@ -400,17 +431,26 @@ impl<'a> FieldSummary<'a> {
     /// the comparison with the name as (lossy) text.
     /// Kept as a `CompactString`: the values a record keeps (method, scheme, authority,
     /// content-type, user-agent; most paths) fit inline, without an allocation.
-    fn value(&self, name: &str) -> Option<CompactString> {
+    fn value_copy(&self, name: &str) -> Option<CompactString> {
         self.value_text(name).map(CompactString::from)
     }
 
     /// [`Self::get`] or [`Self::pseudo`] without a copy, for values only looked at.
     pub fn value_text(&self, name: &str) -> Option<Cow<'a, str>> {
-        self.value_bytes(name).map(text)
+        // A static table value (RFC 7541 Appendix A) is text already.
+        self.value(name).map(|v| match v {
+            FieldBytes::Static(t) => Cow::Borrowed(*t),
+            v => text(v),
+        })
     }
 
     /// The bytes of [`Self::value_text`].
     pub fn value_bytes(&self, name: &str) -> Option<&'a [u8]> {
+        self.value(name).map(|v| &**v)
+    }
+
+    /// The value of the first field named `name`, when known.
+    fn value(&self, name: &str) -> Option<&'a FieldBytes> {
         let field = match looked_up(name.as_bytes()) {
             Some(k) => self.fields.get(self.first[k] as usize),
             None => self
@@ -418,17 +458,17 @@ impl<'a> FieldSummary<'a> {
                 .iter()
                 .find(|f| f.name.as_deref() == Some(name.as_bytes())),
         };
-        field.and_then(|f| f.value.as_deref())
+        field.and_then(|f| f.value.as_ref())
     }
 
     /// A pseudo-header's value (`name` starts with `:`); `None` when absent or unknown.
     pub fn pseudo(&self, name: &str) -> Option<CompactString> {
-        self.value(name)
+        self.value_copy(name)
     }
 
     /// A regular field's value; `None` when absent or unknown.
     pub fn get(&self, name: &str) -> Option<CompactString> {
-        self.value(name)
+        self.value_copy(name)
     }
 
     /// The known values (as text) of the regular fields whose name `pick` chooses.
@@ -453,13 +493,25 @@ impl<'a> FieldSummary<'a> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::hpack::FieldBytes;
     use super::*;
 
     fn field(name: Option<&str>, value: Option<&str>) -> Field {
         Field {
             name: name.map(|n| FieldBytes::from(n.as_bytes())),
             value: value.map(|v| FieldBytes::from(v.as_bytes())),
+        }
+    }
+
+    #[test]
+    fn looked_up_names_have_their_slots_and_no_others() {
+        for (k, n) in LOOKED_UP_NAMES.iter().enumerate() {
+            assert_eq!(looked_up(n.as_bytes()), Some(k), "{n}");
+        }
+        for n in [
+            "", ":methoD", ":schemes", "hosts", "Host", "date", "content-types", "grpc-timeouT",
+            "grpc-massage", ":protocol", "user-agenT", "tracestatE", "accepT", "te",
+        ] {
+            assert_eq!(looked_up(n.as_bytes()), None, "{n}");
         }
     }
 

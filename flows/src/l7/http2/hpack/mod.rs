@@ -24,8 +24,8 @@ use table::{DynamicTable, Entry, Lookup};
 /// (§6.2.1).
 #[derive(Debug, Clone)]
 pub enum FieldBytes {
-    /// A static table string.
-    Static(&'static [u8]),
+    /// A static table string (text: read as such without a UTF-8 check).
+    Static(&'static str),
     /// A short literal's bytes, copied (cheaper than an allocation at this size).
     Inline {
         /// Bytes used.
@@ -45,7 +45,7 @@ impl std::ops::Deref for FieldBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Self::Static(b) => b,
+            Self::Static(t) => t.as_bytes(),
             Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
             Self::Shared(b) => b,
         }
@@ -282,8 +282,8 @@ impl Decoder {
     fn indexed(&self, index: usize, stats: &mut BlockStats) -> Result<Field, HpackError> {
         match self.table.get(index) {
             Lookup::Static(n, v) => Ok(Field {
-                name: Some(FieldBytes::Static(n.as_bytes())),
-                value: Some(FieldBytes::Static(v.as_bytes())),
+                name: Some(FieldBytes::Static(n)),
+                value: Some(FieldBytes::Static(v)),
             }),
             Lookup::Dynamic(e) => {
                 if !self.table.fully_known() {
@@ -481,7 +481,7 @@ mod tests {
             let f = FieldBytes::from(&text[..]);
             assert_eq!(&*f, &text[..]);
             assert_eq!(matches!(f, FieldBytes::Inline { .. }), n <= INLINE_LEN, "{n}");
-            assert_eq!(f, FieldBytes::Static(text.clone().leak()));
+            assert_eq!(f, FieldBytes::Static(String::from_utf8(text).unwrap().leak()));
         }
     }
 
