@@ -34,6 +34,7 @@ use hpack::Field;
 use stream::{FieldSummary, Stream};
 pub use stream::{GrpcCall, H2Request, H2Response, H2Stream, StreamEnd};
 
+use crate::l7::dns::doh::is_dns_message;
 use crate::l7::exchange::{new_trace, RequestHead};
 use crate::l7::{L7Config, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir};
 use crate::record::GrpcStatusSource;
@@ -1155,8 +1156,8 @@ impl Http2Decoder {
                         .path
                         .as_deref()
                         .filter(|_| req.method.as_deref() == Some("GET"));
-                    let ct = req.content_type.as_deref();
-                    self.doh_head(sid, 0, ct, get_path, &summary, at, cx, out);
+                    let dns = req.content_type.as_deref().is_some_and(is_dns_message);
+                    self.doh_head(sid, 0, dns, get_path, &summary, at, cx, out);
                     out.push(L7Event::Http2(Http2Event::Request(req)));
                     if sid % 2 == 1 && sid > self.max_client_stream {
                         self.max_client_stream = sid;
@@ -1183,10 +1184,8 @@ impl Http2Decoder {
                     return;
                 };
                 let mut added = 0;
-                let mut started = false;
+                let mut dns = None;
                 let status = summary.value_bytes(":status").and_then(stream::status_code);
-                // Read once: the response keeps it, and DoH looks at it (RFC 8484 §4.2.1).
-                let content_type = summary.value_text("content-type");
                 let informational = status.is_some_and(|v| (100..200).contains(&v));
                 if informational {
                     // §8.1: 1xx responses precede the final one.
@@ -1195,7 +1194,8 @@ impl Http2Decoder {
                     r.unknown_fields += summary.unknown + u32::from(lost);
                 } else {
                     cx.counters.h2_responses += 1;
-                    started = true;
+                    let content_type = summary.get("content-type");
+                    dns = Some(content_type.as_deref().is_some_and(is_dns_message));
                     let size = summary
                         .headers
                         .iter()
@@ -1206,7 +1206,7 @@ impl Http2Decoder {
                     added = size;
                     s.response = Some(H2Response {
                         status,
-                        content_type: content_type.as_deref().map(CompactString::from),
+                        content_type,
                         headers: std::mem::take(&mut summary.headers),
                         unknown_fields: summary.unknown + u32::from(lost),
                         start: *start,
@@ -1226,9 +1226,9 @@ impl Http2Decoder {
                 // An unknown field may be the grpc-status (see grpc::call_status).
                 s.response_fields_unknown |= lost || summary.unknown > 0;
                 self.stream_bytes += added;
-                if started {
-                    let ct = content_type.as_deref();
-                    self.doh_head(sid, 1, ct, None, &summary, at, cx, out);
+                // A response head started: DoH looks at its content-type (RFC 8484 §4.2.1).
+                if let Some(dns) = dns {
+                    self.doh_head(sid, 1, dns, None, &summary, at, cx, out);
                 }
                 if end_stream {
                     self.end_side(1, sid, at, cx, out);

@@ -312,6 +312,7 @@ const LOOKED_UP_NAMES: [&str; LOOKED_UP] = [
 /// `name`'s slot among the [`LOOKED_UP`] names, if it is one: the length and one byte that
 /// tells names of that length apart pick the one candidate, then one comparison (called for
 /// every field of every block, so not a search of the list).
+#[inline]
 fn looked_up(name: &[u8]) -> Option<usize> {
     let at = |i: usize| name.get(i).copied().unwrap_or(0);
     let k = match name.len() {
@@ -336,7 +337,24 @@ fn looked_up(name: &[u8]) -> Option<usize> {
         },
         _ => return None,
     };
-    (LOOKED_UP_NAMES[k].as_bytes() == name).then_some(k)
+    same_short(LOOKED_UP_NAMES[k].as_bytes(), name).then_some(k)
+}
+
+/// `a == b` for names of 4 to 16 bytes of the same length, as two overlapping word
+/// comparisons (first and last 4 or 8 bytes) instead of a call to `memcmp`.
+fn same_short(a: &[u8], b: &[u8]) -> bool {
+    fn word<const N: usize>(s: &[u8], at: usize) -> Option<[u8; N]> {
+        s.get(at..at + N)?.try_into().ok()
+    }
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    match n {
+        8..=16 => word::<8>(a, 0) == word(b, 0) && word::<8>(a, n - 8) == word(b, n - 8),
+        4..8 => word::<4>(a, 0) == word(b, 0) && word::<4>(a, n - 4) == word(b, n - 4),
+        _ => a == b,
+    }
 }
 
 /// A `:status` value (RFC 9113 §8.3.2) as a number, read from the bytes as `str::parse`
@@ -360,6 +378,10 @@ pub(crate) struct FieldSummary<'a> {
     /// For each [`LOOKED_UP`] name, the index in `fields` of the first field with that name
     /// (`u32::MAX`: none).
     first: [u32; LOOKED_UP],
+    /// For each [`LOOKED_UP`] name, the index in `headers` of the allow-listed copy of its
+    /// first field's value, when that copy is that value as [`Self::get`] makes it and inline
+    /// (`u32::MAX`: none): `get` then copies it instead of checking the text again.
+    copies: [u32; LOOKED_UP],
     pub headers: Vec<HttpHeader>,
     pub unknown: u32,
 }
@@ -369,6 +391,7 @@ impl<'a> FieldSummary<'a> {
         let mut s = FieldSummary {
             fields,
             first: [u32::MAX; LOOKED_UP],
+            copies: [u32::MAX; LOOKED_UP],
             headers: Vec::new(),
             unknown: 0,
         };
@@ -377,7 +400,8 @@ impl<'a> FieldSummary<'a> {
                 s.unknown += 1;
                 continue;
             };
-            if let Some(k) = looked_up(name) {
+            let slot = looked_up(name);
+            if let Some(k) = slot {
                 if s.first[k] == u32::MAX {
                     s.first[k] = u32::try_from(i).unwrap_or(u32::MAX - 1);
                 }
@@ -393,17 +417,15 @@ impl<'a> FieldSummary<'a> {
             // one spelled as listed (HTTP/2 names are lowercase, RFC 9113 §8.2.1) takes the
             // list's text.
             let allowed = if name.is_ascii() {
-                allow
-                    .iter()
-                    .find_map(|a| {
-                        if a.as_bytes() == name {
-                            Some(Cow::Borrowed(a.as_str()))
-                        } else if a.as_bytes().eq_ignore_ascii_case(name) {
-                            Some(text(name))
-                        } else {
-                            None
-                        }
-                    })
+                allow.iter().find_map(|a| {
+                    if a.as_bytes() == name {
+                        Some(Cow::Borrowed(a.as_str()))
+                    } else if a.as_bytes().eq_ignore_ascii_case(name) {
+                        Some(text(name))
+                    } else {
+                        None
+                    }
+                })
             } else {
                 let name = text(name);
                 allow
@@ -415,7 +437,13 @@ impl<'a> FieldSummary<'a> {
                 let value = if SENSITIVE_HEADERS.contains(&name.as_ref()) {
                     CompactString::const_new(REDACTED)
                 } else {
-                    CompactString::from(text(value))
+                    let value = CompactString::from(text(value));
+                    if let Some(k) = slot.filter(|&k| s.first[k] as usize == i) {
+                        if !value.is_heap_allocated() {
+                            s.copies[k] = u32::try_from(s.headers.len()).unwrap_or(u32::MAX);
+                        }
+                    }
+                    value
                 };
                 s.headers.push(HttpHeader {
                     key: crate::record::text(&name),
@@ -431,11 +459,16 @@ impl<'a> FieldSummary<'a> {
     /// the comparison with the name as (lossy) text.
     /// Kept as a `CompactString`: the values a record keeps (method, scheme, authority,
     /// content-type, user-agent; most paths) fit inline, without an allocation.
+    #[inline]
     fn value_copy(&self, name: &str) -> Option<CompactString> {
-        self.value_text(name).map(CompactString::from)
+        let copy = looked_up(name.as_bytes())
+            .and_then(|k| self.headers.get(self.copies[k] as usize))
+            .map(|h| h.value.clone());
+        copy.or_else(|| self.value_text(name).map(CompactString::from))
     }
 
     /// [`Self::get`] or [`Self::pseudo`] without a copy, for values only looked at.
+    #[inline]
     pub fn value_text(&self, name: &str) -> Option<Cow<'a, str>> {
         // A static table value (RFC 7541 Appendix A) is text already.
         self.value(name).map(|v| match v {
@@ -445,11 +478,14 @@ impl<'a> FieldSummary<'a> {
     }
 
     /// The bytes of [`Self::value_text`].
+    #[inline]
     pub fn value_bytes(&self, name: &str) -> Option<&'a [u8]> {
         self.value(name).map(|v| &**v)
     }
 
-    /// The value of the first field named `name`, when known.
+    /// The value of the first field named `name`, when known (inlined, so that a constant
+    /// name's slot is found at compile time).
+    #[inline]
     fn value(&self, name: &str) -> Option<&'a FieldBytes> {
         let field = match looked_up(name.as_bytes()) {
             Some(k) => self.fields.get(self.first[k] as usize),
@@ -508,10 +544,43 @@ mod tests {
             assert_eq!(looked_up(n.as_bytes()), Some(k), "{n}");
         }
         for n in [
-            "", ":methoD", ":schemes", "hosts", "Host", "date", "content-types", "grpc-timeouT",
-            "grpc-massage", ":protocol", "user-agenT", "tracestatE", "accepT", "te",
+            "",
+            ":methoD",
+            ":schemes",
+            "hosts",
+            "Host",
+            "date",
+            "content-types",
+            "grpc-timeouT",
+            "grpc-massage",
+            ":protocol",
+            "user-agenT",
+            "tracestatE",
+            "accepT",
+            "te",
         ] {
             assert_eq!(looked_up(n.as_bytes()), None, "{n}");
+        }
+    }
+
+    #[test]
+    fn same_short_is_slice_equality() {
+        let words = [
+            "", "a", "abcd", "abce", "bbcd", "abcdefg", "abcdefh", "xbcdefg",
+        ];
+        let long = [
+            "abcdefgh",
+            "abcdefgx",
+            "xbcdefgh",
+            "grpc-message",
+            "grpc-messagf",
+        ];
+        let longer = ["0123456789abcdef", "0123456789abcdeF", "0123456789abcdef0"];
+        let all: Vec<&str> = words.iter().chain(&long).chain(&longer).copied().collect();
+        for a in &all {
+            for b in &all {
+                assert_eq!(same_short(a.as_bytes(), b.as_bytes()), a == b, "{a} {b}");
+            }
         }
     }
 
@@ -549,6 +618,28 @@ mod tests {
         assert_eq!(s.value_text("accept"), None);
         assert_eq!(s.value_text(":path"), None);
         assert_eq!(s.value_bytes(":status").and_then(status_code), Some(204));
+    }
+
+    #[test]
+    fn values_read_through_allow_listed_copies_are_the_same() {
+        // `get` takes a kept header's copy only for the first field of the exact name.
+        let fields = [
+            field(Some("User-Agent"), Some("upper")),
+            field(Some("user-agent"), Some("first")),
+            field(Some("user-agent"), Some("second")),
+            field(Some("content-type"), None),
+            field(Some("content-type"), Some("text/plain")),
+            field(Some("host"), Some("h".repeat(40).as_str())),
+        ];
+        let allow = ["user-agent", "content-type", "host"].map(String::from);
+        let mut s = FieldSummary::new(&fields, &allow);
+        for _ in 0..2 {
+            assert_eq!(s.get("user-agent").as_deref(), Some("first"));
+            assert_eq!(s.get("content-type"), None);
+            assert_eq!(s.get("host").as_deref(), Some("h".repeat(40).as_str()));
+            // The copies moved into a record: read from the fields again.
+            let _ = std::mem::take(&mut s.headers);
+        }
     }
 
     #[test]

@@ -402,8 +402,7 @@ mod tests {
             let text: Vec<u8> = (0..n)
                 .map(|_| match rnd() % 16 {
                     0 => rnd() as u8,
-                    _ => b"abcdefghijklmnopqrstuvwxyz0123456789 -/.:=,;GMT"
-                        [(rnd() % 47) as usize],
+                    _ => b"abcdefghijklmnopqrstuvwxyz0123456789 -/.:=,;GMT"[(rnd() % 47) as usize],
                 })
                 .collect();
             let mut enc = encode(&text);
@@ -431,7 +430,11 @@ mod tests {
                 bits.extend(std::iter::repeat_n(true, 30));
                 bits.extend(bits_of(after.as_bytes()));
                 let enc = pack(bits);
-                assert_eq!(dec(&enc), Err(HuffmanError::Eos), "{prefix:?} EOS {after:?}");
+                assert_eq!(
+                    dec(&enc),
+                    Err(HuffmanError::Eos),
+                    "{prefix:?} EOS {after:?}"
+                );
                 let mut slow = Vec::new();
                 assert_eq!(decode_bitwise(&enc, &mut slow), Err(HuffmanError::Eos));
             }

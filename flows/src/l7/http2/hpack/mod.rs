@@ -480,8 +480,15 @@ mod tests {
             let text: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
             let f = FieldBytes::from(&text[..]);
             assert_eq!(&*f, &text[..]);
-            assert_eq!(matches!(f, FieldBytes::Inline { .. }), n <= INLINE_LEN, "{n}");
-            assert_eq!(f, FieldBytes::Static(String::from_utf8(text).unwrap().leak()));
+            assert_eq!(
+                matches!(f, FieldBytes::Inline { .. }),
+                n <= INLINE_LEN,
+                "{n}"
+            );
+            assert_eq!(
+                f,
+                FieldBytes::Static(String::from_utf8(text).unwrap().leak())
+            );
         }
     }
 
