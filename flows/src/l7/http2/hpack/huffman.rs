@@ -455,7 +455,7 @@ mod tests {
                     if let Some(z) = zero_at.filter(|&z| z < pad) {
                         bits[start + z] = false;
                     }
-                    if bits.len() % 8 != 0 {
+                    if !bits.len().is_multiple_of(8) {
                         continue; // only whole bytes are strings
                     }
                     let enc = pack(bits);
