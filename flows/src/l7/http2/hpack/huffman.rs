@@ -303,39 +303,41 @@ pub fn decode<'b>(src: &[u8], buf: &'b mut Vec<u8>) -> Result<&'b [u8], HuffmanE
     Ok(&buf[..o])
 }
 
+/// The textbook bit-by-bit canonical decoder (RFC 7541 §5.2), appending to `out`: slow, kept
+/// as the reference [`decode`] must agree with on every input (the unit tests, and the
+/// `http2` fuzz target).
+pub fn decode_reference(src: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
+    let t = &TABLE;
+    let mut code = 0u32;
+    let mut len = 0usize;
+    for &byte in src {
+        for shift in (0..8).rev() {
+            code = code << 1 | u32::from(byte >> shift & 1);
+            len += 1;
+            if let Some(sym) = t.symbol(code, len) {
+                if sym == 256 {
+                    return Err(HuffmanError::Eos);
+                }
+                out.push(sym as u8);
+                code = 0;
+                len = 0;
+            } else if len == MAX_LEN {
+                return Err(HuffmanError::Eos);
+            }
+        }
+    }
+    if len > 7 || code != (1u32 << len) - 1 {
+        return Err(HuffmanError::BadPadding { bits: len as u8 });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn dec(b: &[u8]) -> Result<Vec<u8>, HuffmanError> {
         decode(b, &mut Vec::new()).map(<[u8]>::to_vec)
-    }
-
-    /// The textbook bit-by-bit canonical decoder, the reference the fast one must match.
-    fn decode_bitwise(src: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanError> {
-        let t = &TABLE;
-        let mut code = 0u32;
-        let mut len = 0usize;
-        for &byte in src {
-            for shift in (0..8).rev() {
-                code = code << 1 | u32::from(byte >> shift & 1);
-                len += 1;
-                if let Some(sym) = t.symbol(code, len) {
-                    if sym == 256 {
-                        return Err(HuffmanError::Eos);
-                    }
-                    out.push(sym as u8);
-                    code = 0;
-                    len = 0;
-                } else if len == MAX_LEN {
-                    return Err(HuffmanError::Eos);
-                }
-            }
-        }
-        if len > 7 || code != (1u32 << len) - 1 {
-            return Err(HuffmanError::BadPadding { bits: len as u8 });
-        }
-        Ok(())
     }
 
     #[test]
@@ -347,7 +349,7 @@ mod tests {
         let mut fast = Vec::new();
         let mut check = |b: &[u8]| {
             let mut slow = Vec::new();
-            let rs = decode_bitwise(b, &mut slow).map(|_| slow);
+            let rs = decode_reference(b, &mut slow).map(|_| slow);
             let rf = decode(b, &mut fast).map(<[u8]>::to_vec);
             assert_eq!(rf, rs, "{b:02x?}");
         };
@@ -436,7 +438,7 @@ mod tests {
                     "{prefix:?} EOS {after:?}"
                 );
                 let mut slow = Vec::new();
-                assert_eq!(decode_bitwise(&enc, &mut slow), Err(HuffmanError::Eos));
+                assert_eq!(decode_reference(&enc, &mut slow), Err(HuffmanError::Eos));
             }
         }
     }
@@ -460,7 +462,7 @@ mod tests {
                     }
                     let enc = pack(bits);
                     let mut slow = Vec::new();
-                    let want = decode_bitwise(&enc, &mut slow).map(|_| slow);
+                    let want = decode_reference(&enc, &mut slow).map(|_| slow);
                     assert_eq!(dec(&enc), want, "{text:?} pad {pad} zero {zero_at:?}");
                     if pad <= 7 && zero_at.is_none_or(|z| z >= pad) {
                         assert_eq!(dec(&enc).unwrap(), text.as_bytes());
