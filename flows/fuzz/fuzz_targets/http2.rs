@@ -1,5 +1,6 @@
 //! Arbitrary bytes in both directions, with gaps and ends, through the HTTP/2 decoder (from
-//! the preface or joined mid-way) and through HPACK alone: no panics and bounded buffering.
+//! the preface or joined mid-way) and through HPACK alone: no panics and bounded buffering;
+//! and the Huffman decoder against its bit-by-bit reference.
 #![no_main]
 use flows::counters::Counters;
 use flows::l7::http2::{hpack, Http2Decoder};
@@ -21,6 +22,12 @@ fuzz_target!(|data: &[u8]| {
         ..L7Config::default()
     };
     if mode & 3 == 3 {
+        // The Huffman decoder's tables against the bit-by-bit reference (RFC 7541 §5.2: same
+        // bytes, same errors), on the bytes as one string.
+        let mut slow = Vec::new();
+        let reference = hpack::huffman::decode_reference(rest, &mut slow).map(|_| slow);
+        let fast = hpack::huffman::decode(rest, &mut Vec::new()).map(<[u8]>::to_vec);
+        assert_eq!(fast, reference);
         // HPACK alone, both a fresh and a partial table.
         let mut out = Vec::new();
         let _ = hpack::Decoder::new(4096).decode(rest, 4096, &mut out);

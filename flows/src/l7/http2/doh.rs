@@ -41,15 +41,16 @@ fn dir_of_role(role: usize) -> StreamDir {
 }
 
 impl Http2Decoder {
-    /// A field block of stream `sid` from role `role` was decoded with `content_type`: starts
-    /// capturing that side's DATA when it says DNS. For a client's GET, reports the query in
-    /// the `dns` parameter of `path` (RFC 8484 §4.1).
+    /// A field block of stream `sid` from role `role` was decoded, its content-type DNS
+    /// (`dns_message`, RFC 8484 §4.2.1, see [`doh::is_dns_message`]) or not: starts capturing
+    /// that side's DATA when it is. For a client's GET, reports the query in the `dns`
+    /// parameter of `path` (RFC 8484 §4.1).
     #[allow(clippy::too_many_arguments)]
     pub(super) fn doh_head(
         &mut self,
         sid: u32,
         role: usize,
-        content_type: Option<&str>,
+        dns_message: bool,
         get_path: Option<&str>,
         fields: &FieldSummary,
         at: &PacketCtx,
@@ -59,7 +60,7 @@ impl Http2Decoder {
         let Some(s) = self.streams.get_mut(&sid) else {
             return;
         };
-        if content_type.is_some_and(doh::is_dns_message) {
+        if dns_message {
             s.doh.bodies[role].get_or_insert_with(BodyCapture::new);
             return;
         }

@@ -34,6 +34,7 @@ use hpack::Field;
 use stream::{FieldSummary, Stream};
 pub use stream::{GrpcCall, H2Request, H2Response, H2Stream, StreamEnd};
 
+use crate::l7::dns::doh::is_dns_message;
 use crate::l7::exchange::{new_trace, RequestHead};
 use crate::l7::{L7Config, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir};
 use crate::record::GrpcStatusSource;
@@ -171,6 +172,9 @@ pub struct Http2Decoder {
     halves: [Half; 2],
     streams: BTreeMap<u32, Stream>,
     closed: VecDeque<u32>,
+    /// The highest id ever put in `closed`: a stream above it (every new stream, ids only
+    /// grow, RFC 9113 §5.1.1) skips the search of `closed`.
+    closed_max: u32,
     /// Bytes of field values kept by open streams (bounded by `h2_max_stream_state_bytes`).
     stream_bytes: usize,
     max_stream_bytes: usize,
@@ -217,6 +221,7 @@ impl Http2Decoder {
             halves,
             streams: BTreeMap::new(),
             closed: VecDeque::new(),
+            closed_max: 0,
             stream_bytes: 0,
             max_stream_bytes: config.h2_max_stream_state_bytes,
             max_client_stream: 0,
@@ -240,6 +245,7 @@ impl Http2Decoder {
             ],
             streams: BTreeMap::new(),
             closed: VecDeque::new(),
+            closed_max: 0,
             stream_bytes: 0,
             max_stream_bytes: config.h2_max_stream_state_bytes,
             max_client_stream: 0,
@@ -269,11 +275,7 @@ impl Http2Decoder {
             content_type: None,
             user_agent: request.user_agent.as_deref().map(CompactString::new),
             grpc_timeout_ns: None,
-            headers: request
-                .headers
-                .iter()
-                .map(|h| (h.key.to_string(), h.value.to_string()))
-                .collect(),
+            headers: request.headers.clone(),
             unknown_fields: 0,
             pushed: false,
             upgraded: true,
@@ -731,7 +733,8 @@ impl Http2Decoder {
         opens: bool,
     ) -> Option<&mut Stream> {
         if !self.streams.contains_key(&sid) {
-            if self.closed.contains(&sid) {
+            // Newest first: a late frame is most often for a stream that just closed.
+            if sid <= self.closed_max && self.closed.iter().rev().any(|&c| c == sid) {
                 cx.counters.h2_frames_on_closed_streams += 1;
                 return None;
             }
@@ -856,6 +859,7 @@ impl Http2Decoder {
             self.closed.pop_front();
         }
         self.closed.push_back(sid);
+        self.closed_max = self.closed_max.max(sid);
         let mut st = s.finish(sid, end, at_ns);
         st.roles_swapped = self.swapped;
         let c = &mut *cx.counters;
@@ -1152,8 +1156,8 @@ impl Http2Decoder {
                         .path
                         .as_deref()
                         .filter(|_| req.method.as_deref() == Some("GET"));
-                    let ct = req.content_type.as_deref();
-                    self.doh_head(sid, 0, ct, get_path, &summary, at, cx, out);
+                    let dns = req.content_type.as_deref().is_some_and(is_dns_message);
+                    self.doh_head(sid, 0, dns, get_path, &summary, at, cx, out);
                     out.push(L7Event::Http2(Http2Event::Request(req)));
                     if sid % 2 == 1 && sid > self.max_client_stream {
                         self.max_client_stream = sid;
@@ -1180,10 +1184,8 @@ impl Http2Decoder {
                     return;
                 };
                 let mut added = 0;
-                let mut started = false;
-                let status = summary
-                    .value_text(":status")
-                    .and_then(|v| v.parse::<u16>().ok());
+                let mut dns = None;
+                let status = summary.value_bytes(":status").and_then(stream::status_code);
                 let informational = status.is_some_and(|v| (100..200).contains(&v));
                 if informational {
                     // §8.1: 1xx responses precede the final one.
@@ -1192,18 +1194,19 @@ impl Http2Decoder {
                     r.unknown_fields += summary.unknown + u32::from(lost);
                 } else {
                     cx.counters.h2_responses += 1;
-                    started = true;
+                    let content_type = summary.get("content-type");
+                    dns = Some(content_type.as_deref().is_some_and(is_dns_message));
                     let size = summary
                         .headers
                         .iter()
-                        .map(|(k, v)| k.len() + v.len())
+                        .map(|h| h.key.len() + h.value.len())
                         .sum::<usize>()
                         + 64;
                     s.bytes += size;
                     added = size;
                     s.response = Some(H2Response {
                         status,
-                        content_type: summary.get("content-type"),
+                        content_type,
                         headers: std::mem::take(&mut summary.headers),
                         unknown_fields: summary.unknown + u32::from(lost),
                         start: *start,
@@ -1223,9 +1226,9 @@ impl Http2Decoder {
                 // An unknown field may be the grpc-status (see grpc::call_status).
                 s.response_fields_unknown |= lost || summary.unknown > 0;
                 self.stream_bytes += added;
-                if started {
-                    let ct = summary.value_text("content-type");
-                    self.doh_head(sid, 1, ct.as_deref(), None, &summary, at, cx, out);
+                // A response head started: DoH looks at its content-type (RFC 8484 §4.2.1).
+                if let Some(dns) = dns {
+                    self.doh_head(sid, 1, dns, None, &summary, at, cx, out);
                 }
                 if end_stream {
                     self.end_side(1, sid, at, cx, out);
@@ -1351,7 +1354,7 @@ fn request_bytes(r: &H2Request) -> usize {
         + opt(&r.user_agent)
         + r.headers
             .iter()
-            .map(|(k, v)| k.len() + v.len())
+            .map(|h| h.key.len() + h.value.len())
             .sum::<usize>()
         + r.trace.trace_state.as_ref().map_or(0, String::len)
         + 128

@@ -14,7 +14,7 @@ use super::stream::{H2Request, H2Stream, StreamEnd};
 pub use crate::l7::exchange::Peers;
 use std::sync::Arc;
 
-use crate::l7::exchange::{headers_of, http_flow, shared_concat, split_host_port, KNOWN_METHODS};
+use crate::l7::exchange::{http_flow, shared_concat, split_host_port, KNOWN_METHODS};
 use crate::record::{
     attr, ip_string, AttributeValue, Attributes, CompactString, Flow, GrpcStatus, GrpcStatusSource,
     Http2Info, HttpHeader, HttpInfo, Span, SpanKind, SpanStatus, StatusCode, StreamReset,
@@ -42,7 +42,7 @@ pub fn request_flow(p: &Peers, req: &H2Request) -> Flow {
         method: crate::record::text(req.method.as_deref().unwrap_or_default()),
         url: url_of(req),
         protocol: PROTOCOL.into(),
-        headers: headers_of(&req.headers),
+        headers: req.headers.clone(),
         body_error: None,
         http2: Some(Box::new(Http2Info {
             stream_id: req.stream_id,
@@ -57,7 +57,7 @@ pub fn response_flow(p: &Peers, st: &H2Stream) -> Option<Flow> {
     let p = &p.swapped_if(st.roles_swapped);
     let resp = st.response.as_ref()?;
     let req = st.request.as_deref();
-    let mut headers = headers_of(&resp.headers);
+    let mut headers = resp.headers.clone();
     if let Some(g) = &st.grpc {
         // Only what the server sent: a derived or inferred status is in `http2.grpc`.
         if let (Some(code), Some(GrpcStatusSource::Trailers)) = (g.status, g.status_source) {

@@ -17,22 +17,36 @@ use table::{DynamicTable, Entry, Lookup};
 
 /// A field name or value. Most fields of a real field block are references to a table entry
 /// (RFC 7541 §6.1, and §6.2 literals with an indexed name): a static one (Appendix A) is
-/// borrowed and a dynamic one shares the entry's bytes, so neither costs an allocation; only
-/// a string literal (§5.2) is allocated, once, and shared with the dynamic table entry it may
-/// be inserted as (§6.2.1).
+/// borrowed and a dynamic one shares the entry's bytes, so neither costs an allocation. A
+/// string literal (§5.2) of up to [`INLINE_LEN`] bytes is kept inline (names, dates, most
+/// paths, content types, lengths, status codes: nearly every literal a real peer sends), a
+/// longer one is allocated once and shared with the dynamic table entry it may be inserted as
+/// (§6.2.1).
 #[derive(Debug, Clone)]
 pub enum FieldBytes {
-    /// A static table string.
-    Static(&'static [u8]),
-    /// A literal's bytes, shared with the dynamic table.
+    /// A static table string (text: read as such without a UTF-8 check).
+    Static(&'static str),
+    /// A short literal's bytes, copied (cheaper than an allocation at this size).
+    Inline {
+        /// Bytes used.
+        len: u8,
+        /// The bytes, `len` of them.
+        bytes: [u8; INLINE_LEN],
+    },
+    /// A long literal's bytes, shared with the dynamic table.
     Shared(Arc<[u8]>),
 }
+
+/// Longest literal kept inline: 30 bytes hold an HTTP date (29, RFC 9110 §5.6.7), and keep
+/// [`FieldBytes`] at 32 bytes, the size of a tag and the largest other variant rounded up.
+pub const INLINE_LEN: usize = 30;
 
 impl std::ops::Deref for FieldBytes {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
         match self {
-            Self::Static(b) => b,
+            Self::Static(t) => t.as_bytes(),
+            Self::Inline { len, bytes } => &bytes[..usize::from(*len)],
             Self::Shared(b) => b,
         }
     }
@@ -47,9 +61,19 @@ impl PartialEq for FieldBytes {
 
 impl Eq for FieldBytes {}
 
+/// Inline when short enough, else one shared allocation.
 impl From<&[u8]> for FieldBytes {
     fn from(b: &[u8]) -> Self {
-        Self::Shared(b.into())
+        if b.len() <= INLINE_LEN {
+            let mut bytes = [0; INLINE_LEN];
+            bytes[..b.len()].copy_from_slice(b);
+            Self::Inline {
+                len: b.len() as u8,
+                bytes,
+            }
+        } else {
+            Self::Shared(b.into())
+        }
     }
 }
 
@@ -131,8 +155,8 @@ pub struct Decoder {
     table: DynamicTable,
     /// The receiver's SETTINGS_HEADER_TABLE_SIZE, when seen (§4.2 bound on size updates).
     limit: Option<usize>,
-    /// Where a Huffman string (§5.2) is decoded before it is copied into its one allocation;
-    /// kept between strings, given back when a long one made it large.
+    /// Where a Huffman string (§5.2) is decoded before it is copied inline or into its one
+    /// allocation; kept between strings, given back when a long one made it large.
     scratch: Vec<u8>,
 }
 
@@ -258,8 +282,8 @@ impl Decoder {
     fn indexed(&self, index: usize, stats: &mut BlockStats) -> Result<Field, HpackError> {
         match self.table.get(index) {
             Lookup::Static(n, v) => Ok(Field {
-                name: Some(FieldBytes::Static(n.as_bytes())),
-                value: Some(FieldBytes::Static(v.as_bytes())),
+                name: Some(FieldBytes::Static(n)),
+                value: Some(FieldBytes::Static(v)),
             }),
             Lookup::Dynamic(e) => {
                 if !self.table.fully_known() {
@@ -325,7 +349,8 @@ fn integer(block: &[u8], pos: &mut usize, n: u8) -> Result<usize, HpackError> {
 }
 
 /// §5.2 string literal; `None` when longer than we keep (skipped, value unknown). A Huffman
-/// string is decoded into `scratch` first, so either kind costs one allocation.
+/// string is decoded into `scratch` first; either kind is then copied inline or into one
+/// allocation ([`FieldBytes`]).
 fn string(
     block: &[u8],
     pos: &mut usize,
@@ -344,11 +369,9 @@ fn string(
         return Ok(None);
     }
     if huffman {
-        scratch.clear();
-        // The shortest code is 5 bits (Appendix B): at most 8/5 bytes out per byte in.
-        scratch.reserve(len * 8 / 5 + 1);
-        huffman::decode(raw, scratch).map_err(|source| HpackError::Huffman { at, source })?;
-        Ok(Some(scratch[..].into()))
+        let text =
+            huffman::decode(raw, scratch).map_err(|source| HpackError::Huffman { at, source })?;
+        Ok(Some(text.into()))
     } else {
         Ok(Some(raw.into()))
     }
@@ -446,6 +469,27 @@ mod tests {
             })
             .collect();
         (v, t.bytes())
+    }
+
+    #[test]
+    fn field_bytes_inline_up_to_its_size() {
+        // A tag plus 31 bytes: no bigger than a field of two pointers would be anyway.
+        assert_eq!(std::mem::size_of::<FieldBytes>(), 32);
+        assert_eq!(std::mem::size_of::<Option<FieldBytes>>(), 32);
+        for n in [0, 1, INLINE_LEN - 1, INLINE_LEN, INLINE_LEN + 1, 300] {
+            let text: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
+            let f = FieldBytes::from(&text[..]);
+            assert_eq!(&*f, &text[..]);
+            assert_eq!(
+                matches!(f, FieldBytes::Inline { .. }),
+                n <= INLINE_LEN,
+                "{n}"
+            );
+            assert_eq!(
+                f,
+                FieldBytes::Static(String::from_utf8(text).unwrap().leak())
+            );
+        }
     }
 
     #[test]
