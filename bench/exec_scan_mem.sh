@@ -52,5 +52,5 @@ if [ -n "$gobin" ]; then
     d=$(dirname "$gobin")
     run go "$gobin" serve 127.0.0.1:18443 "$d/cert.pem" "$d/key.pem"
 fi
-grep -c "TLS library hooked" "$work/agent.log" | sed 's/^/hooked log lines: /'
-grep "TLS library hooked" "$work/agent.log" | sed 's/\x1b\[[0-9;]*m//g' | cut -c1-200
+cp "$work/agent.log" "${AGENT_LOG:-/dev/null}"
+grep -E "hooked library=|hooked executable=|not placed|not hooked" "$work/agent.log" | sed "s/\x1b\[[0-9;]*m//g" | cut -c1-220
