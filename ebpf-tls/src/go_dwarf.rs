@@ -19,18 +19,16 @@ const PATH: [(&str, &str); 5] = [
     ("internal/poll.FD", "Sysfd"),
 ];
 
-/// The DWARF sections reading units' entries and their names needs (DWARF 5 section 7.5;
-/// `.debug_line` because gimli parses each unit's line program header). The others (location
-/// and range lists, frames: most of a Go executable's DWARF) are not inflated: each is a
-/// transient of MiBs in the agent's heap (BENCHMARKS.md "Bounded executable scans").
-const NEEDED: [gimli::SectionId; 7] = [
+/// The DWARF sections the walk reads (DWARF 5 section 7.5): entries, their abbreviations,
+/// names (Go's linker writes them inline, `DW_FORM_string`; `.debug_str` for other forms). The
+/// others (line programs, location and range lists, frames: most of a Go executable's DWARF)
+/// are not inflated, each being a transient of MiBs in the agent's heap (BENCHMARKS.md
+/// "Bounded executable scans"); so units are read from their headers, not as gimli `Unit`s,
+/// which parse the line program too.
+const NEEDED: [gimli::SectionId; 3] = [
     gimli::SectionId::DebugInfo,
     gimli::SectionId::DebugAbbrev,
     gimli::SectionId::DebugStr,
-    gimli::SectionId::DebugStrOffsets,
-    gimli::SectionId::DebugLineStr,
-    gimli::SectionId::DebugLine,
-    gimli::SectionId::DebugAddr,
 ];
 
 /// The layout from DWARF; `None` when the executable has none (`-ldflags=-w`) or lacks one
@@ -50,10 +48,10 @@ pub fn layout<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> Option<G
     let mut found: [Option<u64>; 5] = [None; 5];
     let mut units = dwarf.units();
     while let Ok(Some(header)) = units.next() {
-        let Ok(unit) = dwarf.unit(header) else {
+        let Ok(abbreviations) = dwarf.abbreviations(&header) else {
             continue;
         };
-        let mut entries = unit.entries();
+        let mut entries = header.entries(&abbreviations);
         // The struct of PATH being read, and its depth.
         let mut within: Option<(usize, isize)> = None;
         while let Ok(Some(entry)) = entries.next_dfs() {
@@ -62,8 +60,11 @@ pub fn layout<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> Option<G
                 within = None;
             }
             let name = || {
-                let v = entry.attr(constants::DW_AT_name)?.value();
-                let s = dwarf.attr_string(&unit, v).ok()?;
+                let s = match entry.attr(constants::DW_AT_name)?.value() {
+                    gimli::AttributeValue::String(s) => s,
+                    gimli::AttributeValue::DebugStrRef(o) => dwarf.debug_str.get_str(o).ok()?,
+                    _ => return None,
+                };
                 std::str::from_utf8(s.slice()).ok().map(str::to_owned)
             };
             match entry.tag() {
