@@ -6,8 +6,10 @@
 # the agent's peak RSS (clear_refs 5), starts the program, waits 3 s, and prints VmHWM and
 # VmRSS before and after (KiB). Needs root, a release build, node, nginx, curl.
 #   bench/exec_scan_mem.sh [GO_BINARY]
-# GO_BINARY: a Go program using crypto/tls (e.g. tests/tests/go_tls built), run as
-# `GO_BINARY serve 127.0.0.1:18443 cert key` if /tmp/scanmem/gotls/cert.pem exists.
+# GO_BINARY: a Go program using crypto/tls (tests/tests/go_tls/main.go built with `go build`),
+# run as `GO_BINARY serve 127.0.0.1:18443 DIR/cert.pem DIR/key.pem`, DIR its directory (make
+# them with `openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -subj /CN=x`).
+# Env: FLOWSCOPE=path/to/flowscope, AGENT_LOG=FILE keeps the agent's log.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 fs="${FLOWSCOPE:-$root/target/release/flowscope}"
