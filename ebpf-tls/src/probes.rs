@@ -14,7 +14,7 @@ use std::{
 use aya::{
     maps::PerCpuArray,
     programs::{
-        uprobe::{UProbeLink, UProbeScope},
+        uprobe::{UProbeAttachLocation, UProbeLink, UProbeScope},
         BtfTracePoint, FEntry, KProbe, TracePoint, UProbe,
     },
     Btf, Ebpf, EbpfLoader,
@@ -50,6 +50,19 @@ const OPENSSL_PROBES: &[(&str, &str, bool)] = &[
     ("fst_read_ex", "SSL_read_ex", false),
     ("fst_read_ex_ret", "SSL_read_ex", false),
 ];
+
+/// The file offset of each of `symbols` in the library file (`None`: not defined there),
+/// streamed through fixed buffers ([`crate::elf_symbols`]). aya's attach by symbol name maps
+/// the file and walks its whole symbol tables once per probe: node's are 30+ MiB
+/// (BENCHMARKS.md "Bounded executable scans"). Same answer as aya's: the dynamic symbols
+/// first, the address translated through its section.
+fn symbol_offsets(lib: &MappedLibrary, symbols: &[&str]) -> Result<Vec<Option<u64>>, String> {
+    let file = std::fs::File::open(&lib.reach).map_err(|e| e.to_string())?;
+    let scan = crate::elf_symbols::scan(&file, symbols).map_err(|e| e.to_string())?;
+    Ok((0..symbols.len())
+        .map(|i| scan.definition(i).and_then(|d| d.file_offset))
+        .collect())
+}
 
 /// How an SSL call is tied to the socket its TLS records went over (openssl.bpf.c): programs
 /// that see the `struct sock` of each socket send/receive on a thread inside a call.
@@ -440,8 +453,23 @@ impl TlsProbes {
             file.detail = why;
         } else {
             let mut missing = Vec::new();
-            for &(name, symbol, required) in OPENSSL_PROBES {
-                match self.attach_one(name, symbol, lib) {
+            let symbols: Vec<&str> = OPENSSL_PROBES.iter().map(|&(_, s, _)| s).collect();
+            let offsets = match symbol_offsets(lib, &symbols) {
+                Ok(o) => o,
+                Err(_) if !lib.reach.exists() => {
+                    debug!(library = %lib.path, "process gone before its TLS library was hooked");
+                    return;
+                }
+                Err(e) => {
+                    self.attach_failures += 1;
+                    warn!(library = %lib.path, "TLS library not hooked: its symbols: {e}");
+                    file.detail = format!("its symbols: {e}");
+                    self.files.insert(lib.file, file);
+                    return;
+                }
+            };
+            for (&(name, symbol, required), offset) in OPENSSL_PROBES.iter().zip(offsets) {
+                match self.attach_one(name, symbol, offset, lib) {
                     Ok(link) => file.links.push(link),
                     Err(_) if required && !lib.reach.exists() => {
                         // The process that showed us this file is gone (its /proc entry with
@@ -480,15 +508,23 @@ impl TlsProbes {
         self.files.insert(lib.file, file);
     }
 
+    /// Attaches program `name` at `symbol`'s file offset (from [`symbol_offsets`]), so aya
+    /// does not map and parse the file to find it.
     fn attach_one(
         &mut self,
         name: &'static str,
         symbol: &str,
+        offset: Option<u64>,
         lib: &MappedLibrary,
     ) -> Result<UProbeLink, String> {
+        let offset = offset.ok_or_else(|| format!("no definition of {symbol} in it"))?;
         let p: &mut UProbe = program(&mut self.ebpf, name).map_err(|e| e.to_string())?;
         let id = p
-            .attach(symbol, &lib.reach, UProbeScope::AllProcesses)
+            .attach(
+                UProbeAttachLocation::AbsoluteOffset(offset),
+                &lib.reach,
+                UProbeScope::AllProcesses,
+            )
             .map_err(|e| chain(&e))?;
         p.take_link(id).map_err(|e| chain(&e))
     }
@@ -610,5 +646,33 @@ impl TlsProbes {
             out.push((name, v));
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_s_openssl_probes_all_have_an_offset() {
+        // Debian's nodejs links OpenSSL 3 in (a test dependency): the four calls and their
+        // `_ex` forms, each probe's symbol at the same offset as its pair's.
+        let lib = MappedLibrary {
+            path: "/usr/bin/node".into(),
+            reach: "/usr/bin/node".into(),
+            file: FileId { dev: 0, inode: 0 },
+            kind: TlsLibraryKind::StaticOpenSsl { boring: false },
+        };
+        let symbols: Vec<&str> = OPENSSL_PROBES.iter().map(|&(_, s, _)| s).collect();
+        let offsets = symbol_offsets(&lib, &symbols).unwrap();
+        assert!(offsets.iter().all(Option::is_some), "{offsets:?}");
+        for pair in offsets.chunks(2) {
+            assert_eq!(pair[0], pair[1]);
+        }
+        let gone = MappedLibrary {
+            reach: "/nonexistent/node".into(),
+            ..lib
+        };
+        assert!(symbol_offsets(&gone, &symbols).is_err());
     }
 }

@@ -9,7 +9,7 @@ use aya::{
 };
 use tracing::{info, warn};
 
-use super::{program, HookedFile, TlsProbes};
+use super::{program, symbol_offsets, HookedFile, TlsProbes};
 use crate::{
     error::chain,
     go::{GoCall, GoExecutable},
@@ -128,14 +128,25 @@ impl TlsProbes {
             file.detail = format!("go_layouts: {e}");
             return;
         }
-        for f in &hooks.functions {
+        let symbols: Vec<&str> = hooks.functions.iter().map(|f| f.symbol).collect();
+        let starts = match symbol_offsets(lib, &symbols) {
+            Ok(s) => s,
+            Err(e) => {
+                self.attach_failures += 1;
+                warn!(executable = %lib.path, "Go TLS probes not placed: its symbols: {e}");
+                self.go.release(slot);
+                file.detail = format!("its symbols: {e}");
+                return;
+            }
+        };
+        for (f, start) in hooks.functions.iter().zip(starts) {
             let entry = match f.call {
                 GoCall::Write => WRITE_ENTRY,
                 GoCall::Read => READ_ENTRY,
             };
             let points = std::iter::once((entry, 0)).chain(f.returns.iter().map(|&o| (RETURN, o)));
             for (name, offset) in points {
-                match attach_at(&mut self.ebpf, name, f.symbol, offset, slot, lib) {
+                match attach_at(&mut self.ebpf, name, (f.symbol, start), offset, slot, lib) {
                     Ok(link) => file.links.push(link),
                     Err(e) => {
                         self.attach_failures += 1;
@@ -155,17 +166,21 @@ impl TlsProbes {
     }
 }
 
+/// Attaches `name` at `offset` bytes into the function `symbol` starting at file offset
+/// `start` (from [`symbol_offsets`]: aya attaching by symbol would map and parse the whole
+/// executable once per probe, and a Go executable gets one per RET).
 fn attach_at(
     ebpf: &mut aya::Ebpf,
     name: &'static str,
-    symbol: &str,
+    (symbol, start): (&str, Option<u64>),
     offset: u64,
     slot: u32,
     lib: &MappedLibrary,
 ) -> Result<aya::programs::uprobe::UProbeLink, String> {
+    let start = start.ok_or_else(|| format!("no definition of {symbol} in it"))?;
     let p: &mut aya::programs::UProbe = program(ebpf, name).map_err(|e| e.to_string())?;
     let point = UProbeAttachPoint {
-        location: UProbeAttachLocation::SymbolOffset(symbol, offset),
+        location: UProbeAttachLocation::AbsoluteOffset(start + offset),
         cookie: Some(u64::from(slot)),
     };
     let id = p
