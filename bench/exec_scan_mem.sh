@@ -4,7 +4,7 @@
 #
 # Starts the agent on lo (`-o none`), waits for it to settle, then for each program: resets
 # the agent's peak RSS (clear_refs 5), starts the program, waits 3 s, and prints VmHWM and
-# VmRSS before and after (KiB). Needs root, a release build, node, nginx, curl.
+# VmRSS before and after (KiB). Needs root, a release build, node (a build with OpenSSL linked in, as NodeSource's; Debian's links libssl.so.3, which shows the shared-library path instead), nginx, curl.
 #   bench/exec_scan_mem.sh [GO_BINARY]
 # GO_BINARY: a Go program using crypto/tls (tests/tests/go_tls/main.go built with `go build`),
 # run as `GO_BINARY serve 127.0.0.1:18443 DIR/cert.pem DIR/key.pem`, DIR its directory (make

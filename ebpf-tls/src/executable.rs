@@ -61,11 +61,9 @@ mod tests {
     }
 
     #[test]
-    fn node_carries_openssl_linked_in() {
-        // Debian's nodejs links OpenSSL statically and exports its functions (a test
-        // dependency: missing, the test fails).
+    fn an_executable_with_openssl_linked_in_is_found() {
         assert_eq!(
-            classify(Path::new("/usr/bin/node")),
+            classify(&crate::test_executables::static_openssl()),
             Some(TlsLibraryKind::StaticOpenSsl { boring: false })
         );
     }

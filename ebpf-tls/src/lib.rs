@@ -16,6 +16,8 @@ pub mod go;
 mod go_dwarf;
 pub mod libraries;
 pub mod probes;
+#[cfg(test)]
+mod test_executables;
 pub mod wire;
 
 pub use error::TlsProbeError;

@@ -654,12 +654,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn node_s_openssl_probes_all_have_an_offset() {
-        // Debian's nodejs links OpenSSL 3 in (a test dependency): the four calls and their
-        // `_ex` forms, each probe's symbol at the same offset as its pair's.
+    fn linked_in_openssl_probes_all_have_an_offset() {
+        // The four calls and their `_ex` forms, each probe's symbol at the same offset as
+        // its pair's.
+        let exe = crate::test_executables::static_openssl();
         let lib = MappedLibrary {
-            path: "/usr/bin/node".into(),
-            reach: "/usr/bin/node".into(),
+            path: exe.display().to_string(),
+            reach: exe,
             file: FileId { dev: 0, inode: 0 },
             kind: TlsLibraryKind::StaticOpenSsl { boring: false },
         };
@@ -670,7 +671,7 @@ mod tests {
             assert_eq!(pair[0], pair[1]);
         }
         let gone = MappedLibrary {
-            reach: "/nonexistent/node".into(),
+            reach: "/nonexistent/client".into(),
             ..lib
         };
         assert!(symbol_offsets(&gone, &symbols).is_err());
