@@ -221,14 +221,7 @@ pub fn decode<'b>(src: &[u8], buf: &'b mut Vec<u8>) -> Result<&'b [u8], HuffmanE
                 avail += 32;
                 rest = tail;
             } else {
-                while avail <= 56 {
-                    let Some((&b, tail)) = rest.split_first() else {
-                        break;
-                    };
-                    window = window << 8 | u64::from(b);
-                    avail += 8;
-                    rest = tail;
-                }
+                top_up(&mut window, &mut avail, &mut rest);
             }
         }
         let walk_from = if avail >= MULTI_BITS {
@@ -265,14 +258,7 @@ pub fn decode<'b>(src: &[u8], buf: &'b mut Vec<u8>) -> Result<&'b [u8], HuffmanE
             PEEK as usize + 1
         };
         // A long code (rare in header text): top the window up so it holds any code.
-        while avail <= 56 {
-            let Some((&b, tail)) = rest.split_first() else {
-                break;
-            };
-            window = window << 8 | u64::from(b);
-            avail += 8;
-            rest = tail;
-        }
+        top_up(&mut window, &mut avail, &mut rest);
         let mut len = walk_from;
         while len as u32 <= avail {
             let code = (window >> (avail - len as u32)) as u32 & ((1u32 << len) - 1);
@@ -330,6 +316,20 @@ pub fn decode_reference(src: &[u8], out: &mut Vec<u8>) -> Result<(), HuffmanErro
         return Err(HuffmanError::BadPadding { bits: len as u8 });
     }
     Ok(())
+}
+
+/// Moves input bytes into `window` one at a time until it holds more than 56 bits (any code
+/// fits: the longest is 30) or the input ends.
+#[inline(always)]
+fn top_up(window: &mut u64, avail: &mut u32, rest: &mut &[u8]) {
+    while *avail <= 56 {
+        let Some((&b, tail)) = rest.split_first() else {
+            break;
+        };
+        *window = *window << 8 | u64::from(b);
+        *avail += 8;
+        *rest = tail;
+    }
 }
 
 #[cfg(test)]
