@@ -16,7 +16,7 @@ use memchr::memmem::Finder;
 use object::{
     elf::{self, FileHeader32, FileHeader64},
     read::{
-        elf::{FileHeader, SectionHeader, SectionTable},
+        elf::{FileHeader, SectionHeader, SectionTable, Sym},
         ReadCache,
     },
     Endianness, ReadRef,
@@ -143,7 +143,7 @@ impl<'data, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'data>> Table<'_, '
         out: &mut SymbolScan,
     ) -> Result<(), ElfSymbolError> {
         let e = self.endian;
-        let entry = if Elf::is_type_64_sized() { 24 } else { 16 };
+        let entry = std::mem::size_of::<Elf::Sym>();
         let (sym_at, sym_size) = symtab
             .file_range(e)
             .ok_or(ElfSymbolError::Malformed("symbol table without file bytes"))?;
@@ -162,20 +162,23 @@ impl<'data, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'data>> Table<'_, '
         }
         // gABI "Symbol Table": entry 0 is the null symbol.
         let mut buf = vec![0u8; CHUNK - CHUNK % entry];
-        let (mut index, little) = (1u64, object::Endian::is_little_endian(e));
+        let mut index = 1u64;
         while index < count {
             let n = ((count - index) as usize).min(buf.len() / entry);
             let bytes = &mut buf[..n * entry];
             read_exact_at(self.file, bytes, sym_at + index * entry as u64)?;
-            for raw in bytes.chunks_exact(entry) {
-                let sym = Sym::parse(raw, little, entry == 24);
+            let syms = object::pod::slice_from_all_bytes::<Elf::Sym>(bytes)
+                .map_err(|_| ElfSymbolError::Malformed("symbol table entries"))?;
+            for sym in syms {
+                let name = sym.st_name(e);
                 // Every wanted name at this offset (a name wanted twice is there twice).
-                let first = names.partition_point(|&(o, _)| o < sym.name);
-                for &(_, which) in names[first..].iter().take_while(|&&(o, _)| o == sym.name) {
-                    if out.found[which][slot].is_none() && sym.is_definition() {
+                let first = names.partition_point(|&(o, _)| o < name);
+                for &(_, which) in names[first..].iter().take_while(|&&(o, _)| o == name) {
+                    if out.found[which][slot].is_none() && is_definition(sym, e) {
+                        let value = sym.st_value(e).into();
                         out.found[which][slot] = Some(Definition {
-                            value: sym.value,
-                            file_offset: self.file_offset(&sym),
+                            value,
+                            file_offset: self.file_offset(value, sym.st_shndx(e)),
                         });
                     }
                 }
@@ -186,16 +189,16 @@ impl<'data, Elf: FileHeader<Endian = Endianness>, R: ReadRef<'data>> Table<'_, '
     }
 
     /// See [`file_offset`].
-    fn file_offset(&self, sym: &Sym) -> Option<u64> {
+    fn file_offset(&self, value: u64, shndx: u16) -> Option<u64> {
         if !self.translate {
-            return Some(sym.value);
+            return Some(value);
         }
         let section = self
             .sections
-            .section(object::SectionIndex(usize::from(sym.shndx)))
+            .section(object::SectionIndex(usize::from(shndx)))
             .ok()?;
         let (offset, _) = section.file_range(self.endian)?;
-        file_offset(sym.value, section.sh_addr(self.endian).into(), offset)
+        file_offset(value, section.sh_addr(self.endian).into(), offset)
     }
 }
 
@@ -206,72 +209,19 @@ pub fn file_offset(value: u64, sh_addr: u64, sh_offset: u64) -> Option<u64> {
     value.checked_sub(sh_addr)?.checked_add(sh_offset)
 }
 
-/// The fields of one symbol table entry this module uses (gABI "Symbol Table": `Elf64_Sym`
-/// is name, info, other, shndx, value, size; `Elf32_Sym` is name, value, size, info, other,
-/// shndx).
-struct Sym {
-    name: u32,
-    info: u8,
-    shndx: u16,
-    value: u64,
-}
-
-impl Sym {
-    fn parse(raw: &[u8], little: bool, is_64: bool) -> Self {
-        let u16_at = |i: usize| {
-            let b = [raw[i], raw[i + 1]];
-            if little {
-                u16::from_le_bytes(b)
-            } else {
-                u16::from_be_bytes(b)
-            }
-        };
-        let u32_at = |i: usize| {
-            let b: [u8; 4] = raw[i..i + 4].try_into().unwrap_or_default();
-            if little {
-                u32::from_le_bytes(b)
-            } else {
-                u32::from_be_bytes(b)
-            }
-        };
-        let u64_at = |i: usize| {
-            let b: [u8; 8] = raw[i..i + 8].try_into().unwrap_or_default();
-            if little {
-                u64::from_le_bytes(b)
-            } else {
-                u64::from_be_bytes(b)
-            }
-        };
-        if is_64 {
-            Self {
-                name: u32_at(0),
-                info: raw[4],
-                shndx: u16_at(6),
-                value: u64_at(8),
-            }
-        } else {
-            Self {
-                name: u32_at(0),
-                value: u64::from(u32_at(4)),
-                info: raw[12],
-                shndx: u16_at(14),
-            }
-        }
+/// Defined here, as object's `Symbol::is_definition` says (what the executable scan has
+/// always used): in a section (gABI "Sections": not `SHN_UNDEF` nor a reserved index,
+/// `SHN_XINDEX` aside), and a function, an object or untyped. (object's own check also reads
+/// the name, to leave out `$` mapping symbols; no wanted name starts with `$`.)
+fn is_definition<S: Sym<Endian = Endianness>>(sym: &S, endian: Endianness) -> bool {
+    let shndx = sym.st_shndx(endian);
+    if shndx == elf::SHN_UNDEF || (shndx >= elf::SHN_LORESERVE && shndx != elf::SHN_XINDEX) {
+        return false;
     }
-
-    /// Defined here, as object's `Symbol::is_definition` says (what the executable scan has
-    /// always used): in a section (gABI "Sections": not `SHN_UNDEF` nor a reserved index,
-    /// `SHN_XINDEX` aside), and a function, an object or untyped.
-    fn is_definition(&self) -> bool {
-        let shndx = self.shndx;
-        if shndx == elf::SHN_UNDEF || (shndx >= elf::SHN_LORESERVE && shndx != elf::SHN_XINDEX) {
-            return false;
-        }
-        matches!(
-            self.info & 0xf,
-            elf::STT_FUNC | elf::STT_OBJECT | elf::STT_NOTYPE
-        )
-    }
+    matches!(
+        sym.st_type(),
+        elf::STT_FUNC | elf::STT_OBJECT | elf::STT_NOTYPE
+    )
 }
 
 /// Streams the string table at `(offset, size)` and returns, sorted, each offset at which one
