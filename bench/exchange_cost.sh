@@ -10,6 +10,13 @@
 #   bench/record_http1.sh /tmp/h1cost/h1.pcap 10 20000 1024   # once: nginx + h2load --h1
 #   bench/exchange_cost.sh /tmp/h1cost/h1.pcap
 #   BIN=path bench/exchange_cost.sh PCAP   # measures that test binary (e.g. one built from main)
+#   CACHE_SIM=1 bench/exchange_cost.sh PCAP   # also D1 and LL read/write misses per exchange
+#   MAX_FLOWS=64 bench/exchange_cost.sh PCAP  # the store's ring size (default Hubble's 4,095)
+#   PREFETCH=touch|off bench/exchange_cost.sh PCAP   # the store's eviction prefetch (default on):
+#       callgrind ignores prefetch instructions, so `touch` (loads instead) shows the misses it covers
+# CACHE_SIM simulates a 32 KiB 8-way L1d and, as "LL", a 512 KiB 8-way cache: this machine's
+# per-core L2 (AMD EPYC, 1 MiB over 2 vCPUs). callgrind models two levels only; the L2 is the one
+# a few-MiB working set overflows (the 32 MiB L3 holds it), so its misses are the ones that cost.
 # Needs valgrind. Not run in CI. Steps overlap (a step's line includes the calls it makes, e.g.
 # engine decode includes span building); "total" is everything inside the measured function.
 set -euo pipefail
@@ -24,24 +31,37 @@ work="$(mktemp -d /tmp/exchange_cost.XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 # Dumps before the measured function and before `Pipeline::finish`, which follows it: part 2
 # of 3 is the measured feed alone (setup and warm-up before, the wrap-up after).
-EXCHANGE_COST_PCAP="$pcap" valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+cache=()
+[ "${CACHE_SIM:-0}" = 1 ] && cache=(--cache-sim=yes --D1=32768,8,64 --LL=524288,8,64)
+EXCHANGE_COST_PCAP="$pcap" EXCHANGE_COST_MAX_FLOWS="${MAX_FLOWS:-4095}" \
+    EXCHANGE_COST_PREFETCH="${PREFETCH:-prefetch}" \
+    valgrind --tool=callgrind "${cache[@]}" --callgrind-out-file="$work/cg.out" \
     --dump-before="*exchange_cost_measured*" --dump-before="*Pipeline<W>::finish" \
     "$bin" --ignored --exact agent::exchange_cost::exchange_cost --nocapture \
     >"$work/log" 2>&1 || { cat "$work/log" >&2; exit 1; }
 n="$(sed -n 's/.*exchange_cost: frames [0-9]* exchanges \([0-9]*\).*/\1/p' "$work/log")"
+grep -o 'max_flows .*' "$work/log" | sed 's/ ns_per_exchange.*//'  # (time under valgrind: meaningless)
 part="$work/cg.out.2"
 [ -f "$part" ] || { echo "exchange_cost.sh: no dump before Pipeline::finish" >&2; exit 1; }
 callgrind_annotate --inclusive=yes --threshold=100 "$part" >"$work/incl.txt" 2>/dev/null
 python3 - "$work/incl.txt" "$part" "$n" <<'PY'
 import re, sys
 incl, out, n = open(sys.argv[1]).read(), sys.argv[2], int(sys.argv[3])
+# One row per symbol: a count per event (Ir alone, or with CACHE_SIM=1 Ir Dr Dw I1mr D1mr D1mw
+# ILmr DLmr DLmw), each "N (P%)", "0" or "." for none.
+events = re.search(r"^events: (.*)$", open(out).read(), re.M).group(1).split()
+cell = r"(?:([\d,]+)(?:\s+\(\s*[\d.]+%\))?|\.)\s+"
 rows = []
 for line in incl.splitlines():
-    m = re.match(r"\s*([\d,]+)\s+\(\s*[\d.]+%\)\s+(\S.*)$", line)
+    m = re.match(r"\s*" + cell * len(events) + r"(\S.*)$", line)
     if m:
-        rows.append((int(m.group(1).replace(",", "")), m.group(2)))
-total = int(re.search(r"^summary: (\d+)", open(out).read(), re.M).group(1))
-# (label, pattern on the symbol): the first match's inclusive cost (symbols appear once).
+        vals = [int(v.replace(",", "")) if v else 0 for v in m.groups()[:-1]]
+        rows.append((vals, m.group(len(events) + 1)))
+totals = [int(v) for v in re.search(r"^summary: (.*)$", open(out).read(), re.M).group(1).split()]
+total = totals[0]
+# Misses shown (CACHE_SIM=1): L1 data read/write misses and "LL" (the simulated L2) ones.
+shown = [e for e in ("D1mr", "D1mw", "DLmr", "DLmw") if e in events]
+# (label, pattern on the symbol): the largest match's inclusive cost.
 steps = [
     ("engine: handle_frame (decode, records, spans)", r"Engine::handle_frame\b"),
     ("  tcp reassembly + HTTP/1 decoder", r"TcpReassembler::push\b"),
@@ -60,20 +80,25 @@ steps = [
     ("  metrics: observe_span", r"Metrics::observe_span\b"),
     ("drop of a Span", r"drop_in_place<flows::record::Span>"),
     ("drop of a Flow", r"drop_in_place<flows::record::Flow>"),
+    ("store: eviction prefetch (api/store/prefetch.rs)", r"store::prefetch::evictions\b"),
     ("clock_gettime", r"clock_gettime"),
     ("malloc+free+realloc", r"^(\S*:)?(malloc|free|realloc|calloc)$"),
     ("memmove/memcpy", r"mem(move|cpy)"),
 ]
-print(f"exchanges measured: {n}; Ir per exchange (inclusive; lines overlap)")
-print(f"{'total':<48} {total / n:>8.0f}")
+print(f"exchanges measured: {n}; per exchange (inclusive; lines overlap)")
+print(f"{'':<48} {'Ir':>8}" + "".join(f" {e:>7}" for e in shown))
+def line(label, vals):
+    misses = "".join(f" {vals[events.index(e)] / n:>7.2f}" for e in shown)
+    print(f"{label:<48} {vals[0] / n:>8.0f}{misses}")
+line("total", totals)
 for label, pat in steps:
-    cost = 0
-    hits = [c for c, s in rows if re.search(pat, s.split(" [")[0])]
+    hits = [v for v, s in rows if re.search(pat, s.split(" [")[0])]
     if label.startswith("malloc") or label.startswith("memmove") or label.startswith("clock"):
-        cost = sum(hits)
-    elif hits:
-        cost = hits[0]
-    print(f"{label:<48} {cost / n:>8.0f}")
+        vals = [sum(col) for col in zip(*hits)] if hits else [0] * len(events)
+    else:
+        # The symbol's own entry: the largest (inlined copies are listed apart, by file).
+        vals = max(hits, key=lambda v: v[0]) if hits else [0] * len(events)
+    line(label, vals)
 # Calls to the allocator, from the call records (names are compressed: "(id) name" once).
 names, cur, calls = {}, None, {}
 for line in open(out):

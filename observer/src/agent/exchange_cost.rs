@@ -11,6 +11,13 @@
 //! recorded veth). Packets from the server port are
 //! egress (with the accepting socket's cookie, as TC egress records carry it), the rest
 //! ingress: what the agent on the server's veth sees.
+//!
+//! `$EXCHANGE_COST_MAX_FLOWS` sets the store's ring size (default Hubble's 4,095): comparing a
+//! small ring with the default one shows which steps' cache misses grow with the ring.
+//! `$EXCHANGE_COST_PREFETCH` (`prefetch`, the default and the agent's; `touch`; `off`) sets
+//! what the store's eviction prefetch does (api/store/prefetch.rs): `touch` loads the lines
+//! instead, so that callgrind, which ignores prefetch instructions, counts their misses there.
+//! The measured feed's wall-clock time is printed too (for native runs).
 
 use std::{collections::HashSet, hint::black_box, net::SocketAddr, sync::Arc};
 
@@ -23,7 +30,10 @@ use flows::packet::LinkType;
 
 use super::pipeline::{Output, Pipeline};
 use crate::{
-    api::{store::DEFAULT_MAX_FLOWS, FlowStore},
+    api::{
+        store::{PrefetchMode, DEFAULT_MAX_FLOWS, PREFETCH_MODE},
+        FlowStore,
+    },
     export::{metrics::Metrics, ExportConfig, ExportHandles},
 };
 
@@ -202,7 +212,20 @@ fn exchange_cost_measured(p: &mut Pipeline<std::io::Sink>, frames: &[Captured], 
 fn exchange_cost() {
     let frames = frames();
     let metrics = Arc::new(Metrics::new(&ExportConfig::default()));
-    let store = Arc::new(FlowStore::new(DEFAULT_MAX_FLOWS, "bench-node"));
+    let max_flows = std::env::var("EXCHANGE_COST_MAX_FLOWS")
+        .ok()
+        .map_or(DEFAULT_MAX_FLOWS, |v| {
+            v.parse().expect("EXCHANGE_COST_MAX_FLOWS is a number")
+        });
+    let store = Arc::new(FlowStore::new(max_flows, "bench-node"));
+    let prefetch = std::env::var("EXCHANGE_COST_PREFETCH").unwrap_or_default();
+    let mode = match prefetch.as_str() {
+        "" | "prefetch" => PrefetchMode::Prefetch,
+        "touch" => PrefetchMode::Touch,
+        "off" => PrefetchMode::Off,
+        other => panic!("EXCHANGE_COST_PREFETCH is prefetch, touch or off, not {other}"),
+    };
+    PREFETCH_MODE.store(mode as u8, std::sync::atomic::Ordering::Relaxed);
     let mut owners = OwnerCache::new(OwnerCacheOptions {
         proc_fallback: false,
         ..OwnerCacheOptions::default()
@@ -227,13 +250,17 @@ fn exchange_cost() {
     let warm = frames.len() / 4;
     let mut t = 0;
     exchange_cost_warm(&mut p, &frames[..warm], &mut t);
+    let started = std::time::Instant::now();
     exchange_cost_measured(&mut p, &frames[warm..], &mut t);
+    let elapsed = started.elapsed();
     p.finish().expect("sink");
     let exchanges = frames[warm..].iter().filter(|f| f.request).count();
-    assert!(store.num_flows() == DEFAULT_MAX_FLOWS, "the ring is full");
+    assert!(store.num_flows() == max_flows, "the ring is full");
     assert!(metrics.encode().contains("flowscope_requests_total"));
     println!(
-        "exchange_cost: frames {} exchanges {exchanges}",
-        frames.len() - warm
+        "exchange_cost: frames {} exchanges {exchanges} max_flows {max_flows} prefetch {mode:?} \
+         ns_per_exchange {:.0}",
+        frames.len() - warm,
+        elapsed.as_nanos() as f64 / exchanges as f64
     );
 }

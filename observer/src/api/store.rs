@@ -23,6 +23,10 @@ use super::proto::{
     flowscope::FlowExtension,
 };
 
+mod prefetch;
+#[cfg(test)]
+pub(crate) use prefetch::{Mode as PrefetchMode, MODE as PREFETCH_MODE};
+
 /// Default ring capacity: Hubble's default (`hubble-event-buffer-capacity` 4095). At ~0.5 KiB
 /// per stored engine flow that is ~2 MiB.
 pub const DEFAULT_MAX_FLOWS: usize = 4_095;
@@ -303,6 +307,8 @@ impl FlowStore {
         let uuid = ring.ids.next();
         ring.next_seq += 1;
         let mut evicted = if ring.flows.len() >= self.max_flows {
+            // The next flows to go were stored `max_flows` flows ago: start fetching them.
+            prefetch::evictions(&ring.flows);
             ring.flows.pop_front()
         } else {
             None
@@ -622,6 +628,57 @@ mod tests {
         let now: Vec<_> = store.snapshot().iter().map(|f| f.seq).collect();
         assert_eq!(now, [3, 4]);
         assert_ne!(fourth.uuid, third.uuid);
+    }
+
+    /// Evicting from a full ring fetches the next flows' memory ahead (api/store/prefetch.rs)
+    /// and changes nothing else: here with loads instead of prefetches (the harness's `touch`
+    /// mode), so an address outside the flows' memory would fault. HTTP flows with heap header
+    /// values, an empty and a grown header buffer, TCP health, HTTP/2 and wire flows.
+    #[test]
+    fn eviction_prefetch_keeps_the_ring_as_it_was() {
+        use flows::record::{Http2Info, HttpHeader, L7Record, TcpHealth};
+        PREFETCH_MODE.store(PrefetchMode::Touch as u8, Ordering::Relaxed);
+        let flow = |i: u64| {
+            let mut f = crate::api::convert::tests::http_request();
+            f.time_ns = i;
+            if let Some(L7Record::Http(h)) = f.l7.as_mut().map(|l| &mut l.record) {
+                match i % 4 {
+                    0 => h.headers = Vec::new(),
+                    1 => h.headers.extend((0..9).map(|n| HttpHeader {
+                        key: "date".into(),
+                        value: format!("Mon, 30 Nov 2026 22:18:{n:02} GMT plus more").into(),
+                    })),
+                    2 => h.http2 = Some(Box::new(Http2Info::default())),
+                    _ => f.tcp_health = Some(Box::new(TcpHealth::default())),
+                }
+            }
+            f
+        };
+        let small = FlowStore::new(prefetch::AHEAD + 2, "n");
+        let mut expected = Vec::new();
+        for i in 0..40 {
+            if i % 5 == 4 {
+                small.push(flow_at(i as i64));
+                expected.push(i * 1_000_000_000);
+            } else {
+                small.push_record(&flow(i));
+                expected.push(i);
+            }
+        }
+        let kept: Vec<_> = small
+            .snapshot()
+            .iter()
+            .map(|f| (f.seq, f.time_ns))
+            .collect();
+        let want: Vec<_> = (35..40).map(|i| (i + 1, expected[i as usize])).collect();
+        assert_eq!(kept[1..], want[..], "the newest flows, in order");
+        // The newest engine flow reads back as the same flow in a store that never evicted.
+        let last = small.snapshot()[4].clone();
+        let mut fresh = FlowStore::new(1, "n")
+            .push_record(&flow(38))
+            .to_wire("n", true);
+        fresh.flow.uuid = last.uuid.to_string();
+        assert_eq!(last.to_wire("n", true), fresh);
     }
 
     #[test]
