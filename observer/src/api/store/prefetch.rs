@@ -29,7 +29,9 @@ use super::{FlowBody, StoredFlow};
 pub(super) const AHEAD: usize = 4;
 
 /// Fetches, for the flows `flows[1..=AHEAD]` (`flows[0]` is evicted by this insert), the level
-/// of each that is due: see the module's comment.
+/// of each that is due: see the module's comment. Not inlined: a step of its own in profiles
+/// (`bench/exchange_cost.sh`), for a call per insert.
+#[inline(never)]
 pub(super) fn evictions(flows: &VecDeque<Arc<StoredFlow>>) {
     if let Some(f) = flows.get(AHEAD) {
         // The `Arc`'s block: its two counts precede the value (`ArcInner`'s layout).
@@ -99,16 +101,25 @@ fn block(p: *const u8, len: usize) {
 const LINE: usize = 64;
 
 /// Fetches the cache line of `p` into every cache level.
-#[cfg(all(target_arch = "x86_64", not(test)))]
+#[cfg(not(test))]
+#[inline]
 fn line(p: *const u8) {
+    prefetch(p);
+}
+
+/// The hint itself: PREFETCHT0 on x86_64.
+#[cfg(target_arch = "x86_64")]
+#[inline]
+fn prefetch(p: *const u8) {
     // SAFETY: PREFETCHT0 only hints the cache: it never faults, whatever the address (valid,
     // dangling or null), and writes no memory; SSE, which it needs, is in x86_64's baseline.
     unsafe { core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(p.cast()) }
 }
 
-/// No prefetch instruction is used off x86_64: the hint is only worth it where it was measured.
-#[cfg(all(not(target_arch = "x86_64"), not(test)))]
-fn line(_: *const u8) {}
+/// No prefetch off x86_64: the hint is only worth its instructions where it was measured.
+#[cfg(not(target_arch = "x86_64"))]
+#[inline]
+fn prefetch(_: *const u8) {}
 
 #[cfg(test)]
 pub(crate) use measure::{line, Mode, MODE};
@@ -136,20 +147,21 @@ mod measure {
     /// The [`Mode`] in force.
     pub(crate) static MODE: AtomicU8 = AtomicU8::new(Mode::Prefetch as u8);
 
-    #[inline(never)]
+    /// The agent's prefetch inline (so the harness counts its instructions), plus one load and
+    /// compare of the mode per line.
+    #[inline]
     pub(crate) fn line(p: *const u8) {
-        match MODE.load(Ordering::Relaxed) {
-            0 => {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: as in the agent's build: a prefetch never faults and writes nothing.
-                unsafe {
-                    core::arch::x86_64::_mm_prefetch::<{ core::arch::x86_64::_MM_HINT_T0 }>(
-                        p.cast(),
-                    )
-                }
-            }
-            1 => touch(p),
-            _ => {}
+        if MODE.load(Ordering::Relaxed) == Mode::Prefetch as u8 {
+            super::prefetch(p);
+        } else {
+            other(p);
+        }
+    }
+
+    #[inline(never)]
+    fn other(p: *const u8) {
+        if MODE.load(Ordering::Relaxed) == Mode::Touch as u8 {
+            touch(p);
         }
     }
 
