@@ -838,6 +838,25 @@ impl Attributes {
         self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
+    /// A copy (with [`Attributes::new`]'s room) in which `network.peer.address` and
+    /// `network.peer.port`, where set, hold `address` and `port`: the same exchange's
+    /// attributes as its other end sees them (see `engine::counterpart_of`), in one pass
+    /// instead of building them again.
+    pub(crate) fn with_peer(&self, address: AttributeValue, port: AttributeValue) -> Self {
+        let mut out = Vec::with_capacity(self.0.len().max(16));
+        let (mut address, mut port) = (Some(address), Some(port));
+        for (k, v) in &self.0 {
+            let v = match &**k {
+                attr::NETWORK_PEER_ADDRESS => address.take(),
+                attr::NETWORK_PEER_PORT => port.take(),
+                _ => None,
+            }
+            .unwrap_or_else(|| v.clone());
+            out.push((k.clone(), v));
+        }
+        Self(out)
+    }
+
     /// `(key, value)` pairs in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
         self.0.iter().map(|(k, v)| (k.as_ref(), v))

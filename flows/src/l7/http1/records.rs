@@ -66,6 +66,14 @@ pub fn response_flow(
     )
 }
 
+/// True when [`span`]'s status differs by its kind for this response, so the other end's span
+/// cannot be a patched copy: a 4xx is an error for the client only (HTTP semconv); with no
+/// response, or any other code, both ends see the same status.
+pub fn status_by_kind(resp: Option<&ResponseHead>) -> bool {
+    resp.and_then(|r| r.status)
+        .is_some_and(|c| (400..500).contains(&c))
+}
+
 /// The end of an exchange whose span [`span`] builds when the owners are not known: the one
 /// the request's capture direction points at ([`crate::roles::end_by_capture`]).
 pub fn captured_end(req: &RequestHead) -> SpanKind {

@@ -165,6 +165,27 @@ fn end_error(end: StreamEnd) -> Option<(String, String)> {
     }
 }
 
+/// True when [`span`]'s status for `st` differs by its kind, so the other end's span cannot be
+/// a patched copy: gRPC codes that only clients count as errors (RPC semconv), and, outside
+/// gRPC, a 4xx (an error for the client only, HTTP semconv).
+pub fn status_by_kind(st: &H2Stream) -> bool {
+    match &st.grpc {
+        Some(g) => g
+            .status
+            .is_some_and(|c| grpc::is_error(c, true) != grpc::is_error(c, false)),
+        None => st
+            .response
+            .as_ref()
+            .and_then(|r| r.status)
+            .is_some_and(|c| (400..500).contains(&c)),
+    }
+}
+
+/// The server end of `st`'s span (after any role swap): the CLIENT span's peer.
+pub fn span_server(p: &Peers, st: &H2Stream) -> crate::key::Endpoint {
+    p.swapped_if(st.roles_swapped).server
+}
+
 /// True when [`span`] makes a span for `st` (its request was seen).
 pub fn has_span(st: &H2Stream) -> bool {
     st.request.is_some()
