@@ -1044,8 +1044,8 @@ fn counterpart_of(span: &Span, server: Endpoint) -> Span {
     } else {
         (None, None)
     };
-    let address = address
-        .unwrap_or_else(|| AttributeValue::String(crate::record::ip_string(server.addr)));
+    let address =
+        address.unwrap_or_else(|| AttributeValue::String(crate::record::ip_string(server.addr)));
     let port = port.unwrap_or(AttributeValue::Int(i64::from(server.port)));
     Span {
         trace_id: span.trace_id,
