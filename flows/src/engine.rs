@@ -995,12 +995,12 @@ fn push_span(
         // Every test build checks the patched copy against the builder, on every span.
         #[cfg(debug_assertions)]
         if let Twin::Patch { server } = twin {
-            let patched = counterpart_of(&span, server);
+            let patched = counterpart_of(&mut span, server);
             debug_assert_eq!(patched, make(end.other()), "counterpart patch differs");
         }
         if config.span_both_ends {
             let mut other = match twin {
-                Twin::Patch { server } => counterpart_of(&span, server),
+                Twin::Patch { server } => counterpart_of(&mut span, server),
                 Twin::Build => make(end.other()),
             };
             other.span_id = ids.span_id();
@@ -1030,12 +1030,13 @@ enum Twin {
 /// The span of the same exchange as its other end sees it, made from `span` (a builder's,
 /// whose status does not depend on its kind): the other kind, and `network.peer.*` naming the
 /// other side (OTel semconv: the peer of a SERVER span is the client, of a CLIENT span the
-/// server's socket, which `server.address` may not be when a Host/:authority names it). About a
-/// third of building it again: no address text, no header lookups, no status work.
-fn counterpart_of(span: &Span, server: Endpoint) -> Span {
+/// server's socket, which `server.address` may not be when a Host/:authority names it). The
+/// attribute list is shared with `span`'s (see [`crate::record::Attributes`]): no attribute is
+/// built or copied, nor, for a SERVER counterpart, any address text.
+fn counterpart_of(span: &mut Span, server: Endpoint) -> Span {
     use crate::record::{attr, AttributeValue};
     let kind = span.kind.other();
-    let a = &span.attributes;
+    let a = &mut span.attributes;
     let (address, port) = if kind == SpanKind::Server {
         (
             a.get(attr::CLIENT_ADDRESS).cloned(),
@@ -1057,7 +1058,7 @@ fn counterpart_of(span: &Span, server: Endpoint) -> Span {
         start_time_ns: span.start_time_ns,
         end_time_ns: span.end_time_ns,
         status: span.status.clone(),
-        attributes: a.with_peer(address, port),
+        attributes: a.share_with_peer(address, port),
         socket_cookie: span.socket_cookie,
         ifindex: span.ifindex,
         process: span.process.clone(),

@@ -810,13 +810,14 @@ impl From<i64> for AttributeValue {
 /// and building a map of owned strings per span was a third of the engine's time.
 ///
 /// The vector is shared (`Arc`) between an exchange's two spans: the counterpart built for
-/// the other end ([`Attributes::with_peer`]) differs only in `network.peer.*`, kept beside the
-/// shared list as `peer`. Copying the list element by element cost as much as building it
-/// again (~45 instructions per attribute); sharing it costs a reference count. Any change
-/// (`insert`, `push_new`) first gives the span a list of its own with `peer` folded in.
+/// the other end ([`Attributes::share_with_peer`]) differs only in `network.peer.*`, kept
+/// beside the shared list as `peer`. Copying the list element by element cost as much as
+/// building it again (~45 instructions per attribute); sharing it costs a reference count. A
+/// span without a counterpart keeps its list unshared (no `Arc` allocated). Any change
+/// (`insert`) first gives the span a list of its own with `peer` folded in.
 #[derive(Clone, Default)]
 pub struct Attributes {
-    list: Arc<Vec<(Cow<'static, str>, AttributeValue)>>,
+    list: List,
     /// `(index, value)` pairs overriding `list`'s values at those indices (the two
     /// `network.peer.*` ones of a counterpart).
     peer: Option<[(usize, AttributeValue); 2]>,
@@ -824,27 +825,53 @@ pub struct Attributes {
 
 type AttributeList = Vec<(Cow<'static, str>, AttributeValue)>;
 
+/// A span's attribute list: its own, or shared with its counterpart.
+#[derive(Clone)]
+enum List {
+    Own(AttributeList),
+    Shared(Arc<AttributeList>),
+}
+
+impl Default for List {
+    fn default() -> Self {
+        Self::Own(Vec::new())
+    }
+}
+
+impl List {
+    fn as_slice(&self) -> &[(Cow<'static, str>, AttributeValue)] {
+        match self {
+            Self::Own(list) => list,
+            Self::Shared(list) => list,
+        }
+    }
+}
+
 impl Attributes {
     /// No attributes.
     pub fn new() -> Self {
         Self {
-            list: Arc::new(Vec::with_capacity(16)),
+            list: List::Own(Vec::with_capacity(16)),
             peer: None,
         }
     }
 
     /// The list to change: this span's own, with `peer` folded in.
     fn own(&mut self) -> &mut AttributeList {
-        if let Some(peer) = self.peer.take() {
-            let mut list: AttributeList = (*self.list).clone();
-            for (i, v) in peer {
+        if let List::Shared(shared) = &self.list {
+            let mut list = AttributeList::clone(shared);
+            for (i, v) in self.peer.take().into_iter().flatten() {
                 if let Some(slot) = list.get_mut(i) {
                     slot.1 = v;
                 }
             }
-            self.list = Arc::new(list);
+            self.list = List::Own(list);
         }
-        Arc::make_mut(&mut self.list)
+        match &mut self.list {
+            List::Own(list) => list,
+            // Not reached (made `Own` above); as `make_mut` it would still be right.
+            List::Shared(shared) => Arc::make_mut(shared),
+        }
     }
 
     /// Sets `key` to `value`, replacing an earlier value.
@@ -859,14 +886,15 @@ impl Attributes {
 
     /// The value of `key`.
     pub fn get(&self, key: &str) -> Option<&AttributeValue> {
-        let i = self.list.iter().position(|(k, _)| k == key)?;
+        let list = self.list.as_slice();
+        let i = list.iter().position(|(k, _)| k == key)?;
         let (a, va, b, vb) = self.overrides();
         Some(if i == a {
             va
         } else if i == b {
             vb
         } else {
-            &self.list[i].1
+            &list[i].1
         })
     }
 
@@ -882,11 +910,16 @@ impl Attributes {
 
     /// The same attributes with `network.peer.address` and `network.peer.port` holding
     /// `address` and `port`: the exchange's attributes as its other end sees them (see
-    /// `engine::counterpart_of`). Shares the list; only the two values are its own (a list
-    /// without both keys is copied instead).
-    pub(crate) fn with_peer(&self, address: AttributeValue, port: AttributeValue) -> Self {
+    /// `engine::counterpart_of`). Shares the list (moving `self`'s into an `Arc` the first
+    /// time); only the two values are the copy's own (a list without both keys, or one that
+    /// is itself a counterpart's, is copied instead).
+    pub(crate) fn share_with_peer(
+        &mut self,
+        address: AttributeValue,
+        port: AttributeValue,
+    ) -> Self {
         let mut at = [usize::MAX; 2];
-        for (i, (k, _)) in self.list.iter().enumerate() {
+        for (i, (k, _)) in self.list.as_slice().iter().enumerate() {
             if k == attr::NETWORK_PEER_ADDRESS {
                 at[0] = i;
             } else if k == attr::NETWORK_PEER_PORT {
@@ -909,8 +942,11 @@ impl Attributes {
             }
             return own;
         }
+        if let List::Own(list) = &mut self.list {
+            self.list = List::Shared(Arc::new(std::mem::take(list)));
+        }
         Self {
-            list: Arc::clone(&self.list),
+            list: self.list.clone(),
             peer: Some([(a, address), (p, port)]),
         }
     }
@@ -918,31 +954,35 @@ impl Attributes {
     /// `(key, value)` pairs in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
         let (a, va, b, vb) = self.overrides();
-        self.list.iter().enumerate().map(move |(i, (k, v))| {
-            let v = if i == a {
-                va
-            } else if i == b {
-                vb
-            } else {
-                v
-            };
-            (k.as_ref(), v)
-        })
+        self.list
+            .as_slice()
+            .iter()
+            .enumerate()
+            .map(move |(i, (k, v))| {
+                let v = if i == a {
+                    va
+                } else if i == b {
+                    vb
+                } else {
+                    v
+                };
+                (k.as_ref(), v)
+            })
     }
 
     /// Number of attributes.
     pub fn len(&self) -> usize {
-        self.list.len()
+        self.list.as_slice().len()
     }
 
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
-        self.list.is_empty()
+        self.list.as_slice().is_empty()
     }
 }
 
 /// A span's attributes as its builder sets them, before they become [`Attributes`]: a plain
-/// vector, so that each `push_new` is a push (no reference count checked per attribute).
+/// vector, so that each `push_new` is a push.
 pub(crate) struct NewAttributes(AttributeList);
 
 impl NewAttributes {
@@ -965,7 +1005,7 @@ impl NewAttributes {
 impl From<NewAttributes> for Attributes {
     fn from(a: NewAttributes) -> Self {
         Self {
-            list: Arc::new(a.0),
+            list: List::Own(a.0),
             peer: None,
         }
     }
@@ -1186,8 +1226,8 @@ mod tests {
         n.push_new(attr::NETWORK_PEER_ADDRESS, "10.0.0.1".into());
         n.push_new(attr::NETWORK_PEER_PORT, 80i64.into());
         n.push_new(attr::NETWORK_TRANSPORT, "tcp".into());
-        let first: Attributes = n.into();
-        let mut other = first.with_peer("10.0.0.2".into(), 5555i64.into());
+        let mut first: Attributes = n.into();
+        let mut other = first.share_with_peer("10.0.0.2".into(), 5555i64.into());
         let mut expected = first.clone();
         expected.insert(attr::NETWORK_PEER_ADDRESS, "10.0.0.2".into());
         expected.insert(attr::NETWORK_PEER_PORT, 5555i64.into());
@@ -1201,10 +1241,13 @@ mod tests {
         );
         assert_eq!(format!("{other:?}"), format!("{expected:?}"));
         // The other way back: the first span's peer again.
-        let back = other.with_peer("10.0.0.1".into(), 80i64.into());
+        let back = other.share_with_peer("10.0.0.1".into(), 80i64.into());
         assert_eq!(back, first);
         other.insert("x", AttributeValue::Bool(true));
-        assert_eq!(other.get(attr::NETWORK_PEER_ADDRESS), Some(&"10.0.0.2".into()));
+        assert_eq!(
+            other.get(attr::NETWORK_PEER_ADDRESS),
+            Some(&"10.0.0.2".into())
+        );
         assert_eq!(other.len(), 5);
         assert_eq!(first.len(), 4);
         assert!(first.get("x").is_none());
