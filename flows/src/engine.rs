@@ -987,12 +987,22 @@ fn push_span(
     config: &EngineConfig,
     ids: &mut IdGenerator,
     end: SpanKind,
+    twin: Twin,
     make: impl Fn(SpanKind) -> Span,
 ) {
     if config.spans {
         let mut span = make(end);
+        // Every test build checks the patched copy against the builder, on every span.
+        #[cfg(debug_assertions)]
+        if let Twin::Patch { server } = twin {
+            let patched = counterpart_of(&mut span, server);
+            debug_assert_eq!(patched, make(end.other()), "counterpart patch differs");
+        }
         if config.span_both_ends {
-            let mut other = make(end.other());
+            let mut other = match twin {
+                Twin::Patch { server } => counterpart_of(&mut span, server),
+                Twin::Build => make(end.other()),
+            };
             other.span_id = ids.span_id();
             span.counterpart = Some(Box::new(other));
         }
@@ -1001,6 +1011,59 @@ fn push_span(
         counters.records_dropped_queue_full += 1;
     } else {
         counters.records_emitted += 1;
+    }
+}
+
+/// How [`push_span`] makes the span of an exchange's other end.
+#[derive(Clone, Copy)]
+enum Twin {
+    /// Built again by the protocol's builder: its status depends on the span's kind (HTTP
+    /// semconv: a 4xx is an error for clients only; RPC semconv: servers fail only on the
+    /// server-fault gRPC codes).
+    Build,
+    /// A copy of the first span with the kind and the peer swapped ([`counterpart_of`]): the
+    /// status is the same from both ends. `server` is the exchange's server socket (after any
+    /// role swap), the CLIENT span's `network.peer.*`.
+    Patch { server: Endpoint },
+}
+
+/// The span of the same exchange as its other end sees it, made from `span` (a builder's,
+/// whose status does not depend on its kind): the other kind, and `network.peer.*` naming the
+/// other side (OTel semconv: the peer of a SERVER span is the client, of a CLIENT span the
+/// server's socket, which `server.address` may not be when a Host/:authority names it). The
+/// attribute list is shared with `span`'s (see [`crate::record::Attributes`]): no attribute is
+/// built or copied, nor, for a SERVER counterpart, any address text.
+fn counterpart_of(span: &mut Span, server: Endpoint) -> Span {
+    use crate::record::{attr, AttributeValue};
+    let kind = span.kind.other();
+    let a = &mut span.attributes;
+    let (address, port) = if kind == SpanKind::Server {
+        (
+            a.get(attr::CLIENT_ADDRESS).cloned(),
+            a.get(attr::CLIENT_PORT).cloned(),
+        )
+    } else {
+        (None, None)
+    };
+    let address =
+        address.unwrap_or_else(|| AttributeValue::String(crate::record::ip_string(server.addr)));
+    let port = port.unwrap_or(AttributeValue::Int(i64::from(server.port)));
+    Span {
+        trace_id: span.trace_id,
+        span_id: span.span_id,
+        parent_span_id: span.parent_span_id,
+        trace_state: span.trace_state.clone(),
+        name: span.name.clone(),
+        kind,
+        start_time_ns: span.start_time_ns,
+        end_time_ns: span.end_time_ns,
+        status: span.status.clone(),
+        attributes: a.share_with_peer(address, port),
+        socket_cookie: span.socket_cookie,
+        ifindex: span.ifindex,
+        process: span.process.clone(),
+        counterpart: None,
+        events: span.events.clone(),
     }
 }
 
@@ -1115,7 +1178,14 @@ fn drain_events(
                             push(queue, counters, config, Record::Flow(Box::new(flow)));
                         }
                         if let Some(end) = records::captured_end(&st) {
-                            push_span(queue, counters, config, ids, end, |kind| {
+                            let twin = if records::status_by_kind(&st) {
+                                Twin::Build
+                            } else {
+                                Twin::Patch {
+                                    server: records::span_server(&peers, &st),
+                                }
+                            };
+                            push_span(queue, counters, config, ids, end, twin, |kind| {
                                 records::span(&peers, &st, kind).expect("request seen")
                             });
                         }
@@ -1157,7 +1227,14 @@ fn http1_records(
             push(queue, counters, config, Record::Flow(Box::new(flow)));
             if let Some(req) = request {
                 let end = http1::records::captured_end(&req);
-                push_span(queue, counters, config, ids, end, |kind| {
+                let twin = if http1::records::status_by_kind(Some(&response)) {
+                    Twin::Build
+                } else {
+                    Twin::Patch {
+                        server: peers.server,
+                    }
+                };
+                push_span(queue, counters, config, ids, end, twin, |kind| {
                     http1::records::span(
                         &peers,
                         &req,
@@ -1177,7 +1254,10 @@ fn http1_records(
             // Placeholders for requests whose head was over the cap have no method.
             if !request.method.is_empty() {
                 let end = http1::records::captured_end(&request);
-                push_span(queue, counters, config, ids, end, |kind| {
+                let twin = Twin::Patch {
+                    server: peers.server,
+                };
+                push_span(queue, counters, config, ids, end, twin, |kind| {
                     let end_ns = at_ns.max(request.head_end.ts_ns);
                     http1::records::span(&peers, &request, request_body, None, end_ns, kind)
                 });

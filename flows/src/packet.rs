@@ -18,6 +18,7 @@ use etherparse::{LaxIpSlice, TcpSlice, UdpSlice};
 use serde::{Deserialize, Serialize};
 
 mod link;
+mod plain;
 pub mod tunnel;
 use link::{ETHERTYPE_IPV4, ETHERTYPE_IPV6};
 
@@ -602,6 +603,16 @@ pub fn ip_layer(
 /// Decodes an IP packet (no link header) into a borrowed [`Packet`], like [`decode`].
 #[inline]
 pub fn decode_ip(ip_bytes: &[u8], meta: CaptureMeta) -> Result<Packet<'_>, DecodeError> {
+    if let Some(packet) = plain::tcp_segment(ip_bytes, meta) {
+        debug_assert_eq!(decode_ip_general(ip_bytes, meta), Ok(packet));
+        return Ok(packet);
+    }
+    decode_ip_general(ip_bytes, meta)
+}
+
+/// [`decode_ip`] for every packet: IPv4 options, IPv6 extension headers, fragments, snapped
+/// and lax lengths, every transport (the fast path in `plain` takes plain TCP segments).
+fn decode_ip_general(ip_bytes: &[u8], meta: CaptureMeta) -> Result<Packet<'_>, DecodeError> {
     let (ip, ext_err) = LaxIpSlice::from_slice(ip_bytes).map_err(|e| match e {
         etherparse::err::ip::LaxHeaderSliceError::Len(l) => DecodeError::Truncated {
             layer: "ip",

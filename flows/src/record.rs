@@ -808,51 +808,225 @@ impl From<i64> for AttributeValue {
 ///
 /// A small vector rather than a map: a span has about fifteen attributes with static names,
 /// and building a map of owned strings per span was a third of the engine's time.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Attributes(Vec<(Cow<'static, str>, AttributeValue)>);
+///
+/// The vector is shared (`Arc`) between an exchange's two spans: the counterpart built for
+/// the other end ([`Attributes::share_with_peer`]) differs only in `network.peer.*`, kept
+/// beside the shared list as `peer`. Copying the list element by element cost as much as
+/// building it again (~45 instructions per attribute); sharing it costs a reference count. A
+/// span without a counterpart keeps its list unshared (no `Arc` allocated). Any change
+/// (`insert`) first gives the span a list of its own with `peer` folded in.
+#[derive(Clone, Default)]
+pub struct Attributes {
+    list: List,
+    /// `(index, value)` pairs overriding `list`'s values at those indices (the two
+    /// `network.peer.*` ones of a counterpart).
+    peer: Option<[(usize, AttributeValue); 2]>,
+}
+
+type AttributeList = Vec<(Cow<'static, str>, AttributeValue)>;
+
+/// A span's attribute list: its own, or shared with its counterpart.
+#[derive(Clone)]
+enum List {
+    Own(AttributeList),
+    Shared(Arc<AttributeList>),
+}
+
+impl Default for List {
+    fn default() -> Self {
+        Self::Own(Vec::new())
+    }
+}
+
+impl List {
+    fn as_slice(&self) -> &[(Cow<'static, str>, AttributeValue)] {
+        match self {
+            Self::Own(list) => list,
+            Self::Shared(list) => list,
+        }
+    }
+}
 
 impl Attributes {
     /// No attributes.
     pub fn new() -> Self {
+        Self {
+            list: List::Own(Vec::with_capacity(16)),
+            peer: None,
+        }
+    }
+
+    /// The list to change: this span's own, with `peer` folded in.
+    fn own(&mut self) -> &mut AttributeList {
+        if let List::Shared(shared) = &self.list {
+            let mut list = AttributeList::clone(shared);
+            for (i, v) in self.peer.take().into_iter().flatten() {
+                if let Some(slot) = list.get_mut(i) {
+                    slot.1 = v;
+                }
+            }
+            self.list = List::Own(list);
+        }
+        match &mut self.list {
+            List::Own(list) => list,
+            // Not reached (made `Own` above); as `make_mut` it would still be right.
+            List::Shared(shared) => Arc::make_mut(shared),
+        }
+    }
+
+    /// Sets `key` to `value`, replacing an earlier value.
+    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: AttributeValue) {
+        let key = key.into();
+        let list = self.own();
+        match list.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => list.push((key, value)),
+        }
+    }
+
+    /// The value of `key`.
+    pub fn get(&self, key: &str) -> Option<&AttributeValue> {
+        let list = self.list.as_slice();
+        let i = list.iter().position(|(k, _)| k == key)?;
+        let (a, va, b, vb) = self.overrides();
+        Some(if i == a {
+            va
+        } else if i == b {
+            vb
+        } else {
+            &list[i].1
+        })
+    }
+
+    /// `peer` as `(index, value, index, value)`; indices no attribute has when there is none
+    /// (so that `iter` compares two numbers per attribute, and nothing else).
+    fn overrides(&self) -> (usize, &AttributeValue, usize, &AttributeValue) {
+        static UNUSED: AttributeValue = AttributeValue::Bool(false);
+        match &self.peer {
+            Some([(a, va), (b, vb)]) => (*a, va, *b, vb),
+            None => (usize::MAX, &UNUSED, usize::MAX, &UNUSED),
+        }
+    }
+
+    /// The same attributes with `network.peer.address` and `network.peer.port` holding
+    /// `address` and `port`: the exchange's attributes as its other end sees them (see
+    /// `engine::counterpart_of`). Shares the list (moving `self`'s into an `Arc` the first
+    /// time); only the two values are the copy's own (a list without both keys, or one that
+    /// is itself a counterpart's, is copied instead).
+    pub(crate) fn share_with_peer(
+        &mut self,
+        address: AttributeValue,
+        port: AttributeValue,
+    ) -> Self {
+        let mut at = [usize::MAX; 2];
+        for (i, (k, _)) in self.list.as_slice().iter().enumerate() {
+            if k == attr::NETWORK_PEER_ADDRESS {
+                at[0] = i;
+            } else if k == attr::NETWORK_PEER_PORT {
+                at[1] = i;
+            }
+            if at[0] != usize::MAX && at[1] != usize::MAX {
+                break;
+            }
+        }
+        let [a, p] = at;
+        if a == usize::MAX || p == usize::MAX || self.peer.is_some() {
+            let mut own = self.clone();
+            let list = own.own();
+            for (k, v) in list.iter_mut() {
+                if k == attr::NETWORK_PEER_ADDRESS {
+                    *v = address.clone();
+                } else if k == attr::NETWORK_PEER_PORT {
+                    *v = port.clone();
+                }
+            }
+            return own;
+        }
+        if let List::Own(list) = &mut self.list {
+            self.list = List::Shared(Arc::new(std::mem::take(list)));
+        }
+        Self {
+            list: self.list.clone(),
+            peer: Some([(a, address), (p, port)]),
+        }
+    }
+
+    /// `(key, value)` pairs in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
+        let (a, va, b, vb) = self.overrides();
+        self.list
+            .as_slice()
+            .iter()
+            .enumerate()
+            .map(move |(i, (k, v))| {
+                let v = if i == a {
+                    va
+                } else if i == b {
+                    vb
+                } else {
+                    v
+                };
+                (k.as_ref(), v)
+            })
+    }
+
+    /// Number of attributes.
+    pub fn len(&self) -> usize {
+        self.list.as_slice().len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.list.as_slice().is_empty()
+    }
+}
+
+/// A span's attributes as its builder sets them, before they become [`Attributes`]: a plain
+/// vector, so that each `push_new` is a push.
+pub(crate) struct NewAttributes(AttributeList);
+
+impl NewAttributes {
+    /// No attributes, with room for a span's usual number.
+    pub(crate) fn new() -> Self {
         Self(Vec::with_capacity(16))
     }
 
     /// Appends `key`, which the caller knows is not set yet (the engine's span builders set
     /// each semantic-convention key once), without `insert`'s search for an earlier value.
     pub(crate) fn push_new(&mut self, key: &'static str, value: AttributeValue) {
-        debug_assert!(self.get(key).is_none(), "span attribute {key} set twice");
+        debug_assert!(
+            self.0.iter().all(|(k, _)| k != key),
+            "span attribute {key} set twice"
+        );
         self.0.push((Cow::Borrowed(key), value));
     }
+}
 
-    /// Sets `key` to `value`, replacing an earlier value.
-    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: AttributeValue) {
-        let key = key.into();
-        match self.0.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => self.0.push((key, value)),
+impl From<NewAttributes> for Attributes {
+    fn from(a: NewAttributes) -> Self {
+        Self {
+            list: List::Own(a.0),
+            peer: None,
         }
     }
+}
 
-    /// The value of `key`.
-    pub fn get(&self, key: &str) -> Option<&AttributeValue> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v)
-    }
-
-    /// `(key, value)` pairs in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
-        self.0.iter().map(|(k, v)| (k.as_ref(), v))
-    }
-
-    /// Number of attributes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+/// As the list it holds: `Attributes([(key, value), ...])`.
+impl fmt::Debug for Attributes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let pairs: Vec<_> = self.iter().collect();
+        f.debug_tuple("Attributes").field(&pairs).finish()
     }
 }
+
+/// Equal when the pairs are, in order (however each side holds them).
+impl PartialEq for Attributes {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Attributes {}
 
 impl std::ops::Index<&str> for Attributes {
     type Output = AttributeValue;
@@ -865,8 +1039,8 @@ impl std::ops::Index<&str> for Attributes {
 impl Serialize for Attributes {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.0.len()))?;
-        for (k, v) in &self.0 {
+        let mut map = s.serialize_map(Some(self.len()))?;
+        for (k, v) in self.iter() {
             map.serialize_entry(k, v)?;
         }
         map.end()
@@ -1042,6 +1216,43 @@ mod tests {
 
     use super::*;
 
+    /// A counterpart's attributes share the first span's list: they read, compare and
+    /// serialise as the list with the two peer values replaced, and changing either span's
+    /// never shows in the other's.
+    #[test]
+    fn counterpart_attributes_share_the_list_until_changed() {
+        let mut n = NewAttributes::new();
+        n.push_new(attr::URL_PATH, "/a".into());
+        n.push_new(attr::NETWORK_PEER_ADDRESS, "10.0.0.1".into());
+        n.push_new(attr::NETWORK_PEER_PORT, 80i64.into());
+        n.push_new(attr::NETWORK_TRANSPORT, "tcp".into());
+        let mut first: Attributes = n.into();
+        let mut other = first.share_with_peer("10.0.0.2".into(), 5555i64.into());
+        let mut expected = first.clone();
+        expected.insert(attr::NETWORK_PEER_ADDRESS, "10.0.0.2".into());
+        expected.insert(attr::NETWORK_PEER_PORT, 5555i64.into());
+        assert_eq!(other, expected);
+        assert_ne!(other, first);
+        assert_eq!(other.get(attr::NETWORK_PEER_PORT), Some(&5555i64.into()));
+        assert_eq!(first.get(attr::NETWORK_PEER_PORT), Some(&80i64.into()));
+        assert_eq!(
+            serde_json::to_string(&other).unwrap(),
+            serde_json::to_string(&expected).unwrap()
+        );
+        assert_eq!(format!("{other:?}"), format!("{expected:?}"));
+        // The other way back: the first span's peer again.
+        let back = other.share_with_peer("10.0.0.1".into(), 80i64.into());
+        assert_eq!(back, first);
+        other.insert("x", AttributeValue::Bool(true));
+        assert_eq!(
+            other.get(attr::NETWORK_PEER_ADDRESS),
+            Some(&"10.0.0.2".into())
+        );
+        assert_eq!(other.len(), 5);
+        assert_eq!(first.len(), 4);
+        assert!(first.get("x").is_none());
+    }
+
     #[test]
     fn ip_string_is_display() {
         for a in [
@@ -1065,12 +1276,12 @@ mod tests {
     #[test]
     fn push_new_appends_like_insert() {
         let mut a = Attributes::new();
-        let mut b = Attributes::new();
+        let mut b = NewAttributes::new();
         a.insert(attr::URL_PATH, "/".into());
         a.insert(attr::SERVER_PORT, 80.into());
         b.push_new(attr::URL_PATH, "/".into());
         b.push_new(attr::SERVER_PORT, 80.into());
-        assert_eq!(a, b);
+        assert_eq!(a, Attributes::from(b));
     }
 
     #[test]

@@ -9,8 +9,8 @@ use crate::l7::exchange::{
     http_flow, path_and_query, protocol_text, split_host_port, RequestHead, KNOWN_METHODS,
 };
 use crate::record::{
-    attr, ip_string, AttributeValue, Attributes, BodyError, CompactString, Flow, HttpHeader,
-    HttpInfo, Span, SpanKind, SpanStatus, StatusCode,
+    attr, ip_string, AttributeValue, BodyError, CompactString, Flow, HttpHeader, HttpInfo,
+    NewAttributes, Span, SpanKind, SpanStatus, StatusCode,
 };
 
 /// The flow of a request head, carrying its kept headers.
@@ -66,6 +66,14 @@ pub fn response_flow(
     )
 }
 
+/// True when [`span`]'s status differs by its kind for this response, so the other end's span
+/// cannot be a patched copy: a 4xx is an error for the client only (HTTP semconv); with no
+/// response, or any other code, both ends see the same status.
+pub fn status_by_kind(resp: Option<&ResponseHead>) -> bool {
+    resp.and_then(|r| r.status)
+        .is_some_and(|c| (400..500).contains(&c))
+}
+
 /// The end of an exchange whose span [`span`] builds when the owners are not known: the one
 /// the request's capture direction points at ([`crate::roles::end_by_capture`]).
 pub fn captured_end(req: &RequestHead) -> SpanKind {
@@ -84,7 +92,7 @@ pub fn span(
     kind: SpanKind,
 ) -> Span {
     let (client, server) = (p.client, p.server);
-    let mut a = Attributes::new();
+    let mut a = NewAttributes::new();
     let mut set = |k: &'static str, v: AttributeValue| a.push_new(k, v);
     let method_known = KNOWN_METHODS.contains(&&*req.method);
     set(
@@ -194,7 +202,7 @@ pub fn span(
         start_time_ns: req.start.ts_ns,
         end_time_ns: end_ns.max(req.start.ts_ns),
         status,
-        attributes: a,
+        attributes: a.into(),
         socket_cookie: req.start.meta.socket_cookie.or(p.socket_cookie),
         ifindex: req.start.meta.ifindex,
         process: None,

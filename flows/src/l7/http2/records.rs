@@ -16,8 +16,8 @@ use std::sync::Arc;
 
 use crate::l7::exchange::{http_flow, shared_concat, split_host_port, KNOWN_METHODS};
 use crate::record::{
-    attr, ip_string, AttributeValue, Attributes, CompactString, Flow, GrpcStatus, GrpcStatusSource,
-    Http2Info, HttpHeader, HttpInfo, Span, SpanKind, SpanStatus, StatusCode, StreamReset,
+    attr, ip_string, AttributeValue, CompactString, Flow, GrpcStatus, GrpcStatusSource, Http2Info,
+    HttpHeader, HttpInfo, NewAttributes, Span, SpanKind, SpanStatus, StatusCode, StreamReset,
 };
 
 /// Hubble's protocol string for HTTP/2 flows.
@@ -122,7 +122,7 @@ fn http2_info(st: &H2Stream) -> Http2Info {
 }
 
 /// Methods the HTTP semantic conventions name spans after; others become `HTTP`.
-fn error(a: &mut Attributes, kind: String, message: Option<String>) -> SpanStatus {
+fn error(a: &mut NewAttributes, kind: String, message: Option<String>) -> SpanStatus {
     a.push_new(attr::ERROR_TYPE, kind.into());
     SpanStatus {
         code: StatusCode::Error,
@@ -165,6 +165,27 @@ fn end_error(end: StreamEnd) -> Option<(String, String)> {
     }
 }
 
+/// True when [`span`]'s status for `st` differs by its kind, so the other end's span cannot be
+/// a patched copy: gRPC codes that only clients count as errors (RPC semconv), and, outside
+/// gRPC, a 4xx (an error for the client only, HTTP semconv).
+pub fn status_by_kind(st: &H2Stream) -> bool {
+    match &st.grpc {
+        Some(g) => g
+            .status
+            .is_some_and(|c| grpc::is_error(c, true) != grpc::is_error(c, false)),
+        None => st
+            .response
+            .as_ref()
+            .and_then(|r| r.status)
+            .is_some_and(|c| (400..500).contains(&c)),
+    }
+}
+
+/// The server end of `st`'s span (after any role swap): the CLIENT span's peer.
+pub fn span_server(p: &Peers, st: &H2Stream) -> crate::key::Endpoint {
+    p.swapped_if(st.roles_swapped).server
+}
+
 /// True when [`span`] makes a span for `st` (its request was seen).
 pub fn has_span(st: &H2Stream) -> bool {
     st.request.is_some()
@@ -185,7 +206,7 @@ pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
     let p = &p.swapped_if(st.roles_swapped);
     let req = st.request.as_deref()?;
     let server_side = kind == SpanKind::Server;
-    let mut a = Attributes::new();
+    let mut a = NewAttributes::new();
     let partial = st.partial
         || req.unknown_fields > 0
         || st.response.as_ref().is_some_and(|r| r.unknown_fields > 0);
@@ -364,7 +385,7 @@ pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
         start_time_ns: req.start.ts_ns,
         end_time_ns: st.end_ns.max(req.start.ts_ns),
         status,
-        attributes: a,
+        attributes: a.into(),
         socket_cookie: req.start.meta.socket_cookie.or(p.socket_cookie),
         ifindex: req.start.meta.ifindex,
         process: None,
