@@ -84,12 +84,22 @@ fn run(workers: usize) -> (Vec<Exchange>, BTreeSet<u64>) {
         "{:?}",
         agent.stderr()
     );
-    let names = threads(agent.pid());
+    // A spawned thread names itself when it first runs (std sets the name from inside the
+    // new thread), which may be after the agent logged its line: wait up to 5 s for it.
+    let expected = |i: usize| workers > 1 && i < workers;
+    let mut names = threads(agent.pid());
+    for _ in 0..50 {
+        if (0..workers.max(2)).all(|i| names.contains(&format!("engine-{i}")) == expected(i)) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        names = threads(agent.pid());
+    }
     for i in 0..workers.max(2) {
         let name = format!("engine-{i}");
         assert_eq!(
             names.contains(&name),
-            workers > 1 && i < workers,
+            expected(i),
             "{name} among {names:?}"
         );
     }
