@@ -97,11 +97,7 @@ fn run(workers: usize) -> (Vec<Exchange>, BTreeSet<u64>) {
     }
     for i in 0..workers.max(2) {
         let name = format!("engine-{i}");
-        assert_eq!(
-            names.contains(&name),
-            expected(i),
-            "{name} among {names:?}"
-        );
+        assert_eq!(names.contains(&name), expected(i), "{name} among {names:?}");
     }
     require_tool("curl");
     let mut ports = BTreeSet::new();
