@@ -11,7 +11,7 @@ use crate::key::Endpoint;
 use crate::l7::{L7Context, PacketCtx};
 use crate::packet::TcpFlags;
 use crate::record::{
-    text, BodyError, CompactString, Flow, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type,
+    BodyError, CompactString, Flow, FlowType, HttpHeader, HttpInfo, IpInfo, L7Record, L7Type,
     Layer4, Layer7, Text, TraceContext, Verdict,
 };
 use crate::trace::{InboundTraceParent, InvalidTraceParent, SpanId, TraceId, TraceState};
@@ -218,14 +218,11 @@ pub(crate) fn shared_concat(parts: &[&str]) -> Arc<str> {
     Arc::from(std::str::from_utf8(&buf[..len]).unwrap_or_default())
 }
 
-/// Header pairs as record headers, copied.
-pub fn headers_of(h: &[(String, String)]) -> Vec<HttpHeader> {
-    h.iter()
-        .map(|(k, v)| HttpHeader {
-            key: text(k),
-            value: v.as_str().into(),
-        })
-        .collect()
+/// Whether a response with status `code` makes the span of `server` (else client) side an
+/// error, per the OTel HTTP semantic conventions (span status): a 5xx for both, a 4xx for
+/// clients only. Also tells the engine when an exchange's two spans differ in status.
+pub fn http_status_is_error(code: u16, server: bool) -> bool {
+    code >= 500 || !server && code >= 400
 }
 
 /// The protocol string of a message whose request is unknown.
@@ -314,6 +311,14 @@ pub fn http_flow(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_status_errors_by_side() {
+        for (code, server, client) in [(200, false, false), (404, false, true), (503, true, true)] {
+            assert_eq!(http_status_is_error(code, true), server, "{code} server");
+            assert_eq!(http_status_is_error(code, false), client, "{code} client");
+        }
+    }
 
     #[test]
     fn shared_concat_joins_short_and_long() {

@@ -6,7 +6,8 @@
 use super::{BodySeen, ResponseHead};
 pub use crate::l7::exchange::Peers;
 use crate::l7::exchange::{
-    http_flow, path_and_query, protocol_text, split_host_port, RequestHead, KNOWN_METHODS,
+    http_flow, http_status_is_error, path_and_query, protocol_text, split_host_port, RequestHead,
+    KNOWN_METHODS,
 };
 use crate::record::{
     attr, ip_string, AttributeValue, BodyError, CompactString, Flow, HttpHeader, HttpInfo,
@@ -71,7 +72,7 @@ pub fn response_flow(
 /// response, or any other code, both ends see the same status.
 pub fn status_by_kind(resp: Option<&ResponseHead>) -> bool {
     resp.and_then(|r| r.status)
-        .is_some_and(|c| (400..500).contains(&c))
+        .is_some_and(|c| http_status_is_error(c, true) != http_status_is_error(c, false))
 }
 
 /// The end of an exchange whose span [`span`] builds when the owners are not known: the one
@@ -156,7 +157,7 @@ pub fn span(
             // HTTP semconv: 5xx is an error for servers; 4xx too for clients. A response
             // whose body was cut short or unreadable did not arrive whole: an error too.
             let code = r.status.unwrap_or(0);
-            let failed = code >= 500 || kind == SpanKind::Client && code >= 400;
+            let failed = http_status_is_error(code, kind == SpanKind::Server);
             let broken = r.body_error.filter(|e| is_incomplete(*e));
             if failed {
                 set(

@@ -14,7 +14,9 @@ use super::stream::{H2Request, H2Stream, StreamEnd};
 pub use crate::l7::exchange::Peers;
 use std::sync::Arc;
 
-use crate::l7::exchange::{http_flow, shared_concat, split_host_port, KNOWN_METHODS};
+use crate::l7::exchange::{
+    http_flow, http_status_is_error, shared_concat, split_host_port, KNOWN_METHODS,
+};
 use crate::record::{
     attr, ip_string, AttributeValue, CompactString, Flow, GrpcStatus, GrpcStatusSource, Http2Info,
     HttpHeader, HttpInfo, NewAttributes, Span, SpanKind, SpanStatus, StatusCode, StreamReset,
@@ -177,7 +179,7 @@ pub fn status_by_kind(st: &H2Stream) -> bool {
             .response
             .as_ref()
             .and_then(|r| r.status)
-            .is_some_and(|c| (400..500).contains(&c)),
+            .is_some_and(|c| http_status_is_error(c, true) != http_status_is_error(c, false)),
     }
 }
 
@@ -314,8 +316,8 @@ pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
             );
         }
         status = match (code, end_error(st.end)) {
-            // HTTP semconv: 5xx is an error for servers; 4xx too for clients.
-            (Some(c), _) if c >= 500 || !server_side && c >= 400 => {
+            // HTTP semconv (`http_status_is_error`).
+            (Some(c), _) if http_status_is_error(c, server_side) => {
                 error(&mut a, c.to_string(), None)
             }
             (Some(_), None) => SpanStatus {
