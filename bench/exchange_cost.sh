@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Instructions (and heap allocations) per HTTP/1.1 exchange of the agent's own per-record path,
+# Instructions (and heap allocations) per HTTP/1.1, h2c or gRPC exchange of the agent's own per-record path,
 # counted by callgrind (exact and repeatable on a busy machine, unlike CPU time), split by step:
 # engine decode (with span building), the agent's owner lookup, span owners and the span split
 # (flows::roles), metrics, the endpoint resolver, the flow store (insert and the flow it evicts).
@@ -9,9 +9,12 @@
 #
 #   bench/record_http1.sh /tmp/h1cost/h1.pcap 10 20000 1024   # once: nginx + h2load --h1
 #   bench/exchange_cost.sh /tmp/h1cost/h1.pcap
+#   MODE=h2c bench/record_http1.sh /tmp/h2agent/h2c.pcap 10 20000 1024   # or MODE=grpc: HTTP/2
+#   bench/exchange_cost.sh /tmp/h2agent/h2c.pcap   # exchanges = final responses the engine decodes
 #   BIN=path bench/exchange_cost.sh PCAP   # measures that test binary (e.g. one built from main)
 #   CACHE_SIM=1 bench/exchange_cost.sh PCAP   # also D1 and LL read/write misses per exchange
 #   MAX_FLOWS=64 bench/exchange_cost.sh PCAP  # the store's ring size (default Hubble's 4,095)
+#   KEEP=DIR bench/exchange_cost.sh PCAP   # keeps callgrind's output (DIR/cg.out.2: the measured part)
 #   PREFETCH=touch|off bench/exchange_cost.sh PCAP   # the store's eviction prefetch (default on):
 #       callgrind ignores prefetch instructions, so `touch` (loads instead) shows the misses it covers
 # CACHE_SIM simulates a 32 KiB 8-way L1d and, as "LL", a 512 KiB 8-way cache: this machine's
@@ -28,7 +31,12 @@ command -v valgrind >/dev/null || { echo "exchange_cost.sh: needs valgrind" >&2;
 . "$root/bench/test_bin.sh"
 bin="$(flowscope_test_bin)"
 work="$(mktemp -d /tmp/exchange_cost.XXXXXX)"
-trap 'rm -rf "$work"' EXIT
+if [ -n "${KEEP:-}" ]; then
+    mkdir -p "$KEEP"
+    trap 'cp "$work"/cg.out* "$KEEP"/; rm -rf "$work"' EXIT
+else
+    trap 'rm -rf "$work"' EXIT
+fi
 # Dumps before the measured function and before `Pipeline::finish`, which follows it: part 2
 # of 3 is the measured feed alone (setup and warm-up before, the wrap-up after).
 cache=()
@@ -64,11 +72,19 @@ shown = [e for e in ("D1mr", "D1mw", "DLmr", "DLmw") if e in events]
 # (label, pattern on the symbol): the largest match's inclusive cost.
 steps = [
     ("engine: handle_frame (decode, records, spans)", r"Engine::handle_frame\b"),
-    ("  tcp reassembly + HTTP/1 decoder", r"TcpReassembler::push\b"),
+    ("  tcp reassembly + L7 decoder (HTTP/1, HTTP/2)", r"TcpReassembler::push\b"),
     ("  http1 records (flows, spans)", r"http1_records\b"),
     ("    http1::records::span", r"http1::records::span\b"),
-    ("    http1::records::request_flow", r"records::request_flow\b"),
-    ("    http1::records::response_flow", r"records::response_flow\b"),
+    ("    http1::records::request_flow", r"http1::records::request_flow\b"),
+    ("    http1::records::response_flow", r"http1::records::response_flow\b"),
+    ("  http2 decoder (frames, HPACK, streams)", r"Http2Decoder as flows::l7::StreamDecoder>::on_event\b|Http2Decoder::feed\b"),
+    ("    hpack: Decoder::decode", r"hpack::Decoder::decode\b"),
+    ("    huffman::decode", r"huffman::decode\b"),
+    ("    FieldSummary::new", r"FieldSummary::new\b"),
+    ("  http2::records::span", r"http2::records::span\b"),
+    ("  http2::records::request_flow", r"http2::records::request_flow\b"),
+    ("  http2::records::response_flow", r"http2::records::response_flow\b"),
+    ("  engine::counterpart_of", r"engine::counterpart_of\b"),
     ("agent: owners_of", r"Pipeline<.*>::owners_of\b"),
     ("agent: emit_flow (all below)", r"Pipeline<.*>::emit_flow\b"),
     ("  metrics: observe_flow", r"Metrics::observe_flow\b"),

@@ -1,4 +1,4 @@
-//! Instruction-count harness for the agent's whole per-record path on HTTP/1: the real
+//! Instruction-count harness for the agent's whole per-record path on HTTP/1, h2c and gRPC: the real
 //! [`Pipeline`] (engine decode and span building, owner lookup, span owners, metrics, the
 //! endpoint resolver, the flow store and what it evicts) fed a real capture as the agent is in
 //! `bench/ab.sh` (`-o none`, metrics on, both ends local processes known from kernel socket
@@ -18,6 +18,12 @@
 //! what the store's eviction prefetch does (api/store/prefetch.rs): `touch` loads the lines
 //! instead, so that callgrind, which ignores prefetch instructions, counts their misses there.
 //! The measured feed's wall-clock time is printed too (for native runs).
+//!
+//! Exchanges are counted exactly: HTTP/1 requests by their first bytes (`GET `), HTTP/2 and
+//! gRPC ones (whose frames a packet may share, or a snapped packet cut) as the final
+//! responses (`h2_responses`) a second, plain engine fed the same frames in the same batches
+//! and ticks decodes in the measured part (counted before the measured feed, so callgrind
+//! does not see it).
 
 use std::{collections::HashSet, hint::black_box, net::SocketAddr, sync::Arc};
 
@@ -192,6 +198,50 @@ fn feed(p: &mut Pipeline<std::io::Sink>, frames: &[Captured], last_tick: &mut u6
     }
 }
 
+/// HTTP/2 exchanges (final responses) and gRPC calls the engine decodes in `frames[warm..]`
+/// after `frames[..warm]`: a plain engine with the agent's configuration, fed as [`feed`]
+/// feeds the pipeline (same batches, same ticks).
+fn h2_exchanges(frames: &[Captured], warm: usize) -> (u64, u64) {
+    use flows::{
+        engine::{Engine, EngineConfig},
+        packet::{CaptureMeta, Direction},
+    };
+    let mut e = Engine::new(EngineConfig {
+        spans: true,
+        span_both_ends: true,
+        ..EngineConfig::default()
+    });
+    let mut last_tick = 0;
+    let mut run = |e: &mut Engine, frames: &[Captured]| {
+        for batch in frames.chunks(BATCH) {
+            for f in batch {
+                let meta = CaptureMeta {
+                    ts_ns: f.hdr.ts_ns,
+                    ifindex: f.hdr.ifindex,
+                    direction: match f.hdr.direction {
+                        WireDirection::Ingress => Direction::Ingress,
+                        WireDirection::Egress => Direction::Egress,
+                    },
+                    orig_len: f.hdr.orig_len,
+                    socket_cookie: f.hdr.cookie(),
+                };
+                let _ = e.handle_frame(f.hdr.ts_ns, LinkType::Ethernet, &f.data, meta);
+            }
+            let now = batch.last().map_or(0, |f| f.hdr.ts_ns);
+            if now >= last_tick + 100_000_000 {
+                last_tick = now;
+                e.handle_timeout(now);
+            }
+            while e.poll_record().is_some() {}
+        }
+        let c = e.counters();
+        (c.h2_responses, c.grpc_calls)
+    };
+    let before = run(&mut e, &frames[..warm]);
+    let after = run(&mut e, &frames[warm..]);
+    (after.0 - before.0, after.1 - before.1)
+}
+
 /// The warm-up (owner caches, label caches, the store's ring filling): not measured. Its
 /// body differs from [`exchange_cost_measured`]'s, or the compiler could merge the two.
 #[inline(never)]
@@ -248,18 +298,20 @@ fn exchange_cost() {
     );
     // A quarter warms up: more than the store's ring of flows, so every measured flow evicts.
     let warm = frames.len() / 4;
+    let (h2, grpc) = h2_exchanges(&frames, warm);
     let mut t = 0;
     exchange_cost_warm(&mut p, &frames[..warm], &mut t);
     let started = std::time::Instant::now();
     exchange_cost_measured(&mut p, &frames[warm..], &mut t);
     let elapsed = started.elapsed();
     p.finish().expect("sink");
-    let exchanges = frames[warm..].iter().filter(|f| f.request).count();
+    let http1 = frames[warm..].iter().filter(|f| f.request).count() as u64;
+    let exchanges = http1 + h2;
     assert!(store.num_flows() == max_flows, "the ring is full");
     assert!(metrics.encode().contains("flowscope_requests_total"));
     println!(
         "exchange_cost: frames {} exchanges {exchanges} max_flows {max_flows} prefetch {mode:?} \
-         ns_per_exchange {:.0}",
+         http1 {http1} http2 {h2} grpc {grpc} ns_per_exchange {:.0}",
         frames.len() - warm,
         elapsed.as_nanos() as f64 / exchanges as f64
     );

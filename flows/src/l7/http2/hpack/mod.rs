@@ -158,6 +158,116 @@ pub struct Decoder {
     /// Where a Huffman string (§5.2) is decoded before it is copied inline or into its one
     /// allocation; kept between strings, given back when a long one made it large.
     scratch: Vec<u8>,
+    /// Short Huffman strings decoded lately, by their coded bytes (allocated at the first).
+    memo: Option<Box<HuffmanMemo>>,
+}
+
+/// Longest Huffman-coded string (§5.2) whose decoding [`HuffmanMemo`] keeps.
+const MEMO_CODED_LEN: usize = 24;
+
+/// Slots of [`HuffmanMemo`] (a power of two). 64 bytes each: 1 KiB per direction of a
+/// connection that sends Huffman literals.
+const MEMO_SLOTS: usize = 16;
+
+/// The last short Huffman strings decoded, by their coded bytes: servers send most response
+/// fields as the same literals in every response (nginx: `server`, `content-type`,
+/// `last-modified`, `etag`, `date` within a second, a gRPC `grpc-status: 0` trailer; §6.2
+/// literals, indexed or not, re-sent rather than referenced), and comparing a string's coded
+/// bytes with a few remembered ones is far cheaper than decoding them again. The same coded
+/// bytes always decode to the same text (§5.2, Appendix B), so a hit is exact; only strings
+/// that decoded without error and fit inline ([`INLINE_LEN`]) are kept, so the memo holds no
+/// shared allocation. Each string has two candidate slots (two hashes of its coded bytes)
+/// and replaces the less recently used one: a response's seven or eight literals then all
+/// stay (with one slot each, two strings sharing it would both miss every time).
+#[derive(Debug, Clone)]
+struct HuffmanMemo {
+    slots: [MemoSlot; MEMO_SLOTS],
+    /// Lookups so far: the slots' recency stamps.
+    clock: u32,
+}
+
+/// One [`HuffmanMemo`] entry: coded bytes (zero-padded) and what they decode to.
+#[derive(Debug, Clone)]
+struct MemoSlot {
+    /// Coded length; 0: empty (an empty string is never looked up).
+    coded_len: u8,
+    coded: [u8; MEMO_CODED_LEN],
+    /// [`HuffmanMemo::clock`] when last hit or filled.
+    used: u32,
+    decoded: FieldBytes,
+}
+
+impl HuffmanMemo {
+    fn new() -> Box<Self> {
+        Box::new(Self {
+            slots: std::array::from_fn(|_| MemoSlot {
+                coded_len: 0,
+                coded: [0; MEMO_CODED_LEN],
+                used: 0,
+                decoded: FieldBytes::Static(""),
+            }),
+            clock: 0,
+        })
+    }
+
+    /// The two candidate slots of `coded` (1..=[`MEMO_CODED_LEN`] bytes) and its
+    /// zero-padded bytes.
+    fn key(coded: &[u8]) -> ([usize; 2], [u8; MEMO_CODED_LEN]) {
+        let mut padded = [0; MEMO_CODED_LEN];
+        padded[..coded.len()].copy_from_slice(coded);
+        let word = |at: usize| {
+            let mut w = [0; 8];
+            w.copy_from_slice(&padded[at..at + 8]);
+            u64::from_le_bytes(w)
+        };
+        let mixed = (word(0) ^ word(8).rotate_left(21) ^ word(16).rotate_left(42))
+            .wrapping_add(coded.len() as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let bits = MEMO_SLOTS.trailing_zeros();
+        let a = (mixed >> (64 - bits)) as usize;
+        let b = (mixed >> (64 - 2 * bits)) as usize % MEMO_SLOTS;
+        ([a, if b == a { a ^ 1 } else { b }], padded)
+    }
+
+    /// What `coded` decoded to, when remembered.
+    fn get(
+        &mut self,
+        slots: [usize; 2],
+        coded_len: usize,
+        padded: &[u8; MEMO_CODED_LEN],
+    ) -> Option<FieldBytes> {
+        self.clock = self.clock.wrapping_add(1);
+        for i in slots {
+            let slot = &mut self.slots[i];
+            if usize::from(slot.coded_len) == coded_len && slot.coded == *padded {
+                slot.used = self.clock;
+                return Some(slot.decoded.clone());
+            }
+        }
+        None
+    }
+
+    /// Remembers `decoded` for `coded` in the less recently used of its slots.
+    fn put(
+        &mut self,
+        slots: [usize; 2],
+        coded_len: usize,
+        padded: [u8; MEMO_CODED_LEN],
+        decoded: &FieldBytes,
+    ) {
+        let age = |i: usize| self.clock.wrapping_sub(self.slots[i].used);
+        let i = if age(slots[1]) > age(slots[0]) {
+            slots[1]
+        } else {
+            slots[0]
+        };
+        self.slots[i] = MemoSlot {
+            coded_len: coded_len as u8,
+            coded: padded,
+            used: self.clock,
+            decoded: decoded.clone(),
+        };
+    }
 }
 
 /// Scratch capacity kept between field blocks; a longer Huffman string's is freed after it.
@@ -173,6 +283,7 @@ impl Decoder {
             table: DynamicTable::known(table_cap),
             limit: None,
             scratch: Vec::new(),
+            memo: None,
         }
     }
 
@@ -182,6 +293,7 @@ impl Decoder {
             table: DynamicTable::unknown(table_cap),
             limit: None,
             scratch: Vec::new(),
+            memo: None,
         }
     }
 
@@ -313,11 +425,11 @@ impl Decoder {
     ) -> Result<(Option<FieldBytes>, Option<FieldBytes>), HpackError> {
         let index = integer(block, pos, n)?;
         let name = if index == 0 {
-            string(block, pos, &mut self.scratch)?
+            string(block, pos, &mut self.scratch, &mut self.memo)?
         } else {
             self.indexed(index, stats)?.name
         };
-        let value = string(block, pos, &mut self.scratch)?;
+        let value = string(block, pos, &mut self.scratch, &mut self.memo)?;
         Ok((name, value))
     }
 }
@@ -349,12 +461,13 @@ fn integer(block: &[u8], pos: &mut usize, n: u8) -> Result<usize, HpackError> {
 }
 
 /// §5.2 string literal; `None` when longer than we keep (skipped, value unknown). A Huffman
-/// string is decoded into `scratch` first; either kind is then copied inline or into one
-/// allocation ([`FieldBytes`]).
+/// string is decoded into `scratch` first (unless `memo` has it); either kind is then copied
+/// inline or into one allocation ([`FieldBytes`]).
 fn string(
     block: &[u8],
     pos: &mut usize,
     scratch: &mut Vec<u8>,
+    memo: &mut Option<Box<HuffmanMemo>>,
 ) -> Result<Option<FieldBytes>, HpackError> {
     let at = *pos;
     let huffman = block.get(*pos).is_some_and(|b| b & 0x80 != 0);
@@ -369,6 +482,20 @@ fn string(
         return Ok(None);
     }
     if huffman {
+        if (1..=MEMO_CODED_LEN).contains(&raw.len()) {
+            let memo = memo.get_or_insert_with(HuffmanMemo::new);
+            let (slots, padded) = HuffmanMemo::key(raw);
+            if let Some(hit) = memo.get(slots, raw.len(), &padded) {
+                return Ok(Some(hit));
+            }
+            let text = huffman::decode(raw, scratch)
+                .map_err(|source| HpackError::Huffman { at, source })?;
+            let decoded = FieldBytes::from(text);
+            if matches!(decoded, FieldBytes::Inline { .. }) {
+                memo.put(slots, raw.len(), padded, &decoded);
+            }
+            return Ok(Some(decoded));
+        }
         let text =
             huffman::decode(raw, scratch).map_err(|source| HpackError::Huffman { at, source })?;
         Ok(Some(text.into()))
@@ -782,5 +909,64 @@ mod tests {
             .is_err());
         assert!(!d.table().fully_known());
         assert_eq!(d.table().get(62), Lookup::Unknown);
+    }
+
+    #[test]
+    fn huffman_memo_hits_decode_as_the_reference() {
+        // Coded strings of RFC 7541 Appendix C.4 and C.6, slots shared and not.
+        let coded: Vec<Vec<u8>> = [
+            "f1e3 c2e5 f23a 6ba0 ab90 f4ff",
+            "a8eb 1064 9cbf",
+            "25a8 49e9 5ba9 7d7f",
+            "25a8 49e9 5bb8 e8b4 bf",
+            "aec3 771a 4b",
+            "d07a be94 1054 d444 a820 0595 040b 8166 e082 a62d 1bff",
+            "9d29 ad17 1863 c78f 0b97 c8e9 ae82 ae43 d3",
+        ]
+        .iter()
+        .map(|h| hex(h))
+        .collect();
+        let reference = |c: &[u8]| {
+            let mut o = Vec::new();
+            huffman::decode_reference(c, &mut o).unwrap();
+            o
+        };
+        let mut d = Decoder::new(4096);
+        let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..2000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let (n, v) = (
+                &coded[(rng % 7) as usize],
+                &coded[((rng >> 8) % 7) as usize],
+            );
+            // §6.2.1 with a new name, both strings Huffman-coded (§5.2).
+            let mut block = vec![0x40, 0x80 | n.len() as u8];
+            block.extend_from_slice(n);
+            block.push(0x80 | v.len() as u8);
+            block.extend_from_slice(v);
+            let mut out = Vec::new();
+            d.decode(&block, usize::MAX, &mut out).unwrap();
+            assert_eq!(&*out[0].name.clone().unwrap(), &reference(n)[..]);
+            assert_eq!(&*out[0].value.clone().unwrap(), &reference(v)[..]);
+            let (entries, bytes) = table(&d);
+            assert_eq!(
+                entries[0].0.len() + entries[0].1.len(),
+                reference(n).len() + reference(v).len()
+            );
+            assert_eq!(
+                bytes,
+                entries
+                    .iter()
+                    .map(|(a, b)| a.len() + b.len() + 32)
+                    .sum::<usize>()
+            );
+        }
+        // A bad string is an error every time: errors are not remembered.
+        for _ in 0..2 {
+            let block = [0x00, 0x81, 0xf1, 0x84, 0xff, 0xff, 0xff, 0xff];
+            assert!(d.decode(&block, usize::MAX, &mut Vec::new()).is_err());
+        }
     }
 }
