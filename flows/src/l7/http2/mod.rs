@@ -23,8 +23,9 @@ pub mod grpc;
 pub mod hpack;
 pub mod records;
 pub mod stream;
+mod stream_table;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use compact_str::CompactString;
@@ -170,7 +171,7 @@ fn idx(dir: StreamDir) -> usize {
 #[derive(Debug)]
 pub struct Http2Decoder {
     halves: [Half; 2],
-    streams: BTreeMap<u32, Stream>,
+    streams: stream_table::StreamTable,
     closed: VecDeque<u32>,
     /// The highest id ever put in `closed`: a stream above it (every new stream, ids only
     /// grow, RFC 9113 §5.1.1) skips the search of `closed`.
@@ -219,7 +220,7 @@ impl Http2Decoder {
         Self {
             roles_known: true,
             halves,
-            streams: BTreeMap::new(),
+            streams: stream_table::StreamTable::new(),
             closed: VecDeque::new(),
             closed_max: 0,
             stream_bytes: 0,
@@ -243,7 +244,7 @@ impl Http2Decoder {
                 Half::new(Mode::Frames, hpack::Decoder::partial(cap)),
                 Half::new(Mode::Frames, hpack::Decoder::partial(cap)),
             ],
-            streams: BTreeMap::new(),
+            streams: stream_table::StreamTable::new(),
             closed: VecDeque::new(),
             closed_max: 0,
             stream_bytes: 0,
