@@ -289,7 +289,9 @@ fn exchange_cost() {
         store.clone(),
         Default::default(),
         owners,
-        flows::engine::L4Records::default(),
+        // The agent's default (control-only L3/L4 records, as in bench/ab.sh), not the engine's
+        // (every packet): each data segment would otherwise add an L3/L4 flow to every step.
+        crate::config::AgentConfig::default().l4_records.engine(),
         ExportHandles {
             metrics: Some(metrics.clone()),
             ..ExportHandles::default()
