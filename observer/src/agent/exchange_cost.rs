@@ -209,6 +209,7 @@ fn h2_exchanges(frames: &[Captured], warm: usize) -> (u64, u64) {
     let mut e = Engine::new(EngineConfig {
         spans: true,
         span_both_ends: true,
+        l4_records: crate::config::AgentConfig::default().l4_records.engine(),
         ..EngineConfig::default()
     });
     let mut last_tick = 0;
