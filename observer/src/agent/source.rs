@@ -586,7 +586,7 @@ async fn flatten<T>(h: JoinHandle<Result<T>>) -> Result<T> {
 
 /// The kernel wakes the reader once this much waits in the capture ring... A batch is the
 /// agent's longest stretch of work: at 10k HTTP/1 req/s, 128 KiB was ~170 exchanges, over a
-/// millisecond on a core the observed service shares; 64 KiB halved the added p99 at +0–13%
+/// millisecond on a core the observed service shares; 64 KiB halved the added p99 at +2–13%
 /// CPU per request, while 32 and 16 KiB cost +20–35% CPU for no further p99 gain (each batch
 /// starts on caches the service has just used; BENCHMARKS.md, "Ring wakeup batch size").
 const RING_WAKEUP_BYTES: u32 = 64 << 10;
