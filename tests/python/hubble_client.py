@@ -31,6 +31,7 @@ import http.client
 import importlib
 import json
 import os
+import signal
 import queue
 import random
 import socket
@@ -495,4 +496,7 @@ def main():
 
 
 if __name__ == "__main__":
+    # A test that ends with this client still running stops it with SIGTERM: exit through the
+    # `with` blocks, so the stubs' temporary directory is removed (the default action would not).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()

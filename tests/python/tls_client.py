@@ -15,6 +15,7 @@ and GetFlows (how many flows), each {"call": ..., ...} or {"call": ..., "error":
 
 import argparse
 import os
+import signal
 import sys
 import tempfile
 
@@ -106,4 +107,7 @@ def main():
 
 
 if __name__ == "__main__":
+    # A test that ends with this client still running stops it with SIGTERM: exit through the
+    # `with` blocks, so the stubs' temporary directory is removed (the default action would not).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     main()

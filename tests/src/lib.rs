@@ -341,9 +341,22 @@ impl Proc {
     }
 }
 
+/// How long a process left running at the end of a test gets to exit on SIGTERM (an agent
+/// detaches its programs, a Python client removes its generated stubs) before SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(3);
+
 impl Drop for Proc {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
+            // SAFETY: kill(2) on our own child, which has not been waited for yet.
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let deadline = Instant::now() + TERM_GRACE;
+            while Instant::now() < deadline {
+                if matches!(c.try_wait(), Ok(Some(_)) | Err(_)) {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(10));
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
