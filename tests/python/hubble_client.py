@@ -31,9 +31,9 @@ import http.client
 import importlib
 import json
 import os
-import signal
 import queue
 import random
+import signal
 import socket
 import struct
 import sys

@@ -460,6 +460,13 @@ impl<W: Write> Pipeline<W> {
             .clone()
     }
 
+    /// The engine's counters as of now (the exchange-cost harness counts the exchanges its
+    /// measured feed decoded with them).
+    #[cfg(test)]
+    pub fn engine_counters(&self) -> &flows::counters::Counters {
+        self.engine.counters()
+    }
+
     /// Handles one captured frame.
     pub fn on_frame(&mut self, hdr: &PacketHdr, data: &[u8]) -> std::io::Result<()> {
         let ts_ns = match self.clock {
