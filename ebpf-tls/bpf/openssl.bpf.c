@@ -114,6 +114,40 @@ struct {
 	__type(value, struct sock_info);
 } thread_sock SEC(".maps");
 
+/* Threads that have made an SSL call, one byte per thread id (modulo SSL_THREAD_SLOTS), set by
+ * enter() and never cleared. The socket tracepoints below fire on every send and receive of every
+ * process on the node; before this they paid two hash lookups (calls, thread_sock: a jhash each,
+ * and the LRU's bookkeeping) to learn that the thread was none of ours: with the tracepoint's
+ * dispatch, ~4% of nginx's own CPU time at saturation (BENCHMARKS.md, "Where the service's
+ * CPU goes under the agent"). An array lookup is inlined by the verifier: a few loads.
+ * A set byte only lets the thread through to those lookups, which decide as before, so a stale
+ * byte (the thread exited, its id reused) or two ids sharing a slot cost only the old path.
+ * Bytes, not bits: two CPUs marking threads of the same word could lose one's bit with a
+ * plain read-modify-write, and BPF atomic OR needs -mcpu=v3. */
+#define SSL_THREAD_SLOTS (1 << 18)
+#define SSL_THREAD_BLOCK 64
+struct ssl_thread_block {
+	__u8 marked[SSL_THREAD_BLOCK];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SSL_THREAD_SLOTS / SSL_THREAD_BLOCK);
+	__type(key, __u32);
+	__type(value, struct ssl_thread_block);
+} ssl_threads SEC(".maps");
+
+/* The byte of thread `tid` in ssl_threads (NULL only if the lookup fails, which it can't). */
+static __always_inline __u8 *ssl_thread_slot(__u32 tid)
+{
+	__u32 slot = tid & (SSL_THREAD_SLOTS - 1);
+	__u32 block = slot / SSL_THREAD_BLOCK;
+	struct ssl_thread_block *b = bpf_map_lookup_elem(&ssl_threads, &block);
+	if (!b)
+		return NULL;
+	return &b->marked[slot & (SSL_THREAD_BLOCK - 1)];
+}
+
 /* A record is built here, then copied to the ring at its real size. */
 struct record {
 	struct fst_event hdr;
@@ -143,6 +177,11 @@ static __always_inline __u64 ssl_key(__u64 ssl)
 static __always_inline int enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 kind)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	/* Marked before the entries below exist, so the socket tracepoints never skip a thread
+	 * that has them. */
+	__u8 *marked = ssl_thread_slot(tid);
+	if (marked && !*marked)
+		*marked = 1;
 	struct call c = {};
 	c.ssl = ssl;
 	c.buf = buf;
@@ -161,8 +200,12 @@ static __always_inline void submit(struct record *r, __u32 size)
 {
 	__u64 flags = 0;
 	if (cfg_wakeup_bytes) {
-		__u64 waiting = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		flags = waiting >= cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+		/* Once per cfg_wakeup_bytes written, as capture.bpf.c does: not on every record
+		 * while that many wait (a self-IPI each). */
+		__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+		flags = (unread + size) / cfg_wakeup_bytes != unread / cfg_wakeup_bytes ?
+				BPF_RB_FORCE_WAKEUP :
+				BPF_RB_NO_WAKEUP;
 	}
 	if (bpf_ringbuf_output(&events, r, size, flags) == 0)
 		count(FST_CNT_EVENTS);
@@ -308,8 +351,13 @@ int BPF_KRETPROBE(fst_read_ex_ret, int ret)
 static __always_inline int sock_io_wanted(struct call **c, struct sock_info **last)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	*c = bpf_map_lookup_elem(&calls, &tid);
+	*c = NULL;
 	*last = NULL;
+	/* Most threads on a node never make an SSL call: one inlined load decides for them. */
+	__u8 *marked = ssl_thread_slot(tid);
+	if (!marked || !*marked)
+		return 0;
+	*c = bpf_map_lookup_elem(&calls, &tid);
 	if (*c)
 		return 1;
 	*last = bpf_map_lookup_elem(&thread_sock, &tid);
