@@ -151,6 +151,12 @@ impl TlsShared {
         }
     }
 
+    /// Whether an exec'd process's delay is over at `now` (what [`Self::scan`] would read).
+    fn scan_due(&self, now: Instant) -> bool {
+        let q = self.execs.lock().unwrap_or_else(|e| e.into_inner());
+        q.front().is_some_and(|(_, at)| *at <= now)
+    }
+
     /// Scans the processes whose delay is over; the whole of /proc when `full`.
     fn scan(&self, full: bool) {
         let now = Instant::now();
@@ -312,6 +318,11 @@ pub async fn watch_tls(shared: SharedTls) {
         let full = last_full.elapsed() >= FULL_RESCAN;
         if full {
             last_full = Instant::now();
+        }
+        // Most ticks have nothing due: no hop to a blocking thread then (two thread wakeups
+        // ten times a second, on an otherwise idle agent).
+        if !full && !shared.scan_due(Instant::now()) {
+            continue;
         }
         let s = shared.clone();
         // /proc reads block: off the async threads.
