@@ -51,7 +51,7 @@ char LICENSE[] SEC("license") = "GPL";
  * tp_btf-only method asks for it. */
 const volatile __u8 cfg_syn_sent_owner = 1;
 
-/* 0: wake the reader on every record (lowest latency). N: wake it only once N bytes wait; the
+/* 0: wake the reader on every record (lowest latency). N: once per N unread bytes written; the
  * reader must then also poll on a timer. Each wakeup is an irq_work (a self-IPI, a VM exit under
  * virtualisation), which dominates the per-connection cost when the reader keeps up. */
 const volatile __u32 cfg_wakeup_bytes = 0;

@@ -89,9 +89,9 @@ pub struct AttributionOptions {
     pub cgroup: Option<PathBuf>,
     /// Where to mount cgroup2 when no cgroup2 filesystem is mounted.
     pub cgroup2_mount_fallback: PathBuf,
-    /// 0: the ring wakes its reader on every record. N > 0: only once N bytes wait (fewer
-    /// wakeups, much cheaper per connection); the reader must then also drain the ring on a
-    /// timer (e.g. every 10 ms), or events can wait there indefinitely.
+    /// 0: the ring wakes its reader on every record. N > 0: once per N bytes written and not
+    /// yet read (fewer wakeups, much cheaper per connection); the reader must then also drain
+    /// the ring on a timer (e.g. every 10 ms), or events can wait there indefinitely.
     pub wakeup_batch_bytes: u32,
 }
 

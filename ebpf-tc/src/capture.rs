@@ -75,8 +75,10 @@ pub struct LoadOptions {
     pub snaplen: u32,
     /// Bytes of the ring buffer; rounded up to a power of two of at least one page.
     pub ring_bytes: u32,
-    /// Wake the reader only when this many bytes wait in the ring; 0 wakes it for every
-    /// record it has not caught up with. A reader that sets it must also poll on a timer.
+    /// Wake the reader once per this many bytes written while it has not read them (when a
+    /// record takes the unread bytes past a multiple of it), not on every record after that:
+    /// each wakeup is a self-IPI on the sending CPU. 0 wakes it for every record it has not
+    /// caught up with. A reader that sets it must also poll on a timer.
     pub wakeup_bytes: u32,
 }
 

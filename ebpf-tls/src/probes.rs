@@ -127,8 +127,8 @@ impl SocketLink {
 pub struct TlsProbesOptions {
     /// Bytes of the event ring; rounded up to a power of two of at least one page.
     pub ring_bytes: u32,
-    /// 0: the ring wakes its reader on every record. N: only once N bytes wait (the reader
-    /// must also drain it on a timer).
+    /// 0: the ring wakes its reader on every record. N: once per N bytes written and not yet
+    /// read (the reader must also drain it on a timer).
     pub wakeup_batch_bytes: u32,
     /// Where /proc is (a container mounts the host's elsewhere).
     pub proc_root: PathBuf,

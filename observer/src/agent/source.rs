@@ -584,7 +584,9 @@ async fn flatten<T>(h: JoinHandle<Result<T>>) -> Result<T> {
     }
 }
 
-/// The kernel wakes the reader once this much waits in the capture ring... A batch is the
+/// The kernel wakes the reader each time this much more waits unread in the capture ring
+/// (once per multiple crossed, not per record: BENCHMARKS.md, "Where the service's CPU goes
+/// under the agent")... A batch is the
 /// agent's longest stretch of work: at 10k HTTP/1 req/s, 128 KiB was ~170 exchanges, over a
 /// millisecond on a core the observed service shares; 64 KiB halved the added p99 at +2–13%
 /// CPU per request, while 32 and 16 KiB cost +20–35% CPU for no further p99 gain (each batch
