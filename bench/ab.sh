@@ -62,10 +62,8 @@ esac
 bench_need nginx h2load ip "$fs"
 bench_netns
 
-# --- nginx: 1 worker, 1 KiB body (the published reference uses 1 KB payloads) ---
-mkdir -p "$work/www"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
-url="http://198.18.0.1/index.html"
+# --- nginx: 1 worker, 1 KiB body ---
+bench_page
 if [ "$proto" = grpc ]; then
     # gRPC messages: flag 0 (uncompressed), 4-byte big-endian length, protobuf field 1 (string).
     mkdir -p "$work/www/helloworld.Greeter"

@@ -50,6 +50,14 @@ bench_netns() {
     ip -n "$cli" link set "${tag}b" up
 }
 
+# bench_page: the 1 KiB page the benchmarks serve ($work/www/index.html; the published reference
+# uses 1 KB payloads), and its URL in $url.
+bench_page() {
+    mkdir -p "$work/www"
+    head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
+    url="http://198.18.0.1/index.html"
+}
+
 # bench_nginx CONNECTIONS [PREFIX...]: nginx, one worker, serving $work/www on 198.18.0.1:80,
 # run under PREFIX (e.g. `taskset -c 1`); returns when it accepts connections. The sourcing
 # script may set `nginx_listen_opts` (e.g. `http2`: HTTP/2 over cleartext TCP, for clients with

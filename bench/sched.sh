@@ -29,11 +29,9 @@ name=sched.sh tag="fssc$$"
 . "$root/bench/lib.sh"
 bench_need nginx h2load perf ip python3 "$fs"
 bench_netns
-mkdir -p "$work/www"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
+bench_page
 # shellcheck disable=SC2086
 bench_nginx 1024 $pin_srv
-url="http://198.18.0.1/index.html"
 
 steal() { awk '/^cpu / {print $9}' /proc/stat; }
 hz=$(getconf CLK_TCK)

@@ -24,10 +24,8 @@ name=service_cpu.sh tag="fssc$$"
 . "$root/bench/lib.sh"
 bench_need nginx h2load ip perf python3 "$bin_a" "$bin_b"
 bench_netns
-mkdir -p "$work/www"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
+bench_page
 bench_nginx 1024
-url="http://198.18.0.1/index.html"
 
 # run VARIANT BIN|"" RUN: one saturation run, profiled in its middle; appends a JSON line.
 run() {

@@ -28,10 +28,8 @@ bench_extra_cleanup() { echo "$stats_before" > /proc/sys/kernel/bpf_stats_enable
 bench_need nginx h2load ip bpftool python3 "$bin_a" "$bin_b"
 echo 1 > /proc/sys/kernel/bpf_stats_enabled
 bench_netns
-mkdir -p "$work/www"
-head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
+bench_page
 bench_nginx 1024
-url="http://198.18.0.1/index.html"
 
 # prog_stats PID: "ingress_ns ingress_cnt egress_ns egress_cnt" of the agent's TC programs (the
 # programs whose ids its file descriptors hold: other agents on the machine load programs of the
