@@ -110,10 +110,12 @@ static __always_inline void submit(struct fsa_sock_event *e)
 		bpf_ringbuf_submit(e, 0);
 		return;
 	}
-	/* Reserved, so already counted in the unread bytes. Once per cfg_wakeup_bytes written,
-	 * as capture.bpf.c does: not on every record while that many wait (a self-IPI each). */
+	/* Reserved, so already counted in the unread bytes, by its footprint in the ring (its
+	 * 8-byte header, rounded up to 8). Once per cfg_wakeup_bytes written, as capture.bpf.c
+	 * does: not on every record while that many wait (a self-IPI each). */
+	__u64 footprint = (sizeof(*e) + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL;
 	__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-	__u64 before = unread >= sizeof(*e) ? unread - sizeof(*e) : 0;
+	__u64 before = unread >= footprint ? unread - footprint : 0;
 	bpf_ringbuf_submit(e, unread / cfg_wakeup_bytes != before / cfg_wakeup_bytes ?
 				      BPF_RB_FORCE_WAKEUP :
 				      BPF_RB_NO_WAKEUP);

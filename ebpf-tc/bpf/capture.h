@@ -51,7 +51,7 @@ struct fs_filter_cfg {
 			      * (and IP fragments after the first: they carry no ports) */
 	__u32 cidr_allow_on; /* keep only packets whose src or dst address is in `cidr4/6_allow` */
 	__u32 snaplen; /* payload bytes to keep after the L4 header (0 = default 512) */
-	/* Wake the reader only once this many bytes wait in the ring (0: on every record the
+	/* Wake the reader once per this many bytes written while unread (0: on every record the
 	 * reader has not caught up with, the kernel's default). The reader also polls on a timer,
 	 * so a quiet ring is still read; batching cuts wakeups, and the agent's CPU with them. */
 	__u32 wakeup_bytes;

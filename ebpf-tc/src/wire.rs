@@ -206,7 +206,8 @@ pub struct FilterCfg {
     pub cidr_allow_on: bool,
     /// Payload bytes kept after the L4 header.
     pub snaplen: u32,
-    /// Wake the reader only once this many bytes wait in the ring (0: the kernel's default).
+    /// Wake the reader once per this many bytes written while unread (0: the kernel's
+    /// default: on every record it has not caught up with).
     pub wakeup_bytes: u32,
 }
 

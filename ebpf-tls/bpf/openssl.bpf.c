@@ -41,7 +41,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define AF_INET 2
 #define AF_INET6 10
 
-/* 0: wake the reader on every record. N: only once N bytes wait (the reader polls too). */
+/* 0: wake the reader on every record. N: once per N bytes written while unread (the reader
+ * polls too). */
 const volatile __u32 cfg_wakeup_bytes = 0;
 
 struct {
@@ -114,20 +115,25 @@ struct {
 	__type(value, struct sock_info);
 } thread_sock SEC(".maps");
 
-/* Threads that have made an SSL call, one byte per thread id (modulo SSL_THREAD_SLOTS), set by
- * enter() and never cleared. The socket tracepoints below fire on every send and receive of every
- * process on the node; before this they paid two hash lookups (calls, thread_sock: a jhash each,
- * and the LRU's bookkeeping) to learn that the thread was none of ours: with the tracepoint's
- * dispatch, ~4% of nginx's own CPU time at saturation (BENCHMARKS.md, "Where the service's
- * CPU goes under the agent"). An array lookup is inlined by the verifier: a few loads.
- * A set byte only lets the thread through to those lookups, which decide as before, so a stale
- * byte (the thread exited, its id reused) or two ids sharing a slot cost only the old path.
- * Bytes, not bits: two CPUs marking threads of the same word could lose one's bit with a
- * plain read-modify-write, and BPF atomic OR needs -mcpu=v3. */
+/* How many threads with an entry in thread_sock map to each slot (thread id modulo
+ * SSL_THREAD_SLOTS): incremented when enter() creates a thread's entry, decremented when the
+ * thread exits and its entry is deleted (fst_thread_exit). The socket tracepoints below fire on
+ * every send and receive of every process on the node; before this they paid two hash lookups
+ * (calls, thread_sock: a jhash each, and the LRU's bookkeeping) to learn that the thread was
+ * none of ours: with the tracepoint's dispatch, ~2.4% of nginx's own CPU time at saturation
+ * (BENCHMARKS.md, "Where the service's CPU goes under the agent"). An array lookup is inlined by
+ * the verifier: a few loads. A nonzero slot only lets the thread through to those lookups,
+ * which decide as before. The count is never below the number of the slot's threads that have
+ * an entry (each decrement pairs with the deletion of an entry its increment was for; an entry
+ * the LRU evicts keeps its count, and a new one counts again): it can only err high, costing
+ * the old path, never skip a thread that has an entry or a call in flight. Counted rather than
+ * flagged so that slots free up as threads exit: a flag never cleared would, on a node that
+ * keeps starting TLS clients, end up set in every slot. Atomic adds (BPF_XADD) are in every
+ * BPF ISA version. */
 #define SSL_THREAD_SLOTS (1 << 18)
-#define SSL_THREAD_BLOCK 64
+#define SSL_THREAD_BLOCK 16
 struct ssl_thread_block {
-	__u8 marked[SSL_THREAD_BLOCK];
+	__u32 live[SSL_THREAD_BLOCK];
 };
 
 struct {
@@ -137,15 +143,16 @@ struct {
 	__type(value, struct ssl_thread_block);
 } ssl_threads SEC(".maps");
 
-/* The byte of thread `tid` in ssl_threads (NULL only if the lookup fails, which it can't). */
-static __always_inline __u8 *ssl_thread_slot(__u32 tid)
+/* The count of thread `tid`'s slot in ssl_threads (NULL only if the lookup fails, which it
+ * can't). */
+static __always_inline __u32 *ssl_thread_slot(__u32 tid)
 {
 	__u32 slot = tid & (SSL_THREAD_SLOTS - 1);
 	__u32 block = slot / SSL_THREAD_BLOCK;
 	struct ssl_thread_block *b = bpf_map_lookup_elem(&ssl_threads, &block);
 	if (!b)
 		return NULL;
-	return &b->marked[slot & (SSL_THREAD_BLOCK - 1)];
+	return &b->live[slot & (SSL_THREAD_BLOCK - 1)];
 }
 
 /* A record is built here, then copied to the ring at its real size. */
@@ -177,11 +184,14 @@ static __always_inline __u64 ssl_key(__u64 ssl)
 static __always_inline int enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 kind)
 {
 	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	/* Marked before the entries below exist, so the socket tracepoints never skip a thread
-	 * that has them. */
-	__u8 *marked = ssl_thread_slot(tid);
-	if (marked && !*marked)
-		*marked = 1;
+	/* The thread's entry (and its slot's count) first: the socket tracepoints let the thread
+	 * through from here on, before its call's entry below exists. */
+	struct sock_info none = {};
+	if (bpf_map_update_elem(&thread_sock, &tid, &none, BPF_NOEXIST) == 0) {
+		__u32 *live = ssl_thread_slot(tid);
+		if (live)
+			__sync_fetch_and_add(live, 1);
+	}
 	struct call c = {};
 	c.ssl = ssl;
 	c.buf = buf;
@@ -191,8 +201,6 @@ static __always_inline int enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 kind)
 	 * recursion we do not follow (the first call keeps its slot). */
 	if (bpf_map_update_elem(&calls, &tid, &c, BPF_NOEXIST) != 0)
 		count(FST_CNT_NESTED);
-	struct sock_info none = {};
-	bpf_map_update_elem(&thread_sock, &tid, &none, BPF_NOEXIST);
 	return 0;
 }
 
@@ -203,7 +211,8 @@ static __always_inline void submit(struct record *r, __u32 size)
 		/* Once per cfg_wakeup_bytes written, as capture.bpf.c does: not on every record
 		 * while that many wait (a self-IPI each). */
 		__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		flags = (unread + size) / cfg_wakeup_bytes != unread / cfg_wakeup_bytes ?
+		__u64 after = unread + ((size + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL);
+		flags = after / cfg_wakeup_bytes != unread / cfg_wakeup_bytes ?
 				BPF_RB_FORCE_WAKEUP :
 				BPF_RB_NO_WAKEUP;
 	}
@@ -354,8 +363,8 @@ static __always_inline int sock_io_wanted(struct call **c, struct sock_info **la
 	*c = NULL;
 	*last = NULL;
 	/* Most threads on a node never make an SSL call: one inlined load decides for them. */
-	__u8 *marked = ssl_thread_slot(tid);
-	if (!marked || !*marked)
+	__u32 *live = ssl_thread_slot(tid);
+	if (!live || !*live)
 		return 0;
 	*c = bpf_map_lookup_elem(&calls, &tid);
 	if (*c)
@@ -493,6 +502,21 @@ SEC("kprobe/tcp_recvmsg")
 int BPF_KPROBE(fst_tcp_recv_kp, struct sock *sk)
 {
 	on_sock_io_core(sk);
+	return 0;
+}
+
+/* A thread exits (sched_process_exit fires for each one): its entries go, and its slot's count
+ * with its thread_sock entry (see ssl_threads). */
+SEC("tracepoint/sched/sched_process_exit")
+int fst_thread_exit(void *ctx)
+{
+	__u32 tid = (__u32)bpf_get_current_pid_tgid();
+	__u32 *live = ssl_thread_slot(tid);
+	if (!live || !*live)
+		return 0;
+	bpf_map_delete_elem(&calls, &tid);
+	if (bpf_map_delete_elem(&thread_sock, &tid) == 0)
+		__sync_fetch_and_add(live, -1);
 	return 0;
 }
 

@@ -263,6 +263,19 @@ impl TlsProbes {
         if let Err(e) = &exec_hook {
             warn!("exec tracepoint unavailable ({e}); new TLS libraries are found by the periodic rescan only");
         }
+        // Frees an exiting thread's slot in the socket tracepoints' gate (openssl.bpf.c,
+        // `ssl_threads`). Without it the gate only fills up over time: every socket send and
+        // receive of a thread whose slot was ever used pays two hash lookups again.
+        if let Err(e) = (|| {
+            let p: &mut TracePoint =
+                program(&mut ebpf, "fst_thread_exit").map_err(|e| e.to_string())?;
+            p.load().map_err(|e| chain(&e))?;
+            p.attach("sched", "sched_process_exit")
+                .map_err(|e| chain(&e))?;
+            Ok::<_, String>(())
+        })() {
+            warn!("exit tracepoint unavailable ({e}); threads that made SSL calls keep their socket-tracepoint slots");
+        }
         Ok(Self {
             ebpf,
             opts: opts.clone(),
