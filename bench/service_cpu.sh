@@ -8,9 +8,14 @@
 #     kernel programs add on their path (each BPF program by name, with the ring wakeup's
 #     self-IPI inside it counted apart; the syscall-tracepoint entry/exit work that attached
 #     syscall tracepoints force on every syscall; the socket tracepoints' dispatch) and the rest.
-# A sample is charged to the first of these it finds on its stack, leaf first. Requests in the
-# recorded window are taken as the run's rate times the window. One run is one profile: read
-# the medians, and the spread, not a single run.
+# A sample is charged to the first of these it finds on its stack, leaf first, and weighs its
+# own period (cpu-clock: ns), so a throttled sample rate does not skew the times. h2load warms
+# up for 3 s, then measures for exactly the recorded window, so its rate is the window's (perf
+# itself costs a little of it, alike for every variant). The "(ring wakeup IPI)" part counts only
+# samples taken inside the IPI's sending; its interrupt's own handling lands in the program or
+# the rest, so it is a lower bound. On kernels where the TLS socket link is fentry (6.1), its
+# trampoline's dispatch lands in "rest". One run is one profile: read the medians, and the
+# spread, not a single run.
 #
 # Needs root, perf, nginx, h2load and two release builds. Not run in CI. Stops by itself.
 #   bench/service_cpu.sh A B [RUNS=3] [SECS=8] [CONNS=32]
@@ -30,17 +35,19 @@ bench_nginx 1024
 # run VARIANT BIN|"" RUN: one saturation run, profiled in its middle; appends a JSON line.
 run() {
     local variant="$1" bin="$2" n="$3"
-    [ -n "$bin" ] && bench_start_agent "$bin"
-    ip netns exec "$cli" h2load --h1 -c "$conns" -t 1 -D "$((secs + 6))" "$url" \
+    if [ -n "$bin" ]; then bench_start_agent "$bin"; fi
+    ip netns exec "$cli" h2load --h1 -c "$conns" -t 1 --warm-up-time 3 -D "$secs" "$url" \
         > "$work/h2load-$n-$variant.out" 2>&1 &
     local h=$!
     sleep 3
-    perf record -a -g -F 2999 -o "$work/perf-$n-$variant.data" -- sleep "$secs" >/dev/null 2>&1
+    perf record -a -g -F 2999 -o "$work/perf-$n-$variant.data" -- sleep "$secs" \
+        > "$work/perf-$n-$variant.log" 2>&1 \
+        || { echo "$name: perf record failed:" >&2; cat "$work/perf-$n-$variant.log" >&2; exit 1; }
     wait "$h" || { echo "$name: h2load failed" >&2; cat "$work/h2load-$n-$variant.out" >&2; exit 1; }
-    [ -n "$bin" ] && bench_stop_agent
+    if [ -n "$bin" ]; then bench_stop_agent; fi
     local rate
     rate=$(awk '/^finished in/ {print $4}' "$work/h2load-$n-$variant.out")
-    perf script -i "$work/perf-$n-$variant.data" -F comm,ip,sym 2>/dev/null \
+    perf script -i "$work/perf-$n-$variant.data" -F comm,period,ip,sym 2>/dev/null \
         | python3 "$work/split.py" "$variant" "$rate" "$secs" >> "$work/runs.jsonl"
     tail -n1 "$work/runs.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin); print(r["variant"], "req/s", r["rate"], "nginx us/req", round(r["per_req"]["nginx"]["total"],2), file=sys.stderr)'
 }
@@ -54,7 +61,8 @@ for line in sys.stdin:
         if cur: samples.append(cur)
         cur = None
     elif not line[0].isspace():
-        cur = (line.split()[0], [])
+        f = line.split()
+        cur = (f[0], [], int(f[-1]))  # comm ... period
     elif cur is not None:
         parts = line.split()
         cur[1].append(parts[1] if len(parts) > 1 else "?")
@@ -71,21 +79,22 @@ def bucket(stack):
         if s.startswith("call_trace_sock_"):
             return "socket tracepoint dispatch"
     return "rest"
-hz, total = 2999.0, len(samples)
+total = sum(p for _, _, p in samples)
 share = collections.Counter()
 per = {"nginx": collections.Counter(), "h2load": collections.Counter()}
-for comm, stack in samples:
+for comm, stack, period in samples:
     key = {"nginx": "nginx", "h2load": "h2load", "swapper": "idle"}.get(comm)
     if key is None and comm.startswith(("tokio", "flowscope", "fs-", "afpacket")):
         key = "agent"
-    share[key or "other"] += 1
+    share[key or "other"] += period
     if comm in per:
-        per[comm][bucket(stack)] += 1
+        per[comm][bucket(stack)] += period
 requests = rate * secs
+ns_to_us_per_req = 1e-3 / requests
 out = {"variant": variant, "rate": rate,
        "share": {k: v / total for k, v in share.items()},
-       "per_req": {c: dict({k: v / hz / requests * 1e6 for k, v in b.items()},
-                           total=sum(b.values()) / hz / requests * 1e6) for c, b in per.items()}}
+       "per_req": {c: dict({k: v * ns_to_us_per_req for k, v in b.items()},
+                           total=sum(b.values()) * ns_to_us_per_req) for c, b in per.items()}}
 print(json.dumps(out))
 EOF
 
