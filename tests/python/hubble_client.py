@@ -266,16 +266,26 @@ def cmd_slow_follow(args):
 
     threading.Thread(target=reader, daemon=True).start()
     drain_started = time.monotonic()
-    while True:
-        try:
-            resp = q.get(timeout=args.idle)
-        except queue.Empty:
-            break
-        if resp is None:
-            break
-        count(resp)
-    seen1 = server_status(observer)["seen_flows"]
+
+    def drain():
+        while True:
+            try:
+                resp = q.get(timeout=args.idle)
+            except queue.Empty:
+                return
+            if resp is None:
+                return
+            count(resp)
+
+    drain()
+    # The agent can still push a flow after the stream went idle (a connection's last record,
+    # released by a timeout): read the count, take what it already sent, then cancel and read
+    # the count again. Every flow counted by the first read has reached us or been reported
+    # lost; none beyond the second can have.
+    seen_settled = server_status(observer)["seen_flows"]
+    drain()
     call.cancel()
+    seen1 = server_status(observer)["seen_flows"]
     channel.close()
     got.update(
         {
@@ -283,6 +293,7 @@ def cmd_slow_follow(args):
             "slow_reads": slow_reads,
             "drain_seconds": round(time.monotonic() - drain_started, 3),
             "seen_before": seen0,
+            "seen_settled": seen_settled,
             "seen_after": seen1,
             "end": call.code().name,
         }
