@@ -1,6 +1,7 @@
 //! Compiles the C kernel programs of a crate (its `bpf/NAME.bpf.c`) with clang-19 into
 //! `OUT_DIR/NAME.bpf.o`, where the crate embeds them with `include_bytes!`. Shared by the
-//! build scripts of ebpf-tc and ebpf-kprobe: no bpf-linker, no nightly toolchain.
+//! build scripts of ebpf-tc, ebpf-kprobe and ebpf-tls: no bpf-linker, no nightly toolchain.
+//! Headers every crate's programs share are in this crate's `bpf/`, on the include path.
 
 use std::{env, path::PathBuf, process::Command};
 
@@ -11,6 +12,9 @@ pub fn compile_programs(names: &[&str]) {
     let clang = env::var("FLOWSCOPE_CLANG").unwrap_or_else(|_| "clang-19".to_string());
     println!("cargo:rerun-if-env-changed=FLOWSCOPE_CLANG");
     println!("cargo:rerun-if-changed=bpf");
+    // Headers shared by every crate's programs (ringbuf_wakeup.h).
+    let shared = concat!(env!("CARGO_MANIFEST_DIR"), "/bpf");
+    println!("cargo:rerun-if-changed={shared}");
     let (arch, multiarch) = match env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
         Ok("aarch64") => ("arm64", "/usr/include/aarch64-linux-gnu"),
         _ => ("x86", "/usr/include/x86_64-linux-gnu"),
@@ -22,6 +26,7 @@ pub fn compile_programs(names: &[&str]) {
             .args(["-O2", "-g", "-target", "bpf", "-Wall", "-Werror"])
             .arg(format!("-D__TARGET_ARCH_{arch}"))
             .arg(format!("-I{multiarch}"))
+            .arg(format!("-I{shared}"))
             .args(["-Ibpf", "-c", &src, "-o"])
             .arg(&obj)
             .status();

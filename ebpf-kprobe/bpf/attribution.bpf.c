@@ -27,6 +27,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "attribution.h"
+#include "ringbuf_wakeup.h"
 #include "sock_ends.h"
 
 char LICENSE[] SEC("license") = "GPL";
@@ -110,15 +111,11 @@ static __always_inline void submit(struct fsa_sock_event *e)
 		bpf_ringbuf_submit(e, 0);
 		return;
 	}
-	/* Reserved, so already counted in the unread bytes, by its footprint in the ring (its
-	 * 8-byte header, rounded up to 8). Once per cfg_wakeup_bytes written, as capture.bpf.c
-	 * does: not on every record while that many wait (a self-IPI each). */
-	__u64 footprint = (sizeof(*e) + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL;
+	/* Reserved, so already counted in the unread bytes (by its footprint). */
 	__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
+	__u64 footprint = fs_ringbuf_footprint(sizeof(*e));
 	__u64 before = unread >= footprint ? unread - footprint : 0;
-	bpf_ringbuf_submit(e, unread / cfg_wakeup_bytes != before / cfg_wakeup_bytes ?
-				      BPF_RB_FORCE_WAKEUP :
-				      BPF_RB_NO_WAKEUP);
+	bpf_ringbuf_submit(e, fs_wakeup_flags(before, sizeof(*e), cfg_wakeup_bytes));
 }
 
 /* The current task as owner. */

@@ -20,6 +20,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "capture.h"
+#include "ringbuf_wakeup.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -354,21 +355,9 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir, __u8 source
 	}
 	__u32 size = sizeof(s->hdr) + cap;
 	__u64 flags = 0;
-	if (wakeup_bytes) {
-		/* Wake the reader when this record takes the unread bytes past a multiple of
-		 * wakeup_bytes: once per wakeup_bytes written, not on every record while that many
-		 * wait. Each wakeup is an irq_work, a self-IPI that traps to the hypervisor on a VM:
-		 * waking on every record while a busy reader was not yet scheduled was about half of
-		 * this program's time on nginx's CPU at saturation (BENCHMARKS.md, "Where the
-		 * service's CPU goes under the agent"). The unread bytes grow by the record's
-		 * footprint in the ring (its 8-byte header, rounded up to 8), so with one producer
-		 * every multiple is seen by exactly one record; a crossing missed while another CPU's
-		 * record raced this one is made up by the next multiple or the reader's timer. */
-		__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		__u64 after = unread + ((size + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL);
-		flags = after / wakeup_bytes != unread / wakeup_bytes ? BPF_RB_FORCE_WAKEUP :
-									BPF_RB_NO_WAKEUP;
-	}
+	if (wakeup_bytes)
+		flags = fs_wakeup_flags(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size,
+					wakeup_bytes);
 	if (bpf_ringbuf_output(&events, s, size, flags)) {
 		count(FS_CNT_RING_FULL);
 		return;

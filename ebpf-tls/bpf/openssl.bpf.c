@@ -35,6 +35,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "tls.h"
+#include "ringbuf_wakeup.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -207,15 +208,9 @@ static __always_inline int enter(__u64 ssl, __u64 buf, __u64 len_out, __u8 kind)
 static __always_inline void submit(struct record *r, __u32 size)
 {
 	__u64 flags = 0;
-	if (cfg_wakeup_bytes) {
-		/* Once per cfg_wakeup_bytes written, as capture.bpf.c does: not on every record
-		 * while that many wait (a self-IPI each). */
-		__u64 unread = bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA);
-		__u64 after = unread + ((size + BPF_RINGBUF_HDR_SZ + 7) & ~7ULL);
-		flags = after / cfg_wakeup_bytes != unread / cfg_wakeup_bytes ?
-				BPF_RB_FORCE_WAKEUP :
-				BPF_RB_NO_WAKEUP;
-	}
+	if (cfg_wakeup_bytes)
+		flags = fs_wakeup_flags(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size,
+					cfg_wakeup_bytes);
 	if (bpf_ringbuf_output(&events, r, size, flags) == 0)
 		count(FST_CNT_EVENTS);
 	else

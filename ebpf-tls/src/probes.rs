@@ -64,6 +64,15 @@ fn symbol_offsets(lib: &MappedLibrary, symbols: &[&str]) -> Result<Vec<Option<u6
         .collect())
 }
 
+/// Loads program `name` and attaches it to the `sched:{tracepoint}` tracepoint; the error says
+/// why not, for a warning (both users work on without it).
+fn attach_sched(ebpf: &mut Ebpf, name: &'static str, tracepoint: &str) -> Result<(), String> {
+    let p: &mut TracePoint = program(ebpf, name).map_err(|e| e.to_string())?;
+    p.load().map_err(|e| chain(&e))?;
+    p.attach("sched", tracepoint).map_err(|e| chain(&e))?;
+    Ok(())
+}
+
 /// How an SSL call is tied to the socket its TLS records went over (openssl.bpf.c): programs
 /// that see the `struct sock` of each socket send/receive on a thread inside a call.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -253,27 +262,14 @@ impl TlsProbes {
                 warn!("TLS plaintext will come without its socket (not joinable to flows): {e}")
             }
         }
-        let exec_hook = (|| {
-            let p: &mut TracePoint = program(&mut ebpf, "fst_exec").map_err(|e| e.to_string())?;
-            p.load().map_err(|e| chain(&e))?;
-            p.attach("sched", "sched_process_exec")
-                .map_err(|e| chain(&e))?;
-            Ok::<_, String>(())
-        })();
+        let exec_hook = attach_sched(&mut ebpf, "fst_exec", "sched_process_exec");
         if let Err(e) = &exec_hook {
             warn!("exec tracepoint unavailable ({e}); new TLS libraries are found by the periodic rescan only");
         }
         // Frees an exiting thread's slot in the socket tracepoints' gate (openssl.bpf.c,
         // `ssl_threads`). Without it the gate only fills up over time: every socket send and
         // receive of a thread whose slot was ever used pays two hash lookups again.
-        if let Err(e) = (|| {
-            let p: &mut TracePoint =
-                program(&mut ebpf, "fst_thread_exit").map_err(|e| e.to_string())?;
-            p.load().map_err(|e| chain(&e))?;
-            p.attach("sched", "sched_process_exit")
-                .map_err(|e| chain(&e))?;
-            Ok::<_, String>(())
-        })() {
+        if let Err(e) = attach_sched(&mut ebpf, "fst_thread_exit", "sched_process_exit") {
             warn!("exit tracepoint unavailable ({e}); threads that made SSL calls keep their socket-tracepoint slots");
         }
         Ok(Self {
