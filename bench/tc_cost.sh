@@ -31,12 +31,12 @@ bench_netns
 bench_page
 bench_nginx 1024
 
-# prog_stats PID: "ingress_ns ingress_cnt egress_ns egress_cnt" of the agent's TC programs (the
+# prog_stats PID JSON: "ingress_ns ingress_cnt egress_ns egress_cnt" of the agent's TC programs (the
 # programs whose ids its file descriptors hold: other agents on the machine load programs of the
-# same names).
+# same names); every program's (run_time_ns, run_cnt) by name goes to JSON.
 prog_stats() {
     bpftool -j prog show > "$work/progs.json"
-    python3 - "$work/progs.json" "$1" <<'EOF'
+    python3 - "$work/progs.json" "$1" "$2" <<'EOF'
 import glob, json, sys
 ids = set()
 for f in glob.glob(f"/proc/{sys.argv[2]}/fdinfo/*"):
@@ -46,10 +46,15 @@ for f in glob.glob(f"/proc/{sys.argv[2]}/fdinfo/*"):
                 ids.add(int(line.split()[1]))
     except OSError:
         pass
-out = {}
+out, every = {}, {}
 for p in json.load(open(sys.argv[1])):
-    if p["id"] in ids and p.get("name") in ("fs_tc_ingress", "fs_tc_egress"):
-        out[p["name"]] = (p.get("run_time_ns", 0), p.get("run_cnt", 0))
+    if p["id"] in ids:
+        every[p.get("name", "?")] = (p.get("run_time_ns", 0), p.get("run_cnt", 0))
+        if p.get("name") in ("fs_tc_ingress", "fs_tc_egress"):
+            out[p["name"]] = (p.get("run_time_ns", 0), p.get("run_cnt", 0))
+# Every program of the agent, for the per-program table at the end (the socket and syscall
+# tracepoint programs run on the service's path too).
+print(json.dumps(every), file=open(sys.argv[3], "w"))
 print(*out["fs_tc_ingress"], *out["fs_tc_egress"])
 EOF
 }
@@ -57,10 +62,16 @@ EOF
 run() {
     local bin="$1" variant="$2" pair="$3"
     bench_start_agent "$bin"
-    read -r ti0 ci0 te0 ce0 < <(prog_stats "$agent_pid")
+    read -r ti0 ci0 te0 ce0 < <(prog_stats "$agent_pid" "$work/p0.json")
     ip netns exec "$cli" h2load --h1 -c "$conns" -t 1 --rps "$(( rps / conns ))" -D "$secs" "$url" \
         > "$work/h2load-$pair-$variant.out" 2>&1 || { echo "tc_cost.sh: h2load failed" >&2; exit 1; }
-    read -r ti1 ci1 te1 ce1 < <(prog_stats "$agent_pid")
+    read -r ti1 ci1 te1 ce1 < <(prog_stats "$agent_pid" "$work/p1.json")
+    python3 - "$work/p0.json" "$work/p1.json" "$variant" >> "$work/progs.jsonl" <<'EOF'
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+d = {n: (b[n][0] - a.get(n, (0, 0))[0], b[n][1] - a.get(n, (0, 0))[1]) for n in b}
+print(json.dumps({"variant": sys.argv[3], "progs": d}))
+EOF
     bench_stop_agent
     local req
     req=$(awk '/^requests:/ {print $8}' "$work/h2load-$pair-$variant.out")
@@ -86,4 +97,19 @@ for v in ("A", "B"):
     for d in ("ingress", "egress"):
         xs = sorted(float(r[f"{d}_ns"]) for r in rows if r["variant"] == v)
         print(f"{v} {d:7}: median {statistics.median(xs):.0f} ns/pkt, spread {xs[0]:.0f}-{xs[-1]:.0f} over {len(xs)} runs")
+EOF
+echo
+echo "every program that ran: ns per run (median over runs) and runs per request (median)"
+python3 - "$work/progs.jsonl" "$work/results.tsv" <<'EOF'
+import csv, json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1])]
+reqs = [int(r["requests"]) for r in csv.DictReader(open(sys.argv[2]), delimiter="\t")]
+names = sorted({n for r in runs for n, (t, c) in r["progs"].items() if c})
+for v in ("A", "B"):
+    vr = [(r, q) for r, q in zip(runs, reqs) if r["variant"] == v]
+    for n in names:
+        per_run = [r["progs"][n][0] / r["progs"][n][1] for r, _ in vr if r["progs"].get(n, (0, 0))[1]]
+        per_req = [r["progs"].get(n, (0, 0))[1] / q for r, q in vr if q]
+        if per_run:
+            print(f"{v} {n:24} {statistics.median(per_run):6.0f} ns/run  {statistics.median(per_req):6.2f} runs/request")
 EOF

@@ -12,10 +12,16 @@
  *      cgroup/{send,recv}msg{4,6} unconnected UDP: owner + local port + peer, deduplicated
  *      tp_btf/inet_sock_set_state TCP: cookie <-> tuple join; SYN_SENT runs inside connect(2),
  *                                 so it also carries the owner; TCP_CLOSE tells userspace to evict
+ *      tp_btf/sock_{send,recv}_length (kernels from 6.3): a socket's first send or receive by
+ *                                 a process: its tuple with the owner, once per socket and
+ *                                 process (socket-local storage). Covers accepted sockets and
+ *                                 connected UDP without any syscall tracepoint, which would
+ *                                 put every syscall of every task on the slow path (see below).
  *      syscalls/sys_exit_accept{,4}, sys_{enter,exit}_connect tracepoints (or tp_btf/sys_exit
- *                                 where those are missing): accept/accept4 (and UDP connect)
- *                                 return: walk the fd table to the new socket and report its
- *                                 tuple with the owner
+ *                                 where those are missing), on kernels without the socket
+ *                                 tracepoints: accept/accept4 (and UDP connect) return: walk
+ *                                 the fd table to the new socket and report its tuple with
+ *                                 the owner
  *
  * comm, tgid, tid and cgroup id are taken here, at the event: a process that connects and exits
  * within a millisecond is gone before userspace could read /proc.
@@ -300,6 +306,65 @@ int BPF_PROG(fsa_state, struct sock *sk, int oldstate, int newstate)
 	if (kind == FSA_KIND_CONNECT)
 		fill_process(e);
 	submit(e);
+	return 0;
+}
+
+/* Per socket: the tgid that sock_io last reported as its owner. Socket-local storage lives and
+ * dies with the socket (no eviction, nothing left after close) and is one pointer walk from the
+ * `struct sock`, which matters on a hook that runs for every socket send and receive. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, __u32);
+} io_owner SEC(".maps");
+
+/* A send or receive on `sk` by the current task: reports (tuple, owner) the first time this
+ * process uses this socket. Only sockets with both ends: a TCP connection, or a connected UDP
+ * socket (an unconnected one's peer changes per datagram; the cgroup sendmsg/recvmsg hooks
+ * report those). The early checks are direct BTF loads, so the other sockets (unix, netlink,
+ * a socket already reported) cost a few loads and, for TCP/UDP, one storage lookup. */
+static __always_inline void sock_io(struct sock *sk)
+{
+	if (!sk)
+		return;
+	__u16 family = sk->__sk_common.skc_family;
+	if (family != AF_INET && family != AF_INET6)
+		return;
+	__u16 proto = sk->sk_protocol;
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
+		return;
+	if (!sk->__sk_common.skc_dport || !sk->__sk_common.skc_num)
+		return;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	__u32 *seen = bpf_sk_storage_get(&io_owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!seen || *seen == tgid)
+		return;
+	*seen = tgid;
+	struct fsa_sock_event *e = reserve(FSA_KIND_IO);
+	if (!e)
+		return;
+	if (fill_sock(e, sk) < 0) {
+		bpf_ringbuf_discard(e, 0);
+		return;
+	}
+	e->cookie = bpf_get_socket_cookie(sk);
+	e->flags |= FSA_F_COOKIE;
+	fill_process(e);
+	submit(e);
+}
+
+SEC("tp_btf/sock_send_length")
+int BPF_PROG(fsa_sock_send, struct sock *sk, int ret, int flags)
+{
+	sock_io(sk);
+	return 0;
+}
+
+SEC("tp_btf/sock_recv_length")
+int BPF_PROG(fsa_sock_recv, struct sock *sk, int ret, int flags)
+{
+	sock_io(sk);
 	return 0;
 }
 

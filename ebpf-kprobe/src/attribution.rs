@@ -6,7 +6,7 @@ use std::{fs::File, path::PathBuf};
 
 use aya::{
     maps::PerCpuArray,
-    programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, KProbe, TracePoint},
+    programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, KProbe, ProgramFd, TracePoint},
     Btf, Ebpf, EbpfLoader,
 };
 use ebpf_ring::SingleMapRing;
@@ -40,6 +40,11 @@ const SYSCALL_TPS: &[(&str, &str)] = &[
     ("fsa_enter_conn", "sys_enter_connect"),
     ("fsa_exit_conn", "sys_exit_connect"),
 ];
+/// Socket tracepoints (kernels from 6.3): (name, tp_btf tracepoint).
+const SOCK_TPS: &[(&str, &str)] = &[
+    ("fsa_sock_send", "sock_send_length"),
+    ("fsa_sock_recv", "sock_recv_length"),
+];
 /// cgroup sock_addr programs (attach type comes from the section name).
 const CGROUP_HOOKS: &[&str] = &[
     "fsa_connect4",
@@ -56,10 +61,12 @@ pub enum Method {
     /// kprobes on tcp_connect, inet_csk_accept, tcp/udp send and recv, tcp_close.
     Kprobe,
     /// cgroup connect/sendmsg/recvmsg hooks on the cgroup v2 root, tp_btf
-    /// inet_sock_set_state, and accept/connect-return syscall tracepoints.
+    /// inet_sock_set_state, and for accepted and connected-UDP sockets the socket tracepoints
+    /// (first send or receive) or the accept/connect-return syscall tracepoints
+    /// ([`SocketOwnerHook`]).
     CgroupTpBtf,
-    /// No cgroup v2: TCP connect at SYN_SENT (tp_btf), accept and UDP connect at syscall
-    /// return; unconnected UDP only via /proc.
+    /// No cgroup v2: TCP connect at SYN_SENT (tp_btf), accepted and connected-UDP sockets as
+    /// in [`Method::CgroupTpBtf`]; unconnected UDP only via /proc.
     TpBtf,
     /// No kernel programs: every owner comes from /proc scans.
     ProcOnly,
@@ -73,6 +80,34 @@ impl Method {
             Method::CgroupTpBtf => "cgroup+tp_btf",
             Method::TpBtf => "tp_btf",
             Method::ProcOnly => "proc-only",
+        }
+    }
+}
+
+/// How the tp_btf methods learn the owner of a socket its process did not `connect(2)` (an
+/// accepted TCP connection, a connected UDP socket).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SocketOwnerHook {
+    /// The socket tracepoints where the kernel has them, else the syscall tracepoints.
+    #[default]
+    Auto,
+    /// `tp_btf/sock_send_length` and `sock_recv_length` (kernels from 6.3): the socket's
+    /// first send or receive by each process. Runs only on socket I/O.
+    SockTracepoints,
+    /// `syscalls:sys_exit_accept{,4}` and `sys_{enter,exit}_connect` (else `tp_btf/sys_exit`):
+    /// at accept's return. Any attached syscall tracepoint sends every syscall of every task
+    /// through the kernel's slow path (`bench/syscall_cost.sh`: +44 ns per syscall here).
+    SyscallTracepoints,
+}
+
+impl SocketOwnerHook {
+    /// Parses `auto`, `sock` or `syscalls` (FLOWSCOPE_ATTRIBUTION_OWNER_HOOK).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(Self::Auto),
+            "sock" => Some(Self::SockTracepoints),
+            "syscalls" => Some(Self::SyscallTracepoints),
+            _ => None,
         }
     }
 }
@@ -93,6 +128,8 @@ pub struct AttributionOptions {
     /// yet read (fewer wakeups, much cheaper per connection); the reader must then also drain
     /// the ring on a timer (e.g. every 10 ms), or events can wait there indefinitely.
     pub wakeup_batch_bytes: u32,
+    /// Which hooks report accepted and connected-UDP sockets on the tp_btf methods.
+    pub owner_hook: SocketOwnerHook,
 }
 
 impl Default for AttributionOptions {
@@ -103,6 +140,7 @@ impl Default for AttributionOptions {
             cgroup: None,
             cgroup2_mount_fallback: PathBuf::from("/run/flowscope/cgroup2"),
             wakeup_batch_bytes: 0,
+            owner_hook: SocketOwnerHook::Auto,
         }
     }
 }
@@ -113,8 +151,13 @@ pub struct Attribution {
     method: Method,
     reason: String,
     attached: Vec<String>,
+    /// The socket tracepoints' own links (see [`Attribution::detach_sock_io`]).
+    sock_links: Vec<(&'static str, BtfLinkId)>,
     ring_taken: bool,
 }
+
+/// aya's id of a `tp_btf` attachment.
+type BtfLinkId = aya::programs::tp_btf::BtfTracePointLinkId;
 
 impl std::fmt::Debug for Attribution {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -206,10 +249,18 @@ fn attach_kprobes(ebpf: &mut Ebpf, attached: &mut Vec<String>) -> Result<(), Att
     Ok(())
 }
 
-/// `tp_btf/inet_sock_set_state`, and the accept/connect-return hooks: the per-syscall
-/// tracepoints (they run only for those syscalls), else `tp_btf/sys_exit` (runs on every
-/// syscall exit, so it is only the fallback).
-fn attach_tp_btf(ebpf: &mut Ebpf, attached: &mut Vec<String>) -> Result<(), AttributionError> {
+/// `tp_btf/inet_sock_set_state`, and for the sockets a process did not connect: the socket
+/// tracepoints (`hook` permitting), else the accept/connect-return hooks: the per-syscall
+/// tracepoints (they run only for those syscalls, but put every syscall on the slow path), else
+/// `tp_btf/sys_exit` (runs on every syscall exit, so it is only the fallback).
+///
+/// Returns the socket tracepoints' links (empty on the syscall path), which
+/// [`Attribution::detach_sock_io`] may drop once another module runs the programs.
+fn attach_tp_btf(
+    ebpf: &mut Ebpf,
+    attached: &mut Vec<String>,
+    hook: SocketOwnerHook,
+) -> Result<Vec<(&'static str, BtfLinkId)>, AttributionError> {
     let btf = Btf::from_sys_fs().map_err(|e| AttributionError::Load {
         program: "btf",
         detail: e.to_string(),
@@ -218,11 +269,36 @@ fn attach_tp_btf(ebpf: &mut Ebpf, attached: &mut Vec<String>) -> Result<(), Attr
     let load_btf = |ebpf: &mut Ebpf, name: &'static str, tp: &'static str| {
         let p: &mut BtfTracePoint = program(ebpf, name)?;
         p.load(tp, &btf).map_err(load_err(name))?;
-        p.attach()
+        let link = p
+            .attach()
             .map_err(attach_err(name, format!("tp_btf/{tp}")))?;
-        Ok::<_, AttributionError>(format!("{name} -> tp_btf/{tp}"))
+        Ok::<_, AttributionError>((format!("{name} -> tp_btf/{tp}"), link))
     };
-    attached.push(load_btf(ebpf, "fsa_state", "inet_sock_set_state")?);
+    attached.push(load_btf(ebpf, "fsa_state", "inet_sock_set_state")?.0);
+    if hook != SocketOwnerHook::SyscallTracepoints {
+        let sock: Result<Vec<_>, AttributionError> = SOCK_TPS
+            .iter()
+            .map(|&(name, tp)| load_btf(ebpf, name, tp).map(|(line, link)| (name, line, link)))
+            .collect();
+        match sock {
+            Ok(progs) => {
+                attached.extend(progs.iter().map(|(_, line, _)| line.clone()));
+                return Ok(progs
+                    .into_iter()
+                    .map(|(name, _, link)| (name, link))
+                    .collect());
+            }
+            Err(e) if hook == SocketOwnerHook::SockTracepoints => return Err(e),
+            Err(e) => {
+                info!("socket tracepoints unusable ({e}); accepted sockets through syscall tracepoints");
+                for &(name, _) in SOCK_TPS {
+                    if let Ok(p) = program::<BtfTracePoint>(ebpf, name) {
+                        let _ = p.unload();
+                    }
+                }
+            }
+        }
+    }
     match attach_syscall_tracepoints(ebpf) {
         Ok(names) => attached.extend(names),
         Err(e) => {
@@ -232,10 +308,10 @@ fn attach_tp_btf(ebpf: &mut Ebpf, attached: &mut Vec<String>) -> Result<(), Attr
                     let _ = p.unload();
                 }
             }
-            attached.push(load_btf(ebpf, "fsa_sys_exit", "sys_exit")?);
+            attached.push(load_btf(ebpf, "fsa_sys_exit", "sys_exit")?.0);
         }
     }
-    Ok(())
+    Ok(Vec::new())
 }
 
 fn attach_syscall_tracepoints(ebpf: &mut Ebpf) -> Result<Vec<String>, AttributionError> {
@@ -340,6 +416,7 @@ impl Attribution {
             why: why.clone(),
         };
         let mut attached = Vec::new();
+        let mut sock_links = Vec::new();
         let ebpf = match m {
             Method::ProcOnly => None,
             Method::Kprobe => {
@@ -351,7 +428,7 @@ impl Attribution {
             Method::TpBtf => {
                 f.btf.as_ref().map_err(unavailable)?;
                 let mut ebpf = load_object(opts, true)?;
-                attach_tp_btf(&mut ebpf, &mut attached)?;
+                sock_links = attach_tp_btf(&mut ebpf, &mut attached, opts.owner_hook)?;
                 Some(ebpf)
             }
             Method::CgroupTpBtf => {
@@ -370,7 +447,7 @@ impl Attribution {
                     }
                 };
                 let mut ebpf = load_object(opts, false)?;
-                attach_tp_btf(&mut ebpf, &mut attached)?;
+                sock_links = attach_tp_btf(&mut ebpf, &mut attached, opts.owner_hook)?;
                 attach_cgroup(&mut ebpf, &dir, &mut attached)?;
                 Some(ebpf)
             }
@@ -380,6 +457,7 @@ impl Attribution {
             method: m,
             reason: String::new(),
             attached,
+            sock_links,
             ring_taken: false,
         })
     }
@@ -408,6 +486,46 @@ impl Attribution {
     /// Why this method was chosen (and why better ones were not).
     pub fn reason(&self) -> &str {
         &self.reason
+    }
+
+    /// The programs for `tp_btf/sock_send_length` and `sock_recv_length` (`fsa_sock_send`,
+    /// `fsa_sock_recv`), when this method uses them: another module with programs on the same
+    /// tracepoints can run them by tail call (ebpf-tls's `TlsProbes::chain_sock_io`), so each
+    /// socket send or receive pays one program dispatch for both, then call
+    /// [`Attribution::detach_sock_io`].
+    pub fn sock_io_programs(&self) -> Option<(&ProgramFd, &ProgramFd)> {
+        if self.sock_links.len() != SOCK_TPS.len() {
+            return None;
+        }
+        let ebpf = self.ebpf.as_ref()?;
+        let fd = |name: &str| {
+            let p: &BtfTracePoint = ebpf.program(name)?.try_into().ok()?;
+            p.fd().ok()
+        };
+        Some((fd(SOCK_TPS[0].0)?, fd(SOCK_TPS[1].0)?))
+    }
+
+    /// Detaches this module's own attachment of the socket-tracepoint programs, for when
+    /// another module runs them (see [`Attribution::sock_io_programs`]); they stay loaded.
+    /// Call it only after the other module has taken them: a socket's first send or receive
+    /// between the two would otherwise go unreported.
+    pub fn detach_sock_io(&mut self, by: &str) -> Result<(), AttributionError> {
+        let Some(ebpf) = self.ebpf.as_mut() else {
+            return Ok(());
+        };
+        for (name, link) in std::mem::take(&mut self.sock_links) {
+            let p: &mut BtfTracePoint = program(ebpf, name)?;
+            p.detach(link).map_err(|e| AttributionError::Attach {
+                program: name,
+                target: "its own tp_btf link (detach)".to_string(),
+                detail: shorten(&e),
+                hint: "",
+            })?;
+            if let Some(line) = self.attached.iter_mut().find(|l| l.starts_with(name)) {
+                *line = format!("{name} -> tail call from {by}");
+            }
+        }
+        Ok(())
     }
 
     /// What is attached, one `program -> hook` line each (for `flowscope status`).

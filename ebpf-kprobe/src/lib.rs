@@ -25,7 +25,7 @@ pub mod procfs;
 pub mod syscalls;
 pub mod wire;
 
-pub use attribution::{Attribution, AttributionOptions, Method, PROGRAM_PREFIX};
+pub use attribution::{Attribution, AttributionOptions, Method, SocketOwnerHook, PROGRAM_PREFIX};
 pub use error::AttributionError;
 pub use owner::{OwnerCache, OwnerCacheOptions, OwnerSource, ProcessInfo};
 pub use wire::{SockEvent, SockEventKind, SocketTuple, Transport, WireError, WireProcess};

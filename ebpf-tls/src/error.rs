@@ -20,6 +20,10 @@ pub enum TlsProbeError {
     /// A ring could not be taken or mapped.
     #[error(transparent)]
     Ring(#[from] ebpf_ring::RingError),
+    /// Another module's programs can't be chained: this module has no socket-tracepoint
+    /// programs to call them from.
+    #[error("no TLS socket-tracepoint programs to chain to ({0})")]
+    NotChainable(String),
     /// A map operation failed.
     #[error("reading the TLS {map} map failed: {detail}")]
     Map {

@@ -12,10 +12,10 @@ use std::{
 };
 
 use aya::{
-    maps::PerCpuArray,
+    maps::{PerCpuArray, ProgramArray},
     programs::{
         uprobe::{UProbeAttachLocation, UProbeLink, UProbeScope},
-        BtfTracePoint, FEntry, KProbe, TracePoint, UProbe,
+        BtfTracePoint, FEntry, KProbe, ProgramFd, TracePoint, UProbe,
     },
     Btf, Ebpf, EbpfLoader,
 };
@@ -574,6 +574,63 @@ impl TlsProbes {
     /// The link tying calls to their sockets, or why there is none.
     pub fn socket_link(&self) -> Result<SocketLink, &str> {
         self.socket_link.as_ref().copied().map_err(String::as_str)
+    }
+
+    /// Runs `send` and `recv`, another module's programs loaded for `tp_btf/sock_send_length`
+    /// and `tp_btf/sock_recv_length` (process attribution's), at the end of this module's
+    /// programs on those tracepoints, by tail call (openssl.bpf.c, `sock_send_next`): each
+    /// socket send or receive on the node then pays one program dispatch for both. The
+    /// caller detaches its own attachment of them only after this succeeds.
+    ///
+    /// Errors: [`TlsProbeError::NotChainable`] without the socket-tracepoint link (kernels
+    /// before ~6.3, or a forced other link); [`TlsProbeError::Map`] when the kernel refuses a
+    /// program (not of the same tracepoint). Nothing stays chained on error.
+    pub fn chain_sock_io(
+        &mut self,
+        send: &ProgramFd,
+        recv: &ProgramFd,
+    ) -> Result<(), TlsProbeError> {
+        if self.socket_link != Ok(SocketLink::SockTracepoints) {
+            let why = match &self.socket_link {
+                Ok(l) => format!("socket link {}", l.describe()),
+                Err(e) => e.clone(),
+            };
+            return Err(TlsProbeError::NotChainable(why));
+        }
+        let mut set = Vec::new();
+        for (map, fd) in [("sock_send_next", send), ("sock_recv_next", recv)] {
+            let result = self
+                .ebpf
+                .map_mut(map)
+                .ok_or(TlsProbeError::Missing(map))
+                .and_then(|m| {
+                    let mut a = ProgramArray::try_from(m).map_err(|e| TlsProbeError::Map {
+                        map,
+                        detail: chain(&e),
+                    })?;
+                    a.set(0, fd, 0).map_err(|e| TlsProbeError::Map {
+                        map,
+                        detail: chain(&e),
+                    })
+                });
+            if let Err(e) = result {
+                self.unchain(&set);
+                return Err(e);
+            }
+            set.push(map);
+        }
+        Ok(())
+    }
+
+    /// Empties the named program arrays (best effort: used to undo a half-done chain).
+    fn unchain(&mut self, maps: &[&'static str]) {
+        for &map in maps {
+            if let Some(m) = self.ebpf.map_mut(map) {
+                if let Ok(mut a) = ProgramArray::try_from(m) {
+                    let _ = a.clear_index(&0);
+                }
+            }
+        }
     }
 
     /// Whether exec events come (else only the periodic rescan finds new libraries).

@@ -6,7 +6,7 @@ use std::{net::SocketAddr, thread, time::Duration};
 
 use ebpf_kprobe::{
     Attribution, AttributionError, AttributionOptions, Method, OwnerSource, SockEventKind,
-    SocketTuple, Transport,
+    SocketOwnerHook, SocketTuple, Transport,
 };
 use flowscope_e2e::{attribution_support::*, *};
 
@@ -99,24 +99,53 @@ fn kprobe_programs_pass_the_verifier() {
     Attribution::verify_kprobe_programs().unwrap_or_else(|e| panic!("{e}"));
 }
 
+/// The default here (6.18 has the socket tracepoints): nginx's accepted sockets are reported at
+/// their first send or receive, and no syscall tracepoint is attached (one would put every
+/// syscall of every task on the kernel's slow path).
 #[test]
 fn nginx_and_curl_both_ends_v4_and_v6_then_nothing_left_after_drop() {
+    both_ends_v4_and_v6(SocketOwnerHook::Auto);
+}
+
+/// The kernels without the socket tracepoints (6.1): accept's return, through the syscall
+/// tracepoints, forced here so that path runs on this kernel too.
+#[test]
+fn nginx_and_curl_both_ends_through_syscall_tracepoints() {
+    both_ends_v4_and_v6(SocketOwnerHook::SyscallTracepoints);
+}
+
+fn both_ends_v4_and_v6(hook: SocketOwnerHook) {
     require_root();
     require_tool("bpftool");
     require_tool("curl");
     let _g = serial();
-    let mut c = Collector::start();
+    let mut c = Collector::start_with(&AttributionOptions {
+        owner_hook: hook,
+        ..Default::default()
+    });
     assert_eq!(c.method(), "cgroup+tp_btf");
+    let by_syscalls = hook == SocketOwnerHook::SyscallTracepoints;
     let progs = attribution_programs();
-    for p in [
-        "fsa_connect4",
-        "fsa_connect6",
-        "fsa_state",
+    let syscall_tps: &[&str] = &[
         "fsa_exit_accept4",
+        "fsa_exit_accept",
+        "fsa_enter_conn",
         "fsa_exit_conn",
-        "fsa_sendmsg4",
-    ] {
+    ];
+    let sock_tps: &[&str] = &["fsa_sock_send", "fsa_sock_recv"];
+    let (wanted, unwanted) = if by_syscalls {
+        (syscall_tps, sock_tps)
+    } else {
+        (sock_tps, syscall_tps)
+    };
+    for p in ["fsa_connect4", "fsa_connect6", "fsa_state", "fsa_sendmsg4"]
+        .iter()
+        .chain(wanted)
+    {
         assert!(progs.iter().any(|x| x == p), "{p} not loaded: {progs:?}");
+    }
+    for p in unwanted.iter().chain(&["fsa_sys_exit"]) {
+        assert!(!progs.iter().any(|x| x == p), "{p} loaded: {progs:?}");
     }
 
     let link = Link::new();
@@ -159,7 +188,8 @@ fn nginx_and_curl_both_ends_v4_and_v6_then_nothing_left_after_drop() {
             "nginx side",
         );
 
-        // The cookie path: the connect hook's cookie maps to curl, the accept's to nginx.
+        // The cookie path: the connect hook's cookie maps to curl, the accepted socket's
+        // (at accept's return, or at nginx's first receive on it) to nginx.
         let events = c.events.lock().unwrap().clone();
         let connect = events
             .iter()
@@ -175,12 +205,19 @@ fn nginx_and_curl_both_ends_v4_and_v6_then_nothing_left_after_drop() {
             c.cache.lock().unwrap().lookup_cookie(cookie).map(|p| p.pid),
             Some(curl_pid)
         );
+        let accept_kind = if by_syscalls {
+            SockEventKind::Accept
+        } else {
+            SockEventKind::Io
+        };
         let accept = events
             .iter()
             .find(|e| {
-                e.kind == SockEventKind::Accept && e.tuple.is_some_and(|t| t.remote == client_end)
+                e.kind == accept_kind
+                    && e.tuple.is_some_and(|t| t.remote == client_end)
+                    && e.process.as_ref().is_some_and(|p| p.pid == nginx_pid)
             })
-            .unwrap_or_else(|| panic!("no accept event for {client_end}: {events:#?}"));
+            .unwrap_or_else(|| panic!("no {accept_kind:?} event for {client_end}: {events:#?}"));
         let acookie = accept.cookie.expect("accepted socket has a cookie");
         assert_eq!(
             c.cache
@@ -456,3 +493,227 @@ impl NsRef {
         (pid, String::from_utf8_lossy(&out.stdout).into_owned())
     }
 }
+
+/// A UDP client that `connect(2)`s and then sends without an address: the cgroup sendmsg hook
+/// does not run for it (connected sends carry no address), so its owner comes from the socket
+/// tracepoints (first send) or from connect's return, by tuple. Both ways run here.
+const PY_UDP_CONNECTED_CLIENT: &str = r#"
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.connect((sys.argv[1], int(sys.argv[2])))
+s.send(b"ping")
+assert s.recv(100) == b"ping"
+print(s.getsockname()[1], flush=True)
+"#;
+
+#[test]
+fn connected_udp_client_through_both_hooks() {
+    require_root();
+    let _g = serial();
+    let py = python3();
+    let tmp = TempDir::new();
+    let (usrv, ucli) = (
+        write_script(&tmp, "usrv.py", PY_UDP_SERVER),
+        write_script(&tmp, "ucli.py", PY_UDP_CONNECTED_CLIENT),
+    );
+    let link = Link::new();
+    let mut userver = link.server.spawn(&format!("{py} {usrv} 0.0.0.0 9053"));
+    userver.wait_stderr("listening", Duration::from_secs(10));
+    for hook in [
+        SocketOwnerHook::SockTracepoints,
+        SocketOwnerHook::SyscallTracepoints,
+    ] {
+        let c = Collector::start_with(&AttributionOptions {
+            owner_hook: hook,
+            ..Default::default()
+        });
+        let (upid, out) = run_in_ns(&link.client, &format!("{py} {ucli} {SERVER_V4} 9053"));
+        let uport: u16 = out.trim().parse().unwrap();
+        let t = SocketTuple {
+            proto: Transport::Udp,
+            local: sa(CLIENT_V4, uport),
+            remote: sa(SERVER_V4, 9053),
+        };
+        let p = c
+            .owner_of(&t, WAIT)
+            .unwrap_or_else(|| panic!("{hook:?}: no owner for {t:?}"));
+        assert_eq!(
+            (p.pid, p.source),
+            (upid, OwnerSource::Kernel),
+            "{hook:?}: {p:?}"
+        );
+    }
+}
+
+/// bpftool's names of the programs that have a link of their own (attached), e.g.
+/// `fst_sock_recv`; a program run only by tail call has none.
+fn linked_programs() -> Vec<String> {
+    let links: serde_json::Value =
+        serde_json::from_str(&sh("bpftool -j link show")).expect("bpftool link json");
+    let progs: serde_json::Value =
+        serde_json::from_str(&sh("bpftool -j prog show")).expect("bpftool prog json");
+    let ids: Vec<u64> = links
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|l| l["prog_id"].as_u64())
+        .collect();
+    progs
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|p| p["id"].as_u64().is_some_and(|id| ids.contains(&id)))
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// As the agent runs them: the TLS probes' socket-tracepoint programs run attribution's by
+/// tail call, so each socket send or receive on the node pays one program dispatch for both.
+/// Attribution's own links are then gone, and nginx's accepted socket is still reported at
+/// its first receive, by the chained program.
+#[test]
+fn socket_programs_run_by_tail_call_from_the_tls_probes() {
+    require_root();
+    require_tool("bpftool");
+    require_tool("curl");
+    let _g = serial();
+    let mut c = Collector::start();
+    let mut tls = ebpf_tls::TlsProbes::start(&ebpf_tls::TlsProbesOptions::default())
+        .unwrap_or_else(|e| panic!("TLS probes: {e}"));
+    {
+        let a = c.attribution.as_mut().expect("attribution");
+        let (send, recv) = a
+            .sock_io_programs()
+            .expect("this kernel has the socket tracepoints");
+        tls.chain_sock_io(send, recv)
+            .unwrap_or_else(|e| panic!("chain: {e}"));
+        a.detach_sock_io("fst_sock_send/fst_sock_recv")
+            .unwrap_or_else(|e| panic!("detach: {e}"));
+        assert!(
+            a.attached()
+                .iter()
+                .any(|l| l == "fsa_sock_recv -> tail call from fst_sock_send/fst_sock_recv"),
+            "{:?}",
+            a.attached()
+        );
+    }
+    let linked = linked_programs();
+    for p in ["fst_sock_send", "fst_sock_recv", "fsa_state"] {
+        assert!(
+            linked.iter().any(|x| x == p),
+            "{p} not attached: {linked:?}"
+        );
+    }
+    for p in ["fsa_sock_send", "fsa_sock_recv"] {
+        assert!(
+            !linked.iter().any(|x| x == p),
+            "{p} still has its own link: {linked:?}"
+        );
+        assert!(
+            attribution_programs().iter().any(|x| x == p),
+            "{p} unloaded"
+        );
+    }
+
+    let link = Link::new();
+    let tmp = TempDir::new();
+    std::fs::write(tmp.0.join("index.html"), "hello").unwrap();
+    let nginx = start_nginx(&link.server, &tmp.0);
+    let nginx_pid = nginx.pid() as u32;
+    let (_, out) = run_in_ns(
+        &link.client,
+        &format!("curl -sS -o /dev/null --max-time 10 -w '%{{local_port}}' http://{SERVER_V4}/index.html"),
+    );
+    let client_end = sa(CLIENT_V4, out.trim().parse().unwrap());
+    assert_owner(
+        &c,
+        tcp(sa(SERVER_V4, 80), client_end),
+        nginx_pid,
+        "nginx",
+        "nginx side, through the chained program",
+    );
+    let events = c.events.lock().unwrap().clone();
+    assert!(
+        events.iter().any(|e| e.kind == SockEventKind::Io
+            && e.tuple.is_some_and(|t| t.remote == client_end)
+            && e.process.as_ref().is_some_and(|p| p.pid == nginx_pid)),
+        "no Io event for nginx's socket: {events:#?}"
+    );
+    // nginx's socket is reported by whichever of its receive or send comes first: servers
+    // that only send or only receive on an accepted socket show each half of the chain runs
+    // (tail-called programs have no run counts of their own in bpf_stats).
+    let py = python3();
+    for (what, server, client) in [
+        ("send only", PY_SEND_ONLY_SERVER, PY_RECV_ONLY_CLIENT),
+        ("receive only", PY_RECV_ONLY_SERVER, PY_SEND_ONLY_CLIENT),
+    ] {
+        let (srv, cli) = (
+            write_script(&tmp, "srv1.py", server),
+            write_script(&tmp, "cli1.py", client),
+        );
+        let mut s = link.server.spawn(&format!("{py} {srv} 0.0.0.0 9100"));
+        s.wait_stderr("listening", Duration::from_secs(10));
+        let (_, out) = run_in_ns(&link.client, &format!("{py} {cli} {SERVER_V4} 9100"));
+        let client_end = sa(CLIENT_V4, out.trim().parse().unwrap());
+        let deadline = std::time::Instant::now() + WAIT;
+        while !c.events.lock().unwrap().iter().any(|e| {
+            e.kind == SockEventKind::Io
+                && e.tuple.is_some_and(|t| t.remote == client_end)
+                && e.process.as_ref().is_some_and(|p| p.pid == s.pid() as u32)
+        }) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{what} server: no Io event for {client_end}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+        drop(s);
+    }
+    drop(tls);
+    c.stop();
+    drop(nginx);
+}
+
+/// A server that accepts one connection and only sends on it, then waits for the peer to close.
+const PY_SEND_ONLY_SERVER: &str = r#"
+import select, socket, sys
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(1)
+print("listening", file=sys.stderr, flush=True)
+c, _ = l.accept()
+c.sendall(b"hello")
+select.select([c], [], [], 5)  # the peer's close, without a receive
+"#;
+
+/// A server that accepts one connection and only receives on it.
+const PY_RECV_ONLY_SERVER: &str = r#"
+import socket, sys
+l = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+l.bind((sys.argv[1], int(sys.argv[2])))
+l.listen(1)
+print("listening", file=sys.stderr, flush=True)
+c, _ = l.accept()
+c.settimeout(5)
+while c.recv(100):
+    pass
+"#;
+
+/// Receives the greeting and closes; prints its local port.
+const PY_RECV_ONLY_CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+assert s.recv(5) == b"hello"
+print(s.getsockname()[1], flush=True)
+"#;
+
+/// Sends a line and closes; prints its local port.
+const PY_SEND_ONLY_CLIENT: &str = r#"
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+s.sendall(b"hello")
+print(s.getsockname()[1], flush=True)
+"#;

@@ -41,7 +41,7 @@ use crate::config::AgentConfig;
 use ebpf_kprobe::{
     drops::{DropEvent, DropReasons},
     syscalls::SyscallEvent,
-    Attribution, AttributionOptions, OwnerCache, OwnerCacheOptions, SockEvent,
+    Attribution, AttributionOptions, OwnerCache, OwnerCacheOptions, SockEvent, SocketOwnerHook,
 };
 use ebpf_ring::SingleMapRing;
 use ebpf_tls::TlsEvent;
@@ -210,6 +210,10 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         (Arc::default(), None, false)
     };
     let (tls, tls_ring) = super::tls::start_tls(&args);
+    // Both modules have programs on every socket send and receive: one dispatch for both.
+    if let Some(a) = attribution.as_mut() {
+        tls.chain_sock_io(a);
+    }
     // The loaders' parsed BTF is freed now; give its pages back before the rings are mapped.
     trim_now();
     super::privileges::drop_unneeded(matches!(running, Running::AfPacket));
@@ -482,6 +486,16 @@ fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
         // every capture batch and every RING_POLL, so it needs no wakeup per event.
         ring_bytes: 1 << 20,
         wakeup_batch_bytes: 32 << 10,
+        // FLOWSCOPE_ATTRIBUTION_OWNER_HOOK=syscalls|sock forces one way to accepted sockets'
+        // owners, to test the syscall-tracepoint path on a kernel that has both
+        // (tests/tests/attribution.rs, tests/tests/agent_*).
+        owner_hook: match std::env::var("FLOWSCOPE_ATTRIBUTION_OWNER_HOOK") {
+            Ok(v) => SocketOwnerHook::parse(&v).unwrap_or_else(|| {
+                warn!("FLOWSCOPE_ATTRIBUTION_OWNER_HOOK={v}: not auto, sock or syscalls; auto");
+                SocketOwnerHook::Auto
+            }),
+            Err(_) => SocketOwnerHook::Auto,
+        },
         ..AttributionOptions::default()
     }) {
         Ok(a) => {

@@ -8,6 +8,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use ebpf_kprobe::Attribution;
 use ebpf_ring::SingleMapRing;
 use ebpf_tls::{SocketLink, TlsEvent, TlsEventKind, TlsProbes, TlsProbesOptions};
 use tracing::{info, warn};
@@ -128,6 +129,32 @@ pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<SingleMapRing>) {
 }
 
 impl TlsShared {
+    /// Process attribution's socket-tracepoint programs taken over by the TLS probes' own
+    /// by tail call ([`TlsProbes::chain_sock_io`]), so each socket send or receive on the node
+    /// pays one program dispatch for both; attribution keeps its own when that fails.
+    pub fn chain_sock_io(&self, a: &mut Attribution) {
+        let Some((send, recv)) = a.sock_io_programs() else {
+            return;
+        };
+        let chained = match self
+            .probes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_mut()
+        {
+            Some(p) => p.chain_sock_io(send, recv),
+            None => return,
+        };
+        match chained {
+            Ok(()) => match a.detach_sock_io("fst_sock_send/fst_sock_recv") {
+                Ok(()) => info!("attribution's socket programs run from the TLS socket programs: one dispatch per socket send or receive"),
+                // Both still run; the per-socket dedup makes the second a no-op.
+                Err(e) => warn!("attribution's socket programs run twice per socket I/O: {e}"),
+            },
+            Err(e) => info!("attribution keeps its own socket tracepoints: {e}"),
+        }
+    }
+
     /// A process exec'd: scan it shortly.
     fn note_exec(&self, pid: u32) {
         let mut q = self.execs.lock().unwrap_or_else(|e| e.into_inner());
