@@ -410,6 +410,29 @@ pub fn bpf_prog_ids_of(pid: i32) -> Vec<u64> {
     ids
 }
 
+/// bpftool's names of the programs that have a link of their own (attached), e.g.
+/// `fst_sock_recv`, among `ids` (all when `None`); a program run only by tail call has none.
+pub fn linked_bpf_programs(ids: Option<&[u64]>) -> Vec<String> {
+    let links: serde_json::Value =
+        serde_json::from_str(&sh("bpftool -j link show")).expect("bpftool link json");
+    let progs: serde_json::Value =
+        serde_json::from_str(&sh("bpftool -j prog show")).expect("bpftool prog json");
+    let linked: Vec<u64> = links
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|l| l["prog_id"].as_u64())
+        .filter(|id| ids.is_none_or(|ids| ids.contains(id)))
+        .collect();
+    progs
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|p| p["id"].as_u64().is_some_and(|id| linked.contains(&id)))
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// Ids of every loaded BPF program, from bpftool.
 pub fn loaded_bpf_prog_ids() -> Vec<u64> {
     let out = sh("bpftool -j prog show");

@@ -546,28 +546,6 @@ fn connected_udp_client_through_both_hooks() {
     }
 }
 
-/// bpftool's names of the programs that have a link of their own (attached), e.g.
-/// `fst_sock_recv`; a program run only by tail call has none.
-fn linked_programs() -> Vec<String> {
-    let links: serde_json::Value =
-        serde_json::from_str(&sh("bpftool -j link show")).expect("bpftool link json");
-    let progs: serde_json::Value =
-        serde_json::from_str(&sh("bpftool -j prog show")).expect("bpftool prog json");
-    let ids: Vec<u64> = links
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter_map(|l| l["prog_id"].as_u64())
-        .collect();
-    progs
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter(|p| p["id"].as_u64().is_some_and(|id| ids.contains(&id)))
-        .filter_map(|p| p["name"].as_str().map(str::to_string))
-        .collect()
-}
-
 /// As the agent runs them: the TLS probes' socket-tracepoint programs run attribution's by
 /// tail call, so each socket send or receive on the node pays one program dispatch for both.
 /// Attribution's own links are then gone, and nginx's accepted socket is still reported at
@@ -598,7 +576,7 @@ fn socket_programs_run_by_tail_call_from_the_tls_probes() {
             a.attached()
         );
     }
-    let linked = linked_programs();
+    let linked = linked_bpf_programs(None);
     for p in ["fst_sock_send", "fst_sock_recv", "fsa_state"] {
         assert!(
             linked.iter().any(|x| x == p),

@@ -44,6 +44,19 @@ fn fetch_and_check(agent_args: &str, v6: bool, source: &str) {
         ),
     );
     let bpf_ids = bpf_prog_ids_of(agent.pid());
+    // Attribution's socket programs run: with links of their own, or by tail call from the
+    // TLS probes' (which the afpacket path does not start). Neither is a server whose
+    // owner only a lucky /proc scan finds.
+    let linked = linked_bpf_programs(Some(&bpf_ids));
+    let own = linked.iter().any(|p| p == "fsa_sock_recv");
+    let chained = linked.iter().any(|p| p == "fst_sock_recv");
+    assert!(
+        own != chained,
+        "attribution's socket programs: own link {own}, TLS probes' link {chained}: {linked:?}"
+    );
+    if source == "afpacket" {
+        assert!(own, "the afpacket path starts no TLS probes: {linked:?}");
+    }
 
     let (server_ip, client_ip, url) = if v6 {
         (

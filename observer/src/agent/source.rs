@@ -209,7 +209,17 @@ pub async fn run(args: AgentConfig) -> Result<()> {
     } else {
         (Arc::default(), None, false)
     };
-    let (tls, tls_ring) = super::tls::start_tls(&args);
+    // The afpacket path reads no TLS plaintext; it must not start the probes either: once
+    // attribution's socket programs run by tail call from theirs, stopping them would
+    // silently stop attribution's too.
+    let (tls, tls_ring) = if matches!(running, Running::AfPacket) {
+        if args.tls_plaintext {
+            warn!("TLS plaintext is read on the tc and socket capture paths only, not afpacket");
+        }
+        (super::tls::SharedTls::default(), None)
+    } else {
+        super::tls::start_tls(&args)
+    };
     // Both modules have programs on every socket send and receive: one dispatch for both.
     if let Some(a) = attribution.as_mut() {
         tls.chain_sock_io(a);
@@ -379,11 +389,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             outcome
         }
         Running::AfPacket => {
-            if tls_ring.is_some() {
-                warn!("TLS plaintext is read on the tc and socket capture paths only; detaching its probes");
-            }
-            tls.stop();
-            drop(tls_ring);
+            drop((tls, tls_ring));
             let ifindex = match ifaces.as_slice() {
                 [one] if !args.interfaces.is_empty() => Some(one.index),
                 _ if args.interfaces.is_empty() => None,
