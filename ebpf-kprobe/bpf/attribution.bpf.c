@@ -13,8 +13,8 @@
  *      tp_btf/inet_sock_set_state TCP: cookie <-> tuple join; SYN_SENT runs inside connect(2),
  *                                 so it also carries the owner; TCP_CLOSE tells userspace to evict
  *      tp_btf/sock_{send,recv}_length (kernels from 6.3): a socket's first send or receive by
- *                                 a process: its tuple with the owner, once per socket and
- *                                 process (socket-local storage). Covers accepted sockets and
+ *                                 a process: its tuple with the owner, once per socket, peer
+ *                                 and process (socket-local storage). Covers accepted sockets and
  *                                 connected UDP without any syscall tracepoint, which would
  *                                 put every syscall of every task on the slow path (see below).
  *      syscalls/sys_exit_accept{,4}, sys_{enter,exit}_connect tracepoints (or tp_btf/sys_exit
@@ -290,8 +290,14 @@ int BPF_PROG(fsa_state, struct sock *sk, int oldstate, int newstate)
 		kind = FSA_KIND_CLOSE;
 	else if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT)
 		kind = FSA_KIND_STATE; /* active open: joins the connect's cookie to the tuple */
+	else if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)
+		/* Passive open, in softirq: no owner here (it comes with the accept or the first
+		 * I/O), but its local end is an address of this node, which tells userspace to wait
+		 * for the owner of a flow whose far end it is. The handshake's last ACK is
+		 * processed before the client sends its request, so this comes first. */
+		kind = FSA_KIND_STATE;
 	else
-		return 0; /* the passive side's tuple and owner come with the accept */
+		return 0;
 	struct fsa_sock_event *e = reserve(kind);
 	if (!e)
 		return 0;
@@ -309,21 +315,41 @@ int BPF_PROG(fsa_state, struct sock *sk, int oldstate, int newstate)
 	return 0;
 }
 
-/* Per socket: the tgid that sock_io last reported as its owner. Socket-local storage lives and
- * dies with the socket (no eviction, nothing left after close) and is one pointer walk from the
- * `struct sock`, which matters on a hook that runs for every socket send and receive. */
+/* Per socket: the peer it was last reported with, and the last processes (tgids) reported as
+ * using it with that peer. Socket-local storage lives and dies with the socket (no eviction,
+ * nothing left after close) and is one pointer walk from the `struct sock`, which matters on a
+ * hook that runs for every socket send and receive. About 300 bytes of kernel memory per socket
+ * that did I/O (the element and the socket's storage header), charged to the agent's cgroup. */
+#define IO_OWNER_SLOTS 4
+struct io_owner {
+	__u32 tgid[IO_OWNER_SLOTS]; /* 0: empty; the oldest is overwritten first */
+	__u32 daddr[4];             /* the peer: IPv4 in daddr[0], or IPv6 */
+	__u16 dport;                /* network byte order, as in the socket */
+	__u8 next;                  /* slot the next reported tgid goes to */
+	__u8 pad;
+};
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, int);
-	__type(value, __u32);
+	__type(value, struct io_owner);
 } io_owner SEC(".maps");
 
-/* A send or receive on `sk` by the current task: reports (tuple, owner) the first time this
- * process uses this socket. Only sockets with both ends: a TCP connection, or a connected UDP
- * socket (an unconnected one's peer changes per datagram; the cgroup sendmsg/recvmsg hooks
- * report those). The early checks are direct BTF loads, so the other sockets (unix, netlink,
- * a socket already reported) cost a few loads and, for TCP/UDP, one storage lookup. */
+#define PF_KTHREAD_FLAG 0x00200000 /* include/linux/sched.h PF_KTHREAD */
+
+/* A send or receive on `sk` by the current task: reports (tuple, owner) the first time a
+ * process uses this socket with this peer. A socket shared by up to IO_OWNER_SLOTS processes
+ * (inherited over fork, passed with SCM_RIGHTS) is reported once per process, not on every
+ * change of user; a connected UDP socket connected anew to another peer is reported again, as
+ * its new tuple names nothing yet. Only sockets with both ends: a TCP connection, or a
+ * connected UDP socket (an unconnected one's peer changes per datagram; the cgroup
+ * sendmsg/recvmsg hooks report those). Not the kernel's own sockets (NFS, SMB, Ceph: created
+ * with kern=1, used by whichever task runs the RPC) nor I/O from kernel threads: they have no
+ * process owner, and reporting them would flip the owner at every RPC. The mark is written
+ * only once the record is in the ring, so a full ring is retried at the next I/O. The early
+ * checks are direct BTF loads: other sockets (unix, netlink, one already reported) cost a few
+ * loads and, for TCP/UDP, one storage lookup. */
 static __always_inline void sock_io(struct sock *sk)
 {
 	if (!sk)
@@ -334,13 +360,32 @@ static __always_inline void sock_io(struct sock *sk)
 	__u16 proto = sk->sk_protocol;
 	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return;
-	if (!sk->__sk_common.skc_dport || !sk->__sk_common.skc_num)
+	__u16 dport = sk->__sk_common.skc_dport;
+	if (!dport || !sk->__sk_common.skc_num)
 		return;
+	if (BPF_CORE_READ_BITFIELD(sk, sk_kern_sock))
+		return;
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (task->flags & PF_KTHREAD_FLAG)
+		return;
+	__u32 d[4] = {};
+	if (family == AF_INET) {
+		d[0] = sk->__sk_common.skc_daddr;
+	} else {
+		d[0] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[0];
+		d[1] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[1];
+		d[2] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[2];
+		d[3] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
+	}
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	__u32 *seen = bpf_sk_storage_get(&io_owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!seen || *seen == tgid)
+	struct io_owner *o = bpf_sk_storage_get(&io_owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o)
 		return;
-	*seen = tgid;
+	int same_peer = o->dport == dport && o->daddr[0] == d[0] && o->daddr[1] == d[1] &&
+			o->daddr[2] == d[2] && o->daddr[3] == d[3];
+	if (same_peer && (o->tgid[0] == tgid || o->tgid[1] == tgid || o->tgid[2] == tgid ||
+			  o->tgid[3] == tgid))
+		return;
 	struct fsa_sock_event *e = reserve(FSA_KIND_IO);
 	if (!e)
 		return;
@@ -352,6 +397,18 @@ static __always_inline void sock_io(struct sock *sk)
 	e->flags |= FSA_F_COOKIE;
 	fill_process(e);
 	submit(e);
+	/* Another CPU may race this update for the same socket: at worst one more report. */
+	if (!same_peer) {
+		o->tgid[0] = o->tgid[1] = o->tgid[2] = o->tgid[3] = 0;
+		o->daddr[0] = d[0];
+		o->daddr[1] = d[1];
+		o->daddr[2] = d[2];
+		o->daddr[3] = d[3];
+		o->dport = dport;
+		o->next = 0;
+	}
+	o->tgid[o->next & (IO_OWNER_SLOTS - 1)] = tgid;
+	o->next++;
 }
 
 SEC("tp_btf/sock_send_length")

@@ -16,7 +16,7 @@
 #define FSA_KIND_UDP_SEND 5 /* a process sent on an unconnected UDP socket (deduplicated) */
 #define FSA_KIND_UDP_RECV 6 /* a process received on an unconnected UDP socket (deduplicated) */
 #define FSA_KIND_IO 7 /* a process sent or received on a TCP or connected UDP socket (kprobe path, or
-                       * the socket tracepoints; deduplicated per socket and process) */
+                       * the socket tracepoints; deduplicated per socket, peer and process) */
 
 /* `flags` */
 #define FSA_F_COOKIE 1 /* `cookie` is valid */

@@ -92,7 +92,8 @@ pub enum SocketOwnerHook {
     #[default]
     Auto,
     /// `tp_btf/sock_send_length` and `sock_recv_length` (kernels from 6.3): the socket's
-    /// first send or receive by each process. Runs only on socket I/O.
+    /// first send or receive by each process (and again with a new peer, for a connected UDP
+    /// socket connected anew). Runs only on socket I/O.
     SockTracepoints,
     /// `syscalls:sys_exit_accept{,4}` and `sys_{enter,exit}_connect` (else `tp_btf/sys_exit`):
     /// at accept's return. Any attached syscall tracepoint sends every syscall of every task
@@ -153,6 +154,8 @@ pub struct Attribution {
     attached: Vec<String>,
     /// The socket tracepoints' own links (see [`Attribution::detach_sock_io`]).
     sock_links: Vec<(&'static str, BtfLinkId)>,
+    /// What reports the sockets a process did not connect, as attached (tp_btf methods).
+    owner_hook: Option<String>,
     ring_taken: bool,
 }
 
@@ -314,6 +317,19 @@ fn attach_tp_btf(
     Ok(Vec::new())
 }
 
+/// [`Attribution::owner_hook`]'s words for what [`attach_tp_btf`] attached.
+fn owner_hook_of(attached: &[String]) -> String {
+    let has = |prefix: &str| attached.iter().any(|l| l.starts_with(prefix));
+    if has(SOCK_TPS[0].0) {
+        "socket tracepoints"
+    } else if has("fsa_sys_exit") {
+        "tp_btf/sys_exit"
+    } else {
+        "syscall tracepoints"
+    }
+    .to_string()
+}
+
 fn attach_syscall_tracepoints(ebpf: &mut Ebpf) -> Result<Vec<String>, AttributionError> {
     probe::mount_tracefs().map_err(|why| AttributionError::Unavailable {
         method: "syscall tracepoints",
@@ -452,9 +468,14 @@ impl Attribution {
                 Some(ebpf)
             }
         };
+        let owner_hook = match m {
+            Method::TpBtf | Method::CgroupTpBtf => Some(owner_hook_of(&attached)),
+            Method::Kprobe | Method::ProcOnly => None,
+        };
         Ok(Self {
             ebpf,
             method: m,
+            owner_hook,
             reason: String::new(),
             attached,
             sock_links,
@@ -525,7 +546,17 @@ impl Attribution {
                 *line = format!("{name} -> tail call from {by}");
             }
         }
+        self.owner_hook = Some(format!("socket tracepoints, run from {by}"));
         Ok(())
+    }
+
+    /// On the tp_btf methods, what reports the owners of sockets a process did not connect
+    /// (accepted TCP, connected UDP), as attached now: "socket tracepoints" (their first send
+    /// or receive), "socket tracepoints, run from <programs>" (by tail call from another
+    /// module's programs on them), "syscall tracepoints" (accept's return) or
+    /// "tp_btf/sys_exit". None on the kprobe and proc-only methods.
+    pub fn owner_hook(&self) -> Option<&str> {
+        self.owner_hook.as_deref()
     }
 
     /// What is attached, one `program -> hook` line each (for `flowscope status`).

@@ -9,8 +9,9 @@
 //! `now_ns`), never read here.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     hash::Hash,
+    net::IpAddr,
     path::PathBuf,
     sync::Arc,
     time::Instant,
@@ -207,7 +208,14 @@ pub struct OwnerCache {
     scanning: Option<std::sync::mpsc::Receiver<(Instant, ProcSnapshot)>>,
     now_ns: u64,
     counters: Counters,
+    /// Addresses kernel events gave as a socket's local end: this node's, in any network
+    /// namespace (at most [`MAX_LOCAL_ADDRS`]; see [`OwnerCache::is_local_addr`]).
+    local_addrs: HashSet<IpAddr>,
 }
+
+/// Most addresses [`OwnerCache::is_local_addr`] remembers (a node's addresses: one per pod,
+/// plus the host's); past it, new ones are not added.
+const MAX_LOCAL_ADDRS: usize = 16_384;
 
 impl OwnerCache {
     /// An empty cache.
@@ -226,6 +234,7 @@ impl OwnerCache {
             scanning: None,
             now_ns: 0,
             counters: Counters::default(),
+            local_addrs: HashSet::new(),
             opts,
         }
     }
@@ -277,6 +286,14 @@ impl OwnerCache {
                 }
             }
             _ => {
+                // Any socket's local end is an address of this node (a passive open's state
+                // change says so before its owner is known).
+                if let Some(t) = ev.tuple {
+                    let ip = t.local.ip();
+                    if !ip.is_unspecified() && self.local_addrs.len() < MAX_LOCAL_ADDRS {
+                        self.local_addrs.insert(ip);
+                    }
+                }
                 let owner = match &ev.process {
                     Some(p) => Some(Owner {
                         info: self.process_info(ev, p),
@@ -307,6 +324,14 @@ impl OwnerCache {
             }
         }
         self.expire(self.now_ns);
+    }
+
+    /// Whether a kernel event has named a socket of this node (any network namespace) with
+    /// `ip` as its local address: a flow whose far end is `ip` likely has its peer's owner
+    /// coming in a kernel event too (an accepted socket is reported at its first send or
+    /// receive, after its first packets were captured on the way in).
+    pub fn is_local_addr(&self, ip: &IpAddr) -> bool {
+        self.local_addrs.contains(ip)
     }
 
     /// Joins a socket's 4-tuple to the owner its cookie has, even while it closes: a kernel
@@ -680,6 +705,21 @@ mod tests {
             local: format!("10.0.0.1:{s}").parse().unwrap(),
             remote: format!("10.0.0.2:{d}").parse().unwrap(),
         }
+    }
+
+    #[test]
+    fn a_passive_opens_local_address_is_this_nodes_before_its_owner() {
+        let mut c = OwnerCache::new(opts());
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(!c.is_local_addr(&ip("10.0.0.1")));
+        // inet_sock_set_state SYN_RECV -> ESTABLISHED: a tuple, no process, a new cookie.
+        c.apply(&ev(3, 9, Some((80, 40000)), 0, "", 1));
+        assert!(c.is_local_addr(&ip("10.0.0.1")), "the local end's address");
+        assert!(!c.is_local_addr(&ip("10.0.0.2")), "not the peer's");
+        assert!(
+            c.lookup_local_no_scan(&tuple(80, 40000)).is_none(),
+            "no owner yet"
+        );
     }
 
     #[test]

@@ -64,7 +64,8 @@ pub enum SockEventKind {
     UdpSend,
     /// A process received on an unconnected UDP socket.
     UdpRecv,
-    /// A process sent or received on a TCP socket (kprobe path).
+    /// A process sent or received on a TCP or connected UDP socket (kprobe path, or the socket
+    /// tracepoints on the tp_btf methods): reported once per socket, peer and process.
     Io,
 }
 

@@ -410,6 +410,19 @@ pub fn bpf_prog_ids_of(pid: i32) -> Vec<u64> {
     ids
 }
 
+/// bpftool's names of the loaded programs `ids`.
+pub fn bpf_prog_names(ids: &[u64]) -> Vec<String> {
+    let progs: serde_json::Value =
+        serde_json::from_str(&sh("bpftool -j prog show")).expect("bpftool prog json");
+    progs
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter(|p| p["id"].as_u64().is_some_and(|id| ids.contains(&id)))
+        .filter_map(|p| p["name"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// bpftool's names of the programs that have a link of their own (attached), e.g.
 /// `fst_sock_recv`, among `ids` (all when `None`); a program run only by tail call has none.
 pub fn linked_bpf_programs(ids: Option<&[u64]>) -> Vec<String> {

@@ -695,3 +695,123 @@ s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
 s.sendall(b"hello")
 print(s.getsockname()[1], flush=True)
 "#;
+
+/// A connected UDP socket connected anew to a second server, then (with `share`) shared with a
+/// forked child, the two taking turns 10 times: `python3 SCRIPT HOST PORT1 PORT2 share|solo`;
+/// prints its local port and the child's pid (0 when solo).
+const PY_UDP_RECONNECT_AND_SHARE: &str = r#"
+import os, socket, sys
+host, p1, p2 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.settimeout(5)
+s.connect((host, p1))
+s.send(b"one")
+assert s.recv(100) == b"one"
+s.connect((host, p2))
+def echo(m):
+    s.send(m)
+    assert s.recv(100) == m
+echo(b"two")
+if sys.argv[4] == "solo":
+    print(s.getsockname()[1], 0, flush=True)
+    sys.exit(0)
+to_child, from_parent = os.pipe()
+to_parent, from_child = os.pipe()
+pid = os.fork()
+for i in range(10):
+    if pid == 0:
+        os.read(to_child, 1)
+        echo(b"child")
+        os.write(from_child, b"x")
+    else:
+        echo(b"parent")
+        os.write(from_parent, b"x")
+        os.read(to_parent, 1)
+if pid == 0:
+    os._exit(0)
+os.waitpid(pid, 0)
+print(s.getsockname()[1], pid, flush=True)
+"#;
+
+/// The socket tracepoints report a socket once per peer and process (socket-local storage):
+/// a connected UDP socket connected to another server is reported again with its new tuple
+/// (else that peer's replies would find no owner), and a socket two processes take turns on
+/// is reported once for each, not at every change of user.
+#[test]
+fn socket_tracepoints_report_once_per_peer_and_process() {
+    require_root();
+    let _g = serial();
+    let py = python3();
+    let tmp = TempDir::new();
+    let (usrv, ucli) = (
+        write_script(&tmp, "usrv.py", PY_UDP_SERVER),
+        write_script(&tmp, "ucli.py", PY_UDP_RECONNECT_AND_SHARE),
+    );
+    let link = Link::new();
+    let mut s1 = link.server.spawn(&format!("{py} {usrv} 0.0.0.0 9061"));
+    s1.wait_stderr("listening", Duration::from_secs(10));
+    let mut s2 = link.server.spawn(&format!("{py} {usrv} 0.0.0.0 9062"));
+    s2.wait_stderr("listening", Duration::from_secs(10));
+    let c = Collector::start_with(&AttributionOptions {
+        owner_hook: SocketOwnerHook::SockTracepoints,
+        ..Default::default()
+    });
+    let run = |mode: &str| {
+        let (ppid, out) = run_in_ns(
+            &link.client,
+            &format!("{py} {ucli} {SERVER_V4} 9061 9062 {mode}"),
+        );
+        let mut words = out.split_whitespace().map(|w| w.parse::<u32>().unwrap());
+        (ppid, words.next().unwrap() as u16, words.next().unwrap())
+    };
+    let udp = |port, server_port| SocketTuple {
+        proto: Transport::Udp,
+        local: sa(CLIENT_V4, port),
+        remote: sa(SERVER_V4, server_port),
+    };
+    let reporters = |t: SocketTuple| -> Vec<u32> {
+        c.events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == SockEventKind::Io && e.tuple == Some(t))
+            .filter_map(|e| e.process.as_ref().map(|p| p.pid))
+            .collect()
+    };
+    // Reconnected: the new tuple is reported by its process.
+    let (pid, port, _) = run("solo");
+    for t in [udp(port, 9061), udp(port, 9062)] {
+        let p = c
+            .owner_of(&t, WAIT)
+            .unwrap_or_else(|| panic!("no owner for {t:?}"));
+        assert_eq!(
+            (p.pid, p.source),
+            (pid, OwnerSource::Kernel),
+            "{t:?}: {p:?}"
+        );
+        assert_eq!(reporters(t), [pid], "I/O reports of {t:?}");
+    }
+    // Shared: both processes' reports, and no more: 21 turns, 2 reports (read once the ring
+    // has had time to deliver a third, had there been one).
+    let (ppid, port, cpid) = run("share");
+    // (Of these two processes: the solo run may, rarely, have had the same local port.)
+    let reporters = || {
+        let mut r = reporters(udp(port, 9062));
+        r.retain(|p| [ppid, cpid].contains(p));
+        r
+    };
+    let until = std::time::Instant::now() + WAIT;
+    while reporters().len() < 2 && std::time::Instant::now() < until {
+        thread::sleep(Duration::from_millis(20));
+    }
+    thread::sleep(Duration::from_millis(300));
+    let reporters = reporters();
+    let mut sorted = reporters.clone();
+    sorted.sort_unstable();
+    let mut want = vec![ppid, cpid];
+    want.sort_unstable();
+    assert_eq!(
+        sorted, want,
+        "I/O reports of the shared socket: {reporters:?}"
+    );
+}

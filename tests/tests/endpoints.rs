@@ -346,3 +346,59 @@ fn names_from_dns_answers_go_on_the_flows_to_their_addresses() {
         "agent exit on SIGINT"
     );
 }
+
+/// An HTTP server that accepts, waits 200 ms, then reads the request and answers: its
+/// accepted socket is named by a kernel event only at that first read (on kernels with the
+/// socket tracepoints), long after curl's request was captured on the client's side.
+const PY_SLOW_READER: &str = r#"
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen(16)
+print("listening", file=sys.stderr, flush=True)
+while True:
+    c, _ = s.accept()
+    time.sleep(0.2)
+    c.recv(4096)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n")
+    c.close()
+"#;
+
+/// The far end's owner is waited for like the near end's when its address is this node's:
+/// the request to a server on this machine is `host` even when the kernel names the server's
+/// socket only after the request went out (the destination is not taken for `world`).
+#[test]
+fn a_local_server_slow_to_read_is_host() {
+    require_root();
+    require_python_grpc();
+    require_tool("curl");
+    let link = Link::new();
+    let tmp = TempDir::new();
+    let script = tmp.0.join("slow.py");
+    std::fs::write(&script, PY_SLOW_READER).unwrap();
+    let mut server = link
+        .server
+        .spawn(&format!("{} {} 8080", python(), script.display()));
+    server.wait_stderr("listening", Duration::from_secs(10));
+    let sock = tmp.0.join("observer.sock").display().to_string();
+    let unix = format!("unix://{sock}");
+    let _agent = start_agent(
+        &link.client,
+        &format!("-i {} --listen {unix} -o none", link.client_if),
+    );
+    let code = link.client.exec(&format!(
+        "curl -sS -o /dev/null -w %{{http_code}} --max-time 10 http://{SERVER_V4}:8080/slow"
+    ));
+    assert_eq!(code.trim(), "200");
+    let flows = flows_until(&unix, "the exchange", |fs| {
+        fs.iter().any(|f| f["l7"]["type"] == "RESPONSE")
+    });
+    let req = flows
+        .iter()
+        .find(|f| f["l7"]["type"] == "REQUEST" && url(f).ends_with("/slow"))
+        .unwrap_or_else(|| panic!("no request flow: {flows:#?}"));
+    let host = json!({"identity": 1, "labels": ["reserved:host"]});
+    assert_eq!(req["source"], host, "{req}");
+    assert_eq!(req["destination"], host, "{req}");
+}

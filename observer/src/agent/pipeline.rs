@@ -3,7 +3,7 @@
 //! to stdout through the same printer `flowscope observe` uses.
 
 use std::{
-    collections::{HashMap, VecDeque},
+    collections::{HashMap, HashSet, VecDeque},
     io::Write,
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
@@ -113,7 +113,15 @@ pub struct Pipeline<W: Write> {
     /// The owners [`Pipeline::owners_of`] found for a connection's flows, while the owner
     /// cache cannot have changed (see [`OwnersMemo`]).
     owners_memo: OwnersMemo,
+    /// Flows whose far end is a local address but whose peer owner a hold did not find: not
+    /// held for it again (a socket no kernel event will name, e.g. older than the agent on
+    /// a kernel that reports accepted sockets only at accept). Cleared past
+    /// [`MAX_PEER_GIVEN_UP`].
+    peer_given_up: HashSet<SocketTuple, foldhash::fast::RandomState>,
 }
+
+/// Most flows [`Pipeline::peer_given_up`] remembers.
+const MAX_PEER_GIVEN_UP: usize = 4096;
 
 /// What [`Pipeline::owners_of`] answered for a connection's flows, by everything the answer
 /// depends on: `(local, remote, transport, socket cookie)` (TLS plaintext's flows are not kept). The owner
@@ -305,6 +313,7 @@ impl<W: Write> Pipeline<W> {
             syscalls: None,
             pending_drops: VecDeque::new(),
             owners_memo: OwnersMemo::default(),
+            peer_given_up: HashSet::default(),
         }
     }
 
@@ -648,8 +657,10 @@ impl<W: Write> Pipeline<W> {
     }
 
     /// Emits queued records in order. The head waits (up to [`ATTRIBUTION_HOLD_NS`]) until its
-    /// local socket has an owner: a server's accept() returns after the first request bytes
-    /// may already be captured, and the kernel event naming the process comes with it.
+    /// local socket has an owner, and its far end's when that is on this node
+    /// ([`Pipeline::waits_for_owner`]): a server's accepted socket is reported at accept's
+    /// return or at its first send or receive, after the first request bytes may already be
+    /// captured.
     fn release(&mut self, force: bool) -> std::io::Result<()> {
         if self.pending.is_empty() {
             return Ok(());
@@ -673,7 +684,7 @@ impl<W: Write> Pipeline<W> {
             let owners = match &rec {
                 Record::Flow(f) => {
                     let o = self.owners_of(f);
-                    if o.0.is_none() && endpoints(f).is_some() && !overdue {
+                    if self.waits_for_owner(f, &o, overdue) {
                         // Not yet known; everything behind waits too, to keep the order.
                         self.pending.push_front((deadline, rec));
                         self.blocked = Some((self.sock_events, now));
@@ -708,6 +719,51 @@ impl<W: Write> Pipeline<W> {
             }
         }
         Ok(())
+    }
+
+    /// Whether `f` (with owners `o`, local then peer) waits for an owner a kernel event may
+    /// still name: its local socket's, or its far end's when that is an address of this node
+    /// (a server's accepted socket is reported at its first send or receive, after the
+    /// request's first packets were captured on the client's side). A peer hold that runs out
+    /// (`overdue`) is remembered and not waited for again.
+    fn waits_for_owner(
+        &mut self,
+        f: &Flow,
+        o: &(Option<ProcessInfo>, Option<ProcessInfo>),
+        overdue: bool,
+    ) -> bool {
+        let Some((src, dst, proto)) = endpoints(f) else {
+            return false;
+        };
+        if o.0.is_none() {
+            return !overdue;
+        }
+        if o.1.is_some() {
+            return false;
+        }
+        let (local, remote) = match f.traffic_direction {
+            Direction::Ingress => (dst, src),
+            _ => (src, dst),
+        };
+        if !self.owners.is_local_addr(&remote.ip()) {
+            return false;
+        }
+        let t = SocketTuple {
+            proto,
+            local,
+            remote,
+        };
+        if self.peer_given_up.contains(&t) {
+            return false;
+        }
+        if overdue {
+            if self.peer_given_up.len() >= MAX_PEER_GIVEN_UP {
+                self.peer_given_up.clear();
+            }
+            self.peer_given_up.insert(t);
+            return false;
+        }
+        true
     }
 
     /// Emits spans; with syscall spans on, a SERVER span is followed by its syscall children

@@ -176,15 +176,6 @@ pub async fn run(args: AgentConfig) -> Result<()> {
     let ifaces = initial_ifaces(&args)?;
     let running = start(&args, &ifaces)?;
     let (attribution, owners) = start_attribution(&args);
-    let attribution_method =
-        attribution
-            .as_ref()
-            .map(|a| a.method())
-            .unwrap_or(if args.attribution == "off" {
-                "off"
-            } else {
-                "proc-only"
-            });
     let mut attribution = attribution;
     let attr_ring = match attribution.as_mut().map(|a| a.take_ring()) {
         Some(Ok(r)) => Some(r),
@@ -224,6 +215,16 @@ pub async fn run(args: AgentConfig) -> Result<()> {
     if let Some(a) = attribution.as_mut() {
         tls.chain_sock_io(a);
     }
+    // For `flowscope status`: the method, and on the tp_btf methods what reports the owners
+    // of accepted and connected-UDP sockets (as chained just above).
+    let attribution_method = match attribution.as_ref() {
+        Some(a) => match a.owner_hook() {
+            Some(hook) => format!("{} (accepted sockets: {hook})", a.method()),
+            None => a.method().to_string(),
+        },
+        None if args.attribution == "off" => "off".to_string(),
+        None => "proc-only".to_string(),
+    };
     // The loaders' parsed BTF is freed now; give its pages back before the rings are mapped.
     trim_now();
     super::privileges::drop_unneeded(matches!(running, Running::AfPacket));
@@ -335,7 +336,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                             .into_iter()
                             .map(|(i, m)| (i, m.as_str().to_string()))
                             .collect(),
-                        attribution: attribution_method.into(),
+                        attribution: attribution_method.clone(),
                         counters,
                         tls_libraries: tls.status(),
                     }
@@ -401,7 +402,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 let engine_counters = engine_counters.clone();
                 status.set_provider(move || AgentStatus {
                     capture_path: "afpacket".into(),
-                    attribution: attribution_method.into(),
+                    attribution: attribution_method.clone(),
                     counters: engine_counters
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
