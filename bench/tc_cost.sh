@@ -100,6 +100,7 @@ for v in ("A", "B"):
 EOF
 echo
 echo "every program that ran: ns per run (median over runs) and runs per request (median)"
+echo "(a program run by tail call has no statistics of its own: attribution's fsa_sock_* are in the TLS probes' fst_sock_* when chained)"
 python3 - "$work/progs.jsonl" "$work/results.tsv" <<'EOF'
 import csv, json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1])]

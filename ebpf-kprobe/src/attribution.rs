@@ -6,7 +6,9 @@ use std::{fs::File, path::PathBuf};
 
 use aya::{
     maps::PerCpuArray,
-    programs::{BtfTracePoint, CgroupAttachMode, CgroupSockAddr, KProbe, ProgramFd, TracePoint},
+    programs::{
+        BtfTracePoint, CgroupAttachMode, CgroupSock, CgroupSockAddr, KProbe, ProgramFd, TracePoint,
+    },
     Btf, Ebpf, EbpfLoader,
 };
 use ebpf_ring::SingleMapRing;
@@ -41,6 +43,8 @@ const SYSCALL_TPS: &[(&str, &str)] = &[
     ("fsa_exit_conn", "sys_exit_connect"),
 ];
 /// Socket tracepoints (kernels from 6.3): (name, tp_btf tracepoint).
+/// With the socket tracepoints, where the kernel has it (6.11+): the start of a TCP send.
+const TCP_SEND_TP: (&str, &str) = ("fsa_tcp_send", "tcp_sendmsg_locked");
 const SOCK_TPS: &[(&str, &str)] = &[
     ("fsa_sock_send", "sock_send_length"),
     ("fsa_sock_recv", "sock_recv_length"),
@@ -286,6 +290,18 @@ fn attach_tp_btf(
         match sock {
             Ok(progs) => {
                 attached.extend(progs.iter().map(|(_, line, _)| line.clone()));
+                // Not fatal: before 6.11 a blocking send's segments go out before the
+                // socket is named (at the send's return), as on the syscall path they did not.
+                let (name, tp) = TCP_SEND_TP;
+                match load_btf(ebpf, name, tp) {
+                    Ok((line, _link)) => attached.push(line),
+                    Err(e) => {
+                        info!("{tp} unusable ({e}); TCP sockets are named when a send returns");
+                        if let Ok(p) = program::<BtfTracePoint>(ebpf, name) {
+                            let _ = p.unload();
+                        }
+                    }
+                }
                 return Ok(progs
                     .into_iter()
                     .map(|(name, _, link)| (name, link))
@@ -320,7 +336,9 @@ fn attach_tp_btf(
 /// [`Attribution::owner_hook`]'s words for what [`attach_tp_btf`] attached.
 fn owner_hook_of(attached: &[String]) -> String {
     let has = |prefix: &str| attached.iter().any(|l| l.starts_with(prefix));
-    if has(SOCK_TPS[0].0) {
+    if has(SOCK_TPS[0].0) && has(TCP_SEND_TP.0) {
+        "socket tracepoints and tcp_sendmsg_locked"
+    } else if has(SOCK_TPS[0].0) {
         "socket tracepoints"
     } else if has("fsa_sys_exit") {
         "tp_btf/sys_exit"
@@ -366,6 +384,19 @@ fn attach_cgroup(
         p.attach(&cg, CgroupAttachMode::Single)
             .map_err(attach_err(name, dir.display().to_string()))?;
         attached.push(format!("{name} -> cgroup {}", dir.display()));
+    }
+    // The socket release hook (5.9+), for sockets no send or receive named: not fatal.
+    let name = "fsa_release";
+    let release = program::<CgroupSock>(ebpf, name).and_then(|p| {
+        p.load().map_err(load_err(name))?;
+        p.attach(&cg, CgroupAttachMode::Single)
+            .map_err(attach_err(name, dir.display().to_string()))
+    });
+    match release {
+        Ok(_) => attached.push(format!("{name} -> cgroup {}", dir.display())),
+        Err(e) => {
+            info!("cgroup/sock_release unusable ({e}); sockets closed without I/O keep no owner")
+        }
     }
     Ok(())
 }
@@ -546,15 +577,24 @@ impl Attribution {
                 *line = format!("{name} -> tail call from {by}");
             }
         }
-        self.owner_hook = Some(format!("socket tracepoints, run from {by}"));
+        let tcp_send = self.attached.iter().any(|l| l.starts_with(TCP_SEND_TP.0));
+        self.owner_hook = Some(format!(
+            "socket tracepoints, run from {by}{}",
+            if tcp_send {
+                ", and tcp_sendmsg_locked"
+            } else {
+                ""
+            }
+        ));
         Ok(())
     }
 
     /// On the tp_btf methods, what reports the owners of sockets a process did not connect
     /// (accepted TCP, connected UDP), as attached now: "socket tracepoints" (their first send
     /// or receive), "socket tracepoints, run from <programs>" (by tail call from another
-    /// module's programs on them), "syscall tracepoints" (accept's return) or
-    /// "tp_btf/sys_exit". None on the kprobe and proc-only methods.
+    /// module's programs on them), either followed by "tcp_sendmsg_locked" when that names a
+    /// TCP socket at the start of its first send too (6.11+), "syscall tracepoints" (accept's
+    /// return) or "tp_btf/sys_exit". None on the kprobe and proc-only methods.
     pub fn owner_hook(&self) -> Option<&str> {
         self.owner_hook.as_deref()
     }

@@ -428,8 +428,6 @@ pub fn bpf_prog_names(ids: &[u64]) -> Vec<String> {
 pub fn linked_bpf_programs(ids: Option<&[u64]>) -> Vec<String> {
     let links: serde_json::Value =
         serde_json::from_str(&sh("bpftool -j link show")).expect("bpftool link json");
-    let progs: serde_json::Value =
-        serde_json::from_str(&sh("bpftool -j prog show")).expect("bpftool prog json");
     let linked: Vec<u64> = links
         .as_array()
         .expect("array")
@@ -437,13 +435,7 @@ pub fn linked_bpf_programs(ids: Option<&[u64]>) -> Vec<String> {
         .filter_map(|l| l["prog_id"].as_u64())
         .filter(|id| ids.is_none_or(|ids| ids.contains(id)))
         .collect();
-    progs
-        .as_array()
-        .expect("array")
-        .iter()
-        .filter(|p| p["id"].as_u64().is_some_and(|id| linked.contains(&id)))
-        .filter_map(|p| p["name"].as_str().map(str::to_string))
-        .collect()
+    bpf_prog_names(&linked)
 }
 
 /// Ids of every loaded BPF program, from bpftool.

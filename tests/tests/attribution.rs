@@ -507,6 +507,13 @@ assert s.recv(100) == b"ping"
 print(s.getsockname()[1], flush=True)
 "#;
 
+/// PY_UDP_SERVER (script `usrv`) in the server's namespace on `port`, once it listens.
+fn udp_echo_server(link: &Link, py: &str, usrv: &str, port: u16) -> Proc {
+    let mut s = link.server.spawn(&format!("{py} {usrv} 0.0.0.0 {port}"));
+    s.wait_stderr("listening", Duration::from_secs(10));
+    s
+}
+
 #[test]
 fn connected_udp_client_through_both_hooks() {
     require_root();
@@ -518,8 +525,7 @@ fn connected_udp_client_through_both_hooks() {
         write_script(&tmp, "ucli.py", PY_UDP_CONNECTED_CLIENT),
     );
     let link = Link::new();
-    let mut userver = link.server.spawn(&format!("{py} {usrv} 0.0.0.0 9053"));
-    userver.wait_stderr("listening", Duration::from_secs(10));
+    let _userver = udp_echo_server(&link, &py, &usrv, 9053);
     for hook in [
         SocketOwnerHook::SockTracepoints,
         SocketOwnerHook::SyscallTracepoints,
@@ -748,10 +754,7 @@ fn socket_tracepoints_report_once_per_peer_and_process() {
         write_script(&tmp, "ucli.py", PY_UDP_RECONNECT_AND_SHARE),
     );
     let link = Link::new();
-    let mut s1 = link.server.spawn(&format!("{py} {usrv} 0.0.0.0 9061"));
-    s1.wait_stderr("listening", Duration::from_secs(10));
-    let mut s2 = link.server.spawn(&format!("{py} {usrv} 0.0.0.0 9062"));
-    s2.wait_stderr("listening", Duration::from_secs(10));
+    let _servers = [9061, 9062].map(|port| udp_echo_server(&link, &py, &usrv, port));
     let c = Collector::start_with(&AttributionOptions {
         owner_hook: SocketOwnerHook::SockTracepoints,
         ..Default::default()

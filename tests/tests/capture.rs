@@ -41,15 +41,19 @@ fn check_owner_hook(status: &serde_json::Value, agent_progs: &[u64], source: &st
         return;
     }
     assert!(method.ends_with("tp_btf"), "attribution: {attribution:?}");
-    let sock_tps = std::fs::read("/sys/kernel/btf/vmlinux")
-        .expect("kernel BTF")
-        .windows(26)
-        .any(|w| w == b"btf_trace_sock_send_length");
+    let btf = std::fs::read("/sys/kernel/btf/vmlinux").expect("kernel BTF");
+    let has = |name: &[u8]| btf.windows(name.len()).any(|w| w == name);
+    let sock_tps = has(b"btf_trace_sock_send_length");
+    let tcp_send = has(b"btf_trace_tcp_sendmsg_locked");
     let chained = sock_tps && source != "afpacket";
-    let hook = match (sock_tps, chained) {
-        (false, _) => "syscall tracepoints",
-        (true, false) => "socket tracepoints",
-        (true, true) => "socket tracepoints, run from fst_sock_send/fst_sock_recv",
+    let hook = match (sock_tps, chained, tcp_send) {
+        (false, _, _) => "syscall tracepoints",
+        (true, false, false) => "socket tracepoints",
+        (true, false, true) => "socket tracepoints and tcp_sendmsg_locked",
+        (true, true, false) => "socket tracepoints, run from fst_sock_send/fst_sock_recv",
+        (true, true, true) => {
+            "socket tracepoints, run from fst_sock_send/fst_sock_recv, and tcp_sendmsg_locked"
+        }
     };
     assert_eq!(attribution, format!("{method} (accepted sockets: {hook})"));
     if !sock_tps {
@@ -72,6 +76,11 @@ fn check_owner_hook(status: &serde_json::Value, agent_progs: &[u64], source: &st
             "{p} (TLS probes) attached: {linked:?}"
         );
     }
+    assert_eq!(
+        linked.iter().any(|x| x == "fsa_tcp_send"),
+        tcp_send,
+        "fsa_tcp_send attached: {linked:?}"
+    );
 }
 
 /// Runs one HTTP fetch through the agent with `agent_args` and checks every packet of it.

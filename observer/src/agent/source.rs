@@ -472,8 +472,10 @@ fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
             // owner); every connection of the last grace period is remembered, so on a node
             // opening thousands per second the default 5 s held several MiB more.
             close_grace_ns: 2_000_000_000,
-            // With kernel events every socket opened after start is reported; /proc is for
-            // the ones that predate the agent (or whose events were lost), so scan rarely.
+            // With kernel events nearly every socket opened after start is reported (at its
+            // connect, accept or first send or receive; not one that only splices or
+            // zero-copy-receives, nor one closed without I/O); /proc is for those and the
+            // ones that predate the agent (or whose events were lost), so scan rarely.
             proc_rescan_ms: if kernel_events {
                 PROC_RESCAN_WITH_EVENTS_MS
             } else {
@@ -825,7 +827,7 @@ async fn read_ring(
                 // out, and the attribution ring wakes no one per event. After a stall (a busy
                 // host, a TCG VM) this arm and the poll's are both ready and select! picks one
                 // at random: without this, a server's request went out without its owner
-                // while the accept() naming it sat unread in the ring.
+                // while the event naming it (accept, first I/O) sat unread in the ring.
                 if let Some(a) = attr.as_mut() {
                     bad_records += drain_sock_events(a.get_mut(), &mut pipeline);
                 }
