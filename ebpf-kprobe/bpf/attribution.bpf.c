@@ -10,11 +10,11 @@
  *  - "cgroup+tp_btf", for kernels without kprobes (or with lockdown blocking fentry):
  *      cgroup/connect{4,6}        process context, before the local port is bound: owner + cookie
  *      cgroup/{send,recv}msg{4,6} unconnected UDP: owner + local port + peer, deduplicated
- *      cgroup/sock_release        a TCP/connected-UDP socket's close: its tuple with the owner,
+ *      cgroup/sock_release        a TCP/connected-UDP socket's close: cookie, peer and owner,
  *                                 unless its sends or receives reported it already
  *      tp_btf/inet_sock_set_state TCP: cookie <-> tuple join; SYN_SENT runs inside connect(2),
  *                                 so it also carries the owner; TCP_CLOSE tells userspace to evict
- *      tp_btf/tcp_sendmsg_locked (kernels from 6.11): the same at the start of a TCP send,
+ *      tp_btf/tcp_sendmsg_locked (kernels from 6.16): the same at the start of a TCP send,
  *                                 before its first segment (sock_send_length fires at its end)
  *      tp_btf/sock_{send,recv}_length (kernels from 6.3): a socket's first send or receive by
  *                                 a process: its tuple with the owner, once per socket, peer
@@ -418,18 +418,21 @@ static __always_inline void sock_io(struct sock *sk)
 /* A TCP or connected UDP socket's release (close of its last file reference, or its owner's
  * exit), in the closing process's context, before the kernel closes the connection: names a
  * socket that no send or receive did, e.g. an accepted connection closed unread (a server
- * shedding load: its RST goes out here) or one that only spliced, so its last flows have an
- * owner. Skipped when this process already reported the socket with this peer. */
+ * shedding load: its RST goes out here). A release program may not read the local end
+ * (src_ip4/src_ip6/src_port are for the post-bind hooks only), so the record carries the
+ * cookie, the peer and the owner; userspace joins the cookie to the tuple its passive open
+ * reported. Skipped when this process already reported the socket with this peer. */
 SEC("cgroup/sock_release")
 int fsa_release(struct bpf_sock *sk)
 {
 	__u16 family = sk->family;
 	if (family != AF_INET && family != AF_INET6)
 		return 1;
-	if (sk->protocol != IPPROTO_TCP && sk->protocol != IPPROTO_UDP)
+	__u8 proto = sk->protocol;
+	if (proto != IPPROTO_TCP && proto != IPPROTO_UDP)
 		return 1;
 	__u16 dport = sk->dst_port; /* network byte order, in the low 16 bits */
-	if (!dport || !sk->src_port)
+	if (!dport)
 		return 1;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct io_owner *o = bpf_sk_storage_get(&io_owner, sk, 0, 0);
@@ -440,20 +443,16 @@ int fsa_release(struct bpf_sock *sk)
 	if (!e)
 		return 1;
 	e->family = family;
-	e->protocol = sk->protocol;
-	e->sport = sk->src_port;
+	e->protocol = proto;
 	e->dport = bpf_ntohs(dport);
 	if (family == AF_INET6) {
-		__u32 s6[4] = { sk->src_ip6[0], sk->src_ip6[1], sk->src_ip6[2], sk->src_ip6[3] };
 		__u32 d6[4] = { sk->dst_ip6[0], sk->dst_ip6[1], sk->dst_ip6[2], sk->dst_ip6[3] };
-		__builtin_memcpy(e->saddr, s6, 16);
 		__builtin_memcpy(e->daddr, d6, 16);
 	} else {
-		__u32 s4 = sk->src_ip4, d4 = sk->dst_ip4;
-		__builtin_memcpy(e->saddr, &s4, 4);
+		__u32 d4 = sk->dst_ip4;
 		__builtin_memcpy(e->daddr, &d4, 4);
 	}
-	e->flags |= FSA_F_LOCAL | FSA_F_REMOTE;
+	e->flags |= FSA_F_REMOTE;
 	e->cookie = bpf_get_socket_cookie(sk);
 	e->flags |= FSA_F_COOKIE;
 	fill_process(e);
@@ -475,7 +474,7 @@ int BPF_PROG(fsa_sock_recv, struct sock *sk, int ret, int flags)
 	return 0;
 }
 
-/* The start of each chunk of a TCP send (kernels from 6.11), in the sender's context:
+/* The start of each chunk of a TCP send (kernels from 6.16), in the sender's context:
  * sock_send_length fires only when the send call returns, which for a blocking send of
  * megabytes on a socket that never read first (a server that speaks first, an FTP data
  * connection) is after its segments, and their retransmissions, went out unattributed. */

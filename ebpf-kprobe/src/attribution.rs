@@ -43,7 +43,7 @@ const SYSCALL_TPS: &[(&str, &str)] = &[
     ("fsa_exit_conn", "sys_exit_connect"),
 ];
 /// Socket tracepoints (kernels from 6.3): (name, tp_btf tracepoint).
-/// With the socket tracepoints, where the kernel has it (6.11+): the start of a TCP send.
+/// With the socket tracepoints, where the kernel has it (6.16+): the start of a TCP send.
 const TCP_SEND_TP: (&str, &str) = ("fsa_tcp_send", "tcp_sendmsg_locked");
 const SOCK_TPS: &[(&str, &str)] = &[
     ("fsa_sock_send", "sock_send_length"),
@@ -290,7 +290,7 @@ fn attach_tp_btf(
         match sock {
             Ok(progs) => {
                 attached.extend(progs.iter().map(|(_, line, _)| line.clone()));
-                // Not fatal: before 6.11 a blocking send's segments go out before the
+                // Not fatal: before 6.16 a blocking send's segments go out before the
                 // socket is named (at the send's return), as on the syscall path they did not.
                 let (name, tp) = TCP_SEND_TP;
                 match load_btf(ebpf, name, tp) {
@@ -593,7 +593,7 @@ impl Attribution {
     /// (accepted TCP, connected UDP), as attached now: "socket tracepoints" (their first send
     /// or receive), "socket tracepoints, run from <programs>" (by tail call from another
     /// module's programs on them), either followed by "tcp_sendmsg_locked" when that names a
-    /// TCP socket at the start of its first send too (6.11+), "syscall tracepoints" (accept's
+    /// TCP socket at the start of its first send too (6.16+), "syscall tracepoints" (accept's
     /// return) or "tp_btf/sys_exit". None on the kprobe and proc-only methods.
     pub fn owner_hook(&self) -> Option<&str> {
         self.owner_hook.as_deref()

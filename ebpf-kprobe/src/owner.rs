@@ -11,7 +11,7 @@
 use std::{
     collections::{HashMap, HashSet, VecDeque},
     hash::Hash,
-    net::IpAddr,
+    net::SocketAddr,
     path::PathBuf,
     sync::Arc,
     time::Instant,
@@ -208,14 +208,20 @@ pub struct OwnerCache {
     scanning: Option<std::sync::mpsc::Receiver<(Instant, ProcSnapshot)>>,
     now_ns: u64,
     counters: Counters,
-    /// Addresses kernel events gave as a socket's local end: this node's, in any network
-    /// namespace (at most [`MAX_LOCAL_ADDRS`]; see [`OwnerCache::is_local_addr`]).
-    local_addrs: HashSet<IpAddr>,
+    /// Local ends of the TCP connections this node accepted (passive opens, any network
+    /// namespace): its servers' endpoints (see [`OwnerCache::is_local_server`]). At most
+    /// [`MAX_LOCAL_SERVERS`].
+    local_servers: HashSet<SocketAddr, foldhash::fast::RandomState>,
+    /// Tuples that kernel events named without an owner (passive opens), by socket cookie:
+    /// an owner that comes with the cookie alone (a socket's release) is joined to them.
+    unowned: TwoGen<u64, SocketTuple>,
 }
 
-/// Most addresses [`OwnerCache::is_local_addr`] remembers (a node's addresses: one per pod,
-/// plus the host's); past it, new ones are not added.
-const MAX_LOCAL_ADDRS: usize = 16_384;
+/// Most endpoints [`OwnerCache::is_local_server`] remembers; past it, new ones are not added.
+const MAX_LOCAL_SERVERS: usize = 16_384;
+
+/// TCP_SYN_RECV and TCP_ESTABLISHED (include/net/tcp_states.h): a passive open's change.
+const PASSIVE_OPEN: (u8, u8) = (3, 1);
 
 impl OwnerCache {
     /// An empty cache.
@@ -234,7 +240,8 @@ impl OwnerCache {
             scanning: None,
             now_ns: 0,
             counters: Counters::default(),
-            local_addrs: HashSet::new(),
+            local_servers: HashSet::default(),
+            unowned: TwoGen::new(cap),
             opts,
         }
     }
@@ -286,12 +293,28 @@ impl OwnerCache {
                 }
             }
             _ => {
-                // Any socket's local end is an address of this node (a passive open's state
-                // change says so before its owner is known).
-                if let Some(t) = ev.tuple {
-                    let ip = t.local.ip();
-                    if !ip.is_unspecified() && self.local_addrs.len() < MAX_LOCAL_ADDRS {
-                        self.local_addrs.insert(ip);
+                // A passive open names a server of this node before its owner is known.
+                if let (Some(t), SockEventKind::StateChange, PASSIVE_OPEN) =
+                    (ev.tuple, ev.kind, ev.tcp_states)
+                {
+                    if self.local_servers.len() < MAX_LOCAL_SERVERS {
+                        self.local_servers.insert(t.local);
+                    }
+                    if let Some(c) = ev.cookie {
+                        self.unowned.insert(c, t);
+                    }
+                }
+                // A release names a socket no other event did; one already named keeps the
+                // owner it has (the release carries no netns, and may be another process).
+                if ev.kind == SockEventKind::Io && ev.tuple.is_none() {
+                    if let Some(c) = ev.cookie {
+                        if self
+                            .by_cookie
+                            .peek(&c)
+                            .is_some_and(|o| o.closed_at.is_none())
+                        {
+                            return;
+                        }
                     }
                 }
                 let owner = match &ev.process {
@@ -309,11 +332,15 @@ impl OwnerCache {
                 let Some(mut owner) = owner else {
                     return;
                 };
-                owner.tuple = ev.tuple.or(owner.tuple);
+                // An owner with the cookie alone: the tuple its passive open named.
+                let tuple = ev
+                    .tuple
+                    .or_else(|| ev.cookie.and_then(|c| self.unowned.remove(&c)));
+                owner.tuple = tuple.or(owner.tuple);
                 if let Some(c) = ev.cookie {
                     self.by_cookie.insert(c, owner.clone());
                 }
-                if let Some(t) = ev.tuple {
+                if let Some(t) = tuple {
                     self.negative.remove(&t);
                     if t.proto == Transport::Udp && t.local.ip().is_unspecified() {
                         self.by_udp_port
@@ -326,12 +353,19 @@ impl OwnerCache {
         self.expire(self.now_ns);
     }
 
-    /// Whether a kernel event has named a socket of this node (any network namespace) with
-    /// `ip` as its local address: a flow whose far end is `ip` likely has its peer's owner
-    /// coming in a kernel event too (an accepted socket is reported at its first send or
-    /// receive, after its first packets were captured on the way in).
-    pub fn is_local_addr(&self, ip: &IpAddr) -> bool {
-        self.local_addrs.contains(ip)
+    /// Whether `endpoint` accepted a TCP connection on this node (any network namespace)
+    /// since the agent started: a flow whose far end it is has its peer's owner coming in a
+    /// kernel event (an accepted socket is named at accept or at its first send or receive,
+    /// after the request's first packets may have been captured on the client's side). An
+    /// address translated on the way (a NodePort, a ClusterIP) is not one.
+    pub fn is_local_server(&self, endpoint: &SocketAddr) -> bool {
+        self.local_servers.contains(endpoint)
+    }
+
+    /// Stops [`OwnerCache::is_local_server`] answering yes for `endpoint` until it accepts
+    /// again (a wait for its owner ran out: a server gone, or its port reused otherwise).
+    pub fn forget_local_server(&mut self, endpoint: &SocketAddr) {
+        self.local_servers.remove(endpoint);
     }
 
     /// Joins a socket's 4-tuple to the owner its cookie has, even while it closes: a kernel
@@ -708,18 +742,34 @@ mod tests {
     }
 
     #[test]
-    fn a_passive_opens_local_address_is_this_nodes_before_its_owner() {
+    fn a_passive_open_names_a_local_server_and_its_tuple_joins_a_later_owner() {
         let mut c = OwnerCache::new(opts());
-        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
-        assert!(!c.is_local_addr(&ip("10.0.0.1")));
+        let ep = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert!(!c.is_local_server(&ep("10.0.0.1:80")));
         // inet_sock_set_state SYN_RECV -> ESTABLISHED: a tuple, no process, a new cookie.
-        c.apply(&ev(3, 9, Some((80, 40000)), 0, "", 1));
-        assert!(c.is_local_addr(&ip("10.0.0.1")), "the local end's address");
-        assert!(!c.is_local_addr(&ip("10.0.0.2")), "not the peer's");
+        let mut open = ev(3, 9, Some((80, 40000)), 0, "", 1);
+        open.tcp_states = PASSIVE_OPEN;
+        c.apply(&open);
+        assert!(c.is_local_server(&ep("10.0.0.1:80")), "the local end");
+        assert!(!c.is_local_server(&ep("10.0.0.2:40000")), "not the peer");
         assert!(
             c.lookup_local_no_scan(&tuple(80, 40000)).is_none(),
             "no owner yet"
         );
+        // Another state change (an active open's) names no server.
+        c.apply(&ev(3, 10, Some((41000, 443)), 0, "", 2));
+        assert!(!c.is_local_server(&ep("10.0.0.1:41000")));
+        // The socket's release: cookie and owner, no local end.
+        c.apply(&ev(7, 9, None, 300, "server", 3));
+        let p = c
+            .lookup_local_no_scan(&tuple(80, 40000))
+            .expect("joined by cookie");
+        assert_eq!(&*p.comm, "server");
+        // A second release (another process holding it) leaves the named owner alone.
+        c.apply(&ev(7, 9, None, 400, "other", 4));
+        assert_eq!(&*c.lookup_cookie(9).unwrap().comm, "server");
+        c.forget_local_server(&ep("10.0.0.1:80"));
+        assert!(!c.is_local_server(&ep("10.0.0.1:80")));
     }
 
     #[test]

@@ -818,3 +818,60 @@ fn socket_tracepoints_report_once_per_peer_and_process() {
         "I/O reports of the shared socket: {reporters:?}"
     );
 }
+
+/// A TCP server that accepts one connection and closes it after 300 ms without reading or
+/// writing: `python3 SCRIPT HOST PORT`.
+const PY_CLOSE_UNREAD: &str = r#"
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(1)
+print("listening", file=sys.stderr, flush=True)
+c, _ = s.accept()
+time.sleep(0.3)
+c.close()
+time.sleep(5)
+"#;
+
+/// An accepted connection closed before any send or receive (a server shedding load, whose
+/// close resets it) is named by a kernel event at its release (cgroup/sock_release: the
+/// cookie and the owner), joined to the tuple its passive open reported.
+#[test]
+fn accepted_socket_closed_without_io_is_named_at_release() {
+    require_root();
+    let _g = serial();
+    let py = python3();
+    let tmp = TempDir::new();
+    let srv = write_script(&tmp, "close.py", PY_CLOSE_UNREAD);
+    let link = Link::new();
+    let c = Collector::start();
+    assert!(
+        c.attribution
+            .as_ref()
+            .expect("attribution")
+            .attached()
+            .iter()
+            .any(|l| l.starts_with("fsa_release -> cgroup")),
+        "{:?}",
+        c.attribution.as_ref().map(|a| a.attached())
+    );
+    let mut server = link.server.spawn(&format!("{py} {srv} {SERVER_V4} 9071"));
+    server.wait_stderr("listening", Duration::from_secs(10));
+    let (_, out) = run_in_ns(
+        &link.client,
+        &format!(
+            "{py} -c 'import socket,time; s=socket.create_connection((\"{SERVER_V4}\", 9071)); s.sendall(b\"unread\"); print(s.getsockname()[1], flush=True); time.sleep(1)'"
+        ),
+    );
+    let port: u16 = out.trim().parse().unwrap();
+    let t = tcp(sa(SERVER_V4, 9071), sa(CLIENT_V4, port));
+    let p = c
+        .owner_of(&t, WAIT)
+        .unwrap_or_else(|| panic!("no owner for {t:?}"));
+    assert_eq!(
+        (p.pid, p.source),
+        (server.pid() as u32, OwnerSource::Kernel),
+        "{p:?}"
+    );
+}

@@ -3,7 +3,7 @@
 //! to stdout through the same printer `flowscope observe` uses.
 
 use std::{
-    collections::{HashMap, HashSet, VecDeque},
+    collections::{HashMap, VecDeque},
     io::Write,
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex},
@@ -113,15 +113,7 @@ pub struct Pipeline<W: Write> {
     /// The owners [`Pipeline::owners_of`] found for a connection's flows, while the owner
     /// cache cannot have changed (see [`OwnersMemo`]).
     owners_memo: OwnersMemo,
-    /// Flows whose far end is a local address but whose peer owner a hold did not find: not
-    /// held for it again (a socket no kernel event will name, e.g. older than the agent on
-    /// a kernel that reports accepted sockets only at accept). Cleared past
-    /// [`MAX_PEER_GIVEN_UP`].
-    peer_given_up: HashSet<SocketTuple, foldhash::fast::RandomState>,
 }
-
-/// Most flows [`Pipeline::peer_given_up`] remembers.
-const MAX_PEER_GIVEN_UP: usize = 4096;
 
 /// What [`Pipeline::owners_of`] answered for a connection's flows, by everything the answer
 /// depends on: `(local, remote, transport, socket cookie)` (TLS plaintext's flows are not kept). The owner
@@ -313,7 +305,6 @@ impl<W: Write> Pipeline<W> {
             syscalls: None,
             pending_drops: VecDeque::new(),
             owners_memo: OwnersMemo::default(),
-            peer_given_up: HashSet::default(),
         }
     }
 
@@ -722,10 +713,11 @@ impl<W: Write> Pipeline<W> {
     }
 
     /// Whether `f` (with owners `o`, local then peer) waits for an owner a kernel event may
-    /// still name: its local socket's, or its far end's when that is an address of this node
-    /// (a server's accepted socket is reported at its first send or receive, after the
-    /// request's first packets were captured on the client's side). A peer hold that runs out
-    /// (`overdue`) is remembered and not waited for again.
+    /// still name: its local socket's, or its far end's when that is a server of this node
+    /// ([`OwnerCache::is_local_server`]: an accepted socket is named at accept or at its
+    /// first send or receive, after the request's first packets may have been captured on the
+    /// client's side). A wait for a far end that runs out (`overdue`) forgets that server
+    /// until it accepts again, so a gone or translated endpoint holds no more records.
     fn waits_for_owner(
         &mut self,
         f: &Flow,
@@ -738,29 +730,18 @@ impl<W: Write> Pipeline<W> {
         if o.0.is_none() {
             return !overdue;
         }
-        if o.1.is_some() {
+        if o.1.is_some() || proto != Transport::Tcp {
             return false;
         }
-        let (local, remote) = match f.traffic_direction {
-            Direction::Ingress => (dst, src),
-            _ => (src, dst),
+        let remote = match f.traffic_direction {
+            Direction::Ingress => src,
+            _ => dst,
         };
-        if !self.owners.is_local_addr(&remote.ip()) {
-            return false;
-        }
-        let t = SocketTuple {
-            proto,
-            local,
-            remote,
-        };
-        if self.peer_given_up.contains(&t) {
+        if !self.owners.is_local_server(&remote) {
             return false;
         }
         if overdue {
-            if self.peer_given_up.len() >= MAX_PEER_GIVEN_UP {
-                self.peer_given_up.clear();
-            }
-            self.peer_given_up.insert(t);
+            self.owners.forget_local_server(&remote);
             return false;
         }
         true
