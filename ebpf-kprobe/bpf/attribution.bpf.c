@@ -13,7 +13,9 @@
  *      cgroup/sock_release        a TCP/connected-UDP socket's close: cookie, peer and owner,
  *                                 unless its sends or receives reported it already
  *      tp_btf/inet_sock_set_state TCP: cookie <-> tuple join; SYN_SENT runs inside connect(2),
- *                                 so it also carries the owner; TCP_CLOSE tells userspace to evict
+ *                                 so it also carries the owner; a passive open names a server
+ *                                 endpoint and its tuple (no owner); TCP_CLOSE tells userspace
+ *                                 to evict
  *      tp_btf/tcp_sendmsg_locked (kernels from 6.16): the same at the start of a TCP send,
  *                                 before its first segment (sock_send_length fires at its end)
  *      tp_btf/sock_{send,recv}_length (kernels from 6.3): a socket's first send or receive by
@@ -295,10 +297,11 @@ int BPF_PROG(fsa_state, struct sock *sk, int oldstate, int newstate)
 	else if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT)
 		kind = FSA_KIND_STATE; /* active open: joins the connect's cookie to the tuple */
 	else if (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_RECV)
-		/* Passive open, in softirq: no owner here (it comes with the accept or the first
-		 * I/O), but its local end is an address of this node, which tells userspace to wait
-		 * for the owner of a flow whose far end it is. The handshake's last ACK is
-		 * processed before the client sends its request, so this comes first. */
+		/* Passive open, in softirq: no owner here (it comes with the accept, the first I/O
+		 * or the release), but its local end is a server endpoint of this node, which tells
+		 * userspace to wait for the owner of a flow whose far end it is, and its cookie and
+		 * tuple let a release (cookie only) name it. The handshake's last ACK is processed
+		 * before the client sends its request, so this comes first. */
 		kind = FSA_KIND_STATE;
 	else
 		return 0;
@@ -416,7 +419,8 @@ static __always_inline void sock_io(struct sock *sk)
 }
 
 /* A TCP or connected UDP socket's release (close of its last file reference, or its owner's
- * exit), in the closing process's context, before the kernel closes the connection: names a
+ * exit), in the closing process's context (a deferred close, e.g. io_uring's teardown, runs
+ * in a kworker, which is then named), before the kernel closes the connection: names a
  * socket that no send or receive did, e.g. an accepted connection closed unread (a server
  * shedding load: its RST goes out here). A release program may not read the local end
  * (src_ip4/src_ip6/src_port are for the post-bind hooks only), so the record carries the

@@ -473,9 +473,10 @@ fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
             // opening thousands per second the default 5 s held several MiB more.
             close_grace_ns: 2_000_000_000,
             // With kernel events nearly every socket opened after start is reported (at its
-            // connect, accept or first send or receive; not one that only splices or
-            // zero-copy-receives, nor one closed without I/O); /proc is for those and the
-            // ones that predate the agent (or whose events were lost), so scan rarely.
+            // connect, accept, first send or receive, or release; not one that only splices
+            // from the socket or zero-copy-receives until long before its close); /proc is for
+            // those and the ones that predate the agent (or whose events were lost), so scan
+            // rarely.
             proc_rescan_ms: if kernel_events {
                 PROC_RESCAN_WITH_EVENTS_MS
             } else {
