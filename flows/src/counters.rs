@@ -320,6 +320,8 @@ counters! {
     tcp_handshakes,
     /// SYNs a client sent again before any SYN/ACK.
     tcp_syn_retransmits,
+    /// TCP segments seen again at another capture point (lo's egress and ingress, a forwarded packet's interfaces): one packet, not counted by the health analysis again.
+    tcp_second_sightings,
     /// Connections refused: the server answered the SYN with a RST (RFC 9293 §3.10.7.3).
     tcp_connections_refused,
     /// Connections that ended (evicted) with their SYN never answered.

@@ -432,6 +432,7 @@ impl Engine {
                             closed_at: None,
                             rst: ResetTracker::default(),
                             health: ConnectionHealth::default(),
+                            sightings: Default::default(),
                         }))
                     }
                     Transport::Udp { src_port, dst_port } => ConnState::Udp(UdpConn {
@@ -507,6 +508,7 @@ impl Engine {
                     closed_at,
                     rst,
                     health,
+                    sightings,
                 } = &mut **conn;
                 let [lo, hi] = reasm;
                 let (this, other) = match side {
@@ -533,14 +535,27 @@ impl Engine {
                 if !retire {
                     let from_client = side != entry.server;
                     let captured_to = this.send_position().map(|p| p.next);
-                    health.on_segment(
-                        from_client,
+                    // A packet seen again at another capture point (lo's egress and ingress,
+                    // a forwarded packet's interfaces) is not sent again.
+                    let again = sightings.is_again(
+                        side.index(),
                         &tcp,
                         packet.payload_wire_len,
-                        captured_to,
+                        (at.meta.ifindex, at.meta.direction),
                         at.ts_ns,
-                        counters,
                     );
+                    if again {
+                        counters.tcp_second_sightings += 1;
+                    } else {
+                        health.on_segment(
+                            from_client,
+                            &tcp,
+                            packet.payload_wire_len,
+                            captured_to,
+                            at.ts_ns,
+                            counters,
+                        );
+                    }
                     // Health rides on the records that exist: TCP control segments' L3/L4
                     // records (never a record of its own per packet).
                     if let Some(flow) = &mut l4_record {

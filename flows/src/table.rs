@@ -169,6 +169,9 @@ pub struct TcpConn {
     pub rst: ResetTracker,
     /// Handshake, RTT and loss so far (issue 17).
     pub health: ConnectionHealth,
+    /// Each side's last segment as first captured: a packet seen again at another capture
+    /// point is not sent again (see [`crate::tcp::sighting`]).
+    pub sightings: crate::tcp::Sightings,
 }
 
 impl TcpConn {

@@ -144,6 +144,85 @@ fn srtt_agrees_with_ss() {
     );
 }
 
+/// On `lo` the agent sees every packet twice, leaving and arriving (as it sees a forwarded
+/// packet on each interface it crosses): the second sighting is the same packet, not a
+/// retransmission. 20 echo rounds over a loopback connection on a quiet namespace report no
+/// retransmitted segment, no SYN retransmission and no duplicate ACK, and their handshake.
+#[test]
+fn loopbacks_two_sightings_are_not_retransmissions() {
+    require_root();
+    require_tool("python3");
+    let link = Link::new();
+    let dir = TempDir::new();
+    let server_py = dir.0.join("echo.py");
+    std::fs::write(&server_py, ECHO_SERVER).unwrap();
+    let sock = dir.0.join("observer.sock").display().to_string();
+    let _agent = start_agent(
+        &link.server,
+        &format!("-i lo --listen unix://{sock} -o none"),
+    );
+    let mut server = link.server.spawn(&format!(
+        "python3 -u {} 127.0.0.1 7008",
+        server_py.display()
+    ));
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        server.stdout().iter().any(|l| l == "listening"),
+        "{:?}",
+        server.stderr()
+    );
+    link.server.exec(
+        "python3 -c 'import socket,time\ns=socket.create_connection((\"127.0.0.1\", 7008))\nfor _ in range(20):\n    s.sendall(b\"x\"*1000)\n    got=0\n    while got<1000: got+=len(s.recv(65536))\n    time.sleep(0.005)\ns.close()'",
+    );
+    server.signal_and_wait(9, Duration::from_secs(5));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let health = loop {
+        let out = sh(&format!(
+            "{} observe --server unix://{sock} --last 100000 -o json",
+            flowscope_bin().display()
+        ));
+        let found = out
+            .lines()
+            .filter(|l| !l.is_empty())
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|f| {
+                let tcp = &f["l4"]["TCP"];
+                tcp["source_port"].as_u64() == Some(7008)
+                    || tcp["destination_port"].as_u64() == Some(7008)
+            })
+            .filter_map(|f| f["extensions"].get("tcp_health").cloned())
+            .find(|h| h.get("closed_by").is_some());
+        if let Some(h) = found {
+            break h;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no closing tcp_health for port 7008: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    for dir in ["to_server", "to_client"] {
+        for field in [
+            "retransmitted_segments",
+            "duplicate_acks",
+            "out_of_order_segments",
+        ] {
+            assert!(
+                health[dir][field].as_u64().unwrap_or(0) == 0,
+                "{dir}.{field} in {health}"
+            );
+        }
+    }
+    assert!(
+        health["syn_retransmits"].as_u64().unwrap_or(0) == 0,
+        "SYN retransmissions in {health}"
+    );
+    assert!(
+        health.get("handshake_ns").is_some(),
+        "no handshake in {health}"
+    );
+}
+
 /// SIGINT, so tcpdump flushes its file.
 fn libc_sigint() -> i32 {
     2
