@@ -345,6 +345,12 @@ struct {
 
 #define PF_KTHREAD_FLAG 0x00200000 /* include/linux/sched.h PF_KTHREAD */
 
+/* Whether `o` lists `tgid` among the processes reported with its peer. */
+static __always_inline int io_owner_has(const struct io_owner *o, __u32 tgid)
+{
+	return o->tgid[0] == tgid || o->tgid[1] == tgid || o->tgid[2] == tgid || o->tgid[3] == tgid;
+}
+
 /* A send or receive on `sk` by the current task: reports (tuple, owner) the first time a
  * process uses this socket with this peer. A socket shared by up to IO_OWNER_SLOTS processes
  * (inherited over fork, passed with SCM_RIGHTS) is reported once per process, not on every
@@ -370,11 +376,6 @@ static __always_inline void sock_io(struct sock *sk)
 	__u16 dport = sk->__sk_common.skc_dport;
 	if (!dport || !sk->__sk_common.skc_num)
 		return;
-	if (BPF_CORE_READ_BITFIELD(sk, sk_kern_sock))
-		return;
-	struct task_struct *task = bpf_get_current_task_btf();
-	if (task->flags & PF_KTHREAD_FLAG)
-		return;
 	__u32 d[4] = {};
 	if (family == AF_INET) {
 		d[0] = sk->__sk_common.skc_daddr;
@@ -385,13 +386,24 @@ static __always_inline void sock_io(struct sock *sk)
 		d[3] = sk->__sk_common.skc_v6_daddr.in6_u.u6_addr32[3];
 	}
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct io_owner *o = bpf_sk_storage_get(&io_owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
-	if (!o)
+	/* The common case, a socket this process already reported with this peer, is one
+	 * lookup and a few compares; the filters and the storage's creation are for a miss. */
+	struct io_owner *o = bpf_sk_storage_get(&io_owner, sk, 0, 0);
+	int same_peer = 0;
+	if (o) {
+		same_peer = o->dport == dport && o->daddr[0] == d[0] && o->daddr[1] == d[1] &&
+			    o->daddr[2] == d[2] && o->daddr[3] == d[3];
+		if (same_peer && io_owner_has(o, tgid))
+			return;
+	}
+	if (BPF_CORE_READ_BITFIELD(sk, sk_kern_sock))
 		return;
-	int same_peer = o->dport == dport && o->daddr[0] == d[0] && o->daddr[1] == d[1] &&
-			o->daddr[2] == d[2] && o->daddr[3] == d[3];
-	if (same_peer && (o->tgid[0] == tgid || o->tgid[1] == tgid || o->tgid[2] == tgid ||
-			  o->tgid[3] == tgid))
+	struct task_struct *task = bpf_get_current_task_btf();
+	if (task->flags & PF_KTHREAD_FLAG)
+		return;
+	if (!o)
+		o = bpf_sk_storage_get(&io_owner, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!o)
 		return;
 	struct fsa_sock_event *e = reserve(FSA_KIND_IO);
 	if (!e)
@@ -440,8 +452,7 @@ int fsa_release(struct bpf_sock *sk)
 		return 1;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	struct io_owner *o = bpf_sk_storage_get(&io_owner, sk, 0, 0);
-	if (o && o->dport == dport &&
-	    (o->tgid[0] == tgid || o->tgid[1] == tgid || o->tgid[2] == tgid || o->tgid[3] == tgid))
+	if (o && o->dport == dport && io_owner_has(o, tgid))
 		return 1;
 	struct fsa_sock_event *e = reserve(FSA_KIND_IO);
 	if (!e)

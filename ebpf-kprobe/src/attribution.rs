@@ -158,8 +158,6 @@ pub struct Attribution {
     attached: Vec<String>,
     /// The socket tracepoints' own links (see [`Attribution::detach_sock_io`]).
     sock_links: Vec<(&'static str, BtfLinkId)>,
-    /// What reports the sockets a process did not connect, as attached (tp_btf methods).
-    owner_hook: Option<String>,
     ring_taken: bool,
 }
 
@@ -333,21 +331,6 @@ fn attach_tp_btf(
     Ok(Vec::new())
 }
 
-/// [`Attribution::owner_hook`]'s words for what [`attach_tp_btf`] attached.
-fn owner_hook_of(attached: &[String]) -> String {
-    let has = |prefix: &str| attached.iter().any(|l| l.starts_with(prefix));
-    if has(SOCK_TPS[0].0) && has(TCP_SEND_TP.0) {
-        "socket tracepoints and tcp_sendmsg_locked"
-    } else if has(SOCK_TPS[0].0) {
-        "socket tracepoints"
-    } else if has("fsa_sys_exit") {
-        "tp_btf/sys_exit"
-    } else {
-        "syscall tracepoints"
-    }
-    .to_string()
-}
-
 fn attach_syscall_tracepoints(ebpf: &mut Ebpf) -> Result<Vec<String>, AttributionError> {
     probe::mount_tracefs().map_err(|why| AttributionError::Unavailable {
         method: "syscall tracepoints",
@@ -499,14 +482,9 @@ impl Attribution {
                 Some(ebpf)
             }
         };
-        let owner_hook = match m {
-            Method::TpBtf | Method::CgroupTpBtf => Some(owner_hook_of(&attached)),
-            Method::Kprobe | Method::ProcOnly => None,
-        };
         Ok(Self {
             ebpf,
             method: m,
-            owner_hook,
             reason: String::new(),
             attached,
             sock_links,
@@ -577,15 +555,6 @@ impl Attribution {
                 *line = format!("{name} -> tail call from {by}");
             }
         }
-        let tcp_send = self.attached.iter().any(|l| l.starts_with(TCP_SEND_TP.0));
-        self.owner_hook = Some(format!(
-            "socket tracepoints, run from {by}{}",
-            if tcp_send {
-                ", and tcp_sendmsg_locked"
-            } else {
-                ""
-            }
-        ));
         Ok(())
     }
 
@@ -595,8 +564,23 @@ impl Attribution {
     /// module's programs on them), either followed by "tcp_sendmsg_locked" when that names a
     /// TCP socket at the start of its first send too (6.16+), "syscall tracepoints" (accept's
     /// return) or "tp_btf/sys_exit". None on the kprobe and proc-only methods.
-    pub fn owner_hook(&self) -> Option<&str> {
-        self.owner_hook.as_deref()
+    pub fn owner_hook(&self) -> Option<String> {
+        if !matches!(self.method, Method::TpBtf | Method::CgroupTpBtf) {
+            return None;
+        }
+        let line = |name: &str| self.attached.iter().find(|l| l.starts_with(name));
+        let tcp_send = line(TCP_SEND_TP.0).is_some();
+        let hook = match line(SOCK_TPS[1].0).map(|l| l.split_once(" -> tail call from ")) {
+            Some(Some((_, by))) if tcp_send => {
+                format!("socket tracepoints, run from {by}, and tcp_sendmsg_locked")
+            }
+            Some(Some((_, by))) => format!("socket tracepoints, run from {by}"),
+            Some(None) if tcp_send => "socket tracepoints and tcp_sendmsg_locked".to_string(),
+            Some(None) => "socket tracepoints".to_string(),
+            None if line("fsa_sys_exit").is_some() => "tp_btf/sys_exit".to_string(),
+            None => "syscall tracepoints".to_string(),
+        };
+        Some(hook)
     }
 
     /// What is attached, one `program -> hook` line each (for `flowscope status`).

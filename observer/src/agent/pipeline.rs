@@ -724,15 +724,14 @@ impl<W: Write> Pipeline<W> {
         o: &(Option<ProcessInfo>, Option<ProcessInfo>),
         overdue: bool,
     ) -> bool {
-        let Some((src, dst, proto)) = endpoints(f) else {
+        match o {
+            (None, _) => return !overdue && endpoints(f).is_some(),
+            (_, Some(_)) => return false,
+            _ => {}
+        }
+        let Some((src, dst, Transport::Tcp)) = endpoints(f) else {
             return false;
         };
-        if o.0.is_none() {
-            return !overdue;
-        }
-        if o.1.is_some() || proto != Transport::Tcp {
-            return false;
-        }
         let remote = match f.traffic_direction {
             Direction::Ingress => src,
             _ => dst,
