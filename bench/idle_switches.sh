@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # How often an idle agent wakes: the agent capturing the loopback of an empty network namespace
 # (`-o none`), and, after it has settled, each of its threads' context switches (voluntary +
-# involuntary, /proc/PID/task/TID/status) and CPU ticks over SECS seconds, for each binary given,
+# involuntary, /proc/PID/task/TID/status), CPU ticks and the CPU time the scheduler counted
+# (schedstat) over SECS seconds, for each binary given,
 # RUNS times, alternated. Every wakeup costs the node a context switch and cold caches (tens of
 # µs on a VM), so this is the agent's floor when nothing happens.
 #
@@ -20,12 +21,13 @@ trap cleanup EXIT
 ip netns add "$ns"
 ip -n "$ns" link set lo up
 
-# snap: "comm tid switches ticks" per thread of $pid.
+# snap: "comm tid switches ticks run_ns" per thread of $pid (run_ns: the scheduler's own
+# count of the time it ran, /proc/PID/task/TID/schedstat, exact where ticks are sampled).
 snap() {
     for t in /proc/"$pid"/task/*; do
-        printf '%s %s %s %s\n' "$(cat "$t/comm")" "${t##*/}" \
+        printf '%s %s %s %s %s\n' "$(cat "$t/comm")" "${t##*/}" \
             "$(awk '/^voluntary_ctxt|^nonvoluntary_ctxt/ {n += $2} END {print n}' "$t/status")" \
-            "$(awk '{print $14 + $15}' "$t/stat")"
+            "$(awk '{print $14 + $15}' "$t/stat")" "$(awk '{print $1}' "$t/schedstat")"
     done 2>/dev/null | sort -k2
 }
 
@@ -40,8 +42,9 @@ for run in $(seq "$runs"); do
         sleep "$secs"
         snap > "$work/b"
         kill -INT "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+        # Joined: tid comm sw ticks ns comm sw ticks ns.
         join -1 2 -2 2 "$work/a" "$work/b" | awk -v s="$secs" -v bin="$bin" -v run="$run" '
-            { d = $6 - $3; ticks += $7 - $4; if (d > 0) { per = per sprintf(" %s/%s %.1f", $2, $1, d / s); total += d } }
-            END { printf "run %d %s: %.1f switches/s (per thread:%s), %d CPU ticks in %d s\n", run, bin, total / s, per, ticks, s }'
+            { d = $7 - $3; ticks += $8 - $4; ns += $9 - $5; if (d > 0) { per = per sprintf(" %s/%s %.1f", $2, $1, d / s); total += d } }
+            END { printf "run %d %s: %.1f switches/s (per thread:%s), %d CPU ticks in %d s, %.2f ms CPU/s (schedstat)\n", run, bin, total / s, per, ticks, s, ns / s / 1e6 }'
     done
 done

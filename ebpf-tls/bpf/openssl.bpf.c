@@ -52,8 +52,10 @@ struct {
 } events SEC(".maps");
 
 /* EXEC records only: the reader of `events` maps it (8 MiB in its RSS) only once a TLS library
- * is hooked, and the exec events are how the first one is found. Read on a timer by userspace
- * (no wakeups); ~100-byte records, so 64 KiB holds ~600 execs between two reads. */
+ * is hooked, and the exec events are how the first one is found. A record wakes the reader
+ * when it had read everything before (the ring's default), so an idle agent needs no timer
+ * for it; the reader then reads at most every 100 ms; ~100-byte records, so 64 KiB holds
+ * ~600 execs between two reads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 64 << 10);
@@ -552,7 +554,7 @@ int fst_exec(void *ctx)
 	e->tid = (__u32)id;
 	e->kind = FST_KIND_EXEC;
 	bpf_get_current_comm(e->comm, sizeof(e->comm));
-	if (bpf_ringbuf_output(&execs, e, sizeof(struct fst_event), BPF_RB_NO_WAKEUP) != 0)
+	if (bpf_ringbuf_output(&execs, e, sizeof(struct fst_event), 0) != 0)
 		count(FST_CNT_EXEC_LOST);
 	return 0;
 }

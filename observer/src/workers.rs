@@ -37,6 +37,12 @@ pub trait FlowEngine: Send {
     fn poll_record(&mut self) -> Option<Record>;
     /// End of a batch of frames (a ring drain): hands what is queued to the workers.
     fn sync(&mut self) {}
+    /// Whether no frame is out at a worker and no record waits in the merge, so a later
+    /// [`FlowEngine::poll_record`] has nothing to give until more frames come (one engine:
+    /// always).
+    fn is_settled(&self) -> bool {
+        true
+    }
     /// Takes back a record from `poll_record` that the caller is done with. With workers it
     /// is dropped on the worker thread that allocated it: glibc frees a chunk from another
     /// thread through that thread's arena lock, and doing so for every record doubled the CPU
@@ -383,6 +389,10 @@ impl FlowEngine for ShardedEngine {
         self.round[self.last_from].dead.push(record);
     }
 
+    fn is_settled(&self) -> bool {
+        self.round_items == 0 && self.outstanding.iter().all(|&o| o == 0) && self.merger.is_empty()
+    }
+
     fn sync(&mut self) {
         if self.round_items > 0 {
             self.send_round();
@@ -598,6 +608,47 @@ mod tests {
             assert_eq!(many.counters(), one.counters(), "{workers} workers");
             assert!(many.worker_counters.iter().all(|c| c.packets > 0));
         }
+    }
+
+    #[test]
+    fn settled_only_when_no_frame_is_out_and_no_record_waits() {
+        let frames = http_connection(40000, 1, 200, 0);
+        let config = EngineConfig {
+            l4_records: L4Records::EveryPacket,
+            ..EngineConfig::default()
+        };
+        let mut one = Engine::new(config.clone());
+        let mut many = ShardedEngine::new(config, 2, 5);
+        assert!(many.is_settled(), "nothing given yet");
+        let f = &frames[0];
+        let meta = CaptureMeta {
+            ts_ns: f.ts_ns,
+            ifindex: 2,
+            direction: f.direction,
+            orig_len: f.data.len() as u32,
+            socket_cookie: None,
+        };
+        FlowEngine::handle_frame(&mut one, f.ts_ns, LinkType::Ethernet, &f.data, meta);
+        assert!(FlowEngine::is_settled(&one), "one engine has nothing out");
+        many.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta);
+        assert!(!many.is_settled(), "a frame in the round not handed over");
+        many.sync();
+        assert!(!many.is_settled(), "a round out at the workers");
+        // The answer comes when a worker gets to it; its record waits until polled.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut records = 0;
+        while !many.is_settled() {
+            assert!(std::time::Instant::now() < deadline, "never settled");
+            while many.poll_record().is_some() {
+                records += 1;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        assert_eq!(
+            records, 1,
+            "the SYN's L3/L4 record came back before settling"
+        );
+        assert!(many.poll_record().is_none());
     }
 
     #[test]

@@ -719,7 +719,7 @@ fn plaintext_ring_mapped_when_a_library_is_hooked_after_start() {
             link.server_if
         ),
     );
-    // nginx starts after the agent: its exec record (the small execs ring, read every 100 ms)
+    // nginx starts after the agent: its exec record (the small execs ring, which wakes the agent)
     // gets its libssl scanned well before the 30 s full rescan. (Another process on the host
     // may have had libssl hooked, and the ring mapped, from the start.)
     let nginx = start_https_nginx(&link.server, &tmp.0);

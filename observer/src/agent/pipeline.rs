@@ -547,6 +547,17 @@ impl<W: Write> Pipeline<W> {
         self.drain()
     }
 
+    /// Whether anything waits in the agent for a later call: records held for their owner,
+    /// drops held for theirs, frames out at engine workers, or syscall spans (on: always
+    /// counted as waiting). The reader polls often while this holds
+    /// (`agent::source::RING_POLL`), and slowly when it doesn't and the rings are empty.
+    pub fn holds_records(&self) -> bool {
+        !self.pending.is_empty()
+            || !self.pending_drops.is_empty()
+            || self.syscalls.is_some()
+            || !self.engine.is_settled()
+    }
+
     /// Runs the engine's timers (idle eviction, unanswered requests) at wall time `now_ns`,
     /// and publishes the counters.
     pub fn tick(&mut self, now_ns: u64) -> std::io::Result<()> {

@@ -26,6 +26,7 @@ use tokio::{
     io::{unix::AsyncFd, Interest},
     signal::unix::SignalKind,
     task::JoinHandle,
+    time::Instant,
 };
 use tracing::{info, warn};
 
@@ -357,8 +358,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
             let tls_watch = tokio::spawn(super::tls::watch_tls(tls.clone()));
             let watcher: JoinHandle<Result<()>> =
                 tokio::spawn(watch_links(cap.clone(), args.clone(), path));
-            let losses = tokio::spawn(report_kernel_losses(cap.clone(), store.clone()));
-            let trim = tokio::spawn(trim_heap());
+            let chores = tokio::spawn(housekeeping(cap.clone(), store.clone()));
             let mut reader = reader;
             let outcome: Result<()> = tokio::select! {
                 _ = tokio::signal::ctrl_c() => { info!("interrupted; detaching"); Ok(()) }
@@ -367,8 +367,7 @@ pub async fn run(args: AgentConfig) -> Result<()> {
                 r = flatten(watcher) => r.and(Err(anyhow!("the interface watcher stopped"))),
             };
             let _ = stop_tx.send(true);
-            losses.abort();
-            trim.abort();
+            chores.abort();
             tls_watch.abort();
             // Let the reader emit what the engine still holds, unless it is what failed.
             if !reader.is_finished() {
@@ -540,10 +539,26 @@ fn drain_sock_events<W: std::io::Write>(ring: &mut SingleMapRing, p: &mut Pipeli
     bad
 }
 
-/// Tells the store (and so `flowscope observe`, as LostEvents) when the kernel ring overflowed.
-async fn report_kernel_losses(cap: SharedCapture, store: Arc<crate::api::FlowStore>) {
+/// How often [`housekeeping`] runs. Heap trimming every 5 s let a burst's freed pages stay
+/// resident for seconds (the soak's RssAnon saw-toothed by ~6 MiB); every second cut its mean
+/// by 2 MiB and its peaks by 5 MiB, for a walk of one arena's free lists and the page faults
+/// of memory used again (BENCHMARKS.md "Soak memory under 50 MB").
+const HOUSEKEEPING_EVERY: Duration = Duration::from_secs(1);
+
+/// Once every [`HOUSEKEEPING_EVERY`], on one timer (one wakeup, not one per chore):
+/// - tells the store (and so `flowscope observe`, as LostEvents) when the kernel ring
+///   overflowed;
+/// - gives the allocator's free pages back to the kernel ([`trim_now`]; the first call, at
+///   once, returns what the kernel programs' loaders have just freed: tens of MiB of parsed
+///   kernel BTF). glibc keeps memory a thread freed in that thread's arena and returns it
+///   only from the top of a heap; the ring reader task moves between tokio's worker threads,
+///   so under load the arenas came to hold megabytes of free pages (RssAnon 14-40 MiB from
+///   run to run at 10k req/s, 11-20 MiB idle; BENCHMARKS.md "Agent CPU and memory per
+///   request"). `malloc_trim` releases the free pages inside every arena (MADV_DONTNEED), not
+///   only at the top; it walks the free lists, well under a millisecond here.
+async fn housekeeping(cap: SharedCapture, store: Arc<crate::api::FlowStore>) {
     let mut last = 0u64;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(HOUSEKEEPING_EVERY);
     loop {
         tick.tick().await;
         let lost = cap
@@ -558,32 +573,11 @@ async fn report_kernel_losses(cap: SharedCapture, store: Arc<crate::api::FlowSto
             store.note_lost(LostSource::KernelRing, lost - last);
             last = lost;
         }
-    }
-}
-
-/// How often [`trim_heap`] gives free heap pages back. Every 5 s let a burst's freed pages
-/// stay resident for seconds (the soak's RssAnon saw-toothed by ~6 MiB); every second cut
-/// its mean by 2 MiB and its peaks by 5 MiB, for a walk of one arena's free lists and the
-/// page faults of memory used again (BENCHMARKS.md "Soak memory under 50 MB").
-const TRIM_EVERY: Duration = Duration::from_secs(1);
-
-/// Gives the allocator's free pages back to the kernel now (the kernel programs' loaders
-/// have just freed tens of MiB of parsed kernel BTF) and every [`TRIM_EVERY`]. glibc keeps
-/// memory a thread freed in that thread's arena and returns it only from the top of a heap;
-/// the ring reader task moves between tokio's worker threads, so under load the arenas came
-/// to hold megabytes of free pages (RssAnon 14-40 MiB from run to run at 10k req/s, 11-20 MiB
-/// idle; BENCHMARKS.md "Agent CPU and memory per request"). `malloc_trim` releases the free pages inside every
-/// arena (MADV_DONTNEED), not only at the top; it walks the free lists, well under a
-/// millisecond here.
-async fn trim_heap() {
-    let mut tick = tokio::time::interval(TRIM_EVERY);
-    loop {
-        tick.tick().await;
         trim_now();
     }
 }
 
-/// Returns the free pages of every malloc arena to the kernel (see [`trim_heap`]).
+/// Returns the free pages of every malloc arena to the kernel (see [`housekeeping`]).
 fn trim_now() {
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim has no preconditions; other threads may allocate meanwhile
@@ -616,10 +610,22 @@ async fn flatten<T>(h: JoinHandle<Result<T>>) -> Result<T> {
 /// CPU per request, while 32 and 16 KiB cost +20–35% CPU for no further p99 gain (each batch
 /// starts on caches the service has just used; BENCHMARKS.md, "Ring wakeup batch size").
 const RING_WAKEUP_BYTES: u32 = 64 << 10;
-/// ...and the reader looks anyway this often. Waking for every few packets (the kernel's
-/// default) cost a context switch per handful of packets and preempted the observed service;
-/// batching trades at most this much delay for far fewer wakeups.
+/// ...and the reader looks anyway this often while records come in or wait in the agent.
+/// Waking for every few packets (the kernel's default) cost a context switch per handful of
+/// packets and preempted the observed service; batching trades at most this much delay for
+/// far fewer wakeups.
 const RING_POLL: Duration = Duration::from_millis(20);
+/// How often the reader looks when its last look found nothing and nothing waits in the agent
+/// (no record held for its owner, no drop, no engine round out): an idle agent's wakeups were
+/// ~90 a second (this poll, the 100 ms timers and the TLS watcher's, unaligned), each ~100 µs
+/// of CPU on a VM, ~1% of a core doing nothing (BENCHMARKS.md, "An idle agent's wakeups").
+/// The cost: the first records after a quiet spell are read up to this much later (their
+/// timestamps are the kernel's, so no duration changes); a kernel wakeup (64 KiB) or any
+/// record read brings the 20 ms poll back.
+const RING_POLL_IDLE: Duration = Duration::from_millis(200);
+/// How often the engine's timers run and the counters are published (at a poll, not on a
+/// timer of their own): often enough to release records held for their owner promptly.
+const TICK: Duration = Duration::from_millis(100);
 
 /// Reads every record in the capture ring, after the attribution events that came before
 /// them, with the TLS plaintext merged in by kernel time.
@@ -629,7 +635,7 @@ fn drain_ring<W: std::io::Write>(
     tls: Option<&mut SingleMapRing>,
     pipeline: &mut Pipeline<W>,
     bad_records: &mut u64,
-) -> Result<()> {
+) -> Result<usize> {
     // A plaintext chunk goes in after the packets captured before it (its TLS records were
     // sent, or received, before the SSL call returned) and before the later ones (the FIN
     // after a connection's last response), so it is merged by kernel time. The chunks are
@@ -657,6 +663,7 @@ fn drain_ring<W: std::io::Write>(
     };
     let (mut attr, mut tls) = (attr, tls);
     let mut later: Option<Vec<u8>> = None;
+    let mut read = 0usize;
     loop {
         let cut = if tls.is_some() {
             monotonic_now_ns()
@@ -672,6 +679,7 @@ fn drain_ring<W: std::io::Write>(
             // Plaintext records only: exec events have a ring of their own, read by
             // watch_tls (ebpf-tls/bpf/openssl.bpf.c writes only READ and WRITE records here).
             while let Some(item) = ring.next() {
+                read += 1;
                 match TlsEvent::parse(item) {
                     Ok(ev) => plain.push_back((ev.ts_ns, item.to_vec())),
                     Err(e) => {
@@ -689,6 +697,7 @@ fn drain_ring<W: std::io::Write>(
             }
         }
         while let Some(item) = rb.next() {
+            read += 1;
             match PacketHdr::parse(item) {
                 Ok((hdr, _)) if hdr.ts_ns > cut => {
                     later = Some(item.to_vec());
@@ -711,11 +720,12 @@ fn drain_ring<W: std::io::Write>(
         on_tls(pipeline, &raw)?;
     }
     pipeline.flush()?;
-    Ok(())
+    Ok(read)
 }
 
 /// Drains the ring when the kernel signals a batch (see [`RING_WAKEUP_BYTES`]) and every
-/// [`RING_POLL`]; runs the engine's timers; on `stop`, emits what is pending and returns.
+/// [`RING_POLL`] ([`RING_POLL_IDLE`] while idle); runs the engine's timers every [`TICK`]; on
+/// `stop`, emits what is pending and returns.
 async fn read_ring(
     ring: SingleMapRing,
     attr_ring: Option<SingleMapRing>,
@@ -780,11 +790,10 @@ async fn read_ring(
         None => None,
     };
     let mut bad_records = 0u64;
-    // Often enough to release records waiting for their owner promptly.
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    let mut poll = tokio::time::interval(RING_POLL);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One timer: the poll, which runs the tick when it is due ([`RING_POLL`],
+    // [`RING_POLL_IDLE`], [`TICK`]).
+    let mut next_poll = Instant::now() + RING_POLL;
+    let mut last_tick = Instant::now();
     loop {
         tokio::select! {
             guard = async { attr.as_mut().expect("guarded").readable_mut().await }, if attr.is_some() => {
@@ -798,6 +807,7 @@ async fn read_ring(
                 let t = tls.as_mut().map(|r| r.get_mut());
                 drain_ring(rb, attr, t, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
+                next_poll = next_poll.min(Instant::now() + RING_POLL);
             }
             guard = async { tls.as_mut().expect("guarded").readable_mut().await }, if tls.is_some() => {
                 let mut guard = guard.context("waiting on the TLS ring")?;
@@ -806,33 +816,35 @@ async fn read_ring(
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 let t = tls.as_mut().map(|r| r.get_mut());
                 drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
+                next_poll = next_poll.min(Instant::now() + RING_POLL);
             }
             guard = async { drop_ring.as_mut().expect("guarded").readable_mut().await }, if drop_ring.is_some() => {
                 let mut guard = guard.context("waiting on the drop ring")?;
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 drain_drops(guard.get_inner_mut(), attr, &drop_reasons, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
+                next_poll = next_poll.min(Instant::now() + RING_POLL);
             }
             guard = async { syscall_ring.as_mut().expect("guarded").readable_mut().await }, if syscall_ring.is_some() => {
                 let mut guard = guard.context("waiting on the syscall ring")?;
                 drain_syscalls(guard.get_inner_mut(), &mut pipeline, &mut bad_records);
                 guard.clear_ready();
+                next_poll = next_poll.min(Instant::now() + RING_POLL);
             }
-            _ = poll.tick() => {
+            _ = tokio::time::sleep_until(next_poll) => {
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 let t = tls.as_mut().map(|r| r.get_mut());
-                drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
-            }
-            _ = tick.tick() => {
-                // Owners first, as drain_ring does: the tick releases records whose hold ran
-                // out, and the attribution ring wakes no one per event. After a stall (a busy
-                // host, a TCG VM) this arm and the poll's are both ready and select! picks one
-                // at random: without this, a server's request went out without its owner
-                // while the event naming it (accept, first I/O) sat unread in the ring.
-                if let Some(a) = attr.as_mut() {
-                    bad_records += drain_sock_events(a.get_mut(), &mut pipeline);
+                let read = drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
+                let now = Instant::now();
+                if now >= last_tick + TICK {
+                    // The attribution ring was drained just above (owners first: the tick
+                    // releases records whose hold ran out, and that ring wakes no one per
+                    // event).
+                    last_tick = now;
+                    pipeline.tick(wall_now_ns())?;
                 }
-                pipeline.tick(wall_now_ns())?
+                let idle = read == 0 && !pipeline.holds_records();
+                next_poll = now + if idle { RING_POLL_IDLE } else { RING_POLL };
             }
             _ = stop.wait_for(|s| *s) => {
                 // Drain what is already in the rings, then flush the engine.

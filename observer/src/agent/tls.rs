@@ -11,6 +11,7 @@ use std::{
 use ebpf_kprobe::Attribution;
 use ebpf_ring::SingleMapRing;
 use ebpf_tls::{SocketLink, TlsEvent, TlsEventKind, TlsProbes, TlsProbesOptions};
+use tokio::io::{unix::AsyncFd, Interest};
 use tracing::{info, warn};
 
 use crate::api::status::TlsLibraryStatus;
@@ -19,6 +20,8 @@ use crate::config::AgentConfig;
 /// How long after an exec its maps are read: the dynamic loader maps the libraries right after
 /// the exec, in the new process's own time.
 const EXEC_SCAN_DELAY: Duration = Duration::from_millis(200);
+/// Shortest time between two reads of the exec ring (see [`watch_tls`]).
+const EXEC_READ_GAP: Duration = Duration::from_millis(100);
 /// Every process is rescanned this often (libraries of processes whose exec event was lost,
 /// or that dlopen a TLS library late; library files nobody maps any more are detached).
 const FULL_RESCAN: Duration = Duration::from_secs(30);
@@ -164,11 +167,7 @@ impl TlsShared {
     }
 
     /// Queues a scan of every process the exec ring names.
-    fn drain_execs(&self) {
-        let mut ring = self.exec_ring.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(ring) = ring.as_mut() else {
-            return;
-        };
+    fn drain_execs(&self, ring: &mut SingleMapRing) {
         while let Some(item) = ring.next() {
             if let Ok(ev) = TlsEvent::parse(item) {
                 if ev.kind == TlsEventKind::Exec {
@@ -178,10 +177,10 @@ impl TlsShared {
         }
     }
 
-    /// Whether an exec'd process's delay is over at `now` (what [`Self::scan`] would read).
-    fn scan_due(&self, now: Instant) -> bool {
+    /// When the first exec'd process's delay is over (what [`Self::scan`] would read then).
+    fn next_due(&self) -> Option<Instant> {
         let q = self.execs.lock().unwrap_or_else(|e| e.into_inner());
-        q.front().is_some_and(|(_, at)| *at <= now)
+        q.front().map(|(_, at)| *at)
     }
 
     /// Scans the processes whose delay is over; the whole of /proc when `full`.
@@ -335,20 +334,67 @@ fn blind_spot_reason(pid: u32, libraries: &[TlsLibraryStatus], probes_off: Optio
 }
 
 /// Scans exec'd processes as their delay passes, and everything every [`FULL_RESCAN`].
+///
+/// Sleeps until an exec record comes (the kernel wakes this reader when it has read everything
+/// before), the next scan is due or the full rescan is: an idle node costs it no wakeup at all
+/// (it polled ten times a second, a tenth of an idle agent's wakeups). After an exec it reads
+/// the ring at most every [`EXEC_READ_GAP`], so an exec storm costs ten wakeups a second, as
+/// the poll did.
 pub async fn watch_tls(shared: SharedTls) {
-    let mut tick = tokio::time::interval(Duration::from_millis(100));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let ring = shared
+        .exec_ring
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    let mut ring = match ring {
+        // SAFETY: the ring owns its map fd and keeps it open, unchanged, for as long as it
+        // lives, and the AsyncFd owns the ring.
+        Some(r) => match unsafe { AsyncFd::register_with_interest(r, Interest::READABLE) } {
+            Ok(r) => Some(r),
+            Err(e) => {
+                warn!(
+                    "TLS exec events: registering their ring with tokio: {}; new TLS \
+                     libraries are found by the periodic rescan only",
+                    e.into_parts().1
+                );
+                None
+            }
+        },
+        None => None,
+    };
     let mut last_full = Instant::now();
     loop {
-        tick.tick().await;
-        shared.drain_execs();
-        let full = last_full.elapsed() >= FULL_RESCAN;
-        if full {
-            last_full = Instant::now();
+        let full_at = last_full + FULL_RESCAN;
+        let wake_at = shared.next_due().map_or(full_at, |d| d.min(full_at));
+        let exec = async {
+            match ring.as_mut() {
+                Some(r) => r.readable_mut().await.map(|mut g| g.clear_ready()),
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            r = exec => {
+                if let Err(e) = r {
+                    warn!("TLS exec events: waiting on their ring: {e}; rescans only");
+                    ring = None;
+                }
+                if let Some(r) = ring.as_mut() {
+                    shared.drain_execs(r.get_mut());
+                }
+                // Pace the reads: what comes meanwhile waits in the ring (64 KiB, ~600 execs).
+                tokio::time::sleep(EXEC_READ_GAP).await;
+                if let Some(r) = ring.as_mut() {
+                    shared.drain_execs(r.get_mut());
+                }
+            }
+            _ = tokio::time::sleep_until(wake_at.into()) => {}
         }
-        // Most ticks have nothing due: no hop to a blocking thread then (two thread wakeups
-        // ten times a second, on an otherwise idle agent).
-        if !full && !shared.scan_due(Instant::now()) {
+        let now = Instant::now();
+        let full = now >= last_full + FULL_RESCAN;
+        if full {
+            last_full = now;
+        }
+        if !full && shared.next_due().is_none_or(|d| d > now) {
             continue;
         }
         let s = shared.clone();
