@@ -550,7 +550,7 @@ impl<W: Write> Pipeline<W> {
     /// Whether anything waits in the agent for a later call: records held for their owner,
     /// drops held for theirs, frames out at engine workers, or syscall spans (on: always
     /// counted as waiting). The reader polls often while this holds
-    /// (`agent::source::RING_POLL`), and slowly when it doesn't and the rings are empty.
+    /// (`agent::source::RING_POLL_HOLDING`).
     pub fn holds_records(&self) -> bool {
         !self.pending.is_empty()
             || !self.pending_drops.is_empty()

@@ -492,7 +492,7 @@ fn start_attribution(args: &AgentConfig) -> (Option<Attribution>, OwnerCache) {
         method,
         // ~100-byte events: 1 MiB holds seconds of a connection-heavy node, and it counts in
         // RSS from the start (its pages are mapped once, see ebpf_ring). The reader drains it before
-        // every capture batch and every RING_POLL, so it needs no wakeup per event.
+        // every capture batch and every poll, so it needs no wakeup per event.
         ring_bytes: 1 << 20,
         wakeup_batch_bytes: 32 << 10,
         // FLOWSCOPE_ATTRIBUTION_OWNER_HOOK=syscalls|sock forces one way to accepted sockets'
@@ -610,22 +610,38 @@ async fn flatten<T>(h: JoinHandle<Result<T>>) -> Result<T> {
 /// CPU per request, while 32 and 16 KiB cost +20–35% CPU for no further p99 gain (each batch
 /// starts on caches the service has just used; BENCHMARKS.md, "Ring wakeup batch size").
 const RING_WAKEUP_BYTES: u32 = 64 << 10;
-/// ...and the reader looks anyway this often while records come in or wait in the agent.
-/// Waking for every few packets (the kernel's default) cost a context switch per handful of
-/// packets and preempted the observed service; batching trades at most this much delay for
-/// far fewer wakeups.
-const RING_POLL: Duration = Duration::from_millis(20);
-/// How often the reader looks when its last look found nothing and nothing waits in the agent
-/// (no record held for its owner, no drop, no engine round out): an idle agent's wakeups were
-/// ~90 a second (this poll, the 100 ms timers and the TLS watcher's, unaligned), each ~100 µs
-/// of CPU on a VM, ~1% of a core doing nothing (BENCHMARKS.md, "An idle agent's wakeups").
-/// The cost: the first records after a quiet spell are read up to this much later (their
-/// timestamps are the kernel's, so no duration changes); a kernel wakeup (64 KiB) or any
-/// record read brings the 20 ms poll back.
+/// ...and the reader looks anyway this often while records come in. Waking for every few
+/// packets (the kernel's default) cost a context switch per handful of packets and preempted
+/// the observed service; batching trades at most this much delay for far fewer wakeups. Each
+/// look runs on caches the service has just used: at 1k HTTP/1 req/s a 20 ms poll cost 19-20
+/// µs of agent CPU per request, 100 ms 12 (the batch, not the exchange, pays most of the cold
+/// start; BENCHMARKS.md, "The agent's wakeups"). Above ~750 req/s the kernel's 64 KiB wakeup
+/// comes first anyway, so this bounds how late records are read only at lower rates.
+const RING_POLL: Duration = Duration::from_millis(100);
+/// ...this often while anything waits in the agent (a record or drop held for its owner, an
+/// engine round out, syscall spans on), so that what waits is released promptly once its
+/// owner is known.
+const RING_POLL_HOLDING: Duration = Duration::from_millis(20);
+/// ...and this often when its last look found nothing and nothing waits: an idle agent's
+/// wakeups were ~90 a second (a 20 ms poll, the 100 ms timers and the TLS watcher's,
+/// unaligned), each ~100 µs of CPU on a VM, ~1% of a core doing nothing (BENCHMARKS.md, "The
+/// agent's wakeups"). The first records after a quiet spell are read up to this much later
+/// (their timestamps are the kernel's, so no duration changes).
 const RING_POLL_IDLE: Duration = Duration::from_millis(200);
-/// How often the engine's timers run and the counters are published (at a poll, not on a
-/// timer of their own): often enough to release records held for their owner promptly.
+/// How often the engine's timers run and the counters are published: at the first poll this
+/// long after the last (within one [`RING_POLL_HOLDING`]), not on a timer of their own.
 const TICK: Duration = Duration::from_millis(100);
+
+/// How long the reader sleeps before its next poll, after one that read `read` records.
+fn poll_after<W: std::io::Write>(pipeline: &Pipeline<W>, read: usize) -> Duration {
+    if pipeline.holds_records() {
+        RING_POLL_HOLDING
+    } else if read > 0 {
+        RING_POLL
+    } else {
+        RING_POLL_IDLE
+    }
+}
 
 /// Reads every record in the capture ring, after the attribution events that came before
 /// them, with the TLS plaintext merged in by kernel time.
@@ -724,8 +740,8 @@ fn drain_ring<W: std::io::Write>(
 }
 
 /// Drains the ring when the kernel signals a batch (see [`RING_WAKEUP_BYTES`]) and every
-/// [`RING_POLL`] ([`RING_POLL_IDLE`] while idle); runs the engine's timers every [`TICK`]; on
-/// `stop`, emits what is pending and returns.
+/// poll ([`RING_POLL`], [`RING_POLL_HOLDING`], [`RING_POLL_IDLE`]); runs the engine's timers
+/// every [`TICK`]; on `stop`, emits what is pending and returns.
 async fn read_ring(
     ring: SingleMapRing,
     attr_ring: Option<SingleMapRing>,
@@ -790,9 +806,8 @@ async fn read_ring(
         None => None,
     };
     let mut bad_records = 0u64;
-    // One timer: the poll, which runs the tick when it is due ([`RING_POLL`],
-    // [`RING_POLL_IDLE`], [`TICK`]).
-    let mut next_poll = Instant::now() + RING_POLL;
+    // One timer: the poll, which runs the tick when it is due.
+    let mut next_poll = Instant::now() + RING_POLL_HOLDING;
     let mut last_tick = Instant::now();
     loop {
         tokio::select! {
@@ -807,7 +822,7 @@ async fn read_ring(
                 let t = tls.as_mut().map(|r| r.get_mut());
                 drain_ring(rb, attr, t, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
-                next_poll = next_poll.min(Instant::now() + RING_POLL);
+                next_poll = next_poll.min(Instant::now() + poll_after(&pipeline, 1));
             }
             guard = async { tls.as_mut().expect("guarded").readable_mut().await }, if tls.is_some() => {
                 let mut guard = guard.context("waiting on the TLS ring")?;
@@ -816,35 +831,40 @@ async fn read_ring(
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 let t = tls.as_mut().map(|r| r.get_mut());
                 drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
-                next_poll = next_poll.min(Instant::now() + RING_POLL);
+                next_poll = next_poll.min(Instant::now() + poll_after(&pipeline, 1));
             }
             guard = async { drop_ring.as_mut().expect("guarded").readable_mut().await }, if drop_ring.is_some() => {
                 let mut guard = guard.context("waiting on the drop ring")?;
+                // The packets captured before a drop first: a drop is named from what they
+                // taught the agent (the DNS answer for the address it was dropped on its way
+                // to, the owner of its socket). The capture ring waits for its poll, the drop
+                // ring wakes its reader at once.
+                let t = tls.as_mut().map(|r| r.get_mut());
+                drain_ring(afd.get_mut(), attr.as_mut().map(|a| a.get_mut()), t, &mut pipeline, &mut bad_records)?;
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 drain_drops(guard.get_inner_mut(), attr, &drop_reasons, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
-                next_poll = next_poll.min(Instant::now() + RING_POLL);
+                next_poll = next_poll.min(Instant::now() + poll_after(&pipeline, 1));
             }
             guard = async { syscall_ring.as_mut().expect("guarded").readable_mut().await }, if syscall_ring.is_some() => {
                 let mut guard = guard.context("waiting on the syscall ring")?;
                 drain_syscalls(guard.get_inner_mut(), &mut pipeline, &mut bad_records);
                 guard.clear_ready();
-                next_poll = next_poll.min(Instant::now() + RING_POLL);
+                next_poll = next_poll.min(Instant::now() + poll_after(&pipeline, 1));
             }
             _ = tokio::time::sleep_until(next_poll) => {
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 let t = tls.as_mut().map(|r| r.get_mut());
                 let read = drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
                 let now = Instant::now();
-                if now >= last_tick + TICK {
+                if now + RING_POLL_HOLDING >= last_tick + TICK {
                     // The attribution ring was drained just above (owners first: the tick
                     // releases records whose hold ran out, and that ring wakes no one per
                     // event).
                     last_tick = now;
                     pipeline.tick(wall_now_ns())?;
                 }
-                let idle = read == 0 && !pipeline.holds_records();
-                next_poll = now + if idle { RING_POLL_IDLE } else { RING_POLL };
+                next_poll = now + poll_after(&pipeline, read);
             }
             _ = stop.wait_for(|s| *s) => {
                 // Drain what is already in the rings, then flush the engine.

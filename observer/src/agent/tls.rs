@@ -79,7 +79,7 @@ pub fn start_tls(cfg: &AgentConfig) -> (SharedTls, Option<SingleMapRing>) {
     }
     let opts = TlsProbesOptions {
         ring_bytes: TLS_RING_BYTES,
-        // The reader drains the ring with the capture ring every RING_POLL anyway.
+        // The reader drains the ring with the capture ring at every poll anyway.
         wakeup_batch_bytes: 64 << 10,
         proc_root: cfg.proc_root.clone(),
         // FLOWSCOPE_TLS_SOCKET_LINK=fentry|tracepoints forces one link, to test a kernel's
