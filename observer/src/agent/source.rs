@@ -610,14 +610,18 @@ async fn flatten<T>(h: JoinHandle<Result<T>>) -> Result<T> {
 /// CPU per request, while 32 and 16 KiB cost +20–35% CPU for no further p99 gain (each batch
 /// starts on caches the service has just used; BENCHMARKS.md, "Ring wakeup batch size").
 const RING_WAKEUP_BYTES: u32 = 64 << 10;
-/// ...and the reader looks anyway this often while records come in. Waking for every few
-/// packets (the kernel's default) cost a context switch per handful of packets and preempted
-/// the observed service; batching trades at most this much delay for far fewer wakeups. Each
-/// look runs on caches the service has just used: at 1k HTTP/1 req/s a 20 ms poll cost 19-20
-/// µs of agent CPU per request, 100 ms 12 (the batch, not the exchange, pays most of the cold
-/// start; BENCHMARKS.md, "The agent's wakeups"). Above ~750 req/s the kernel's 64 KiB wakeup
-/// comes first anyway, so this bounds how late records are read only at lower rates.
-const RING_POLL: Duration = Duration::from_millis(100);
+/// ...and the reader looks anyway after the time the kernel takes to write [`RING_WAKEUP_BYTES`]
+/// at the rate records came in since its last look, within these bounds, while records come
+/// in. Waking for every few packets (the kernel's default) cost a context switch per handful
+/// of packets and preempted the observed service; batching trades at most this much delay for
+/// far fewer wakeups. Each look runs on caches the service has just used: at 1k HTTP/1 req/s
+/// a 20 ms poll cost 19-20 µs of agent CPU per request and 64 KiB batches 12-14 (the batch,
+/// not the exchange, pays most of the cold start; BENCHMARKS.md, "The agent's wakeups"). At
+/// high rates the kernel's wakeup comes first and the poll stays at 20 ms: a longer one lets a
+/// batch grow past 64 KiB when a kernel wakeup is missed (two CPUs' records racing past the
+/// same multiple), and a fixed 100 ms poll at 10k req/s gave multi-millisecond added p99s in
+/// 3 runs of 11 against none of 17 with 20 ms (suggestive only: the spreads are wide).
+const RING_POLL: (Duration, Duration) = (Duration::from_millis(20), Duration::from_millis(100));
 /// ...this often while anything waits in the agent (a record or drop held for its owner, an
 /// engine round out, syscall spans on), so that what waits is released promptly once its
 /// owner is known.
@@ -632,19 +636,22 @@ const RING_POLL_IDLE: Duration = Duration::from_millis(200);
 /// long after the last (within one [`RING_POLL_HOLDING`]), not on a timer of their own.
 const TICK: Duration = Duration::from_millis(100);
 
-/// How long the reader sleeps before its next poll, after one that read `read` records.
-fn poll_after<W: std::io::Write>(pipeline: &Pipeline<W>, read: usize) -> Duration {
-    if pipeline.holds_records() {
+/// How long the reader sleeps before its next poll, when `read` bytes of records came in over
+/// the `over` since its last poll and `holding` says whether anything waits in the agent
+/// ([`Pipeline::holds_records`]; [`RING_POLL`], [`RING_POLL_HOLDING`], [`RING_POLL_IDLE`]).
+fn poll_after(holding: bool, read: usize, over: Duration) -> Duration {
+    if holding {
         RING_POLL_HOLDING
-    } else if read > 0 {
-        RING_POLL
-    } else {
+    } else if read == 0 {
         RING_POLL_IDLE
+    } else {
+        over.mul_f64(f64::from(RING_WAKEUP_BYTES) / read as f64)
+            .clamp(RING_POLL.0, RING_POLL.1)
     }
 }
 
 /// Reads every record in the capture ring, after the attribution events that came before
-/// them, with the TLS plaintext merged in by kernel time.
+/// them, with the TLS plaintext merged in by kernel time. Returns the bytes of records read.
 fn drain_ring<W: std::io::Write>(
     rb: &mut SingleMapRing,
     attr: Option<&mut SingleMapRing>,
@@ -679,6 +686,7 @@ fn drain_ring<W: std::io::Write>(
     };
     let (mut attr, mut tls) = (attr, tls);
     let mut later: Option<Vec<u8>> = None;
+    // Bytes of records read (capture and plaintext), for the reader's poll period.
     let mut read = 0usize;
     loop {
         let cut = if tls.is_some() {
@@ -695,7 +703,7 @@ fn drain_ring<W: std::io::Write>(
             // Plaintext records only: exec events have a ring of their own, read by
             // watch_tls (ebpf-tls/bpf/openssl.bpf.c writes only READ and WRITE records here).
             while let Some(item) = ring.next() {
-                read += 1;
+                read += item.len();
                 match TlsEvent::parse(item) {
                     Ok(ev) => plain.push_back((ev.ts_ns, item.to_vec())),
                     Err(e) => {
@@ -713,7 +721,7 @@ fn drain_ring<W: std::io::Write>(
             }
         }
         while let Some(item) = rb.next() {
-            read += 1;
+            read += item.len();
             match PacketHdr::parse(item) {
                 Ok((hdr, _)) if hdr.ts_ns > cut => {
                     later = Some(item.to_vec());
@@ -809,6 +817,8 @@ async fn read_ring(
     // One timer: the poll, which runs the tick when it is due.
     let mut next_poll = Instant::now() + RING_POLL_HOLDING;
     let mut last_tick = Instant::now();
+    // Bytes of records read since the last poll, and when that was (for [`poll_after`]).
+    let (mut read_since, mut last_poll) = (0usize, Instant::now());
     loop {
         tokio::select! {
             guard = async { attr.as_mut().expect("guarded").readable_mut().await }, if attr.is_some() => {
@@ -820,9 +830,9 @@ async fn read_ring(
                 let mut guard = guard.context("waiting on the ring buffer")?;
                 let (rb, attr) = (guard.get_inner_mut(), attr.as_mut().map(|a| a.get_mut()));
                 let t = tls.as_mut().map(|r| r.get_mut());
-                drain_ring(rb, attr, t, &mut pipeline, &mut bad_records)?;
+                read_since += drain_ring(rb, attr, t, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
-                next_poll = next_poll.min(Instant::now() + poll_after(&pipeline, 1));
+                next_poll = next_poll.min(Instant::now() + RING_POLL.1);
             }
             guard = async { tls.as_mut().expect("guarded").readable_mut().await }, if tls.is_some() => {
                 let mut guard = guard.context("waiting on the TLS ring")?;
@@ -830,8 +840,8 @@ async fn read_ring(
                 drop(guard);
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 let t = tls.as_mut().map(|r| r.get_mut());
-                drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
-                next_poll = next_poll.min(Instant::now() + poll_after(&pipeline, 1));
+                read_since += drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
+                next_poll = next_poll.min(Instant::now() + RING_POLL.1);
             }
             guard = async { drop_ring.as_mut().expect("guarded").readable_mut().await }, if drop_ring.is_some() => {
                 let mut guard = guard.context("waiting on the drop ring")?;
@@ -840,22 +850,22 @@ async fn read_ring(
                 // to, the owner of its socket). The capture ring waits for its poll, the drop
                 // ring wakes its reader at once.
                 let t = tls.as_mut().map(|r| r.get_mut());
-                drain_ring(afd.get_mut(), attr.as_mut().map(|a| a.get_mut()), t, &mut pipeline, &mut bad_records)?;
+                read_since += drain_ring(afd.get_mut(), attr.as_mut().map(|a| a.get_mut()), t, &mut pipeline, &mut bad_records)?;
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 drain_drops(guard.get_inner_mut(), attr, &drop_reasons, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
-                next_poll = next_poll.min(Instant::now() + poll_after(&pipeline, 1));
+                next_poll = next_poll.min(Instant::now() + RING_POLL_HOLDING);
             }
             guard = async { syscall_ring.as_mut().expect("guarded").readable_mut().await }, if syscall_ring.is_some() => {
                 let mut guard = guard.context("waiting on the syscall ring")?;
                 drain_syscalls(guard.get_inner_mut(), &mut pipeline, &mut bad_records);
                 guard.clear_ready();
-                next_poll = next_poll.min(Instant::now() + poll_after(&pipeline, 1));
+                next_poll = next_poll.min(Instant::now() + RING_POLL_HOLDING);
             }
             _ = tokio::time::sleep_until(next_poll) => {
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 let t = tls.as_mut().map(|r| r.get_mut());
-                let read = drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
+                read_since += drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
                 let now = Instant::now();
                 if now + RING_POLL_HOLDING >= last_tick + TICK {
                     // The attribution ring was drained just above (owners first: the tick
@@ -864,7 +874,8 @@ async fn read_ring(
                     last_tick = now;
                     pipeline.tick(wall_now_ns())?;
                 }
-                next_poll = now + poll_after(&pipeline, read);
+                next_poll = now + poll_after(pipeline.holds_records(), read_since, now - last_poll);
+                (read_since, last_poll) = (0, now);
             }
             _ = stop.wait_for(|s| *s) => {
                 // Drain what is already in the rings, then flush the engine.
@@ -1041,5 +1052,30 @@ async fn watch_links(cap: SharedCapture, args: AgentConfig, path: CaptureKind) -
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn the_poll_follows_the_rate_within_its_bounds() {
+        let batch = RING_WAKEUP_BYTES as usize;
+        // What waits is released promptly, whatever came in.
+        assert_eq!(poll_after(true, 0, 200 * MS), RING_POLL_HOLDING);
+        assert_eq!(poll_after(true, 10 * batch, 20 * MS), RING_POLL_HOLDING);
+        // Nothing came and nothing waits: the idle poll.
+        assert_eq!(poll_after(false, 0, 20 * MS), RING_POLL_IDLE);
+        // A batch's worth in 40 ms: look again in 40 ms.
+        assert_eq!(poll_after(false, batch, 40 * MS), 40 * MS);
+        // Half a batch in 20 ms (1k HTTP/1 req/s or so): 40 ms.
+        assert_eq!(poll_after(false, batch / 2, 20 * MS), 40 * MS);
+        // Faster than a batch per 20 ms: the kernel's wakeups come first; 20 ms.
+        assert_eq!(poll_after(false, 4 * batch, 20 * MS), RING_POLL.0);
+        // A trickle: no longer than the upper bound.
+        assert_eq!(poll_after(false, 100, 200 * MS), RING_POLL.1);
     }
 }
