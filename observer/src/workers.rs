@@ -541,18 +541,22 @@ mod tests {
     use flows::engine::L4Records;
     use flows::synth::http_connection;
 
+    /// How the agent's capture would describe a generated frame.
+    fn meta_of(f: &flows::synth::SynthFrame) -> CaptureMeta {
+        CaptureMeta {
+            ts_ns: f.ts_ns,
+            ifindex: 2,
+            direction: f.direction,
+            orig_len: f.data.len() as u32,
+            socket_cookie: None,
+        }
+    }
+
     fn run(engine: &mut dyn FlowEngine, frames: &[flows::synth::SynthFrame]) -> Vec<String> {
         let mut out = Vec::new();
         let mut last = 0;
         for f in frames {
-            let meta = CaptureMeta {
-                ts_ns: f.ts_ns,
-                ifindex: 2,
-                direction: f.direction,
-                orig_len: f.data.len() as u32,
-                socket_cookie: None,
-            };
-            engine.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta);
+            engine.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta_of(f));
             engine.handle_timeout(f.ts_ns);
             out.extend(std::iter::from_fn(|| engine.poll_record()).map(|r| key(&r)));
             last = f.ts_ns;
@@ -621,13 +625,7 @@ mod tests {
         let mut many = ShardedEngine::new(config, 2, 5);
         assert!(many.is_settled(), "nothing given yet");
         let f = &frames[0];
-        let meta = CaptureMeta {
-            ts_ns: f.ts_ns,
-            ifindex: 2,
-            direction: f.direction,
-            orig_len: f.data.len() as u32,
-            socket_cookie: None,
-        };
+        let meta = meta_of(f);
         FlowEngine::handle_frame(&mut one, f.ts_ns, LinkType::Ethernet, &f.data, meta);
         assert!(FlowEngine::is_settled(&one), "one engine has nothing out");
         many.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta);
