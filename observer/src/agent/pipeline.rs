@@ -613,6 +613,9 @@ impl<W: Write> Pipeline<W> {
         }
         self.release_drops(Some(self.last_now))?;
         self.report_bytes();
+        // Read before the lock: the endpoint resolver takes locks of its own, and status
+        // readers wait on this one.
+        let endpoints = self.store.endpoints().counters();
         let mut published = self.published.lock().unwrap_or_else(|p| p.into_inner());
         let mut w = CounterWriter::new(&mut published);
         for (k, v) in self.engine.counters().iter() {
@@ -632,7 +635,7 @@ impl<W: Write> Pipeline<W> {
             "tls_plaintext_socket_thread_guesses",
             self.tls_thread_guesses,
         );
-        for (k, v) in self.store.endpoints().counters() {
+        for (k, v) in endpoints {
             w.put("endpoints_", k, v);
         }
         w.finish();

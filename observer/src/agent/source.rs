@@ -849,10 +849,10 @@ async fn read_ring(
                 // taught the agent (the DNS answer for the address it was dropped on its way
                 // to, the owner of its socket). The capture ring waits for its poll, the drop
                 // ring wakes its reader at once.
-                let t = tls.as_mut().map(|r| r.get_mut());
-                read_since += drain_ring(afd.get_mut(), attr.as_mut().map(|a| a.get_mut()), t, &mut pipeline, &mut bad_records)?;
-                let attr = attr.as_mut().map(|a| a.get_mut());
-                drain_drops(guard.get_inner_mut(), attr, &drop_reasons, &mut pipeline, &mut bad_records)?;
+                let (a, t) = (attr.as_mut().map(|a| a.get_mut()), tls.as_mut().map(|r| r.get_mut()));
+                read_since += drain_ring(afd.get_mut(), a, t, &mut pipeline, &mut bad_records)?;
+                let a = attr.as_mut().map(|a| a.get_mut());
+                drain_drops(guard.get_inner_mut(), a, &drop_reasons, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
                 next_poll = next_poll.min(Instant::now() + RING_POLL_HOLDING);
             }
