@@ -79,6 +79,10 @@ counters! {
     tcp_gaps_on_close,
     /// Payload bytes missing from the capture (snapped by the capture length).
     tcp_snapped_bytes,
+    /// Capture hints given: message bodies of at least `capture_hint_min_bytes` the decoder
+    /// passes over unread, whose segments the capture may cut to their headers (the cut bytes
+    /// are counted in `tcp_snapped_bytes`).
+    capture_hints,
     /// Bytes of stream skipped over in gaps, whatever the reason.
     tcp_gap_bytes,
     /// TCP connections first seen after their SYN.

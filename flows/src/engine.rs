@@ -26,7 +26,9 @@ use crate::tcp::{
 };
 use crate::trace::IdGenerator;
 
+mod capture_hint;
 mod plaintext;
+pub use capture_hint::CaptureHint;
 pub use plaintext::{PlaintextChunk, TlsBlindSpot};
 
 /// Which packets produce L3/L4 flow records.
@@ -101,6 +103,11 @@ pub struct EngineConfig {
     /// also captured decapsulated (the agent on a node's interfaces), which would count it
     /// twice.
     pub decapsulate_tunnels: bool,
+    /// Bodies of at least this many bytes that the decoder will pass over unread are named
+    /// to the capture ([`CaptureHint`], taken with [`Engine::take_capture_hints`]), which
+    /// may then keep only their segments' headers. 0 (the default, and `replay`'s: a file
+    /// holds what it holds) gives none.
+    pub capture_hint_min_bytes: u64,
 }
 
 const SECOND: u64 = 1_000_000_000;
@@ -131,6 +138,7 @@ impl Default for EngineConfig {
             max_ip_fragment_bytes: 4 * 1024 * 1024,
             max_ip_fragmented_datagrams: 4096,
             decapsulate_tunnels: false,
+            capture_hint_min_bytes: 0,
         }
     }
 }
@@ -166,6 +174,8 @@ pub struct Engine {
     fragments: IpReassembler,
     /// TLS connections that ended with no plaintext source, until the caller takes them.
     tls_blind_spots: Vec<plaintext::TlsBlindSpot>,
+    /// Capture hints, until the caller takes them.
+    capture_hints: Vec<CaptureHint>,
 }
 
 impl Engine {
@@ -182,7 +192,13 @@ impl Engine {
             events: Vec::new(),
             fragments: IpReassembler::new(),
             tls_blind_spots: Vec::new(),
+            capture_hints: Vec::new(),
         }
+    }
+
+    /// The capture hints given since the last call, oldest first (see [`CaptureHint`]).
+    pub fn take_capture_hints(&mut self, into: &mut Vec<CaptureHint>) {
+        into.append(&mut self.capture_hints);
     }
 
     /// The configuration in use.
@@ -409,6 +425,7 @@ impl Engine {
             total_buffered,
             events,
             tls_blind_spots,
+            capture_hints,
             ..
         } = self;
         let entry = match table.get_mut(&key) {
@@ -433,6 +450,7 @@ impl Engine {
                             rst: ResetTracker::default(),
                             health: ConnectionHealth::default(),
                             sightings: Default::default(),
+                            hinted: [None; 2],
                         }))
                     }
                     Transport::Udp { src_port, dst_port } => ConnState::Udp(UdpConn {
@@ -509,6 +527,7 @@ impl Engine {
                     rst,
                     health,
                     sightings,
+                    hinted,
                 } = &mut **conn;
                 let [lo, hi] = reasm;
                 let (this, other) = match side {
@@ -612,6 +631,20 @@ impl Engine {
                             counters,
                             &mut sink_other,
                         );
+                    }
+                    let min = config.capture_hint_min_bytes;
+                    let hint = &mut hinted[side.index()];
+                    if min > 0 && (hint.is_some() || !packet.payload.is_empty()) {
+                        let skippable = l7.skippable(dir);
+                        let (src, dst) = (key.endpoint(side), key.endpoint(side.other()));
+                        if let Some(h) =
+                            capture_hint::after_segment(this, skippable, min, hint, src, dst)
+                        {
+                            if matches!(h, CaptureHint::Skip { .. }) {
+                                counters.capture_hints += 1;
+                            }
+                            capture_hints.push(h);
+                        }
                     }
                 }
                 if closed_at.is_none() && this.is_closed() && other.is_closed() {
@@ -823,7 +856,23 @@ impl Engine {
         match &mut entry.state {
             ConnState::Tcp(conn) => {
                 let server = entry.server;
-                let TcpConn { reasm, l7, rst, .. } = &mut **conn;
+                let TcpConn {
+                    reasm,
+                    l7,
+                    rst,
+                    hinted,
+                    ..
+                } = &mut **conn;
+                // The connection is gone: so are its hints.
+                for (i, h) in hinted.iter_mut().enumerate() {
+                    if h.take().is_some() {
+                        let side = if i == 0 { Side::Lo } else { Side::Hi };
+                        self.capture_hints.push(CaptureHint::Clear {
+                            src: key.endpoint(side),
+                            dst: key.endpoint(side.other()),
+                        });
+                    }
+                }
                 // A pending reset takes effect now, as of the RST's time: its sender's
                 // direction ends with `Reset`, what the other held is final.
                 let reset = rst.pending().copied();

@@ -146,6 +146,15 @@ impl L7Slot {
         }
     }
 
+    /// Bytes of `dir` the decoder will pass over unread (see
+    /// [`crate::l7::StreamDecoder::skippable`]); 0 without a decoder.
+    pub fn skippable(&self, dir: StreamDir) -> u64 {
+        match self {
+            L7Slot::Active(dec) => dec.skippable(dir),
+            _ => 0,
+        }
+    }
+
     /// Bytes the decoder holds.
     pub fn buffered(&self) -> usize {
         match self {
@@ -172,6 +181,9 @@ pub struct TcpConn {
     /// Each side's last segment as first captured: a packet seen again at another capture
     /// point is not sent again (see [`crate::tcp::sighting`]).
     pub sightings: crate::tcp::Sightings,
+    /// The end (`until_seq`) of the capture hint standing for each sending side, indexed by
+    /// [`Side::index`] (see [`crate::engine::CaptureHint`]).
+    pub hinted: [Option<u32>; 2],
 }
 
 impl TcpConn {

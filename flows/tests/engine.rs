@@ -2,7 +2,9 @@
 
 mod support;
 
-use flows::engine::{Engine, EngineConfig, L4Records};
+use std::net::Ipv4Addr;
+
+use flows::engine::{CaptureHint, Engine, EngineConfig, L4Records};
 use flows::packet::{CaptureMeta, Direction, LinkType, TcpFlags};
 use flows::record::{
     attr, AttributeValue, FlowType, L7Record, L7Type, Record, SpanKind, StatusCode,
@@ -769,6 +771,192 @@ fn snapped_capture_keeps_content_length_framing() {
     assert_eq!(sizes, vec![AttributeValue::Int(5000); 3]);
     assert!(e.counters().tcp_snapped_bytes > 0);
     assert_eq!(e.counters().http1_resyncs, 0);
+}
+
+#[test]
+fn snapped_capture_keeps_chunked_framing() {
+    // Chunks longer than what a packet keeps: the snapped tail of each segment is a gap
+    // inside a chunk's data, which the chunk's size frames (RFC 9112 §7.1).
+    let mut c = conv();
+    c.handshake();
+    for i in 0..3 {
+        c.client_send(
+            format!("GET /chunks/{i} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes(),
+            1448,
+        );
+        // Each size line starts a segment (as a server writing chunk by chunk sends them),
+        // so the snap keeps it; the data after it is cut.
+        c.server_send(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+            1448,
+        );
+        for line in ["1388\r\n", "\r\n1388\r\n"] {
+            let mut chunk = line.as_bytes().to_vec(); // 5000 bytes of data follow
+            chunk.extend_from_slice(&[b'z'; 5000]);
+            c.server_send(&chunk, 1448);
+        }
+        c.server_send(b"\r\n0\r\n\r\n", 1448);
+    }
+    c.close();
+    let snapped: Vec<SynthFrame> = c
+        .frames()
+        .iter()
+        .map(|f| SynthFrame {
+            data: f.data[..f.data.len().min(14 + 20 + 20 + 128)].to_vec(),
+            ..f.clone()
+        })
+        .collect();
+    let mut e = l7_engine();
+    let records = run(&mut e, &snapped);
+    let sizes: Vec<_> = spans(&records)
+        .iter()
+        .map(|s| s.attributes[attr::HTTP_RESPONSE_BODY_SIZE].clone())
+        .collect();
+    assert_eq!(sizes, vec![AttributeValue::Int(10_000); 3]);
+    assert_eq!(e.counters().http1_resyncs, 0);
+    assert_eq!(e.counters().http1_bad_chunked, 0);
+}
+
+/// `(src, dst, seq, payload length)` of an Ethernet IPv4 TCP frame without options.
+fn tcp_span(data: &[u8]) -> ((Ipv4Addr, u16), (Ipv4Addr, u16), u32, u32) {
+    let ip = &data[14..];
+    let total = u32::from(u16::from_be_bytes([ip[2], ip[3]]));
+    let tcp = &ip[20..];
+    let off = u32::from(tcp[12] >> 4) * 4;
+    let addr = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
+    (
+        (addr(&ip[12..16]), u16::from_be_bytes([tcp[0], tcp[1]])),
+        (addr(&ip[16..20]), u16::from_be_bytes([tcp[2], tcp[3]])),
+        u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]),
+        total - 20 - off,
+    )
+}
+
+#[test]
+fn capture_hints_cut_long_bodies_to_headers_and_lose_no_exchange() {
+    // The agent's capture as the engine drives it: after each frame the engine's hints are
+    // applied to a table like the TC program's, and a later segment lying wholly inside a
+    // hinted range keeps only its headers (as the kernel would send it: the IP length still
+    // says how long the payload was).
+    let mut c = conv();
+    c.handshake();
+    let long = 300_000;
+    let exchanges: [(&str, usize, bool); 4] = [
+        ("/small", 2_000, false),
+        ("/long", long, false),
+        ("/chunked", long, true),
+        ("/after", 10, false),
+    ];
+    for (path, len, chunked) in exchanges {
+        c.client_send(
+            format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes(),
+            1448,
+        );
+        let mut resp = if chunked {
+            let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            r.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+            r
+        } else {
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes()
+        };
+        resp.extend(std::iter::repeat_n(b'z', len));
+        if chunked {
+            resp.extend_from_slice(b"\r\n0\r\n\r\n");
+        }
+        c.server_send(&resp, 1448);
+    }
+    c.close();
+    let mut e = Engine::new(EngineConfig {
+        l4_records: L4Records::Off,
+        capture_hint_min_bytes: 65_536,
+        ..EngineConfig::default()
+    });
+    let mut table = std::collections::HashMap::new();
+    let (mut hints, mut records, mut cut, mut cut_bytes) = (Vec::new(), Vec::new(), 0, 0);
+    for f in c.frames() {
+        let (src, dst, seq, len) = tcp_span(&f.data);
+        let inside = table
+            .get(&(src, dst))
+            .is_some_and(|&(from, until): &(u32, u32)| {
+                seq.wrapping_sub(from) as i32 >= 0
+                    && until.wrapping_sub(seq.wrapping_add(len)) as i32 >= 0
+            });
+        let data = if inside && len > 0 {
+            cut += 1;
+            cut_bytes += u64::from(len);
+            f.data[..14 + 20 + 20].to_vec()
+        } else {
+            f.data.clone()
+        };
+        let meta = CaptureMeta {
+            ts_ns: f.ts_ns,
+            ifindex: 2,
+            direction: f.direction,
+            orig_len: f.data.len() as u32,
+            socket_cookie: None,
+        };
+        e.handle_frame(f.ts_ns, LinkType::Ethernet, &data, meta);
+        while let Some(r) = e.poll_record() {
+            records.push(r);
+        }
+        let mut new = Vec::new();
+        e.take_capture_hints(&mut new);
+        for h in &new {
+            let (s, d) = h.ends();
+            let key = |ep: flows::key::Endpoint| match ep.addr {
+                std::net::IpAddr::V4(a) => (a, ep.port),
+                other => panic!("IPv4 only here, got {other}"),
+            };
+            match *h {
+                CaptureHint::Skip {
+                    from_seq,
+                    until_seq,
+                    ..
+                } => {
+                    table.insert((key(s), key(d)), (from_seq, until_seq));
+                }
+                CaptureHint::Clear { .. } => {
+                    assert!(
+                        table.remove(&(key(s), key(d))).is_some(),
+                        "a hint that stood"
+                    );
+                }
+            }
+        }
+        hints.extend(new);
+    }
+    e.flush(u64::MAX / 2);
+    while let Some(r) = e.poll_record() {
+        records.push(r);
+    }
+    // One hint per long body, each withdrawn once passed; nothing stands at the end.
+    let skips = hints
+        .iter()
+        .filter(|h| matches!(h, CaptureHint::Skip { .. }))
+        .count();
+    assert_eq!(skips, 2, "{hints:?}");
+    assert_eq!(e.counters().capture_hints, 2);
+    assert!(table.is_empty(), "{table:?}");
+    // Nearly every body segment of the two long bodies went as headers only.
+    let segments = 2 * long / 1448;
+    assert!(cut > segments * 9 / 10, "{cut} of ~{segments} cut");
+    // Every exchange whole, with its body's size, in order.
+    let got: Vec<_> = spans(&records)
+        .iter()
+        .map(|s| {
+            (
+                s.attributes[attr::URL_PATH].clone(),
+                s.attributes[attr::HTTP_RESPONSE_BODY_SIZE].clone(),
+            )
+        })
+        .collect();
+    let want: Vec<_> = exchanges
+        .iter()
+        .map(|(p, n, _)| (AttributeValue::from(*p), AttributeValue::Int(*n as i64)))
+        .collect();
+    assert_eq!(got, want);
+    assert_eq!(e.counters().http1_resyncs, 0);
+    assert_eq!(e.counters().tcp_snapped_bytes, cut_bytes);
 }
 
 #[test]

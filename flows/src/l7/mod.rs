@@ -185,6 +185,16 @@ pub trait StreamDecoder: Send + std::fmt::Debug {
     ) {
     }
 
+    /// Bytes of direction `dir` right after those delivered so far that the decoder will pass
+    /// over without reading them: the rest of a message body whose framing it knows (an
+    /// HTTP/1 `Content-Length` body, RFC 9112 §6.2, or the current chunk's data, §7.1). The
+    /// capture may then keep only those segments' headers (the engine's [`crate::engine::
+    /// CaptureHint`]); their bytes arrive as a gap of known length, which must leave the
+    /// decoder's framing as it is. Default: 0, every byte is read.
+    fn skippable(&self, _dir: StreamDir) -> u64 {
+        0
+    }
+
     /// True once the decoder has given up (not this protocol, or see
     /// [`Self::stopped_by_protocol_error`]) and wants no more bytes.
     fn is_dead(&self) -> bool;

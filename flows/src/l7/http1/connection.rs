@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::mem::MaybeUninit;
 use std::sync::Arc;
 
-use super::chunked::ChunkStep;
+use super::chunked::{ChunkStep, Chunked};
 use super::doh::DohBodies;
 use super::framing::Body;
 use super::head::{self, HeadOutcome, Parsed, ParsedRequest};
@@ -669,6 +669,22 @@ impl Http1Decoder {
                     self.message_done(dir, at, BodyEnd::Whole, cx, out);
                 }
             }
+            // Likewise inside a chunk's data (RFC 9112 §7.1): the chunk's size says where the
+            // next size line starts. A snapped segment's tail (`--snaplen`, or the kernel
+            // cutting a body segment to its headers, see [`StreamDecoder::skippable`]) lands
+            // here on any chunk longer than what a packet keeps.
+            Phase::Body(Body::Chunked(Chunked::Data { remaining }))
+                if len > 0 && len <= remaining =>
+            {
+                half.body_size += len;
+                half.phase = Phase::Body(Body::Chunked(if len == remaining {
+                    Chunked::DataCr
+                } else {
+                    Chunked::Data {
+                        remaining: remaining - len,
+                    }
+                }));
+            }
             Phase::Body(Body::UntilClose) if len > 0 => half.body_size += len,
             Phase::Resync => {
                 half.buf.clear();
@@ -767,6 +783,22 @@ impl StreamDecoder for Http1Decoder {
 
     fn is_dead(&self) -> bool {
         self.dead
+    }
+
+    fn skippable(&self, dir: StreamDir) -> u64 {
+        // A DoH body is read (RFC 8484); an upgraded connection's bytes go to HTTP/2.
+        if self.dead || self.upgraded.is_some() || self.doh.capturing(dir) {
+            return 0;
+        }
+        let half = match dir {
+            StreamDir::ToServer => &self.req,
+            StreamDir::ToClient => &self.resp,
+        };
+        match half.phase {
+            Phase::Body(Body::Length(remaining)) => remaining,
+            Phase::Body(Body::Chunked(Chunked::Data { remaining })) => remaining,
+            _ => 0,
+        }
     }
 
     fn buffered(&self) -> usize {

@@ -38,6 +38,14 @@ impl DohBodies {
             + self.answer_waiting.as_ref().map_or(0, |w| w.0.buffered())
     }
 
+    /// Whether direction `dir`'s message body is being captured.
+    pub(super) fn capturing(&self, dir: StreamDir) -> bool {
+        match dir {
+            StreamDir::ToServer => self.request.is_some(),
+            StreamDir::ToClient => self.response.is_some(),
+        }
+    }
+
     /// The capture of direction `dir`'s message body, when its content type said DNS.
     pub(super) fn capture(&mut self, dir: StreamDir) -> Option<&mut BodyCapture> {
         match dir {
