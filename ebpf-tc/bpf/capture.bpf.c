@@ -100,6 +100,21 @@ struct {
 	__type(value, __u64);
 } if_raw_ip SEC(".maps");
 
+/* Body skipping (capture.h): sender -> receiver ranges, and whether userspace holds any. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, FS_SKIP_MAX);
+	__type(key, struct fs_skip_key);
+	__type(value, struct fs_skip_range);
+} body_skip SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} skip_live SEC(".maps");
+
 /* Per-CPU staging area: the record is assembled here, then copied into the ring in one call
  * (bpf_ringbuf_reserve needs a constant size; records vary with the packet). */
 struct scratch {
@@ -148,6 +163,9 @@ struct l3l4 {
 	__u8 family; /* 4, 6 or 0 */
 	__u8 has_ports;
 	__u8 later_fragment; /* an IP fragment other than the first: no L4 header, no ports */
+	__u8 tcp; /* a TCP segment whose header was read: `seq` is valid */
+	__u32 seq; /* TCP sequence number, host order */
+	__u32 ip_end; /* offset of the IP datagram's end by its length field (0: unknown) */
 	__u8 saddr[16], daddr[16];
 };
 
@@ -189,6 +207,7 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 l2, struct l3l4 *ou
 		__builtin_memcpy(out->daddr, &ip.daddr, 4);
 		l4off = off + ip.ihl * 4;
 		out->payload_off = l4off;
+		out->ip_end = off + bpf_ntohs(ip.tot_len);
 		/* Non-first fragments carry no L4 header (RFC 791): capture them without ports. */
 		if (bpf_ntohs(ip.frag_off) & IP_FRAG_OFF_MASK) {
 			out->later_fragment = 1;
@@ -204,6 +223,7 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 l2, struct l3l4 *ou
 		__builtin_memcpy(out->daddr, &ip6.daddr, 16);
 		l4off = off + sizeof(ip6);
 		l4proto = ip6.nexthdr;
+		out->ip_end = l4off + bpf_ntohs(ip6.payload_len);
 		/* Skip the common extension headers (RFC 8200 §4); a bounded walk. */
 #pragma unroll
 		for (int i = 0; i < 4; i++) {
@@ -241,6 +261,8 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 l2, struct l3l4 *ou
 		out->sport = ((__u16)tcp[0] << 8) | tcp[1];
 		out->dport = ((__u16)tcp[2] << 8) | tcp[3];
 		out->has_ports = 1;
+		out->tcp = 1;
+		out->seq = ((__u32)tcp[4] << 24) | ((__u32)tcp[5] << 16) | ((__u32)tcp[6] << 8) | tcp[7];
 		out->payload_off = l4off + (tcp[12] >> 4) * 4;
 	} else if (l4proto == IPPROTO_UDP) {
 		__u8 udp[4];
@@ -276,6 +298,27 @@ static __always_inline int cidr_match(const struct l3l4 *p)
 		return bpf_map_lookup_elem(&cidr6_allow, &k) != 0;
 	}
 	return 0;
+}
+
+/* Whether a TCP segment with `payload_len` bytes after its header lies wholly inside a range
+ * userspace named for its sender (see `body_skip`): then its headers are enough. */
+static __always_inline int body_cut(const struct l3l4 *p, __u32 payload_len)
+{
+	__u32 zero = 0;
+	__u32 *live = bpf_map_lookup_elem(&skip_live, &zero);
+	if (!live || !*live)
+		return 0;
+	struct fs_skip_key k = {};
+	__builtin_memcpy(k.saddr, p->saddr, 16);
+	__builtin_memcpy(k.daddr, p->daddr, 16);
+	k.sport = p->sport;
+	k.dport = p->dport;
+	k.family = p->family;
+	struct fs_skip_range *r = bpf_map_lookup_elem(&body_skip, &k);
+	if (!r)
+		return 0;
+	__u32 end = p->seq + payload_len;
+	return (__s32)(p->seq - r->from_seq) >= 0 && (__s32)(r->until_seq - end) >= 0;
 }
 
 /* Returns 1 when the packet was captured or dropped by a filter, 0 otherwise. */
@@ -323,6 +366,13 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir, __u8 source
 
 	__u32 len = skb->len;
 	__u32 cap = ip ? p.payload_off + snaplen : 128;
+	/* The payload by the IP length (link padding is not payload); a length field of 0 (IPv4
+	 * BIG TCP, RFC 2675 jumbograms) or past the packet: by the packet's. */
+	__u32 ip_end = p.ip_end > p.payload_off && p.ip_end <= len ? p.ip_end : len;
+	if (p.tcp && ip_end > p.payload_off && body_cut(&p, ip_end - p.payload_off)) {
+		cap = p.payload_off;
+		count(FS_CNT_BODY_CUT);
+	}
 	if (cap > len)
 		cap = len;
 	if (cap > FS_MAX_CAPTURE)

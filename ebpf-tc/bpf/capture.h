@@ -78,7 +78,33 @@ struct fs_cidr6_key {
 #define FS_CNT_RING_FULL 2 /* records lost because the ring was full */
 #define FS_CNT_FILTERED 3 /* packets dropped by the in-kernel filters */
 #define FS_CNT_LOAD_ERR 4 /* bpf_skb_load_bytes failed */
-#define FS_CNT_MAX 5
+#define FS_CNT_BODY_CUT 5 /* TCP packets (GSO/GRO ones too) cut to their headers by a `body_skip` range */
+#define FS_CNT_MAX 6
+
+/* Body skipping: the engine names ranges of a sender's sequence space whose bytes no decoder
+ * reads (the rest of a long message body it knows the length of); a TCP segment lying wholly
+ * in its sender's range is captured up to the end of its TCP header only. Userspace writes
+ * `body_skip` and keeps `skip_live[0]` non-zero while it holds entries, so that with none the
+ * programs skip the hash lookup. */
+#define FS_SKIP_MAX 4096
+
+/* One sender -> receiver pair: addresses as in the IP header (IPv4 in the first 4 bytes, the
+ * rest zero), ports in host order. 40 bytes. */
+struct fs_skip_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 family; /* 4 or 6 */
+	__u8 _pad[3];
+};
+
+/* Segments with from_seq <= seq and seq + len <= until_seq (RFC 9293 sequence arithmetic,
+ * modulo 2^32) are cut to their headers. */
+struct fs_skip_range {
+	__u32 from_seq;
+	__u32 until_seq;
+};
 
 /* The layout the Rust mirror (src/wire.rs) assumes; its test reads these lines. */
 _Static_assert(sizeof(struct fs_packet_hdr) == 40, "fs_packet_hdr size");
@@ -93,5 +119,11 @@ _Static_assert(__builtin_offsetof(struct fs_packet_hdr, source) == 31, "source")
 _Static_assert(__builtin_offsetof(struct fs_packet_hdr, flags) == 32, "flags");
 _Static_assert(__builtin_offsetof(struct fs_packet_hdr, l2_kind) == 33, "l2_kind");
 _Static_assert(sizeof(struct fs_filter_cfg) == 16, "fs_filter_cfg size");
+_Static_assert(sizeof(struct fs_skip_key) == 40, "fs_skip_key size");
+_Static_assert(__builtin_offsetof(struct fs_skip_key, daddr) == 16, "fs_skip_key daddr");
+_Static_assert(__builtin_offsetof(struct fs_skip_key, sport) == 32, "fs_skip_key sport");
+_Static_assert(__builtin_offsetof(struct fs_skip_key, dport) == 34, "fs_skip_key dport");
+_Static_assert(__builtin_offsetof(struct fs_skip_key, family) == 36, "fs_skip_key family");
+_Static_assert(sizeof(struct fs_skip_range) == 8, "fs_skip_range size");
 
 #endif

@@ -24,6 +24,7 @@ use ebpf_ring::SingleMapRing;
 use tracing::{debug, info, warn};
 
 use crate::{
+    body_skip::BodySkip,
     error::CaptureError,
     iface::Interface,
     wire::{port_bitmap, FilterCfg, L2Kind, IF_BITMAP_WORDS, KERNEL_COUNTERS, MAX_CAPTURE},
@@ -202,6 +203,20 @@ impl KernelCapture {
             .take_map("events")
             .ok_or(CaptureError::Missing("events ring"))?;
         Ok(SingleMapRing::new(map, "capture events")?)
+    }
+
+    /// Takes the table of body ranges the programs cut to headers (see [`BodySkip`]). Call
+    /// once; without it, no range is ever set and every segment is captured as before.
+    pub fn take_body_skip(&mut self) -> Result<BodySkip, CaptureError> {
+        let ranges = self
+            .ebpf
+            .take_map("body_skip")
+            .ok_or(CaptureError::Missing("body_skip map"))?;
+        let live = self
+            .ebpf
+            .take_map("skip_live")
+            .ok_or(CaptureError::Missing("skip_live map"))?;
+        BodySkip::new(ranges, live)
     }
 
     /// Replaces the in-kernel filters. Takes effect for the next packet.

@@ -4,6 +4,7 @@
 //! The ring record layout is the contract with the kernel side: see [`wire`].
 
 pub mod afpacket;
+pub mod body_skip;
 pub mod capture;
 pub mod error;
 pub mod iface;
@@ -11,6 +12,7 @@ pub mod linkwatch;
 mod qdisc;
 pub mod wire;
 
+pub use body_skip::{BodySkip, BodySkipCounters};
 pub use capture::{cleanup_stale, Filters, KernelCapture, LoadOptions, TcMethod, TcMode};
 pub use error::CaptureError;
 pub use qdisc::delete_clsact;

@@ -226,6 +226,61 @@ impl FilterCfg {
     }
 }
 
+/// Most entries of the `body_skip` map (`FS_SKIP_MAX`).
+pub const SKIP_MAX: u32 = 4096;
+/// Bytes of `struct fs_skip_key`.
+pub const SKIP_KEY_LEN: usize = 40;
+/// Bytes of `struct fs_skip_range`.
+pub const SKIP_RANGE_LEN: usize = 8;
+
+/// Offsets of `struct fs_skip_key`'s fields (`saddr` at 0).
+pub mod skip_field {
+    /// `daddr[16]`.
+    pub const DADDR: usize = 16;
+    /// `sport`, host order.
+    pub const SPORT: usize = 32;
+    /// `dport`, host order.
+    pub const DPORT: usize = 34;
+    /// `family`: 4 or 6.
+    pub const FAMILY: usize = 36;
+}
+
+/// `struct fs_skip_key` for segments from `src` to `dst` (addresses as in the IP header,
+/// IPv4 in the first 4 bytes of each 16). A pair of different families names no packet and
+/// is refused.
+pub fn skip_key(
+    src: std::net::SocketAddr,
+    dst: std::net::SocketAddr,
+) -> Option<[u8; SKIP_KEY_LEN]> {
+    use std::net::IpAddr;
+    let mut k = [0u8; SKIP_KEY_LEN];
+    let family = match (src.ip(), dst.ip()) {
+        (IpAddr::V4(s), IpAddr::V4(d)) => {
+            k[0..4].copy_from_slice(&s.octets());
+            k[skip_field::DADDR..skip_field::DADDR + 4].copy_from_slice(&d.octets());
+            4
+        }
+        (IpAddr::V6(s), IpAddr::V6(d)) => {
+            k[0..16].copy_from_slice(&s.octets());
+            k[skip_field::DADDR..skip_field::DADDR + 16].copy_from_slice(&d.octets());
+            6
+        }
+        _ => return None,
+    };
+    k[skip_field::SPORT..skip_field::SPORT + 2].copy_from_slice(&src.port().to_ne_bytes());
+    k[skip_field::DPORT..skip_field::DPORT + 2].copy_from_slice(&dst.port().to_ne_bytes());
+    k[skip_field::FAMILY] = family;
+    Some(k)
+}
+
+/// `struct fs_skip_range`: sequence numbers `[from_seq, until_seq)`.
+pub fn skip_range(from_seq: u32, until_seq: u32) -> [u8; SKIP_RANGE_LEN] {
+    let mut r = [0u8; SKIP_RANGE_LEN];
+    r[0..4].copy_from_slice(&from_seq.to_ne_bytes());
+    r[4..8].copy_from_slice(&until_seq.to_ne_bytes());
+    r
+}
+
 /// Indices of the per-CPU `counters` map (`FS_CNT_*`), with their metric names.
 pub const KERNEL_COUNTERS: &[(u32, &str)] = &[
     (0, "kernel_packets_seen"),
@@ -233,6 +288,7 @@ pub const KERNEL_COUNTERS: &[(u32, &str)] = &[
     (2, "kernel_ring_full_lost"),
     (3, "kernel_packets_filtered"),
     (4, "kernel_load_bytes_failed"),
+    (5, "kernel_body_packets_cut"),
 ];
 
 #[cfg(test)]
@@ -252,6 +308,21 @@ mod tests {
                 PACKET_HDR_LEN
             } else if lhs.contains("sizeof(struct fs_filter_cfg)") {
                 FILTER_CFG_LEN
+            } else if lhs.contains("sizeof(struct fs_skip_key)") {
+                SKIP_KEY_LEN
+            } else if lhs.contains("sizeof(struct fs_skip_range)") {
+                SKIP_RANGE_LEN
+            } else if lhs.contains("struct fs_skip_key,") {
+                let name = lhs.rsplit(", ").next().unwrap().trim_end_matches(')');
+                match name {
+                    "daddr" => skip_field::DADDR,
+                    "sport" => skip_field::SPORT,
+                    "dport" => skip_field::DPORT,
+                    "family" => skip_field::FAMILY,
+                    other => {
+                        panic!("capture.h asserts a skip key field wire.rs does not know: {other}")
+                    }
+                }
             } else {
                 let name = lhs.rsplit(", ").next().unwrap().trim_end_matches(')');
                 match name {
@@ -272,12 +343,46 @@ mod tests {
             checked += 1;
         }
         assert_eq!(
-            checked, 12,
+            checked, 18,
             "every field of the contract is asserted in capture.h"
         );
         assert!(header.contains(&format!("#define FS_MAX_CAPTURE {MAX_CAPTURE}")));
         assert!(header.contains(&format!("#define FS_PORT_WORDS {PORT_WORDS}")));
         assert!(header.contains(&format!("#define FS_IF_BITMAP_WORDS {IF_BITMAP_WORDS}")));
+        assert!(header.contains(&format!("#define FS_SKIP_MAX {SKIP_MAX}")));
+        assert!(header.contains(&format!("#define FS_CNT_MAX {}", KERNEL_COUNTERS.len())));
+    }
+
+    #[test]
+    fn skip_keys_are_the_headers_addresses_and_host_order_ports() {
+        let k = skip_key(
+            "198.18.0.1:80".parse().unwrap(),
+            "198.18.0.2:51234".parse().unwrap(),
+        )
+        .expect("one family");
+        assert_eq!(&k[0..4], &[198, 18, 0, 1]);
+        assert_eq!(&k[4..16], &[0; 12]);
+        assert_eq!(&k[16..20], &[198, 18, 0, 2]);
+        assert_eq!(u16::from_ne_bytes([k[32], k[33]]), 80);
+        assert_eq!(u16::from_ne_bytes([k[34], k[35]]), 51234);
+        assert_eq!((k[36], &k[37..40]), (4, &[0u8; 3][..]));
+        let k6 = skip_key(
+            "[2001:db8::1]:443".parse().unwrap(),
+            "[2001:db8::2]:9".parse().unwrap(),
+        )
+        .expect("one family");
+        assert_eq!(k6[15], 1);
+        assert_eq!(k6[31], 2);
+        assert_eq!(k6[36], 6);
+        assert!(skip_key(
+            "198.18.0.1:80".parse().unwrap(),
+            "[2001:db8::2]:9".parse().unwrap()
+        )
+        .is_none());
+        assert_eq!(
+            skip_range(1, 7)[..],
+            [1u32.to_ne_bytes(), 7u32.to_ne_bytes()].concat()
+        );
     }
 
     fn record(cap: u32, data: &[u8]) -> Vec<u8> {

@@ -895,7 +895,8 @@ fn capture_hints_cut_long_bodies_to_headers_and_lose_no_exchange() {
             orig_len: f.data.len() as u32,
             socket_cookie: None,
         };
-        e.handle_frame(f.ts_ns, LinkType::Ethernet, &data, meta);
+        e.handle_frame(f.ts_ns, LinkType::Ethernet, &data, meta)
+            .expect("a whole frame");
         while let Some(r) = e.poll_record() {
             records.push(r);
         }

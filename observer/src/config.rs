@@ -22,6 +22,10 @@ pub struct AgentConfig {
     pub snaplen: u32,
     /// Bytes of the kernel ring buffer (rounded up to a power of two).
     pub ring_size: u32,
+    /// Message bodies of at least this many bytes that no decoder reads (HTTP/1 bodies of a
+    /// known length, RFC 9112 §6) are captured as their TCP segments' headers only; 0: every
+    /// segment up to `snaplen`. Kernel capture paths (tc, socket) only.
+    pub body_skip_min_bytes: u64,
     /// Capture only these ports (either side); empty keeps all.
     pub ports: Vec<u16>,
     /// Never capture these ports (either side).
@@ -112,6 +116,7 @@ impl Default for AgentConfig {
             tc_attach: TcAttach::Auto,
             snaplen: 512,
             ring_size: 4 << 20,
+            body_skip_min_bytes: 64 * 1024,
             ports: Vec::new(),
             exclude_ports: Vec::new(),
             cidrs: Vec::new(),

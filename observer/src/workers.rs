@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::thread::JoinHandle;
 
 use flows::counters::Counters;
-use flows::engine::{Engine, EngineConfig, PlaintextChunk, TlsBlindSpot};
+use flows::engine::{CaptureHint, Engine, EngineConfig, PlaintextChunk, TlsBlindSpot};
 use flows::key::Endpoint;
 use flows::packet::{CaptureMeta, LinkType};
 use flows::record::{L7Source, Record};
@@ -59,6 +59,8 @@ pub trait FlowEngine: Send {
     fn take_tls_blind_spots(&mut self) -> Vec<TlsBlindSpot>;
     /// [`Engine::has_tls_blind_spots`].
     fn has_tls_blind_spots(&self) -> bool;
+    /// [`Engine::take_capture_hints`]; with workers, those of the answers taken so far.
+    fn take_capture_hints(&mut self, into: &mut Vec<CaptureHint>);
 }
 
 impl FlowEngine for Engine {
@@ -85,6 +87,9 @@ impl FlowEngine for Engine {
     }
     fn has_tls_blind_spots(&self) -> bool {
         Engine::has_tls_blind_spots(self)
+    }
+    fn take_capture_hints(&mut self, into: &mut Vec<CaptureHint>) {
+        Engine::take_capture_hints(self, into);
     }
 }
 
@@ -173,6 +178,8 @@ struct Answer {
     counters: Counters,
     /// TLS connections that ended without plaintext while handling the batch.
     blind_spots: Vec<TlsBlindSpot>,
+    /// Capture hints given while handling the batch.
+    capture_hints: Vec<CaptureHint>,
     /// The batch, emptied, for reuse.
     spare: Batch,
 }
@@ -196,6 +203,9 @@ pub struct ShardedEngine {
     last_from: usize,
     /// The workers' TLS blind spots, until taken.
     blind_spots: Vec<TlsBlindSpot>,
+    /// The workers' capture hints, until taken (each connection's in its order: one
+    /// connection is on one worker).
+    capture_hints: Vec<CaptureHint>,
 }
 
 impl ShardedEngine {
@@ -233,6 +243,7 @@ impl ShardedEngine {
             threads,
             last_from: 0,
             blind_spots: Vec::new(),
+            capture_hints: Vec::new(),
         }
     }
 
@@ -280,6 +291,7 @@ impl ShardedEngine {
         }
         a.spare.out = a.records;
         self.blind_spots.append(&mut a.blind_spots);
+        self.capture_hints.append(&mut a.capture_hints);
         self.merger.advance(a.worker, a.through);
         self.outstanding[a.worker] -= 1;
         self.worker_counters[a.worker] = a.counters;
@@ -437,6 +449,10 @@ impl FlowEngine for ShardedEngine {
     fn has_tls_blind_spots(&self) -> bool {
         !self.blind_spots.is_empty()
     }
+
+    fn take_capture_hints(&mut self, into: &mut Vec<CaptureHint>) {
+        into.append(&mut self.capture_hints);
+    }
 }
 
 impl Drop for ShardedEngine {
@@ -517,6 +533,11 @@ fn work(index: usize, mut engine: Engine, batches: Receiver<Batch>, answers: mps
             through: batch.through,
             counters: engine.counters().clone(),
             blind_spots: engine.take_tls_blind_spots(),
+            capture_hints: {
+                let mut h = Vec::new();
+                engine.take_capture_hints(&mut h);
+                h
+            },
             spare: batch,
         };
         if answers.send(answer).is_err() {

@@ -252,6 +252,9 @@ fn exchange_cost() {
             ..ExportHandles::default()
         },
         1,
+        // No kernel table here; the 1 KiB bodies would give no hint anyway.
+        None,
+        0,
     );
     // A quarter warms up: more than the store's ring of flows, so every measured flow evicts.
     let warm = frames.len() / 4;

@@ -123,6 +123,11 @@ pub struct AgentArgs {
     /// Bytes of the kernel ring buffer, rounded up to a power of two [default: 4 MiB].
     #[arg(long)]
     pub ring_size: Option<u32>,
+    /// Message bodies of at least this many bytes that no decoder reads (HTTP/1 bodies of a
+    /// known length) are captured as their segments' headers only, by the TC or socket
+    /// program; 0 captures every segment up to --snaplen [default: 65536].
+    #[arg(long, value_name = "BYTES")]
+    pub body_skip_min_bytes: Option<u64>,
     /// Capture only packets with this port on either side (repeatable).
     #[arg(long = "port", value_name = "PORT")]
     pub ports: Vec<u16>,
@@ -258,6 +263,9 @@ impl AgentArgs {
         }
         if let Some(v) = self.ring_size {
             c.ring_size = v;
+        }
+        if let Some(v) = self.body_skip_min_bytes {
+            c.body_skip_min_bytes = v;
         }
         if !self.ports.is_empty() {
             c.ports = self.ports;

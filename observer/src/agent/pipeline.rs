@@ -12,7 +12,8 @@ use std::{
 use ebpf_kprobe::{OwnerCache, SockEvent, SocketTuple, Transport};
 use ebpf_tc::wire::{L2Kind, PacketHdr, WireDirection};
 use flows::{
-    engine::EngineConfig,
+    engine::{CaptureHint, EngineConfig},
+    key::Endpoint,
     packet::{CaptureMeta, Direction, LinkType, TcpFlags},
     record::{Flow, Layer4, ProcessInfo, Record, Span},
     roles::{spans_for_owners, EndOwners},
@@ -151,6 +152,10 @@ pub struct Pipeline<W: Write> {
     /// The owners [`Pipeline::owners_of`] found for a connection's flows, while the owner
     /// cache cannot have changed (see [`OwnersMemo`]).
     owners_memo: OwnersMemo,
+    /// The capture's table of body ranges to cut to headers (kernel capture paths only).
+    body_skip: Option<ebpf_tc::BodySkip>,
+    /// The engine's capture hints, taken at each drain (reused).
+    hints: Vec<CaptureHint>,
 }
 
 /// What [`Pipeline::owners_of`] answered for a connection's flows, by everything the answer
@@ -292,10 +297,18 @@ impl<W: Write> Pipeline<W> {
         l4_records: flows::engine::L4Records,
         exports: crate::export::ExportHandles,
         workers: usize,
+        body_skip: Option<ebpf_tc::BodySkip>,
+        body_skip_min_bytes: u64,
     ) -> Self {
         let config = EngineConfig {
             id_seed: random_seed(),
             l4_records,
+            // Hints only where a capture takes them.
+            capture_hint_min_bytes: if body_skip.is_some() {
+                body_skip_min_bytes
+            } else {
+                0
+            },
             spans: exports.wants_spans(),
             // Which ends are local processes is known only here, from the owners.
             span_both_ends: exports.wants_spans(),
@@ -343,6 +356,8 @@ impl<W: Write> Pipeline<W> {
             syscalls: None,
             pending_drops: VecDeque::new(),
             owners_memo: OwnersMemo::default(),
+            body_skip,
+            hints: Vec::new(),
         }
     }
 
@@ -638,6 +653,11 @@ impl<W: Write> Pipeline<W> {
         for (k, v) in endpoints {
             w.put("endpoints_", k, v);
         }
+        if let Some(skip) = &self.body_skip {
+            for (k, v) in skip.counter_pairs() {
+                w.put("", k, v);
+            }
+        }
         w.finish();
         drop(published);
         self.flush()
@@ -680,6 +700,12 @@ impl<W: Write> Pipeline<W> {
     fn drain(&mut self) -> std::io::Result<()> {
         if self.engine.has_tls_blind_spots() {
             self.name_tls_blind_spots();
+        }
+        if let Some(skip) = self.body_skip.as_mut() {
+            self.engine.take_capture_hints(&mut self.hints);
+            for h in self.hints.drain(..) {
+                apply_hint(skip, h);
+            }
         }
         // Most packets make no record (L3/L4 records are control-only by default).
         let Some(first) = self.engine.poll_record() else {
@@ -874,6 +900,20 @@ impl<W: Write> Pipeline<W> {
             Some(p) => p.writer().flush(),
             None => self.raw_out.as_mut().map_or(Ok(()), |w| w.flush()),
         }
+    }
+}
+
+/// Gives the capture one of the engine's hints.
+fn apply_hint(skip: &mut ebpf_tc::BodySkip, hint: CaptureHint) {
+    let addr = |e: Endpoint| SocketAddr::new(e.addr, e.port);
+    match hint {
+        CaptureHint::Skip {
+            src,
+            dst,
+            from_seq,
+            until_seq,
+        } => skip.skip(addr(src), addr(dst), from_seq, until_seq),
+        CaptureHint::Clear { src, dst } => skip.clear(addr(src), addr(dst)),
     }
 }
 

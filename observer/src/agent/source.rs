@@ -272,6 +272,19 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         .await
         .context("starting span export and metrics")?
     };
+    // Long bodies no decoder reads go as their segments' headers (kernel capture paths).
+    let body_skip = match &running {
+        Running::Kernel { cap, .. } if args.body_skip_min_bytes > 0 => {
+            match cap.lock().expect("capture lock").take_body_skip() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    warn!(error = %e, "capturing long bodies whole: the skip table is missing");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
     let mut pipeline = Pipeline::new(
         BufWriter::new(io::stdout()),
         args.output,
@@ -281,6 +294,8 @@ pub async fn run(args: AgentConfig) -> Result<()> {
         args.l4_records.engine(),
         exports.handles(),
         args.engine_workers(),
+        body_skip,
+        args.body_skip_min_bytes,
     );
     pipeline.set_exclude_self(args.exclude_self);
     let workers = args.engine_workers();
