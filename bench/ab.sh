@@ -32,6 +32,7 @@
 # Needs root, nginx, h2load, a release build. Not run in CI. Stops by itself.
 #   bench/ab.sh [PAIRS=3] [SECS=10] [RPS=10000] [RATE_CONNS=10] [SAT_CONNS=32]
 # Env: FLOWSCOPE=path/to/flowscope (default target/release/flowscope), KEEP=1 keeps the work dir,
+#      BODY=BYTES the page size instead of 1 KiB (e.g. 4194304 for a bulk transfer: then pick a low RPS),
 #      AGENT_ARGS="..." extra agent options, NICE=N runs the agent under `nice -n N`, PERF_FREQ=Hz for PROFILE, PROFILE=1 records the agent with `perf record -g`
 #      during each "on" phase (PROFILE=dwarf: DWARF call graphs, the release build has no frame pointers) (perf-PAIR-PHASE.{data,txt} in the work dir; implies KEEP=1; the
 #      profiler's own cost then shows in the numbers), PIN=1 pins nginx to CPU 1 and h2load and the

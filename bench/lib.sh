@@ -50,11 +50,11 @@ bench_netns() {
     ip -n "$cli" link set "${tag}b" up
 }
 
-# bench_page: the 1 KiB page the benchmarks serve ($work/www/index.html; the published reference
+# bench_page: the page the benchmarks serve, 1 KiB unless BODY=BYTES ($work/www/index.html; the published reference
 # uses 1 KB payloads), and its URL in $url.
 bench_page() {
     mkdir -p "$work/www"
-    head -c 1024 /dev/zero | tr '\0' 'x' > "$work/www/index.html"
+    head -c "${BODY:-1024}" /dev/zero | tr '\0' 'x' > "$work/www/index.html"
     url="http://198.18.0.1/index.html"
 }
 

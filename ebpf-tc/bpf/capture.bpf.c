@@ -28,6 +28,8 @@ char LICENSE[] SEC("license") = "GPL";
 #define ETH_P_8021Q_ 0x8100
 #define ETH_P_8021AD_ 0x88A8
 #define IP_FRAG_OFF_MASK 0x1FFF
+#define TCP_FLAG_RST_ 0x04
+#define TCP_FLAG_SYN_ 0x02
 
 /* Records for userspace. Its size is set by the loader (`--ring-size`). */
 struct {
@@ -163,7 +165,8 @@ struct l3l4 {
 	__u8 family; /* 4, 6 or 0 */
 	__u8 has_ports;
 	__u8 later_fragment; /* an IP fragment other than the first: no L4 header, no ports */
-	__u8 tcp; /* a TCP segment whose header was read: `seq` is valid */
+	__u8 tcp; /* a TCP segment whose header was read: `seq` and `tcp_flags` are valid */
+	__u8 tcp_flags; /* TCP header byte 13 (CWR ... FIN) */
 	__u32 seq; /* TCP sequence number, host order */
 	__u32 ip_end; /* offset of the IP datagram's end by its length field (0: unknown) */
 	__u8 saddr[16], daddr[16];
@@ -262,6 +265,7 @@ static __always_inline int parse(struct __sk_buff *skb, __u8 l2, struct l3l4 *ou
 		out->dport = ((__u16)tcp[2] << 8) | tcp[3];
 		out->has_ports = 1;
 		out->tcp = 1;
+		out->tcp_flags = tcp[13];
 		out->seq = ((__u32)tcp[4] << 24) | ((__u32)tcp[5] << 16) | ((__u32)tcp[6] << 8) | tcp[7];
 		out->payload_off = l4off + (tcp[12] >> 4) * 4;
 	} else if (l4proto == IPPROTO_UDP) {
@@ -301,7 +305,8 @@ static __always_inline int cidr_match(const struct l3l4 *p)
 }
 
 /* Whether a TCP segment with `payload_len` bytes after its header lies wholly inside a range
- * userspace named for its sender (see `body_skip`): then its headers are enough. */
+ * userspace named for its sender (see `body_skip`): then its headers are enough. Called for
+ * segments with payload, and for SYNs and RSTs (which end the sender's range). */
 static __always_inline int body_cut(const struct l3l4 *p, __u32 payload_len)
 {
 	__u32 zero = 0;
@@ -316,6 +321,15 @@ static __always_inline int body_cut(const struct l3l4 *p, __u32 payload_len)
 	k.family = p->family;
 	struct fs_skip_range *r = bpf_map_lookup_elem(&body_skip, &k);
 	if (!r)
+		return 0;
+	/* A SYN or RST from the sender starts or ends a connection on this tuple: the range was
+	 * the old one's, and a new connection's bytes must not fall in it (RFC 9293 §3.4 port
+	 * reuse). Userspace withdraws it too, later; this closes the gap before it reads. */
+	if (p->tcp_flags & (TCP_FLAG_SYN_ | TCP_FLAG_RST_)) {
+		bpf_map_delete_elem(&body_skip, &k);
+		return 0;
+	}
+	if (!payload_len)
 		return 0;
 	__u32 end = p->seq + payload_len;
 	return (__s32)(p->seq - r->from_seq) >= 0 && (__s32)(r->until_seq - end) >= 0;
@@ -369,7 +383,9 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir, __u8 source
 	/* The payload by the IP length (link padding is not payload); a length field of 0 (IPv4
 	 * BIG TCP, RFC 2675 jumbograms) or past the packet: by the packet's. */
 	__u32 ip_end = p.ip_end > p.payload_off && p.ip_end <= len ? p.ip_end : len;
-	if (p.tcp && ip_end > p.payload_off && body_cut(&p, ip_end - p.payload_off)) {
+	__u32 payload_len = ip_end > p.payload_off ? ip_end - p.payload_off : 0;
+	if (p.tcp && (payload_len || (p.tcp_flags & (TCP_FLAG_SYN_ | TCP_FLAG_RST_))) &&
+	    body_cut(&p, payload_len)) {
 		cap = p.payload_off;
 		count(FS_CNT_BODY_CUT);
 	}
