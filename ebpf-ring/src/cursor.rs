@@ -137,6 +137,14 @@ impl Cursor {
         }
     }
 
+    /// Bytes the producers have committed or reserved past our position: how far behind the
+    /// reader is (one load of the producer position, which every producer writes).
+    pub(crate) fn backlog(&self, view: &RingView) -> usize {
+        view.producer()
+            .load(Ordering::Relaxed)
+            .saturating_sub(self.pos)
+    }
+
     /// Gives the record of `len` bytes at our position back to the kernel.
     fn release(&mut self, view: &RingView, len: usize) {
         self.pos += (HEADER + len).next_multiple_of(8);

@@ -168,6 +168,15 @@ impl SingleMapRing {
         }
     }
 
+    /// Bytes written into the ring and not yet read (0 while unmapped): how far the reader
+    /// is behind. Costs a load of the line every producer writes: ask now and then, not per
+    /// record.
+    pub fn backlog(&self) -> usize {
+        self.mapped
+            .as_ref()
+            .map_or(0, |m| m.cursor.backlog(&m.view))
+    }
+
     /// The next record, valid until the next call (which releases it to the kernel). A
     /// record that wraps around the end of the ring is copied whole into a buffer of the
     /// ring's; discarded records are skipped; `None` when no committed record waits.

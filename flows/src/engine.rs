@@ -635,7 +635,7 @@ impl Engine {
                     let min = config.capture_hint_min_bytes;
                     let hint = &mut hinted[side.index()];
                     if min > 0 && (hint.is_some() || !packet.payload.is_empty()) {
-                        let skippable = l7.skippable(dir);
+                        let skippable = l7.skippable(dir, this.offset());
                         let (src, dst) = (key.endpoint(side), key.endpoint(side.other()));
                         if let Some(h) =
                             capture_hint::after_segment(this, skippable, min, hint, src, dst)

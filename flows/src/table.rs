@@ -146,11 +146,14 @@ impl L7Slot {
         }
     }
 
-    /// Bytes of `dir` the decoder will pass over unread (see
-    /// [`crate::l7::StreamDecoder::skippable`]); 0 without a decoder.
-    pub fn skippable(&self, dir: StreamDir) -> u64 {
+    /// Bytes of `dir` after the `delivered` ones the decoder will pass over unread (see
+    /// [`crate::l7::StreamDecoder::skippable`]); 0 while detecting. A connection decoded from
+    /// its TLS library's plaintext, and one of no protocol we decode, read none of their
+    /// packets' bytes.
+    pub fn skippable(&self, dir: StreamDir, delivered: u64) -> u64 {
         match self {
-            L7Slot::Active(dec) => dec.skippable(dir),
+            L7Slot::Active(dec) => dec.skippable(dir, delivered),
+            L7Slot::Plaintext(_) | L7Slot::Unrecognised => crate::l7::opaque_skippable(delivered),
             _ => 0,
         }
     }

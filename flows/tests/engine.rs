@@ -818,7 +818,7 @@ fn snapped_capture_keeps_chunked_framing() {
 }
 
 /// `(src, dst, seq, payload length)` of an Ethernet IPv4 TCP frame without options.
-fn tcp_span(data: &[u8]) -> ((Ipv4Addr, u16), (Ipv4Addr, u16), u32, u32) {
+fn tcp_span(data: &[u8]) -> (End, End, u32, u32) {
     let ip = &data[14..];
     let total = u32::from(u16::from_be_bytes([ip[2], ip[3]]));
     let tcp = &ip[20..];
@@ -832,40 +832,24 @@ fn tcp_span(data: &[u8]) -> ((Ipv4Addr, u16), (Ipv4Addr, u16), u32, u32) {
     )
 }
 
-#[test]
-fn capture_hints_cut_long_bodies_to_headers_and_lose_no_exchange() {
-    // The agent's capture as the engine drives it: after each frame the engine's hints are
-    // applied to a table like the TC program's, and a later segment lying wholly inside a
-    // hinted range keeps only its headers (as the kernel would send it: the IP length still
-    // says how long the payload was).
-    let mut c = conv();
-    c.handshake();
-    let long = 300_000;
-    let exchanges: [(&str, usize, bool); 4] = [
-        ("/small", 2_000, false),
-        ("/long", long, false),
-        ("/chunked", long, true),
-        ("/after", 10, false),
-    ];
-    for (path, len, chunked) in exchanges {
-        c.client_send(
-            format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes(),
-            1448,
-        );
-        let mut resp = if chunked {
-            let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
-            r.extend_from_slice(format!("{len:x}\r\n").as_bytes());
-            r
-        } else {
-            format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes()
-        };
-        resp.extend(std::iter::repeat_n(b'z', len));
-        if chunked {
-            resp.extend_from_slice(b"\r\n0\r\n\r\n");
-        }
-        c.server_send(&resp, 1448);
-    }
-    c.close();
+/// An IPv4 address and port.
+type End = (Ipv4Addr, u16);
+
+/// What [`with_capture_table`] saw: the records, the hints, the packets cut (and their
+/// payload bytes) and the ranges left standing.
+struct CaptureRun {
+    records: Vec<Record>,
+    hints: Vec<CaptureHint>,
+    cut: usize,
+    cut_bytes: u64,
+    table: std::collections::HashMap<(End, End), (u32, u32)>,
+}
+
+/// Runs `frames` through an engine giving hints for bodies of 64 KiB or more, applying them
+/// after each frame to a table like the TC program's: a later segment lying wholly inside a
+/// hinted range keeps only its headers (as the kernel sends it: the IP length still says how
+/// long the payload was). Flushes at the end.
+fn with_capture_table(frames: &[SynthFrame]) -> (Engine, CaptureRun) {
     let mut e = Engine::new(EngineConfig {
         l4_records: L4Records::Off,
         capture_hint_min_bytes: 65_536,
@@ -873,7 +857,7 @@ fn capture_hints_cut_long_bodies_to_headers_and_lose_no_exchange() {
     });
     let mut table = std::collections::HashMap::new();
     let (mut hints, mut records, mut cut, mut cut_bytes) = (Vec::new(), Vec::new(), 0, 0);
-    for f in c.frames() {
+    for f in frames {
         let (src, dst, seq, len) = tcp_span(&f.data);
         let inside = table
             .get(&(src, dst))
@@ -930,6 +914,60 @@ fn capture_hints_cut_long_bodies_to_headers_and_lose_no_exchange() {
     while let Some(r) = e.poll_record() {
         records.push(r);
     }
+    let run = CaptureRun {
+        records,
+        hints,
+        cut,
+        cut_bytes,
+        table,
+    };
+    (e, run)
+}
+
+#[test]
+fn capture_hints_cut_long_bodies_to_headers_and_lose_no_exchange() {
+    // The agent's capture as the engine drives it: after each frame the engine's hints are
+    // applied to a table like the TC program's, and a later segment lying wholly inside a
+    // hinted range keeps only its headers (as the kernel would send it: the IP length still
+    // says how long the payload was).
+    let mut c = conv();
+    c.handshake();
+    let long = 300_000;
+    let exchanges: [(&str, usize, bool); 4] = [
+        ("/small", 2_000, false),
+        ("/long", long, false),
+        ("/chunked", long, true),
+        ("/after", 10, false),
+    ];
+    for (path, len, chunked) in exchanges {
+        c.client_send(
+            format!("GET {path} HTTP/1.1\r\nHost: h\r\n\r\n").as_bytes(),
+            1448,
+        );
+        let mut resp = if chunked {
+            let mut r = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+            r.extend_from_slice(format!("{len:x}\r\n").as_bytes());
+            r
+        } else {
+            format!("HTTP/1.1 200 OK\r\nContent-Length: {len}\r\n\r\n").into_bytes()
+        };
+        resp.extend(std::iter::repeat_n(b'z', len));
+        if chunked {
+            resp.extend_from_slice(b"\r\n0\r\n\r\n");
+        }
+        c.server_send(&resp, 1448);
+    }
+    c.close();
+    let (
+        e,
+        CaptureRun {
+            records,
+            hints,
+            cut,
+            cut_bytes,
+            table,
+        },
+    ) = with_capture_table(c.frames());
     // One hint per long body, each withdrawn once passed; nothing stands at the end.
     let skips = hints
         .iter()
@@ -958,6 +996,49 @@ fn capture_hints_cut_long_bodies_to_headers_and_lose_no_exchange() {
     assert_eq!(got, want);
     assert_eq!(e.counters().http1_resyncs, 0);
     assert_eq!(e.counters().tcp_snapped_bytes, cut_bytes);
+}
+
+#[test]
+fn capture_hints_cut_ciphertext_after_its_first_64_kib() {
+    // TLS without a plaintext source: after the handshake no decoder reads a byte.
+    let mut c = conv();
+    c.handshake();
+    let record = |ty: u8, body: &[u8]| {
+        let mut r = vec![ty, 3, 3];
+        r.extend_from_slice(&(body.len() as u16).to_be_bytes());
+        r.extend_from_slice(body);
+        r
+    };
+    let hello = |hs: u8| record(22, &[&[hs, 0, 0, 60][..], &[0u8; 60]].concat());
+    c.client_send(&hello(1), 1448);
+    c.server_send(&hello(2), 1448);
+    c.client_send(&record(23, &[7u8; 300]), 1448);
+    let mut data = Vec::new();
+    for _ in 0..40 {
+        data.extend(record(23, &[9u8; 16_000]));
+    }
+    c.server_send(&data, 1448);
+    c.close();
+    let (e, run) = with_capture_table(c.frames());
+    let skips: Vec<_> = run
+        .hints
+        .iter()
+        .filter(|h| matches!(h, CaptureHint::Skip { .. }))
+        .collect();
+    assert_eq!(skips.len(), 1, "{:?}", run.hints);
+    assert_eq!(skips[0].ends().0.port, 80, "the server's direction only");
+    assert!(
+        run.table.is_empty(),
+        "withdrawn at the close: {:?}",
+        run.table
+    );
+    // All but the first 64 KiB (and the segment crossing it) of the 640 KB went as headers.
+    let after = (data.len() - 65_536) / 1448;
+    assert!(run.cut + 2 >= after, "{} of {after} cut", run.cut);
+    assert!(e.counters().tcp_snapped_bytes >= run.cut_bytes);
+    assert_eq!(e.counters().tls_flows_on_wire, 1);
+    assert_eq!(e.counters().tls_flows_without_plaintext, 1);
+    assert!(run.records.iter().all(|r| !matches!(r, Record::Span(_))));
 }
 
 #[test]

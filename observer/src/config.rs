@@ -23,8 +23,9 @@ pub struct AgentConfig {
     /// Bytes of the kernel ring buffer (rounded up to a power of two).
     pub ring_size: u32,
     /// Message bodies of at least this many bytes that no decoder reads (HTTP/1 bodies of a
-    /// known length, RFC 9112 §6) are captured as their TCP segments' headers only; 0: every
-    /// segment up to `snaplen`. Kernel capture paths (tc, socket) only.
+    /// known length, RFC 9112 §6) are captured as their TCP segments' headers only, and so
+    /// are TLS ciphertext and undecoded protocols after their first 64 KiB; 0: every segment
+    /// up to `snaplen`. Kernel capture paths (tc, socket) only.
     pub body_skip_min_bytes: u64,
     /// Capture only these ports (either side); empty keeps all.
     pub ports: Vec<u16>,

@@ -7,49 +7,10 @@
 //! BIOs) with a traceparent, OpenSSL linked statically into a client built here, and a TLS
 //! connection no probe sees (a blind spot in status).
 
-use std::{
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
 use flowscope_e2e::*;
 use serde_json::Value;
-
-/// A CA, and a certificate for the server's address signed by it (openssl CLI).
-fn make_ca(dir: &Path) {
-    require_tool("openssl");
-    let d = dir.display();
-    sh(&format!(
-        "cd {d} && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=flowscope-test-ca 2>/dev/null \
-         && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN={SERVER_V4} 2>/dev/null \
-         && printf 'subjectAltName=IP:{SERVER_V4}\\n' > san.ext \
-         && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null"
-    ));
-}
-
-/// nginx on 443 with TLS and HTTP/2 in `ns`, serving `root`; `/teapot` answers 418.
-fn start_https_nginx(ns: &Netns, root: &Path) -> Proc {
-    require_tool("nginx");
-    let dir = root.join("nginx");
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log stderr;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
-               server {{ listen 443 ssl http2; ssl_certificate {r}/server.pem; ssl_certificate_key {r}/server.key; root {r};\n\
-                 location = /teapot {{ return 418; }} }} }}\n",
-            d = dir.display(),
-            r = root.display()
-        ),
-    )
-    .unwrap();
-    let p = ns.spawn(&format!("nginx -c {} -e stderr", conf.display()));
-    ns.wait_listening(443, "nginx");
-    p
-}
 
 /// Runs `cmd` in `ns` as one process whose pid is printed first; returns (pid, the rest).
 fn run_with_pid(ns: &Netns, cmd: &str) -> (u64, String) {

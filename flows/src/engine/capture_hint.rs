@@ -57,8 +57,13 @@ impl CaptureHint {
 /// `skippable` bytes follow that it will not read: the hint to give, if any. `hinted` is the
 /// end (`until_seq`) of the hint standing for this sender, kept up to date here.
 ///
-/// A hint is given when at least `min_bytes` are skippable and none stands for the same end;
-/// it is withdrawn once the stream's next byte is at or past the standing hint's end.
+/// - A hint is given when at least `min_bytes` are skippable and none stands, or the standing
+///   one covers less than half of what is skippable now (a decoder that skips everything, as
+///   for ciphertext, moves its end with every segment: it is renewed once per half range, not
+///   per segment).
+/// - The standing hint is withdrawn once the stream's next byte is at or past its end, when
+///   the stream is closed, or as soon as the decoder wants a byte before its end (it lost the
+///   body's framing): no byte a decoder reads is ever cut.
 pub(super) fn after_segment(
     reasm: &TcpReassembler,
     skippable: u64,
@@ -68,24 +73,28 @@ pub(super) fn after_segment(
     dst: Endpoint,
 ) -> Option<CaptureHint> {
     let pos = reasm.send_position()?;
-    if min_bytes > 0 && skippable >= min_bytes && !reasm.is_closed() {
-        // Sequence numbers are 32 bits: a range of 2 GiB or more could not be told from one
-        // that wrapped (RFC 9293 §3.4), so it is cut there.
-        let len = skippable.min(i32::MAX as u64) as u32;
-        let until_seq = pos.next.wrapping_add(len);
-        if *hinted != Some(until_seq) {
-            *hinted = Some(until_seq);
+    let closed = reasm.is_closed();
+    // Sequence numbers are 32 bits: a range of 2 GiB or more could not be told from one that
+    // wrapped (RFC 9293 §3.4), so it is cut there.
+    let len = skippable.min(i32::MAX as u64) as u32;
+    let end = pos.next.wrapping_add(len);
+    let standing = hinted.filter(|&until| {
+        !closed && !seq_at_or_after(pos.next, until) && seq_at_or_after(end, until)
+    });
+    if min_bytes > 0 && skippable >= min_bytes && !closed {
+        let renew = standing.is_none_or(|until| until.wrapping_sub(pos.next) < len / 2);
+        if renew {
+            *hinted = Some(end);
             return Some(CaptureHint::Skip {
                 src,
                 dst,
                 from_seq: pos.next,
-                until_seq,
+                until_seq: end,
             });
         }
         return None;
     }
-    let until = (*hinted)?;
-    if seq_at_or_after(pos.next, until) || reasm.is_closed() {
+    if hinted.is_some() && standing.is_none() {
         *hinted = None;
         return Some(CaptureHint::Clear { src, dst });
     }
@@ -201,6 +210,38 @@ mod tests {
         assert!(
             matches!(h, Some(CaptureHint::Skip { until_seq, .. }) if until_seq == 1101 + (1 << 17))
         );
+    }
+
+    #[test]
+    fn a_decoder_that_wants_bytes_before_the_end_withdraws_the_hint() {
+        let r = stream(1000, 100);
+        let mut hinted = None;
+        assert!(after_segment(&r, 1 << 20, 65_536, &mut hinted, ep(80), ep(1)).is_some());
+        // The framing was lost: the decoder reads from the next byte on.
+        assert_eq!(
+            after_segment(&r, 0, 65_536, &mut hinted, ep(80), ep(1)),
+            Some(CaptureHint::Clear {
+                src: ep(80),
+                dst: ep(1)
+            })
+        );
+        assert_eq!(hinted, None);
+    }
+
+    #[test]
+    fn an_endless_skip_is_renewed_once_per_half_range() {
+        let mut hinted = None;
+        let mut hints = 0;
+        // 3 GiB in 64 KiB packets, a decoder that reads nothing (ciphertext).
+        for i in 0..(3u64 << 14) {
+            let r = stream(7, (i * 65_536) as u32);
+            if let Some(h) = after_segment(&r, u64::MAX, 65_536, &mut hinted, ep(443), ep(1)) {
+                assert!(matches!(h, CaptureHint::Skip { .. }), "{h:?}");
+                hints += 1;
+            }
+        }
+        // Once at the start, then every ~1 GiB.
+        assert_eq!(hints, 3);
     }
 
     #[test]

@@ -150,6 +150,22 @@ pub enum L7Event {
     Dns(Box<dns::DnsEvent>),
 }
 
+/// Bytes a stream that no decoder reads (TLS ciphertext, a protocol not decoded) carries in a
+/// direction before the rest of it is named skippable ([`StreamDecoder::skippable`]): a
+/// connection this long, or a bulk one, is worth a capture hint's two map updates; a short
+/// one is captured as before.
+pub const OPAQUE_SKIP_AFTER: u64 = 64 * 1024;
+
+/// What of an unread stream's bytes the decoders pass over, `delivered` bytes in: nothing
+/// before [`OPAQUE_SKIP_AFTER`], everything after.
+pub fn opaque_skippable(delivered: u64) -> u64 {
+    if delivered >= OPAQUE_SKIP_AFTER {
+        u64::MAX
+    } else {
+        0
+    }
+}
+
 /// A per-connection, bidirectional stream decoder.
 pub trait StreamDecoder: Send + std::fmt::Debug {
     /// Which protocol this decodes.
@@ -185,13 +201,14 @@ pub trait StreamDecoder: Send + std::fmt::Debug {
     ) {
     }
 
-    /// Bytes of direction `dir` right after those delivered so far that the decoder will pass
-    /// over without reading them: the rest of a message body whose framing it knows (an
-    /// HTTP/1 `Content-Length` body, RFC 9112 §6.2, or the current chunk's data, §7.1). The
-    /// capture may then keep only those segments' headers (the engine's [`crate::engine::
-    /// CaptureHint`]); their bytes arrive as a gap of known length, which must leave the
-    /// decoder's framing as it is. Default: 0, every byte is read.
-    fn skippable(&self, _dir: StreamDir) -> u64 {
+    /// Bytes of direction `dir` right after the `delivered` ones (events so far) that the
+    /// decoder will pass over without reading them: the rest of a message body whose framing
+    /// it knows (an HTTP/1 `Content-Length` body, RFC 9112 §6.2, or the current chunk's data,
+    /// §7.1), or `u64::MAX` for a stream it never reads (TLS ciphertext). The capture may then
+    /// keep only those segments' headers (the engine's [`crate::engine::CaptureHint`]); their
+    /// bytes arrive as a gap of known length, which must leave the decoder's state as it is.
+    /// Default: 0, every byte is read.
+    fn skippable(&self, _dir: StreamDir, _delivered: u64) -> u64 {
         0
     }
 

@@ -82,6 +82,12 @@ impl StreamDecoder for TlsRecords {
         false
     }
 
+    fn skippable(&self, _dir: StreamDir, delivered: u64) -> u64 {
+        // The handshake that told it TLS is long past; the plaintext, when read, comes from
+        // the TLS library, not the packets.
+        crate::l7::opaque_skippable(delivered)
+    }
+
     fn buffered(&self) -> usize {
         0
     }

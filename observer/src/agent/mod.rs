@@ -5,6 +5,7 @@ mod drops;
 #[cfg(test)]
 mod exchange_cost;
 mod listen_drops;
+mod pace;
 mod pipeline;
 mod preflight;
 mod privileges;
@@ -125,7 +126,8 @@ pub struct AgentArgs {
     pub ring_size: Option<u32>,
     /// Message bodies of at least this many bytes that no decoder reads (HTTP/1 bodies of a
     /// known length) are captured as their segments' headers only, by the TC or socket
-    /// program; 0 captures every segment up to --snaplen [default: 65536].
+    /// program, and so are TLS ciphertext and undecoded protocols after their first 64 KiB;
+    /// 0 captures every segment up to --snaplen [default: 65536].
     #[arg(long, value_name = "BYTES")]
     pub body_skip_min_bytes: Option<u64>,
     /// Capture only packets with this port on either side (repeatable).

@@ -33,6 +33,7 @@ use tracing::{info, warn};
 use super::{
     clock::{monotonic_now_ns, wall_now_ns, MonoToWall},
     kernel_filters,
+    pace::Pacer,
     pipeline::{Pipeline, SharedCounters},
     syscall_spans::SyscallSpanConfig,
     CaptureKind, TcAttach,
@@ -673,7 +674,10 @@ fn drain_ring<W: std::io::Write>(
     tls: Option<&mut SingleMapRing>,
     pipeline: &mut Pipeline<W>,
     bad_records: &mut u64,
+    pacer: &mut Pacer,
 ) -> Result<usize> {
+    pacer.restart();
+    let ring_size = rb.size();
     // A plaintext chunk goes in after the packets captured before it (its TLS records were
     // sent, or received, before the SSL call returned) and before the later ones (the FIN
     // after a connection's last response), so it is merged by kernel time. The chunks are
@@ -750,6 +754,7 @@ fn drain_ring<W: std::io::Write>(
                     }
                 }
             }
+            pacer.after_record(ring_size, || rb.backlog());
         }
         if later.is_none() {
             break;
@@ -829,6 +834,7 @@ async fn read_ring(
         None => None,
     };
     let mut bad_records = 0u64;
+    let mut pacer = Pacer::new();
     // One timer: the poll, which runs the tick when it is due.
     let mut next_poll = Instant::now() + RING_POLL_HOLDING;
     let mut last_tick = Instant::now();
@@ -845,7 +851,7 @@ async fn read_ring(
                 let mut guard = guard.context("waiting on the ring buffer")?;
                 let (rb, attr) = (guard.get_inner_mut(), attr.as_mut().map(|a| a.get_mut()));
                 let t = tls.as_mut().map(|r| r.get_mut());
-                read_since += drain_ring(rb, attr, t, &mut pipeline, &mut bad_records)?;
+                read_since += drain_ring(rb, attr, t, &mut pipeline, &mut bad_records, &mut pacer)?;
                 guard.clear_ready();
                 next_poll = next_poll.min(Instant::now() + RING_POLL.1);
             }
@@ -855,7 +861,7 @@ async fn read_ring(
                 drop(guard);
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 let t = tls.as_mut().map(|r| r.get_mut());
-                read_since += drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
+                read_since += drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records, &mut pacer)?;
                 next_poll = next_poll.min(Instant::now() + RING_POLL.1);
             }
             guard = async { drop_ring.as_mut().expect("guarded").readable_mut().await }, if drop_ring.is_some() => {
@@ -865,7 +871,7 @@ async fn read_ring(
                 // to, the owner of its socket). The capture ring waits for its poll, the drop
                 // ring wakes its reader at once.
                 let (a, t) = (attr.as_mut().map(|a| a.get_mut()), tls.as_mut().map(|r| r.get_mut()));
-                read_since += drain_ring(afd.get_mut(), a, t, &mut pipeline, &mut bad_records)?;
+                read_since += drain_ring(afd.get_mut(), a, t, &mut pipeline, &mut bad_records, &mut pacer)?;
                 let a = attr.as_mut().map(|a| a.get_mut());
                 drain_drops(guard.get_inner_mut(), a, &drop_reasons, &mut pipeline, &mut bad_records)?;
                 guard.clear_ready();
@@ -880,7 +886,7 @@ async fn read_ring(
             _ = tokio::time::sleep_until(next_poll) => {
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 let t = tls.as_mut().map(|r| r.get_mut());
-                read_since += drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
+                read_since += drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records, &mut pacer)?;
                 let now = Instant::now();
                 if now + RING_POLL_HOLDING >= last_tick + TICK {
                     // The attribution ring was drained just above (owners first: the tick
@@ -896,7 +902,7 @@ async fn read_ring(
                 // Drain what is already in the rings, then flush the engine.
                 let attr = attr.as_mut().map(|a| a.get_mut());
                 let t = tls.as_mut().map(|r| r.get_mut());
-                drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records)?;
+                drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records, &mut pacer)?;
                 if let Some(d) = drop_ring.as_mut() {
                     drain_drops(d.get_mut(), None, &drop_reasons, &mut pipeline, &mut bad_records)?;
                 }

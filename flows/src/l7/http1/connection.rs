@@ -785,7 +785,7 @@ impl StreamDecoder for Http1Decoder {
         self.dead
     }
 
-    fn skippable(&self, dir: StreamDir) -> u64 {
+    fn skippable(&self, dir: StreamDir, _delivered: u64) -> u64 {
         // A DoH body is read (RFC 8484); an upgraded connection's bytes go to HTTP/2.
         if self.dead || self.upgraded.is_some() || self.doh.capturing(dir) {
             return 0;
