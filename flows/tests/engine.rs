@@ -754,14 +754,7 @@ fn snapped_capture_keeps_content_length_framing() {
         c.server_send(&resp, 1448);
     }
     c.close();
-    let snapped: Vec<SynthFrame> = c
-        .frames()
-        .iter()
-        .map(|f| SynthFrame {
-            data: f.data[..f.data.len().min(14 + 20 + 20 + 128)].to_vec(),
-            ..f.clone()
-        })
-        .collect();
+    let snapped = snapped(c.frames(), 128);
     let mut e = l7_engine();
     let records = run(&mut e, &snapped);
     let sizes: Vec<_> = spans(&records)
@@ -798,14 +791,7 @@ fn snapped_capture_keeps_chunked_framing() {
         c.server_send(b"\r\n0\r\n\r\n", 1448);
     }
     c.close();
-    let snapped: Vec<SynthFrame> = c
-        .frames()
-        .iter()
-        .map(|f| SynthFrame {
-            data: f.data[..f.data.len().min(14 + 20 + 20 + 128)].to_vec(),
-            ..f.clone()
-        })
-        .collect();
+    let snapped = snapped(c.frames(), 128);
     let mut e = l7_engine();
     let records = run(&mut e, &snapped);
     let sizes: Vec<_> = spans(&records)
@@ -872,14 +858,7 @@ fn with_capture_table(frames: &[SynthFrame]) -> (Engine, CaptureRun) {
         } else {
             f.data.clone()
         };
-        let meta = CaptureMeta {
-            ts_ns: f.ts_ns,
-            ifindex: 2,
-            direction: f.direction,
-            orig_len: f.data.len() as u32,
-            socket_cookie: None,
-        };
-        e.handle_frame(f.ts_ns, LinkType::Ethernet, &data, meta)
+        e.handle_frame(f.ts_ns, LinkType::Ethernet, &data, meta_of(f))
             .expect("a whole frame");
         while let Some(r) = e.poll_record() {
             records.push(r);
