@@ -130,13 +130,15 @@ fn srtt_agrees_with_ss() {
     // An agreement check, not a timing assertion: both smooth RTT samples of the same
     // connection, but from different segments (the kernel times its own sends, flowscope the
     // data it captured and the ACK covering it, delayed ACKs included), and a loaded 2-core
-    // machine stretches single samples by hundreds of µs. What it catches is a wrong unit,
-    // a wrong direction or samples from the wrong segments (off by 10x and more).
-    let tolerance = kernel.max(250_000);
-    eprintln!("srtt: flowscope {ours} ns, kernel (ss -ti) {kernel} ns, tolerance {tolerance} ns");
+    // machine stretches single samples by hundreds of µs (a host with millisecond stalls put
+    // ours at 3.5x the kernel's, 610 against 174 µs, in one run of four). What it catches is a
+    // wrong unit, a wrong direction or samples from the wrong segments (off by 10x and more),
+    // so the bound is a factor of 4 either way, plus 250 µs of slack for tiny RTTs.
+    let slack = 250_000;
+    eprintln!("srtt: flowscope {ours} ns, kernel (ss -ti) {kernel} ns");
     assert!(
-        ours.abs_diff(kernel) <= tolerance,
-        "flowscope srtt {ours} ns vs ss -ti {kernel} ns (tolerance {tolerance} ns); health {health}"
+        ours <= kernel * 4 + slack && kernel <= ours * 4 + slack,
+        "flowscope srtt {ours} ns vs ss -ti {kernel} ns (a factor of 4 + {slack} ns either way); health {health}"
     );
     assert!(
         health["handshake_ns"].as_str().is_some() || health["handshake_ns"].as_u64().is_some(),

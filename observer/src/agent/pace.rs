@@ -31,7 +31,7 @@ const CHECK_EVERY: u32 = 8;
 pub struct Pacer {
     slice_start: Instant,
     records: u32,
-    /// Yields so far (for status).
+    /// Yields so far (status: `ring_reader_yields`).
     pub yields: u64,
 }
 

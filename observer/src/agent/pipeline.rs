@@ -156,6 +156,9 @@ pub struct Pipeline<W: Write> {
     body_skip: Option<ebpf_tc::BodySkip>,
     /// The engine's capture hints, taken at each drain (reused).
     hints: Vec<CaptureHint>,
+    /// Times the ring reader gave up its CPU between two slices of a batch (see
+    /// `agent::pace`), as it last said.
+    reader_yields: u64,
 }
 
 /// What [`Pipeline::owners_of`] answered for a connection's flows, by everything the answer
@@ -358,6 +361,7 @@ impl<W: Write> Pipeline<W> {
             owners_memo: OwnersMemo::default(),
             body_skip,
             hints: Vec::new(),
+            reader_yields: 0,
         }
     }
 
@@ -373,6 +377,11 @@ impl<W: Write> Pipeline<W> {
         if let Some(s) = self.syscalls.as_mut() {
             s.on_event(ev, |t| clock.map_or(t, |c| c.wall_ns(t)));
         }
+    }
+
+    /// The ring reader's yields so far, published with the counters at the next tick.
+    pub fn note_reader_yields(&mut self, yields: u64) {
+        self.reader_yields = yields;
     }
 
     /// Leaves out every flow and span with this agent at either end (`exclude_self`).
@@ -658,6 +667,7 @@ impl<W: Write> Pipeline<W> {
                 w.put("", k, v);
             }
         }
+        w.put("", "ring_reader_yields", self.reader_yields);
         w.finish();
         drop(published);
         self.flush()

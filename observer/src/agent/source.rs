@@ -677,6 +677,7 @@ fn drain_ring<W: std::io::Write>(
     pacer: &mut Pacer,
 ) -> Result<usize> {
     pacer.restart();
+    pipeline.note_reader_yields(pacer.yields);
     let ring_size = rb.size();
     // A plaintext chunk goes in after the packets captured before it (its TLS records were
     // sent, or received, before the SSL call returned) and before the later ones (the FIN
