@@ -40,19 +40,20 @@ impl std::fmt::Debug for BodySkip {
     }
 }
 
-/// What the table was asked to do, and what it could not.
+/// What the table was asked to do, and what it could not (published by
+/// [`BodySkip::counter_pairs`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct BodySkipCounters {
+struct BodySkipCounters {
     /// Ranges written.
-    pub ranges_set: u64,
+    ranges_set: u64,
     /// Ranges removed (passed, or their connection gone).
-    pub ranges_cleared: u64,
+    ranges_cleared: u64,
     /// Ranges not written because the table held [`SKIP_MAX`]: their segments are captured
     /// as if there were no range.
-    pub table_full: u64,
+    table_full: u64,
     /// Map updates the kernel refused for another reason (each also leaves the segments
     /// captured as before).
-    pub update_errors: u64,
+    update_errors: u64,
 }
 
 impl BodySkip {
@@ -115,16 +116,6 @@ impl BodySkip {
         if self.held.is_empty() && self.set_live(false).is_err() {
             self.counters.update_errors += 1;
         }
-    }
-
-    /// Ranges the table holds now.
-    pub fn held(&self) -> usize {
-        self.held.len()
-    }
-
-    /// The counters so far.
-    pub fn counters(&self) -> BodySkipCounters {
-        self.counters
     }
 
     /// The counters as `(name, value)`, for status and metrics.

@@ -12,7 +12,7 @@ pub mod linkwatch;
 mod qdisc;
 pub mod wire;
 
-pub use body_skip::{BodySkip, BodySkipCounters};
+pub use body_skip::BodySkip;
 pub use capture::{cleanup_stale, Filters, KernelCapture, LoadOptions, TcMethod, TcMode};
 pub use error::CaptureError;
 pub use qdisc::delete_clsact;

@@ -197,8 +197,8 @@ impl Engine {
     }
 
     /// The capture hints given since the last call, oldest first (see [`CaptureHint`]).
-    pub fn take_capture_hints(&mut self, into: &mut Vec<CaptureHint>) {
-        into.append(&mut self.capture_hints);
+    pub fn take_capture_hints(&mut self) -> Vec<CaptureHint> {
+        std::mem::take(&mut self.capture_hints)
     }
 
     /// The configuration in use.
@@ -864,9 +864,8 @@ impl Engine {
                     ..
                 } = &mut **conn;
                 // The connection is gone: so are its hints.
-                for (i, h) in hinted.iter_mut().enumerate() {
-                    if h.take().is_some() {
-                        let side = if i == 0 { Side::Lo } else { Side::Hi };
+                for side in [Side::Lo, Side::Hi] {
+                    if hinted[side.index()].take().is_some() {
                         self.capture_hints.push(CaptureHint::Clear {
                             src: key.endpoint(side),
                             dst: key.endpoint(side.other()),

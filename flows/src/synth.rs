@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use etherparse::PacketBuilder;
 
-use crate::packet::{Direction, TcpFlags};
+use crate::packet::{CaptureMeta, Direction, TcpFlags};
 
 /// One generated frame with its capture time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +18,20 @@ pub struct SynthFrame {
     pub data: Vec<u8>,
     /// Ingress for client->server frames, egress for server->client (a server-side capture).
     pub direction: Direction,
+}
+
+impl SynthFrame {
+    /// What a capture would say of this frame: its time and direction, whole, on ifindex 2,
+    /// no socket cookie.
+    pub fn capture_meta(&self) -> CaptureMeta {
+        CaptureMeta {
+            ts_ns: self.ts_ns,
+            ifindex: 2,
+            direction: self.direction,
+            orig_len: self.data.len() as u32,
+            socket_cookie: None,
+        }
+    }
 }
 
 /// A TCP conversation between a client and a server, frame by frame.

@@ -858,13 +858,12 @@ fn with_capture_table(frames: &[SynthFrame]) -> (Engine, CaptureRun) {
         } else {
             f.data.clone()
         };
-        e.handle_frame(f.ts_ns, LinkType::Ethernet, &data, meta_of(f))
+        e.handle_frame(f.ts_ns, LinkType::Ethernet, &data, f.capture_meta())
             .expect("a whole frame");
         while let Some(r) = e.poll_record() {
             records.push(r);
         }
-        let mut new = Vec::new();
-        e.take_capture_hints(&mut new);
+        let new = e.take_capture_hints();
         for h in &new {
             let (s, d) = h.ends();
             let key = |ep: flows::key::Endpoint| match ep.addr {

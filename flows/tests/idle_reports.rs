@@ -9,7 +9,7 @@ use flows::engine::{Engine, EngineConfig};
 use flows::l7::http2::frame::encode::frame;
 use flows::l7::http2::hpack::encode as hp;
 use flows::l7::http2::PREFACE;
-use flows::packet::{CaptureMeta, LinkType};
+use flows::packet::LinkType;
 use flows::record::{Record, StatusCode};
 use flows::synth::{SynthFrame, TcpConversation};
 use support::*;
@@ -22,14 +22,7 @@ fn feed(e: &mut Engine, frames: &[SynthFrame]) -> (Vec<Record>, u64) {
     let mut out = Vec::new();
     let mut last = 0;
     for f in frames {
-        let meta = CaptureMeta {
-            ts_ns: f.ts_ns,
-            ifindex: 2,
-            direction: f.direction,
-            orig_len: f.data.len() as u32,
-            socket_cookie: None,
-        };
-        e.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta)
+        e.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, f.capture_meta())
             .unwrap();
         e.handle_timeout(f.ts_ns);
         while let Some(r) = e.poll_record() {

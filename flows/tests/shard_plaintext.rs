@@ -9,7 +9,7 @@ mod support;
 use flows::counters::Counters;
 use flows::engine::{Engine, EngineConfig, L4Records, PlaintextChunk};
 use flows::key::Endpoint;
-use flows::packet::{CaptureMeta, LinkType};
+use flows::packet::LinkType;
 use flows::record::L7Source;
 use flows::shard::{worker_config, Dispatcher, Merger, Route};
 use flows::synth::{SynthFrame, TcpConversation};
@@ -138,16 +138,6 @@ fn config() -> EngineConfig {
     }
 }
 
-fn meta(f: &SynthFrame) -> CaptureMeta {
-    CaptureMeta {
-        ts_ns: f.ts_ns,
-        ifindex: 2,
-        direction: f.direction,
-        orig_len: f.data.len() as u32,
-        socket_cookie: None,
-    }
-}
-
 fn single(inputs: &[Input]) -> (Vec<Value>, Counters) {
     let mut e = Engine::new(config());
     let mut out = Vec::new();
@@ -155,7 +145,7 @@ fn single(inputs: &[Input]) -> (Vec<Value>, Counters) {
     for input in inputs {
         match input {
             Input::Frame(f) => {
-                let _ = e.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta(f));
+                let _ = e.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, f.capture_meta());
             }
             Input::Plain { ts_ns, .. } => e.handle_plaintext(*ts_ns, &input.chunk().unwrap()),
         }
@@ -181,13 +171,20 @@ fn sharded(inputs: &[Input], n: usize, seed: u64) -> (Vec<Value>, Counters, Vec<
     for input in inputs {
         seq += 1;
         let w = match input {
-            Input::Frame(f) => match d.route(f.ts_ns, LinkType::Ethernet, &f.data, meta(f)) {
-                Route::Frame(w) => {
-                    let _ = engines[w].handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta(f));
-                    w
+            Input::Frame(f) => {
+                match d.route(f.ts_ns, LinkType::Ethernet, &f.data, f.capture_meta()) {
+                    Route::Frame(w) => {
+                        let _ = engines[w].handle_frame(
+                            f.ts_ns,
+                            LinkType::Ethernet,
+                            &f.data,
+                            f.capture_meta(),
+                        );
+                        w
+                    }
+                    other => panic!("no fragments here: {other:?}"),
                 }
-                other => panic!("no fragments here: {other:?}"),
-            },
+            }
             Input::Plain { ts_ns, .. } => {
                 let chunk = input.chunk().unwrap();
                 let w = d.route_plaintext(&chunk);

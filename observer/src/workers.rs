@@ -60,7 +60,7 @@ pub trait FlowEngine: Send {
     /// [`Engine::has_tls_blind_spots`].
     fn has_tls_blind_spots(&self) -> bool;
     /// [`Engine::take_capture_hints`]; with workers, those of the answers taken so far.
-    fn take_capture_hints(&mut self, into: &mut Vec<CaptureHint>);
+    fn take_capture_hints(&mut self) -> Vec<CaptureHint>;
 }
 
 impl FlowEngine for Engine {
@@ -88,8 +88,8 @@ impl FlowEngine for Engine {
     fn has_tls_blind_spots(&self) -> bool {
         Engine::has_tls_blind_spots(self)
     }
-    fn take_capture_hints(&mut self, into: &mut Vec<CaptureHint>) {
-        Engine::take_capture_hints(self, into);
+    fn take_capture_hints(&mut self) -> Vec<CaptureHint> {
+        Engine::take_capture_hints(self)
     }
 }
 
@@ -450,8 +450,8 @@ impl FlowEngine for ShardedEngine {
         !self.blind_spots.is_empty()
     }
 
-    fn take_capture_hints(&mut self, into: &mut Vec<CaptureHint>) {
-        into.append(&mut self.capture_hints);
+    fn take_capture_hints(&mut self) -> Vec<CaptureHint> {
+        std::mem::take(&mut self.capture_hints)
     }
 }
 
@@ -533,11 +533,7 @@ fn work(index: usize, mut engine: Engine, batches: Receiver<Batch>, answers: mps
             through: batch.through,
             counters: engine.counters().clone(),
             blind_spots: engine.take_tls_blind_spots(),
-            capture_hints: {
-                let mut h = Vec::new();
-                engine.take_capture_hints(&mut h);
-                h
-            },
+            capture_hints: engine.take_capture_hints(),
             spare: batch,
         };
         if answers.send(answer).is_err() {
@@ -562,22 +558,11 @@ mod tests {
     use flows::engine::L4Records;
     use flows::synth::http_connection;
 
-    /// How the agent's capture would describe a generated frame.
-    fn meta_of(f: &flows::synth::SynthFrame) -> CaptureMeta {
-        CaptureMeta {
-            ts_ns: f.ts_ns,
-            ifindex: 2,
-            direction: f.direction,
-            orig_len: f.data.len() as u32,
-            socket_cookie: None,
-        }
-    }
-
     fn run(engine: &mut dyn FlowEngine, frames: &[flows::synth::SynthFrame]) -> Vec<String> {
         let mut out = Vec::new();
         let mut last = 0;
         for f in frames {
-            engine.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta_of(f));
+            engine.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, f.capture_meta());
             engine.handle_timeout(f.ts_ns);
             out.extend(std::iter::from_fn(|| engine.poll_record()).map(|r| key(&r)));
             last = f.ts_ns;
@@ -646,7 +631,7 @@ mod tests {
         let mut many = ShardedEngine::new(config, 2, 5);
         assert!(many.is_settled(), "nothing given yet");
         let f = &frames[0];
-        let meta = meta_of(f);
+        let meta = f.capture_meta();
         FlowEngine::handle_frame(&mut one, f.ts_ns, LinkType::Ethernet, &f.data, meta);
         assert!(FlowEngine::is_settled(&one), "one engine has nothing out");
         many.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta);

@@ -479,6 +479,12 @@ pub fn tc_state(ns: &Netns, dev: &str) -> String {
 
 /// Starts nginx in `ns` on port 80 (v4 and v6) serving `root`; returns the guard.
 pub fn start_nginx(ns: &Netns, root: &Path) -> Proc {
+    spawn_nginx(ns, root, "listen 80; listen [::]:80;", 80)
+}
+
+/// nginx (one worker, in the foreground) in `ns` serving `root`, with `server` in its server
+/// block; returns once it listens on `port`.
+fn spawn_nginx(ns: &Netns, root: &Path, server: &str, port: u16) -> Proc {
     require_tool("nginx");
     let dir = root.join("nginx");
     std::fs::create_dir_all(&dir).unwrap();
@@ -489,23 +495,14 @@ pub fn start_nginx(ns: &Netns, root: &Path) -> Proc {
             "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log stderr;\n\
              events {{ worker_connections 64; }}\n\
              http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
-               server {{ listen 80; listen [::]:80; root {r}; }} }}\n",
+               server {{ {server} root {r}; }} }}\n",
             d = dir.display(),
             r = root.display()
         ),
     )
     .unwrap();
     let p = ns.spawn(&format!("nginx -c {} -e stderr", conf.display()));
-    // Wait for the listener.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ns.exec_any("ss -ltn | grep -q ':80 '").status.success() {
-        assert!(
-            Instant::now() < deadline,
-            "nginx did not listen on :80 in {}",
-            ns.name
-        );
-        thread::sleep(Duration::from_millis(50));
-    }
+    ns.wait_listening(port, "nginx");
     p
 }
 
@@ -521,28 +518,15 @@ pub fn make_ca(dir: &Path) {
     ));
 }
 
-/// nginx on 443 with TLS and HTTP/2 in `ns`, serving `root`; `/teapot` answers 418.
+/// nginx on 443 with TLS and HTTP/2 in `ns`, serving `root` with the certificate
+/// [`make_ca`] left there; `/teapot` answers 418.
 pub fn start_https_nginx(ns: &Netns, root: &Path) -> Proc {
-    require_tool("nginx");
-    let dir = root.join("nginx");
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "daemon off; master_process off; worker_processes 1; pid {d}/nginx.pid; error_log stderr;\n\
-             events {{ worker_connections 64; }}\n\
-             http {{ access_log off; client_body_temp_path {d}; proxy_temp_path {d}; fastcgi_temp_path {d}; uwsgi_temp_path {d}; scgi_temp_path {d};\n\
-               server {{ listen 443 ssl http2; ssl_certificate {r}/server.pem; ssl_certificate_key {r}/server.key; root {r};\n\
-                 location = /teapot {{ return 418; }} }} }}\n",
-            d = dir.display(),
-            r = root.display()
-        ),
-    )
-    .unwrap();
-    let p = ns.spawn(&format!("nginx -c {} -e stderr", conf.display()));
-    ns.wait_listening(443, "nginx");
-    p
+    let r = root.display();
+    let server = format!(
+        "listen 443 ssl http2; ssl_certificate {r}/server.pem; ssl_certificate_key {r}/server.key;\n\
+         location = /teapot {{ return 418; }}"
+    );
+    spawn_nginx(ns, root, &server, 443)
 }
 
 /// A scratch directory removed on drop.

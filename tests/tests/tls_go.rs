@@ -42,18 +42,6 @@ fn link() -> Link {
     }
 }
 
-/// A CA, and a certificate for the server's address signed by it (openssl CLI).
-fn make_ca(dir: &Path) {
-    require_tool("openssl");
-    let d = dir.display();
-    sh(&format!(
-        "cd {d} && openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=flowscope-test-ca 2>/dev/null \
-         && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN={SERVER_V4} 2>/dev/null \
-         && printf 'subjectAltName=IP:{SERVER_V4}\\n' > san.ext \
-         && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 -extfile san.ext 2>/dev/null"
-    ));
-}
-
 /// Builds main.go into `dir/NAME` with the given linker flags; offline (no module download,
 /// no toolchain switch), the build cache under target/ so later runs reuse it.
 fn go_build(dir: &Path, name: &str, ldflags: &str) -> PathBuf {

@@ -72,6 +72,10 @@ pub(super) fn after_segment(
     src: Endpoint,
     dst: Endpoint,
 ) -> Option<CaptureHint> {
+    // The common case on every data segment: nothing to hint, none standing.
+    if hinted.is_none() && (min_bytes == 0 || skippable < min_bytes) {
+        return None;
+    }
     let pos = reasm.send_position()?;
     let closed = reasm.is_closed();
     // Sequence numbers are 32 bits: a range of 2 GiB or more could not be told from one that

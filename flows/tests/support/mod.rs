@@ -10,17 +10,6 @@ use flows::packet::{CaptureMeta, LinkType};
 use flows::record::{L7Record, L7Type, Record, Span};
 use flows::synth::SynthFrame;
 
-/// What the capture says of a synthetic frame: its time and direction, on ifindex 2, whole.
-pub fn meta_of(f: &SynthFrame) -> CaptureMeta {
-    CaptureMeta {
-        ts_ns: f.ts_ns,
-        ifindex: 2,
-        direction: f.direction,
-        orig_len: f.data.len() as u32,
-        socket_cookie: None,
-    }
-}
-
 /// `frames`, each cut to its first `n` payload bytes after 54 bytes of Ethernet, IPv4 and TCP
 /// headers, as the TC program's snap does.
 pub fn snapped(frames: &[SynthFrame], n: usize) -> Vec<SynthFrame> {
@@ -38,7 +27,7 @@ pub fn run(engine: &mut Engine, frames: &[SynthFrame]) -> Vec<Record> {
     let mut out = Vec::new();
     let mut last = 0;
     for f in frames {
-        let _ = engine.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, meta_of(f));
+        let _ = engine.handle_frame(f.ts_ns, LinkType::Ethernet, &f.data, f.capture_meta());
         engine.handle_timeout(f.ts_ns);
         while let Some(r) = engine.poll_record() {
             out.push(r);

@@ -154,8 +154,6 @@ pub struct Pipeline<W: Write> {
     owners_memo: OwnersMemo,
     /// The capture's table of body ranges to cut to headers (kernel capture paths only).
     body_skip: Option<ebpf_tc::BodySkip>,
-    /// The engine's capture hints, taken at each drain (reused).
-    hints: Vec<CaptureHint>,
     /// Times the ring reader gave up its CPU between two slices of a batch (see
     /// `agent::pace`), as it last said.
     reader_yields: u64,
@@ -360,7 +358,6 @@ impl<W: Write> Pipeline<W> {
             pending_drops: VecDeque::new(),
             owners_memo: OwnersMemo::default(),
             body_skip,
-            hints: Vec::new(),
             reader_yields: 0,
         }
     }
@@ -712,8 +709,7 @@ impl<W: Write> Pipeline<W> {
             self.name_tls_blind_spots();
         }
         if let Some(skip) = self.body_skip.as_mut() {
-            self.engine.take_capture_hints(&mut self.hints);
-            for h in self.hints.drain(..) {
+            for h in self.engine.take_capture_hints() {
                 apply_hint(skip, h);
             }
         }

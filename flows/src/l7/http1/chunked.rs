@@ -40,6 +40,18 @@ impl Chunked {
         Chunked::Size { size: 0, digits: 0 }
     }
 
+    /// The state after `n` more bytes of the current chunk's data, seen or not (a gap of
+    /// known length); `n` is at most what is left of it. Any other state is kept.
+    pub(super) fn after_data(self, n: u64) -> Self {
+        match self {
+            Chunked::Data { remaining } if n >= remaining => Chunked::DataCr,
+            Chunked::Data { remaining } => Chunked::Data {
+                remaining: remaining - n,
+            },
+            other => other,
+        }
+    }
+
     /// Advances over `data`, adding chunk-data bytes to `body`.
     #[cfg(test)]
     pub(super) fn step(&mut self, data: &[u8], body: &mut u64) -> ChunkStep {
@@ -62,13 +74,7 @@ impl Chunked {
                     *body += take;
                     on_data(&data[i..i + take as usize]);
                     i += take as usize;
-                    *self = if remaining == take {
-                        Chunked::DataCr
-                    } else {
-                        Chunked::Data {
-                            remaining: remaining - take,
-                        }
-                    };
+                    *self = self.after_data(take);
                     continue;
                 }
                 Chunked::Size { size, digits } => {

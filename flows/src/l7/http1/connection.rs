@@ -673,17 +673,11 @@ impl Http1Decoder {
             // next size line starts. A snapped segment's tail (`--snaplen`, or the kernel
             // cutting a body segment to its headers, see [`StreamDecoder::skippable`]) lands
             // here on any chunk longer than what a packet keeps.
-            Phase::Body(Body::Chunked(Chunked::Data { remaining }))
+            Phase::Body(Body::Chunked(state @ Chunked::Data { remaining }))
                 if len > 0 && len <= remaining =>
             {
                 half.body_size += len;
-                half.phase = Phase::Body(Body::Chunked(if len == remaining {
-                    Chunked::DataCr
-                } else {
-                    Chunked::Data {
-                        remaining: remaining - len,
-                    }
-                }));
+                half.phase = Phase::Body(Body::Chunked(state.after_data(len)));
             }
             Phase::Body(Body::UntilClose) if len > 0 => half.body_size += len,
             Phase::Resync => {
