@@ -10,7 +10,10 @@
 # Reported per run: achieved req/s, p50/p99 latency (from h2load's per-request log), and when
 # the agent is on: its CPU (utime+stime from /proc/PID/stat, µs per request), RSS (VmRSS at the
 # end of the rate phase, VmHWM at the end), kernel ring losses and responses decoded (see MODE)
-# (from `flowscope status -o json`) against requests sent.
+# (from `flowscope status -o json`) against requests sent; also the agent's CPU from the run time
+# of its threads (`sched_us_per_req`, /proc/PID/task/*/schedstat: exact, where utime+stime are
+# 10 ms ticks; a thread that exits within a phase is missed) and, for every run, the host's steal
+# (`steal_pct`, /proc/stat: share of the vCPUs' time the hypervisor gave to someone else).
 #
 # Load generator: h2load (Debian nghttp2-client) because wrk has no fixed-rate mode and wrk2 is
 # not packaged. `--rps` is per client, so total rate = RPS; it paces sends per connection but is
@@ -100,6 +103,13 @@ def walk(v):
 r = walk(json.load(sys.stdin))
 print(0 if r is None else r)' "$1"; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# ns the agent's threads ran (sum of /proc/PID/task/*/schedstat's first field): exact, where the
+# tick-sampled utime+stime of /proc/PID/stat charges whole 10 ms ticks to whoever runs at the tick
+# (the agent runs in sub-millisecond bursts at 10k req/s).
+cpu_ns() { cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f\n", s}'; }
+# The machine's steal ticks (/proc/stat "cpu" line, 8th value): time the hypervisor ran something
+# else while this VM's vCPUs wanted to run. A phase with steal measured the host, not the agent.
+steal_ticks() { awk '$1 == "cpu" {print $9}' /proc/stat; }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
 hz=$(getconf CLK_TCK)
 
@@ -130,21 +140,23 @@ load() {
 }
 
 results="$work/results.tsv"
-printf 'pair\tagent\tphase\trequests\treq_s\tp50_us\tp99_us\tagent_us_per_req\tagent_cpu_pct\trss_kb\tanon_kb\thwm_kb\tring_lost\tdecoded\n' > "$results"
+printf 'pair\tagent\tphase\trequests\treq_s\tp50_us\tp99_us\tagent_us_per_req\tagent_cpu_pct\trss_kb\tanon_kb\thwm_kb\tring_lost\tdecoded\tsched_us_per_req\tsteal_pct\n' > "$results"
 echo "ab.sh: MODE=$proto, $pairs pairs x (rate ${rps}/s over $rate_conns conns, saturation over $sat_conns conns), ${secs}s each, work dir $work" >&2
 for pair in $(seq "$pairs"); do
     for mode in off on; do
         [ "$mode" = on ] && { start_agent; sleep 1; }
         for phase in rate sat; do
             if [ "$mode" = on ]; then
-                s0=$(status_json); c0=$(cpu_ticks "$agent_pid")
+                s0=$(status_json); c0=$(cpu_ticks "$agent_pid"); ns0=$(cpu_ns "$agent_pid")
             fi
+            st0=$(steal_ticks); t0=$(date +%s.%N)
             perf_pid=""
             if [ "$mode" = on ] && [ -n "${PROFILE:-}" ]; then
                 perf record -q $( [ "$PROFILE" = dwarf ] && echo "-F ${PERF_FREQ:-199} --call-graph dwarf,16384" || echo "-F ${PERF_FREQ:-499} -g" ) -p "$agent_pid" -o "$work/perf-$pair-$phase.data" -- sleep "$secs" 2>/dev/null &
                 perf_pid=$!
             fi
             read -r n r p50 p99 < <(load "$phase" "$work/h2load-$pair-$mode-$phase.log")
+            steal=$(echo "($(steal_ticks) - $st0) * 100 / $hz / ($(date +%s.%N) - $t0) / $(nproc)" | bc -l)
             if [ -n "$perf_pid" ]; then
                 wait "$perf_pid" || true
                 perf report -i "$work/perf-$pair-$phase.data" --no-children --percent-limit 1 --stdio -g none \
@@ -152,17 +164,18 @@ for pair in $(seq "$pairs"); do
             fi
             if [ "$mode" = on ]; then
                 sleep 1.5   # let the agent drain its ring and the engine pair the last exchanges
-                c1=$(cpu_ticks "$agent_pid"); s1=$(status_json)
+                c1=$(cpu_ticks "$agent_pid"); ns1=$(cpu_ns "$agent_pid"); s1=$(status_json)
                 sent_all=$n
                 dec=$(( $(counter "$decoded_counter" <<<"$s1") - $(counter "$decoded_counter" <<<"$s0") ))
                 lost=$(( $(counter kernel_ring_full_lost <<<"$s1") - $(counter kernel_ring_full_lost <<<"$s0") ))
                 us=$(echo "($c1 - $c0) * 1000000 / $hz / $sent_all" | bc -l)
                 pct=$(echo "($c1 - $c0) * 100 / $hz / $secs" | bc -l)
+                sus=$(echo "($ns1 - $ns0) / 1000 / $sent_all" | bc -l)
                 rss=$(status_kb "$agent_pid" VmRSS); anon=$(status_kb "$agent_pid" RssAnon); hwm=$(status_kb "$agent_pid" VmHWM)
                 echo "$s1" > "$work/status-$pair-$phase.json"
-                printf '%s\ton\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\n' "$pair" "$phase" "$n" "$r" "$p50" "$p99" "$us" "$pct" "$rss" "$anon" "$hwm" "$lost" "$dec/$sent_all" >> "$results"
+                printf '%s\ton\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.1f\t%s\t%s\t%s\t%s\t%s\t%.2f\t%.2f\n' "$pair" "$phase" "$n" "$r" "$p50" "$p99" "$us" "$pct" "$rss" "$anon" "$hwm" "$lost" "$dec/$sent_all" "$sus" "$steal" >> "$results"
             else
-                printf '%s\toff\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\n' "$pair" "$phase" "$n" "$r" "$p50" "$p99" >> "$results"
+                printf '%s\toff\t%s\t%s\t%s\t%s\t%s\t-\t-\t-\t-\t-\t-\t-\t-\t%.2f\n' "$pair" "$phase" "$n" "$r" "$p50" "$p99" "$steal" >> "$results"
             fi
             tail -n1 "$results" >&2
         done
@@ -181,6 +194,7 @@ def get(pair, agent, phase):
     return next(r for r in rows if r["pair"] == pair and r["agent"] == agent and r["phase"] == phase)
 pairs = sorted({r["pair"] for r in rows}, key=int)
 sat_ratio, rate_ratio, d50, d99, us, rss, anon, hwm = [], [], [], [], [], [], [], []
+sus, steal = [], []
 dec = []
 for p in pairs:
     off_s, on_s = get(p, "off", "sat"), get(p, "on", "sat")
@@ -190,6 +204,8 @@ for p in pairs:
     d50.append(float(on_r["p50_us"]) - float(off_r["p50_us"]))
     d99.append(float(on_r["p99_us"]) - float(off_r["p99_us"]))
     us.append((float(on_r["agent_us_per_req"]), float(on_s["agent_us_per_req"])))
+    sus.append((float(on_r["sched_us_per_req"]), float(on_s["sched_us_per_req"])))
+    steal.append(max(float(get(p, a, ph)["steal_pct"]) for a in ("off", "on") for ph in ("rate", "sat")))
     rss.append(int(on_r["rss_kb"])); anon.append(int(on_r["anon_kb"])); hwm.append(int(on_s["hwm_kb"]))
     lost_r = int(on_r["ring_lost"]); lost_s = int(on_s["ring_lost"])
     dec.append((on_r["decoded"], on_s["decoded"], lost_r, lost_s))
@@ -197,7 +213,9 @@ m = statistics.median
 print(f"throughput ratio at saturation (on/off): median {m(sat_ratio):.3f}  per pair {', '.join(f'{x:.3f}' for x in sat_ratio)}  (budget >= 0.97)")
 print(f"throughput ratio at fixed rate (on/off): median {m(rate_ratio):.3f}")
 print(f"added latency at fixed rate: p50 {m(d50):+.0f} us, p99 {m(d99):+.0f} us (median over pairs; per pair p99 {', '.join(f'{x:+.0f}' for x in d99)}; budget p99 < +100 us)")
-print(f"agent CPU per request: {m(u[0] for u in us):.2f} us at fixed rate, {m(u[1] for u in us):.2f} us at saturation")
+print(f"agent CPU per request: {m(u[0] for u in us):.2f} us at fixed rate, {m(u[1] for u in us):.2f} us at saturation (ticks of /proc/PID/stat)")
+print(f"agent CPU per request, run time of its threads (schedstat): {m(u[0] for u in sus):.2f} us at fixed rate (per pair {', '.join(f'{u[0]:.2f}' for u in sus)}), {m(u[1] for u in sus):.2f} us at saturation")
+print(f"host steal, worst phase of each pair: {', '.join(f'{x:.2f}%' for x in steal)} of the vCPUs' time (nonzero: the host ran something else in that pair)")
 print(f"agent RSS: steady VmRSS {m(rss)/1024:.1f} MiB of which RssAnon {m(anon)/1024:.1f} MiB (end of rate phase; the rest is mostly the binary and the kernel rings, each mapped once), peak VmHWM {max(hwm)/1024:.1f} MiB (budget < 50 MB)")
 for p, (dr, ds, lr, ls) in zip(pairs, dec):
     print(f"pair {p}: decoded/sent rate {dr} (ring lost {lr}), saturation {ds} (ring lost {ls})")
