@@ -118,6 +118,26 @@ impl BodySkip {
         }
     }
 
+    /// Whether the kernel's table holds a range for segments from `src` to `dst` now. It can
+    /// hold fewer than this side wrote: the capture programs delete a range themselves when
+    /// its sender sends a SYN or RST (a new connection on the tuple, or the end of this one).
+    ///
+    /// # Errors
+    /// [`CaptureError::Map`] when the map cannot be read.
+    pub fn kernel_holds(&self, src: SocketAddr, dst: SocketAddr) -> Result<bool, CaptureError> {
+        let Some(key) = skip_key(src, dst) else {
+            return Ok(false);
+        };
+        match self.ranges.get(&key, 0) {
+            Ok(_) => Ok(true),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(e) => Err(CaptureError::Map {
+                map: "body_skip",
+                detail: e.to_string(),
+            }),
+        }
+    }
+
     /// The counters as `(name, value)`, for status and metrics.
     pub fn counter_pairs(&self) -> [(&'static str, u64); 5] {
         let c = self.counters;

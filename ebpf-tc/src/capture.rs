@@ -505,6 +505,36 @@ impl KernelCapture {
             .collect()
     }
 
+    /// Runs the ingress (`ingress`) or egress TC program once on `frame`, an Ethernet frame,
+    /// through `BPF_PROG_TEST_RUN`, as TC would hand it over on an Ethernet interface: its
+    /// record goes to the ring and its counters count. For tests of the programs' own rules
+    /// (body skipping's cuts, and a SYN or RST deleting its sender's range) on exact packets,
+    /// with no interface attached.
+    ///
+    /// # Errors
+    /// [`CaptureError::Missing`] without the program; [`CaptureError::TestRun`] when the
+    /// kernel refuses the run (not root, or a frame shorter than an Ethernet header).
+    pub fn run_tc_once(&self, ingress: bool, frame: &[u8]) -> Result<(), CaptureError> {
+        use aya::programs::{TestRun, TestRunOptions};
+        let name = if ingress { PROG_INGRESS } else { PROG_EGRESS };
+        let prog: &SchedClassifier = self
+            .ebpf
+            .program(name)
+            .ok_or(CaptureError::Missing("TC program"))?
+            .try_into()
+            .map_err(|_| CaptureError::Missing("TC program of the right type"))?;
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ..TestRunOptions::default()
+        };
+        prog.test_run(opts)
+            .map(|_| ())
+            .map_err(|e| CaptureError::TestRun {
+                program: name,
+                detail: e.to_string(),
+            })
+    }
+
     /// Detaches everything; also done on drop.
     pub fn detach_all(&mut self) {
         let idx: Vec<u32> = self.tc.keys().copied().collect();

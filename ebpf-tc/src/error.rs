@@ -52,6 +52,14 @@ pub enum CaptureError {
     /// The capture ring could not be taken or mapped.
     #[error(transparent)]
     Ring(#[from] ebpf_ring::RingError),
+    /// The kernel refused to run a program once on a given packet (`BPF_PROG_TEST_RUN`).
+    #[error("running {program} on a test packet failed: {detail}")]
+    TestRun {
+        /// The program's name.
+        program: &'static str,
+        /// aya's message.
+        detail: String,
+    },
     /// Writing a filter or config map failed.
     #[error("updating the {map} map failed: {detail}")]
     Map {
