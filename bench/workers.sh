@@ -5,7 +5,10 @@
 #   RUNS rounds (1 2 1 2 ...), so that whatever else runs slows every N alike. Reported per N:
 #   packets/s (the `packets` counter over wall time), median and min..max over the runs, and the
 #   CPU time (user+sys) per packet, which shows the cost of the handoff even where the machine
-#   has no idle core for the extra worker.
+#   has no idle core for the extra worker; per run also the process's context switches
+#   (voluntary + involuntary, all threads: each handoff that blocks a thread is one) and the
+#   host's steal while it ran (/proc/stat: share of the vCPUs' time given to other guests; a run
+#   with steal measured the host).
 # agent (AGENT=1; root, nginx, h2load): bench/ab.sh AB_PAIRS AB_SECS once per N with
 #   AGENT_ARGS="--workers N", in turn; see ab.sh for what it reports (saturation ratio, agent CPU
 #   per request, responses decoded against requests sent).
@@ -36,12 +39,16 @@ trap 'rm -rf "$work"' EXIT
 for r in $(seq "$runs"); do
     for n in $workers; do
         # shellcheck disable=SC2086
-        /usr/bin/time -f '%e %U %S' -o "$work/time" "$fs" replay ${REPLAY_ARGS:---quiet} --workers "$n" "$pcap" \
+        st0=$(awk '$1 == "cpu" {print $9}' /proc/stat)
+        /usr/bin/time -f '%e %U %S %w %c' -o "$work/time" "$fs" replay ${REPLAY_ARGS:---quiet} --workers "$n" "$pcap" \
             > /dev/null 2> "$work/err"
+        st1=$(awk '$1 == "cpu" {print $9}' /proc/stat)
         packets=$(awk '$1 == "packets" { print $2 }' "$work/err")
-        read -r wall user sys < "$work/time"
+        read -r wall user sys vcsw ivcsw < "$work/time"
+        steal=$(awk -v d="$((st1 - st0))" -v hz="$(getconf CLK_TCK)" -v w="$wall" -v c="$(nproc)" \
+            'BEGIN { printf "%.1f", (w > 0 ? d * 100 / hz / w / c : 0) }')
         echo "$n $packets $wall $user $sys" >> "$work/runs"
-        echo "run $r workers $n: $packets packets in ${wall}s wall, ${user}s user, ${sys}s sys" >&2
+        echo "run $r workers $n: $packets packets in ${wall}s wall, ${user}s user, ${sys}s sys, $((vcsw + ivcsw)) context switches, host steal ${steal}%" >&2
     done
 done
 printf 'workers\truns\tpkt_s_median\tpkt_s_min\tpkt_s_max\tcpu_ns_per_pkt_median\n'
