@@ -169,50 +169,6 @@ fn tls_ciphertext_goes_as_headers_after_its_first_64_kib() {
     assert_eq!(counter(&status, "kernel_ring_full_lost"), 0);
 }
 
-/// An Ethernet frame carrying one TCP segment from `src` to `dst`: `flags` (RFC 9293 §3.1),
-/// sequence number `seq`, `payload` after a 20-byte header. Checksums are left zero: the capture
-/// programs read headers, they do not validate them.
-fn tcp_frame(
-    src: std::net::SocketAddr,
-    dst: std::net::SocketAddr,
-    seq: u32,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    use std::net::IpAddr;
-    let mut tcp = Vec::with_capacity(20 + payload.len());
-    tcp.extend_from_slice(&src.port().to_be_bytes());
-    tcp.extend_from_slice(&dst.port().to_be_bytes());
-    tcp.extend_from_slice(&seq.to_be_bytes());
-    tcp.extend_from_slice(&1u32.to_be_bytes()); // acknowledgment number
-    tcp.extend_from_slice(&[5 << 4, flags]); // data offset 5 words
-    tcp.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]); // window, checksum, urgent pointer
-    tcp.extend_from_slice(payload);
-    let mut f = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1];
-    match (src.ip(), dst.ip()) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            f.extend_from_slice(&[0x08, 0x00]);
-            let total = (20 + tcp.len()) as u16;
-            f.extend_from_slice(&[0x45, 0]);
-            f.extend_from_slice(&total.to_be_bytes());
-            f.extend_from_slice(&[0, 0, 0x40, 0, 64, 6, 0, 0]); // id, DF, TTL, TCP, checksum
-            f.extend_from_slice(&s.octets());
-            f.extend_from_slice(&d.octets());
-        }
-        (IpAddr::V6(s), IpAddr::V6(d)) => {
-            f.extend_from_slice(&[0x86, 0xdd]);
-            f.extend_from_slice(&[0x60, 0, 0, 0]);
-            f.extend_from_slice(&(tcp.len() as u16).to_be_bytes());
-            f.extend_from_slice(&[6, 64]); // next header TCP, hop limit
-            f.extend_from_slice(&s.octets());
-            f.extend_from_slice(&d.octets());
-        }
-        _ => panic!("one family per segment"),
-    }
-    f.extend_from_slice(&tcp);
-    f
-}
-
 /// The capture programs' own rule for a range's end, on exact segments run through the loaded
 /// programs once each (`BPF_PROG_TEST_RUN`, no interface): a data segment of the sender inside
 /// its range is cut to its headers; the receiver's RST leaves the range alone; the sender's RST,
@@ -221,10 +177,9 @@ fn tcp_frame(
 /// range). IPv4 and IPv6.
 #[test]
 fn a_senders_syn_or_rst_ends_its_range_in_the_kernel() {
+    use flows::{packet::TcpFlags, synth::TcpConversation};
     require_root();
-    const SYN: u8 = 0x02;
-    const RST: u8 = 0x04;
-    const ACK: u8 = 0x10;
+    let (ack, rst, syn) = (TcpFlags::ACK, TcpFlags::RST, TcpFlags::SYN);
     let mut cap = ebpf_tc::KernelCapture::load(&ebpf_tc::LoadOptions::default())
         .expect("loading the capture programs");
     let mut skip = cap.take_body_skip().expect("the body_skip table");
@@ -241,38 +196,43 @@ fn a_senders_syn_or_rst_ends_its_range_in_the_kernel() {
     ];
     for (server, client) in pairs {
         let (server, client) = (server.parse().unwrap(), client.parse().unwrap());
+        let conn = TcpConversation::new(client, server, 0, 0, 0);
+        // A segment of the server's (the range's sender) or, `from_client`, of the client's.
+        let seg = |from_client: bool, seq: u32, flags: TcpFlags, payload: &[u8]| {
+            conn.frame(from_client, seq, 1, flags, payload)
+        };
         let body = [b'x'; 100];
-        for ending in [RST, SYN] {
+        for ending in [rst, syn] {
             skip.skip(server, client, 1_000, 1_000_000);
             assert!(skip.kernel_holds(server, client).unwrap(), "range set");
             // The sender's segment inside the range: cut; one past its end: kept whole.
             let before = cut(&cap);
-            cap.run_tc_once(false, &tcp_frame(server, client, 5_000, ACK, &body))
+            cap.run_tc_once(false, &seg(false, 5_000, ack, &body))
                 .unwrap();
             assert_eq!(
                 cut(&cap),
                 before + 1,
                 "{server}: a segment inside its range"
             );
-            cap.run_tc_once(false, &tcp_frame(server, client, 999_950, ACK, &body))
+            cap.run_tc_once(false, &seg(false, 999_950, ack, &body))
                 .unwrap();
             assert_eq!(cut(&cap), before + 1, "{server}: a segment past its end");
-            // The receiver's RST, either way round the capture point: not the sender's.
-            cap.run_tc_once(true, &tcp_frame(client, server, 1, RST, &[]))
-                .unwrap();
+            // The receiver's RST (arriving at the server): not the sender's.
+            cap.run_tc_once(true, &seg(true, 1, rst, &[])).unwrap();
             assert!(
                 skip.kernel_holds(server, client).unwrap(),
                 "{server}: the receiver's RST left the range"
             );
             // The sender's RST (or SYN): the kernel deletes the range itself.
-            cap.run_tc_once(false, &tcp_frame(server, client, 5_100, ending, &[]))
+            cap.run_tc_once(false, &seg(false, 5_100, ending, &[]))
                 .unwrap();
             assert!(
                 !skip.kernel_holds(server, client).unwrap(),
-                "{server}: flags {ending:#x} from the sender end its range"
+                "{server}: flags {:#x} from the sender end its range",
+                ending.0
             );
             let after = cut(&cap);
-            cap.run_tc_once(false, &tcp_frame(server, client, 5_200, ACK, &body))
+            cap.run_tc_once(false, &seg(false, 5_200, ack, &body))
                 .unwrap();
             assert_eq!(
                 cut(&cap),
