@@ -117,6 +117,18 @@ struct {
 	__type(value, __u32);
 } skip_live SEC(".maps");
 
+/* Set (non-zero) by the reader when it goes to sleep on its long idle timer with nothing
+ * unread; the first record written after that wakes it at once and clears the flag. With
+ * batched wakeups (`wakeup_bytes`) a quiet ring is otherwise read only on that timer, so the
+ * first records after a quiet spell waited up to the reader's idle poll (200 ms) in the ring.
+ * One wakeup per quiet spell, not per record: under steady traffic the reader never sets it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} reader_idle SEC(".maps");
+
 /* Per-CPU staging area: the record is assembled here, then copied into the ring in one call
  * (bpf_ringbuf_reserve needs a constant size; records vary with the packet). */
 struct scratch {
@@ -421,14 +433,26 @@ static __always_inline void capture(struct __sk_buff *skb, __u8 dir, __u8 source
 	}
 	__u32 size = sizeof(s->hdr) + cap;
 	__u64 flags = 0;
-	if (wakeup_bytes)
+	int idle_wakeup = 0;
+	if (wakeup_bytes) {
 		flags = fs_wakeup_flags(bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA), size,
 					wakeup_bytes);
+		/* Two CPUs may both see the flag set and both wake the reader: harmless. A plain
+		 * store, not an atomic exchange, which needs 5.12 (ring buffers need 5.8). */
+		__u32 *idle = bpf_map_lookup_elem(&reader_idle, &zero);
+		if (idle && *idle) {
+			*idle = 0;
+			flags = BPF_RB_FORCE_WAKEUP;
+			idle_wakeup = 1;
+		}
+	}
 	if (bpf_ringbuf_output(&events, s, size, flags)) {
 		count(FS_CNT_RING_FULL);
 		return;
 	}
 	count(FS_CNT_CAPTURED);
+	if (idle_wakeup)
+		count(FS_CNT_IDLE_WAKEUP);
 }
 
 SEC("classifier")

@@ -79,7 +79,8 @@ struct fs_cidr6_key {
 #define FS_CNT_FILTERED 3 /* packets dropped by the in-kernel filters */
 #define FS_CNT_LOAD_ERR 4 /* bpf_skb_load_bytes failed */
 #define FS_CNT_BODY_CUT 5 /* TCP packets (GSO/GRO ones too) cut to their headers by a `body_skip` range */
-#define FS_CNT_MAX 6
+#define FS_CNT_IDLE_WAKEUP 6 /* records that woke a reader gone idle (`reader_idle`) */
+#define FS_CNT_MAX 7
 
 /* Body skipping: the engine names ranges of a sender's sequence space whose bytes no decoder
  * reads (the rest of a long message body it knows the length of); a TCP segment lying wholly

@@ -27,6 +27,7 @@ use crate::{
     body_skip::BodySkip,
     error::CaptureError,
     iface::Interface,
+    reader_idle::ReaderIdle,
     wire::{port_bitmap, FilterCfg, L2Kind, IF_BITMAP_WORDS, KERNEL_COUNTERS, MAX_CAPTURE},
 };
 
@@ -217,6 +218,17 @@ impl KernelCapture {
             .take_map("skip_live")
             .ok_or(CaptureError::Missing("skip_live map"))?;
         BodySkip::new(ranges, live)
+    }
+
+    /// Takes the flag through which the reader asks to be woken by the next record after a
+    /// quiet spell (see [`ReaderIdle`]). Call once; without it, a quiet ring is read on the
+    /// reader's own timer only.
+    pub fn take_reader_idle(&mut self) -> Result<ReaderIdle, CaptureError> {
+        let map = self
+            .ebpf
+            .take_map("reader_idle")
+            .ok_or(CaptureError::Missing("reader_idle map"))?;
+        ReaderIdle::new(map)
     }
 
     /// Replaces the in-kernel filters. Takes effect for the next packet.

@@ -10,9 +10,11 @@ pub mod error;
 pub mod iface;
 pub mod linkwatch;
 mod qdisc;
+pub mod reader_idle;
 pub mod wire;
 
 pub use body_skip::BodySkip;
 pub use capture::{cleanup_stale, Filters, KernelCapture, LoadOptions, TcMethod, TcMode};
 pub use error::CaptureError;
 pub use qdisc::delete_clsact;
+pub use reader_idle::ReaderIdle;

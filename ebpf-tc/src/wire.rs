@@ -289,6 +289,7 @@ pub const KERNEL_COUNTERS: &[(u32, &str)] = &[
     (3, "kernel_packets_filtered"),
     (4, "kernel_load_bytes_failed"),
     (5, "kernel_body_packets_cut"),
+    (6, "kernel_reader_idle_wakeups"),
 ];
 
 #[cfg(test)]

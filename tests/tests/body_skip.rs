@@ -32,8 +32,8 @@ fn fetch(agent_args: &str) -> (Vec<Value>, Value) {
         ),
     );
     // One connection, two requests (curl reuses it); 4 MB/s, as over a real network: the
-    // idle agent reads the body's first records within its 200 ms poll, early in the 2 s the
-    // body takes, while the rest is still coming.
+    // idle agent is woken by the connection's first packet (`reader_idle`) and reads the
+    // body's first records early in the 2 s the body takes, while the rest is still coming.
     let out = link.client.exec(&format!(
         "curl -sS --max-time 30 --limit-rate 4M -o /dev/null -o /dev/null \
          -w '%{{http_code}} %{{size_download}} %{{num_connects}}\\n' \

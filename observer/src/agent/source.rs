@@ -305,7 +305,19 @@ pub async fn run(args: AgentConfig) -> Result<()> {
 
     let outcome = match running {
         Running::Kernel { cap, path } => {
-            let ring = cap.lock().expect("capture lock").take_ring()?;
+            let ring = {
+                let mut c = cap.lock().expect("capture lock");
+                let idle = c
+                    .take_reader_idle()
+                    .inspect_err(|e| {
+                        warn!(error = %e, "the first records after a quiet spell will wait for the idle poll")
+                    })
+                    .ok();
+                CaptureRing {
+                    ring: c.take_ring()?,
+                    idle,
+                }
+            };
             if syscall_ring.is_some() {
                 pipeline.enable_syscall_spans(SyscallSpanConfig {
                     max_children: args.syscall_span_children,
@@ -645,8 +657,9 @@ const RING_POLL_HOLDING: Duration = Duration::from_millis(20);
 /// ...and this often when its last look found nothing and nothing waits: an idle agent's
 /// wakeups were ~90 a second (a 20 ms poll, the 100 ms timers and the TLS watcher's,
 /// unaligned), each ~100 µs of CPU on a VM, ~1% of a core doing nothing (BENCHMARKS.md, "The
-/// agent's wakeups"). The first records after a quiet spell are read up to this much later
-/// (their timestamps are the kernel's, so no duration changes).
+/// agent's wakeups"). Going to sleep for this long, the reader sets the kernel's
+/// `reader_idle` flag ([`ebpf_tc::ReaderIdle`]), so that the first record after the quiet
+/// spell wakes it at once instead of waiting up to this long in the ring.
 const RING_POLL_IDLE: Duration = Duration::from_millis(200);
 /// How often the engine's timers run and the counters are published: at the first poll this
 /// long after the last (within one [`RING_POLL_HOLDING`]), not on a timer of their own.
@@ -658,11 +671,34 @@ const TICK: Duration = Duration::from_millis(100);
 fn poll_after(holding: bool, read: usize, over: Duration) -> Duration {
     if holding {
         RING_POLL_HOLDING
-    } else if read == 0 {
+    } else if goes_idle(holding, read) {
         RING_POLL_IDLE
     } else {
         over.mul_f64(f64::from(RING_WAKEUP_BYTES) / read as f64)
             .clamp(RING_POLL.0, RING_POLL.1)
+    }
+}
+
+/// Whether the reader sleeps its idle poll ([`RING_POLL_IDLE`]): its last look found nothing
+/// and nothing waits in the agent.
+fn goes_idle(holding: bool, read: usize) -> bool {
+    !holding && read == 0
+}
+
+/// Asks the capture programs to wake the reader with their next record (the reader is about
+/// to sleep its idle poll); true when they will. A flag that can't be set is logged and given
+/// up: the first records after a quiet spell then wait for the idle poll, as without it.
+fn arm_idle_wakeup(idle: &mut Option<ebpf_tc::ReaderIdle>) -> bool {
+    let Some(flag) = idle.as_mut() else {
+        return false;
+    };
+    match flag.set() {
+        Ok(()) => true,
+        Err(e) => {
+            warn!(error = %e, "the first records after a quiet spell will wait for the idle poll");
+            *idle = None;
+            false
+        }
     }
 }
 
@@ -768,11 +804,17 @@ fn drain_ring<W: std::io::Write>(
     Ok(read)
 }
 
+/// The capture ring and, when the programs have it, their `reader_idle` flag.
+struct CaptureRing {
+    ring: SingleMapRing,
+    idle: Option<ebpf_tc::ReaderIdle>,
+}
+
 /// Drains the ring when the kernel signals a batch (see [`RING_WAKEUP_BYTES`]) and every
 /// poll ([`RING_POLL`], [`RING_POLL_HOLDING`], [`RING_POLL_IDLE`]); runs the engine's timers
 /// every [`TICK`]; on `stop`, emits what is pending and returns.
 async fn read_ring(
-    ring: SingleMapRing,
+    CaptureRing { ring, mut idle }: CaptureRing,
     attr_ring: Option<SingleMapRing>,
     drop_ring: Option<DropRing>,
     syscall_ring: Option<SingleMapRing>,
@@ -885,9 +927,11 @@ async fn read_ring(
                 next_poll = next_poll.min(Instant::now() + RING_POLL_HOLDING);
             }
             _ = tokio::time::sleep_until(next_poll) => {
-                let attr = attr.as_mut().map(|a| a.get_mut());
-                let t = tls.as_mut().map(|r| r.get_mut());
-                read_since += drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records, &mut pacer)?;
+                read_since += {
+                    let attr = attr.as_mut().map(|a| a.get_mut());
+                    let t = tls.as_mut().map(|r| r.get_mut());
+                    drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records, &mut pacer)?
+                };
                 let now = Instant::now();
                 if now + RING_POLL_HOLDING >= last_tick + TICK {
                     // The attribution ring was drained just above (owners first: the tick
@@ -896,8 +940,19 @@ async fn read_ring(
                     last_tick = now;
                     pipeline.tick(wall_now_ns())?;
                 }
-                next_poll = now + poll_after(pipeline.holds_records(), read_since, now - last_poll);
+                let holding = pipeline.holds_records();
+                let mut wait = poll_after(holding, read_since, now - last_poll);
+                if goes_idle(holding, read_since) && arm_idle_wakeup(&mut idle) {
+                    // From here the next record wakes this reader; one written since the
+                    // drain above woke no one: look once more.
+                    let attr = attr.as_mut().map(|a| a.get_mut());
+                    let t = tls.as_mut().map(|r| r.get_mut());
+                    if drain_ring(afd.get_mut(), attr, t, &mut pipeline, &mut bad_records, &mut pacer)? > 0 {
+                        wait = RING_POLL.0;
+                    }
+                }
                 (read_since, last_poll) = (0, now);
+                next_poll = now + wait;
             }
             _ = stop.wait_for(|s| *s) => {
                 // Drain what is already in the rings, then flush the engine.
