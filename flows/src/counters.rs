@@ -296,6 +296,8 @@ counters! {
     tcp_rst_peers_continued,
     /// Segments out of sequence after a reset: a new connection on the same 4-tuple, picked up mid-way.
     tcp_rst_new_connections,
+    /// SYNs with another ISN on a tuple whose first attempt carried nothing: a new connection attempt (the old one retired).
+    tcp_syn_new_attempts,
     // --- W3C Trace Context (§3.2) ---
     /// Requests with more than one `traceparent` field: none is taken (a new trace), marked on the record.
     trace_duplicated_traceparent,

@@ -401,16 +401,32 @@ impl Engine {
         };
         let (key, side) = FlowKey::from_packet(packet);
         // A fresh SYN on a tuple whose connection already closed is a new connection (port
-        // reuse inside the close linger): retire the old one first.
+        // reuse inside the close linger): retire the old one first. So is a SYN with another
+        // ISN while the first attempt carried nothing either way (its SYN unanswered or
+        // abandoned: the client tried again from the same port); a retransmitted SYN repeats
+        // its ISN (RFC 9293 §3.4). Taken for a retransmission, the new attempt's data fell
+        // outside the old sequence space and was lost.
         let pure_syn = packet
             .tcp()
-            .is_some_and(|t| t.flags.contains(TcpFlags::SYN) && !t.flags.contains(TcpFlags::ACK));
-        if pure_syn {
-            let closed = self.table.get_mut(&key).is_some_and(|e| match &e.state {
-                ConnState::Tcp(c) => c.closed_at.is_some() || c.reasm[side.index()].is_closed(),
-                _ => false,
-            });
-            if closed {
+            .filter(|t| t.flags.contains(TcpFlags::SYN) && !t.flags.contains(TcpFlags::ACK));
+        if let Some(syn) = pure_syn {
+            let (closed, new_attempt) = match self.table.get_mut(&key).map(|e| &e.state) {
+                Some(ConnState::Tcp(c)) => {
+                    let [this, other] = match side {
+                        Side::Lo => [&c.reasm[0], &c.reasm[1]],
+                        Side::Hi => [&c.reasm[1], &c.reasm[0]],
+                    };
+                    (
+                        c.closed_at.is_some() || this.is_closed(),
+                        this.opened_by_another_syn(syn.seq) && other.carried_nothing(),
+                    )
+                }
+                _ => (false, false),
+            };
+            if new_attempt {
+                self.counters.tcp_syn_new_attempts += 1;
+            }
+            if closed || new_attempt {
                 self.evict(key, EvictReason::Closed, now_ns);
             }
         }

@@ -550,6 +550,78 @@ fn a_new_syn_on_a_closed_tuple_starts_a_new_connection() {
     assert_eq!(e.counters().flows_created, 2);
 }
 
+/// A SYN with another ISN after an attempt that carried nothing (its SYN unanswered, or
+/// answered and abandoned) is a new attempt on the same tuple, not a retransmission (which
+/// repeats the ISN, RFC 9293 §3.4): its exchange is decoded whole. A retransmitted SYN stays
+/// one connection.
+#[test]
+fn a_syn_with_another_isn_after_an_empty_attempt_starts_a_new_connection() {
+    let get = b"GET /two HTTP/1.1\r\n\r\n";
+    let ok = b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    for answered in [false, true] {
+        // The first attempt: a SYN with ISN 77,777 (and, `answered`, its SYN-ACK), then nothing.
+        let mut first = TcpConversation::new(
+            "198.18.0.2:51234".parse().unwrap(),
+            "198.18.0.1:80".parse().unwrap(),
+            77_777,
+            5_000,
+            1_000_000,
+        );
+        let syn = first.frame(true, 77_777, 0, TcpFlags::SYN, b"");
+        first.push_raw(syn, Direction::Ingress);
+        if answered {
+            let syn_ack = first.frame(false, 5_000, 77_778, TcpFlags::SYN | TcpFlags::ACK, b"");
+            first.push_raw(syn_ack, Direction::Egress);
+        }
+        // The client tries again from the same port, with another ISN.
+        let mut second = TcpConversation::new(
+            "198.18.0.2:51234".parse().unwrap(),
+            "198.18.0.1:80".parse().unwrap(),
+            1_000,
+            9_000,
+            2_000_000,
+        );
+        second.handshake();
+        second.client_send(get, 1448);
+        second.server_send(ok, 1448);
+        second.close();
+        let frames: Vec<_> = first
+            .frames()
+            .iter()
+            .chain(second.frames())
+            .cloned()
+            .collect();
+        let mut e = l7_engine();
+        let records = run(&mut e, &frames);
+        let paths: Vec<_> = spans(&records)
+            .iter()
+            .map(|s| s.attributes[attr::URL_PATH].clone())
+            .collect();
+        assert_eq!(
+            paths,
+            vec![AttributeValue::String("/two".into())],
+            "answered: {answered}"
+        );
+        let n = e.counters();
+        assert_eq!((n.http1_requests, n.http1_responses), (1, 1));
+        assert_eq!(n.tcp_syn_new_attempts, 1, "answered: {answered}");
+        assert_eq!(n.flows_created, 2);
+        assert_eq!(n.tcp_out_of_window_segments, 0);
+    }
+    // A retransmitted SYN (same ISN) is the same attempt.
+    let mut c = conv();
+    let syn = c.frame(true, 100, 0, TcpFlags::SYN, b"");
+    c.push_raw(syn, Direction::Ingress);
+    c.handshake();
+    c.client_send(get, 1448);
+    c.server_send(ok, 1448);
+    let mut e = l7_engine();
+    let records = run(&mut e, c.frames());
+    assert_eq!(spans(&records).len(), 1);
+    assert_eq!(e.counters().tcp_syn_new_attempts, 0);
+    assert_eq!(e.counters().flows_created, 1);
+}
+
 #[test]
 fn dns_query_and_response_pair_by_id() {
     use etherparse::PacketBuilder;

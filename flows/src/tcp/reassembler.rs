@@ -176,6 +176,29 @@ impl TcpReassembler {
         self.closed
     }
 
+    /// Whether this direction began with a SYN whose sequence number is not `seq` and has
+    /// carried nothing after it (no byte, no FIN): a SYN with another ISN is then a new attempt
+    /// at the connection, not a retransmission of the first (which repeats its ISN, RFC 9293
+    /// §3.4, §3.8.1).
+    pub fn opened_by_another_syn(&self, seq: u32) -> bool {
+        self.synced
+            && !self.mid_stream
+            && self.offset == 0
+            && self.highest_end == 0
+            && self.pending.is_empty()
+            && self.fin_at.is_none()
+            && self.next_seq != seq.wrapping_add(1)
+    }
+
+    /// Whether nothing past a SYN has come in this direction: no byte and no FIN (also true
+    /// before its first segment).
+    pub fn carried_nothing(&self) -> bool {
+        self.offset == 0
+            && self.highest_end == 0
+            && self.pending.is_empty()
+            && self.fin_at.is_none()
+    }
+
     /// Whether a FIN has been seen (delivered or still behind a hole).
     pub fn fin_seen(&self) -> bool {
         self.fin_at.is_some() || self.closed
