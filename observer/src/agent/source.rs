@@ -685,6 +685,18 @@ fn goes_idle(holding: bool, read: usize) -> bool {
     !holding && read == 0
 }
 
+/// How soon the reader looks again after the kernel woke it: [`RING_POLL`]'s longest, unless
+/// the wakeup ended a quiet spell (`armed`: [`arm_idle_wakeup`]), which only the first record
+/// of a new burst makes; the rest of it (a lone request's exchange is a handful of packets, far
+/// under a batch) then comes within [`RING_POLL`]'s shortest, not its longest.
+fn after_wakeup(armed: &mut bool) -> Duration {
+    if std::mem::take(armed) {
+        RING_POLL.0
+    } else {
+        RING_POLL.1
+    }
+}
+
 /// Asks the capture programs to wake the reader with their next record (the reader is about
 /// to sleep its idle poll); true when they will. A flag that can't be set is logged and given
 /// up: the first records after a quiet spell then wait for the idle poll, as without it.
@@ -878,6 +890,8 @@ async fn read_ring(
     };
     let mut bad_records = 0u64;
     let mut pacer = Pacer::new();
+    // Whether the reader asked the kernel for a wakeup on the next record (it went idle).
+    let mut armed = false;
     // One timer: the poll, which runs the tick when it is due.
     let mut next_poll = Instant::now() + RING_POLL_HOLDING;
     let mut last_tick = Instant::now();
@@ -896,7 +910,7 @@ async fn read_ring(
                 let t = tls.as_mut().map(|r| r.get_mut());
                 read_since += drain_ring(rb, attr, t, &mut pipeline, &mut bad_records, &mut pacer)?;
                 guard.clear_ready();
-                next_poll = next_poll.min(Instant::now() + RING_POLL.1);
+                next_poll = next_poll.min(Instant::now() + after_wakeup(&mut armed));
             }
             guard = async { tls.as_mut().expect("guarded").readable_mut().await }, if tls.is_some() => {
                 let mut guard = guard.context("waiting on the TLS ring")?;
@@ -942,7 +956,8 @@ async fn read_ring(
                 }
                 let holding = pipeline.holds_records();
                 let mut wait = poll_after(holding, read_since, now - last_poll);
-                if goes_idle(holding, read_since) && arm_idle_wakeup(&mut idle) {
+                armed = goes_idle(holding, read_since) && arm_idle_wakeup(&mut idle);
+                if armed {
                     // From here the next record wakes this reader; one written since the
                     // drain above woke no one: look once more.
                     let attr = attr.as_mut().map(|a| a.get_mut());
