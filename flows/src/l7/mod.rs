@@ -15,6 +15,7 @@ pub mod exchange;
 pub mod http1;
 pub mod http2;
 pub mod sniff;
+pub mod socks;
 pub mod tls;
 
 use serde::{Deserialize, Serialize};
@@ -36,6 +37,9 @@ pub enum L7Protocol {
     /// TLS (RFC 8446) seen on the wire: not decoded; its plaintext may come from the TLS
     /// library instead ([`tls`]).
     Tls,
+    /// A SOCKS proxy handshake (RFC 1928, SOCKS4/4a), then the tunnelled protocol, decoded
+    /// as its own ([`socks`]).
+    Socks,
 }
 
 /// Which way stream bytes flow, in connection roles.
@@ -312,6 +316,9 @@ pub fn detect(first: &[u8]) -> Detection {
     if !sniff::looks_http1(first) && dns::framing::starts_with_message(first) {
         return Detection::Protocol(L7Protocol::Dns);
     }
+    if socks::starts_handshake(first) {
+        return Detection::Protocol(L7Protocol::Socks);
+    }
     Detection::Protocol(L7Protocol::Http1)
 }
 
@@ -333,6 +340,7 @@ pub fn new_stream_decoder(
         L7Protocol::Http2 => Some(Box::new(http2::Http2Decoder::mid_stream(config))),
         L7Protocol::Dns => Some(Box::new(dns::DnsTcpDecoder::new())),
         L7Protocol::Tls => Some(Box::new(tls::TlsRecords::new())),
+        L7Protocol::Socks => Some(Box::new(socks::Socks::new(first))),
     }
 }
 
