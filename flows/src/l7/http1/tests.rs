@@ -354,6 +354,31 @@ fn mid_stream_start_finds_the_next_request() {
 }
 
 #[test]
+fn mid_stream_start_finds_lenient_request_lines() {
+    // RFC 9112 §3: runs of whitespace between the words, spaces in the target. The start of
+    // a connection reads these leniently; a direction joined mid-way must find them too, or
+    // their responses come out unpaired.
+    for (line, target) in [
+        (&b"GET  /  HTTP/1.0\r\n"[..], "/"),
+        (b"GET /a b HTTP/1.1\r\n", "/a b"),
+    ] {
+        let mut h = H::new();
+        h.ev(StreamDir::ToServer, StreamEvent::Gap { len: 0 });
+        h.ev(StreamDir::ToClient, StreamEvent::Gap { len: 0 });
+        h.req(&[line, b"Host: a\r\n\r\n"].concat());
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert_eq!(
+            h.exchanges(),
+            vec![ex("GET", target, 200, Some(2))],
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+        assert_eq!(h.c.http1_resync_skipped_bytes, 0);
+        assert_eq!(h.c.http1_lenient_heads, 1);
+    }
+}
+
+#[test]
 fn mid_stream_garbage_gives_up_after_the_scan_budget() {
     let cfg = L7Config {
         max_detect_bytes: 1000,
