@@ -87,6 +87,8 @@ counters! {
     tcp_gap_bytes,
     /// TCP connections first seen after their SYN.
     tcp_mid_stream_starts,
+    /// Directions joined mid-way on a keep-alive probe (RFC 9293 §3.8.4: zero or one byte at SND.NXT - 1): the stream starts after it, its byte not delivered.
+    tcp_keepalives_at_join,
     /// Flows whose bytes matched no L7 protocol; no further L7 parsing is tried.
     l7_unrecognised_flows,
     /// HTTP/1 requests parsed.

@@ -551,6 +551,35 @@ fn a_new_syn_on_a_closed_tuple_starts_a_new_connection() {
 }
 
 #[test]
+fn a_connection_joined_on_a_keepalive_probe_pairs_its_next_exchange() {
+    // RFC 9293 §3.8.4, RFC 1122 §4.2.3.6: the capture starts on an idle connection whose
+    // first segment is a keep-alive probe (one garbage byte at SND.NXT - 1); the request
+    // follows at SND.NXT.
+    let mut c = conv();
+    let (client, server) = (c.client_next(), c.server_next());
+    let probe = c.frame(true, client - 1, server, TcpFlags::ACK, b"\0");
+    c.push_raw(probe, Direction::Ingress);
+    let ack = c.frame(false, server, client, TcpFlags::ACK, b"");
+    c.push_raw(ack, Direction::Egress);
+    c.client_send(b"GET /after-idle HTTP/1.1\r\nHost: h\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 1448);
+    let mut e = l7_engine();
+    let records = run(&mut e, c.frames());
+    let url = "http://h/after-idle".to_string();
+    assert_eq!(
+        http_flows(&records),
+        vec![
+            (L7Type::Request, "GET".into(), url.clone(), None),
+            (L7Type::Response, "GET".into(), url, Some(200)),
+        ]
+    );
+    let n = e.counters();
+    assert_eq!(n.tcp_keepalives_at_join, 1);
+    assert_eq!(n.http1_resync_skipped_bytes, 0);
+    assert_eq!(n.http1_unpaired_responses, 0);
+}
+
+#[test]
 fn dns_query_and_response_pair_by_id() {
     use etherparse::PacketBuilder;
     let udp = |src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]| {
