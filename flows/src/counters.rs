@@ -117,7 +117,7 @@ counters! {
     http1_requests_lost_in_gap,
     /// Requests that never got a response (emitted as error spans).
     http1_unanswered,
-    /// Connections upgraded (101) or tunnelled (CONNECT); parsing stops there.
+    /// Connections upgraded (101) or tunnelled (CONNECT); HTTP/1 parsing stops there (an h2c upgrade goes on as HTTP/2, a CONNECT tunnel's bytes to a fresh protocol detection).
     http1_upgrades,
     /// Messages cut off by the end of the connection.
     http1_truncated_messages,

@@ -580,6 +580,45 @@ fn a_connection_joined_on_a_keepalive_probe_pairs_its_next_exchange() {
 }
 
 #[test]
+fn plain_http_inside_a_connect_tunnel_is_decoded() {
+    // RFC 9110 §9.3.6: after the proxy's 2xx the connection relays the client's bytes to the
+    // target; a client speaking plain HTTP through it makes exchanges of their own.
+    let mut c = TcpConversation::new(
+        "198.18.0.2:51234".parse().unwrap(),
+        "198.18.0.1:3128".parse().unwrap(),
+        100,
+        9000,
+        1_000_000,
+    );
+    c.handshake();
+    c.client_send(b"CONNECT abc:80 HTTP/1.1\r\nHost: abc:80\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 200 Connection established\r\n\r\n", 1448);
+    c.client_send(b"GET /inside HTTP/1.1\r\nHost: abc\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 1448);
+    c.close();
+    let mut e = l7_engine();
+    let records = run(&mut e, c.frames());
+    let inside = "http://abc/inside".to_string();
+    assert_eq!(
+        http_flows(&records),
+        vec![
+            (L7Type::Request, "CONNECT".into(), "abc:80".into(), None),
+            (
+                L7Type::Response,
+                "CONNECT".into(),
+                "abc:80".into(),
+                Some(200)
+            ),
+            (L7Type::Request, "GET".into(), inside.clone(), None),
+            (L7Type::Response, "GET".into(), inside, Some(200)),
+        ]
+    );
+    let n = e.counters();
+    assert_eq!((n.http1_requests, n.http1_upgrades), (2, 1));
+    assert_eq!(n.l7_unrecognised_flows, 0);
+}
+
+#[test]
 fn dns_query_and_response_pair_by_id() {
     use etherparse::PacketBuilder;
     let udp = |src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]| {

@@ -3,13 +3,17 @@
 use super::*;
 use crate::counters::Counters;
 use crate::l7::exchange::HttpVersion;
-use crate::l7::{L7Config, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir, REDACTED};
+use crate::l7::{
+    L7Config, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir, REDACTED,
+};
 use crate::record::{BodyError, HttpHeader};
 use crate::tcp::StreamEvent;
 use crate::trace::IdGenerator;
 
 struct H {
     dec: Http1Decoder,
+    /// The decoder that took the connection over ([`H::follow_upgrade`]), fed what follows.
+    next: Option<Box<dyn StreamDecoder>>,
     c: Counters,
     ids: IdGenerator,
     cfg: L7Config,
@@ -32,6 +36,7 @@ impl H {
     fn with(cfg: L7Config) -> Self {
         Self {
             dec: Http1Decoder::new(),
+            next: None,
             c: Counters::default(),
             ids: IdGenerator::new(1),
             cfg,
@@ -53,7 +58,15 @@ impl H {
             ids: &mut self.ids,
             config: &self.cfg,
         };
-        self.dec.on_event(dir, ev, &at, &mut cx, &mut self.out);
+        match self.next.as_mut() {
+            Some(next) => next.on_event(dir, ev, &at, &mut cx, &mut self.out),
+            None => self.dec.on_event(dir, ev, &at, &mut cx, &mut self.out),
+        }
+    }
+    /// Swaps in the decoder the connection was handed to, as the engine does; false if none.
+    fn follow_upgrade(&mut self) -> bool {
+        self.next = self.dec.take_upgrade();
+        self.next.is_some()
     }
     fn req(&mut self, bytes: &[u8]) {
         self.ev(StreamDir::ToServer, StreamEvent::Data(bytes));
@@ -67,7 +80,10 @@ impl H {
             ids: &mut self.ids,
             config: &self.cfg,
         };
-        self.dec.finish(999, &mut cx, &mut self.out);
+        match self.next.as_mut() {
+            Some(next) => next.finish(999, &mut cx, &mut self.out),
+            None => self.dec.finish(999, &mut cx, &mut self.out),
+        }
     }
     fn events(&self) -> Vec<E> {
         self.out
@@ -239,6 +255,39 @@ fn upgrade_101_stops_parsing() {
     assert_eq!(h.c.http1_upgrades, 1);
     assert_eq!(h.c.http1_parse_errors, 0);
     assert!(!h.dec.is_dead());
+}
+
+#[test]
+fn a_connect_tunnel_goes_to_a_fresh_protocol_detection() {
+    // RFC 9110 §9.3.6: after a 2xx the connection relays bytes to the target. A proxy client
+    // speaking plain HTTP through it: those exchanges are decoded, after the CONNECT's own.
+    let mut h = H::new();
+    h.req(b"CONNECT abc:80 HTTP/1.1\r\nHost: abc:80\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 Connection established\r\n\r\n");
+    assert_eq!(h.exchanges(), vec![ex("CONNECT", "abc:80", 200, Some(0))]);
+    assert!(h.follow_upgrade());
+    h.req(b"GET / HTTP/1.1\r\nHost: abc\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    h.finish();
+    assert_eq!(
+        h.exchanges(),
+        vec![
+            ex("CONNECT", "abc:80", 200, Some(0)),
+            ex("GET", "/", 200, Some(2))
+        ]
+    );
+    assert_eq!(h.c.http1_upgrades, 1);
+    // The relayed bytes may come in the same segment as the 2xx head; TLS to the target is
+    // recognised as TLS, not read as HTTP.
+    let mut h = H::new();
+    h.req(b"CONNECT abc:443 HTTP/1.1\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 OK\r\n\r\n\x16\x03\x03\x00\x31\x02\x00\x00\x2d\x03\x03");
+    assert!(h.follow_upgrade());
+    h.req(b"\x17\x03\x03\x00\x05GET /");
+    assert_eq!(h.next.as_ref().map(|d| d.protocol()), Some(L7Protocol::Tls));
+    assert_eq!(h.c.tls_flows_on_wire, 1);
+    assert_eq!(h.c.http1_requests, 1);
+    assert_eq!(h.c.http1_invalid_heads + h.c.http1_parse_errors, 0);
 }
 
 #[test]
