@@ -87,6 +87,8 @@ counters! {
     tcp_gap_bytes,
     /// TCP connections first seen after their SYN.
     tcp_mid_stream_starts,
+    /// Directions joined mid-way on a keep-alive probe (RFC 9293 §3.8.4: zero or one byte at SND.NXT - 1): the stream starts after it, its byte not delivered.
+    tcp_keepalives_at_join,
     /// Flows whose bytes matched no L7 protocol; no further L7 parsing is tried.
     l7_unrecognised_flows,
     /// HTTP/1 requests parsed.
@@ -115,7 +117,7 @@ counters! {
     http1_requests_lost_in_gap,
     /// Requests that never got a response (emitted as error spans).
     http1_unanswered,
-    /// Connections upgraded (101) or tunnelled (CONNECT); parsing stops there.
+    /// Connections upgraded (101) or tunnelled (CONNECT); HTTP/1 parsing stops there (an h2c upgrade goes on as HTTP/2, a CONNECT tunnel's bytes to a fresh protocol detection).
     http1_upgrades,
     /// Messages cut off by the end of the connection.
     http1_truncated_messages,

@@ -11,9 +11,7 @@ use std::sync::OnceLock;
 
 use crate::key::{FlowKey, Side};
 use crate::l7::tls::PlaintextSlot;
-use crate::l7::{
-    DatagramDecoder, Detection, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir,
-};
+use crate::l7::{DatagramDecoder, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir};
 use crate::tcp::{ConnectionHealth, ResetTracker, StreamEvent, TcpReassembler};
 
 /// The table is at its entry cap.
@@ -64,29 +62,18 @@ impl L7Slot {
     ) {
         match self {
             L7Slot::Detecting { gapped } => match event {
-                StreamEvent::Data(d) if !d.is_empty() => match crate::l7::detect(d) {
-                    Detection::Protocol(p) => {
-                        let Some(mut dec) = crate::l7::new_stream_decoder(p, d, cx.config) else {
+                StreamEvent::Data(d) if !d.is_empty() => {
+                    match crate::l7::start_stream_decoder(d, *gapped, at, cx, out) {
+                        Some(dec) => {
+                            *self = L7Slot::Active(dec);
+                            self.on_event(dir, event, at, cx, out);
+                        }
+                        None => {
                             cx.counters.l7_unrecognised_flows += 1;
                             *self = L7Slot::Unrecognised;
-                            return;
-                        };
-                        for (i, d) in [StreamDir::ToServer, StreamDir::ToClient]
-                            .into_iter()
-                            .enumerate()
-                        {
-                            if gapped[i] {
-                                dec.on_event(d, StreamEvent::Gap { len: 0 }, at, cx, out);
-                            }
                         }
-                        *self = L7Slot::Active(dec);
-                        self.on_event(dir, event, at, cx, out);
                     }
-                    Detection::Unsupported(_) => {
-                        cx.counters.l7_unrecognised_flows += 1;
-                        *self = L7Slot::Unrecognised;
-                    }
-                },
+                }
                 StreamEvent::Gap { .. } => gapped[dir_index(dir)] = true,
                 _ => {}
             },

@@ -623,6 +623,74 @@ fn a_syn_with_another_isn_after_an_empty_attempt_starts_a_new_connection() {
 }
 
 #[test]
+fn a_connection_joined_on_a_keepalive_probe_pairs_its_next_exchange() {
+    // RFC 9293 §3.8.4, RFC 1122 §4.2.3.6: the capture starts on an idle connection whose
+    // first segment is a keep-alive probe (one garbage byte at SND.NXT - 1); the request
+    // follows at SND.NXT.
+    let mut c = conv();
+    let (client, server) = (c.client_next(), c.server_next());
+    let probe = c.frame(true, client - 1, server, TcpFlags::ACK, b"\0");
+    c.push_raw(probe, Direction::Ingress);
+    let ack = c.frame(false, server, client, TcpFlags::ACK, b"");
+    c.push_raw(ack, Direction::Egress);
+    c.client_send(b"GET /after-idle HTTP/1.1\r\nHost: h\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 1448);
+    let mut e = l7_engine();
+    let records = run(&mut e, c.frames());
+    let url = "http://h/after-idle".to_string();
+    assert_eq!(
+        http_flows(&records),
+        vec![
+            (L7Type::Request, "GET".into(), url.clone(), None),
+            (L7Type::Response, "GET".into(), url, Some(200)),
+        ]
+    );
+    let n = e.counters();
+    assert_eq!(n.tcp_keepalives_at_join, 1);
+    assert_eq!(n.http1_resync_skipped_bytes, 0);
+    assert_eq!(n.http1_unpaired_responses, 0);
+}
+
+#[test]
+fn plain_http_inside_a_connect_tunnel_is_decoded() {
+    // RFC 9110 §9.3.6: after the proxy's 2xx the connection relays the client's bytes to the
+    // target; a client speaking plain HTTP through it makes exchanges of their own.
+    let mut c = TcpConversation::new(
+        "198.18.0.2:51234".parse().unwrap(),
+        "198.18.0.1:3128".parse().unwrap(),
+        100,
+        9000,
+        1_000_000,
+    );
+    c.handshake();
+    c.client_send(b"CONNECT abc:80 HTTP/1.1\r\nHost: abc:80\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 200 Connection established\r\n\r\n", 1448);
+    c.client_send(b"GET /inside HTTP/1.1\r\nHost: abc\r\n\r\n", 1448);
+    c.server_send(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 1448);
+    c.close();
+    let mut e = l7_engine();
+    let records = run(&mut e, c.frames());
+    let inside = "http://abc/inside".to_string();
+    assert_eq!(
+        http_flows(&records),
+        vec![
+            (L7Type::Request, "CONNECT".into(), "abc:80".into(), None),
+            (
+                L7Type::Response,
+                "CONNECT".into(),
+                "abc:80".into(),
+                Some(200)
+            ),
+            (L7Type::Request, "GET".into(), inside.clone(), None),
+            (L7Type::Response, "GET".into(), inside, Some(200)),
+        ]
+    );
+    let n = e.counters();
+    assert_eq!((n.http1_requests, n.http1_upgrades), (2, 1));
+    assert_eq!(n.l7_unrecognised_flows, 0);
+}
+
+#[test]
 fn dns_query_and_response_pair_by_id() {
     use etherparse::PacketBuilder;
     let udp = |src: [u8; 4], sport: u16, dst: [u8; 4], dport: u16, payload: &[u8]| {

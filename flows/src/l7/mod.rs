@@ -8,7 +8,8 @@
 //! [`L7Protocol`] variant, a branch in [`detect`] and a `StreamDecoder` (or
 //! `DatagramDecoder`) impl; its events get an [`L7Event`] variant that the engine turns into
 //! records. A decoder hands the connection to another after a protocol switch
-//! ([`StreamDecoder::take_upgrade`]: HTTP/1.1 `Upgrade: h2c` -> [`http2`]).
+//! ([`StreamDecoder::take_upgrade`]: HTTP/1.1 `Upgrade: h2c` -> [`http2`]; a CONNECT tunnel
+//! -> [`tunnel`], which detects the relayed protocol afresh).
 
 pub mod dns;
 pub mod exchange;
@@ -17,6 +18,7 @@ pub mod http2;
 pub mod sniff;
 pub mod socks;
 pub mod tls;
+pub mod tunnel;
 
 use serde::{Deserialize, Serialize};
 
@@ -342,6 +344,32 @@ pub fn new_stream_decoder(
         L7Protocol::Tls => Some(Box::new(tls::TlsRecords::new())),
         L7Protocol::Socks => Some(Box::new(socks::Socks::new(first))),
     }
+}
+
+/// The decoder for a stream whose first bytes are `first` ([`detect`], [`new_stream_decoder`]),
+/// told of the gaps (mid-way starts) seen before them in each direction (`gapped`: to server,
+/// to client), or `None` when it is no protocol we decode. The caller then feeds it the event
+/// that carried `first`.
+pub fn start_stream_decoder(
+    first: &[u8],
+    gapped: [bool; 2],
+    at: &PacketCtx,
+    cx: &mut L7Context<'_>,
+    out: &mut Vec<L7Event>,
+) -> Option<Box<dyn StreamDecoder>> {
+    let Detection::Protocol(p) = detect(first) else {
+        return None;
+    };
+    let mut dec = new_stream_decoder(p, first, cx.config)?;
+    for (dir, gapped) in [StreamDir::ToServer, StreamDir::ToClient]
+        .into_iter()
+        .zip(gapped)
+    {
+        if gapped {
+            dec.on_event(dir, StreamEvent::Gap { len: 0 }, at, cx, out);
+        }
+    }
+    Some(dec)
 }
 
 #[cfg(test)]

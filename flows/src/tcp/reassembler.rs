@@ -16,6 +16,13 @@
 //!   exceeded, when the hole is older than the gap timeout, when the peer acknowledged past it
 //!   (the capture lost those bytes), or when the flow closes.
 //! - Bytes the capture snapped off a segment (`wire_len > payload.len()`) become a gap too.
+//! - A direction joined mid-way whose first segment is a keep-alive probe (zero or one byte at
+//!   SND.NXT - 1, RFC 9293 §3.8.4, RFC 1122 §4.2.3.6) starts after the probe: its byte is
+//!   garbage the receiver already had, and delivered it would put the stream one byte off
+//!   every message start. A first segment of at most one byte is held until the sender's next
+//!   segment says which it was: starting right after it, a probe; anything else, data. (A
+//!   one-byte data segment followed by more data reads the same; at a mid-way join its byte
+//!   is one the L7 search for a message start would almost always skip anyway.)
 
 use std::collections::BTreeMap;
 
@@ -139,6 +146,19 @@ pub struct TcpReassembler {
     /// Stream offset one past the highest sequence number seen (a FIN counts as one), for
     /// [`TcpReassembler::send_position`].
     highest_end: u64,
+    /// Joined mid-way on a segment that may be a keep-alive probe, not delivered until the
+    /// sender's next segment tells.
+    probe: Option<JoinProbe>,
+}
+
+/// The first segment of a direction joined mid-way, while it may be a keep-alive probe
+/// (RFC 9293 §3.8.4: SEG.SEQ = SND.NXT - 1, zero or one byte).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JoinProbe {
+    /// No payload.
+    Empty,
+    /// One byte, as captured (`None`: the capture snapped it off).
+    Byte(Option<u8>),
 }
 
 /// Where one direction's sequence space stands, as far as the capture showed it: what a RST
@@ -254,6 +274,37 @@ impl TcpReassembler {
                 self.next_seq = seg.seq;
                 self.mid_stream = true;
                 sink(StreamEvent::Gap { len: 0 }, counters);
+                if seg.wire_len <= 1 && !seg.flags.is_control() {
+                    // Perhaps a keep-alive probe (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): held
+                    // until the sender's next segment tells.
+                    self.probe = Some(match seg.wire_len {
+                        0 => JoinProbe::Empty,
+                        _ => JoinProbe::Byte(seg.payload.first().copied()),
+                    });
+                    self.highest_end = u64::from(seg.wire_len);
+                    return;
+                }
+            }
+        } else if let Some(probe) = self.probe {
+            let diff = seq_diff(seg.seq, self.next_seq);
+            let again = diff == 0 && seg.wire_len <= 1 && !seg.flags.is_control();
+            if again {
+                // The same probe sent again (unanswered), or a bare ACK from before it: no
+                // word yet.
+                return;
+            }
+            if diff == 1 && !syn {
+                // The sender goes on from one past it: SND.NXT was one past its sequence
+                // number, so it was a probe and its byte (if any) is no stream data. The
+                // stream starts here; nothing was delivered yet to shift.
+                self.probe = None;
+                counters.tcp_keepalives_at_join += 1;
+                self.next_seq = seg.seq;
+                self.highest_end = self.highest_end.saturating_sub(1);
+            } else if probe == JoinProbe::Empty {
+                self.probe = None;
+            } else {
+                self.settle_probe_as_data(counters, sink);
             }
         }
         if self.closed {
@@ -331,6 +382,28 @@ impl TcpReassembler {
             }
         }
         self.check_fin(counters, sink);
+    }
+
+    /// A held one-byte first segment was no keep-alive probe (or nothing more will tell):
+    /// its byte is the stream's first.
+    fn settle_probe_as_data<F: FnMut(StreamEvent<'_>, &mut Counters)>(
+        &mut self,
+        counters: &mut Counters,
+        sink: &mut F,
+    ) {
+        match self.probe.take() {
+            Some(JoinProbe::Byte(Some(b))) => {
+                self.advance(1);
+                sink(StreamEvent::Data(&[b]), counters);
+            }
+            Some(JoinProbe::Byte(None)) => {
+                counters.tcp_snapped_bytes += 1;
+                counters.tcp_gap_bytes += 1;
+                self.advance(1);
+                sink(StreamEvent::Gap { len: 1 }, counters);
+            }
+            Some(JoinProbe::Empty) | None => {}
+        }
     }
 
     /// Inserts `[start, end)` (bytes from `data`, or a lost marker) into the pending map,
@@ -449,6 +522,7 @@ impl TcpReassembler {
         if self.closed {
             return;
         }
+        self.settle_probe_as_data(counters, sink);
         self.skip_all(GapReason::Close, counters, sink);
         self.closed = true;
         sink(StreamEvent::Reset, counters);
@@ -539,6 +613,7 @@ impl TcpReassembler {
         counters: &mut Counters,
         sink: &mut F,
     ) {
+        self.settle_probe_as_data(counters, sink);
         self.skip_all(GapReason::Close, counters, sink);
         self.check_fin(counters, sink);
     }
@@ -667,6 +742,52 @@ mod tests {
         h.seg(5000, A, b"GET / HTTP/1.1\r\n");
         assert_eq!(h.stream()[0], Ev::Gap(0));
         assert!(h.r.mid_stream());
+    }
+
+    #[test]
+    fn a_stream_joined_on_a_keepalive_probe_starts_after_it() {
+        // RFC 9293 §3.8.4, RFC 1122 §4.2.3.6: one garbage byte at SND.NXT - 1, sent again
+        // while unanswered; the data that follows starts at SND.NXT.
+        let mut h = Harness::new();
+        h.seg(999, A, b"\0");
+        h.seg(999, A, b"\0");
+        h.seg(1000, A | TcpFlags::PSH, b"GET / HTTP/1.1\r\n");
+        assert_eq!(
+            h.stream(),
+            vec![Ev::Gap(0), Ev::Data(b"GET / HTTP/1.1\r\n".to_vec())]
+        );
+        assert_eq!(h.c.tcp_keepalives_at_join, 1);
+        assert_eq!(h.c.tcp_retransmit_segments, 0);
+        assert_eq!(h.r.send_position().map(|p| p.highest), Some(1016));
+        // A probe without its byte: no one-byte hole waits before the data.
+        let mut h = Harness::new();
+        h.seg(999, A, b"");
+        h.seg(1000, A | TcpFlags::PSH, b"GET /");
+        assert_eq!(h.stream(), vec![Ev::Gap(0), Ev::Data(b"GET /".to_vec())]);
+        assert_eq!(h.r.buffered(), 0);
+        assert_eq!(h.c.tcp_keepalives_at_join, 1);
+    }
+
+    #[test]
+    fn a_first_byte_not_followed_as_a_probe_would_be_is_data() {
+        // The next segment starts elsewhere: the byte was stream data after all.
+        let mut h = Harness::new();
+        h.seg(5000, A, b"x");
+        h.seg(5002, A, b"z");
+        h.seg(5001, A, b"y");
+        assert_eq!(h.stream(), vec![Ev::Gap(0), Ev::Data(b"xyz".to_vec())]);
+        // The flow ends before anything tells: delivered too.
+        let mut h = Harness::new();
+        h.seg(5000, A, b"x");
+        let out = &mut h.out;
+        h.r.flush(&mut h.c, &mut |e, _| out.push(ev(e)));
+        assert_eq!(h.stream(), vec![Ev::Gap(0), Ev::Data(b"x".to_vec())]);
+        // A bare ACK first, data at its sequence number: nothing held, nothing skipped.
+        let mut h = Harness::new();
+        h.seg(5000, A, b"");
+        h.seg(5000, A, b"GET");
+        assert_eq!(h.stream(), vec![Ev::Gap(0), Ev::Data(b"GET".to_vec())]);
+        assert_eq!(h.c.tcp_keepalives_at_join, 0);
     }
 
     #[test]

@@ -30,7 +30,8 @@ pub(super) enum Phase {
     /// After a request whose length cannot be determined (RFC 9112 §6.3 rules 4, 5): its
     /// bytes and whatever follows are not messages, until the server shows it kept going.
     Unframed,
-    /// After an upgrade or CONNECT: opaque bytes.
+    /// After an upgrade or CONNECT: the bytes are another protocol's (handed to `upgraded`
+    /// when we decode it, opaque otherwise).
     Tunnel,
     /// Stream ended.
     Ended,
@@ -123,9 +124,10 @@ pub struct Http1Decoder {
     /// no longer end (gap, close, flush), without. One slot suffices: it only ever holds the
     /// `body_passing` request.
     pub(super) awaiting_body: Option<(Arc<RequestHead>, ResponseHead)>,
-    /// After `101` with `Upgrade: h2c`: the HTTP/2 decoder that takes over, fed the bytes
-    /// after the 101 head until the caller swaps it in ([`StreamDecoder::take_upgrade`]).
-    pub(super) upgraded: Option<Box<crate::l7::http2::Http2Decoder>>,
+    /// The decoder that takes over the connection — after `101` with `Upgrade: h2c`, HTTP/2;
+    /// after a CONNECT's 2xx, the tunnel's ([`crate::l7::tunnel`]) — fed the bytes after
+    /// that head until the caller swaps it in ([`StreamDecoder::take_upgrade`]).
+    pub(super) upgraded: Option<Box<dyn StreamDecoder>>,
     /// A request head neither parser could read, at the very start of a connection not yet
     /// seen to be HTTP, with where it started and where it was given up on. Reported (marked
     /// [`BodyError::InvalidHead`]) once either side shows the connection is HTTP — the
@@ -192,8 +194,8 @@ impl Http1Decoder {
             let phase = self.half(dir).phase;
             let used = match phase {
                 Phase::Tunnel => {
-                    if let Some(h2) = self.upgraded.as_mut() {
-                        h2.on_event(dir, StreamEvent::Data(data), at, cx, out);
+                    if let Some(next) = self.upgraded.as_mut() {
+                        next.on_event(dir, StreamEvent::Data(data), at, cx, out);
                     }
                     return;
                 }
@@ -780,7 +782,8 @@ impl StreamDecoder for Http1Decoder {
     }
 
     fn skippable(&self, dir: StreamDir, _delivered: u64) -> u64 {
-        // A DoH body is read (RFC 8484); an upgraded connection's bytes go to HTTP/2.
+        // A DoH body is read (RFC 8484); an upgraded or tunnelled connection's bytes go to
+        // the decoder that takes over.
         if self.dead || self.upgraded.is_some() || self.doh.capturing(dir) {
             return 0;
         }
@@ -800,7 +803,7 @@ impl StreamDecoder for Http1Decoder {
     }
 
     fn take_upgrade(&mut self) -> Option<Box<dyn StreamDecoder>> {
-        self.upgraded.take().map(|d| d as Box<dyn StreamDecoder>)
+        self.upgraded.take()
     }
 }
 

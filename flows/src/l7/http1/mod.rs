@@ -26,8 +26,9 @@
 //!
 //! Rules, with their sources:
 //! - Message body length: RFC 9112 §6.3 (HEAD, 1xx, 204, 304 have none; CONNECT 2xx becomes a
-//!   tunnel; Transfer-Encoding beats Content-Length; chunked must be last; a request without
-//!   either has no body; a response without either runs until the connection closes). A
+//!   tunnel, whose bytes go to a fresh protocol detection, RFC 9110 §9.3.6; Transfer-Encoding
+//!   beats Content-Length; chunked must be last; a request without either has no body; a
+//!   response without either runs until the connection closes). A
 //!   request whose length cannot be determined is reported with a mark, paired with what the
 //!   server answered, and what follows it is not parsed as requests while the server closes.
 //! - Chunked coding: RFC 9112 §7.1 (hex size, extensions ignored, trailer section skipped).

@@ -321,8 +321,12 @@ impl Http1Decoder {
         let body = if method == "HEAD" || status == 204 || status == 304 {
             Body::Length(0)
         } else if method == "CONNECT" && (200..300).contains(&status) {
+            // RFC 9110 §9.3.6: the connection is now a tunnel to the target. What it relays
+            // is a new stream (plain HTTP from a proxy client, HTTP/2, TLS): its protocol is
+            // detected afresh, as a connection's is.
             cx.counters.http1_upgrades += 1;
             self.emit_exchange(request, head, Some(0), cx, out);
+            self.upgraded = Some(Box::new(crate::l7::tunnel::ConnectTunnel::new()));
             self.enter_tunnel(out);
             return;
         } else {

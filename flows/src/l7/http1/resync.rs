@@ -1,14 +1,19 @@
 //! Finding the next message start in a stream joined mid-way or after a gap (RFC 9112 §2.1:
 //! a message is a start line, fields and a body, so a start line is where to pick up again).
 //!
-//! A request line is only looked for at line starts and must be whole (`token SP target ...
-//! SP HTTP/1.x` then a line end), which body text rarely is; extension methods are found as
-//! well as the registered ones. A status line (`HTTP/1.x SP` and a three-character status)
-//! is distinctive enough to be looked for anywhere: a response often follows the previous
-//! body on the same line. Whatever is found is confirmed by parsing its head; a false start
-//! resumes the search one byte later.
+//! A request line is only looked for at line starts and must be whole (a token, whitespace, a
+//! target and a version as its last word, then a line end), which body text rarely is;
+//! extension methods are found as well as the registered ones. Beyond that it is read by the
+//! same rules as a head at the start of a connection ([`super::lenient`]: runs of
+//! whitespace between the words, spaces inside the target, RFC 9112 §3), so a message the
+//! start of a connection takes is not skipped when it comes after a gap or a mid-way join;
+//! only a line that needs that leniency must also have a target shaped like one. A status
+//! line (`HTTP/1.x SP` and a three-character status) is distinctive enough to be looked for
+//! anywhere: a response often follows the previous body on the same line. Whatever is found
+//! is confirmed by parsing its head; a false start resumes the search one byte later.
 
-use super::lenient::{is_tchar, version};
+use super::lenient::{is_tchar, parse_start_line, StartLine};
+use crate::l7::exchange::HttpVersion;
 use crate::l7::StreamDir;
 
 /// Whether a message start begins at some position.
@@ -28,7 +33,10 @@ pub(crate) const MAX_START_LINE: usize = 4 * 1024;
 /// Longest method token recognised by a search.
 const MAX_METHOD: usize = 24;
 
-/// Whether a request line of at most `limit` bytes starts `data`.
+/// Whether a request line of at most `limit` bytes starts `data`: a method token right at
+/// the start, SP or HTAB after it, and a line the lenient start-line reader takes as a request
+/// with a version (RFC 9112 §3: recipients MAY split on whitespace runs). HTTP/0.9 simple
+/// requests (no version) are not looked for: body text too often reads as one.
 pub(super) fn request_start(data: &[u8], limit: usize) -> Match {
     let Some(sp) = data.iter().take(MAX_METHOD + 1).position(|b| !is_tchar(*b)) else {
         return if data.len() <= MAX_METHOD {
@@ -37,10 +45,10 @@ pub(super) fn request_start(data: &[u8], limit: usize) -> Match {
             Match::No
         };
     };
-    if sp == 0 || data[sp] != b' ' {
+    if sp == 0 || !is_blank(data[sp]) {
         return Match::No;
     }
-    match data.get(sp + 1) {
+    match data[sp..].iter().find(|b| !is_blank(**b)) {
         None => return Match::Prefix,
         Some(b) if b.is_ascii_whitespace() || b.is_ascii_control() => return Match::No,
         Some(_) => {}
@@ -53,13 +61,36 @@ pub(super) fn request_start(data: &[u8], limit: usize) -> Match {
             Match::No
         };
     };
-    let line = &data[sp + 1..lf];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    // Exactly `target SP version` after the method: body text rarely is.
-    match line.iter().position(|b| *b == b' ') {
-        Some(t) if version(&line[t + 1..]).is_some() => Match::Full,
-        _ => Match::No,
+    let Some(StartLine::Request {
+        target, version, ..
+    }) = parse_start_line(&data[..=lf])
+    else {
+        return Match::No;
+    };
+    // `token SP target SP version`, the shape RFC 9112 §3 defines, is taken whatever the
+    // target. A line that needs the lenient reading (whitespace runs, HTAB, spaces inside the
+    // target) reads as a request far more easily, from prose too ("tail of a body GET /x
+    // HTTP/1.1"): its target must also begin as a request-target form does.
+    let line = &data[..lf];
+    let plain = line.iter().filter(|b| **b == b' ').count() == 2
+        && !line.windows(2).any(|w| w == b"  ")
+        && !line.contains(&b'\t');
+    match version != HttpVersion::Http09 && (plain || target_form(target)) {
+        true => Match::Full,
+        false => Match::No,
     }
+}
+
+/// Whether `target` begins as a request-target form (RFC 9112 §3.2): origin-form `/...`,
+/// asterisk-form `*`, absolute-form `scheme:...` or authority-form `host:port`.
+fn target_form(target: &[u8]) -> bool {
+    let first = target.split(|b| *b == b'/').next().unwrap_or_default();
+    target.first() == Some(&b'/') || target == b"*" || first.contains(&b':')
+}
+
+/// SP or HTAB, what separates the words of a start line read leniently (RFC 9112 §3).
+fn is_blank(b: u8) -> bool {
+    b == b' ' || b == b'\t'
 }
 
 /// Whether a status line starts `data`: `HTTP/1.` (up to two minor digits), SP, three
@@ -182,10 +213,6 @@ mod tests {
             Match::Full
         );
         assert_eq!(
-            request_start(b"get /a b HTTP/1.2\r\n", MAX_START_LINE),
-            Match::No
-        );
-        assert_eq!(
             request_start(b"GET /a HTTP/1.1", MAX_START_LINE),
             Match::Prefix
         );
@@ -197,15 +224,66 @@ mod tests {
             Match::No
         );
         assert_eq!(
-            request_start(b"GET  / HTTP/1.1\r\n", MAX_START_LINE),
-            Match::No
-        );
-        assert_eq!(
             request_start(b"GET HTTP/1.1\r\n", MAX_START_LINE),
             Match::No
         );
         let long = [b'A'; MAX_START_LINE + 10];
         assert_eq!(request_start(&long, MAX_START_LINE), Match::No);
+    }
+
+    #[test]
+    fn request_lines_split_on_whitespace_runs_as_at_connection_start() {
+        // RFC 9112 §3: recipients MAY split on whitespace runs; a target may hold spaces
+        // (the version is the last word). What the start of a connection reads, a search
+        // finds.
+        for line in [
+            &b"GET  /  HTTP/1.0\r\n"[..],
+            b"GET\t/\tHTTP/1.1\r\n",
+            b"get /a b HTTP/1.2\r\n",
+            b"PROPFIND  /a b  HTTP/1.1\n",
+        ] {
+            assert!(
+                matches!(
+                    parse_start_line(line),
+                    Some(StartLine::Request { version, .. }) if version != HttpVersion::Http09
+                ),
+                "{line:?}"
+            );
+            assert_eq!(request_start(line, MAX_START_LINE), Match::Full, "{line:?}");
+        }
+        // Still a whole line with a version, after a token at the line start.
+        assert_eq!(request_start(b"GET  ", MAX_START_LINE), Match::Prefix);
+        assert_eq!(
+            request_start(b"GET  /  HTTP", MAX_START_LINE),
+            Match::Prefix
+        );
+        assert_eq!(request_start(b"GET  \r\n", MAX_START_LINE), Match::No);
+        assert_eq!(request_start(b"GET /a b\r\n", MAX_START_LINE), Match::No);
+        assert_eq!(
+            request_start(b"see the HTTP/2 spec\r\n", MAX_START_LINE),
+            Match::No
+        );
+        // Prose read leniently needs a target form: "of" is none.
+        assert_eq!(
+            request_start(b"tail of a body GET /x HTTP/1.1\r\n", MAX_START_LINE),
+            Match::No
+        );
+        assert_eq!(
+            request_start(b"end.  See HTTP/1.1\r\n", MAX_START_LINE),
+            Match::No
+        );
+        assert_eq!(
+            request_start(b"GET  http://h/a b HTTP/1.1\r\n", MAX_START_LINE),
+            Match::Full
+        );
+        assert_eq!(
+            request_start(b"CONNECT  h:443  HTTP/1.1\r\n", MAX_START_LINE),
+            Match::Full
+        );
+        assert_eq!(
+            request_start(b"\tGET / HTTP/1.1\r\n", MAX_START_LINE),
+            Match::No
+        );
     }
 
     #[test]

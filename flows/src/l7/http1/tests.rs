@@ -3,13 +3,17 @@
 use super::*;
 use crate::counters::Counters;
 use crate::l7::exchange::HttpVersion;
-use crate::l7::{L7Config, L7Context, L7Event, PacketCtx, StreamDecoder, StreamDir, REDACTED};
+use crate::l7::{
+    L7Config, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir, REDACTED,
+};
 use crate::record::{BodyError, HttpHeader};
 use crate::tcp::StreamEvent;
 use crate::trace::IdGenerator;
 
 struct H {
     dec: Http1Decoder,
+    /// The decoder that took the connection over ([`H::follow_upgrade`]), fed what follows.
+    next: Option<Box<dyn StreamDecoder>>,
     c: Counters,
     ids: IdGenerator,
     cfg: L7Config,
@@ -32,6 +36,7 @@ impl H {
     fn with(cfg: L7Config) -> Self {
         Self {
             dec: Http1Decoder::new(),
+            next: None,
             c: Counters::default(),
             ids: IdGenerator::new(1),
             cfg,
@@ -53,7 +58,15 @@ impl H {
             ids: &mut self.ids,
             config: &self.cfg,
         };
-        self.dec.on_event(dir, ev, &at, &mut cx, &mut self.out);
+        match self.next.as_mut() {
+            Some(next) => next.on_event(dir, ev, &at, &mut cx, &mut self.out),
+            None => self.dec.on_event(dir, ev, &at, &mut cx, &mut self.out),
+        }
+    }
+    /// Swaps in the decoder the connection was handed to, as the engine does; false if none.
+    fn follow_upgrade(&mut self) -> bool {
+        self.next = self.dec.take_upgrade();
+        self.next.is_some()
     }
     fn req(&mut self, bytes: &[u8]) {
         self.ev(StreamDir::ToServer, StreamEvent::Data(bytes));
@@ -67,7 +80,10 @@ impl H {
             ids: &mut self.ids,
             config: &self.cfg,
         };
-        self.dec.finish(999, &mut cx, &mut self.out);
+        match self.next.as_mut() {
+            Some(next) => next.finish(999, &mut cx, &mut self.out),
+            None => self.dec.finish(999, &mut cx, &mut self.out),
+        }
     }
     fn events(&self) -> Vec<E> {
         self.out
@@ -242,6 +258,39 @@ fn upgrade_101_stops_parsing() {
 }
 
 #[test]
+fn a_connect_tunnel_goes_to_a_fresh_protocol_detection() {
+    // RFC 9110 §9.3.6: after a 2xx the connection relays bytes to the target. A proxy client
+    // speaking plain HTTP through it: those exchanges are decoded, after the CONNECT's own.
+    let mut h = H::new();
+    h.req(b"CONNECT abc:80 HTTP/1.1\r\nHost: abc:80\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 Connection established\r\n\r\n");
+    assert_eq!(h.exchanges(), vec![ex("CONNECT", "abc:80", 200, Some(0))]);
+    assert!(h.follow_upgrade());
+    h.req(b"GET / HTTP/1.1\r\nHost: abc\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+    h.finish();
+    assert_eq!(
+        h.exchanges(),
+        vec![
+            ex("CONNECT", "abc:80", 200, Some(0)),
+            ex("GET", "/", 200, Some(2))
+        ]
+    );
+    assert_eq!(h.c.http1_upgrades, 1);
+    // The relayed bytes may come in the same segment as the 2xx head; TLS to the target is
+    // recognised as TLS, not read as HTTP.
+    let mut h = H::new();
+    h.req(b"CONNECT abc:443 HTTP/1.1\r\n\r\n");
+    h.resp(b"HTTP/1.1 200 OK\r\n\r\n\x16\x03\x03\x00\x31\x02\x00\x00\x2d\x03\x03");
+    assert!(h.follow_upgrade());
+    h.req(b"\x17\x03\x03\x00\x05GET /");
+    assert_eq!(h.next.as_ref().map(|d| d.protocol()), Some(L7Protocol::Tls));
+    assert_eq!(h.c.tls_flows_on_wire, 1);
+    assert_eq!(h.c.http1_requests, 1);
+    assert_eq!(h.c.http1_invalid_heads + h.c.http1_parse_errors, 0);
+}
+
+#[test]
 fn close_delimited_response_ends_at_fin() {
     let mut h = H::new();
     h.req(b"GET /old HTTP/1.0\r\n\r\n");
@@ -351,6 +400,31 @@ fn mid_stream_start_finds_the_next_request() {
     h.req(b"rest of some body\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n");
     h.resp(b"tail of an earlier response\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(h.exchanges(), vec![ex("GET", "/x", 200, Some(0))]);
+}
+
+#[test]
+fn mid_stream_start_finds_lenient_request_lines() {
+    // RFC 9112 §3: runs of whitespace between the words, spaces in the target. The start of
+    // a connection reads these leniently; a direction joined mid-way must find them too, or
+    // their responses come out unpaired.
+    for (line, target) in [
+        (&b"GET  /  HTTP/1.0\r\n"[..], "/"),
+        (b"GET /a b HTTP/1.1\r\n", "/a b"),
+    ] {
+        let mut h = H::new();
+        h.ev(StreamDir::ToServer, StreamEvent::Gap { len: 0 });
+        h.ev(StreamDir::ToClient, StreamEvent::Gap { len: 0 });
+        h.req(&[line, b"Host: a\r\n\r\n"].concat());
+        h.resp(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+        assert_eq!(
+            h.exchanges(),
+            vec![ex("GET", target, 200, Some(2))],
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+        assert_eq!(h.c.http1_resync_skipped_bytes, 0);
+        assert_eq!(h.c.http1_lenient_heads, 1);
+    }
 }
 
 #[test]
