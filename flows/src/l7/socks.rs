@@ -6,15 +6,14 @@
 //! proxy has granted the CONNECT, the application protocol to the target over the same TCP
 //! connection. Detected on the binary greeting, such a connection was neither HTTP nor
 //! anything else, and every exchange it carried was lost. [`Socks`] parses both directions'
-//! handshake messages, then detects the tunnelled protocol on its first bytes (as the engine
-//! does for a fresh connection) and hands the connection over to that decoder
-//! ([`StreamDecoder::take_upgrade`]). A handshake that does not parse, a refused request, a
+//! handshake messages, then treats what follows as an HTTP CONNECT tunnel's bytes
+//! ([`ConnectTunnel`]: the protocol detected on its first bytes, as for a fresh connection)
+//! and hands the connection over to that decoder ([`StreamDecoder::take_upgrade`]). A handshake that does not parse, a refused request, a
 //! command other than CONNECT (BIND, UDP ASSOCIATE), GSS-API authentication or a gap inside
 //! the handshake give up: the connection counts as unrecognised, as before.
 
 use super::{
-    detect, new_stream_decoder, Detection, L7Context, L7Event, L7Protocol, PacketCtx,
-    StreamDecoder, StreamDir,
+    tunnel::ConnectTunnel, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir,
 };
 use crate::tcp::StreamEvent;
 
@@ -86,7 +85,7 @@ pub struct Socks {
     held: [Vec<u8>; 2],
     /// The SOCKS5 method the proxy chose.
     method: Option<u8>,
-    /// The tunnelled protocol's decoder, made on its first bytes.
+    /// The tunnel ([`ConnectTunnel`]), once a direction is through the handshake.
     inner: Option<Box<dyn StreamDecoder>>,
     dead: bool,
 }
@@ -195,7 +194,7 @@ impl Socks {
         self.stage == [Stage::Tunnel; 2]
     }
 
-    /// Feeds the tunnelled bytes held so far to the inner decoder (made on the first of them).
+    /// Feeds the tunnelled bytes held so far to the tunnel's decoder.
     fn release(&mut self, at: &PacketCtx, cx: &mut L7Context<'_>, out: &mut Vec<L7Event>) {
         for (i, dir) in [StreamDir::ToServer, StreamDir::ToClient]
             .into_iter()
@@ -205,21 +204,15 @@ impl Socks {
                 continue;
             }
             let bytes = std::mem::take(&mut self.held[i]);
-            if self.inner.is_none() {
-                self.inner = match detect(&bytes) {
-                    // A proxy inside the tunnel is read past too: it is a handshake like this.
-                    Detection::Protocol(p) => new_stream_decoder(p, &bytes, cx.config),
-                    Detection::Unsupported(_) => None,
-                };
-                if self.inner.is_none() {
-                    self.dead = true;
-                    return;
-                }
-            }
-            if let Some(d) = self.inner.as_mut() {
-                d.on_event(dir, StreamEvent::Data(&bytes), at, cx, out);
-            }
+            self.tunnel()
+                .on_event(dir, StreamEvent::Data(&bytes), at, cx, out);
         }
+    }
+
+    /// What the tunnel carries: detected on its first bytes, as a CONNECT tunnel's are.
+    fn tunnel(&mut self) -> &mut Box<dyn StreamDecoder> {
+        self.inner
+            .get_or_insert_with(|| Box::new(ConnectTunnel::new()))
     }
 }
 
@@ -316,16 +309,14 @@ impl StreamDecoder for Socks {
             }
             // A gap inside the handshake: its framing is lost.
             StreamEvent::Gap { .. } if self.stage[i] != Stage::Tunnel => self.dead = true,
-            other => {
+            // A gap or the end of a direction past the handshake: the tunnel's.
+            other if self.stage[i] == Stage::Tunnel => {
                 if self.tunnel_open() {
                     self.release(at, cx, out);
                 }
-                match self.inner.as_mut() {
-                    Some(d) => d.on_event(dir, other, at, cx, out),
-                    None if matches!(other, StreamEvent::Gap { .. }) => self.dead = true,
-                    None => {}
-                }
+                self.tunnel().on_event(dir, other, at, cx, out);
             }
+            _ => {}
         }
     }
 

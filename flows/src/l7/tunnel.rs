@@ -5,7 +5,8 @@
 //! HTTP/2 with prior knowledge, or TLS to the target. [`ConnectTunnel`] detects their
 //! protocol from their first bytes the way a connection's are detected
 //! ([`super::start_stream_decoder`]), then hands the connection to that decoder
-//! ([`StreamDecoder::take_upgrade`]), as an `Upgrade: h2c` hands it to HTTP/2.
+//! ([`StreamDecoder::take_upgrade`]), as an `Upgrade: h2c` hands it to HTTP/2. A SOCKS
+//! proxy's tunnel, once its handshake is through ([`super::socks`]), is the same.
 
 use super::{L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir};
 use crate::tcp::StreamEvent;
