@@ -5,9 +5,9 @@
 //! `replay`; off in the agent, which captures the same traffic decapsulated on the inner
 //! interfaces and must not report it twice).
 //!
-//! A header we do not decode (GRE version 1, RFC 2637; source routing, RFC 1701; an unknown
-//! protocol type) or one cut short leaves the outer packet to stand alone: that is what it
-//! was before, and its L4 record still shows it.
+//! A header we do not decode (source routing, RFC 1701; an unknown protocol type; a GTP-U
+//! message other than a G-PDU; PPP control protocols) or one cut short leaves the outer packet
+//! to stand alone: that is what it was before, and its L4 record still shows it.
 
 use super::{LinkType, Packet, Transport};
 
@@ -15,6 +15,8 @@ use super::{LinkType, Packet, Transport};
 pub const VXLAN_PORT: u16 = 4789;
 /// Geneve's UDP destination port (RFC 8926 §3.3).
 pub const GENEVE_PORT: u16 = 6081;
+/// GTP-U's UDP destination port (3GPP TS 29.281 §4.4.2.3): mobile networks' user plane.
+pub const GTPU_PORT: u16 = 2152;
 
 /// Protocol types (EtherType values) tunnels name their payload by.
 const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -26,11 +28,14 @@ const ETHERTYPE_TEB: u16 = 0x6558;
 const ETHERTYPE_ERSPAN_2: u16 = 0x88be;
 /// ERSPAN type III (draft-foschiano-erspan §4.3).
 const ETHERTYPE_ERSPAN_3: u16 = 0x22eb;
+/// PPP, as PPTP's enhanced GRE names its payload (RFC 2637 §4.1).
+const ETHERTYPE_PPP: u16 = 0x880b;
 
 /// The frame `packet` carries, with its link type, when it is a tunnel packet we decode:
 /// IP-in-IP (IP protocols 4 and 41, RFC 2003, RFC 2473), GRE (protocol 47, RFC 2784 with the
-/// key and sequence fields of RFC 2890; ERSPAN inside it), VXLAN (RFC 7348) and Geneve
-/// (RFC 8926) by their UDP destination ports.
+/// key and sequence fields of RFC 2890; ERSPAN inside it; PPTP's enhanced GRE, RFC 2637),
+/// VXLAN (RFC 7348), Geneve (RFC 8926) and GTP-U (3GPP TS 29.281) by their UDP destination
+/// ports.
 pub fn inner<'a>(packet: &Packet<'a>) -> Option<(LinkType, &'a [u8])> {
     match packet.transport {
         Transport::Other { protocol: 4 | 41 } => Some((LinkType::RawIp, packet.payload)),
@@ -43,6 +48,10 @@ pub fn inner<'a>(packet: &Packet<'a>) -> Option<(LinkType, &'a [u8])> {
             dst_port: GENEVE_PORT,
             ..
         } => geneve(packet.payload),
+        Transport::Udp {
+            dst_port: GTPU_PORT,
+            ..
+        } => gtpu(packet.payload),
         _ => None,
     }
 }
@@ -62,7 +71,10 @@ fn by_ethertype(ethertype: u16, rest: &[u8]) -> Option<(LinkType, &[u8])> {
 fn gre(b: &[u8]) -> Option<(LinkType, &[u8])> {
     let flags = u16::from_be_bytes([*b.first()?, *b.get(1)?]);
     let protocol = u16::from_be_bytes([*b.get(2)?, *b.get(3)?]);
-    // Version 0 only (1 is PPTP's enhanced GRE); no routing (RFC 1701's R bit, deprecated).
+    if flags & 0x0007 == 1 {
+        return pptp_gre(flags, protocol, b);
+    }
+    // Version 0 (1 is PPTP's, above); no routing (RFC 1701's R bit, deprecated).
     if flags & 0x0007 != 0 || flags & 0x4000 != 0 {
         return None;
     }
@@ -83,6 +95,51 @@ fn gre(b: &[u8]) -> Option<(LinkType, &[u8])> {
         }
         p => by_ethertype(p, rest),
     }
+}
+
+/// PPTP's enhanced GRE (RFC 2637 §4.1): version 1, protocol type PPP, the key field always
+/// present (payload length and call id), a sequence number with the S bit and an
+/// acknowledgement number with the A bit (0x0080); then a PPP frame, which may be empty (an
+/// acknowledgement alone).
+fn pptp_gre(flags: u16, protocol: u16, b: &[u8]) -> Option<(LinkType, &[u8])> {
+    if protocol != ETHERTYPE_PPP || flags & 0x2000 == 0 {
+        return None;
+    }
+    let len = 8 + 4 * usize::from(flags & 0x1000 != 0) + 4 * usize::from(flags & 0x0080 != 0);
+    let payload = usize::from(u16::from_be_bytes([*b.get(4)?, *b.get(5)?]));
+    let rest = b.get(len..)?;
+    match rest.get(..payload) {
+        Some(ppp) if !ppp.is_empty() => Some((LinkType::Ppp, ppp)),
+        _ => None,
+    }
+}
+
+/// GTP-U (3GPP TS 29.281 §5.1): version 1 with the protocol type bit set; only a G-PDU
+/// (message type 255) carries a user packet. 8 bytes, 4 more when any of the E, S and PN
+/// flags is set, then the extension headers the E flag chains (§5.2: each a length in 4-byte
+/// units, its content and the next one's type, 0 for none); then the IP packet.
+fn gtpu(b: &[u8]) -> Option<(LinkType, &[u8])> {
+    let flags = *b.first()?;
+    if flags >> 5 != 1 || flags & 0x10 == 0 || *b.get(1)? != 0xff {
+        return None;
+    }
+    let mut at = 8;
+    if flags & 0x07 != 0 {
+        at = 12;
+        let mut next = *b.get(11)?;
+        if flags & 0x04 != 0 {
+            while next != 0 {
+                let words = usize::from(*b.get(at)?);
+                if words == 0 {
+                    return None;
+                }
+                at += 4 * words;
+                next = *b.get(at - 1)?;
+            }
+        }
+    }
+    let rest = b.get(at..)?;
+    (!rest.is_empty()).then_some((LinkType::RawIp, rest))
 }
 
 /// VXLAN (RFC 7348 §5): 8 bytes, the I flag set for a valid VNI, then an Ethernet frame.
@@ -123,7 +180,8 @@ mod tests {
         assert_eq!(gre(&b), Some((LinkType::RawIp, &[0x60][..])));
         // Transparent Ethernet bridging.
         assert_eq!(gre(&[0, 0, 0x65, 0x58, 1]).unwrap().0, LinkType::Ethernet);
-        // Version 1 (PPTP), routing, unknown protocol, cut short: not decoded.
+        // Version 1 carrying anything but PPP, routing, unknown protocol, cut short: not
+        // decoded.
         assert_eq!(gre(&[0, 1, 0x08, 0, 0x45]), None);
         assert_eq!(gre(&[0x40, 0, 0x08, 0, 0x45]), None);
         assert_eq!(gre(&[0, 0, 0x88, 0x0b, 0]), None);
@@ -148,6 +206,49 @@ mod tests {
         b.extend([0; 8]);
         b.push(5);
         assert_eq!(gre(&b), Some((LinkType::Ethernet, &[5][..])));
+    }
+
+    #[test]
+    fn pptp_enhanced_gre_carries_ppp() {
+        // K and S set, version 1, PPP; payload length 3, call id 7; sequence number; then
+        // a PPP frame (its protocol field compressed to one byte, 0x21: IPv4, RFC 1661 §6.5)
+        // and a byte past the payload length.
+        let mut b = vec![0x30, 0x01, 0x88, 0x0b, 0, 3, 0, 7, 0, 0, 0, 1];
+        b.extend([0x21, 0x45, 0x00, 0xee]);
+        assert_eq!(gre(&b), Some((LinkType::Ppp, &[0x21, 0x45, 0][..])));
+        // With the A bit: an acknowledgement number after the sequence number.
+        let mut a = vec![0x30, 0x81, 0x88, 0x0b, 0, 1, 0, 7, 0, 0, 0, 1, 0, 0, 0, 9];
+        a.push(0x21);
+        assert_eq!(gre(&a), Some((LinkType::Ppp, &[0x21][..])));
+        // An acknowledgement alone (no payload), no key, or not PPP: nothing inside.
+        assert_eq!(gre(&[0x20, 0x81, 0x88, 0x0b, 0, 0, 0, 7, 0, 0, 0, 9]), None);
+        assert_eq!(gre(&[0x10, 0x01, 0x88, 0x0b, 0, 0, 0, 1, 0x21]), None);
+        assert_eq!(gre(&[0x20, 0x01, 0x08, 0x00, 0, 1, 0, 7, 0x45]), None);
+    }
+
+    #[test]
+    fn gtpu_g_pdus_carry_ip() {
+        // Version 1, PT, no optional fields; G-PDU; length; TEID; then IPv4.
+        let plain = [0x30, 0xff, 0, 1, 0, 0, 0, 5, 0x45];
+        assert_eq!(gtpu(&plain), Some((LinkType::RawIp, &[0x45][..])));
+        // S set: sequence number, N-PDU number and next-extension type (none).
+        let seq = [0x32, 0xff, 0, 5, 0, 0, 0, 5, 0, 1, 0, 0, 0x60];
+        assert_eq!(gtpu(&seq), Some((LinkType::RawIp, &[0x60][..])));
+        // E set: one extension header (PDU session container, 0x85) of one word.
+        let ext = [
+            0x34, 0xff, 0, 9, 0, 0, 0, 5, 0, 0, 0, 0x85, 1, 0x00, 0x09, 0x00, 0x45,
+        ];
+        assert_eq!(gtpu(&ext), Some((LinkType::RawIp, &[0x45][..])));
+        // An echo request (type 1), GTP' (PT 0), version 2, an empty G-PDU: nothing inside.
+        assert_eq!(gtpu(&[0x32, 0x01, 0, 4, 0, 0, 0, 0, 0, 1, 0, 0]), None);
+        assert_eq!(gtpu(&[0x20, 0xff, 0, 1, 0, 0, 0, 5, 0x45]), None);
+        assert_eq!(gtpu(&[0x50, 0xff, 0, 1, 0, 0, 0, 5, 0x45]), None);
+        assert_eq!(gtpu(&plain[..8]), None);
+        // A zero-length extension header would never end.
+        assert_eq!(
+            gtpu(&[0x34, 0xff, 0, 9, 0, 0, 0, 5, 0, 0, 0, 0x85, 0, 0x45]),
+            None
+        );
     }
 
     #[test]
