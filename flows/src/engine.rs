@@ -412,10 +412,7 @@ impl Engine {
         if let Some(syn) = pure_syn {
             let (closed, new_attempt) = match self.table.get_mut(&key).map(|e| &e.state) {
                 Some(ConnState::Tcp(c)) => {
-                    let [this, other] = match side {
-                        Side::Lo => [&c.reasm[0], &c.reasm[1]],
-                        Side::Hi => [&c.reasm[1], &c.reasm[0]],
-                    };
+                    let (this, other) = (&c.reasm[side.index()], &c.reasm[side.other().index()]);
                     (
                         c.closed_at.is_some() || this.is_closed(),
                         this.opened_by_another_syn(syn.seq) && other.carried_nothing(),

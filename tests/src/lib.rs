@@ -554,7 +554,6 @@ impl Drop for TempDir {
     }
 }
 
-/// Parses JSON lines (skipping none: a line that isn't JSON is a test failure).
 /// `flowscope status -o json` of the agent listening on the unix socket `sock`.
 pub fn agent_status(sock: &str) -> serde_json::Value {
     serde_json::from_str(&sh(&format!(
@@ -579,6 +578,14 @@ pub fn status_when(sock: &str, name: &str, at_least: u64) -> serde_json::Value {
     }
 }
 
+/// Counter `name` of a status from [`agent_status`]; a missing counter fails the test.
+pub fn status_counter(status: &serde_json::Value, name: &str) -> u64 {
+    status["counters"][name]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no counter {name} in status: {status}"))
+}
+
+/// Parses JSON lines (skipping none: a line that isn't JSON is a test failure).
 pub fn json_lines(lines: &[String]) -> Vec<serde_json::Value> {
     lines
         .iter()

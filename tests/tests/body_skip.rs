@@ -58,12 +58,6 @@ fn fetch(agent_args: &str) -> (Vec<Value>, Value) {
     (json_lines(&agent.stdout()), status)
 }
 
-fn counter(status: &Value, name: &str) -> u64 {
-    status["counters"][name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no counter {name} in status: {status}"))
-}
-
 /// `(url.path, http.response.status_code, http.response.body.size)` of the SERVER spans.
 fn exchanges(spans: &[Value]) -> Vec<(String, u64, u64)> {
     spans
@@ -91,30 +85,30 @@ fn a_long_body_goes_as_headers_and_every_exchange_stays_whole() {
     // TC sees the stack's GSO/GRO packets (up to 64 KiB each), not wire segments: about half
     // of the packets seen carry the body, the other half are curl's ACKs. The first records
     // arrive before the range is set; most of the body comes after.
-    let seen = counter(&status, "kernel_packets_seen");
-    let cut = counter(&status, "kernel_body_packets_cut");
+    let seen = status_counter(&status, "kernel_packets_seen");
+    let cut = status_counter(&status, "kernel_body_packets_cut");
     assert!(
         cut * 4 > seen,
         "{cut} of {seen} packets cut (about half carry the body): {status:#}"
     );
-    assert_eq!(counter(&status, "engine_capture_hints"), 1);
-    assert_eq!(counter(&status, "body_skip_ranges_set"), 1);
-    assert_eq!(counter(&status, "body_skip_ranges_cleared"), 1);
-    assert_eq!(counter(&status, "body_skip_ranges_held"), 0);
-    assert_eq!(counter(&status, "body_skip_table_full"), 0);
-    assert_eq!(counter(&status, "body_skip_update_errors"), 0);
+    assert_eq!(status_counter(&status, "engine_capture_hints"), 1);
+    assert_eq!(status_counter(&status, "body_skip_ranges_set"), 1);
+    assert_eq!(status_counter(&status, "body_skip_ranges_cleared"), 1);
+    assert_eq!(status_counter(&status, "body_skip_ranges_held"), 0);
+    assert_eq!(status_counter(&status, "body_skip_table_full"), 0);
+    assert_eq!(status_counter(&status, "body_skip_update_errors"), 0);
     // The cut bytes are counted as snapped, not lost: no resync, no gap of another kind.
-    assert!(counter(&status, "engine_tcp_snapped_bytes") > cut * 1000);
-    assert_eq!(counter(&status, "engine_http1_resyncs"), 0);
-    assert_eq!(counter(&status, "kernel_ring_full_lost"), 0);
+    assert!(status_counter(&status, "engine_tcp_snapped_bytes") > cut * 1000);
+    assert_eq!(status_counter(&status, "engine_http1_resyncs"), 0);
+    assert_eq!(status_counter(&status, "kernel_ring_full_lost"), 0);
 }
 
 #[test]
 fn a_zero_minimum_cuts_nothing() {
     let (spans, status) = fetch("--body-skip-min-bytes 0");
     assert_eq!(exchanges(&spans).len(), 2, "spans: {spans:#?}");
-    assert_eq!(counter(&status, "kernel_body_packets_cut"), 0);
-    assert_eq!(counter(&status, "engine_capture_hints"), 0);
+    assert_eq!(status_counter(&status, "kernel_body_packets_cut"), 0);
+    assert_eq!(status_counter(&status, "engine_capture_hints"), 0);
     assert!(
         status["counters"].get("body_skip_ranges_set").is_none(),
         "no table without body skipping: {status:#}"
@@ -158,15 +152,15 @@ fn tls_ciphertext_goes_as_headers_after_its_first_64_kib() {
         [("/big.bin".to_string(), 200, BIG as u64)],
         "the exchange whole, from the plaintext: {spans:#?}"
     );
-    let seen = counter(&status, "kernel_packets_seen");
-    let cut = counter(&status, "kernel_body_packets_cut");
+    let seen = status_counter(&status, "kernel_packets_seen");
+    let cut = status_counter(&status, "kernel_body_packets_cut");
     assert!(
         cut * 4 > seen,
         "{cut} of {seen} packets cut (about half carry the ciphertext): {status:#}"
     );
-    assert!(counter(&status, "engine_capture_hints") >= 1);
-    assert_eq!(counter(&status, "body_skip_update_errors"), 0);
-    assert_eq!(counter(&status, "kernel_ring_full_lost"), 0);
+    assert!(status_counter(&status, "engine_capture_hints") >= 1);
+    assert_eq!(status_counter(&status, "body_skip_update_errors"), 0);
+    assert_eq!(status_counter(&status, "kernel_ring_full_lost"), 0);
 }
 
 /// The capture programs' own rule for a range's end, on exact segments run through the loaded

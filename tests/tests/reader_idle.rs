@@ -16,7 +16,6 @@ use std::{
 };
 
 use flowscope_e2e::*;
-use serde_json::Value;
 
 /// An edge-triggered epoll on `fd`: reports only the ring's wakeups, not its contents (a
 /// ring's poll says "readable" whenever records wait, batched or not).
@@ -114,12 +113,6 @@ fn the_first_record_after_the_reader_went_idle_wakes_it_once() {
     assert_eq!(idle_wakeups(&cap), 2);
 }
 
-fn counter(status: &Value, name: &str) -> u64 {
-    status["counters"][name]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no counter {name} in status: {status}"))
-}
-
 #[test]
 fn an_idle_agent_is_woken_once_per_quiet_spell_not_per_record() {
     require_root();
@@ -138,7 +131,7 @@ fn an_idle_agent_is_woken_once_per_quiet_spell_not_per_record() {
     );
     let quiet = || std::thread::sleep(Duration::from_millis(1_500));
     let exchanges = |want: u64| {
-        counter(
+        status_counter(
             &status_when(&sock, "engine_http1_responses", want),
             "engine_http1_responses",
         )
@@ -146,12 +139,12 @@ fn an_idle_agent_is_woken_once_per_quiet_spell_not_per_record() {
 
     // A quiet spell, then one request: the reader was idle, its first record woke it.
     quiet();
-    let before = counter(&agent_status(&sock), "kernel_reader_idle_wakeups");
+    let before = status_counter(&agent_status(&sock), "kernel_reader_idle_wakeups");
     link.client.exec(&format!(
         "curl -sS --max-time 10 -o /dev/null http://{SERVER_V4}/a.txt"
     ));
     assert_eq!(exchanges(1), 1);
-    let lone = counter(&agent_status(&sock), "kernel_reader_idle_wakeups") - before;
+    let lone = status_counter(&agent_status(&sock), "kernel_reader_idle_wakeups") - before;
     assert!(
         (1..=2).contains(&lone),
         "a lone request after a quiet spell: {lone} idle wakeups (its SYN wakes the reader; \
@@ -161,18 +154,21 @@ fn an_idle_agent_is_woken_once_per_quiet_spell_not_per_record() {
     // Another quiet spell, then 100 requests on one connection: still about one wakeup, not
     // one per record (~300 records).
     quiet();
-    let before = counter(&agent_status(&sock), "kernel_reader_idle_wakeups");
+    let before = status_counter(&agent_status(&sock), "kernel_reader_idle_wakeups");
     let urls = vec![format!("http://{SERVER_V4}/a.txt"); 100].join(" ");
     let outs = "-o /dev/null ".repeat(100);
     link.client
         .exec(&format!("curl -sS --max-time 20 {outs}{urls}"));
     assert_eq!(exchanges(101), 101);
-    let burst = counter(&agent_status(&sock), "kernel_reader_idle_wakeups") - before;
+    let burst = status_counter(&agent_status(&sock), "kernel_reader_idle_wakeups") - before;
     assert!(
         (1..=3).contains(&burst),
         "a burst of 100 requests after a quiet spell: {burst} idle wakeups"
     );
-    assert_eq!(counter(&agent_status(&sock), "kernel_ring_full_lost"), 0);
+    assert_eq!(
+        status_counter(&agent_status(&sock), "kernel_ring_full_lost"),
+        0
+    );
     assert_eq!(
         agent.signal_and_wait(libc::SIGTERM, Duration::from_secs(10)),
         Some(0),

@@ -8,9 +8,10 @@
 //! anything else, and every exchange it carried was lost. [`Socks`] parses both directions'
 //! handshake messages, then treats what follows as an HTTP CONNECT tunnel's bytes
 //! ([`ConnectTunnel`]: the protocol detected on its first bytes, as for a fresh connection)
-//! and hands the connection over to that decoder ([`StreamDecoder::take_upgrade`]). A handshake that does not parse, a refused request, a
-//! command other than CONNECT (BIND, UDP ASSOCIATE), GSS-API authentication or a gap inside
-//! the handshake give up: the connection counts as unrecognised, as before.
+//! and hands the connection over to that decoder ([`StreamDecoder::take_upgrade`]). A
+//! handshake that does not parse, a refused request, a command other than CONNECT (BIND, UDP
+//! ASSOCIATE), GSS-API authentication or a gap inside the handshake give up: the connection
+//! counts as unrecognised, as before.
 
 use super::{
     tunnel::ConnectTunnel, L7Context, L7Event, L7Protocol, PacketCtx, StreamDecoder, StreamDir,
@@ -22,6 +23,8 @@ use crate::tcp::StreamEvent;
 /// a long user id and domain.
 const MAX_HANDSHAKE: usize = 1100;
 
+/// SOCKS5 method "GSS-API" (RFC 1928 §3, RFC 1961): its messages are not read here.
+const METHOD_GSSAPI: u8 = 0x01;
 /// SOCKS5 method "username/password" (RFC 1928 §3, RFC 1929).
 const METHOD_USERPASS: u8 = 0x02;
 /// SOCKS5 method "no acceptable methods".
@@ -124,7 +127,9 @@ impl Socks {
             (Stage::Greeting, [5]) => Parsed::Incomplete,
             (Stage::Greeting, [5, n, ..]) if *n >= 1 => need(2 + usize::from(*n)),
             (Stage::MethodChoice, [5]) => Parsed::Incomplete,
-            (Stage::MethodChoice, [5, m, ..]) if *m != METHOD_NONE && *m != 0x01 => need(2),
+            (Stage::MethodChoice, [5, m, ..]) if *m != METHOD_NONE && *m != METHOD_GSSAPI => {
+                need(2)
+            }
             // RFC 1929 §2: VER 1, ULEN, UNAME, PLEN, PASSWD; the status is VER, STATUS (0 = ok).
             (Stage::Auth, [1]) => Parsed::Incomplete,
             (Stage::Auth, [1, ulen, rest @ ..]) => match rest.get(usize::from(*ulen)) {

@@ -203,10 +203,7 @@ impl TcpReassembler {
     pub fn opened_by_another_syn(&self, seq: u32) -> bool {
         self.synced
             && !self.mid_stream
-            && self.offset == 0
-            && self.highest_end == 0
-            && self.pending.is_empty()
-            && self.fin_at.is_none()
+            && self.carried_nothing()
             && self.next_seq != seq.wrapping_add(1)
     }
 
