@@ -1108,22 +1108,30 @@ enum Twin {
 /// other side (OTel semconv: the peer of a SERVER span is the client, of a CLIENT span the
 /// server's socket, which `server.address` may not be when a Host/:authority names it). The
 /// attribute list is shared with `span`'s (see [`crate::record::Attributes`]): no attribute is
-/// built or copied, nor, for a SERVER counterpart, any address text.
+/// built or copied, nor, for a SERVER counterpart, any address text. Attributes not built
+/// yet ([`crate::record::Attributes::lazy`]) stay so: the same exchange, seen from the other
+/// end.
 fn counterpart_of(span: &mut Span, server: Endpoint) -> Span {
     use crate::record::{attr, AttributeValue};
     let kind = span.kind.other();
     let a = &mut span.attributes;
-    let (address, port) = if kind == SpanKind::Server {
-        (
-            a.get(attr::CLIENT_ADDRESS).cloned(),
-            a.get(attr::CLIENT_PORT).cloned(),
-        )
-    } else {
-        (None, None)
+    let attributes = match a.lazy_for(kind) {
+        Some(lazy) => lazy,
+        None => {
+            let (address, port) = if kind == SpanKind::Server {
+                (
+                    a.get(attr::CLIENT_ADDRESS).cloned(),
+                    a.get(attr::CLIENT_PORT).cloned(),
+                )
+            } else {
+                (None, None)
+            };
+            let address = address
+                .unwrap_or_else(|| AttributeValue::String(crate::record::ip_string(server.addr)));
+            let port = port.unwrap_or(AttributeValue::Int(i64::from(server.port)));
+            a.share_with_peer(address, port)
+        }
     };
-    let address =
-        address.unwrap_or_else(|| AttributeValue::String(crate::record::ip_string(server.addr)));
-    let port = port.unwrap_or(AttributeValue::Int(i64::from(server.port)));
     Span {
         trace_id: span.trace_id,
         span_id: span.span_id,
@@ -1134,7 +1142,7 @@ fn counterpart_of(span: &mut Span, server: Endpoint) -> Span {
         start_time_ns: span.start_time_ns,
         end_time_ns: span.end_time_ns,
         status: span.status.clone(),
-        attributes: a.share_with_peer(address, port),
+        attributes,
         socket_cookie: span.socket_cookie,
         ifindex: span.ifindex,
         process: span.process.clone(),

@@ -5,7 +5,6 @@
 //! attributes ([`attr`]). Times are nanoseconds from the capture timestamps.
 
 use std::borrow::Cow;
-use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -804,271 +803,10 @@ impl From<i64> for AttributeValue {
     }
 }
 
-/// Span attributes in insertion order; serialises as a JSON object.
-///
-/// A small vector rather than a map: a span has about fifteen attributes with static names,
-/// and building a map of owned strings per span was a third of the engine's time.
-///
-/// The vector is shared (`Arc`) between an exchange's two spans: the counterpart built for
-/// the other end ([`Attributes::share_with_peer`]) differs only in `network.peer.*`, kept
-/// beside the shared list as `peer`. Copying the list element by element cost as much as
-/// building it again (~45 instructions per attribute); sharing it costs a reference count. A
-/// span without a counterpart keeps its list unshared (no `Arc` allocated). Any change
-/// (`insert`) first gives the span a list of its own with `peer` folded in.
-#[derive(Clone, Default)]
-pub struct Attributes {
-    list: List,
-    /// `(index, value)` pairs overriding `list`'s values at those indices (the two
-    /// `network.peer.*` ones of a counterpart).
-    peer: Option<[(usize, AttributeValue); 2]>,
-}
-
-type AttributeList = Vec<(Cow<'static, str>, AttributeValue)>;
-
-/// A span's attribute list: its own, or shared with its counterpart.
-#[derive(Clone)]
-enum List {
-    Own(AttributeList),
-    Shared(Arc<AttributeList>),
-}
-
-impl Default for List {
-    fn default() -> Self {
-        Self::Own(Vec::new())
-    }
-}
-
-impl List {
-    fn as_slice(&self) -> &[(Cow<'static, str>, AttributeValue)] {
-        match self {
-            Self::Own(list) => list,
-            Self::Shared(list) => list,
-        }
-    }
-}
-
-impl Attributes {
-    /// No attributes.
-    pub fn new() -> Self {
-        Self {
-            list: List::Own(Vec::with_capacity(16)),
-            peer: None,
-        }
-    }
-
-    /// The list to change: this span's own, with `peer` folded in.
-    fn own(&mut self) -> &mut AttributeList {
-        if let List::Shared(shared) = &self.list {
-            let mut list = AttributeList::clone(shared);
-            for (i, v) in self.peer.take().into_iter().flatten() {
-                if let Some(slot) = list.get_mut(i) {
-                    slot.1 = v;
-                }
-            }
-            self.list = List::Own(list);
-        }
-        match &mut self.list {
-            List::Own(list) => list,
-            // Not reached (made `Own` above); as `make_mut` it would still be right.
-            List::Shared(shared) => Arc::make_mut(shared),
-        }
-    }
-
-    /// Sets `key` to `value`, replacing an earlier value.
-    pub fn insert(&mut self, key: impl Into<Cow<'static, str>>, value: AttributeValue) {
-        let key = key.into();
-        let list = self.own();
-        match list.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => list.push((key, value)),
-        }
-    }
-
-    /// The value of `key`.
-    pub fn get(&self, key: &str) -> Option<&AttributeValue> {
-        let list = self.list.as_slice();
-        let i = list.iter().position(|(k, _)| k == key)?;
-        let (a, va, b, vb) = self.overrides();
-        Some(if i == a {
-            va
-        } else if i == b {
-            vb
-        } else {
-            &list[i].1
-        })
-    }
-
-    /// `peer` as `(index, value, index, value)`; indices no attribute has when there is none
-    /// (so that `iter` compares two numbers per attribute, and nothing else).
-    fn overrides(&self) -> (usize, &AttributeValue, usize, &AttributeValue) {
-        static UNUSED: AttributeValue = AttributeValue::Bool(false);
-        match &self.peer {
-            Some([(a, va), (b, vb)]) => (*a, va, *b, vb),
-            None => (usize::MAX, &UNUSED, usize::MAX, &UNUSED),
-        }
-    }
-
-    /// The same attributes with `network.peer.address` and `network.peer.port` holding
-    /// `address` and `port`: the exchange's attributes as its other end sees them (see
-    /// `engine::counterpart_of`). Shares the list (moving `self`'s into an `Arc` the first
-    /// time); only the two values are the copy's own (a list without both keys, or one that
-    /// is itself a counterpart's, is copied instead).
-    pub(crate) fn share_with_peer(
-        &mut self,
-        address: AttributeValue,
-        port: AttributeValue,
-    ) -> Self {
-        let mut at = [usize::MAX; 2];
-        for (i, (k, _)) in self.list.as_slice().iter().enumerate() {
-            if k == attr::NETWORK_PEER_ADDRESS {
-                at[0] = i;
-            } else if k == attr::NETWORK_PEER_PORT {
-                at[1] = i;
-            }
-            if at[0] != usize::MAX && at[1] != usize::MAX {
-                break;
-            }
-        }
-        let [a, p] = at;
-        if a == usize::MAX || p == usize::MAX || self.peer.is_some() {
-            let mut own = self.clone();
-            let list = own.own();
-            for (k, v) in list.iter_mut() {
-                if k == attr::NETWORK_PEER_ADDRESS {
-                    *v = address.clone();
-                } else if k == attr::NETWORK_PEER_PORT {
-                    *v = port.clone();
-                }
-            }
-            return own;
-        }
-        if let List::Own(list) = &mut self.list {
-            self.list = List::Shared(Arc::new(std::mem::take(list)));
-        }
-        Self {
-            list: self.list.clone(),
-            peer: Some([(a, address), (p, port)]),
-        }
-    }
-
-    /// `(key, value)` pairs in insertion order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &AttributeValue)> {
-        let (a, va, b, vb) = self.overrides();
-        self.list
-            .as_slice()
-            .iter()
-            .enumerate()
-            .map(move |(i, (k, v))| {
-                let v = if i == a {
-                    va
-                } else if i == b {
-                    vb
-                } else {
-                    v
-                };
-                (k.as_ref(), v)
-            })
-    }
-
-    /// Number of attributes.
-    pub fn len(&self) -> usize {
-        self.list.as_slice().len()
-    }
-
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.list.as_slice().is_empty()
-    }
-}
-
-/// A span's attributes as its builder sets them, before they become [`Attributes`]: a plain
-/// vector, so that each `push_new` is a push.
-pub(crate) struct NewAttributes(AttributeList);
-
-impl NewAttributes {
-    /// No attributes, with room for a span's usual number.
-    pub(crate) fn new() -> Self {
-        Self(Vec::with_capacity(16))
-    }
-
-    /// Appends `key`, which the caller knows is not set yet (the engine's span builders set
-    /// each semantic-convention key once), without `insert`'s search for an earlier value.
-    pub(crate) fn push_new(&mut self, key: &'static str, value: AttributeValue) {
-        debug_assert!(
-            self.0.iter().all(|(k, _)| k != key),
-            "span attribute {key} set twice"
-        );
-        self.0.push((Cow::Borrowed(key), value));
-    }
-}
-
-impl From<NewAttributes> for Attributes {
-    fn from(a: NewAttributes) -> Self {
-        Self {
-            list: List::Own(a.0),
-            peer: None,
-        }
-    }
-}
-
-/// As the list it holds: `Attributes([(key, value), ...])`.
-impl fmt::Debug for Attributes {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let pairs: Vec<_> = self.iter().collect();
-        f.debug_tuple("Attributes").field(&pairs).finish()
-    }
-}
-
-/// Equal when the pairs are, in order (however each side holds them).
-impl PartialEq for Attributes {
-    fn eq(&self, other: &Self) -> bool {
-        self.len() == other.len() && self.iter().eq(other.iter())
-    }
-}
-
-impl Eq for Attributes {}
-
-impl std::ops::Index<&str> for Attributes {
-    type Output = AttributeValue;
-    fn index(&self, key: &str) -> &AttributeValue {
-        self.get(key)
-            .unwrap_or_else(|| panic!("no span attribute {key:?}"))
-    }
-}
-
-impl Serialize for Attributes {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut map = s.serialize_map(Some(self.len()))?;
-        for (k, v) in self.iter() {
-            map.serialize_entry(k, v)?;
-        }
-        map.end()
-    }
-}
-
-impl<'de> Deserialize<'de> for Attributes {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Attributes;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of span attributes")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Attributes, A::Error> {
-                let mut out = Attributes::new();
-                while let Some((k, v)) = map.next_entry::<String, AttributeValue>()? {
-                    out.insert(k, v);
-                }
-                Ok(out)
-            }
-        }
-        d.deserialize_map(Visitor)
-    }
-}
+mod attributes;
+pub(crate) use attributes::AttributeSource;
+pub use attributes::Attributes;
+pub(crate) use attributes::NewAttributes;
 
 /// OpenTelemetry semantic-convention attribute names used on spans (semconv 1.26+).
 pub mod attr {
@@ -1148,6 +886,24 @@ pub mod attr {
     /// `not_lower_hex`, `forbidden_version`, `zero_trace_id`, `zero_parent_id`; W3C Trace
     /// Context §3.2.2): the span starts a new trace.
     pub const TRACEPARENT_INVALID: &str = "flowscope.trace.traceparent_invalid";
+
+    /// The keys the request metrics' labels are made of (the agent's RED, semconv and Hubble
+    /// families): what [`super::Attributes::metric_identity`] stands for.
+    pub const METRIC_KEYS: [&str; 13] = [
+        RPC_SYSTEM,
+        RPC_SERVICE,
+        RPC_METHOD,
+        RPC_GRPC_STATUS_CODE,
+        NETWORK_PROTOCOL_NAME,
+        NETWORK_PROTOCOL_VERSION,
+        HTTP_REQUEST_METHOD,
+        HTTP_RESPONSE_STATUS_CODE,
+        URL_PATH,
+        CLIENT_ADDRESS,
+        SERVER_ADDRESS,
+        NETWORK_PEER_ADDRESS,
+        ERROR_TYPE,
+    ];
 }
 
 /// A request/response exchange as an OpenTelemetry span.

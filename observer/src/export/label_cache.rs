@@ -111,6 +111,12 @@ impl KeyBuilder<'_> {
         self.0.push(t);
         self
     }
+
+    /// Lets `write` add bytes of its own (whose encoding it answers for) and returns what it
+    /// returns.
+    pub fn raw(self, write: impl FnOnce(&mut Vec<u8>) -> bool) -> bool {
+        write(self.0)
+    }
 }
 
 #[cfg(test)]

@@ -383,17 +383,21 @@ impl Metrics {
             return;
         }
         let service = self.namer.service_name(s.process.as_ref());
-        // One pass over the attributes, one key and one lookup for all three families.
-        let p = SpanFields::of(s);
         let error = s.status.code == StatusCode::Error;
         let secs = s.end_time_ns.saturating_sub(s.start_time_ns) as f64 / 1e9;
         let mut cache = self.span_cache.lock().unwrap_or_else(|p| p.into_inner());
-        span_key(&mut cache, s, &p, service);
+        // One key and one lookup for all three families: from the exchange itself when the
+        // span's attributes are unbuilt (no list is built for a label set seen before), else
+        // from one pass over the attributes.
+        if !span_identity_key(&mut cache, s, service) {
+            span_key(&mut cache, s, &SpanFields::of(s), service);
+        }
         if let Some(h) = cache.get() {
             self.observe_into(h, error, secs);
             return;
         }
         // Not cached: each family makes its labels (and applies its caps).
+        let p = SpanFields::of(s);
         let mut capped = false;
         let red = self.flowscope.then(|| {
             let (labels, c) = self.red_labels(s, &p, service);
@@ -642,6 +646,19 @@ fn kind_label(kind: SpanKind) -> SpanKindLabel {
 /// `SemconvMetrics::histogram` and `HubbleMetrics::span_handles` read, before templating and
 /// capping (both depend on these inputs only, and a value once admitted under a cap stays
 /// admitted). One key for the three: one hash and one lookup per span, not three.
+/// The cache key of `s` from its exchange ([`flows::record::Attributes::metric_identity`]:
+/// equal bytes, equal label values) when its attributes are unbuilt; false (use [`span_key`])
+/// when they are a list. The identity's first byte is none of [`span_key`]'s field tags, so
+/// the two kinds of key never meet.
+fn span_identity_key(cache: &mut LabelCache<SpanHandles>, s: &Span, service: &str) -> bool {
+    cache
+        .key()
+        .tag(kind_label(s.kind) as u8)
+        .tag(u8::from(s.process.as_ref().is_some_and(|p| p.agent)))
+        .str(service)
+        .raw(|key| s.attributes.metric_identity(key))
+}
+
 fn span_key(cache: &mut LabelCache<SpanHandles>, s: &Span, p: &SpanFields<'_>, service: &str) {
     let mut k = cache
         .key()
@@ -886,6 +903,122 @@ pub(super) mod tests {
             t.contains(r#"flowscope_request_errors_total{service="nginx",peer="198.18.0.2",protocol="http",method="GET",route="/a",status="200",kind="server",agent="false"} 3"#),
             "{t}"
         );
+    }
+
+    /// Spans whose attributes the engine left unbuilt (keyed by their exchange's metric
+    /// identity, the list built only for a label set not seen before) give the very `/metrics`
+    /// that the same spans with their attributes as a list give (keyed by the list's values),
+    /// over exchanges that vary in every label input and in inputs that are no label, with
+    /// caps small enough to overflow.
+    #[test]
+    fn unbuilt_attributes_count_like_their_list() {
+        use flows::key::Endpoint;
+        use flows::l7::exchange::{ExchangeTrace, HttpVersion, RequestHead};
+        use flows::l7::http1::{records, BodySeen, ResponseHead};
+        use flows::l7::PacketCtx;
+        use flows::record::{BodyError, CompactString};
+        use std::sync::Arc;
+
+        let cfg = ExportConfig {
+            max_routes_per_service: 3,
+            max_peers: 3,
+            ..ExportConfig::default()
+        };
+        let (lazy, listed) = (Metrics::new(&cfg), Metrics::new(&cfg));
+        let owner = |comm: &str| {
+            Some(ProcessInfo {
+                pid: 7,
+                comm: Some(comm.into()),
+                ..ProcessInfo::default()
+            })
+        };
+        let mut n = 0;
+        for round in 0..2 {
+            for (client, server) in [("198.18.0.2", "198.18.0.1"), ("2001:db8::2", "2001:db8::1")] {
+                let peers = records::Peers {
+                    client: Endpoint {
+                        addr: client.parse().unwrap(),
+                        port: 40_000 + round,
+                    },
+                    server: Endpoint {
+                        addr: server.parse().unwrap(),
+                        port: 80,
+                    },
+                    socket_cookie: None,
+                };
+                for method in ["GET", "POST", "BREW"] {
+                    for target in ["/a?x=1", "/users/12", "/b", "http://h/c"] {
+                        for host in [None, Some("web.test:8080")] {
+                            for (status, body_error) in [
+                                (Some(200), None),
+                                (Some(404), None),
+                                (Some(503), None),
+                                (Some(200), Some(BodyError::Truncated)),
+                            ] {
+                                let req = Arc::new(RequestHead {
+                                    method: method.into(),
+                                    target: target.into(),
+                                    version: HttpVersion::Http11,
+                                    host: host.map(CompactString::new),
+                                    user_agent: Some(CompactString::new(format!("ua/{round}"))),
+                                    headers: Vec::new(),
+                                    content_length: None,
+                                    trace: ExchangeTrace::none(),
+                                    start: PacketCtx::default(),
+                                    head_end: PacketCtx::default(),
+                                    framing_error: None,
+                                    url: Default::default(),
+                                });
+                                let resp = ResponseHead {
+                                    status,
+                                    version: HttpVersion::Http11,
+                                    headers: Vec::new(),
+                                    start: PacketCtx::default(),
+                                    head_end: PacketCtx::default(),
+                                    end_ns: 3_000_000,
+                                    body_size: Some(10),
+                                    body_error,
+                                };
+                                for kind in [SpanKind::Client, SpanKind::Server] {
+                                    for (answer, comm) in [(Some(&resp), "web"), (None, "api")] {
+                                        let mut s = records::span(
+                                            &peers,
+                                            &req,
+                                            BodySeen::default(),
+                                            answer,
+                                            2_000_000 + n,
+                                            kind,
+                                        );
+                                        s.process = owner(comm);
+                                        assert!(s.attributes.metric_identity(&mut Vec::new()));
+                                        // A JSON round trip makes the same span with a list.
+                                        let list: Span = serde_json::from_value(
+                                            serde_json::to_value(&s).unwrap(),
+                                        )
+                                        .unwrap();
+                                        assert!(!list.attributes.metric_identity(&mut Vec::new()));
+                                        lazy.observe_span(&s);
+                                        listed.observe_span(&list);
+                                        n += 1;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let sorted = |t: String| {
+            let mut l: Vec<String> = t.lines().map(str::to_string).collect();
+            l.sort();
+            l
+        };
+        let (a, b) = (sorted(lazy.encode()), sorted(listed.encode()));
+        assert_eq!(a, b);
+        let t = lazy.encode();
+        assert!(t.contains(r#"status="no_response""#), "{t}");
+        assert!(t.contains(r#"status="truncated""#) || t.contains("truncated"), "{t}");
+        assert!(!t.contains("flowscope_route_overflow_total 0"), "caps reached: {t}");
     }
 
     #[test]
