@@ -43,7 +43,8 @@ type AttributeList = Vec<(Cow<'static, str>, AttributeValue)>;
 enum List {
     Own(AttributeList),
     Shared(Arc<AttributeList>),
-    Lazy(Box<Lazy>),
+    // Inline, not boxed: a box would be one more allocation and free per span.
+    Lazy(Lazy),
 }
 
 /// Attributes not built yet: the exchange's source, the end its span is seen from, and the
@@ -108,11 +109,11 @@ impl Attributes {
     /// read (see the type's doc).
     pub(crate) fn lazy(source: Arc<dyn AttributeSource>, kind: SpanKind) -> Self {
         Self {
-            list: List::Lazy(Box::new(Lazy {
+            list: List::Lazy(Lazy {
                 source,
                 kind,
                 built: OnceLock::new(),
-            })),
+            }),
             peer: None,
         }
     }
@@ -366,4 +367,3 @@ impl<'de> Deserialize<'de> for Attributes {
         d.deserialize_map(Visitor)
     }
 }
-

@@ -1017,8 +1017,14 @@ pub(super) mod tests {
         assert_eq!(a, b);
         let t = lazy.encode();
         assert!(t.contains(r#"status="no_response""#), "{t}");
-        assert!(t.contains(r#"status="truncated""#) || t.contains("truncated"), "{t}");
-        assert!(!t.contains("flowscope_route_overflow_total 0"), "caps reached: {t}");
+        assert!(
+            t.contains(r#"status="truncated""#) || t.contains("truncated"),
+            "{t}"
+        );
+        assert!(
+            !t.contains("flowscope_route_overflow_total 0"),
+            "caps reached: {t}"
+        );
     }
 
     #[test]

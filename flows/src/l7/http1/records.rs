@@ -119,6 +119,7 @@ pub fn span(
     let source = Http1Exchange {
         peers: *p,
         req: req.clone(),
+        path: path_in(&req.target),
         req_body,
         answer,
     };
@@ -153,6 +154,9 @@ pub fn span(
 struct Http1Exchange {
     peers: Peers,
     req: Arc<RequestHead>,
+    /// Where `url.path` ([`path_and_query`]) is in the target, found once for both ends'
+    /// metric identities; `None`: the `/` of an absolute-form target without a path.
+    path: Option<(usize, usize)>,
     req_body: BodySeen,
     answer: Option<Answer>,
 }
@@ -189,6 +193,23 @@ fn server_address<'a>(p: &Peers, req: &'a RequestHead) -> (Option<&'a str>, u16)
         Some((h, port)) => (Some(h), port.unwrap_or(p.server.port)),
         None => (None, p.server.port),
     }
+}
+
+impl Http1Exchange {
+    /// `url.path`, as [`path_and_query`] gives it.
+    fn path(&self) -> &str {
+        self.path
+            .and_then(|(a, b)| self.req.target.get(a..b))
+            .unwrap_or("/")
+    }
+}
+
+/// Where [`path_and_query`]'s path is in `target` (`None` when it is not a part of it).
+fn path_in(target: &str) -> Option<(usize, usize)> {
+    let (path, _) = path_and_query(target);
+    let start = (path.as_ptr() as usize).checked_sub(target.as_ptr() as usize)?;
+    let end = start + path.len();
+    (target.get(start..end) == Some(path)).then_some((start, end))
 }
 
 impl AttributeSource for Http1Exchange {
@@ -267,7 +288,7 @@ impl AttributeSource for Http1Exchange {
         out.push(SOURCE_HTTP1);
         out.push(kind as u8);
         put_str(out, &req.method);
-        put_str(out, path_and_query(&req.target).0);
+        put_str(out, self.path());
         match server_address(p, req).0 {
             Some(h) => {
                 out.push(1);
@@ -383,7 +404,14 @@ mod tests {
         resp: Option<ResponseHead>,
         kind: SpanKind,
     ) -> (Vec<u8>, Vec<Option<AttributeValue>>) {
-        let s = span(p, &Arc::new(req), BodySeen::default(), resp.as_ref(), 9, kind);
+        let s = span(
+            p,
+            &Arc::new(req),
+            BodySeen::default(),
+            resp.as_ref(),
+            9,
+            kind,
+        );
         let mut id = Vec::new();
         assert!(s.attributes.metric_identity(&mut id), "built unbuilt");
         let values = attr::METRIC_KEYS
@@ -409,7 +437,7 @@ mod tests {
         ] {
             let p = peers(client, server);
             for method in ["GET", "POST", "BREW"] {
-                for target in ["/a", "/a?q=1", "/b", "http://h/a", "*"] {
+                for target in ["/a", "/a?q=1", "/b", "http://h/a", "http://h", "*"] {
                     for host in [None, Some("h"), Some("h:8080"), Some("[2001:db8::9]:1")] {
                         for resp in [
                             None,
@@ -441,13 +469,22 @@ mod tests {
             }
         }
         // Half the cases differ only in the user agent, and a fifth only in the query.
-        assert!(seen.len() * 2 <= cases, "{} identities of {cases}", seen.len());
+        assert!(
+            seen.len() * 2 <= cases,
+            "{} identities of {cases}",
+            seen.len()
+        );
         // Distinct values, distinct identities (the cache would mix them otherwise: checked
         // above); the query and the user agent are not in them.
         let p = peers("198.18.0.2", "198.18.0.1");
         let ok = || Some(response(Some(200), None));
         let a = probe(&p, request("GET", "/a", None, "x"), ok(), SpanKind::Server);
-        let b = probe(&p, request("GET", "/a?q=2", None, "y"), ok(), SpanKind::Server);
+        let b = probe(
+            &p,
+            request("GET", "/a?q=2", None, "y"),
+            ok(),
+            SpanKind::Server,
+        );
         assert_eq!(a.0, b.0, "query and user agent are no label");
     }
 
@@ -458,19 +495,42 @@ mod tests {
         let p = peers("198.18.0.2", "198.18.0.1");
         let req = Arc::new(request("GET", "/a?q=1", Some("h:8080"), "ua"));
         let resp = response(Some(404), None);
-        let client = span(&p, &req, BodySeen::default(), Some(&resp), 9, SpanKind::Client);
-        let server = span(&p, &req, BodySeen::default(), Some(&resp), 9, SpanKind::Server);
+        let client = span(
+            &p,
+            &req,
+            BodySeen::default(),
+            Some(&resp),
+            9,
+            SpanKind::Client,
+        );
+        let server = span(
+            &p,
+            &req,
+            BodySeen::default(),
+            Some(&resp),
+            9,
+            SpanKind::Server,
+        );
         assert_eq!(client.attributes[attr::ERROR_TYPE], "404".into());
         assert_eq!(server.attributes.get(attr::ERROR_TYPE), None);
         assert_eq!(client.attributes[attr::SERVER_ADDRESS], "h".into());
         assert_eq!(client.attributes[attr::SERVER_PORT], 8080_i64.into());
-        assert_eq!(client.attributes[attr::NETWORK_PEER_ADDRESS], "198.18.0.1".into());
-        assert_eq!(server.attributes[attr::NETWORK_PEER_ADDRESS], "198.18.0.2".into());
+        assert_eq!(
+            client.attributes[attr::NETWORK_PEER_ADDRESS],
+            "198.18.0.1".into()
+        );
+        assert_eq!(
+            server.attributes[attr::NETWORK_PEER_ADDRESS],
+            "198.18.0.2".into()
+        );
         let other = client.attributes.lazy_for(SpanKind::Server).unwrap();
         assert_eq!(other, server.attributes);
         let mut changed = server.attributes.clone();
         changed.insert("x", AttributeValue::Int(1));
-        assert!(!changed.metric_identity(&mut Vec::new()), "a changed list is a list");
+        assert!(
+            !changed.metric_identity(&mut Vec::new()),
+            "a changed list is a list"
+        );
         assert_eq!(changed.len(), server.attributes.len() + 1);
         assert_eq!(changed.get(attr::URL_QUERY), Some(&"q=1".into()));
     }
