@@ -308,6 +308,27 @@ pub fn http_flow(
     }
 }
 
+/// Appends `s` to a metric identity ([`crate::record::Attributes::metric_identity`]),
+/// length first (so that two fields never run into each other).
+pub(crate) fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Appends an address to a metric identity: its family, then its bytes.
+pub(crate) fn put_ip(out: &mut Vec<u8>, ip: std::net::IpAddr) {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            out.push(4);
+            out.extend_from_slice(&v4.octets());
+        }
+        std::net::IpAddr::V6(v6) => {
+            out.push(6);
+            out.extend_from_slice(&v6.octets());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

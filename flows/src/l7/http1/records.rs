@@ -3,14 +3,13 @@
 //! carries the [`BodyError`] on its flow and on the span, so it is never reported as if it
 //! were whole.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::{BodySeen, ResponseHead};
 pub use crate::l7::exchange::Peers;
 use crate::l7::exchange::{
-    http_flow, http_status_is_error, path_and_query, protocol_text, split_host_port, RequestHead,
-    KNOWN_METHODS,
+    http_flow, http_status_is_error, path_and_query, protocol_text, put_ip, put_str,
+    split_host_port, RequestHead, KNOWN_METHODS,
 };
 use crate::record::{
     attr, ip_string, AttributeSource, AttributeValue, Attributes, BodyError, CompactString, Flow,
@@ -320,26 +319,6 @@ impl AttributeSource for Http1Exchange {
 
 /// [`AttributeSource::metric_identity`]'s first byte for HTTP/1 exchanges.
 const SOURCE_HTTP1: u8 = 1;
-
-/// `s`, length first (so that two fields never run into each other).
-fn put_str(out: &mut Vec<u8>, s: &str) {
-    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
-    out.extend_from_slice(s.as_bytes());
-}
-
-/// An address: its family, then its bytes.
-fn put_ip(out: &mut Vec<u8>, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(v4) => {
-            out.push(4);
-            out.extend_from_slice(&v4.octets());
-        }
-        IpAddr::V6(v6) => {
-            out.push(6);
-            out.extend_from_slice(&v6.octets());
-        }
-    }
-}
 
 /// Whether a response body error means the client did not get the whole answer.
 fn is_incomplete(e: BodyError) -> bool {

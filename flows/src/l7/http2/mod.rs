@@ -73,7 +73,7 @@ pub enum Http2Event {
     /// A request's field block was decoded.
     Request(Arc<H2Request>),
     /// A stream finished.
-    Stream(Box<H2Stream>),
+    Stream(Arc<H2Stream>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -889,7 +889,7 @@ impl Http2Decoder {
                 Some(GrpcStatusSource::Trailers) | None => {}
             }
         }
-        out.push(L7Event::Http2(Http2Event::Stream(Box::new(st))));
+        out.push(L7Event::Http2(Http2Event::Stream(Arc::new(st))));
     }
 
     fn handle_frame(

@@ -15,11 +15,12 @@ pub use crate::l7::exchange::Peers;
 use std::sync::Arc;
 
 use crate::l7::exchange::{
-    http_flow, http_status_is_error, shared_concat, split_host_port, KNOWN_METHODS,
+    http_flow, http_status_is_error, put_ip, put_str, shared_concat, split_host_port, KNOWN_METHODS,
 };
 use crate::record::{
-    attr, ip_string, AttributeValue, CompactString, Flow, GrpcStatus, GrpcStatusSource, Http2Info,
-    HttpHeader, HttpInfo, NewAttributes, Span, SpanKind, SpanStatus, StatusCode, StreamReset,
+    attr, ip_string, AttributeSource, AttributeValue, Attributes, CompactString, Flow, GrpcStatus,
+    GrpcStatusSource, Http2Info, HttpHeader, HttpInfo, NewAttributes, Span, SpanKind, SpanStatus,
+    StatusCode, StreamReset,
 };
 
 /// Hubble's protocol string for HTTP/2 flows.
@@ -123,12 +124,65 @@ fn http2_info(st: &H2Stream) -> Http2Info {
     }
 }
 
-/// Methods the HTTP semantic conventions name spans after; others become `HTTP`.
-fn error(a: &mut NewAttributes, kind: String, message: Option<String>) -> SpanStatus {
-    a.push_new(attr::ERROR_TYPE, kind.into());
-    SpanStatus {
-        code: StatusCode::Error,
-        message,
+/// A failed outcome: `error.type` `kind`, status ERROR with `message`.
+fn error(kind: String, message: Option<String>) -> Outcome {
+    (
+        Some(kind),
+        SpanStatus {
+            code: StatusCode::Error,
+            message,
+        },
+    )
+}
+
+/// A span's `error.type` (`None`: it did not fail) and status.
+type Outcome = (Option<String>, SpanStatus);
+
+/// Neither failed nor OK: UNSET (OTel: instrumentation leaves OK to the application).
+fn unset() -> Outcome {
+    (
+        None,
+        SpanStatus {
+            code: StatusCode::Unset,
+            message: None,
+        },
+    )
+}
+
+/// The outcome of `st` (whose request was seen) for its `kind` end: RPC semconv for gRPC
+/// (error by code; servers only for the server-fault codes), else HTTP semconv
+/// ([`http_status_is_error`]); a stream that did not end cleanly failed as [`end_error`] says.
+fn outcome(st: &H2Stream, kind: SpanKind) -> Outcome {
+    let server_side = kind == SpanKind::Server;
+    if let Some(g) = &st.grpc {
+        return match (g.status, end_error(st.end)) {
+            (Some(code), _) if grpc::is_error(code, server_side) => {
+                let message = g.message.clone().filter(|m| !m.is_empty()).or_else(|| {
+                    (g.status_source == Some(GrpcStatusSource::DerivedFromHttpStatus)).then(|| {
+                        let http = st.response.as_ref().and_then(|r| r.status);
+                        format!("no grpc-status; HTTP status {}", http.unwrap_or_default())
+                    })
+                });
+                error(grpc::status_name(code).to_string(), message)
+            }
+            (Some(_), _) => unset(),
+            (None, Some((kind, msg))) => error(kind, Some(msg)),
+            // Ended cleanly with a status we could not read (HPACK state partial, fields
+            // unseen): unknown, never guessed. (A readable response without grpc-status
+            // has a derived one, see grpc::call_status.)
+            (None, None) => unset(),
+        };
+    }
+    let code = st.response.as_ref().and_then(|r| r.status);
+    match (code, end_error(st.end)) {
+        // HTTP semconv (`http_status_is_error`).
+        (Some(c), _) if http_status_is_error(c, server_side) => error(c.to_string(), None),
+        (Some(_), None) => unset(),
+        // A reset after a complete response with NO_ERROR is how servers stop reading a
+        // request body they do not need (RFC 9113 §8.1).
+        (Some(_), Some(_)) if matches!(st.end, StreamEnd::Reset { code: 0, .. }) => unset(),
+        (_, Some((kind, msg))) => error(kind, Some(msg)),
+        (None, None) => unset(),
     }
 }
 
@@ -203,25 +257,136 @@ pub fn captured_end(st: &H2Stream) -> Option<SpanKind> {
 }
 
 /// The span of a finished stream whose request was seen, as seen by its `kind` end (CLIENT:
-/// the connecting process, SERVER: the accepting one).
-pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
-    let p = &p.swapped_if(st.roles_swapped);
+/// the connecting process, SERVER: the accepting one). Its attributes are built when first
+/// read ([`Attributes::lazy`]), from the stream it shares.
+pub fn span(p: &Peers, st: &Arc<H2Stream>, kind: SpanKind) -> Option<Span> {
+    let p = p.swapped_if(st.roles_swapped);
     let req = st.request.as_deref()?;
+    let name = match (&st.grpc, req.method.as_deref()) {
+        (Some(g), _) if !g.service.is_empty() => {
+            compact_str::format_compact!("{}/{}", g.service, g.method)
+        }
+        (Some(_), _) => CompactString::const_new("grpc"),
+        (None, Some(m)) if KNOWN_METHODS.contains(&m) => CompactString::new(m),
+        (None, _) => CompactString::const_new("HTTP"),
+    };
+    let (_, status) = outcome(st, kind);
+    Some(Span {
+        trace_id: req.trace.trace_id,
+        span_id: req.trace.span_id,
+        parent_span_id: req.trace.parent_span_id,
+        trace_state: req.trace.trace_state.clone(),
+        name,
+        kind,
+        start_time_ns: req.start.ts_ns,
+        end_time_ns: st.end_ns.max(req.start.ts_ns),
+        status,
+        attributes: Attributes::lazy(
+            Arc::new(Http2Exchange {
+                peers: p,
+                st: st.clone(),
+            }),
+            kind,
+        ),
+        socket_cookie: req.start.meta.socket_cookie.or(p.socket_cookie),
+        ifindex: req.start.meta.ifindex,
+        process: None,
+        counterpart: None,
+        events: Vec::new(),
+    })
+}
+
+/// What an HTTP/2 stream's span attributes are built from: its connection (roles as the
+/// stream says) and the stream.
+#[derive(Debug)]
+struct Http2Exchange {
+    peers: Peers,
+    st: Arc<H2Stream>,
+}
+
+impl AttributeSource for Http2Exchange {
+    fn attributes(&self, kind: SpanKind) -> NewAttributes {
+        match self.st.request.as_deref() {
+            Some(req) => attributes(&self.peers, &self.st, req, kind),
+            None => NewAttributes::new(),
+        }
+    }
+
+    /// The inputs of the metric keys' values, raw: gRPC service, method and status code, or
+    /// the HTTP method, path (not the query) and status; `:authority` or the server's
+    /// address, the client's and the peer's addresses, and `error.type` (the outcome for
+    /// `kind`).
+    fn metric_identity(&self, kind: SpanKind, out: &mut Vec<u8>) {
+        let (p, st) = (&self.peers, &*self.st);
+        out.push(SOURCE_HTTP2);
+        out.push(kind as u8);
+        let Some(req) = st.request.as_deref() else {
+            return;
+        };
+        let status = st.response.as_ref().and_then(|r| r.status);
+        out.extend_from_slice(&status.map_or(u32::MAX, u32::from).to_le_bytes());
+        match &st.grpc {
+            Some(g) => {
+                out.push(1);
+                put_str(out, &g.service);
+                put_str(out, &g.method);
+                out.extend_from_slice(&g.status.map_or(u32::MAX, u32::from).to_le_bytes());
+            }
+            None => {
+                out.push(0);
+                match req.method.as_deref() {
+                    Some(m) => {
+                        out.push(1);
+                        put_str(out, m);
+                    }
+                    None => out.push(0),
+                }
+                match req.path.as_deref() {
+                    Some(path) => {
+                        out.push(1);
+                        put_str(out, path.split_once('?').map_or(path, |(p, _)| p));
+                    }
+                    None => out.push(0),
+                }
+            }
+        }
+        match req.authority.as_deref() {
+            Some(a) => {
+                out.push(1);
+                put_str(out, split_host_port(a).0);
+            }
+            None => {
+                out.push(0);
+                put_ip(out, p.server.addr);
+            }
+        }
+        put_ip(out, p.client.addr);
+        let peer = if kind == SpanKind::Server {
+            p.client
+        } else {
+            p.server
+        };
+        put_ip(out, peer.addr);
+        put_str(out, outcome(st, kind).0.as_deref().unwrap_or(""));
+    }
+}
+
+/// [`AttributeSource::metric_identity`]'s first byte for HTTP/2 streams.
+const SOURCE_HTTP2: u8 = 2;
+
+/// The span attributes of `st` (whose request was seen) for its `kind` end, `p` its connection
+/// (roles swapped as the stream says).
+fn attributes(p: &Peers, st: &H2Stream, req: &H2Request, kind: SpanKind) -> NewAttributes {
     let server_side = kind == SpanKind::Server;
     let mut a = NewAttributes::new();
     let partial = st.partial
         || req.unknown_fields > 0
         || st.response.as_ref().is_some_and(|r| r.unknown_fields > 0);
-    let name;
-    let status;
     if let Some(g) = &st.grpc {
         a.push_new(attr::RPC_SYSTEM, "grpc".into());
         if !g.service.is_empty() {
             a.push_new(attr::RPC_SERVICE, g.service.as_str().into());
             a.push_new(attr::RPC_METHOD, g.method.as_str().into());
-            name = compact_str::format_compact!("{}/{}", g.service, g.method);
-        } else {
-            name = CompactString::const_new("grpc");
         }
         if let Some(code) = g.status {
             a.push_new(attr::RPC_GRPC_STATUS_CODE, i64::from(code).into());
@@ -249,30 +414,9 @@ pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
         if let Some(t) = req.grpc_timeout_ns {
             a.push_new(attr::GRPC_TIMEOUT_NS, (t as i64).into());
         }
-        status = match (g.status, end_error(st.end)) {
-            // RPC semconv: error by code; servers only for the server-fault codes.
-            (Some(code), _) if grpc::is_error(code, server_side) => {
-                let message = g.message.clone().filter(|m| !m.is_empty()).or_else(|| {
-                    (g.status_source == Some(GrpcStatusSource::DerivedFromHttpStatus)).then(|| {
-                        let http = st.response.as_ref().and_then(|r| r.status);
-                        format!("no grpc-status; HTTP status {}", http.unwrap_or_default())
-                    })
-                });
-                error(&mut a, grpc::status_name(code).to_string(), message)
-            }
-            (Some(_), _) => SpanStatus {
-                code: StatusCode::Unset,
-                message: None,
-            },
-            (None, Some((kind, msg))) => error(&mut a, kind, Some(msg)),
-            // Ended cleanly with a status we could not read (HPACK state partial, fields
-            // unseen): unknown, never guessed. (A readable response without grpc-status
-            // has a derived one, see grpc::call_status.)
-            (None, None) => SpanStatus {
-                code: StatusCode::Unset,
-                message: None,
-            },
-        };
+        if let (Some(e), _) = outcome(st, kind) {
+            a.push_new(attr::ERROR_TYPE, e.into());
+        }
     } else {
         let method = req.method.as_deref();
         let known = method.is_some_and(|m| KNOWN_METHODS.contains(&m));
@@ -295,10 +439,6 @@ pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
         if let Some(s) = &req.scheme {
             a.push_new(attr::URL_SCHEME, s.as_str().into());
         }
-        name = match method {
-            Some(m) if known => CompactString::new(m),
-            _ => CompactString::const_new("HTTP"),
-        };
         let code = st.response.as_ref().and_then(|r| r.status);
         if let Some(c) = code {
             a.push_new(attr::HTTP_RESPONSE_STATUS_CODE, i64::from(c).into());
@@ -315,29 +455,9 @@ pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
                 (st.response_body_bytes as i64).into(),
             );
         }
-        status = match (code, end_error(st.end)) {
-            // HTTP semconv (`http_status_is_error`).
-            (Some(c), _) if http_status_is_error(c, server_side) => {
-                error(&mut a, c.to_string(), None)
-            }
-            (Some(_), None) => SpanStatus {
-                code: StatusCode::Unset,
-                message: None,
-            },
-            // A reset after a complete response with NO_ERROR is how servers stop reading a
-            // request body they do not need (RFC 9113 §8.1).
-            (Some(_), Some(_)) if matches!(st.end, StreamEnd::Reset { code: 0, .. }) => {
-                SpanStatus {
-                    code: StatusCode::Unset,
-                    message: None,
-                }
-            }
-            (_, Some((kind, msg))) => error(&mut a, kind, Some(msg)),
-            (None, None) => SpanStatus {
-                code: StatusCode::Unset,
-                message: None,
-            },
-        };
+        if let (Some(e), _) = outcome(st, kind) {
+            a.push_new(attr::ERROR_TYPE, e.into());
+        }
     }
     let (client, server) = (p.client, p.server);
     let (host, port) = match req.authority.as_deref().map(split_host_port) {
@@ -377,21 +497,5 @@ pub fn span(p: &Peers, st: &H2Stream, kind: SpanKind) -> Option<Span> {
     if let Some(r) = req.trace.traceparent_invalid {
         a.push_new(attr::TRACEPARENT_INVALID, r.as_str().into());
     }
-    Some(Span {
-        trace_id: req.trace.trace_id,
-        span_id: req.trace.span_id,
-        parent_span_id: req.trace.parent_span_id,
-        trace_state: req.trace.trace_state.clone(),
-        name,
-        kind,
-        start_time_ns: req.start.ts_ns,
-        end_time_ns: st.end_ns.max(req.start.ts_ns),
-        status,
-        attributes: a.into(),
-        socket_cookie: req.start.meta.socket_cookie.or(p.socket_cookie),
-        ifindex: req.start.meta.ifindex,
-        process: None,
-        counterpart: None,
-        events: Vec::new(),
-    })
+    a
 }
